@@ -1,0 +1,324 @@
+"""Ready optimizers: each a short ``optax.chain`` of a scaling and the learning rate.
+
+The maths lives in the transformations (``_momentum.py``, ``_adaptive.py``);
+these aliases only compose them, and ``optax.scale_by_learning_rate`` turns
+the learning rate (a number, an array, a tracer or a schedule) into the final
+``-learning_rate`` scaling.
+
+============================  ===========================================================  =================================================
+momentum_jax                  optax (equal step by step)                                    torch.optim (equal step by step)
+============================  ===========================================================  =================================================
+sgd(lr)                       sgd(lr)                                                       SGD(lr)
+momentum(lr, b, ema=False)    sgd(lr, momentum=b)                                           SGD(lr, momentum=b)
+momentum(lr, b, ema=True)     chain(ema(b, debias=False), scale_by_learning_rate(lr))       SGD(lr * (1 - b), momentum=b)
+nesterov(lr, b)               sgd(lr, momentum=b, nesterov=True)                            SGD(lr, momentum=b, nesterov=True)
+rmsprop(lr, d, eps)           rmsprop(lr, d, eps)                                           none: torch puts eps outside the root
+rmsprop(..., eps_in_sqrt=     rmsprop(lr, d, eps, eps_in_sqrt=False, centered=c,            RMSprop(lr, alpha=d, eps=eps, centered=c,
+  False, centered=c,            momentum=m) at constant lr                                    momentum=m)
+  momentum=m)
+adagrad(lr, eps, iav)         none: optax puts eps inside the root (agree when eps -> 0)     Adagrad(lr, eps=eps, initial_accumulator_value=iav)
+adam(lr, b1, b2, eps)         adam(lr, b1, b2, eps)                                         Adam(lr, betas=(b1, b2), eps=eps)
+============================  ===========================================================  =================================================
+"""
+
+from __future__ import annotations
+
+import jax
+import optax
+
+from momentum_jax.optim import _adaptive, _checks, _momentum
+
+ScalarOrSchedule = optax.ScalarOrSchedule
+
+
+def _learning_rate(learning_rate: ScalarOrSchedule) -> optax.GradientTransformation:
+  _checks.check_learning_rate(learning_rate)
+  return optax.scale_by_learning_rate(learning_rate)
+
+
+def sgd(learning_rate: ScalarOrSchedule) -> optax.GradientTransformation:
+  r"""Plain gradient descent: ``w ← w − learning_rate · g``.
+
+  Batch, stochastic and mini-batch GD differ only in the data that produced
+  ``g``. Equals ``optax.sgd(learning_rate)`` and ``torch.optim.SGD(lr)``.
+
+  Args:
+    learning_rate: A number >= 0, an array, a tracer, or a schedule
+      ``step -> value``.
+
+  Returns:
+    An :class:`optax.GradientTransformation`.
+
+  Example:
+    >>> import jax.numpy as jnp, optax
+    >>> import momentum_jax as mj
+    >>> tx = mj.sgd(0.1)
+    >>> params = jnp.array([1.0])
+    >>> updates, _ = tx.update(jnp.array([2.0]), tx.init(params))
+    >>> optax.apply_updates(params, updates)
+    Array([0.8], dtype=float32)
+  """
+  return optax.chain(_learning_rate(learning_rate))
+
+
+def momentum(
+    learning_rate: ScalarOrSchedule,
+    beta: jax.typing.ArrayLike = 0.9,
+    *,
+    ema: bool = True,
+    nesterov: bool = False,
+) -> optax.GradientTransformation:
+  r"""Gradient descent with momentum, in the EMA (default) or heavy-ball form.
+
+  ``ema=True``, the form of the tutorials::
+
+    v ← beta · v + (1 − beta) · g          w ← w − learning_rate · v
+
+  ``ema=False``, the heavy-ball form of ``torch.optim.SGD`` and ``optax.sgd``::
+
+    v ← beta · v + g                       w ← w − learning_rate · v
+
+  ``v`` starts at 0, and ``beta = 0`` is plain gradient descent. Nesterov's
+  look-ahead (``nesterov=True``) steps along ``beta · v + (1 − beta) · g``
+  (EMA) or ``beta · v + g`` (heavy ball) instead of ``v``; see :func:`nesterov`.
+
+  Equals, step by step:
+
+  * ``ema=False``: ``optax.sgd(learning_rate, momentum=beta, nesterov=...)``
+    and ``torch.optim.SGD(lr, momentum=beta, nesterov=...)``.
+  * ``ema=True``: ``optax.chain(optax.ema(beta, debias=False),
+    optax.scale_by_learning_rate(learning_rate))``, and
+    ``torch.optim.SGD(lr * (1 − beta), momentum=beta)``.
+
+  .. warning::
+    ``torch.optim.SGD(lr, momentum=beta, dampening=beta)`` is *not* the EMA
+    form: torch skips the dampening on the first step (``v₁ = g₁``, not
+    ``(1 − beta) · g₁``), and that first gradient's excess weight decays only
+    as ``beta**t``.
+
+  The EMA form's steps are ``1 − beta`` times the heavy-ball form's at the same
+  learning rate: at steady state the heavy-ball step is ``lr/(1 − beta)``
+  times the gradient, the EMA one is ``lr`` times it.
+
+  Args:
+    learning_rate: A number >= 0, an array, a tracer, or a schedule.
+    beta: Momentum decay, in [0, 1). A number, an array or a tracer.
+    ema: EMA form (True) or heavy-ball form (False).
+    nesterov: Nesterov's accelerated gradient.
+
+  Returns:
+    An :class:`optax.GradientTransformation`.
+
+  Example:
+    >>> import jax, jax.numpy as jnp, optax
+    >>> import momentum_jax as mj
+    >>> loss = lambda w: jnp.sum(w**2)
+    >>> tx = mj.momentum(learning_rate=0.1, beta=0.9)
+    >>> w = jnp.array([1.0, -2.0])
+    >>> state = tx.init(w)
+    >>> for _ in range(3):
+    ...   updates, state = tx.update(jax.grad(loss)(w), state)
+    ...   w = optax.apply_updates(w, updates)
+    >>> w.round(4)  # v: 0.2, 0.376, 0.52688 (times the sign of w)
+    Array([ 0.8897, -1.7794], dtype=float32)
+  """
+  return optax.chain(
+      _momentum.scale_by_momentum(beta, ema=ema, nesterov=nesterov),
+      _learning_rate(learning_rate),
+  )
+
+
+def nesterov(
+    learning_rate: ScalarOrSchedule,
+    beta: jax.typing.ArrayLike = 0.9,
+    *,
+    ema: bool = False,
+) -> optax.GradientTransformation:
+  r"""Nesterov's accelerated gradient: ``momentum(..., nesterov=True)``.
+
+  Heavy-ball form (the default here, as in torch and optax)::
+
+    v ← beta · v + g                w ← w − learning_rate · (beta · v + g)
+
+  EMA form (``ema=True``)::
+
+    v ← beta · v + (1 − beta) · g   w ← w − learning_rate · (beta · v + (1 − beta) · g)
+
+  Equals ``optax.sgd(learning_rate, momentum=beta, nesterov=True)`` and
+  ``torch.optim.SGD(lr, momentum=beta, nesterov=True)`` step by step.
+
+  Args:
+    learning_rate: A number >= 0, an array, a tracer, or a schedule.
+    beta: Momentum decay, in [0, 1).
+    ema: EMA form (True) or heavy-ball form (False).
+
+  Returns:
+    An :class:`optax.GradientTransformation`.
+
+  Example:
+    >>> import jax.numpy as jnp
+    >>> import momentum_jax as mj
+    >>> tx = mj.nesterov(learning_rate=0.1, beta=0.9)
+    >>> updates, _ = tx.update(jnp.array([1.0]), tx.init(jnp.zeros(1)))
+    >>> updates
+    Array([-0.19], dtype=float32)
+  """
+  return momentum(learning_rate, beta, ema=ema, nesterov=True)
+
+
+def rmsprop(
+    learning_rate: ScalarOrSchedule,
+    decay: jax.typing.ArrayLike = 0.9,
+    eps: jax.typing.ArrayLike = 1e-8,
+    *,
+    eps_in_sqrt: bool = True,
+    centered: bool = False,
+    momentum: jax.typing.ArrayLike | None = 0.0,
+    initial_scale: jax.typing.ArrayLike = 0.0,
+) -> optax.GradientTransformation:
+  r"""RMSProp: gradients divided by the root of an EMA of their squares.
+
+  Default, as in the tutorials and ``optax.rmsprop``::
+
+    E[g²] ← decay · E[g²] + (1 − decay) · g²
+    w ← w − learning_rate · g / √(E[g²] + eps)
+
+  ``eps_in_sqrt=False`` divides by ``√E[g²] + eps`` instead (torch's form);
+  ``centered=True`` subtracts ``E[g]²`` from ``E[g²]``. With ``momentum = m``
+  the scaled gradients go through a heavy-ball buffer before the learning
+  rate, exactly as torch does::
+
+    b ← m · b + g / √(…)            w ← w − learning_rate · b
+
+  Equals, step by step: ``optax.rmsprop(learning_rate, decay, eps)`` by
+  default; ``torch.optim.RMSprop(lr, alpha=decay, eps=eps, centered=...,
+  momentum=...)`` with ``eps_in_sqrt=False``.
+
+  .. warning::
+    ``optax.rmsprop`` applies its momentum *after* the learning rate; the two
+    agree at a constant learning rate and differ under a schedule, where
+    momentum_jax follows torch. ``momentum=0.0`` keeps the (zero-decay) buffer
+    so that momentum can be swept through 0 with the same state structure;
+    ``momentum=None`` drops it, saving a buffer the size of the parameters.
+
+  Args:
+    learning_rate: A number >= 0, an array, a tracer, or a schedule.
+    decay: Decay of the moving averages, in [0, 1) (torch's ``alpha``).
+    eps: Added to the denominator, > 0.
+    eps_in_sqrt: ``eps`` inside the root (True) or outside (False, torch).
+    centered: Divide by the estimated variance rather than the second moment.
+    momentum: Heavy-ball momentum on the scaled gradients, in [0, 1), or
+      ``None`` for no buffer.
+    initial_scale: Initial value of ``E[g²]``, >= 0.
+
+  Returns:
+    An :class:`optax.GradientTransformation`.
+
+  Example:
+    >>> import jax.numpy as jnp
+    >>> import momentum_jax as mj
+    >>> tx = mj.rmsprop(learning_rate=0.01)
+    >>> updates, _ = tx.update(jnp.array([2.0]), tx.init(jnp.zeros(1)))
+    >>> updates.round(6)  # -0.01 * 2 / sqrt(0.1 * 4 + 1e-8)
+    Array([-0.031623], dtype=float32)
+  """
+  rms = _adaptive.scale_by_rms(
+      decay, eps, eps_in_sqrt=eps_in_sqrt, centered=centered,
+      initial_scale=initial_scale,
+  )
+  if momentum is None:
+    return optax.chain(rms, _learning_rate(learning_rate))
+  _checks.check_unit_interval("momentum", momentum)
+  return optax.chain(
+      rms,
+      _momentum.scale_by_momentum(momentum, ema=False),
+      _learning_rate(learning_rate),
+  )
+
+
+def adagrad(
+    learning_rate: ScalarOrSchedule,
+    eps: jax.typing.ArrayLike = 1e-10,
+    *,
+    initial_accumulator_value: jax.typing.ArrayLike = 0.0,
+) -> optax.GradientTransformation:
+  r"""AdaGrad: gradients divided by the root of the sum of all past squares.
+
+  ::
+
+    G ← G + g²                 w ← w − learning_rate · g / (√G + eps)
+
+  The effective learning rate only shrinks, which is why RMSProp replaced the
+  sum by a moving average. Equals ``torch.optim.Adagrad(lr, eps=eps,
+  initial_accumulator_value=...)`` step by step.
+
+  .. warning::
+    ``optax.adagrad`` puts ``eps`` inside the root (``g / √(G + eps)``, default
+    ``eps=1e-7``); the two agree when ``eps`` is negligible against ``√G``.
+
+  Args:
+    learning_rate: A number >= 0, an array, a tracer, or a schedule.
+    eps: Added to the denominator outside the root, > 0.
+    initial_accumulator_value: Initial value of ``G``, >= 0.
+
+  Returns:
+    An :class:`optax.GradientTransformation`.
+
+  Example:
+    >>> import jax.numpy as jnp
+    >>> import momentum_jax as mj
+    >>> tx = mj.adagrad(learning_rate=0.5)
+    >>> updates, _ = tx.update(jnp.array([3.0]), tx.init(jnp.zeros(1)))
+    >>> updates  # -0.5 * 3 / sqrt(9)
+    Array([-0.5], dtype=float32)
+  """
+  return optax.chain(
+      _adaptive.scale_by_adagrad(
+          eps, initial_accumulator_value=initial_accumulator_value
+      ),
+      _learning_rate(learning_rate),
+  )
+
+
+def adam(
+    learning_rate: ScalarOrSchedule,
+    b1: jax.typing.ArrayLike = 0.9,
+    b2: jax.typing.ArrayLike = 0.999,
+    eps: jax.typing.ArrayLike = 1e-8,
+    *,
+    eps_root: jax.typing.ArrayLike = 0.0,
+) -> optax.GradientTransformation:
+  r"""Adam: momentum on the gradients, RMSProp's scaling, both bias-corrected.
+
+  At step ``t = 1, 2, …``::
+
+    m ← b1 · m + (1 − b1) · g          m̂ = m / (1 − b1**t)
+    v ← b2 · v + (1 − b2) · g²         v̂ = v / (1 − b2**t)
+    w ← w − learning_rate · m̂ / (√(v̂ + eps_root) + eps)
+
+  Equals ``optax.adam(learning_rate, b1, b2, eps, eps_root=eps_root)`` and
+  ``torch.optim.Adam(lr, betas=(b1, b2), eps=eps)`` step by step (torch has no
+  ``eps_root``).
+
+  Args:
+    learning_rate: A number >= 0, an array, a tracer, or a schedule.
+    b1: Decay of the first moment, in [0, 1).
+    b2: Decay of the second moment, in [0, 1).
+    eps: Added to the denominator outside the root, > 0.
+    eps_root: Added inside the root, >= 0.
+
+  Returns:
+    An :class:`optax.GradientTransformation`.
+
+  Example:
+    >>> import jax.numpy as jnp
+    >>> import momentum_jax as mj
+    >>> tx = mj.adam(learning_rate=0.001)
+    >>> updates, _ = tx.update(jnp.array([0.5, -3.0]), tx.init(jnp.zeros(2)))
+    >>> updates.round(6)  # the first step has size learning_rate everywhere
+    Array([-0.001,  0.001], dtype=float32)
+  """
+  return optax.chain(
+      _adaptive.scale_by_adam(b1, b2, eps, eps_root=eps_root),
+      _learning_rate(learning_rate),
+  )

@@ -1,0 +1,87 @@
+"""Momentum in its two textbook forms, and Nesterov's variant of each."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import optax
+
+from momentum_jax.optim import _checks, _tree
+
+
+class MomentumState(NamedTuple):
+  """State of :func:`scale_by_momentum`: the velocity ``v``, shaped like the params."""
+
+  velocity: optax.Updates
+
+
+def scale_by_momentum(
+    beta: jax.typing.ArrayLike = 0.9,
+    *,
+    ema: bool = True,
+    nesterov: bool = False,
+) -> optax.GradientTransformation:
+  r"""Accumulates gradients into a velocity, in the EMA or the heavy-ball form.
+
+  With ``ema=True`` (the form of the tutorials), for a gradient ``g``::
+
+    v ← beta · v + (1 − beta) · g          update = v
+
+  With ``ema=False`` (the heavy-ball form of ``torch.optim.SGD`` and
+  ``optax.trace``)::
+
+    v ← beta · v + g                       update = v
+
+  ``v`` starts at zero. With ``nesterov=True`` the velocity is updated the same
+  way and the update looks one step ahead: ``update = beta · v + (1 − beta) · g``
+  (EMA) or ``beta · v + g`` (heavy ball, as torch and optax do).
+
+  Expanding the EMA recursion, the gradient ``k`` steps back weighs
+  ``(1 − beta) · beta**k``: ``beta**k`` relative to the newest one. The EMA
+  form is the heavy-ball form with gradients scaled by ``1 − beta``, so after
+  a learning-rate scaling ``momentum(lr, beta, ema=True)`` takes the same steps
+  as ``momentum(lr * (1 − beta), beta, ema=False)``.
+
+  ``beta = 0`` gives the gradient back unchanged and keeps the same state, so
+  ``beta`` may be swept through zero inside one ``jax.vmap``.
+
+  Args:
+    beta: Decay of the velocity, in [0, 1). A number, an array or a tracer.
+    ema: Scale the new gradient by ``1 − beta`` (EMA form) or not (heavy ball).
+    nesterov: Use Nesterov's look-ahead update.
+
+  Returns:
+    An :class:`optax.GradientTransformation` with state :class:`MomentumState`.
+
+  Example:
+    >>> import jax.numpy as jnp
+    >>> import momentum_jax as mj
+    >>> tx = mj.scale_by_momentum(beta=0.5)
+    >>> state = tx.init(jnp.zeros(2))
+    >>> update, state = tx.update(jnp.array([2.0, 4.0]), state)
+    >>> update
+    Array([1., 2.], dtype=float32)
+  """
+  _checks.check_unit_interval("beta", beta)
+
+  def init_fn(params):
+    return MomentumState(velocity=optax.tree.zeros_like(params))
+
+  def update_fn(updates, state, params=None):
+    del params
+
+    def leaf(g, v):
+      # The same expressions as optax.ema / optax.trace, so the results are
+      # bit-identical to optax's; casting back keeps bfloat16 state bfloat16
+      # when beta arrives as a float32 array (as it does in a sweep).
+      pushed = (1 - beta) * g if ema else g
+      new_v = beta * v + pushed
+      update = beta * new_v + pushed if nesterov else new_v
+      return update.astype(g.dtype), new_v.astype(v.dtype)
+
+    new_updates, velocity = _tree.map_multi(leaf, 2, updates, state.velocity)
+    return new_updates, MomentumState(velocity=velocity)
+
+  return optax.GradientTransformation(init_fn, update_fn)
+
