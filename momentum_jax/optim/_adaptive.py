@@ -46,7 +46,9 @@ def scale_by_rms(
     eps: Added to the denominator, > 0.
     eps_in_sqrt: Put ``eps`` inside the square root (the tutorials' and
       optax's default) or outside it (torch's).
-    centered: Divide by an estimate of the variance instead of the second moment.
+    centered: Divide by an estimate of the variance instead of the second
+      moment. ``E[g²] − E[g]²`` can round below zero when ``decay`` is near 0
+      or the gradients are constant, giving NaN (as in torch and optax).
     initial_scale: Initial value of ``E[g²]``, >= 0 (torch starts at 0).
 
   Returns:
@@ -107,7 +109,8 @@ def scale_by_adagrad(
 
   This is ``torch.optim.Adagrad``'s formula (``lr_decay=0``). ``optax.adagrad``
   differs: it puts ``eps`` inside the root, ``g / √(G + eps)``, with default
-  ``eps=1e-7``, and returns 0 where ``G = 0``. The two agree when ``eps`` is
+  ``eps=1e-7``, returns 0 where ``G = 0``, and starts ``G`` at 0.1; given
+  ``initial_accumulator_value=0.0``, optax agrees with this when ``eps`` is
   negligible against ``√G``.
 
   Args:

@@ -254,7 +254,9 @@ def adagrad(
 
   .. warning::
     ``optax.adagrad`` puts ``eps`` inside the root (``g / √(G + eps)``, default
-    ``eps=1e-7``); the two agree when ``eps`` is negligible against ``√G``.
+    ``eps=1e-7``) and starts ``G`` at 0.1 where torch and momentum_jax start
+    at 0; with ``initial_accumulator_value=0.0`` given to optax, the two
+    agree when ``eps`` is negligible against ``√G``.
 
   Args:
     learning_rate: A number >= 0, an array, a tracer, or a schedule.

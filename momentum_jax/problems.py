@@ -1,0 +1,138 @@
+"""Problems: a model, its data, its loss and its metrics, chosen by name.
+
+A :class:`Problem` is everything :mod:`momentum_jax.train` needs besides the
+optimizer: data as device arrays, a function that builds the Flax model from
+``nnx.Rngs``, and the loss. Regression problems use the mean squared error;
+classification problems the softmax cross-entropy, and report accuracy.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import optax
+from flax import nnx
+
+from momentum_jax import data as data_lib
+from momentum_jax import models
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Problem:
+  """A model to train on a dataset.
+
+  Attributes:
+    name: Short name, used in results tables.
+    data: The :class:`~momentum_jax.data.Dataset`.
+    make_model: Builds the (training-mode) Flax model from ``nnx.Rngs``.
+  """
+
+  name: str
+  data: data_lib.Dataset
+  make_model: Callable[[nnx.Rngs], nnx.Module]
+
+  @property
+  def is_classification(self) -> bool:
+    return self.data.num_classes is not None
+
+  def loss(self, outputs: jax.Array, targets: jax.Array) -> jax.Array:
+    """Mean loss over a batch: cross-entropy on logits, or squared error."""
+    if self.is_classification:
+      return optax.softmax_cross_entropy_with_integer_labels(outputs, targets).mean()
+    return jnp.mean((outputs - targets) ** 2)
+
+  def accuracy(self, outputs: jax.Array, targets: jax.Array) -> jax.Array:
+    return jnp.mean(jnp.argmax(outputs, axis=-1) == targets)
+
+
+def linear_regression(dataset: str = "normal", seed: int = 0) -> Problem:
+  """Linear regression on the literature's synthetic sets.
+
+  Args:
+    dataset: ``"normal"`` (1000 samples, ``y = 3x + 2 + 0.5·noise``) or
+      ``"uniform"`` (100 samples, ``y = 2 + 3x + noise``).
+    seed: Data seed.
+  """
+  loaders = {"normal": data_lib.regression_normal, "uniform": data_lib.regression_uniform}
+  _check_choice("dataset", dataset, loaders)
+  dataset_ = loaders[dataset](seed=seed)
+  return Problem(
+      f"linear_regression_{dataset}", dataset_,
+      lambda rngs: models.LinearRegression(1, rngs=rngs))
+
+
+def _mlp_problem(name, dataset_, hidden, activation, batch_norm, residual, init):
+  def make_model(rngs):
+    return models.MLP(
+        dataset_.input_shape[0], hidden, dataset_.num_classes,
+        activation=activation, batch_norm=batch_norm, residual=residual,
+        init=init, rngs=rngs)
+  make_model(nnx.Rngs(0))  # fail now, with the model's own message, on bad options
+  return Problem(name, dataset_, make_model)
+
+
+def digits_mlp(hidden=(128, 128), activation="relu", batch_norm=False,
+               residual=False, init="he_normal", seed=0) -> Problem:
+  """An MLP on scikit-learn's 8x8 digits (64 features, 10 classes)."""
+  return _mlp_problem("digits_mlp", data_lib.load_digits(seed=seed), tuple(hidden),
+                      activation, batch_norm, residual, init)
+
+
+def breast_cancer(hidden=(32,), activation="relu", batch_norm=False,
+                  residual=False, init="he_normal", seed=0) -> Problem:
+  """An MLP on scikit-learn's breast-cancer set (30 features, 2 classes)."""
+  return _mlp_problem("breast_cancer", data_lib.load_breast_cancer(seed=seed),
+                      tuple(hidden), activation, batch_norm, residual, init)
+
+
+def _cnn_problem(name, dataset_, channels, dense, batch_norm):
+  def make_model(rngs):
+    return models.CNN(dataset_.input_shape, dataset_.num_classes,
+                      channels=tuple(channels), dense=dense,
+                      batch_norm=batch_norm, rngs=rngs)
+  make_model(nnx.Rngs(0))
+  return Problem(name, dataset_, make_model)
+
+
+def digits_cnn(channels=(16, 32), dense=64, batch_norm=False, seed=0) -> Problem:
+  """The small CNN on the 8x8 digits as images (the default image problem)."""
+  return _cnn_problem("digits_cnn", data_lib.load_digits(seed=seed, image=True),
+                      channels, dense, batch_norm)
+
+
+def cifar10_cnn(path: str | None = None, channels=(32, 64), dense=128,
+                batch_norm=False) -> Problem:
+  """The CNN on CIFAR-10 read from a local folder (never downloaded)."""
+  return _cnn_problem("cifar10_cnn", data_lib.load_cifar10(path), channels, dense,
+                      batch_norm)
+
+
+PROBLEMS: dict[str, Callable[..., Problem]] = {
+    "linear_regression": linear_regression,
+    "digits_mlp": digits_mlp,
+    "digits_cnn": digits_cnn,
+    "breast_cancer": breast_cancer,
+    "cifar10_cnn": cifar10_cnn,
+}
+
+
+def _check_choice(name: str, value: Any, choices) -> None:
+  if value not in choices:
+    close = difflib.get_close_matches(str(value), list(choices), n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    raise ValueError(
+        f"{name} must be one of {', '.join(map(repr, choices))}, got {value!r}{hint}")
+
+
+def get_problem(name: str, **options: Any) -> Problem:
+  """Builds the problem called ``name`` with its ``options``.
+
+  Raises:
+    ValueError: for an unknown name, suggesting the closest.
+  """
+  _check_choice("problem", name, PROBLEMS)
+  return PROBLEMS[name](**options)

@@ -1,0 +1,247 @@
+"""The training run: a whole training as one ``jax.lax.scan`` inside ``jax.jit``.
+
+The story, top to bottom: :func:`build_train` closes over a problem, an
+optimizer factory and a :class:`TrainConfig`, and returns a pure function
+``train(hyperparameters, key) -> TrainResult``. That function builds the model
+from ``key``, builds the optimizer from ``hyperparameters`` (numbers, arrays or
+tracers), and scans over the steps: minibatches are drawn on device, each
+step is one optimizer update, and every ``log_every`` steps the metrics are
+recorded. Because it works on the split Flax state (``graphdef, params,
+rest``) and takes everything that varies as arrays, ``jax.vmap`` over a batch
+of hyperparameters and keys is plain ``jax.vmap``::
+
+  train = build_train(problem, mj.momentum, TrainConfig(steps=500, batch_size=64))
+  result = jax.jit(jax.vmap(train))(
+      {"learning_rate": lrs, "beta": betas}, jax.random.split(key, len(lrs)))
+
+Nothing here depends on the device: the same code runs on CPU, GPU and TPU.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any, Callable, Mapping, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import nnx
+
+from momentum_jax import optim
+from momentum_jax.problems import Problem
+
+OptimizerFactory = Callable[..., optax.GradientTransformation]
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+  """How long and on what batches to train, and how often to log.
+
+  Attributes:
+    steps: Optimizer steps, > 0, a multiple of ``log_every``.
+    batch_size: Examples per step: ``None`` for full-batch gradient descent,
+      1 for plain SGD, else mini-batch. Batches are drawn without replacement
+      within an epoch (a fresh permutation per epoch); the remainder of an
+      epoch that does not fill a batch is skipped.
+    log_every: Steps between logged metrics, > 0.
+    grad_norms: Also log the per-leaf gradient norms (per layer kernel and
+      bias) at each log step, for vanishing-gradient studies.
+    eval_batch_size: Validation examples evaluated at once (bounds memory).
+  """
+
+  steps: int
+  batch_size: int | None = None
+  log_every: int = 10
+  grad_norms: bool = False
+  eval_batch_size: int = 1024
+
+  def __post_init__(self):
+    for name in ("steps", "log_every", "eval_batch_size"):
+      value = getattr(self, name)
+      if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    if self.batch_size is not None and (
+        isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int)
+        or self.batch_size <= 0):
+      raise ValueError(
+          f"batch_size must be a positive integer or None (full batch), got {self.batch_size!r}")
+    if self.steps % self.log_every:
+      raise ValueError(
+          f"steps must be a multiple of log_every, got steps={self.steps} and "
+          f"log_every={self.log_every}")
+
+  @property
+  def num_logs(self) -> int:
+    return self.steps // self.log_every
+
+  @property
+  def logged_steps(self) -> np.ndarray:
+    """The step count at each log: ``log_every, 2·log_every, …, steps``."""
+    return np.arange(1, self.num_logs + 1) * self.log_every
+
+
+def steps_per_epoch(problem: Problem, batch_size: int | None) -> int:
+  """Optimizer steps in one pass over the training data."""
+  if batch_size is None:
+    return 1
+  return problem.data.num_train // batch_size
+
+
+class TrainResult(NamedTuple):
+  """What a training run returns.
+
+  Attributes:
+    metrics: Arrays with one entry per log step (see :func:`build_train`).
+    params: The final parameters (``nnx.State``).
+    rest: The final non-parameter state (BatchNorm statistics, …).
+  """
+
+  metrics: dict[str, Any]
+  params: Any
+  rest: Any
+
+
+def minibatch_indices(
+    data_key: jax.Array, step: jax.Array, num_train: int, batch_size: int
+) -> jax.Array:
+  """The example indices of step ``step``'s minibatch, drawn on device.
+
+  Each epoch is a fresh permutation of the training set (keyed by
+  ``fold_in(data_key, epoch)``), cut into ``num_train // batch_size`` batches:
+  within an epoch no example repeats.
+  """
+  epoch, within = jnp.divmod(step, num_train // batch_size)
+  order = jax.random.permutation(jax.random.fold_in(data_key, epoch), num_train)
+  return jax.lax.dynamic_slice(order, (within * batch_size,), (batch_size,))
+
+
+def _split(model: nnx.Module):
+  return nnx.split(model, nnx.Param, ...)
+
+
+def _eval_mode(model: nnx.Module) -> nnx.Module:
+  """A view of ``model`` whose BatchNorms use their running statistics."""
+  has_batch_norm = any(
+      isinstance(node, nnx.BatchNorm) for _, node in nnx.iter_graph(model))
+  return nnx.view(model, use_running_average=True) if has_batch_norm else model
+
+
+def build_train(
+    problem: Problem,
+    make_optimizer: OptimizerFactory,
+    config: TrainConfig,
+) -> Callable[[Mapping[str, jax.Array], jax.Array], TrainResult]:
+  """Returns the pure function ``train(hyperparameters, key) -> TrainResult``.
+
+  ``train`` builds the model from the first half of ``key`` and draws the
+  minibatches from the second, so one key fixes a run. ``make_optimizer`` is
+  called as ``make_optimizer(**hyperparameters)`` inside the trace, e.g.
+  ``mj.momentum`` with ``{"learning_rate": ..., "beta": ...}`` (bind non-numeric
+  options with ``functools.partial``). The chain is prefixed with
+  :func:`momentum_jax.record_grad_norms` to log gradient norms.
+
+  ``TrainResult.metrics`` holds, one entry per log step:
+
+  * ``train_loss``: the mean minibatch loss over the last ``log_every`` steps;
+  * ``grad_norm``: the global gradient norm at the log step;
+  * ``val_loss`` and, for classification, ``val_accuracy`` when the data has a
+    validation split (model in evaluation mode: BatchNorm uses its running
+    statistics);
+  * ``grad_norms`` (with ``config.grad_norms``): per-leaf gradient norms,
+    shaped like the params.
+
+  Raises:
+    ValueError: if the batch size exceeds the training set.
+  """
+  data = problem.data
+  if config.batch_size is not None and config.batch_size > data.num_train:
+    raise ValueError(
+        f"batch_size must be at most the {data.num_train} training examples of "
+        f"{problem.name}, got {config.batch_size}")
+  template = problem.make_model(nnx.Rngs(0))
+  graphdef = nnx.graphdef(template)
+  eval_graphdef = nnx.graphdef(_eval_mode(template))
+
+  def init(key):
+    _, params, rest = _split(problem.make_model(nnx.Rngs(key)))
+    return params, rest
+
+  def batch(data_key, step):
+    if config.batch_size is None:
+      return data.x_train, data.y_train
+    index = minibatch_indices(data_key, step, data.num_train, config.batch_size)
+    return data.x_train[index], data.y_train[index]
+
+  def loss_fn(params, rest, x, y):
+    model = nnx.merge(graphdef, params, rest, copy=True)
+    loss = problem.loss(model(x), y)
+    _, _, new_rest = _split(model)
+    return loss, new_rest
+
+  def evaluate(params, rest):
+    model = nnx.merge(eval_graphdef, params, rest, copy=True)
+    size = min(config.eval_batch_size, data.num_val)
+    chunks = math.ceil(data.num_val / size)
+    pad = chunks * size - data.num_val
+    x = jnp.concatenate([data.x_val, jnp.zeros((pad, *data.x_val.shape[1:]), data.x_val.dtype)])
+    y = jnp.concatenate([data.y_val, jnp.zeros((pad, *data.y_val.shape[1:]), data.y_val.dtype)])
+    valid = jnp.arange(chunks * size) < data.num_val
+
+    def chunk(args):
+      xs, ys, mask = args
+      outputs = model(xs)
+      per_example = jax.vmap(problem.loss)(outputs[:, None], ys[:, None])
+      correct = (jnp.argmax(outputs, -1) == ys) if problem.is_classification else per_example
+      return jnp.sum(per_example * mask), jnp.sum(correct * mask)
+
+    shape = lambda a: a.reshape(chunks, size, *a.shape[1:])
+    losses, corrects = jax.lax.map(chunk, (shape(x), shape(y), shape(valid)))
+    metrics = {"val_loss": jnp.sum(losses) / data.num_val}
+    if problem.is_classification:
+      metrics["val_accuracy"] = jnp.sum(corrects) / data.num_val
+    return metrics
+
+  def train(hyperparameters: Mapping[str, jax.Array], key: jax.Array) -> TrainResult:
+    init_key, data_key = jax.random.split(key)
+    params, rest = init(init_key)
+    tx = optax.chain(optim.record_grad_norms(), make_optimizer(**hyperparameters))
+    opt_state = tx.init(params)
+
+    def step(carry, step_index):
+      params, rest, opt_state = carry
+      x, y = batch(data_key, step_index)
+      (loss, rest), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, rest, x, y)
+      updates, opt_state = tx.update(grads, opt_state, params)
+      return (optax.apply_updates(params, updates), rest, opt_state), loss
+
+    def segment(carry, first_step):
+      carry, losses = jax.lax.scan(
+          step, carry, first_step + jnp.arange(config.log_every))
+      params, rest, opt_state = carry
+      norms = optim.grad_norms(opt_state)
+      metrics = {"train_loss": jnp.mean(losses), "grad_norm": norms.global_norm}
+      if config.grad_norms:
+        metrics["grad_norms"] = norms.leaf_norms
+      if data.x_val is not None:
+        metrics.update(evaluate(params, rest))
+      return carry, metrics
+
+    starts = jnp.arange(config.num_logs) * config.log_every
+    (params, rest, _), metrics = jax.lax.scan(segment, (params, rest, opt_state), starts)
+    return TrainResult(metrics=metrics, params=params, rest=rest)
+
+  return train
+
+
+def train(
+    problem: Problem,
+    make_optimizer: OptimizerFactory,
+    hyperparameters: Mapping[str, Any],
+    key: jax.Array,
+    config: TrainConfig,
+) -> TrainResult:
+  """Builds, jits and runs one training; see :func:`build_train`."""
+  run = jax.jit(build_train(problem, make_optimizer, config))
+  return run({k: jnp.asarray(v, jnp.float32) for k, v in hyperparameters.items()}, key)

@@ -1,0 +1,117 @@
+"""momentum_jax optimizers compose with optax's wrappers and Flax NNX."""
+
+from __future__ import annotations
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+from flax import nnx
+
+import momentum_jax as mj
+from _problems import least_squares, trajectory
+
+
+def test_chain_with_global_norm_clipping_equals_clipping_by_hand():
+  loss_fn, params = least_squares(0)
+  clipped = optax.chain(optax.clip_by_global_norm(1.0), mj.momentum(0.1, 0.9))
+  path = trajectory(clipped, loss_fn, params, steps=30)
+
+  tx = mj.momentum(0.1, 0.9)
+  state, p = tx.init(params), params
+  for k in range(30):
+    g = jax.grad(loss_fn)(p)
+    norm = jnp.sqrt(sum(jnp.sum(x**2) for x in jax.tree.leaves(g)))
+    g = jax.tree.map(lambda x: x * jnp.minimum(1.0, 1.0 / norm), g)
+    updates, state = tx.update(g, state)
+    p = optax.apply_updates(p, updates)
+    chex.assert_trees_all_close(jax.tree.map(lambda x: x[k], path), p, rtol=1e-5, atol=1e-6)
+  # Clipping really happened: the first gradient is larger than the threshold.
+  assert optax.tree.norm(jax.grad(loss_fn)(params)) > 1.0
+
+
+def test_clipping_is_reexported_from_optax():
+  assert mj.clip_by_global_norm is optax.clip_by_global_norm
+  assert mj.clip is optax.clip
+
+
+@pytest.mark.parametrize("ema", [True, False])
+def test_inject_hyperparams(ema):
+  loss_fn, params = least_squares(1)
+  injected = optax.inject_hyperparams(mj.momentum, static_args=("ema",))(
+      learning_rate=0.05, beta=0.9, ema=ema)
+  chex.assert_trees_all_close(
+      trajectory(injected, loss_fn, params, 30),
+      trajectory(mj.momentum(0.05, 0.9, ema=ema), loss_fn, params, 30),
+      rtol=1e-5, atol=1e-6)
+  # The hyperparameters can be changed in the state between steps, as with optax.
+  state = injected.init(params)
+  state.hyperparams["beta"] = jnp.asarray(0.0)
+  g = jax.grad(loss_fn)(params)
+  updates, _ = injected.update(g, state, params)
+  chex.assert_trees_all_close(updates, jax.tree.map(lambda x: -0.05 * x, g), rtol=1e-6)
+
+
+def test_multi_steps_accumulates_then_steps():
+  loss_fn, params = least_squares(2)
+  every = 3
+  multi = optax.MultiSteps(mj.adam(0.01), every_k_schedule=every)
+  state = multi.init(params)
+  inner = mj.adam(0.01)
+  inner_state = inner.init(params)
+  grads = [jax.tree.map(lambda x, s=s: x * (1 + s), jax.grad(loss_fn)(params)) for s in range(6)]
+  p, q = params, params
+  for k, g in enumerate(grads):
+    updates, state = multi.update(g, state, p)
+    p = optax.apply_updates(p, updates)
+    if (k + 1) % every == 0:
+      mean = jax.tree.map(lambda *xs: sum(xs) / every, *grads[k + 1 - every:k + 1])
+      inner_updates, inner_state = inner.update(mean, inner_state, q)
+      q = optax.apply_updates(q, inner_updates)
+    chex.assert_trees_all_close(p, q, rtol=1e-6, atol=1e-7)
+  assert not np.allclose(p["w"], params["w"])
+
+
+def test_apply_if_finite_skips_non_finite_updates():
+  params = {"w": jnp.ones(3)}
+  tx = optax.apply_if_finite(mj.momentum(0.1, 0.9), max_consecutive_errors=2)
+  state = tx.init(params)
+  good = {"w": jnp.ones(3)}
+  bad = {"w": jnp.array([1.0, jnp.nan, 1.0])}
+  updates, state = tx.update(good, state, params)
+  velocity = optax.tree.get(state, "velocity")
+  skipped, state = tx.update(bad, state, params)
+  np.testing.assert_array_equal(skipped["w"], np.zeros(3))
+  np.testing.assert_array_equal(optax.tree.get(state, "velocity")["w"], velocity["w"])
+  assert int(state.notfinite_count) == 1
+  _, state = tx.update(good, state, params)
+  assert int(state.notfinite_count) == 0
+
+
+def test_flax_nnx_optimizer_trains_with_an_mj_optimizer():
+  x = jnp.linspace(-1.0, 1.0, 64)[:, None]
+  y = 3.0 * x[:, 0] + 2.0
+
+  class Line(nnx.Module):
+    def __init__(self, rngs):
+      self.linear = nnx.Linear(1, 1, rngs=rngs)
+
+    def __call__(self, x):
+      return self.linear(x)[:, 0]
+
+  model = Line(nnx.Rngs(0))
+  optimizer = nnx.Optimizer(model, mj.momentum(0.5, 0.9), wrt=nnx.Param)
+
+  @nnx.jit
+  def step(model, optimizer):
+    loss, grads = nnx.value_and_grad(lambda m: jnp.mean((m(x) - y) ** 2))(model)
+    optimizer.update(model, grads)
+    return loss
+
+  for _ in range(300):
+    loss = step(model, optimizer)
+  assert float(loss) < 1e-6
+  np.testing.assert_allclose(model.linear.kernel[...][0, 0], 3.0, rtol=1e-3)
+  np.testing.assert_allclose(model.linear.bias[...][0], 2.0, rtol=1e-3)

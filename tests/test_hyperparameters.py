@@ -1,0 +1,232 @@
+"""Hyperparameters are data: numbers, arrays or tracers, swept with jax.vmap.
+
+Also: one state structure whatever the values, one compilation, dtypes kept,
+and clear errors for concrete out-of-range values.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+import momentum_jax as mj
+from _problems import least_squares, trajectory
+
+# name -> (factory, a valid configuration with every numeric hyperparameter)
+FACTORIES = {
+    "sgd": (mj.sgd, dict(learning_rate=0.1)),
+    "momentum": (mj.momentum, dict(learning_rate=0.1, beta=0.9)),
+    "momentum_heavy_ball": (
+        functools.partial(mj.momentum, ema=False), dict(learning_rate=0.05, beta=0.8)),
+    "nesterov": (mj.nesterov, dict(learning_rate=0.05, beta=0.9)),
+    "rmsprop": (
+        mj.rmsprop,
+        dict(learning_rate=0.01, decay=0.9, eps=1e-6, momentum=0.5, initial_scale=0.1)),
+    "rmsprop_centered": (
+        functools.partial(mj.rmsprop, centered=True, eps_in_sqrt=False),
+        dict(learning_rate=0.01, decay=0.9, eps=1e-3, momentum=0.0, initial_scale=0.0)),
+    "adagrad": (mj.adagrad, dict(learning_rate=0.1, eps=1e-10, initial_accumulator_value=0.1)),
+    "adam": (mj.adam, dict(learning_rate=0.01, b1=0.9, b2=0.999, eps=1e-8, eps_root=0.0)),
+}
+NAMES = sorted(FACTORIES)
+
+# Per hyperparameter, four values to sweep at once (including the edges 0).
+SWEEP = {
+    "learning_rate": lambda v: [0.5 * v, v, 1.5 * v, 0.0],
+    "beta": lambda v: [0.0, 0.5, v, 0.99],
+    # Not 0: centered RMSProp then computes g² − g², which rounds below zero
+    # and gives NaN (in torch and optax too; see scale_by_rms).
+    "decay": lambda v: [0.5, 0.8, v, 0.99],
+    "momentum": lambda v: [0.0, 0.3, 0.6, 0.9],
+    "eps": lambda v: [v, 2 * v, 10 * v, 100 * v],
+    "initial_scale": lambda v: [0.0, 0.1, 1.0, 2.0],
+    "initial_accumulator_value": lambda v: [0.0, 0.1, 1.0, 2.0],
+    "b1": lambda v: [0.0, 0.5, v, 0.95],
+    "b2": lambda v: [0.9, 0.99, v, 0.9999],
+    "eps_root": lambda v: [0.0, 1e-8, 1e-6, 1e-4],
+}
+STEPS = 40
+
+
+def _batch(config):
+  return {k: jnp.asarray(SWEEP[k](v), jnp.float32) for k, v in config.items()}
+
+
+def _run(factory, loss_fn, params):
+  def run(hyperparameters):
+    return trajectory(factory(**hyperparameters), loss_fn, params, STEPS)
+  return run
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_vmap_over_hyperparameters_equals_each_run_alone(name):
+  factory, config = FACTORIES[name]
+  loss_fn, params = least_squares(0)
+  batch = _batch(config)
+  batched = jax.jit(jax.vmap(_run(factory, loss_fn, params)))(batch)
+  for k in range(4):
+    alone = {key: float(values[k]) for key, values in batch.items()}
+    single = trajectory(factory(**alone), loss_fn, params, STEPS)
+    chex.assert_trees_all_close(
+        jax.tree.map(lambda x: x[k], batched), single, rtol=2e-5, atol=2e-6)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_built_inside_jit_from_tracers(name):
+  # In float64, so that what is compared is the maths, not where float32
+  # rounding falls: a Python-float beta folds 1 - beta in double precision, a
+  # traced one computes it in the array's precision, and Adam near its
+  # optimum amplifies that last-bit difference to ~2e-6 in 40 steps.
+  factory, config = FACTORIES[name]
+  with jax.enable_x64(True):
+    loss_fn, params = least_squares(1, jnp.float64)
+    traced = jax.jit(_run(factory, loss_fn, params))(
+        {k: jnp.float64(v) for k, v in config.items()})
+    concrete = trajectory(factory(**config), loss_fn, params, STEPS)
+  chex.assert_trees_all_close(traced, concrete, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_state_structure_does_not_depend_on_values(name):
+  factory, config = FACTORIES[name]
+  _, params = least_squares(0)
+  zeros = {k: (v if k in ("eps",) else 0.0) for k, v in config.items()}
+  shapes = [
+      jax.tree.map(lambda x: (x.shape, x.dtype), factory(**c).init(params))
+      for c in (config, zeros)
+  ]
+  assert jax.tree.structure(shapes[0]) == jax.tree.structure(shapes[1])
+  assert jax.tree.leaves(shapes[0]) == jax.tree.leaves(shapes[1])
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_compiles_once(name):
+  factory, config = FACTORIES[name]
+  loss_fn, params = least_squares(0)
+
+  @jax.jit
+  def step(p, state, hyperparameters):
+    tx = factory(**hyperparameters)
+    updates, state = tx.update(jax.grad(loss_fn)(p), state, p)
+    return optax.apply_updates(p, updates), state
+
+  hyperparameters = {k: jnp.float32(v) for k, v in config.items()}
+  state = factory(**config).init(params)
+  p = params
+  for scale in (1.0, 0.5, 0.25):  # new values, same shapes: no recompilation
+    p, state = step(p, state, jax.tree.map(lambda v: v * scale, hyperparameters))
+  assert step._cache_size() == 1
+
+
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16])
+@pytest.mark.parametrize("as_arrays", [False, True])
+def test_dtypes_are_preserved(name, dtype, as_arrays):
+  factory, config = FACTORIES[name]
+  loss_fn, params = least_squares(0, dtype)
+  if as_arrays:  # as in a sweep: float32 hyperparameters, whatever the params
+    config = {k: jnp.float32(v) for k, v in config.items()}
+  tx = factory(**config)
+  state = tx.init(params)
+  init_dtypes = jax.tree.map(lambda x: x.dtype, state)
+  step = jax.jit(tx.update)
+  for _ in range(2):
+    updates, state = step(jax.grad(loss_fn)(params), state, params)
+    params = optax.apply_updates(params, updates)
+  assert {x.dtype for x in jax.tree.leaves(params)} == {jnp.dtype(dtype)}
+  assert jax.tree.map(lambda x: x.dtype, state) == init_dtypes
+  if not as_arrays:
+    assert {x.dtype for x in jax.tree.leaves(updates)} == {jnp.dtype(dtype)}
+
+
+@pytest.mark.parametrize(
+    "build, message",
+    [
+        (lambda: mj.sgd(-0.1), r"learning_rate must be >= 0, got -0.1"),
+        (lambda: mj.momentum(0.1, beta=1.0), r"beta must be in \[0, 1\), got 1.0"),
+        (lambda: mj.momentum(0.1, beta=-0.5), r"beta must be in \[0, 1\), got -0.5"),
+        (lambda: mj.momentum(0.1, beta=float("nan")), r"beta must be in \[0, 1\), got nan"),
+        (lambda: mj.momentum(0.1, beta=np.array([0.5, 1.2])),
+         r"beta must be in \[0, 1\), got \[0.5, 1.2\]"),
+        (lambda: mj.nesterov(0.1, beta=1.2), r"beta must be in \[0, 1\)"),
+        (lambda: mj.scale_by_momentum(beta=2.0), r"beta must be in \[0, 1\)"),
+        (lambda: mj.rmsprop(0.1, decay=1.0), r"decay must be in \[0, 1\)"),
+        (lambda: mj.rmsprop(0.1, eps=0.0), r"eps must be > 0, got 0.0"),
+        (lambda: mj.rmsprop(0.1, momentum=1.5), r"momentum must be in \[0, 1\)"),
+        (lambda: mj.rmsprop(0.1, initial_scale=-1.0), r"initial_scale must be >= 0"),
+        (lambda: mj.adagrad(0.1, eps=-1e-10), r"eps must be > 0"),
+        (lambda: mj.adagrad(0.1, initial_accumulator_value=-0.1),
+         r"initial_accumulator_value must be >= 0"),
+        (lambda: mj.adam(-1.0), r"learning_rate must be >= 0"),
+        (lambda: mj.adam(0.1, b1=1.0), r"b1 must be in \[0, 1\)"),
+        (lambda: mj.adam(0.1, b2=1.5), r"b2 must be in \[0, 1\)"),
+        (lambda: mj.adam(0.1, eps=0.0), r"eps must be > 0"),
+        (lambda: mj.adam(0.1, eps_root=-1.0), r"eps_root must be >= 0"),
+        (lambda: mj.step_decay(0.1, 0.5, 0), r"step_size must be > 0, got 0"),
+        (lambda: mj.step_decay(0.1, 0.0, 10), r"decay_rate must be > 0"),
+        (lambda: mj.cosine_annealing(0.1, t_max=-5), r"t_max must be > 0"),
+        (lambda: mj.polynomial_decay(0.1, total_steps=0), r"total_steps must be > 0"),
+        (lambda: mj.polynomial_decay(0.1, 10, power=-1.0), r"power must be >= 0"),
+        (lambda: mj.exponential_decay(0.1, decay_rate=-0.9), r"decay_rate must be > 0"),
+        (lambda: mj.exponential_decay(0.1, 0.9, decay_steps=0), r"decay_steps must be > 0"),
+        (lambda: mj.linear_warmup(0.0, 0.1, warmup_steps=0), r"warmup_steps must be > 0"),
+    ],
+)
+def test_out_of_range_values_are_refused_by_name(build, message):
+  with pytest.raises(ValueError, match=message):
+    build()
+
+
+def test_non_numbers_are_refused():
+  with pytest.raises(TypeError, match="expected a number"):
+    mj.momentum(0.1, beta="high")
+
+
+def test_tracers_skip_the_checks():
+  # Out of range, but traced: no value to check, and no error from tracing.
+  def build(beta):
+    tx = mj.momentum(0.1, beta)
+    return tx.update(jnp.ones(2), tx.init(jnp.zeros(2)))[0]
+  np.testing.assert_allclose(jax.jit(build)(1.5), -0.1 * (1 - 1.5) * np.ones(2), rtol=1e-6)
+
+
+SCHEDULES = {
+    "step_decay": (mj.step_decay, dict(init_value=0.1, decay_rate=0.5, step_size=10.0)),
+    "cosine_annealing": (mj.cosine_annealing, dict(init_value=0.1, t_max=50.0, lr_min=0.001)),
+    "polynomial_decay": (
+        mj.polynomial_decay, dict(init_value=0.1, total_steps=50.0, power=2.0, end_value=0.01)),
+    "exponential_decay": (
+        mj.exponential_decay, dict(init_value=0.1, decay_rate=0.95, decay_steps=2.0)),
+    "linear_warmup": (mj.linear_warmup, dict(init_value=0.0, peak_value=0.1, warmup_steps=20.0)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SCHEDULES))
+def test_schedule_parameters_vmap(name):
+  factory, config = SCHEDULES[name]
+  steps = jnp.arange(80)
+  scales = jnp.array([0.5, 1.0, 1.5])
+  batch = {k: v * scales for k, v in config.items()}
+  batched = jax.jit(jax.vmap(lambda c: jax.vmap(factory(**c))(steps)))(batch)
+  for k in range(3):
+    alone = factory(**{key: float(v[k]) for key, v in batch.items()})
+    np.testing.assert_allclose(batched[k], jax.vmap(alone)(steps), rtol=1e-6, atol=1e-9)
+
+
+def test_schedule_as_learning_rate_in_a_sweep():
+  # A sweep over the decay rate of a schedule driving momentum.
+  loss_fn, params = least_squares(2)
+  def run(decay_rate):
+    return trajectory(
+        mj.momentum(mj.step_decay(0.1, decay_rate, 10), 0.9), loss_fn, params, STEPS)
+  rates = jnp.array([0.1, 0.5, 0.9])
+  batched = jax.jit(jax.vmap(run))(rates)
+  for k, rate in enumerate([0.1, 0.5, 0.9]):
+    chex.assert_trees_all_close(
+        jax.tree.map(lambda x: x[k], batched), run(rate), rtol=1e-5, atol=1e-6)

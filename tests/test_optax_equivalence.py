@@ -1,0 +1,120 @@
+"""Each momentum_jax optimizer equals its optax counterpart, step by step (optax run live)."""
+
+from __future__ import annotations
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+import momentum_jax as mj
+from _problems import least_squares, trajectory
+
+LR, BETA = 0.05, 0.9
+
+# name -> (momentum_jax optimizer, the optax optimizer its docstring says it equals)
+EQUIVALENT = {
+    "sgd": (mj.sgd(LR), optax.sgd(LR)),
+    "momentum_heavy_ball": (
+        mj.momentum(LR, BETA, ema=False), optax.sgd(LR, momentum=BETA)),
+    "momentum_ema": (
+        mj.momentum(LR, BETA),
+        optax.chain(optax.ema(BETA, debias=False), optax.scale_by_learning_rate(LR))),
+    "nesterov": (mj.nesterov(LR, BETA), optax.sgd(LR, momentum=BETA, nesterov=True)),
+    # The EMA form is the heavy-ball form at learning rate lr * (1 - beta).
+    "nesterov_ema": (
+        mj.nesterov(LR, BETA, ema=True),
+        optax.sgd(LR * (1 - BETA), momentum=BETA, nesterov=True)),
+    "rmsprop": (mj.rmsprop(0.01), optax.rmsprop(0.01)),
+    "rmsprop_no_buffer": (mj.rmsprop(0.01, momentum=None), optax.rmsprop(0.01)),
+    "rmsprop_centered": (
+        mj.rmsprop(0.01, centered=True), optax.rmsprop(0.01, centered=True)),
+    "rmsprop_eps_outside": (
+        mj.rmsprop(0.01, eps=1e-3, eps_in_sqrt=False),
+        optax.rmsprop(0.01, eps=1e-3, eps_in_sqrt=False)),
+    "rmsprop_momentum": (
+        mj.rmsprop(0.01, decay=0.8, momentum=0.5, centered=True, initial_scale=0.1),
+        optax.rmsprop(0.01, decay=0.8, momentum=0.5, centered=True, initial_scale=0.1)),
+    "adam": (mj.adam(0.01), optax.adam(0.01)),
+    "adam_low_b1": (
+        mj.adam(0.03, b1=0.5, b2=0.99, eps=1e-6, eps_root=1e-8),
+        optax.adam(0.03, b1=0.5, b2=0.99, eps=1e-6, eps_root=1e-8)),
+    "momentum_schedule": (
+        mj.momentum(mj.cosine_annealing(0.1, 40), BETA, ema=False),
+        optax.sgd(optax.cosine_decay_schedule(0.1, 40), momentum=BETA)),
+}
+# Equal in exact arithmetic but computed in another order: nesterov_ema scales
+# the learning rate, and rmsprop_momentum applies the learning rate after the
+# buffer (torch) rather than before it (optax). The rest use the same
+# expressions as optax. RMSProp with momentum amplifies float32 rounding
+# (the two drift apart by ~5e-5 in 60 steps, as two runs of optax itself would
+# under any reordering), so it is compared in float64, where the two agree to
+# ~1e-13; nesterov_ema differs by ~2e-7 in float32.
+REORDERED = {"nesterov_ema": jnp.float32, "rmsprop_momentum": jnp.float64}
+
+
+@pytest.mark.parametrize("name", sorted(EQUIVALENT))
+@pytest.mark.parametrize("seed", [0, 1])
+def test_equals_optax_every_step(name, seed):
+  ours, theirs = EQUIVALENT[name]
+  dtype = REORDERED.get(name, jnp.float32)
+  with jax.enable_x64(dtype == jnp.float64):
+    loss_fn, params = least_squares(seed, dtype)
+    path = trajectory(ours, loss_fn, params, steps=60)
+    reference = trajectory(theirs, loss_fn, params, steps=60)
+  moved = np.abs(np.asarray(reference["w"][-1] - params["w"])).max()
+  assert moved > 1e-2, "the problem must move the parameters for the test to mean anything"
+  tolerance = {None: 1e-6, jnp.float32: 1e-5, jnp.float64: 1e-10}[REORDERED.get(name)]
+  chex.assert_trees_all_close(path, reference, rtol=tolerance, atol=tolerance / 10)
+
+
+def test_adagrad_matches_optax_where_eps_is_negligible():
+  # optax puts eps inside the root (g / sqrt(G + eps)), we follow torch
+  # (g / (sqrt(G) + eps)); with eps -> 0 both are g / sqrt(G). optax's
+  # accumulator starts at 0.1 by default, torch's and ours at 0.
+  loss_fn, params = least_squares(0)
+  path = trajectory(mj.adagrad(0.1, eps=1e-10), loss_fn, params, steps=60)
+  reference = trajectory(optax.adagrad(0.1, initial_accumulator_value=0.0, eps=1e-20), loss_fn, params, steps=60)
+  chex.assert_trees_all_close(path, reference, rtol=1e-5, atol=1e-6)
+
+
+def test_adagrad_eps_sits_outside_the_root():
+  g = jnp.array([1e-3])
+  ours, _ = mj.adagrad(1.0, eps=1e-4).update(g, mj.adagrad(1.0, eps=1e-4).init(g))
+  reference = optax.adagrad(1.0, initial_accumulator_value=0.0, eps=1e-4)
+  theirs, _ = reference.update(g, reference.init(g))
+  np.testing.assert_allclose(ours, -1e-3 / (1e-3 + 1e-4), rtol=1e-6)
+  np.testing.assert_allclose(theirs, -1e-3 / np.sqrt(1e-6 + 1e-4), rtol=1e-6)
+  assert not np.allclose(ours, theirs, rtol=1e-2)
+
+
+def test_ema_momentum_is_heavy_ball_at_scaled_learning_rate():
+  loss_fn, params = least_squares(3)
+  ema = trajectory(mj.momentum(0.2, 0.7), loss_fn, params, steps=50)
+  heavy = trajectory(mj.momentum(0.2 * 0.3, 0.7, ema=False), loss_fn, params, steps=50)
+  chex.assert_trees_all_close(ema, heavy, rtol=1e-5, atol=1e-6)
+
+
+def test_beta_zero_is_plain_gradient_descent():
+  loss_fn, params = least_squares(4)
+  for ema in (True, False):
+    path = trajectory(mj.momentum(0.1, 0.0, ema=ema), loss_fn, params, steps=30)
+    chex.assert_trees_all_close(
+        path, trajectory(mj.sgd(0.1), loss_fn, params, steps=30), rtol=1e-6)
+
+
+def test_literature_weights_of_past_gradients():
+  # Feeding one unit gradient then zeros, the EMA velocity k steps later is
+  # (1 - beta) * beta**k: 1% of the newest weight two steps back at beta = 0.1,
+  # 81% at beta = 0.9.
+  for beta in (0.1, 0.9):
+    tx = mj.scale_by_momentum(beta)
+    state = tx.init(jnp.zeros(1))
+    velocities = []
+    for g in (1.0, 0.0, 0.0):
+      update, state = tx.update(jnp.array([g]), state)
+      velocities.append(float(update[0]))
+    np.testing.assert_allclose(velocities, [(1 - beta) * beta**k for k in range(3)], rtol=1e-6)
+    np.testing.assert_allclose(velocities[2] / velocities[0], beta**2, rtol=1e-5)
