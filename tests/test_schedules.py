@@ -117,3 +117,11 @@ def test_schedule_drives_an_optimizer_from_step_zero():
     updates, state = tx.update(jnp.ones(1), state)
     steps.append(-float(updates[0]))
   assert steps == [1.0, 1.0, 0.5, 0.5, 0.25]
+
+
+def test_per_epoch_counts_in_epochs():
+  schedule = mj.per_epoch(mj.step_decay(0.1, 0.5, 2), steps_per_epoch=5)
+  values = _values(schedule, np.arange(25))
+  np.testing.assert_allclose(values, 0.1 * 0.5 ** np.floor(np.arange(25) // 5 / 2), rtol=1e-6)
+  with pytest.raises(ValueError, match="steps_per_epoch must be > 0"):
+    mj.per_epoch(schedule, 0)

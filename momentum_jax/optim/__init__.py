@@ -29,6 +29,7 @@ from momentum_jax.optim._schedules import cosine_annealing
 from momentum_jax.optim._schedules import exponential_decay
 from momentum_jax.optim._schedules import join
 from momentum_jax.optim._schedules import linear_warmup
+from momentum_jax.optim._schedules import per_epoch
 from momentum_jax.optim._schedules import polynomial_decay
 from momentum_jax.optim._schedules import step_decay
 
@@ -36,7 +37,7 @@ __all__ = [
     "AdagradState", "AdamState", "GradNormState", "MomentumState", "RmsState",
     "Schedule", "adagrad", "adam", "clip", "clip_by_global_norm",
     "cosine_annealing", "exponential_decay", "grad_norms", "join",
-    "linear_warmup", "momentum", "named_norms", "nesterov",
+    "linear_warmup", "momentum", "named_norms", "nesterov", "per_epoch",
     "polynomial_decay", "record_grad_norms", "rmsprop", "scale_by_adagrad",
     "scale_by_adam", "scale_by_momentum", "scale_by_rms", "sgd", "step_decay",
 ]

@@ -302,6 +302,13 @@ def adam(
   ``torch.optim.Adam(lr, betas=(b1, b2), eps=eps)`` step by step (torch has no
   ``eps_root``).
 
+  .. note::
+    As in optax, the bias corrections ``1 − b**t`` are computed in float32,
+    where ``b2 = 0.999`` rounds to ``0.99900001``; the subtraction magnifies
+    that, so early steps are ~1e-5 (relative) larger than torch's, which
+    computes the corrections in double precision. Over 60 steps of the test
+    problem the two drift ~1.3e-5 apart; at ``b2 = 0.99`` ten times less.
+
   Args:
     learning_rate: A number >= 0, an array, a tracer, or a schedule.
     b1: Decay of the first moment, in [0, 1).

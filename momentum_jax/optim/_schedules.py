@@ -260,3 +260,30 @@ def join(schedules: Sequence[Schedule], boundaries: Sequence[jax.typing.ArrayLik
           f"and boundaries[{index}]={high.tolist()}"
       )
   return optax.join_schedules(schedules, boundaries)
+
+
+def per_epoch(schedule: Schedule, steps_per_epoch: jax.typing.ArrayLike) -> Schedule:
+  r"""Counts ``schedule`` in epochs: ``value(step) = schedule(⌊step / steps_per_epoch⌋)``.
+
+  Optimizers count steps; a schedule written in epochs (torch's habit of
+  calling ``scheduler.step()`` once per epoch) is wrapped with this.
+
+  Args:
+    schedule: A function ``epoch -> value``.
+    steps_per_epoch: Optimizer steps per epoch, > 0.
+
+  Returns:
+    A function ``step -> value``.
+
+  Example:
+    >>> import momentum_jax as mj
+    >>> schedule = mj.per_epoch(mj.exponential_decay(0.1, 0.9), steps_per_epoch=10)
+    >>> [round(float(schedule(s)), 4) for s in (0, 9, 10, 25)]
+    [0.1, 0.1, 0.09, 0.081]
+  """
+  _checks.check_positive("steps_per_epoch", steps_per_epoch)
+
+  def wrapped(step):
+    return schedule(jnp.floor(_as_float(step) / steps_per_epoch))
+
+  return wrapped
