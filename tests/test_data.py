@@ -1,0 +1,392 @@
+"""The data loaders: shapes, determinism, splits, standardisation, CIFAR-10 files."""
+
+from __future__ import annotations
+
+import pathlib
+import pickle
+
+import jax
+import numpy as np
+import pytest
+from sklearn import datasets as sk_datasets
+from sklearn.model_selection import train_test_split
+
+from momentum_jax.data import CIFAR10_ENV_VAR
+from momentum_jax.data import CIFAR10NotFoundError
+from momentum_jax.data import Dataset
+from momentum_jax.data import load_breast_cancer
+from momentum_jax.data import load_cifar10
+from momentum_jax.data import load_digits
+from momentum_jax.data import regression_normal
+from momentum_jax.data import regression_uniform
+
+# --- Dataset --------------------------------------------------------------------
+
+
+def test_dataset_converts_to_jax_and_reports_shapes():
+  ds = Dataset("toy", np.zeros((5, 2, 3)), np.arange(5, dtype=np.int32),
+               np.ones((2, 2, 3)), np.zeros(2, np.int32), num_classes=5)
+  assert isinstance(ds.x_train, jax.Array) and isinstance(ds.y_val, jax.Array)
+  assert ds.num_train == 5 and ds.num_val == 2
+  assert ds.input_shape == (2, 3)
+  assert ds.is_classification
+
+
+@pytest.mark.parametrize("field", ["x_train", "y_train", "x_val", "y_val"])
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_dataset_rejects_non_finite_values_naming_the_array(field, bad):
+  arrays = {"x_train": np.zeros((4, 3)), "y_train": np.zeros(4),
+            "x_val": np.zeros((2, 3)), "y_val": np.zeros(2)}
+  arrays[field].flat[1] = bad
+  counts = "1 NaN and 0 inf" if np.isnan(bad) else "0 NaN and 1 inf"
+  with pytest.raises(ValueError,
+                     match=f"Dataset 'toy': {field} contains {counts} values"):
+    Dataset("toy", **arrays)
+
+
+def test_dataset_rejects_inconsistent_shapes():
+  with pytest.raises(ValueError, match="x_train has 4 rows but y_train has 3"):
+    Dataset("toy", np.zeros((4, 2)), np.zeros(3))
+  with pytest.raises(ValueError, match="x_val was given without y_val"):
+    Dataset("toy", np.zeros((4, 2)), np.zeros(4), x_val=np.zeros((1, 2)))
+  with pytest.raises(ValueError, match=r"x_val examples have shape \(3,\)"):
+    Dataset("toy", np.zeros((4, 2)), np.zeros(4), np.zeros((1, 3)),
+            np.zeros(1))
+
+
+def test_dataset_checks_class_labels():
+  x = np.zeros((3, 2))
+  with pytest.raises(ValueError, match=r"labels in \[0, 3\], outside \[0, 3\)"):
+    Dataset("toy", x, np.array([0, 1, 3]), num_classes=3)
+  with pytest.raises(ValueError, match="must be integers"):
+    Dataset("toy", x, np.array([0.0, 1.0, 2.0]), num_classes=3)
+  with pytest.raises(ValueError, match="num_classes must be an integer >= 2"):
+    Dataset("toy", x, np.array([0, 0, 0]), num_classes=1)
+
+
+# --- synthetic regression -------------------------------------------------------
+
+
+def ols(ds: Dataset):
+  """Least squares of y on [x, 1]: coefficients, their standard errors, σ̂."""
+  x = np.asarray(ds.x_train, np.float64)[:, 0]
+  y = np.asarray(ds.y_train, np.float64)
+  design = np.stack([x, np.ones_like(x)], axis=1)
+  coef, *_ = np.linalg.lstsq(design, y, rcond=None)
+  residual = y - design @ coef
+  sigma2 = residual @ residual / (len(y) - 2)
+  se = np.sqrt(np.diag(sigma2 * np.linalg.inv(design.T @ design)))
+  return coef, se, np.sqrt(sigma2)
+
+
+@pytest.mark.parametrize(
+    "make, n, slope, intercept, noise",
+    [(regression_normal, 1000, 3.0, 2.0, 0.5),
+     (regression_uniform, 100, 3.0, 2.0, 1.0)])
+@pytest.mark.parametrize("num_samples", [None, 20000])
+def test_regression_shapes_and_true_coefficients(make, n, slope, intercept,
+                                                 noise, num_samples):
+  # The default sizes of the literature, then a large one that resolves the
+  # coefficients of the noisy uniform set to ±0.05.
+  ds = make() if num_samples is None else make(num_samples)
+  n = num_samples or n
+  assert ds.x_train.shape == (n, 1) and ds.y_train.shape == (n,)
+  assert ds.x_train.dtype == np.float32 and ds.y_train.dtype == np.float32
+  assert ds.x_val is None and ds.y_val is None and ds.num_classes is None
+  coef, se, sigma = ols(ds)
+  # Four standard errors: a wrong slope, intercept or noise scale fails.
+  assert abs(coef[0] - slope) < 4 * se[0], (coef, se)
+  assert abs(coef[1] - intercept) < 4 * se[1], (coef, se)
+  assert abs(sigma - noise) < 4 * noise / np.sqrt(2 * n), sigma
+
+
+def test_regression_input_and_noise_distributions():
+  n = 5000
+  normal, uniform = regression_normal(n), regression_uniform(n)
+  x = np.asarray(normal.x_train[:, 0])
+  assert abs(x.mean()) < 4 / np.sqrt(n) and abs(x.std() - 1) < 4 / np.sqrt(2 * n)
+  u = np.asarray(uniform.x_train[:, 0])
+  assert u.min() >= 0 and u.max() < 1
+  assert abs(u.mean() - 0.5) < 4 * np.sqrt(1 / 12 / n)
+  # At 100 samples the noise scale is known to ±14%; at 5000 to ±2%.
+  for ds, noise in ((normal, 0.5), (uniform, 1.0)):
+    _, _, sigma = ols(ds)
+    assert abs(sigma - noise) < 4 * noise / np.sqrt(2 * n), (ds.name, sigma)
+
+
+@pytest.mark.parametrize("make", [regression_normal, regression_uniform])
+def test_regression_is_deterministic_per_seed(make):
+  a, b, c = make(seed=3), make(seed=3), make(seed=4)
+  np.testing.assert_array_equal(a.x_train, b.x_train)
+  np.testing.assert_array_equal(a.y_train, b.y_train)
+  assert not np.array_equal(a.x_train, c.x_train)
+  assert not np.array_equal(a.y_train, c.y_train)
+
+
+def test_regression_rejects_bad_arguments():
+  with pytest.raises(ValueError, match="num_samples must be a positive integer"):
+    regression_normal(num_samples=0)
+  with pytest.raises(ValueError, match="seed must be a non-negative integer"):
+    regression_uniform(seed=-1)
+
+
+# --- scikit-learn sets ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "load, num_train, num_val, features, classes",
+    [(load_digits, 1437, 360, 64, 10), (load_breast_cancer, 455, 114, 30, 2)])
+def test_sklearn_shapes_and_dtypes(load, num_train, num_val, features, classes):
+  ds = load()
+  assert ds.x_train.shape == (num_train, features)
+  assert ds.x_val.shape == (num_val, features)
+  assert ds.y_train.shape == (num_train,) and ds.y_val.shape == (num_val,)
+  assert ds.x_train.dtype == np.float32 and ds.y_train.dtype == np.int32
+  assert ds.num_classes == classes and len(ds.class_names) == classes
+
+
+@pytest.mark.parametrize("load", [load_digits, load_breast_cancer])
+def test_sklearn_split_is_deterministic_per_seed(load):
+  a, b, c = load(seed=1), load(seed=1), load(seed=2)
+  np.testing.assert_array_equal(a.x_val, b.x_val)
+  np.testing.assert_array_equal(a.y_train, b.y_train)
+  assert not np.array_equal(a.y_train, c.y_train)
+
+
+@pytest.mark.parametrize("load, val_fraction",
+                         [(load_digits, 0.2), (load_breast_cancer, 0.3)])
+def test_sklearn_split_is_stratified(load, val_fraction):
+  ds = load(val_fraction=val_fraction, seed=5)
+  y_val = np.asarray(ds.y_val)
+  y_all = np.concatenate([np.asarray(ds.y_train), y_val])
+  counts_all = np.bincount(y_all, minlength=ds.num_classes)
+  counts_val = np.bincount(y_val, minlength=ds.num_classes)
+  # A random split misses the proportions by ~√(n_k·f·(1 − f)) ≈ 3 to 5.
+  assert np.all(np.abs(counts_val - val_fraction * counts_all) <= 1), (
+      counts_val, val_fraction * counts_all)
+
+
+def raw_split(bunch, val_fraction=0.2, seed=0):
+  return train_test_split(bunch.data, bunch.target, test_size=val_fraction,
+                          random_state=seed, stratify=bunch.target)
+
+
+@pytest.mark.parametrize("load, bunch",
+                         [(load_digits, sk_datasets.load_digits),
+                          (load_breast_cancer, sk_datasets.load_breast_cancer)])
+def test_sklearn_standardises_with_training_statistics_only(load, bunch):
+  ds = load(seed=0)
+  raw_train, raw_val, y_train, y_val = raw_split(bunch())
+  np.testing.assert_array_equal(ds.y_train, y_train)
+  mean, std = raw_train.mean(axis=0), raw_train.std(axis=0)
+  constant = std == 0
+  std = np.where(constant, 1.0, std)
+  np.testing.assert_allclose(ds.x_train, (raw_train - mean) / std, atol=1e-5)
+  np.testing.assert_allclose(ds.x_val, (raw_val - mean) / std, atol=1e-5)
+  x_train = np.asarray(ds.x_train, np.float64)
+  np.testing.assert_allclose(x_train.mean(axis=0), 0.0, atol=1e-5)
+  np.testing.assert_allclose(x_train.std(axis=0)[~constant], 1.0, atol=1e-4)
+  # The validation part is not re-centred on its own statistics.
+  assert np.abs(np.asarray(ds.x_val).mean(axis=0)).max() > 0.05
+
+
+def test_digits_constant_pixels_become_zero_not_nan():
+  ds = load_digits()
+  x_train = np.asarray(ds.x_train)
+  assert np.isfinite(x_train).all() and np.isfinite(np.asarray(ds.x_val)).all()
+  constant = np.asarray(raw_split(sk_datasets.load_digits())[0]).std(0) == 0
+  assert constant.sum() >= 1  # pixel 0 is never inked
+  assert np.all(x_train[:, constant] == 0.0)
+
+
+def test_digits_images_are_standardised_globally():
+  ds = load_digits(image=True)
+  assert ds.x_train.shape == (1437, 8, 8, 1) and ds.x_val.shape == (360, 8, 8,
+                                                                    1)
+  assert ds.input_shape == (8, 8, 1)
+  raw_train, raw_val, _, _ = raw_split(sk_datasets.load_digits())
+  mean, std = raw_train.mean(), raw_train.std()
+  np.testing.assert_allclose(ds.x_train, ((raw_train - mean) / std).reshape(
+      -1, 8, 8, 1), atol=1e-5)
+  np.testing.assert_allclose(ds.x_val, ((raw_val - mean) / std).reshape(
+      -1, 8, 8, 1), atol=1e-5)
+  # Row-major 8×8: pixel (row 2, column 5) is feature 2·8 + 5 of the flat set.
+  flat = load_digits()
+  order = np.argsort(np.asarray(flat.x_train[:, 21]))
+  assert np.all(np.diff(np.asarray(ds.x_train[order, 2, 5, 0])) >= 0)
+
+
+@pytest.mark.parametrize("val_fraction", [0.0, 1.0, 1.5, -0.1])
+def test_sklearn_rejects_bad_val_fraction(val_fraction):
+  with pytest.raises(ValueError,
+                     match=rf"val_fraction must be in \(0, 1\), got {val_fraction}"):
+    load_digits(val_fraction=val_fraction)
+
+
+# --- CIFAR-10 ----------------------------------------------------------------------
+
+PLANE = 32 * 32
+TRAIN_FILES = [f"data_batch_{i}" for i in range(1, 6)]
+
+
+def channel_major_to_hwc(data: np.ndarray) -> np.ndarray:
+  """Gathers pixel (i, j, c) from index c·1024 + 32·i + j of each row."""
+  index = (np.arange(3)[None, None, :] * PLANE
+           + np.arange(32)[:, None, None] * 32
+           + np.arange(32)[None, :, None])
+  return data[:, index]
+
+
+def write_batch(file: pathlib.Path, data: np.ndarray, labels) -> None:
+  batch = {b"batch_label": b"fake batch", b"labels": list(labels),
+           b"data": data, b"filenames": [b"x.png"] * len(labels)}
+  with open(file, "wb") as handle:
+    pickle.dump(batch, handle, protocol=2)  # as the official files
+
+
+def write_fake_cifar(folder: pathlib.Path, rows: int = 4, meta: bool = True):
+  """A tiny CIFAR-10 folder: ``rows`` images per batch; returns what it wrote."""
+  folder.mkdir(parents=True, exist_ok=True)
+  rng = np.random.default_rng(0)
+  train_data, train_labels = [], []
+  for b, name in enumerate(TRAIN_FILES):
+    data = rng.integers(0, 256, size=(rows, 3 * PLANE), dtype=np.uint8)
+    labels = [(3 * b + r) % 10 for r in range(rows)]
+    write_batch(folder / name, data, labels)
+    train_data.append(data)
+    train_labels += labels
+  # Brighter than the training images, so the training statistics leave its
+  # mean well above zero.
+  test_data = rng.integers(128, 256, size=(rows, 3 * PLANE), dtype=np.uint8)
+  test_labels = [9 - r % 10 for r in range(rows)]
+  write_batch(folder / "test_batch", test_data, test_labels)
+  if meta:
+    with open(folder / "batches.meta", "wb") as handle:
+      pickle.dump({b"label_names": [f"class{k}".encode() for k in range(10)],
+                   b"num_vis": 3072}, handle, protocol=2)
+  return np.concatenate(train_data), train_labels, test_data, test_labels
+
+
+def expected_standardised(data: np.ndarray, train: np.ndarray) -> np.ndarray:
+  """(u/255 − mean_c)/std_c, with each channel's stats from its plane of ``train``."""
+  planes = [train[:, c * PLANE:(c + 1) * PLANE] / 255.0 for c in range(3)]
+  mean = np.array([p.mean() for p in planes])
+  std = np.array([p.std() for p in planes])
+  return (channel_major_to_hwc(data) / 255.0 - mean) / std
+
+
+def test_cifar_pixel_layout_labels_and_standardisation(tmp_path):
+  folder = tmp_path / "cifar-10-batches-py"
+  train, train_labels, test, test_labels = write_fake_cifar(folder)
+  # A known pixel: image 6 (the third of data_batch_2), row 3, column 5 has
+  # (R, G, B) = (10, 200, 77); its transpose (5, 3) differs.
+  train[6, [0 * PLANE + 3 * 32 + 5, 1 * PLANE + 3 * 32 + 5,
+            2 * PLANE + 3 * 32 + 5]] = [10, 200, 77]
+  train[6, [5 * 32 + 3, PLANE + 5 * 32 + 3, 2 * PLANE + 5 * 32 + 3]] = [250, 1,
+                                                                        3]
+  write_batch(folder / "data_batch_2", train[4:8], train_labels[4:8])
+
+  ds = load_cifar10(folder)
+  assert ds.x_train.shape == (20, 32, 32, 3) and ds.x_val.shape == (4, 32, 32,
+                                                                    3)
+  assert ds.x_train.dtype == np.float32 and ds.y_train.dtype == np.int32
+  assert ds.num_classes == 10
+  assert ds.class_names == tuple(f"class{k}" for k in range(10))
+  np.testing.assert_array_equal(ds.y_train, train_labels)  # batch 1 … 5 order
+  np.testing.assert_array_equal(ds.y_val, test_labels)
+
+  planes = [train[:, c * PLANE:(c + 1) * PLANE] / 255.0 for c in range(3)]
+  mean = np.array([p.mean() for p in planes])
+  std = np.array([p.std() for p in planes])
+  np.testing.assert_allclose(ds.x_train[6, 3, 5],
+                             (np.array([10, 200, 77]) / 255.0 - mean) / std,
+                             rtol=1e-5)
+  np.testing.assert_allclose(ds.x_train[6, 5, 3],
+                             (np.array([250, 1, 3]) / 255.0 - mean) / std,
+                             rtol=1e-5)
+  np.testing.assert_allclose(ds.x_train, expected_standardised(train, train),
+                             atol=1e-5)
+  np.testing.assert_allclose(ds.x_val, expected_standardised(test, train),
+                             atol=1e-5)
+  # Training statistics only: training channels are centred, validation not.
+  np.testing.assert_allclose(np.asarray(ds.x_train).mean(axis=(0, 1, 2)), 0.0,
+                             atol=1e-5)
+  np.testing.assert_allclose(np.asarray(ds.x_train).std(axis=(0, 1, 2)), 1.0,
+                             atol=1e-4)
+  assert np.all(np.asarray(ds.x_val).mean(axis=(0, 1, 2)) > 0.5)
+
+
+def test_cifar_path_from_env_var_and_parent_folder(tmp_path, monkeypatch):
+  write_fake_cifar(tmp_path / "cifar-10-batches-py", rows=2, meta=False)
+  from_parent = load_cifar10(tmp_path)
+  assert from_parent.num_train == 10
+  assert from_parent.class_names[0] == "airplane"  # no batches.meta
+  monkeypatch.setenv(CIFAR10_ENV_VAR, str(tmp_path / "cifar-10-batches-py"))
+  from_env = load_cifar10()
+  np.testing.assert_array_equal(from_env.x_train, from_parent.x_train)
+  assert CIFAR10_ENV_VAR == "MOMENTUM_JAX_CIFAR10"
+
+
+def test_cifar_missing_folder_error_says_where_and_how(tmp_path, monkeypatch):
+  missing = tmp_path / "nowhere"
+  with pytest.raises(CIFAR10NotFoundError) as info:
+    load_cifar10(missing)
+  message = str(info.value)
+  assert isinstance(info.value, FileNotFoundError)
+  assert str(missing) in message and "does not exist" in message
+  assert CIFAR10_ENV_VAR in message and "path=" in message
+  monkeypatch.setenv(CIFAR10_ENV_VAR, str(missing))
+  with pytest.raises(CIFAR10NotFoundError,
+                     match=f"from the environment variable {CIFAR10_ENV_VAR}"):
+    load_cifar10()
+  monkeypatch.delenv(CIFAR10_ENV_VAR)
+  with pytest.raises(CIFAR10NotFoundError, match=f"{CIFAR10_ENV_VAR} is not set"):
+    load_cifar10()
+
+
+def test_cifar_missing_batch_error_lists_expected_and_missing(tmp_path):
+  folder = tmp_path / "cifar-10-batches-py"
+  write_fake_cifar(folder, rows=2)
+  (folder / "data_batch_3").unlink()
+  with pytest.raises(CIFAR10NotFoundError) as info:
+    load_cifar10(tmp_path)  # through the parent folder
+  message = str(info.value)
+  assert str(folder) in message
+  assert ("expected data_batch_1, data_batch_2, data_batch_3, data_batch_4, "
+          "data_batch_5, test_batch; missing data_batch_3.") in message
+  # An empty folder: everything is missing, and it says it looked for the
+  # subfolder too.
+  (tmp_path / "empty").mkdir()
+  with pytest.raises(CIFAR10NotFoundError, match="no cifar-10-batches-py/"):
+    load_cifar10(tmp_path / "empty")
+
+
+def test_cifar_without_validation_needs_no_test_batch(tmp_path):
+  write_fake_cifar(tmp_path, rows=2)
+  (tmp_path / "test_batch").unlink()
+  ds = load_cifar10(tmp_path, val=None)
+  assert ds.x_val is None and ds.num_train == 10
+  with pytest.raises(CIFAR10NotFoundError, match="missing test_batch"):
+    load_cifar10(tmp_path)
+  with pytest.raises(ValueError, match="val must be 'test' or None"):
+    load_cifar10(tmp_path, val="train")
+
+
+def test_cifar_rejects_malformed_and_malicious_files(tmp_path):
+  write_fake_cifar(tmp_path, rows=2)
+  write_batch(tmp_path / "data_batch_4", np.zeros((2, 3000), np.uint8), [0, 1])
+  with pytest.raises(ValueError, match=r"data_batch_4: b'data' must be uint8"):
+    load_cifar10(tmp_path)
+
+  marker = tmp_path / "executed"
+
+  class Payload:
+
+    def __reduce__(self):
+      return (pathlib.Path.touch, (marker,))
+
+  with open(tmp_path / "data_batch_4", "wb") as handle:
+    pickle.dump({b"data": Payload(), b"labels": []}, handle, protocol=2)
+  with pytest.raises(ValueError, match="refusing to load"):
+    load_cifar10(tmp_path)
+  assert not marker.exists()
