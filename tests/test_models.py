@@ -1,0 +1,366 @@
+"""Tests for momentum_jax.models: shapes, init, BatchNorm modes, vmap."""
+
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+from flax import nnx
+
+from momentum_jax.models import CNN
+from momentum_jax.models import MLP
+from momentum_jax.models import LinearRegression
+from momentum_jax.models import create_model
+from momentum_jax.models import layer_kernel_paths
+
+
+# On CPU these tests' cost is compilation, chiefly of the random initialisers,
+# which jax compiles once per kernel shape. So the tests share a few layer
+# shapes, draw inputs with NumPy, and check output shapes with jax.eval_shape,
+# which traces a model without compiling it.
+IN_FEATURES, WIDTH, CLASSES = 8, 8, 4
+DIGITS = (8, 8, 1)
+
+
+def _normal(shape, seed=0):
+  return np.random.default_rng(seed).standard_normal(shape, dtype=np.float32)
+
+
+def _mlp(rng=0, **options):
+  return MLP(IN_FEATURES, [WIDTH, WIDTH], CLASSES, rngs=nnx.Rngs(rng),
+             **options)
+
+
+def _digits_cnn(seed=0, **options):
+  return CNN(DIGITS, CLASSES, channels=(4, 8), dense=16, rngs=nnx.Rngs(seed),
+             **options)
+
+
+def _flat_params(model):
+  return dict(nnx.to_flat_state(nnx.state(model, nnx.Param)))
+
+
+def _output_shape(build, input_shape):
+  """Shape of ``build()(x)`` for an input of ``input_shape``, traced only."""
+  x = jax.ShapeDtypeStruct(input_shape, jnp.float32)
+  return jax.eval_shape(lambda x: build()(x), x).shape
+
+
+# ---------------------------------------------------------------- shapes
+
+
+def test_linear_regression_output_matches_targets_shape():
+  build = lambda: LinearRegression(IN_FEATURES, rngs=nnx.Rngs(0))
+  assert _output_shape(build, (7, IN_FEATURES)) == (7,)
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        dict(),
+        dict(activation="sigmoid", batch_norm=True),
+        dict(activation="tanh", residual=True, init="naive"),
+    ],
+    ids=["plain", "batch_norm", "residual"],
+)
+def test_mlp_returns_logits(options):
+  build = lambda: _mlp(**options)
+  assert _output_shape(build, (6, IN_FEATURES)) == (6, CLASSES)
+
+
+def test_mlp_without_hidden_layers_is_a_linear_classifier():
+  build = lambda: MLP(IN_FEATURES, [], CLASSES, rngs=nnx.Rngs(0))
+  assert _output_shape(build, (6, IN_FEATURES)) == (6, CLASSES)
+
+
+@pytest.mark.parametrize(
+    "build, input_shape, output_shape",
+    [
+        (lambda: CNN(rngs=nnx.Rngs(0)), (2, 32, 32, 3), (2, 10)),
+        (lambda: CNN(batch_norm=True, rngs=nnx.Rngs(0)), (2, 32, 32, 3),
+         (2, 10)),
+        (lambda: CNN(DIGITS, rngs=nnx.Rngs(0)), (2, *DIGITS), (2, 10)),
+        (lambda: _digits_cnn(batch_norm=True), (2, *DIGITS), (2, CLASSES)),
+        # Three stages pool 8x8 down to 1x1.
+        (lambda: CNN(DIGITS, 3, channels=(4, 8, 8), rngs=nnx.Rngs(0)),
+         (2, *DIGITS), (2, 3)),
+    ],
+    ids=["cifar", "cifar_batch_norm", "digits", "digits_small", "to_1x1"],
+)
+def test_cnn_returns_logits(build, input_shape, output_shape):
+  assert _output_shape(build, input_shape) == output_shape
+
+
+def test_cnn_runs_on_digits():
+  logits = _digits_cnn()(_normal((2, *DIGITS)))
+  assert logits.shape == (2, CLASSES)
+  assert np.all(np.isfinite(logits))
+
+
+def test_layer_kernel_paths_run_input_to_output():
+  model = _mlp(batch_norm=True)
+  params = _flat_params(model)
+  shapes = [params[p].shape for p in layer_kernel_paths(model)]
+  assert shapes == [(IN_FEATURES, WIDTH), (WIDTH, WIDTH), (WIDTH, CLASSES)]
+  cnn = _digits_cnn()
+  params = _flat_params(cnn)
+  shapes = [params[p].shape for p in layer_kernel_paths(cnn)]
+  assert shapes == [(3, 3, 1, 4), (3, 3, 4, 8), (2 * 2 * 8, 16), (16, CLASSES)]
+
+
+# ---------------------------------------------------------- initialisation
+
+FAN_IN, FAN_OUT = 64, 256
+
+
+@pytest.mark.parametrize(
+    "init, expected_std",
+    [
+        ("he_normal", math.sqrt(2 / FAN_IN)),
+        ("lecun_normal", math.sqrt(1 / FAN_IN)),
+        ("xavier_uniform", math.sqrt(2 / (FAN_IN + FAN_OUT))),
+        ("naive", 0.01),
+    ],
+)
+def test_init_gives_the_closed_form_std(init, expected_std):
+  model = MLP(FAN_IN, [], FAN_OUT, init=init, rngs=nnx.Rngs(0))
+  kernel = np.asarray(model.layers[0].kernel[...])
+  # 16384 draws: the sample std's relative error is about 0.6%.
+  assert kernel.std() == pytest.approx(expected_std, rel=0.03)
+  assert abs(kernel.mean()) < 4 * expected_std / math.sqrt(kernel.size)
+  assert not np.any(model.layers[0].bias[...])
+
+
+def test_xavier_uniform_stays_within_its_bound():
+  model = MLP(FAN_IN, [], FAN_OUT, init="xavier_uniform", rngs=nnx.Rngs(0))
+  bound = math.sqrt(6 / (FAN_IN + FAN_OUT))
+  assert np.abs(np.asarray(model.layers[0].kernel[...])).max() <= bound
+
+
+# -------------------------------------------------------------- BatchNorm
+
+EPSILON = 1e-5  # nnx.BatchNorm's default
+MOMENTUM = 0.99
+
+
+def _bn_mlp():
+  return MLP(IN_FEATURES, [WIDTH], CLASSES, activation="tanh", batch_norm=True,
+             rngs=nnx.Rngs(0))
+
+
+def _by_hand(model, x, mean, var):
+  first, last = model.layers
+  norm = model.norms[0]
+  z = x @ first.kernel[...] + first.bias[...]
+  z = (z - mean) / jnp.sqrt(var + EPSILON) * norm.scale[...] + norm.bias[...]
+  return jnp.tanh(z) @ last.kernel[...] + last.bias[...]
+
+
+def test_batch_norm_train_mode_uses_and_records_batch_statistics():
+  model = _bn_mlp()
+  x = 3.0 + _normal((32, IN_FEATURES))
+  z = model.layers[0](x)
+  batch_mean, batch_var = z.mean(axis=0), z.var(axis=0)
+  expected = _by_hand(model, x, batch_mean, batch_var)
+  np.testing.assert_allclose(model(x), expected, rtol=1e-5, atol=1e-5)
+  norm = model.norms[0]
+  np.testing.assert_allclose(norm.mean[...], (1 - MOMENTUM) * batch_mean,
+                             rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(
+      norm.var[...], MOMENTUM + (1 - MOMENTUM) * batch_var, rtol=1e-5
+  )
+
+
+def _check_eval_mode(model, eval_model, x):
+  before = jax.tree.map(np.array, nnx.state(model, nnx.BatchStat))
+  norm = model.norms[0]
+  expected = _by_hand(model, x, norm.mean[...], norm.var[...])
+  np.testing.assert_allclose(eval_model(x), expected, rtol=1e-5, atol=1e-5)
+  after = nnx.state(model, nnx.BatchStat)
+  jax.tree.map(np.testing.assert_array_equal, after, before)
+
+
+def test_batch_norm_eval_mode_uses_running_statistics_unchanged():
+  model = _bn_mlp()
+  x = 3.0 + _normal((32, IN_FEATURES))
+  model(x)  # moves the running statistics away from their (0, 1) start
+  model.eval()
+  assert model.norms[0].use_running_average
+  _check_eval_mode(model, model, x)
+  model.train()
+  assert not model.norms[0].use_running_average
+
+
+def test_batch_norm_view_gives_eval_mode_and_leaves_model_training():
+  model = _bn_mlp()
+  x = 3.0 + _normal((32, IN_FEATURES))
+  model(x)
+  _check_eval_mode(model, nnx.view(model, use_running_average=True), x)
+  assert not model.norms[0].use_running_average
+
+
+def test_batch_norm_eval_graphdef_merges_with_training_state():
+  model = _bn_mlp()
+  x = 3.0 + _normal((32, IN_FEATURES))
+  model(x)
+  _, params, rest = nnx.split(model, nnx.Param, ...)
+  eval_graphdef = nnx.graphdef(nnx.view(model, use_running_average=True))
+  _check_eval_mode(model, nnx.merge(eval_graphdef, params, rest), x)
+
+
+def test_cnn_batch_norm_updates_per_channel_statistics():
+  model = _digits_cnn(batch_norm=True)
+  model(1.0 + _normal((2, *DIGITS)))
+  assert model.norms[0].mean.shape == (4,)
+  assert np.all(np.asarray(model.norms[0].mean[...]) != 0)
+
+
+# ------------------------------------------- split/merge inside jax transforms
+
+
+def _loss_and_grad(graphdef, params, rest, x, y):
+  """A training-mode evaluation on split state: loss, grads, new BatchStats."""
+
+  def loss_fn(params):
+    # copy=True: without it the BatchNorms' statistics belong to the outer
+    # trace and writing them raises TraceContextError.
+    model = nnx.merge(graphdef, params, rest, copy=True)
+    loss = optax.softmax_cross_entropy_with_integer_labels(model(x), y)
+    return loss.mean(), nnx.state(model, nnx.BatchStat)
+
+  (loss, new_rest), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
+  return loss, grads, new_rest
+
+
+def _assert_batched_equals_single(batched, singles):
+  for i, single in enumerate(singles):
+    jax.tree.map(
+        lambda a, b, i=i: np.testing.assert_allclose(
+            a[i], b, rtol=1e-5, atol=1e-6
+        ),
+        batched, single,
+    )
+
+
+def test_vmap_init_and_grad_over_seeds_equals_each_seed_alone():
+  # The vanishing-gradient study's cures: BatchNorm and residuals on a naive
+  # sigmoid MLP, BatchNorm in training mode.
+  options = dict(activation="sigmoid", init="naive", batch_norm=True,
+                 residual=True)
+  graphdef = nnx.graphdef(nnx.eval_shape(lambda: _mlp(**options)))
+  x = 1.0 + _normal((16, IN_FEATURES), seed=1)
+  y = jnp.arange(16) % CLASSES
+
+  def init_and_grad(key):
+    _, params, rest = nnx.split(_mlp(key, **options), nnx.Param, ...)
+    return params, _loss_and_grad(graphdef, params, rest, x, y)
+
+  keys = jax.random.split(jax.random.key(0), 3)
+  batched = jax.jit(jax.vmap(init_and_grad))(keys)
+  single = jax.jit(_loss_and_grad, static_argnums=0)
+  singles = []
+  for key in keys:
+    _, params, rest = nnx.split(_mlp(key, **options), nnx.Param, ...)
+    singles.append((params, single(graphdef, params, rest, x, y)))
+  _assert_batched_equals_single(batched, singles)
+
+  params, (_, _, new_rest) = batched
+  first_kernels = params["layers"][0]["kernel"][...]
+  assert not np.array_equal(first_kernels[0], first_kernels[1])
+  means = [v[...] for p, v in nnx.to_flat_state(new_rest) if p[-1] == "mean"]
+  assert len(means) == 2
+  assert all(np.all(np.asarray(m) != 0) for m in means)
+
+
+# ------------------------------------------------------------ determinism
+
+
+@pytest.mark.parametrize(
+    "name, options",
+    [
+        ("linear", dict(in_features=IN_FEATURES)),
+        ("mlp", dict(in_features=IN_FEATURES, hidden=[WIDTH],
+                     out_features=CLASSES, batch_norm=True)),
+        ("cnn", dict(in_shape=DIGITS, num_classes=CLASSES, channels=(4, 8),
+                     dense=16)),
+    ],
+)
+def test_same_seed_same_params(name, options):
+  model = create_model(name, rngs=nnx.Rngs(7), **options)
+  first = _flat_params(model)
+  again = _flat_params(create_model(name, rngs=nnx.Rngs(7), **options))
+  other = _flat_params(create_model(name, rngs=nnx.Rngs(8), **options))
+  assert first.keys() == again.keys() == other.keys()
+  for path in first:
+    np.testing.assert_array_equal(first[path][...], again[path][...])
+  kernel = layer_kernel_paths(model)[0]
+  assert not np.array_equal(first[kernel][...], other[kernel][...])
+
+
+# ------------------------------------------------------------ bad arguments
+
+
+@pytest.mark.parametrize(
+    "make, error, message",
+    [
+        (lambda r: MLP(4, [8], 2, activation="rleu", rngs=r), ValueError,
+         r"activation must be one of 'relu', 'sigmoid', 'tanh', got 'rleu'; "
+         r"did you mean 'relu'\?"),
+        (lambda r: MLP(4, [8], 2, init="xavier", rngs=r), ValueError,
+         r"init must be one of .*did you mean 'xavier_uniform'\?"),
+        (lambda r: MLP(4, [8, 16], 2, residual=True, rngs=r), ValueError,
+         r"residual=True needs equal hidden widths.*hidden=\[8, 8\]"),
+        (lambda r: MLP(4, 8, 2, rngs=r), ValueError,
+         r"hidden must be a sequence of positive ints"),
+        (lambda r: MLP(4, [8, 0], 2, rngs=r), ValueError,
+         r"hidden must hold positive ints"),
+        (lambda r: MLP(0, [8], 2, rngs=r), ValueError,
+         r"in_features must be a positive int, got 0"),
+        (lambda r: CNN((8, 8, 1), channels=(4, 4, 4, 4), rngs=r), ValueError,
+         r"8x8 image allows at most 3; pass at most 3 channel counts"),
+        (lambda r: CNN((8, 8), rngs=r), ValueError,
+         r"in_shape must be \(height, width, channels\)"),
+        (lambda r: create_model("mpl", rngs=r), ValueError,
+         r"name must be one of 'linear', 'mlp', 'cnn', got 'mpl'; "
+         r"did you mean 'mlp'\?"),
+        (lambda r: create_model("mlp", in_features=2, hiden=[4],
+                                out_features=2, rngs=r), TypeError,
+         r"unknown option 'hiden' for model 'mlp'; did you mean 'hidden'\?"),
+        (lambda r: create_model("mlp", in_features=2, rngs=r), TypeError,
+         r"model 'mlp' needs option\(s\) hidden, out_features"),
+    ],
+    ids=[
+        "activation", "init", "residual_widths", "hidden_not_sequence",
+        "hidden_zero", "in_features", "cnn_too_small", "cnn_in_shape",
+        "model_name", "unknown_option", "missing_option",
+    ],
+)
+def test_bad_arguments_say_what_to_do(make, error, message):
+  with pytest.raises(error, match=message):
+    make(nnx.Rngs(0))
+
+
+@pytest.mark.parametrize(
+    "build, input_shape, message",
+    [
+        (_mlp, (3, 5),
+         r"MLP expects inputs of shape \(batch, 8\), got \(3, 5\)"),
+        (_digits_cnn, (3, 8, 8),
+         r"CNN expects inputs of shape \(batch, 8, 8, 1\), got \(3, 8, 8\)"),
+        (lambda: LinearRegression(2, rngs=nnx.Rngs(0)), (3,),
+         r"LinearRegression expects inputs of shape \(batch, 2\), got \(3,\)"),
+    ],
+    ids=["mlp", "cnn", "linear"],
+)
+def test_wrong_input_shape_names_the_expected_one(build, input_shape, message):
+  with pytest.raises(ValueError, match=message):
+    _output_shape(build, input_shape)
+
+
+def test_layer_kernel_paths_rejects_other_modules():
+  with pytest.raises(TypeError, match="nnx.List named 'layers'"):
+    layer_kernel_paths(nnx.Linear(2, 3, rngs=nnx.Rngs(0)))
