@@ -37,7 +37,7 @@ def contenders(learning_rate: float = 0.01, beta: float = 0.9) -> list[Contender
                 optim.momentum(learning_rate, beta, ema=False)),
       Contender(f"nesterov (beta={beta})", optim.nesterov(learning_rate, beta)),
       Contender("rmsprop (decay=0.9)", optim.rmsprop(learning_rate)),
-      Contender("adagrad", optim.adagrad(learning_rate * 10)),
+      Contender(f"adagrad (lr={learning_rate * 10:g})", optim.adagrad(learning_rate * 10)),
       Contender("adam (0.9, 0.999)", optim.adam(learning_rate)),
   ]
 

@@ -149,8 +149,9 @@ def build_train(
   * ``val_loss`` and, for classification, ``val_accuracy`` when the data has a
     validation split (model in evaluation mode: BatchNorm uses its running
     statistics);
-  * ``grad_norms`` (with ``config.grad_norms``): per-leaf gradient norms,
-    shaped like the params.
+  * ``grad_norms`` (with ``config.grad_norms``): per-leaf gradient norms as a
+    nested dict shaped like the params (``mj.named_norms`` flattens it to
+    ``{"layers/0/kernel": …}``).
 
   Raises:
     ValueError: if the batch size exceeds the training set.
@@ -222,8 +223,8 @@ def build_train(
       params, rest, opt_state = carry
       norms = optim.grad_norms(opt_state)
       metrics = {"train_loss": jnp.mean(losses), "grad_norm": norms.global_norm}
-      if config.grad_norms:
-        metrics["grad_norms"] = norms.leaf_norms
+      if config.grad_norms:  # plain dicts: paths read layers/0/kernel (see mj.named_norms)
+        metrics["grad_norms"] = nnx.to_pure_dict(norms.leaf_norms)
       if data.x_val is not None:
         metrics.update(evaluate(params, rest))
       return carry, metrics

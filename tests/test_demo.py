@@ -17,7 +17,7 @@ def test_demo_fits_the_regression_with_every_optimizer():
   assert len(by_name) == len(demo.contenders())
   for row in rows[:-1]:
     assert row["steps_to_1pct"] is not None, row
-    np.testing.assert_allclose(row["final_loss"], optimum["final_loss"], rtol=1e-3)
+    np.testing.assert_allclose(row["final_loss"], optimum["final_loss"], rtol=1e-2)
   # The textbook claim, measured: heavy-ball momentum reaches the optimum in
   # far fewer steps than plain GD at the same learning rate.
   assert by_name["momentum heavy-ball"]["steps_to_1pct"] * 3 < by_name["gd"]["steps_to_1pct"]

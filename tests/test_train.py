@@ -136,6 +136,8 @@ def test_per_layer_gradient_norms_are_logged(digits):
   leaves = jnp.stack([n for n in jax.tree.leaves(norms)])
   np.testing.assert_allclose(jnp.sqrt(jnp.sum(leaves**2, axis=0)), result.metrics["grad_norm"],
                              rtol=1e-5)
+  assert sorted(mj.named_norms(norms)) == [
+      "layers/0/bias", "layers/0/kernel", "layers/1/bias", "layers/1/kernel"]
 
 
 def test_bad_configuration_is_refused(digits):
