@@ -75,9 +75,11 @@ def scale_by_momentum(
       # The same expressions as optax.ema / optax.trace, so the results are
       # bit-identical to optax's; casting back keeps bfloat16 state bfloat16
       # when beta arrives as a float32 array (as it does in a sweep).
+      # Operand order as in optax too: XLA's CPU backend fuses one multiply
+      # into a multiply-add, and which one depends on the order.
       pushed = (1 - beta) * g if ema else g
-      new_v = beta * v + pushed
-      update = beta * new_v + pushed if nesterov else new_v
+      new_v = pushed + beta * v
+      update = pushed + beta * new_v if nesterov else new_v
       return update.astype(g.dtype), new_v.astype(v.dtype)
 
     new_updates, velocity = _tree.map_multi(leaf, 2, updates, state.velocity)
