@@ -49,6 +49,10 @@ class TrainConfig:
     grad_norms: Also log the per-leaf gradient norms (per layer kernel and
       bias) at each log step, for vanishing-gradient studies.
     eval_batch_size: Validation examples evaluated at once (bounds memory).
+    divergence_factor: A run diverges at the first step whose training loss
+      is NaN, infinite, or above ``divergence_factor`` times the first step's
+      loss; from then on it is frozen (no more updates) and its metrics are
+      not to be trusted. > 1.
   """
 
   steps: int
@@ -56,6 +60,7 @@ class TrainConfig:
   log_every: int = 10
   grad_norms: bool = False
   eval_batch_size: int = 1024
+  divergence_factor: float = 1e3
 
   def __post_init__(self):
     for name in ("steps", "log_every", "eval_batch_size"):
@@ -67,6 +72,9 @@ class TrainConfig:
         or self.batch_size <= 0):
       raise ValueError(
           f"batch_size must be a positive integer or None (full batch), got {self.batch_size!r}")
+    if not self.divergence_factor > 1:
+      raise ValueError(
+          f"divergence_factor must be > 1, got {self.divergence_factor!r}")
     if self.steps % self.log_every:
       raise ValueError(
           f"steps must be a multiple of log_every, got steps={self.steps} and "
@@ -96,11 +104,14 @@ class TrainResult(NamedTuple):
     metrics: Arrays with one entry per log step (see :func:`build_train`).
     params: The final parameters (``nnx.State``).
     rest: The final non-parameter state (BatchNorm statistics, …).
+    diverged_at_step: The number of updates taken when the loss first became
+      non-finite or too large (see ``TrainConfig.divergence_factor``), or -1.
   """
 
   metrics: dict[str, Any]
   params: Any
   rest: Any
+  diverged_at_step: jax.Array
 
 
 def minibatch_indices(
@@ -211,16 +222,26 @@ def build_train(
     opt_state = tx.init(params)
 
     def step(carry, step_index):
-      params, rest, opt_state = carry
+      state, first_loss, diverged_at = carry
+      params, rest, opt_state = state
       x, y = batch(data_key, step_index)
-      (loss, rest), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, rest, x, y)
-      updates, opt_state = tx.update(grads, opt_state, params)
-      return (optax.apply_updates(params, updates), rest, opt_state), loss
+      (loss, new_rest), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, rest, x, y)
+      updates, new_opt_state = tx.update(grads, opt_state, params)
+      new_state = (optax.apply_updates(params, updates), new_rest, new_opt_state)
+      first_loss = jnp.where(step_index == 0, loss, first_loss)
+      bad = ~jnp.isfinite(loss) | (loss > config.divergence_factor * first_loss)
+      diverged_at = jnp.where((diverged_at < 0) & bad, step_index, diverged_at)
+      # A diverged run stops moving: its overflowing arithmetic can then
+      # neither slow the batch down nor spread (under vmap each run is
+      # independent anyway).
+      state = jax.tree.map(
+          lambda new, old: jnp.where(diverged_at >= 0, old, new), new_state, state)
+      return (state, first_loss, diverged_at), loss
 
     def segment(carry, first_step):
       carry, losses = jax.lax.scan(
           step, carry, first_step + jnp.arange(config.log_every))
-      params, rest, opt_state = carry
+      params, rest, opt_state = carry[0]
       norms = optim.grad_norms(opt_state)
       metrics = {"train_loss": jnp.mean(losses), "grad_norm": norms.global_norm}
       if config.grad_norms:  # plain dicts: paths read layers/0/kernel (see mj.named_norms)
@@ -230,8 +251,9 @@ def build_train(
       return carry, metrics
 
     starts = jnp.arange(config.num_logs) * config.log_every
-    (params, rest, _), metrics = jax.lax.scan(segment, (params, rest, opt_state), starts)
-    return TrainResult(metrics=metrics, params=params, rest=rest)
+    carry = ((params, rest, opt_state), jnp.zeros([], jnp.float32), jnp.int32(-1))
+    ((params, rest, _), _, diverged_at), metrics = jax.lax.scan(segment, carry, starts)
+    return TrainResult(metrics=metrics, params=params, rest=rest, diverged_at_step=diverged_at)
 
   return train
 

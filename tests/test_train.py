@@ -149,3 +149,20 @@ def test_bad_configuration_is_refused(digits):
     TrainConfig(steps=0)
   with pytest.raises(ValueError, match="did you mean 'digits_mlp'"):
     problems.get_problem("digit_mlp")
+
+
+def test_a_diverging_configuration_is_flagged_frozen_and_isolated(regression):
+  config = TrainConfig(steps=60, log_every=20)
+  run = build_train(regression, HEAVY_BALL, config)
+  batch = {"learning_rate": jnp.array([0.01, 5.0, 0.01]), "beta": jnp.array([0.9, 0.9, 0.5])}
+  keys = jax.random.split(jax.random.key(0), 3)
+  batched = jax.jit(jax.vmap(run))(batch, keys)
+  diverged = np.asarray(batched.diverged_at_step)
+  assert diverged[0] == -1 and diverged[2] == -1
+  assert 0 < diverged[1] < 20
+  # The others are untouched: finite, and bit-identical to a batch without it.
+  assert np.isfinite(np.asarray(batched.metrics["train_loss"][0])).all()
+  without = jax.jit(jax.vmap(run))(
+      jax.tree.map(lambda v: v[::2], batch), keys[::2])
+  jax.tree.map(lambda a, b: np.testing.assert_array_equal(a[::2], b),
+               batched.metrics, without.metrics)

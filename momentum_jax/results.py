@@ -1,0 +1,432 @@
+"""Sweep results: the tables a sweep returns, how they are stored, ranked and reported.
+
+A sweep over K configurations returns a :class:`SweepResult`:
+
+- ``summary``: one row per configuration: ``config_id``, ``optimizer``, one
+  float column per hyperparameter (NaN where the optimizer lacks it), ``seed``,
+  ``final_loss``, ``best_loss``, ``val_loss`` and ``val_accuracy`` where the
+  problem has them, ``diverged`` and ``diverged_at_step`` (nullable ``Int64``).
+- ``curves``: one row per configuration and logged step: ``config_id``,
+  ``optimizer``, ``step``, ``train_loss``, ``grad_norm`` and the validation
+  metrics where the problem has them.
+- ``manifest``: what is needed to trust and repeat the sweep: the resolved
+  ``config``, package ``versions``, ``devices``, ``timings``,
+  ``compilations``, ``chunk_size``.
+
+:func:`write_results` stores them as ``summary.csv``, ``curves.parquet`` and
+``manifest.json``, each file replaced atomically so that an interrupted write
+never leaves a truncated file; :func:`load_results` reads them back with the
+same dtypes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import io
+import json
+import math
+import os
+import secrets
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+import pandas as pd
+
+SUMMARY_FILE = "summary.csv"
+CURVES_FILE = "curves.parquet"
+MANIFEST_FILE = "manifest.json"
+
+# Per-configuration outcomes, in the order tables show them.
+METRICS = ("final_loss", "best_loss", "val_loss", "val_accuracy")
+_SUMMARY_REQUIRED = ("config_id", "optimizer", "seed", "final_loss", "best_loss",
+                     "diverged", "diverged_at_step")
+_CURVES_REQUIRED = ("config_id", "optimizer", "step", "train_loss", "grad_norm")
+# Every other summary column is a hyperparameter.
+_NOT_HYPERPARAMETERS = frozenset(
+    ("config_id", "optimizer", "seed", "diverged", "diverged_at_step", *METRICS))
+
+
+@dataclasses.dataclass
+class SweepResult:
+  """The outcome of a sweep (see the module docstring for the columns).
+
+  Attributes:
+    summary: One row per configuration.
+    curves: One row per configuration and logged step.
+    manifest: JSON-serialisable record of the config, versions, devices,
+      timings, compilations and chunk size.
+  """
+
+  summary: pd.DataFrame
+  curves: pd.DataFrame
+  manifest: dict
+
+
+# --------------------------------------------------------------------------- files
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+  """Yields a temporary path beside ``path`` that replaces ``path`` on success.
+
+  Whatever is written to the yielded path becomes ``path`` in one
+  ``os.replace`` once the block exits normally; if the block or the replace
+  raises, the temporary file is removed and ``path`` keeps its old content.
+  The temporary file is in the same folder because ``os.replace`` is only
+  atomic within one file system.
+
+  Args:
+    path: The file to write; its folder must exist.
+
+  Yields:
+    The temporary path to write to (its suffix is ``.tmp``, so pass the format
+    explicitly to writers that guess it from the name).
+  """
+  path = Path(path)
+  temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+  try:
+    yield temporary
+    os.replace(temporary, path)
+  finally:
+    temporary.unlink(missing_ok=True)
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+  """Writes ``data`` to ``path`` atomically: readers see the old or the new file.
+
+  Args:
+    path: The file to write; its folder must exist.
+    data: The whole new content.
+
+  Returns:
+    ``path`` as a ``Path``.
+  """
+  path = Path(path)
+  with atomic_path(path) as temporary:
+    # os.open applies the umask, unlike tempfile's private 0o600 files.
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    with os.fdopen(fd, "wb") as f:
+      f.write(data)
+      f.flush()
+      # Without fsync a power cut after the rename can leave an empty file.
+      os.fsync(f.fileno())
+  return path
+
+
+def atomic_write_text(path: str | os.PathLike, text: str, encoding: str = "utf-8") -> Path:
+  """Writes ``text`` to ``path`` atomically (see :func:`atomic_write_bytes`).
+
+  Args:
+    path: The file to write; its folder must exist.
+    text: The whole new content.
+    encoding: Text encoding.
+
+  Returns:
+    ``path`` as a ``Path``.
+  """
+  return atomic_write_bytes(path, text.encode(encoding))
+
+
+def result_paths(out_dir: str | os.PathLike) -> dict[str, Path]:
+  """The files a sweep result consists of, keyed ``summary``, ``curves``, ``manifest``."""
+  out_dir = Path(out_dir)
+  return {"summary": out_dir / SUMMARY_FILE, "curves": out_dir / CURVES_FILE,
+          "manifest": out_dir / MANIFEST_FILE}
+
+
+def _check_columns(frame: pd.DataFrame, name: str, required: tuple[str, ...]) -> None:
+  missing = [column for column in required if column not in frame.columns]
+  if missing:
+    raise ValueError(f"{name} lacks the columns {missing}; it needs {list(required)}, "
+                     f"has {list(frame.columns)}")
+
+
+def _json_default(value: Any) -> Any:
+  # The engine's numbers often arrive as numpy scalars or arrays.
+  if isinstance(value, np.generic):
+    return value.item()
+  if isinstance(value, np.ndarray):
+    return value.tolist()
+  if isinstance(value, os.PathLike):
+    return os.fspath(value)
+  raise TypeError(f"manifest values must be JSON-serialisable, got {type(value).__name__}: "
+                  f"{value!r}")
+
+
+def write_results(result: SweepResult, out_dir: str | os.PathLike) -> dict[str, Path]:
+  """Writes ``summary.csv``, ``curves.parquet`` and ``manifest.json`` into ``out_dir``.
+
+  Each file is replaced atomically. The manifest is written last, so a folder
+  whose manifest is newer than the tables was written completely.
+
+  Args:
+    result: The sweep result.
+    out_dir: Folder to write into, created with its parents if missing.
+
+  Returns:
+    The written paths, keyed ``summary``, ``curves``, ``manifest``.
+
+  Raises:
+    ValueError: If a table lacks a required column or ``config_id`` repeats.
+    TypeError: If the manifest holds a value JSON cannot represent.
+  """
+  _check_columns(result.summary, "summary", _SUMMARY_REQUIRED)
+  _check_columns(result.curves, "curves", _CURVES_REQUIRED)
+  repeated = result.summary["config_id"][result.summary["config_id"].duplicated()]
+  if len(repeated):
+    raise ValueError(f"summary config_id must be unique, got repeats {sorted(set(repeated))}")
+  # Serialise everything before touching the folder: a bad manifest writes nothing.
+  summary_text = result.summary.to_csv(index=False)
+  curves_buffer = io.BytesIO()
+  result.curves.to_parquet(curves_buffer, engine="pyarrow", index=False)
+  manifest_text = json.dumps(result.manifest, indent=2, sort_keys=True,
+                             default=_json_default) + "\n"
+
+  paths = result_paths(out_dir)
+  Path(out_dir).mkdir(parents=True, exist_ok=True)
+  atomic_write_text(paths["summary"], summary_text)
+  atomic_write_bytes(paths["curves"], curves_buffer.getvalue())
+  atomic_write_text(paths["manifest"], manifest_text)
+  return paths
+
+
+def _summary_dtypes(summary: pd.DataFrame) -> pd.DataFrame:
+  # CSV keeps no dtypes: restore the contract's (an all-NaN or all-NA column
+  # would otherwise come back as float64 or object).
+  dtypes = {"config_id": "int64", "optimizer": "str", "seed": "int64", "diverged": "bool",
+            "diverged_at_step": "Int64"}
+  dtypes.update({column: "float64" for column in summary.columns
+                 if column not in dtypes})
+  return summary.astype(dtypes)
+
+
+def load_results(out_dir: str | os.PathLike) -> SweepResult:
+  """Reads a sweep result written by :func:`write_results`.
+
+  Args:
+    out_dir: The folder holding ``summary.csv``, ``curves.parquet`` and
+      ``manifest.json``.
+
+  Returns:
+    The :class:`SweepResult`, with the dtypes it was written with.
+
+  Raises:
+    FileNotFoundError: If the folder or one of the three files is missing.
+  """
+  out_dir = Path(out_dir)
+  if not out_dir.is_dir():
+    raise FileNotFoundError(f"no sweep result folder {out_dir}")
+  paths = result_paths(out_dir)
+  missing = [path.name for path in paths.values() if not path.is_file()]
+  if missing:
+    raise FileNotFoundError(
+        f"{out_dir} is not a complete sweep result: {', '.join(missing)} missing "
+        f"(a result is {SUMMARY_FILE}, {CURVES_FILE} and {MANIFEST_FILE})")
+  # Only empty fields are missing values: an optimizer named "nan" or "NA" stays a name.
+  summary = pd.read_csv(paths["summary"], keep_default_na=False, na_values=[""],
+                        dtype={"optimizer": "str"})
+  curves = pd.read_parquet(paths["curves"], engine="pyarrow")
+  manifest = json.loads(paths["manifest"].read_text(encoding="utf-8"))
+  return SweepResult(_summary_dtypes(summary), curves, manifest)
+
+
+# --------------------------------------------------------------------------- tables
+
+
+def hyperparameter_columns(summary: pd.DataFrame) -> list[str]:
+  """The summary's hyperparameter columns, in table order.
+
+  Every column that is not ``config_id``, ``optimizer``, ``seed``, a metric or
+  a divergence flag is a hyperparameter.
+  """
+  return [column for column in summary.columns if column not in _NOT_HYPERPARAMETERS]
+
+
+def swept_hyperparameters(summary: pd.DataFrame) -> list[str]:
+  """The hyperparameter columns that take more than one value (NaN not counted)."""
+  return [column for column in hyperparameter_columns(summary)
+          if summary[column].nunique(dropna=True) > 1]
+
+
+def ranking_metric(summary: pd.DataFrame) -> str:
+  """The metric configurations are ranked by: ``val_accuracy`` if present, else ``final_loss``."""
+  return "val_accuracy" if "val_accuracy" in summary.columns else "final_loss"
+
+
+def higher_is_better(metric: str) -> bool:
+  """Whether a larger value of ``metric`` is better (accuracies) or worse (losses, norms)."""
+  return "accuracy" in metric
+
+
+def best_configs(summary: pd.DataFrame, n: int = 5, by: str | None = None) -> pd.DataFrame:
+  """The ``n`` best configurations that did not diverge, best first.
+
+  Args:
+    summary: The sweep's summary table.
+    n: How many rows to return, > 0.
+    by: Column to rank by; accuracies rank descending, anything else
+      ascending. Defaults to :func:`ranking_metric`.
+
+  Returns:
+    Up to ``n`` rows of ``summary`` (fresh index); ties keep ``config_id``
+    order, and rows whose ranking value is NaN come last.
+
+  Raises:
+    ValueError: If ``n`` is not positive or ``by`` is not a column.
+
+  Example:
+    >>> import pandas as pd
+    >>> summary = pd.DataFrame({"config_id": [0, 1, 2], "final_loss": [0.5, 0.1, float("inf")],
+    ...                         "diverged": [False, False, True]})
+    >>> best_configs(summary, n=2)["config_id"].tolist()
+    [1, 0]
+  """
+  if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+    raise ValueError(f"n must be a positive integer, got {n!r}")
+  by = ranking_metric(summary) if by is None else by
+  if by not in summary.columns:
+    raise ValueError(f"by must be a column of the summary ({', '.join(summary.columns)}), "
+                     f"got {by!r}")
+  healthy = summary[~summary["diverged"].astype(bool)]
+  ranked = healthy.sort_values([by, "config_id"], ascending=[not higher_is_better(by), True],
+                               na_position="last", kind="stable")
+  return ranked.head(n).reset_index(drop=True)
+
+
+def aggregate_over_seeds(summary: pd.DataFrame) -> pd.DataFrame:
+  """One row per optimizer and hyperparameter setting, its seeds pooled.
+
+  Diverged runs are counted but left out of the means and standard
+  deviations: their losses are NaN or infinite by definition, so including
+  them would say nothing the ``diverged`` count does not, and would hide the
+  healthy seeds' values.
+
+  Args:
+    summary: The sweep's summary table.
+
+  Returns:
+    Columns ``optimizer``, the hyperparameters, ``seeds`` (runs in the group),
+    ``diverged`` (how many of them diverged), then ``<metric>_mean`` and
+    ``<metric>_std`` (sample standard deviation, NaN for one seed) for each of
+    ``final_loss``, ``best_loss``, ``val_loss``, ``val_accuracy`` present. A
+    group whose runs all diverged has NaN statistics. Sorted by the keys; NaN
+    hyperparameters (an optimizer without that hyperparameter) form groups too.
+  """
+  keys = ["optimizer", *hyperparameter_columns(summary)]
+  metrics = [metric for metric in METRICS if metric in summary.columns]
+  diverged = summary["diverged"].astype(bool)
+  values = summary[metrics].astype("float64")
+  values.loc[diverged.to_numpy(), :] = np.nan
+  grouped = pd.concat([summary[keys], values, diverged], axis=1).groupby(
+      keys, dropna=False, sort=True)
+  counts = grouped.agg(seeds=("diverged", "size"), diverged=("diverged", "sum"))
+  stats = grouped[metrics].agg(["mean", "std"])
+  stats.columns = [f"{metric}_{statistic}" for metric, statistic in stats.columns]
+  return pd.concat([counts, stats], axis=1).reset_index()
+
+
+# --------------------------------------------------------------------------- report
+
+
+def _format_value(value: Any) -> str:
+  if value is None or value is pd.NA:
+    return "—"
+  if isinstance(value, (bool, np.bool_)):
+    return "yes" if value else "no"
+  if isinstance(value, (int, np.integer)):
+    return str(value)
+  if isinstance(value, (float, np.floating)):
+    return "—" if math.isnan(value) else f"{value:.4g}"
+  return str(value)
+
+
+def _markdown_table(header: list[str], rows: list[list[Any]]) -> str:
+  lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+  lines += ["| " + " | ".join(_format_value(v) for v in row) + " |" for row in rows]
+  return "\n".join(lines)
+
+
+def _find_key(mapping: Any, key: str) -> Any:
+  # Depth-first, so the report works whichever section of the config holds the key.
+  if isinstance(mapping, dict):
+    if key in mapping:
+      return mapping[key]
+    for value in mapping.values():
+      found = _find_key(value, key)
+      if found is not None:
+        return found
+  return None
+
+
+def _overview(result: SweepResult) -> list[str]:
+  summary, manifest = result.summary, result.manifest
+  config = manifest.get("config", {})
+  problem = _find_key(config, "problem")
+  if isinstance(problem, dict):
+    problem = problem.get("name")
+  counts = summary["optimizer"].value_counts(sort=False).sort_index()
+  lines = []
+  if problem is not None:
+    lines.append(f"- **problem**: {problem}")
+  lines.append("- **optimizers**: " + ", ".join(f"{name} ({count})"
+                                                for name, count in counts.items()))
+  lines.append(f"- **configurations**: K = {len(summary)}, seeds "
+               + ", ".join(str(s) for s in sorted(summary["seed"].unique())))
+  steps = _find_key(config, "steps")
+  if steps is not None:
+    lines.append(f"- **steps**: {steps}")
+  if "devices" in manifest:
+    lines.append(f"- **devices**: {', '.join(map(str, manifest['devices']))}")
+  timings = manifest.get("timings", {})
+  run_facts = [f"{name.removesuffix('_seconds')} {seconds:.3g} s"
+               for name, seconds in sorted(timings.items())]
+  if "compilations" in manifest:
+    run_facts.append(f"{manifest['compilations']} compilations")
+  if "chunk_size" in manifest:
+    run_facts.append(f"chunk size {manifest['chunk_size']}")
+  if run_facts:
+    lines.append("- **run**: " + ", ".join(run_facts))
+  return lines
+
+
+def format_report(result: SweepResult, n: int = 5) -> str:
+  """A short Markdown report of a sweep.
+
+  It gives the problem and steps (from the manifest's config, where it names
+  them), the optimizers with their number of configurations, K and the seeds,
+  devices, timings, compilations and chunk size, a table of the ``n`` best
+  configurations (see :func:`best_configs`) with the hyperparameters they use,
+  and a table of diverged runs per optimizer.
+
+  Args:
+    result: The sweep result.
+    n: How many of the best configurations to list, > 0.
+
+  Returns:
+    Markdown text ending in a newline.
+  """
+  summary = result.summary
+  metric = ranking_metric(summary)
+  best = best_configs(summary, n=n)
+  used = [column for column in hyperparameter_columns(summary) if best[column].notna().any()]
+  metrics = [m for m in METRICS if m in summary.columns]
+  header = ["rank", "config_id", "optimizer", *used, "seed", *metrics]
+  rows = [[rank, *(row[column] for column in header[1:])]
+          for rank, (_, row) in enumerate(best.iterrows(), start=1)]
+  direction = "higher" if higher_is_better(metric) else "lower"
+
+  diverged = summary.groupby("optimizer", sort=True)["diverged"].agg(["sum", "size"])
+  divergence_rows = [[name, int(row["sum"]), int(row["size"])]
+                     for name, row in diverged.iterrows()]
+
+  sections = [
+      "# Sweep report",
+      "\n".join(_overview(result)),
+      f"## Best {len(best)} configurations (by {metric}, {direction} is better)",
+      _markdown_table(header, rows) if rows else "No configuration finished without diverging.",
+      "## Diverged runs",
+      _markdown_table(["optimizer", "diverged", "configurations"], divergence_rows),
+  ]
+  return "\n\n".join(sections) + "\n"
