@@ -1,13 +1,23 @@
-"""The ``momentum-jax`` command."""
+"""The ``momentum-jax`` command: a thin shell over the library.
+
+``sweep CONFIG [--out DIR]`` runs a sweep (:func:`momentum_jax.sweep.run`),
+``plot DIR`` redraws its figures, ``report DIR`` prints its Markdown report,
+``demo`` trains every optimizer on the literature's regression. A bad
+configuration is reported in one line, without a traceback, with exit status 2.
+"""
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 
 def _positive_int(text: str) -> int:
-  value = int(text)
+  try:
+    value = int(text)
+  except ValueError:
+    value = 0
   if value <= 0:
     raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
   return value
@@ -16,8 +26,26 @@ def _positive_int(text: str) -> int:
 def build_parser() -> argparse.ArgumentParser:
   parser = argparse.ArgumentParser(
       prog="momentum-jax",
-      description="Gradient-descent optimizers in JAX/Optax and studies of them.")
+      description="Gradient-descent optimizers in JAX/Optax and vmap-batched sweeps of them.")
   commands = parser.add_subparsers(dest="command", required=True)
+
+  sweep = commands.add_parser("sweep", help="run a hyperparameter sweep from a YAML config")
+  sweep.add_argument("config", help="path of the sweep's YAML file (see configs/)")
+  sweep.add_argument("--out", default=None,
+                     help="output folder (default: runs/<config name>)")
+  sweep.add_argument("--chunk-size", type=_positive_int, default=None,
+                     help="configurations per compiled chunk (default: chosen from memory)")
+  sweep.add_argument("--quiet", action="store_true", help="no progress bar")
+  sweep.add_argument("--top", type=_positive_int, default=5,
+                     help="best configurations to print (default 5)")
+
+  plot = commands.add_parser("plot", help="(re)draw the figures of a finished sweep")
+  plot.add_argument("dir", help="the sweep's output folder")
+
+  report = commands.add_parser("report", help="print the Markdown report of a finished sweep")
+  report.add_argument("dir", help="the sweep's output folder")
+  report.add_argument("--top", type=_positive_int, default=5)
+
   demo = commands.add_parser(
       "demo", help="train every optimizer on the literature's linear regression")
   demo.add_argument("--steps", type=_positive_int, default=1000,
@@ -26,11 +54,44 @@ def build_parser() -> argparse.ArgumentParser:
   return parser
 
 
+def _sweep(args) -> None:
+  from momentum_jax import results, sweep  # imports jax: keep --help fast
+  config = sweep.load_config(args.config)
+  out = args.out or os.path.join("runs", config.name)
+  print(f"sweep {config.name}: {config.num_configs} configurations of {config.problem}, "
+        f"{config.train.steps} steps each")
+  result = sweep.run(config, out, chunk_size=args.chunk_size, quiet=args.quiet)
+  timings = result.manifest["timings"]
+  print(f"compiled {result.manifest['compilations']} program(s) in "
+        f"{timings['compile_seconds']:.1f} s, trained in {timings['run_seconds']:.1f} s on "
+        f"{', '.join(result.manifest['devices'])}")
+  best = results.best_configs(result.summary, n=args.top)
+  columns = ["optimizer", *results.swept_hyperparameters(result.summary), "seed",
+             *(m for m in results.METRICS if m in best.columns), "diverged"]
+  print(f"best {len(best)} configurations:")
+  print(best[[c for c in dict.fromkeys(columns) if c in best.columns]].to_string(
+      index=False, float_format=lambda v: f"{v:.4g}"))
+  print(f"results and figures in {out}/ (summary.csv, curves.parquet, manifest.json, *.png)")
+
+
 def main(argv: list[str] | None = None) -> int:
   args = build_parser().parse_args(argv)
-  if args.command == "demo":
-    from momentum_jax import demo  # imports jax: keep --help fast
-    demo.main(steps=args.steps, seed=args.seed)
+  try:
+    if args.command == "sweep":
+      _sweep(args)
+    elif args.command == "plot":
+      from momentum_jax import plots
+      for path in plots.write_figures(args.dir):
+        print(path)
+    elif args.command == "report":
+      from momentum_jax import results
+      print(results.format_report(results.load_results(args.dir), n=args.top))
+    elif args.command == "demo":
+      from momentum_jax import demo
+      demo.main(steps=args.steps, seed=args.seed)
+  except (ValueError, FileNotFoundError) as error:
+    print(f"momentum-jax {args.command}: error: {error}", file=sys.stderr)
+    return 2
   return 0
 
 

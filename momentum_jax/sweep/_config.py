@@ -1,0 +1,296 @@
+"""Sweep configurations: YAML (or a dict) in, a validated :class:`SweepConfig` out.
+
+Everything is checked here, before anything compiles: names (with the closest
+valid one suggested), unknown keys, types, grids, and the hyperparameter
+ranges (by the optimizers' own checks, run on the whole grid at once).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import inspect
+import os
+from typing import Any, Callable, Mapping
+
+import numpy as np
+import yaml
+
+from momentum_jax import optim, problems
+from momentum_jax.sweep._errors import ConfigError
+from momentum_jax.sweep._grid import grid_values, is_grid_spec
+from momentum_jax.train import TrainConfig
+
+OPTIMIZERS: dict[str, Callable[..., Any]] = {
+    "sgd": optim.sgd,
+    "momentum": optim.momentum,
+    "nesterov": optim.nesterov,
+    "rmsprop": optim.rmsprop,
+    "adagrad": optim.adagrad,
+    "adam": optim.adam,
+}
+SCHEDULES: dict[str, Callable[..., Any]] = {
+    "step_decay": optim.step_decay,
+    "cosine_annealing": optim.cosine_annealing,
+    "polynomial_decay": optim.polynomial_decay,
+    "exponential_decay": optim.exponential_decay,
+}
+SCHEDULE_PREFIX = "schedule."
+_TOP_KEYS = ("name", "problem", "optimizer", "optimizers", "train", "seeds", "chunk_size")
+_TRAIN_KEYS = tuple(f.name for f in dataclasses.fields(TrainConfig))
+
+
+@dataclasses.dataclass(frozen=True)
+class ScheduleSpec:
+  """A learning-rate schedule whose ``init_value`` is the optimizer's learning rate.
+
+  Attributes:
+    name: A key of :data:`SCHEDULES`.
+    unit: ``"step"`` or ``"epoch"`` (counted with :func:`momentum_jax.per_epoch`).
+    static: Non-numeric arguments.
+    warmup: Whether a linear warm-up from 0 (``warmup_steps`` in the grid) precedes it.
+  """
+
+  name: str
+  unit: str = "step"
+  static: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+  warmup: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class OptimizerSpec:
+  """One optimizer group of a sweep: trained as one vmapped program.
+
+  Attributes:
+    name: A key of :data:`OPTIMIZERS`.
+    static: Non-numeric options (``ema``, ``nesterov``, ``centered``, …).
+    grid: Numeric hyperparameter -> its values; schedule parameters are
+      prefixed ``schedule.``.
+    schedule: The learning-rate schedule, if any.
+  """
+
+  name: str
+  static: Mapping[str, Any]
+  grid: Mapping[str, np.ndarray]
+  schedule: ScheduleSpec | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class SweepConfig:
+  """A validated sweep.
+
+  Attributes:
+    name: A label for the sweep (default: the file name).
+    problem: A key of :data:`momentum_jax.problems.PROBLEMS`.
+    problem_options: Its keyword arguments.
+    optimizers: The optimizer groups.
+    train: The training configuration shared by all runs.
+    seeds: The seeds every configuration is run with.
+    chunk_size: Configurations per compiled chunk, or ``None`` to choose.
+    raw: The configuration as given, for the manifest.
+  """
+
+  name: str
+  problem: str
+  problem_options: Mapping[str, Any]
+  optimizers: tuple[OptimizerSpec, ...]
+  train: TrainConfig
+  seeds: tuple[int, ...]
+  chunk_size: int | None
+  raw: Mapping[str, Any]
+
+  @property
+  def num_configs(self) -> int:
+    return sum(int(np.prod([len(v) for v in o.grid.values()])) for o in self.optimizers) * len(
+        self.seeds)
+
+
+def _suggest(value: Any, choices) -> str:
+  choices = [str(c) for c in choices]
+  close = difflib.get_close_matches(str(value), choices, n=1)
+  # A shortened name ("cosine") is too far from the full one for difflib alone.
+  close = close or [c for c in choices if str(value) and str(value) in c][:1]
+  return f"; did you mean {close[0]!r}?" if close else ""
+
+
+def _check_keys(path: str, raw: Mapping[str, Any], allowed) -> None:
+  for key in raw:
+    if key not in allowed:
+      raise ConfigError(
+          f"{path}.{key}" if path else str(key),
+          f"unknown key{_suggest(key, allowed)} (allowed: {', '.join(map(str, allowed))})")
+
+
+def _check_name(path: str, name: Any, choices) -> str:
+  if name is None:
+    raise ConfigError(path, f"a name is required, one of {', '.join(choices)}")
+  if name not in choices:
+    raise ConfigError(
+        path, f"unknown name {name!r}{_suggest(name, choices)} (one of {', '.join(choices)})")
+  return name
+
+
+def _as_mapping(path: str, raw: Any) -> Mapping[str, Any]:
+  if not isinstance(raw, Mapping):
+    raise ConfigError(path, f"expected a mapping of keys to values, got {raw!r}")
+  return raw
+
+
+def _parameters(function: Callable[..., Any]) -> dict[str, inspect.Parameter]:
+  return dict(inspect.signature(function).parameters)
+
+
+def _split_options(path: str, raw: Mapping[str, Any], parameters, skip=()):
+  """Splits options into numeric grids and static values, checking static types."""
+  grid, static = {}, {}
+  for key, value in raw.items():
+    if key in skip:
+      continue
+    default = parameters[key].default if key in parameters else inspect.Parameter.empty
+    if isinstance(default, bool) and not isinstance(value, bool):
+      raise ConfigError(f"{path}.{key}", f"expected true or false, got {value!r}")
+    if is_grid_spec(value) and not isinstance(default, bool):
+      grid[key] = grid_values(f"{path}.{key}", value)
+    else:
+      static[key] = value
+  return grid, static
+
+
+def _range_error(path: str, error: ValueError) -> ConfigError:
+  # The optimizers' own messages start with the argument's name.
+  argument = str(error).split(" ", 1)[0]
+  return ConfigError(f"{path}.{argument}", str(error))
+
+
+def _parse_schedule(path: str, raw: Any) -> tuple[ScheduleSpec, dict[str, np.ndarray]]:
+  raw = dict(_as_mapping(path, raw))
+  name = _check_name(f"{path}.name", raw.pop("name", None), SCHEDULES)
+  parameters = _parameters(SCHEDULES[name])
+  parameters.pop("init_value")
+  allowed = ("unit", "warmup_steps", *parameters)
+  _check_keys(path, raw, allowed)
+  unit = raw.pop("unit", "step")
+  if unit not in ("step", "epoch"):
+    raise ConfigError(f"{path}.unit", f"must be 'step' or 'epoch', got {unit!r}")
+  for key, parameter in parameters.items():
+    if parameter.default is inspect.Parameter.empty and key not in raw:
+      raise ConfigError(f"{path}.{key}", f"required by {name}")
+  grid, static = _split_options(path, raw, {**parameters, "warmup_steps": None})
+  try:
+    SCHEDULES[name](1.0, **{k: v for k, v in grid.items() if k != "warmup_steps"}, **static)
+    if "warmup_steps" in grid:
+      optim.linear_warmup(0.0, 1.0, grid["warmup_steps"])
+  except ValueError as error:
+    raise _range_error(path, error) from None
+  except TypeError as error:
+    raise ConfigError(path, str(error)) from None
+  spec = ScheduleSpec(name=name, unit=unit, static=static, warmup="warmup_steps" in grid)
+  return spec, {SCHEDULE_PREFIX + k: v for k, v in grid.items()}
+
+
+def _parse_optimizer(path: str, raw: Any) -> OptimizerSpec:
+  raw = dict(_as_mapping(path, raw))
+  name = _check_name(f"{path}.name", raw.pop("name", None), OPTIMIZERS)
+  parameters = _parameters(OPTIMIZERS[name])
+  _check_keys(path, raw, (*parameters, "schedule"))
+  if "learning_rate" not in raw:
+    raise ConfigError(f"{path}.learning_rate", "required (a number, a list, linspace or logspace)")
+  grid, static = _split_options(path, raw, parameters, skip=("schedule",))
+  if "learning_rate" not in grid:
+    raise ConfigError(f"{path}.learning_rate",
+                      f"expected a number, a list, linspace or logspace, got {raw['learning_rate']!r}")
+  if np.any(grid["learning_rate"] <= 0):
+    raise ConfigError(f"{path}.learning_rate",
+                      f"must be > 0, got {grid['learning_rate'].tolist()}")
+  try:
+    OPTIMIZERS[name](**grid, **static)
+  except ValueError as error:
+    raise _range_error(path, error) from None
+  except TypeError as error:
+    raise ConfigError(path, str(error)) from None
+  schedule = None
+  if "schedule" in raw:
+    schedule, schedule_grid = _parse_schedule(f"{path}.schedule", raw["schedule"])
+    grid.update(schedule_grid)
+  return OptimizerSpec(name=name, static=static, grid=grid, schedule=schedule)
+
+
+def _parse_seeds(raw: Any) -> tuple[int, ...]:
+  if isinstance(raw, int) and not isinstance(raw, bool):
+    if raw < 1:
+      raise ConfigError("seeds", f"a count must be >= 1, got {raw}")
+    return tuple(range(raw))
+  if (isinstance(raw, list) and raw
+      and all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in raw)):
+    if len(set(raw)) != len(raw):
+      raise ConfigError("seeds", f"seeds must be distinct, got {raw}")
+    return tuple(raw)
+  raise ConfigError("seeds", f"expected a count >= 1 or a list of distinct seeds >= 0, got {raw!r}")
+
+
+def _parse_train(raw: Any) -> TrainConfig:
+  raw = _as_mapping("train", raw)
+  _check_keys("train", raw, _TRAIN_KEYS)
+  if "steps" not in raw:
+    raise ConfigError("train.steps", "required: the number of optimizer steps")
+  try:
+    return TrainConfig(**raw)
+  except ValueError as error:
+    raise _range_error("train", error) from None
+
+
+def _parse_problem(raw: Any) -> tuple[str, dict[str, Any]]:
+  raw = dict(_as_mapping("problem", raw))
+  name = _check_name("problem.name", raw.pop("name", None), problems.PROBLEMS)
+  _check_keys("problem", raw, tuple(_parameters(problems.PROBLEMS[name])))
+  return name, raw
+
+
+def load_config(source: str | os.PathLike | Mapping[str, Any]) -> SweepConfig:
+  """Reads and validates a sweep configuration from a YAML file or a dict.
+
+  Raises:
+    ConfigError: (a ``ValueError``) naming the field, as a path in the YAML.
+    FileNotFoundError: if the file does not exist.
+  """
+  if isinstance(source, Mapping):
+    raw, default_name = dict(source), "sweep"
+  else:
+    with open(source, encoding="utf-8") as file:
+      try:
+        raw = yaml.safe_load(file)
+      except yaml.YAMLError as error:
+        raise ConfigError("", f"{os.fspath(source)} is not valid YAML: {error}") from None
+    default_name = os.path.splitext(os.path.basename(os.fspath(source)))[0]
+  raw = _as_mapping("", raw)
+  _check_keys("", raw, _TOP_KEYS)
+  for required in ("problem", "train"):
+    if required not in raw:
+      raise ConfigError(required, "required")
+  problem, problem_options = _parse_problem(raw["problem"])
+  if ("optimizer" in raw) == ("optimizers" in raw):
+    raise ConfigError("optimizer", "give exactly one of 'optimizer' (a mapping) or "
+                      "'optimizers' (a list of mappings)")
+  if "optimizer" in raw:
+    optimizers = (_parse_optimizer("optimizer", raw["optimizer"]),)
+  else:
+    listed = raw["optimizers"]
+    if not isinstance(listed, list) or not listed:
+      raise ConfigError("optimizers", f"expected a non-empty list, got {listed!r}")
+    optimizers = tuple(_parse_optimizer(f"optimizers[{i}]", o) for i, o in enumerate(listed))
+  chunk_size = raw.get("chunk_size")
+  if chunk_size == "auto":
+    chunk_size = None
+  if chunk_size is not None and (
+      isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1):
+    raise ConfigError("chunk_size", f"expected a positive integer or 'auto', got {chunk_size!r}")
+  return SweepConfig(
+      name=str(raw.get("name", default_name)),
+      problem=problem,
+      problem_options=problem_options,
+      optimizers=optimizers,
+      train=_parse_train(raw["train"]),
+      seeds=_parse_seeds(raw.get("seeds", 1)),
+      chunk_size=chunk_size,
+      raw=raw,
+  )

@@ -1,0 +1,14 @@
+"""The error a bad sweep configuration raises."""
+
+from __future__ import annotations
+
+
+class ConfigError(ValueError):
+  """A sweep configuration is invalid. ``path`` names the field, as in the YAML.
+
+  Example: ``optimizer.beta.linspace: count must be a positive integer, got 0``.
+  """
+
+  def __init__(self, path: str, message: str):
+    self.path = path
+    super().__init__(f"{path}: {message}" if path else message)
