@@ -142,7 +142,10 @@ def polynomial_decay(
   _checks.check_non_negative("power", power)
 
   def schedule(step):
-    remaining = 1 - jnp.minimum(_as_float(step), total_steps) / total_steps
+    # (total − min(step, total)) / total rather than 1 − min(step, total) / total:
+    # XLA may divide by multiplying with the reciprocal, leaving 1 − 0.99999994
+    # at the end, which a power below 1 magnifies (6e-8 ** 0.5 = 2.4e-4).
+    remaining = (total_steps - jnp.minimum(_as_float(step), total_steps)) / total_steps
     return end_value + (init_value - end_value) * remaining**power
 
   return schedule

@@ -1,0 +1,137 @@
+"""Property-based tests (hypothesis) of the optimizer core.
+
+Hyperparameters enter the jitted functions as arrays, so each property
+compiles once however many examples hypothesis draws.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import momentum_jax as mj
+
+SETTINGS = settings(max_examples=40, deadline=None)
+unit = st.floats(0.0, 0.99)
+learning_rates = st.floats(1e-4, 1.0)
+seeds = st.integers(0, 2**31 - 1)
+STEPS = 12
+
+
+def _gradients(seed, steps=STEPS, shape=(3, 4)):
+  return jax.random.normal(jax.random.key(seed), (steps, *shape))
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _updates(factory, hyperparameters, gradients):
+  """The updates of ``factory(**hyperparameters)`` fed ``gradients`` one by one."""
+  tx = factory(**hyperparameters)
+
+  def step(state, g):
+    update, state = tx.update(g, state)
+    return state, update
+
+  return jax.lax.scan(step, tx.init(gradients[0]), gradients)[1]
+
+
+HEAVY_BALL = functools.partial(mj.momentum, ema=False)
+
+
+@SETTINGS
+@given(lr=learning_rates, seed=seeds, ema=st.booleans())
+def test_momentum_with_beta_zero_is_sgd(lr, seed, ema):
+  g = _gradients(seed)
+  factory = mj.momentum if ema else HEAVY_BALL
+  np.testing.assert_allclose(
+      _updates(factory, {"learning_rate": lr, "beta": 0.0}, g),
+      _updates(mj.sgd, {"learning_rate": lr}, g), rtol=1e-6, atol=1e-9)
+
+
+@SETTINGS
+@given(lr=learning_rates, beta=unit, seed=seeds, nesterov=st.booleans())
+def test_ema_form_is_heavy_ball_at_learning_rate_times_one_minus_beta(lr, beta, seed, nesterov):
+  g = _gradients(seed)
+  ema = _updates(functools.partial(mj.momentum, nesterov=nesterov),
+                 {"learning_rate": lr, "beta": beta}, g)
+  heavy = _updates(functools.partial(mj.momentum, ema=False, nesterov=nesterov),
+                   {"learning_rate": lr * (1 - beta), "beta": beta}, g)
+  np.testing.assert_allclose(ema, heavy, rtol=2e-5, atol=1e-7)
+
+
+@SETTINGS
+@given(lr=learning_rates, b1=unit, b2=st.floats(0.5, 0.999), seed=seeds,
+       scale=st.floats(1e-2, 1e3))
+def test_adam_is_invariant_to_rescaling_the_gradients(lr, b1, b2, seed, scale):
+  # Up to eps: with eps far below the gradients' size, m/sqrt(v) does not see the scale.
+  g = _gradients(seed)
+  hyperparameters = {"learning_rate": lr, "b1": b1, "b2": b2, "eps": 1e-12}
+  np.testing.assert_allclose(
+      _updates(mj.adam, hyperparameters, g * scale), _updates(mj.adam, hyperparameters, g),
+      rtol=2e-4, atol=1e-7 * lr)
+
+
+OPTIMIZERS = {
+    "sgd": (mj.sgd, {}),
+    "momentum": (mj.momentum, {"beta": 0.9}),
+    "heavy_ball": (HEAVY_BALL, {"beta": 0.9}),
+    "nesterov": (mj.nesterov, {"beta": 0.9}),
+    "rmsprop": (mj.rmsprop, {"decay": 0.9, "momentum": 0.5}),
+    "rmsprop_centered": (functools.partial(mj.rmsprop, centered=True, eps_in_sqrt=False),
+                         {"decay": 0.9}),
+    "adagrad": (mj.adagrad, {}),
+    "adam": (mj.adam, {"b1": 0.9, "b2": 0.999}),
+}
+
+
+@SETTINGS
+@given(name=st.sampled_from(sorted(OPTIMIZERS)), lr=learning_rates)
+def test_zero_gradients_from_a_zero_state_do_nothing(name, lr):
+  factory, hyperparameters = OPTIMIZERS[name]
+  updates = _updates(factory, {"learning_rate": lr, **hyperparameters}, jnp.zeros((5, 3, 4)))
+  np.testing.assert_array_equal(updates, np.zeros((5, 3, 4)))
+
+
+steps = jnp.arange(0, 400)
+
+
+def _values(schedule):
+  return np.asarray(jax.vmap(schedule)(steps))
+
+
+@SETTINGS
+@given(init=st.floats(1e-4, 1.0), rate=st.floats(0.05, 0.999), size=st.integers(1, 50))
+def test_step_and_exponential_decay_fall_within_bounds(init, rate, size):
+  for schedule in (mj.step_decay(init, rate, size), mj.exponential_decay(init, rate, size),
+                   mj.exponential_decay(init, rate, size, staircase=True)):
+    values = _values(schedule)
+    assert np.all(np.diff(values) <= 1e-9 * init)
+    assert np.all(values <= init * (1 + 1e-6)) and np.all(values >= 0)
+
+
+@SETTINGS
+@given(init=st.floats(1e-4, 1.0), fraction=st.floats(0.0, 1.0), t_max=st.integers(1, 300),
+       power=st.floats(0.1, 4.0))
+def test_cosine_and_polynomial_decay_stay_in_min_init_and_never_rise(init, fraction, t_max, power):
+  low = init * fraction
+  for schedule in (mj.cosine_annealing(init, t_max, low),
+                   mj.polynomial_decay(init, t_max, power, end_value=low)):
+    values = _values(schedule)
+    tolerance = 1e-6 * init
+    assert np.all(values >= low - tolerance) and np.all(values <= init + tolerance)
+    assert np.all(np.diff(values) <= tolerance)
+    np.testing.assert_allclose(values[t_max:], low, rtol=1e-5, atol=tolerance)
+
+
+@SETTINGS
+@given(start=st.floats(0.0, 0.1), peak=st.floats(0.1, 1.0), warmup=st.integers(1, 300))
+def test_warmup_rises_to_its_peak_and_holds(start, peak, warmup):
+  values = _values(mj.linear_warmup(start, peak, warmup))
+  assert np.all(np.diff(values) >= -1e-7)
+  np.testing.assert_allclose(values[warmup:], peak, rtol=1e-6)
+  np.testing.assert_allclose(values[0], start, rtol=1e-6, atol=1e-9)
