@@ -1,0 +1,1 @@
+"""Studies of the literature's claims; each runs as ``python -m experiments.<name>``."""
