@@ -21,3 +21,20 @@ def test_regression_momentum_tiny(tmp_path):
   bugs = pd.read_csv(tmp_path / "broadcast_bug.csv")
   assert set(bugs.optimizer) == {"gd", "momentum (heavy ball)"}
   assert "| gd |" in (tmp_path / "summary.md").read_text()
+
+
+def test_landscapes_tiny(tmp_path):
+  from experiments import landscapes
+  with open(landscapes.CONFIG, encoding="utf-8") as file:
+    config = yaml.safe_load(file)
+  config["sweep"].update(betas=[0.0, 0.9], learning_rate_factors=[1.0], starts_per_side=2)
+  table = landscapes.run(config, str(tmp_path), steps_scale=0.2)
+  assert set(table.landscape) == set(config["landscapes"])
+  assert len(table) == len(config["landscapes"]) * 6
+  for name in ("results.csv", "summary.md", "trajectories.png", "success_fraction.png"):
+    assert (tmp_path / name).stat().st_size > 0
+  # The double well's failure shows even at this size: GD stays in the shallow
+  # well, heavy-ball momentum at beta 0.9 crosses to the global one.
+  well = table[table.landscape == "tilted_double_well"].set_index("optimizer")
+  assert well.filter(like="gd", axis=0).distance_to_global_minimum.iloc[0] > 1.0
+  assert well.loc["momentum β=0.9"].distance_to_global_minimum < 0.1

@@ -1,0 +1,200 @@
+"""The four failures of plain gradient descent on 2-D landscapes, and what momentum does.
+
+Claim: plain GD gets trapped in shallow local minima, stalls at saddle points
+and on plateaus, and zig-zags in narrow valleys; momentum ("a ball rolling
+downhill") escapes, crosses and damps. Set-up: ``configs/landscapes.yaml``:
+each landscape of :mod:`momentum_jax.data` from its suggested start, with GD,
+heavy-ball momentum at several β and Nesterov at the same learning rate, and
+RMSProp and Adam at their own; and a vmapped β x learning-rate sweep of the
+fraction of starting points that reach a global minimum. Measured:
+trajectories on contour plots, distances to the global minimum, and one
+heatmap per landscape.
+
+    python -m experiments.landscapes [--out DIR] [--steps-scale S]
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import os
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pandas as pd
+import yaml
+
+import momentum_jax as mj
+from momentum_jax.data import get_landscape, run_on_landscape
+from momentum_jax.results import atomic_path, atomic_write_text
+
+CONFIG = os.path.join(os.path.dirname(__file__), "..", "configs", "landscapes.yaml")
+
+
+def contenders(config: dict[str, Any], settings: dict[str, Any]) -> dict[str, Any]:
+  """Label -> optimizer, for one landscape's settings."""
+  lr, adaptive = settings["learning_rate"], settings["adaptive_learning_rate"]
+  found = {f"gd (lr={lr:g})": mj.sgd(lr)}
+  for beta in config["betas"]:
+    found[f"momentum β={beta:g}"] = mj.momentum(lr, beta, ema=False)
+  found[f"nesterov β={config['nesterov_beta']:g}"] = mj.nesterov(lr, config["nesterov_beta"])
+  found[f"rmsprop (lr={adaptive:g})"] = mj.rmsprop(adaptive)
+  found[f"adam (lr={adaptive:g})"] = mj.adam(adaptive)
+  return found
+
+
+def distance_to_global(landscape, points: jax.Array) -> jax.Array:
+  minima = jnp.asarray(landscape.global_minima, points.dtype)
+  return jnp.min(jnp.linalg.norm(points[..., None, :] - minima, axis=-1), axis=-1)
+
+
+def success_fraction(landscape, settings, sweep, steps) -> np.ndarray:
+  """Fraction of a grid of starts reaching a global minimum, per (β, learning rate).
+
+  One jitted, vmapped program over betas x learning rates x starts.
+  """
+  (x0, x1), (y0, y1) = landscape.window
+  side = sweep["starts_per_side"]
+  xs, ys = np.meshgrid(np.linspace(x0, x1, side + 2)[1:-1], np.linspace(y0, y1, side + 2)[1:-1])
+  starts = jnp.asarray(np.stack([xs.ravel(), ys.ravel()], axis=1), jnp.float32)
+  betas = jnp.asarray(sweep["betas"], jnp.float32)
+  rates = settings["learning_rate"] * jnp.asarray(sweep["learning_rate_factors"], jnp.float32)
+
+  def reached(beta, lr, start):
+    path = run_on_landscape(landscape, mj.momentum(lr, beta, ema=False), start, steps)
+    return distance_to_global(landscape, path[-1]) < sweep["tolerance"]
+
+  per_start = jax.vmap(reached, in_axes=(None, None, 0))
+  grid = jax.jit(jax.vmap(jax.vmap(per_start, in_axes=(None, 0, None)), in_axes=(0, None, None)))
+  return np.asarray(jnp.mean(grid(betas, rates, starts), axis=-1))
+
+
+def run(config: dict[str, Any], out_dir: str, steps_scale: float = 1.0) -> pd.DataFrame:
+  os.makedirs(out_dir, exist_ok=True)
+  rows, paths, fractions = [], {}, {}
+  for name, settings in config["landscapes"].items():
+    landscape = get_landscape(name)
+    steps = max(1, int(settings["steps"] * steps_scale))
+    paths[name] = {}
+    for label, tx in contenders(config, settings).items():
+      path = np.asarray(run_on_landscape(landscape, tx, steps=steps))
+      paths[name][label] = path
+      rows.append({"landscape": name, "optimizer": label, "steps": steps,
+                   "final_x": path[-1, 0], "final_y": path[-1, 1],
+                   "final_value": float(landscape.value(path[-1])),
+                   "distance_to_global_minimum": float(distance_to_global(landscape, path[-1]))})
+    fractions[name] = success_fraction(landscape, settings, config["sweep"], steps)
+  table = pd.DataFrame(rows)
+  with atomic_path(os.path.join(out_dir, "results.csv")) as path:
+    table.to_csv(path, index=False)
+  atomic_write_text(os.path.join(out_dir, "summary.md"), summarise(table, fractions, config))
+  plot_trajectories(config, paths, out_dir)
+  plot_fractions(config, fractions, out_dir)
+  return table
+
+
+def summarise(table: pd.DataFrame, fractions: dict[str, np.ndarray], config) -> str:
+  lines = ["| landscape | optimizer | distance to the global minimum | final value |",
+           "|---|---|---|---|"]
+  for row in table.itertuples():
+    lines.append(f"| {row.landscape} | {row.optimizer} | {row.distance_to_global_minimum:.3g} | "
+                 f"{row.final_value:.4g} |")
+  sweep = config["sweep"]
+  lines += ["", "Fraction of starting points reaching a global minimum, at the landscape's "
+            "learning rate (factor 1):", "",
+            "| landscape | " + " | ".join(f"β={b:g}" for b in sweep["betas"]) + " |",
+            "|---|" + "---|" * len(sweep["betas"])]
+  one = sweep["learning_rate_factors"].index(1.0)
+  for name, fraction in fractions.items():
+    lines.append(f"| {name} | " + " | ".join(f"{f:.2f}" for f in fraction[:, one]) + " |")
+  return "\n".join(lines) + "\n"
+
+
+def _save(fig, path: str) -> str:
+  with atomic_path(path) as temporary:
+    fig.savefig(temporary, dpi=120, format="png")
+  return path
+
+
+def plot_trajectories(config, paths, out_dir: str) -> str:
+  from matplotlib.figure import Figure
+
+  names = list(paths)
+  columns = min(3, len(names))
+  rows = -(-len(names) // columns)
+  fig = Figure(figsize=(5.5 * columns, 5 * rows), layout="constrained")
+  axes = fig.subplots(rows, columns, squeeze=False).ravel()
+  for axis in axes[len(names):]:
+    axis.set_visible(False)
+  for axis, name in zip(axes, names):
+    landscape = get_landscape(name)
+    (x0, x1), (y0, y1) = landscape.window
+    xs, ys = np.meshgrid(np.linspace(x0, x1, 200), np.linspace(y0, y1, 200))
+    values = np.asarray(landscape.value(np.stack([xs, ys], axis=-1)))
+    axis.contour(xs, ys, values, levels=30, cmap="Greys", linewidths=0.6)
+    for label, path in paths[name].items():
+      axis.plot(path[:, 0], path[:, 1], marker=".", markersize=2, linewidth=1, label=label)
+    axis.scatter(*landscape.global_minima.T, marker="*", s=150, color="gold",
+                 edgecolor="black", zorder=5, label="global minimum")
+    if len(landscape.local_minima):
+      axis.scatter(*landscape.local_minima.T, marker="o", s=60, facecolor="none",
+                   edgecolor="red", zorder=5, label="local minimum")
+    axis.set_xlim(x0, x1)
+    axis.set_ylim(y0, y1)
+    axis.set_xlabel("x")
+    axis.set_ylabel("y")
+    lr = config["landscapes"][name]["learning_rate"]
+    axis.set_title(f"{name} ({len(next(iter(paths[name].values()))) - 1} steps, lr={lr:g})",
+                   fontsize=10)
+    axis.legend(fontsize=7, loc="best")
+  return _save(fig, os.path.join(out_dir, "trajectories.png"))
+
+
+def plot_fractions(config, fractions, out_dir: str) -> str:
+  from matplotlib.figure import Figure
+
+  sweep = config["sweep"]
+  names = list(fractions)
+  columns = min(3, len(names))
+  rows = -(-len(names) // columns)
+  fig = Figure(figsize=(4.6 * columns, 4.2 * rows), layout="constrained")
+  axes = fig.subplots(rows, columns, squeeze=False).ravel()
+  for axis in axes[len(names):]:
+    axis.set_visible(False)
+  for axis, name in zip(axes, names):
+    image = axis.imshow(fractions[name], origin="lower", vmin=0, vmax=1, cmap="viridis",
+                        aspect="auto")
+    lr = config["landscapes"][name]["learning_rate"]
+    axis.set_xticks(range(len(sweep["learning_rate_factors"])),
+                    [f"{f * lr:.3g}" for f in sweep["learning_rate_factors"]], rotation=45)
+    axis.set_yticks(range(len(sweep["betas"])), [f"{b:g}" for b in sweep["betas"]])
+    axis.set_xlabel("learning rate")
+    axis.set_ylabel("β (heavy ball; 0 is GD)")
+    axis.set_title(name, fontsize=10)
+    for (i, j), value in np.ndenumerate(fractions[name]):
+      axis.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=7,
+                color="white" if value < 0.5 else "black")
+  fig.colorbar(image, ax=axes[:len(names)].tolist(),
+               label="fraction of starts reaching a global minimum")
+  fig.suptitle("Heavy-ball momentum: β x learning rate, 8 x 8 starting points per cell")
+  return _save(fig, os.path.join(out_dir, "success_fraction.png"))
+
+
+def main(argv: list[str] | None = None) -> None:
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("--config", default=CONFIG)
+  parser.add_argument("--out", default=os.path.join("runs", "landscapes"))
+  parser.add_argument("--steps-scale", type=float, default=1.0)
+  args = parser.parse_args(argv)
+  with open(args.config, encoding="utf-8") as file:
+    config = yaml.safe_load(file)
+  run(config, args.out, args.steps_scale)
+  with open(os.path.join(args.out, "summary.md"), encoding="utf-8") as file:
+    print(file.read())
+  print(f"figures and tables in {args.out}/")
+
+
+if __name__ == "__main__":
+  main()
