@@ -115,18 +115,17 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
   return path
 
 
-def atomic_write_text(path: str | os.PathLike, text: str, encoding: str = "utf-8") -> Path:
-  """Writes ``text`` to ``path`` atomically (see :func:`atomic_write_bytes`).
+def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
+  """Writes ``text`` to ``path`` atomically, UTF-8 encoded (see :func:`atomic_write_bytes`).
 
   Args:
     path: The file to write; its folder must exist.
     text: The whole new content.
-    encoding: Text encoding.
 
   Returns:
     ``path`` as a ``Path``.
   """
-  return atomic_write_bytes(path, text.encode(encoding))
+  return atomic_write_bytes(path, text.encode("utf-8"))
 
 
 def result_paths(out_dir: str | os.PathLike) -> dict[str, Path]:
@@ -158,8 +157,9 @@ def _json_default(value: Any) -> Any:
 def write_results(result: SweepResult, out_dir: str | os.PathLike) -> dict[str, Path]:
   """Writes ``summary.csv``, ``curves.parquet`` and ``manifest.json`` into ``out_dir``.
 
-  Each file is replaced atomically. The manifest is written last, so a folder
-  whose manifest is newer than the tables was written completely.
+  Each file is replaced atomically, so none is ever left half-written; the
+  three are replaced one after the other, the manifest last, so a manifest at
+  least as new as both tables marks a folder that holds one complete result.
 
   Args:
     result: The sweep result.
@@ -349,7 +349,8 @@ def _markdown_table(header: list[str], rows: list[list[Any]]) -> str:
 
 
 def _find_key(mapping: Any, key: str) -> Any:
-  # Depth-first, so the report works whichever section of the config holds the key.
+  # Top level first, then depth-first: the report finds a fact whether the
+  # manifest states it or only its config section (wherever that puts it) does.
   if isinstance(mapping, dict):
     if key in mapping:
       return mapping[key]
@@ -362,8 +363,7 @@ def _find_key(mapping: Any, key: str) -> Any:
 
 def _overview(result: SweepResult) -> list[str]:
   summary, manifest = result.summary, result.manifest
-  config = manifest.get("config", {})
-  problem = _find_key(config, "problem")
+  problem = _find_key(manifest, "problem")
   if isinstance(problem, dict):
     problem = problem.get("name")
   counts = summary["optimizer"].value_counts(sort=False).sort_index()
@@ -374,7 +374,7 @@ def _overview(result: SweepResult) -> list[str]:
                                                 for name, count in counts.items()))
   lines.append(f"- **configurations**: K = {len(summary)}, seeds "
                + ", ".join(str(s) for s in sorted(summary["seed"].unique())))
-  steps = _find_key(config, "steps")
+  steps = _find_key(manifest, "steps")
   if steps is not None:
     lines.append(f"- **steps**: {steps}")
   if "devices" in manifest:
@@ -384,17 +384,21 @@ def _overview(result: SweepResult) -> list[str]:
                for name, seconds in sorted(timings.items())]
   if "compilations" in manifest:
     run_facts.append(f"{manifest['compilations']} compilations")
-  if "chunk_size" in manifest:
-    run_facts.append(f"chunk size {manifest['chunk_size']}")
+  chunk_size = manifest.get("chunk_size")
+  if isinstance(chunk_size, dict):  # one per optimizer group
+    run_facts.append("chunk sizes " + ", ".join(f"{name} {size}"
+                                                for name, size in sorted(chunk_size.items())))
+  elif chunk_size is not None:
+    run_facts.append(f"chunk size {chunk_size}")
   if run_facts:
-    lines.append("- **run**: " + ", ".join(run_facts))
+    lines.append("- **timings**: " + ", ".join(run_facts))
   return lines
 
 
 def format_report(result: SweepResult, n: int = 5) -> str:
   """A short Markdown report of a sweep.
 
-  It gives the problem and steps (from the manifest's config, where it names
+  It gives the problem and steps (where the manifest or its config names
   them), the optimizers with their number of configurations, K and the seeds,
   devices, timings, compilations and chunk size, a table of the ``n`` best
   configurations (see :func:`best_configs`) with the hyperparameters they use,

@@ -208,3 +208,21 @@ def test_cli_reports_a_bad_config_in_one_line_with_status_2(tmp_path, capsys):
   err = capsys.readouterr().err
   assert err.strip() == "momentum-jax sweep: error: optimizer.beta: beta must be in [0, 1), got [1.5]"
   assert cli.main(["sweep", str(tmp_path / "missing.yaml")]) == 2
+
+
+def test_groups_are_labelled_by_their_static_options():
+  config = {**REGRESSION, "optimizer": None}
+  del config["optimizer"]
+  config["optimizers"] = [
+      dict(REGRESSION["optimizer"]), dict(REGRESSION["optimizer"], ema=True),
+      {"name": "adam", "learning_rate": 0.01,
+       "schedule": {"name": "cosine_annealing", "t_max": 40}}]
+  parsed = sweep.load_config(config)
+  assert [o.label for o in parsed.optimizers] == [
+      "momentum(ema=false)", "momentum(ema=true)", "adam(schedule=cosine_annealing)"]
+  result = sweep.run(parsed, quiet=True)
+  assert list(dict.fromkeys(result.summary.optimizer)) == [o.label for o in parsed.optimizers]
+  assert result.manifest["compilations"] == 3
+  config["optimizers"].append(dict(REGRESSION["optimizer"]))
+  with pytest.raises(sweep.ConfigError, match=r"optimizers\[3\]: repeats optimizers\[0\]"):
+    sweep.load_config(config)

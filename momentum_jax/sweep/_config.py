@@ -74,6 +74,19 @@ class OptimizerSpec:
   grid: Mapping[str, np.ndarray]
   schedule: ScheduleSpec | None = None
 
+  @property
+  def label(self) -> str:
+    """The name, with the static options and schedule that tell groups apart.
+
+    E.g. ``momentum(ema=false)`` and ``momentum(ema=true)``; the results'
+    ``optimizer`` column holds this label.
+    """
+    options = [f"{k}={str(v).lower() if isinstance(v, bool) else v}"
+               for k, v in self.static.items()]
+    if self.schedule is not None:
+      options.append(f"schedule={self.schedule.name}")
+    return f"{self.name}({', '.join(options)})" if options else self.name
+
 
 @dataclasses.dataclass(frozen=True)
 class SweepConfig:
@@ -278,6 +291,12 @@ def load_config(source: str | os.PathLike | Mapping[str, Any]) -> SweepConfig:
     if not isinstance(listed, list) or not listed:
       raise ConfigError("optimizers", f"expected a non-empty list, got {listed!r}")
     optimizers = tuple(_parse_optimizer(f"optimizers[{i}]", o) for i, o in enumerate(listed))
+    labels = [o.label for o in optimizers]
+    for index, label in enumerate(labels):
+      if label in labels[:index]:
+        raise ConfigError(f"optimizers[{index}]",
+                          f"repeats optimizers[{labels.index(label)}] ({label}); merge their "
+                          "grids into one entry")
   chunk_size = raw.get("chunk_size")
   if chunk_size == "auto":
     chunk_size = None

@@ -1,0 +1,253 @@
+"""Sweep results: storage round trip, atomic writes, ranking, pooling over seeds, report."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from _sweep_fixture import make_result
+from momentum_jax import results
+from momentum_jax.results import SweepResult
+
+
+@pytest.fixture
+def regression():
+  return make_result(classification=False)
+
+
+@pytest.fixture
+def classification():
+  return make_result(classification=True)
+
+
+def _assert_same(loaded: SweepResult, expected: SweepResult):
+  pd.testing.assert_frame_equal(loaded.summary, expected.summary, check_exact=True)
+  pd.testing.assert_frame_equal(loaded.curves, expected.curves, check_exact=True)
+  assert loaded.manifest == expected.manifest
+
+
+# --------------------------------------------------------------------------- files
+
+
+@pytest.mark.parametrize("classification", [False, True])
+def test_write_then_load_gives_equal_frames(tmp_path, classification):
+  result = make_result(classification)
+  # Awkward floats, a column that is NaN everywhere, and infinities must all survive CSV.
+  result.summary["learning_rate"] *= 1 / 3
+  result.summary["schedule.t_max"] = np.nan
+  paths = results.write_results(result, tmp_path / "new" / "folder")
+  assert {name: path.name for name, path in paths.items()} == {
+      "summary": "summary.csv", "curves": "curves.parquet", "manifest": "manifest.json"}
+  loaded = results.load_results(tmp_path / "new" / "folder")
+  _assert_same(loaded, result)
+  assert loaded.summary["diverged_at_step"].dtype == "Int64"
+  assert loaded.summary["diverged_at_step"].isna().sum() == 21
+  assert np.isinf(loaded.summary["final_loss"]).sum() == 3
+
+
+def test_round_trip_keeps_dtypes_when_nothing_diverged(tmp_path, regression):
+  # An all-NA Int64 column is an empty CSV column, which pandas reads as float.
+  summary = regression.summary[~regression.summary["diverged"]].reset_index(drop=True)
+  result = SweepResult(summary, regression.curves, regression.manifest)
+  results.write_results(result, tmp_path)
+  _assert_same(results.load_results(tmp_path), result)
+
+
+def test_optimizer_names_that_look_missing_stay_names(tmp_path, regression):
+  regression.summary["optimizer"] = regression.summary["optimizer"].replace(
+      {"momentum": "NA", "rmsprop": "nan"})
+  results.write_results(regression, tmp_path)
+  loaded = results.load_results(tmp_path)
+  assert loaded.summary["optimizer"].tolist() == regression.summary["optimizer"].tolist()
+
+
+def test_manifest_is_sorted_indented_json(tmp_path, regression):
+  regression.manifest["compilations"] = np.int64(2)  # numpy scalars are written as numbers
+  path = results.write_results(regression, tmp_path)["manifest"]
+  text = path.read_text()
+  assert text == json.dumps(json.loads(text), indent=2, sort_keys=True) + "\n"
+  assert json.loads(text)["compilations"] == 2
+
+
+def test_unserialisable_manifest_writes_nothing(tmp_path, regression):
+  regression.manifest["model"] = object()
+  with pytest.raises(TypeError, match="JSON-serialisable"):
+    results.write_results(regression, tmp_path / "out")
+  assert not (tmp_path / "out").exists()
+
+
+def test_write_rejects_missing_columns_and_repeated_ids(tmp_path, regression):
+  broken = SweepResult(regression.summary.drop(columns="seed"), regression.curves, {})
+  with pytest.raises(ValueError, match=r"summary lacks the columns \['seed'\]"):
+    results.write_results(broken, tmp_path)
+  repeated = regression.summary.copy()
+  repeated.loc[1, "config_id"] = 0
+  with pytest.raises(ValueError, match=r"config_id must be unique, got repeats \[0\]"):
+    results.write_results(SweepResult(repeated, regression.curves, {}), tmp_path)
+
+
+def test_load_names_the_folder_and_the_missing_file(tmp_path, regression):
+  results.write_results(regression, tmp_path)
+  (tmp_path / "curves.parquet").unlink()
+  with pytest.raises(FileNotFoundError, match=rf"{tmp_path}.*curves\.parquet missing"):
+    results.load_results(tmp_path)
+  with pytest.raises(FileNotFoundError, match="no sweep result folder"):
+    results.load_results(tmp_path / "absent")
+
+
+def test_atomic_write_replaces_the_whole_file(tmp_path):
+  path = tmp_path / "checkpoint.bin"
+  results.atomic_write_bytes(path, b"old content, longer than the new")
+  results.atomic_write_bytes(path, b"new")
+  assert path.read_bytes() == b"new"
+  assert results.atomic_write_text(tmp_path / "note.txt", "β = 0.9").read_text() == "β = 0.9"
+
+
+def _fail(*args):
+  raise OSError("simulated crash before the rename")
+
+
+def test_failed_replace_keeps_old_file_and_leaves_no_temporary(tmp_path, monkeypatch):
+  path = tmp_path / "checkpoint.bin"
+  results.atomic_write_bytes(path, b"old")
+  monkeypatch.setattr(results.os, "replace", _fail)
+  with pytest.raises(OSError, match="simulated crash"):
+    results.atomic_write_bytes(path, b"new")
+  assert path.read_bytes() == b"old"
+  assert [p.name for p in tmp_path.iterdir()] == ["checkpoint.bin"]
+
+
+def test_failed_write_inside_atomic_path_keeps_old_file(tmp_path):
+  path = tmp_path / "curves.parquet"
+  path.write_bytes(b"old")
+  with pytest.raises(RuntimeError):
+    with results.atomic_path(path) as temporary:
+      temporary.write_bytes(b"half of the")
+      raise RuntimeError("writer crashed")
+  assert path.read_bytes() == b"old"
+  assert [p.name for p in tmp_path.iterdir()] == ["curves.parquet"]
+
+
+def test_failed_write_results_keeps_previous_result(tmp_path, monkeypatch, regression):
+  results.write_results(regression, tmp_path)
+  before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+  changed = SweepResult(regression.summary.head(3), regression.curves.head(3), {"other": 1})
+  monkeypatch.setattr(results.os, "replace", _fail)
+  with pytest.raises(OSError):
+    results.write_results(changed, tmp_path)
+  assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+
+
+# --------------------------------------------------------------------------- tables
+
+
+def test_hyperparameter_columns(classification):
+  assert results.hyperparameter_columns(classification.summary) == [
+      "learning_rate", "beta", "decay"]
+  only_momentum = classification.summary[classification.summary["optimizer"] == "momentum"]
+  assert results.swept_hyperparameters(only_momentum) == ["learning_rate", "beta"]
+  assert results.swept_hyperparameters(only_momentum[only_momentum["beta"] == 0.9]) == [
+      "learning_rate"]
+
+
+def _keys(frame):
+  return [(row.optimizer, row.learning_rate, row.beta if row.optimizer == "momentum"
+           else row.decay, row.seed) for row in frame.itertuples()]
+
+
+def test_best_configs_ranks_by_final_loss_without_validation(regression):
+  best = results.best_configs(regression.summary, n=5)
+  assert _keys(best) == [("momentum", 0.01, 0.0, 0), ("momentum", 0.01, 0.0, 1),
+                         ("momentum", 0.01, 0.9, 0), ("momentum", 0.01, 0.9, 1),
+                         ("momentum", 0.001, 0.0, 0)]
+  np.testing.assert_allclose(best["final_loss"], [0.1, 0.11, 1.0, 1.01, 1.1])
+
+
+def test_best_configs_ranks_by_validation_accuracy_when_present(classification):
+  best = results.best_configs(classification.summary, n=3)
+  # val_accuracy peaks at lr=0.1 and second=0; the momentum β=0.9 run at lr=0.1
+  # that diverged has NaN accuracy and must not appear.
+  assert _keys(best) == [("momentum", 0.1, 0.0, 1), ("momentum", 0.1, 0.0, 0),
+                         ("rmsprop", 0.1, 0.9, 1)]
+
+
+def test_best_configs_excludes_diverged_runs(regression):
+  # The diverged runs reached the lowest loss of all (0.01) before blowing up.
+  assert regression.summary["best_loss"].min() == 0.01
+  best = results.best_configs(regression.summary, n=24, by="best_loss")
+  assert len(best) == 21
+  assert not best["diverged"].any()
+  assert best["best_loss"].iloc[0] == pytest.approx(0.1)
+
+
+def test_best_configs_rejects_bad_arguments(regression):
+  with pytest.raises(ValueError, match="n must be a positive integer, got 0"):
+    results.best_configs(regression.summary, n=0)
+  with pytest.raises(ValueError, match="by must be a column of the summary.*got 'accuracy'"):
+    results.best_configs(regression.summary, by="accuracy")
+
+
+def test_aggregate_over_seeds_matches_hand_means(classification):
+  pooled = results.aggregate_over_seeds(classification.summary)
+  assert len(pooled) == 12
+  assert list(pooled.columns) == [
+      "optimizer", "learning_rate", "beta", "decay", "seeds", "diverged",
+      "final_loss_mean", "final_loss_std", "best_loss_mean", "best_loss_std",
+      "val_loss_mean", "val_loss_std", "val_accuracy_mean", "val_accuracy_std"]
+  by_setting = pooled.set_index(["optimizer", "learning_rate", "beta", "decay"])
+
+  healthy = by_setting.loc[("momentum", 0.01, 0.0, np.nan)]
+  assert (healthy["seeds"], healthy["diverged"]) == (2, 0)
+  assert healthy["final_loss_mean"] == pytest.approx((0.1 + 0.11) / 2)
+  assert healthy["final_loss_std"] == pytest.approx(math.sqrt(2 * 0.005 ** 2))
+  assert healthy["val_accuracy_mean"] == pytest.approx((0.8 + 0.801) / 2)
+
+  # One seed diverged: the other seed's values, no spread, and the count.
+  partial = by_setting.loc[("momentum", 0.1, 0.9, np.nan)]
+  assert (partial["seeds"], partial["diverged"]) == (2, 1)
+  assert partial["final_loss_mean"] == pytest.approx(0.1 + 1 + 0.9)
+  assert math.isnan(partial["final_loss_std"])
+
+  lost = by_setting.loc[("rmsprop", 0.1, np.nan, 0.99)]
+  assert (lost["seeds"], lost["diverged"]) == (2, 2)
+  assert math.isnan(lost["final_loss_mean"])
+
+
+# --------------------------------------------------------------------------- report
+
+
+def test_report_lists_the_run_and_the_best_configuration(regression):
+  report = results.format_report(regression, n=3)
+  assert report.startswith("# Sweep report\n")
+  assert "- **problem**: linear_regression" in report
+  assert "- **optimizers**: momentum (12), rmsprop (12)" in report
+  assert "- **configurations**: K = 24, seeds 0, 1" in report
+  assert "- **steps**: 50" in report
+  assert "compile 1.5 s" in report and "run 12.2 s" in report
+  assert "2 compilations" in report and "chunk size 12" in report
+  assert "## Best 3 configurations (by final_loss, lower is better)" in report
+  lines = report.splitlines()
+  header = next(line for line in lines if line.startswith("| rank"))
+  assert header == ("| rank | config_id | optimizer | learning_rate | beta | seed "
+                    "| final_loss | best_loss |")
+  first = next(line for line in lines if line.startswith("| 1 |"))
+  assert first == "| 1 | 4 | momentum | 0.01 | 0 | 0 | 0.1 | 0.1 |"
+  assert "| momentum | 1 | 12 |" in lines
+  assert "| rmsprop | 2 | 12 |" in lines
+
+
+def test_report_ranks_by_accuracy_and_marks_missing_hyperparameters(classification):
+  # The engine's manifest states the problem at the top and a chunk size per optimizer.
+  classification.manifest.update(problem="digits_cnn", chunk_size={"rmsprop": 6, "momentum": 12})
+  report = results.format_report(classification, n=3)
+  assert "- **problem**: digits_cnn" in report
+  assert "chunk sizes momentum 12, rmsprop 6" in report
+  assert "(by val_accuracy, higher is better)" in report
+  lines = report.splitlines()
+  assert ("| rank | config_id | optimizer | learning_rate | beta | decay | seed | final_loss "
+          "| best_loss | val_loss | val_accuracy |") in lines
+  assert "| 3 | 21 | rmsprop | 0.1 | — | 0.9 | 1 | 2.51 | 2.51 | 2.761 | 0.856 |" in lines
