@@ -171,15 +171,15 @@ def run(
     k = len(group.seeds)
     size = (math.ceil(requested / len(devices)) * len(devices) if requested
             else choose_chunk_size(k, len(devices), per_config, budget))
-    sizes[group.spec.name] = min(size, math.ceil(k / len(devices)) * len(devices))
+    sizes[group.spec.label] = min(size, math.ceil(k / len(devices)) * len(devices))
 
   from tqdm.auto import tqdm  # imported late: only a sweep needs it
-  total_chunks = sum(math.ceil(len(g.seeds) / sizes[g.spec.name]) for g in groups)
+  total_chunks = sum(math.ceil(len(g.seeds) / sizes[g.spec.label]) for g in groups)
   progress = tqdm(total=total_chunks, disable=quiet, unit="chunk", desc="sweep")
   compile_seconds = run_seconds = 0.0
   compilations = 0
   for group in groups:
-    size = sizes[group.spec.name]
+    size = sizes[group.spec.label]
     factory = make_optimizer_factory(group.spec, problem, config.train)
     train = build_train(problem, factory, config.train)
 
@@ -197,7 +197,7 @@ def run(
     compilations += 1
     k = len(group.seeds)
     chunks = []
-    progress.set_description(f"sweep {group.spec.name}")
+    progress.set_description(f"sweep {group.spec.label}")
     for begin in range(0, k, size):
       index = np.minimum(np.arange(begin, begin + size), k - 1)  # pad with the last config
       hyperparameters = {n: _global_array(v[index].astype(np.float32), sharding)
@@ -258,13 +258,14 @@ def _tables(groups: list[_Group], train: TrainConfig, manifest: dict) -> results
     metrics = group.outputs["metrics"]
     diverged_at = group.outputs["diverged"]
     losses = metrics["train_loss"]
-    row = {"config_id": ids, "optimizer": group.spec.name}
+    row = {"config_id": ids, "optimizer": group.spec.label}
     row.update({name: values for name, values in group.values.items()})
     row["seed"] = group.seeds
     row["final_loss"] = losses[:, -1].astype(np.float64)
     with np.errstate(invalid="ignore"):
-      row["best_loss"] = np.where(np.all(np.isnan(losses), axis=1), np.nan,
-                                  np.nanmin(np.where(np.isnan(losses), np.inf, losses), axis=1))
+      row["best_loss"] = np.where(
+          np.all(np.isnan(losses), axis=1), np.nan,
+          np.nanmin(np.where(np.isnan(losses), np.inf, losses), axis=1)).astype(np.float64)
     for name in ("val_loss", "val_accuracy"):
       if name in metrics:
         row[name] = metrics[name][:, -1].astype(np.float64)
@@ -273,7 +274,7 @@ def _tables(groups: list[_Group], train: TrainConfig, manifest: dict) -> results
     summary = pd.DataFrame(row)
     summary.loc[~summary["diverged"], "diverged_at_step"] = pd.NA
     summaries.append(summary)
-    curve = {"config_id": np.repeat(ids, len(logged)), "optimizer": group.spec.name,
+    curve = {"config_id": np.repeat(ids, len(logged)), "optimizer": group.spec.label,
              "step": np.tile(logged, k)}
     for name in ("train_loss", "grad_norm", "val_loss", "val_accuracy"):
       if name in metrics:
