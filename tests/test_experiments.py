@@ -38,3 +38,17 @@ def test_landscapes_tiny(tmp_path):
   well = table[table.landscape == "tilted_double_well"].set_index("optimizer")
   assert well.filter(like="gd", axis=0).distance_to_global_minimum.iloc[0] > 1.0
   assert well.loc["momentum β=0.9"].distance_to_global_minimum < 0.1
+
+
+def test_beta_quick(tmp_path):
+  from experiments import beta
+  tables = beta.run(str(tmp_path), quick=True)
+  summary = (tmp_path / "summary.md").read_text()
+  assert "| 0.1 | 0.01 | 1.111 |" in summary  # beta 0.1: 1% two steps back
+  assert "| 0.9 | 0.81 | 10 |" in summary
+  assert set(tables) == {"regression", "digits"}
+  regression = tables["regression"]
+  assert set(regression.optimizer) == {"momentum(ema=false)", "momentum(ema=true)"}
+  for name in ("past_gradient_weights.png", "regression_final_loss.png",
+               "digits_steps_to_target.png", "regression/summary.csv"):
+    assert (tmp_path / name).stat().st_size > 0
