@@ -52,3 +52,16 @@ def test_beta_quick(tmp_path):
   for name in ("past_gradient_weights.png", "regression_final_loss.png",
                "digits_steps_to_target.png", "regression/summary.csv"):
     assert (tmp_path / name).stat().st_size > 0
+
+
+def test_vanishing_gradients_tiny(tmp_path):
+  from experiments import vanishing_gradients
+  with open(vanishing_gradients.CONFIG, encoding="utf-8") as file:
+    config = yaml.safe_load(file)
+  config["variants"] = {k: v for k, v in config["variants"].items()
+                        if k in ("sigmoid, naive init", "sigmoid, naive + BatchNorm")}
+  table = vanishing_gradients.run(config, str(tmp_path), steps_scale=0.05, seeds=1)
+  ratios = table.set_index("variant").ratio_at_start_median
+  assert ratios["sigmoid, naive init"] < 1e-6 < ratios["sigmoid, naive + BatchNorm"]
+  for name in ("results.csv", "curves.csv", "summary.md", "gradient_ratio.png"):
+    assert (tmp_path / name).stat().st_size > 0
