@@ -65,3 +65,16 @@ def test_vanishing_gradients_tiny(tmp_path):
   assert ratios["sigmoid, naive init"] < 1e-6 < ratios["sigmoid, naive + BatchNorm"]
   for name in ("results.csv", "curves.csv", "summary.md", "gradient_ratio.png"):
     assert (tmp_path / name).stat().st_size > 0
+
+
+def test_schedules_quick(tmp_path):
+  from experiments import schedules
+  tables = schedules.run(str(tmp_path), quick=True, skip_cnn=True)
+  table = tables["digits"]
+  assert list(table.optimizer) == ["momentum(ema=false)",
+                                   "momentum(ema=false, schedule=cosine_annealing)"]
+  assert ((table.val_accuracy_mean > 0.1) & (table.val_accuracy_mean <= 1)).all()
+  summary = (tmp_path / "summary.md").read_text()
+  assert "| step decay (0.1, ×0.5 every 10) | 0.1 |" in summary
+  for name in ("schedules.png", "accuracy_by_schedule.png", "digits/summary.csv"):
+    assert (tmp_path / name).stat().st_size > 0

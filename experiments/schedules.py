@@ -1,0 +1,135 @@
+"""Learning-rate schedules: their shapes, and what they buy on the digits.
+
+Claim: schedules trade early speed for late precision: a large learning rate
+early, a small one late, ends better than any constant one. Set-up: the four
+schedules with the textbook parameters (step decay 0.1 halved every 10, cosine
+0.1 → 0.001 over 50, polynomial 0.1 over 50 with power 2, exponential 0.1 at
+0.95), drawn; then vmapped sweeps of schedule x optimizer x learning rate
+(``configs/schedules_digits.yaml``, ``configs/schedules_cnn.yaml``), each
+(optimizer, schedule) one compiled group. Measured: the final validation
+accuracy of each schedule at its best learning rate, mean and spread over seeds.
+
+    python -m experiments.schedules [--out DIR] [--quick] [--skip-cnn]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pandas as pd
+
+import momentum_jax as mj
+from momentum_jax import sweep
+from momentum_jax.results import aggregate_over_seeds, atomic_path, atomic_write_text
+
+HERE = os.path.dirname(__file__)
+CONFIGS = {name: os.path.join(HERE, "..", "configs", f"schedules_{name}.yaml")
+           for name in ("digits", "cnn")}
+TEXTBOOK = {
+    "step decay (0.1, ×0.5 every 10)": mj.step_decay(0.1, 0.5, 10),
+    "cosine (0.1 → 0.001 over 50)": mj.cosine_annealing(0.1, 50, 0.001),
+    "polynomial (0.1 over 50, power 2)": mj.polynomial_decay(0.1, 50, 2.0),
+    "exponential (0.1, ×0.95 per step)": mj.exponential_decay(0.1, 0.95),
+}
+
+
+def schedule_figure():
+  from matplotlib.figure import Figure
+
+  fig = Figure(figsize=(7, 4.5), layout="constrained")
+  axis = fig.subplots()
+  steps = jnp.arange(60)
+  for label, schedule in TEXTBOOK.items():
+    axis.plot(steps, jax.vmap(schedule)(steps), label=label)
+  axis.set_xlabel("step (or epoch)")
+  axis.set_ylabel("learning rate")
+  axis.set_title("The textbook schedules")
+  axis.legend(fontsize=8)
+  return fig
+
+
+def best_per_schedule(summary: pd.DataFrame) -> pd.DataFrame:
+  """Per optimizer group: the learning rate with the best mean final accuracy, and its spread."""
+  pooled = aggregate_over_seeds(summary)
+  best = pooled.loc[pooled.groupby("optimizer").val_accuracy_mean.idxmax()]
+  return best[["optimizer", "learning_rate", "val_accuracy_mean", "val_accuracy_std",
+               "seeds", "diverged"]].reset_index(drop=True)
+
+
+def accuracy_figure(tables: dict[str, pd.DataFrame]):
+  from matplotlib.figure import Figure
+
+  fig = Figure(figsize=(6.5 * len(tables), 4.8), layout="constrained")
+  for axis, (name, table) in zip(fig.subplots(1, len(tables), squeeze=False)[0], tables.items()):
+    positions = np.arange(len(table))
+    axis.barh(positions, table.val_accuracy_mean, xerr=table.val_accuracy_std, color="tab:blue")
+    axis.set_yticks(positions, [f"{o}  lr={lr:.3g}" for o, lr in
+                                zip(table.optimizer, table.learning_rate)], fontsize=7)
+    low = max(0.0, table.val_accuracy_mean.min() - 0.05)
+    axis.set_xlim(low, 1.0)
+    axis.set_xlabel("final validation accuracy (mean ± std over seeds)")
+    axis.set_title(f"{name}: each schedule at its best initial learning rate", fontsize=10)
+  return fig
+
+
+def _save(fig, path: str) -> None:
+  with atomic_path(path) as temporary:
+    fig.savefig(temporary, dpi=120, format="png")
+
+
+def run(out_dir: str, quick: bool = False, skip_cnn: bool = False) -> dict[str, pd.DataFrame]:
+  os.makedirs(out_dir, exist_ok=True)
+  _save(schedule_figure(), os.path.join(out_dir, "schedules.png"))
+  lines = ["## The textbook schedules, first ten values", "",
+           "| schedule | " + " | ".join(str(s) for s in range(10)) + " |",
+           "|---|" + "---|" * 10]
+  for label, schedule in TEXTBOOK.items():
+    values = jax.vmap(schedule)(jnp.arange(10))
+    lines.append(f"| {label} | " + " | ".join(f"{float(v):.4g}" for v in values) + " |")
+  tables = {}
+  for name, path in CONFIGS.items():
+    if skip_cnn and name == "cnn":
+      continue
+    config = sweep.load_config(path)
+    if quick:  # a smoke run: constant vs cosine momentum, 20 steps, one seed and lr
+      raw = dict(config.raw, seeds=1, train=dict(config.raw["train"], steps=20, log_every=10))
+      raw["optimizers"] = [dict(o, learning_rate=[0.01]) for o in raw["optimizers"]
+                           if o["name"] == "momentum" and o.get("schedule", {}).get(
+                               "name", "cosine_annealing") == "cosine_annealing"]
+      config = sweep.load_config(raw)
+    result = sweep.run(config, os.path.join(out_dir, name), quiet=True)
+    table = best_per_schedule(result.summary)
+    tables[name] = table
+    with atomic_path(os.path.join(out_dir, f"{name}_best.csv")) as temporary:
+      table.to_csv(temporary, index=False)
+    lines += ["", f"## {name} ({config.train.steps} steps, {len(config.seeds)} seeds)", "",
+              "| optimizer (schedule) | best initial lr | final val accuracy, mean ± std |",
+              "|---|---|---|"]
+    for row in table.itertuples():
+      lines.append(f"| {row.optimizer} | {row.learning_rate:.3g} | "
+                   f"{row.val_accuracy_mean:.4f} ± {row.val_accuracy_std:.4f} |")
+  if tables:
+    _save(accuracy_figure(tables), os.path.join(out_dir, "accuracy_by_schedule.png"))
+  atomic_write_text(os.path.join(out_dir, "summary.md"), "\n".join(lines) + "\n")
+  return tables
+
+
+def main(argv: list[str] | None = None) -> None:
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("--out", default=os.path.join("runs", "schedules"))
+  parser.add_argument("--quick", action="store_true",
+                      help="smoke run: constant vs cosine momentum, 20 steps, one seed and lr")
+  parser.add_argument("--skip-cnn", action="store_true")
+  args = parser.parse_args(argv)
+  run(args.out, args.quick, args.skip_cnn)
+  with open(os.path.join(args.out, "summary.md"), encoding="utf-8") as file:
+    print(file.read())
+  print(f"figures and tables in {args.out}/")
+
+
+if __name__ == "__main__":
+  main()
