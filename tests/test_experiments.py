@@ -78,3 +78,15 @@ def test_schedules_quick(tmp_path):
   assert "| step decay (0.1, ×0.5 every 10) | 0.1 |" in summary
   for name in ("schedules.png", "accuracy_by_schedule.png", "digits/summary.csv"):
     assert (tmp_path / name).stat().st_size > 0
+
+
+def test_batch_size_tiny(tmp_path):
+  from experiments import batch_size
+  with open(batch_size.CONFIG, encoding="utf-8") as file:
+    config = yaml.safe_load(file)
+  config["runs"] = [r for r in config["runs"] if r["batch_size"] in (128, "full")]
+  table = batch_size.run(config, str(tmp_path), epochs=2, seeds=1)
+  assert list(table.steps) == [2 * (1437 // 128), 2]
+  assert (table.final_val_accuracy > 0.1).all()
+  for name in ("results.csv", "curves.csv", "summary.md", "batch_size.png"):
+    assert (tmp_path / name).stat().st_size > 0
