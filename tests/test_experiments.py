@@ -90,3 +90,12 @@ def test_batch_size_tiny(tmp_path):
   assert (table.final_val_accuracy > 0.1).all()
   for name in ("results.csv", "curves.csv", "summary.md", "batch_size.png"):
     assert (tmp_path / name).stat().st_size > 0
+
+
+def test_optimizers_images_tiny(tmp_path):
+  from experiments import optimizers_images
+  best = optimizers_images.run(str(tmp_path), steps=20, seeds=1, optimizers=["sgd", "adam"])
+  assert sorted(best.optimizer) == ["adam", "sgd"]
+  assert (best.val_accuracy_mean > 0.1).all()
+  for name in ("curves.png", "best.csv", "summary.md", "sweep/summary.csv"):
+    assert (tmp_path / name).stat().st_size > 0
