@@ -94,7 +94,7 @@ def test_batch_size_tiny(tmp_path):
 
 def test_optimizers_images_tiny(tmp_path):
   from experiments import optimizers_images
-  best = optimizers_images.run(str(tmp_path), steps=20, seeds=1, optimizers=["sgd", "adam"])
+  best = optimizers_images.run(str(tmp_path), steps=10, seeds=1, optimizers=["sgd", "adam"])
   assert sorted(best.optimizer) == ["adam", "sgd"]
   assert (best.val_accuracy_mean > 0.1).all()
   for name in ("curves.png", "best.csv", "summary.md", "sweep/summary.csv"):
