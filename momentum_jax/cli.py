@@ -23,6 +23,16 @@ def _positive_int(text: str) -> int:
   return value
 
 
+def _width(text: str) -> int | str:
+  if text == "measure":
+    return text
+  try:
+    return _positive_int(text)
+  except argparse.ArgumentTypeError:
+    raise argparse.ArgumentTypeError(
+        f"must be a positive integer or 'measure', got {text}") from None
+
+
 def build_parser() -> argparse.ArgumentParser:
   parser = argparse.ArgumentParser(
       prog="momentum-jax",
@@ -35,6 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="output folder (default: runs/<config name>)")
   sweep.add_argument("--chunk-size", type=_positive_int, default=None,
                      help="configurations per compiled chunk (default: chosen from memory)")
+  sweep.add_argument("--width", type=_width, default=None,
+                     help="configurations each device trains at once, or 'measure' to time a "
+                          "few (default: chosen from a model of the device)")
   sweep.add_argument("--quiet", action="store_true", help="no progress bar")
   sweep.add_argument("--top", type=_positive_int, default=5,
                      help="best configurations to print (default 5)")
@@ -60,7 +73,8 @@ def _sweep(args) -> None:
   out = args.out or os.path.join("runs", config.name)
   print(f"sweep {config.name}: {config.num_configs} configurations of {config.problem}, "
         f"{config.train.steps} steps each")
-  result = sweep.run(config, out, chunk_size=args.chunk_size, quiet=args.quiet)
+  result = sweep.run(config, out, chunk_size=args.chunk_size, width=args.width,
+                     quiet=args.quiet)
   timings = result.manifest["timings"]
   print(f"compiled {result.manifest['compilations']} program(s) in "
         f"{timings['compile_seconds']:.1f} s, trained in {timings['run_seconds']:.1f} s on "

@@ -193,7 +193,8 @@ def test_cli_sweep_writes_results_and_figures(tmp_path, capsys):
   assert cli.main(["sweep", str(config), "--out", str(out), "--quiet"]) == 0
   printed = capsys.readouterr().out
   assert "18 configurations" in printed and "best 5 configurations" in printed
-  for name in ("summary.csv", "curves.parquet", "manifest.json", "heatmap_momentum.png"):
+  for name in ("summary.csv", "curves.parquet", "manifest.json",
+               "heatmap_momentum_ema_false.png"):  # the group's label, made a file name
     assert (out / name).stat().st_size > 0
   manifest = json.loads((out / "manifest.json").read_text())
   assert manifest["compilations"] == 1 and manifest["num_configs"] == 18

@@ -1,25 +1,35 @@
-"""Running a sweep: every configuration of a group in one compiled, vmapped program.
+"""Running a sweep: every configuration of a group in one compiled program.
 
 For each optimizer group the grid (times the seeds) becomes arrays of shape
-``[K]``; ``jax.vmap`` of the training run (:func:`momentum_jax.train.build_train`)
-over them is compiled once, ahead of time, for one chunk shape, and the chunks
-run through that one executable. The configuration axis of each chunk is
-sharded over every device of a one-axis ``Mesh`` (``"config"``), so the same
-code spreads a sweep over the CPU, one or several GPUs, or a TPU slice. The
-last chunk is padded with copies of its last configuration, whose results are
-dropped, so it needs no second compilation.
+``[K]``. The program that trains a chunk of them is compiled once, ahead of
+time, for one chunk shape, and the chunks run through that one executable.
+The configuration axis of each chunk is split over every device of a one-axis
+``Mesh`` (``"config"``) by ``jax.shard_map``, so the same code spreads a sweep
+over the CPU, one or several GPUs, or a TPU slice. The last chunk is padded
+with copies of its last configuration, whose results are dropped, so it needs
+no second compilation.
+
+On each device the shard runs as ``jax.lax.map`` of the training run
+(:func:`momentum_jax.train.build_train`) with ``batch_size=width``: ``width``
+configurations at a time are ``jax.vmap``-ed, and a scan steps through the
+batches. How wide to go depends on the device (see :func:`model_width`): a
+GPU wants every configuration at once, while a CPU gains from batching only
+until each operation is big enough to spread over its cores and to amortize
+its fixed cost. The width is chosen by that model, forced by the caller, or
+measured (``width="measure"``). When every configuration of a group has the
+same seed, the key is a constant of the program, so the initialization and
+the minibatches they share are computed once per batch, not per configuration.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import functools
 import importlib.metadata
 import math
 import os
 import platform
 import time
-from typing import Any, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 import jax
 import jax.numpy as jnp
@@ -36,6 +46,15 @@ from momentum_jax.sweep._grid import product
 from momentum_jax.train import TrainConfig, build_train, steps_per_epoch
 
 MAX_CHUNK_PER_DEVICE = 256
+# On a CPU a batched training step should do about this many FLOPs per core,
+# ~10 ms of work: then its fixed cost (~1 ms measured on the 2-core machine:
+# a few microseconds for each of ~150 operations, and a minibatch draw shared
+# by the batch) stays under ~10%, and each operation is big enough for XLA to
+# split over the cores. No wider, so that the batch's parameters and
+# activations stay as near the cache as they can.
+CPU_FLOPS_PER_CORE_STEP = 5e8
+# Training steps a probe of ``width="measure"`` runs at each candidate width.
+PROBE_STEPS = 20
 
 
 def make_optimizer_factory(spec: OptimizerSpec, problem: problems.Problem, train: TrainConfig):
@@ -70,6 +89,11 @@ def _memory_budget(device: jax.Device) -> int:
   return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") * 0.25)
 
 
+def _num_params(problem: problems.Problem) -> int:
+  abstract = nnx.eval_shape(lambda: problem.make_model(nnx.Rngs(0)))
+  return sum(x.size for x in jax.tree.leaves(nnx.state(abstract, nnx.Param)))
+
+
 def bytes_per_config(problem: problems.Problem, train: TrainConfig) -> int:
   """A deliberately generous estimate of one configuration's memory.
 
@@ -77,12 +101,55 @@ def bytes_per_config(problem: problems.Problem, train: TrainConfig) -> int:
   of the parameters), plus activations and their gradients, taken as 32 floats
   per input value of a batch (a CNN's feature maps are ~16 times its input).
   """
-  abstract = nnx.eval_shape(lambda: problem.make_model(nnx.Rngs(0)))
-  num_params = sum(x.size for x in jax.tree.leaves(nnx.state(abstract, nnx.Param)))
   input_size = math.prod(problem.data.input_shape)
   examples = max(train.batch_size or problem.data.num_train,
                  min(train.eval_batch_size, problem.data.num_val))
-  return 4 * (8 * num_params + 32 * examples * input_size)
+  return 4 * (8 * _num_params(problem) + 32 * examples * input_size)
+
+
+def flops_per_step(problem: problems.Problem, train: TrainConfig) -> int:
+  """Estimated FLOPs of one configuration's training step: ``6 · params · examples``.
+
+  A dense layer's forward pass does ``2 · in · out`` FLOPs per example and its
+  backward pass twice that. A convolution reuses its weights at every
+  position, so for a CNN this undercounts.
+  """
+  return 6 * _num_params(problem) * (train.batch_size or problem.data.num_train)
+
+
+def model_width(platform: str, per_device: int, flops: int, cores: int = 1) -> tuple[int, str]:
+  """Configurations to ``vmap`` at once on one device, and why.
+
+  Args:
+    platform: ``jax.Device.platform``: ``"cpu"``, ``"gpu"``, ``"tpu"``, ….
+    per_device: Configurations each device holds in one chunk.
+    flops: Estimated FLOPs of one configuration's step (:func:`flops_per_step`).
+    cores: CPU cores each CPU device may use.
+
+  Returns:
+    The width, at most ``per_device``, and the rule that gave it.
+  """
+  if platform != "cpu":
+    return per_device, "accelerator: every configuration of the chunk at once, to fill it"
+  # Batching configurations does not raise the arithmetic intensity (each has
+  # its own weights): it makes each operation big enough to share the
+  # per-operation cost and to split over the cores.
+  needed = math.ceil(cores * CPU_FLOPS_PER_CORE_STEP / max(flops, 1))
+  if needed >= per_device:
+    return per_device, (f"cpu, {cores} core(s), ~{flops:.2g} FLOPs per step: "
+                        "every configuration of the chunk at once")
+  # The nearest width that divides the chunk needs no padding.
+  width = next((w for w in range(needed, 2 * needed + 1) if per_device % w == 0), needed)
+  return width, (f"cpu, {cores} core(s), ~{flops:.2g} FLOPs per step: enough configurations "
+                 f"for ~{CPU_FLOPS_PER_CORE_STEP:.0e} FLOPs per core and batched step")
+
+
+def _cpu_cores() -> int:
+  """CPU cores this process may run on (fewer than the machine's when pinned)."""
+  try:
+    return len(os.sched_getaffinity(0))
+  except AttributeError:  # not on Linux
+    return os.cpu_count() or 1
 
 
 def choose_chunk_size(num_configs: int, num_devices: int, per_config: int, budget: int) -> int:
@@ -118,11 +185,126 @@ class _Group:
   outputs: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
 
 
+def _chunk(group: _Group, begin: int, size: int, mesh: Mesh) -> tuple[dict, jax.Array]:
+  """The hyperparameters and seeds of configurations ``begin … begin + size - 1``.
+
+  Past the group's end it repeats the last configuration (padding).
+  """
+  sharding = NamedSharding(mesh, PartitionSpec("config"))
+  index = np.minimum(np.arange(begin, begin + size), len(group.seeds) - 1)
+  hyperparameters = {n: _global_array(v[index].astype(np.float32), sharding)
+                     for n, v in group.values.items()}
+  return hyperparameters, _global_array(group.seeds[index].astype(np.uint32), sharding)
+
+
+def _shared_seed(group: _Group) -> int | None:
+  """The seed of every configuration of ``group``, or None when they differ."""
+  return int(group.seeds[0]) if np.all(group.seeds == group.seeds[0]) else None
+
+
+def _program(train: Callable, width: int, mesh: Mesh, seed: int | None = None) -> Callable:
+  """``(hyperparameters, seeds) -> (metrics, diverged_at_step)`` for a chunk.
+
+  The configuration axis is split over ``mesh``; each device trains its
+  share ``width`` configurations at a time. With ``seed`` (every
+  configuration has this one), the key is a constant of the program and the
+  ``seeds`` argument is ignored: ``jax.vmap`` then leaves the key unbatched,
+  so the model's initialization and the minibatch draws, the same for every
+  configuration, are computed once per batch instead of once per
+  configuration (and compile to smaller code).
+  """
+
+  def one(hyperparameters_and_seed):
+    hyperparameters, own_seed = hyperparameters_and_seed
+    outcome = train(hyperparameters, jax.random.key(own_seed if seed is None else seed))
+    return outcome.metrics, outcome.diverged_at_step
+
+  def shard(hyperparameters, seeds):
+    # batch_size=1 would vmap over one configuration; None scans them unbatched.
+    return jax.lax.map(one, (hyperparameters, seeds), batch_size=width if width > 1 else None)
+
+  # check_vma=False: train's scans start from constants that know nothing of
+  # the mesh, and nothing in it communicates across devices, so the check of
+  # which values vary over "config" would only reject correct code.
+  return jax.shard_map(shard, mesh=mesh, in_specs=PartitionSpec("config"),
+                       out_specs=PartitionSpec("config"), check_vma=False)
+
+
+def _compile(train: Callable, width: int, mesh: Mesh, names: Iterable[str], size: int,
+             seed: int | None) -> jax.stages.Compiled:
+  """Compiles :func:`_program` for a chunk of ``size`` configurations.
+
+  ``names`` are the swept hyperparameters.
+  """
+  sharding = NamedSharding(mesh, PartitionSpec("config"))
+  abstract = (
+      {n: jax.ShapeDtypeStruct((size,), jnp.float32, sharding=sharding) for n in names},
+      jax.ShapeDtypeStruct((size,), jnp.uint32, sharding=sharding),
+  )
+  return jax.jit(_program(train, width, mesh, seed)).lower(*abstract).compile()
+
+
+def _measure_width(problem: problems.Problem, group: _Group, train: TrainConfig, mesh: Mesh,
+                   candidates: list[int]) -> tuple[int, dict[str, float]]:
+  """Times a short training of ``group`` at each candidate width; returns the fastest.
+
+  Each candidate trains one batch of ``width`` configurations per device for
+  :data:`PROBE_STEPS` steps, twice (the faster run counts, as the less
+  disturbed by other work on the machine). Returns the width and the seconds
+  per configuration-step of every candidate.
+  """
+  steps = min(train.steps, PROBE_STEPS)
+  probe = build_train(problem, make_optimizer_factory(group.spec, problem, train),
+                      dataclasses.replace(train, steps=steps, log_every=steps))
+  num_devices = mesh.devices.size
+  timings = {}
+  for width in candidates:
+    size = width * num_devices
+    compiled = _compile(probe, width, mesh, group.values, size, _shared_seed(group))
+    inputs = _chunk(group, 0, size, mesh)
+    seconds = []
+    for _ in range(2):
+      start = time.perf_counter()
+      jax.block_until_ready(compiled(*inputs))
+      seconds.append(time.perf_counter() - start)
+    timings[str(width)] = min(seconds) / (size * steps)
+  fastest = min(timings, key=timings.get)
+  return int(fastest), timings
+
+
+def _choose_width(width: int | str | None, problem: problems.Problem, group: _Group,
+                  train: TrainConfig, mesh: Mesh, per_device: int) -> tuple[int, dict[str, Any]]:
+  """The width for chunks of ``per_device`` configurations per device, and why.
+
+  Returns the width and the manifest's ``execution`` entry: the strategy
+  (``"model"``, ``"measured"`` or ``"forced"``), the reason, the FLOPs
+  estimate, and the candidates' seconds per configuration-step when measured.
+  """
+  flops = flops_per_step(problem, train)
+  cores = max(1, _cpu_cores() // len(jax.local_devices()))
+  modelled = model_width(mesh.devices.flat[0].platform, per_device, flops, cores)
+  execution = {"flops_per_step_estimate": flops, "candidates": {}}
+  if width == "measure":
+    chosen, execution["candidates"] = _measure_width(
+        problem, group, train, mesh, sorted({1, modelled[0], per_device}))
+    execution.update(strategy="measured", reason="the fastest candidate, in seconds per "
+                     f"configuration-step over {PROBE_STEPS} steps")
+  elif width is None:
+    chosen = modelled[0]
+    execution.update(strategy="model", reason=modelled[1])
+  else:
+    chosen = width
+    execution.update(strategy="forced", reason="the caller's width")
+  # Every process must compile the same program, whatever its own timings or cores.
+  return int(multihost_utils.broadcast_one_to_all(np.int32(chosen))), execution
+
+
 def run(
     config: SweepConfig | str | os.PathLike | Mapping[str, Any],
     out_dir: str | os.PathLike | None = None,
     *,
     chunk_size: int | None = None,
+    width: int | str | None = None,
     quiet: bool = False,
 ) -> results.SweepResult:
   """Runs a sweep and returns (and, with ``out_dir``, writes) its results.
@@ -134,6 +316,13 @@ def run(
     chunk_size: Configurations per compiled chunk (rounded up to a multiple
       of the device count); by default from the config, else chosen from an
       estimate of memory per configuration. Results do not depend on it.
+    width: Configurations each device trains at once (``jax.vmap``); the
+      rest of its share of a chunk waits in a ``lax.map``. ``None`` chooses
+      by :func:`model_width`; ``"measure"`` times a short training at a few
+      widths on the first optimizer group and keeps the fastest, compiling
+      one extra program per width. At most the configurations a device
+      holds; a chunk is rounded up to a multiple of it. Results do not depend
+      on it beyond float32 rounding.
     quiet: No progress bar.
 
   Returns:
@@ -146,6 +335,9 @@ def run(
     config = load_config(config)
   if chunk_size is not None and (isinstance(chunk_size, bool) or chunk_size < 1):
     raise ConfigError("chunk_size", f"expected a positive integer, got {chunk_size!r}")
+  if width is not None and width != "measure" and (
+      isinstance(width, bool) or not isinstance(width, int) or width < 1):
+    raise ConfigError("width", f"expected a positive integer or 'measure', got {width!r}")
   try:
     problem = problems.get_problem(config.problem, **config.problem_options)
   except (TypeError, ValueError) as error:
@@ -157,7 +349,6 @@ def run(
 
   devices = jax.devices()
   mesh = Mesh(np.array(devices), ("config",))
-  sharding = NamedSharding(mesh, PartitionSpec("config"))
   per_config = bytes_per_config(problem, config.train)
   budget = _memory_budget(devices[0]) * len(devices)
   requested = chunk_size or config.chunk_size
@@ -173,6 +364,19 @@ def run(
             else choose_chunk_size(k, len(devices), per_config, budget))
     sizes[group.spec.label] = min(size, math.ceil(k / len(devices)) * len(devices))
 
+  start = time.perf_counter()
+  chosen, execution = _choose_width(width, problem, groups[0], config.train, mesh,
+                                    max(sizes.values()) // len(devices))
+  probe_seconds = time.perf_counter() - start if execution["candidates"] else 0.0
+  widths = {}
+  for group in groups:
+    per_device = sizes[group.spec.label] // len(devices)
+    widths[group.spec.label] = min(chosen, per_device)
+    per_device = math.ceil(per_device / widths[group.spec.label]) * widths[group.spec.label]
+    sizes[group.spec.label] = per_device * len(devices)
+  execution["width"] = widths
+  execution["shared_seed"] = {g.spec.label: _shared_seed(g) for g in groups}
+
   from tqdm.auto import tqdm  # imported late: only a sweep needs it
   total_chunks = sum(math.ceil(len(g.seeds) / sizes[g.spec.label]) for g in groups)
   progress = tqdm(total=total_chunks, disable=quiet, unit="chunk", desc="sweep")
@@ -182,29 +386,18 @@ def run(
     size = sizes[group.spec.label]
     factory = make_optimizer_factory(group.spec, problem, config.train)
     train = build_train(problem, factory, config.train)
-
-    def batched(hyperparameters, keys, train=train):
-      outcome = jax.vmap(train)(hyperparameters, jax.vmap(jax.random.key)(keys))
-      return outcome.metrics, outcome.diverged_at_step
-
-    abstract = (
-        {n: jax.ShapeDtypeStruct((size,), jnp.float32, sharding=sharding) for n in group.values},
-        jax.ShapeDtypeStruct((size,), jnp.uint32, sharding=sharding),
-    )
     start = time.perf_counter()
-    compiled = jax.jit(batched).lower(*abstract).compile()
+    compiled = _compile(train, widths[group.spec.label], mesh, group.values, size,
+                        _shared_seed(group))
     compile_seconds += time.perf_counter() - start
     compilations += 1
     k = len(group.seeds)
     chunks = []
     progress.set_description(f"sweep {group.spec.label}")
     for begin in range(0, k, size):
-      index = np.minimum(np.arange(begin, begin + size), k - 1)  # pad with the last config
-      hyperparameters = {n: _global_array(v[index].astype(np.float32), sharding)
-                         for n, v in group.values.items()}
-      keys = _global_array(group.seeds[index].astype(np.uint32), sharding)
+      inputs = _chunk(group, begin, size, mesh)
       start = time.perf_counter()
-      metrics, diverged = compiled(hyperparameters, keys)
+      metrics, diverged = compiled(*inputs)
       metrics, diverged = multihost_utils.process_allgather((metrics, diverged), tiled=True)
       run_seconds += time.perf_counter() - start
       valid = min(size, k - begin)
@@ -224,9 +417,12 @@ def run(
       "versions": _versions(),
       "devices": [str(d) for d in devices],
       "num_processes": jax.process_count(),
-      "timings": {"compile_seconds": compile_seconds, "run_seconds": run_seconds},
+      "timings": {"compile_seconds": compile_seconds, "run_seconds": run_seconds,
+                  "probe_seconds": probe_seconds},
       "compilations": compilations,
+      "probe_compilations": len(execution["candidates"]),
       "chunk_size": sizes,
+      "execution": execution,
       "memory": {"bytes_per_config_estimate": per_config, "budget_bytes": budget},
   }
   result = _tables(groups, config.train, manifest)

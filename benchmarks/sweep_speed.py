@@ -1,0 +1,444 @@
+"""Times a hyperparameter sweep four ways: per-step loop, per-config scan, engine, torch.
+
+The same sweep (heavy-ball momentum over a learning-rate x beta grid, one
+seed) runs, in this one process, as:
+
+* (a) ``optax loop``: one jitted optax step per training step, called from a
+  Python loop, configuration after configuration. The hyperparameters live in
+  ``optax.inject_hyperparams`` state, so the step compiles once; params and
+  state are donated; batches are drawn on device as the engine draws them.
+* (b) ``scan loop``: the engine's own training run
+  (:func:`momentum_jax.train.build_train`, one ``lax.scan``), jitted for one
+  configuration, compiled once and called once per configuration.
+* (c) ``engine``: :func:`momentum_jax.sweep.run`, its width chosen by its model.
+  With ``--measure`` also (c') ``engine, measured``: ``width="measure"``.
+* (d) ``torch``: ``torch.optim.SGD(lr, momentum=beta)`` in a plain Python loop
+  per configuration (when torch is installed), batches from ``torch.randperm``,
+  one intra-op thread by default (``--torch-threads``). Its first steps, which
+  initialize torch's kernels, count as its "compile" time.
+
+All four do the same training: same model, loss, batch size, steps and
+logging (the mean training loss and the validation metrics every
+``log_every`` steps); (a), (b) and (c) also the same initialization and
+batches, so their final losses agree up to float32 rounding, which the table
+checks. (a) and (d) skip what the engine adds per step (the divergence check,
+gradient-norm recording), which favours them slightly.
+Times include compilation; "steady" leaves it out. The FLOP rate counts
+``2 · in · out`` FLOPs per dense layer and example forward, three times that
+with the backward pass, plus the validation passes; it is set next to the rate
+of a jitted 1024x1024 float32 matmul, measured in the same run, and of the
+small per-example matmuls the MLP does (128x128 by 128x128, in a scan).
+Also printed: what drawing one minibatch costs (``train.minibatch_indices``),
+which the loops (a), (b) and (c) all pay once per configuration and step.
+
+Usage::
+
+  python benchmarks/sweep_speed.py                     # both sweeps, K = 64 (a few minutes)
+  python benchmarks/sweep_speed.py --only digits_mlp --measure
+  python benchmarks/sweep_speed.py --quick             # smoke run, well under a minute
+
+On a shared machine read the ratios, not the times.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import math
+import os
+import platform
+import sys
+import time
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import nnx
+
+import momentum_jax as mj
+from momentum_jax import problems, sweep
+from momentum_jax.train import TrainConfig, build_train, minibatch_indices
+
+try:  # torch is only a point of comparison here, never a dependency
+  import torch
+except ImportError:
+  torch = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Sweep:
+  """One benchmarked sweep.
+
+  Attributes:
+    name: Its ``--only`` name.
+    problem: Keyword arguments of :func:`momentum_jax.problems.get_problem`.
+    steps: Training steps per configuration.
+    batch_size: Examples per step; None for full batch.
+    learning_rates: The learning-rate range (log-spaced).
+  """
+
+  name: str
+  problem: dict[str, Any]
+  steps: int
+  batch_size: int | None
+  learning_rates: tuple[float, float]
+
+
+SWEEPS = {
+    "regression": Sweep("regression", {"name": "linear_regression"}, 1000, None, (1e-3, 0.3)),
+    "digits_mlp": Sweep("digits_mlp", {"name": "digits_mlp", "hidden": [128, 128]}, 300, 128,
+                        (1e-3, 0.3)),
+}
+
+
+def grid(k: int, learning_rates: tuple[float, float]) -> tuple[np.ndarray, np.ndarray]:
+  """``k`` (learning rate, beta) pairs: a log-spaced x linear grid, as square as ``k`` allows."""
+  num_betas = max(d for d in range(1, math.isqrt(k) + 1) if k % d == 0)
+  lrs = np.geomspace(*learning_rates, k // num_betas)
+  betas = np.linspace(0.0, 0.9, num_betas)
+  return np.repeat(lrs, num_betas).astype(np.float32), np.tile(betas, len(lrs)).astype(np.float32)
+
+
+def heavy_ball(learning_rate, beta):
+  """The optimizer of every contestant: ``torch.optim.SGD(lr, momentum=beta)``'s rule."""
+  return mj.momentum(learning_rate, beta, ema=False)
+
+
+@dataclasses.dataclass
+class Timing:
+  """One contestant's times: compile (and other one-off setup) and the loop."""
+
+  compile_s: float
+  run_s: float
+  final_losses: np.ndarray | None = None
+  note: str = ""
+
+  @property
+  def total_s(self) -> float:
+    return self.compile_s + self.run_s
+
+
+def optax_loop(problem, train: TrainConfig, lrs, betas) -> Timing:
+  """(a): one jitted optax step per training step."""
+  data = problem.data
+  graphdef = nnx.graphdef(problem.make_model(nnx.Rngs(0)))
+  tx = optax.inject_hyperparams(heavy_ball)(learning_rate=0.0, beta=0.0)
+
+  def init(key, learning_rate, beta):
+    init_key, data_key = jax.random.split(key)
+    _, params, rest = nnx.split(problem.make_model(nnx.Rngs(init_key)), nnx.Param, ...)
+    injected = optax.inject_hyperparams(heavy_ball)(learning_rate=learning_rate, beta=beta)
+    return params, rest, injected.init(params), data_key
+
+  def loss_fn(params, rest, x, y):
+    return problem.loss(nnx.merge(graphdef, params, rest, copy=True)(x), y)
+
+  def step(params, rest, state, loss_sum, data_key, step_index):
+    # The step counter stays on the device: no host-to-device copy per step.
+    if train.batch_size is None:
+      x, y = data.x_train, data.y_train
+    else:
+      index = minibatch_indices(data_key, step_index, data.num_train, train.batch_size)
+      x, y = data.x_train[index], data.y_train[index]
+    loss, grads = jax.value_and_grad(loss_fn)(params, rest, x, y)
+    updates, state = tx.update(grads, state, params)
+    return optax.apply_updates(params, updates), state, loss_sum + loss, step_index + 1
+
+  def evaluate(params, rest):
+    outputs = nnx.merge(graphdef, params, rest, copy=True)(data.x_val)
+    return problem.loss(outputs, data.y_val), problem.accuracy(outputs, data.y_val)
+
+  start = time.perf_counter()
+  scalar = jax.ShapeDtypeStruct((), jnp.float32)
+  init_c = jax.jit(init).lower(jax.random.key(0), scalar, scalar).compile()
+  params, rest, state, data_key = init_c(jax.random.key(0), lrs[0], betas[0])
+  step_c = jax.jit(step, donate_argnums=(0, 2, 3, 5)).lower(
+      params, rest, state, jnp.float32(0), data_key, jnp.int32(0)).compile()
+  eval_c = jax.jit(evaluate).lower(params, rest).compile() if data.x_val is not None else None
+  compile_s = time.perf_counter() - start
+
+  start = time.perf_counter()
+  finals = []
+  for lr, beta in zip(lrs, betas):
+    params, rest, state, data_key = init_c(jax.random.key(0), lr, beta)
+    loss_sum, step_index = jnp.float32(0), jnp.int32(0)
+    for i in range(train.steps):
+      params, state, loss_sum, step_index = step_c(
+          params, rest, state, loss_sum, data_key, step_index)
+      if (i + 1) % train.log_every == 0:
+        mean_loss = float(loss_sum) / train.log_every  # to the host once per log, as usual
+        loss_sum = jnp.float32(0)
+        if eval_c is not None:
+          jax.device_get(eval_c(params, rest))
+    finals.append(mean_loss)
+  return Timing(compile_s, time.perf_counter() - start, np.array(finals))
+
+
+def scan_loop(problem, train: TrainConfig, lrs, betas) -> Timing:
+  """(b): the engine's training run, one jitted ``lax.scan`` per configuration."""
+  run = build_train(problem, heavy_ball, train)
+  start = time.perf_counter()
+  scalar = jax.ShapeDtypeStruct((), jnp.float32)
+  compiled = jax.jit(lambda h, key: run(h, key).metrics).lower(
+      {"learning_rate": scalar, "beta": scalar}, jax.random.key(0)).compile()
+  compile_s = time.perf_counter() - start
+  start = time.perf_counter()
+  outputs = [compiled({"learning_rate": lr, "beta": beta}, jax.random.key(0))
+             for lr, beta in zip(lrs, betas)]
+  finals = np.array([float(o["train_loss"][-1]) for o in outputs])
+  return Timing(compile_s, time.perf_counter() - start, finals)
+
+
+def engine(spec: Sweep, train: TrainConfig, lrs, betas, width=None) -> Timing:
+  """(c): ``momentum_jax.sweep.run``; everything but the training counts as "compile".
+
+  That is the compilation, the width probe when measured, and the setup
+  (config checks, data, tables), each also given apart in the note.
+  """
+  num_betas = len(set(betas.tolist()))
+  config = {
+      "name": f"sweep_speed_{spec.name}",
+      "problem": spec.problem,
+      "optimizer": {"name": "momentum", "ema": False,
+                    "learning_rate": sorted(set(lrs.tolist())),
+                    "beta": betas[:num_betas].tolist()},
+      "train": {"steps": train.steps, "log_every": train.log_every,
+                "batch_size": train.batch_size},
+      "seeds": 1,
+  }
+  start = time.perf_counter()
+  result = sweep.run(config, quiet=True, width=width)
+  total = time.perf_counter() - start
+  timings = result.manifest["timings"]
+  run_s = timings["run_seconds"]
+  execution = result.manifest["execution"]
+  (chosen,) = execution["width"].values()
+  note = (f"width {chosen} ({execution['strategy']}); compile {timings['compile_seconds']:.2f} s, "
+          f"probe {timings['probe_seconds']:.2f} s, setup "
+          f"{total - run_s - timings['compile_seconds'] - timings['probe_seconds']:.2f} s")
+  if execution["candidates"]:
+    note += ", s per config-step: " + ", ".join(
+        f"w={w} {s:.2e}" for w, s in execution["candidates"].items())
+  summary = result.summary.sort_values(["learning_rate", "beta"])
+  return Timing(total - run_s, run_s, summary.final_loss.to_numpy(), note)
+
+
+def torch_loop(problem, train: TrainConfig, lrs, betas) -> Timing:
+  """(d): ``torch.optim.SGD(lr, momentum=beta)``, a plain loop per configuration."""
+  data = problem.data
+  x_train, y_train = torch.from_numpy(np.array(data.x_train)), torch.from_numpy(
+      np.array(data.y_train))
+  x_val = torch.from_numpy(np.array(data.x_val)) if data.x_val is not None else None
+  y_val = torch.from_numpy(np.array(data.y_val)) if data.y_val is not None else None
+  classification = problem.is_classification
+  loss_fn = torch.nn.functional.cross_entropy if classification else torch.nn.functional.mse_loss
+  if classification:
+    y_train, y_val = y_train.long(), y_val.long()
+
+  def make_model():
+    if not classification:
+      return torch.nn.Linear(x_train.shape[1], 1)
+    hidden = [x_train.shape[1], *problem_hidden(problem)]
+    layers = []
+    for n_in, n_out in zip(hidden[:-1], hidden[1:]):
+      layers += [torch.nn.Linear(n_in, n_out), torch.nn.ReLU()]
+    layers.append(torch.nn.Linear(hidden[-1], data.num_classes))
+    return torch.nn.Sequential(*layers)
+
+  @torch.no_grad()
+  def evaluate(model):  # to the host, as the engine's metrics are
+    outputs = model(x_val)
+    return float(loss_fn(outputs, y_val)), float((outputs.argmax(-1) == y_val).float().mean())
+
+  steps_per_epoch = 1 if train.batch_size is None else data.num_train // train.batch_size
+  generator = torch.Generator().manual_seed(0)
+
+  def train_one(lr, beta, steps):
+    torch.manual_seed(0)
+    model = make_model()
+    opt = torch.optim.SGD(model.parameters(), lr=float(lr), momentum=float(beta))
+    loss_sum = 0.0
+    for i in range(steps):
+      if train.batch_size is None:
+        x, y = x_train, y_train
+      else:
+        within = i % steps_per_epoch
+        if within == 0:
+          order = torch.randperm(data.num_train, generator=generator)
+        index = order[within * train.batch_size:(within + 1) * train.batch_size]
+        x, y = x_train[index], y_train[index]
+      opt.zero_grad()
+      outputs = model(x)
+      loss = loss_fn(outputs if classification else outputs.squeeze(-1), y)
+      loss.backward()
+      opt.step()
+      loss_sum = loss_sum + loss.detach()
+      if (i + 1) % train.log_every == 0:
+        mean_loss = float(loss_sum) / train.log_every
+        loss_sum = 0.0
+        if x_val is not None:
+          evaluate(model)
+    return mean_loss
+
+  # torch's first steps initialize its kernels (~2 s here): a one-off cost,
+  # counted with the compilations rather than in the loop.
+  start = time.perf_counter()
+  train_one(lrs[0], betas[0], train.log_every)
+  warmup_s = time.perf_counter() - start
+  start = time.perf_counter()
+  finals = [train_one(lr, beta, train.steps) for lr, beta in zip(lrs, betas)]
+  return Timing(warmup_s, time.perf_counter() - start, np.array(finals))
+
+
+def problem_hidden(problem) -> list[int]:
+  """The hidden widths of an MLP problem's model, read off its kernels."""
+  abstract = nnx.eval_shape(lambda: problem.make_model(nnx.Rngs(0)))
+  kernels = [v.shape for p, v in nnx.to_flat_state(nnx.state(abstract, nnx.Param))
+             if p[-1] == "kernel"]
+  return [shape[1] for shape in kernels[:-1]]
+
+
+def training_flops(problem, train: TrainConfig, k: int) -> float:
+  """FLOPs of the sweep counted analytically: dense layers only, 3x forward for a step."""
+  abstract = nnx.eval_shape(lambda: problem.make_model(nnx.Rngs(0)))
+  macs = sum(math.prod(v.shape) for p, v in nnx.to_flat_state(nnx.state(abstract, nnx.Param))
+             if p[-1] == "kernel")
+  examples = train.batch_size or problem.data.num_train
+  per_config = train.steps * 3 * 2 * macs * examples
+  if problem.data.x_val is not None:
+    per_config += train.num_logs * 2 * macs * problem.data.num_val
+  return k * per_config
+
+
+def median_seconds(fn: Callable, *args, repeats: int = 7) -> float:
+  """Median time of a compiled function over ``repeats`` calls, after one untimed."""
+  jax.block_until_ready(fn(*args))
+  times = []
+  for _ in range(repeats):
+    start = time.perf_counter()
+    jax.block_until_ready(fn(*args))
+    times.append(time.perf_counter() - start)
+  return float(np.median(times))
+
+
+def machine_rates() -> dict[str, float]:
+  """Reference rates measured here and now: big and small matmuls, a minibatch draw."""
+  key = jax.random.key(0)
+  big = jax.random.normal(key, (1024, 1024), jnp.float32)
+  matmul = jax.jit(jnp.dot).lower(big, big).compile()
+  steps = 200
+  small = jax.random.normal(key, (128, 128), jnp.float32)
+  chain = jax.jit(lambda a, b: jax.lax.scan(
+      lambda c, _: (jnp.maximum(c @ b, 0.0) * 0.1, None), a, None, length=steps)[0])
+  draws = jax.jit(lambda k: jax.lax.scan(
+      lambda c, i: (c + minibatch_indices(k, i, 1437, 128)[0], None), 0, jnp.arange(steps))[0])
+  chain = chain.lower(small, small).compile()
+  return {
+      "matmul_1024": 2 * 1024**3 / median_seconds(matmul, big, big) / 1e9,
+      "matmul_128_scan": steps * 2 * 128**3 / median_seconds(chain, small, small) / 1e9,
+      "minibatch_draw_us": median_seconds(draws.lower(key).compile(), key) / steps * 1e6,
+  }
+
+
+def print_header(rates: dict[str, float], use_torch: bool) -> None:
+  versions = (f"jax {jax.__version__}, optax {optax.__version__}, numpy {np.__version__}, "
+              f"python {platform.python_version()}")
+  if use_torch:
+    versions += f", torch {torch.__version__} ({torch.get_num_threads()} threads)"
+  print(f"# sweep_speed: {versions}")
+  print(f"# devices {jax.devices()}, {os.cpu_count()} logical CPUs, "
+        f"XLA_FLAGS={os.environ.get('XLA_FLAGS', '')!r}, "
+        f"load average {os.getloadavg()[0]:.1f}")
+  print(f"# jitted matmul 1024x1024 float32: {rates['matmul_1024']:.1f} GFLOP/s; "
+        f"128x128 matmuls in a scan: {rates['matmul_128_scan']:.1f} GFLOP/s; "
+        f"one minibatch draw (permutation of 1437, 128 taken): "
+        f"{rates['minibatch_draw_us']:.0f} us")
+
+
+def report(spec: Sweep, k: int, train: TrainConfig, timings: dict[str, Timing], flops: float,
+           rates: dict[str, float]) -> None:
+  work = k * train.steps
+  engine_t = timings["(c) engine"]
+  print(f"\n## {spec.name}: K = {k} configurations x {train.steps} steps "
+        f"(batch {train.batch_size or 'full'}, log every {train.log_every}); "
+        f"load average {os.getloadavg()[0]:.1f}")
+  print("| contestant | compile s | run s | total s | config-steps/s | steady config-steps/s "
+        "| (c)/this total | (c)/this steady | final loss vs (c): median, max rel. diff | note |")
+  print("|---|---|---|---|---|---|---|---|---|---|")
+  for label, t in timings.items():
+    diff = "-"
+    if t.final_losses is not None and label.startswith(("(a)", "(b)", "(c')")):
+      rel = np.abs(t.final_losses / engine_t.final_losses - 1)
+      diff = f"{np.median(rel):.0e}, {np.max(rel):.0e}"
+    print(f"| {label} | {t.compile_s:.2f} | {t.run_s:.2f} | {t.total_s:.2f} "
+          f"| {work / t.total_s:,.0f} | {work / t.run_s:,.0f} "
+          f"| {t.total_s / engine_t.total_s:.2f} | {t.run_s / engine_t.run_s:.2f} "
+          f"| {diff} | {t.note} |")
+  print(f"engine FLOP rate: {flops / engine_t.total_s / 1e9:.2f} GFLOP/s with compilation, "
+        f"{flops / engine_t.run_s / 1e9:.2f} steady = "
+        f"{flops / engine_t.run_s / 1e9 / rates['matmul_1024']:.0%} of the 1024 matmul's "
+        f"{rates['matmul_1024']:.1f}, "
+        f"{flops / engine_t.run_s / 1e9 / rates['matmul_128_scan']:.0%} of the 128x128 "
+        f"matmuls' {rates['matmul_128_scan']:.1f} ({flops / 1e9:.1f} GFLOP counted)")
+
+
+def main(argv: list[str] | None = None) -> int:
+  parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+  parser.add_argument("--only", default=None, help=f"comma-separated, from {','.join(SWEEPS)}")
+  parser.add_argument("--k", type=int, default=64, help="configurations per sweep (default 64)")
+  parser.add_argument("--steps", type=int, default=None,
+                      help="training steps of every sweep (default: 1000 regression, 300 MLP)")
+  parser.add_argument("--quick", action="store_true", help="smoke run: K = 4, 40 steps")
+  parser.add_argument("--measure", action="store_true",
+                      help="also run the engine with width='measure' (extra compilations)")
+  parser.add_argument("--no-torch", action="store_true",
+                      help="leave torch out even when it is installed")
+  parser.add_argument("--torch-threads", type=int, default=1,
+                      help="torch's intra-op threads (default 1: its fastest for these tiny "
+                           "ops; 2 on the loaded 2-core machine was 20-60x slower)")
+  args = parser.parse_args(argv)
+  names = list(SWEEPS)
+  if args.only:
+    names = [w.strip() for w in args.only.split(",")]
+    unknown = [w for w in names if w not in SWEEPS]
+    if unknown:
+      parser.error(f"unknown --only {unknown}; choose from {list(SWEEPS)}")
+  k, steps = (4, 40) if args.quick else (args.k, args.steps)
+  if k < 1 or (steps is not None and steps < 1):
+    parser.error("--k and --steps must be positive")
+  use_torch = torch is not None and not args.no_torch
+  if use_torch:
+    torch.set_num_threads(args.torch_threads)
+
+  rates = machine_rates()
+  print_header(rates, use_torch)
+  for name in names:
+    spec = SWEEPS[name]
+    n = steps or spec.steps
+    # Metrics every gcd(steps, 100) steps: as rarely as the steps allow, at most every 100.
+    train = TrainConfig(steps=n, batch_size=spec.batch_size, log_every=math.gcd(n, 100))
+    problem = problems.get_problem(**spec.problem)
+    lrs, betas = grid(k, spec.learning_rates)
+    order = np.lexsort((betas, lrs))  # the engine's summary order, sorted the same way
+    lrs, betas = lrs[order], betas[order]
+    timings = {}
+    print(f"timing {name}: (a) optax loop ...", file=sys.stderr, flush=True)
+    timings["(a) optax loop"] = optax_loop(problem, train, lrs, betas)
+    print(f"timing {name}: (b) scan loop ...", file=sys.stderr, flush=True)
+    timings["(b) scan loop"] = scan_loop(problem, train, lrs, betas)
+    print(f"timing {name}: (c) engine ...", file=sys.stderr, flush=True)
+    timings["(c) engine"] = engine(spec, train, lrs, betas)
+    if args.measure:
+      print(f"timing {name}: (c') engine, measured width ...", file=sys.stderr, flush=True)
+      timings["(c') engine, measured"] = engine(spec, train, lrs, betas, width="measure")
+    if use_torch:
+      print(f"timing {name}: (d) torch ...", file=sys.stderr, flush=True)
+      timings["(d) torch"] = torch_loop(problem, train, lrs, betas)
+    report(spec, k, train, timings, training_flops(problem, train, k), rates)
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())
