@@ -28,6 +28,7 @@ import pandas as pd
 
 import momentum_jax as mj
 from momentum_jax import sweep
+from momentum_jax.plots import save_figure
 from momentum_jax.results import atomic_path, atomic_write_text
 
 HERE = os.path.dirname(__file__)
@@ -122,11 +123,6 @@ def impulse_figure():
   return fig
 
 
-def _save(fig, path: str) -> None:
-  with atomic_path(path) as temporary:
-    fig.savefig(temporary, dpi=120, format="png")
-
-
 def run(out_dir: str, quick: bool = False) -> dict[str, pd.DataFrame]:
   os.makedirs(out_dir, exist_ok=True)
   lines = ["## Weight of past gradients (EMA form), measured impulse response", "",
@@ -134,7 +130,7 @@ def run(out_dir: str, quick: bool = False) -> dict[str, pd.DataFrame]:
   for beta in IMPULSE_BETAS:
     response = impulse_response(beta)
     lines.append(f"| {beta:g} | {response[2] / response[0]:.4g} | {1 / (1 - beta):.4g} |")
-  _save(impulse_figure(), os.path.join(out_dir, "past_gradient_weights.png"))
+  save_figure(impulse_figure(), os.path.join(out_dir, "past_gradient_weights.png"))
   tables = {}
   for name, path in CONFIGS.items():
     config = sweep.load_config(path)
@@ -155,9 +151,9 @@ def run(out_dir: str, quick: bool = False) -> dict[str, pd.DataFrame]:
       summary.to_csv(temporary, index=False)
     coupling = coupling_table(summary)
     tables[name] = coupling
-    _save(grid_figure(summary, "final_loss", f"{name}: final training loss"),
+    save_figure(grid_figure(summary, "final_loss", f"{name}: final training loss"),
           os.path.join(out_dir, f"{name}_final_loss.png"))
-    _save(grid_figure(summary, "steps_to_target",
+    save_figure(grid_figure(summary, "steps_to_target",
                       f"{name}: steps until {metric} reaches {target:.3g}"),
           os.path.join(out_dir, f"{name}_steps_to_target.png"))
     lines += ["", f"## {name}: β x learning rate ({config.train.steps} steps, "

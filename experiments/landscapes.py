@@ -28,6 +28,7 @@ import yaml
 
 import momentum_jax as mj
 from momentum_jax.data import get_landscape, run_on_landscape
+from momentum_jax.plots import save_figure
 from momentum_jax.results import atomic_path, atomic_write_text
 
 CONFIG = os.path.join(os.path.dirname(__file__), "..", "configs", "landscapes.yaml")
@@ -112,12 +113,6 @@ def summarise(table: pd.DataFrame, fractions: dict[str, np.ndarray], config) -> 
   return "\n".join(lines) + "\n"
 
 
-def _save(fig, path: str) -> str:
-  with atomic_path(path) as temporary:
-    fig.savefig(temporary, dpi=120, format="png")
-  return path
-
-
 def plot_trajectories(config, paths, out_dir: str) -> str:
   from matplotlib.figure import Figure
 
@@ -149,7 +144,7 @@ def plot_trajectories(config, paths, out_dir: str) -> str:
     axis.set_title(f"{name} ({len(next(iter(paths[name].values()))) - 1} steps, lr={lr:g})",
                    fontsize=10)
     axis.legend(fontsize=7, loc="best")
-  return _save(fig, os.path.join(out_dir, "trajectories.png"))
+  return save_figure(fig, os.path.join(out_dir, "trajectories.png"))
 
 
 def plot_fractions(config, fractions, out_dir: str) -> str:
@@ -179,7 +174,7 @@ def plot_fractions(config, fractions, out_dir: str) -> str:
   fig.colorbar(image, ax=axes[:len(names)].tolist(),
                label="fraction of starts reaching a global minimum")
   fig.suptitle("Heavy-ball momentum: β x learning rate, 8 x 8 starting points per cell")
-  return _save(fig, os.path.join(out_dir, "success_fraction.png"))
+  return save_figure(fig, os.path.join(out_dir, "success_fraction.png"))
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -24,6 +24,7 @@ import pandas as pd
 
 import momentum_jax as mj
 from momentum_jax import sweep
+from momentum_jax.plots import save_figure
 from momentum_jax.results import aggregate_over_seeds, atomic_path, atomic_write_text
 
 HERE = os.path.dirname(__file__)
@@ -76,14 +77,9 @@ def accuracy_figure(tables: dict[str, pd.DataFrame]):
   return fig
 
 
-def _save(fig, path: str) -> None:
-  with atomic_path(path) as temporary:
-    fig.savefig(temporary, dpi=120, format="png")
-
-
 def run(out_dir: str, quick: bool = False, skip_cnn: bool = False) -> dict[str, pd.DataFrame]:
   os.makedirs(out_dir, exist_ok=True)
-  _save(schedule_figure(), os.path.join(out_dir, "schedules.png"))
+  save_figure(schedule_figure(), os.path.join(out_dir, "schedules.png"))
   lines = ["## The textbook schedules, first ten values", "",
            "| schedule | " + " | ".join(str(s) for s in range(10)) + " |",
            "|---|" + "---|" * 10]
@@ -113,7 +109,7 @@ def run(out_dir: str, quick: bool = False, skip_cnn: bool = False) -> dict[str, 
       lines.append(f"| {row.optimizer} | {row.learning_rate:.3g} | "
                    f"{row.val_accuracy_mean:.4f} ± {row.val_accuracy_std:.4f} |")
   if tables:
-    _save(accuracy_figure(tables), os.path.join(out_dir, "accuracy_by_schedule.png"))
+    save_figure(accuracy_figure(tables), os.path.join(out_dir, "accuracy_by_schedule.png"))
   atomic_write_text(os.path.join(out_dir, "summary.md"), "\n".join(lines) + "\n")
   return tables
 

@@ -285,7 +285,8 @@ def _file_stem(name: str) -> str:
   return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_")
 
 
-def _save(fig: Figure, path: Path) -> Path:
+def save_figure(fig: Figure, path: str | os.PathLike) -> Path:
+  """Writes ``fig`` as a PNG (dpi 120) to ``path``, atomically."""
   buffer = io.BytesIO()
   fig.savefig(buffer, format="png", dpi=DPI)
   return results.atomic_write_bytes(path, buffer.getvalue())
@@ -342,12 +343,12 @@ def write_figures(result_or_dir: SweepResult | str | os.PathLike,
     # max keeps the first of equals, so ties go to the summary's column order.
     y = "beta" if "beta" in others else max(others, key=lambda name: own[name].nunique())
     fig = plot_heatmap(own, "learning_rate", y, value, optimizer)
-    written.append(_save(fig, out_dir / f"heatmap_{_file_stem(optimizer)}.png"))
+    written.append(save_figure(fig, out_dir / f"heatmap_{_file_stem(optimizer)}.png"))
 
   if results.best_configs(summary, n=1).empty:
     logger.info("no best_curves.png: every run diverged")
   else:
-    written.append(_save(plot_best_curves(result.curves, summary), out_dir / "best_curves.png"))
+    written.append(save_figure(plot_best_curves(result.curves, summary), out_dir / "best_curves.png"))
 
   swept = results.swept_hyperparameters(summary)
   if not swept:
@@ -355,5 +356,5 @@ def write_figures(result_or_dir: SweepResult | str | os.PathLike,
                 "one value")
   for name in swept:
     fig = plot_best_vs_hyperparameter(summary, name, value)
-    written.append(_save(fig, out_dir / f"best_vs_{_file_stem(name)}.png"))
+    written.append(save_figure(fig, out_dir / f"best_vs_{_file_stem(name)}.png"))
   return written
