@@ -11,7 +11,8 @@ seed) runs, in this one process, as:
   (:func:`momentum_jax.train.build_train`, one ``lax.scan``), jitted for one
   configuration, compiled once and called once per configuration.
 * (c) ``engine``: :func:`momentum_jax.sweep.run`, its width chosen by its model.
-  With ``--measure`` also (c') ``engine, measured``: ``width="measure"``.
+  With ``--measure`` also (c') ``engine, measured``: ``width="measure"``;
+  with ``--progress`` also (c'') the engine with its progress bar on.
 * (d) ``torch``: ``torch.optim.SGD(lr, momentum=beta)`` in a plain Python loop
   per configuration (when torch is installed), batches from ``torch.randperm``,
   one intra-op thread by default (``--torch-threads``). Its first steps, which
@@ -36,6 +37,7 @@ Usage::
   python benchmarks/sweep_speed.py                     # both sweeps, K = 64 (a few minutes)
   python benchmarks/sweep_speed.py --only digits_mlp --measure
   python benchmarks/sweep_speed.py --quick             # smoke run, well under a minute
+  python benchmarks/sweep_speed.py --progress          # also the cost of the progress bar
 
 On a shared machine read the ratios, not the times.
 """
@@ -43,7 +45,9 @@ On a shared machine read the ratios, not the times.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
+import io
 import math
 import os
 import platform
@@ -191,11 +195,13 @@ def scan_loop(problem, train: TrainConfig, lrs, betas) -> Timing:
   return Timing(compile_s, time.perf_counter() - start, finals)
 
 
-def engine(spec: Sweep, train: TrainConfig, lrs, betas, width=None) -> Timing:
+def engine(spec: Sweep, train: TrainConfig, lrs, betas, width=None, progress=False) -> Timing:
   """(c): ``momentum_jax.sweep.run``; everything but the training counts as "compile".
 
   That is the compilation, the width probe when measured, and the setup
-  (config checks, data, tables), each also given apart in the note.
+  (config checks, data, tables), each also given apart in the note. With
+  ``progress`` the progress bar is on (its callbacks compiled in), drawn into
+  a buffer.
   """
   num_betas = len(set(betas.tolist()))
   config = {
@@ -209,7 +215,8 @@ def engine(spec: Sweep, train: TrainConfig, lrs, betas, width=None) -> Timing:
       "seeds": 1,
   }
   start = time.perf_counter()
-  result = sweep.run(config, quiet=True, width=width)
+  with contextlib.redirect_stderr(io.StringIO()):  # tqdm draws on stderr
+    result = sweep.run(config, quiet=not progress, width=width)
   total = time.perf_counter() - start
   timings = result.manifest["timings"]
   run_s = timings["run_seconds"]
@@ -393,6 +400,8 @@ def main(argv: list[str] | None = None) -> int:
   parser.add_argument("--quick", action="store_true", help="smoke run: K = 4, 40 steps")
   parser.add_argument("--measure", action="store_true",
                       help="also run the engine with width='measure' (extra compilations)")
+  parser.add_argument("--progress", action="store_true",
+                      help="also run the engine with its progress bar on (its callbacks cost)")
   parser.add_argument("--no-torch", action="store_true",
                       help="leave torch out even when it is installed")
   parser.add_argument("--torch-threads", type=int, default=1,
@@ -433,6 +442,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.measure:
       print(f"timing {name}: (c') engine, measured width ...", file=sys.stderr, flush=True)
       timings["(c') engine, measured"] = engine(spec, train, lrs, betas, width="measure")
+    if args.progress:
+      print(f"timing {name}: (c'') engine, progress bar ...", file=sys.stderr, flush=True)
+      timings["(c'') engine, progress bar"] = engine(spec, train, lrs, betas, progress=True)
     if use_torch:
       print(f"timing {name}: (d) torch ...", file=sys.stderr, flush=True)
       timings["(d) torch"] = torch_loop(problem, train, lrs, betas)

@@ -138,7 +138,9 @@ def run(out_dir: str, quick: bool = False) -> dict[str, pd.DataFrame]:
       raw = dict(config.raw, train=dict(config.raw["train"], steps=20), seeds=1)
       raw["train"]["log_every"] = min(raw["train"]["log_every"], 10)
       config = sweep.load_config(raw)
-    result = sweep.run(config, os.path.join(out_dir, name), quiet=True)
+    # overwrite: an experiment resumes its own sweep and replaces an earlier size's.
+    result = sweep.run(config, os.path.join(out_dir, name), quiet=True,
+                       overwrite=True)
     summary = result.summary.copy()
     if "val_accuracy" in summary:
       metric, target = "val_accuracy", ACCURACY_TARGET

@@ -1,6 +1,9 @@
 """The ``momentum-jax`` command: a thin shell over the library.
 
-``sweep CONFIG [--out DIR]`` runs a sweep (:func:`momentum_jax.sweep.run`),
+``sweep CONFIG [--out DIR]`` runs a sweep (:func:`momentum_jax.sweep.run`)
+and resumes it when DIR holds a partial run of the same config (``--overwrite``
+replaces another config's; ``--distributed`` joins the processes of a
+multi-host run),
 ``plot DIR`` redraws its figures, ``report DIR`` prints its Markdown report,
 ``demo`` trains every optimizer on the literature's regression. A bad
 configuration is reported in one line, without a traceback, with exit status 2.
@@ -48,7 +51,22 @@ def build_parser() -> argparse.ArgumentParser:
   sweep.add_argument("--width", type=_width, default=None,
                      help="configurations each device trains at once, or 'measure' to time a "
                           "few (default: chosen from a model of the device)")
+  sweep.add_argument("--overwrite", action="store_true",
+                     help="replace a different sweep found in the output folder (by default "
+                          "it is refused; the same sweep is resumed)")
   sweep.add_argument("--quiet", action="store_true", help="no progress bar")
+  multihost = sweep.add_argument_group(
+      "several hosts", "one process per host (or per GPU), each running the same command; "
+      "--out must be on a file system they all share")
+  multihost.add_argument("--distributed", action="store_true",
+                         help="call jax.distributed.initialize() first; on a TPU pod, SLURM "
+                              "or Open MPI it finds its peers by itself")
+  multihost.add_argument("--coordinator", default=None, metavar="HOST:PORT",
+                         help="address of process 0 (implies --distributed)")
+  multihost.add_argument("--num-processes", type=_positive_int, default=None,
+                         help="processes in all (implies --distributed)")
+  multihost.add_argument("--process-id", type=int, default=None,
+                         help="this process's rank, 0 to N-1 (implies --distributed)")
   sweep.add_argument("--top", type=_positive_int, default=5,
                      help="best configurations to print (default 5)")
 
@@ -67,14 +85,37 @@ def build_parser() -> argparse.ArgumentParser:
   return parser
 
 
+def _initialize_distributed(args) -> None:
+  """``jax.distributed.initialize`` with the flags given (the rest it detects)."""
+  import jax
+  options = {"coordinator_address": args.coordinator, "num_processes": args.num_processes,
+             "process_id": args.process_id}
+  try:
+    jax.distributed.initialize(**{k: v for k, v in options.items() if v is not None})
+  except (RuntimeError, ValueError) as error:
+    raise DistributedError(f"jax.distributed.initialize failed: {error}") from None
+
+
+class DistributedError(ValueError):
+  """The processes of a multi-host sweep could not be brought together."""
+
+
 def _sweep(args) -> None:
+  if args.distributed or any(
+      v is not None for v in (args.coordinator, args.num_processes, args.process_id)):
+    _initialize_distributed(args)
   from momentum_jax import results, sweep  # imports jax: keep --help fast
+  import jax
   config = sweep.load_config(args.config)
   out = args.out or os.path.join("runs", config.name)
-  print(f"sweep {config.name}: {config.num_configs} configurations of {config.problem}, "
-        f"{config.train.steps} steps each")
+  first = jax.process_index() == 0
+  say = print if first else (lambda *a, **k: None)  # one process speaks for all
+  say(f"sweep {config.name}: {config.num_configs} configurations of {config.problem}, "
+      f"{config.train.steps} steps each")
   result = sweep.run(config, out, chunk_size=args.chunk_size, width=args.width,
-                     quiet=args.quiet)
+                     quiet=args.quiet or not first, overwrite=args.overwrite)
+  if not first:
+    return
   timings = result.manifest["timings"]
   print(f"compiled {result.manifest['compilations']} program(s) in "
         f"{timings['compile_seconds']:.1f} s, trained in {timings['run_seconds']:.1f} s on "

@@ -143,6 +143,7 @@ def build_train(
     problem: Problem,
     make_optimizer: OptimizerFactory,
     config: TrainConfig,
+    on_log: Callable[[jax.Array], None] | None = None,
 ) -> Callable[[Mapping[str, jax.Array], jax.Array], TrainResult]:
   """Returns the pure function ``train(hyperparameters, key) -> TrainResult``.
 
@@ -163,6 +164,12 @@ def build_train(
   * ``grad_norms`` (with ``config.grad_norms``): per-leaf gradient norms as a
     nested dict shaped like the params (``mj.named_norms`` flattens it to
     ``{"layers/0/kernel": …}``).
+
+  ``on_log``, when given, is called on the host (``jax.debug.callback``)
+  after each logged segment with the number of steps taken so far: a
+  progress report that changes no value. The argument does not vary with
+  the configuration, so under ``jax.vmap`` it is called once per segment for
+  the whole batch, not once per member.
 
   Raises:
     ValueError: if the batch size exceeds the training set.
@@ -248,6 +255,8 @@ def build_train(
         metrics["grad_norms"] = nnx.to_pure_dict(norms.leaf_norms)
       if data.x_val is not None:
         metrics.update(evaluate(params, rest))
+      if on_log is not None:
+        jax.debug.callback(on_log, first_step + config.log_every)
       return carry, metrics
 
     starts = jnp.arange(config.num_logs) * config.log_every

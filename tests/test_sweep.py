@@ -10,13 +10,14 @@ import sys
 import textwrap
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 import pytest
 
 import momentum_jax as mj
 from momentum_jax import cli, problems, sweep
-from momentum_jax.train import TrainConfig, train
+from momentum_jax.train import TrainConfig, build_train, train
 
 REGRESSION = {
     "problem": {"name": "linear_regression"},
@@ -120,10 +121,12 @@ def test_one_compilation_whatever_the_number_of_configurations():
   assert large_count == small_count  # 30 chunks through the one executable
 
 
-def test_results_do_not_depend_on_the_chunk_size():
-  summaries = [sweep.run(REGRESSION, quiet=True, chunk_size=c).summary for c in (1, 4, 18)]
+@pytest.mark.parametrize("width", [1, 3])
+def test_results_do_not_depend_on_the_chunk_size_to_the_bit(width):
+  summaries = [sweep.run(REGRESSION, quiet=True, width=width, chunk_size=c).summary
+               for c in (3, 9, 18)]
   for other in summaries[1:]:
-    pd.testing.assert_frame_equal(summaries[0], other, check_exact=False, rtol=1e-6)
+    pd.testing.assert_frame_equal(summaries[0], other, check_exact=True)
 
 
 def test_each_configuration_equals_its_sequential_run():
@@ -136,18 +139,22 @@ def test_each_configuration_equals_its_sequential_run():
     np.testing.assert_allclose(row.final_loss, alone.metrics["train_loss"][-1], rtol=1e-5)
 
 
-def test_a_diverging_configuration_never_disturbs_the_others():
+def test_diverging_configurations_never_disturb_the_others():
   stable = _with(REGRESSION, optimizer__learning_rate=[0.01, 0.1])
-  with_bad = _with(REGRESSION, optimizer__learning_rate=[0.01, 0.1, 50.0])
-  # The same chunk shape for both: then the kept rows are bit-identical. (Two
-  # chunk shapes compile two programs, whose float32 rounding can differ in
-  # the last bit; see test_results_do_not_depend_on_the_chunk_size.)
-  good = sweep.run(stable, quiet=True, chunk_size=6).summary
-  mixed = sweep.run(with_bad, quiet=True, chunk_size=6).summary
-  bad_rows = mixed[mixed.learning_rate == 50.0]
-  assert bad_rows.diverged.all()
-  assert (bad_rows.diverged_at_step < 40).all()
-  kept = mixed[mixed.learning_rate != 50.0].drop(columns="config_id").reset_index(drop=True)
+  # 3.0 grows the loss past 1000x its first value in a few steps; 1e30 overflows to
+  # inf at the first update.
+  with_bad = _with(REGRESSION, optimizer__learning_rate=[0.01, 0.1, 3.0, 1e30])
+  # The same width for both (the model would take each whole group, 12 and
+  # 24): then the kept rows are bit-identical.
+  good = sweep.run(stable, quiet=True, width=6).summary
+  mixed = sweep.run(with_bad, quiet=True, width=6).summary
+  growing = mixed[mixed.learning_rate == 3.0]
+  assert growing.diverged.all()
+  assert (growing.diverged_at_step > 1).all() and (growing.diverged_at_step < 40).all()
+  overflowing = mixed[mixed.learning_rate == np.float32(1e30)]
+  assert overflowing.diverged.all()
+  assert (overflowing.diverged_at_step == 1).all()  # after the first update
+  kept = mixed[mixed.learning_rate < 1].drop(columns="config_id").reset_index(drop=True)
   pd.testing.assert_frame_equal(kept, good.drop(columns="config_id"), check_exact=True)
   assert not good.diverged.any()
 
@@ -166,24 +173,30 @@ def test_schedule_parameters_are_swept():
   np.testing.assert_allclose(row.final_loss, alone.metrics["train_loss"][-1], rtol=1e-5)
 
 
-def test_sharded_over_eight_simulated_devices_gives_the_same_results(tmp_path):
-  script = textwrap.dedent(f"""
+def test_sharded_over_eight_simulated_devices_gives_bit_identical_results(tmp_path):
+  script = textwrap.dedent("""
       import json, sys
       from momentum_jax import sweep
-      result = sweep.run(json.loads(sys.argv[1]), quiet=True, chunk_size=8)
-      result.summary.to_csv(sys.argv[2], index=False)
-      print(json.dumps(result.manifest["devices"]))
+      config = json.loads(sys.argv[1])
+      for name, width, chunk in (("model", None, 8), ("three", 3, 30)):
+        result = sweep.run(config, quiet=True, width=width, chunk_size=chunk)
+        result.summary.to_csv(f"{sys.argv[2]}/{name}.csv", index=False)
+      print(json.dumps([result.manifest["devices"], result.manifest["chunk_size"]]))
   """)
   env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8",
              JAX_PLATFORMS="cpu")
-  out = subprocess.run(
-      [sys.executable, "-c", script, json.dumps(REGRESSION), str(tmp_path / "s.csv")],
-      env=env, capture_output=True, text=True, check=True, timeout=300)
-  assert len(json.loads(out.stdout.strip().splitlines()[-1])) == 8
-  sharded = pd.read_csv(tmp_path / "s.csv")
-  single = sweep.run(REGRESSION, quiet=True, chunk_size=8).summary
-  np.testing.assert_allclose(sharded.final_loss, single.final_loss, rtol=1e-6)
-  np.testing.assert_array_equal(sharded.beta, single.beta)
+  out = subprocess.run([sys.executable, "-c", script, json.dumps(REGRESSION), str(tmp_path)],
+                       env=env, capture_output=True, text=True, check=True, timeout=300)
+  devices, chunk_size = json.loads(out.stdout.strip().splitlines()[-1])
+  assert len(devices) == 8
+  assert chunk_size == {"momentum(ema=false)": 24}  # 18 need 3 a device: one batch of 3
+  for name, width in (("model", None), ("three", 3)):
+    sharded = pd.read_csv(tmp_path / f"{name}.csv")
+    single = sweep.run(REGRESSION, quiet=True, width=width).summary
+    # Through CSV, which writes floats exactly (round-trip repr).
+    np.testing.assert_array_equal(sharded.final_loss, single.final_loss)
+    np.testing.assert_array_equal(sharded.best_loss, single.best_loss)
+    np.testing.assert_array_equal(sharded.beta, single.beta)
 
 
 def test_cli_sweep_writes_results_and_figures(tmp_path, capsys):
@@ -227,3 +240,47 @@ def test_groups_are_labelled_by_their_static_options():
   config["optimizers"].append(dict(REGRESSION["optimizer"]))
   with pytest.raises(sweep.ConfigError, match=r"optimizers\[3\]: repeats optimizers\[0\]"):
     sweep.load_config(config)
+
+
+def test_the_progress_bar_advances_within_each_chunk_and_changes_no_result(monkeypatch):
+  from momentum_jax.sweep import _engine
+  counted = []
+  finish_chunk = _engine._Progress.finish_chunk
+
+  def spy(self, amount):
+    jax.effects_barrier()
+    counted.append((self.bar.n - self._done, amount))  # what the runs' own calls advanced
+    finish_chunk(self, amount)
+
+  monkeypatch.setattr(_engine._Progress, "finish_chunk", spy)
+  loud = sweep.run(REGRESSION, width=3, chunk_size=9)
+  # 18 configurations in 2 chunks of 9, 40 steps each, reported every 20 steps
+  assert counted == [(9 * 40, 9 * 40)] * 2
+  quiet = sweep.run(REGRESSION, quiet=True, width=3, chunk_size=9)
+  pd.testing.assert_frame_equal(loud.summary, quiet.summary, check_exact=True)
+
+
+def test_a_training_run_reports_each_logged_segment_to_on_log():
+  problem = problems.get_problem("linear_regression")
+  steps = []
+  run = build_train(problem, mj.sgd, TrainConfig(steps=40, log_every=10),
+                    on_log=lambda step: steps.append(int(step)))
+  batched = jax.jit(jax.vmap(run))({"learning_rate": jnp.full(4, 0.1)},
+                                   jax.random.split(jax.random.key(0), 4))
+  jax.block_until_ready(batched)
+  jax.effects_barrier()
+  assert sorted(steps) == [10, 20, 30, 40]  # once per segment for the batch of 4
+
+
+def test_data_with_nan_is_refused_as_a_config_error_naming_the_problem(monkeypatch):
+  from momentum_jax import data
+
+  def poisoned(seed=0):
+    x = np.linspace(-1, 1, 100, dtype=np.float32).reshape(-1, 1)
+    y = 3 * x[:, 0] + 2
+    y[7] = np.nan
+    return data.Dataset(name="poisoned", x_train=x, y_train=y)
+
+  monkeypatch.setattr(problems.data_lib, "regression_normal", poisoned)
+  with pytest.raises(sweep.ConfigError, match=r"^problem: .*y_train contains 1 NaN"):
+    sweep.run(REGRESSION, quiet=True)

@@ -48,7 +48,8 @@ def test_the_model_chooses_and_the_manifest_says_how():
   result = sweep.run(REGRESSION, quiet=True)
   execution = result.manifest["execution"]
   assert execution["strategy"] == "model"
-  assert "every configuration of the chunk at once" in execution["reason"]  # 12000 FLOPs a step
+  # 12000 FLOPs a step: far too little to fill the CPU, so the whole group
+  assert "every configuration of the group at once" in execution["reason"]["momentum(ema=false)"]
   assert execution["width"] == {"momentum(ema=false)": 18}
   assert execution["shared_seed"] == {"momentum(ema=false)": None}  # seeds 0 and 1
   assert result.manifest["compilations"] == 1 and result.manifest["probe_compilations"] == 0
@@ -77,9 +78,12 @@ def test_each_device_scans_over_batches_of_width_configurations(width, batches, 
   assert seeds.aval.shape == batch_shape
 
 
-def test_a_width_beyond_the_chunk_is_the_whole_chunk():
+def test_a_width_beyond_the_group_is_the_whole_group_and_the_chunk_grows_to_it():
   result = sweep.run(REGRESSION, quiet=True, width=1000, chunk_size=6)
-  assert result.manifest["execution"]["width"] == {"momentum(ema=false)": 6}
+  assert result.manifest["execution"]["width"] == {"momentum(ema=false)": 18}
+  assert result.manifest["chunk_size"] == {"momentum(ema=false)": 18}
+  assert "cut to the group's 18 configurations" in (
+      result.manifest["execution"]["reason"]["momentum(ema=false)"])
 
 
 def test_measuring_times_the_candidates_and_counts_their_compilations_apart():
@@ -129,21 +133,24 @@ def test_a_bad_width_is_refused(width):
 
 
 @pytest.mark.parametrize(
-    "platform, per_device, flops, cores, width",
+    "platform, configs, flops, cores, fit, width",
     [
-        ("gpu", 64, 10**9, 1, 64),    # an accelerator takes the whole chunk, whatever the problem
-        ("tpu", 7, 10**3, 1, 7),
-        ("cpu", 64, 12_000, 1, 64),   # overhead-bound: the whole chunk
-        ("cpu", 64, 10**8, 1, 8),     # 5e8 / 1e8 = 5 configurations; 8 divides 64
-        ("cpu", 64, 10**8, 2, 16),    # twice the cores, twice the work per batched step
-        ("cpu", 61, 10**8, 1, 5),     # no divisor of 61 near 5: 5, and the chunk is padded
-        ("cpu", 64, 10**10, 4, 1),
-        ("cpu", 64, 20_061_696, 2, 64),  # digits MLP 64-128-128-10, batch 128, on 2 cores
-        ("cpu", 64, 20_061_696, 1, 32),  # the same, pinned to one core
+        ("gpu", 64, 10**9, 1, None, 64),     # 1e11 / 1e9 = 100 needed: the whole group
+        ("gpu", 1000, 10**10, 1, None, 10),  # a big model: 10 fill the accelerator
+        ("tpu", 7, 10**3, 1, None, 7),
+        ("gpu", 64, 10**3, 1, 16, 16),       # memory binds
+        ("cpu", 64, 12_000, 1, None, 64),    # overhead-bound: the whole group
+        ("cpu", 64, 12_000, 1, 20, 20),      # ... unless memory binds
+        ("cpu", 64, 10**8, 1, None, 8),      # 5e8 / 1e8 = 5 configurations; 8 divides 64
+        ("cpu", 64, 10**8, 2, None, 16),     # twice the cores, twice the work per batched step
+        ("cpu", 61, 10**8, 1, None, 5),      # no divisor of 61 near 5: 5, and the group pads
+        ("cpu", 64, 10**10, 4, None, 1),
+        ("cpu", 64, 20_061_696, 2, None, 64),  # digits MLP 64-128-128-10, batch 128, 2 cores
+        ("cpu", 64, 20_061_696, 1, None, 32),  # the same, pinned to one core
     ],
 )
-def test_model_width(platform, per_device, flops, cores, width):
-  chosen, reason = _engine.model_width(platform, per_device, flops, cores)
+def test_model_width(platform, configs, flops, cores, fit, width):
+  chosen, reason = _engine.model_width(platform, configs, flops, cores, fit)
   assert chosen == width
   assert reason
 

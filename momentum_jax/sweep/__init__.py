@@ -11,6 +11,7 @@
 16
 """
 
+from momentum_jax.sweep._checkpoint import OutputDirError
 from momentum_jax.sweep._config import OPTIMIZERS
 from momentum_jax.sweep._config import SCHEDULES
 from momentum_jax.sweep._config import OptimizerSpec
@@ -25,7 +26,7 @@ from momentum_jax.sweep._errors import ConfigError
 from momentum_jax.sweep._grid import grid_values
 
 __all__ = [
-    "ConfigError", "OPTIMIZERS", "OptimizerSpec", "SCHEDULES", "ScheduleSpec", "SweepConfig",
+    "ConfigError", "OPTIMIZERS", "OptimizerSpec", "OutputDirError", "SCHEDULES", "ScheduleSpec", "SweepConfig",
     "bytes_per_config", "choose_chunk_size", "grid_values", "load_config",
     "make_optimizer_factory", "run",
 ]

@@ -28,6 +28,7 @@ import importlib.metadata
 import math
 import os
 import platform
+import threading
 import time
 from typing import Any, Callable, Iterable, Mapping
 
@@ -40,6 +41,7 @@ from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from momentum_jax import optim, problems, results
+from momentum_jax.sweep import _checkpoint
 from momentum_jax.sweep._config import (
     OPTIMIZERS, SCHEDULE_PREFIX, SCHEDULES, ConfigError, OptimizerSpec, SweepConfig, load_config)
 from momentum_jax.sweep._grid import product
@@ -53,6 +55,8 @@ MAX_CHUNK_PER_DEVICE = 256
 # split over the cores. No wider, so that the batch's parameters and
 # activations stay as near the cache as they can.
 CPU_FLOPS_PER_CORE_STEP = 5e8
+# The same for an accelerator's batched step (a guess; see model_width).
+ACCELERATOR_FLOPS_PER_STEP = 1e11
 # Training steps a probe of ``width="measure"`` runs at each candidate width.
 PROBE_STEPS = 20
 
@@ -82,11 +86,16 @@ def make_optimizer_factory(spec: OptimizerSpec, problem: problems.Problem, train
 
 
 def _memory_budget(device: jax.Device) -> int:
-  """Bytes a chunk may use: half a GPU/TPU's memory, a quarter of the host's RAM."""
+  """Bytes one device's batch may use: half a GPU/TPU's memory, a quarter of the host's RAM.
+
+  The host's quarter is shared by its CPU devices. (So the width may depend
+  on the number of simulated CPU devices, but only where memory binds it.)
+  """
   stats = device.memory_stats() if device.platform != "cpu" else None
   if stats and "bytes_limit" in stats:
     return int(stats["bytes_limit"] * 0.5)
-  return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") * 0.25)
+  ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+  return int(ram * 0.25 / len(jax.local_devices(backend="cpu")))
 
 
 def _num_params(problem: problems.Problem) -> int:
@@ -117,29 +126,48 @@ def flops_per_step(problem: problems.Problem, train: TrainConfig) -> int:
   return 6 * _num_params(problem) * (train.batch_size or problem.data.num_train)
 
 
-def model_width(platform: str, per_device: int, flops: int, cores: int = 1) -> tuple[int, str]:
+def model_width(platform: str, num_configs: int, flops: int, cores: int = 1,
+                fit: int | None = None) -> tuple[int, str]:
   """Configurations to ``vmap`` at once on one device, and why.
+
+  The width depends on the group, the device kind and its memory, never on
+  the chunk size or the number of devices: XLA may round a batched
+  reduction differently at another width (measured: a mean over 1000
+  examples differs in the last bit between widths 4 and 8 on the CPU), so a
+  fixed width is what keeps results bit-identical whatever the chunking and
+  sharding. Spreading configurations over more devices then splits the
+  batches among them; only a group smaller than ``width × devices`` pads.
 
   Args:
     platform: ``jax.Device.platform``: ``"cpu"``, ``"gpu"``, ``"tpu"``, ….
-    per_device: Configurations each device holds in one chunk.
+    num_configs: Configurations in the group.
     flops: Estimated FLOPs of one configuration's step (:func:`flops_per_step`).
-    cores: CPU cores each CPU device may use.
+    cores: CPU cores of the process (all of its CPU devices share them).
+    fit: Configurations one device's memory budget holds at once.
 
   Returns:
-    The width, at most ``per_device``, and the rule that gave it.
+    The width, at most ``num_configs`` (and ``fit``), and the rule that gave it.
   """
+  limit = num_configs if fit is None else max(1, min(num_configs, fit))
+  memory = "" if limit == num_configs else f", at most {limit} in memory"
   if platform != "cpu":
-    return per_device, "accelerator: every configuration of the chunk at once, to fill it"
+    # Unmeasured here (no accelerator at hand): a guess at the work that
+    # hides a step's kernel launches, so that sweeps of small models go whole.
+    needed = math.ceil(ACCELERATOR_FLOPS_PER_STEP / max(flops, 1))
+    if needed >= limit:
+      return limit, f"accelerator: every configuration of the group at once{memory}"
+    return needed, (f"accelerator, ~{flops:.2g} FLOPs per step: enough configurations for "
+                    f"~{ACCELERATOR_FLOPS_PER_STEP:.0e} FLOPs per batched step")
   # Batching configurations does not raise the arithmetic intensity (each has
   # its own weights): it makes each operation big enough to share the
   # per-operation cost and to split over the cores.
   needed = math.ceil(cores * CPU_FLOPS_PER_CORE_STEP / max(flops, 1))
-  if needed >= per_device:
-    return per_device, (f"cpu, {cores} core(s), ~{flops:.2g} FLOPs per step: "
-                        "every configuration of the chunk at once")
-  # The nearest width that divides the chunk needs no padding.
-  width = next((w for w in range(needed, 2 * needed + 1) if per_device % w == 0), needed)
+  if needed >= limit:
+    return limit, (f"cpu, {cores} core(s), ~{flops:.2g} FLOPs per step: "
+                   f"every configuration of the group at once{memory}")
+  # The nearest width that divides the group needs no padding.
+  width = next((w for w in range(needed, min(2 * needed, limit) + 1) if num_configs % w == 0),
+               needed)
   return width, (f"cpu, {cores} core(s), ~{flops:.2g} FLOPs per step: enough configurations "
                  f"for ~{CPU_FLOPS_PER_CORE_STEP:.0e} FLOPs per core and batched step")
 
@@ -152,12 +180,28 @@ def _cpu_cores() -> int:
     return os.cpu_count() or 1
 
 
-def choose_chunk_size(num_configs: int, num_devices: int, per_config: int, budget: int) -> int:
-  """Configurations per chunk: a multiple of the device count that fits the budget."""
-  fits = max(1, budget // max(per_config, 1))
-  per_device = min(MAX_CHUNK_PER_DEVICE, max(1, fits // num_devices),
-                   math.ceil(num_configs / num_devices))
-  return per_device * num_devices
+def choose_chunk_size(num_configs: int, num_devices: int, width: int,
+                      requested: int | None = None) -> int:
+  """Configurations per chunk: whole batches of ``width`` on every device.
+
+  A chunk is what one call of the compiled program trains, and what a
+  checkpoint saves at once; memory is bounded by the width, since each
+  device holds only ``width`` configurations' training state at a time.
+
+  Args:
+    num_configs: Configurations in the group.
+    num_devices: Devices the chunk is split over.
+    width: Configurations each device trains at once.
+    requested: The caller's chunk size, or ``None`` for up to
+      :data:`MAX_CHUNK_PER_DEVICE` per device.
+
+  Returns:
+    A multiple of ``width × num_devices``: ``requested`` (or the whole group,
+    if smaller) rounded up to one.
+  """
+  per_device = math.ceil(requested / num_devices) if requested else MAX_CHUNK_PER_DEVICE
+  per_device = min(per_device, math.ceil(num_configs / num_devices))
+  return max(1, math.ceil(per_device / width)) * width * num_devices
 
 
 def _versions() -> dict[str, str]:
@@ -185,16 +229,34 @@ class _Group:
   outputs: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
 
 
-def _chunk(group: _Group, begin: int, size: int, mesh: Mesh) -> tuple[dict, jax.Array]:
-  """The hyperparameters and seeds of configurations ``begin … begin + size - 1``.
+def _chunk(group: _Group, indices: np.ndarray, size: int, mesh: Mesh) -> tuple[dict, jax.Array]:
+  """The hyperparameters and seeds of the configurations ``indices`` of ``group``.
 
-  Past the group's end it repeats the last configuration (padding).
+  Padded to ``size`` with copies of the last one, whose results are dropped.
   """
   sharding = NamedSharding(mesh, PartitionSpec("config"))
-  index = np.minimum(np.arange(begin, begin + size), len(group.seeds) - 1)
+  index = np.concatenate([indices, np.repeat(indices[-1:], size - len(indices))])
   hyperparameters = {n: _global_array(v[index].astype(np.float32), sharding)
                      for n, v in group.values.items()}
   return hyperparameters, _global_array(group.seeds[index].astype(np.uint32), sharding)
+
+
+def _local_rows(tree: Any) -> tuple[np.ndarray, Any]:
+  """The rows of a config-sharded output that this process's devices hold.
+
+  Returns their positions in the chunk and the pytree of those rows (every
+  row of the chunk on a single host).
+  """
+  leaves, treedef = jax.tree.flatten(tree)
+  start = lambda shard: shard.index[0].start or 0
+  order = sorted(leaves[0].addressable_shards, key=start)
+  size = leaves[0].shape[0]
+  positions = np.concatenate([np.arange(size)[s.index[0]] for s in order])
+  rows = []
+  for leaf in leaves:
+    by_start = {start(s): np.asarray(s.data) for s in leaf.addressable_shards}
+    rows.append(np.concatenate([by_start[start(s)] for s in order]))
+  return positions, jax.tree.unflatten(treedef, rows)
 
 
 def _shared_seed(group: _Group) -> int | None:
@@ -261,7 +323,7 @@ def _measure_width(problem: problems.Problem, group: _Group, train: TrainConfig,
   for width in candidates:
     size = width * num_devices
     compiled = _compile(probe, width, mesh, group.values, size, _shared_seed(group))
-    inputs = _chunk(group, 0, size, mesh)
+    inputs = _chunk(group, np.arange(min(size, len(group.seeds))), size, mesh)
     seconds = []
     for _ in range(2):
       start = time.perf_counter()
@@ -272,31 +334,120 @@ def _measure_width(problem: problems.Problem, group: _Group, train: TrainConfig,
   return int(fastest), timings
 
 
-def _choose_width(width: int | str | None, problem: problems.Problem, group: _Group,
-                  train: TrainConfig, mesh: Mesh, per_device: int) -> tuple[int, dict[str, Any]]:
-  """The width for chunks of ``per_device`` configurations per device, and why.
+def _choose_widths(width: int | str | None, problem: problems.Problem, groups: list[_Group],
+                   train: TrainConfig, mesh: Mesh, fit: int) -> tuple[dict[str, int], dict]:
+  """The width of each group, and the manifest's ``execution`` entry that says why.
 
-  Returns the width and the manifest's ``execution`` entry: the strategy
-  (``"model"``, ``"measured"`` or ``"forced"``), the reason, the FLOPs
-  estimate, and the candidates' seconds per configuration-step when measured.
+  ``execution`` holds the strategy (``"model"``, ``"measured"`` or
+  ``"forced"``), each group's reason, the FLOPs estimate, and the candidates'
+  seconds per configuration-step when measured (on the first group only;
+  the others take the same width, cut to their size).
   """
   flops = flops_per_step(problem, train)
-  cores = max(1, _cpu_cores() // len(jax.local_devices()))
-  modelled = model_width(mesh.devices.flat[0].platform, per_device, flops, cores)
-  execution = {"flops_per_step_estimate": flops, "candidates": {}}
+  platform = mesh.devices.flat[0].platform
+  execution: dict[str, Any] = {"flops_per_step_estimate": flops, "candidates": {},
+                               "reason": {}}
   if width == "measure":
-    chosen, execution["candidates"] = _measure_width(
-        problem, group, train, mesh, sorted({1, modelled[0], per_device}))
-    execution.update(strategy="measured", reason="the fastest candidate, in seconds per "
-                     f"configuration-step over {PROBE_STEPS} steps")
-  elif width is None:
-    chosen = modelled[0]
-    execution.update(strategy="model", reason=modelled[1])
+    first = len(groups[0].seeds)
+    modelled, _ = model_width(platform, first, flops, _cpu_cores(), fit)
+    measured, execution["candidates"] = _measure_width(
+        problem, groups[0], train, mesh,
+        sorted({1, modelled, min(first, fit, MAX_CHUNK_PER_DEVICE)}))
+    execution["strategy"] = "measured"
   else:
-    chosen = width
-    execution.update(strategy="forced", reason="the caller's width")
-  # Every process must compile the same program, whatever its own timings or cores.
-  return int(multihost_utils.broadcast_one_to_all(np.int32(chosen))), execution
+    execution["strategy"] = "model" if width is None else "forced"
+  widths = {}
+  for group in groups:
+    k, label = len(group.seeds), group.spec.label
+    if width == "measure":
+      widths[label] = min(measured, k)
+      execution["reason"][label] = (
+          f"the fastest candidate on {groups[0].spec.label}, in seconds per "
+          f"configuration-step over {PROBE_STEPS} steps")
+    elif width is None:
+      widths[label], execution["reason"][label] = model_width(
+          platform, k, flops, _cpu_cores(), fit)
+    else:
+      widths[label] = min(width, k)
+      execution["reason"][label] = "the caller's width" + (
+          f", cut to the group's {k} configurations" if width > k else "")
+  # Every process must compile the same programs, whatever its own timings or cores.
+  agreed = multihost_utils.broadcast_one_to_all(np.array(list(widths.values()), np.int32))
+  return dict(zip(widths, (int(w) for w in np.asarray(agreed)))), execution
+
+
+class _Progress:
+  """A progress bar in configuration-steps, advanced from inside the compiled program.
+
+  Each training run calls back (``jax.debug.callback``, see
+  :func:`momentum_jax.train.build_train`) at each logged step; under ``vmap``
+  one call stands for the whole batch of ``width`` configurations. Calls
+  come from XLA's threads, hence the lock. Nothing is printed per step: tqdm
+  redraws at most ten times a second.
+  """
+
+  def __init__(self, total: int, quiet: bool):
+    from tqdm.auto import tqdm  # imported late: only a sweep needs it
+    self.bar = tqdm(total=total, disable=quiet, unit=" config-steps", unit_scale=True,
+                    desc="sweep")
+    self.quiet = quiet
+    self._done = 0
+    self._lock = threading.Lock()
+
+  def advancer(self, amount: int) -> Callable[[Any], None] | None:
+    """The callback for runs batched ``amount / log_every`` at a time (None when quiet)."""
+    if self.quiet:
+      return None
+
+    def advance(step):
+      del step  # the amount is the same at every step
+      with self._lock:
+        self.bar.update(amount)
+    return advance
+
+  def finish_chunk(self, amount: int) -> None:
+    """After a chunk of ``amount`` configuration-steps: the exact count, whatever the calls did."""
+    self._done += amount
+    if not self.quiet:
+      jax.effects_barrier()  # no callback of this chunk still in flight
+      with self._lock:
+        self.bar.update(self._done - self.bar.n)
+
+  def close(self) -> None:
+    self.bar.close()
+
+
+def _barrier(name: str) -> None:
+  if jax.process_count() > 1:
+    multihost_utils.sync_global_devices(f"momentum_jax.sweep: {name}")
+
+
+def _open_checkpoint(out_dir, config: SweepConfig, versions: dict, overwrite: bool,
+                     ) -> _checkpoint.Checkpoint:
+  """The output folder's checkpoint, the same view on every process.
+
+  Every process checks the folder (so that all refuse a foreign sweep
+  together); process 0 alone clears and writes it; after a barrier the
+  others read what it left.
+  """
+  state = {"fingerprint": _checkpoint.fingerprint(_jsonable(config.raw)),
+           "config": _jsonable(config.raw), "versions": versions}
+  first = jax.process_index() == 0
+  checkpoint = _checkpoint.Checkpoint.open(out_dir, state, overwrite=overwrite, write=first)
+  _barrier("checkpoint opened")
+  if not first:
+    checkpoint = _checkpoint.Checkpoint.open(out_dir, state, overwrite=False, write=False)
+  return checkpoint
+
+
+def _merge(rows: list[tuple[np.ndarray, Any, np.ndarray]], num_configs: int) -> dict[str, Any]:
+  """Puts chunks' ``(indices, metrics, diverged)`` back in configuration order."""
+  indices = np.concatenate([r[0] for r in rows])
+  order = np.argsort(indices)
+  if not np.array_equal(indices[order], np.arange(num_configs)):
+    raise RuntimeError("internal error: a configuration was trained twice or not at all")
+  metrics = jax.tree.map(lambda *xs: np.concatenate(xs)[order], *[r[1] for r in rows])
+  return {"metrics": metrics, "diverged": np.concatenate([r[2] for r in rows])[order]}
 
 
 def run(
@@ -306,34 +457,53 @@ def run(
     chunk_size: int | None = None,
     width: int | str | None = None,
     quiet: bool = False,
+    overwrite: bool = False,
 ) -> results.SweepResult:
   """Runs a sweep and returns (and, with ``out_dir``, writes) its results.
+
+  With ``out_dir``, every finished chunk is saved under ``out_dir/chunks/``
+  (see :mod:`momentum_jax.sweep._checkpoint`): run again on the same folder
+  and configuration, the sweep resumes where it stopped, and its results
+  equal an uninterrupted run's bit for bit. On several processes
+  (``jax.distributed.initialize``) each writes its own devices' share and all
+  read the merged whole; ``out_dir`` must then be on a file system they
+  share, and process 0 writes the tables and figures.
+
+  Results are bit-identical whatever the chunk size and the number of
+  devices, for a given width; the width chosen by the model depends on the
+  group, the device kind and its memory only (see :func:`model_width`), and
+  a resumed sweep keeps the width it started with.
 
   Args:
     config: A :class:`SweepConfig`, a YAML path, or a dict in the same form.
     out_dir: Where to write ``summary.csv``, ``curves.parquet``,
-      ``manifest.json`` and the figures; nothing is written when ``None``.
-    chunk_size: Configurations per compiled chunk (rounded up to a multiple
-      of the device count); by default from the config, else chosen from an
-      estimate of memory per configuration. Results do not depend on it.
+      ``manifest.json``, the figures and the chunks; nothing is written when
+      ``None``.
+    chunk_size: Configurations per compiled call and per saved chunk, rounded
+      up to a multiple of ``width × devices`` (default: the config's, else up
+      to :data:`MAX_CHUNK_PER_DEVICE` per device).
     width: Configurations each device trains at once (``jax.vmap``); the
       rest of its share of a chunk waits in a ``lax.map``. ``None`` chooses
       by :func:`model_width`; ``"measure"`` times a short training at a few
       widths on the first optimizer group and keeps the fastest, compiling
-      one extra program per width. At most the configurations a device
-      holds; a chunk is rounded up to a multiple of it. Results do not depend
-      on it beyond float32 rounding.
+      one extra program per width (so two runs may pick different widths,
+      whose results differ in float32 rounding). Cut to the group's size.
     quiet: No progress bar.
+    overwrite: Replace the sweep of another config found in ``out_dir``
+      instead of refusing.
 
   Returns:
     A :class:`momentum_jax.results.SweepResult`.
 
   Raises:
     ConfigError: for an invalid configuration, before anything compiles.
+    OutputDirError: if ``out_dir`` holds another config's sweep and not
+      ``overwrite``, or a partial sweep whose width differs from ``width``.
   """
   if not isinstance(config, SweepConfig):
     config = load_config(config)
-  if chunk_size is not None and (isinstance(chunk_size, bool) or chunk_size < 1):
+  if chunk_size is not None and (
+      isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1):
     raise ConfigError("chunk_size", f"expected a positive integer, got {chunk_size!r}")
   if width is not None and width != "measure" and (
       isinstance(width, bool) or not isinstance(width, int) or width < 1):
@@ -348,73 +518,107 @@ def run(
                       f"{problem.name}, got {config.train.batch_size}")
 
   devices = jax.devices()
+  num_devices = len(devices)
   mesh = Mesh(np.array(devices), ("config",))
   per_config = bytes_per_config(problem, config.train)
-  budget = _memory_budget(devices[0]) * len(devices)
-  requested = chunk_size or config.chunk_size
-
+  budget = _memory_budget(devices[0])
+  fit = max(1, budget // per_config)
+  versions = _versions()
   groups = []
   for spec in config.optimizers:
     values, seeds = product(spec.grid, config.seeds)
     groups.append(_Group(spec, values, seeds))
-  sizes = {}
-  for group in groups:
-    k = len(group.seeds)
-    size = (math.ceil(requested / len(devices)) * len(devices) if requested
-            else choose_chunk_size(k, len(devices), per_config, budget))
-    sizes[group.spec.label] = min(size, math.ceil(k / len(devices)) * len(devices))
+  labels = [g.spec.label for g in groups]
 
+  checkpoint = None
+  if out_dir is not None:
+    checkpoint = _open_checkpoint(out_dir, config, versions, overwrite)
   start = time.perf_counter()
-  chosen, execution = _choose_width(width, problem, groups[0], config.train, mesh,
-                                    max(sizes.values()) // len(devices))
+  if checkpoint is not None and checkpoint.widths is not None:
+    widths = checkpoint.widths
+    if isinstance(width, int) and any(
+        widths[g.spec.label] != min(width, len(g.seeds)) for g in groups):
+      raise _checkpoint.OutputDirError(
+          f"{out_dir} holds a partial run of this sweep at width {widths}; resume it without "
+          "a width (or with the same), or pass --overwrite to start again")
+    execution = {"flops_per_step_estimate": flops_per_step(problem, config.train),
+                 "candidates": {}, "strategy": "resumed",
+                 "reason": {label: f"the width the sweep in {out_dir} started with"
+                            for label in labels}}
+  else:
+    widths, execution = _choose_widths(width, problem, groups, config.train, mesh, fit)
+    if checkpoint is not None:
+      checkpoint.record_widths(widths, write=jax.process_index() == 0)
   probe_seconds = time.perf_counter() - start if execution["candidates"] else 0.0
-  widths = {}
-  for group in groups:
-    per_device = sizes[group.spec.label] // len(devices)
-    widths[group.spec.label] = min(chosen, per_device)
-    per_device = math.ceil(per_device / widths[group.spec.label]) * widths[group.spec.label]
-    sizes[group.spec.label] = per_device * len(devices)
   execution["width"] = widths
   execution["shared_seed"] = {g.spec.label: _shared_seed(g) for g in groups}
+  requested = chunk_size or config.chunk_size
+  sizes = {g.spec.label: choose_chunk_size(len(g.seeds), num_devices, widths[g.spec.label],
+                                           requested) for g in groups}
 
-  from tqdm.auto import tqdm  # imported late: only a sweep needs it
-  total_chunks = sum(math.ceil(len(g.seeds) / sizes[g.spec.label]) for g in groups)
-  progress = tqdm(total=total_chunks, disable=quiet, unit="chunk", desc="sweep")
+  # What is left to train, chunk by chunk; the same plan on every process.
+  plans = []
+  for index, group in enumerate(groups):
+    finished = checkpoint.finished(index) if checkpoint is not None else np.zeros(0, np.int64)
+    todo = np.setdiff1d(np.arange(len(group.seeds)), finished)
+    size = sizes[group.spec.label]
+    plans.append([todo[i:i + size] for i in range(0, len(todo), size)])
+  _barrier("plan read")
+
+  local_share = len(jax.local_devices()) / num_devices
+  steps = config.train.steps
+  total = sum(len(plan) * sizes[g.spec.label] for g, plan in zip(groups, plans))
+  progress = _Progress(round(total * local_share * steps), quiet)
   compile_seconds = run_seconds = 0.0
   compilations = 0
-  for group in groups:
-    size = sizes[group.spec.label]
-    factory = make_optimizer_factory(group.spec, problem, config.train)
-    train = build_train(problem, factory, config.train)
-    start = time.perf_counter()
-    compiled = _compile(train, widths[group.spec.label], mesh, group.values, size,
-                        _shared_seed(group))
-    compile_seconds += time.perf_counter() - start
-    compilations += 1
-    k = len(group.seeds)
-    chunks = []
-    progress.set_description(f"sweep {group.spec.label}")
-    for begin in range(0, k, size):
-      inputs = _chunk(group, begin, size, mesh)
+  process = jax.process_index()
+  gather = checkpoint is None and jax.process_count() > 1
+  for index, (group, plan) in enumerate(zip(groups, plans)):
+    label, size = group.spec.label, sizes[group.spec.label]
+    rows = []
+    if plan:
+      progress.bar.set_description(f"sweep {label}")
+      on_log = progress.advancer(widths[label] * config.train.log_every)
+      factory = make_optimizer_factory(group.spec, problem, config.train)
+      train = build_train(problem, factory, config.train, on_log=on_log)
       start = time.perf_counter()
-      metrics, diverged = compiled(*inputs)
-      metrics, diverged = multihost_utils.process_allgather((metrics, diverged), tiled=True)
+      compiled = _compile(train, widths[label], mesh, group.values, size, _shared_seed(group))
+      compile_seconds += time.perf_counter() - start
+      compilations += 1
+    for indices in plan:
+      inputs = _chunk(group, indices, size, mesh)
+      start = time.perf_counter()
+      outputs = compiled(*inputs)
+      if gather:  # no shared folder to merge through: every process gets everything
+        gathered = multihost_utils.process_allgather(outputs, tiled=True)
+        positions, (metrics, diverged) = np.arange(size), jax.tree.map(np.asarray, gathered)
+      else:
+        positions, (metrics, diverged) = _local_rows(outputs)
       run_seconds += time.perf_counter() - start
-      valid = min(size, k - begin)
-      chunks.append(jax.tree.map(lambda x: np.asarray(x)[:valid], (metrics, diverged)))
-      progress.update(1)
-    metrics = jax.tree.map(lambda *xs: np.concatenate(xs), *[c[0] for c in chunks])
-    group.outputs = {"metrics": metrics,
-                     "diverged": np.concatenate([c[1] for c in chunks])}
+      keep = positions < len(indices)
+      kept = (indices[positions[keep]], jax.tree.map(lambda x: x[keep], metrics), diverged[keep])
+      if checkpoint is None:
+        rows.append(kept)
+      elif keep.any():
+        checkpoint.save(index, process, *kept)
+      progress.finish_chunk(round(size * local_share * steps))
+    if checkpoint is None:
+      group.outputs = _merge(rows, len(group.seeds))
   progress.close()
+  if checkpoint is not None:
+    _barrier("chunks written")
+    for index, group in enumerate(groups):
+      metrics, diverged = checkpoint.load(index, len(group.seeds))
+      group.outputs = {"metrics": metrics, "diverged": diverged}
 
+  trained = sum(len(i) for plan in plans for i in plan)
   manifest = {
       "config": _jsonable(config.raw),
       "name": config.name,
       "problem": problem.name,
       "num_configs": sum(len(g.seeds) for g in groups),
-      "steps": config.train.steps,
-      "versions": _versions(),
+      "steps": steps,
+      "versions": versions,
       "devices": [str(d) for d in devices],
       "num_processes": jax.process_count(),
       "timings": {"compile_seconds": compile_seconds, "run_seconds": run_seconds,
@@ -423,10 +627,15 @@ def run(
       "probe_compilations": len(execution["candidates"]),
       "chunk_size": sizes,
       "execution": execution,
-      "memory": {"bytes_per_config_estimate": per_config, "budget_bytes": budget},
+      "memory": {"bytes_per_config_estimate": per_config, "budget_bytes_per_device": budget,
+                 "configs_in_budget": fit},
+      "checkpoint": None if checkpoint is None else {
+          "folder": str(checkpoint.folder), "fingerprint": checkpoint.state["fingerprint"],
+          "configs_trained": trained, "configs_resumed": sum(len(g.seeds) for g in groups) -
+          trained},
   }
   result = _tables(groups, config.train, manifest)
-  if out_dir is not None and jax.process_index() == 0:
+  if out_dir is not None and process == 0:
     from momentum_jax import plots  # matplotlib only when figures are written
     results.write_results(result, out_dir)
     plots.write_figures(result, out_dir)

@@ -1,0 +1,263 @@
+"""Finished chunks on disk: what makes a sweep resumable and lets each host write its own share.
+
+A sweep run with an output folder keeps, under ``DIR/chunks/``:
+
+- ``sweep.json``: the fingerprint of the configuration (a SHA-256 of its
+  canonical JSON, ``chunk_size`` left out since results do not depend on it),
+  the configuration itself, the versions of the packages that compute, and the
+  vmap width of each optimizer group (results are bit-identical for a given
+  width, whatever the chunk size or device count; see the engine).
+- one ``.npz`` file per chunk and process, ``g<group>-<first>-p<process>.npz``,
+  holding the indices (within its group) of the configurations it finished,
+  their ``diverged_at_step`` and every logged metric. Each process writes only
+  the configurations its own devices computed.
+
+Every file is written atomically (a temporary file, then ``os.replace``), so a
+killed sweep leaves only whole chunks. Run again on the same folder with the
+same configuration, the sweep skips every configuration already in a chunk
+file; the results are the same as an uninterrupted run's, bit for bit. A
+different configuration (or other package versions) in that folder is refused
+with :class:`OutputDirError` unless ``overwrite`` is set.
+
+Once every chunk is done, one process merges them (:meth:`Checkpoint.load`):
+on several hosts the folder must be on a file system they all see. The chunk
+files stay, so re-running a finished sweep rewrites its tables and figures
+without training again.
+
+Why not Orbax (installed with Flax): a chunk's payload is a few small
+host arrays of metrics, not device state, and each host must write its own
+rows whenever its chunk ends, with no barrier. Orbax saves one global
+checkpoint per step, synchronizing every host on each save, in a folder of
+several files. One atomically renamed ``.npz`` per chunk and process needs
+only NumPy and no coordination.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import re
+import shutil
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+
+from momentum_jax import results
+
+CHUNKS_DIR = "chunks"
+STATE_FILE = "sweep.json"
+FORMAT = 1
+# Result files of a finished sweep that --overwrite removes along with the chunks.
+_RESULT_FILES = (results.SUMMARY_FILE, results.CURVES_FILE, results.MANIFEST_FILE)
+_CHUNK_NAME = re.compile(r"g(\d+)-(\d+)-p(\d+)\.npz")
+# Package versions that must match for resumed results to equal an uninterrupted run's.
+COMPUTING_PACKAGES = ("momentum_jax", "jax", "jaxlib", "optax", "flax", "numpy")
+
+
+class OutputDirError(ValueError):
+  """The output folder holds another sweep, or chunks that cannot be merged."""
+
+
+def fingerprint(raw_config: Mapping[str, Any]) -> str:
+  """SHA-256 of the configuration's canonical JSON, ``chunk_size`` left out."""
+  kept = {k: v for k, v in raw_config.items() if k != "chunk_size"}
+  text = json.dumps(kept, sort_keys=True, separators=(",", ":"), default=_json_default)
+  return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _json_default(value: Any) -> Any:
+  if isinstance(value, np.generic):
+    return value.item()
+  raise TypeError(f"not JSON serialisable: {value!r}")
+
+
+def _flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, np.ndarray]:
+  flat = {}
+  for key, value in tree.items():
+    if "/" in key:
+      raise ValueError(f"metric names may not contain '/', got {key!r}")
+    if isinstance(value, Mapping):
+      flat.update(_flatten(value, f"{prefix}{key}/"))
+    else:
+      flat[f"{prefix}{key}"] = np.asarray(value)
+  return flat
+
+
+def _unflatten(flat: Mapping[str, np.ndarray]) -> dict[str, Any]:
+  tree: dict[str, Any] = {}
+  for path, value in flat.items():
+    *parents, last = path.split("/")
+    node = tree
+    for key in parents:
+      node = node.setdefault(key, {})
+    node[last] = value
+  return tree
+
+
+class Checkpoint:
+  """The ``chunks/`` folder of one sweep's output folder.
+
+  Create it with :meth:`open`, which checks that the folder belongs to this
+  configuration (or clears it with ``overwrite``).
+  """
+
+  def __init__(self, folder: Path, state: dict[str, Any], resumed: bool):
+    self.folder = folder
+    self.state = state
+    self.resumed = resumed
+
+  @property
+  def widths(self) -> dict[str, int] | None:
+    """The vmap width of each optimizer group, by label; None until recorded."""
+    widths = self.state.get("widths")
+    return None if widths is None else {k: int(v) for k, v in widths.items()}
+
+  def record_widths(self, widths: Mapping[str, int], *, write: bool = True) -> None:
+    """Records the widths chosen for a fresh sweep, so that a resumed one keeps them."""
+    self.state = {**self.state, "widths": {k: int(v) for k, v in widths.items()}}
+    if write:
+      self._write_state()
+
+  def _write_state(self) -> None:
+    results.atomic_write_text(self.folder / STATE_FILE, json.dumps(
+        self.state, indent=2, sort_keys=True, default=_json_default))
+
+  @classmethod
+  def open(cls, out_dir: str | Path, state: dict[str, Any], *, overwrite: bool,
+           write: bool = True) -> "Checkpoint":
+    """Opens (or starts) the checkpoint of the sweep described by ``state``.
+
+    Args:
+      out_dir: The sweep's output folder.
+      state: ``{"fingerprint", "config", "versions"}`` of this run. On resume
+        the recorded state, widths included (see :attr:`widths`), is kept.
+      overwrite: Clear a different sweep's chunks and results instead of
+        refusing.
+      write: Whether this process creates and clears files (process 0 of
+        several: the others only read).
+
+    Raises:
+      OutputDirError: if ``out_dir`` holds a different configuration's sweep
+        (or one computed with other package versions) and not ``overwrite``.
+    """
+    out_dir = Path(out_dir)
+    folder = out_dir / CHUNKS_DIR
+    recorded = _read_state(folder / STATE_FILE)
+    if recorded is None and (out_dir / results.MANIFEST_FILE).exists():
+      # A finished sweep whose chunks were deleted: refuse if it is another config.
+      manifest = json.loads((out_dir / results.MANIFEST_FILE).read_text())
+      recorded = {"fingerprint": fingerprint(manifest.get("config", {})),
+                  "config": manifest.get("config"), "versions": state["versions"],
+                  "finished_without_chunks": True}
+    problem = None if recorded is None else _mismatch(recorded, state)
+    if problem is not None and not overwrite:
+      raise OutputDirError(
+          f"{out_dir} holds a sweep of {problem}; pass --overwrite (overwrite=True) to "
+          f"replace it, or choose another output folder")
+    if problem is not None or recorded is None or recorded.get("finished_without_chunks"):
+      if write and problem is not None:
+        shutil.rmtree(folder, ignore_errors=True)
+        for name in _RESULT_FILES:
+          (out_dir / name).unlink(missing_ok=True)
+      checkpoint = cls(folder, {"format": FORMAT, **state}, resumed=False)
+      if write:
+        folder.mkdir(parents=True, exist_ok=True)
+        checkpoint._write_state()
+      return checkpoint
+    if write:  # what a killed write left behind: never a chunk, only litter
+      for temporary in folder.glob(".*.tmp"):
+        temporary.unlink(missing_ok=True)
+    return cls(folder, recorded, resumed=True)
+
+  def _files(self, group: int) -> list[Path]:
+    found = []
+    for path in sorted(self.folder.glob(f"g{group:03d}-*.npz")):
+      if _CHUNK_NAME.fullmatch(path.name):
+        found.append(path)
+    return found
+
+  def finished(self, group: int) -> np.ndarray:
+    """The sorted indices of ``group``'s configurations already in chunk files."""
+    indices = [np.load(path)["index"] for path in self._files(group)]
+    return np.unique(np.concatenate(indices)) if indices else np.zeros(0, np.int64)
+
+  def save(self, group: int, process: int, index: np.ndarray, metrics: Mapping[str, Any],
+           diverged_at_step: np.ndarray) -> Path:
+    """Writes one process's share of a chunk atomically.
+
+    Args:
+      group: The optimizer group's position in the config.
+      process: ``jax.process_index()`` of the writer.
+      index: The configurations' indices within the group, shape ``[n]``.
+      metrics: Logged metrics (nested dicts of arrays), leading axis ``[n]``.
+      diverged_at_step: Shape ``[n]``.
+    """
+    index = np.asarray(index, np.int64)
+    arrays = {"index": index, "diverged_at_step": np.asarray(diverged_at_step)}
+    arrays.update({f"metrics/{k}": v for k, v in _flatten(metrics).items()})
+    for name, value in arrays.items():
+      if value.shape[:1] != index.shape:
+        raise ValueError(f"{name} has {value.shape[:1]} rows for {len(index)} configurations")
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    name = f"g{group:03d}-{int(index.min()):07d}-p{process:03d}.npz"
+    return results.atomic_write_bytes(self.folder / name, buffer.getvalue())
+
+  def load(self, group: int, num_configs: int) -> tuple[dict[str, Any], np.ndarray]:
+    """Merges ``group``'s chunk files into ``(metrics, diverged_at_step)``, in index order.
+
+    Raises:
+      OutputDirError: if a configuration is missing (on several hosts: the
+        folder is not shared by all of them) or out of range.
+    """
+    merged: dict[str, np.ndarray] = {}
+    diverged = None
+    seen = np.zeros(num_configs, bool)
+    for path in self._files(group):
+      with np.load(path) as chunk:
+        index = chunk["index"]
+        if index.size and (index.min() < 0 or index.max() >= num_configs):
+          raise OutputDirError(f"{path} holds configurations outside group {group}'s "
+                               f"{num_configs}: was the config changed by hand?")
+        if diverged is None:
+          diverged = np.zeros(num_configs, chunk["diverged_at_step"].dtype)
+        diverged[index] = chunk["diverged_at_step"]
+        for name in chunk.files:
+          if name.startswith("metrics/"):
+            key = name[len("metrics/"):]
+            if key not in merged:
+              merged[key] = np.zeros((num_configs, *chunk[name].shape[1:]), chunk[name].dtype)
+            merged[key][index] = chunk[name]
+        seen[index] = True
+    if not seen.all():
+      missing = np.flatnonzero(~seen)
+      raise OutputDirError(
+          f"{len(missing)} configuration(s) of group {group} missing from {self.folder} "
+          f"(first: {missing[:5].tolist()}); on several hosts the output folder must be on a "
+          "file system every host sees")
+    return _unflatten(merged), diverged
+
+
+def _read_state(path: Path) -> dict[str, Any] | None:
+  try:
+    return json.loads(path.read_text())
+  except FileNotFoundError:
+    return None
+  except json.JSONDecodeError as error:  # written atomically: only a hand edit gets here
+    raise OutputDirError(f"{path} is not valid JSON ({error}); remove it or pass "
+                         "--overwrite") from None
+
+
+def _mismatch(recorded: Mapping[str, Any], state: Mapping[str, Any]) -> str | None:
+  """Why the recorded sweep is not this one, or None when it is."""
+  if recorded.get("fingerprint") != state["fingerprint"]:
+    name = (recorded.get("config") or {}).get("name")
+    return f"a different config{f' ({name!r})' if name else ''}"
+  old = recorded.get("versions", {})
+  changed = [f"{p} {old.get(p)} -> {state['versions'].get(p)}" for p in COMPUTING_PACKAGES
+             if old.get(p) != state["versions"].get(p)]
+  if changed:
+    return f"this config computed with other package versions ({', '.join(changed)})"
+  return None

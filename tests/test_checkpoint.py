@@ -1,0 +1,209 @@
+"""Resumable sweeps: finished chunks on disk, resume after a kill, refusal of a foreign sweep."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from momentum_jax import cli, results, sweep
+from momentum_jax.sweep import _checkpoint
+
+REGRESSION = {
+    "problem": {"name": "linear_regression"},
+    "optimizers": [
+        {"name": "momentum", "ema": False, "learning_rate": {"logspace": [0.003, 0.3, 3]},
+         "beta": {"linspace": [0.0, 0.9, 3]}},
+        {"name": "adam", "learning_rate": [0.01, 0.1, 1.0]},
+    ],
+    "train": {"steps": 40, "log_every": 20},
+    "seeds": 2,
+}  # 18 + 6 configurations
+# Long enough per chunk (~0.1-0.5 s) for a kill to land between chunks.
+DIGITS = {
+    "problem": {"name": "digits_mlp", "hidden": [32]},
+    "optimizer": {"name": "momentum", "ema": False,
+                  "learning_rate": {"logspace": [0.003, 0.3, 8]}, "beta": [0.0, 0.5, 0.9]},
+    "train": {"steps": 300, "batch_size": 32, "log_every": 50},
+    "seeds": 1,
+}  # 24 configurations
+
+
+def _chunk_files(out):
+  return sorted((out / "chunks").glob("g*.npz"))
+
+
+def _same_results(a: results.SweepResult, b: results.SweepResult) -> None:
+  pd.testing.assert_frame_equal(a.summary, b.summary, check_exact=True)
+  pd.testing.assert_frame_equal(a.curves, b.curves, check_exact=True)
+
+
+def test_each_finished_chunk_is_a_file_of_its_configurations(tmp_path):
+  result = sweep.run(REGRESSION, tmp_path, quiet=True, width=2, chunk_size=4)
+  files = _chunk_files(tmp_path)
+  assert len(files) == 5 + 2  # 18 configurations in chunks of 4, and 6
+  assert files[4].name == "g000-0000016-p000.npz"
+  with np.load(files[4]) as last_momentum:  # 2 real configurations; the 2 of padding dropped
+    assert last_momentum["index"].tolist() == [16, 17]
+    assert last_momentum["metrics/train_loss"].shape == (2, 2)
+  state = json.loads((tmp_path / "chunks" / "sweep.json").read_text())
+  assert state["widths"] == {"momentum(ema=false)": 2, "adam": 2}
+  assert state["fingerprint"] == result.manifest["checkpoint"]["fingerprint"]
+  assert result.manifest["checkpoint"]["configs_trained"] == 24
+
+
+def test_a_partial_run_resumes_without_recomputing_and_gives_the_same_results(tmp_path):
+  whole = sweep.run(REGRESSION, quiet=True, width=2, chunk_size=4)
+  out = tmp_path / "partial"
+  sweep.run(REGRESSION, out, quiet=True, width=2, chunk_size=4)
+  # As if it had stopped after three chunks: later chunks and the tables are gone.
+  for path in _chunk_files(out)[3:]:
+    path.unlink()
+  for name in ("summary.csv", "curves.parquet", "manifest.json"):
+    (out / name).unlink()
+  resumed = sweep.run(REGRESSION, out, quiet=True)  # the width is the recorded one
+  assert resumed.manifest["checkpoint"]["configs_resumed"] == 12
+  assert resumed.manifest["checkpoint"]["configs_trained"] == 12
+  assert resumed.manifest["execution"]["strategy"] == "resumed"
+  _same_results(whole, resumed)
+  _same_results(whole, results.load_results(out))
+
+
+def test_a_finished_sweep_run_again_trains_nothing(tmp_path):
+  first = sweep.run(REGRESSION, tmp_path, quiet=True)
+  again = sweep.run(REGRESSION, tmp_path, quiet=True, chunk_size=6)  # chunking is free
+  assert again.manifest["compilations"] == 0
+  assert again.manifest["checkpoint"]["configs_trained"] == 0
+  _same_results(first, again)
+
+
+def test_a_different_config_is_refused_unless_overwrite(tmp_path, capsys):
+  sweep.run(REGRESSION, tmp_path, quiet=True)
+  other = json.loads(json.dumps(REGRESSION))
+  other["train"]["steps"] = 60
+  with pytest.raises(sweep.OutputDirError, match="holds a sweep of a different config.*"
+                     "--overwrite"):
+    sweep.run(other, tmp_path, quiet=True)
+  assert json.loads((tmp_path / "manifest.json").read_text())["steps"] == 40  # untouched
+
+  config = tmp_path / "other.yaml"
+  config.write_text(json.dumps(other))
+  assert cli.main(["sweep", str(config), "--out", str(tmp_path), "--quiet"]) == 2
+  error = capsys.readouterr().err
+  assert "different config" in error and "Traceback" not in error
+
+  result = sweep.run(other, tmp_path, quiet=True, overwrite=True)
+  assert result.manifest["checkpoint"]["configs_trained"] == 24
+  assert json.loads((tmp_path / "manifest.json").read_text())["steps"] == 60
+
+
+def test_a_finished_sweep_without_its_chunks_still_guards_its_folder(tmp_path):
+  sweep.run(REGRESSION, tmp_path, quiet=True)
+  for path in (tmp_path / "chunks").iterdir():
+    path.unlink()
+  (tmp_path / "chunks").rmdir()
+  other = dict(REGRESSION, seeds=1)
+  with pytest.raises(sweep.OutputDirError, match="different config"):
+    sweep.run(other, tmp_path, quiet=True)
+  assert sweep.run(REGRESSION, tmp_path, quiet=True).manifest["checkpoint"][
+      "configs_trained"] == 24
+
+
+def test_other_package_versions_are_refused(tmp_path):
+  sweep.run(REGRESSION, tmp_path, quiet=True)
+  state_file = tmp_path / "chunks" / "sweep.json"
+  state = json.loads(state_file.read_text())
+  state["versions"]["jax"] = "0.0.1"
+  state_file.write_text(json.dumps(state))
+  with pytest.raises(sweep.OutputDirError, match=r"other package versions \(jax 0.0.1 ->"):
+    sweep.run(REGRESSION, tmp_path, quiet=True)
+
+
+def test_resuming_at_another_width_is_refused(tmp_path):
+  sweep.run(REGRESSION, tmp_path, quiet=True, width=2)
+  with pytest.raises(sweep.OutputDirError, match="at width"):
+    sweep.run(REGRESSION, tmp_path, quiet=True, width=3)
+  assert sweep.run(REGRESSION, tmp_path, quiet=True, width=2).manifest["compilations"] == 0
+
+
+def test_the_chunk_metrics_round_trip_nested_dicts(tmp_path):
+  state = {"fingerprint": "f", "config": {}, "versions": {}}
+  checkpoint = _checkpoint.Checkpoint.open(tmp_path, state, overwrite=False)
+  metrics = {"train_loss": np.arange(6.0).reshape(3, 2),
+             "grad_norms": {"layers": {"0": {"kernel": np.ones((3, 2), np.float32)}}}}
+  checkpoint.save(0, 0, np.array([2, 0, 1]), metrics, np.array([-1, 5, -1], np.int32))
+  loaded, diverged = checkpoint.load(0, 3)
+  np.testing.assert_array_equal(loaded["train_loss"][[2, 0, 1]], metrics["train_loss"])
+  assert loaded["grad_norms"]["layers"]["0"]["kernel"].dtype == np.float32
+  np.testing.assert_array_equal(diverged, [5, -1, -1])
+  with pytest.raises(sweep.OutputDirError, match="1 configuration"):
+    checkpoint.load(0, 4)
+
+
+def test_a_sweep_killed_mid_run_resumes_to_the_uninterrupted_results(tmp_path):
+  whole = sweep.run(DIGITS, quiet=True, chunk_size=2)
+  config = tmp_path / "digits.yaml"
+  config.write_text(json.dumps(DIGITS))
+  out = tmp_path / "out"
+  process = subprocess.Popen(
+      [sys.executable, "-m", "momentum_jax", "sweep", str(config), "--out", str(out),
+       "--chunk-size", "2", "--quiet"],
+      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+  deadline = time.monotonic() + 240
+  try:
+    while not _chunk_files(out):
+      assert process.poll() is None, "the sweep ended before writing a chunk"
+      assert time.monotonic() < deadline, "no chunk written in 240 s"
+      time.sleep(0.005)
+    process.send_signal(signal.SIGKILL)
+  finally:
+    process.wait(timeout=60)
+  assert process.returncode == -signal.SIGKILL
+  done = len(_chunk_files(out))
+  assert 1 <= done < 12, "killed too late to test a resume"
+  assert not (out / "summary.csv").exists()
+  resumed = sweep.run(DIGITS, out, quiet=True)
+  assert resumed.manifest["checkpoint"]["configs_resumed"] >= 2
+  assert resumed.manifest["checkpoint"]["configs_trained"] <= 22
+  _same_results(whole, resumed)
+
+
+def _free_port() -> int:
+  with socket.socket() as s:
+    s.bind(("localhost", 0))
+    return s.getsockname()[1]
+
+
+def test_two_processes_write_their_own_shares_and_one_merges(tmp_path):
+  """Two hosts, simulated: two processes of 2 CPU devices each, through the CLI."""
+  config = tmp_path / "regression.yaml"
+  config.write_text(json.dumps(REGRESSION))
+  out = tmp_path / "out"
+  env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2",
+             JAX_PLATFORMS="cpu")
+  port = _free_port()
+  processes = [subprocess.Popen(
+      [sys.executable, "-m", "momentum_jax", "sweep", str(config), "--out", str(out),
+       "--quiet", "--width", "3", "--coordinator", f"localhost:{port}",
+       "--num-processes", "2", "--process-id", str(rank)],
+      env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for rank in (0, 1)]
+  outputs = [p.communicate(timeout=300) for p in processes]
+  for p, (stdout, stderr) in zip(processes, outputs):
+    assert p.returncode == 0, stderr[-3000:]
+  assert "best 5 configurations" in outputs[0][0]
+  assert "configurations" not in outputs[1][0]  # one process speaks for all
+  writers = {path.name[-7:-4] for path in _chunk_files(out)}
+  assert writers == {"000", "001"}  # each process wrote its own devices' share
+  merged = results.load_results(out)
+  manifest = merged.manifest
+  assert manifest["num_processes"] == 2 and len(manifest["devices"]) == 4
+  single = sweep.run(REGRESSION, quiet=True, width=3)
+  pd.testing.assert_frame_equal(merged.summary, single.summary, check_exact=True)
