@@ -387,12 +387,20 @@ class _Progress:
   """
 
   def __init__(self, total: int, quiet: bool):
-    from tqdm.auto import tqdm  # imported late: only a sweep needs it
-    self.bar = tqdm(total=total, disable=quiet, unit=" config-steps", unit_scale=True,
-                    desc="sweep")
+    self.total = total
     self.quiet = quiet
+    self.bar = None
     self._done = 0
     self._lock = threading.Lock()
+
+  def start(self) -> None:
+    """Shows the bar: after the compilations, so that its rate and ETA are the training's."""
+    from tqdm.auto import tqdm  # imported late: only a sweep needs it
+    self.bar = tqdm(total=self.total, disable=self.quiet, unit=" config-steps",
+                    unit_scale=True, desc="sweep")
+
+  def describe(self, text: str) -> None:
+    self.bar.set_description(text)
 
   def advancer(self, amount: int) -> Callable[[Any], None] | None:
     """The callback for runs batched ``amount / log_every`` at a time (None when quiet)."""
@@ -573,19 +581,26 @@ def run(
   compilations = 0
   process = jax.process_index()
   gather = checkpoint is None and jax.process_count() > 1
-  for index, (group, plan) in enumerate(zip(groups, plans)):
-    label, size = group.spec.label, sizes[group.spec.label]
-    rows = []
+  executables = {}
+  for group, plan in zip(groups, plans):
     if plan:
-      progress.bar.set_description(f"sweep {label}")
+      label = group.spec.label
       on_log = progress.advancer(widths[label] * config.train.log_every)
       factory = make_optimizer_factory(group.spec, problem, config.train)
       train = build_train(problem, factory, config.train, on_log=on_log)
       start = time.perf_counter()
-      compiled = _compile(train, widths[label], mesh, group.values, size, _shared_seed(group))
+      executables[label] = _compile(train, widths[label], mesh, group.values, sizes[label],
+                                    _shared_seed(group))
       compile_seconds += time.perf_counter() - start
       compilations += 1
+  progress.start()
+  for index, (group, plan) in enumerate(zip(groups, plans)):
+    label, size = group.spec.label, sizes[group.spec.label]
+    rows = []
+    if plan:
+      progress.describe(f"sweep {label}")
     for indices in plan:
+      compiled = executables[label]
       inputs = _chunk(group, indices, size, mesh)
       start = time.perf_counter()
       outputs = compiled(*inputs)
