@@ -26,6 +26,7 @@ import yaml
 
 import momentum_jax as mj
 from momentum_jax import problems
+from momentum_jax.plots import save_figure
 from momentum_jax.results import atomic_path, atomic_write_text
 from momentum_jax.train import TrainConfig, build_train, steps_per_epoch
 
@@ -104,8 +105,7 @@ def plot(curves: pd.DataFrame, out_dir: str) -> str:
   by_step.set_title("Against steps")
   by_time.set_title("Against wall time")
   path = os.path.join(out_dir, "batch_size.png")
-  with atomic_path(path) as temporary:
-    fig.savefig(temporary, dpi=120, format="png")
+  save_figure(fig, path)
   return path
 
 

@@ -144,7 +144,7 @@ def plot_trajectories(config, paths, out_dir: str) -> str:
     axis.set_title(f"{name} ({len(next(iter(paths[name].values()))) - 1} steps, lr={lr:g})",
                    fontsize=10)
     axis.legend(fontsize=7, loc="best")
-  return save_figure(fig, os.path.join(out_dir, "trajectories.png"))
+  return str(save_figure(fig, os.path.join(out_dir, "trajectories.png")))
 
 
 def plot_fractions(config, fractions, out_dir: str) -> str:
@@ -174,7 +174,7 @@ def plot_fractions(config, fractions, out_dir: str) -> str:
   fig.colorbar(image, ax=axes[:len(names)].tolist(),
                label="fraction of starts reaching a global minimum")
   fig.suptitle("Heavy-ball momentum: β x learning rate, 8 x 8 starting points per cell")
-  return save_figure(fig, os.path.join(out_dir, "success_fraction.png"))
+  return str(save_figure(fig, os.path.join(out_dir, "success_fraction.png")))
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from momentum_jax import sweep
+from momentum_jax.plots import save_figure
 from momentum_jax.results import aggregate_over_seeds, atomic_path, atomic_write_text
 
 CONFIG = os.path.join(os.path.dirname(__file__), "..", "configs", "optimizers_images.yaml")
@@ -53,8 +54,7 @@ def plot(curves: pd.DataFrame, out_dir: str, title: str) -> str:
   accuracy_axis.legend(fontsize=8)
   fig.suptitle(title)
   path = os.path.join(out_dir, "curves.png")
-  with atomic_path(path) as temporary:
-    fig.savefig(temporary, dpi=120, format="png")
+  save_figure(fig, path)
   return path
 
 

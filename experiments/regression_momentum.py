@@ -32,6 +32,7 @@ import yaml
 
 import momentum_jax as mj
 from momentum_jax import problems
+from momentum_jax.plots import save_figure
 from momentum_jax.results import atomic_path, atomic_write_text
 from momentum_jax.train import TrainConfig, build_train
 
@@ -164,8 +165,7 @@ def plot(curves: pd.DataFrame, table: pd.DataFrame, out_dir: str) -> str:
     axis.legend(fontsize=8)
   fig.suptitle("Momentum vs gradient descent: median and range over seeds")
   path = os.path.join(out_dir, "loss_curves.png")
-  with atomic_path(path) as temporary:
-    fig.savefig(temporary, dpi=120, format="png")
+  save_figure(fig, path)
   return path
 
 

@@ -29,6 +29,7 @@ import yaml
 
 import momentum_jax as mj
 from momentum_jax import problems
+from momentum_jax.plots import save_figure
 from momentum_jax.results import atomic_path, atomic_write_text
 from momentum_jax.train import TrainConfig, build_train
 
@@ -117,8 +118,7 @@ def plot(curves: pd.DataFrame, out_dir: str) -> str:
   accuracy_axis.set_title("Does the network learn?")
   accuracy_axis.legend(fontsize=8)
   path = os.path.join(out_dir, "gradient_ratio.png")
-  with atomic_path(path) as temporary:
-    fig.savefig(temporary, dpi=120, format="png")
+  save_figure(fig, path)
   return path
 
 

@@ -11,6 +11,7 @@ import pytest
 from sklearn import datasets as sk_datasets
 from sklearn.model_selection import train_test_split
 
+from _cifar import PLANE, write_batch, write_fake_cifar
 from momentum_jax.data import CIFAR10_ENV_VAR
 from momentum_jax.data import CIFAR10NotFoundError
 from momentum_jax.data import Dataset
@@ -225,46 +226,12 @@ def test_sklearn_rejects_bad_val_fraction(val_fraction):
 
 # --- CIFAR-10 ----------------------------------------------------------------------
 
-PLANE = 32 * 32
-TRAIN_FILES = [f"data_batch_{i}" for i in range(1, 6)]
-
-
 def channel_major_to_hwc(data: np.ndarray) -> np.ndarray:
   """Gathers pixel (i, j, c) from index c·1024 + 32·i + j of each row."""
   index = (np.arange(3)[None, None, :] * PLANE
            + np.arange(32)[:, None, None] * 32
            + np.arange(32)[None, :, None])
   return data[:, index]
-
-
-def write_batch(file: pathlib.Path, data: np.ndarray, labels) -> None:
-  batch = {b"batch_label": b"fake batch", b"labels": list(labels),
-           b"data": data, b"filenames": [b"x.png"] * len(labels)}
-  with open(file, "wb") as handle:
-    pickle.dump(batch, handle, protocol=2)  # as the official files
-
-
-def write_fake_cifar(folder: pathlib.Path, rows: int = 4, meta: bool = True):
-  """A tiny CIFAR-10 folder: ``rows`` images per batch; returns what it wrote."""
-  folder.mkdir(parents=True, exist_ok=True)
-  rng = np.random.default_rng(0)
-  train_data, train_labels = [], []
-  for b, name in enumerate(TRAIN_FILES):
-    data = rng.integers(0, 256, size=(rows, 3 * PLANE), dtype=np.uint8)
-    labels = [(3 * b + r) % 10 for r in range(rows)]
-    write_batch(folder / name, data, labels)
-    train_data.append(data)
-    train_labels += labels
-  # Brighter than the training images, so the training statistics leave its
-  # mean well above zero.
-  test_data = rng.integers(128, 256, size=(rows, 3 * PLANE), dtype=np.uint8)
-  test_labels = [9 - r % 10 for r in range(rows)]
-  write_batch(folder / "test_batch", test_data, test_labels)
-  if meta:
-    with open(folder / "batches.meta", "wb") as handle:
-      pickle.dump({b"label_names": [f"class{k}".encode() for k in range(10)],
-                   b"num_vis": 3072}, handle, protocol=2)
-  return np.concatenate(train_data), train_labels, test_data, test_labels
 
 
 def expected_standardised(data: np.ndarray, train: np.ndarray) -> np.ndarray:
@@ -390,3 +357,25 @@ def test_cifar_rejects_malformed_and_malicious_files(tmp_path):
   with pytest.raises(ValueError, match="refusing to load"):
     load_cifar10(tmp_path)
   assert not marker.exists()
+
+
+# CIFAR10NotFoundError is a FileNotFoundError: sweep.run must still report it
+# as a ConfigError at the problem's field.
+@pytest.mark.parametrize("remove, says", [
+    ("folder", "does not exist"),
+    ("data_batch_3", "missing data_batch_3"),
+])
+def test_sweep_names_the_problem_field_for_a_missing_or_incomplete_cifar_folder(
+    tmp_path, remove, says):
+  from momentum_jax import sweep
+  folder = tmp_path / "cifar-10-batches-py"
+  if remove != "folder":
+    write_fake_cifar(folder, rows=2)
+    (folder / remove).unlink()
+  config = {"problem": {"name": "cifar10_cnn", "path": str(folder)},
+            "optimizer": {"name": "sgd", "learning_rate": 0.1},
+            "train": {"steps": 1, "log_every": 1, "batch_size": 2}, "seeds": 1}
+  with pytest.raises(sweep.ConfigError, match=f"^problem: .*{says}") as info:
+    sweep.run(config, tmp_path / "sweep", quiet=True)
+  assert info.value.path == "problem" and str(folder) in str(info.value)
+  assert not (tmp_path / "sweep").exists()  # refused before writing anything

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import functools
+import json
+
+import matplotlib.image
 import numpy as np
 import pandas as pd
 import yaml
 
+from _cifar import write_fake_cifar
 from experiments import regression_momentum
 
 
@@ -99,3 +104,52 @@ def test_optimizers_images_tiny(tmp_path):
   assert (best.val_accuracy_mean > 0.1).all()
   for name in ("curves.png", "best.csv", "summary.md", "sweep/summary.csv"):
     assert (tmp_path / name).stat().st_size > 0
+
+
+def test_optimizers_images_on_cifar10_files(tmp_path, monkeypatch, capsys):
+  from experiments import optimizers_images
+  from momentum_jax import problems
+  with open(optimizers_images.CONFIG, encoding="utf-8") as file:
+    batch_size = yaml.safe_load(file)["train"]["batch_size"]
+  # Just enough rows for one batch of the config's size over the five files.
+  rows = -(-batch_size // 5)
+  folder = tmp_path / "cifar-10-batches-py"
+  write_fake_cifar(folder, rows=rows)
+  loaded = []
+  get_problem = problems.get_problem
+
+  def recording_get_problem(name, **options):
+    loaded.append(get_problem(name, **options))
+    return loaded[-1]
+
+  monkeypatch.setattr(problems, "get_problem", recording_get_problem)
+  # The command line, narrowed to one optimizer (4 learning rates) and one seed.
+  monkeypatch.setattr(optimizers_images, "run", functools.partial(
+      optimizers_images.run, seeds=1, optimizers=["sgd"]))
+  out = tmp_path / "out"
+  optimizers_images.main(["--out", str(out), "--cifar", str(folder), "--steps", "1"])
+
+  assert [p.name for p in loaded] == ["cifar10_cnn"]
+  data = loaded[0].data
+  assert data.x_train.shape == (5 * rows, 32, 32, 3) and data.x_val.shape == (rows, 32, 32, 3)
+  manifest = json.loads((out / "sweep" / "manifest.json").read_text())
+  assert manifest["problem"] == "cifar10_cnn"
+  assert manifest["config"]["problem"] == {"name": "cifar10_cnn", "path": str(folder)}
+  assert manifest["config"]["train"]["batch_size"] == batch_size
+  for name in ("best.csv", "summary.md", "sweep/summary.csv", "sweep/curves.parquet"):
+    assert (out / name).stat().st_size > 0
+  assert matplotlib.image.imread(out / "curves.png").shape[2] in (3, 4)
+  summary = pd.read_csv(out / "sweep" / "summary.csv")
+  assert len(summary) == 4 and set(summary.optimizer) == {"sgd"}
+  assert not summary.diverged.any()
+  curves = pd.read_parquet(out / "sweep" / "curves.parquet")
+  for table in (summary, curves):
+    assert np.isfinite(table.filter(like="loss")).all().all()
+    assert table.val_accuracy.between(0, 1).all()
+  best = pd.read_csv(out / "best.csv")
+  assert list(best.optimizer) == ["sgd"] and best.val_accuracy_mean.between(0, 1).all()
+  assert np.isfinite(best.final_loss_mean).all()
+  report = (out / "summary.md").read_text()
+  assert report.startswith(f"cifar10_cnn, 1 steps, batch {batch_size}, 1 seeds\n")
+  assert "| sgd lr=" in report
+  assert report in capsys.readouterr().out

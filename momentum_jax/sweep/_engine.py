@@ -518,7 +518,7 @@ def run(
     raise ConfigError("width", f"expected a positive integer or 'measure', got {width!r}")
   try:
     problem = problems.get_problem(config.problem, **config.problem_options)
-  except (TypeError, ValueError) as error:
+  except (TypeError, ValueError, FileNotFoundError) as error:  # FileNotFoundError: CIFAR-10
     raise ConfigError("problem", str(error)) from None
   if config.train.batch_size is not None and config.train.batch_size > problem.data.num_train:
     raise ConfigError("train.batch_size",
