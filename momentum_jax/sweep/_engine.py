@@ -16,9 +16,16 @@ batches. How wide to go depends on the device (see :func:`model_width`): a
 GPU wants every configuration at once, while a CPU gains from batching only
 until each operation is big enough to spread over its cores and to amortize
 its fixed cost. The width is chosen by that model, forced by the caller, or
-measured (``width="measure"``). When every configuration of a group has the
-same seed, the key is a constant of the program, so the initialization and
-the minibatches they share are computed once per batch, not per configuration.
+measured (``width="measure"``), once per group: never from the chunk size or
+the device count, which is what keeps results bit-identical across both.
+When every configuration of a group has the same seed, the key is a constant
+of the program, so the initialization and the minibatches they share are
+computed once per batch, not per configuration.
+
+With an output folder every finished chunk is saved, each process writing
+its own devices' rows (:mod:`momentum_jax.sweep._checkpoint`), and a sweep
+run again on that folder resumes. A progress bar counts configuration-steps,
+advanced from inside the compiled program at each logged step.
 """
 
 from __future__ import annotations
