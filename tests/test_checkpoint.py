@@ -53,7 +53,7 @@ def test_each_finished_chunk_is_a_file_of_its_configurations(tmp_path):
   assert files[4].name == "g000-0000016-p000.npz"
   with np.load(files[4]) as last_momentum:  # 2 real configurations; the 2 of padding dropped
     assert last_momentum["index"].tolist() == [16, 17]
-    assert last_momentum["metrics/train_loss"].shape == (2, 2)
+    assert last_momentum['metrics:["train_loss"]'].shape == (2, 2)
   state = json.loads((tmp_path / "chunks" / "sweep.json").read_text())
   assert state["widths"] == {"momentum(ema=false)": 2, "adam": 2}
   assert state["fingerprint"] == result.manifest["checkpoint"]["fingerprint"]
@@ -138,14 +138,25 @@ def test_the_chunk_metrics_round_trip_nested_dicts(tmp_path):
   state = {"fingerprint": "f", "config": {}, "versions": {}}
   checkpoint = _checkpoint.Checkpoint.open(tmp_path, state, overwrite=False)
   metrics = {"train_loss": np.arange(6.0).reshape(3, 2),
-             "grad_norms": {"layers": {"0": {"kernel": np.ones((3, 2), np.float32)}}}}
+             "grad_norms": {"layers": {0: {"kernel": np.ones((3, 2), np.float32)}}}}
   checkpoint.save(0, 0, np.array([2, 0, 1]), metrics, np.array([-1, 5, -1], np.int32))
   loaded, diverged = checkpoint.load(0, 3)
   np.testing.assert_array_equal(loaded["train_loss"][[2, 0, 1]], metrics["train_loss"])
-  assert loaded["grad_norms"]["layers"]["0"]["kernel"].dtype == np.float32
+  assert loaded["grad_norms"]["layers"][0]["kernel"].dtype == np.float32  # an int key stays one
   np.testing.assert_array_equal(diverged, [5, -1, -1])
   with pytest.raises(sweep.OutputDirError, match="1 configuration"):
     checkpoint.load(0, 4)
+
+
+def test_a_sweep_logging_per_layer_gradient_norms_checkpoints_them(tmp_path):
+  config = {"problem": {"name": "digits_mlp", "hidden": [8]},
+            "optimizer": {"name": "sgd", "learning_rate": [0.01, 0.1]},
+            "train": {"steps": 4, "batch_size": 16, "log_every": 2, "grad_norms": True},
+            "seeds": 1}
+  saved = sweep.run(config, tmp_path, quiet=True)
+  _same_results(sweep.run(config, quiet=True), saved)
+  with np.load(_chunk_files(tmp_path)[0]) as chunk:
+    assert chunk['metrics:["grad_norms", "layers", 0, "kernel"]'].shape == (2, 2)
 
 
 def test_a_sweep_killed_mid_run_resumes_to_the_uninterrupted_results(tmp_path):

@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
+from flax import traverse_util
 
 from momentum_jax import results
 
@@ -73,27 +74,17 @@ def _json_default(value: Any) -> Any:
   raise TypeError(f"not JSON serialisable: {value!r}")
 
 
-def _flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, np.ndarray]:
-  flat = {}
-  for key, value in tree.items():
-    if "/" in key:
-      raise ValueError(f"metric names may not contain '/', got {key!r}")
-    if isinstance(value, Mapping):
-      flat.update(_flatten(value, f"{prefix}{key}/"))
-    else:
-      flat[f"{prefix}{key}"] = np.asarray(value)
-  return flat
+# A metric's entry in a chunk file: this prefix, then its key path as JSON, so
+# that integer keys (a layer's index in the gradient norms) come back as ints.
+_METRIC_PREFIX = "metrics:"
 
 
-def _unflatten(flat: Mapping[str, np.ndarray]) -> dict[str, Any]:
-  tree: dict[str, Any] = {}
-  for path, value in flat.items():
-    *parents, last = path.split("/")
-    node = tree
-    for key in parents:
-      node = node.setdefault(key, {})
-    node[last] = value
-  return tree
+def _metric_name(path: tuple) -> str:
+  return _METRIC_PREFIX + json.dumps(list(path))
+
+
+def _metric_path(name: str) -> tuple:
+  return tuple(json.loads(name[len(_METRIC_PREFIX):]))
 
 
 class Checkpoint:
@@ -196,7 +187,8 @@ class Checkpoint:
     """
     index = np.asarray(index, np.int64)
     arrays = {"index": index, "diverged_at_step": np.asarray(diverged_at_step)}
-    arrays.update({f"metrics/{k}": v for k, v in _flatten(metrics).items()})
+    arrays.update({_metric_name(path): np.asarray(value)
+                   for path, value in traverse_util.flatten_dict(metrics).items()})
     for name, value in arrays.items():
       if value.shape[:1] != index.shape:
         raise ValueError(f"{name} has {value.shape[:1]} rows for {len(index)} configurations")
@@ -212,7 +204,7 @@ class Checkpoint:
       OutputDirError: if a configuration is missing (on several hosts: the
         folder is not shared by all of them) or out of range.
     """
-    merged: dict[str, np.ndarray] = {}
+    merged: dict[tuple, np.ndarray] = {}
     diverged = None
     seen = np.zeros(num_configs, bool)
     for path in self._files(group):
@@ -225,8 +217,8 @@ class Checkpoint:
           diverged = np.zeros(num_configs, chunk["diverged_at_step"].dtype)
         diverged[index] = chunk["diverged_at_step"]
         for name in chunk.files:
-          if name.startswith("metrics/"):
-            key = name[len("metrics/"):]
+          if name.startswith(_METRIC_PREFIX):
+            key = _metric_path(name)
             if key not in merged:
               merged[key] = np.zeros((num_configs, *chunk[name].shape[1:]), chunk[name].dtype)
             merged[key][index] = chunk[name]
@@ -237,7 +229,7 @@ class Checkpoint:
           f"{len(missing)} configuration(s) of group {group} missing from {self.folder} "
           f"(first: {missing[:5].tolist()}); on several hosts the output folder must be on a "
           "file system every host sees")
-    return _unflatten(merged), diverged
+    return traverse_util.unflatten_dict(merged), diverged
 
 
 def _read_state(path: Path) -> dict[str, Any] | None:
