@@ -13,7 +13,6 @@ time excluded, measured by a second, compiled run).
 
 from __future__ import annotations
 
-import argparse
 import os
 import time
 from typing import Any
@@ -22,8 +21,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pandas as pd
-import yaml
 
+from experiments import _cli
 import momentum_jax as mj
 from momentum_jax import problems
 from momentum_jax.plots import save_figure
@@ -110,17 +109,13 @@ def plot(curves: pd.DataFrame, out_dir: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser = _cli.parser(__doc__, "batch_size")
   parser.add_argument("--config", default=CONFIG)
-  parser.add_argument("--out", default=os.path.join("runs", "batch_size"))
   parser.add_argument("--epochs", type=int, default=None)
   args = parser.parse_args(argv)
-  with open(args.config, encoding="utf-8") as file:
-    config = yaml.safe_load(file)
+  config = _cli.read_config(args.config)
   run(config, args.out, args.epochs)
-  with open(os.path.join(args.out, "summary.md"), encoding="utf-8") as file:
-    print(file.read())
-  print(f"figures and tables in {args.out}/")
+  _cli.print_summary(args.out)
 
 
 if __name__ == "__main__":

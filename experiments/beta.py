@@ -19,13 +19,13 @@ heavy ball on the digits MLP.
 
 from __future__ import annotations
 
-import argparse
 import os
 
 import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
+from experiments import _cli
 import momentum_jax as mj
 from momentum_jax import sweep
 from momentum_jax.plots import save_figure
@@ -171,14 +171,11 @@ def run(out_dir: str, quick: bool = False) -> dict[str, pd.DataFrame]:
 
 
 def main(argv: list[str] | None = None) -> None:
-  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument("--out", default=os.path.join("runs", "beta"))
+  parser = _cli.parser(__doc__, "beta")
   parser.add_argument("--quick", action="store_true", help="20 steps, one seed")
   args = parser.parse_args(argv)
   run(args.out, args.quick)
-  with open(os.path.join(args.out, "summary.md"), encoding="utf-8") as file:
-    print(file.read())
-  print(f"figures and tables in {args.out}/")
+  _cli.print_summary(args.out)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,6 @@ heatmap per landscape.
 
 from __future__ import annotations
 
-import argparse
 import functools
 import os
 from typing import Any
@@ -24,8 +23,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pandas as pd
-import yaml
 
+from experiments import _cli
 import momentum_jax as mj
 from momentum_jax.data import get_landscape, run_on_landscape
 from momentum_jax.plots import save_figure
@@ -113,16 +112,22 @@ def summarise(table: pd.DataFrame, fractions: dict[str, np.ndarray], config) -> 
   return "\n".join(lines) + "\n"
 
 
-def plot_trajectories(config, paths, out_dir: str) -> str:
+def _panels(count: int, width: float, height: float):
+  """A figure of ``count`` panels of ``width x height`` inches, three a row; and their axes."""
   from matplotlib.figure import Figure
 
-  names = list(paths)
-  columns = min(3, len(names))
-  rows = -(-len(names) // columns)
-  fig = Figure(figsize=(5.5 * columns, 5 * rows), layout="constrained")
+  columns = min(3, count)
+  rows = -(-count // columns)
+  fig = Figure(figsize=(width * columns, height * rows), layout="constrained")
   axes = fig.subplots(rows, columns, squeeze=False).ravel()
-  for axis in axes[len(names):]:
+  for axis in axes[count:]:
     axis.set_visible(False)
+  return fig, axes[:count]
+
+
+def plot_trajectories(config, paths, out_dir: str) -> str:
+  names = list(paths)
+  fig, axes = _panels(len(names), 5.5, 5)
   for axis, name in zip(axes, names):
     landscape = get_landscape(name)
     (x0, x1), (y0, y1) = landscape.window
@@ -148,16 +153,9 @@ def plot_trajectories(config, paths, out_dir: str) -> str:
 
 
 def plot_fractions(config, fractions, out_dir: str) -> str:
-  from matplotlib.figure import Figure
-
   sweep = config["sweep"]
   names = list(fractions)
-  columns = min(3, len(names))
-  rows = -(-len(names) // columns)
-  fig = Figure(figsize=(4.6 * columns, 4.2 * rows), layout="constrained")
-  axes = fig.subplots(rows, columns, squeeze=False).ravel()
-  for axis in axes[len(names):]:
-    axis.set_visible(False)
+  fig, axes = _panels(len(names), 4.6, 4.2)
   for axis, name in zip(axes, names):
     image = axis.imshow(fractions[name], origin="lower", vmin=0, vmax=1, cmap="viridis",
                         aspect="auto")
@@ -171,24 +169,20 @@ def plot_fractions(config, fractions, out_dir: str) -> str:
     for (i, j), value in np.ndenumerate(fractions[name]):
       axis.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=7,
                 color="white" if value < 0.5 else "black")
-  fig.colorbar(image, ax=axes[:len(names)].tolist(),
+  fig.colorbar(image, ax=axes.tolist(),
                label="fraction of starts reaching a global minimum")
   fig.suptitle("Heavy-ball momentum: β x learning rate, 8 x 8 starting points per cell")
   return str(save_figure(fig, os.path.join(out_dir, "success_fraction.png")))
 
 
 def main(argv: list[str] | None = None) -> None:
-  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser = _cli.parser(__doc__, "landscapes")
   parser.add_argument("--config", default=CONFIG)
-  parser.add_argument("--out", default=os.path.join("runs", "landscapes"))
   parser.add_argument("--steps-scale", type=float, default=1.0)
   args = parser.parse_args(argv)
-  with open(args.config, encoding="utf-8") as file:
-    config = yaml.safe_load(file)
+  config = _cli.read_config(args.config)
   run(config, args.out, args.steps_scale)
-  with open(os.path.join(args.out, "summary.md"), encoding="utf-8") as file:
-    print(file.read())
-  print(f"figures and tables in {args.out}/")
+  _cli.print_summary(args.out)
 
 
 if __name__ == "__main__":

@@ -13,12 +13,12 @@ loss and validation accuracy curves, mean and spread over seeds.
 
 from __future__ import annotations
 
-import argparse
 import os
 
 import numpy as np
 import pandas as pd
 
+from experiments import _cli
 from momentum_jax import sweep
 from momentum_jax.plots import save_figure
 from momentum_jax.results import aggregate_over_seeds, atomic_path, atomic_write_text
@@ -60,10 +60,7 @@ def plot(curves: pd.DataFrame, out_dir: str, title: str) -> str:
 
 def run(out_dir: str, cifar: str | None = None, steps: int | None = None,
         seeds: int | None = None, optimizers: list[str] | None = None) -> pd.DataFrame:
-  import yaml
-
-  with open(CONFIG, encoding="utf-8") as file:
-    raw = yaml.safe_load(file)
+  raw = _cli.read_config(CONFIG)
   if cifar:
     raw["problem"] = {"name": "cifar10_cnn", "path": cifar}
   if steps:
@@ -104,16 +101,13 @@ def run(out_dir: str, cifar: str | None = None, steps: int | None = None,
 
 
 def main(argv: list[str] | None = None) -> None:
-  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument("--out", default=os.path.join("runs", "optimizers_images"))
+  parser = _cli.parser(__doc__, "optimizers_images")
   parser.add_argument("--cifar", default=None,
                       help="CIFAR-10 python-format folder (else the digits CNN)")
   parser.add_argument("--steps", type=int, default=None)
   args = parser.parse_args(argv)
   run(args.out, args.cifar, args.steps)
-  with open(os.path.join(args.out, "summary.md"), encoding="utf-8") as file:
-    print(file.read())
-  print(f"figures and tables in {args.out}/")
+  _cli.print_summary(args.out)
 
 
 if __name__ == "__main__":

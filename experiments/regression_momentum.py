@@ -18,7 +18,6 @@ the intended model, and also runs the broadcast loss to show what it learns.
 
 from __future__ import annotations
 
-import argparse
 import functools
 import os
 from typing import Any
@@ -28,8 +27,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pandas as pd
-import yaml
 
+from experiments import _cli
 import momentum_jax as mj
 from momentum_jax import problems
 from momentum_jax.plots import save_figure
@@ -170,19 +169,15 @@ def plot(curves: pd.DataFrame, table: pd.DataFrame, out_dir: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser = _cli.parser(__doc__, "regression_momentum")
   parser.add_argument("--config", default=CONFIG)
-  parser.add_argument("--out", default=os.path.join("runs", "regression_momentum"))
   parser.add_argument("--seeds", type=int, default=None, help="override the config's seeds")
   parser.add_argument("--steps-scale", type=float, default=1.0,
                       help="multiply every set-up's steps (e.g. 0.1 for a quick look)")
   args = parser.parse_args(argv)
-  with open(args.config, encoding="utf-8") as file:
-    config = yaml.safe_load(file)
+  config = _cli.read_config(args.config)
   run(config, args.out, args.seeds, args.steps_scale)
-  with open(os.path.join(args.out, "summary.md"), encoding="utf-8") as file:
-    print(file.read())
-  print(f"figures and tables in {args.out}/")
+  _cli.print_summary(args.out)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,6 @@ accuracy of each schedule at its best learning rate, mean and spread over seeds.
 
 from __future__ import annotations
 
-import argparse
 import os
 
 import jax
@@ -22,6 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
+from experiments import _cli
 import momentum_jax as mj
 from momentum_jax import sweep
 from momentum_jax.plots import save_figure
@@ -117,16 +117,13 @@ def run(out_dir: str, quick: bool = False, skip_cnn: bool = False) -> dict[str, 
 
 
 def main(argv: list[str] | None = None) -> None:
-  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument("--out", default=os.path.join("runs", "schedules"))
+  parser = _cli.parser(__doc__, "schedules")
   parser.add_argument("--quick", action="store_true",
                       help="smoke run: constant vs cosine momentum, 20 steps, one seed and lr")
   parser.add_argument("--skip-cnn", action="store_true")
   args = parser.parse_args(argv)
   run(args.out, args.quick, args.skip_cnn)
-  with open(os.path.join(args.out, "summary.md"), encoding="utf-8") as file:
-    print(file.read())
-  print(f"figures and tables in {args.out}/")
+  _cli.print_summary(args.out)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,6 @@ over training, and the final validation accuracy (mean and spread over seeds).
 
 from __future__ import annotations
 
-import argparse
 import functools
 import os
 from typing import Any
@@ -25,8 +24,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pandas as pd
-import yaml
 
+from experiments import _cli
 import momentum_jax as mj
 from momentum_jax import problems
 from momentum_jax.plots import save_figure
@@ -123,17 +122,13 @@ def plot(curves: pd.DataFrame, out_dir: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser = _cli.parser(__doc__, "vanishing_gradients")
   parser.add_argument("--config", default=CONFIG)
-  parser.add_argument("--out", default=os.path.join("runs", "vanishing_gradients"))
   parser.add_argument("--steps-scale", type=float, default=1.0)
   args = parser.parse_args(argv)
-  with open(args.config, encoding="utf-8") as file:
-    config = yaml.safe_load(file)
+  config = _cli.read_config(args.config)
   run(config, args.out, args.steps_scale)
-  with open(os.path.join(args.out, "summary.md"), encoding="utf-8") as file:
-    print(file.read())
-  print(f"figures and tables in {args.out}/")
+  _cli.print_summary(args.out)
 
 
 if __name__ == "__main__":
