@@ -15,18 +15,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from _sweep_configs import REGRESSION  # K = 18
 import momentum_jax as mj
 from momentum_jax import cli, problems, sweep
 from momentum_jax.train import TrainConfig, build_train, train
-
-REGRESSION = {
-    "problem": {"name": "linear_regression"},
-    "optimizer": {"name": "momentum", "ema": False,
-                  "learning_rate": {"logspace": [0.003, 0.3, 3]},
-                  "beta": {"linspace": [0.0, 0.9, 3]}},
-    "train": {"steps": 40, "log_every": 20},
-    "seeds": 2,
-}
 
 
 def _with(base, **changes):

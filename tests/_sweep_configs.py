@@ -1,0 +1,12 @@
+"""Sweep configs shared by the engine's tests."""
+
+# Heavy-ball momentum on the literature's regression: 3 learning rates x 3
+# betas x 2 seeds = 18 configurations, 40 full-batch steps, logged twice.
+REGRESSION = {
+    "problem": {"name": "linear_regression"},
+    "optimizer": {"name": "momentum", "ema": False,
+                  "learning_rate": {"logspace": [0.003, 0.3, 3]},
+                  "beta": {"linspace": [0.0, 0.9, 3]}},
+    "train": {"steps": 40, "log_every": 20},
+    "seeds": 2,
+}
