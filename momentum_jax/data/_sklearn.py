@@ -50,6 +50,20 @@ def _standardise(
       (x_val - mean) / std).astype(np.float32)
 
 
+def _classification(name: str, bunch, x_train: np.ndarray, x_val: np.ndarray,
+                    y_train: np.ndarray, y_val: np.ndarray) -> Dataset:
+  """The :class:`Dataset` of a split scikit-learn ``bunch``: int32 labels, its class names."""
+  return Dataset(
+      name=name,
+      x_train=x_train,
+      y_train=y_train.astype(np.int32),
+      x_val=x_val,
+      y_val=y_val.astype(np.int32),
+      num_classes=len(bunch.target_names),
+      class_names=tuple(str(target) for target in bunch.target_names),
+  )
+
+
 def load_digits(
     val_fraction: float = 0.2, seed: int = 0, image: bool = False
 ) -> Dataset:
@@ -94,15 +108,7 @@ def load_digits(
     x_val = x_val.reshape(-1, 8, 8, 1)
   else:
     x_train, x_val = _standardise(x_train, x_val, axis=0)
-  return Dataset(
-      name="digits",
-      x_train=x_train,
-      y_train=y_train.astype(np.int32),
-      x_val=x_val,
-      y_val=y_val.astype(np.int32),
-      num_classes=10,
-      class_names=tuple(str(name) for name in bunch.target_names),
-  )
+  return _classification("digits", bunch, x_train, x_val, y_train, y_val)
 
 
 def load_breast_cancer(val_fraction: float = 0.2, seed: int = 0) -> Dataset:
@@ -128,12 +134,4 @@ def load_breast_cancer(val_fraction: float = 0.2, seed: int = 0) -> Dataset:
   x_train, x_val, y_train, y_val = _split(
       bunch.data, bunch.target, val_fraction, seed)
   x_train, x_val = _standardise(x_train, x_val, axis=0)
-  return Dataset(
-      name="breast_cancer",
-      x_train=x_train,
-      y_train=y_train.astype(np.int32),
-      x_val=x_val,
-      y_val=y_val.astype(np.int32),
-      num_classes=2,
-      class_names=tuple(str(name) for name in bunch.target_names),
-  )
+  return _classification("breast_cancer", bunch, x_train, x_val, y_train, y_val)
