@@ -437,7 +437,7 @@ def _barrier(name: str) -> None:
     multihost_utils.sync_global_devices(f"momentum_jax.sweep: {name}")
 
 
-def _open_checkpoint(out_dir, config: SweepConfig, versions: dict, overwrite: bool,
+def _open_checkpoint(out_dir, raw_config: dict, versions: dict, overwrite: bool,
                      ) -> _checkpoint.Checkpoint:
   """The output folder's checkpoint, the same view on every process.
 
@@ -445,8 +445,8 @@ def _open_checkpoint(out_dir, config: SweepConfig, versions: dict, overwrite: bo
   together); process 0 alone clears and writes it; after a barrier the
   others read what it left.
   """
-  state = {"fingerprint": _checkpoint.fingerprint(_jsonable(config.raw)),
-           "config": _jsonable(config.raw), "versions": versions}
+  state = {"fingerprint": _checkpoint.fingerprint(raw_config), "config": raw_config,
+           "versions": versions}
   first = jax.process_index() == 0
   checkpoint = _checkpoint.Checkpoint.open(out_dir, state, overwrite=overwrite, write=first)
   _barrier("checkpoint opened")
@@ -539,6 +539,7 @@ def run(
   budget = _memory_budget(devices[0])
   fit = max(1, budget // per_config)
   versions = _versions()
+  raw_config = _jsonable(config.raw)  # as the manifest and the checkpoint record it
   groups = []
   for spec in config.optimizers:
     values, seeds = product(spec.grid, config.seeds)
@@ -547,7 +548,7 @@ def run(
 
   checkpoint = None
   if out_dir is not None:
-    checkpoint = _open_checkpoint(out_dir, config, versions, overwrite)
+    checkpoint = _open_checkpoint(out_dir, raw_config, versions, overwrite)
   start = time.perf_counter()
   if checkpoint is not None and checkpoint.widths is not None:
     widths = checkpoint.widths
@@ -635,7 +636,7 @@ def run(
 
   trained = sum(len(i) for plan in plans for i in plan)
   manifest = {
-      "config": _jsonable(config.raw),
+      "config": raw_config,
       "name": config.name,
       "problem": problem.name,
       "num_configs": sum(len(g.seeds) for g in groups),
