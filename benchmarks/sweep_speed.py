@@ -11,6 +11,10 @@ seed) runs, in this one process, as:
   (:func:`momentum_jax.train.build_train`, one ``lax.scan``), jitted for one
   configuration, compiled once and called once per configuration.
 * (c) ``engine``: :func:`momentum_jax.sweep.run`, its width chosen by its model.
+  As the ``momentum-jax`` command does, the script first gives JAX one CPU
+  device per core (:func:`momentum_jax.sweep.use_cpu_cores`), which the
+  engine splits the configurations over; ``--one-cpu-device`` leaves JAX its
+  one default CPU device. (a), (b) and (d) run on one device either way.
   With ``--measure`` also (c') ``engine, measured``: ``width="measure"``;
   with ``--progress`` also (c'') the engine with its progress bar on.
 * (d) ``torch``: ``torch.optim.SGD(lr, momentum=beta)`` in a plain Python loop
@@ -38,6 +42,7 @@ Usage::
   python benchmarks/sweep_speed.py --only digits_mlp --measure
   python benchmarks/sweep_speed.py --quick             # smoke run, well under a minute
   python benchmarks/sweep_speed.py --progress          # also the cost of the progress bar
+  python benchmarks/sweep_speed.py --one-cpu-device    # the engine on JAX's one default CPU device
 
 On a shared machine read the ratios, not the times.
 """
@@ -60,6 +65,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 from flax import nnx
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 import momentum_jax as mj
 from momentum_jax import problems, sweep
@@ -342,9 +348,19 @@ def machine_rates() -> dict[str, float]:
   draws = jax.jit(lambda k: jax.lax.scan(
       lambda c, i: (c + minibatch_indices(k, i, 1437, 128)[0], None), 0, jnp.arange(steps))[0])
   chain = chain.lower(small, small).compile()
+  # 64 products of 128x128 matrices at once, split over the CPU devices like
+  # the engine's batches: the MLP's hidden layer under vmap.
+  mesh = Mesh(np.array(jax.devices()), ("config",))
+  stack = jax.device_put(jax.random.normal(key, (64, 128, 128), jnp.float32),
+                         NamedSharding(mesh, PartitionSpec("config")))
+  batched = jax.jit(jax.shard_map(lambda a, b: jnp.einsum("bij,bjk->bik", a, b), mesh=mesh,
+                                  in_specs=PartitionSpec("config"),
+                                  out_specs=PartitionSpec("config")))
+  batched = batched.lower(stack, stack).compile()
   return {
       "matmul_1024": 2 * 1024**3 / median_seconds(matmul, big, big) / 1e9,
       "matmul_128_scan": steps * 2 * 128**3 / median_seconds(chain, small, small) / 1e9,
+      "matmul_128_batched": 64 * 2 * 128**3 / median_seconds(batched, stack, stack) / 1e9,
       "minibatch_draw_us": median_seconds(draws.lower(key).compile(), key) / steps * 1e6,
   }
 
@@ -359,7 +375,8 @@ def print_header(rates: dict[str, float], use_torch: bool) -> None:
         f"XLA_FLAGS={os.environ.get('XLA_FLAGS', '')!r}, "
         f"load average {os.getloadavg()[0]:.1f}")
   print(f"# jitted matmul 1024x1024 float32: {rates['matmul_1024']:.1f} GFLOP/s; "
-        f"128x128 matmuls in a scan: {rates['matmul_128_scan']:.1f} GFLOP/s; "
+        f"128x128 matmuls in a scan: {rates['matmul_128_scan']:.1f} GFLOP/s, "
+        f"64 of them batched over the devices: {rates['matmul_128_batched']:.1f} GFLOP/s; "
         f"one minibatch draw (permutation of 1437, 128 taken): "
         f"{rates['minibatch_draw_us']:.0f} us")
 
@@ -388,7 +405,9 @@ def report(spec: Sweep, k: int, train: TrainConfig, timings: dict[str, Timing], 
         f"{flops / engine_t.run_s / 1e9 / rates['matmul_1024']:.0%} of the 1024 matmul's "
         f"{rates['matmul_1024']:.1f}, "
         f"{flops / engine_t.run_s / 1e9 / rates['matmul_128_scan']:.0%} of the 128x128 "
-        f"matmuls' {rates['matmul_128_scan']:.1f} ({flops / 1e9:.1f} GFLOP counted)")
+        f"matmuls' {rates['matmul_128_scan']:.1f}, "
+        f"{flops / engine_t.run_s / 1e9 / rates['matmul_128_batched']:.0%} of the batched "
+        f"ones' {rates['matmul_128_batched']:.1f} ({flops / 1e9:.1f} GFLOP counted)")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -402,12 +421,17 @@ def main(argv: list[str] | None = None) -> int:
                       help="also run the engine with width='measure' (extra compilations)")
   parser.add_argument("--progress", action="store_true",
                       help="also run the engine with its progress bar on (its callbacks cost)")
+  parser.add_argument("--one-cpu-device", action="store_true",
+                      help="leave JAX its one default CPU device (default: one per core, "
+                           "as the momentum-jax command does)")
   parser.add_argument("--no-torch", action="store_true",
                       help="leave torch out even when it is installed")
   parser.add_argument("--torch-threads", type=int, default=1,
                       help="torch's intra-op threads (default 1: its fastest for these tiny "
                            "ops; 2 on the loaded 2-core machine was 20-60x slower)")
   args = parser.parse_args(argv)
+  if not args.one_cpu_device:
+    sweep.use_cpu_cores()
   names = list(SWEEPS)
   if args.only:
     names = [w.strip() for w in args.only.split(",")]

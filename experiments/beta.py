@@ -171,6 +171,7 @@ def run(out_dir: str, quick: bool = False) -> dict[str, pd.DataFrame]:
 
 
 def main(argv: list[str] | None = None) -> None:
+  sweep.use_cpu_cores()  # before JAX starts: the sweeps spread over the cores
   parser = _cli.parser(__doc__, "beta")
   parser.add_argument("--quick", action="store_true", help="20 steps, one seed")
   args = parser.parse_args(argv)

@@ -101,6 +101,7 @@ def run(out_dir: str, cifar: str | None = None, steps: int | None = None,
 
 
 def main(argv: list[str] | None = None) -> None:
+  sweep.use_cpu_cores()  # before JAX starts: the sweeps spread over the cores
   parser = _cli.parser(__doc__, "optimizers_images")
   parser.add_argument("--cifar", default=None,
                       help="CIFAR-10 python-format folder (else the digits CNN)")

@@ -117,6 +117,7 @@ def run(out_dir: str, quick: bool = False, skip_cnn: bool = False) -> dict[str, 
 
 
 def main(argv: list[str] | None = None) -> None:
+  sweep.use_cpu_cores()  # before JAX starts: the sweeps spread over the cores
   parser = _cli.parser(__doc__, "schedules")
   parser.add_argument("--quick", action="store_true",
                       help="smoke run: constant vs cosine momentum, 20 steps, one seed and lr")

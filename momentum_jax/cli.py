@@ -101,11 +101,12 @@ class DistributedError(ValueError):
 
 
 def _sweep(args) -> None:
+  from momentum_jax import results, sweep  # imports jax: keep --help fast
+  import jax
+  sweep.use_cpu_cores()  # before JAX starts: one CPU device per core
   if args.distributed or any(
       v is not None for v in (args.coordinator, args.num_processes, args.process_id)):
     _initialize_distributed(args)
-  from momentum_jax import results, sweep  # imports jax: keep --help fast
-  import jax
   config = sweep.load_config(args.config)
   out = args.out or os.path.join("runs", config.name)
   first = jax.process_index() == 0

@@ -160,13 +160,16 @@ def test_a_sweep_logging_per_layer_gradient_norms_checkpoints_them(tmp_path):
 
 
 def test_a_sweep_killed_mid_run_resumes_to_the_uninterrupted_results(tmp_path):
-  whole = sweep.run(DIGITS, quiet=True, chunk_size=2)
+  # Width 2 on 2 CPU devices: chunks of 4, six of them. The resume runs in
+  # this process, on its one device: at a pinned width that changes no bit.
+  whole = sweep.run(DIGITS, quiet=True, width=2)
   config = tmp_path / "digits.yaml"
   config.write_text(json.dumps(DIGITS))
   out = tmp_path / "out"
   process = subprocess.Popen(
       [sys.executable, "-m", "momentum_jax", "sweep", str(config), "--out", str(out),
-       "--chunk-size", "2", "--quiet"],
+       "--width", "2", "--chunk-size", "4", "--quiet"],
+      env=dict(os.environ, JAX_NUM_CPU_DEVICES="2", JAX_PLATFORMS="cpu"),
       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
   deadline = time.monotonic() + 240
   try:
@@ -179,11 +182,12 @@ def test_a_sweep_killed_mid_run_resumes_to_the_uninterrupted_results(tmp_path):
     process.wait(timeout=60)
   assert process.returncode == -signal.SIGKILL
   done = len(_chunk_files(out))
-  assert 1 <= done < 12, "killed too late to test a resume"
+  assert 1 <= done < 6, "killed too late to test a resume"
   assert not (out / "summary.csv").exists()
   resumed = sweep.run(DIGITS, out, quiet=True)
-  assert resumed.manifest["checkpoint"]["configs_resumed"] >= 2
-  assert resumed.manifest["checkpoint"]["configs_trained"] <= 22
+  assert resumed.manifest["execution"]["width"] == {"momentum(ema=false)": 2}
+  assert resumed.manifest["checkpoint"]["configs_resumed"] == 4 * done
+  assert resumed.manifest["checkpoint"]["configs_trained"] == 24 - 4 * done
   _same_results(whole, resumed)
 
 

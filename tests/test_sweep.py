@@ -170,19 +170,25 @@ def test_sharded_over_eight_simulated_devices_gives_bit_identical_results(tmp_pa
       import json, sys
       from momentum_jax import sweep
       config = json.loads(sys.argv[1])
-      for name, width, chunk in (("model", None, 8), ("three", 3, 30)):
+      runs = {}
+      for name, width, chunk in (("model", None, 8), ("two", 2, 30)):
         result = sweep.run(config, quiet=True, width=width, chunk_size=chunk)
         result.summary.to_csv(f"{sys.argv[2]}/{name}.csv", index=False)
-      print(json.dumps([result.manifest["devices"], result.manifest["chunk_size"]]))
+        runs[name] = [result.manifest["execution"]["width"], result.manifest["chunk_size"]]
+      print(json.dumps([result.manifest["devices"], runs]))
   """)
   env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8",
              JAX_PLATFORMS="cpu")
   out = subprocess.run([sys.executable, "-c", script, json.dumps(REGRESSION), str(tmp_path)],
                        env=env, capture_output=True, text=True, check=True, timeout=300)
-  devices, chunk_size = json.loads(out.stdout.strip().splitlines()[-1])
+  devices, runs = json.loads(out.stdout.strip().splitlines()[-1])
   assert len(devices) == 8
-  assert chunk_size == {"momentum(ema=false)": 24}  # 18 need 3 a device: one batch of 3
-  for name, width in (("model", None), ("three", 3)):
+  label = "momentum(ema=false)"
+  # The model splits the 18 configurations over the 8 devices, 3 each (not
+  # 18 each, which would pad the chunk to 144); width 2 takes two batches.
+  assert runs["model"] == [{label: 3}, {label: 24}]
+  assert runs["two"] == [{label: 2}, {label: 32}]
+  for name, width in (("model", 3), ("two", 2)):
     sharded = pd.read_csv(tmp_path / f"{name}.csv")
     single = sweep.run(REGRESSION, quiet=True, width=width).summary
     # Through CSV, which writes floats exactly (round-trip repr).

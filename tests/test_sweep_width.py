@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import functools
 import json
+import os
+import subprocess
+import sys
+import textwrap
 
 import jax
 import jax.numpy as jnp
@@ -126,24 +130,28 @@ def test_a_bad_width_is_refused(width):
 
 
 @pytest.mark.parametrize(
-    "platform, configs, flops, cores, fit, width",
+    "platform, configs, flops, cores, fit, devices, width",
     [
-        ("gpu", 64, 10**9, 1, None, 64),     # 1e11 / 1e9 = 100 needed: the whole group
-        ("gpu", 1000, 10**10, 1, None, 10),  # a big model: 10 fill the accelerator
-        ("tpu", 7, 10**3, 1, None, 7),
-        ("gpu", 64, 10**3, 1, 16, 16),       # memory binds
-        ("cpu", 64, 12_000, 1, None, 64),    # overhead-bound: the whole group
-        ("cpu", 64, 12_000, 1, 20, 20),      # ... unless memory binds
-        ("cpu", 64, 10**8, 1, None, 8),      # 5e8 / 1e8 = 5 configurations; 8 divides 64
-        ("cpu", 64, 10**8, 2, None, 16),     # twice the cores, twice the work per batched step
-        ("cpu", 61, 10**8, 1, None, 5),      # no divisor of 61 near 5: 5, and the group pads
-        ("cpu", 64, 10**10, 4, None, 1),
-        ("cpu", 64, 20_061_696, 2, None, 64),  # digits MLP 64-128-128-10, batch 128, 2 cores
-        ("cpu", 64, 20_061_696, 1, None, 32),  # the same, pinned to one core
+        ("gpu", 64, 10**9, 1, None, 1, 64),     # 1e11 / 1e9 = 100 needed: the whole group
+        ("gpu", 1000, 10**10, 1, None, 1, 10),  # a big model: 10 fill the accelerator
+        ("tpu", 7, 10**3, 1, None, 1, 7),
+        ("gpu", 64, 10**3, 1, 16, 1, 16),       # memory binds
+        ("gpu", 64, 10**9, 1, None, 4, 16),     # four GPUs: a quarter of the group each
+        ("cpu", 64, 12_000, 1, None, 1, 64),    # overhead-bound: the whole group
+        ("cpu", 64, 12_000, 1, 20, 1, 20),      # ... unless memory binds
+        ("cpu", 64, 12_000, 1, None, 2, 32),    # ... or split over two devices, not padded
+        ("cpu", 18, 12_000, 1, None, 8, 3),     # eight devices: 18 need 3 a device
+        ("cpu", 64, 10**8, 1, None, 1, 8),      # 5e8 / 1e8 = 5 configurations; 8 divides 64
+        ("cpu", 64, 10**8, 2, None, 1, 16),     # twice the cores, twice the work per batched step
+        ("cpu", 61, 10**8, 1, None, 1, 5),      # no divisor of 61 near 5: 5, and the group pads
+        ("cpu", 64, 10**10, 4, None, 1, 1),
+        ("cpu", 64, 20_061_696, 2, None, 1, 64),  # digits MLP 64-128-128-10, batch 128, 2 cores
+        ("cpu", 64, 20_061_696, 1, None, 1, 32),  # the same, pinned to one core
+        ("cpu", 64, 20_061_696, 1, None, 2, 32),  # the same, one device on each of 2 cores
     ],
 )
-def test_model_width(platform, configs, flops, cores, fit, width):
-  chosen, reason = _engine.model_width(platform, configs, flops, cores, fit)
+def test_model_width(platform, configs, flops, cores, fit, devices, width):
+  chosen, reason = _engine.model_width(platform, configs, flops, cores, fit, devices)
   assert chosen == width
   assert reason
 
@@ -153,3 +161,48 @@ def test_flops_per_step_counts_the_dense_layers():
   problem = problems.get_problem("digits_mlp", hidden=[16])
   params = 64 * 16 + 16 + 16 * 10 + 10
   assert _engine.flops_per_step(problem, config.train) == 6 * params * 32
+
+
+_DEVICES_SCRIPT = textwrap.dedent("""
+    import json, sys
+    import jax
+    from momentum_jax import sweep
+    if sys.argv[1] == "late":
+      jax.numpy.zeros(1).block_until_ready()  # JAX has started
+    print(json.dumps([sweep.use_cpu_cores(), len(jax.devices())]))
+""")
+
+
+@pytest.mark.parametrize("case, env, expected", [
+    ("fresh", {}, [True, "cores"]),
+    ("late", {}, [False, 1]),  # too late: nothing changes, nothing raises
+    ("fresh", {"JAX_NUM_CPU_DEVICES": "3"}, [False, 3]),  # the user's count is kept
+    ("fresh", {"XLA_FLAGS": "--xla_force_host_platform_device_count=3"}, [False, 3]),
+])
+def test_use_cpu_cores_gives_one_device_per_core_unless_too_late_or_chosen(case, env, expected):
+  clean = {k: v for k, v in os.environ.items()
+           if k not in ("JAX_NUM_CPU_DEVICES", "XLA_FLAGS")}
+  out = subprocess.run([sys.executable, "-c", _DEVICES_SCRIPT, case],
+                       env={**clean, "JAX_PLATFORMS": "cpu", **env},
+                       capture_output=True, text=True, check=True, timeout=120)
+  cores = len(os.sched_getaffinity(0))
+  assert json.loads(out.stdout.strip().splitlines()[-1]) == [
+      e if e != "cores" else cores for e in expected]
+
+
+def test_the_cli_spreads_a_sweep_over_one_cpu_device_per_core(tmp_path):
+  config = tmp_path / "tiny.yaml"
+  config.write_text(json.dumps(REGRESSION))
+  clean = {k: v for k, v in os.environ.items()
+           if k not in ("JAX_NUM_CPU_DEVICES", "XLA_FLAGS")}
+  subprocess.run([sys.executable, "-m", "momentum_jax", "sweep", str(config), "--out",
+                  str(tmp_path / "out"), "--quiet"], env={**clean, "JAX_PLATFORMS": "cpu"},
+                 capture_output=True, text=True, check=True, timeout=300)
+  manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+  cores = len(os.sched_getaffinity(0))
+  assert len(manifest["devices"]) == cores
+  width = manifest["execution"]["width"]["momentum(ema=false)"]
+  assert width == -(-18 // cores)  # overhead-bound: the group split over the devices
+  single = sweep.run(REGRESSION, quiet=True, width=width).summary  # this process: 1 device
+  np.testing.assert_array_equal(
+      pd.read_csv(tmp_path / "out" / "summary.csv").final_loss, single.final_loss)

@@ -22,11 +22,12 @@ from momentum_jax.sweep._engine import bytes_per_config
 from momentum_jax.sweep._engine import choose_chunk_size
 from momentum_jax.sweep._engine import make_optimizer_factory
 from momentum_jax.sweep._engine import run
+from momentum_jax.sweep._engine import use_cpu_cores
 from momentum_jax.sweep._errors import ConfigError
 from momentum_jax.sweep._grid import grid_values
 
 __all__ = [
     "ConfigError", "OPTIMIZERS", "OptimizerSpec", "OutputDirError", "SCHEDULES", "ScheduleSpec", "SweepConfig",
     "bytes_per_config", "choose_chunk_size", "grid_values", "load_config",
-    "make_optimizer_factory", "run",
+    "make_optimizer_factory", "run", "use_cpu_cores",
 ]

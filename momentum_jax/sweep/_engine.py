@@ -16,8 +16,10 @@ batches. How wide to go depends on the device (see :func:`model_width`): a
 GPU wants every configuration at once, while a CPU gains from batching only
 until each operation is big enough to spread over its cores and to amortize
 its fixed cost. The width is chosen by that model, forced by the caller, or
-measured (``width="measure"``), once per group: never from the chunk size or
-the device count, which is what keeps results bit-identical across both.
+measured (``width="measure"``), once per group: never from the chunk size,
+which is what keeps results bit-identical across chunkings, and, once the
+width is pinned, across device counts. On a CPU, :func:`use_cpu_cores` gives
+JAX one device per core, so that the shards run side by side.
 When every configuration of a group has the same seed, the key is a constant
 of the program, so the initialization and the minibatches they share are
 computed once per batch, not per configuration.
@@ -134,49 +136,56 @@ def flops_per_step(problem: problems.Problem, train: TrainConfig) -> int:
 
 
 def model_width(platform: str, num_configs: int, flops: int, cores: int = 1,
-                fit: int | None = None) -> tuple[int, str]:
+                fit: int | None = None, num_devices: int = 1) -> tuple[int, str]:
   """Configurations to ``vmap`` at once on one device, and why.
 
-  The width depends on the group, the device kind and its memory, never on
-  the chunk size or the number of devices: XLA may round a batched
+  The width depends on the group and on the devices (their kind, memory,
+  cores and number), never on the chunk size: XLA may round a batched
   reduction differently at another width (measured: a mean over 1000
   examples differs in the last bit between widths 4 and 8 on the CPU), so a
-  fixed width is what keeps results bit-identical whatever the chunking and
-  sharding. Spreading configurations over more devices then splits the
-  batches among them; only a group smaller than ``width × devices`` pads.
+  width fixed per group is what keeps results bit-identical whatever the
+  chunking, and whatever the sharding once the width is pinned. A group that
+  needs no more than one batch per device is split evenly over the devices
+  rather than padded.
 
   Args:
     platform: ``jax.Device.platform``: ``"cpu"``, ``"gpu"``, ``"tpu"``, ….
     num_configs: Configurations in the group.
     flops: Estimated FLOPs of one configuration's step (:func:`flops_per_step`).
-    cores: CPU cores of the process (all of its CPU devices share them).
+    cores: CPU cores each device may use (the process's cores shared by its
+      CPU devices, at least one).
     fit: Configurations one device's memory budget holds at once.
+    num_devices: Devices the group is spread over.
 
   Returns:
-    The width, at most ``num_configs`` (and ``fit``), and the rule that gave it.
+    The width, at most the group's share of one device (and ``fit``), and
+    the rule that gave it.
   """
-  limit = num_configs if fit is None else max(1, min(num_configs, fit))
-  memory = "" if limit == num_configs else f", at most {limit} in memory"
+  share = math.ceil(num_configs / num_devices)
+  limit = share if fit is None else max(1, min(share, fit))
+  whole = ("every configuration of the group at once" if num_devices == 1 else
+           f"the group split evenly over {num_devices} devices")
+  memory = "" if limit == share else f", at most {limit} in memory"
   if platform != "cpu":
     # Unmeasured here (no accelerator at hand): a guess at the work that
     # hides a step's kernel launches, so that sweeps of small models go whole.
     needed = math.ceil(ACCELERATOR_FLOPS_PER_STEP / max(flops, 1))
     if needed >= limit:
-      return limit, f"accelerator: every configuration of the group at once{memory}"
+      return limit, f"accelerator: {whole}{memory}"
     return needed, (f"accelerator, ~{flops:.2g} FLOPs per step: enough configurations for "
                     f"~{ACCELERATOR_FLOPS_PER_STEP:.0e} FLOPs per batched step")
   # Batching configurations does not raise the arithmetic intensity (each has
   # its own weights): it makes each operation big enough to share the
-  # per-operation cost and to split over the cores.
+  # per-operation cost and to split over the device's cores.
   needed = math.ceil(cores * CPU_FLOPS_PER_CORE_STEP / max(flops, 1))
+  cpu = f"cpu, {cores} core(s) per device, ~{flops:.2g} FLOPs per step"
   if needed >= limit:
-    return limit, (f"cpu, {cores} core(s), ~{flops:.2g} FLOPs per step: "
-                   f"every configuration of the group at once{memory}")
+    return limit, f"{cpu}: {whole}{memory}"
   # The nearest width that divides the group needs no padding.
   width = next((w for w in range(needed, min(2 * needed, limit) + 1) if num_configs % w == 0),
                needed)
-  return width, (f"cpu, {cores} core(s), ~{flops:.2g} FLOPs per step: enough configurations "
-                 f"for ~{CPU_FLOPS_PER_CORE_STEP:.0e} FLOPs per core and batched step")
+  return width, (f"{cpu}: enough configurations for ~{CPU_FLOPS_PER_CORE_STEP:.0e} FLOPs "
+                 "per core and batched step")
 
 
 def _cpu_cores() -> int:
@@ -185,6 +194,46 @@ def _cpu_cores() -> int:
     return len(os.sched_getaffinity(0))
   except AttributeError:  # not on Linux
     return os.cpu_count() or 1
+
+
+def _cores_per_device() -> int:
+  """The process's CPU cores shared out among its CPU devices, at least one each."""
+  return max(1, _cpu_cores() // len(jax.local_devices(backend="cpu")))
+
+
+def use_cpu_cores() -> bool:
+  """Gives JAX one CPU device per core of this process, if it is not too late.
+
+  XLA's CPU runtime runs each operation of a batched training step on one
+  thread unless the operation is large (measured on 2 cores: a batch of 64
+  products of 128×128 matrices ran at 50 GFLOP/s on one device, 117 over two
+  devices), so a sweep on JAX's single default CPU device leaves the other
+  cores mostly idle. With one device per core, :func:`run` splits the
+  configurations over them like over any set of devices: on the 2-core
+  machine the digits-MLP sweep of ``benchmarks/sweep_speed.py`` trained
+  ~1.3x faster and the regression sweep ~2x (see ``benchmarks/RESULTS.md``).
+
+  Call it first thing, before any JAX computation: JAX fixes its devices when
+  it starts. The ``momentum-jax`` command and the experiments call it; a
+  script or notebook may, or set ``JAX_NUM_CPU_DEVICES`` itself. It changes
+  nothing, and says so by returning ``False``, when JAX has already started,
+  or when the count was already chosen (``JAX_NUM_CPU_DEVICES``,
+  ``jax.config.update("jax_num_cpu_devices", n)``, or
+  ``--xla_force_host_platform_device_count`` in ``XLA_FLAGS``). Only the CPU
+  backend is affected: on a GPU or TPU host the accelerators stay the
+  default devices.
+
+  Returns:
+    Whether it set the number of CPU devices.
+  """
+  if (jax.config.jax_num_cpu_devices >= 0
+      or "xla_force_host_platform_device_count" in os.environ.get("XLA_FLAGS", "")):
+    return False
+  try:
+    jax.config.update("jax_num_cpu_devices", _cpu_cores())
+  except RuntimeError:  # the backends have started
+    return False
+  return True
 
 
 def choose_chunk_size(num_configs: int, num_devices: int, width: int,
@@ -352,14 +401,16 @@ def _choose_widths(width: int | str | None, problem: problems.Problem, groups: l
   """
   flops = flops_per_step(problem, train)
   platform = mesh.devices.flat[0].platform
+  num_devices = mesh.devices.size
+  cores = _cores_per_device() if platform == "cpu" else 1
   execution: dict[str, Any] = {"flops_per_step_estimate": flops, "candidates": {},
                                "reason": {}}
   if width == "measure":
     first = len(groups[0].seeds)
-    modelled, _ = model_width(platform, first, flops, _cpu_cores(), fit)
+    modelled, _ = model_width(platform, first, flops, cores, fit, num_devices)
     measured, execution["candidates"] = _measure_width(
         problem, groups[0], train, mesh,
-        sorted({1, modelled, min(first, fit, MAX_CHUNK_PER_DEVICE)}))
+        sorted({1, modelled, min(math.ceil(first / num_devices), fit, MAX_CHUNK_PER_DEVICE)}))
     execution["strategy"] = "measured"
   else:
     execution["strategy"] = "model" if width is None else "forced"
@@ -373,7 +424,7 @@ def _choose_widths(width: int | str | None, problem: problems.Problem, groups: l
           f"configuration-step over {PROBE_STEPS} steps")
     elif width is None:
       widths[label], execution["reason"][label] = model_width(
-          platform, k, flops, _cpu_cores(), fit)
+          platform, k, flops, cores, fit, num_devices)
     else:
       widths[label] = min(width, k)
       execution["reason"][label] = "the caller's width" + (
@@ -486,8 +537,9 @@ def run(
 
   Results are bit-identical whatever the chunk size and the number of
   devices, for a given width; the width chosen by the model depends on the
-  group, the device kind and its memory only (see :func:`model_width`), and
-  a resumed sweep keeps the width it started with.
+  group and on the devices (kind, memory, cores each and number; see
+  :func:`model_width`), so pin ``width`` to compare runs on different
+  machines bit for bit. A resumed sweep keeps the width it started with.
 
   Args:
     config: A :class:`SweepConfig`, a YAML path, or a dict in the same form.
