@@ -33,8 +33,9 @@ Times include compilation; "steady" leaves it out. The FLOP rate counts
 with the backward pass, plus the validation passes; it is set next to the rate
 of a jitted 1024x1024 float32 matmul, measured in the same run, and of the
 small per-example matmuls the MLP does (128x128 by 128x128, in a scan).
-Also printed: what drawing one minibatch costs (``train.minibatch_indices``),
-which the loops (a), (b) and (c) all pay once per configuration and step.
+Also printed: what drawing one minibatch costs (``train.minibatch_indices``, a
+permutation of the training set), which (a) pays at every step and (b) and (c)
+at each epoch's first step (the training run carries the epoch's permutation).
 
 Usage::
 

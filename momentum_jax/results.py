@@ -8,7 +8,9 @@ A sweep over K configurations returns a :class:`SweepResult`:
   problem has them, ``diverged`` and ``diverged_at_step`` (nullable ``Int64``).
 - ``curves``: one row per configuration and logged step: ``config_id``,
   ``optimizer``, ``step``, ``train_loss``, ``grad_norm`` and the validation
-  metrics where the problem has them.
+  metrics where the problem has them; with ``train: {grad_norms: true}`` also
+  one ``grad_norm/<layer path>`` column per kernel and bias (e.g.
+  ``grad_norm/layers/0/kernel``).
 - ``manifest``: what is needed to trust and repeat the sweep: the resolved
   ``config``, package ``versions``, ``devices``, ``timings``,
   ``compilations``, ``chunk_size``.

@@ -124,7 +124,15 @@ def minibatch_indices(
   within an epoch no example repeats.
   """
   epoch, within = jnp.divmod(step, num_train // batch_size)
-  order = jax.random.permutation(jax.random.fold_in(data_key, epoch), num_train)
+  return _epoch_batch(epoch_order(data_key, epoch, num_train), within, batch_size)
+
+
+def epoch_order(data_key: jax.Array, epoch: jax.Array, num_train: int) -> jax.Array:
+  """The permutation of the training set that epoch ``epoch`` is cut from."""
+  return jax.random.permutation(jax.random.fold_in(data_key, epoch), num_train)
+
+
+def _epoch_batch(order: jax.Array, within: jax.Array, batch_size: int) -> jax.Array:
   return jax.lax.dynamic_slice(order, (within * batch_size,), (batch_size,))
 
 
@@ -187,11 +195,23 @@ def build_train(
     _, params, rest = _split(problem.make_model(nnx.Rngs(key)))
     return params, rest
 
-  def batch(data_key, step):
+  per_epoch = steps_per_epoch(problem, config.batch_size)
+
+  def batch(data_key, step, order):
+    """Step ``step``'s minibatch (as :func:`minibatch_indices` draws it), and the epoch's order.
+
+    The permutation is drawn at an epoch's first step and carried through
+    the others rather than drawn again at every step: a sort of the whole
+    training set (~0.4 ms for 1437 examples on a CPU core) costs more than a
+    small model's step.
+    """
     if config.batch_size is None:
-      return data.x_train, data.y_train
-    index = minibatch_indices(data_key, step, data.num_train, config.batch_size)
-    return data.x_train[index], data.y_train[index]
+      return data.x_train, data.y_train, order
+    epoch, within = jnp.divmod(step, per_epoch)
+    order = jax.lax.cond(within == 0, lambda: epoch_order(data_key, epoch, data.num_train),
+                         lambda: order)
+    index = _epoch_batch(order, within, config.batch_size)
+    return data.x_train[index], data.y_train[index], order
 
   def loss_fn(params, rest, x, y):
     model = nnx.merge(graphdef, params, rest, copy=True)
@@ -229,9 +249,9 @@ def build_train(
     opt_state = tx.init(params)
 
     def step(carry, step_index):
-      state, first_loss, diverged_at = carry
+      state, first_loss, diverged_at, order = carry
       params, rest, opt_state = state
-      x, y = batch(data_key, step_index)
+      x, y, order = batch(data_key, step_index, order)
       (loss, new_rest), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, rest, x, y)
       updates, new_opt_state = tx.update(grads, opt_state, params)
       new_state = (optax.apply_updates(params, updates), new_rest, new_opt_state)
@@ -243,7 +263,7 @@ def build_train(
       # independent anyway).
       state = jax.tree.map(
           lambda new, old: jnp.where(diverged_at >= 0, old, new), new_state, state)
-      return (state, first_loss, diverged_at), loss
+      return (state, first_loss, diverged_at, order), loss
 
     def segment(carry, first_step):
       carry, losses = jax.lax.scan(
@@ -260,8 +280,9 @@ def build_train(
       return carry, metrics
 
     starts = jnp.arange(config.num_logs) * config.log_every
-    carry = ((params, rest, opt_state), jnp.zeros([], jnp.float32), jnp.int32(-1))
-    ((params, rest, _), _, diverged_at), metrics = jax.lax.scan(segment, carry, starts)
+    order = jnp.zeros([data.num_train if config.batch_size else 0], jnp.int32)  # set at step 0
+    carry = ((params, rest, opt_state), jnp.zeros([], jnp.float32), jnp.int32(-1), order)
+    ((params, rest, _), _, diverged_at, _), metrics = jax.lax.scan(segment, carry, starts)
     return TrainResult(metrics=metrics, params=params, rest=rest, diverged_at_step=diverged_at)
 
   return train

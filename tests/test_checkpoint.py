@@ -10,12 +10,15 @@ import subprocess
 import sys
 import time
 
+import jax
 import numpy as np
 import pandas as pd
 import pytest
 
-from momentum_jax import cli, results, sweep
+import momentum_jax as mj
+from momentum_jax import cli, problems, results, sweep
 from momentum_jax.sweep import _checkpoint
+from momentum_jax.train import TrainConfig, train
 
 REGRESSION = {
     "problem": {"name": "linear_regression"},
@@ -148,7 +151,7 @@ def test_the_chunk_metrics_round_trip_nested_dicts(tmp_path):
     checkpoint.load(0, 4)
 
 
-def test_a_sweep_logging_per_layer_gradient_norms_checkpoints_them(tmp_path):
+def test_a_sweep_logging_per_layer_gradient_norms_checkpoints_and_tabulates_them(tmp_path):
   config = {"problem": {"name": "digits_mlp", "hidden": [8]},
             "optimizer": {"name": "sgd", "learning_rate": [0.01, 0.1]},
             "train": {"steps": 4, "batch_size": 16, "log_every": 2, "grad_norms": True},
@@ -157,6 +160,16 @@ def test_a_sweep_logging_per_layer_gradient_norms_checkpoints_them(tmp_path):
   _same_results(sweep.run(config, quiet=True), saved)
   with np.load(_chunk_files(tmp_path)[0]) as chunk:
     assert chunk['metrics:["grad_norms", "layers", 0, "kernel"]'].shape == (2, 2)
+  # ... and curves.parquet has a column per kernel and bias, the training run's values.
+  columns = [c for c in saved.curves.columns if c.startswith("grad_norm/")]
+  assert columns == [f"grad_norm/layers/{i}/{leaf}" for i in (0, 1) for leaf in ("bias", "kernel")]
+  _same_results(saved, results.load_results(tmp_path))
+  alone = train(problems.get_problem("digits_mlp", hidden=[8]), mj.sgd, {"learning_rate": 0.1},
+                jax.random.key(0), TrainConfig(steps=4, batch_size=16, log_every=2,
+                                               grad_norms=True))
+  swept = saved.curves[saved.curves.config_id == 1]  # learning rate 0.1
+  for path, norms in mj.named_norms(alone.metrics["grad_norms"]).items():
+    np.testing.assert_allclose(swept[f"grad_norm/{path}"], norms, rtol=1e-5)
 
 
 def test_a_sweep_killed_mid_run_resumes_to_the_uninterrupted_results(tmp_path):

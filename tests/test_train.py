@@ -100,6 +100,34 @@ def test_minibatches_cover_each_epoch_without_repeats():
   assert np.all((first >= 0) & (first < 10))
 
 
+def test_training_steps_on_the_minibatches_minibatch_indices_draws():
+  # The run carries each epoch's permutation from its first step; a plain
+  # loop drawing every step's batch afresh must see the same batches, over
+  # several epochs (breast cancer: 455 examples, 7 steps of 64 an epoch).
+  problem = problems.get_problem("breast_cancer", hidden=(8,))
+  config = TrainConfig(steps=21, batch_size=64, log_every=1)
+  key = jax.random.key(5)
+  run = train(problem, mj.sgd, {"learning_rate": 0.1}, key, config)
+
+  init_key, data_key = jax.random.split(key)
+  graphdef, params, rest = nnx.split(problem.make_model(nnx.Rngs(init_key)), nnx.Param, ...)
+  data = problem.data
+
+  @jax.jit
+  def step(params, index):
+    x, y = data.x_train[index], data.y_train[index]
+    loss, grads = jax.value_and_grad(
+        lambda p: problem.loss(nnx.merge(graphdef, p, rest, copy=True)(x), y))(params)
+    return jax.tree.map(lambda w, g: w - 0.1 * g, params, grads), loss
+
+  losses = []
+  for i in range(config.steps):
+    params, loss = step(params, minibatch_indices(data_key, i, data.num_train, 64))
+    losses.append(float(loss))
+  assert data.num_train // 64 == 7
+  np.testing.assert_allclose(run.metrics["train_loss"], losses, rtol=1e-5)
+
+
 @pytest.mark.parametrize("batch_size", [1, 16, None])
 def test_sgd_minibatch_and_full_batch_all_learn(batch_size):
   problem = problems.get_problem("breast_cancer")

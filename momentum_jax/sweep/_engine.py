@@ -759,6 +759,9 @@ def _tables(groups: list[_Group], train: TrainConfig, manifest: dict) -> results
     for name in ("train_loss", "grad_norm", "val_loss", "val_accuracy"):
       if name in metrics:
         curve[name] = metrics[name].reshape(-1).astype(np.float64)
+    if "grad_norms" in metrics:  # train.grad_norms: a column per kernel and bias
+      for path, norms in optim.named_norms(metrics["grad_norms"]).items():
+        curve[f"grad_norm/{path}"] = np.asarray(norms).reshape(-1).astype(np.float64)
     curves.append(pd.DataFrame(curve))
   summary = pd.concat(summaries, ignore_index=True)
   front = ["config_id", "optimizer"]
