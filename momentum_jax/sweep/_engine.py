@@ -206,12 +206,13 @@ def use_cpu_cores() -> bool:
 
   XLA's CPU runtime runs each operation of a batched training step on one
   thread unless the operation is large (measured on 2 cores: a batch of 64
-  products of 128×128 matrices ran at 50 GFLOP/s on one device, 117 over two
-  devices), so a sweep on JAX's single default CPU device leaves the other
+  products of 128×128 matrices ran at 44-56 GFLOP/s on one device, 73-117
+  over two devices), so a sweep on JAX's single default CPU device leaves the other
   cores mostly idle. With one device per core, :func:`run` splits the
   configurations over them like over any set of devices: on the 2-core
   machine the digits-MLP sweep of ``benchmarks/sweep_speed.py`` trained
-  ~1.3x faster and the regression sweep ~2x (see ``benchmarks/RESULTS.md``).
+  1.75-1.85x faster and the regression sweep 2.2-2.6x, steady (see
+  ``benchmarks/RESULTS.md``).
 
   Call it first thing, before any JAX computation: JAX fixes its devices when
   it starts. The ``momentum-jax`` command and the experiments call it; a
