@@ -141,13 +141,13 @@ def test_a_bad_width_is_refused(width):
         ("cpu", 64, 12_000, 1, 20, 1, 20),      # ... unless memory binds
         ("cpu", 64, 12_000, 1, None, 2, 32),    # ... or split over two devices, not padded
         ("cpu", 18, 12_000, 1, None, 8, 3),     # eight devices: 18 need 3 a device
-        ("cpu", 64, 10**8, 1, None, 1, 8),      # 5e8 / 1e8 = 5 configurations; 8 divides 64
-        ("cpu", 64, 10**8, 2, None, 1, 16),     # twice the cores, twice the work per batched step
-        ("cpu", 61, 10**8, 1, None, 1, 5),      # no divisor of 61 near 5: 5, and the group pads
+        ("cpu", 64, 2 * 10**7, 1, None, 1, 8),  # 1e8 / 2e7 = 5 configurations; 8 divides 64
+        ("cpu", 64, 2 * 10**7, 2, None, 1, 16),  # twice the cores, twice the work per batched step
+        ("cpu", 61, 2 * 10**7, 1, None, 1, 5),  # no divisor of 61 near 5: 5, and the group pads
         ("cpu", 64, 10**10, 4, None, 1, 1),
-        ("cpu", 64, 20_061_696, 2, None, 1, 64),  # digits MLP 64-128-128-10, batch 128, 2 cores
-        ("cpu", 64, 20_061_696, 1, None, 1, 32),  # the same, pinned to one core
-        ("cpu", 64, 20_061_696, 1, None, 2, 32),  # the same, one device on each of 2 cores
+        ("cpu", 64, 20_061_696, 2, None, 1, 16),  # digits MLP 64-128-128-10, batch 128, 2 cores
+        ("cpu", 64, 20_061_696, 1, None, 1, 8),   # the same, pinned to one core
+        ("cpu", 64, 20_061_696, 1, None, 2, 8),   # the same, one device on each of 2 cores
     ],
 )
 def test_model_width(platform, configs, flops, cores, fit, devices, width):

@@ -58,12 +58,13 @@ from momentum_jax.train import TrainConfig, build_train, steps_per_epoch
 
 MAX_CHUNK_PER_DEVICE = 256
 # On a CPU a batched training step should do about this many FLOPs per core,
-# ~10 ms of work: then its fixed cost (~1 ms measured on the 2-core machine:
-# a few microseconds for each of ~150 operations, and a minibatch draw shared
-# by the batch) stays under ~10%, and each operation is big enough for XLA to
-# split over the cores. No wider, so that the batch's parameters and
-# activations stay as near the cache as they can.
-CPU_FLOPS_PER_CORE_STEP = 5e8
+# ~2 ms of work: enough to keep its fixed cost (a few microseconds for each
+# of ~150 operations; the minibatch permutation once an epoch) near 10%, and
+# no more, so that the batch's activations stay in the cache. Measured on the
+# 2-core machine with a device per core (digits MLP 64-128-128-10, batch 128,
+# ~2e7 FLOPs a step): widths 2-8 trained at 82-97 GFLOP/s, 16 at 66-77, 32
+# at 61-64. (On a single device of 2 cores, widths 8-64 were within noise.)
+CPU_FLOPS_PER_CORE_STEP = 1e8
 # The same for an accelerator's batched step (a guess; see model_width).
 ACCELERATOR_FLOPS_PER_STEP = 1e11
 # Training steps a probe of ``width="measure"`` runs at each candidate width.
