@@ -212,8 +212,8 @@ def use_cpu_cores() -> bool:
   cores mostly idle. With one device per core, :func:`run` splits the
   configurations over them like over any set of devices: on the 2-core
   machine the digits-MLP sweep of ``benchmarks/sweep_speed.py`` trained
-  1.75-1.85x faster and the regression sweep 2.2-2.6x, steady (see
-  ``benchmarks/RESULTS.md``).
+  1.6-2.2x faster and the regression sweep 1.8-2.8x, steady (see
+  ``benchmarks/RESULTS.md``, runs 4 and 5).
 
   Call it first thing, before any JAX computation: JAX fixes its devices when
   it starts. The ``momentum-jax`` command and the experiments call it; a
@@ -542,6 +542,10 @@ def run(
   group and on the devices (kind, memory, cores each and number; see
   :func:`model_width`), so pin ``width`` to compare runs on different
   machines bit for bit. A resumed sweep keeps the width it started with.
+
+  It uses the devices JAX has. On a CPU, JAX has one device unless told
+  otherwise, so call :func:`use_cpu_cores` before JAX starts (the
+  ``momentum-jax`` command does) to spread the sweep over the cores.
 
   Args:
     config: A :class:`SweepConfig`, a YAML path, or a dict in the same form.
