@@ -163,6 +163,13 @@ def test_flops_per_step_counts_the_dense_layers():
   assert _engine.flops_per_step(problem, config.train) == 6 * params * 32
 
 
+def _cpu_env(**extra: str) -> dict[str, str]:
+  """This process's environment on the CPU, with no device count chosen, plus ``extra``."""
+  clean = {k: v for k, v in os.environ.items()
+           if k not in ("JAX_NUM_CPU_DEVICES", "XLA_FLAGS")}
+  return {**clean, "JAX_PLATFORMS": "cpu", **extra}
+
+
 _DEVICES_SCRIPT = textwrap.dedent("""
     import json, sys
     import jax
@@ -180,10 +187,8 @@ _DEVICES_SCRIPT = textwrap.dedent("""
     ("fresh", {"XLA_FLAGS": "--xla_force_host_platform_device_count=3"}, [False, 3]),
 ])
 def test_use_cpu_cores_gives_one_device_per_core_unless_too_late_or_chosen(case, env, expected):
-  clean = {k: v for k, v in os.environ.items()
-           if k not in ("JAX_NUM_CPU_DEVICES", "XLA_FLAGS")}
   out = subprocess.run([sys.executable, "-c", _DEVICES_SCRIPT, case],
-                       env={**clean, "JAX_PLATFORMS": "cpu", **env},
+                       env=_cpu_env(**env),
                        capture_output=True, text=True, check=True, timeout=120)
   cores = len(os.sched_getaffinity(0))
   assert json.loads(out.stdout.strip().splitlines()[-1]) == [
@@ -193,10 +198,8 @@ def test_use_cpu_cores_gives_one_device_per_core_unless_too_late_or_chosen(case,
 def test_the_cli_spreads_a_sweep_over_one_cpu_device_per_core(tmp_path):
   config = tmp_path / "tiny.yaml"
   config.write_text(json.dumps(REGRESSION))
-  clean = {k: v for k, v in os.environ.items()
-           if k not in ("JAX_NUM_CPU_DEVICES", "XLA_FLAGS")}
   subprocess.run([sys.executable, "-m", "momentum_jax", "sweep", str(config), "--out",
-                  str(tmp_path / "out"), "--quiet"], env={**clean, "JAX_PLATFORMS": "cpu"},
+                  str(tmp_path / "out"), "--quiet"], env=_cpu_env(),
                  capture_output=True, text=True, check=True, timeout=300)
   manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
   cores = len(os.sched_getaffinity(0))
