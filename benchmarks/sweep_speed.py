@@ -9,7 +9,11 @@ seed) runs, in this one process, as:
   state are donated; batches are drawn on device as the engine draws them.
 * (b) ``scan loop``: the engine's own training run
   (:func:`momentum_jax.train.build_train`, one ``lax.scan``), jitted for one
-  configuration, compiled once and called once per configuration.
+  configuration, compiled once and called once per configuration, with XLA's
+  default options as a plain ``jax.jit`` is; (b') the same, compiled with the
+  options the engine compiles with (on a CPU, LLVM at level 2 rather than
+  3: :func:`momentum_jax.train.compiler_options`), so that the table tells
+  what the engine gains from them from what it gains from batching.
 * (c) ``engine``: :func:`momentum_jax.sweep.run`, its width chosen by its model.
   As the ``momentum-jax`` command does, the script first gives JAX one CPU
   device per core (:func:`momentum_jax.sweep.use_cpu_cores`), which the
@@ -70,7 +74,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 import momentum_jax as mj
 from momentum_jax import problems, sweep
-from momentum_jax.train import TrainConfig, build_train, minibatch_indices
+from momentum_jax.train import TrainConfig, build_train, compiler_options, minibatch_indices
 
 try:  # torch is only a point of comparison here, never a dependency
   import torch
@@ -187,13 +191,17 @@ def optax_loop(problem, train: TrainConfig, lrs, betas) -> Timing:
   return Timing(compile_s, time.perf_counter() - start, np.array(finals))
 
 
-def scan_loop(problem, train: TrainConfig, lrs, betas) -> Timing:
-  """(b): the engine's training run, one jitted ``lax.scan`` per configuration."""
+def scan_loop(problem, train: TrainConfig, lrs, betas, options=None) -> Timing:
+  """(b): the engine's training run, one jitted ``lax.scan`` per configuration.
+
+  Compiled with XLA's defaults, as a plain ``jax.jit`` is, or with
+  ``options`` ((b'): the engine's own, :func:`momentum_jax.train.compiler_options`).
+  """
   run = build_train(problem, heavy_ball, train)
   start = time.perf_counter()
   scalar = jax.ShapeDtypeStruct((), jnp.float32)
   compiled = jax.jit(lambda h, key: run(h, key).metrics).lower(
-      {"learning_rate": scalar, "beta": scalar}, jax.random.key(0)).compile()
+      {"learning_rate": scalar, "beta": scalar}, jax.random.key(0)).compile(options)
   compile_s = time.perf_counter() - start
   start = time.perf_counter()
   outputs = [compiled({"learning_rate": lr, "beta": beta}, jax.random.key(0))
@@ -394,7 +402,7 @@ def report(spec: Sweep, k: int, train: TrainConfig, timings: dict[str, Timing], 
   print("|---|---|---|---|---|---|---|---|---|---|")
   for label, t in timings.items():
     diff = "-"
-    if t.final_losses is not None and label.startswith(("(a)", "(b)", "(c')")):
+    if t.final_losses is not None and label.startswith(("(a)", "(b", "(c')")):
       rel = np.abs(t.final_losses / engine_t.final_losses - 1)
       diff = f"{np.median(rel):.0e}, {np.max(rel):.0e}"
     print(f"| {label} | {t.compile_s:.2f} | {t.run_s:.2f} | {t.total_s:.2f} "
@@ -462,6 +470,10 @@ def main(argv: list[str] | None = None) -> int:
     timings["(a) optax loop"] = optax_loop(problem, train, lrs, betas)
     print(f"timing {name}: (b) scan loop ...", file=sys.stderr, flush=True)
     timings["(b) scan loop"] = scan_loop(problem, train, lrs, betas)
+    print(f"timing {name}: (b') scan loop, engine's compiler options ...", file=sys.stderr,
+          flush=True)
+    timings["(b') scan loop, engine's compiler options"] = scan_loop(
+        problem, train, lrs, betas, compiler_options(jax.default_backend()))
     print(f"timing {name}: (c) engine ...", file=sys.stderr, flush=True)
     timings["(c) engine"] = engine(spec, train, lrs, betas)
     if args.measure:

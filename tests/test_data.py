@@ -6,6 +6,7 @@ import pathlib
 import pickle
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 from sklearn import datasets as sk_datasets
@@ -20,6 +21,7 @@ from momentum_jax.data import load_cifar10
 from momentum_jax.data import load_digits
 from momentum_jax.data import regression_normal
 from momentum_jax.data import regression_uniform
+from momentum_jax.data import _dataset
 
 # --- Dataset --------------------------------------------------------------------
 
@@ -33,9 +35,26 @@ def test_dataset_converts_to_jax_and_reports_shapes():
   assert ds.is_classification
 
 
+@pytest.fixture(params=["host", "device"])
+def checks_on(request, monkeypatch):
+  """Runs a test with the Dataset checks in numpy (a CPU's arrays) and in jnp (an accelerator's).
+
+  On this CPU-only suite the jnp branch is reached by pretending the arrays
+  live elsewhere.
+  """
+  if request.param == "device":
+    monkeypatch.setattr(_dataset, "_namespace", lambda array: (jnp, array))
+  return request.param
+
+
+def test_dataset_checks_read_cpu_arrays_with_numpy():
+  xp, view = _dataset._namespace(jnp.arange(3.0))
+  assert xp is np and isinstance(view, np.ndarray)
+
+
 @pytest.mark.parametrize("field", ["x_train", "y_train", "x_val", "y_val"])
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
-def test_dataset_rejects_non_finite_values_naming_the_array(field, bad):
+def test_dataset_rejects_non_finite_values_naming_the_array(field, bad, checks_on):
   arrays = {"x_train": np.zeros((4, 3)), "y_train": np.zeros(4),
             "x_val": np.zeros((2, 3)), "y_val": np.zeros(2)}
   arrays[field].flat[1] = bad
@@ -55,10 +74,12 @@ def test_dataset_rejects_inconsistent_shapes():
             np.zeros(1))
 
 
-def test_dataset_checks_class_labels():
+def test_dataset_checks_class_labels(checks_on):
   x = np.zeros((3, 2))
   with pytest.raises(ValueError, match=r"labels in \[0, 3\], outside \[0, 3\)"):
     Dataset("toy", x, np.array([0, 1, 3]), num_classes=3)
+  with pytest.raises(ValueError, match=r"labels in \[-1, 2\], outside \[0, 3\)"):
+    Dataset("toy", x, np.array([-1, 1, 2]), num_classes=3)
   with pytest.raises(ValueError, match="must be integers"):
     Dataset("toy", x, np.array([0.0, 1.0, 2.0]), num_classes=3)
   with pytest.raises(ValueError, match="num_classes must be an integer >= 2"):

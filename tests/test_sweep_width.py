@@ -209,3 +209,25 @@ def test_the_cli_spreads_a_sweep_over_one_cpu_device_per_core(tmp_path):
   single = sweep.run(REGRESSION, quiet=True, width=width).summary  # this process: 1 device
   np.testing.assert_array_equal(
       pd.read_csv(tmp_path / "out" / "summary.csv").final_loss, single.final_loss)
+
+
+# --- compiler options -----------------------------------------------------------
+
+
+def test_compiler_options_lower_the_llvm_level_on_a_cpu_only(monkeypatch):
+  from momentum_jax.train import CPU_COMPILER_OPTIONS, compiler_options
+  monkeypatch.delenv("XLA_FLAGS", raising=False)
+  assert compiler_options("cpu") == CPU_COMPILER_OPTIONS == {"xla_backend_optimization_level": 2}
+  assert compiler_options("gpu") == {} and compiler_options("tpu") == {}
+  # A level the user set in XLA_FLAGS is theirs to keep.
+  monkeypatch.setenv("XLA_FLAGS", "--xla_backend_optimization_level=3")
+  assert compiler_options("cpu") == {}
+
+
+def test_the_engine_compiles_with_the_compiler_options_and_records_them(monkeypatch):
+  result = sweep.run(REGRESSION, quiet=True, width=18)
+  assert result.manifest["execution"]["compiler_options"] == {"xla_backend_optimization_level": 2}
+  # The options reach XLA: one it does not know stops the compilation.
+  monkeypatch.setattr(_engine, "compiler_options", lambda platform: {"xla_no_such_option": 1})
+  with pytest.raises(Exception, match="xla_no_such_option"):
+    sweep.run(REGRESSION, quiet=True, width=18)

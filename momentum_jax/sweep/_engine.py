@@ -54,7 +54,7 @@ from momentum_jax.sweep import _checkpoint
 from momentum_jax.sweep._config import (
     OPTIMIZERS, SCHEDULE_PREFIX, SCHEDULES, ConfigError, OptimizerSpec, SweepConfig, load_config)
 from momentum_jax.sweep._grid import product
-from momentum_jax.train import TrainConfig, build_train, steps_per_epoch
+from momentum_jax.train import TrainConfig, build_train, compiler_options, steps_per_epoch
 
 MAX_CHUNK_PER_DEVICE = 256
 # On a CPU a batched training step should do about this many FLOPs per core,
@@ -354,14 +354,16 @@ def _compile(train: Callable, width: int, mesh: Mesh, names: Iterable[str], size
              seed: int | None) -> jax.stages.Compiled:
   """Compiles :func:`_program` for a chunk of ``size`` configurations.
 
-  ``names`` are the swept hyperparameters.
+  ``names`` are the swept hyperparameters. Compiled with
+  :func:`momentum_jax.train.compiler_options` for the mesh's platform.
   """
   sharding = NamedSharding(mesh, PartitionSpec("config"))
   abstract = (
       {n: jax.ShapeDtypeStruct((size,), jnp.float32, sharding=sharding) for n in names},
       jax.ShapeDtypeStruct((size,), jnp.uint32, sharding=sharding),
   )
-  return jax.jit(_program(train, width, mesh, seed)).lower(*abstract).compile()
+  options = compiler_options(mesh.devices.flat[0].platform)
+  return jax.jit(_program(train, width, mesh, seed)).lower(*abstract).compile(options)
 
 
 def _measure_width(problem: problems.Problem, group: _Group, train: TrainConfig, mesh: Mesh,
@@ -625,6 +627,7 @@ def run(
       checkpoint.record_widths(widths, write=jax.process_index() == 0)
   probe_seconds = time.perf_counter() - start if execution["candidates"] else 0.0
   execution["width"] = widths
+  execution["compiler_options"] = compiler_options(devices[0].platform)
   execution["shared_seed"] = {g.spec.label: _shared_seed(g) for g in groups}
   requested = chunk_size or config.chunk_size
   sizes = {g.spec.label: choose_chunk_size(len(g.seeds), num_devices, widths[g.spec.label],
