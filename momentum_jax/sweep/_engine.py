@@ -7,7 +7,9 @@ The configuration axis of each chunk is split over every device of a one-axis
 ``Mesh`` (``"config"``) by ``jax.shard_map``, so the same code spreads a sweep
 over the CPU, one or several GPUs, or a TPU slice. The last chunk is padded
 with copies of its last configuration, whose results are dropped, so it needs
-no second compilation.
+no second compilation. It is compiled with
+:func:`momentum_jax.train.compiler_options` (on a CPU, LLVM at level 2: half
+the compile time of XLA's default, and as fast a program).
 
 On each device the shard runs as ``jax.lax.map`` of the training run
 (:func:`momentum_jax.train.build_train`) with ``batch_size=width``: ``width``
