@@ -22,7 +22,8 @@ seed) runs, in this one process, as:
   With ``--measure`` also (c') ``engine, measured``: ``width="measure"``;
   with ``--progress`` also (c'') the engine with its progress bar on.
 * (d) ``torch``: ``torch.optim.SGD(lr, momentum=beta)`` in a plain Python loop
-  per configuration (when torch is installed), batches from ``torch.randperm``,
+  per configuration (when torch is installed; not on the landscape, whose
+  function is jax code), batches from ``torch.randperm``,
   one intra-op thread by default (``--torch-threads``). Its first steps, which
   initialize torch's kernels, count as its "compile" time.
 
@@ -43,7 +44,7 @@ at each epoch's first step (the training run carries the epoch's permutation).
 
 Usage::
 
-  python benchmarks/sweep_speed.py                     # both sweeps, K = 64 (a few minutes)
+  python benchmarks/sweep_speed.py                     # the three sweeps, K = 64 (a few minutes)
   python benchmarks/sweep_speed.py --only digits_mlp --measure
   python benchmarks/sweep_speed.py --quick             # smoke run, well under a minute
   python benchmarks/sweep_speed.py --progress          # also the cost of the progress bar
@@ -105,6 +106,9 @@ SWEEPS = {
     "regression": Sweep("regression", {"name": "linear_regression"}, 1000, None, (1e-3, 0.3)),
     "digits_mlp": Sweep("digits_mlp", {"name": "digits_mlp", "hidden": [128, 128]}, 300, 128,
                         (1e-3, 0.3)),
+    # A landscape: overhead-bound like the regression, with no data at all. Heavy ball is
+    # stable for lr < 2(1 + β)/1002 at Rosenbrock's minimum.
+    "rosenbrock": Sweep("rosenbrock", {"name": "rosenbrock"}, 1000, None, (1e-4, 1e-3)),
 }
 
 
@@ -390,8 +394,8 @@ def print_header(rates: dict[str, float], use_torch: bool) -> None:
         f"{rates['minibatch_draw_us']:.0f} us")
 
 
-def report(spec: Sweep, k: int, train: TrainConfig, timings: dict[str, Timing], flops: float,
-           rates: dict[str, float]) -> None:
+def report(spec: Sweep, k: int, train: TrainConfig, timings: dict[str, Timing],
+           flops: float | None, rates: dict[str, float]) -> None:
   work = k * train.steps
   engine_t = timings["(c) engine"]
   print(f"\n## {spec.name}: K = {k} configurations x {train.steps} steps "
@@ -409,6 +413,8 @@ def report(spec: Sweep, k: int, train: TrainConfig, timings: dict[str, Timing], 
           f"| {work / t.total_s:,.0f} | {work / t.run_s:,.0f} "
           f"| {t.total_s / engine_t.total_s:.2f} | {t.run_s / engine_t.run_s:.2f} "
           f"| {diff} | {t.note} |")
+  if flops is None:
+    return
   print(f"engine FLOP rate: {flops / engine_t.total_s / 1e9:.2f} GFLOP/s with compilation, "
         f"{flops / engine_t.run_s / 1e9:.2f} steady = "
         f"{flops / engine_t.run_s / 1e9 / rates['matmul_1024']:.0%} of the 1024 matmul's "
@@ -424,7 +430,8 @@ def main(argv: list[str] | None = None) -> int:
   parser.add_argument("--only", default=None, help=f"comma-separated, from {','.join(SWEEPS)}")
   parser.add_argument("--k", type=int, default=64, help="configurations per sweep (default 64)")
   parser.add_argument("--steps", type=int, default=None,
-                      help="training steps of every sweep (default: 1000 regression, 300 MLP)")
+                      help="training steps of every sweep (default: 1000 regression and "
+                           "rosenbrock, 300 MLP)")
   parser.add_argument("--quick", action="store_true", help="smoke run: K = 4, 40 steps")
   parser.add_argument("--measure", action="store_true",
                       help="also run the engine with width='measure' (extra compilations)")
@@ -482,10 +489,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.progress:
       print(f"timing {name}: (c'') engine, progress bar ...", file=sys.stderr, flush=True)
       timings["(c'') engine, progress bar"] = engine(spec, train, lrs, betas, progress=True)
-    if use_torch:
+    if use_torch and problem.landscape is None:  # (a landscape's function is jax code)
       print(f"timing {name}: (d) torch ...", file=sys.stderr, flush=True)
       timings["(d) torch"] = torch_loop(problem, train, lrs, betas)
-    report(spec, k, train, timings, training_flops(problem, train, k), rates)
+    flops = None if problem.landscape is not None else training_flops(problem, train, k)
+    report(spec, k, train, timings, flops, rates)
   return 0
 
 

@@ -26,6 +26,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch, Rectangle
 
 from momentum_jax import results
+from momentum_jax.data import LANDSCAPES
 from momentum_jax.results import SweepResult
 
 logger = logging.getLogger(__name__)
@@ -196,7 +197,9 @@ def _legend_label(row: pd.Series, summary: pd.DataFrame) -> str:
 
 
 def plot_best_curves(curves: pd.DataFrame, summary: pd.DataFrame, n: int = 5) -> Figure:
-  """Training-loss curves (log scale) of the ``n`` best runs (see ``best_configs``).
+  """Training-loss curves of the ``n`` best runs (see ``best_configs``).
+
+  Log scale, unless a loss shown is zero or negative (a landscape's may be).
 
   Args:
     curves: The sweep's curves table.
@@ -215,10 +218,12 @@ def plot_best_curves(curves: pd.DataFrame, summary: pd.DataFrame, n: int = 5) ->
     raise ValueError("every run diverged: there are no curves worth plotting")
   fig = Figure(figsize=(7.5, 4.8), layout="constrained")
   ax = fig.add_subplot()
+  shown = curves[curves["config_id"].isin(best["config_id"])]
   for _, row in best.iterrows():
-    curve = curves[curves["config_id"] == row["config_id"]].sort_values("step")
+    curve = shown[shown["config_id"] == row["config_id"]].sort_values("step")
     ax.plot(curve["step"], curve["train_loss"], label=_legend_label(row, summary))
-  ax.set_yscale("log")
+  if _log_scaled(shown["train_loss"].to_numpy(dtype=float), "train_loss"):
+    ax.set_yscale("log")  # (a landscape's values may be negative: then linear)
   ax.set_xlabel("step")
   ax.set_ylabel("train loss")
   ax.set_title(f"The {len(best)} best runs by {results.ranking_metric(summary)}")
@@ -280,6 +285,57 @@ def plot_best_vs_hyperparameter(summary: pd.DataFrame, hyperparameter: str,
   return fig
 
 
+def plot_landscape_paths(curves: pd.DataFrame, summary: pd.DataFrame, landscape,
+                         n: int = 5) -> Figure:
+  """The paths of the ``n`` best runs of a landscape sweep, on the landscape's contours.
+
+  A path runs from the start (``start_x``, ``start_y`` in the summary; a
+  circle) through the point as logged (``x`` and ``y`` in the curves, every
+  ``log_every`` steps: log every step for the whole path) to its end (a
+  dot). Global minima are gold stars, local minima red circles.
+
+  Args:
+    curves: The sweep's curves table, with ``x`` and ``y``.
+    summary: The sweep's summary table.
+    landscape: The :class:`momentum_jax.data.Landscape` swept.
+    n: How many runs to show, > 0.
+
+  Raises:
+    ValueError: If the curves have no ``x``/``y`` or every run diverged.
+  """
+  for column in ("x", "y"):
+    _check_column(curves, column, "curves")
+  best = results.best_configs(summary, n=n)
+  if best.empty:
+    raise ValueError("every run diverged: there are no paths worth plotting")
+  (x0, x1), (y0, y1) = landscape.window
+  xs, ys = np.meshgrid(np.linspace(x0, x1, 200), np.linspace(y0, y1, 200))
+  values = np.asarray(landscape.value(np.stack([xs, ys], axis=-1)))
+  fig = Figure(figsize=(7, 5.6), layout="constrained")
+  ax = fig.add_subplot()
+  ax.contour(xs, ys, values, levels=30, cmap="Greys", linewidths=0.6)
+  for _, row in best.iterrows():
+    path = curves[curves["config_id"] == row["config_id"]].sort_values("step")
+    xs_ = np.concatenate([[row.get("start_x", np.nan)], path["x"]])
+    ys_ = np.concatenate([[row.get("start_y", np.nan)], path["y"]])
+    (line,) = ax.plot(xs_, ys_, linewidth=1, label=_legend_label(row, summary))
+    ax.plot(xs_[0], ys_[0], marker="o", markerfacecolor="none", color=line.get_color())
+    ax.plot(xs_[-1], ys_[-1], marker=".", color=line.get_color())
+  ax.scatter(*landscape.global_minima.T, marker="*", s=150, color="gold", edgecolor="black",
+             zorder=5, label="global minimum")
+  if len(landscape.local_minima):
+    ax.scatter(*landscape.local_minima.T, marker="o", s=60, facecolor="none", edgecolor="red",
+               zorder=5, label="local minimum")
+  ax.set_xlim(x0, x1)
+  ax.set_ylim(y0, y1)
+  ax.set_xlabel("x")
+  ax.set_ylabel("y")
+  ax.set_title(f"{landscape.name}: the {len(best)} best runs by "
+               f"{results.ranking_metric(summary)}")
+  ax.legend(fontsize=7, loc="best")
+  return fig
+
+
 def _file_stem(name: str) -> str:
   # Group labels such as "momentum(ema=false)" make awkward file names.
   return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_")
@@ -301,7 +357,8 @@ def write_figures(result_or_dir: SweepResult | str | os.PathLike,
     else the one with the most values;
   - ``best_curves.png``;
   - ``best_vs_<hyperparameter>.png``, for each hyperparameter with more than
-    one value.
+    one value;
+  - ``paths.png`` for a 2-D landscape (:func:`plot_landscape_paths`).
 
   In file names, runs of characters other than letters, digits, ``.``, ``_``
   and ``-`` become ``_`` (``momentum(ema=false)`` → ``momentum_ema_false``).
@@ -357,4 +414,10 @@ def write_figures(result_or_dir: SweepResult | str | os.PathLike,
   for name in swept:
     fig = plot_best_vs_hyperparameter(summary, name, value)
     written.append(save_figure(fig, out_dir / f"best_vs_{_file_stem(name)}.png"))
+
+  landscape = LANDSCAPES.get(result.manifest.get("problem"))
+  if landscape is not None and "x" in result.curves.columns and not results.best_configs(
+      summary, n=1).empty:
+    fig = plot_landscape_paths(result.curves, summary, landscape)
+    written.append(save_figure(fig, out_dir / "paths.png"))
   return written

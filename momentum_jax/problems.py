@@ -4,6 +4,9 @@ A :class:`Problem` is everything :mod:`momentum_jax.train` needs besides the
 optimizer: data as device arrays, a function that builds the Flax model from
 ``nnx.Rngs``, and the loss. Regression problems use the mean squared error;
 classification problems the softmax cross-entropy, and report accuracy.
+A 2-D landscape (:func:`landscape`, or its name: ``saddle``, ``rosenbrock``,
+...) is a problem too: its model is a point of the plane, its loss the
+landscape's value there, and it logs where the point is.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 from flax import nnx
 
@@ -27,23 +31,51 @@ class Problem:
 
   Attributes:
     name: Short name, used in results tables.
-    data: The :class:`~momentum_jax.data.Dataset`.
+    data: The :class:`~momentum_jax.data.Dataset` (for a landscape, one
+      placeholder example: it has no data).
     make_model: Builds the (training-mode) Flax model from ``nnx.Rngs``.
+    loss_floor: A lower bound of the loss: 0 for the data losses, the
+      minimum value for a landscape. Divergence is measured from it (see
+      :class:`momentum_jax.train.TrainConfig`).
+    landscape: The :class:`~momentum_jax.data.Landscape` of a landscape
+      problem, else ``None``.
   """
 
   name: str
   data: data_lib.Dataset
   make_model: Callable[[nnx.Rngs], nnx.Module]
+  loss_floor: float = 0.0
+  landscape: data_lib.Landscape | None = None
 
   @property
   def is_classification(self) -> bool:
     return self.data.num_classes is not None
 
   def loss(self, outputs: jax.Array, targets: jax.Array) -> jax.Array:
-    """Mean loss over a batch: cross-entropy on logits, or squared error."""
+    """Mean loss over a batch: cross-entropy on logits, or squared error.
+
+    For a landscape the model's output is the landscape's value, which is
+    the loss (``targets`` is ignored).
+    """
+    if self.landscape is not None:
+      return outputs
     if self.is_classification:
       return optax.softmax_cross_entropy_with_integer_labels(outputs, targets).mean()
     return jnp.mean((outputs - targets) ** 2)
+
+  def extra_metrics(self, model: nnx.Module) -> dict[str, jax.Array]:
+    """Metrics of the model itself, logged with the losses; ``{}`` but for a landscape.
+
+    A landscape logs its point, ``x`` and ``y``, and
+    ``distance_to_minimum``: the Euclidean distance to the nearest global
+    minimum (a point that stopped in a local minimum stays far from it).
+    """
+    if self.landscape is None:
+      return {}
+    xy = model.xy[...]
+    minima = jnp.asarray(self.landscape.global_minima, jnp.float32)
+    distance = jnp.min(jnp.linalg.norm(minima - xy, axis=-1))
+    return {"x": xy[0], "y": xy[1], "distance_to_minimum": distance}
 
   def accuracy(self, outputs: jax.Array, targets: jax.Array) -> jax.Array:
     return jnp.mean(jnp.argmax(outputs, axis=-1) == targets)
@@ -121,12 +153,71 @@ def cifar10_cnn(path: str | None = None, channels=(32, 64), dense=128,
                       batch_norm)
 
 
+def landscape(name: str, start=None, start_spread: float = 0.0) -> Problem:
+  """Descent on the 2-D landscape called ``name`` (see :data:`momentum_jax.data.LANDSCAPES`).
+
+  The model is a :class:`~momentum_jax.models.LandscapePoint` at ``start``; the
+  loss is the landscape's value at the point, full gradient at every step
+  (a landscape has no data, so no batch size). Besides the loss, a run logs
+  the point and its distance to the nearest global minimum
+  (:meth:`Problem.extra_metrics`). In a sweep every landscape is also a
+  problem by its own name: ``problem: {name: saddle, start: [1.5, 0.01]}``.
+
+  Args:
+    name: ``tilted_double_well``, ``saddle``, ``plateau``, ``narrow_valley``
+      or ``rosenbrock``.
+    start: The starting point ``(x, y)``; ``None``: the landscape's own,
+      from which plain GD shows its failure.
+    start_spread: Standard deviation of a Gaussian perturbation of the start
+      drawn from each run's key, so that seeds start at different points;
+      0: every seed at ``start``.
+
+  Example:
+    >>> from momentum_jax import problems
+    >>> problem = problems.landscape("rosenbrock")
+    >>> problem.name, problem.loss_floor
+    ('rosenbrock', 0.0)
+  """
+  land = data_lib.get_landscape(name)
+  if start is None:
+    start = land.start
+  try:
+    point = np.asarray(start, dtype=np.float64)
+  except (TypeError, ValueError):
+    point = None
+  if point is None or point.shape != (2,) or not np.all(np.isfinite(point)):
+    raise ValueError(f"start must be two finite numbers [x, y], got {start!r}")
+  start = tuple(float(v) for v in point)
+  if isinstance(start_spread, bool) or not isinstance(start_spread, (int, float)) or not (
+      np.isfinite(start_spread) and start_spread >= 0):
+    raise ValueError(f"start_spread must be a finite number >= 0, got {start_spread!r}")
+
+  def make_model(rngs):
+    return models.LandscapePoint(land.fn, start, start_spread, rngs=rngs)
+
+  _check_model(make_model)
+  floor = float(np.min(np.asarray(jax.jit(jax.vmap(land.fn))(
+      jnp.asarray(land.global_minima, jnp.float32)))))
+  placeholder = data_lib.Dataset(land.name, np.zeros((1, 2), np.float32), np.zeros(1, np.float32))
+  return Problem(land.name, placeholder, make_model, loss_floor=floor, landscape=land)
+
+
+def _landscape_by_name(name: str) -> Callable[..., Problem]:
+  def build(start=None, start_spread: float = 0.0) -> Problem:
+    return landscape(name, start, start_spread)
+
+  build.__name__ = name
+  build.__doc__ = f"The {name!r} landscape; see :func:`landscape`."
+  return build
+
+
 PROBLEMS: dict[str, Callable[..., Problem]] = {
     "linear_regression": linear_regression,
     "digits_mlp": digits_mlp,
     "digits_cnn": digits_cnn,
     "breast_cancer": breast_cancer,
     "cifar10_cnn": cifar10_cnn,
+    **{name: _landscape_by_name(name) for name in data_lib.LANDSCAPES},
 }
 
 

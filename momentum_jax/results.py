@@ -5,10 +5,15 @@ A sweep over K configurations returns a :class:`SweepResult`:
 - ``summary``: one row per configuration: ``config_id``, ``optimizer``, one
   float column per hyperparameter (NaN where the optimizer lacks it), ``seed``,
   ``final_loss``, ``best_loss``, ``val_loss`` and ``val_accuracy`` where the
-  problem has them, ``diverged`` and ``diverged_at_step`` (nullable ``Int64``).
+  problem has them, ``diverged`` and ``diverged_at_step`` (nullable ``Int64``);
+  for a 2-D landscape also ``final_distance_to_minimum`` (to the nearest
+  global minimum), ``final_x`` and ``final_y``, where the point ended, and
+  the same at the start (``start_…``: with a ``start_spread`` each seed
+  starts elsewhere).
 - ``curves``: one row per configuration and logged step: ``config_id``,
   ``optimizer``, ``step``, ``train_loss``, ``grad_norm`` and the validation
-  metrics where the problem has them; with ``train: {grad_norms: true}`` also
+  metrics where the problem has them (for a landscape ``x``, ``y`` and
+  ``distance_to_minimum``: the path); with ``train: {grad_norms: true}`` also
   one ``grad_norm/<layer path>`` column per kernel and bias (e.g.
   ``grad_norm/layers/0/kernel``).
 - ``manifest``: what is needed to trust and repeat the sweep: the resolved
@@ -40,8 +45,9 @@ SUMMARY_FILE = "summary.csv"
 CURVES_FILE = "curves.parquet"
 MANIFEST_FILE = "manifest.json"
 
-# Per-configuration outcomes, in the order tables show them.
-METRICS = ("final_loss", "best_loss", "val_loss", "val_accuracy")
+# Per-configuration outcomes, in the order tables show them (after val_accuracy: a landscape's).
+METRICS = ("final_loss", "best_loss", "val_loss", "val_accuracy", "final_distance_to_minimum",
+           "final_x", "final_y", "start_distance_to_minimum", "start_x", "start_y")
 _SUMMARY_REQUIRED = ("config_id", "optimizer", "seed", "final_loss", "best_loss",
                      "diverged", "diverged_at_step")
 _CURVES_REQUIRED = ("config_id", "optimizer", "step", "train_loss", "grad_norm")

@@ -77,8 +77,10 @@ class TrainConfig:
     eval_batch_size: Validation examples evaluated at once (bounds memory).
     divergence_factor: A run diverges at the first step whose training loss
       is NaN, infinite, or above ``divergence_factor`` times the first step's
-      loss; from then on it is frozen (no more updates) and its metrics are
-      not to be trusted. > 1.
+      loss, both measured from the problem's ``loss_floor`` (0 for the data
+      losses, the minimum for a landscape, whose values may be negative);
+      from then on it is frozen (no more updates) and its metrics are not to
+      be trusted. > 1.
   """
 
   steps: int
@@ -188,7 +190,7 @@ def build_train(
   options with ``functools.partial``). The chain is prefixed with
   :func:`momentum_jax.record_grad_norms` to log gradient norms.
 
-  ``TrainResult.metrics`` holds, one entry per log step:
+  ``TrainResult.metrics`` holds, one entry per log step (but ``start_*``):
 
   * ``train_loss``: the mean minibatch loss over the last ``log_every`` steps;
   * ``grad_norm``: the global gradient norm at the log step;
@@ -197,7 +199,10 @@ def build_train(
     statistics);
   * ``grad_norms`` (with ``config.grad_norms``): per-leaf gradient norms as a
     nested dict shaped like the params (``mj.named_norms`` flattens it to
-    ``{"layers/0/kernel": …}``).
+    ``{"layers/0/kernel": …}``);
+  * the problem's :meth:`~momentum_jax.problems.Problem.extra_metrics` (a
+    landscape's ``x``, ``y`` and ``distance_to_minimum``), and the same of
+    the initial model once, as scalars named ``start_<name>``.
 
   ``on_log``, when given, is called on the host (``jax.debug.callback``)
   after each logged segment with the number of steps taken so far: a
@@ -206,9 +211,14 @@ def build_train(
   the whole batch, not once per member.
 
   Raises:
-    ValueError: if the batch size exceeds the training set.
+    ValueError: if the batch size exceeds the training set, or is given for
+      a landscape.
   """
   data = problem.data
+  if problem.landscape is not None and config.batch_size is not None:
+    raise ValueError(
+        f"{problem.name} is a landscape: it has no examples to batch, so leave batch_size "
+        f"unset (None: the full gradient), got {config.batch_size}")
   if config.batch_size is not None and config.batch_size > data.num_train:
     raise ValueError(
         f"batch_size must be at most the {data.num_train} training examples of "
@@ -271,6 +281,7 @@ def build_train(
   def train(hyperparameters: Mapping[str, jax.Array], key: jax.Array) -> TrainResult:
     init_key, data_key = jax.random.split(key)
     params, rest = init(init_key)
+    start = problem.extra_metrics(nnx.merge(graphdef, params, rest, copy=True))
     tx = optax.chain(optim.record_grad_norms(), make_optimizer(**hyperparameters))
     opt_state = tx.init(params)
 
@@ -282,7 +293,10 @@ def build_train(
       updates, new_opt_state = tx.update(grads, opt_state, params)
       new_state = (optax.apply_updates(params, updates), new_rest, new_opt_state)
       first_loss = jnp.where(step_index == 0, loss, first_loss)
-      bad = ~jnp.isfinite(loss) | (loss > config.divergence_factor * first_loss)
+      floor = problem.loss_floor
+      # (With floor 0, as for every data loss, this is loss > factor · first_loss.)
+      bad = ~jnp.isfinite(loss) | ((first_loss > floor) & (
+          loss - floor > config.divergence_factor * (first_loss - floor)))
       diverged_at = jnp.where((diverged_at < 0) & bad, step_index, diverged_at)
       # A diverged run stops moving: its overflowing arithmetic can then
       # neither slow the batch down nor spread (under vmap each run is
@@ -301,6 +315,7 @@ def build_train(
         metrics["grad_norms"] = nnx.to_pure_dict(norms.leaf_norms)
       if data.x_val is not None:
         metrics.update(evaluate(params, rest))
+      metrics.update(problem.extra_metrics(nnx.merge(graphdef, params, rest, copy=True)))
       if on_log is not None:
         jax.debug.callback(on_log, first_step + config.log_every)
       return carry, metrics
@@ -309,6 +324,7 @@ def build_train(
     order = jnp.zeros([data.num_train if config.batch_size else 0], jnp.int32)  # set at step 0
     carry = ((params, rest, opt_state), jnp.zeros([], jnp.float32), jnp.int32(-1), order)
     ((params, rest, _), _, diverged_at, _), metrics = jax.lax.scan(segment, carry, starts)
+    metrics.update({f"start_{name}": value for name, value in start.items()})
     return TrainResult(metrics=metrics, params=params, rest=rest, diverged_at_step=diverged_at)
 
   return train

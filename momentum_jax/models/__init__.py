@@ -1,6 +1,6 @@
-"""Flax NNX models to train: linear regression, an MLP and a small CNN.
+"""Flax NNX models to train: linear regression, an MLP, a small CNN, and a point on a 2-D landscape.
 
-Every model keeps its weight layers in ``model.layers`` (an ``nnx.List``, input
+Every network keeps its weight layers in ``model.layers`` (an ``nnx.List``, input
 to output) and its BatchNorms in ``model.norms``, so parameter paths are short
 and stable (``('layers', 0, 'kernel')``) and :func:`layer_kernel_paths` can
 pick the first and last layers' gradients.
@@ -52,8 +52,9 @@ from momentum_jax.models._mlp import ACTIVATIONS
 from momentum_jax.models._mlp import INITIALIZERS
 from momentum_jax.models._mlp import MLP
 from momentum_jax.models._paths import layer_kernel_paths
+from momentum_jax.models._point import LandscapePoint
 
 __all__ = [
-    "ACTIVATIONS", "CNN", "INITIALIZERS", "LinearRegression", "MLP", "MODELS",
+    "ACTIVATIONS", "CNN", "INITIALIZERS", "LandscapePoint", "LinearRegression", "MLP", "MODELS",
     "create_model", "layer_kernel_paths",
 ]

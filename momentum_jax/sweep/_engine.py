@@ -589,6 +589,10 @@ def run(
     problem = problems.get_problem(config.problem, **config.problem_options)
   except (TypeError, ValueError, FileNotFoundError) as error:  # FileNotFoundError: CIFAR-10
     raise ConfigError("problem", str(error)) from None
+  if problem.landscape is not None and config.train.batch_size is not None:
+    raise ConfigError("train.batch_size",
+                      f"{problem.name} is a landscape: it has no examples to batch; leave "
+                      f"batch_size out (the full gradient), got {config.train.batch_size}")
   if config.train.batch_size is not None and config.train.batch_size > problem.data.num_train:
     raise ConfigError("train.batch_size",
                       f"must be at most the {problem.data.num_train} training examples of "
@@ -738,6 +742,10 @@ def _jsonable(value: Any) -> Any:
   return value
 
 
+# What build_train logs for every problem; anything else is the problem's extra_metrics.
+_TRAIN_METRICS = ("train_loss", "grad_norm", "val_loss", "val_accuracy", "grad_norms")
+
+
 def _tables(groups: list[_Group], train: TrainConfig, manifest: dict) -> results.SweepResult:
   summaries, curves = [], []
   next_id = 0
@@ -760,6 +768,13 @@ def _tables(groups: list[_Group], train: TrainConfig, manifest: dict) -> results
     for name in ("val_loss", "val_accuracy"):
       if name in metrics:
         row[name] = metrics[name][:, -1].astype(np.float64)
+    # A problem's extra metrics (a landscape's point): where it started and ended.
+    extras = [name for name in metrics
+              if name not in _TRAIN_METRICS and not name.startswith("start_")]
+    for name in extras:
+      row[f"start_{name}"] = metrics[f"start_{name}"].astype(np.float64)
+    for name in extras:
+      row[f"final_{name}"] = metrics[name][:, -1].astype(np.float64)
     row["diverged"] = diverged_at >= 0
     row["diverged_at_step"] = pd.array(np.where(diverged_at >= 0, diverged_at, 0), dtype="Int64")
     summary = pd.DataFrame(row)
@@ -767,7 +782,7 @@ def _tables(groups: list[_Group], train: TrainConfig, manifest: dict) -> results
     summaries.append(summary)
     curve = {"config_id": np.repeat(ids, len(logged)), "optimizer": group.spec.label,
              "step": np.tile(logged, k)}
-    for name in ("train_loss", "grad_norm", "val_loss", "val_accuracy"):
+    for name in ("train_loss", "grad_norm", "val_loss", "val_accuracy", *extras):
       if name in metrics:
         curve[name] = metrics[name].reshape(-1).astype(np.float64)
     if "grad_norms" in metrics:  # train.grad_norms: a column per kernel and bias
@@ -777,9 +792,9 @@ def _tables(groups: list[_Group], train: TrainConfig, manifest: dict) -> results
   summary = pd.concat(summaries, ignore_index=True)
   front = ["config_id", "optimizer"]
   hyper = [c for c in summary.columns if c not in front and c not in (
-      "seed", "final_loss", "best_loss", "val_loss", "val_accuracy", "diverged",
-      "diverged_at_step")]
-  rest = [c for c in summary.columns if c not in front and c not in hyper]
+      "seed", *results.METRICS, "diverged", "diverged_at_step")]
+  rest = ["seed", *(m for m in results.METRICS if m in summary.columns), "diverged",
+          "diverged_at_step"]
   summary = summary[front + hyper + rest]
   return results.SweepResult(summary=summary, curves=pd.concat(curves, ignore_index=True),
                              manifest=manifest)

@@ -1,0 +1,139 @@
+"""2-D landscapes as sweep problems: by name, against run_on_landscape, starts, divergence, figures."""
+
+from __future__ import annotations
+
+import jax
+import numpy as np
+import optax
+import pandas as pd
+import pytest
+from flax import nnx
+
+import momentum_jax as mj
+from momentum_jax import plots, problems, results, sweep
+from momentum_jax.data import LANDSCAPES, get_landscape, run_on_landscape
+from momentum_jax.train import TrainConfig, build_train
+
+
+def _config(name, steps=40, log_every=1, seeds=1, **options):
+  return {
+      "problem": {"name": name, **options},
+      "optimizer": {"name": "momentum", "ema": False, "learning_rate": [1e-3, 2e-3],
+                    "beta": [0.0, 0.9]},
+      "train": {"steps": steps, "log_every": log_every},
+      "seeds": seeds,
+  }
+
+
+@pytest.mark.parametrize("name", sorted(LANDSCAPES))
+def test_every_landscape_is_a_problem_by_name(name):
+  landscape = get_landscape(name)
+  problem = problems.get_problem(name)
+  assert problem.name == name and problem.landscape is landscape
+  # The floor is the value at the global minima (closed form in the landscape).
+  assert problem.loss_floor == pytest.approx(
+      min(float(landscape.value(m)) for m in landscape.global_minima), abs=1e-6)
+  model = problem.make_model(nnx.Rngs(0))
+  np.testing.assert_array_equal(np.asarray(model.xy[...]), landscape.start.astype(np.float32))
+  assert float(problem.loss(model(None), None)) == pytest.approx(
+      float(landscape.value(landscape.start)), rel=1e-6)
+  distance = float(problem.extra_metrics(model)["distance_to_minimum"])
+  assert distance == pytest.approx(
+      np.min(np.linalg.norm(landscape.global_minima - landscape.start, axis=1)), rel=1e-5)
+
+
+def test_a_landscape_sweep_follows_run_on_landscape():
+  """Every configuration's logged path is the optimizer's own descent, step by step."""
+  steps = 40
+  result = sweep.run(_config("rosenbrock", steps=steps), quiet=True)
+  summary, curves = result.summary, result.curves
+  assert set(results.swept_hyperparameters(summary)) == {"learning_rate", "beta"}
+  landscape = get_landscape("rosenbrock")
+  for _, row in summary.iterrows():
+    path = np.asarray(run_on_landscape(
+        landscape, mj.momentum(row.learning_rate, row.beta, ema=False), steps=steps))
+    logged = curves[curves.config_id == row.config_id].sort_values("step")
+    np.testing.assert_array_equal(logged.step, np.arange(1, steps + 1))
+    np.testing.assert_allclose(logged[["x", "y"]].to_numpy(), path[1:], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose([row.start_x, row.start_y], path[0], rtol=1e-6)
+    np.testing.assert_allclose([row.final_x, row.final_y], path[-1], rtol=1e-5, atol=1e-6)
+    assert row.final_distance_to_minimum == pytest.approx(
+        np.linalg.norm(path[-1] - landscape.global_minima[0]), rel=1e-4, abs=1e-6)
+    # The loss logged at step t is the value at the point before step t's update.
+    np.testing.assert_allclose(logged.train_loss, np.asarray(landscape.value(path[:-1])),
+                               rtol=1e-4)
+  assert not summary.diverged.any()
+
+
+def test_seeds_start_around_the_start_with_a_spread():
+  spread = sweep.run(_config("saddle", steps=2, seeds=3, start_spread=0.5), quiet=True).summary
+  starts = spread[["seed", "start_x", "start_y"]]
+  # Each seed has its own start, the same for every hyperparameter setting.
+  assert starts.groupby("seed").nunique().max().max() == 1
+  per_seed = starts.drop_duplicates("seed")
+  assert len(per_seed) == 3 and per_seed[["start_x", "start_y"]].drop_duplicates().shape[0] == 3
+  assert np.all(np.abs(per_seed[["start_x", "start_y"]].to_numpy() - [1.5, 1e-3]) < 5 * 0.5)
+  fixed = sweep.run(_config("saddle", steps=2, seeds=3, start=[0.5, -0.25]), quiet=True).summary
+  np.testing.assert_array_equal(fixed.start_x, 0.5)
+  np.testing.assert_array_equal(fixed.start_y, -0.25)
+
+
+def test_negative_losses_are_not_divergence_but_blowing_up_is():
+  # Near the double well's global minimum every loss is negative (floor -0.515).
+  calm = sweep.run(_config("tilted_double_well", steps=50, log_every=10, start=[-1.0, 0.1]),
+                   quiet=True).summary
+  assert (calm.final_loss < 0).all() and not calm.diverged.any()
+  assert (calm.final_distance_to_minimum < calm.start_distance_to_minimum).all()
+  # The narrow valley's curvature is 100: lr 0.03 > 2/100 makes y grow 2x a step.
+  config = _config("narrow_valley", steps=200, log_every=10)
+  config["optimizer"]["learning_rate"] = [0.01, 0.03]
+  config["optimizer"]["beta"] = [0.0]
+  wild = sweep.run(config, quiet=True).summary.set_index("learning_rate")
+  assert not wild.loc[0.01, "diverged"]
+  assert wild.loc[0.03, "diverged"] and 0 < wild.loc[0.03, "diverged_at_step"] < 200
+
+
+def test_the_divergence_threshold_is_measured_from_the_floor():
+  """A run diverges when (loss - floor) > factor · (first loss - floor)."""
+  problem = problems.get_problem("tilted_double_well", start=[-1.0, 0.1])
+  floor, first = problem.loss_floor, float(get_landscape("tilted_double_well").value([-1.0, 0.1]))
+  assert floor < first < 0
+  # Gradient ascent, by a step that moves the point 0.1 a step: the loss climbs out of the
+  # well until it is 3x as far above the floor as at the start.
+  ascent = lambda learning_rate: optax.scale(learning_rate)
+  config = TrainConfig(steps=50, log_every=1, divergence_factor=3.0)
+  result = build_train(problem, ascent, config)({"learning_rate": np.float32(0.05)},
+                                                jax.random.key(0))
+  at = int(result.diverged_at_step)
+  losses = np.asarray(result.metrics["train_loss"])
+  assert 0 < at < 50
+  assert losses[at] - floor > 3 * (first - floor) >= losses[at - 1] - floor
+
+
+def test_a_landscape_refuses_a_batch_size_and_bad_options():
+  config = _config("plateau")
+  config["train"]["batch_size"] = 1
+  with pytest.raises(sweep.ConfigError, match=r"train.batch_size: plateau is a landscape"):
+    sweep.run(config, quiet=True)
+  with pytest.raises(sweep.ConfigError, match=r"problem: start must be two finite numbers"):
+    sweep.run(_config("plateau", start=[1.0, 2.0, 3.0]), quiet=True)
+  with pytest.raises(sweep.ConfigError, match=r"problem: start_spread must be a finite number"):
+    sweep.run(_config("plateau", start_spread=-1.0), quiet=True)
+  with pytest.raises(sweep.ConfigError, match=r"problem"):
+    sweep.run(_config("plateau", hidden=[3]), quiet=True)
+
+
+def test_landscape_results_round_trip_and_draw_the_paths(tmp_path):
+  result = sweep.run(_config("tilted_double_well", steps=60, log_every=10, seeds=2,
+                             start_spread=0.2), tmp_path / "run", quiet=True)
+  loaded = results.load_results(tmp_path / "run")
+  pd.testing.assert_frame_equal(loaded.summary, result.summary)
+  pd.testing.assert_frame_equal(loaded.curves, result.curves)
+  assert {"x", "y", "distance_to_minimum"} <= set(loaded.curves.columns)
+  assert (tmp_path / "run" / "paths.png").is_file()
+  # Seeds pool into means of the landscape's metrics too.
+  pooled = results.aggregate_over_seeds(result.summary)
+  assert "final_distance_to_minimum_mean" in pooled.columns and len(pooled) == 4
+  with pytest.raises(ValueError, match="curves must be a column"):
+    plots.plot_landscape_paths(result.curves.drop(columns=["x"]), result.summary,
+                               get_landscape("tilted_double_well"))
