@@ -402,7 +402,8 @@ def write_figures(result_or_dir: SweepResult | str | os.PathLike,
     fig = plot_heatmap(own, "learning_rate", y, value, optimizer)
     written.append(save_figure(fig, out_dir / f"heatmap_{_file_stem(optimizer)}.png"))
 
-  if results.best_configs(summary, n=1).empty:
+  all_diverged = results.best_configs(summary, n=1).empty
+  if all_diverged:
     logger.info("no best_curves.png: every run diverged")
   else:
     written.append(save_figure(plot_best_curves(result.curves, summary), out_dir / "best_curves.png"))
@@ -416,8 +417,7 @@ def write_figures(result_or_dir: SweepResult | str | os.PathLike,
     written.append(save_figure(fig, out_dir / f"best_vs_{_file_stem(name)}.png"))
 
   landscape = LANDSCAPES.get(result.manifest.get("problem"))
-  if landscape is not None and "x" in result.curves.columns and not results.best_configs(
-      summary, n=1).empty:
+  if landscape is not None and "x" in result.curves.columns and not all_diverged:
     fig = plot_landscape_paths(result.curves, summary, landscape)
     written.append(save_figure(fig, out_dir / "paths.png"))
   return written

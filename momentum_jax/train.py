@@ -118,6 +118,23 @@ class TrainConfig:
     return np.arange(1, self.num_logs + 1) * self.log_every
 
 
+def batch_size_error(problem: Problem, batch_size: int | None) -> str | None:
+  """What is wrong with ``batch_size`` for ``problem`` (to follow "batch_size "), or None.
+
+  A landscape has no examples, so no batch size; a data problem's batch
+  holds at most its training set.
+  """
+  if batch_size is None:
+    return None
+  if problem.landscape is not None:
+    return (f"must be left out for {problem.name}, a landscape: it has no examples to "
+            f"batch (the full gradient at every step), got {batch_size}")
+  if batch_size > problem.data.num_train:
+    return (f"must be at most the {problem.data.num_train} training examples of "
+            f"{problem.name}, got {batch_size}")
+  return None
+
+
 def steps_per_epoch(problem: Problem, batch_size: int | None) -> int:
   """Optimizer steps in one pass over the training data."""
   if batch_size is None:
@@ -215,14 +232,8 @@ def build_train(
       a landscape.
   """
   data = problem.data
-  if problem.landscape is not None and config.batch_size is not None:
-    raise ValueError(
-        f"{problem.name} is a landscape: it has no examples to batch, so leave batch_size "
-        f"unset (None: the full gradient), got {config.batch_size}")
-  if config.batch_size is not None and config.batch_size > data.num_train:
-    raise ValueError(
-        f"batch_size must be at most the {data.num_train} training examples of "
-        f"{problem.name}, got {config.batch_size}")
+  if (error := batch_size_error(problem, config.batch_size)) is not None:
+    raise ValueError(f"batch_size {error}")
   template = nnx.eval_shape(lambda: problem.make_model(nnx.Rngs(0)))  # no weights computed
   graphdef = nnx.graphdef(template)
   eval_graphdef = nnx.graphdef(_eval_mode(template))

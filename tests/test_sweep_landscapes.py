@@ -113,8 +113,10 @@ def test_the_divergence_threshold_is_measured_from_the_floor():
 def test_a_landscape_refuses_a_batch_size_and_bad_options():
   config = _config("plateau")
   config["train"]["batch_size"] = 1
-  with pytest.raises(sweep.ConfigError, match=r"train.batch_size: plateau is a landscape"):
+  with pytest.raises(sweep.ConfigError, match=r"train.batch_size: must be left out for plateau, a landscape"):
     sweep.run(config, quiet=True)
+  with pytest.raises(ValueError, match=r"batch_size must be left out for plateau, a landscape"):
+    build_train(problems.get_problem("plateau"), mj.sgd, TrainConfig(steps=2, batch_size=1, log_every=1))
   with pytest.raises(sweep.ConfigError, match=r"problem: start must be two finite numbers"):
     sweep.run(_config("plateau", start=[1.0, 2.0, 3.0]), quiet=True)
   with pytest.raises(sweep.ConfigError, match=r"problem: start_spread must be a finite number"):

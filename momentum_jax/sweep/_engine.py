@@ -56,7 +56,8 @@ from momentum_jax.sweep import _checkpoint
 from momentum_jax.sweep._config import (
     OPTIMIZERS, SCHEDULE_PREFIX, SCHEDULES, ConfigError, OptimizerSpec, SweepConfig, load_config)
 from momentum_jax.sweep._grid import product
-from momentum_jax.train import TrainConfig, build_train, compiler_options, steps_per_epoch
+from momentum_jax.train import (
+    TrainConfig, batch_size_error, build_train, compiler_options, steps_per_epoch)
 
 MAX_CHUNK_PER_DEVICE = 256
 # On a CPU a batched training step should do about this many FLOPs per core,
@@ -589,14 +590,8 @@ def run(
     problem = problems.get_problem(config.problem, **config.problem_options)
   except (TypeError, ValueError, FileNotFoundError) as error:  # FileNotFoundError: CIFAR-10
     raise ConfigError("problem", str(error)) from None
-  if problem.landscape is not None and config.train.batch_size is not None:
-    raise ConfigError("train.batch_size",
-                      f"{problem.name} is a landscape: it has no examples to batch; leave "
-                      f"batch_size out (the full gradient), got {config.train.batch_size}")
-  if config.train.batch_size is not None and config.train.batch_size > problem.data.num_train:
-    raise ConfigError("train.batch_size",
-                      f"must be at most the {problem.data.num_train} training examples of "
-                      f"{problem.name}, got {config.train.batch_size}")
+  if (error := batch_size_error(problem, config.train.batch_size)) is not None:
+    raise ConfigError("train.batch_size", error)
 
   devices = jax.devices()
   num_devices = len(devices)
@@ -773,7 +768,6 @@ def _tables(groups: list[_Group], train: TrainConfig, manifest: dict) -> results
               if name not in _TRAIN_METRICS and not name.startswith("start_")]
     for name in extras:
       row[f"start_{name}"] = metrics[f"start_{name}"].astype(np.float64)
-    for name in extras:
       row[f"final_{name}"] = metrics[name][:, -1].astype(np.float64)
     row["diverged"] = diverged_at >= 0
     row["diverged_at_step"] = pd.array(np.where(diverged_at >= 0, diverged_at, 0), dtype="Int64")
