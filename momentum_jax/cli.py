@@ -123,7 +123,7 @@ def _sweep(args) -> None:
         f"{', '.join(result.manifest['devices'])}")
   best = results.best_configs(result.summary, n=args.top)
   columns = ["optimizer", *results.swept_hyperparameters(result.summary), "seed",
-             *(m for m in results.METRICS if m in best.columns and not m.startswith("start_")),
+             *(m for m in results.metric_columns(best) if not m.startswith("start_")),
              "diverged"]
   print(f"best {len(best)} configurations:")
   print(best[[c for c in dict.fromkeys(columns) if c in best.columns]].to_string(

@@ -46,7 +46,7 @@ def _check_column(summary: pd.DataFrame, name: str, argument: str) -> None:
 
 
 def _check_metric(summary: pd.DataFrame, value: str) -> None:
-  present = [metric for metric in results.METRICS if metric in summary.columns]
+  present = results.metric_columns(summary)
   if value not in present:
     raise ValueError(f"value must be one of the summary's metrics {present}, got {value!r}")
 
@@ -290,20 +290,20 @@ def plot_landscape_paths(curves: pd.DataFrame, summary: pd.DataFrame, landscape,
   """The paths of the ``n`` best runs of a landscape sweep, on the landscape's contours.
 
   A path runs from the start (``start_x``, ``start_y`` in the summary; a
-  circle) through the point as logged (``x`` and ``y`` in the curves, every
+  circle) through the point as logged (``val_x`` and ``val_y`` in the curves, every
   ``log_every`` steps: log every step for the whole path) to its end (a
   dot). Global minima are gold stars, local minima red circles.
 
   Args:
-    curves: The sweep's curves table, with ``x`` and ``y``.
+    curves: The sweep's curves table, with ``val_x`` and ``val_y``.
     summary: The sweep's summary table.
     landscape: The :class:`momentum_jax.data.Landscape` swept.
     n: How many runs to show, > 0.
 
   Raises:
-    ValueError: If the curves have no ``x``/``y`` or every run diverged.
+    ValueError: If the curves have no ``val_x``/``val_y`` or every run diverged.
   """
-  for column in ("x", "y"):
+  for column in ("val_x", "val_y"):
     _check_column(curves, column, "curves")
   best = results.best_configs(summary, n=n)
   if best.empty:
@@ -316,8 +316,8 @@ def plot_landscape_paths(curves: pd.DataFrame, summary: pd.DataFrame, landscape,
   ax.contour(xs, ys, values, levels=30, cmap="Greys", linewidths=0.6)
   for _, row in best.iterrows():
     path = curves[curves["config_id"] == row["config_id"]].sort_values("step")
-    xs_ = np.concatenate([[row.get("start_x", np.nan)], path["x"]])
-    ys_ = np.concatenate([[row.get("start_y", np.nan)], path["y"]])
+    xs_ = np.concatenate([[row.get("start_x", np.nan)], path["val_x"]])
+    ys_ = np.concatenate([[row.get("start_y", np.nan)], path["val_y"]])
     (line,) = ax.plot(xs_, ys_, linewidth=1, label=_legend_label(row, summary))
     ax.plot(xs_[0], ys_[0], marker="o", markerfacecolor="none", color=line.get_color())
     ax.plot(xs_[-1], ys_[-1], marker=".", color=line.get_color())
@@ -417,7 +417,7 @@ def write_figures(result_or_dir: SweepResult | str | os.PathLike,
     written.append(save_figure(fig, out_dir / f"best_vs_{_file_stem(name)}.png"))
 
   landscape = LANDSCAPES.get(result.manifest.get("problem"))
-  if landscape is not None and "x" in result.curves.columns and not all_diverged:
+  if landscape is not None and "val_x" in result.curves.columns and not all_diverged:
     fig = plot_landscape_paths(result.curves, summary, landscape)
     written.append(save_figure(fig, out_dir / "paths.png"))
   return written

@@ -1,12 +1,16 @@
-"""Problems: a model, its data, its loss and its metrics, chosen by name.
+"""Problems: a model, its data, its loss and its metrics.
 
 A :class:`Problem` is everything :mod:`momentum_jax.train` needs besides the
-optimizer: data as device arrays, a function that builds the Flax model from
-``nnx.Rngs``, and the loss. Regression problems use the mean squared error;
-classification problems the softmax cross-entropy, and report accuracy.
-A 2-D landscape (:func:`landscape`, or its name: ``saddle``, ``rosenbrock``,
-...) is a problem too: its model is a point of the plane, its loss the
-landscape's value there, and it logs where the point is.
+optimizer: the data (a :class:`~momentum_jax.data.Dataset` on the device or a
+:class:`~momentum_jax.data.Stream` from the host), a function that builds the
+Flax model from ``nnx.Rngs``, the loss and any extra validation metrics. It
+is open: a user's own model, loss and data are problems like the built-in
+ones, which are plain instances of it (chosen by name in a sweep). Regression
+problems use the mean squared error; classification problems the softmax
+cross-entropy, and report accuracy. A 2-D landscape (:func:`landscape`, or
+its name: ``saddle``, ``rosenbrock``, ...) is a problem too: its model is a
+point of the plane, its loss the landscape's value there, and its metrics
+say where the point is.
 """
 
 from __future__ import annotations
@@ -24,61 +28,140 @@ from flax import nnx
 from momentum_jax import data as data_lib
 from momentum_jax import models
 
+Loss = Callable[[nnx.Module, jax.Array, jax.Array], jax.Array]
+Metrics = Callable[[nnx.Module, jax.Array, jax.Array], dict[str, jax.Array]]
+
+
+def cross_entropy(model: nnx.Module, x: jax.Array, y: jax.Array) -> jax.Array:
+  """Mean softmax cross-entropy of the model's logits against integer labels."""
+  return optax.softmax_cross_entropy_with_integer_labels(model(x), y).mean()
+
+
+def mean_squared_error(model: nnx.Module, x: jax.Array, y: jax.Array) -> jax.Array:
+  """Mean squared error of the model's outputs against the targets."""
+  return jnp.mean((model(x) - y) ** 2)
+
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class Problem:
-  """A model to train on a dataset.
+  """A model to train on data, with its loss and metrics.
 
   Attributes:
     name: Short name, used in results tables.
-    data: The :class:`~momentum_jax.data.Dataset` (for a landscape, one
-      placeholder example: it has no data).
-    make_model: Builds the (training-mode) Flax model from ``nnx.Rngs``.
+    data: A :class:`~momentum_jax.data.Dataset` (arrays on the device) or a
+      :class:`~momentum_jax.data.Stream` (batches from the host).
+    make_model: Builds the Flax model, in training mode, from ``nnx.Rngs``.
+    loss: ``loss(model, x, y) -> scalar``, the mean loss over a batch. In
+      training the model is in training mode (BatchNorm statistics update);
+      in validation in evaluation mode (running statistics). Default:
+      :func:`cross_entropy` when the data has ``num_classes``, else
+      :func:`mean_squared_error`.
+    metrics: ``metrics(model, x, y) -> {name: scalar}``, extra validation
+      metrics as batch means, logged as ``val_<name>`` beside ``val_loss``
+      (the loss on the validation split) and, for classification,
+      ``val_accuracy``; ``None`` for none.
     loss_floor: A lower bound of the loss: 0 for the data losses, the
       minimum value for a landscape. Divergence is measured from it (see
       :class:`momentum_jax.train.TrainConfig`).
-    landscape: The :class:`~momentum_jax.data.Landscape` of a landscape
-      problem, else ``None``.
+
+  Example:
+    >>> import numpy as np
+    >>> from flax import nnx
+    >>> from momentum_jax import data, problems
+    >>> toy = data.Dataset("toy", np.ones((8, 3)), np.zeros(8), np.ones((4, 3)), np.zeros(4))
+    >>> problem = problems.Problem("toy", toy, lambda rngs: nnx.Linear(3, 1, rngs=rngs))
+    >>> problem.loss is problems.mean_squared_error
+    True
   """
 
   name: str
-  data: data_lib.Dataset
+  data: data_lib.Dataset | data_lib.Stream
   make_model: Callable[[nnx.Rngs], nnx.Module]
+  _: dataclasses.KW_ONLY
+  loss: Loss | None = None
+  metrics: Metrics | None = None
   loss_floor: float = 0.0
-  landscape: data_lib.Landscape | None = None
+
+  def __post_init__(self):
+    if not isinstance(self.data, (data_lib.Dataset, data_lib.Stream)):
+      raise ValueError(f"problem {self.name!r}: data must be a momentum_jax.data.Dataset or "
+                       f"Stream, got {type(self.data).__name__}")
+    for field in ("make_model", "loss", "metrics"):
+      value = getattr(self, field)
+      if value is not None and not callable(value):
+        raise ValueError(f"problem {self.name!r}: {field} must be a function, got {value!r}")
+    if self.loss is None:
+      default = cross_entropy if self.is_classification else mean_squared_error
+      object.__setattr__(self, "loss", default)
 
   @property
   def is_classification(self) -> bool:
     return self.data.num_classes is not None
 
-  def loss(self, outputs: jax.Array, targets: jax.Array) -> jax.Array:
-    """Mean loss over a batch: cross-entropy on logits, or squared error.
+  @property
+  def is_stream(self) -> bool:
+    return isinstance(self.data, data_lib.Stream)
 
-    For a landscape the model's output is the landscape's value, which is
-    the loss (``targets`` is ignored).
+  def metric_names(self) -> tuple[str, ...]:
+    """The names the problem's ``metrics`` return (checked: a dict of scalars).
+
+    Raises:
+      ValueError: if ``loss`` returns no scalar or fails on the model, or
+        ``metrics`` returns no dict of scalars; the message starts with the
+        field's name.
     """
-    if self.landscape is not None:
-      return outputs
-    if self.is_classification:
-      return optax.softmax_cross_entropy_with_integer_labels(outputs, targets).mean()
-    return jnp.mean((outputs - targets) ** 2)
+    return tuple(self._check_functions())
 
-  def extra_metrics(self, model: nnx.Module) -> dict[str, jax.Array]:
-    """Metrics of the model itself, logged with the losses; ``{}`` but for a landscape.
-
-    A landscape logs its point, ``x`` and ``y``, and
-    ``distance_to_minimum``: the Euclidean distance to the nearest global
-    minimum (a point that stopped in a local minimum stays far from it).
-    """
-    if self.landscape is None:
+  def _check_functions(self) -> dict[str, Any]:
+    x, y = _example_batch(self.data)
+    # Traced, not run: the model is built from abstract weights inside.
+    model = lambda: self.make_model(nnx.Rngs(0))
+    try:
+      loss = jax.eval_shape(lambda x, y: self.loss(model(), x, y), x, y)
+    except Exception as error:  # the user's code: any error is theirs to read
+      raise ValueError(f"loss: {_name(self.loss)} failed on the model's output for a batch "
+                       f"of x {x.shape} {x.dtype}, y {y.shape} {y.dtype}: "
+                       f"{type(error).__name__}: {error}") from None
+    if not (isinstance(loss, jax.ShapeDtypeStruct) and loss.shape == ()
+            and jnp.issubdtype(loss.dtype, jnp.floating)):
+      raise ValueError(f"loss: {_name(self.loss)} must return a float scalar (the batch's "
+                       f"mean loss), got {_describe(loss)}")
+    if self.metrics is None:
       return {}
-    xy = model.xy[...]
-    minima = jnp.asarray(self.landscape.global_minima, jnp.float32)
-    distance = jnp.min(jnp.linalg.norm(minima - xy, axis=-1))
-    return {"x": xy[0], "y": xy[1], "distance_to_minimum": distance}
+    if self.data.x_val is None:
+      raise ValueError("metrics: they are evaluated on the validation split, and the data "
+                       "has none (give x_val and y_val)")
+    try:
+      metrics = jax.eval_shape(lambda x, y: self.metrics(model(), x, y), x, y)
+    except Exception as error:
+      raise ValueError(f"metrics: {_name(self.metrics)} failed on a batch: "
+                       f"{type(error).__name__}: {error}") from None
+    if not isinstance(metrics, dict) or not all(
+        isinstance(k, str) and isinstance(v, jax.ShapeDtypeStruct) and v.shape == ()
+        for k, v in metrics.items()):
+      raise ValueError(f"metrics: {_name(self.metrics)} must return a dict of name -> "
+                       f"scalar, got {_describe(metrics)}")
+    return metrics
 
-  def accuracy(self, outputs: jax.Array, targets: jax.Array) -> jax.Array:
-    return jnp.mean(jnp.argmax(outputs, axis=-1) == targets)
+
+def _example_batch(data) -> tuple[jax.ShapeDtypeStruct, jax.ShapeDtypeStruct]:
+  if isinstance(data, data_lib.Stream):
+    x, y = data.example
+  else:
+    x, y = data.x_train[:2], data.y_train[:2]
+  return jax.ShapeDtypeStruct(x.shape, x.dtype), jax.ShapeDtypeStruct(y.shape, y.dtype)
+
+
+def _name(function: Callable) -> str:
+  return getattr(function, "__qualname__", None) or repr(function)
+
+
+def _describe(value: Any) -> str:
+  if isinstance(value, jax.ShapeDtypeStruct):
+    return f"an array of shape {value.shape} and dtype {value.dtype}"
+  if isinstance(value, dict):
+    return "{" + ", ".join(f"{k!r}: {_describe(v)}" for k, v in value.items()) + "}"
+  return type(value).__name__
 
 
 def linear_regression(dataset: str = "normal", seed: int = 0) -> Problem:
@@ -158,9 +241,10 @@ def landscape(name: str, start=None, start_spread: float = 0.0) -> Problem:
 
   The model is a :class:`~momentum_jax.models.LandscapePoint` at ``start``; the
   loss is the landscape's value at the point, full gradient at every step
-  (a landscape has no data, so no batch size). Besides the loss, a run logs
+  (a landscape has no data: one placeholder example in each split). Besides the loss, a run logs
   the point and its distance to the nearest global minimum
-  (:meth:`Problem.extra_metrics`). In a sweep every landscape is also a
+  (its metrics ``x``, ``y`` and ``distance_to_minimum``, logged as ``val_x``,
+  …). In a sweep every landscape is also a
   problem by its own name: ``problem: {name: saddle, start: [1.5, 0.01]}``.
 
   Args:
@@ -198,8 +282,28 @@ def landscape(name: str, start=None, start_spread: float = 0.0) -> Problem:
   _check_model(make_model)
   floor = float(np.min(np.asarray(jax.jit(jax.vmap(land.fn))(
       jnp.asarray(land.global_minima, jnp.float32)))))
-  placeholder = data_lib.Dataset(land.name, np.zeros((1, 2), np.float32), np.zeros(1, np.float32))
-  return Problem(land.name, placeholder, make_model, loss_floor=floor, landscape=land)
+  minima = jnp.asarray(land.global_minima, jnp.float32)
+
+  def value(model, x, y):
+    del x, y  # a landscape has no data: its value at the point is the loss
+    return model()
+
+  def where(model, x, y):
+    """The point, and its Euclidean distance to the nearest global minimum.
+
+    (A point that stopped in a local minimum stays far from it.)
+    """
+    del x, y
+    xy = model.xy[...]
+    return {"x": xy[0], "y": xy[1],
+            "distance_to_minimum": jnp.min(jnp.linalg.norm(minima - xy, axis=-1))}
+
+  # One placeholder example in each split: the value is evaluated (val_loss)
+  # and the point logged (val_x, …) like any problem's validation metrics.
+  zero_x, zero_y = np.zeros((1, 2), np.float32), np.zeros(1, np.float32)
+  placeholder = data_lib.Dataset(land.name, zero_x, zero_y, zero_x, zero_y)
+  return Problem(land.name, placeholder, make_model, loss=value, metrics=where,
+                 loss_floor=floor)
 
 
 def _landscape_by_name(name: str) -> Callable[..., Problem]:

@@ -5,15 +5,17 @@ A sweep over K configurations returns a :class:`SweepResult`:
 - ``summary``: one row per configuration: ``config_id``, ``optimizer``, one
   float column per hyperparameter (NaN where the optimizer lacks it), ``seed``,
   ``final_loss``, ``best_loss``, ``val_loss`` and ``val_accuracy`` where the
-  problem has them, ``diverged`` and ``diverged_at_step`` (nullable ``Int64``);
-  for a 2-D landscape also ``final_distance_to_minimum`` (to the nearest
-  global minimum), ``final_x`` and ``final_y``, where the point ended, and
-  the same at the start (``start_…``: with a ``start_spread`` each seed
-  starts elsewhere).
+  problem has them, ``val_<name>`` for each of the problem's own metrics (its
+  last logged value) and ``start_<name>`` (its value for the initial model),
+  ``diverged`` and ``diverged_at_step`` (nullable ``Int64``). For a 2-D
+  landscape the metrics are ``x``, ``y`` and ``distance_to_minimum`` (to the
+  nearest global minimum): ``val_x``, … where the point ended, ``start_x``, …
+  where it started (with a ``start_spread`` each seed starts elsewhere).
 - ``curves``: one row per configuration and logged step: ``config_id``,
   ``optimizer``, ``step``, ``train_loss``, ``grad_norm`` and the validation
-  metrics where the problem has them (for a landscape ``x``, ``y`` and
-  ``distance_to_minimum``: the path); with ``train: {grad_norms: true}`` also
+  metrics where the problem has them (``val_loss``, ``val_accuracy``,
+  ``val_<name>``: for a landscape ``val_x``, ``val_y`` and
+  ``val_distance_to_minimum``, the path); with ``train: {grad_norms: true}`` also
   one ``grad_norm/<layer path>`` column per kernel and bias (e.g.
   ``grad_norm/layers/0/kernel``).
 - ``manifest``: what is needed to trust and repeat the sweep: the resolved
@@ -45,15 +47,26 @@ SUMMARY_FILE = "summary.csv"
 CURVES_FILE = "curves.parquet"
 MANIFEST_FILE = "manifest.json"
 
-# Per-configuration outcomes, in the order tables show them (after val_accuracy: a landscape's).
-METRICS = ("final_loss", "best_loss", "val_loss", "val_accuracy", "final_distance_to_minimum",
-           "final_x", "final_y", "start_distance_to_minimum", "start_x", "start_y")
+# Per-configuration outcomes every sweep may log, in the order tables show
+# them; a problem's own metrics follow (see metric_columns).
+METRICS = ("final_loss", "best_loss", "val_loss", "val_accuracy")
 _SUMMARY_REQUIRED = ("config_id", "optimizer", "seed", "final_loss", "best_loss",
                      "diverged", "diverged_at_step")
 _CURVES_REQUIRED = ("config_id", "optimizer", "step", "train_loss", "grad_norm")
-# Every other summary column is a hyperparameter.
+# Every other summary column that is no metric is a hyperparameter.
 _NOT_HYPERPARAMETERS = frozenset(
     ("config_id", "optimizer", "seed", "diverged", "diverged_at_step", *METRICS))
+
+
+def is_metric(column: str) -> bool:
+  """Whether a summary column is an outcome: one of :data:`METRICS`, ``val_…`` or ``start_…``."""
+  return column in METRICS or column.startswith(("val_", "start_"))
+
+
+def metric_columns(frame: pd.DataFrame) -> list[str]:
+  """The metric columns of a summary, in table order: :data:`METRICS`, then the problem's own."""
+  fixed = [m for m in METRICS if m in frame.columns]
+  return fixed + [c for c in frame.columns if is_metric(c) and c not in METRICS]
 
 
 @dataclasses.dataclass
@@ -243,13 +256,88 @@ def load_results(out_dir: str | os.PathLike) -> SweepResult:
 # --------------------------------------------------------------------------- tables
 
 
+@dataclasses.dataclass
+class GroupOutcome:
+  """What the engine trained for one optimizer group, as host arrays, in configuration order.
+
+  Attributes:
+    label: The group's label (the ``optimizer`` column).
+    values: Hyperparameter name -> its value per configuration, shape ``[k]``.
+    seeds: Shape ``[k]``.
+    metrics: Logged metric -> shape ``[k, logs]`` (``grad_norms``: a nested
+      dict of them), and the problem's metrics of the initial model,
+      ``start_<name>`` -> shape ``[k]``.
+    diverged_at_step: Shape ``[k]``, -1 for a run that did not diverge.
+  """
+
+  label: str
+  values: dict[str, np.ndarray]
+  seeds: np.ndarray
+  metrics: dict[str, Any]
+  diverged_at_step: np.ndarray
+
+
+def _flat_paths(tree: Any, prefix: str = "") -> dict[str, np.ndarray]:
+  if not isinstance(tree, dict):
+    return {prefix: tree}
+  flat = {}
+  for key, value in tree.items():
+    flat.update(_flat_paths(value, f"{prefix}/{key}" if prefix else str(key)))
+  return flat
+
+
+def tables(groups: list[GroupOutcome], logged_steps: np.ndarray, manifest: dict
+           ) -> SweepResult:
+  """The summary and curves of a sweep's groups (see the module docstring for the columns)."""
+  summaries, curves = [], []
+  next_id = 0
+  for group in groups:
+    k = len(group.seeds)
+    ids = np.arange(next_id, next_id + k)
+    next_id += k
+    metrics, diverged_at = group.metrics, group.diverged_at_step
+    losses = metrics["train_loss"]
+    row = {"config_id": ids, "optimizer": group.label, **group.values, "seed": group.seeds,
+           "final_loss": losses[:, -1].astype(np.float64)}
+    with np.errstate(invalid="ignore"):
+      row["best_loss"] = np.where(
+          np.all(np.isnan(losses), axis=1), np.nan,
+          np.nanmin(np.where(np.isnan(losses), np.inf, losses), axis=1)).astype(np.float64)
+    logged = [name for name in metrics if name.startswith("val_")]
+    row.update({name: metrics[name][:, -1].astype(np.float64) for name in logged})
+    row.update({name: value.astype(np.float64) for name, value in metrics.items()
+                if name.startswith("start_")})
+    row["diverged"] = diverged_at >= 0
+    row["diverged_at_step"] = pd.array(np.where(diverged_at >= 0, diverged_at, 0), dtype="Int64")
+    summary = pd.DataFrame(row)
+    summary.loc[~summary["diverged"], "diverged_at_step"] = pd.NA
+    summaries.append(summary)
+    curve = {"config_id": np.repeat(ids, len(logged_steps)), "optimizer": group.label,
+             "step": np.tile(logged_steps, k)}
+    for name in ("train_loss", "grad_norm", *logged):
+      curve[name] = metrics[name].reshape(-1).astype(np.float64)
+    if "grad_norms" in metrics:  # train.grad_norms: a column per kernel and bias
+      for path, norms in _flat_paths(metrics["grad_norms"]).items():
+        curve[f"grad_norm/{path}"] = np.asarray(norms).reshape(-1).astype(np.float64)
+    curves.append(pd.DataFrame(curve))
+  summary = pd.concat(summaries, ignore_index=True)
+  front = ["config_id", "optimizer"]
+  hyper = [c for c in summary.columns if c not in front and c not in (
+      "seed", "diverged", "diverged_at_step") and not is_metric(c)]
+  rest = ["seed", *metric_columns(summary), "diverged", "diverged_at_step"]
+  return SweepResult(summary=summary[front + hyper + rest],
+                     curves=pd.concat(curves, ignore_index=True), manifest=manifest)
+
+
+
 def hyperparameter_columns(summary: pd.DataFrame) -> list[str]:
   """The summary's hyperparameter columns, in table order.
 
   Every column that is not ``config_id``, ``optimizer``, ``seed``, a metric or
   a divergence flag is a hyperparameter.
   """
-  return [column for column in summary.columns if column not in _NOT_HYPERPARAMETERS]
+  return [column for column in summary.columns
+          if column not in _NOT_HYPERPARAMETERS and not is_metric(column)]
 
 
 def swept_hyperparameters(summary: pd.DataFrame) -> list[str]:
@@ -323,7 +411,7 @@ def aggregate_over_seeds(summary: pd.DataFrame) -> pd.DataFrame:
     hyperparameters (an optimizer without that hyperparameter) form groups too.
   """
   keys = ["optimizer", *hyperparameter_columns(summary)]
-  metrics = [metric for metric in METRICS if metric in summary.columns]
+  metrics = metric_columns(summary)
   diverged = summary["diverged"].astype(bool)
   values = summary[metrics].astype("float64")
   values.loc[diverged.to_numpy(), :] = np.nan
@@ -423,7 +511,7 @@ def format_report(result: SweepResult, n: int = 5) -> str:
   metric = ranking_metric(summary)
   best = best_configs(summary, n=n)
   used = [column for column in hyperparameter_columns(summary) if best[column].notna().any()]
-  metrics = [m for m in METRICS if m in summary.columns]
+  metrics = metric_columns(summary)
   header = ["rank", "config_id", "optimizer", *used, "seed", *metrics]
   rows = [[rank, *(row[column] for column in header[1:])]
           for rank, (_, row) in enumerate(best.iterrows(), start=1)]

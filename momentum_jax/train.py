@@ -1,20 +1,23 @@
-"""The training run: a whole training as one ``jax.lax.scan`` inside ``jax.jit``.
+"""The training run, as small pure functions that ``jax.vmap`` batches.
 
-The story, top to bottom: :func:`build_train` closes over a problem, an
-optimizer factory and a :class:`TrainConfig`, and returns a pure function
-``train(hyperparameters, key) -> TrainResult``. That function builds the model
-from ``key``, builds the optimizer from ``hyperparameters`` (numbers, arrays or
-tracers), and scans over the steps: minibatches are drawn on device, each
-step is one optimizer update, and every ``log_every`` steps the metrics are
-recorded. Because it works on the split Flax state (``graphdef, params,
-rest``) and takes everything that varies as arrays, ``jax.vmap`` over a batch
-of hyperparameters and keys is plain ``jax.vmap``::
+The story, top to bottom: a :class:`TrainState` (parameters, model state,
+optimizer state, divergence flags) is made by :func:`init_state`; each
+:func:`train_step` draws a minibatch (:func:`draw_batch`, on the device, or
+takes one streamed from the host), applies one optimizer update and freezes
+a run that :func:`diverged`; every ``log_every`` steps :func:`evaluate`
+measures it. :func:`train_segment` scans a few log intervals of steps: the
+sweep engine compiles it once and calls it again and again on the same
+(donated) state, and :func:`build_train` composes a whole training as one
+segment, a pure function ``train(hyperparameters, key) -> TrainResult``::
 
   train = build_train(problem, mj.momentum, TrainConfig(steps=500, batch_size=64))
   result = jax.jit(jax.vmap(train))(
       {"learning_rate": lrs, "beta": betas}, jax.random.split(key, len(lrs)))
 
-Nothing here depends on the device: the same code runs on CPU, GPU and TPU.
+Everything that varies (hyperparameters, keys, the first step) is an array,
+and the model is handled as its split Flax state (``graphdef, params,
+rest``), so ``jax.vmap`` over configurations is plain ``jax.vmap``. Nothing
+here depends on the device: the same code runs on CPU, GPU and TPU.
 """
 
 from __future__ import annotations
@@ -121,14 +124,14 @@ class TrainConfig:
 def batch_size_error(problem: Problem, batch_size: int | None) -> str | None:
   """What is wrong with ``batch_size`` for ``problem`` (to follow "batch_size "), or None.
 
-  A landscape has no examples, so no batch size; a data problem's batch
-  holds at most its training set.
+  A stream brings its own batches; an on-device batch holds at most the
+  training set.
   """
   if batch_size is None:
     return None
-  if problem.landscape is not None:
-    return (f"must be left out for {problem.name}, a landscape: it has no examples to "
-            f"batch (the full gradient at every step), got {batch_size}")
+  if problem.is_stream:
+    return (f"must be left out for {problem.name}: its data is a Stream, whose batches have "
+            f"batch_size={problem.data.batch_size} rows; got {batch_size}")
   if batch_size > problem.data.num_train:
     return (f"must be at most the {problem.data.num_train} training examples of "
             f"{problem.name}, got {batch_size}")
@@ -136,17 +139,40 @@ def batch_size_error(problem: Problem, batch_size: int | None) -> str | None:
 
 
 def steps_per_epoch(problem: Problem, batch_size: int | None) -> int:
-  """Optimizer steps in one pass over the training data."""
+  """Optimizer steps in one pass over the training data (a stream's own count)."""
+  if problem.is_stream:
+    return problem.data.steps_per_epoch
   if batch_size is None:
     return 1
   return problem.data.num_train // batch_size
 
 
-class TrainResult(NamedTuple):
-  """What a training run returns.
+class TrainState(NamedTuple):
+  """What a training run carries from step to step, and the engine from segment to segment.
 
   Attributes:
-    metrics: Arrays with one entry per log step (see :func:`build_train`).
+    params: The model's parameters (``nnx.State``).
+    rest: Its other state (BatchNorm statistics, …).
+    opt_state: The optimizer's state.
+    first_loss: The first step's training loss (divergence is measured from it).
+    diverged_at: The number of updates taken when the run diverged, or -1.
+    start: The problem's metrics of the initial model (``{name: scalar}``).
+  """
+
+  params: Any
+  rest: Any
+  opt_state: Any
+  first_loss: jax.Array
+  diverged_at: jax.Array
+  start: dict[str, jax.Array]
+
+
+class TrainResult(NamedTuple):
+  """What a whole training run returns.
+
+  Attributes:
+    metrics: Arrays with one entry per log step (see :func:`train_segment`),
+      and the problem's metrics of the initial model as ``start_<name>``.
     params: The final parameters (``nnx.State``).
     rest: The final non-parameter state (BatchNorm statistics, …).
     diverged_at_step: The number of updates taken when the loss first became
@@ -157,6 +183,45 @@ class TrainResult(NamedTuple):
   params: Any
   rest: Any
   diverged_at_step: jax.Array
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Setup:
+  """What the step functions share: the problem, the config and the model's structure.
+
+  Build it with :func:`setup`; it holds no array that varies by configuration.
+  """
+
+  problem: Problem
+  config: TrainConfig
+  make_optimizer: OptimizerFactory
+  graphdef: Any
+  eval_graphdef: Any
+  per_epoch: int
+
+  def optimizer(self, hyperparameters: Mapping[str, Any]) -> optax.GradientTransformation:
+    """The run's optimizer, prefixed with :func:`momentum_jax.record_grad_norms` (for logging)."""
+    return optax.chain(optim.record_grad_norms(), self.make_optimizer(**hyperparameters))
+
+
+def setup(problem: Problem, make_optimizer: OptimizerFactory, config: TrainConfig) -> Setup:
+  """Checks the batch size and reads the model's structure (no weights computed).
+
+  Raises:
+    ValueError: if the batch size exceeds the training set, or is given for
+      a stream.
+  """
+  if (error := batch_size_error(problem, config.batch_size)) is not None:
+    raise ValueError(f"batch_size {error}")
+  template = nnx.eval_shape(lambda: problem.make_model(nnx.Rngs(0)))
+  return Setup(problem, config, make_optimizer, nnx.graphdef(template),
+               nnx.graphdef(_eval_mode(template)), steps_per_epoch(problem, config.batch_size))
+
+
+def run_keys(key: jax.Array) -> tuple[jax.Array, jax.Array]:
+  """``(init_key, data_key)``: one run's key split for the model and for its minibatches."""
+  init_key, data_key = jax.random.split(key)
+  return init_key, data_key
 
 
 def minibatch_indices(
@@ -192,151 +257,222 @@ def _eval_mode(model: nnx.Module) -> nnx.Module:
   return nnx.view(model, use_running_average=True) if has_batch_norm else model
 
 
+def init_state(run: Setup, hyperparameters: Mapping[str, Any], init_key: jax.Array
+               ) -> TrainState:
+  """The model built from ``init_key``, its optimizer's state, and the problem's metrics of it."""
+  _, params, rest = _split(run.problem.make_model(nnx.Rngs(init_key)))
+  opt_state = run.optimizer(hyperparameters).init(params)
+  start = _problem_metrics(run, params, rest) if run.problem.metrics is not None else {}
+  return TrainState(params, rest, opt_state, jnp.zeros([], jnp.float32), jnp.int32(-1), start)
+
+
+def first_order(run: Setup, data_key: jax.Array, first_step: jax.Array) -> jax.Array:
+  """The epoch permutation a segment starting at ``first_step`` begins with (empty if unused)."""
+  if run.problem.is_stream or run.config.batch_size is None:
+    return jnp.zeros([0], jnp.int32)
+  return epoch_order(data_key, first_step // run.per_epoch, run.problem.data.num_train)
+
+
+def draw_batch(run: Setup, data_key: jax.Array, step: jax.Array, order: jax.Array
+               ) -> tuple[jax.Array, jax.Array, jax.Array]:
+  """Step ``step``'s on-device minibatch (as :func:`minibatch_indices` draws it), and the order.
+
+  The epoch's permutation is drawn at its first step and carried through the
+  others rather than drawn again at every step: a sort of the whole training
+  set (~0.4 ms for 1437 examples on a CPU core) costs more than a small
+  model's step.
+  """
+  data = run.problem.data
+  if run.config.batch_size is None:
+    return data.x_train, data.y_train, order
+  epoch, within = jnp.divmod(step, run.per_epoch)
+  order = jax.lax.cond(within == 0, lambda: epoch_order(data_key, epoch, data.num_train),
+                       lambda: order)
+  index = _epoch_batch(order, within, run.config.batch_size)
+  return data.x_train[index], data.y_train[index], order
+
+
+def _loss(run: Setup, params, rest, x, y):
+  model = nnx.merge(run.graphdef, params, rest, copy=True)
+  loss = run.problem.loss(model, x, y)
+  _, _, new_rest = _split(model)
+  return loss, new_rest
+
+
+def diverged(loss: jax.Array, first_loss: jax.Array, floor: float, factor: float) -> jax.Array:
+  """Whether ``loss`` is non-finite or above ``factor ×`` the first loss, measured from ``floor``.
+
+  (With floor 0, as for every data loss, this is ``loss > factor · first_loss``.)
+  """
+  return ~jnp.isfinite(loss) | ((first_loss > floor) & (
+      loss - floor > factor * (first_loss - floor)))
+
+
+def train_step(run: Setup, tx: optax.GradientTransformation, state: TrainState,
+               x: jax.Array, y: jax.Array, step: jax.Array) -> tuple[TrainState, jax.Array]:
+  """One optimizer update on the batch ``(x, y)``; a diverged run stays where it was."""
+  params, rest, opt_state, first_loss, diverged_at, start = state
+  (loss, new_rest), grads = jax.value_and_grad(
+      lambda p: _loss(run, p, rest, x, y), has_aux=True)(params)
+  updates, new_opt_state = tx.update(grads, opt_state, params)
+  moved = (optax.apply_updates(params, updates), new_rest, new_opt_state)
+  first_loss = jnp.where(step == 0, loss, first_loss)
+  bad = diverged(loss, first_loss, run.problem.loss_floor, run.config.divergence_factor)
+  diverged_at = jnp.where((diverged_at < 0) & bad, step, diverged_at)
+  # A diverged run stops moving: its overflowing arithmetic can then neither
+  # slow the batch down nor spread (under vmap each run is independent anyway).
+  kept = jax.tree.map(lambda new, old: jnp.where(diverged_at >= 0, old, new), moved,
+                      (params, rest, opt_state))
+  return TrainState(*kept, first_loss, diverged_at, start), loss
+
+
+def _batched_mean(function: Callable, x: jax.Array, y: jax.Array, size: int):
+  """The mean of ``function``'s batch means over ``(x, y)`` cut in batches of at most ``size``.
+
+  Whole batches run one at a time (``lax.map``, bounding memory); a last
+  partial one after them; each weighs by its examples.
+  """
+  count = x.shape[0]
+  if count <= size:
+    return function(x, y)
+  whole, remainder = divmod(count, size)
+  cut = lambda a: a[:whole * size].reshape(whole, size, *a.shape[1:])
+  means = jax.tree.map(lambda m: jnp.mean(m, axis=0),
+                       jax.lax.map(lambda xy: function(*xy), (cut(x), cut(y))))
+  if not remainder:
+    return means
+  last = function(x[whole * size:], y[whole * size:])
+  return jax.tree.map(lambda m, r: (m * (whole * size) + r * remainder) / count, means, last)
+
+
+def _problem_metrics(run: Setup, params, rest) -> dict[str, jax.Array]:
+  data, size = run.problem.data, run.config.eval_batch_size
+  model = nnx.merge(run.eval_graphdef, params, rest, copy=True)
+  return _batched_mean(lambda x, y: run.problem.metrics(model, x, y), data.x_val, data.y_val,
+                       size)
+
+
+def evaluate(run: Setup, params, rest) -> dict[str, jax.Array]:
+  """Validation metrics, the model in evaluation mode (BatchNorm's running statistics).
+
+  ``val_loss`` (the problem's loss over the whole split), ``val_accuracy``
+  for classification, and ``val_<name>`` for each of the problem's metrics;
+  ``{}`` without a validation split.
+  """
+  problem, data = run.problem, run.problem.data
+  if data.x_val is None:
+    return {}
+  model = nnx.merge(run.eval_graphdef, params, rest, copy=True)
+
+  def batch(x, y):
+    metrics = {"val_loss": problem.loss(model, x, y)}
+    if problem.is_classification:
+      # The same forward pass as the default loss's: XLA computes it once.
+      metrics["val_accuracy"] = jnp.mean(jnp.argmax(model(x), -1) == y)
+    if problem.metrics is not None:
+      metrics.update({f"val_{k}": v for k, v in problem.metrics(model, x, y).items()})
+    return metrics
+
+  return _batched_mean(batch, data.x_val, data.y_val, run.config.eval_batch_size)
+
+
+def train_segment(
+    run: Setup,
+    hyperparameters: Mapping[str, jax.Array],
+    state: TrainState,
+    data_key: jax.Array,
+    first_step: jax.Array,
+    num_logs: int,
+    batches: tuple[jax.Array, jax.Array] | None = None,
+    on_log: Callable[[jax.Array], None] | None = None,
+) -> tuple[TrainState, dict[str, jax.Array]]:
+  """``num_logs × log_every`` steps from ``first_step``, and the metrics logged on the way.
+
+  The metrics, one entry per log step:
+
+  * ``train_loss``: the mean minibatch loss over the last ``log_every`` steps;
+  * ``grad_norm``: the global gradient norm at the log step;
+  * :func:`evaluate`'s validation metrics;
+  * ``grad_norms`` (with ``config.grad_norms``): per-leaf gradient norms as a
+    nested dict shaped like the params (``mj.named_norms`` flattens it to
+    ``{"layers/0/kernel": …}``).
+
+  ``batches``: a stream's ``(x, y)`` for these steps, stacked (leading axis
+  ``num_logs × log_every``); ``None`` draws them from the on-device data.
+  ``on_log``, when given, is called on the host (``jax.debug.callback``) after
+  each log interval with the number of steps taken so far: a progress report
+  that changes no value. Its argument does not vary with the configuration,
+  so under ``jax.vmap`` it is called once per interval for the whole batch.
+  """
+  config = run.config
+  tx = run.optimizer(hyperparameters)
+  steps = first_step + jnp.arange(num_logs * config.log_every).reshape(num_logs, -1)
+
+  def step(carry, inputs):
+    state, order = carry
+    index, *batch = inputs
+    if batches is None:
+      x, y, order = draw_batch(run, data_key, index, order)
+    else:
+      x, y = batch
+    state, loss = train_step(run, tx, state, x, y, index)
+    return (state, order), loss
+
+  def interval(carry, inputs):
+    carry, losses = jax.lax.scan(step, carry, inputs)
+    state = carry[0]
+    norms = optim.grad_norms(state.opt_state)
+    metrics = {"train_loss": jnp.mean(losses), "grad_norm": norms.global_norm}
+    if config.grad_norms:  # plain dicts: paths read layers/0/kernel (see mj.named_norms)
+      metrics["grad_norms"] = nnx.to_pure_dict(norms.leaf_norms)
+    metrics.update(evaluate(run, state.params, state.rest))
+    if on_log is not None:
+      jax.debug.callback(on_log, inputs[0][-1] + 1)
+    return carry, metrics
+
+  inputs = (steps,)
+  if batches is not None:
+    inputs += tuple(b.reshape(num_logs, config.log_every, *b.shape[1:]) for b in batches)
+  (state, _), metrics = jax.lax.scan(
+      interval, (state, first_order(run, data_key, first_step)), inputs)
+  return state, metrics
+
+
 def build_train(
     problem: Problem,
     make_optimizer: OptimizerFactory,
     config: TrainConfig,
     on_log: Callable[[jax.Array], None] | None = None,
 ) -> Callable[[Mapping[str, jax.Array], jax.Array], TrainResult]:
-  """Returns the pure function ``train(hyperparameters, key) -> TrainResult``.
+  """Returns the pure function ``train(hyperparameters, key) -> TrainResult``: a whole run.
 
   ``train`` builds the model from the first half of ``key`` and draws the
-  minibatches from the second, so one key fixes a run. ``make_optimizer`` is
+  minibatches from the second (:func:`run_keys`), so one key fixes a run,
+  then trains :func:`train_segment` over every step. ``make_optimizer`` is
   called as ``make_optimizer(**hyperparameters)`` inside the trace, e.g.
-  ``mj.momentum`` with ``{"learning_rate": ..., "beta": ...}`` (bind non-numeric
-  options with ``functools.partial``). The chain is prefixed with
-  :func:`momentum_jax.record_grad_norms` to log gradient norms.
-
-  ``TrainResult.metrics`` holds, one entry per log step (but ``start_*``):
-
-  * ``train_loss``: the mean minibatch loss over the last ``log_every`` steps;
-  * ``grad_norm``: the global gradient norm at the log step;
-  * ``val_loss`` and, for classification, ``val_accuracy`` when the data has a
-    validation split (model in evaluation mode: BatchNorm uses its running
-    statistics);
-  * ``grad_norms`` (with ``config.grad_norms``): per-leaf gradient norms as a
-    nested dict shaped like the params (``mj.named_norms`` flattens it to
-    ``{"layers/0/kernel": …}``);
-  * the problem's :meth:`~momentum_jax.problems.Problem.extra_metrics` (a
-    landscape's ``x``, ``y`` and ``distance_to_minimum``), and the same of
-    the initial model once, as scalars named ``start_<name>``.
-
-  ``on_log``, when given, is called on the host (``jax.debug.callback``)
-  after each logged segment with the number of steps taken so far: a
-  progress report that changes no value. The argument does not vary with
-  the configuration, so under ``jax.vmap`` it is called once per segment for
-  the whole batch, not once per member.
+  ``mj.momentum`` with ``{"learning_rate": ..., "beta": ...}`` (bind
+  non-numeric options with ``functools.partial``). The metrics are
+  :func:`train_segment`'s, and the problem's metrics of the initial model
+  as scalars named ``start_<name>``. A stream's batches cannot be drawn
+  inside a pure function: train on one with the sweep engine.
 
   Raises:
-    ValueError: if the batch size exceeds the training set, or is given for
-      a landscape.
+    ValueError: if the batch size exceeds the training set, or the data is
+      a stream.
   """
-  data = problem.data
-  if (error := batch_size_error(problem, config.batch_size)) is not None:
-    raise ValueError(f"batch_size {error}")
-  template = nnx.eval_shape(lambda: problem.make_model(nnx.Rngs(0)))  # no weights computed
-  graphdef = nnx.graphdef(template)
-  eval_graphdef = nnx.graphdef(_eval_mode(template))
-
-  def init(key):
-    _, params, rest = _split(problem.make_model(nnx.Rngs(key)))
-    return params, rest
-
-  per_epoch = steps_per_epoch(problem, config.batch_size)
-
-  def batch(data_key, step, order):
-    """Step ``step``'s minibatch (as :func:`minibatch_indices` draws it), and the epoch's order.
-
-    The permutation is drawn at an epoch's first step and carried through
-    the others rather than drawn again at every step: a sort of the whole
-    training set (~0.4 ms for 1437 examples on a CPU core) costs more than a
-    small model's step.
-    """
-    if config.batch_size is None:
-      return data.x_train, data.y_train, order
-    epoch, within = jnp.divmod(step, per_epoch)
-    order = jax.lax.cond(within == 0, lambda: epoch_order(data_key, epoch, data.num_train),
-                         lambda: order)
-    index = _epoch_batch(order, within, config.batch_size)
-    return data.x_train[index], data.y_train[index], order
-
-  def loss_fn(params, rest, x, y):
-    model = nnx.merge(graphdef, params, rest, copy=True)
-    loss = problem.loss(model(x), y)
-    _, _, new_rest = _split(model)
-    return loss, new_rest
-
-  def evaluate(params, rest):
-    model = nnx.merge(eval_graphdef, params, rest, copy=True)
-    size = min(config.eval_batch_size, data.num_val)
-    chunks = math.ceil(data.num_val / size)
-    pad = chunks * size - data.num_val
-    x = jnp.concatenate([data.x_val, jnp.zeros((pad, *data.x_val.shape[1:]), data.x_val.dtype)])
-    y = jnp.concatenate([data.y_val, jnp.zeros((pad, *data.y_val.shape[1:]), data.y_val.dtype)])
-    valid = jnp.arange(chunks * size) < data.num_val
-
-    def chunk(args):
-      xs, ys, mask = args
-      outputs = model(xs)
-      per_example = jax.vmap(problem.loss)(outputs[:, None], ys[:, None])
-      correct = (jnp.argmax(outputs, -1) == ys) if problem.is_classification else per_example
-      return jnp.sum(per_example * mask), jnp.sum(correct * mask)
-
-    shape = lambda a: a.reshape(chunks, size, *a.shape[1:])
-    losses, corrects = jax.lax.map(chunk, (shape(x), shape(y), shape(valid)))
-    metrics = {"val_loss": jnp.sum(losses) / data.num_val}
-    if problem.is_classification:
-      metrics["val_accuracy"] = jnp.sum(corrects) / data.num_val
-    return metrics
+  run = setup(problem, make_optimizer, config)
+  if problem.is_stream:
+    raise ValueError(f"{problem.name}: a Stream's batches come from the host; sweep it with "
+                     "momentum_jax.sweep.run (build_train draws batches on the device)")
 
   def train(hyperparameters: Mapping[str, jax.Array], key: jax.Array) -> TrainResult:
-    init_key, data_key = jax.random.split(key)
-    params, rest = init(init_key)
-    start = problem.extra_metrics(nnx.merge(graphdef, params, rest, copy=True))
-    tx = optax.chain(optim.record_grad_norms(), make_optimizer(**hyperparameters))
-    opt_state = tx.init(params)
-
-    def step(carry, step_index):
-      state, first_loss, diverged_at, order = carry
-      params, rest, opt_state = state
-      x, y, order = batch(data_key, step_index, order)
-      (loss, new_rest), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, rest, x, y)
-      updates, new_opt_state = tx.update(grads, opt_state, params)
-      new_state = (optax.apply_updates(params, updates), new_rest, new_opt_state)
-      first_loss = jnp.where(step_index == 0, loss, first_loss)
-      floor = problem.loss_floor
-      # (With floor 0, as for every data loss, this is loss > factor · first_loss.)
-      bad = ~jnp.isfinite(loss) | ((first_loss > floor) & (
-          loss - floor > config.divergence_factor * (first_loss - floor)))
-      diverged_at = jnp.where((diverged_at < 0) & bad, step_index, diverged_at)
-      # A diverged run stops moving: its overflowing arithmetic can then
-      # neither slow the batch down nor spread (under vmap each run is
-      # independent anyway).
-      state = jax.tree.map(
-          lambda new, old: jnp.where(diverged_at >= 0, old, new), new_state, state)
-      return (state, first_loss, diverged_at, order), loss
-
-    def segment(carry, first_step):
-      carry, losses = jax.lax.scan(
-          step, carry, first_step + jnp.arange(config.log_every))
-      params, rest, opt_state = carry[0]
-      norms = optim.grad_norms(opt_state)
-      metrics = {"train_loss": jnp.mean(losses), "grad_norm": norms.global_norm}
-      if config.grad_norms:  # plain dicts: paths read layers/0/kernel (see mj.named_norms)
-        metrics["grad_norms"] = nnx.to_pure_dict(norms.leaf_norms)
-      if data.x_val is not None:
-        metrics.update(evaluate(params, rest))
-      metrics.update(problem.extra_metrics(nnx.merge(graphdef, params, rest, copy=True)))
-      if on_log is not None:
-        jax.debug.callback(on_log, first_step + config.log_every)
-      return carry, metrics
-
-    starts = jnp.arange(config.num_logs) * config.log_every
-    order = jnp.zeros([data.num_train if config.batch_size else 0], jnp.int32)  # set at step 0
-    carry = ((params, rest, opt_state), jnp.zeros([], jnp.float32), jnp.int32(-1), order)
-    ((params, rest, _), _, diverged_at, _), metrics = jax.lax.scan(segment, carry, starts)
-    metrics.update({f"start_{name}": value for name, value in start.items()})
-    return TrainResult(metrics=metrics, params=params, rest=rest, diverged_at_step=diverged_at)
+    init_key, data_key = run_keys(key)
+    state = init_state(run, hyperparameters, init_key)
+    state, metrics = train_segment(run, hyperparameters, state, data_key, jnp.int32(0),
+                                   config.num_logs, on_log=on_log)
+    metrics.update({f"start_{name}": value for name, value in state.start.items()})
+    return TrainResult(metrics=metrics, params=state.params, rest=state.rest,
+                       diverged_at_step=state.diverged_at)
 
   return train
 

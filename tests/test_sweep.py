@@ -241,16 +241,16 @@ def test_groups_are_labelled_by_their_static_options():
 
 
 def test_the_progress_bar_advances_within_each_chunk_and_changes_no_result(monkeypatch):
-  from momentum_jax.sweep import _engine
+  from momentum_jax.sweep import _execute
   counted = []
-  finish_chunk = _engine._Progress.finish_chunk
+  finish_chunk = _execute.Progress.finish_chunk
 
   def spy(self, amount):
     jax.effects_barrier()
     counted.append((self.bar.n - self._done, amount))  # what the runs' own calls advanced
     finish_chunk(self, amount)
 
-  monkeypatch.setattr(_engine._Progress, "finish_chunk", spy)
+  monkeypatch.setattr(_execute.Progress, "finish_chunk", spy)
   loud = sweep.run(REGRESSION, width=3, chunk_size=9)
   # 18 configurations in 2 chunks of 9, 40 steps each, reported every 20 steps
   assert counted == [(9 * 40, 9 * 40)] * 2

@@ -29,15 +29,18 @@ def _config(name, steps=40, log_every=1, seeds=1, **options):
 def test_every_landscape_is_a_problem_by_name(name):
   landscape = get_landscape(name)
   problem = problems.get_problem(name)
-  assert problem.name == name and problem.landscape is landscape
+  assert problem.name == name
   # The floor is the value at the global minima (closed form in the landscape).
   assert problem.loss_floor == pytest.approx(
       min(float(landscape.value(m)) for m in landscape.global_minima), abs=1e-6)
   model = problem.make_model(nnx.Rngs(0))
   np.testing.assert_array_equal(np.asarray(model.xy[...]), landscape.start.astype(np.float32))
-  assert float(problem.loss(model(None), None)) == pytest.approx(
+  x, y = problem.data.x_val, problem.data.y_val  # placeholders: a landscape has no data
+  assert float(problem.loss(model, x, y)) == pytest.approx(
       float(landscape.value(landscape.start)), rel=1e-6)
-  distance = float(problem.extra_metrics(model)["distance_to_minimum"])
+  where = problem.metrics(model, x, y)
+  np.testing.assert_allclose([where["x"], where["y"]], landscape.start, rtol=1e-6)
+  distance = float(where["distance_to_minimum"])
   assert distance == pytest.approx(
       np.min(np.linalg.norm(landscape.global_minima - landscape.start, axis=1)), rel=1e-5)
 
@@ -54,14 +57,18 @@ def test_a_landscape_sweep_follows_run_on_landscape():
         landscape, mj.momentum(row.learning_rate, row.beta, ema=False), steps=steps))
     logged = curves[curves.config_id == row.config_id].sort_values("step")
     np.testing.assert_array_equal(logged.step, np.arange(1, steps + 1))
-    np.testing.assert_allclose(logged[["x", "y"]].to_numpy(), path[1:], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(logged[["val_x", "val_y"]].to_numpy(), path[1:], rtol=1e-5,
+                               atol=1e-6)
     np.testing.assert_allclose([row.start_x, row.start_y], path[0], rtol=1e-6)
-    np.testing.assert_allclose([row.final_x, row.final_y], path[-1], rtol=1e-5, atol=1e-6)
-    assert row.final_distance_to_minimum == pytest.approx(
+    np.testing.assert_allclose([row.val_x, row.val_y], path[-1], rtol=1e-5, atol=1e-6)
+    assert row.val_distance_to_minimum == pytest.approx(
         np.linalg.norm(path[-1] - landscape.global_minima[0]), rel=1e-4, abs=1e-6)
-    # The loss logged at step t is the value at the point before step t's update.
+    # The loss logged at step t is the value at the point before step t's update;
+    # the validation loss, the value after it.
     np.testing.assert_allclose(logged.train_loss, np.asarray(landscape.value(path[:-1])),
                                rtol=1e-4)
+    np.testing.assert_allclose(logged.val_loss, np.asarray(landscape.value(path[1:])),
+                               rtol=1e-4, atol=1e-6)
   assert not summary.diverged.any()
 
 
@@ -83,7 +90,7 @@ def test_negative_losses_are_not_divergence_but_blowing_up_is():
   calm = sweep.run(_config("tilted_double_well", steps=50, log_every=10, start=[-1.0, 0.1]),
                    quiet=True).summary
   assert (calm.final_loss < 0).all() and not calm.diverged.any()
-  assert (calm.final_distance_to_minimum < calm.start_distance_to_minimum).all()
+  assert (calm.val_distance_to_minimum < calm.start_distance_to_minimum).all()
   # The narrow valley's curvature is 100: lr 0.03 > 2/100 makes y grow 2x a step.
   config = _config("narrow_valley", steps=200, log_every=10)
   config["optimizer"]["learning_rate"] = [0.01, 0.03]
@@ -111,12 +118,13 @@ def test_the_divergence_threshold_is_measured_from_the_floor():
 
 
 def test_a_landscape_refuses_a_batch_size_and_bad_options():
+  # A landscape's data is one placeholder example: no batch of more.
   config = _config("plateau")
-  config["train"]["batch_size"] = 1
-  with pytest.raises(sweep.ConfigError, match=r"train.batch_size: must be left out for plateau, a landscape"):
+  config["train"]["batch_size"] = 2
+  with pytest.raises(sweep.ConfigError, match=r"train.batch_size: must be at most the 1 training"):
     sweep.run(config, quiet=True)
-  with pytest.raises(ValueError, match=r"batch_size must be left out for plateau, a landscape"):
-    build_train(problems.get_problem("plateau"), mj.sgd, TrainConfig(steps=2, batch_size=1, log_every=1))
+  with pytest.raises(ValueError, match=r"batch_size must be at most the 1 training examples of plateau"):
+    build_train(problems.get_problem("plateau"), mj.sgd, TrainConfig(steps=2, batch_size=2, log_every=1))
   with pytest.raises(sweep.ConfigError, match=r"problem: start must be two finite numbers"):
     sweep.run(_config("plateau", start=[1.0, 2.0, 3.0]), quiet=True)
   with pytest.raises(sweep.ConfigError, match=r"problem: start_spread must be a finite number"):
@@ -131,11 +139,11 @@ def test_landscape_results_round_trip_and_draw_the_paths(tmp_path):
   loaded = results.load_results(tmp_path / "run")
   pd.testing.assert_frame_equal(loaded.summary, result.summary)
   pd.testing.assert_frame_equal(loaded.curves, result.curves)
-  assert {"x", "y", "distance_to_minimum"} <= set(loaded.curves.columns)
+  assert {"val_x", "val_y", "val_distance_to_minimum"} <= set(loaded.curves.columns)
   assert (tmp_path / "run" / "paths.png").is_file()
   # Seeds pool into means of the landscape's metrics too.
   pooled = results.aggregate_over_seeds(result.summary)
-  assert "final_distance_to_minimum_mean" in pooled.columns and len(pooled) == 4
+  assert "val_distance_to_minimum_mean" in pooled.columns and len(pooled) == 4
   with pytest.raises(ValueError, match="curves must be a column"):
-    plots.plot_landscape_paths(result.curves.drop(columns=["x"]), result.summary,
+    plots.plot_landscape_paths(result.curves.drop(columns=["val_x"]), result.summary,
                                get_landscape("tilted_double_well"))

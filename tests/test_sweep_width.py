@@ -19,8 +19,8 @@ from jax.sharding import Mesh
 from _sweep_configs import REGRESSION  # K = 18
 import momentum_jax as mj
 from momentum_jax import cli, problems, sweep
-from momentum_jax.sweep import _engine
-from momentum_jax.train import TrainConfig, build_train
+from momentum_jax.sweep import _devices, _execute, _plan
+from momentum_jax.train import TrainConfig, build_train, setup
 
 DIGITS = {
     "problem": {"name": "digits_mlp", "hidden": [16]},
@@ -62,12 +62,15 @@ def test_a_forced_width_is_respected_and_the_chunk_rounded_up_to_it():
 
 @pytest.mark.parametrize("width, batches, batch_shape", [(1, 12, ()), (4, 3, (4,)), (12, 1, (12,))])
 def test_each_device_scans_over_batches_of_width_configurations(width, batches, batch_shape):
-  training = build_train(problems.get_problem("linear_regression"),
-                         functools.partial(mj.momentum, ema=False),
-                         TrainConfig(steps=2, log_every=1))
-  program = _engine._program(training, width, Mesh(np.array(jax.devices()), ("config",)))
-  jaxpr = jax.make_jaxpr(program)({"learning_rate": jnp.zeros(12), "beta": jnp.zeros(12)},
-                                  jnp.zeros(12, jnp.uint32))
+  config = TrainConfig(steps=2, log_every=1)
+  run = setup(problems.get_problem("linear_regression"),
+              functools.partial(mj.momentum, ema=False), config)
+  group = _plan.Group(None, {"learning_rate": np.zeros(12), "beta": np.zeros(12)},
+                      np.arange(12))
+  program, abstract = _execute.build_program(
+      run, group, width, Mesh(np.array(jax.devices()), ("config",)), 12,
+      _execute.Segments(1, config))
+  jaxpr = jax.make_jaxpr(program)(*abstract)
   (shard,) = jaxpr.eqns
   (scan,) = [e for e in shard.params["jaxpr"].eqns if e.primitive.name == "scan"]
   assert scan.params["length"] == batches
@@ -151,7 +154,7 @@ def test_a_bad_width_is_refused(width):
     ],
 )
 def test_model_width(platform, configs, flops, cores, fit, devices, width):
-  chosen, reason = _engine.model_width(platform, configs, flops, cores, fit, devices)
+  chosen, reason = _devices.model_width(platform, configs, flops, cores, fit, devices)
   assert chosen == width
   assert reason
 
@@ -160,7 +163,7 @@ def test_flops_per_step_counts_the_dense_layers():
   config = sweep.load_config(DIGITS)
   problem = problems.get_problem("digits_mlp", hidden=[16])
   params = 64 * 16 + 16 + 16 * 10 + 10
-  assert _engine.flops_per_step(problem, config.train) == 6 * params * 32
+  assert _devices.flops_per_step(problem, config.train) == 6 * params * 32
 
 
 def _cpu_env(**extra: str) -> dict[str, str]:
@@ -228,6 +231,6 @@ def test_the_engine_compiles_with_the_compiler_options_and_records_them(monkeypa
   result = sweep.run(REGRESSION, quiet=True, width=18)
   assert result.manifest["execution"]["compiler_options"] == {"xla_backend_optimization_level": 2}
   # The options reach XLA: one it does not know stops the compilation.
-  monkeypatch.setattr(_engine, "compiler_options", lambda platform: {"xla_no_such_option": 1})
+  monkeypatch.setattr(_execute, "compiler_options", lambda platform: {"xla_no_such_option": 1})
   with pytest.raises(Exception, match="xla_no_such_option"):
     sweep.run(REGRESSION, quiet=True, width=18)

@@ -117,7 +117,7 @@ def test_training_steps_on_the_minibatches_minibatch_indices_draws():
   def step(params, index):
     x, y = data.x_train[index], data.y_train[index]
     loss, grads = jax.value_and_grad(
-        lambda p: problem.loss(nnx.merge(graphdef, p, rest, copy=True)(x), y))(params)
+        lambda p: problem.loss(nnx.merge(graphdef, p, rest, copy=True), x, y))(params)
     return jax.tree.map(lambda w, g: w - 0.1 * g, params, grads), loss
 
   losses = []
@@ -149,10 +149,10 @@ def test_batch_norm_statistics_are_trained_and_used_in_eval_mode():
   template = problem.make_model(nnx.Rngs(0))
   model = nnx.merge(nnx.graphdef(template), result.params, result.rest)
   model.eval()
-  val_loss = problem.loss(model(problem.data.x_val), problem.data.y_val)
+  val_loss = problem.loss(model, problem.data.x_val, problem.data.y_val)
   np.testing.assert_allclose(result.metrics["val_loss"][-1], val_loss, rtol=1e-5)
   model.train()
-  train_mode_loss = problem.loss(model(problem.data.x_val), problem.data.y_val)
+  train_mode_loss = problem.loss(model, problem.data.x_val, problem.data.y_val)
   assert abs(float(train_mode_loss) - float(val_loss)) > 1e-6
 
 

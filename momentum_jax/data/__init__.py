@@ -17,6 +17,7 @@ from momentum_jax.data._landscapes import LANDSCAPES
 from momentum_jax.data._landscapes import Landscape
 from momentum_jax.data._landscapes import get_landscape
 from momentum_jax.data._landscapes import run_on_landscape
+from momentum_jax.data._stream import Stream
 from momentum_jax.data._regression import regression_normal
 from momentum_jax.data._regression import regression_uniform
 from momentum_jax.data._sklearn import load_breast_cancer
@@ -26,5 +27,5 @@ __all__ = [
     "CIFAR10NotFoundError", "CIFAR10_ENV_VAR", "Dataset", "LANDSCAPES",
     "Landscape", "get_landscape", "load_breast_cancer", "load_cifar10",
     "load_digits", "regression_normal", "regression_uniform",
-    "run_on_landscape",
+    "run_on_landscape", "Stream",
 ]

@@ -17,17 +17,18 @@ from momentum_jax.sweep._config import SCHEDULES
 from momentum_jax.sweep._config import OptimizerSpec
 from momentum_jax.sweep._config import ScheduleSpec
 from momentum_jax.sweep._config import SweepConfig
+from momentum_jax.sweep._config import build_problem
 from momentum_jax.sweep._config import load_config
-from momentum_jax.sweep._engine import bytes_per_config
-from momentum_jax.sweep._engine import choose_chunk_size
-from momentum_jax.sweep._engine import make_optimizer_factory
+from momentum_jax.sweep._devices import bytes_per_config
+from momentum_jax.sweep._devices import choose_chunk_size
+from momentum_jax.sweep._devices import use_cpu_cores
 from momentum_jax.sweep._engine import run
-from momentum_jax.sweep._engine import use_cpu_cores
 from momentum_jax.sweep._errors import ConfigError
 from momentum_jax.sweep._grid import grid_values
+from momentum_jax.sweep._plan import make_optimizer_factory
 
 __all__ = [
-    "ConfigError", "OPTIMIZERS", "OptimizerSpec", "OutputDirError", "SCHEDULES", "ScheduleSpec", "SweepConfig",
-    "bytes_per_config", "choose_chunk_size", "grid_values", "load_config",
-    "make_optimizer_factory", "run", "use_cpu_cores",
+    "ConfigError", "OPTIMIZERS", "OptimizerSpec", "OutputDirError", "SCHEDULES", "ScheduleSpec",
+    "SweepConfig", "build_problem", "bytes_per_config", "choose_chunk_size", "grid_values",
+    "load_config", "make_optimizer_factory", "run", "use_cpu_cores",
 ]

@@ -48,6 +48,7 @@ from flax import traverse_util
 from momentum_jax import results
 
 CHUNKS_DIR = "chunks"
+STATE_DIR = "state"  # unfinished chunks' training state (see momentum_jax.sweep._state)
 STATE_FILE = "sweep.json"
 FORMAT = 1
 # Result files of a finished sweep that --overwrite removes along with the chunks.
@@ -62,7 +63,11 @@ class OutputDirError(ValueError):
 
 
 def fingerprint(raw_config: Mapping[str, Any]) -> str:
-  """SHA-256 of the configuration's canonical JSON, ``chunk_size`` left out."""
+  """SHA-256 of the configuration's canonical JSON, ``chunk_size`` left out.
+
+  The engine adds the problem's record (its data's hash, functions and
+  parameter shapes) under ``"problem"``.
+  """
   kept = {k: v for k, v in raw_config.items() if k != "chunk_size"}
   text = json.dumps(kept, sort_keys=True, separators=(",", ":"), default=_json_default)
   return hashlib.sha256(text.encode()).hexdigest()
@@ -139,7 +144,8 @@ class Checkpoint:
     if recorded is None and (out_dir / results.MANIFEST_FILE).exists():
       # A finished sweep whose chunks were deleted: refuse if it is another config.
       manifest = json.loads((out_dir / results.MANIFEST_FILE).read_text())
-      recorded = {"fingerprint": fingerprint(manifest.get("config", {})),
+      recorded = {"fingerprint": fingerprint({**manifest.get("config", {}),
+                                              "problem": manifest.get("problem_record")}),
                   "config": manifest.get("config"), "versions": state["versions"],
                   "finished_without_chunks": True}
     problem = None if recorded is None else _mismatch(recorded, state)
@@ -150,6 +156,7 @@ class Checkpoint:
     if problem is not None or recorded is None or recorded.get("finished_without_chunks"):
       if write and problem is not None:
         shutil.rmtree(folder, ignore_errors=True)
+        shutil.rmtree(out_dir / STATE_DIR, ignore_errors=True)
         for name in _RESULT_FILES:
           (out_dir / name).unlink(missing_ok=True)
       checkpoint = cls(folder, {"format": FORMAT, **state}, resumed=False)

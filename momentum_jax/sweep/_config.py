@@ -75,6 +75,10 @@ class OptimizerSpec:
   schedule: ScheduleSpec | None = None
 
   @property
+  def factory(self) -> Callable[..., Any]:
+    return OPTIMIZERS[self.name]
+
+  @property
   def label(self) -> str:
     """The name, with the static options and schedule that tell groups apart.
 
@@ -257,6 +261,14 @@ def _parse_problem(raw: Any) -> tuple[str, dict[str, Any]]:
   name = _check_name("problem.name", raw.pop("name", None), problems.PROBLEMS)
   _check_keys("problem", raw, tuple(_parameters(problems.PROBLEMS[name])))
   return name, raw
+
+
+def build_problem(config: SweepConfig) -> problems.Problem:
+  """The config's problem, built; the builders' errors as a ``ConfigError`` at ``problem``."""
+  try:
+    return problems.get_problem(config.problem, **config.problem_options)
+  except (TypeError, ValueError, FileNotFoundError) as error:  # FileNotFoundError: CIFAR-10
+    raise ConfigError("problem", str(error)) from None
 
 
 def load_config(source: str | os.PathLike | Mapping[str, Any]) -> SweepConfig:

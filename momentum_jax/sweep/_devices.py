@@ -1,0 +1,277 @@
+"""The devices a sweep runs on: how many configurations each trains at once, and holds.
+
+The width model (:func:`model_width`), the memory budget and estimates, the
+chunk size, the CPU cores (:func:`use_cpu_cores`) and the measured width
+(``width="measure"``). Everything here depends on the devices and the
+problem's size, never on hyperparameter values.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from typing import Any, Callable
+
+import jax
+import numpy as np
+from flax import nnx
+from jax.experimental import multihost_utils
+from jax.sharding import Mesh
+
+from momentum_jax import problems
+from momentum_jax.train import TrainConfig
+
+MAX_CHUNK_PER_DEVICE = 256
+# On a CPU a batched training step should do about this many FLOPs per core,
+# ~2 ms of work: enough to keep its fixed cost (a few microseconds for each
+# of ~150 operations; the minibatch permutation once an epoch) near 10%, and
+# no more, so that the batch's activations stay in the cache. Measured on the
+# 2-core machine with a device per core (digits MLP 64-128-128-10, batch 128,
+# ~2e7 FLOPs a step): widths 2-8 trained at 82-97 GFLOP/s, 16 at 66-77, 32
+# at 61-64. (On a single device of 2 cores, widths 8-64 were within noise.)
+CPU_FLOPS_PER_CORE_STEP = 1e8
+# The same for an accelerator's batched step (a guess; see model_width).
+ACCELERATOR_FLOPS_PER_STEP = 1e11
+# Training steps a probe of ``width="measure"`` runs at each candidate width.
+PROBE_STEPS = 20
+
+
+def memory_budget(device: jax.Device) -> int:
+  """Bytes one device's batch may use: half a GPU/TPU's memory, a quarter of the host's RAM.
+
+  The host's quarter is shared by its CPU devices. (So the width may depend
+  on the number of simulated CPU devices, but only where memory binds it.)
+  """
+  stats = device.memory_stats() if device.platform != "cpu" else None
+  if stats and "bytes_limit" in stats:
+    return int(stats["bytes_limit"] * 0.5)
+  ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+  return int(ram * 0.25 / len(jax.local_devices(backend="cpu")))
+
+
+def _num_params(problem: problems.Problem) -> int:
+  abstract = nnx.eval_shape(lambda: problem.make_model(nnx.Rngs(0)))
+  return sum(x.size for x in jax.tree.leaves(nnx.state(abstract, nnx.Param)))
+
+
+def _examples_per_step(problem: problems.Problem, train: TrainConfig) -> int:
+  if problem.is_stream:
+    return problem.data.batch_size
+  return train.batch_size or problem.data.num_train
+
+
+def bytes_per_config(problem: problems.Problem, train: TrainConfig) -> int:
+  """A deliberately generous estimate of one training configuration's working memory.
+
+  Parameters, gradients, updates and up to three optimizer buffers (~8 copies
+  of the parameters), plus activations and their gradients, taken as 32 floats
+  per input value of a batch (a CNN's feature maps are ~16 times its input).
+  Only the ``width`` configurations a device trains at once need it.
+  """
+  input_size = math.prod(problem.data.input_shape)
+  examples = max(_examples_per_step(problem, train),
+                 min(train.eval_batch_size, problem.data.num_val))
+  return 4 * (8 * _num_params(problem) + 32 * examples * input_size)
+
+
+def state_bytes_per_config(problem: problems.Problem, train: TrainConfig) -> int:
+  """A generous estimate of the state one configuration of a chunk keeps between segments.
+
+  The parameters and up to three optimizer buffers (4 copies), twice (the
+  segment's input and output, before donation frees one), and the logged
+  metrics (at most 8 a log, besides per-layer gradient norms).
+  """
+  leaves = len(jax.tree.leaves(nnx.state(
+      nnx.eval_shape(lambda: problem.make_model(nnx.Rngs(0))), nnx.Param)))
+  per_log = 8 + (leaves if train.grad_norms else 0)
+  return 4 * (8 * _num_params(problem) + per_log * train.num_logs)
+
+
+def flops_per_step(problem: problems.Problem, train: TrainConfig) -> int:
+  """Estimated FLOPs of one configuration's training step: ``6 · params · examples``.
+
+  A dense layer's forward pass does ``2 · in · out`` FLOPs per example and its
+  backward pass twice that. A convolution reuses its weights at every
+  position, so for a CNN this undercounts.
+  """
+  return 6 * _num_params(problem) * _examples_per_step(problem, train)
+
+
+def model_width(platform: str, num_configs: int, flops: int, cores: int = 1,
+                fit: int | None = None, num_devices: int = 1) -> tuple[int, str]:
+  """Configurations to ``vmap`` at once on one device, and why.
+
+  The width depends on the group and on the devices (their kind, memory,
+  cores and number), never on the chunk size: XLA may round a batched
+  reduction differently at another width (measured: a mean over 1000
+  examples differs in the last bit between widths 4 and 8 on the CPU), so a
+  width fixed per group is what keeps results bit-identical whatever the
+  chunking, and whatever the sharding once the width is pinned. A group that
+  needs no more than one batch per device is split evenly over the devices
+  rather than padded.
+
+  Args:
+    platform: ``jax.Device.platform``: ``"cpu"``, ``"gpu"``, ``"tpu"``, ….
+    num_configs: Configurations in the group.
+    flops: Estimated FLOPs of one configuration's step (:func:`flops_per_step`).
+    cores: CPU cores each device may use (the process's cores shared by its
+      CPU devices, at least one).
+    fit: Configurations one device's memory budget holds at once.
+    num_devices: Devices the group is spread over.
+
+  Returns:
+    The width, at most the group's share of one device (and ``fit``), and
+    the rule that gave it.
+  """
+  share = math.ceil(num_configs / num_devices)
+  limit = share if fit is None else max(1, min(share, fit))
+  whole = ("every configuration of the group at once" if num_devices == 1 else
+           f"the group split evenly over {num_devices} devices")
+  memory = "" if limit == share else f", at most {limit} in memory"
+  if platform != "cpu":
+    # Unmeasured here (no accelerator at hand): a guess at the work that
+    # hides a step's kernel launches, so that sweeps of small models go whole.
+    needed = math.ceil(ACCELERATOR_FLOPS_PER_STEP / max(flops, 1))
+    if needed >= limit:
+      return limit, f"accelerator: {whole}{memory}"
+    return needed, (f"accelerator, ~{flops:.2g} FLOPs per step: enough configurations for "
+                    f"~{ACCELERATOR_FLOPS_PER_STEP:.0e} FLOPs per batched step")
+  # Batching configurations does not raise the arithmetic intensity (each has
+  # its own weights): it makes each operation big enough to share the
+  # per-operation cost and to split over the device's cores.
+  needed = math.ceil(cores * CPU_FLOPS_PER_CORE_STEP / max(flops, 1))
+  cpu = f"cpu, {cores} core(s) per device, ~{flops:.2g} FLOPs per step"
+  if needed >= limit:
+    return limit, f"{cpu}: {whole}{memory}"
+  # The nearest width that divides the group needs no padding.
+  width = next((w for w in range(needed, min(2 * needed, limit) + 1) if num_configs % w == 0),
+               needed)
+  return width, (f"{cpu}: enough configurations for ~{CPU_FLOPS_PER_CORE_STEP:.0e} FLOPs "
+                 "per core and batched step")
+
+
+def _cpu_cores() -> int:
+  """CPU cores this process may run on (fewer than the machine's when pinned)."""
+  try:
+    return len(os.sched_getaffinity(0))
+  except AttributeError:  # not on Linux
+    return os.cpu_count() or 1
+
+
+def _cores_per_device() -> int:
+  """The process's CPU cores shared out among its CPU devices, at least one each."""
+  return max(1, _cpu_cores() // len(jax.local_devices(backend="cpu")))
+
+
+def use_cpu_cores() -> bool:
+  """Gives JAX one CPU device per core of this process, if it is not too late.
+
+  XLA's CPU runtime runs each operation of a batched training step on one
+  thread unless the operation is large (measured on 2 cores: a batch of 64
+  products of 128×128 matrices ran at 44-56 GFLOP/s on one device, 73-117
+  over two devices), so a sweep on JAX's single default CPU device leaves the other
+  cores mostly idle. With one device per core, :func:`run` splits the
+  configurations over them like over any set of devices: on the 2-core
+  machine the digits-MLP sweep of ``benchmarks/sweep_speed.py`` trained
+  1.6-2.2x faster and the regression sweep 1.8-2.8x, steady (see
+  ``benchmarks/RESULTS.md``, runs 4 and 5).
+
+  Call it first thing, before any JAX computation: JAX fixes its devices when
+  it starts. The ``momentum-jax`` command and the experiments call it; a
+  script or notebook may, or set ``JAX_NUM_CPU_DEVICES`` itself. It changes
+  nothing, and says so by returning ``False``, when JAX has already started,
+  or when the count was already chosen (``JAX_NUM_CPU_DEVICES``,
+  ``jax.config.update("jax_num_cpu_devices", n)``, or
+  ``--xla_force_host_platform_device_count`` in ``XLA_FLAGS``). Only the CPU
+  backend is affected: on a GPU or TPU host the accelerators stay the
+  default devices.
+
+  Returns:
+    Whether it set the number of CPU devices.
+  """
+  if (jax.config.jax_num_cpu_devices >= 0
+      or "xla_force_host_platform_device_count" in os.environ.get("XLA_FLAGS", "")):
+    return False
+  try:
+    jax.config.update("jax_num_cpu_devices", _cpu_cores())
+  except RuntimeError:  # the backends have started
+    return False
+  return True
+
+
+def choose_chunk_size(num_configs: int, num_devices: int, width: int,
+                      requested: int | None = None, fit: int | None = None) -> int:
+  """Configurations per chunk: whole batches of ``width`` on every device.
+
+  A chunk is what the compiled segments train from the first step to the
+  last, and what a checkpoint saves at once. Each device keeps its share's
+  state between segments (see :func:`state_bytes_per_config`), and trains
+  ``width`` of them at a time.
+
+  Args:
+    num_configs: Configurations in the group.
+    num_devices: Devices the chunk is split over.
+    width: Configurations each device trains at once.
+    requested: The caller's chunk size, or ``None`` for up to
+      :data:`MAX_CHUNK_PER_DEVICE` per device.
+    fit: Configurations whose state one device's memory holds; ``None``: no bound.
+
+  Returns:
+    A multiple of ``width × num_devices``: ``requested`` (or the whole group,
+    if smaller) rounded up to one.
+  """
+  per_device = math.ceil(requested / num_devices) if requested else MAX_CHUNK_PER_DEVICE
+  per_device = min(per_device, math.ceil(num_configs / num_devices))
+  if fit is not None and requested is None:
+    per_device = min(per_device, max(width, fit // width * width))
+  return max(1, math.ceil(per_device / width)) * width * num_devices
+
+
+def choose_widths(width: int | str | None, problem: problems.Problem, groups: list,
+                  train: TrainConfig, mesh: Mesh, fit: int,
+                  probe: Callable[[Any, int], float]) -> tuple[dict[str, int], dict]:
+  """The width of each group, and the manifest's ``execution`` entry that says why.
+
+  ``execution`` holds the strategy (``"model"``, ``"measured"`` or
+  ``"forced"``), each group's reason, the FLOPs estimate, and the candidates'
+  seconds per configuration-step when measured (on the first group only;
+  the others take the same width, cut to their size).
+  """
+  flops = flops_per_step(problem, train)
+  platform = mesh.devices.flat[0].platform
+  num_devices = mesh.devices.size
+  cores = _cores_per_device() if platform == "cpu" else 1
+  execution: dict[str, Any] = {"flops_per_step_estimate": flops, "candidates": {},
+                               "reason": {}}
+  if width == "measure":
+    first = len(groups[0].seeds)
+    modelled, _ = model_width(platform, first, flops, cores, fit, num_devices)
+    candidates = sorted({1, modelled,
+                         min(math.ceil(first / num_devices), fit, MAX_CHUNK_PER_DEVICE)})
+    # Seconds per configuration-step of a short training (probe) at each width.
+    timings = {str(w): probe(groups[0], w) for w in candidates}
+    measured = int(min(timings, key=timings.get))
+    execution["candidates"] = timings
+    execution["strategy"] = "measured"
+  else:
+    execution["strategy"] = "model" if width is None else "forced"
+  widths = {}
+  for group in groups:
+    k, label = len(group.seeds), group.spec.label
+    if width == "measure":
+      widths[label] = min(measured, k)
+      execution["reason"][label] = (
+          f"the fastest candidate on {groups[0].spec.label}, in seconds per "
+          f"configuration-step over {PROBE_STEPS} steps")
+    elif width is None:
+      widths[label], execution["reason"][label] = model_width(
+          platform, k, flops, cores, fit, num_devices)
+    else:
+      widths[label] = min(width, k)
+      execution["reason"][label] = "the caller's width" + (
+          f", cut to the group's {k} configurations" if width > k else "")
+  # Every process must compile the same programs, whatever its own timings or cores.
+  agreed = multihost_utils.broadcast_one_to_all(np.array(list(widths.values()), np.int32))
+  return dict(zip(widths, (int(w) for w in np.asarray(agreed)))), execution
+
+

@@ -1,0 +1,332 @@
+"""Executing a plan: one compiled segment program per group, run chunk by chunk.
+
+For each group the program ``(carry, hyperparameters, seeds, first_step,
+batches) -> carry`` trains a chunk of configurations for one segment: a few
+log intervals of :func:`momentum_jax.train.train_segment`, starting from
+``first_step`` (at step 0 it builds the models and optimizers first). The
+carry is each configuration's :class:`~momentum_jax.train.TrainState` and
+the metrics it has logged so far; it is donated, so it stays on the devices
+from segment to segment, in place. The configuration axis is split over
+every device of a one-axis ``Mesh`` (``"config"``) by ``jax.shard_map``;
+each device trains its share ``width`` configurations at a time
+(``jax.lax.map`` of ``jax.vmap``). A chunk's last configurations are padded
+with copies of its last one, whose results are dropped, so it needs no
+second compilation. It is compiled ahead of time with
+:func:`momentum_jax.train.compiler_options`.
+
+A stream's batches for a segment are read on the host and copied to every
+device (replicated over the configuration axis) while the previous segment
+trains: JAX dispatches a segment and returns at once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+import time
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+from momentum_jax import train as train_lib
+from momentum_jax.sweep._plan import Group, make_optimizer_factory
+from momentum_jax.sweep._state import ChunkState
+from momentum_jax.train import Setup, TrainConfig, compiler_options
+
+CONFIG = PartitionSpec("config")
+REPLICATED = PartitionSpec()
+
+
+def global_array(host: np.ndarray, sharding: NamedSharding) -> jax.Array:
+  # make_array_from_callback builds the same global array on one host or many.
+  return jax.make_array_from_callback(host.shape, sharding, lambda index: host[index])
+
+
+def local_rows(tree: Any) -> tuple[np.ndarray, Any]:
+  """The rows of a config-sharded output that this process's devices hold.
+
+  Returns their positions in the chunk and the pytree of those rows (every
+  row of the chunk on a single host).
+  """
+  leaves, treedef = jax.tree.flatten(tree)
+  start = lambda shard: shard.index[0].start or 0
+  order = sorted(leaves[0].addressable_shards, key=start)
+  size = leaves[0].shape[0]
+  positions = np.concatenate([np.arange(size)[s.index[0]] for s in order])
+  rows = []
+  for leaf in leaves:
+    by_start = {start(s): np.asarray(s.data) for s in leaf.addressable_shards}
+    rows.append(np.concatenate([by_start[start(s)] for s in order]))
+  return positions, jax.tree.unflatten(treedef, rows)
+
+
+def chunk_inputs(group: Group, indices: np.ndarray, size: int, mesh: Mesh
+                 ) -> tuple[dict[str, jax.Array], jax.Array]:
+  """The hyperparameters and seeds of the configurations ``indices`` of ``group``.
+
+  Padded to ``size`` with copies of the last one, whose results are dropped.
+  """
+  sharding = NamedSharding(mesh, CONFIG)
+  index = np.concatenate([indices, np.repeat(indices[-1:], size - len(indices))])
+  hyperparameters = {n: global_array(v[index].astype(np.float32), sharding)
+                     for n, v in group.values.items()}
+  return hyperparameters, global_array(group.seeds[index].astype(np.uint32), sharding)
+
+
+@dataclasses.dataclass(frozen=True)
+class Segments:
+  """How a chunk's training is cut: ``count`` segments of ``logs`` log intervals."""
+
+  logs: int
+  config: TrainConfig
+
+  @property
+  def steps(self) -> int:
+    return self.logs * self.config.log_every
+
+  @property
+  def count(self) -> int:
+    return self.config.num_logs // self.logs
+
+
+def _one(run: Setup, segments: Segments, seed: int | None, on_log) -> Callable:
+  """One configuration's segment: ``(carry, hyperparameters, seed, first_step, batches) -> carry``.
+
+  With ``seed`` (every configuration has this one), the key is a constant
+  of the program and the configuration's own seed is ignored.
+  """
+  log_every = run.config.log_every
+
+  def one(carry, hyperparameters, own_seed, first_step, batches):
+    state, logged = carry
+    init_key, data_key = train_lib.run_keys(jax.random.key(own_seed if seed is None else seed))
+    state = jax.lax.cond(first_step == 0,
+                         lambda: train_lib.init_state(run, hyperparameters, init_key),
+                         lambda: state)
+    state, metrics = train_lib.train_segment(run, hyperparameters, state, data_key, first_step,
+                                             segments.logs, batches or None, on_log)
+    at = first_step // log_every
+    logged = jax.tree.map(
+        lambda buffer, new: jax.lax.dynamic_update_slice_in_dim(buffer, new, at, axis=0),
+        logged, metrics)
+    return state, logged
+
+  return one
+
+
+def abstract_carry(run: Setup, segments: Segments, names, batches) -> Any:
+  """The shapes of one configuration's carry: its state, and room for every logged metric."""
+  hyperparameters = {n: jax.ShapeDtypeStruct((), jnp.float32) for n in names}
+
+  def shapes(hyperparameters):
+    init_key, data_key = train_lib.run_keys(jax.random.key(0))
+    state = train_lib.init_state(run, hyperparameters, init_key)
+    _, metrics = train_lib.train_segment(run, hyperparameters, state, data_key, jnp.int32(0),
+                                         segments.logs, batches or None)
+    return state, metrics
+
+  state, metrics = jax.eval_shape(shapes, hyperparameters)
+  total = run.config.num_logs
+  return state, jax.tree.map(
+      lambda m: jax.ShapeDtypeStruct((total, *m.shape[1:]), m.dtype), metrics)
+
+
+def _global_abstract(per_config: Any, size: int, sharding: NamedSharding) -> Any:
+  return jax.tree.map(
+      lambda s: jax.ShapeDtypeStruct((size, *s.shape), s.dtype, sharding=sharding), per_config)
+
+
+def zeros(abstract: Any) -> Any:
+  """Global arrays of zeros shaped like ``abstract`` (the carry before step 0: never read)."""
+  def zero(struct):
+    if jax.dtypes.issubdtype(struct.dtype, jax.dtypes.prng_key):
+      data = jax.random.key_data(jax.random.key(0))  # a model's RNG state (dropout)
+      raw = np.zeros((*struct.shape, *data.shape), data.dtype)
+      spec = PartitionSpec(*struct.sharding.spec, *([None] * data.ndim))
+      return jax.random.wrap_key_data(
+          global_array(raw, NamedSharding(struct.sharding.mesh, spec)))
+    return global_array(np.zeros(struct.shape, struct.dtype), struct.sharding)
+  return jax.tree.map(zero, abstract)
+
+
+@dataclasses.dataclass
+class Program:
+  """A group's compiled segment program for chunks of ``size`` configurations."""
+
+  compiled: jax.stages.Compiled
+  carry: Any  # the global abstract carry: shapes and shardings
+  segments: Segments
+  mesh: Mesh
+  size: int
+  stream: Any  # the problem's Stream, or None
+  compile_seconds: float
+
+  def replicated(self, host: np.ndarray) -> jax.Array:
+    return global_array(np.asarray(host), NamedSharding(self.mesh, REPLICATED))
+
+  def batches(self, first_step: int) -> tuple:
+    if self.stream is None:
+      return ()
+    return tuple(self.replicated(b) for b in self.stream.take(first_step, self.segments.steps))
+
+
+def build_program(run: Setup, group: Group, width: int, mesh: Mesh, size: int,
+                  segments: Segments, on_log=None) -> tuple[Callable, tuple]:
+  """``group``'s segment program for chunks of ``size``, and its inputs' abstract values.
+
+  The program is ``(carry, hyperparameters, seeds, first_step, batches) ->
+  carry``; see the module docstring.
+  """
+  stream = run.problem.data if run.problem.is_stream else None
+  batch_shapes = ()
+  if stream is not None:
+    x, y = stream.example
+    batch_shapes = tuple(jax.ShapeDtypeStruct((segments.steps, *a.shape), a.dtype)
+                         for a in (x, y))
+  one = _one(run, segments, group.shared_seed, on_log)
+
+  def shard(carry, hyperparameters, seeds, first_step, batches):
+    def each(args):
+      return one(*args, first_step, batches)
+    # batch_size=1 would vmap over one configuration; None maps them unbatched.
+    return jax.lax.map(each, (carry, hyperparameters, seeds),
+                       batch_size=width if width > 1 else None)
+
+  # check_vma=False: the scans start from constants that know nothing of the
+  # mesh, and nothing in it communicates across devices, so the check of
+  # which values vary over "config" would only reject correct code.
+  program = jax.shard_map(shard, mesh=mesh, in_specs=(CONFIG, CONFIG, CONFIG, REPLICATED,
+                                                      REPLICATED),
+                          out_specs=CONFIG, check_vma=False)
+  sharded = NamedSharding(mesh, CONFIG)
+  replicated = NamedSharding(mesh, REPLICATED)
+  carry = _global_abstract(abstract_carry(run, segments, group.values, batch_shapes), size,
+                           sharded)
+  abstract = (
+      carry,
+      {n: jax.ShapeDtypeStruct((size,), jnp.float32, sharding=sharded) for n in group.values},
+      jax.ShapeDtypeStruct((size,), jnp.uint32, sharding=sharded),
+      jax.ShapeDtypeStruct((), jnp.int32, sharding=replicated),
+      tuple(jax.ShapeDtypeStruct(b.shape, b.dtype, sharding=replicated) for b in batch_shapes),
+  )
+  return program, abstract
+
+
+def compile_program(run: Setup, group: Group, width: int, mesh: Mesh, size: int,
+                    segments: Segments, on_log=None) -> Program:
+  """Compiles :func:`build_program`, the carry donated (it stays on the devices, in place)."""
+  program, abstract = build_program(run, group, width, mesh, size, segments, on_log)
+  options = compiler_options(mesh.devices.flat[0].platform)
+  start = time.perf_counter()
+  compiled = jax.jit(program, donate_argnums=0).lower(*abstract).compile(options)
+  stream = run.problem.data if run.problem.is_stream else None
+  return Program(compiled, abstract[0], segments, mesh, size, stream,
+                 time.perf_counter() - start)
+
+
+def train_chunk(program: Program, inputs: tuple, state: ChunkState | None = None) -> Any:
+  """Trains one chunk through every segment; returns the final carry.
+
+  Resumes from ``state``'s saved carry when it holds one, and saves the
+  carry there when due.
+  """
+  restored = state.restore(program.carry) if state is not None else None
+  carry, step = restored if restored is not None else (zeros(program.carry), 0)
+  total = program.segments.config.steps
+  batches = program.batches(step) if step < total else ()
+  while step < total:
+    carry = program.compiled(carry, *inputs, program.replicated(np.int32(step)), batches)
+    step += program.segments.steps
+    if step < total:
+      batches = program.batches(step)  # read while the segment trains
+      if state is not None:
+        state.maybe_save(carry, step)
+  return carry
+
+
+def chunk_outputs(carry: Any) -> tuple[dict[str, Any], jax.Array]:
+  """``(metrics, diverged_at_step)`` of a trained carry: the logged metrics and the starts."""
+  state, logged = carry
+  metrics = dict(logged)
+  metrics.update({f"start_{name}": value for name, value in state.start.items()})
+  return metrics, state.diverged_at
+
+
+def probe_seconds(run_for: Callable[[TrainConfig], Setup], train: TrainConfig, mesh: Mesh,
+                  steps: int) -> Callable[[Group, int], float]:
+  """``probe(group, width)``: seconds per configuration-step of a short training at ``width``.
+
+  Each candidate trains one batch of ``width`` configurations per device for
+  ``steps`` steps, twice (the faster run counts, as the less disturbed by
+  other work on the machine), compiling one program per width.
+  """
+  short = dataclasses.replace(train, steps=min(train.steps, steps),
+                              log_every=min(train.steps, steps))
+
+  def probe(group: Group, width: int) -> float:
+    size = width * mesh.devices.size
+    run = run_for(short, group)
+    program = compile_program(run, group, width, mesh, size, Segments(1, short))
+    inputs = chunk_inputs(group, np.arange(min(size, len(group.seeds))), size, mesh)
+    seconds = []
+    for _ in range(2):
+      begin = time.perf_counter()
+      jax.block_until_ready(train_chunk(program, inputs))
+      seconds.append(time.perf_counter() - begin)
+    return min(seconds) / (size * short.steps)
+
+  return probe
+
+
+class Progress:
+  """A progress bar in configuration-steps, advanced from inside the compiled program.
+
+  Each training run calls back (``jax.debug.callback``, see
+  :func:`momentum_jax.train.build_train`) at each logged step; under ``vmap``
+  one call stands for the whole batch of ``width`` configurations. Calls
+  come from XLA's threads, hence the lock. Nothing is printed per step: tqdm
+  redraws at most ten times a second.
+  """
+
+  def __init__(self, total: int, quiet: bool):
+    self.total = total
+    self.quiet = quiet
+    self.bar = None
+    self._done = 0
+    self._lock = threading.Lock()
+
+  def start(self) -> None:
+    """Shows the bar: after the compilations, so that its rate and ETA are the training's."""
+    from tqdm.auto import tqdm  # imported late: only a sweep needs it
+    self.bar = tqdm(total=self.total, disable=self.quiet, unit=" config-steps",
+                    unit_scale=True, desc="sweep")
+
+  def describe(self, text: str) -> None:
+    self.bar.set_description(text)
+
+  def advancer(self, amount: int) -> Callable[[Any], None] | None:
+    """The callback for runs batched ``amount / log_every`` at a time (None when quiet)."""
+    if self.quiet:
+      return None
+
+    def advance(step):
+      del step  # the amount is the same at every step
+      with self._lock:
+        self.bar.update(amount)
+    return advance
+
+  def finish_chunk(self, amount: int) -> None:
+    """After a chunk of ``amount`` configuration-steps: the exact count, whatever the calls did."""
+    self._done += amount
+    if not self.quiet:
+      jax.effects_barrier()  # no callback of this chunk still in flight
+      with self._lock:
+        self.bar.update(self._done - self.bar.n)
+
+  def close(self) -> None:
+    self.bar.close()
+
+
