@@ -17,6 +17,7 @@ from momentum_jax.sweep._config import SCHEDULES
 from momentum_jax.sweep._config import OptimizerSpec
 from momentum_jax.sweep._config import ScheduleSpec
 from momentum_jax.sweep._config import SweepConfig
+from momentum_jax.sweep._config import build_problem
 from momentum_jax.sweep._config import load_config
 from momentum_jax.sweep._engine import bytes_per_config
 from momentum_jax.sweep._engine import choose_chunk_size
@@ -28,6 +29,6 @@ from momentum_jax.sweep._grid import grid_values
 
 __all__ = [
     "ConfigError", "OPTIMIZERS", "OptimizerSpec", "OutputDirError", "SCHEDULES", "ScheduleSpec", "SweepConfig",
-    "bytes_per_config", "choose_chunk_size", "grid_values", "load_config",
+    "build_problem", "bytes_per_config", "choose_chunk_size", "grid_values", "load_config",
     "make_optimizer_factory", "run", "use_cpu_cores",
 ]

@@ -54,7 +54,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from momentum_jax import optim, problems, results
 from momentum_jax.sweep import _checkpoint
 from momentum_jax.sweep._config import (
-    OPTIMIZERS, SCHEDULE_PREFIX, SCHEDULES, ConfigError, OptimizerSpec, SweepConfig, load_config)
+    SCHEDULE_PREFIX, SCHEDULES, ConfigError, OptimizerSpec, SweepConfig, build_problem, load_config)
 from momentum_jax.sweep._grid import product
 from momentum_jax.train import (
     TrainConfig, batch_size_error, build_train, compiler_options, steps_per_epoch)
@@ -94,7 +94,7 @@ def make_optimizer_factory(spec: OptimizerSpec, problem: problems.Problem, train
         schedule = optim.join([optim.linear_warmup(0.0, peak, warmup_steps), schedule],
                               [warmup_steps])
       own["learning_rate"] = schedule
-    return OPTIMIZERS[spec.name](**own, **spec.static)
+    return spec.factory(**own, **spec.static)
   return make_optimizer
 
 
@@ -586,10 +586,7 @@ def run(
   if width is not None and width != "measure" and (
       isinstance(width, bool) or not isinstance(width, int) or width < 1):
     raise ConfigError("width", f"expected a positive integer or 'measure', got {width!r}")
-  try:
-    problem = problems.get_problem(config.problem, **config.problem_options)
-  except (TypeError, ValueError, FileNotFoundError) as error:  # FileNotFoundError: CIFAR-10
-    raise ConfigError("problem", str(error)) from None
+  problem = build_problem(config)
   if (error := batch_size_error(problem, config.train.batch_size)) is not None:
     raise ConfigError("train.batch_size", error)
 
