@@ -172,7 +172,8 @@ def _split_options(path: str, raw: Mapping[str, Any], parameters, skip=()):
   for key, value in raw.items():
     if key in skip:
       continue
-    default = parameters[key].default if key in parameters else inspect.Parameter.empty
+    parameter = parameters.get(key)  # None: a parameter of ours with no signature (warmup_steps)
+    default = parameter.default if parameter is not None else inspect.Parameter.empty
     if isinstance(default, bool) and not isinstance(value, bool):
       raise ConfigError(f"{path}.{key}", f"expected true or false, got {value!r}")
     if is_grid_spec(value) and not isinstance(default, bool):
@@ -320,8 +321,8 @@ def build_problem(config: SweepConfig) -> problems.Problem:
   except (TypeError, ValueError, FileNotFoundError) as error:
     raise ConfigError("problem", str(error)) from None
   if not isinstance(problem, problems.Problem):
-    raise ConfigError("problem.name", f"{config.problem} returned a {type(problem).__name__}, "
-                      "not a momentum_jax.problems.Problem")
+    raise ConfigError("problem.name", f"{config.problem} returned a value of type "
+                      f"{type(problem).__name__}, not a momentum_jax.problems.Problem")
   return problem
 
 
