@@ -132,6 +132,8 @@ def test_python_objects_are_recorded_by_name():
   assert config.raw["problem"] == {"name": "_user_optimizers:small_regression"}
   assert json.loads(json.dumps(config.raw)) == config.raw
   assert sweep.build_problem(config).name == "linear_regression_uniform"
+  # A spec built by hand finds its factory by name.
+  assert sweep.OptimizerSpec("optax.lion", {}, {}).factory is optax.lion
 
 
 def test_a_problem_object_is_built_as_given():

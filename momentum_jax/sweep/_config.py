@@ -348,6 +348,14 @@ def _recorded(value: Any) -> Any:
 def load_config(source: str | os.PathLike | Mapping[str, Any]) -> SweepConfig:
   """Reads and validates a sweep configuration from a YAML file or a dict.
 
+  An optimizer's ``name`` is one of :data:`OPTIMIZERS`, ``optax.<alias>``,
+  ``package.module:function`` or (in a dict) a callable returning an
+  ``optax.GradientTransformation``; ``problem.name`` one of
+  :data:`momentum_jax.problems.PROBLEMS`, ``package.module:function`` or
+  (in a dict) a callable returning a Problem; a dict's ``problem`` may be a
+  Problem itself. Nothing is built or compiled here: import paths are
+  resolved, and each optimizer is called once and traced abstractly.
+
   Raises:
     ConfigError: (a ``ValueError``) naming the field, as a path in the YAML.
     FileNotFoundError: if the file does not exist.
