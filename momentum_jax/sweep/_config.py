@@ -1,14 +1,15 @@
 """Sweep configurations: YAML (or a dict) in, a validated :class:`SweepConfig` out.
 
-Everything is checked here, before anything compiles: names (with the closest
-valid one suggested), unknown keys, types, grids, and the hyperparameter
-ranges (by the optimizers' own checks, run on the whole grid at once).
+Everything is checked here, before anything compiles: names and import paths
+(with the closest valid one suggested), unknown keys, types, grids, the
+hyperparameter ranges (by our optimizers' own checks, run on the whole grid
+at once), and that every other optimizer returns a GradientTransformation
+and takes its swept values traced (see :mod:`momentum_jax.sweep._optimizers`).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import inspect
 import os
 from typing import Any, Callable, Mapping
@@ -19,16 +20,11 @@ import yaml
 from momentum_jax import optim, problems
 from momentum_jax.sweep._errors import ConfigError
 from momentum_jax.sweep._grid import grid_values, is_grid_spec
+from momentum_jax.sweep._imports import import_object, python_name, recorded_name, suggest
+from momentum_jax.sweep._optimizers import (
+    OPTIMIZERS, check_arguments, check_factory, keyword_parameters, known_name, resolve_optimizer)
 from momentum_jax.train import TrainConfig
 
-OPTIMIZERS: dict[str, Callable[..., Any]] = {
-    "sgd": optim.sgd,
-    "momentum": optim.momentum,
-    "nesterov": optim.nesterov,
-    "rmsprop": optim.rmsprop,
-    "adagrad": optim.adagrad,
-    "adam": optim.adam,
-}
 SCHEDULES: dict[str, Callable[..., Any]] = {
     "step_decay": optim.step_decay,
     "cosine_annealing": optim.cosine_annealing,
@@ -62,21 +58,29 @@ class OptimizerSpec:
   """One optimizer group of a sweep: trained as one vmapped program.
 
   Attributes:
-    name: A key of :data:`OPTIMIZERS`.
-    static: Non-numeric options (``ema``, ``nesterov``, ``centered``, …).
+    name: As the config wrote it: a key of :data:`OPTIMIZERS`,
+      ``optax.<alias>`` or ``package.module:function``; for a callable,
+      ``momentum``/``optax.<alias>`` if it is one of those, else its
+      ``module:qualname``.
+    static: Non-numeric options (``ema``, ``nesterov``, ``centered``, …), and
+      a numeric one the factory cannot take traced, given one value.
     grid: Numeric hyperparameter -> its values; schedule parameters are
       prefixed ``schedule.``.
     schedule: The learning-rate schedule, if any.
+    factory: The function ``name`` stands for (looked up from ``name`` when
+      not given): called as ``factory(**hyperparameters, **static)``, it
+      returns the ``optax.GradientTransformation``.
   """
 
   name: str
   static: Mapping[str, Any]
   grid: Mapping[str, np.ndarray]
   schedule: ScheduleSpec | None = None
+  factory: Callable[..., Any] = None
 
-  @property
-  def factory(self) -> Callable[..., Any]:
-    return OPTIMIZERS[self.name]
+  def __post_init__(self):
+    if self.factory is None:
+      object.__setattr__(self, "factory", resolve_optimizer("name", self.name)[0])
 
   @property
   def label(self) -> str:
@@ -85,11 +89,16 @@ class OptimizerSpec:
     E.g. ``momentum(ema=false)`` and ``momentum(ema=true)``; the results'
     ``optimizer`` column holds this label.
     """
-    options = [f"{k}={str(v).lower() if isinstance(v, bool) else v}"
-               for k, v in self.static.items()]
+    options = [f"{k}={_shown(v)}" for k, v in self.static.items()]
     if self.schedule is not None:
       options.append(f"schedule={self.schedule.name}")
     return f"{self.name}({', '.join(options)})" if options else self.name
+
+
+def _shown(value: Any) -> str:
+  if isinstance(value, bool):
+    return str(value).lower()
+  return python_name(value) if callable(value) else str(value)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -98,13 +107,19 @@ class SweepConfig:
 
   Attributes:
     name: A label for the sweep (default: the file name).
-    problem: A key of :data:`momentum_jax.problems.PROBLEMS`.
+    problem: A key of :data:`momentum_jax.problems.PROBLEMS`, an import path
+      ``package.module:function``, or the name of a given Problem.
     problem_options: Its keyword arguments.
     optimizers: The optimizer groups.
     train: The training configuration shared by all runs.
     seeds: The seeds every configuration is run with.
     chunk_size: Configurations per compiled chunk, or ``None`` to choose.
-    raw: The configuration as given, for the manifest.
+    raw: The configuration as given, for the manifest (JSON-serialisable:
+      a Python object of a dict config is replaced by the string naming
+      it, see :func:`_recorded`).
+    problem_source: What :func:`build_problem` builds the problem with: the
+      function ``problem`` names, or the given Problem; ``None``: the
+      built-in ``problem``.
   """
 
   name: str
@@ -115,6 +130,7 @@ class SweepConfig:
   seeds: tuple[int, ...]
   chunk_size: int | None
   raw: Mapping[str, Any]
+  problem_source: Callable[..., problems.Problem] | problems.Problem | None = None
 
   @property
   def num_configs(self) -> int:
@@ -122,28 +138,21 @@ class SweepConfig:
         self.seeds)
 
 
-def _suggest(value: Any, choices) -> str:
-  choices = [str(c) for c in choices]
-  close = difflib.get_close_matches(str(value), choices, n=1)
-  # A shortened name ("cosine") is too far from the full one for difflib alone.
-  close = close or [c for c in choices if str(value) and str(value) in c][:1]
-  return f"; did you mean {close[0]!r}?" if close else ""
-
-
 def _check_keys(path: str, raw: Mapping[str, Any], allowed) -> None:
   for key in raw:
     if key not in allowed:
       raise ConfigError(
           f"{path}.{key}" if path else str(key),
-          f"unknown key{_suggest(key, allowed)} (allowed: {', '.join(map(str, allowed))})")
+          f"unknown key{suggest(key, allowed)} (allowed: {', '.join(map(str, allowed))})")
 
 
-def _check_name(path: str, name: Any, choices) -> str:
+def _check_name(path: str, name: Any, choices, other: str = "") -> str:
+  """``name`` if it is one of ``choices``; ``other`` says what else could be named."""
+  listed = ", ".join(choices) + (f", or {other}" if other else "")
   if name is None:
-    raise ConfigError(path, f"a name is required, one of {', '.join(choices)}")
+    raise ConfigError(path, f"a name is required, one of {listed}")
   if name not in choices:
-    raise ConfigError(
-        path, f"unknown name {name!r}{_suggest(name, choices)} (one of {', '.join(choices)})")
+    raise ConfigError(path, f"unknown name {name!r}{suggest(name, choices)} (one of {listed})")
   return name
 
 
@@ -163,7 +172,8 @@ def _split_options(path: str, raw: Mapping[str, Any], parameters, skip=()):
   for key, value in raw.items():
     if key in skip:
       continue
-    default = parameters[key].default if key in parameters else inspect.Parameter.empty
+    parameter = parameters.get(key)  # None: a parameter of ours with no signature (warmup_steps)
+    default = parameter.default if parameter is not None else inspect.Parameter.empty
     if isinstance(default, bool) and not isinstance(value, bool):
       raise ConfigError(f"{path}.{key}", f"expected true or false, got {value!r}")
     if is_grid_spec(value) and not isinstance(default, bool):
@@ -207,29 +217,36 @@ def _parse_schedule(path: str, raw: Any) -> tuple[ScheduleSpec, dict[str, np.nda
 
 def _parse_optimizer(path: str, raw: Any) -> OptimizerSpec:
   raw = dict(_as_mapping(path, raw))
-  name = _check_name(f"{path}.name", raw.pop("name", None), OPTIMIZERS)
-  parameters = _parameters(OPTIMIZERS[name])
-  _check_keys(path, raw, (*parameters, "schedule"))
-  if "learning_rate" not in raw:
+  factory, name = resolve_optimizer(f"{path}.name", raw.pop("name", None))
+  parameters, takes_any = keyword_parameters(factory)
+  if not takes_any:
+    check_arguments(path, name, raw, (*parameters, "schedule"))
+  learning_rate = parameters.get("learning_rate")
+  if "schedule" in raw and learning_rate is None and not takes_any:
+    raise ConfigError(f"{path}.schedule", f"{name} takes no learning_rate for a schedule to drive")
+  if "learning_rate" not in raw and ("schedule" in raw or (
+      learning_rate is not None and learning_rate.default is inspect.Parameter.empty)):
     raise ConfigError(f"{path}.learning_rate", "required (a number, a list, linspace or logspace)")
   grid, static = _split_options(path, raw, parameters, skip=("schedule",))
-  if "learning_rate" not in grid:
+  if "learning_rate" in raw and "learning_rate" not in grid:
     raise ConfigError(f"{path}.learning_rate",
                       f"expected a number, a list, linspace or logspace, got {raw['learning_rate']!r}")
-  if np.any(grid["learning_rate"] <= 0):
+  if "learning_rate" in grid and np.any(grid["learning_rate"] <= 0):
     raise ConfigError(f"{path}.learning_rate",
                       f"must be > 0, got {grid['learning_rate'].tolist()}")
-  try:
-    OPTIMIZERS[name](**grid, **static)
-  except ValueError as error:
-    raise _range_error(path, error) from None
-  except TypeError as error:
-    raise ConfigError(path, str(error)) from None
+  if factory in OPTIMIZERS.values():  # ours check every value of the grid at once
+    try:
+      factory(**grid, **static)
+    except ValueError as error:
+      raise _range_error(path, error) from None
+    except TypeError as error:
+      raise ConfigError(path, str(error)) from None
+  grid, static = check_factory(path, name, factory, grid, static, raw)
   schedule = None
   if "schedule" in raw:
     schedule, schedule_grid = _parse_schedule(f"{path}.schedule", raw["schedule"])
     grid.update(schedule_grid)
-  return OptimizerSpec(name=name, static=static, grid=grid, schedule=schedule)
+  return OptimizerSpec(name=name, static=static, grid=grid, schedule=schedule, factory=factory)
 
 
 def _parse_seeds(raw: Any) -> tuple[int, ...]:
@@ -256,23 +273,88 @@ def _parse_train(raw: Any) -> TrainConfig:
     raise _range_error("train", error) from None
 
 
-def _parse_problem(raw: Any) -> tuple[str, dict[str, Any]]:
+def _parse_problem(raw: Any):
+  """``(name, options, source)``: see :class:`SweepConfig`'s ``problem``, ``problem_options``, ``problem_source``."""
+  if isinstance(raw, problems.Problem):
+    return raw.name, {}, raw
   raw = dict(_as_mapping("problem", raw))
-  name = _check_name("problem.name", raw.pop("name", None), problems.PROBLEMS)
-  _check_keys("problem", raw, tuple(_parameters(problems.PROBLEMS[name])))
-  return name, raw
+  name = raw.pop("name", None)
+  if isinstance(name, problems.Problem):
+    if raw:
+      raise ConfigError(f"problem.{next(iter(raw))}",
+                        "a Problem object takes no options: build it with them")
+    return name.name, {}, name
+  if callable(name):
+    source, name = name, python_name(name)
+  elif isinstance(name, str) and ":" in name:
+    source = import_object("problem.name", name)
+    if not callable(source):
+      raise ConfigError("problem.name", f"{name} is not callable (it is a "
+                        f"{type(source).__name__}); name a function that returns a Problem")
+  else:
+    name = _check_name("problem.name", name, problems.PROBLEMS,
+                       "'package.module:function' returning a Problem")
+    _check_keys("problem", raw, tuple(_parameters(problems.PROBLEMS[name])))
+    return name, raw, None
+  parameters, takes_any = keyword_parameters(source)
+  if not takes_any:
+    check_arguments("problem", name, raw, parameters)
+  return name, raw, source
 
 
 def build_problem(config: SweepConfig) -> problems.Problem:
-  """The config's problem, built; the builders' errors as a ``ConfigError`` at ``problem``."""
+  """The problem of ``config``: built by its name or import path with its options, or the one given.
+
+  Raises:
+    ConfigError: at ``problem`` for the builder's own ``TypeError``,
+      ``ValueError`` or ``FileNotFoundError`` (a bad option, data with NaN,
+      CIFAR-10 not found), at ``problem.name`` if it returns no Problem.
+  """
+  source = config.problem_source
+  if isinstance(source, problems.Problem):
+    return source
   try:
-    return problems.get_problem(config.problem, **config.problem_options)
-  except (TypeError, ValueError, FileNotFoundError) as error:  # FileNotFoundError: CIFAR-10
+    if source is None:
+      problem = problems.get_problem(config.problem, **config.problem_options)
+    else:
+      problem = source(**config.problem_options)
+  except (TypeError, ValueError, FileNotFoundError) as error:
     raise ConfigError("problem", str(error)) from None
+  if not isinstance(problem, problems.Problem):
+    raise ConfigError("problem.name", f"{config.problem} returned a value of type "
+                      f"{type(problem).__name__}, not a momentum_jax.problems.Problem")
+  return problem
+
+
+def _recorded(value: Any) -> Any:
+  """``value`` with each Python object replaced by the string naming it, for the manifest.
+
+  A Problem is ``problem:<name>``; a function the name a YAML file would give
+  it (``momentum``, ``optax.adamw``, ``package.module:function``) where it
+  has one, else ``python:module:qualname``
+  (:func:`~momentum_jax.sweep._imports.recorded_name`).
+  """
+  if isinstance(value, problems.Problem):
+    return f"problem:{value.name}"
+  if callable(value):
+    return known_name(value) or recorded_name(value)
+  if isinstance(value, Mapping):
+    return {k: _recorded(v) for k, v in value.items()}
+  if isinstance(value, (list, tuple)):
+    return type(value)(_recorded(v) for v in value)
+  return value
 
 
 def load_config(source: str | os.PathLike | Mapping[str, Any]) -> SweepConfig:
   """Reads and validates a sweep configuration from a YAML file or a dict.
+
+  An optimizer's ``name`` is one of :data:`OPTIMIZERS`, ``optax.<alias>``,
+  ``package.module:function`` or (in a dict) a callable returning an
+  ``optax.GradientTransformation``; ``problem.name`` one of
+  :data:`momentum_jax.problems.PROBLEMS`, ``package.module:function`` or
+  (in a dict) a callable returning a Problem; a dict's ``problem`` may be a
+  Problem itself. Nothing is built or compiled here: import paths are
+  resolved, and each optimizer is called once and traced abstractly.
 
   Raises:
     ConfigError: (a ``ValueError``) naming the field, as a path in the YAML.
@@ -292,7 +374,7 @@ def load_config(source: str | os.PathLike | Mapping[str, Any]) -> SweepConfig:
   for required in ("problem", "train"):
     if required not in raw:
       raise ConfigError(required, "required")
-  problem, problem_options = _parse_problem(raw["problem"])
+  problem, problem_options, problem_source = _parse_problem(raw["problem"])
   if ("optimizer" in raw) == ("optimizers" in raw):
     raise ConfigError("optimizer", "give exactly one of 'optimizer' (a mapping) or "
                       "'optimizers' (a list of mappings)")
@@ -323,5 +405,6 @@ def load_config(source: str | os.PathLike | Mapping[str, Any]) -> SweepConfig:
       train=_parse_train(raw["train"]),
       seeds=_parse_seeds(raw.get("seeds", 1)),
       chunk_size=chunk_size,
-      raw=raw,
+      raw=_recorded(raw),
+      problem_source=problem_source,
   )
