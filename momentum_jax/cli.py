@@ -26,6 +26,16 @@ def _positive_int(text: str) -> int:
   return value
 
 
+def _positive_seconds(text: str) -> float:
+  try:
+    value = float(text)
+  except ValueError:
+    value = 0.0
+  if not value > 0:
+    raise argparse.ArgumentTypeError(f"must be a number of seconds > 0, got {text}")
+  return value
+
+
 def _width(text: str) -> int | str:
   if text == "measure":
     return text
@@ -54,6 +64,11 @@ def build_parser() -> argparse.ArgumentParser:
   sweep.add_argument("--overwrite", action="store_true",
                      help="replace a different sweep found in the output folder (by default "
                           "it is refused; the same sweep is resumed)")
+  sweep.add_argument("--checkpoint-every", type=_positive_seconds, default=60.0,
+                     metavar="SECONDS",
+                     help="seconds of training between saves of an unfinished chunk's state "
+                          "under OUT/state/, so that a killed sweep resumes mid-chunk "
+                          "(default 60)")
   sweep.add_argument("--quiet", action="store_true", help="no progress bar")
   multihost = sweep.add_argument_group(
       "several hosts", "one process per host (or per GPU), each running the same command; "
@@ -114,7 +129,8 @@ def _sweep(args) -> None:
   say(f"sweep {config.name}: {config.num_configs} configurations of {config.problem}, "
       f"{config.train.steps} steps each")
   result = sweep.run(config, out, chunk_size=args.chunk_size, width=args.width,
-                     quiet=args.quiet or not first, overwrite=args.overwrite)
+                     quiet=args.quiet or not first, overwrite=args.overwrite,
+                     checkpoint_every=args.checkpoint_every)
   if not first:
     return
   timings = result.manifest["timings"]

@@ -204,6 +204,41 @@ def test_a_sweep_killed_mid_run_resumes_to_the_uninterrupted_results(tmp_path):
   _same_results(whole, resumed)
 
 
+def _saved_states(out):
+  """The committed Orbax steps under ``out/state/`` (a save in progress is a temporary folder)."""
+  return [p for p in (out / "state").glob("g*/*") if p.name.isdigit()]
+
+
+def test_a_sweep_killed_inside_a_chunk_resumes_from_its_saved_state(tmp_path):
+  # One chunk of 24 at width 2, 300 steps in segments of 50 (six logs of 50:
+  # one log each), its state saved after every segment.
+  whole = sweep.run(DIGITS, quiet=True, width=2)
+  config = tmp_path / "digits.yaml"
+  config.write_text(json.dumps(DIGITS))
+  out = tmp_path / "out"
+  process = subprocess.Popen(
+      [sys.executable, "-m", "momentum_jax", "sweep", str(config), "--out", str(out),
+       "--width", "2", "--checkpoint-every", "1e-9", "--quiet"],
+      env=dict(os.environ, JAX_NUM_CPU_DEVICES="2", JAX_PLATFORMS="cpu"),
+      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+  deadline = time.monotonic() + 240
+  try:
+    while not _saved_states(out):
+      assert process.poll() is None, "the sweep ended before saving a state"
+      assert time.monotonic() < deadline, "no state saved in 240 s"
+      time.sleep(0.005)
+    process.send_signal(signal.SIGKILL)
+  finally:
+    process.wait(timeout=60)
+  assert process.returncode == -signal.SIGKILL
+  assert not _chunk_files(out), "killed too late: the chunk had finished"
+  resumed = sweep.run(DIGITS, out, quiet=True)
+  (chunk,) = resumed.manifest["checkpoint"]["chunks_resumed_mid_training"]
+  assert chunk["configs"] == 24 and 0 < chunk["from_step"] < 300
+  assert not _saved_states(out)  # a finished chunk's state is deleted
+  _same_results(whole, resumed)
+
+
 def _free_port() -> int:
   with socket.socket() as s:
     s.bind(("localhost", 0))

@@ -297,15 +297,18 @@ def run(
           run_setup, group, widths[group.label], mesh, sizes[group.label], segments, on_log)
   progress.start()
   run_seconds = 0.0
-  outcomes = []
+  outcomes, resumed_chunks = [], []
   for index, (group, plan) in enumerate(zip(groups, plans)):
     if plan:
       progress.describe(f"sweep {group.label}")
     rows = []
     for indices in plan:
       begin = time.perf_counter()
-      kept = _train_chunk(programs[group.label], group, index, indices, out_dir,
-                          checkpoint_every, checkpoint, gather=checkpoint is None)
+      kept, restored = _train_chunk(programs[group.label], group, index, indices, out_dir,
+                                    checkpoint_every, checkpoint, gather=checkpoint is None)
+      if restored is not None:
+        resumed_chunks.append({"group": group.label, "first": int(indices[0]),
+                               "configs": len(indices), "from_step": restored})
       run_seconds += time.perf_counter() - begin
       rows.append(kept)
       progress.finish_chunk(round(sizes[group.label] * local_share * train.steps))
@@ -339,7 +342,7 @@ def run(
       "checkpoint": None if checkpoint is None else {
           "folder": str(checkpoint.folder), "fingerprint": checkpoint.state["fingerprint"],
           "configs_trained": trained, "configs_resumed": num_configs - trained,
-          "checkpoint_every": checkpoint_every},
+          "checkpoint_every": checkpoint_every, "chunks_resumed_mid_training": resumed_chunks},
   }
   result = results.tables(
       [results.GroupOutcome(g.label, g.values, g.seeds, metrics, diverged)
@@ -357,7 +360,8 @@ def _train_chunk(program: _execute.Program, group: _plan.Group, index: int,
 
   Returns ``(indices, metrics, diverged)`` of the configurations this
   process holds (every one with ``gather``, on several hosts without a
-  shared folder to merge through).
+  shared folder to merge through), and the step its saved state resumed
+  from (None: trained from the start).
   """
   state = None
   if checkpoint is not None:
@@ -376,7 +380,7 @@ def _train_chunk(program: _execute.Program, group: _plan.Group, index: int,
       checkpoint.save(index, jax.process_index(), *kept)
     _barrier("chunk written")
     state.delete()
-  return kept
+  return kept, None if state is None else state.restored_step
 
 
 def _jsonable(value: Any) -> Any:

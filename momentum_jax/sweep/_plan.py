@@ -82,8 +82,10 @@ def make_optimizer_factory(spec: OptimizerSpec, problem: problems.Problem, train
   return make_optimizer
 
 
-def logs_per_segment(num_logs: int, segments: int = SEGMENTS_PER_CHUNK) -> int:
-  """Log intervals per segment: the largest divisor of ``num_logs`` that gives ≥ ``segments``.
+def logs_per_segment(num_logs: int, segments: int | None = None) -> int:
+  """Log intervals per segment: the largest divisor of ``num_logs`` giving ≥ ``segments`` of them.
+
+  ``segments`` defaults to :data:`SEGMENTS_PER_CHUNK`.
 
   A divisor, so that every segment has one shape (one compilation); fewer
   segments when ``num_logs`` has no such divisor (a prime count: one log
@@ -92,7 +94,7 @@ def logs_per_segment(num_logs: int, segments: int = SEGMENTS_PER_CHUNK) -> int:
   >>> logs_per_segment(30), logs_per_segment(31), logs_per_segment(4)
   (3, 1, 1)
   """
-  wanted = max(1, math.ceil(num_logs / segments))
+  wanted = max(1, math.ceil(num_logs / (segments or SEGMENTS_PER_CHUNK)))
   return max(d for d in range(1, wanted + 1) if num_logs % d == 0)
 
 

@@ -46,6 +46,7 @@ class ChunkState:
     name = f"g{group:03d}-{int(indices[0]):07d}-n{len(indices)}-s{size}"
     self.folder = Path(out_dir).resolve() / STATE_DIR / name
     self.every = every
+    self.restored_step: int | None = None  # the step a resumed chunk continued from
     self._manager = None
     self._last = time.perf_counter()
 
@@ -65,6 +66,7 @@ class ChunkState:
     if step is None:
       return None
     import orbax.checkpoint as ocp
+    self.restored_step = int(step)
     return manager.restore(step, args=ocp.args.StandardRestore(abstract)), int(step)
 
   def maybe_save(self, carry: Any, step: int) -> bool:
