@@ -21,6 +21,7 @@ advanced from inside the compiled program at each logged step.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import importlib.metadata
 import os
@@ -254,50 +255,88 @@ def run(
     config = load_config(config)
   _check_arguments(chunk_size, width, checkpoint_every)
   problem = _problem(config)
-  train = config.train
   groups = _plan.groups(config)
-  devices = jax.devices()
-  mesh = Mesh(np.array(devices), ("config",))
-  budget = _devices.memory_budget(devices[0])
-  per_config = _devices.bytes_per_config(problem, train)
-  fit = max(1, budget // per_config)
-  held = max(1, budget // _devices.state_bytes_per_config(problem, train))
-  versions, raw_config, record = _versions(), _jsonable(config.raw), problem_record(problem)
-
+  mesh = Mesh(np.array(jax.devices()), ("config",))
+  memory = _memory(problem, config.train, mesh)
+  raw_config, record = _jsonable(config.raw), problem_record(problem)
   checkpoint = None
   if out_dir is not None:
-    checkpoint = _open_checkpoint(out_dir, raw_config, record, versions, overwrite)
+    checkpoint = _open_checkpoint(out_dir, raw_config, record, _versions(), overwrite)
   start = time.perf_counter()
-  widths, execution = _widths(width, checkpoint, problem, groups, train, mesh, fit, out_dir)
+  widths, execution = _widths(width, checkpoint, problem, groups, config.train, mesh,
+                              memory["configs_in_budget"], out_dir)
   probe_seconds = time.perf_counter() - start if execution["candidates"] else 0.0
-  segments = _execute.Segments(_plan.logs_per_segment(train.num_logs), train)
-  execution.update(width=widths, compiler_options=compiler_options(devices[0].platform),
+  segments = _execute.Segments(_plan.logs_per_segment(config.train.num_logs), config.train)
+  sizes = {g.label: _devices.choose_chunk_size(
+      len(g.seeds), mesh.devices.size, widths[g.label], chunk_size or config.chunk_size,
+      memory["configs_held_per_device"]) for g in groups}
+  plans = _todo(groups, checkpoint, sizes)
+  trained = _train(problem, groups, plans, widths, sizes, segments, mesh, quiet, out_dir,
+                   checkpoint, checkpoint_every)
+  execution.update(width=widths, compiler_options=compiler_options(mesh.devices.flat[0].platform),
                    shared_seed={g.label: g.shared_seed for g in groups},
                    logs_per_segment=segments.logs)
-  requested = chunk_size or config.chunk_size
-  sizes = {g.label: _devices.choose_chunk_size(len(g.seeds), len(devices), widths[g.label],
-                                               requested, held) for g in groups}
-  # What is left to train, chunk by chunk; the same plan on every process.
+  manifest = _manifest(config, problem, record, raw_config, groups, plans, trained, execution,
+                       memory, sizes, probe_seconds, checkpoint, checkpoint_every)
+  result = results.tables(
+      [results.GroupOutcome(g.label, g.values, g.seeds, metrics, diverged)
+       for g, (metrics, diverged) in zip(groups, trained.outcomes)],
+      config.train.logged_steps, manifest)
+  if out_dir is not None and jax.process_index() == 0:
+    from momentum_jax import plots  # matplotlib only when figures are written
+    results.write_results(result, out_dir)
+    plots.write_figures(result, out_dir)
+  return result
+
+
+def _memory(problem: problems.Problem, train: TrainConfig, mesh: Mesh) -> dict[str, int]:
+  """The memory budget of a device and how many configurations it trains, and holds, in it."""
+  budget = _devices.memory_budget(mesh.devices.flat[0])
+  per_config = _devices.bytes_per_config(problem, train)
+  return {"bytes_per_config_estimate": per_config, "budget_bytes_per_device": budget,
+          "configs_in_budget": max(1, budget // per_config),
+          "configs_held_per_device": max(
+              1, budget // _devices.state_bytes_per_config(problem, train))}
+
+
+def _todo(groups: list[_plan.Group], checkpoint, sizes: dict[str, int]
+          ) -> list[list[np.ndarray]]:
+  """What is left to train, chunk by chunk; the same plan on every process."""
   plans = []
   for index, group in enumerate(groups):
     finished = checkpoint.finished(index) if checkpoint is not None else np.zeros(0, np.int64)
     todo = np.setdiff1d(np.arange(len(group.seeds)), finished)
     plans.append(_plan.chunks(todo, sizes[group.label]))
   _barrier("plan read")
+  return plans
 
-  local_share = len(jax.local_devices()) / len(devices)
+
+@dataclasses.dataclass
+class _Trained:
+  """What :func:`_train` did: each group's ``(metrics, diverged)``, the programs, timings."""
+
+  outcomes: list[tuple[dict[str, Any], np.ndarray]]
+  programs: dict[str, _execute.Program]
+  run_seconds: float
+  resumed_chunks: list[dict[str, Any]]
+
+
+def _train(problem, groups, plans, widths, sizes, segments, mesh, quiet, out_dir, checkpoint,
+           checkpoint_every) -> _Trained:
+  """Compiles each group's program and trains its chunks; the merged outcomes of every group."""
+  train = segments.config
+  local_share = len(jax.local_devices()) / mesh.devices.size
   total = sum(len(plan) * sizes[g.label] for g, plan in zip(groups, plans))
   progress = _execute.Progress(round(total * local_share * train.steps), quiet)
   programs = {}
   for group, plan in zip(groups, plans):
     if plan:
       run_setup = setup(problem, _plan.make_optimizer_factory(group.spec, problem, train), train)
-      on_log = progress.advancer(widths[group.label] * train.log_every)
       programs[group.label] = _execute.compile_program(
-          run_setup, group, widths[group.label], mesh, sizes[group.label], segments, on_log)
+          run_setup, group, widths[group.label], mesh, sizes[group.label], segments,
+          progress.advancer(widths[group.label] * train.log_every))
   progress.start()
-  run_seconds = 0.0
-  outcomes, resumed_chunks = [], []
+  run_seconds, outcomes, resumed = 0.0, [], []
   for index, (group, plan) in enumerate(zip(groups, plans)):
     if plan:
       progress.describe(f"sweep {group.label}")
@@ -306,11 +345,11 @@ def run(
       begin = time.perf_counter()
       kept, restored = _train_chunk(programs[group.label], group, index, indices, out_dir,
                                     checkpoint_every, checkpoint, gather=checkpoint is None)
-      if restored is not None:
-        resumed_chunks.append({"group": group.label, "first": int(indices[0]),
-                               "configs": len(indices), "from_step": restored})
       run_seconds += time.perf_counter() - begin
       rows.append(kept)
+      if restored is not None:
+        resumed.append({"group": group.label, "first": int(indices[0]),
+                        "configs": len(indices), "from_step": restored})
       progress.finish_chunk(round(sizes[group.label] * local_share * train.steps))
     if checkpoint is None:
       outcomes.append(_merge(rows, len(group.seeds)))
@@ -318,40 +357,37 @@ def run(
   if checkpoint is not None:
     _barrier("chunks written")
     outcomes = [checkpoint.load(index, len(g.seeds)) for index, g in enumerate(groups)]
+  return _Trained(outcomes, programs, run_seconds, resumed)
 
-  trained = sum(len(i) for plan in plans for i in plan)
+
+def _manifest(config, problem, record, raw_config, groups, plans, trained: _Trained, execution,
+              memory, sizes, probe_seconds, checkpoint, checkpoint_every) -> dict[str, Any]:
+  """What is needed to trust and repeat the sweep (see :mod:`momentum_jax.results`)."""
+  num_trained = sum(len(i) for plan in plans for i in plan)
   num_configs = sum(len(g.seeds) for g in groups)
-  manifest = {
+  return {
       "config": raw_config,
       "name": config.name,
       "problem": problem.name,
       "problem_record": record,
       "num_configs": num_configs,
-      "steps": train.steps,
-      "versions": versions,
-      "devices": [str(d) for d in devices],
+      "steps": config.train.steps,
+      "versions": _versions(),
+      "devices": [str(d) for d in jax.devices()],
       "num_processes": jax.process_count(),
-      "timings": {"compile_seconds": sum(p.compile_seconds for p in programs.values()),
-                  "run_seconds": run_seconds, "probe_seconds": probe_seconds},
-      "compilations": len(programs),
+      "timings": {"compile_seconds": sum(p.compile_seconds for p in trained.programs.values()),
+                  "run_seconds": trained.run_seconds, "probe_seconds": probe_seconds},
+      "compilations": len(trained.programs),
       "probe_compilations": len(execution["candidates"]),
       "chunk_size": sizes,
       "execution": execution,
-      "memory": {"bytes_per_config_estimate": per_config, "budget_bytes_per_device": budget,
-                 "configs_in_budget": fit, "configs_held_per_device": held},
+      "memory": memory,
       "checkpoint": None if checkpoint is None else {
           "folder": str(checkpoint.folder), "fingerprint": checkpoint.state["fingerprint"],
-          "configs_trained": trained, "configs_resumed": num_configs - trained,
-          "checkpoint_every": checkpoint_every, "chunks_resumed_mid_training": resumed_chunks},
+          "configs_trained": num_trained, "configs_resumed": num_configs - num_trained,
+          "checkpoint_every": checkpoint_every,
+          "chunks_resumed_mid_training": trained.resumed_chunks},
   }
-  result = results.tables(
-      [results.GroupOutcome(g.label, g.values, g.seeds, metrics, diverged)
-       for g, (metrics, diverged) in zip(groups, outcomes)], train.logged_steps, manifest)
-  if out_dir is not None and jax.process_index() == 0:
-    from momentum_jax import plots  # matplotlib only when figures are written
-    results.write_results(result, out_dir)
-    plots.write_figures(result, out_dir)
-  return result
 
 
 def _train_chunk(program: _execute.Program, group: _plan.Group, index: int,
