@@ -257,6 +257,28 @@ def test_stream_whose_first_batch_is_wrong_is_a_config_error_at_problem_data():
   assert error.value.path == "problem.data"
 
 
+def test_stream_segments_in_a_row_read_each_batch_once():
+  x, y, _, _ = _arrays()
+  read = []
+
+  def batches(epoch):
+    for i, batch in enumerate(_rows(x + epoch, y, 6)):
+      read.append((epoch, i))
+      yield batch
+
+  stream = _stream(batches, steps_per_epoch=6)
+  stream.example  # the first batch, read once when the problem is checked
+  read.clear()
+  segments = [stream.take(first, 4) for first in range(0, 16, 4)]  # epochs of 6 steps
+  assert read == [(e, i) for e in range(3) for i in range(6) if 6 * e + i < 16]
+  np.testing.assert_array_equal(np.concatenate([xs for xs, _ in segments]),
+                                np.stack([b[0] for e in range(3) for b in _rows(x + e, y, 6)])[:16])
+  read.clear()
+  xs, _ = stream.take(8, 4)  # not where the last call stopped: epoch 1 opened again
+  assert read == [(1, i) for i in range(6)]
+  np.testing.assert_array_equal(xs, segments[2][0])
+
+
 def test_stream_with_a_batch_size_is_a_config_error():
   x, y, x_val, y_val = _arrays()
   stream = _stream(lambda epoch: _rows(x, y, 2), x_val=x_val, y_val=y_val, num_classes=3)
