@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import itertools
 from typing import Any, Callable, Iterable
 
 import jax.numpy as jnp
@@ -24,8 +23,10 @@ class Stream:
   configuration of a sweep sees the same batches in the same order (seeds
   still vary the initialization), so ``batches`` should depend on the epoch
   only. The engine moves one segment's batches to the devices at a time and
-  reads the next segment's while the current one trains; on several hosts
-  every process reads the same stream.
+  reads the next segment's while the current one trains (going on with the
+  same epoch's iterator, see :meth:`take`); every chunk of configurations
+  reads the stream from its start; on several hosts every process reads the
+  same stream.
 
   The validation split, when given, is small enough to live on the device:
   it becomes jax arrays, checked like a :class:`~momentum_jax.data.Dataset`'s.
@@ -69,6 +70,8 @@ class Stream:
         raise ValueError(f"Stream: {field} must be a positive integer, got {value!r}")
     if not self.name:
       object.__setattr__(self, "name", getattr(self.batches, "__name__", "stream"))
+    # [epoch, next batch, iterator] of the epoch the last take stopped in.
+    object.__setattr__(self, "_open", [])
     if (self.x_val is None) != (self.y_val is None):
       raise ValueError(f"Stream {self.name!r}: give x_val and y_val together, or neither")
     if self.x_val is not None:
@@ -123,21 +126,29 @@ class Stream:
     """The batches of steps ``first_step, …, first_step + count − 1``, stacked.
 
     Step ``s`` is batch ``s mod steps_per_epoch`` of epoch
-    ``s // steps_per_epoch``; an epoch's iterable is opened once per call
-    that needs it (a resumed sweep skips to its step).
+    ``s // steps_per_epoch``. A call that starts where the previous one
+    stopped goes on reading that epoch's iterator, so consecutive segments
+    read each batch once; any other start (a new chunk, a resumed sweep)
+    opens the epoch's iterable again and skips the batches before it.
     """
+    resume, self._open[:] = self._open[:], []
     xs, ys = [], []
     step = first_step
     while step < first_step + count:
       epoch, within = divmod(step, self.steps_per_epoch)
       wanted = min(self.steps_per_epoch - within, first_step + count - step)
-      iterator = iter(self.batches(epoch))
-      for index, batch in enumerate(itertools.islice(iterator, within + wanted)):
-        if index >= within:
-          x, y = self._check(epoch, index, batch)
-          xs.append(x)
-          ys.append(y)
-      if len(xs) < step - first_step + wanted:
-        self._check(epoch, within + len(xs) - (step - first_step), None)
+      if resume[:2] == [epoch, within]:
+        iterator = resume[2]
+      else:
+        iterator = iter(self.batches(epoch))
+        for index in range(within):
+          if next(iterator, None) is None:
+            self._check(epoch, index, None)
+      for index in range(within, within + wanted):
+        x, y = self._check(epoch, index, next(iterator, None))
+        xs.append(x)
+        ys.append(y)
+      resume = [epoch, within + wanted, iterator]
       step += wanted
+    self._open[:] = resume
     return np.stack(xs), np.stack(ys)
