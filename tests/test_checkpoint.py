@@ -270,3 +270,34 @@ def test_two_processes_write_their_own_shares_and_one_merges(tmp_path):
   assert manifest["num_processes"] == 2 and len(manifest["devices"]) == 4
   single = sweep.run(REGRESSION, quiet=True, width=3)
   pd.testing.assert_frame_equal(merged.summary, single.summary, check_exact=True)
+
+
+def test_resuming_with_other_data_or_another_model_is_refused(tmp_path):
+  # Two problems of the same name, as a dict config records them
+  # ("problem:toy"): the checkpoint tells them apart by their data's hash
+  # and their parameters' shapes.
+  from flax import nnx
+  from momentum_jax import data
+
+  rng = np.random.default_rng(0)
+  x = rng.normal(size=(64, 3)).astype(np.float32)
+  y = (x @ np.array([1.0, -2.0, 0.5], np.float32)).astype(np.float32)
+
+  def config(targets, hidden=None):
+    def make_model(rngs):
+      if hidden is None:
+        return nnx.Linear(3, 1, rngs=rngs)
+      return nnx.Sequential(nnx.Linear(3, hidden, rngs=rngs), nnx.Linear(hidden, 1, rngs=rngs))
+    problem = problems.Problem("toy", data.Dataset("toy", x, targets[:, None]), make_model)
+    return {"problem": problem, "optimizer": {"name": "sgd", "learning_rate": [0.01, 0.1]},
+            "train": {"steps": 20, "log_every": 10}}
+
+  first = sweep.run(config(y), tmp_path, quiet=True)
+  assert first.manifest["problem_record"]["parameter_shapes"] == {
+      "kernel": [3, 1], "bias": [1]}
+  again = sweep.run(config(y), tmp_path, quiet=True)
+  assert again.manifest["checkpoint"]["configs_trained"] == 0  # the same problem: resumed
+  with pytest.raises(sweep.OutputDirError, match="different config"):
+    sweep.run(config(y + 1.0), tmp_path, quiet=True)
+  with pytest.raises(sweep.OutputDirError, match="different config"):
+    sweep.run(config(y, hidden=4), tmp_path, quiet=True)

@@ -25,16 +25,6 @@ from momentum_jax.train import train as train_one
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 SHORT = {"steps": 20, "log_every": 10}  # the README's sweeps, shortened to two logs
 
-# sweep/_execute.py's abstract_carry closes over the stream's batch shapes
-# (ShapeDtypeStructs) instead of passing them to jax.eval_shape, and
-# train_segment calls .reshape on them: every sweep of a Stream fails before
-# compiling. Remove this marker once it is fixed.
-STREAM_SWEEP_BROKEN = pytest.mark.xfail(
-    strict=True, raises=AttributeError,
-    reason="sweep/_execute.abstract_carry passes a Stream's batch shapes into train_segment "
-           "as ShapeDtypeStructs ('ShapeDtypeStruct' object has no attribute 'reshape')")
-
-
 def _blocks(language: str) -> list[str]:
   """The code blocks in ``language`` of the README's "Your own model" section, in order."""
   text = (ROOT / "README.md").read_text(encoding="utf-8")
@@ -111,7 +101,6 @@ def test_readme_yaml_sweep_through_the_command_is_the_python_sweep(
     np.testing.assert_allclose(summary[column], expected[column], rtol=1e-12, err_msg=column)
 
 
-@STREAM_SWEEP_BROKEN
 def test_readme_stream_sweep(tmp_path, monkeypatch):
   monkeypatch.chdir(tmp_path)  # the example writes its .npy files here
   ran = _shortened_run(monkeypatch)
@@ -190,7 +179,6 @@ def test_sweep_logs_the_metric_of_the_final_model(dataset_sweep):
   assert row.start_top2_accuracy == start
 
 
-@STREAM_SWEEP_BROKEN
 def test_stream_of_the_on_device_batches_gives_the_dataset_sweep_bit_for_bit(dataset_sweep):
   _, on_device = dataset_sweep
   x, y, x_val, y_val = _arrays()
@@ -244,9 +232,6 @@ def test_stream_batch_of_another_shape_is_refused():
     short_rows.take(0, 1)
 
 
-@pytest.mark.xfail(strict=True, reason="sweep/_engine._problem reads any ValueError of "
-                   "Problem.metric_names as 'field: message', so the stream's own error "
-                   "becomes the path \"problem.Stream '<name>', epoch 0, batch 0\"")
 def test_stream_whose_first_batch_is_wrong_is_a_config_error_at_problem_data():
   x, y, _, _ = _arrays()
   stream = _stream(lambda epoch: [(x[:BATCH - 1], y[:BATCH - 1])] * 2, num_classes=3)
@@ -326,14 +311,12 @@ def memmap_sweep(tmp_path_factory):
                     "train": {"steps": 16, "log_every": 2}}, quiet=True)
 
 
-@STREAM_SWEEP_BROKEN
 def test_stream_with_validation_data_logs_val_loss(memmap_sweep):
   assert {"val_loss", "val_accuracy"} <= set(memmap_sweep.summary.columns)
   assert {"val_loss", "val_accuracy"} <= set(memmap_sweep.curves.columns)
   assert np.isfinite(memmap_sweep.curves.val_loss).all() and len(memmap_sweep.curves) == 16
 
 
-@STREAM_SWEEP_BROKEN
 def test_stream_over_a_memmap_sweeps(memmap_sweep):
   assert not memmap_sweep.summary.diverged.any()
   curves = memmap_sweep.curves[memmap_sweep.curves.config_id == 0]

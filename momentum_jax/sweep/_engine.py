@@ -156,6 +156,11 @@ def _problem(config: SweepConfig) -> problems.Problem:
   problem = build_problem(config)
   if (error := batch_size_error(problem, config.train.batch_size)) is not None:
     raise ConfigError("train.batch_size", error)
+  if problem.is_stream:
+    try:
+      problem.data.example  # the first batch, read once: it fixes every batch's shape
+    except ValueError as error:
+      raise ConfigError("problem.data", str(error)) from None
   try:
     problem.metric_names()
   except ValueError as error:  # "loss: …" or "metrics: …"

@@ -121,14 +121,14 @@ def abstract_carry(run: Setup, segments: Segments, names, batches) -> Any:
   """The shapes of one configuration's carry: its state, and room for every logged metric."""
   hyperparameters = {n: jax.ShapeDtypeStruct((), jnp.float32) for n in names}
 
-  def shapes(hyperparameters):
+  def shapes(hyperparameters, batches):
     init_key, data_key = train_lib.run_keys(jax.random.key(0))
     state = train_lib.init_state(run, hyperparameters, init_key)
     _, metrics = train_lib.train_segment(run, hyperparameters, state, data_key, jnp.int32(0),
                                          segments.logs, batches or None)
     return state, metrics
 
-  state, metrics = jax.eval_shape(shapes, hyperparameters)
+  state, metrics = jax.eval_shape(shapes, hyperparameters, batches)
   total = run.config.num_logs
   return state, jax.tree.map(
       lambda m: jax.ShapeDtypeStruct((total, *m.shape[1:]), m.dtype), metrics)
