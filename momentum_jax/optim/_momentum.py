@@ -21,6 +21,7 @@ def scale_by_momentum(
     *,
     ema: bool = True,
     nesterov: bool = False,
+    accumulator_dtype: jax.typing.DTypeLike | None = None,
 ) -> optax.GradientTransformation:
   r"""Accumulates gradients into a velocity, in the EMA or the heavy-ball form.
 
@@ -50,6 +51,9 @@ def scale_by_momentum(
     beta: Decay of the velocity, in [0, 1). A number, an array or a tracer.
     ema: Scale the new gradient by ``1 − beta`` (EMA form) or not (heavy ball).
     nesterov: Use Nesterov's look-ahead update.
+    accumulator_dtype: The velocity's dtype (``optax.sgd``'s
+      ``accumulator_dtype``), e.g. ``jnp.float32`` for bfloat16 parameters;
+      ``None`` keeps the parameters' dtype. The update has the gradient's.
 
   Returns:
     An :class:`optax.GradientTransformation` with state :class:`MomentumState`.
@@ -66,7 +70,7 @@ def scale_by_momentum(
   _checks.check_unit_interval("beta", beta)
 
   def init_fn(params):
-    return MomentumState(velocity=optax.tree.zeros_like(params))
+    return MomentumState(velocity=optax.tree.zeros_like(params, dtype=accumulator_dtype))
 
   def update_fn(updates, state, params=None):
     del params
