@@ -12,7 +12,13 @@ import pytest
 import momentum_jax as mj
 from _problems import least_squares, trajectory
 
-LR, BETA = 0.05, 0.9
+LR, BETA, WD = 0.05, 0.9, 0.1
+
+
+def _decayed(tx):
+  """optax's spelling of torch's coupled weight decay: the L2 term, then ``tx``."""
+  return optax.chain(optax.add_decayed_weights(WD), tx)
+
 
 # name -> (momentum_jax optimizer, the optax optimizer its docstring says it equals)
 EQUIVALENT = {
@@ -44,6 +50,42 @@ EQUIVALENT = {
     "momentum_schedule": (
         mj.momentum(mj.cosine_annealing(0.1, 40), BETA, ema=False),
         optax.sgd(optax.cosine_decay_schedule(0.1, 40), momentum=BETA)),
+}
+# The arguments users bring from torch and optax. Each is bit-identical to
+# optax (test_bit_identical_to_optax_when_each_step_is_jitted), which says
+# more than the tolerance of test_equals_optax_every_step, at half the cost.
+KNOBS = {
+    "sgd_weight_decay": (mj.sgd(LR, weight_decay=WD), _decayed(optax.sgd(LR))),
+    "momentum_heavy_ball_weight_decay": (
+        mj.momentum(LR, BETA, ema=False, weight_decay=WD),
+        _decayed(optax.sgd(LR, momentum=BETA))),
+    "nesterov_weight_decay": (
+        mj.nesterov(LR, BETA, weight_decay=WD),
+        _decayed(optax.sgd(LR, momentum=BETA, nesterov=True))),
+    "momentum_heavy_ball_bfloat16_velocity": (
+        mj.momentum(LR, BETA, ema=False, accumulator_dtype=jnp.bfloat16),
+        optax.sgd(LR, momentum=BETA, accumulator_dtype=jnp.bfloat16)),
+    "nesterov_bfloat16_velocity": (
+        mj.nesterov(LR, BETA, accumulator_dtype=jnp.bfloat16),
+        optax.sgd(LR, momentum=BETA, nesterov=True, accumulator_dtype=jnp.bfloat16)),
+    "rmsprop_weight_decay": (
+        mj.rmsprop(0.01, weight_decay=WD), _decayed(optax.rmsprop(0.01))),
+    "rmsprop_centered_weight_decay": (
+        mj.rmsprop(0.01, eps=1e-3, eps_in_sqrt=False, centered=True, momentum=None,
+                   weight_decay=WD),
+        _decayed(optax.rmsprop(0.01, eps=1e-3, eps_in_sqrt=False, centered=True))),
+    "adam_weight_decay": (mj.adam(0.01, weight_decay=WD), _decayed(optax.adam(0.01))),
+    "adam_bfloat16_mu": (
+        mj.adam(0.01, mu_dtype=jnp.bfloat16), optax.adam(0.01, mu_dtype=jnp.bfloat16)),
+    "adamw": (mj.adamw(0.01, weight_decay=WD), optax.adamw(0.01, weight_decay=WD)),
+    "adamw_default_weight_decay": (mj.adamw(0.01), optax.adamw(0.01, weight_decay=1e-2)),
+    "adamw_optax_default": (
+        mj.adamw(0.01, weight_decay=1e-4), optax.adamw(0.01)),
+    "adamw_all": (
+        mj.adamw(0.03, b1=0.5, b2=0.99, eps=1e-6, weight_decay=WD, eps_root=1e-8,
+                 mu_dtype=jnp.bfloat16),
+        optax.adamw(0.03, b1=0.5, b2=0.99, eps=1e-6, weight_decay=WD, eps_root=1e-8,
+                    mu_dtype=jnp.bfloat16)),
 }
 # Equal in exact arithmetic but computed in another order: nesterov_ema scales
 # the learning rate, and rmsprop_momentum applies the learning rate after the
@@ -120,11 +162,11 @@ def test_literature_weights_of_past_gradients():
     np.testing.assert_allclose(velocities[2] / velocities[0], beta**2, rtol=1e-5)
 
 
-@pytest.mark.parametrize("name", sorted(set(EQUIVALENT) - set(REORDERED)))
+@pytest.mark.parametrize("name", sorted(set(EQUIVALENT) - set(REORDERED)) + sorted(KNOBS))
 def test_bit_identical_to_optax_when_each_step_is_jitted(name):
   # The same expressions in the same operand order as optax: XLA then makes
   # the same multiply-add fusions, and the results agree to the last bit.
-  ours, theirs = EQUIVALENT[name]
+  ours, theirs = {**EQUIVALENT, **KNOBS}[name]
   loss_fn, params = least_squares(5)
   results = []
   for tx in (ours, theirs):
