@@ -53,12 +53,16 @@ def _knobs(h: dict, *names: str) -> dict[str, Any]:
   return {k: h[k] for k in ("weight_decay", "maximize", *names) if k in h}
 
 
-def _rmsprop_replay(h, *, learning_rate=None, eps_in_sqrt=False):
+def rmsprop_replay(h, *, learning_rate=None, eps_in_sqrt=False):
   """A torch RMSprop case as momentum_jax's rmsprop (eps outside the root, as torch)."""
   return mj.rmsprop(
       h["lr"] if learning_rate is None else learning_rate, h["decay"], h["eps"],
       eps_in_sqrt=eps_in_sqrt, centered=h.get("centered", False),
       momentum=h.get("momentum", 0.0), **_knobs(h))
+
+
+def _adam_replay(h):
+  return mj.adam(h["lr"], h["b1"], h["b2"], h["eps"], **_knobs(h, "amsgrad"))
 
 
 def _rmsprop_twin(*, learning_rate, decay, eps, momentum, initial_scale, eps_in_sqrt,
@@ -113,7 +117,7 @@ OPTIMIZERS: dict[str, Optimizer] = {
         optax=_decayed(functools.partial(_rmsprop_twin, eps_in_sqrt=True, centered=False)),
         torch=("rmsprop", "rmsprop_weight_decay", "rmsprop_momentum",
                "rmsprop_momentum_cosine"),
-        replay=lambda h: _rmsprop_replay(h, learning_rate=mj.cosine_annealing(
+        replay=lambda h: rmsprop_replay(h, learning_rate=mj.cosine_annealing(
             h["lr"], h["t_max"], h["lr_min"]) if "t_max" in h else None),
         targets={"parabola": dict(learning_rate=0.05), "rosenbrock": dict(learning_rate=5e-3)}),
     "rmsprop_centered": Optimizer(
@@ -123,7 +127,7 @@ OPTIMIZERS: dict[str, Optimizer] = {
         optax=_decayed(functools.partial(_rmsprop_twin, eps_in_sqrt=False, centered=True)),
         torch=("rmsprop_centered", "rmsprop_centered_momentum",
                "rmsprop_centered_momentum_weight_decay_maximize"),
-        replay=_rmsprop_replay,
+        replay=rmsprop_replay,
         targets={"parabola": dict(learning_rate=0.01, momentum=0.5),
                  "rosenbrock": dict(learning_rate=5e-3, momentum=0.5)}),
     "adagrad": Optimizer(
@@ -141,15 +145,14 @@ OPTIMIZERS: dict[str, Optimizer] = {
                       weight_decay=0.01),
         optax=_decayed(optax.adam),
         torch=("adam", "adam_low_b1", "adam_weight_decay"),
-        replay=lambda h: mj.adam(h["lr"], h["b1"], h["b2"], h["eps"], **_knobs(h)),
+        replay=_adam_replay,
         targets={"parabola": dict(learning_rate=0.1), "rosenbrock": dict(learning_rate=0.1)}),
     # torch's AMSGrad; optax.amsgrad differs (see scale_by_adam), so no twin.
     "adam_amsgrad": Optimizer(
         AMSGRAD, dict(learning_rate=0.01, b1=0.9, b2=0.999, eps=1e-8, eps_root=0.0,
                       weight_decay=0.01),
         torch=("adam_amsgrad", "adam_amsgrad_weight_decay_maximize"),
-        replay=lambda h: mj.adam(h["lr"], h["b1"], h["b2"], h["eps"], amsgrad=True,
-                                 **_knobs(h)),
+        replay=_adam_replay,
         targets={"parabola": dict(learning_rate=0.1), "rosenbrock": dict(learning_rate=0.1)}),
     "adamw": Optimizer(
         mj.adamw, dict(learning_rate=0.01, b1=0.9, b2=0.999, eps=1e-8, weight_decay=0.1,

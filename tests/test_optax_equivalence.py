@@ -10,15 +10,11 @@ import optax
 import pytest
 
 import momentum_jax as mj
+from _optimizers import NAMES, OPTIMIZERS
+from _optimizers import REORDERED as REGISTRY_REORDERED
 from _problems import least_squares, trajectory
 
 LR, BETA, WD = 0.05, 0.9, 0.1
-
-
-def _decayed(tx):
-  """optax's spelling of torch's coupled weight decay: the L2 term, then ``tx``."""
-  return optax.chain(optax.add_decayed_weights(WD), tx)
-
 
 # name -> (momentum_jax optimizer, the optax optimizer its docstring says it equals)
 EQUIVALENT = {
@@ -51,33 +47,19 @@ EQUIVALENT = {
         mj.momentum(mj.cosine_annealing(0.1, 40), BETA, ema=False),
         optax.sgd(optax.cosine_decay_schedule(0.1, 40), momentum=BETA)),
 }
-# The arguments users bring from torch and optax. Each is bit-identical to
-# optax (test_bit_identical_to_optax_when_each_step_is_jitted), which says
-# more than the tolerance of test_equals_optax_every_step, at half the cost.
+# Variants of the arguments users bring from optax; each optimizer's weight
+# decay is compared in test_registry_optimizer_equals_its_optax_twin. Each is
+# bit-identical to optax (test_bit_identical_to_optax_when_each_step_is_jitted),
+# which says more than test_equals_optax_every_step's tolerance.
 KNOBS = {
-    "sgd_weight_decay": (mj.sgd(LR, weight_decay=WD), _decayed(optax.sgd(LR))),
-    "momentum_heavy_ball_weight_decay": (
-        mj.momentum(LR, BETA, ema=False, weight_decay=WD),
-        _decayed(optax.sgd(LR, momentum=BETA))),
-    "nesterov_weight_decay": (
-        mj.nesterov(LR, BETA, weight_decay=WD),
-        _decayed(optax.sgd(LR, momentum=BETA, nesterov=True))),
     "momentum_heavy_ball_bfloat16_velocity": (
         mj.momentum(LR, BETA, ema=False, accumulator_dtype=jnp.bfloat16),
         optax.sgd(LR, momentum=BETA, accumulator_dtype=jnp.bfloat16)),
     "nesterov_bfloat16_velocity": (
         mj.nesterov(LR, BETA, accumulator_dtype=jnp.bfloat16),
         optax.sgd(LR, momentum=BETA, nesterov=True, accumulator_dtype=jnp.bfloat16)),
-    "rmsprop_weight_decay": (
-        mj.rmsprop(0.01, weight_decay=WD), _decayed(optax.rmsprop(0.01))),
-    "rmsprop_centered_weight_decay": (
-        mj.rmsprop(0.01, eps=1e-3, eps_in_sqrt=False, centered=True, momentum=None,
-                   weight_decay=WD),
-        _decayed(optax.rmsprop(0.01, eps=1e-3, eps_in_sqrt=False, centered=True))),
-    "adam_weight_decay": (mj.adam(0.01, weight_decay=WD), _decayed(optax.adam(0.01))),
     "adam_bfloat16_mu": (
         mj.adam(0.01, mu_dtype=jnp.bfloat16), optax.adam(0.01, mu_dtype=jnp.bfloat16)),
-    "adamw": (mj.adamw(0.01, weight_decay=WD), optax.adamw(0.01, weight_decay=WD)),
     "adamw_default_weight_decay": (mj.adamw(0.01), optax.adamw(0.01, weight_decay=1e-2)),
     "adamw_optax_default": (
         mj.adamw(0.01, weight_decay=1e-4), optax.adamw(0.01)),
@@ -162,18 +144,95 @@ def test_literature_weights_of_past_gradients():
     np.testing.assert_allclose(velocities[2] / velocities[0], beta**2, rtol=1e-5)
 
 
+def _bit_identical_paths(ours, theirs, loss_fn, params, steps=30):
+  results = []
+  for tx in (ours, theirs):
+    step = jax.jit(lambda p, s, tx=tx: tx.update(jax.grad(loss_fn)(p), s, p))
+    p, state = params, tx.init(params)
+    for _ in range(steps):
+      updates, state = step(p, state)
+      p = optax.apply_updates(p, updates)
+    results.append(p)
+  jax.tree.map(np.testing.assert_array_equal, results[0], results[1])
+
+
 @pytest.mark.parametrize("name", sorted(set(EQUIVALENT) - set(REORDERED)) + sorted(KNOBS))
 def test_bit_identical_to_optax_when_each_step_is_jitted(name):
   # The same expressions in the same operand order as optax: XLA then makes
   # the same multiply-add fusions, and the results agree to the last bit.
   ours, theirs = {**EQUIVALENT, **KNOBS}[name]
   loss_fn, params = least_squares(5)
-  results = []
-  for tx in (ours, theirs):
-    step = jax.jit(lambda p, s, tx=tx: tx.update(jax.grad(loss_fn)(p), s, p))
-    p, state = params, tx.init(params)
-    for _ in range(30):
-      updates, state = step(p, state)
-      p = optax.apply_updates(p, updates)
-    results.append(p)
-  jax.tree.map(np.testing.assert_array_equal, results[0], results[1])
+  _bit_identical_paths(ours, theirs, loss_fn, params)
+
+
+TWINS = [name for name in NAMES if OPTIMIZERS[name].optax is not None]
+
+
+@pytest.mark.parametrize("name", TWINS)
+def test_registry_optimizer_equals_its_optax_twin(name):
+  # Every numeric hyperparameter at once, weight decay included: bit for bit,
+  # or in float64 where the two compute in another order.
+  entry = OPTIMIZERS[name]
+  ours, theirs = entry.factory(**entry.config), entry.optax(**entry.config)
+  if name in REGISTRY_REORDERED:
+    with jax.enable_x64(True):
+      loss_fn, params = least_squares(6, jnp.float64)
+      chex.assert_trees_all_close(
+          trajectory(ours, loss_fn, params, 60), trajectory(theirs, loss_fn, params, 60),
+          rtol=1e-10, atol=1e-11)
+  else:
+    loss_fn, params = least_squares(6)
+    _bit_identical_paths(ours, theirs, loss_fn, params)
+
+
+def complex_least_squares(seed):
+  """A least-squares problem in complex parameters, and the conjugated gradient."""
+  rng = np.random.default_rng(seed)
+  def normal(*shape):
+    return jnp.asarray(rng.normal(size=shape) + 1j * rng.normal(size=shape), jnp.complex64)
+  x, y = normal(32, 5), normal(32, 3)
+  params = {"w": normal(5, 3), "b": normal(3)}
+
+  def grad_fn(p):
+    loss = lambda p: jnp.mean(jnp.abs(x @ p["w"] + p["b"] - y) ** 2)
+    return jax.tree.map(jnp.conj, jax.grad(loss)(p))
+
+  return grad_fn, params
+
+
+def _complex_path(tx, grad_fn, params, steps=60):
+  def step(carry, _):
+    p, state = carry
+    updates, state = tx.update(grad_fn(p), state, p)
+    p = optax.apply_updates(p, updates)
+    return (p, state), p
+
+  return jax.jit(lambda p: jax.lax.scan(step, (p, tx.init(p)), None, length=steps)[1])(params)
+
+
+@pytest.mark.parametrize("name", TWINS)
+def test_complex_parameters_as_optax(name):
+  # Second moments of |g|², kept real here (complex with zero imaginary part
+  # in optax): the same values. RMSProp's reordered momentum drifts ~1e-5.
+  entry = OPTIMIZERS[name]
+  grad_fn, params = complex_least_squares(7)
+  ours = _complex_path(entry.factory(**entry.config), grad_fn, params)
+  theirs = _complex_path(entry.optax(**entry.config), grad_fn, params)
+  moved = np.abs(np.asarray(theirs["w"][-1] - params["w"])).max()
+  assert moved > 1e-1
+  tolerance = 1e-4 if name in REGISTRY_REORDERED else 1e-5
+  chex.assert_trees_all_close(ours, theirs, rtol=tolerance, atol=tolerance / 10)
+
+
+@pytest.mark.parametrize("tx, key, expected", [
+    (mj.adam(0.1, b2=0.5), "nu", 12.5),
+    (mj.rmsprop(0.1, decay=0.5), "nu", 12.5),
+    (mj.adagrad(0.1), "sum_of_squares", 25.0),
+])
+def test_complex_second_moments_are_real_abs_squares(tx, key, expected):
+  # g = 3 + 4i: |g|² = 25, where g² = −7 + 24i.
+  params = jnp.zeros(1, jnp.complex64)
+  _, state = tx.update(jnp.array([3.0 + 4.0j]), tx.init(params), params)
+  moment = optax.tree.get(state, key)
+  assert moment.dtype == jnp.float32
+  np.testing.assert_allclose(moment, [expected], rtol=1e-6)

@@ -22,6 +22,8 @@ import optax
 import pytest
 
 import momentum_jax as mj
+from _optimizers import OPTIMIZERS as REGISTRY
+from _optimizers import rmsprop_replay as _rmsprop
 from _problems import trajectory
 
 _FIXTURE = os.path.join(os.path.dirname(__file__), "fixtures", "torch_reference.npz")
@@ -87,84 +89,11 @@ def _max_error(ours, theirs) -> float:
   return max(float(np.abs(ours[k] - theirs[k]).max()) for k in theirs)
 
 
-def _knobs(h, *names):
-  """The optional arguments a case sets, among ``weight_decay``, ``maximize`` and ``names``."""
-  return {k: h[k] for k in ("weight_decay", "maximize", *names) if k in h}
-
-
-def _rmsprop(h, *, learning_rate=None, eps_in_sqrt=False):
-  return mj.rmsprop(
-      h["lr"] if learning_rate is None else learning_rate, h["decay"], h["eps"],
-      eps_in_sqrt=eps_in_sqrt, centered=h.get("centered", False),
-      momentum=h.get("momentum", 0.0), **_knobs(h),
-  )
-
-
-def _sgd(h):
-  return mj.sgd(h["lr"], **_knobs(h))
-
-
-def _heavy_ball(h):
-  return mj.momentum(h["lr"], h["beta"], ema=False, **_knobs(h))
-
-
-def _nesterov(h):
-  return mj.nesterov(h["lr"], h["beta"], **_knobs(h))
-
-
-def _momentum_ema(h):
-  # torch: SGD(lr * (1 - beta), momentum=beta).
-  return mj.momentum(h["lr"], h["beta"], ema=True, **_knobs(h))
-
-
-def _adagrad(h):
-  return mj.adagrad(h["lr"], h["eps"], initial_accumulator_value=h["initial_accumulator_value"],
-                    **_knobs(h, "lr_decay"))
-
-
-def _adam(h):
-  return mj.adam(h["lr"], h["b1"], h["b2"], h["eps"], **_knobs(h, "amsgrad"))
-
-
-def _adamw(h):
-  return mj.adamw(h["lr"], h["b1"], h["b2"], h["eps"], **_knobs(h, "amsgrad"))
-
-
 # Case name (as in the fixture) -> the momentum_jax optimizer its docstring
 # pairs with the recorded torch configuration, built from the stored
-# hyperparameters.
+# hyperparameters by the registry's replay.
 OPTIMIZERS: dict[str, Callable[[dict], optax.GradientTransformation]] = {
-    "sgd": _sgd,
-    "sgd_weight_decay": _sgd,
-    "sgd_momentum": _heavy_ball,
-    "sgd_momentum_weight_decay_maximize": _heavy_ball,
-    "sgd_nesterov": _nesterov,
-    "sgd_nesterov_weight_decay": _nesterov,
-    "momentum_ema": _momentum_ema,
-    "momentum_ema_weight_decay": _momentum_ema,
-    "rmsprop": _rmsprop,
-    "rmsprop_weight_decay": _rmsprop,
-    "rmsprop_centered": _rmsprop,
-    "rmsprop_momentum": _rmsprop,
-    "rmsprop_centered_momentum": _rmsprop,
-    "rmsprop_centered_momentum_weight_decay_maximize": _rmsprop,
-    "adagrad": _adagrad,
-    "adagrad_initial_accumulator": _adagrad,
-    "adagrad_lr_decay": _adagrad,
-    "adagrad_lr_decay_weight_decay_maximize": _adagrad,
-    "adam": _adam,
-    "adam_low_b1": _adam,
-    "adam_weight_decay": _adam,
-    "adam_amsgrad": _adam,
-    "adam_amsgrad_weight_decay_maximize": _adam,
-    "adamw": _adamw,
-    "adamw_default_betas": _adamw,
-    "adamw_amsgrad_maximize": _adamw,
-    "sgd_momentum_step_lr": lambda h: mj.momentum(
-        mj.step_decay(h["lr"], h["gamma"], h["step_size"]), h["beta"], ema=False),
-    "rmsprop_momentum_cosine": lambda h: _rmsprop(
-        h, learning_rate=mj.cosine_annealing(h["lr"], h["t_max"], h["lr_min"])),
-}
+    case: entry.replay for entry in REGISTRY.values() for case in entry.torch}
 
 # Recorded only to be told apart (test_torch_dampening_is_not_the_ema_form).
 NOT_EQUIVALENT = {"sgd_dampened"}
