@@ -59,6 +59,14 @@ def scale_by_rms(
 
   Returns:
     An :class:`optax.GradientTransformation` with state :class:`RmsState`.
+
+  References:
+    Tieleman & Hinton, `Lecture 6.5 - RMSProp
+    <https://www.cs.toronto.edu/~tijmen/csc321/slides/lecture_slides_lec6.pdf>`_,
+    COURSERA: Neural Networks for Machine Learning, 2012.
+
+    Graves, `Generating Sequences With Recurrent Neural Networks
+    <https://arxiv.org/abs/1308.0850>`_, 2013 (the centered form).
   """
   _checks.check_unit_interval("decay", decay)
   _checks.check_positive("eps", eps)
@@ -126,6 +134,11 @@ def scale_by_adagrad(
 
   Returns:
     An :class:`optax.GradientTransformation` with state :class:`AdagradState`.
+
+  References:
+    Duchi, Hazan & Singer, `Adaptive Subgradient Methods for Online Learning
+    and Stochastic Optimization <https://jmlr.org/papers/v12/duchi11a.html>`_,
+    JMLR 2011.
   """
   _checks.check_positive("eps", eps)
   _checks.check_non_negative("initial_accumulator_value", initial_accumulator_value)
@@ -205,6 +218,13 @@ def scale_by_adam(
 
   Returns:
     An :class:`optax.GradientTransformation` with state :class:`AdamState`.
+
+  References:
+    Kingma & Ba, `Adam: A Method for Stochastic Optimization
+    <https://arxiv.org/abs/1412.6980>`_, ICLR 2015.
+
+    Reddi, Kale & Kumar, `On the Convergence of Adam and Beyond
+    <https://openreview.net/forum?id=ryQu7f-RZ>`_, ICLR 2018 (AMSGrad).
   """
   _checks.check_unit_interval("b1", b1)
   _checks.check_unit_interval("b2", b2)

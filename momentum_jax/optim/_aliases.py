@@ -1,24 +1,13 @@
 """Ready optimizers: each a short ``optax.chain`` of a scaling and the learning rate.
 
-The maths lives in the transformations (``_momentum.py``, ``_adaptive.py``);
-these aliases only compose them, and ``optax.scale_by_learning_rate`` turns
-the learning rate (a number, an array, a tracer or a schedule) into the final
-``-learning_rate`` scaling.
-
-============================  ===========================================================  =================================================
-momentum_jax                  optax (equal step by step)                                    torch.optim (equal step by step)
-============================  ===========================================================  =================================================
-sgd(lr)                       sgd(lr)                                                       SGD(lr)
-momentum(lr, b, ema=False)    sgd(lr, momentum=b)                                           SGD(lr, momentum=b)
-momentum(lr, b, ema=True)     chain(ema(b, debias=False), scale_by_learning_rate(lr))       SGD(lr * (1 - b), momentum=b)
-nesterov(lr, b)               sgd(lr, momentum=b, nesterov=True)                            SGD(lr, momentum=b, nesterov=True)
-rmsprop(lr, d, eps)           rmsprop(lr, d, eps)                                           none: torch puts eps outside the root
-rmsprop(..., eps_in_sqrt=     rmsprop(lr, d, eps, eps_in_sqrt=False, centered=c,            RMSprop(lr, alpha=d, eps=eps, centered=c,
-  False, centered=c,            momentum=m) at constant lr                                    momentum=m)
-  momentum=m)
-adagrad(lr, eps, iav)         none: optax puts eps inside the root (agree when eps -> 0)     Adagrad(lr, eps=eps, initial_accumulator_value=iav)
-adam(lr, b1, b2, eps)         adam(lr, b1, b2, eps)                                         Adam(lr, betas=(b1, b2), eps=eps)
-============================  ===========================================================  =================================================
+The maths lives in the transformations, each update rule written once in its
+docstring (:func:`add_decayed_weights`, :func:`scale_by_momentum`,
+:func:`scale_by_rms`, :func:`scale_by_adagrad`, :func:`scale_by_adam`) with
+its paper; these aliases only compose them, and
+``optax.scale_by_learning_rate`` turns the learning rate (a number, an array,
+a tracer or a schedule) into the final ``-learning_rate`` scaling. Each alias
+says which optax and torch optimizers it equals step by step; the README's
+table gathers them.
 """
 
 from __future__ import annotations
@@ -102,17 +91,9 @@ def momentum(
 ) -> optax.GradientTransformation:
   r"""Gradient descent with momentum, in the EMA (default) or heavy-ball form.
 
-  ``ema=True``, the form of the tutorials::
-
-    v ← beta · v + (1 − beta) · g          w ← w − learning_rate · v
-
-  ``ema=False``, the heavy-ball form of ``torch.optim.SGD`` and ``optax.sgd``::
-
-    v ← beta · v + g                       w ← w − learning_rate · v
-
-  ``v`` starts at 0, and ``beta = 0`` is plain gradient descent. Nesterov's
-  look-ahead (``nesterov=True``) steps along ``beta · v + (1 − beta) · g``
-  (EMA) or ``beta · v + g`` (heavy ball) instead of ``v``; see :func:`nesterov`.
+  ``w ← w − learning_rate · v``, with the velocity ``v`` of
+  :func:`scale_by_momentum` (the update rule of both forms, and Nesterov's
+  look-ahead, are written there); ``beta = 0`` is plain gradient descent.
 
   Equals, step by step:
 
@@ -130,10 +111,6 @@ def momentum(
     form: torch skips the dampening on the first step (``v₁ = g₁``, not
     ``(1 − beta) · g₁``), and that first gradient's excess weight decays only
     as ``beta**t``.
-
-  The EMA form's steps are ``1 − beta`` times the heavy-ball form's at the same
-  learning rate: at steady state the heavy-ball step is ``lr/(1 − beta)``
-  times the gradient, the EMA one is ``lr`` times it.
 
   Args:
     learning_rate: A number >= 0, an array, a tracer, or a schedule.
@@ -180,15 +157,8 @@ def nesterov(
 ) -> optax.GradientTransformation:
   r"""Nesterov's accelerated gradient: ``momentum(..., nesterov=True)``.
 
-  Heavy-ball form (the default here, as in torch and optax)::
-
-    v ← beta · v + g                w ← w − learning_rate · (beta · v + g)
-
-  EMA form (``ema=True``)::
-
-    v ← beta · v + (1 − beta) · g   w ← w − learning_rate · (beta · v + (1 − beta) · g)
-
-  Equals ``optax.sgd(learning_rate, momentum=beta, nesterov=True)`` and
+  The heavy-ball form by default, as in torch and optax; the update rule is
+  :func:`scale_by_momentum`'s with ``nesterov=True``. Equals ``optax.sgd(learning_rate, momentum=beta, nesterov=True)`` and
   ``torch.optim.SGD(lr, momentum=beta, nesterov=True)`` step by step (with
   ``weight_decay``, as in :func:`momentum`).
 
@@ -230,17 +200,13 @@ def rmsprop(
 ) -> optax.GradientTransformation:
   r"""RMSProp: gradients divided by the root of an EMA of their squares.
 
-  Default, as in the tutorials and ``optax.rmsprop``::
+  The scaling ``s(g)`` is :func:`scale_by_rms`'s (``eps`` inside the root by
+  default, as in the tutorials and ``optax.rmsprop``; outside with
+  ``eps_in_sqrt=False``, as torch; ``centered``). With ``momentum = m`` the
+  scaled gradients go through a heavy-ball buffer before the learning rate,
+  exactly as torch does::
 
-    E[g²] ← decay · E[g²] + (1 − decay) · g²
-    w ← w − learning_rate · g / √(E[g²] + eps)
-
-  ``eps_in_sqrt=False`` divides by ``√E[g²] + eps`` instead (torch's form);
-  ``centered=True`` subtracts ``E[g]²`` from ``E[g²]``. With ``momentum = m``
-  the scaled gradients go through a heavy-ball buffer before the learning
-  rate, exactly as torch does::
-
-    b ← m · b + g / √(…)            w ← w − learning_rate · b
+    b ← m · b + s(g)               w ← w − learning_rate · b
 
   Equals, step by step: ``optax.rmsprop(learning_rate, decay, eps)`` by
   default; ``torch.optim.RMSprop(lr, alpha=decay, eps=eps, centered=...,
@@ -303,13 +269,9 @@ def adagrad(
 ) -> optax.GradientTransformation:
   r"""AdaGrad: gradients divided by the root of the sum of all past squares.
 
-  At step ``t = 1, 2, …``::
-
-    G ← G + |g|²               w ← w − lr_t · g / (√G + eps)
-    lr_t = learning_rate / (1 + (t − 1) · lr_decay)
-
-  The effective learning rate only shrinks, which is why RMSProp replaced the
-  sum by a moving average. Equals ``torch.optim.Adagrad(lr, eps=eps,
+  ``w ← w − lr_t · s(g)`` at step ``t = 1, 2, …``, with the scaling ``s(g)``
+  of :func:`scale_by_adagrad` and ``lr_t = learning_rate / (1 + (t − 1) ·
+  lr_decay)``. Equals ``torch.optim.Adagrad(lr, eps=eps,
   initial_accumulator_value=..., lr_decay=..., weight_decay=...)`` step by
   step. ``lr_decay`` divides the learning rate, a schedule too (``lr_t`` is
   then ``learning_rate(t − 1) / (1 + (t − 1) · lr_decay)``, as under a torch
@@ -371,12 +333,8 @@ def adam(
 ) -> optax.GradientTransformation:
   r"""Adam: momentum on the gradients, RMSProp's scaling, both bias-corrected.
 
-  At step ``t = 1, 2, …``::
-
-    m ← b1 · m + (1 − b1) · g          m̂ = m / (1 − b1**t)
-    v ← b2 · v + (1 − b2) · |g|²       v̂ = v / (1 − b2**t)
-    w ← w − learning_rate · m̂ / (√(v̂ + eps_root) + eps)
-
+  ``w ← w − learning_rate · m̂ / (√(v̂ + eps_root) + eps)``, with the moment
+  estimates of :func:`scale_by_adam`, where the update rule is written out.
   ``amsgrad=True`` divides by the running maximum of ``v`` instead (torch's
   AMSGrad, which is not ``optax.amsgrad``: see :func:`scale_by_adam`).
   ``weight_decay`` here is coupled, an L2 penalty whose gradient then goes
@@ -437,9 +395,9 @@ def adamw(
     maximize: bool = False,
     mu_dtype: DType = None,
 ) -> optax.GradientTransformation:
-  r"""AdamW: Adam with decoupled weight decay (Loshchilov & Hutter).
+  r"""AdamW: Adam with decoupled weight decay.
 
-  With ``m̂``, ``v̂`` as in :func:`adam`::
+  With ``m̂``, ``v̂`` of :func:`scale_by_adam`::
 
     w ← w − learning_rate · (m̂ / (√(v̂ + eps_root) + eps) + weight_decay · w)
 
@@ -467,6 +425,10 @@ def adamw(
 
   Returns:
     An :class:`optax.GradientTransformation`.
+
+  References:
+    Loshchilov & Hutter, `Decoupled Weight Decay Regularization
+    <https://arxiv.org/abs/1711.05101>`_, ICLR 2019.
 
   Example:
     >>> import jax.numpy as jnp

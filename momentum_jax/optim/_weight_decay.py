@@ -44,6 +44,10 @@ def add_decayed_weights(
 
   Returns:
     An :class:`optax.GradientTransformation` with an empty state.
+
+  References:
+    Loshchilov & Hutter, `Decoupled Weight Decay Regularization
+    <https://arxiv.org/abs/1711.05101>`_, ICLR 2019 (coupled and decoupled).
   """
   _checks.check_non_negative("weight_decay", weight_decay)
   value = _checks.concrete_value(weight_decay)
