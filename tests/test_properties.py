@@ -59,13 +59,17 @@ def test_momentum_with_beta_zero_is_sgd(lr, seed, ema):
       _updates(mj.sgd, {"learning_rate": lr}, g), rtol=1e-6, atol=1e-9)
 
 
+# (ema, nesterov) -> the factory; built once, as _updates compiles once per factory object.
+MOMENTUM_FORMS = {(ema, nesterov): functools.partial(mj.momentum, ema=ema, nesterov=nesterov)
+                  for ema in (True, False) for nesterov in (True, False)}
+
+
 @SETTINGS
 @given(lr=learning_rates, beta=unit, seed=seeds, nesterov=st.booleans())
 def test_ema_form_is_heavy_ball_at_learning_rate_times_one_minus_beta(lr, beta, seed, nesterov):
   g = _gradients(seed)
-  ema = _updates(functools.partial(mj.momentum, nesterov=nesterov),
-                 {"learning_rate": lr, "beta": beta}, g)
-  heavy = _updates(functools.partial(mj.momentum, ema=False, nesterov=nesterov),
+  ema = _updates(MOMENTUM_FORMS[True, nesterov], {"learning_rate": lr, "beta": beta}, g)
+  heavy = _updates(MOMENTUM_FORMS[False, nesterov],
                    {"learning_rate": lr * (1 - beta), "beta": beta}, g)
   np.testing.assert_allclose(ema, heavy, rtol=2e-5, atol=1e-7)
 
@@ -100,6 +104,10 @@ def _without_weight_decay(name):
   return mj.adam if name == "adamw" else OPTIMIZERS[name].factory
 
 
+# Built once: _updates compiles once per factory object.
+MAXIMIZING = {name: functools.partial(OPTIMIZERS[name].factory, maximize=True) for name in NAMES}
+
+
 @SETTINGS
 @given(name=st.sampled_from(NAMES), lr=learning_rates, seed=seeds)
 def test_weight_decay_zero_is_the_optimizer_without_it(name, lr, seed):
@@ -116,9 +124,8 @@ def test_weight_decay_zero_is_the_optimizer_without_it(name, lr, seed):
 @given(name=st.sampled_from(NAMES), lr=learning_rates, seed=seeds)
 def test_maximize_on_minus_g_is_the_optimizer_on_g(name, lr, seed):
   g, w = _gradients(seed), _gradients(seed + 1, steps=1)[0]
-  maximizing = functools.partial(OPTIMIZERS[name].factory, maximize=True)
   np.testing.assert_allclose(
-      _updates(maximizing, _config(name, lr), -g, w),
+      _updates(MAXIMIZING[name], _config(name, lr), -g, w),
       _updates(OPTIMIZERS[name].factory, _config(name, lr), g, w), rtol=1e-5, atol=1e-6 * lr)
 
 
