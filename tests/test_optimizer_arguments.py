@@ -6,8 +6,6 @@ needs, and gradient norms of complex parameters.
 
 from __future__ import annotations
 
-import functools
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -18,16 +16,12 @@ import momentum_jax as mj
 from _optimizers import OPTIMIZERS
 from _problems import least_squares
 from momentum_jax import problems, sweep
-from momentum_jax.train import TrainConfig, train
+from momentum_jax.train import TrainConfig, build_train
 
 SWEPT = {
     "problem": {"name": "linear_regression"},
-    "optimizers": [
-        {"name": "momentum", "ema": False, "learning_rate": 0.1, "beta": 0.9,
-         "weight_decay": [0.0, 0.5]},
-        {"name": "adagrad", "learning_rate": 0.5, "weight_decay": 0.1,
-         "lr_decay": {"linspace": [0.0, 0.5, 2]}, "maximize": False},
-    ],
+    "optimizer": {"name": "adagrad", "learning_rate": 0.5, "weight_decay": [0.0, 0.5],
+                  "lr_decay": {"linspace": [0.0, 0.5, 2]}, "maximize": False},
     "train": {"steps": 20, "log_every": 10},
     "seeds": 1,
 }
@@ -37,23 +31,22 @@ def test_weight_decay_and_lr_decay_are_swept_by_the_engine():
   result = sweep.run(SWEPT, quiet=True)
   summary = result.summary
   assert len(summary) == 4
-  problem = problems.get_problem("linear_regression")
-  factories = {"momentum(ema=false)": functools.partial(mj.momentum, ema=False),
-               "adagrad(maximize=false)": functools.partial(mj.adagrad, maximize=False)}
+  # Each configuration alone: one program, the hyperparameters its arguments.
+  alone = jax.jit(build_train(problems.get_problem("linear_regression"), mj.adagrad,
+                              TrainConfig(steps=20, log_every=10)))
   for row in summary.itertuples():
-    hyperparameters = {k: getattr(row, k) for k in ("learning_rate", "beta", "weight_decay",
-                                                     "lr_decay") if not np.isnan(getattr(row, k))}
-    alone = train(problem, factories[row.optimizer], hyperparameters, jax.random.key(row.seed),
-                  TrainConfig(steps=20, log_every=10))
-    np.testing.assert_allclose(row.final_loss, alone.metrics["train_loss"][-1], rtol=1e-5)
+    hyperparameters = {k: jnp.float32(getattr(row, k))
+                       for k in ("learning_rate", "weight_decay", "lr_decay")}
+    result = alone(hyperparameters, jax.random.key(row.seed))
+    np.testing.assert_allclose(row.final_loss, result.metrics["train_loss"][-1], rtol=1e-5)
   # Each swept value changes the run.
-  for _, group in summary.groupby("optimizer"):
-    assert group.final_loss.nunique() == 2
+  assert summary.final_loss.nunique() == 4
 
 
-def test_a_negative_weight_decay_is_refused_by_the_sweep_config_by_name():
-  config = {**SWEPT, "optimizers": [{**SWEPT["optimizers"][0], "weight_decay": [0.1, -0.1]}]}
-  with pytest.raises(sweep.ConfigError, match=r"optimizers\[0\]\.weight_decay.*>= 0"):
+@pytest.mark.parametrize("argument", ["weight_decay", "lr_decay"])
+def test_negative_values_are_refused_by_the_sweep_config_by_name(argument):
+  config = {**SWEPT, "optimizer": {**SWEPT["optimizer"], argument: [0.1, -0.1]}}
+  with pytest.raises(sweep.ConfigError, match=rf"optimizer\.{argument}: {argument} must be >= 0"):
     sweep.load_config(config)
 
 
@@ -66,9 +59,10 @@ STATE_DTYPES = {
 }
 
 
-@pytest.mark.parametrize("name", sorted(STATE_DTYPES))
-@pytest.mark.parametrize("params_dtype, state_dtype", [
-    (jnp.bfloat16, jnp.float32), (jnp.float32, jnp.bfloat16), (jnp.bfloat16, None)])
+@pytest.mark.parametrize("name, params_dtype, state_dtype", [
+    *((name, jnp.bfloat16, jnp.float32) for name in sorted(STATE_DTYPES)),
+    ("momentum", jnp.float32, jnp.bfloat16), ("adam", jnp.float32, jnp.bfloat16),
+    ("nesterov", jnp.bfloat16, None), ("adamw", jnp.bfloat16, None)])
 def test_state_dtype(name, params_dtype, state_dtype):
   factory, argument, field = STATE_DTYPES[name]
   loss_fn, params = least_squares(0, params_dtype)
