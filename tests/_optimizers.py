@@ -9,7 +9,7 @@ live optax comparison (``test_optax_equivalence.py``), the torch replay
 * ``factory``: the momentum_jax optimizer, static options bound;
 * ``config``: a valid value for *every* numeric hyperparameter it takes
   (the new ones included), for the sweep, tracing and state-structure tests;
-* ``optax``: the optax optimizer it equals step by step, built from the same
+* ``optax_twin``: the optax optimizer it equals step by step, built from the same
   keyword arguments as ``factory`` (``None`` where optax has none);
 * ``torch``: the names of the fixture's torch cases it replays, and
   ``replay``, the optimizer built from a case's recorded hyperparameters;
@@ -33,7 +33,7 @@ Factory = Callable[..., optax.GradientTransformation]
 class Optimizer:
   factory: Factory
   config: dict[str, float]
-  optax: Factory | None = None
+  optax_twin: Factory | None = None
   torch: tuple[str, ...] = ()
   replay: Callable[[dict], optax.GradientTransformation] | None = None
   targets: dict[str, dict[str, float]] = dataclasses.field(default_factory=dict)
@@ -80,13 +80,13 @@ AMSGRAD = functools.partial(mj.adam, amsgrad=True)
 OPTIMIZERS: dict[str, Optimizer] = {
     "sgd": Optimizer(
         mj.sgd, dict(learning_rate=0.1, weight_decay=0.01),
-        optax=_decayed(optax.sgd),
+        optax_twin=_decayed(optax.sgd),
         torch=("sgd", "sgd_weight_decay"),
         replay=lambda h: mj.sgd(h["lr"], **_knobs(h)),
         targets={"parabola": dict(learning_rate=0.1), "rosenbrock": dict(learning_rate=1e-3)}),
     "momentum": Optimizer(
         mj.momentum, dict(learning_rate=0.1, beta=0.9, weight_decay=0.01),
-        optax=_decayed(lambda learning_rate, beta: optax.chain(
+        optax_twin=_decayed(lambda learning_rate, beta: optax.chain(
             optax.ema(beta, debias=False), optax.scale_by_learning_rate(learning_rate))),
         # torch: SGD(lr * (1 - beta), momentum=beta).
         torch=("momentum_ema", "momentum_ema_weight_decay"),
@@ -95,7 +95,7 @@ OPTIMIZERS: dict[str, Optimizer] = {
                  "rosenbrock": dict(learning_rate=1e-2, beta=0.9)}),
     "momentum_heavy_ball": Optimizer(
         HEAVY_BALL, dict(learning_rate=0.05, beta=0.8, weight_decay=0.01),
-        optax=_decayed(lambda learning_rate, beta: optax.sgd(learning_rate, momentum=beta)),
+        optax_twin=_decayed(lambda learning_rate, beta: optax.sgd(learning_rate, momentum=beta)),
         torch=("sgd_momentum", "sgd_momentum_weight_decay_maximize", "sgd_momentum_step_lr"),
         replay=lambda h: mj.momentum(
             mj.step_decay(h["lr"], h["gamma"], h["step_size"]) if "gamma" in h else h["lr"],
@@ -104,7 +104,7 @@ OPTIMIZERS: dict[str, Optimizer] = {
                  "rosenbrock": dict(learning_rate=1e-3, beta=0.9)}),
     "nesterov": Optimizer(
         mj.nesterov, dict(learning_rate=0.05, beta=0.9, weight_decay=0.01),
-        optax=_decayed(lambda learning_rate, beta: optax.sgd(
+        optax_twin=_decayed(lambda learning_rate, beta: optax.sgd(
             learning_rate, momentum=beta, nesterov=True)),
         torch=("sgd_nesterov", "sgd_nesterov_weight_decay"),
         replay=lambda h: mj.nesterov(h["lr"], h["beta"], **_knobs(h)),
@@ -114,7 +114,7 @@ OPTIMIZERS: dict[str, Optimizer] = {
         mj.rmsprop,
         dict(learning_rate=0.01, decay=0.9, eps=1e-6, momentum=0.5, initial_scale=0.1,
              weight_decay=0.01),
-        optax=_decayed(functools.partial(_rmsprop_twin, eps_in_sqrt=True, centered=False)),
+        optax_twin=_decayed(functools.partial(_rmsprop_twin, eps_in_sqrt=True, centered=False)),
         torch=("rmsprop", "rmsprop_weight_decay", "rmsprop_momentum",
                "rmsprop_momentum_cosine"),
         replay=lambda h: rmsprop_replay(h, learning_rate=mj.cosine_annealing(
@@ -124,7 +124,7 @@ OPTIMIZERS: dict[str, Optimizer] = {
         RMSPROP_CENTERED,
         dict(learning_rate=0.01, decay=0.9, eps=1e-3, momentum=0.0, initial_scale=0.0,
              weight_decay=0.01),
-        optax=_decayed(functools.partial(_rmsprop_twin, eps_in_sqrt=False, centered=True)),
+        optax_twin=_decayed(functools.partial(_rmsprop_twin, eps_in_sqrt=False, centered=True)),
         torch=("rmsprop_centered", "rmsprop_centered_momentum",
                "rmsprop_centered_momentum_weight_decay_maximize"),
         replay=rmsprop_replay,
@@ -143,7 +143,7 @@ OPTIMIZERS: dict[str, Optimizer] = {
     "adam": Optimizer(
         mj.adam, dict(learning_rate=0.01, b1=0.9, b2=0.999, eps=1e-8, eps_root=0.0,
                       weight_decay=0.01),
-        optax=_decayed(optax.adam),
+        optax_twin=_decayed(optax.adam),
         torch=("adam", "adam_low_b1", "adam_weight_decay"),
         replay=_adam_replay,
         targets={"parabola": dict(learning_rate=0.1), "rosenbrock": dict(learning_rate=0.1)}),
@@ -157,7 +157,7 @@ OPTIMIZERS: dict[str, Optimizer] = {
     "adamw": Optimizer(
         mj.adamw, dict(learning_rate=0.01, b1=0.9, b2=0.999, eps=1e-8, weight_decay=0.1,
                        eps_root=0.0),
-        optax=optax.adamw,
+        optax_twin=optax.adamw,
         torch=("adamw", "adamw_default_betas", "adamw_amsgrad_maximize"),
         replay=lambda h: mj.adamw(h["lr"], h["b1"], h["b2"], h["eps"],
                                   **_knobs(h, "amsgrad")),

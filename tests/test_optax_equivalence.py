@@ -163,7 +163,7 @@ def test_bit_identical_to_optax_when_each_step_is_jitted(name):
   _bit_identical_paths(ours, theirs, loss_fn, params)
 
 
-TWINS = [name for name in NAMES if OPTIMIZERS[name].optax is not None]
+TWINS = [name for name in NAMES if OPTIMIZERS[name].optax_twin is not None]
 
 
 @pytest.mark.parametrize("name", TWINS)
@@ -171,7 +171,7 @@ def test_registry_optimizer_equals_its_optax_twin(name):
   # Every numeric hyperparameter at once, weight decay included: bit for bit,
   # or in float64 where the two compute in another order.
   entry = OPTIMIZERS[name]
-  ours, theirs = entry.factory(**entry.config), entry.optax(**entry.config)
+  ours, theirs = entry.factory(**entry.config), entry.optax_twin(**entry.config)
   if name in REGISTRY_REORDERED:
     with jax.enable_x64(True):
       loss_fn, params = least_squares(6, jnp.float64)
@@ -220,7 +220,7 @@ def test_complex_parameters_as_optax(name):
   entry = OPTIMIZERS[name]
   grad_fn, params = complex_least_squares(7)
   ours = _complex_path(entry.factory(**entry.config), grad_fn, params)
-  theirs = _complex_path(entry.optax(**entry.config), grad_fn, params)
+  theirs = _complex_path(entry.optax_twin(**entry.config), grad_fn, params)
   moved = np.abs(np.asarray(theirs["w"][-1] - params["w"])).max()
   assert moved > 1e-1
   tolerance = 1e-4 if name in REGISTRY_REORDERED else 1e-5

@@ -158,7 +158,8 @@ def nesterov(
   r"""Nesterov's accelerated gradient: ``momentum(..., nesterov=True)``.
 
   The heavy-ball form by default, as in torch and optax; the update rule is
-  :func:`scale_by_momentum`'s with ``nesterov=True``. Equals ``optax.sgd(learning_rate, momentum=beta, nesterov=True)`` and
+  :func:`scale_by_momentum`'s with ``nesterov=True``. Equals
+  ``optax.sgd(learning_rate, momentum=beta, nesterov=True)`` and
   ``torch.optim.SGD(lr, momentum=beta, nesterov=True)`` step by step (with
   ``weight_decay``, as in :func:`momentum`).
 
