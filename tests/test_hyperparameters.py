@@ -16,24 +16,12 @@ import optax
 import pytest
 
 import momentum_jax as mj
+from _optimizers import OPTIMIZERS
 from _problems import least_squares, trajectory
 
-# name -> (factory, a valid configuration with every numeric hyperparameter)
-FACTORIES = {
-    "sgd": (mj.sgd, dict(learning_rate=0.1)),
-    "momentum": (mj.momentum, dict(learning_rate=0.1, beta=0.9)),
-    "momentum_heavy_ball": (
-        functools.partial(mj.momentum, ema=False), dict(learning_rate=0.05, beta=0.8)),
-    "nesterov": (mj.nesterov, dict(learning_rate=0.05, beta=0.9)),
-    "rmsprop": (
-        mj.rmsprop,
-        dict(learning_rate=0.01, decay=0.9, eps=1e-6, momentum=0.5, initial_scale=0.1)),
-    "rmsprop_centered": (
-        functools.partial(mj.rmsprop, centered=True, eps_in_sqrt=False),
-        dict(learning_rate=0.01, decay=0.9, eps=1e-3, momentum=0.0, initial_scale=0.0)),
-    "adagrad": (mj.adagrad, dict(learning_rate=0.1, eps=1e-10, initial_accumulator_value=0.1)),
-    "adam": (mj.adam, dict(learning_rate=0.01, b1=0.9, b2=0.999, eps=1e-8, eps_root=0.0)),
-}
+# name -> (factory, a valid configuration with every numeric hyperparameter),
+# from the one registry of optimizers under test.
+FACTORIES = {name: (entry.factory, entry.config) for name, entry in OPTIMIZERS.items()}
 NAMES = sorted(FACTORIES)
 
 # Per hyperparameter, four values to sweep at once (including the edges 0).
@@ -50,6 +38,8 @@ SWEEP = {
     "b1": lambda v: [0.0, 0.5, v, 0.95],
     "b2": lambda v: [0.9, 0.99, v, 0.9999],
     "eps_root": lambda v: [0.0, 1e-8, 1e-6, 1e-4],
+    "weight_decay": lambda v: [0.0, 0.01, v, 0.3],
+    "lr_decay": lambda v: [0.0, 0.01, v, 0.3],
 }
 STEPS = 40
 
@@ -168,6 +158,16 @@ def test_dtypes_are_preserved(name, dtype, as_arrays):
         (lambda: mj.adam(0.1, b2=1.5), r"b2 must be in \[0, 1\)"),
         (lambda: mj.adam(0.1, eps=0.0), r"eps must be > 0"),
         (lambda: mj.adam(0.1, eps_root=-1.0), r"eps_root must be >= 0"),
+        (lambda: mj.sgd(0.1, weight_decay=-0.1), r"weight_decay must be >= 0, got -0.1"),
+        (lambda: mj.momentum(0.1, weight_decay=np.array([0.1, -1.0])),
+         r"weight_decay must be >= 0, got \[0.1, -1.0\]"),
+        (lambda: mj.nesterov(0.1, weight_decay=-1.0), r"weight_decay must be >= 0"),
+        (lambda: mj.rmsprop(0.1, weight_decay=float("nan")), r"weight_decay must be >= 0"),
+        (lambda: mj.adagrad(0.1, weight_decay=-1.0), r"weight_decay must be >= 0"),
+        (lambda: mj.adagrad(0.1, lr_decay=-0.5), r"lr_decay must be >= 0, got -0.5"),
+        (lambda: mj.adam(0.1, weight_decay=-1.0), r"weight_decay must be >= 0"),
+        (lambda: mj.adamw(0.1, weight_decay=-1e-2), r"weight_decay must be >= 0"),
+        (lambda: mj.adamw(0.1, b2=1.0), r"b2 must be in \[0, 1\)"),
         (lambda: mj.step_decay(0.1, 0.5, 0), r"step_size must be > 0, got 0"),
         (lambda: mj.step_decay(0.1, 0.0, 10), r"decay_rate must be > 0"),
         (lambda: mj.cosine_annealing(0.1, t_max=-5), r"t_max must be > 0"),

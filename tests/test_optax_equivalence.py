@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import inspect
+
 import chex
 import jax
 import jax.numpy as jnp
@@ -10,9 +12,11 @@ import optax
 import pytest
 
 import momentum_jax as mj
+from _optimizers import NAMES, OPTIMIZERS
+from _optimizers import REORDERED as REGISTRY_REORDERED
 from _problems import least_squares, trajectory
 
-LR, BETA = 0.05, 0.9
+LR, BETA, WD = 0.05, 0.9, 0.1
 
 # name -> (momentum_jax optimizer, the optax optimizer its docstring says it equals)
 EQUIVALENT = {
@@ -44,6 +48,24 @@ EQUIVALENT = {
     "momentum_schedule": (
         mj.momentum(mj.cosine_annealing(0.1, 40), BETA, ema=False),
         optax.sgd(optax.cosine_decay_schedule(0.1, 40), momentum=BETA)),
+}
+# Variants of the arguments users bring from optax; each optimizer's weight
+# decay is compared in test_registry_optimizer_equals_its_optax_twin. Each is
+# bit-identical to optax (test_bit_identical_to_optax_when_each_step_is_jitted),
+# which says more than test_equals_optax_every_step's tolerance.
+KNOBS = {
+    "momentum_heavy_ball_bfloat16_velocity": (
+        mj.momentum(LR, BETA, ema=False, accumulator_dtype=jnp.bfloat16),
+        optax.sgd(LR, momentum=BETA, accumulator_dtype=jnp.bfloat16)),
+    "adam_bfloat16_mu": (
+        mj.adam(0.01, mu_dtype=jnp.bfloat16), optax.adam(0.01, mu_dtype=jnp.bfloat16)),
+    "adamw_optax_default": (
+        mj.adamw(0.01, weight_decay=1e-4), optax.adamw(0.01)),
+    "adamw_all": (
+        mj.adamw(0.03, b1=0.5, b2=0.99, eps=1e-6, weight_decay=WD, eps_root=1e-8,
+                 mu_dtype=jnp.bfloat16),
+        optax.adamw(0.03, b1=0.5, b2=0.99, eps=1e-6, weight_decay=WD, eps_root=1e-8,
+                    mu_dtype=jnp.bfloat16)),
 }
 # Equal in exact arithmetic but computed in another order: nesterov_ema scales
 # the learning rate, and rmsprop_momentum applies the learning rate after the
@@ -120,18 +142,106 @@ def test_literature_weights_of_past_gradients():
     np.testing.assert_allclose(velocities[2] / velocities[0], beta**2, rtol=1e-5)
 
 
-@pytest.mark.parametrize("name", sorted(set(EQUIVALENT) - set(REORDERED)))
-def test_bit_identical_to_optax_when_each_step_is_jitted(name):
-  # The same expressions in the same operand order as optax: XLA then makes
-  # the same multiply-add fusions, and the results agree to the last bit.
-  ours, theirs = EQUIVALENT[name]
-  loss_fn, params = least_squares(5)
+def _bit_identical_paths(ours, theirs, loss_fn, params, steps=30):
   results = []
   for tx in (ours, theirs):
     step = jax.jit(lambda p, s, tx=tx: tx.update(jax.grad(loss_fn)(p), s, p))
     p, state = params, tx.init(params)
-    for _ in range(30):
+    for _ in range(steps):
       updates, state = step(p, state)
       p = optax.apply_updates(p, updates)
     results.append(p)
   jax.tree.map(np.testing.assert_array_equal, results[0], results[1])
+
+
+@pytest.mark.parametrize("name", sorted(set(EQUIVALENT) - set(REORDERED)) + sorted(KNOBS))
+def test_bit_identical_to_optax_when_each_step_is_jitted(name):
+  # The same expressions in the same operand order as optax: XLA then makes
+  # the same multiply-add fusions, and the results agree to the last bit.
+  ours, theirs = {**EQUIVALENT, **KNOBS}[name]
+  loss_fn, params = least_squares(5)
+  _bit_identical_paths(ours, theirs, loss_fn, params)
+
+
+TWINS = [name for name in NAMES if OPTIMIZERS[name].optax_twin is not None]
+
+
+@pytest.mark.parametrize("name", TWINS)
+def test_registry_optimizer_equals_its_optax_twin(name):
+  # Every numeric hyperparameter at once, weight decay included: bit for bit,
+  # or in float64 where the two compute in another order.
+  entry = OPTIMIZERS[name]
+  ours, theirs = entry.factory(**entry.config), entry.optax_twin(**entry.config)
+  if name in REGISTRY_REORDERED:
+    with jax.enable_x64(True):
+      loss_fn, params = least_squares(6, jnp.float64)
+      chex.assert_trees_all_close(
+          trajectory(ours, loss_fn, params, 60), trajectory(theirs, loss_fn, params, 60),
+          rtol=1e-10, atol=1e-11)
+  else:
+    loss_fn, params = least_squares(6)
+    _bit_identical_paths(ours, theirs, loss_fn, params)
+
+
+def complex_least_squares(seed):
+  """A least-squares problem in complex parameters, and the conjugated gradient."""
+  rng = np.random.default_rng(seed)
+  def normal(*shape):
+    return jnp.asarray(rng.normal(size=shape) + 1j * rng.normal(size=shape), jnp.complex64)
+  x, y = normal(32, 5), normal(32, 3)
+  params = {"w": normal(5, 3), "b": normal(3)}
+
+  def grad_fn(p):
+    loss = lambda p: jnp.mean(jnp.abs(x @ p["w"] + p["b"] - y) ** 2)
+    return jax.tree.map(jnp.conj, jax.grad(loss)(p))
+
+  return grad_fn, params
+
+
+def _complex_path(tx, grad_fn, params, steps=60):
+  def step(carry, _):
+    p, state = carry
+    updates, state = tx.update(grad_fn(p), state, p)
+    p = optax.apply_updates(p, updates)
+    return (p, state), p
+
+  return jax.jit(lambda p: jax.lax.scan(step, (p, tx.init(p)), None, length=steps)[1])(params)
+
+
+# Where complex parameters need care: the second moments. (Momentum is linear
+# in g; test_convergence.py runs every optimizer on complex targets.)
+ADAPTIVE_TWINS = [name for name in TWINS if name.startswith(("rmsprop", "adam"))]
+
+
+@pytest.mark.parametrize("name", ADAPTIVE_TWINS)
+def test_complex_parameters_as_optax(name):
+  # Second moments of |g|², kept real here (complex with zero imaginary part
+  # in optax): the same values. RMSProp's reordered momentum drifts ~1e-5.
+  entry = OPTIMIZERS[name]
+  grad_fn, params = complex_least_squares(7)
+  ours = _complex_path(entry.factory(**entry.config), grad_fn, params)
+  theirs = _complex_path(entry.optax_twin(**entry.config), grad_fn, params)
+  moved = np.abs(np.asarray(theirs["w"][-1] - params["w"])).max()
+  assert moved > 1e-1
+  tolerance = 1e-4 if name in REGISTRY_REORDERED else 1e-5
+  chex.assert_trees_all_close(ours, theirs, rtol=tolerance, atol=tolerance / 10)
+
+
+@pytest.mark.parametrize("tx, key, expected", [
+    (mj.adam(0.1, b2=0.5), "nu", 12.5),
+    (mj.rmsprop(0.1, decay=0.5), "nu", 12.5),
+    (mj.adagrad(0.1), "sum_of_squares", 25.0),
+])
+def test_complex_second_moments_are_real_abs_squares(tx, key, expected):
+  # g = 3 + 4i: |g|² = 25, where g² = −7 + 24i.
+  params = jnp.zeros(1, jnp.complex64)
+  _, state = tx.update(jnp.array([3.0 + 4.0j]), tx.init(params), params)
+  moment = optax.tree.get(state, key)
+  assert moment.dtype == jnp.float32
+  np.testing.assert_allclose(moment, [expected], rtol=1e-6)
+
+
+def test_adamw_default_weight_decay_is_torchs():
+  # optax's is 1e-4 (KNOBS["adamw_optax_default"] pins the equality there).
+  assert inspect.signature(mj.adamw).parameters["weight_decay"].default == 1e-2
+  assert inspect.signature(optax.adamw).parameters["weight_decay"].default == 1e-4

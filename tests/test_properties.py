@@ -16,6 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import momentum_jax as mj
+from _optimizers import NAMES, OPTIMIZERS
 
 SETTINGS = settings(max_examples=40, deadline=None)
 unit = st.floats(0.0, 0.99)
@@ -29,18 +30,23 @@ def _gradients(seed, steps=STEPS, shape=(3, 4)):
 
 
 @functools.partial(jax.jit, static_argnums=0)
-def _updates(factory, hyperparameters, gradients):
-  """The updates of ``factory(**hyperparameters)`` fed ``gradients`` one by one."""
+def _updates(factory, hyperparameters, gradients, params=None):
+  """The updates of ``factory(**hyperparameters)`` fed ``gradients`` one by one.
+
+  The parameters stay at ``params`` (zeros by default): the updates are not applied.
+  """
   tx = factory(**hyperparameters)
+  params = jnp.zeros_like(gradients[0]) if params is None else params
 
   def step(state, g):
-    update, state = tx.update(g, state)
+    update, state = tx.update(g, state, params)
     return state, update
 
-  return jax.lax.scan(step, tx.init(gradients[0]), gradients)[1]
+  return jax.lax.scan(step, tx.init(params), gradients)[1]
 
 
 HEAVY_BALL = functools.partial(mj.momentum, ema=False)
+AMSGRAD = functools.partial(mj.adam, amsgrad=True)
 
 
 @SETTINGS
@@ -53,13 +59,17 @@ def test_momentum_with_beta_zero_is_sgd(lr, seed, ema):
       _updates(mj.sgd, {"learning_rate": lr}, g), rtol=1e-6, atol=1e-9)
 
 
+# (ema, nesterov) -> the factory; built once, as _updates compiles once per factory object.
+MOMENTUM_FORMS = {(ema, nesterov): functools.partial(mj.momentum, ema=ema, nesterov=nesterov)
+                  for ema in (True, False) for nesterov in (True, False)}
+
+
 @SETTINGS
 @given(lr=learning_rates, beta=unit, seed=seeds, nesterov=st.booleans())
 def test_ema_form_is_heavy_ball_at_learning_rate_times_one_minus_beta(lr, beta, seed, nesterov):
   g = _gradients(seed)
-  ema = _updates(functools.partial(mj.momentum, nesterov=nesterov),
-                 {"learning_rate": lr, "beta": beta}, g)
-  heavy = _updates(functools.partial(mj.momentum, ema=False, nesterov=nesterov),
+  ema = _updates(MOMENTUM_FORMS[True, nesterov], {"learning_rate": lr, "beta": beta}, g)
+  heavy = _updates(MOMENTUM_FORMS[False, nesterov],
                    {"learning_rate": lr * (1 - beta), "beta": beta}, g)
   np.testing.assert_allclose(ema, heavy, rtol=2e-5, atol=1e-7)
 
@@ -76,25 +86,94 @@ def test_adam_is_invariant_to_rescaling_the_gradients(lr, b1, b2, seed, scale):
       rtol=2e-4, atol=1e-7 * lr)
 
 
-OPTIMIZERS = {
-    "sgd": (mj.sgd, {}),
-    "momentum": (mj.momentum, {"beta": 0.9}),
-    "heavy_ball": (HEAVY_BALL, {"beta": 0.9}),
-    "nesterov": (mj.nesterov, {"beta": 0.9}),
-    "rmsprop": (mj.rmsprop, {"decay": 0.9, "momentum": 0.5}),
-    "rmsprop_centered": (functools.partial(mj.rmsprop, centered=True, eps_in_sqrt=False),
-                         {"decay": 0.9}),
-    "adagrad": (mj.adagrad, {}),
-    "adam": (mj.adam, {"b1": 0.9, "b2": 0.999}),
-}
+def _config(name, lr):
+  """The registry's configuration of ``name``, at learning rate ``lr``."""
+  return {**OPTIMIZERS[name].config, "learning_rate": lr}
 
 
 @SETTINGS
-@given(name=st.sampled_from(sorted(OPTIMIZERS)), lr=learning_rates)
+@given(name=st.sampled_from(NAMES), lr=learning_rates)
 def test_zero_gradients_from_a_zero_state_do_nothing(name, lr):
-  factory, hyperparameters = OPTIMIZERS[name]
-  updates = _updates(factory, {"learning_rate": lr, **hyperparameters}, jnp.zeros((5, 3, 4)))
+  # At zero parameters, so that weight decay has nothing to add either.
+  updates = _updates(OPTIMIZERS[name].factory, _config(name, lr), jnp.zeros((5, 3, 4)))
   np.testing.assert_array_equal(updates, np.zeros((5, 3, 4)))
+
+
+def _without_weight_decay(name):
+  """The optimizer as it was before weight decay: adamw's is adam."""
+  return mj.adam if name == "adamw" else OPTIMIZERS[name].factory
+
+
+# Built once: _updates compiles once per factory object.
+MAXIMIZING = {name: functools.partial(OPTIMIZERS[name].factory, maximize=True) for name in NAMES}
+
+
+@SETTINGS
+@given(name=st.sampled_from(NAMES), lr=learning_rates, seed=seeds)
+def test_weight_decay_zero_is_the_optimizer_without_it(name, lr, seed):
+  # A traced 0 computes g + 0·w; without the argument nothing is added.
+  g, w = _gradients(seed), _gradients(seed + 1, steps=1)[0]
+  config = _config(name, lr)
+  decayed = _updates(OPTIMIZERS[name].factory, {**config, "weight_decay": 0.0}, g, w)
+  del config["weight_decay"]
+  np.testing.assert_allclose(
+      decayed, _updates(_without_weight_decay(name), config, g, w), rtol=1e-6, atol=1e-9)
+
+
+@SETTINGS
+@given(name=st.sampled_from(NAMES), lr=learning_rates, seed=seeds)
+def test_maximize_on_minus_g_is_the_optimizer_on_g(name, lr, seed):
+  g, w = _gradients(seed), _gradients(seed + 1, steps=1)[0]
+  np.testing.assert_allclose(
+      _updates(MAXIMIZING[name], _config(name, lr), -g, w),
+      _updates(OPTIMIZERS[name].factory, _config(name, lr), g, w), rtol=1e-5, atol=1e-6 * lr)
+
+
+@SETTINGS
+@given(lr=learning_rates, wd=st.floats(0.0, 1.0), seed=seeds)
+def test_sgd_weight_decay_is_the_gradient_of_an_l2_penalty(lr, wd, seed):
+  # torch's coupled decay: the step of sgd on L + ½·wd·|w|².
+  g, w = _gradients(seed), _gradients(seed + 1, steps=1)[0]
+  np.testing.assert_allclose(
+      _updates(mj.sgd, {"learning_rate": lr, "weight_decay": wd}, g, w),
+      -lr * (g + wd * w), rtol=1e-5, atol=1e-7)
+
+
+@SETTINGS
+@given(lr=learning_rates, wd=st.floats(0.0, 1.0), b1=unit, seed=seeds)
+def test_adamw_is_adam_minus_learning_rate_times_decay_times_w(lr, wd, b1, seed):
+  # Decoupled: the decay never enters Adam's moments.
+  g, w = _gradients(seed), _gradients(seed + 1, steps=1)[0]
+  adam = {"learning_rate": lr, "b1": b1}
+  np.testing.assert_allclose(
+      _updates(mj.adamw, {**adam, "weight_decay": wd}, g, w),
+      _updates(mj.adam, adam, g, w) - lr * wd * w, rtol=1e-5, atol=1e-6 * lr)
+
+
+@SETTINGS
+@given(lr=learning_rates, lr_decay=st.floats(0.0, 2.0), seed=seeds)
+def test_adagrad_lr_decay_divides_step_t_by_one_plus_t_minus_one_times_it(lr, lr_decay, seed):
+  g = _gradients(seed)
+  t = np.arange(1, STEPS + 1).reshape(-1, 1, 1)
+  np.testing.assert_allclose(
+      _updates(mj.adagrad, {"learning_rate": lr, "lr_decay": lr_decay}, g),
+      _updates(mj.adagrad, {"learning_rate": lr}, g) / (1 + (t - 1) * lr_decay),
+      rtol=2e-6, atol=1e-9)
+
+
+@SETTINGS
+@given(lr=learning_rates, b1=unit, b2=st.floats(0.5, 0.999), seed=seeds,
+       spread=st.floats(0.1, 10.0))
+def test_amsgrad_steps_are_never_longer_than_adams(lr, b1, b2, seed, spread):
+  # Same first moment, a denominator √(max v)/(1 − b2**t) ≥ √v̂: shorter steps,
+  # and at step 1 (max v = v) the same.
+  g = _gradients(seed) * jnp.exp(spread * jnp.linspace(-1, 1, STEPS)).reshape(-1, 1, 1)[::-1]
+  hyperparameters = {"learning_rate": lr, "b1": b1, "b2": b2}
+  ams = np.abs(_updates(AMSGRAD, hyperparameters, g))
+  adam = np.abs(_updates(mj.adam, hyperparameters, g))
+  assert np.all(ams <= adam * (1 + 1e-6))
+  np.testing.assert_allclose(ams[0], adam[0], rtol=1e-6)
+  assert np.any(ams < adam * (1 - 1e-3)), "the gradients shrink: the maximum must matter"
 
 
 steps = jnp.arange(0, 400)

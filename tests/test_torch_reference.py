@@ -22,6 +22,8 @@ import optax
 import pytest
 
 import momentum_jax as mj
+from _optimizers import OPTIMIZERS as REGISTRY
+from _optimizers import rmsprop_replay as _rmsprop
 from _problems import trajectory
 
 _FIXTURE = os.path.join(os.path.dirname(__file__), "fixtures", "torch_reference.npz")
@@ -38,13 +40,17 @@ SCHEDULE_CASES = META["schedules"]
 RTOL, ATOL = 1e-5, 1e-6
 
 
-def _problem():
-  """The fixture's loss (the same float32 expression as torch's) and initial params."""
+def _problem(maximize=False):
+  """The fixture's loss (the same float32 expression as torch's) and initial params.
+
+  Negated for a case that maximizes, as the fixture script does.
+  """
   a, b, p, q = (jnp.asarray(DATA[f"problem__{k}"], jnp.float32) for k in "AbPQ")
+  sign = -1.0 if maximize else 1.0
 
   def loss_fn(params):
-    return (0.5 * jnp.mean((a @ params["x"] - b) ** 2)
-            + 0.5 * jnp.mean((p @ params["W"] - q) ** 2))
+    return sign * (0.5 * jnp.mean((a @ params["x"] - b) ** 2)
+                   + 0.5 * jnp.mean((p @ params["W"] - q) ** 2))
 
   params = {k: jnp.asarray(DATA[f"problem__{k}0"], jnp.float32) for k in ("x", "W")}
   return loss_fn, params
@@ -54,8 +60,8 @@ def _torch_path(name: str) -> dict[str, np.ndarray]:
   return {k: DATA[f"opt__{name}__{k}"] for k in ("x", "W")}
 
 
-def _jax_path(tx: optax.GradientTransformation) -> dict[str, np.ndarray]:
-  loss_fn, params = _problem()
+def _jax_path(tx: optax.GradientTransformation, maximize=False) -> dict[str, np.ndarray]:
+  loss_fn, params = _problem(maximize)
   path = trajectory(tx, loss_fn, params, steps=STEPS)
   return {k: np.asarray(v, np.float64) for k, v in path.items()}
 
@@ -83,38 +89,11 @@ def _max_error(ours, theirs) -> float:
   return max(float(np.abs(ours[k] - theirs[k]).max()) for k in theirs)
 
 
-def _rmsprop(h, *, learning_rate=None, eps_in_sqrt=False):
-  return mj.rmsprop(
-      h["lr"] if learning_rate is None else learning_rate, h["decay"], h["eps"],
-      eps_in_sqrt=eps_in_sqrt, centered=h.get("centered", False),
-      momentum=h.get("momentum", 0.0),
-  )
-
-
 # Case name (as in the fixture) -> the momentum_jax optimizer its docstring
 # pairs with the recorded torch configuration, built from the stored
-# hyperparameters.
+# hyperparameters by the registry's replay.
 OPTIMIZERS: dict[str, Callable[[dict], optax.GradientTransformation]] = {
-    "sgd": lambda h: mj.sgd(h["lr"]),
-    "sgd_momentum": lambda h: mj.momentum(h["lr"], h["beta"], ema=False),
-    "sgd_nesterov": lambda h: mj.nesterov(h["lr"], h["beta"]),
-    # torch: SGD(lr * (1 - beta), momentum=beta).
-    "momentum_ema": lambda h: mj.momentum(h["lr"], h["beta"], ema=True),
-    "rmsprop": _rmsprop,
-    "rmsprop_centered": _rmsprop,
-    "rmsprop_momentum": _rmsprop,
-    "rmsprop_centered_momentum": _rmsprop,
-    "adagrad": lambda h: mj.adagrad(
-        h["lr"], h["eps"], initial_accumulator_value=h["initial_accumulator_value"]),
-    "adagrad_initial_accumulator": lambda h: mj.adagrad(
-        h["lr"], h["eps"], initial_accumulator_value=h["initial_accumulator_value"]),
-    "adam": lambda h: mj.adam(h["lr"], h["b1"], h["b2"], h["eps"]),
-    "adam_low_b1": lambda h: mj.adam(h["lr"], h["b1"], h["b2"], h["eps"]),
-    "sgd_momentum_step_lr": lambda h: mj.momentum(
-        mj.step_decay(h["lr"], h["gamma"], h["step_size"]), h["beta"], ema=False),
-    "rmsprop_momentum_cosine": lambda h: _rmsprop(
-        h, learning_rate=mj.cosine_annealing(h["lr"], h["t_max"], h["lr_min"])),
-}
+    case: entry.replay for entry in REGISTRY.values() for case in entry.torch}
 
 # Recorded only to be told apart (test_torch_dampening_is_not_the_ema_form).
 NOT_EQUIVALENT = {"sgd_dampened"}
@@ -154,7 +133,7 @@ def _adam_bias_correction_slack(h, theirs, start) -> dict[str, np.ndarray]:
 def _tolerance(name: str, theirs) -> float | dict[str, np.ndarray]:
   """atol for a case: ATOL, unless float32 rounding demonstrably needs more."""
   hyper = OPTIMIZER_CASES[name]["hyper"]
-  if name == "adam":  # b2 = 0.999; b2 = 0.99 (adam_low_b1) fits ATOL.
+  if hyper.get("b2") == 0.999:  # adam, adamw_default_betas; b2 = 0.99 fits ATOL.
     start = {k: DATA[f"problem__{k}0"] for k in ("x", "W")}
     return _adam_bias_correction_slack(hyper, theirs, start)
   if name == "rmsprop_centered":
@@ -177,7 +156,7 @@ def test_optimizer_matches_torch_every_step(name):
   start = {k: DATA[f"problem__{k}0"] for k in ("x", "W")}
   moved = max(np.abs(theirs[k][-1] - start[k]).max() for k in theirs)
   assert moved > 0.5, f"{name}: torch moved the params by {moved} only; the test would mean little"
-  ours = _jax_path(OPTIMIZERS[name](case["hyper"]))
+  ours = _jax_path(OPTIMIZERS[name](case["hyper"]), case["hyper"].get("maximize", False))
   _assert_paths_close(ours, theirs, atol=_tolerance(name, theirs))
 
 
@@ -235,6 +214,36 @@ def test_optax_rmsprop_momentum_differs_from_torch_under_a_schedule():
   ours = _jax_path(optax.rmsprop(
       schedule, h["decay"], h["eps"], eps_in_sqrt=False, momentum=h["momentum"]))
   assert _max_error(ours, _torch_path("rmsprop_momentum_cosine")) > 1e-3
+
+
+_OFF = {"weight_decay": 0.0, "amsgrad": False, "lr_decay": 0.0}
+
+
+@pytest.mark.parametrize("name", [
+    "sgd_weight_decay", "rmsprop_weight_decay", "adagrad_lr_decay", "adam_weight_decay",
+    "adam_amsgrad", "adamw"])
+def test_each_new_argument_changes_the_path(name):
+  # Without it, the replay leaves torch's path: the cases exercise the argument.
+  hyper = OPTIMIZER_CASES[name]["hyper"]
+  theirs = _torch_path(name)
+  for knob in set(_OFF) & set(hyper):
+    ours = _jax_path(OPTIMIZERS[name]({**hyper, knob: _OFF[knob]}), hyper.get("maximize", False))
+    assert _max_error(ours, theirs) > 1e-2, knob
+
+
+def test_coupled_weight_decay_is_not_adamw():
+  # Adam's weight_decay goes through the scaling; AdamW's does not.
+  h = OPTIMIZER_CASES["adamw"]["hyper"]
+  ours = _jax_path(mj.adam(h["lr"], h["b1"], h["b2"], h["eps"], weight_decay=h["weight_decay"]))
+  assert _max_error(ours, _torch_path("adamw")) > 1e-2
+
+
+def test_optax_amsgrad_is_not_torch_amsgrad():
+  # optax.amsgrad keeps the maximum of the bias-corrected second moment, torch
+  # (and momentum_jax) the maximum of the uncorrected one, corrected at step t.
+  h = OPTIMIZER_CASES["adam_amsgrad"]["hyper"]
+  ours = _jax_path(optax.amsgrad(h["lr"], h["b1"], h["b2"], h["eps"]))
+  assert _max_error(ours, _torch_path("adam_amsgrad")) > 1e-3
 
 
 # --- Schedules. ----------------------------------------------------------------

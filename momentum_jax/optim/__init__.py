@@ -14,6 +14,7 @@ from momentum_jax.optim._adaptive import scale_by_adam
 from momentum_jax.optim._adaptive import scale_by_rms
 from momentum_jax.optim._aliases import adagrad
 from momentum_jax.optim._aliases import adam
+from momentum_jax.optim._aliases import adamw
 from momentum_jax.optim._aliases import momentum
 from momentum_jax.optim._aliases import nesterov
 from momentum_jax.optim._aliases import rmsprop
@@ -32,10 +33,11 @@ from momentum_jax.optim._schedules import linear_warmup
 from momentum_jax.optim._schedules import per_epoch
 from momentum_jax.optim._schedules import polynomial_decay
 from momentum_jax.optim._schedules import step_decay
+from momentum_jax.optim._weight_decay import add_decayed_weights
 
 __all__ = [
     "AdagradState", "AdamState", "GradNormState", "MomentumState", "RmsState",
-    "Schedule", "adagrad", "adam", "clip", "clip_by_global_norm",
+    "Schedule", "adagrad", "adam", "adamw", "add_decayed_weights", "clip", "clip_by_global_norm",
     "cosine_annealing", "exponential_decay", "grad_norms", "join",
     "linear_warmup", "momentum", "named_norms", "nesterov", "per_epoch",
     "polynomial_decay", "record_grad_norms", "rmsprop", "scale_by_adagrad",

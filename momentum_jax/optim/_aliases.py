@@ -1,24 +1,13 @@
 """Ready optimizers: each a short ``optax.chain`` of a scaling and the learning rate.
 
-The maths lives in the transformations (``_momentum.py``, ``_adaptive.py``);
-these aliases only compose them, and ``optax.scale_by_learning_rate`` turns
-the learning rate (a number, an array, a tracer or a schedule) into the final
-``-learning_rate`` scaling.
-
-============================  ===========================================================  =================================================
-momentum_jax                  optax (equal step by step)                                    torch.optim (equal step by step)
-============================  ===========================================================  =================================================
-sgd(lr)                       sgd(lr)                                                       SGD(lr)
-momentum(lr, b, ema=False)    sgd(lr, momentum=b)                                           SGD(lr, momentum=b)
-momentum(lr, b, ema=True)     chain(ema(b, debias=False), scale_by_learning_rate(lr))       SGD(lr * (1 - b), momentum=b)
-nesterov(lr, b)               sgd(lr, momentum=b, nesterov=True)                            SGD(lr, momentum=b, nesterov=True)
-rmsprop(lr, d, eps)           rmsprop(lr, d, eps)                                           none: torch puts eps outside the root
-rmsprop(..., eps_in_sqrt=     rmsprop(lr, d, eps, eps_in_sqrt=False, centered=c,            RMSprop(lr, alpha=d, eps=eps, centered=c,
-  False, centered=c,            momentum=m) at constant lr                                    momentum=m)
-  momentum=m)
-adagrad(lr, eps, iav)         none: optax puts eps inside the root (agree when eps -> 0)     Adagrad(lr, eps=eps, initial_accumulator_value=iav)
-adam(lr, b1, b2, eps)         adam(lr, b1, b2, eps)                                         Adam(lr, betas=(b1, b2), eps=eps)
-============================  ===========================================================  =================================================
+The maths lives in the transformations, each update rule written once in its
+docstring (:func:`add_decayed_weights`, :func:`scale_by_momentum`,
+:func:`scale_by_rms`, :func:`scale_by_adagrad`, :func:`scale_by_adam`) with
+its paper; these aliases only compose them, and
+``optax.scale_by_learning_rate`` turns the learning rate (a number, an array,
+a tracer or a schedule) into the final ``-learning_rate`` scaling. Each alias
+says which optax and torch optimizers it equals step by step; the README's
+table gathers them.
 """
 
 from __future__ import annotations
@@ -26,9 +15,18 @@ from __future__ import annotations
 import jax
 import optax
 
-from momentum_jax.optim import _adaptive, _checks, _momentum
+from momentum_jax.optim import _adaptive, _checks, _momentum, _weight_decay
 
 ScalarOrSchedule = optax.ScalarOrSchedule
+DType = jax.typing.DTypeLike | None
+
+# Every alias starts with the same link, so weight_decay and maximize mean the
+# same everywhere (and the state has the same structure whatever their values).
+_WEIGHT_DECAY_ARGS = """weight_decay: torch's coupled weight decay (an L2 penalty), >= 0: the
+      gradient becomes ``g + weight_decay · w`` before anything else; see
+      :func:`momentum_jax.add_decayed_weights`.
+    maximize: Ascend the objective instead (torch's ``maximize``): the
+      gradient is negated first, before the weight decay is added."""
 
 
 def _learning_rate(learning_rate: ScalarOrSchedule) -> optax.GradientTransformation:
@@ -36,15 +34,34 @@ def _learning_rate(learning_rate: ScalarOrSchedule) -> optax.GradientTransformat
   return optax.scale_by_learning_rate(learning_rate)
 
 
-def sgd(learning_rate: ScalarOrSchedule) -> optax.GradientTransformation:
+def _gradient(weight_decay, maximize) -> optax.GradientTransformation:
+  return _weight_decay.add_decayed_weights(weight_decay, maximize=maximize)
+
+
+def _with_weight_decay_args(alias):
+  """Writes the shared ``weight_decay`` and ``maximize`` arguments into a docstring."""
+  alias.__doc__ = alias.__doc__.replace("{weight_decay}", _WEIGHT_DECAY_ARGS)
+  return alias
+
+
+@_with_weight_decay_args
+def sgd(
+    learning_rate: ScalarOrSchedule,
+    *,
+    weight_decay: jax.typing.ArrayLike = 0.0,
+    maximize: bool = False,
+) -> optax.GradientTransformation:
   r"""Plain gradient descent: ``w ← w − learning_rate · g``.
 
   Batch, stochastic and mini-batch GD differ only in the data that produced
-  ``g``. Equals ``optax.sgd(learning_rate)`` and ``torch.optim.SGD(lr)``.
+  ``g``. Equals ``optax.sgd(learning_rate)`` and ``torch.optim.SGD(lr)``;
+  with ``weight_decay``, ``torch.optim.SGD(lr, weight_decay=...)`` and
+  ``optax.chain(optax.add_decayed_weights(weight_decay), optax.sgd(lr))``.
 
   Args:
     learning_rate: A number >= 0, an array, a tracer, or a schedule
       ``step -> value``.
+    {weight_decay}
 
   Returns:
     An :class:`optax.GradientTransformation`.
@@ -58,29 +75,25 @@ def sgd(learning_rate: ScalarOrSchedule) -> optax.GradientTransformation:
     >>> optax.apply_updates(params, updates)
     Array([0.8], dtype=float32)
   """
-  return optax.chain(_learning_rate(learning_rate))
+  return optax.chain(_gradient(weight_decay, maximize), _learning_rate(learning_rate))
 
 
+@_with_weight_decay_args
 def momentum(
     learning_rate: ScalarOrSchedule,
     beta: jax.typing.ArrayLike = 0.9,
     *,
     ema: bool = True,
     nesterov: bool = False,
+    weight_decay: jax.typing.ArrayLike = 0.0,
+    maximize: bool = False,
+    accumulator_dtype: DType = None,
 ) -> optax.GradientTransformation:
   r"""Gradient descent with momentum, in the EMA (default) or heavy-ball form.
 
-  ``ema=True``, the form of the tutorials::
-
-    v ← beta · v + (1 − beta) · g          w ← w − learning_rate · v
-
-  ``ema=False``, the heavy-ball form of ``torch.optim.SGD`` and ``optax.sgd``::
-
-    v ← beta · v + g                       w ← w − learning_rate · v
-
-  ``v`` starts at 0, and ``beta = 0`` is plain gradient descent. Nesterov's
-  look-ahead (``nesterov=True``) steps along ``beta · v + (1 − beta) · g``
-  (EMA) or ``beta · v + g`` (heavy ball) instead of ``v``; see :func:`nesterov`.
+  ``w ← w − learning_rate · v``, with the velocity ``v`` of
+  :func:`scale_by_momentum` (the update rule of both forms, and Nesterov's
+  look-ahead, are written there); ``beta = 0`` is plain gradient descent.
 
   Equals, step by step:
 
@@ -89,6 +102,9 @@ def momentum(
   * ``ema=True``: ``optax.chain(optax.ema(beta, debias=False),
     optax.scale_by_learning_rate(learning_rate))``, and
     ``torch.optim.SGD(lr * (1 − beta), momentum=beta)``.
+  * with ``weight_decay=wd``: the same torch optimizers with
+    ``weight_decay=wd``, and the optax ones after
+    ``optax.add_decayed_weights(wd)``.
 
   .. warning::
     ``torch.optim.SGD(lr, momentum=beta, dampening=beta)`` is *not* the EMA
@@ -96,15 +112,14 @@ def momentum(
     ``(1 − beta) · g₁``), and that first gradient's excess weight decays only
     as ``beta**t``.
 
-  The EMA form's steps are ``1 − beta`` times the heavy-ball form's at the same
-  learning rate: at steady state the heavy-ball step is ``lr/(1 − beta)``
-  times the gradient, the EMA one is ``lr`` times it.
-
   Args:
     learning_rate: A number >= 0, an array, a tracer, or a schedule.
     beta: Momentum decay, in [0, 1). A number, an array or a tracer.
     ema: EMA form (True) or heavy-ball form (False).
     nesterov: Nesterov's accelerated gradient.
+    {weight_decay}
+    accumulator_dtype: The velocity's dtype (``optax.sgd``'s), e.g.
+      ``jnp.float32`` for bfloat16 parameters; ``None`` keeps theirs.
 
   Returns:
     An :class:`optax.GradientTransformation`.
@@ -123,34 +138,37 @@ def momentum(
     Array([ 0.8897, -1.7794], dtype=float32)
   """
   return optax.chain(
-      _momentum.scale_by_momentum(beta, ema=ema, nesterov=nesterov),
+      _gradient(weight_decay, maximize),
+      _momentum.scale_by_momentum(
+          beta, ema=ema, nesterov=nesterov, accumulator_dtype=accumulator_dtype),
       _learning_rate(learning_rate),
   )
 
 
+@_with_weight_decay_args
 def nesterov(
     learning_rate: ScalarOrSchedule,
     beta: jax.typing.ArrayLike = 0.9,
     *,
     ema: bool = False,
+    weight_decay: jax.typing.ArrayLike = 0.0,
+    maximize: bool = False,
+    accumulator_dtype: DType = None,
 ) -> optax.GradientTransformation:
   r"""Nesterov's accelerated gradient: ``momentum(..., nesterov=True)``.
 
-  Heavy-ball form (the default here, as in torch and optax)::
-
-    v ← beta · v + g                w ← w − learning_rate · (beta · v + g)
-
-  EMA form (``ema=True``)::
-
-    v ← beta · v + (1 − beta) · g   w ← w − learning_rate · (beta · v + (1 − beta) · g)
-
-  Equals ``optax.sgd(learning_rate, momentum=beta, nesterov=True)`` and
-  ``torch.optim.SGD(lr, momentum=beta, nesterov=True)`` step by step.
+  The heavy-ball form by default, as in torch and optax; the update rule is
+  :func:`scale_by_momentum`'s with ``nesterov=True``. Equals
+  ``optax.sgd(learning_rate, momentum=beta, nesterov=True)`` and
+  ``torch.optim.SGD(lr, momentum=beta, nesterov=True)`` step by step (with
+  ``weight_decay``, as in :func:`momentum`).
 
   Args:
     learning_rate: A number >= 0, an array, a tracer, or a schedule.
     beta: Momentum decay, in [0, 1).
     ema: EMA form (True) or heavy-ball form (False).
+    {weight_decay}
+    accumulator_dtype: The velocity's dtype; ``None`` keeps the parameters'.
 
   Returns:
     An :class:`optax.GradientTransformation`.
@@ -163,9 +181,12 @@ def nesterov(
     >>> updates
     Array([-0.19], dtype=float32)
   """
-  return momentum(learning_rate, beta, ema=ema, nesterov=True)
+  return momentum(
+      learning_rate, beta, ema=ema, nesterov=True, weight_decay=weight_decay,
+      maximize=maximize, accumulator_dtype=accumulator_dtype)
 
 
+@_with_weight_decay_args
 def rmsprop(
     learning_rate: ScalarOrSchedule,
     decay: jax.typing.ArrayLike = 0.9,
@@ -175,24 +196,22 @@ def rmsprop(
     centered: bool = False,
     momentum: jax.typing.ArrayLike | None = 0.0,
     initial_scale: jax.typing.ArrayLike = 0.0,
+    weight_decay: jax.typing.ArrayLike = 0.0,
+    maximize: bool = False,
 ) -> optax.GradientTransformation:
   r"""RMSProp: gradients divided by the root of an EMA of their squares.
 
-  Default, as in the tutorials and ``optax.rmsprop``::
+  The scaling ``s(g)`` is :func:`scale_by_rms`'s (``eps`` inside the root by
+  default, as in the tutorials and ``optax.rmsprop``; outside with
+  ``eps_in_sqrt=False``, as torch; ``centered``). With ``momentum = m`` the
+  scaled gradients go through a heavy-ball buffer before the learning rate,
+  exactly as torch does::
 
-    E[g²] ← decay · E[g²] + (1 − decay) · g²
-    w ← w − learning_rate · g / √(E[g²] + eps)
-
-  ``eps_in_sqrt=False`` divides by ``√E[g²] + eps`` instead (torch's form);
-  ``centered=True`` subtracts ``E[g]²`` from ``E[g²]``. With ``momentum = m``
-  the scaled gradients go through a heavy-ball buffer before the learning
-  rate, exactly as torch does::
-
-    b ← m · b + g / √(…)            w ← w − learning_rate · b
+    b ← m · b + s(g)               w ← w − learning_rate · b
 
   Equals, step by step: ``optax.rmsprop(learning_rate, decay, eps)`` by
   default; ``torch.optim.RMSprop(lr, alpha=decay, eps=eps, centered=...,
-  momentum=...)`` with ``eps_in_sqrt=False``.
+  momentum=..., weight_decay=...)`` with ``eps_in_sqrt=False``.
 
   .. warning::
     ``optax.rmsprop`` applies its momentum *after* the learning rate; the two
@@ -210,6 +229,7 @@ def rmsprop(
     momentum: Heavy-ball momentum on the scaled gradients, in [0, 1), or
       ``None`` for no buffer.
     initial_scale: Initial value of ``E[g²]``, >= 0.
+    {weight_decay}
 
   Returns:
     An :class:`optax.GradientTransformation`.
@@ -226,31 +246,37 @@ def rmsprop(
       decay, eps, eps_in_sqrt=eps_in_sqrt, centered=centered,
       initial_scale=initial_scale,
   )
+  gradient = _gradient(weight_decay, maximize)
   if momentum is None:
-    return optax.chain(rms, _learning_rate(learning_rate))
+    return optax.chain(gradient, rms, _learning_rate(learning_rate))
   _checks.check_unit_interval("momentum", momentum)
   return optax.chain(
+      gradient,
       rms,
       _momentum.scale_by_momentum(momentum, ema=False),
       _learning_rate(learning_rate),
   )
 
 
+@_with_weight_decay_args
 def adagrad(
     learning_rate: ScalarOrSchedule,
     eps: jax.typing.ArrayLike = 1e-10,
     *,
     initial_accumulator_value: jax.typing.ArrayLike = 0.0,
+    lr_decay: jax.typing.ArrayLike = 0.0,
+    weight_decay: jax.typing.ArrayLike = 0.0,
+    maximize: bool = False,
 ) -> optax.GradientTransformation:
   r"""AdaGrad: gradients divided by the root of the sum of all past squares.
 
-  ::
-
-    G ← G + g²                 w ← w − learning_rate · g / (√G + eps)
-
-  The effective learning rate only shrinks, which is why RMSProp replaced the
-  sum by a moving average. Equals ``torch.optim.Adagrad(lr, eps=eps,
-  initial_accumulator_value=...)`` step by step.
+  ``w ← w − lr_t · s(g)`` at step ``t = 1, 2, …``, with the scaling ``s(g)``
+  of :func:`scale_by_adagrad` and ``lr_t = learning_rate / (1 + (t − 1) ·
+  lr_decay)``. Equals ``torch.optim.Adagrad(lr, eps=eps,
+  initial_accumulator_value=..., lr_decay=..., weight_decay=...)`` step by
+  step. ``lr_decay`` divides the learning rate, a schedule too (``lr_t`` is
+  then ``learning_rate(t − 1) / (1 + (t − 1) · lr_decay)``, as under a torch
+  scheduler); the state counts the steps whatever its value.
 
   .. warning::
     ``optax.adagrad`` puts ``eps`` inside the root (``g / √(G + eps)``, default
@@ -262,6 +288,8 @@ def adagrad(
     learning_rate: A number >= 0, an array, a tracer, or a schedule.
     eps: Added to the denominator outside the root, > 0.
     initial_accumulator_value: Initial value of ``G``, >= 0.
+    lr_decay: Decay of the learning rate, >= 0 (torch's ``lr_decay``).
+    {weight_decay}
 
   Returns:
     An :class:`optax.GradientTransformation`.
@@ -274,14 +302,24 @@ def adagrad(
     >>> updates  # -0.5 * 3 / sqrt(9)
     Array([-0.5], dtype=float32)
   """
+  _checks.check_learning_rate(learning_rate)
+  _checks.check_non_negative("lr_decay", lr_decay)
+
+  def decayed_learning_rate(count):
+    # count is t − 1: optax counts the updates already taken.
+    rate = learning_rate(count) if callable(learning_rate) else learning_rate
+    return rate / (1 + count * lr_decay)
+
   return optax.chain(
+      _gradient(weight_decay, maximize),
       _adaptive.scale_by_adagrad(
           eps, initial_accumulator_value=initial_accumulator_value
       ),
-      _learning_rate(learning_rate),
+      optax.scale_by_learning_rate(decayed_learning_rate),
   )
 
 
+@_with_weight_decay_args
 def adam(
     learning_rate: ScalarOrSchedule,
     b1: jax.typing.ArrayLike = 0.9,
@@ -289,18 +327,25 @@ def adam(
     eps: jax.typing.ArrayLike = 1e-8,
     *,
     eps_root: jax.typing.ArrayLike = 0.0,
+    weight_decay: jax.typing.ArrayLike = 0.0,
+    amsgrad: bool = False,
+    maximize: bool = False,
+    mu_dtype: DType = None,
 ) -> optax.GradientTransformation:
   r"""Adam: momentum on the gradients, RMSProp's scaling, both bias-corrected.
 
-  At step ``t = 1, 2, …``::
+  ``w ← w − learning_rate · m̂ / (√(v̂ + eps_root) + eps)``, with the moment
+  estimates of :func:`scale_by_adam`, where the update rule is written out.
+  ``amsgrad=True`` divides by the running maximum of ``v`` instead (torch's
+  AMSGrad, which is not ``optax.amsgrad``: see :func:`scale_by_adam`).
+  ``weight_decay`` here is coupled, an L2 penalty whose gradient then goes
+  through Adam's scaling (torch's ``Adam(weight_decay=...)``); for the
+  decoupled decay, use :func:`adamw`.
 
-    m ← b1 · m + (1 − b1) · g          m̂ = m / (1 − b1**t)
-    v ← b2 · v + (1 − b2) · g²         v̂ = v / (1 − b2**t)
-    w ← w − learning_rate · m̂ / (√(v̂ + eps_root) + eps)
-
-  Equals ``optax.adam(learning_rate, b1, b2, eps, eps_root=eps_root)`` and
-  ``torch.optim.Adam(lr, betas=(b1, b2), eps=eps)`` step by step (torch has no
-  ``eps_root``).
+  Equals ``optax.adam(learning_rate, b1, b2, eps, eps_root=eps_root,
+  mu_dtype=mu_dtype)`` (after ``optax.add_decayed_weights(weight_decay)``)
+  and ``torch.optim.Adam(lr, betas=(b1, b2), eps=eps, weight_decay=...,
+  amsgrad=..., maximize=...)`` step by step (torch has no ``eps_root``).
 
   .. note::
     As in optax, the bias corrections ``1 − b**t`` are computed in float32,
@@ -315,6 +360,10 @@ def adam(
     b2: Decay of the second moment, in [0, 1).
     eps: Added to the denominator outside the root, > 0.
     eps_root: Added inside the root, >= 0.
+    {weight_decay}
+    amsgrad: Divide by the running maximum of the second moment.
+    mu_dtype: The first moment's dtype (optax's ``mu_dtype``), e.g.
+      ``jnp.float32`` for bfloat16 parameters; ``None`` keeps theirs.
 
   Returns:
     An :class:`optax.GradientTransformation`.
@@ -328,6 +377,73 @@ def adam(
     Array([-0.001,  0.001], dtype=float32)
   """
   return optax.chain(
-      _adaptive.scale_by_adam(b1, b2, eps, eps_root=eps_root),
+      _gradient(weight_decay, maximize),
+      _adaptive.scale_by_adam(
+          b1, b2, eps, eps_root=eps_root, amsgrad=amsgrad, mu_dtype=mu_dtype),
+      _learning_rate(learning_rate),
+  )
+
+
+def adamw(
+    learning_rate: ScalarOrSchedule,
+    b1: jax.typing.ArrayLike = 0.9,
+    b2: jax.typing.ArrayLike = 0.999,
+    eps: jax.typing.ArrayLike = 1e-8,
+    weight_decay: jax.typing.ArrayLike = 1e-2,
+    *,
+    eps_root: jax.typing.ArrayLike = 0.0,
+    amsgrad: bool = False,
+    maximize: bool = False,
+    mu_dtype: DType = None,
+) -> optax.GradientTransformation:
+  r"""AdamW: Adam with decoupled weight decay.
+
+  With ``m̂``, ``v̂`` of :func:`scale_by_adam`::
+
+    w ← w − learning_rate · (m̂ / (√(v̂ + eps_root) + eps) + weight_decay · w)
+
+  The decay is not part of the gradient, so Adam's scaling does not divide it:
+  every weight shrinks by the same factor ``1 − learning_rate · weight_decay``
+  per step. Equals ``torch.optim.AdamW(lr, betas=(b1, b2), eps=eps,
+  weight_decay=..., amsgrad=..., maximize=...)`` and ``optax.adamw(
+  learning_rate, b1, b2, eps, eps_root=..., mu_dtype=..., weight_decay=...)``
+  step by step (``amsgrad`` as torch's; see :func:`scale_by_adam`).
+
+  The default ``weight_decay=1e-2`` is torch's; optax's is ``1e-4``, so
+  ``optax.adamw(lr)`` is ``adamw(lr, weight_decay=1e-4)``. Under ``maximize``
+  the decay still pulls the weights towards 0, as in torch.
+
+  Args:
+    learning_rate: A number >= 0, an array, a tracer, or a schedule.
+    b1: Decay of the first moment, in [0, 1).
+    b2: Decay of the second moment, in [0, 1).
+    eps: Added to the denominator outside the root, > 0.
+    weight_decay: Decoupled weight decay rate, >= 0.
+    eps_root: Added inside the root, >= 0.
+    amsgrad: Divide by the running maximum of the second moment.
+    maximize: Ascend the objective (torch's ``maximize``).
+    mu_dtype: The first moment's dtype; ``None`` keeps the parameters'.
+
+  Returns:
+    An :class:`optax.GradientTransformation`.
+
+  References:
+    Loshchilov & Hutter, `Decoupled Weight Decay Regularization
+    <https://arxiv.org/abs/1711.05101>`_, ICLR 2019.
+
+  Example:
+    >>> import jax.numpy as jnp
+    >>> import momentum_jax as mj
+    >>> tx = mj.adamw(learning_rate=0.1, weight_decay=0.5)
+    >>> w = jnp.array([2.0])
+    >>> updates, _ = tx.update(jnp.array([1.0]), tx.init(w), w)
+    >>> round(float(updates[0]), 4)  # -0.1 * (1 + 0.5 * 2), eps aside
+    -0.2
+  """
+  return optax.chain(
+      _gradient(0.0, maximize),
+      _adaptive.scale_by_adam(
+          b1, b2, eps, eps_root=eps_root, amsgrad=amsgrad, mu_dtype=mu_dtype),
+      _weight_decay.add_decayed_weights(weight_decay),
       _learning_rate(learning_rate),
   )

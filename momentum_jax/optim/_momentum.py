@@ -21,6 +21,7 @@ def scale_by_momentum(
     *,
     ema: bool = True,
     nesterov: bool = False,
+    accumulator_dtype: jax.typing.DTypeLike | None = None,
 ) -> optax.GradientTransformation:
   r"""Accumulates gradients into a velocity, in the EMA or the heavy-ball form.
 
@@ -41,7 +42,9 @@ def scale_by_momentum(
   ``(1 − beta) · beta**k``: ``beta**k`` relative to the newest one. The EMA
   form is the heavy-ball form with gradients scaled by ``1 − beta``, so after
   a learning-rate scaling ``momentum(lr, beta, ema=True)`` takes the same steps
-  as ``momentum(lr * (1 − beta), beta, ema=False)``.
+  as ``momentum(lr * (1 − beta), beta, ema=False)``: at steady state the
+  heavy-ball step is ``lr/(1 − beta)`` times the gradient, the EMA one ``lr``
+  times it.
 
   ``beta = 0`` gives the gradient back unchanged and keeps the same state, so
   ``beta`` may be swept through zero inside one ``jax.vmap``.
@@ -50,9 +53,24 @@ def scale_by_momentum(
     beta: Decay of the velocity, in [0, 1). A number, an array or a tracer.
     ema: Scale the new gradient by ``1 − beta`` (EMA form) or not (heavy ball).
     nesterov: Use Nesterov's look-ahead update.
+    accumulator_dtype: The velocity's dtype (``optax.sgd``'s
+      ``accumulator_dtype``), e.g. ``jnp.float32`` for bfloat16 parameters;
+      ``None`` keeps the parameters' dtype. The update has the gradient's.
 
   Returns:
     An :class:`optax.GradientTransformation` with state :class:`MomentumState`.
+
+  References:
+    Polyak, `Some methods of speeding up the convergence of iteration methods
+    <https://doi.org/10.1016/0041-5553(64)90137-5>`_, 1964 (heavy ball).
+
+    Nesterov, `A method for solving the convex programming problem with
+    convergence rate O(1/k²)`, 1983.
+
+    Sutskever, Martens, Dahl & Hinton, `On the importance of initialization
+    and momentum in deep learning
+    <https://proceedings.mlr.press/v28/sutskever13.html>`_, ICML 2013 (the
+    look-ahead as torch and optax write it).
 
   Example:
     >>> import jax.numpy as jnp
@@ -66,7 +84,7 @@ def scale_by_momentum(
   _checks.check_unit_interval("beta", beta)
 
   def init_fn(params):
-    return MomentumState(velocity=optax.tree.zeros_like(params))
+    return MomentumState(velocity=optax.tree.zeros_like(params, dtype=accumulator_dtype))
 
   def update_fn(updates, state, params=None):
     del params

@@ -8,6 +8,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from momentum_jax.optim import _tree
+
 
 class GradNormState(NamedTuple):
   """State of :func:`record_grad_norms`: norms of the last updates seen.
@@ -23,7 +25,9 @@ class GradNormState(NamedTuple):
 
 
 def _leaf_norm(x: jax.Array) -> jax.Array:
-  return jnp.sqrt(jnp.sum(jnp.square(x.astype(jnp.float32))))
+  # At least float32 precision; a complex leaf's norm is that of |x|.
+  x = x.astype(jnp.promote_types(x.dtype, jnp.float32))
+  return jnp.sqrt(jnp.sum(_tree.abs_sq(x)))
 
 
 def record_grad_norms() -> optax.GradientTransformation:
