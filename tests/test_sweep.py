@@ -54,7 +54,7 @@ def test_the_grid_is_the_product_times_the_seeds():
     [
         (_with(REGRESSION, problem__name="linear_regresion"), "problem.name",
          "did you mean 'linear_regression'"),
-        (_with(REGRESSION, optimizer__name="adamw"), "optimizer.name", "did you mean 'adam'"),
+        (_with(REGRESSION, optimizer__name="adma"), "optimizer.name", "did you mean 'adam'"),
         (_with(REGRESSION, optimizer__betta=0.9), "optimizer.betta", "did you mean 'beta'"),
         (_with(REGRESSION, optimizer__beta=[0.5, 1.2]), "optimizer.beta", "beta must be in [0, 1)"),
         (_with(REGRESSION, optimizer__beta=[]), "optimizer.beta", "empty"),

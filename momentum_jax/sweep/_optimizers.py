@@ -28,6 +28,7 @@ OPTIMIZERS: dict[str, Callable[..., Any]] = {
     "rmsprop": optim.rmsprop,
     "adagrad": optim.adagrad,
     "adam": optim.adam,
+    "adamw": optim.adamw,
 }
 OPTAX_PREFIX = "optax."
 
