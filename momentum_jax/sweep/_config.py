@@ -441,6 +441,20 @@ def build_problem(config: SweepConfig) -> problems.Problem:
   return problem
 
 
+def search_record(config: SweepConfig) -> dict[str, Any]:
+  """The search for the manifest: method, samples, seed, and per group its ranges and drawn points.
+
+  JSON-serialisable: ``{"method": ..., "samples": ..., "seed": ..., "groups":
+  {label: {"ranges": {name: {kind: [lo, hi]}}, "points": {name: [N values]}}}}``
+  (groups without ranges left out).
+  """
+  search = config.search
+  return {"method": search.method, "samples": search.samples, "seed": search.seed,
+          "groups": {o.label: {"ranges": {n: r.record() for n, r in o.ranges.items()},
+                               "points": {n: v.tolist() for n, v in o.samples.items()}}
+                     for o in config.optimizers if o.ranges}}
+
+
 def _recorded(value: Any) -> Any:
   """``value`` with each Python object replaced by the string naming it, for the manifest.
 
