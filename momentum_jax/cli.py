@@ -116,7 +116,7 @@ class DistributedError(ValueError):
 
 
 def _sweep(args) -> None:
-  from momentum_jax import results, sweep  # imports jax: keep --help fast
+  from momentum_jax import report, sweep  # imports jax: keep --help fast
   import jax
   sweep.use_cpu_cores()  # before JAX starts: one CPU device per core
   if args.distributed or any(
@@ -137,14 +137,13 @@ def _sweep(args) -> None:
   print(f"compiled {result.manifest['compilations']} program(s) in "
         f"{timings['compile_seconds']:.1f} s, trained in {timings['run_seconds']:.1f} s on "
         f"{', '.join(result.manifest['devices'])}")
-  best = results.best_configs(result.summary, n=args.top)
-  columns = ["optimizer", *results.swept_hyperparameters(result.summary), "seed",
-             *(m for m in results.metric_columns(best) if not m.startswith("start_")),
-             "diverged"]
-  print(f"best {len(best)} configurations:")
-  print(best[[c for c in dict.fromkeys(columns) if c in best.columns]].to_string(
-      index=False, float_format=lambda v: f"{v:.4g}"))
-  print(f"results and figures in {out}/ (summary.csv, curves.parquet, manifest.json, *.png)")
+  best = report.best_table(result.summary, n=args.top)
+  print(f"best {len(best)} configurations (mean, std and count over seeds):")
+  print(best.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+  for warning in report.warnings(result):
+    print(f"warning: {warning}")
+  print(f"results and figures in {out}/ (summary.csv, summary.md, curves.parquet, "
+        "manifest.json, *.png)")
 
 
 def main(argv: list[str] | None = None) -> int:

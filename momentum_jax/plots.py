@@ -25,7 +25,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch, Rectangle
 
-from momentum_jax import results
+from momentum_jax import _report_figures, results
 from momentum_jax.data import LANDSCAPES
 from momentum_jax.results import SweepResult
 
@@ -358,6 +358,8 @@ def write_figures(result_or_dir: SweepResult | str | os.PathLike,
   - ``best_curves.png``;
   - ``best_vs_<hyperparameter>.png``, for each hyperparameter with more than
     one value;
+  - ``parallel_coordinates.png`` and ``importance.png``
+    (:mod:`momentum_jax._report_figures`);
   - ``paths.png`` for a 2-D landscape (:func:`plot_landscape_paths`).
 
   In file names, runs of characters other than letters, digits, ``.``, ``_``
@@ -415,6 +417,9 @@ def write_figures(result_or_dir: SweepResult | str | os.PathLike,
   for name in swept:
     fig = plot_best_vs_hyperparameter(summary, name, value)
     written.append(save_figure(fig, out_dir / f"best_vs_{_file_stem(name)}.png"))
+
+  for name, fig in _report_figures.figures(summary, value):
+    written.append(save_figure(fig, out_dir / name))
 
   landscape = LANDSCAPES.get(result.manifest.get("problem"))
   if landscape is not None and "val_x" in result.curves.columns and not all_diverged:

@@ -23,7 +23,8 @@ A sweep over K configurations returns a :class:`SweepResult`:
   ``compilations``, ``chunk_size``.
 
 :func:`write_results` stores them as ``summary.csv``, ``curves.parquet`` and
-``manifest.json``, each file replaced atomically so that an interrupted write
+``manifest.json``, with the tuning report (:mod:`momentum_jax.report`) as
+``summary.md``, each file replaced atomically so that an interrupted write
 never leaves a truncated file; :func:`load_results` reads them back with the
 same dtypes.
 """
@@ -34,7 +35,6 @@ import contextlib
 import dataclasses
 import io
 import json
-import math
 import os
 import secrets
 from pathlib import Path
@@ -46,6 +46,7 @@ import pandas as pd
 SUMMARY_FILE = "summary.csv"
 CURVES_FILE = "curves.parquet"
 MANIFEST_FILE = "manifest.json"
+REPORT_FILE = "summary.md"  # derived from the others: not needed to load a result
 
 # Per-configuration outcomes every sweep may log, in the order tables show
 # them; a problem's own metrics follow (see metric_columns).
@@ -176,11 +177,12 @@ def _json_default(value: Any) -> Any:
 
 
 def write_results(result: SweepResult, out_dir: str | os.PathLike) -> dict[str, Path]:
-  """Writes ``summary.csv``, ``curves.parquet`` and ``manifest.json`` into ``out_dir``.
+  """Writes ``summary.csv``, ``curves.parquet``, ``summary.md`` and ``manifest.json`` into ``out_dir``.
 
-  Each file is replaced atomically, so none is ever left half-written; the
-  three are replaced one after the other, the manifest last, so a manifest at
-  least as new as both tables marks a folder that holds one complete result.
+  ``summary.md`` is the tuning report (:func:`format_report`). Each file is
+  replaced atomically, so none is ever left half-written; they are replaced
+  one after the other, the manifest last, so a manifest at least as new as
+  the tables marks a folder that holds one complete result.
 
   Args:
     result: The sweep result.
@@ -204,11 +206,13 @@ def write_results(result: SweepResult, out_dir: str | os.PathLike) -> dict[str, 
   result.curves.to_parquet(curves_buffer, engine="pyarrow", index=False)
   manifest_text = json.dumps(result.manifest, indent=2, sort_keys=True,
                              default=_json_default) + "\n"
+  report_text = format_report(result)
 
   paths = result_paths(out_dir)
   Path(out_dir).mkdir(parents=True, exist_ok=True)
   atomic_write_text(paths["summary"], summary_text)
   atomic_write_bytes(paths["curves"], curves_buffer.getvalue())
+  atomic_write_text(Path(out_dir) / REPORT_FILE, report_text)
   atomic_write_text(paths["manifest"], manifest_text)
   return paths
 
@@ -426,107 +430,7 @@ def aggregate_over_seeds(summary: pd.DataFrame) -> pd.DataFrame:
 # --------------------------------------------------------------------------- report
 
 
-def _format_value(value: Any) -> str:
-  if value is None or value is pd.NA:
-    return "—"
-  if isinstance(value, (bool, np.bool_)):
-    return "yes" if value else "no"
-  if isinstance(value, (int, np.integer)):
-    return str(value)
-  if isinstance(value, (float, np.floating)):
-    return "—" if math.isnan(value) else f"{value:.4g}"
-  return str(value)
-
-
-def _markdown_table(header: list[str], rows: list[list[Any]]) -> str:
-  lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-  lines += ["| " + " | ".join(_format_value(v) for v in row) + " |" for row in rows]
-  return "\n".join(lines)
-
-
-def _find_key(mapping: Any, key: str) -> Any:
-  # Top level first, then depth-first: the report finds a fact whether the
-  # manifest states it or only its config section (wherever that puts it) does.
-  if isinstance(mapping, dict):
-    if key in mapping:
-      return mapping[key]
-    for value in mapping.values():
-      found = _find_key(value, key)
-      if found is not None:
-        return found
-  return None
-
-
-def _overview(result: SweepResult) -> list[str]:
-  summary, manifest = result.summary, result.manifest
-  problem = _find_key(manifest, "problem")
-  if isinstance(problem, dict):
-    problem = problem.get("name")
-  counts = summary["optimizer"].value_counts(sort=False).sort_index()
-  lines = []
-  if problem is not None:
-    lines.append(f"- **problem**: {problem}")
-  lines.append("- **optimizers**: " + ", ".join(f"{name} ({count})"
-                                                for name, count in counts.items()))
-  lines.append(f"- **configurations**: K = {len(summary)}, seeds "
-               + ", ".join(str(s) for s in sorted(summary["seed"].unique())))
-  steps = _find_key(manifest, "steps")
-  if steps is not None:
-    lines.append(f"- **steps**: {steps}")
-  if "devices" in manifest:
-    lines.append(f"- **devices**: {', '.join(map(str, manifest['devices']))}")
-  timings = manifest.get("timings", {})
-  run_facts = [f"{name.removesuffix('_seconds')} {seconds:.3g} s"
-               for name, seconds in sorted(timings.items())]
-  if "compilations" in manifest:
-    run_facts.append(f"{manifest['compilations']} compilations")
-  chunk_size = manifest.get("chunk_size")
-  if isinstance(chunk_size, dict):  # one per optimizer group
-    run_facts.append("chunk sizes " + ", ".join(f"{name} {size}"
-                                                for name, size in sorted(chunk_size.items())))
-  elif chunk_size is not None:
-    run_facts.append(f"chunk size {chunk_size}")
-  if run_facts:
-    lines.append("- **timings**: " + ", ".join(run_facts))
-  return lines
-
-
 def format_report(result: SweepResult, n: int = 5) -> str:
-  """A short Markdown report of a sweep.
-
-  It gives the problem and steps (where the manifest or its config names
-  them), the optimizers with their number of configurations, K and the seeds,
-  devices, timings, compilations and chunk size, a table of the ``n`` best
-  configurations (see :func:`best_configs`) with the hyperparameters they use,
-  and a table of diverged runs per optimizer.
-
-  Args:
-    result: The sweep result.
-    n: How many of the best configurations to list, > 0.
-
-  Returns:
-    Markdown text ending in a newline.
-  """
-  summary = result.summary
-  metric = ranking_metric(summary)
-  best = best_configs(summary, n=n)
-  used = [column for column in hyperparameter_columns(summary) if best[column].notna().any()]
-  metrics = metric_columns(summary)
-  header = ["rank", "config_id", "optimizer", *used, "seed", *metrics]
-  rows = [[rank, *(row[column] for column in header[1:])]
-          for rank, (_, row) in enumerate(best.iterrows(), start=1)]
-  direction = "higher" if higher_is_better(metric) else "lower"
-
-  diverged = summary.groupby("optimizer", sort=True)["diverged"].agg(["sum", "size"])
-  divergence_rows = [[name, int(row["sum"]), int(row["size"])]
-                     for name, row in diverged.iterrows()]
-
-  sections = [
-      "# Sweep report",
-      "\n".join(_overview(result)),
-      f"## Best {len(best)} configurations (by {metric}, {direction} is better)",
-      _markdown_table(header, rows) if rows else "No configuration finished without diverging.",
-      "## Diverged runs",
-      _markdown_table(["optimizer", "diverged", "configurations"], divergence_rows),
-  ]
-  return "\n\n".join(sections) + "\n"
+  """The sweep's Markdown report: see :func:`momentum_jax.report.format_report`."""
+  from momentum_jax import report  # it builds on this module
+  return report.format_report(result, n=n)

@@ -169,7 +169,8 @@ def test_write_figures_from_a_result_folder(tmp_path, regression):
   paths = plots.write_figures(tmp_path)
   assert sorted(path.name for path in paths) == [
       "best_curves.png", "best_vs_beta.png", "best_vs_decay.png", "best_vs_learning_rate.png",
-      "heatmap_momentum.png", "heatmap_rmsprop.png"]
+      "heatmap_momentum.png", "heatmap_rmsprop.png", "importance.png",
+      "parallel_coordinates.png"]
   for path in paths:
     assert path.parent == tmp_path
     image = matplotlib.image.imread(path)

@@ -229,13 +229,14 @@ def test_report_lists_the_run_and_the_best_configuration(regression):
   assert "- **steps**: 50" in report
   assert "compile 1.5 s" in report and "run 12.2 s" in report
   assert "2 compilations" in report and "chunk size 12" in report
-  assert "## Best 3 configurations (by final_loss, lower is better)" in report
+  assert ("## Best 3 configurations (by the mean of final_loss over seeds, lower is better)"
+          in report)
   lines = report.splitlines()
   header = next(line for line in lines if line.startswith("| rank"))
-  assert header == ("| rank | config_id | optimizer | learning_rate | beta | seed "
-                    "| final_loss | best_loss |")
+  assert header == ("| rank | optimizer | learning_rate | beta | final_loss_mean | final_loss_std "
+                    "| count | diverged | best_loss_mean |")
   first = next(line for line in lines if line.startswith("| 1 |"))
-  assert first == "| 1 | 4 | momentum | 0.01 | 0 | 0 | 0.1 | 0.1 |"
+  assert first == "| 1 | momentum | 0.01 | 0 | 0.105 | 0.007071 | 2 | 0 | 0.105 |"
   assert "| momentum | 1 | 12 |" in lines
   assert "| rmsprop | 2 | 12 |" in lines
 
@@ -246,8 +247,10 @@ def test_report_ranks_by_accuracy_and_marks_missing_hyperparameters(classificati
   report = results.format_report(classification, n=3)
   assert "- **problem**: digits_cnn" in report
   assert "chunk sizes momentum 12, rmsprop 6" in report
-  assert "(by val_accuracy, higher is better)" in report
+  assert "(by the mean of val_accuracy over seeds, higher is better)" in report
   lines = report.splitlines()
-  assert ("| rank | config_id | optimizer | learning_rate | beta | decay | seed | final_loss "
-          "| best_loss | val_loss | val_accuracy |") in lines
-  assert "| 3 | 21 | rmsprop | 0.1 | — | 0.9 | 1 | 2.51 | 2.51 | 2.761 | 0.856 |" in lines
+  assert ("| rank | optimizer | learning_rate | beta | decay | val_accuracy_mean "
+          "| val_accuracy_std | count | diverged | final_loss_mean | best_loss_mean "
+          "| val_loss_mean |") in lines
+  assert ("| 2 | rmsprop | 0.1 | — | 0.9 | 0.8555 | 0.0007071 | 2 | 0 | 2.505 | 2.505 | 2.756 |"
+          in lines)

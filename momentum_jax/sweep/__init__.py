@@ -16,6 +16,7 @@ from momentum_jax.sweep._config import OPTIMIZERS
 from momentum_jax.sweep._config import SCHEDULES
 from momentum_jax.sweep._config import OptimizerSpec
 from momentum_jax.sweep._config import ScheduleSpec
+from momentum_jax.sweep._config import SearchSpec
 from momentum_jax.sweep._config import SweepConfig
 from momentum_jax.sweep._config import build_problem
 from momentum_jax.sweep._config import load_config
@@ -29,6 +30,6 @@ from momentum_jax.sweep._plan import make_optimizer_factory
 
 __all__ = [
     "ConfigError", "OPTIMIZERS", "OptimizerSpec", "OutputDirError", "SCHEDULES", "ScheduleSpec",
-    "SweepConfig", "build_problem", "bytes_per_config", "choose_chunk_size", "grid_values",
+    "SearchSpec", "SweepConfig", "build_problem", "bytes_per_config", "choose_chunk_size", "grid_values",
     "load_config", "make_optimizer_factory", "run", "use_cpu_cores",
 ]

@@ -2,9 +2,11 @@
 
 Everything is checked here, before anything compiles: names and import paths
 (with the closest valid one suggested), unknown keys, types, grids, the
-hyperparameter ranges (by our optimizers' own checks, run on the whole grid
-at once), and that every other optimizer returns a GradientTransformation
-and takes its swept values traced (see :mod:`momentum_jax.sweep._optimizers`).
+search and its ranges (:mod:`momentum_jax.sweep._space`, whose points are
+drawn here), the hyperparameters' valid values (by our optimizers' own
+checks, run on the whole grid and on the ends of each range at once), and
+that every other optimizer returns a GradientTransformation and takes its
+swept values traced (see :mod:`momentum_jax.sweep._optimizers`).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from momentum_jax import optim, problems
 from momentum_jax.sweep._errors import ConfigError
 from momentum_jax.sweep._grid import grid_values, is_grid_spec
 from momentum_jax.sweep._imports import import_object, python_name, recorded_name, suggest
+from momentum_jax.sweep._space import RANGE_KINDS, Range, is_range_spec, parse_range, sample
 from momentum_jax.sweep._optimizers import (
     OPTIMIZERS, check_arguments, check_factory, keyword_parameters, known_name, resolve_optimizer)
 from momentum_jax.train import TrainConfig
@@ -32,7 +35,19 @@ SCHEDULES: dict[str, Callable[..., Any]] = {
     "exponential_decay": optim.exponential_decay,
 }
 SCHEDULE_PREFIX = "schedule."
-_TOP_KEYS = ("name", "problem", "optimizer", "optimizers", "train", "seeds", "chunk_size")
+_TOP_KEYS = ("name", "problem", "optimizer", "optimizers", "train", "seeds", "chunk_size",
+             "search")
+# The keys each search method takes. A method that decides between segments
+# what continues (successive halving, PBT) adds its own here.
+_SEARCH_KEYS = {
+    "grid": ("method",),
+    "random": ("method", "samples", "seed"),
+    "quasirandom": ("method", "samples", "seed"),
+}
+_RANGE_NEEDS_SEARCH = ("a range is sampled, and the sweep's search is a grid: add "
+                       "'search: {method: quasirandom, samples: N, seed: 0}' (or method: "
+                       "random) at the top level, or give a list, linspace or logspace")
+_NUMERIC = "a number, a list, linspace, logspace, uniform or loguniform"
 _TRAIN_KEYS = tuple(f.name for f in dataclasses.fields(TrainConfig))
 
 
@@ -54,6 +69,32 @@ class ScheduleSpec:
 
 
 @dataclasses.dataclass(frozen=True)
+class SearchSpec:
+  """How a sweep's configurations are proposed: the config's top-level ``search:``.
+
+  Attributes:
+    method: ``"grid"`` (the default: the product of every hyperparameter's
+      values), ``"random"`` or ``"quasirandom"`` (``samples`` points of each
+      group's ranges, see :mod:`momentum_jax.sweep._space`).
+    samples: Points drawn per optimizer group (``None`` for a grid).
+    seed: The seed of the draw (default 0; ``None`` for a grid); the same
+      seed draws the same points.
+    scheduler: What decides between segments which configurations continue
+      (successive halving, Hyperband, PBT); ``None``: all train to the end.
+      No config sets it yet.
+  """
+
+  method: str = "grid"
+  samples: int | None = None
+  seed: int | None = None
+  scheduler: Mapping[str, Any] | None = None
+
+  @property
+  def samples_ranges(self) -> bool:
+    return self.method != "grid"
+
+
+@dataclasses.dataclass(frozen=True)
 class OptimizerSpec:
   """One optimizer group of a sweep: trained as one vmapped program.
 
@@ -70,6 +111,10 @@ class OptimizerSpec:
     factory: The function ``name`` stands for (looked up from ``name`` when
       not given): called as ``factory(**hyperparameters, **static)``, it
       returns the ``optax.GradientTransformation``.
+    ranges: Hyperparameter -> the :class:`~momentum_jax.sweep._space.Range`
+      the search samples it from (prefixed as ``grid``).
+    samples: The points drawn from ``ranges``: name -> N values, the point
+      ``i`` at index ``i`` of each; they cross with ``grid``.
   """
 
   name: str
@@ -77,10 +122,18 @@ class OptimizerSpec:
   grid: Mapping[str, np.ndarray]
   schedule: ScheduleSpec | None = None
   factory: Callable[..., Any] = None
+  ranges: Mapping[str, Range] = dataclasses.field(default_factory=dict)
+  samples: Mapping[str, np.ndarray] = dataclasses.field(default_factory=dict)
 
   def __post_init__(self):
     if self.factory is None:
       object.__setattr__(self, "factory", resolve_optimizer("name", self.name)[0])
+
+  @property
+  def num_configs(self) -> int:
+    """Configurations of one seed: the grid's product times the points sampled."""
+    points = len(next(iter(self.samples.values()))) if self.samples else 1
+    return int(np.prod([len(v) for v in self.grid.values()])) * points
 
   @property
   def label(self) -> str:
@@ -120,6 +173,8 @@ class SweepConfig:
     problem_source: What :func:`build_problem` builds the problem with: the
       function ``problem`` names, or the given Problem; ``None``: the
       built-in ``problem``.
+    search: How the configurations are proposed (``search:``; a grid by
+      default).
   """
 
   name: str
@@ -131,11 +186,11 @@ class SweepConfig:
   chunk_size: int | None
   raw: Mapping[str, Any]
   problem_source: Callable[..., problems.Problem] | problems.Problem | None = None
+  search: SearchSpec = dataclasses.field(default_factory=SearchSpec)
 
   @property
   def num_configs(self) -> int:
-    return sum(int(np.prod([len(v) for v in o.grid.values()])) for o in self.optimizers) * len(
-        self.seeds)
+    return sum(o.num_configs for o in self.optimizers) * len(self.seeds)
 
 
 def _check_keys(path: str, raw: Mapping[str, Any], allowed) -> None:
@@ -166,9 +221,9 @@ def _parameters(function: Callable[..., Any]) -> dict[str, inspect.Parameter]:
   return dict(inspect.signature(function).parameters)
 
 
-def _split_options(path: str, raw: Mapping[str, Any], parameters, skip=()):
-  """Splits options into numeric grids and static values, checking static types."""
-  grid, static = {}, {}
+def _split_options(path: str, raw: Mapping[str, Any], parameters, search: SearchSpec, skip=()):
+  """Splits options into numeric grids, ranges and static values, checking static types."""
+  grid, ranges, static = {}, {}, {}
   for key, value in raw.items():
     if key in skip:
       continue
@@ -176,11 +231,34 @@ def _split_options(path: str, raw: Mapping[str, Any], parameters, skip=()):
     default = parameter.default if parameter is not None else inspect.Parameter.empty
     if isinstance(default, bool) and not isinstance(value, bool):
       raise ConfigError(f"{path}.{key}", f"expected true or false, got {value!r}")
-    if is_grid_spec(value) and not isinstance(default, bool):
+    if isinstance(default, bool):
+      static[key] = value
+    elif is_range_spec(value):
+      ranges[key] = parse_range(f"{path}.{key}", value)
+      if not search.samples_ranges:
+        raise ConfigError(f"{path}.{key}", _RANGE_NEEDS_SEARCH)
+    elif is_grid_spec(value):
       grid[key] = grid_values(f"{path}.{key}", value)
     else:
+      _check_misspelt_spec(f"{path}.{key}", value)
       static[key] = value
-  return grid, static
+  return grid, ranges, static
+
+
+def _check_misspelt_spec(path: str, value: Any) -> None:
+  # A one-key mapping that is almost a grid or range spec would otherwise
+  # reach the factory as a static option, to fail there with a murkier message.
+  if isinstance(value, Mapping) and len(value) == 1:
+    kinds = ("linspace", "logspace", *RANGE_KINDS)
+    hint = suggest(next(iter(value)), kinds)
+    if hint:
+      raise ConfigError(path, f"unknown kind of values {next(iter(value))!r}{hint} "
+                        f"(one of {', '.join(kinds)})")
+
+
+def _with_range_ends(grid: Mapping[str, np.ndarray], ranges: Mapping[str, Range]):
+  """The grid and the ends of each range: the values the range checks are run on."""
+  return {**grid, **{name: r.ends() for name, r in ranges.items()}}
 
 
 def _range_error(path: str, error: ValueError) -> ConfigError:
@@ -189,7 +267,8 @@ def _range_error(path: str, error: ValueError) -> ConfigError:
   return ConfigError(f"{path}.{argument}", str(error))
 
 
-def _parse_schedule(path: str, raw: Any) -> tuple[ScheduleSpec, dict[str, np.ndarray]]:
+def _parse_schedule(path: str, raw: Any, search: SearchSpec
+                    ) -> tuple[ScheduleSpec, dict[str, np.ndarray], dict[str, Range]]:
   raw = dict(_as_mapping(path, raw))
   name = _check_name(f"{path}.name", raw.pop("name", None), SCHEDULES)
   parameters = _parameters(SCHEDULES[name])
@@ -202,20 +281,22 @@ def _parse_schedule(path: str, raw: Any) -> tuple[ScheduleSpec, dict[str, np.nda
   for key, parameter in parameters.items():
     if parameter.default is inspect.Parameter.empty and key not in raw:
       raise ConfigError(f"{path}.{key}", f"required by {name}")
-  grid, static = _split_options(path, raw, {**parameters, "warmup_steps": None})
+  grid, ranges, static = _split_options(path, raw, {**parameters, "warmup_steps": None}, search)
+  checked = _with_range_ends(grid, ranges)
   try:
-    SCHEDULES[name](1.0, **{k: v for k, v in grid.items() if k != "warmup_steps"}, **static)
-    if "warmup_steps" in grid:
-      optim.linear_warmup(0.0, 1.0, grid["warmup_steps"])
+    SCHEDULES[name](1.0, **{k: v for k, v in checked.items() if k != "warmup_steps"}, **static)
+    if "warmup_steps" in checked:
+      optim.linear_warmup(0.0, 1.0, checked["warmup_steps"])
   except ValueError as error:
     raise _range_error(path, error) from None
   except TypeError as error:
     raise ConfigError(path, str(error)) from None
-  spec = ScheduleSpec(name=name, unit=unit, static=static, warmup="warmup_steps" in grid)
-  return spec, {SCHEDULE_PREFIX + k: v for k, v in grid.items()}
+  spec = ScheduleSpec(name=name, unit=unit, static=static, warmup="warmup_steps" in checked)
+  return (spec, {SCHEDULE_PREFIX + k: v for k, v in grid.items()},
+          {SCHEDULE_PREFIX + k: r for k, r in ranges.items()})
 
 
-def _parse_optimizer(path: str, raw: Any) -> OptimizerSpec:
+def _parse_optimizer(path: str, raw: Any, search: SearchSpec) -> OptimizerSpec:
   raw = dict(_as_mapping(path, raw))
   factory, name = resolve_optimizer(f"{path}.name", raw.pop("name", None))
   parameters, takes_any = keyword_parameters(factory)
@@ -226,27 +307,61 @@ def _parse_optimizer(path: str, raw: Any) -> OptimizerSpec:
     raise ConfigError(f"{path}.schedule", f"{name} takes no learning_rate for a schedule to drive")
   if "learning_rate" not in raw and ("schedule" in raw or (
       learning_rate is not None and learning_rate.default is inspect.Parameter.empty)):
-    raise ConfigError(f"{path}.learning_rate", "required (a number, a list, linspace or logspace)")
-  grid, static = _split_options(path, raw, parameters, skip=("schedule",))
-  if "learning_rate" in raw and "learning_rate" not in grid:
+    raise ConfigError(f"{path}.learning_rate", f"required ({_NUMERIC})")
+  grid, ranges, static = _split_options(path, raw, parameters, search, skip=("schedule",))
+  checked = _with_range_ends(grid, ranges)
+  if "learning_rate" in raw and "learning_rate" not in checked:
     raise ConfigError(f"{path}.learning_rate",
-                      f"expected a number, a list, linspace or logspace, got {raw['learning_rate']!r}")
-  if "learning_rate" in grid and np.any(grid["learning_rate"] <= 0):
+                      f"expected {_NUMERIC}, got {raw['learning_rate']!r}")
+  if "learning_rate" in checked and np.any(checked["learning_rate"] <= 0):
     raise ConfigError(f"{path}.learning_rate",
-                      f"must be > 0, got {grid['learning_rate'].tolist()}")
-  if factory in OPTIMIZERS.values():  # ours check every value of the grid at once
+                      f"must be > 0, got {checked['learning_rate'].tolist()}")
+  if factory in OPTIMIZERS.values():  # ours check the grid and the ranges' ends at once
     try:
-      factory(**grid, **static)
+      factory(**checked, **static)
     except ValueError as error:
       raise _range_error(path, error) from None
     except TypeError as error:
       raise ConfigError(path, str(error)) from None
-  grid, static = check_factory(path, name, factory, grid, static, raw)
-  schedule = None
+  schedule, schedule_grid, schedule_ranges = None, {}, {}
   if "schedule" in raw:
-    schedule, schedule_grid = _parse_schedule(f"{path}.schedule", raw["schedule"])
-    grid.update(schedule_grid)
-  return OptimizerSpec(name=name, static=static, grid=grid, schedule=schedule, factory=factory)
+    schedule, schedule_grid, schedule_ranges = _parse_schedule(
+        f"{path}.schedule", raw["schedule"], search)
+  ranges.update(schedule_ranges)
+  samples = sample(ranges, search.method, search.samples, search.seed) if ranges else {}
+  own = {n: v for n, v in samples.items() if not n.startswith(SCHEDULE_PREFIX)}
+  swept, static = check_factory(path, name, factory, {**grid, **own}, static, raw)
+  # An argument the factory needs concrete, given one value, became static.
+  grid = {**{n: v for n, v in swept.items() if n in grid}, **schedule_grid}
+  samples = {n: v for n, v in samples.items() if n in swept or n.startswith(SCHEDULE_PREFIX)}
+  ranges = {n: r for n, r in ranges.items() if n in samples}
+  return OptimizerSpec(name=name, static=static, grid=grid, schedule=schedule, factory=factory,
+                       ranges=ranges, samples=samples)
+
+
+def _parse_search(raw: Any) -> SearchSpec:
+  """The top-level ``search:`` (absent: a grid)."""
+  if raw is None:
+    return SearchSpec()
+  raw = _as_mapping("search", raw)
+  method = _check_name("search.method", raw.get("method"), _SEARCH_KEYS)
+  for key in raw:
+    takers = [m for m, keys in _SEARCH_KEYS.items() if key in keys]
+    if key not in _SEARCH_KEYS[method] and takers:
+      raise ConfigError(f"search.{key}", f"method {method} takes no {key!r} "
+                        f"({' and '.join(takers)} do)")
+  _check_keys("search", raw, _SEARCH_KEYS[method])
+  if method == "grid":
+    return SearchSpec()
+  samples, seed = raw.get("samples"), raw.get("seed", 0)
+  if samples is None:
+    raise ConfigError("search.samples", f"required by method {method}: the number of points "
+                      "drawn per optimizer group")
+  if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
+    raise ConfigError("search.samples", f"expected an integer >= 1, got {samples!r}")
+  if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+    raise ConfigError("search.seed", f"expected an integer >= 0, got {seed!r}")
+  return SearchSpec(method=method, samples=samples, seed=seed)
 
 
 def _parse_seeds(raw: Any) -> tuple[int, ...]:
@@ -326,6 +441,20 @@ def build_problem(config: SweepConfig) -> problems.Problem:
   return problem
 
 
+def search_record(config: SweepConfig) -> dict[str, Any]:
+  """The search for the manifest: method, samples, seed, and per group its ranges and drawn points.
+
+  JSON-serialisable: ``{"method": ..., "samples": ..., "seed": ..., "groups":
+  {label: {"ranges": {name: {kind: [lo, hi]}}, "points": {name: [N values]}}}}``
+  (groups without ranges left out).
+  """
+  search = config.search
+  return {"method": search.method, "samples": search.samples, "seed": search.seed,
+          "groups": {o.label: {"ranges": {n: r.record() for n, r in o.ranges.items()},
+                               "points": {n: v.tolist() for n, v in o.samples.items()}}
+                     for o in config.optimizers if o.ranges}}
+
+
 def _recorded(value: Any) -> Any:
   """``value`` with each Python object replaced by the string naming it, for the manifest.
 
@@ -350,7 +479,10 @@ def load_config(source: str | os.PathLike | Mapping[str, Any]) -> SweepConfig:
 
   An optimizer's ``name`` is one of :data:`OPTIMIZERS`, ``optax.<alias>``,
   ``package.module:function`` or (in a dict) a callable returning an
-  ``optax.GradientTransformation``; ``problem.name`` one of
+  ``optax.GradientTransformation``; a numeric hyperparameter a number, a
+  list, ``linspace``, ``logspace``, or (with a top-level ``search:`` of
+  method ``random`` or ``quasirandom``) ``uniform``/``loguniform`` range,
+  whose points are drawn here; ``problem.name`` one of
   :data:`momentum_jax.problems.PROBLEMS`, ``package.module:function`` or
   (in a dict) a callable returning a Problem; a dict's ``problem`` may be a
   Problem itself. Nothing is built or compiled here: import paths are
@@ -375,22 +507,28 @@ def load_config(source: str | os.PathLike | Mapping[str, Any]) -> SweepConfig:
     if required not in raw:
       raise ConfigError(required, "required")
   problem, problem_options, problem_source = _parse_problem(raw["problem"])
+  search = _parse_search(raw.get("search"))
   if ("optimizer" in raw) == ("optimizers" in raw):
     raise ConfigError("optimizer", "give exactly one of 'optimizer' (a mapping) or "
                       "'optimizers' (a list of mappings)")
   if "optimizer" in raw:
-    optimizers = (_parse_optimizer("optimizer", raw["optimizer"]),)
+    optimizers = (_parse_optimizer("optimizer", raw["optimizer"], search),)
   else:
     listed = raw["optimizers"]
     if not isinstance(listed, list) or not listed:
       raise ConfigError("optimizers", f"expected a non-empty list, got {listed!r}")
-    optimizers = tuple(_parse_optimizer(f"optimizers[{i}]", o) for i, o in enumerate(listed))
+    optimizers = tuple(_parse_optimizer(f"optimizers[{i}]", o, search)
+                       for i, o in enumerate(listed))
     labels = [o.label for o in optimizers]
     for index, label in enumerate(labels):
       if label in labels[:index]:
         raise ConfigError(f"optimizers[{index}]",
                           f"repeats optimizers[{labels.index(label)}] ({label}); merge their "
                           "grids into one entry")
+  if search.samples_ranges and not any(o.ranges for o in optimizers):
+    raise ConfigError("search.method", f"{search.method} samples ranges, and no hyperparameter "
+                      "is one: give one {uniform: [lo, hi]} or {loguniform: [lo, hi]}, or drop "
+                      "'search' for a grid")
   chunk_size = raw.get("chunk_size")
   if chunk_size == "auto":
     chunk_size = None
@@ -407,4 +545,5 @@ def load_config(source: str | os.PathLike | Mapping[str, Any]) -> SweepConfig:
       chunk_size=chunk_size,
       raw=_recorded(raw),
       problem_source=problem_source,
+      search=search,
   )

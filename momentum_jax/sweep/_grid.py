@@ -1,4 +1,8 @@
-"""Grid values: a number, a list, ``{linspace: [a, b, n]}`` or ``{logspace: [a, b, n]}``."""
+"""Grid values: a number, a list, ``{linspace: [a, b, n]}`` or ``{logspace: [a, b, n]}``.
+
+Ranges (``uniform``, ``loguniform``) are sampled, not gridded: see
+:mod:`momentum_jax.sweep._space`.
+"""
 
 from __future__ import annotations
 
@@ -66,15 +70,23 @@ def grid_values(path: str, spec: Any) -> np.ndarray:
   return values
 
 
-def product(grid: Mapping[str, np.ndarray], seeds: tuple[int, ...]):
-  """The Cartesian product of the grid and the seeds, as flat arrays of length K.
+def product(grid: Mapping[str, np.ndarray], seeds: tuple[int, ...],
+            samples: Mapping[str, np.ndarray] | None = None):
+  """The configurations of a group: the grid times its sampled points times the seeds.
 
-  The seed varies fastest, so the runs of one configuration are adjacent.
+  Flat arrays of length K = (product of the grid's lengths) x N x len(seeds),
+  where ``samples`` holds N points (name -> [N], drawn jointly: the point
+  ``i`` is index ``i`` of every array; none: N = 1). The grid varies slowest,
+  the seed fastest, so the runs of one configuration are adjacent.
 
   Returns:
     ``(values, seed_array)``: a dict name -> float array [K], and int array [K].
   """
+  samples = dict(samples or {})
+  points = len(next(iter(samples.values()))) if samples else 1
   names = list(grid)
-  rows = list(itertools.product(*(grid[n] for n in names), seeds))
+  rows = list(itertools.product(*(grid[n] for n in names), range(points), seeds))
   values = {n: np.array([row[i] for row in rows], dtype=np.float64) for i, n in enumerate(names)}
+  point = np.array([row[-2] for row in rows], dtype=np.int64)
+  values.update({n: np.asarray(v, dtype=np.float64)[point] for n, v in samples.items()})
   return values, np.array([row[-1] for row in rows], dtype=np.int64)

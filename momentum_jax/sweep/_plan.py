@@ -1,7 +1,7 @@
 """The plan of a sweep: its groups, their programs' shapes, and what is left to train.
 
-A group is one optimizer entry of the config: its grid times the seeds, as
-flat arrays of length K, trained by one compiled program. The plan cuts each
+A group is one optimizer entry of the config: its grid times its sampled
+points (a search's draws from its ranges) times the seeds, as flat arrays of length K, trained by one compiled program. The plan cuts each
 group into chunks (whole batches of ``width`` configurations on every
 device) and each chunk's training into segments of a few log intervals, and
 leaves out what a checkpoint already holds. Nothing here touches a device.
@@ -50,10 +50,10 @@ class Group:
 
 
 def groups(config: SweepConfig) -> list[Group]:
-  """The config's optimizer groups, each its grid times the seeds (the seed varying fastest)."""
+  """The config's optimizer groups: each its grid times its samples times the seeds (the seed fastest)."""
   found = []
   for spec in config.optimizers:
-    values, seeds = product(spec.grid, config.seeds)
+    values, seeds = product(spec.grid, config.seeds, spec.samples)
     found.append(Group(spec, values, seeds))
   return found
 

@@ -1,0 +1,188 @@
+"""The search's figures: parallel coordinates, and each hyperparameter's permutation importance.
+
+Both show configurations, their seeds pooled as in
+:func:`momentum_jax.results.aggregate_over_seeds` (the mean over the seeds
+that did not diverge). :func:`figures` gives those worth drawing, to
+:func:`momentum_jax.plots.write_figures`, and logs why the others are not.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import matplotlib
+import numpy as np
+import pandas as pd
+from matplotlib.colors import LogNorm, Normalize
+from matplotlib.figure import Figure
+
+from momentum_jax import results
+
+logger = logging.getLogger("momentum_jax.plots")  # write_figures' skips, all in one log
+
+# Fewer configurations than this say little about which hyperparameter matters:
+# a forest on them fits noise, and permuting one of few columns moves nothing.
+MIN_CONFIGS_FOR_IMPORTANCE = 8
+_FOREST_SEED = 0
+
+
+def _configurations(summary: pd.DataFrame, value: str) -> pd.DataFrame:
+  pooled = results.aggregate_over_seeds(summary)
+  return pooled[np.isfinite(pooled[f"{value}_mean"].to_numpy(dtype=float))]
+
+
+def _in_log_scale(values: np.ndarray) -> bool:
+  finite = values[np.isfinite(values)]
+  return bool(len(finite)) and finite.min() > 0 and finite.max() > 10 * finite.min()
+
+
+def _metric_norm(values: np.ndarray, value: str) -> Normalize:
+  positive_loss = not results.higher_is_better(value) and values.min() > 0
+  return LogNorm(values.min(), values.max()) if positive_loss else Normalize(
+      values.min(), values.max())
+
+
+def _to_unit(values: np.ndarray) -> tuple[np.ndarray, bool]:
+  """``values`` mapped onto [0, 1] (log scale when they span decades), and whether in log scale."""
+  log = _in_log_scale(values)
+  scaled = np.log10(values) if log else values.astype(float)
+  low, high = np.nanmin(scaled), np.nanmax(scaled)
+  return ((scaled - low) / (high - low) if high > low else np.full_like(scaled, 0.5)), log
+
+
+def plot_parallel_coordinates(summary: pd.DataFrame, value: str | None = None) -> Figure:
+  """Each configuration as a line across one axis per swept hyperparameter, coloured by ``value``.
+
+  The last axis is ``value`` itself (the mean over seeds). An axis is in log
+  scale when its values span more than a decade; its ends are labelled with
+  the smallest and largest value. The line of an optimizer that lacks a
+  hyperparameter passes by its axis. The best configurations are drawn last, on top.
+
+  Raises:
+    ValueError: if no hyperparameter is swept or no configuration finished.
+  """
+  value = results.ranking_metric(summary) if value is None else value
+  names = results.swept_hyperparameters(summary)
+  rows = _configurations(summary, value)
+  if not names or rows.empty:
+    raise ValueError("parallel coordinates need a swept hyperparameter and a configuration "
+                     "that did not diverge")
+  metric = rows[f"{value}_mean"].to_numpy(dtype=float)
+  order = np.argsort(metric if results.higher_is_better(value) else -metric, kind="stable")
+  columns = [*names, f"{value}_mean"]
+  scaled, logs = zip(*(_to_unit(rows[c].to_numpy(dtype=float)) for c in columns))
+  lines = np.stack(scaled, axis=1)[order]
+  norm = _metric_norm(metric, value)
+  cmap = matplotlib.colormaps["viridis" if results.higher_is_better(value) else "viridis_r"]
+
+  fig = Figure(figsize=(max(6.4, 1.6 * len(columns) + 2), 4.8), layout="constrained")
+  ax = fig.add_subplot()
+  positions = np.arange(len(columns))
+  for line, score in zip(lines, metric[order]):
+    kept = np.isfinite(line)  # an optimizer's line passes by the axes it lacks
+    ax.plot(positions[kept], line[kept], color=cmap(norm(score)), linewidth=1, alpha=0.8)
+  for position, column, log in zip(positions, columns, logs):
+    ax.axvline(position, color="0.3", linewidth=0.8)
+    values = rows[column].to_numpy(dtype=float)
+    for y, shown, va in ((0, np.nanmin(values), "top"), (1, np.nanmax(values), "bottom")):
+      ax.text(position, y + (-0.02 if y == 0 else 0.02), f"{shown:.3g}", ha="center", va=va,
+              fontsize=8)
+  ax.set_xticks(positions, [c + (" (log)" if log else "") for c, log in zip(columns, logs)])
+  ax.set_yticks([])
+  ax.set_ylim(-0.1, 1.1)
+  for side in ("left", "right", "top"):
+    ax.spines[side].set_visible(False)
+  colours = matplotlib.cm.ScalarMappable(norm=norm, cmap=cmap)
+  scale = " (log scale)" if isinstance(norm, LogNorm) else ""
+  fig.colorbar(colours, ax=ax, label=f"{value}, mean over seeds{scale}")
+  ax.set_title(f"{len(rows)} configurations, coloured by {value}")
+  return fig
+
+
+def _features(rows: pd.DataFrame, names: list[str]) -> tuple[np.ndarray, list[str]]:
+  """The hyperparameters as a forest's features: log10 where all positive; the optimizer as a code."""
+  columns, labels = [], []
+  for name in names:
+    values = rows[name].to_numpy(dtype=float)
+    finite = values[np.isfinite(values)]
+    log = bool(len(finite)) and finite.min() > 0
+    columns.append(np.log10(values) if log else values)
+    labels.append(f"log10 {name}" if log else name)
+  if rows["optimizer"].nunique() > 1:  # which optimizer is a hyperparameter too
+    columns.append(pd.factorize(rows["optimizer"])[0].astype(float))
+    labels.append("optimizer")
+  return np.stack(columns, axis=1), labels
+
+
+def plot_importance(summary: pd.DataFrame, value: str | None = None) -> Figure:
+  """Each hyperparameter's permutation importance for ``value`` in a random forest.
+
+  A ``sklearn.ensemble.RandomForestRegressor`` is fitted on the
+  configurations that finished (their mean over seeds of ``value``, in log
+  scale for a positive loss) against their hyperparameters, each in log10
+  when all its values are positive (a hyperparameter an optimizer lacks is
+  missing for it; the optimizer is a feature too when there are several).
+  ``sklearn.inspection.permutation_importance`` then measures how much the
+  forest's R² drops when one column is shuffled (10 repeats, on the fitted
+  configurations: it says what the forest relies on, not how it generalises).
+
+  Raises:
+    ValueError: if no hyperparameter is swept or fewer than
+      :data:`MIN_CONFIGS_FOR_IMPORTANCE` configurations finished.
+  """
+  from sklearn.ensemble import RandomForestRegressor  # ~1 s to import: only when drawn
+  from sklearn.inspection import permutation_importance
+  value = results.ranking_metric(summary) if value is None else value
+  names = results.swept_hyperparameters(summary)
+  rows = _configurations(summary, value)
+  if not names or len(rows) < MIN_CONFIGS_FOR_IMPORTANCE:
+    raise ValueError(f"importance needs a swept hyperparameter and at least "
+                     f"{MIN_CONFIGS_FOR_IMPORTANCE} configurations that did not diverge, "
+                     f"got {len(names)} and {len(rows)}")
+  features, labels = _features(rows, names)
+  target = rows[f"{value}_mean"].to_numpy(dtype=float)
+  logged = not results.higher_is_better(value) and target.min() > 0
+  target = np.log10(target) if logged else target
+  forest = RandomForestRegressor(n_estimators=200, random_state=_FOREST_SEED).fit(features, target)
+  found = permutation_importance(forest, features, target, n_repeats=10,
+                                 random_state=_FOREST_SEED)
+  order = np.argsort(found.importances_mean)
+
+  fig = Figure(figsize=(6.4, max(3.0, 0.5 * len(labels) + 1.8)), layout="constrained")
+  ax = fig.add_subplot()
+  ax.barh(np.arange(len(labels)), found.importances_mean[order],
+          xerr=found.importances_std[order], color="tab:blue")
+  ax.set_yticks(np.arange(len(labels)), [labels[i] for i in order])
+  ax.set_xlabel("drop in the forest's R² when the column is shuffled")
+  target_name = f"log10 {value}" if logged else value
+  ax.set_title(f"Permutation importance for {target_name}\n(random forest on {len(rows)} "
+               "configurations, mean over seeds)")
+  return fig
+
+
+def figures(summary: pd.DataFrame, value: str) -> list[tuple[str, Figure]]:
+  """``(file name, figure)`` for ``parallel_coordinates.png`` and ``importance.png``.
+
+  Parallel coordinates are drawn when some optimizer sweeps two
+  hyperparameters or more (one is ``best_vs_<name>.png``'s job);
+  importance when :func:`plot_importance` has enough configurations. A
+  figure left out is logged with the reason.
+  """
+  drawn = []
+  finished = not _configurations(summary, value).empty
+  most = max((len(results.swept_hyperparameters(own))
+              for _, own in summary.groupby("optimizer", sort=False)), default=0)
+  if most < 2 or not finished:
+    logger.info("no parallel_coordinates.png: it needs an optimizer sweeping two "
+                "hyperparameters or more (the most swept by one is %d) and a configuration "
+                "that did not diverge", most)
+  else:
+    drawn.append(("parallel_coordinates.png", plot_parallel_coordinates(summary, value)))
+  count = len(_configurations(summary, value))
+  if not results.swept_hyperparameters(summary) or count < MIN_CONFIGS_FOR_IMPORTANCE:
+    logger.info("no importance.png: a random forest needs a swept hyperparameter and at least "
+                "%d configurations that did not diverge, got %d", MIN_CONFIGS_FOR_IMPORTANCE,
+                count)
+  else:
+    drawn.append(("importance.png", plot_importance(summary, value)))
+  return drawn

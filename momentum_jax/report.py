@@ -1,0 +1,295 @@
+"""The tuning report of a sweep: configurations ranked over their seeds, warnings, Markdown.
+
+A configuration is one optimizer group's setting of its hyperparameters; its
+runs are its seeds. Ranking single runs picks the luckiest seed, so the report
+ranks configurations by the mean of the metric over their seeds and shows the
+spread beside it (the sample standard deviation and the count of seeds the
+mean is over). Diverged runs are left out of the means, as in
+:func:`momentum_jax.results.aggregate_over_seeds`, and a configuration that
+lost a seed ranks below every configuration that lost none (its mean is over
+its lucky seeds only); one that lost every seed is not ranked.
+
+Warnings (:func:`warnings`) follow the Deep Learning Tuning Playbook's checks
+of a search:
+
+- **boundary**: the best configuration of an optimizer group lies on the
+  boundary of the range searched for one of its hyperparameters, so a better
+  one may lie outside: widen the range. For a grid (a list, ``linspace``,
+  ``logspace``) the boundary is its smallest and largest value; for a range
+  (``uniform``, ``loguniform``, whose ends are never drawn exactly) it is the
+  first and last :data:`BOUNDARY_FRACTION` of the range in its own scale (log
+  for ``loguniform``). The ranges are read from the manifest's config; a
+  summary without one is treated as a grid of its values. A hyperparameter
+  with one value has no boundary.
+- **divergence**: more than half of an optimizer group's runs diverged: the
+  search spends most of its budget where nothing trains.
+
+:func:`format_report` writes it all as Markdown, which
+:func:`momentum_jax.results.write_results` stores as ``summary.md`` beside
+``summary.csv``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Mapping
+
+import numpy as np
+import pandas as pd
+
+from momentum_jax import results
+from momentum_jax.results import SweepResult
+
+# Within this fraction of a range's width of one of its ends, in the range's
+# own scale, a sampled best counts as on the boundary. Sampled points never
+# hit the ends themselves; 5% of 16 quasi-random points is about one point's share.
+BOUNDARY_FRACTION = 0.05
+_SCHEDULE_PREFIX = "schedule."
+
+
+# --------------------------------------------------------------------------- ranking
+
+
+def best_configurations(summary: pd.DataFrame, n: int | None = None, by: str | None = None
+                        ) -> pd.DataFrame:
+  """Configurations ranked by the mean of ``by`` over their seeds, best first.
+
+  Args:
+    summary: The sweep's summary table.
+    n: How many to return (``None``: all ranked).
+    by: The metric (default :func:`momentum_jax.results.ranking_metric`);
+      accuracies rank descending, anything else ascending.
+
+  Returns:
+    The rows of :func:`momentum_jax.results.aggregate_over_seeds` with a
+    run that finished, plus ``count`` (the seeds the means are over). Those
+    with no diverged seed come first; ties keep the aggregate's order.
+
+  Raises:
+    ValueError: if ``n`` is not positive or ``by`` is not a metric of the summary.
+  """
+  if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
+    raise ValueError(f"n must be a positive integer, got {n!r}")
+  by = results.ranking_metric(summary) if by is None else by
+  metrics = results.metric_columns(summary)
+  if by not in metrics:
+    raise ValueError(f"by must be one of the summary's metrics {metrics}, got {by!r}")
+  pooled = results.aggregate_over_seeds(summary)
+  pooled["count"] = pooled["seeds"] - pooled["diverged"]
+  pooled = pooled[pooled["count"] > 0].assign(_lost=lambda f: f["diverged"] > 0)
+  ranked = pooled.sort_values(["_lost", f"{by}_mean"],
+                              ascending=[True, not results.higher_is_better(by)],
+                              na_position="last", kind="stable").drop(columns="_lost")
+  ranked = ranked.reset_index(drop=True)
+  return ranked if n is None else ranked.head(n)
+
+
+def best_table(summary: pd.DataFrame, n: int = 5, by: str | None = None) -> pd.DataFrame:
+  """The ``n`` best configurations as the report and the ``sweep`` command show them.
+
+  Columns: ``optimizer``, the swept hyperparameters that one of them has,
+  ``<by>_mean``, ``<by>_std``, ``count``, ``diverged``, then the means of the
+  other metrics (not the ``start_`` ones): no ``seed``, since each row pools
+  its seeds.
+  """
+  by = results.ranking_metric(summary) if by is None else by
+  best = best_configurations(summary, n=n, by=by)
+  used = [c for c in results.swept_hyperparameters(summary) if best[c].notna().any()]
+  others = [f"{m}_mean" for m in results.metric_columns(summary)
+            if m != by and not m.startswith("start_")]
+  return best[["optimizer", *used, f"{by}_mean", f"{by}_std", "count", "diverged", *others]]
+
+
+# --------------------------------------------------------------------------- warnings
+
+
+def _configured_optimizers(manifest: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+  config = manifest.get("config") if isinstance(manifest, Mapping) else None
+  if not isinstance(config, Mapping):
+    return []
+  listed = config.get("optimizers", [config.get("optimizer")])
+  return [o if isinstance(o, Mapping) else {} for o in listed or []]
+
+
+def _searched_range(entry: Mapping[str, Any], name: str):
+  """The :class:`~momentum_jax.sweep._space.Range` ``entry`` (a config's optimizer) gives ``name``, if any."""
+  from momentum_jax.sweep import _space  # the sweep package imports jax
+  if name.startswith(_SCHEDULE_PREFIX):
+    entry = entry.get("schedule") if isinstance(entry.get("schedule"), Mapping) else {}
+    name = name[len(_SCHEDULE_PREFIX):]
+  spec = entry.get(name)
+  if not _space.is_range_spec(spec):
+    return None
+  try:
+    return _space.parse_range(name, spec)
+  except ValueError:
+    return None
+
+
+def _boundary_side(value: float, values: pd.Series, searched) -> str | None:
+  """``"lower"``/``"upper"`` if ``value`` is on that boundary of what was searched, else None."""
+  if searched is not None:
+    position = searched.position(value)
+    return ("lower" if position <= BOUNDARY_FRACTION else
+            "upper" if position >= 1 - BOUNDARY_FRACTION else None)
+  if value == values.min():
+    return "lower"
+  return "upper" if value == values.max() else None
+
+
+def boundary_warnings(result: SweepResult, by: str | None = None) -> list[str]:
+  """A warning per hyperparameter whose best value (per optimizer group) is on its searched boundary."""
+  summary = result.summary
+  labels = list(dict.fromkeys(summary["optimizer"]))  # in group order
+  entries = _configured_optimizers(result.manifest)
+  if len(entries) != len(labels):  # not the config's groups: judge by the values alone
+    entries = [{} for _ in labels]
+  found = []
+  for label, entry in zip(labels, entries):
+    own = summary[summary["optimizer"] == label]
+    best = best_configurations(own, n=1, by=by)
+    if best.empty:
+      continue
+    for name in results.swept_hyperparameters(own):
+      value, values = best[name].iloc[0], own[name].dropna()
+      if pd.isna(value):
+        continue
+      searched = _searched_range(entry, name)
+      side = _boundary_side(float(value), values, searched)
+      if side is None:
+        continue
+      low, high = (searched.low, searched.high) if searched else (values.min(), values.max())
+      kind = f"{searched.kind} range" if searched else "grid"
+      found.append(f"{label}: the best configuration has {name} = {value:.4g}, on the {side} "
+                   f"boundary of the searched {kind} [{low:.4g}, {high:.4g}]: widen the range "
+                   f"where {name} allows it")
+  return found
+
+
+def divergence_warnings(summary: pd.DataFrame) -> list[str]:
+  """A warning per optimizer group of which more than half the runs diverged."""
+  found = []
+  counts = summary.groupby("optimizer", sort=False)["diverged"].agg(["sum", "size"])
+  for label, row in counts.iterrows():
+    if row["sum"] > row["size"] / 2:
+      found.append(f"{label}: {int(row['sum'])} of {int(row['size'])} runs diverged (more than "
+                   "half): narrow the search to where it trains (smaller learning rates)")
+  return found
+
+
+def warnings(result: SweepResult, by: str | None = None) -> list[str]:
+  """The report's warnings: :func:`boundary_warnings`, then :func:`divergence_warnings`."""
+  return boundary_warnings(result, by) + divergence_warnings(result.summary)
+
+
+# --------------------------------------------------------------------------- Markdown
+
+
+def _format_value(value: Any) -> str:
+  if value is None or value is pd.NA:
+    return "—"
+  if isinstance(value, (bool, np.bool_)):
+    return "yes" if value else "no"
+  if isinstance(value, (int, np.integer)):
+    return str(value)
+  if isinstance(value, (float, np.floating)):
+    return "—" if math.isnan(value) else f"{value:.4g}"
+  return str(value)
+
+
+def _markdown_table(header: list[str], rows: list[list[Any]]) -> str:
+  lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+  lines += ["| " + " | ".join(_format_value(v) for v in row) + " |" for row in rows]
+  return "\n".join(lines)
+
+
+def _find_key(mapping: Any, key: str) -> Any:
+  # Top level first, then depth-first: the report finds a fact whether the
+  # manifest states it or only its config section (wherever that puts it) does.
+  if isinstance(mapping, dict):
+    if key in mapping:
+      return mapping[key]
+    for value in mapping.values():
+      found = _find_key(value, key)
+      if found is not None:
+        return found
+  return None
+
+
+def _overview(result: SweepResult) -> list[str]:
+  summary, manifest = result.summary, result.manifest
+  problem = _find_key(manifest, "problem")
+  if isinstance(problem, dict):
+    problem = problem.get("name")
+  counts = summary["optimizer"].value_counts(sort=False).sort_index()
+  lines = []
+  if problem is not None:
+    lines.append(f"- **problem**: {problem}")
+  lines.append("- **optimizers**: " + ", ".join(f"{name} ({count})"
+                                                for name, count in counts.items()))
+  lines.append(f"- **configurations**: K = {len(summary)}, seeds "
+               + ", ".join(str(s) for s in sorted(summary["seed"].unique())))
+  search = (manifest.get("config") or {}).get("search") if isinstance(
+      manifest.get("config"), dict) else None
+  if isinstance(search, dict):
+    lines.append("- **search**: " + ", ".join(f"{k} {v}" for k, v in search.items()))
+  steps = _find_key(manifest, "steps")
+  if steps is not None:
+    lines.append(f"- **steps**: {steps}")
+  if "devices" in manifest:
+    lines.append(f"- **devices**: {', '.join(map(str, manifest['devices']))}")
+  timings = manifest.get("timings", {})
+  run_facts = [f"{name.removesuffix('_seconds')} {seconds:.3g} s"
+               for name, seconds in sorted(timings.items())]
+  if "compilations" in manifest:
+    run_facts.append(f"{manifest['compilations']} compilations")
+  chunk_size = manifest.get("chunk_size")
+  if isinstance(chunk_size, dict):  # one per optimizer group
+    run_facts.append("chunk sizes " + ", ".join(f"{name} {size}"
+                                                for name, size in sorted(chunk_size.items())))
+  elif chunk_size is not None:
+    run_facts.append(f"chunk size {chunk_size}")
+  if run_facts:
+    lines.append("- **timings**: " + ", ".join(run_facts))
+  return lines
+
+
+def format_report(result: SweepResult, n: int = 5) -> str:
+  """The tuning report of a sweep, as Markdown.
+
+  It gives the problem, search and steps (where the manifest or its config
+  names them), the optimizers with their number of runs, K and the seeds,
+  devices, timings, compilations and chunk size; a table of the ``n`` best
+  configurations by the mean over seeds (:func:`best_table`); the warnings
+  (:func:`warnings`); and a table of diverged runs per optimizer.
+
+  Args:
+    result: The sweep result.
+    n: How many of the best configurations to list, > 0.
+
+  Returns:
+    Markdown text ending in a newline.
+  """
+  summary = result.summary
+  metric = results.ranking_metric(summary)
+  table = best_table(summary, n=n, by=metric)
+  rows = [[rank, *row] for rank, row in enumerate(table.itertuples(index=False), start=1)]
+  direction = "higher" if results.higher_is_better(metric) else "lower"
+  found = warnings(result, by=metric)
+  diverged = summary.groupby("optimizer", sort=True)["diverged"].agg(["sum", "size"])
+  divergence_rows = [[name, int(row["sum"]), int(row["size"])]
+                     for name, row in diverged.iterrows()]
+  sections = [
+      "# Sweep report",
+      "\n".join(_overview(result)),
+      f"## Best {len(table)} configurations (by the mean of {metric} over seeds, {direction} "
+      "is better)",
+      _markdown_table(["rank", *table.columns], rows) if rows
+      else "No configuration finished without diverging.",
+      "## Warnings",
+      "\n".join(f"- {w}" for w in found) if found else "None.",
+      "## Diverged runs",
+      _markdown_table(["optimizer", "diverged", "runs"], divergence_rows),
+  ]
+  return "\n\n".join(sections) + "\n"
+

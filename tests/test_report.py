@@ -1,0 +1,158 @@
+"""The tuning report: ranking over seeds, warnings, summary.md, the two search figures, a sampled sweep."""
+
+import json
+import logging
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from momentum_jax import _report_figures, cli, plots, report, results
+from momentum_jax.results import SweepResult
+
+
+def _summary(rows, hyperparameters=("learning_rate", "beta")):
+  """A summary of ``(optimizer, *hyperparameters, seed, final_loss, diverged)`` rows."""
+  frame = pd.DataFrame(rows, columns=["optimizer", *hyperparameters, "seed", "final_loss",
+                                      "diverged"])
+  frame.insert(0, "config_id", np.arange(len(frame)))
+  frame["best_loss"] = frame["final_loss"]
+  frame["diverged_at_step"] = pd.array([3 if d else pd.NA for d in frame["diverged"]],
+                                       dtype="Int64")
+  return frame
+
+
+def _grid_rows(loss, lrs=(0.01, 0.1, 1.0), betas=(0.0, 0.5, 0.9), seeds=(0, 1)):
+  return [("momentum", lr, beta, seed, loss(lr, beta, seed), False)
+          for lr in lrs for beta in betas for seed in seeds]
+
+
+def test_configurations_rank_by_their_seed_mean_not_their_luckiest_seed():
+  summary = _summary([
+      ("momentum", 0.1, 0.9, 0, 0.01, False), ("momentum", 0.1, 0.9, 1, 1.0, False),  # lucky
+      ("momentum", 0.1, 0.5, 0, 0.2, False), ("momentum", 0.1, 0.5, 1, 0.2, False),
+      ("momentum", 0.1, 0.0, 0, 0.05, False), ("momentum", 0.1, 0.0, 1, np.inf, True),
+  ])
+  assert results.best_configs(summary, n=1)["beta"].tolist() == [0.9]  # a single run's pick
+  ranked = report.best_configurations(summary)
+  # The steady 0.5 first; 0.0 lost a seed: below every configuration that lost none.
+  assert ranked["beta"].tolist() == [0.5, 0.9, 0.0]
+  assert ranked["final_loss_mean"].tolist() == pytest.approx([0.2, 0.505, 0.05])
+  assert ranked["final_loss_std"].iloc[1] == pytest.approx(np.std([0.01, 1.0], ddof=1))
+  assert ranked["count"].tolist() == [2, 2, 1]
+  table = report.best_table(summary, n=2)
+  assert list(table.columns) == ["optimizer", "beta", "final_loss_mean", "final_loss_std",
+                                 "count", "diverged", "best_loss_mean"]
+
+
+def test_boundary_warning_fires_at_a_grid_edge_and_not_inside():
+  inside = _summary(_grid_rows(lambda lr, beta, seed: (np.log10(lr) + 1) ** 2 + (beta - 0.5) ** 2))
+  assert report.boundary_warnings(SweepResult(inside, pd.DataFrame(), {})) == []
+  edge = _summary(_grid_rows(lambda lr, beta, seed: (np.log10(lr) + 1) ** 2 + (beta - 0.9) ** 2))
+  found = report.boundary_warnings(SweepResult(edge, pd.DataFrame(), {}))
+  assert len(found) == 1
+  assert "beta = 0.9" in found[0] and "upper boundary" in found[0] and "[0, 0.9]" in found[0]
+  assert "learning_rate" not in found[0]
+
+
+def test_boundary_of_a_sampled_range_is_its_ends_in_its_own_scale():
+  # The range as the manifest's config gives it: a loguniform [1e-4, 1]; sampled values.
+  manifest = {"config": {"optimizer": {"name": "momentum",
+                                       "learning_rate": {"loguniform": [1e-4, 1.0]}},
+                         "search": {"method": "quasirandom", "samples": 4}}}
+  def warned(best_lr):
+    lrs = (best_lr, 0.01, 0.02, 0.03)
+    rows = [("momentum", lr, 0, 0.0 if lr == best_lr else 1.0 + lr, False) for lr in lrs]
+    summary = _summary(rows, hyperparameters=("learning_rate",))
+    return report.boundary_warnings(SweepResult(summary, pd.DataFrame(), manifest))
+  # 0.7 is 96% of the way up in log scale (within 5% of the top), 0.4 is 90%.
+  assert warned(0.4) == []
+  (found,) = warned(0.7)
+  assert "upper boundary of the searched loguniform range [0.0001, 1]" in found
+  assert "learning_rate = 0.7" in found
+  # The smallest value drawn is no boundary unless it is near the range's end.
+  assert warned(0.005) == []
+  assert "lower boundary" in warned(1.4e-4)[0]
+
+
+def test_divergence_warning_fires_when_more_than_half_of_a_group_diverged():
+  def result(diverged):
+    rows = [("sgd", lr, 0, 0, np.inf if d else lr, d)
+            for lr, d in zip((0.1, 0.2, 0.3, 0.4), diverged)]
+    return SweepResult(_summary(rows, ("learning_rate", "beta")), pd.DataFrame(), {})
+  assert report.divergence_warnings(result([True, True, False, False]).summary) == []
+  (found,) = report.divergence_warnings(result([True, True, True, False]).summary)
+  assert found.startswith("sgd: 3 of 4 runs diverged (more than half)")
+  markdown = report.format_report(result([True, True, True, False]))
+  assert "\n- sgd: 3 of 4 runs diverged" in markdown.split("## Warnings")[1]
+
+
+def test_write_results_writes_the_report_as_summary_md(tmp_path):
+  summary = _summary(_grid_rows(lambda lr, beta, seed: lr + beta + 0.01 * seed))
+  curves = pd.DataFrame({"config_id": summary["config_id"], "optimizer": "momentum", "step": 4,
+                         "train_loss": summary["final_loss"], "grad_norm": 1.0})
+  results.write_results(SweepResult(summary, curves, {}), tmp_path)
+  text = (tmp_path / "summary.md").read_text()
+  assert text == report.format_report(results.load_results(tmp_path))
+  assert "| 1 | momentum | 0.01 | 0 | 0.015 | 0.007071 | 2 | 0 | 0.015 |" in text
+  assert "learning_rate = 0.01, on the lower boundary" in text
+
+
+def test_search_figures_are_skipped_with_the_reason_when_degenerate(caplog):
+  one = _summary([("sgd", lr, 0, 0, lr, False) for lr in (0.1, 0.2, 0.3)])
+  with caplog.at_level(logging.INFO, logger="momentum_jax.plots"):
+    assert _report_figures.figures(one, "final_loss") == []
+  assert "no parallel_coordinates.png" in caplog.text and "(the most swept by one is 1)" in caplog.text
+  assert "no importance.png" in caplog.text and "got 3" in caplog.text
+  many = _summary(_grid_rows(lambda lr, beta, seed: lr + beta))
+  names = [name for name, _ in _report_figures.figures(many, "final_loss")]
+  assert names == ["parallel_coordinates.png", "importance.png"]
+
+
+def test_importance_ranks_the_hyperparameter_that_matters_first():
+  rng = np.random.default_rng(0)
+  rows = [("momentum", lr, beta, 0, 10 ** (2 * np.log10(lr)) * (1 + 0.01 * beta), False)
+          for lr, beta in zip(10 ** rng.uniform(-3, 0, 24), rng.uniform(0, 0.9, 24))]
+  fig = _report_figures.plot_importance(_summary(rows), "final_loss")
+  labels = [t.get_text() for t in fig.axes[0].get_yticklabels()]
+  assert labels[-1] == "log10 learning_rate"  # bars sorted: the largest last, on top
+
+
+QUASIRANDOM = {
+    "problem": {"name": "linear_regression"},
+    "optimizer": {"name": "momentum", "ema": False,
+                  "learning_rate": {"loguniform": [0.003, 0.3]},
+                  "beta": {"uniform": [0.0, 0.9]}},
+    "search": {"method": "quasirandom", "samples": 8, "seed": 0},
+    "train": {"steps": 8, "log_every": 4},
+    "seeds": 2,
+}
+
+
+def test_a_quasirandom_sweep_runs_end_to_end_through_the_cli(tmp_path, capsys):
+  from momentum_jax import sweep
+  config_path = tmp_path / "search.yaml"
+  config_path.write_text(json.dumps(QUASIRANDOM))
+  out = tmp_path / "out"
+  assert cli.main(["sweep", str(config_path), "--out", str(out), "--quiet"]) == 0
+  printed = capsys.readouterr().out
+  assert "16 configurations" in printed
+  table = printed.split("best 5 configurations (mean, std and count over seeds):\n")[1]
+  header = table.splitlines()[0].split()
+  assert header[:3] == ["optimizer", "learning_rate", "beta"]
+  assert {"final_loss_mean", "final_loss_std", "count"} <= set(header)
+  assert "seed" not in header
+
+  drawn = sweep.load_config(QUASIRANDOM).optimizers[0].samples
+  summary = pd.read_csv(out / "summary.csv")
+  assert len(summary) == 16 and summary["seed"].tolist() == [0, 1] * 8
+  np.testing.assert_array_equal(summary["learning_rate"].to_numpy()[::2],
+                                drawn["learning_rate"])
+  np.testing.assert_array_equal(summary["beta"].to_numpy()[::2], drawn["beta"])
+  manifest = json.loads((out / "manifest.json").read_text())
+  assert manifest["config"]["search"] == QUASIRANDOM["search"]
+  assert "## Best 5 configurations (by the mean of final_loss" in (out / "summary.md").read_text()
+  for name in ("parallel_coordinates.png", "importance.png"):
+    assert (out / name).stat().st_size > 0
+  assert cli.main(["report", str(out)]) == 0
+  assert "| rank | optimizer | learning_rate | beta | final_loss_mean" in capsys.readouterr().out
