@@ -37,7 +37,8 @@ from jax.sharding import Mesh
 
 from momentum_jax import problems, results
 from momentum_jax.sweep import _checkpoint, _devices, _execute, _plan
-from momentum_jax.sweep._config import ConfigError, SweepConfig, build_problem, load_config
+from momentum_jax.sweep._config import (
+    ConfigError, SweepConfig, build_problem, load_config, search_record)
 from momentum_jax.sweep._state import ChunkState
 from momentum_jax.train import TrainConfig, batch_size_error, compiler_options, setup
 
@@ -375,6 +376,7 @@ def _manifest(config, problem, record, raw_config, groups, plans, trained: _Trai
       "name": config.name,
       "problem": problem.name,
       "problem_record": record,
+      "search": search_record(config),
       "num_configs": num_configs,
       "steps": config.train.steps,
       "versions": _versions(),
