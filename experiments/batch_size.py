@@ -26,7 +26,7 @@ from experiments import _cli
 import momentum_jax as mj
 from momentum_jax import problems
 from momentum_jax.plots import save_figure
-from momentum_jax.results import atomic_path, atomic_write_text
+from momentum_jax._files import atomic_path, atomic_write_text
 from momentum_jax.train import TrainConfig, build_train, steps_per_epoch
 
 CONFIG = os.path.join(os.path.dirname(__file__), "..", "configs", "batch_size.yaml")

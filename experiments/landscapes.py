@@ -28,7 +28,7 @@ from experiments import _cli
 import momentum_jax as mj
 from momentum_jax.data import get_landscape, run_on_landscape
 from momentum_jax.plots import save_figure
-from momentum_jax.results import atomic_path, atomic_write_text
+from momentum_jax._files import atomic_path, atomic_write_text
 
 CONFIG = os.path.join(os.path.dirname(__file__), "..", "configs", "landscapes.yaml")
 

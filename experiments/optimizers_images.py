@@ -21,7 +21,8 @@ import pandas as pd
 from experiments import _cli
 from momentum_jax import sweep
 from momentum_jax.plots import save_figure
-from momentum_jax.results import aggregate_over_seeds, atomic_path, atomic_write_text
+from momentum_jax._files import atomic_path, atomic_write_text
+from momentum_jax.results import aggregate_over_seeds
 
 CONFIG = os.path.join(os.path.dirname(__file__), "..", "configs", "optimizers_images.yaml")
 

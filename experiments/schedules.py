@@ -25,7 +25,8 @@ from experiments import _cli
 import momentum_jax as mj
 from momentum_jax import sweep
 from momentum_jax.plots import save_figure
-from momentum_jax.results import aggregate_over_seeds, atomic_path, atomic_write_text
+from momentum_jax._files import atomic_path, atomic_write_text
+from momentum_jax.results import aggregate_over_seeds
 
 HERE = os.path.dirname(__file__)
 CONFIGS = {name: os.path.join(HERE, "..", "configs", f"schedules_{name}.yaml")

@@ -25,7 +25,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch, Rectangle
 
-from momentum_jax import _report_figures, results
+from momentum_jax import _files, _report_figures, results
 from momentum_jax.data import LANDSCAPES
 from momentum_jax.results import SweepResult
 
@@ -345,7 +345,7 @@ def save_figure(fig: Figure, path: str | os.PathLike) -> Path:
   """Writes ``fig`` as a PNG (dpi 120) to ``path``, atomically."""
   buffer = io.BytesIO()
   fig.savefig(buffer, format="png", dpi=DPI)
-  return results.atomic_write_bytes(path, buffer.getvalue())
+  return _files.atomic_write_bytes(path, buffer.getvalue())
 
 
 def write_figures(result_or_dir: SweepResult | str | os.PathLike,

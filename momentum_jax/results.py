@@ -31,17 +31,18 @@ same dtypes.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import io
 import json
 import os
-import secrets
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from momentum_jax._files import (  # noqa: F401  (atomic writes: re-exported)
+    atomic_path, atomic_write_bytes, atomic_write_text, json_default)
 
 SUMMARY_FILE = "summary.csv"
 CURVES_FILE = "curves.parquet"
@@ -89,67 +90,6 @@ class SweepResult:
 # --------------------------------------------------------------------------- files
 
 
-@contextlib.contextmanager
-def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-  """Yields a temporary path beside ``path`` that replaces ``path`` on success.
-
-  Whatever is written to the yielded path becomes ``path`` in one
-  ``os.replace`` once the block exits normally; if the block or the replace
-  raises, the temporary file is removed and ``path`` keeps its old content.
-  The temporary file is in the same folder because ``os.replace`` is only
-  atomic within one file system.
-
-  Args:
-    path: The file to write; its folder must exist.
-
-  Yields:
-    The temporary path to write to (its suffix is ``.tmp``, so pass the format
-    explicitly to writers that guess it from the name).
-  """
-  path = Path(path)
-  temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-  try:
-    yield temporary
-    os.replace(temporary, path)
-  finally:
-    temporary.unlink(missing_ok=True)
-
-
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
-  """Writes ``data`` to ``path`` atomically: readers see the old or the new file.
-
-  Args:
-    path: The file to write; its folder must exist.
-    data: The whole new content.
-
-  Returns:
-    ``path`` as a ``Path``.
-  """
-  path = Path(path)
-  with atomic_path(path) as temporary:
-    # os.open applies the umask, unlike tempfile's private 0o600 files.
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    with os.fdopen(fd, "wb") as f:
-      f.write(data)
-      f.flush()
-      # Without fsync a power cut after the rename can leave an empty file.
-      os.fsync(f.fileno())
-  return path
-
-
-def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
-  """Writes ``text`` to ``path`` atomically, UTF-8 encoded (see :func:`atomic_write_bytes`).
-
-  Args:
-    path: The file to write; its folder must exist.
-    text: The whole new content.
-
-  Returns:
-    ``path`` as a ``Path``.
-  """
-  return atomic_write_bytes(path, text.encode("utf-8"))
-
-
 def result_paths(out_dir: str | os.PathLike) -> dict[str, Path]:
   """The files a sweep result consists of, keyed ``summary``, ``curves``, ``manifest``."""
   out_dir = Path(out_dir)
@@ -162,18 +102,6 @@ def _check_columns(frame: pd.DataFrame, name: str, required: tuple[str, ...]) ->
   if missing:
     raise ValueError(f"{name} lacks the columns {missing}; it needs {list(required)}, "
                      f"has {list(frame.columns)}")
-
-
-def _json_default(value: Any) -> Any:
-  # The engine's numbers often arrive as numpy scalars or arrays.
-  if isinstance(value, np.generic):
-    return value.item()
-  if isinstance(value, np.ndarray):
-    return value.tolist()
-  if isinstance(value, os.PathLike):
-    return os.fspath(value)
-  raise TypeError(f"manifest values must be JSON-serialisable, got {type(value).__name__}: "
-                  f"{value!r}")
 
 
 def write_results(result: SweepResult, out_dir: str | os.PathLike) -> dict[str, Path]:
@@ -205,7 +133,7 @@ def write_results(result: SweepResult, out_dir: str | os.PathLike) -> dict[str, 
   curves_buffer = io.BytesIO()
   result.curves.to_parquet(curves_buffer, engine="pyarrow", index=False)
   manifest_text = json.dumps(result.manifest, indent=2, sort_keys=True,
-                             default=_json_default) + "\n"
+                             default=json_default) + "\n"
   report_text = format_report(result)
 
   paths = result_paths(out_dir)

@@ -164,7 +164,7 @@ def _with_optimizer(**optimizer):
                   "schedule": {"name": "cosine_annealing", "t_max": 10}}),
          "optimizer.schedule", "takes no learning_rate"),
         (_with_optimizer(name="lion"), "optimizer.name", "did you mean 'optax.lion'?"),
-        (_with_optimizer(name="adamw"), "optimizer.name", "did you mean 'adam' or 'optax.adamw'?"),
+        (_with_optimizer(name="nadamw"), "optimizer.name", "did you mean 'adamw' or 'optax.nadamw'?"),
         (_with_optimizer(name="optax.contrib"), "optimizer.name", "is not callable"),
         (_with_optimizer(name="_user_optimizers:NOT_CALLABLE"), "optimizer.name",
          "_user_optimizers:NOT_CALLABLE is not callable (it is a int)"),

@@ -45,7 +45,7 @@ from typing import Any, Mapping
 import numpy as np
 from flax import traverse_util
 
-from momentum_jax import results
+from momentum_jax import _files, results
 
 CHUNKS_DIR = "chunks"
 STATE_DIR = "state"  # unfinished chunks' training state (see momentum_jax.sweep._state)
@@ -69,14 +69,8 @@ def fingerprint(raw_config: Mapping[str, Any]) -> str:
   parameter shapes) under ``"problem"``.
   """
   kept = {k: v for k, v in raw_config.items() if k != "chunk_size"}
-  text = json.dumps(kept, sort_keys=True, separators=(",", ":"), default=_json_default)
+  text = json.dumps(kept, sort_keys=True, separators=(",", ":"), default=_files.json_default)
   return hashlib.sha256(text.encode()).hexdigest()
-
-
-def _json_default(value: Any) -> Any:
-  if isinstance(value, np.generic):
-    return value.item()
-  raise TypeError(f"not JSON serialisable: {value!r}")
 
 
 # A metric's entry in a chunk file: this prefix, then its key path as JSON, so
@@ -117,8 +111,8 @@ class Checkpoint:
       self._write_state()
 
   def _write_state(self) -> None:
-    results.atomic_write_text(self.folder / STATE_FILE, json.dumps(
-        self.state, indent=2, sort_keys=True, default=_json_default))
+    _files.atomic_write_text(self.folder / STATE_FILE, json.dumps(
+        self.state, indent=2, sort_keys=True, default=_files.json_default))
 
   @classmethod
   def open(cls, out_dir: str | Path, state: dict[str, Any], *, overwrite: bool,
@@ -202,7 +196,7 @@ class Checkpoint:
     buffer = io.BytesIO()
     np.savez(buffer, **arrays)
     name = f"g{group:03d}-{int(index.min()):07d}-p{process:03d}.npz"
-    return results.atomic_write_bytes(self.folder / name, buffer.getvalue())
+    return _files.atomic_write_bytes(self.folder / name, buffer.getvalue())
 
   def load(self, group: int, num_configs: int) -> tuple[dict[str, Any], np.ndarray]:
     """Merges ``group``'s chunk files into ``(metrics, diverged_at_step)``, in index order.

@@ -35,7 +35,7 @@ from flax import nnx
 from jax.experimental import multihost_utils
 from jax.sharding import Mesh
 
-from momentum_jax import problems, results
+from momentum_jax import _files, problems, results
 from momentum_jax.sweep import _checkpoint, _devices, _execute, _plan
 from momentum_jax.sweep._config import (
     ConfigError, SweepConfig, build_problem, load_config, search_record)
@@ -264,7 +264,7 @@ def run(
   groups = _plan.groups(config)
   mesh = Mesh(np.array(jax.devices()), ("config",))
   memory = _memory(problem, config.train, mesh)
-  raw_config, record = _jsonable(config.raw), problem_record(problem)
+  raw_config, record = _files.jsonable(config.raw), problem_record(problem)
   checkpoint = None
   if out_dir is not None:
     checkpoint = _open_checkpoint(out_dir, raw_config, record, _versions(), overwrite)
@@ -424,15 +424,5 @@ def _train_chunk(program: _execute.Program, group: _plan.Group, index: int,
     _barrier("chunk written")
     state.delete()
   return kept, None if state is None else state.restored_step
-
-
-def _jsonable(value: Any) -> Any:
-  if isinstance(value, Mapping):
-    return {str(k): _jsonable(v) for k, v in value.items()}
-  if isinstance(value, (list, tuple)):
-    return [_jsonable(v) for v in value]
-  if isinstance(value, np.generic):
-    return value.item()
-  return value
 
 
