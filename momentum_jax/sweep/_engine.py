@@ -51,7 +51,8 @@ from flax import nnx
 from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from momentum_jax import optim, problems, results
+from momentum_jax import _compile_cache, optim, problems, results
+from momentum_jax._cpu import cpu_cores as _cpu_cores
 from momentum_jax.sweep import _checkpoint
 from momentum_jax.sweep._config import (
     OPTIMIZERS, SCHEDULE_PREFIX, SCHEDULES, ConfigError, OptimizerSpec, SweepConfig, load_config)
@@ -192,53 +193,9 @@ def model_width(platform: str, num_configs: int, flops: int, cores: int = 1,
                  "per core and batched step")
 
 
-def _cpu_cores() -> int:
-  """CPU cores this process may run on (fewer than the machine's when pinned)."""
-  try:
-    return len(os.sched_getaffinity(0))
-  except AttributeError:  # not on Linux
-    return os.cpu_count() or 1
-
-
 def _cores_per_device() -> int:
   """The process's CPU cores shared out among its CPU devices, at least one each."""
   return max(1, _cpu_cores() // len(jax.local_devices(backend="cpu")))
-
-
-def use_cpu_cores() -> bool:
-  """Gives JAX one CPU device per core of this process, if it is not too late.
-
-  XLA's CPU runtime runs each operation of a batched training step on one
-  thread unless the operation is large (measured on 2 cores: a batch of 64
-  products of 128×128 matrices ran at 44-56 GFLOP/s on one device, 73-117
-  over two devices), so a sweep on JAX's single default CPU device leaves the other
-  cores mostly idle. With one device per core, :func:`run` splits the
-  configurations over them like over any set of devices: on the 2-core
-  machine the digits-MLP sweep of ``benchmarks/sweep_speed.py`` trained
-  1.6-2.2x faster and the regression sweep 1.8-2.8x, steady (see
-  ``benchmarks/RESULTS.md``, runs 4 and 5).
-
-  Call it first thing, before any JAX computation: JAX fixes its devices when
-  it starts. The ``momentum-jax`` command and the experiments call it; a
-  script or notebook may, or set ``JAX_NUM_CPU_DEVICES`` itself. It changes
-  nothing, and says so by returning ``False``, when JAX has already started,
-  or when the count was already chosen (``JAX_NUM_CPU_DEVICES``,
-  ``jax.config.update("jax_num_cpu_devices", n)``, or
-  ``--xla_force_host_platform_device_count`` in ``XLA_FLAGS``). Only the CPU
-  backend is affected: on a GPU or TPU host the accelerators stay the
-  default devices.
-
-  Returns:
-    Whether it set the number of CPU devices.
-  """
-  if (jax.config.jax_num_cpu_devices >= 0
-      or "xla_force_host_platform_device_count" in os.environ.get("XLA_FLAGS", "")):
-    return False
-  try:
-    jax.config.update("jax_num_cpu_devices", _cpu_cores())
-  except RuntimeError:  # the backends have started
-    return False
-  return True
 
 
 def choose_chunk_size(num_configs: int, num_devices: int, width: int,
@@ -354,11 +311,13 @@ def _program(train: Callable, width: int, mesh: Mesh, seed: int | None = None) -
 
 
 def _compile(train: Callable, width: int, mesh: Mesh, names: Iterable[str], size: int,
-             seed: int | None) -> jax.stages.Compiled:
+             seed: int | None) -> tuple[jax.stages.Compiled, dict[str, Any]]:
   """Compiles :func:`_program` for a chunk of ``size`` configurations.
 
   ``names`` are the swept hyperparameters. Compiled with
-  :func:`momentum_jax.train.compiler_options` for the mesh's platform.
+  :func:`momentum_jax.train.compiler_options` for the mesh's platform,
+  through the persistent cache (:func:`momentum_jax._compile_cache.compile`,
+  whose record of the compilation comes second).
   """
   sharding = NamedSharding(mesh, PartitionSpec("config"))
   abstract = (
@@ -366,7 +325,8 @@ def _compile(train: Callable, width: int, mesh: Mesh, names: Iterable[str], size
       jax.ShapeDtypeStruct((size,), jnp.uint32, sharding=sharding),
   )
   options = compiler_options(mesh.devices.flat[0].platform)
-  return jax.jit(_program(train, width, mesh, seed)).lower(*abstract).compile(options)
+  return _compile_cache.compile(jax.jit(_program(train, width, mesh, seed)).lower(*abstract),
+                                options)
 
 
 def _measure_width(problem: problems.Problem, group: _Group, train: TrainConfig, mesh: Mesh,
@@ -385,7 +345,7 @@ def _measure_width(problem: problems.Problem, group: _Group, train: TrainConfig,
   timings = {}
   for width in candidates:
     size = width * num_devices
-    compiled = _compile(probe, width, mesh, group.values, size, _shared_seed(group))
+    compiled, _ = _compile(probe, width, mesh, group.values, size, _shared_seed(group))
     inputs = _chunk(group, np.arange(min(size, len(group.seeds))), size, mesh)
     seconds = []
     for _ in range(2):
@@ -548,9 +508,9 @@ def run(
   :func:`model_width`), so pin ``width`` to compare runs on different
   machines bit for bit. A resumed sweep keeps the width it started with.
 
-  It uses the devices JAX has. On a CPU, JAX has one device unless told
-  otherwise, so call :func:`use_cpu_cores` before JAX starts (the
-  ``momentum-jax`` command does) to spread the sweep over the cores.
+  It uses the devices JAX has. On a CPU, ``import momentum_jax`` gives JAX
+  one device per core unless JAX had started or a count was chosen (see
+  :func:`use_cpu_cores`), so the sweep spreads over the cores.
 
   Args:
     config: A :class:`SweepConfig`, a YAML path, or a dict in the same form.
@@ -652,6 +612,9 @@ def run(
   process = jax.process_index()
   gather = checkpoint is None and jax.process_count() > 1
   executables = {}
+  # Per program: its group, the seconds to trace, lower and compile it (of
+  # which XLA's compilation or the cache's read), and whether the cache held it.
+  programs = []
   for group, plan in zip(groups, plans):
     if plan:
       label = group.spec.label
@@ -659,10 +622,12 @@ def run(
       factory = make_optimizer_factory(group.spec, problem, config.train)
       train = build_train(problem, factory, config.train, on_log=on_log)
       start = time.perf_counter()
-      executables[label] = _compile(train, widths[label], mesh, group.values, sizes[label],
-                                    _shared_seed(group))
-      compile_seconds += time.perf_counter() - start
+      executables[label], program = _compile(train, widths[label], mesh, group.values,
+                                             sizes[label], _shared_seed(group))
+      seconds = time.perf_counter() - start
+      compile_seconds += seconds
       compilations += 1
+      programs.append({"group": label, "compile_seconds": seconds, **program})
   progress.start()
   for index, (group, plan) in enumerate(zip(groups, plans)):
     label, size = group.spec.label, sizes[group.spec.label]
@@ -709,6 +674,8 @@ def run(
       "timings": {"compile_seconds": compile_seconds, "run_seconds": run_seconds,
                   "probe_seconds": probe_seconds},
       "compilations": compilations,
+      "programs": programs,
+      "compile_cache": None if (folder := _compile_cache.enable()) is None else str(folder),
       "probe_compilations": len(execution["candidates"]),
       "chunk_size": sizes,
       "execution": execution,
