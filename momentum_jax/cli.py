@@ -7,6 +7,11 @@ multi-host run),
 ``plot DIR`` redraws its figures, ``report DIR`` prints its Markdown report,
 ``demo`` trains every optimizer on the literature's regression. A bad
 configuration is reported in one line, without a traceback, with exit status 2.
+
+A sweep's compiled programs are kept in JAX's persistent compilation cache
+(:mod:`momentum_jax._compile_cache`; ``MOMENTUM_JAX_COMPILE_CACHE=off`` turns it
+off), except when the progress bar is shown: its callbacks are part of the
+programs, and JAX does not cache those.
 """
 
 from __future__ import annotations
@@ -54,7 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
   sweep.add_argument("--overwrite", action="store_true",
                      help="replace a different sweep found in the output folder (by default "
                           "it is refused; the same sweep is resumed)")
-  sweep.add_argument("--quiet", action="store_true", help="no progress bar")
+  sweep.add_argument("--quiet", action="store_true",
+                     help="no progress bar (there is none unless stderr is a terminal); the "
+                          "compiled programs are then kept in the compilation cache")
   multihost = sweep.add_argument_group(
       "several hosts", "one process per host (or per GPU), each running the same command; "
       "--out must be on a file system they all share")
@@ -113,8 +120,11 @@ def _sweep(args) -> None:
   say = print if first else (lambda *a, **k: None)  # one process speaks for all
   say(f"sweep {config.name}: {config.num_configs} configurations of {config.problem}, "
       f"{config.train.steps} steps each")
-  result = sweep.run(config, out, chunk_size=args.chunk_size, width=args.width,
-                     quiet=args.quiet or not first, overwrite=args.overwrite)
+  # The bar only on a terminal: its callbacks are in the compiled programs,
+  # which JAX's persistent cache then does not keep.
+  quiet = args.quiet or not first or not sys.stderr.isatty()
+  result = sweep.run(config, out, chunk_size=args.chunk_size, width=args.width, quiet=quiet,
+                     overwrite=args.overwrite)
   if not first:
     return
   timings = result.manifest["timings"]
