@@ -31,8 +31,11 @@ file stays far below 16 MiB). A step that fails or runs out of time is
 recorded as such and the next one runs. The compilation cache is off
 throughout: the compile times are a cold start's.
 
-``--dry-run`` runs every step at tiny sizes on the CPU (the tests collected,
-not run), in well under a minute: ``tests/test_gpu_script.py`` does so.
+``--dry-run`` runs every step at tiny sizes on the CPU, each code path once
+(the tests collected, not run; the engine and torch on the three sweeps in
+one process; the scan loop and ``width="measure"`` on the regression; the
+widths on the regression), so that no code path meets its first error on the
+GPU's time: ``tests/test_gpu_script.py`` does so.
 """
 
 from __future__ import annotations
@@ -65,20 +68,18 @@ SATURATED = 1.1
 def _steps(dry_run: bool) -> list[tuple[str, list[str], int]]:
   """``(name, command, seconds allowed)`` of each step, full or tiny."""
   python = sys.executable
-  if dry_run:
-    sweep = ["--steps", "20", "--loop-sample", "2", "--matmul-size", "128",
-             "--contestants", "b,c,d", "--measure", "--torch-device", "cpu"]
+  if dry_run:  # each code path once, as cheaply as it goes
+    tiny = ["--k", "2", "--steps", "4", "--loop-sample", "1", "--matmul-size", "128",
+            "--torch-device", "cpu"]
     return [
         ("tests", [python, "-m", "pytest", "-q", "--collect-only", "-p", "no:cacheprovider",
                    *FAST_TESTS], 120),
-        ("sweep_digits_mlp", [python, "benchmarks/sweep_speed.py", "--only", "digits_mlp",
-                              "--k", "4", *sweep], 120),
-        ("sweep_digits_cnn", [python, "benchmarks/sweep_speed.py", "--only", "digits_cnn",
-                              "--k", "4", *sweep], 120),
-        ("sweep_regression", [python, "benchmarks/sweep_speed.py", "--only", "regression",
-                              "--k", "8", *sweep], 120),
-        ("widths", [python, __file__, "--widths", "--k", "4", "--train-steps", "10",
-                    "--width-list", "1,2"], 120),
+        ("sweeps", [python, "benchmarks/sweep_speed.py", "--only",
+                    "digits_mlp,digits_cnn,regression", *tiny, "--contestants", "c,d"], 240),
+        ("sweep_loops", [python, "benchmarks/sweep_speed.py", "--only", "regression", *tiny,
+                         "--contestants", "b,c", "--measure"], 120),
+        ("widths", [python, __file__, "--widths", "--k", "2", "--train-steps", "2",
+                    "--width-list", "2", "--problems", "regression"], 120),
         ("update", [python, "benchmarks/update_speed.py", "--params", "100000", "--only",
                     "adam", "--repeats", "3", "--bandwidth", "--torch-device", "cpu"], 120),
     ]
@@ -172,7 +173,7 @@ _PROBLEMS = {
 }
 
 
-def measure_widths(k: int, steps: int, widths: list[int]) -> int:
+def measure_widths(k: int, steps: int, widths: list[int], names: list[str]) -> int:
   """Times the engine at each forced width on each problem; prints a table and the rule."""
   import momentum_jax  # noqa: F401  (the devices, before JAX starts)
   import jax
@@ -185,7 +186,8 @@ def measure_widths(k: int, steps: int, widths: list[int]) -> int:
         "| compile s | run s | s per config-step |")
   print("|---|---|---|---|---|---|---|")
   thresholds = {}
-  for name, (problem_config, batch_size) in _PROBLEMS.items():
+  for name in names:
+    problem_config, batch_size = _PROBLEMS[name]
     train = {"steps": steps, "log_every": steps, "batch_size": batch_size}
     flops = _engine.flops_per_step(problems.get_problem(**problem_config),
                                    TrainConfig(**train))
@@ -228,10 +230,11 @@ def main(argv: list[str] | None = None) -> int:
   parser.add_argument("--k", type=int, default=512, help=argparse.SUPPRESS)
   parser.add_argument("--train-steps", type=int, default=100, help=argparse.SUPPRESS)
   parser.add_argument("--width-list", default=",".join(map(str, WIDTHS)), help=argparse.SUPPRESS)
+  parser.add_argument("--problems", default=",".join(_PROBLEMS), help=argparse.SUPPRESS)
   args = parser.parse_args(argv)
   if args.widths:
-    return measure_widths(args.k, args.train_steps,
-                          [int(w) for w in args.width_list.split(",")])
+    return measure_widths(args.k, args.train_steps, [int(w) for w in args.width_list.split(",")],
+                          args.problems.split(","))
   out = Path(args.out or Path(os.environ.get("OUT", ".")) / "gpu_results.md")
   out.parent.mkdir(parents=True, exist_ok=True)
   print(run_all(args.dry_run, out, args.budget))
