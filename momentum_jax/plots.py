@@ -24,7 +24,6 @@ from matplotlib.colors import LogNorm, Normalize
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch, Rectangle
-from matplotlib.ticker import LogFormatter
 
 from momentum_jax import results
 from momentum_jax.data import LANDSCAPES
@@ -38,34 +37,6 @@ _SHORT_NAMES = {"learning_rate": "lr", "beta": "β", "b1": "β₁", "b2": "β₂
 _DIVERGED_COLOUR = "0.6"
 # Beyond this many cells the numbers printed in a heatmap's cells overlap.
 _MAX_ANNOTATED_CELLS = 150
-
-
-def _new_figure(width: float, height: float, *, title_lines: int = 1,
-                legend_below: bool = False, colorbar: bool = False) -> Figure:
-  """A figure of one axes with fixed margins, in inches, for these figures' labels.
-
-  A layout engine (``layout="constrained"``) finds the margins by measuring
-  every tick label in an extra drawing pass, about half of a figure's time.
-  These figures' labels are known: tick labels of up to ~7 characters,
-  one-line axis labels, titles of one or two lines, and at most a colourbar
-  on the right and a legend row below.
-  """
-  fig = Figure(figsize=(width, height))
-  left, right = 0.95, (0.9 if colorbar else 0.25)
-  bottom = 0.65 + (0.35 if legend_below else 0.0)
-  top = 0.2 + 0.23 * title_lines
-  fig.subplots_adjust(left=left / width, right=1 - right / width, bottom=bottom / height,
-                      top=1 - top / height)
-  return fig
-
-
-def _log_scale(ax, which: str) -> None:
-  """A log scale whose in-between ticks (labelled on short ranges) read ``1.6``, not ``1.6×10⁰``.
-
-  Short labels fit the fixed margins of :func:`_new_figure`, and need no mathtext.
-  """
-  getattr(ax, f"set_{which}scale")("log")
-  getattr(ax, f"{which}axis").set_minor_formatter(LogFormatter(labelOnlyBase=False))
 
 
 def _check_column(summary: pd.DataFrame, name: str, argument: str) -> None:
@@ -170,26 +141,15 @@ def plot_heatmap(summary: pd.DataFrame, x: str = "learning_rate", y: str = "beta
   some_diverged[row, column] = cells["some_diverged"]
   others = [name for name in results.swept_hyperparameters(rows) if name not in (x, y)]
 
-  marks = [
-      (all_diverged, dict(facecolor=_DIVERGED_COLOUR, edgecolor="white", hatch="xx",
-                          label="diverged (every seed)")),
-      (some_diverged, dict(facecolor="none", edgecolor="black", hatch="//",
-                           label="some seeds diverged (mean of the others)"))]
-  handles = [Patch(**patch) for marked, patch in marks if marked.any()]
-  if (np.isnan(grid) & ~all_diverged).any():
-    handles.append(Patch(facecolor="white", edgecolor="0.7", label="not run"))
-
-  fig = _new_figure(max(6.4, 0.8 * len(xs) + 3), max(4.8, 0.5 * len(ys) + 3),
-                    title_lines=2 if others else 1, legend_below=bool(handles), colorbar=True)
+  fig = Figure(figsize=(max(6.4, 0.8 * len(xs) + 3), max(4.8, 0.5 * len(ys) + 3)),
+               layout="constrained")
   ax = fig.add_subplot()
   norm = LogNorm() if _log_scaled(grid, value) else Normalize()
   cmap = matplotlib.colormaps["viridis"].with_extremes(bad="white")
   image = ax.imshow(np.ma.masked_invalid(grid), origin="lower", aspect="auto", cmap=cmap,
                     norm=norm)
   scale = " (log scale)" if isinstance(norm, LogNorm) else ""
-  colorbar = fig.colorbar(image, ax=ax, label=f"{value}, mean over seeds{scale}")
-  if scale:
-    colorbar.ax.yaxis.set_minor_formatter(LogFormatter(labelOnlyBase=False))
+  fig.colorbar(image, ax=ax, label=f"{value}, mean over seeds{scale}")
   ax.set_xticks(range(len(xs)), _tick_labels(xs))
   ax.set_yticks(range(len(ys)), _tick_labels(ys))
   ax.set_xlabel(x)
@@ -207,11 +167,20 @@ def plot_heatmap(summary: pd.DataFrame, x: str = "learning_rate", y: str = "beta
         ax.text(i, j, f"{cell:.3g}", ha="center", va="center", fontsize=8,
                 color="white" if dark and backdrop is None else "black", bbox=backdrop)
 
-  for marked, patch in marks:
+  handles = []
+  for marked, patch in (
+      (all_diverged, dict(facecolor=_DIVERGED_COLOUR, edgecolor="white", hatch="xx",
+                          label="diverged (every seed)")),
+      (some_diverged, dict(facecolor="none", edgecolor="black", hatch="//",
+                           label="some seeds diverged (mean of the others)"))):
     for j, i in np.argwhere(marked):
       ax.add_patch(Rectangle((i - 0.5, j - 0.5), 1, 1, linewidth=0, **patch))
+    if marked.any():
+      handles.append(Patch(**patch))
+  if (np.isnan(grid) & ~all_diverged).any():
+    handles.append(Patch(facecolor="white", edgecolor="0.7", label="not run"))
   if handles:
-    fig.legend(handles=handles, loc="lower center", ncols=len(handles), fontsize=8)
+    fig.legend(handles=handles, loc="outside lower center", ncols=len(handles), fontsize=8)
   return fig
 
 
@@ -247,14 +216,14 @@ def plot_best_curves(curves: pd.DataFrame, summary: pd.DataFrame, n: int = 5) ->
   best = results.best_configs(summary, n=n)
   if best.empty:
     raise ValueError("every run diverged: there are no curves worth plotting")
-  fig = _new_figure(7.5, 4.8)
+  fig = Figure(figsize=(7.5, 4.8), layout="constrained")
   ax = fig.add_subplot()
   shown = curves[curves["config_id"].isin(best["config_id"])]
   for _, row in best.iterrows():
     curve = shown[shown["config_id"] == row["config_id"]].sort_values("step")
     ax.plot(curve["step"], curve["train_loss"], label=_legend_label(row, summary))
   if _log_scaled(shown["train_loss"].to_numpy(dtype=float), "train_loss"):
-    _log_scale(ax, "y")  # (a landscape's values may be negative: then linear)
+    ax.set_yscale("log")  # (a landscape's values may be negative: then linear)
   ax.set_xlabel("step")
   ax.set_ylabel("train loss")
   ax.set_title(f"The {len(best)} best runs by {results.ranking_metric(summary)}")
@@ -289,7 +258,7 @@ def plot_best_vs_hyperparameter(summary: pd.DataFrame, hyperparameter: str,
   rows = summary[summary[hyperparameter].notna()]
   if rows.empty:
     raise ValueError(f"no optimizer in the summary has {hyperparameter}")
-  fig = _new_figure(7, 4.8, title_lines=2)
+  fig = Figure(figsize=(7, 4.8), layout="constrained")
   ax = fig.add_subplot()
   any_diverged = False
   for optimizer, own in rows.groupby("optimizer", sort=True):
@@ -301,9 +270,9 @@ def plot_best_vs_hyperparameter(summary: pd.DataFrame, hyperparameter: str,
             color=line.get_color(), transform=ax.get_xaxis_transform(), clip_on=False)
     any_diverged |= bool(len(lost))
   if _spans_decades(rows[hyperparameter].to_numpy(dtype=float)):
-    _log_scale(ax, "x")
+    ax.set_xscale("log")
   if _log_scaled(rows[value].to_numpy(dtype=float), value):
-    _log_scale(ax, "y")
+    ax.set_yscale("log")
   ax.set_xlabel(hyperparameter)
   ax.set_ylabel(f"best {value}, mean over seeds")
   ax.set_title(f"Best {value} at each {hyperparameter}\n"
@@ -342,7 +311,7 @@ def plot_landscape_paths(curves: pd.DataFrame, summary: pd.DataFrame, landscape,
   (x0, x1), (y0, y1) = landscape.window
   xs, ys = np.meshgrid(np.linspace(x0, x1, 200), np.linspace(y0, y1, 200))
   values = np.asarray(landscape.value(np.stack([xs, ys], axis=-1)))
-  fig = _new_figure(7, 5.6)
+  fig = Figure(figsize=(7, 5.6), layout="constrained")
   ax = fig.add_subplot()
   ax.contour(xs, ys, values, levels=30, cmap="Greys", linewidths=0.6)
   for _, row in best.iterrows():
