@@ -5,8 +5,8 @@ a second run of the same sweep, or of one that differs only in the values
 (same grid sizes, same model, same width), compiles the same programs. With
 JAX's persistent cache (https://docs.jax.dev/en/latest/persistent_compilation_cache.html)
 the executables come from disk: the quickstart's second run compiled in about
-a fifth of the time (the rest is tracing and lowering; see
-``benchmarks/RESULTS.md``).
+a quarter of the first's time (the rest is tracing and lowering; see
+``benchmarks/RESULTS.md``, run 8).
 
 :func:`enable` turns the cache on, in ``$XDG_CACHE_HOME/momentum_jax/xla``
 (``~/.cache/momentum_jax/xla`` by default); ``MOMENTUM_JAX_COMPILE_CACHE=DIR``
