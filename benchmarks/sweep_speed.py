@@ -14,18 +14,26 @@ seed) runs, in this one process, as:
   options the engine compiles with (on a CPU, LLVM at level 2 rather than
   3: :func:`momentum_jax.train.compiler_options`), so that the table tells
   what the engine gains from them from what it gains from batching.
-* (c) ``engine``: :func:`momentum_jax.sweep.run`, its width chosen by its model.
-  As the ``momentum-jax`` command does, the script first gives JAX one CPU
-  device per core (:func:`momentum_jax.sweep.use_cpu_cores`), which the
-  engine splits the configurations over; ``--one-cpu-device`` leaves JAX its
-  one default CPU device. (a), (b) and (d) run on one device either way.
+* (c) ``engine``: :func:`momentum_jax.sweep.run`, its width chosen by its model,
+  called as a library user would: the script imports jax and optax, then
+  ``momentum_jax``, and calls nothing else first, so the engine gets the
+  devices that ``import momentum_jax`` gives JAX (one CPU device per core;
+  ``MOMENTUM_JAX_CPU_DEVICES=1`` keeps JAX's one). (a), (b) and (d) run on one
+  device either way. The persistent compilation cache is off (every
+  contestant compiles cold) unless ``MOMENTUM_JAX_COMPILE_CACHE`` is set.
   With ``--measure`` also (c') ``engine, measured``: ``width="measure"``;
   with ``--progress`` also (c'') the engine with its progress bar on.
 * (d) ``torch``: ``torch.optim.SGD(lr, momentum=beta)`` in a plain Python loop
   per configuration (when torch is installed; not on the landscape, whose
   function is jax code), batches from ``torch.randperm``,
-  one intra-op thread by default (``--torch-threads``). Its first steps, which
-  initialize torch's kernels, count as its "compile" time.
+  one intra-op thread by default (``--torch-threads``), on ``--torch-device``
+  (default cpu). Its first steps, which initialize torch's kernels, count as
+  its "compile" time.
+
+With ``--loop-sample N`` the per-configuration loops (a), (b), (b') and (d)
+train only N of the K configurations, spread over the grid, and their run
+times are scaled by K / N (said in their notes): at K = 1024 on a GPU a loop
+over every configuration would take minutes. ``--contestants`` picks which run.
 
 All four do the same training: same model, loss, batch size, steps and
 logging (the mean training loss and the validation metrics every
@@ -48,7 +56,9 @@ Usage::
   python benchmarks/sweep_speed.py --only digits_mlp --measure
   python benchmarks/sweep_speed.py --quick             # smoke run, well under a minute
   python benchmarks/sweep_speed.py --progress          # also the cost of the progress bar
-  python benchmarks/sweep_speed.py --one-cpu-device    # the engine on JAX's one default CPU device
+  MOMENTUM_JAX_CPU_DEVICES=1 python benchmarks/sweep_speed.py   # the engine on JAX's one CPU device
+  python benchmarks/sweep_speed.py --only digits_cnn --k 1024 --loop-sample 32 \
+      --contestants b,c,d --torch-device cuda                # on a GPU (benchmarks/gpu.py)
 
 On a shared machine read the ratios, not the times.
 """
@@ -65,6 +75,9 @@ import platform
 import sys
 import time
 from typing import Any, Callable
+
+# Every contestant compiles cold, unless the caller asks for the engine's cache.
+os.environ.setdefault("MOMENTUM_JAX_COMPILE_CACHE", "off")
 
 import jax
 import jax.numpy as jnp
@@ -106,6 +119,8 @@ SWEEPS = {
     "regression": Sweep("regression", {"name": "linear_regression"}, 1000, None, (1e-3, 0.3)),
     "digits_mlp": Sweep("digits_mlp", {"name": "digits_mlp", "hidden": [128, 128]}, 300, 128,
                         (1e-3, 0.3)),
+    # Two 3x3 conv stages (16, 32 channels) and a dense layer of 64 on the 8x8 digits.
+    "digits_cnn": Sweep("digits_cnn", {"name": "digits_cnn"}, 300, 128, (1e-3, 0.3)),
     # A landscape: overhead-bound like the regression, with no data at all. Heavy ball is
     # stable for lr < 2(1 + β)/1002 at Rosenbrock's minimum.
     "rosenbrock": Sweep("rosenbrock", {"name": "rosenbrock"}, 1000, None, (1e-4, 1e-3)),
@@ -133,6 +148,7 @@ class Timing:
   run_s: float
   final_losses: np.ndarray | None = None
   note: str = ""
+  sample: np.ndarray | None = None  # the configurations trained, when not all
 
   @property
   def total_s(self) -> float:
@@ -251,13 +267,13 @@ def engine(spec: Sweep, train: TrainConfig, lrs, betas, width=None, progress=Fal
   return Timing(total - run_s, run_s, summary.final_loss.to_numpy(), note)
 
 
-def torch_loop(problem, train: TrainConfig, lrs, betas) -> Timing:
+def torch_loop(problem, train: TrainConfig, lrs, betas, device: str = "cpu") -> Timing:
   """(d): ``torch.optim.SGD(lr, momentum=beta)``, a plain loop per configuration."""
   data = problem.data
-  x_train, y_train = torch.from_numpy(np.array(data.x_train)), torch.from_numpy(
-      np.array(data.y_train))
-  x_val = torch.from_numpy(np.array(data.x_val)) if data.x_val is not None else None
-  y_val = torch.from_numpy(np.array(data.y_val)) if data.y_val is not None else None
+  on = lambda a: torch.from_numpy(np.array(a)).to(device)
+  x_train, y_train = on(data.x_train), on(data.y_train)
+  x_val = on(data.x_val) if data.x_val is not None else None
+  y_val = on(data.y_val) if data.y_val is not None else None
   classification = problem.is_classification
   loss_fn = torch.nn.functional.cross_entropy if classification else torch.nn.functional.mse_loss
   if classification:
@@ -265,13 +281,19 @@ def torch_loop(problem, train: TrainConfig, lrs, betas) -> Timing:
 
   def make_model():
     if not classification:
-      return torch.nn.Linear(x_train.shape[1], 1)
+      return torch.nn.Linear(x_train.shape[1], 1).to(device)
+    if x_train.ndim == 4:  # NHWC images: the CNN's layers, channels first
+      return torch_cnn(problem).to(device)
     hidden = [x_train.shape[1], *problem_hidden(problem)]
     layers = []
     for n_in, n_out in zip(hidden[:-1], hidden[1:]):
       layers += [torch.nn.Linear(n_in, n_out), torch.nn.ReLU()]
     layers.append(torch.nn.Linear(hidden[-1], data.num_classes))
-    return torch.nn.Sequential(*layers)
+    return torch.nn.Sequential(*layers).to(device)
+
+  if x_train.ndim == 4:
+    x_train, x_val = x_train.permute(0, 3, 1, 2), x_val.permute(0, 3, 1, 2)
+  cuda = device.startswith("cuda")
 
   @torch.no_grad()
   def evaluate(model):  # to the host, as the engine's metrics are
@@ -292,7 +314,7 @@ def torch_loop(problem, train: TrainConfig, lrs, betas) -> Timing:
       else:
         within = i % steps_per_epoch
         if within == 0:
-          order = torch.randperm(data.num_train, generator=generator)
+          order = torch.randperm(data.num_train, generator=generator).to(device)
         index = order[within * train.batch_size:(within + 1) * train.batch_size]
         x, y = x_train[index], y_train[index]
       opt.zero_grad()
@@ -306,6 +328,8 @@ def torch_loop(problem, train: TrainConfig, lrs, betas) -> Timing:
         loss_sum = 0.0
         if x_val is not None:
           evaluate(model)
+    if cuda:
+      torch.cuda.synchronize()
     return mean_loss
 
   # torch's first steps initialize its kernels (~2 s here): a one-off cost,
@@ -318,6 +342,24 @@ def torch_loop(problem, train: TrainConfig, lrs, betas) -> Timing:
   return Timing(warmup_s, time.perf_counter() - start, np.array(finals))
 
 
+def torch_cnn(problem) -> "torch.nn.Module":
+  """The problem's CNN in torch: 3x3 SAME conv, ReLU and 2x2 max pool per stage, dense, logits."""
+  abstract = nnx.eval_shape(lambda: problem.make_model(nnx.Rngs(0)))
+  kernels = [v.shape for p, v in nnx.to_flat_state(nnx.state(abstract, nnx.Param))
+             if p[-1] == "kernel"]
+  layers, side = [], problem.data.input_shape[0]
+  for shape in kernels:
+    if len(shape) == 4:  # (3, 3, in, out)
+      layers += [torch.nn.Conv2d(shape[2], shape[3], 3, padding=1), torch.nn.ReLU(),
+                 torch.nn.MaxPool2d(2)]
+      side //= 2
+    else:
+      if not any(isinstance(layer, torch.nn.Flatten) for layer in layers):
+        layers.append(torch.nn.Flatten())
+      layers += [torch.nn.Linear(*shape), torch.nn.ReLU()]
+  return torch.nn.Sequential(*layers[:-1])  # no ReLU on the logits
+
+
 def problem_hidden(problem) -> list[int]:
   """The hidden widths of an MLP problem's model, read off its kernels."""
   abstract = nnx.eval_shape(lambda: problem.make_model(nnx.Rngs(0)))
@@ -327,10 +369,18 @@ def problem_hidden(problem) -> list[int]:
 
 
 def training_flops(problem, train: TrainConfig, k: int) -> float:
-  """FLOPs of the sweep counted analytically: dense layers only, 3x forward for a step."""
+  """FLOPs of the sweep counted analytically: dense and conv layers, 3x forward for a step.
+
+  A 3x3 convolution's kernel is applied at every position of its stage's
+  feature map (SAME padding; each 2x2 pool halves the side).
+  """
   abstract = nnx.eval_shape(lambda: problem.make_model(nnx.Rngs(0)))
-  macs = sum(math.prod(v.shape) for p, v in nnx.to_flat_state(nnx.state(abstract, nnx.Param))
-             if p[-1] == "kernel")
+  macs, side = 0, (problem.data.input_shape[0] if len(problem.data.input_shape) == 3 else 1)
+  for path, v in nnx.to_flat_state(nnx.state(abstract, nnx.Param)):
+    if path[-1] == "kernel":
+      macs += math.prod(v.shape) * (side * side if len(v.shape) == 4 else 1)
+      if len(v.shape) == 4:
+        side //= 2
   examples = train.batch_size or problem.data.num_train
   per_config = train.steps * 3 * 2 * macs * examples
   if problem.data.x_val is not None:
@@ -349,10 +399,10 @@ def median_seconds(fn: Callable, *args, repeats: int = 7) -> float:
   return float(np.median(times))
 
 
-def machine_rates() -> dict[str, float]:
+def machine_rates(size: int = 1024) -> dict[str, float]:
   """Reference rates measured here and now: big and small matmuls, a minibatch draw."""
   key = jax.random.key(0)
-  big = jax.random.normal(key, (1024, 1024), jnp.float32)
+  big = jax.random.normal(key, (size, size), jnp.float32)
   matmul = jax.jit(jnp.dot).lower(big, big).compile()
   steps = 200
   small = jax.random.normal(key, (128, 128), jnp.float32)
@@ -371,7 +421,8 @@ def machine_rates() -> dict[str, float]:
                                   out_specs=PartitionSpec("config")))
   batched = batched.lower(stack, stack).compile()
   return {
-      "matmul_1024": 2 * 1024**3 / median_seconds(matmul, big, big) / 1e9,
+      "matmul": 2 * size**3 / median_seconds(matmul, big, big) / 1e9,
+      "matmul_size": size,
       "matmul_128_scan": steps * 2 * 128**3 / median_seconds(chain, small, small) / 1e9,
       "matmul_128_batched": 64 * 2 * 128**3 / median_seconds(batched, stack, stack) / 1e9,
       "minibatch_draw_us": median_seconds(draws.lower(key).compile(), key) / steps * 1e6,
@@ -387,7 +438,8 @@ def print_header(rates: dict[str, float], use_torch: bool) -> None:
   print(f"# devices {jax.devices()}, {os.cpu_count()} logical CPUs, "
         f"XLA_FLAGS={os.environ.get('XLA_FLAGS', '')!r}, "
         f"load average {os.getloadavg()[0]:.1f}")
-  print(f"# jitted matmul 1024x1024 float32: {rates['matmul_1024']:.1f} GFLOP/s; "
+  n = rates["matmul_size"]
+  print(f"# jitted matmul {n}x{n} float32: {rates['matmul']:.1f} GFLOP/s; "
         f"128x128 matmuls in a scan: {rates['matmul_128_scan']:.1f} GFLOP/s, "
         f"64 of them batched over the devices: {rates['matmul_128_batched']:.1f} GFLOP/s; "
         f"one minibatch draw (permutation of 1437, 128 taken): "
@@ -407,7 +459,8 @@ def report(spec: Sweep, k: int, train: TrainConfig, timings: dict[str, Timing],
   for label, t in timings.items():
     diff = "-"
     if t.final_losses is not None and label.startswith(("(a)", "(b", "(c')")):
-      rel = np.abs(t.final_losses / engine_t.final_losses - 1)
+      reference = engine_t.final_losses if t.sample is None else engine_t.final_losses[t.sample]
+      rel = np.abs(t.final_losses / reference - 1)
       diff = f"{np.median(rel):.0e}, {np.max(rel):.0e}"
     print(f"| {label} | {t.compile_s:.2f} | {t.run_s:.2f} | {t.total_s:.2f} "
           f"| {work / t.total_s:,.0f} | {work / t.run_s:,.0f} "
@@ -417,12 +470,27 @@ def report(spec: Sweep, k: int, train: TrainConfig, timings: dict[str, Timing],
     return
   print(f"engine FLOP rate: {flops / engine_t.total_s / 1e9:.2f} GFLOP/s with compilation, "
         f"{flops / engine_t.run_s / 1e9:.2f} steady = "
-        f"{flops / engine_t.run_s / 1e9 / rates['matmul_1024']:.0%} of the 1024 matmul's "
-        f"{rates['matmul_1024']:.1f}, "
+        f"{flops / engine_t.run_s / 1e9 / rates['matmul']:.0%} of the {rates['matmul_size']} "
+        f"matmul's {rates['matmul']:.1f}, "
         f"{flops / engine_t.run_s / 1e9 / rates['matmul_128_scan']:.0%} of the 128x128 "
         f"matmuls' {rates['matmul_128_scan']:.1f}, "
         f"{flops / engine_t.run_s / 1e9 / rates['matmul_128_batched']:.0%} of the batched "
         f"ones' {rates['matmul_128_batched']:.1f} ({flops / 1e9:.1f} GFLOP counted)")
+
+
+def _sampled(loop: Callable, sample: np.ndarray | None, k: int, *args, **kwargs) -> Timing:
+  """A per-configuration loop over ``sample`` of the K configurations, its run time scaled to K."""
+  problem, train, lrs, betas = args
+  if sample is None:
+    return loop(problem, train, lrs, betas, **kwargs)
+  timing = loop(problem, train, lrs[sample], betas[sample], **kwargs)
+  timing.run_s *= k / len(sample)
+  timing.sample = sample
+  timing.note = f"{len(sample)} of the {k} configurations timed, the run scaled by {k / len(sample):.3g}"
+  return timing
+
+
+CONTESTANTS = ("a", "b", "b'", "c", "d")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -431,37 +499,47 @@ def main(argv: list[str] | None = None) -> int:
   parser.add_argument("--k", type=int, default=64, help="configurations per sweep (default 64)")
   parser.add_argument("--steps", type=int, default=None,
                       help="training steps of every sweep (default: 1000 regression and "
-                           "rosenbrock, 300 MLP)")
+                           "rosenbrock, 300 MLP and CNN)")
   parser.add_argument("--quick", action="store_true", help="smoke run: K = 4, 40 steps")
   parser.add_argument("--measure", action="store_true",
                       help="also run the engine with width='measure' (extra compilations)")
   parser.add_argument("--progress", action="store_true",
                       help="also run the engine with its progress bar on (its callbacks cost)")
-  parser.add_argument("--one-cpu-device", action="store_true",
-                      help="leave JAX its one default CPU device (default: one per core, "
-                           "as the momentum-jax command does)")
+  parser.add_argument("--contestants", default=",".join(CONTESTANTS),
+                      help="comma-separated, from a,b,b',c,d (default: all); c, the engine, "
+                           "always runs")
+  parser.add_argument("--loop-sample", type=int, default=None, metavar="N",
+                      help="time the per-configuration loops on N of the K configurations "
+                           "and scale their run time to K")
+  parser.add_argument("--matmul-size", type=int, default=1024,
+                      help="side of the reference float32 matmul (default 1024; 8192 on a GPU)")
   parser.add_argument("--no-torch", action="store_true",
                       help="leave torch out even when it is installed")
   parser.add_argument("--torch-threads", type=int, default=1,
                       help="torch's intra-op threads (default 1: its fastest for these tiny "
                            "ops; 2 on the loaded 2-core machine was 20-60x slower)")
+  parser.add_argument("--torch-device", default="cpu", help="torch's device (default cpu)")
   args = parser.parse_args(argv)
-  if not args.one_cpu_device:
-    sweep.use_cpu_cores()
   names = list(SWEEPS)
   if args.only:
     names = [w.strip() for w in args.only.split(",")]
     unknown = [w for w in names if w not in SWEEPS]
     if unknown:
       parser.error(f"unknown --only {unknown}; choose from {list(SWEEPS)}")
+  chosen = {w.strip() for w in args.contestants.split(",")} | {"c"}
+  if chosen - set(CONTESTANTS):
+    parser.error(f"unknown --contestants {sorted(chosen - set(CONTESTANTS))}")
   k, steps = (4, 40) if args.quick else (args.k, args.steps)
   if k < 1 or (steps is not None and steps < 1):
     parser.error("--k and --steps must be positive")
-  use_torch = torch is not None and not args.no_torch
+  sample = None
+  if args.loop_sample is not None and args.loop_sample < k:
+    sample = np.unique(np.linspace(0, k - 1, max(1, args.loop_sample)).round().astype(int))
+  use_torch = torch is not None and not args.no_torch and "d" in chosen
   if use_torch:
     torch.set_num_threads(args.torch_threads)
 
-  rates = machine_rates()
+  rates = machine_rates(args.matmul_size)
   print_header(rates, use_torch)
   for name in names:
     spec = SWEEPS[name]
@@ -473,25 +551,30 @@ def main(argv: list[str] | None = None) -> int:
     order = np.lexsort((betas, lrs))  # the engine's summary order, sorted the same way
     lrs, betas = lrs[order], betas[order]
     timings = {}
-    print(f"timing {name}: (a) optax loop ...", file=sys.stderr, flush=True)
-    timings["(a) optax loop"] = optax_loop(problem, train, lrs, betas)
-    print(f"timing {name}: (b) scan loop ...", file=sys.stderr, flush=True)
-    timings["(b) scan loop"] = scan_loop(problem, train, lrs, betas)
-    print(f"timing {name}: (b') scan loop, engine's compiler options ...", file=sys.stderr,
-          flush=True)
-    timings["(b') scan loop, engine's compiler options"] = scan_loop(
-        problem, train, lrs, betas, compiler_options(jax.default_backend()))
-    print(f"timing {name}: (c) engine ...", file=sys.stderr, flush=True)
+    say = lambda what: print(f"timing {name}: {what} ...", file=sys.stderr, flush=True)
+    if "a" in chosen:
+      say("(a) optax loop")
+      timings["(a) optax loop"] = _sampled(optax_loop, sample, k, problem, train, lrs, betas)
+    if "b" in chosen:
+      say("(b) scan loop")
+      timings["(b) scan loop"] = _sampled(scan_loop, sample, k, problem, train, lrs, betas)
+    if "b'" in chosen:
+      say("(b') scan loop, engine's compiler options")
+      timings["(b') scan loop, engine's compiler options"] = _sampled(
+          scan_loop, sample, k, problem, train, lrs, betas,
+          options=compiler_options(jax.default_backend()))
+    say("(c) engine")
     timings["(c) engine"] = engine(spec, train, lrs, betas)
     if args.measure:
-      print(f"timing {name}: (c') engine, measured width ...", file=sys.stderr, flush=True)
+      say("(c') engine, measured width")
       timings["(c') engine, measured"] = engine(spec, train, lrs, betas, width="measure")
     if args.progress:
-      print(f"timing {name}: (c'') engine, progress bar ...", file=sys.stderr, flush=True)
+      say("(c'') engine, progress bar")
       timings["(c'') engine, progress bar"] = engine(spec, train, lrs, betas, progress=True)
     if use_torch and problem.landscape is None:  # (a landscape's function is jax code)
-      print(f"timing {name}: (d) torch ...", file=sys.stderr, flush=True)
-      timings["(d) torch"] = torch_loop(problem, train, lrs, betas)
+      say("(d) torch")
+      timings["(d) torch"] = _sampled(torch_loop, sample, k, problem, train, lrs, betas,
+                                      device=args.torch_device)
     flops = None if problem.landscape is not None else training_flops(problem, train, k)
     report(spec, k, train, timings, flops, rates)
   return 0

@@ -23,9 +23,18 @@ fused loops XLA compiled each JAX step into (on CPU, one pass over memory per
 loop), and the largest difference of the parameters from mj's after the same
 number of steps (0: bit-identical).
 
+``--bandwidth`` also prints each step's memory traffic in GB/s (the float32
+arrays it must read and write once each: params, grads and the optimizer's
+buffers in, params and buffers out; 7 arrays for Adam) against the measured
+rate of a device-to-device copy (``x * 2`` jitted: one array in, one out).
+``--torch-device cuda`` puts torch's tensors on the GPU (each step then
+synchronizes, as the JAX steps block until ready).
+
 Usage::
 
   python benchmarks/update_speed.py                  # all optimizers, 10M params
+  python benchmarks/update_speed.py --params 50_000_000 --only adam --bandwidth \
+      --torch-device cuda                            # on a GPU (benchmarks/gpu.py)
   python benchmarks/update_speed.py --params 1_000_000 --repeats 20
   python benchmarks/update_speed.py --only adam,sgd --no-torch
 
@@ -199,6 +208,24 @@ def random_tree(shapes: Any, seed: int) -> Any:
   )
 
 
+# Float32 arrays a step reads and writes once each, at the least (see --bandwidth).
+TRAFFIC_ARRAYS = {"sgd": 3, "momentum": 5, "momentum_ema": 5, "nesterov": 5, "rmsprop": 5,
+                  "rmsprop_momentum": 7, "adagrad": 5, "adam": 7, "control": 7}
+
+
+def copy_gbps(num_params: int, repeats: int = 20) -> float:
+  """GB/s of a jitted ``x * 2`` on ``num_params`` float32 values: one array read, one written."""
+  x = jnp.ones((num_params,), jnp.float32)
+  double = jax.jit(lambda a: a * 2).lower(x).compile()
+  jax.block_until_ready(double(x))
+  times = []
+  for _ in range(repeats):
+    start = time.perf_counter()
+    jax.block_until_ready(double(x))
+    times.append(time.perf_counter() - start)
+  return 2 * 4 * num_params / statistics.median(times) / 1e9
+
+
 def jax_contestant(
     label: str, tx: optax.GradientTransformation, params_np: Any, grads: Any
 ) -> Contestant:
@@ -237,30 +264,37 @@ def jax_contestant(
 
 def torch_contestant(
     label: str, make_opt: Callable[[list[Any]], Any], params_np: Any,
-    grads_np: Any,
+    grads_np: Any, device: str = "cpu",
 ) -> Contestant | None:
   """An ``opt.step()`` of ``make_opt(params)``; None if torch refuses it."""
   try:
     # A throwaway step on one number: fused kernels may be refused only when
     # they first run, and the real parameters must take no extra step.
-    probe = torch.zeros(1, requires_grad=True)
-    probe.grad = torch.ones(1)
+    probe = torch.zeros(1, device=device, requires_grad=True)
+    probe.grad = torch.ones(1, device=device)
     make_opt([probe]).step()
   except (RuntimeError, TypeError, ValueError) as e:
     print(f"({label} skipped: {type(e).__name__}: {str(e)[:100]})")
     return None
-  params = [torch.tensor(p) for p in jax.tree.leaves(params_np)]
+  params = [torch.tensor(p, device=device) for p in jax.tree.leaves(params_np)]
   for p, g in zip(params, jax.tree.leaves(grads_np)):
     p.requires_grad_(True)
-    p.grad = torch.tensor(g)
+    p.grad = torch.tensor(g, device=device)
   opt = make_opt(params)
+
+  def step():
+    opt.step()
+    if device != "cpu":
+      torch.cuda.synchronize()
+
   return Contestant(
-      label, opt.step, params=lambda: [p.detach().numpy() for p in params]
+      label, step, params=lambda: [p.detach().cpu().numpy() for p in params]
   )
 
 
 def run_one(
-    spec: Spec, shapes: Any, repeats: int, warmup: int, use_torch: bool
+    spec: Spec, shapes: Any, repeats: int, warmup: int, use_torch: bool,
+    torch_device: str = "cpu",
 ) -> dict[str, Contestant]:
   """Times one optimizer's contestants round-robin; returns them by label."""
   params_np = random_tree(shapes, seed=0)
@@ -273,7 +307,7 @@ def run_one(
   if use_torch:
     for label, make in (("torch", spec.torch), ("torch fused", spec.torch_fused)):
       if make is not None:
-        c = torch_contestant(label, make, params_np, grads_np)
+        c = torch_contestant(label, make, params_np, grads_np, torch_device)
         if c is not None:
           contestants.append(c)
   for c in contestants:
@@ -373,6 +407,9 @@ def main(argv: list[str] | None = None) -> int:
                       help=f"comma-separated, from {','.join(all_specs)}")
   parser.add_argument("--no-torch", action="store_true",
                       help="leave torch out even when it is installed")
+  parser.add_argument("--torch-device", default="cpu", help="torch's device (default cpu)")
+  parser.add_argument("--bandwidth", action="store_true",
+                      help="also print each step's GB/s against a device-to-device copy's")
   args = parser.parse_args(argv)
   if args.repeats < 2:
     parser.error("--repeats must be at least 2")
@@ -391,9 +428,26 @@ def main(argv: list[str] | None = None) -> int:
     print(f"timing {name} ...", file=sys.stderr, flush=True)
     spec = all_specs[name]
     rows.append((spec.title, run_one(
-        spec, shapes, args.repeats, args.warmup, use_torch)))
+        spec, shapes, args.repeats, args.warmup, use_torch, args.torch_device)))
   print_table(rows)
+  if args.bandwidth:
+    print_bandwidth(names, rows, args.params)
   return 0
+
+
+def print_bandwidth(names: list[str], rows: list[tuple[str, dict[str, Contestant]]],
+                    num_params: int) -> None:
+  """Each contestant's GB/s at its optimizer's least traffic, and the copy rate measured now."""
+  copy = copy_gbps(num_params)
+  print(f"\ndevice-to-device copy (jitted x * 2, {num_params:,} float32): {copy:.0f} GB/s")
+  print("| optimizer | arrays moved | contestant | ms per step | GB/s | of the copy's |")
+  print("|---|---|---|---|---|---|")
+  for name, (title, contestants) in zip(names, rows):
+    moved = TRAFFIC_ARRAYS[name] * 4 * num_params
+    for label, c in contestants.items():
+      seconds = statistics.median(c.times)
+      print(f"| {title} | {TRAFFIC_ARRAYS[name]} | {label} | {1e3 * seconds:.3f} "
+            f"| {moved / seconds / 1e9:.0f} | {moved / seconds / 1e9 / copy:.0%} |")
 
 
 if __name__ == "__main__":

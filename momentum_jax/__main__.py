@@ -1,8 +1,6 @@
 """``python -m momentum_jax …`` is the ``momentum-jax`` command."""
 
-import sys
-
-from momentum_jax.cli import main
+from momentum_jax.cli import entry
 
 if __name__ == "__main__":
-  sys.exit(main())
+  entry()

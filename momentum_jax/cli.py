@@ -7,11 +7,17 @@ multi-host run),
 ``plot DIR`` redraws its figures, ``report DIR`` prints its Markdown report,
 ``demo`` trains every optimizer on the literature's regression. A bad
 configuration is reported in one line, without a traceback, with exit status 2.
+
+A sweep's compiled programs are kept in JAX's persistent compilation cache
+(:mod:`momentum_jax._compile_cache`; ``MOMENTUM_JAX_COMPILE_CACHE=off`` turns it
+off), except when the progress bar is shown: its callbacks are part of the
+programs, and JAX does not cache those.
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 
@@ -69,7 +75,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="seconds of training between saves of an unfinished chunk's state "
                           "under OUT/state/, so that a killed sweep resumes mid-chunk "
                           "(default 60)")
-  sweep.add_argument("--quiet", action="store_true", help="no progress bar")
+  sweep.add_argument("--quiet", action="store_true",
+                     help="no progress bar (there is none unless stderr is a terminal); the "
+                          "compiled programs are then kept in the compilation cache")
   multihost = sweep.add_argument_group(
       "several hosts", "one process per host (or per GPU), each running the same command; "
       "--out must be on a file system they all share")
@@ -128,9 +136,11 @@ def _sweep(args) -> None:
   say = print if first else (lambda *a, **k: None)  # one process speaks for all
   say(f"sweep {config.name}: {config.num_configs} configurations of {config.problem}, "
       f"{config.train.steps} steps each")
-  result = sweep.run(config, out, chunk_size=args.chunk_size, width=args.width,
-                     quiet=args.quiet or not first, overwrite=args.overwrite,
-                     checkpoint_every=args.checkpoint_every)
+  # The bar only on a terminal: its callbacks are in the compiled programs,
+  # which JAX's persistent cache then does not keep.
+  quiet = args.quiet or not first or not sys.stderr.isatty()
+  result = sweep.run(config, out, chunk_size=args.chunk_size, width=args.width, quiet=quiet,
+                     overwrite=args.overwrite, checkpoint_every=args.checkpoint_every)
   if not first:
     return
   timings = result.manifest["timings"]
@@ -167,5 +177,24 @@ def main(argv: list[str] | None = None) -> int:
   return 0
 
 
+def entry() -> None:
+  """The command's entry point: :func:`main`, then exit without tearing the interpreter down.
+
+  After a sweep, Python's teardown of the modules and of JAX's runtime took
+  0.8-1.6 s on the 2-core machine (``benchmarks/RESULTS.md``), a tenth of a
+  quickstart, for nothing: by then every file the command writes is closed.
+  So a single process leaves with ``os._exit`` once its output and logging
+  are flushed; the processes of a multi-host sweep exit normally, since JAX
+  shuts its distributed client down at exit.
+  """
+  code = main()
+  if "jax" in sys.modules and sys.modules["jax"].process_count() > 1:
+    sys.exit(code)
+  logging.shutdown()
+  sys.stdout.flush()
+  sys.stderr.flush()
+  os._exit(code)
+
+
 if __name__ == "__main__":
-  sys.exit(main())
+  entry()

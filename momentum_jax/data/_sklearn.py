@@ -11,9 +11,20 @@ at, zero.
 A feature that is constant on the training part (digits has four pixels that
 are always 0) has ``std = 0``; its scale is set to 1, as scikit-learn's
 ``StandardScaler`` does, so it becomes 0 on the training part instead of NaN.
+
+Importing scikit-learn takes about two seconds, more than a short sweep trains
+for, so each set as scikit-learn ships it and each split (its row indices) are
+kept in ``$XDG_CACHE_HOME/momentum_jax/data/`` (``~/.cache/...``), named by
+scikit-learn's version: after the first load, scikit-learn is not imported.
+A missing, unreadable or unwritable cache only means loading as before.
 """
 
 from __future__ import annotations
+
+import importlib.metadata
+import io
+import zipfile
+from typing import Callable
 
 import numpy as np
 
@@ -29,13 +40,56 @@ def _check_args(val_fraction: float, seed: int) -> None:
     raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
 
 
-def _split(x: np.ndarray, y: np.ndarray, val_fraction: float, seed: int):
-  # Imported on use (here and below): scikit-learn takes about a second to
-  # import, and the other loaders and the landscapes need none of it.
-  from sklearn.model_selection import train_test_split
+def _cached(name: str, make: Callable[[], dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+  """The arrays ``make()`` returns, kept as ``name`` for this scikit-learn version."""
+  from momentum_jax._compile_cache import cache_home
 
-  return train_test_split(
-      x, y, test_size=val_fraction, random_state=seed, stratify=y)
+  version = importlib.metadata.version("scikit-learn")
+  path = cache_home() / "data" / f"{name}-sklearn{version}.npz"
+  try:
+    with np.load(path, allow_pickle=False) as stored:
+      return dict(stored)
+  except (OSError, ValueError, zipfile.BadZipFile):  # not there yet, or damaged
+    pass
+  arrays = make()
+  try:
+    from momentum_jax.results import atomic_write_bytes
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    atomic_write_bytes(path, buffer.getvalue())
+  except OSError:  # a read-only home: load from scikit-learn every time
+    pass
+  return arrays
+
+
+def _shipped(name: str) -> dict[str, np.ndarray]:
+  """``data``, ``target`` and ``target_names`` of ``sklearn.datasets.load_<name>()``."""
+  def load():
+    # Imported on use: scikit-learn takes about two seconds to import, and the
+    # other loaders and the landscapes need none of it.
+    from sklearn import datasets
+
+    bunch = getattr(datasets, f"load_{name}")()
+    return {"data": bunch.data, "target": bunch.target,
+            "target_names": np.asarray(bunch.target_names).astype(str)}
+  return _cached(name, load)
+
+
+def _split(name: str, x: np.ndarray, y: np.ndarray, val_fraction: float, seed: int):
+  """``train_test_split(x, y, test_size=val_fraction, random_state=seed, stratify=y)``.
+
+  The split depends on ``y`` alone, so its row indices are what is cached.
+  """
+  def split():
+    from sklearn.model_selection import train_test_split
+
+    train, val = train_test_split(np.arange(len(y)), test_size=val_fraction,
+                                  random_state=seed, stratify=y)
+    return {"train": train, "val": val}
+  rows = _cached(f"{name}-split-{float(val_fraction)!r}-{int(seed)}", split)
+  return x[rows["train"]], x[rows["val"]], y[rows["train"]], y[rows["val"]]
 
 
 def _standardise(
@@ -50,17 +104,17 @@ def _standardise(
       (x_val - mean) / std).astype(np.float32)
 
 
-def _classification(name: str, bunch, x_train: np.ndarray, x_val: np.ndarray,
-                    y_train: np.ndarray, y_val: np.ndarray) -> Dataset:
-  """The :class:`Dataset` of a split scikit-learn ``bunch``: int32 labels, its class names."""
+def _classification(name: str, bunch: dict[str, np.ndarray], x_train: np.ndarray,
+                    x_val: np.ndarray, y_train: np.ndarray, y_val: np.ndarray) -> Dataset:
+  """The :class:`Dataset` of a split scikit-learn set: int32 labels, its class names."""
   return Dataset(
       name=name,
       x_train=x_train,
       y_train=y_train.astype(np.int32),
       x_val=x_val,
       y_val=y_val.astype(np.int32),
-      num_classes=len(bunch.target_names),
-      class_names=tuple(str(target) for target in bunch.target_names),
+      num_classes=len(bunch["target_names"]),
+      class_names=tuple(str(target) for target in bunch["target_names"]),
   )
 
 
@@ -96,12 +150,10 @@ def load_digits(
     >>> ds.x_train.shape, ds.x_val.shape, ds.y_train.dtype, ds.num_classes
     ((1437, 8, 8, 1), (360, 8, 8, 1), dtype('int32'), 10)
   """
-  from sklearn import datasets
-
   _check_args(val_fraction, seed)
-  bunch = datasets.load_digits()
+  bunch = _shipped("digits")
   x_train, x_val, y_train, y_val = _split(
-      bunch.data, bunch.target, val_fraction, seed)
+      "digits", bunch["data"], bunch["target"], val_fraction, seed)
   if image:
     x_train, x_val = _standardise(x_train, x_val, axis=None)
     x_train = x_train.reshape(-1, 8, 8, 1)
@@ -127,11 +179,9 @@ def load_breast_cancer(val_fraction: float = 0.2, seed: int = 0) -> Dataset:
     A :class:`Dataset` named ``"breast_cancer"``: float32 inputs of shape
     ``(n, 30)``, int32 labels, ``num_classes=2``.
   """
-  from sklearn import datasets
-
   _check_args(val_fraction, seed)
-  bunch = datasets.load_breast_cancer()
+  bunch = _shipped("breast_cancer")
   x_train, x_val, y_train, y_val = _split(
-      bunch.data, bunch.target, val_fraction, seed)
+      "breast_cancer", bunch["data"], bunch["target"], val_fraction, seed)
   x_train, x_val = _standardise(x_train, x_val, axis=0)
   return _classification("breast_cancer", bunch, x_train, x_val, y_train, y_val)

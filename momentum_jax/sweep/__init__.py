@@ -11,6 +11,7 @@
 16
 """
 
+from momentum_jax._cpu import use_cpu_cores
 from momentum_jax.sweep._checkpoint import OutputDirError
 from momentum_jax.sweep._config import OPTIMIZERS
 from momentum_jax.sweep._config import SCHEDULES
@@ -22,7 +23,6 @@ from momentum_jax.sweep._config import build_problem
 from momentum_jax.sweep._config import load_config
 from momentum_jax.sweep._devices import bytes_per_config
 from momentum_jax.sweep._devices import choose_chunk_size
-from momentum_jax.sweep._devices import use_cpu_cores
 from momentum_jax.sweep._engine import run
 from momentum_jax.sweep._errors import ConfigError
 from momentum_jax.sweep._grid import grid_values

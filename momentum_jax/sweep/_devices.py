@@ -1,7 +1,7 @@
 """The devices a sweep runs on: how many configurations each trains at once, and holds.
 
 The width model (:func:`model_width`), the memory budget and estimates, the
-chunk size, the CPU cores (:func:`use_cpu_cores`) and the measured width
+chunk size, the CPU cores (see :mod:`momentum_jax._cpu`) and the measured width
 (``width="measure"``). Everything here depends on the devices and the
 problem's size, never on hyperparameter values.
 """
@@ -19,6 +19,7 @@ from jax.experimental import multihost_utils
 from jax.sharding import Mesh
 
 from momentum_jax import problems
+from momentum_jax._cpu import cpu_cores as _cpu_cores
 from momentum_jax.train import TrainConfig
 
 MAX_CHUNK_PER_DEVICE = 256
@@ -150,53 +151,9 @@ def model_width(platform: str, num_configs: int, flops: int, cores: int = 1,
                  "per core and batched step")
 
 
-def _cpu_cores() -> int:
-  """CPU cores this process may run on (fewer than the machine's when pinned)."""
-  try:
-    return len(os.sched_getaffinity(0))
-  except AttributeError:  # not on Linux
-    return os.cpu_count() or 1
-
-
 def _cores_per_device() -> int:
   """The process's CPU cores shared out among its CPU devices, at least one each."""
   return max(1, _cpu_cores() // len(jax.local_devices(backend="cpu")))
-
-
-def use_cpu_cores() -> bool:
-  """Gives JAX one CPU device per core of this process, if it is not too late.
-
-  XLA's CPU runtime runs each operation of a batched training step on one
-  thread unless the operation is large (measured on 2 cores: a batch of 64
-  products of 128×128 matrices ran at 44-56 GFLOP/s on one device, 73-117
-  over two devices), so a sweep on JAX's single default CPU device leaves the other
-  cores mostly idle. With one device per core, :func:`run` splits the
-  configurations over them like over any set of devices: on the 2-core
-  machine the digits-MLP sweep of ``benchmarks/sweep_speed.py`` trained
-  1.6-2.2x faster and the regression sweep 1.8-2.8x, steady (see
-  ``benchmarks/RESULTS.md``, runs 4 and 5).
-
-  Call it first thing, before any JAX computation: JAX fixes its devices when
-  it starts. The ``momentum-jax`` command and the experiments call it; a
-  script or notebook may, or set ``JAX_NUM_CPU_DEVICES`` itself. It changes
-  nothing, and says so by returning ``False``, when JAX has already started,
-  or when the count was already chosen (``JAX_NUM_CPU_DEVICES``,
-  ``jax.config.update("jax_num_cpu_devices", n)``, or
-  ``--xla_force_host_platform_device_count`` in ``XLA_FLAGS``). Only the CPU
-  backend is affected: on a GPU or TPU host the accelerators stay the
-  default devices.
-
-  Returns:
-    Whether it set the number of CPU devices.
-  """
-  if (jax.config.jax_num_cpu_devices >= 0
-      or "xla_force_host_platform_device_count" in os.environ.get("XLA_FLAGS", "")):
-    return False
-  try:
-    jax.config.update("jax_num_cpu_devices", _cpu_cores())
-  except RuntimeError:  # the backends have started
-    return False
-  return True
 
 
 def choose_chunk_size(num_configs: int, num_devices: int, width: int,

@@ -35,7 +35,7 @@ from flax import nnx
 from jax.experimental import multihost_utils
 from jax.sharding import Mesh
 
-from momentum_jax import _files, problems, results
+from momentum_jax import _compile_cache, _files, problems, results
 from momentum_jax.sweep import _checkpoint, _devices, _execute, _plan
 from momentum_jax.sweep._config import (
     ConfigError, SweepConfig, build_problem, load_config, search_record)
@@ -222,9 +222,9 @@ def run(
   ``width`` to compare runs on different machines bit for bit. A resumed
   sweep keeps the width it started with.
 
-  It uses the devices JAX has. On a CPU, JAX has one device unless told
-  otherwise, so call :func:`use_cpu_cores` before JAX starts (the
-  ``momentum-jax`` command does) to spread the sweep over the cores.
+  It uses the devices JAX has. On a CPU, ``import momentum_jax`` gives JAX
+  one device per core unless JAX had started or a count was chosen (see
+  :func:`use_cpu_cores`), so the sweep spreads over the cores.
 
   Args:
     config: A :class:`SweepConfig`, a YAML path, or a dict in the same form.
@@ -385,6 +385,11 @@ def _manifest(config, problem, record, raw_config, groups, plans, trained: _Trai
       "timings": {"compile_seconds": sum(p.compile_seconds for p in trained.programs.values()),
                   "run_seconds": trained.run_seconds, "probe_seconds": probe_seconds},
       "compilations": len(trained.programs),
+      # Per program: its group, the seconds to lower and compile it (of which
+      # XLA's compilation or the cache's read), and whether the cache held it.
+      "programs": [{"group": label, "compile_seconds": program.compile_seconds,
+                    **program.record} for label, program in trained.programs.items()],
+      "compile_cache": None if (folder := _compile_cache.enable()) is None else str(folder),
       "probe_compilations": len(execution["candidates"]),
       "chunk_size": sizes,
       "execution": execution,

@@ -31,6 +31,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from momentum_jax import _compile_cache
 from momentum_jax import train as train_lib
 from momentum_jax.sweep._plan import Group, make_optimizer_factory
 from momentum_jax.sweep._state import ChunkState
@@ -162,7 +163,8 @@ class Program:
   mesh: Mesh
   size: int
   stream: Any  # the problem's Stream, or None
-  compile_seconds: float
+  compile_seconds: float  # to lower and compile it (or read it from the cache)
+  record: dict[str, Any]  # the cache's record: xla_seconds, cache_hit[, cacheable]
 
   def replicated(self, host: np.ndarray) -> jax.Array:
     return global_array(np.asarray(host), NamedSharding(self.mesh, REPLICATED))
@@ -217,14 +219,20 @@ def build_program(run: Setup, group: Group, width: int, mesh: Mesh, size: int,
 
 def compile_program(run: Setup, group: Group, width: int, mesh: Mesh, size: int,
                     segments: Segments, on_log=None) -> Program:
-  """Compiles :func:`build_program`, the carry donated (it stays on the devices, in place)."""
+  """Compiles :func:`build_program`, the carry donated (it stays on the devices, in place).
+
+  Through JAX's persistent compilation cache
+  (:func:`momentum_jax._compile_cache.compile`): a program compiled before,
+  in another run, is read back instead.
+  """
   program, abstract = build_program(run, group, width, mesh, size, segments, on_log)
   options = compiler_options(mesh.devices.flat[0].platform)
   start = time.perf_counter()
-  compiled = jax.jit(program, donate_argnums=0).lower(*abstract).compile(options)
+  compiled, record = _compile_cache.compile(
+      jax.jit(program, donate_argnums=0).lower(*abstract), options)
   stream = run.problem.data if run.problem.is_stream else None
   return Program(compiled, abstract[0], segments, mesh, size, stream,
-                 time.perf_counter() - start)
+                 time.perf_counter() - start, record)
 
 
 def train_chunk(program: Program, inputs: tuple, state: ChunkState | None = None) -> Any:
