@@ -178,7 +178,7 @@ def measure_widths(k: int, steps: int, widths: list[int], names: list[str]) -> i
   import momentum_jax  # noqa: F401  (the devices, before JAX starts)
   import jax
   from momentum_jax import problems, sweep
-  from momentum_jax.sweep import _engine
+  from momentum_jax.sweep import _devices
   from momentum_jax.train import TrainConfig
 
   print(f"# widths: K = {k}, {steps} steps, devices {jax.devices()}")
@@ -189,7 +189,7 @@ def measure_widths(k: int, steps: int, widths: list[int], names: list[str]) -> i
   for name in names:
     problem_config, batch_size = _PROBLEMS[name]
     train = {"steps": steps, "log_every": steps, "batch_size": batch_size}
-    flops = _engine.flops_per_step(problems.get_problem(**problem_config),
+    flops = _devices.flops_per_step(problems.get_problem(**problem_config),
                                    TrainConfig(**train))
     side = max(d for d in range(1, math.isqrt(k) + 1) if k % d == 0)  # a k/side x side grid
     config = {"name": f"widths_{name}", "problem": problem_config,
@@ -213,7 +213,7 @@ def measure_widths(k: int, steps: int, widths: list[int], names: list[str]) -> i
           f"~{flops * saturated:.2g} FLOPs per batched step")
   print(f"\nmeasured rule: ACCELERATOR_FLOPS_PER_STEP ~ {max(thresholds.values()):.2g} (the "
         f"largest of {json.dumps({n: float(f'{t:.3g}') for n, t in thresholds.items()})}; "
-        f"the guess is {_engine.ACCELERATOR_FLOPS_PER_STEP:.0e})")
+        f"the guess is {_devices.ACCELERATOR_FLOPS_PER_STEP:.0e})")
   return 0
 
 

@@ -88,6 +88,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 import momentum_jax as mj
 from momentum_jax import problems, sweep
+from momentum_jax.data import LANDSCAPES
 from momentum_jax.train import TrainConfig, build_train, compiler_options, minibatch_indices
 
 try:  # torch is only a point of comparison here, never a dependency
@@ -571,11 +572,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.progress:
       say("(c'') engine, progress bar")
       timings["(c'') engine, progress bar"] = engine(spec, train, lrs, betas, progress=True)
-    if use_torch and problem.landscape is None:  # (a landscape's function is jax code)
+    landscape = problem.name in LANDSCAPES
+    if use_torch and not landscape:  # (a landscape's function is jax code)
       say("(d) torch")
       timings["(d) torch"] = _sampled(torch_loop, sample, k, problem, train, lrs, betas,
                                       device=args.torch_device)
-    flops = None if problem.landscape is not None else training_flops(problem, train, k)
+    flops = None if landscape else training_flops(problem, train, k)
     report(spec, k, train, timings, flops, rates)
   return 0
 
