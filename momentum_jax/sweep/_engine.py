@@ -445,16 +445,18 @@ def _train_scheduled(problem, group, index, width, mesh, segments, schedule: _Sc
   train = segments.config
   run_setup = setup(problem, _plan.make_optimizer_factory(group.spec, problem, train), train)
   programs = _scheduled.Programs(
-      lambda size: _execute.compile_program(run_setup, group, width, mesh, size, segments,
-                                            progress.advancer(width * train.log_every)),
-      width * mesh.devices.size)
+      lambda size, width: _execute.compile_program(
+          run_setup, group, width, mesh, size, segments,
+          progress.advancer(width * train.log_every)),
+      width, mesh.devices.size)
   pieces, records = _scheduled.train_group(programs, group, schedule.spec, schedule.metric,
                                            schedule.maximize, schedule.seeds, train,
                                            schedule.seed)
   metrics, diverged = _merge(pieces, len(group.seeds))
   if checkpoint is not None and jax.process_index() == 0:
     checkpoint.save(index, 0, np.arange(len(group.seeds)), metrics, diverged)
-  compiled = {f"{group.label}[{size}]": p for size, p in programs.by_size.items()}
+  compiled = {f"{group.label}[{size}, width {width}]": p
+              for (size, width), p in programs.compiled.items()}
   return (metrics, diverged), records, compiled
 
 

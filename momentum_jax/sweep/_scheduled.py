@@ -6,10 +6,16 @@ ranked metric from the carry's logged buffer and asks the strategy
 (:mod:`momentum_jax.sweep._strategies`) which rows continue; their carry
 rows are gathered on the devices (``carry[rows]``, laid out with the
 configuration sharding) into the chunk of the next, narrower program. The
-width stays the group's, and each size is a multiple of ``width ×
-devices`` padded as any chunk is, so a row trains exactly as it would in a
-plain sweep: a survivor's curves equal the plain sweep's bit for bit. Each
-chunk size is compiled once (:class:`Programs`).
+width stays the group's while the survivors fill a batch on every device,
+and each size is a multiple of ``width × devices``, padded as any chunk
+is, so a row trains exactly as it would in a plain sweep: its curves equal
+the plain sweep's bit for bit. Fewer survivors are split evenly over the
+devices, the width cut to their share (as a plain group's is cut to its
+size): training them at the group's width would pad the chunk with copies
+that cost as much as the survivors, and on an accelerator, whose width is
+often the whole group, would save nothing. Their later logs then differ
+from the plain sweep's by float32 rounding only. Each ``(size, width)`` is
+compiled once (:class:`Programs`).
 
 A stopped configuration keeps what it logged up to its rung; its later logs
 are NaN, and ``stopped_at_step`` (in its metrics, as each configuration's
@@ -66,33 +72,43 @@ def planned_config_steps(spec: SchedulerSpec, settings: int, seeds: int,
 
 
 class Programs:
-  """A group's compiled segment programs, one per chunk size, each compiled on first use.
+  """A group's compiled segment programs, one per ``(size, width)``, each compiled on first use.
 
   Args:
-    compile_for: ``size -> Program``.
-    batch: ``width × devices``: every size is a multiple of it.
+    compile_for: ``(size, width) -> Program``.
+    width: The group's width.
+    devices: Devices the chunk is split over.
   """
 
-  def __init__(self, compile_for: Callable[[int], _execute.Program], batch: int):
+  def __init__(self, compile_for: Callable[[int, int], _execute.Program], width: int,
+               devices: int):
     self._compile_for = compile_for
-    self._batch = batch
-    self.by_size: dict[int, _execute.Program] = {}
-    self._gathers: dict[int, Callable] = {}
+    self._width = width
+    self._devices = devices
+    self.compiled: dict[tuple[int, int], _execute.Program] = {}
+    self._gathers: dict[tuple[int, int], Callable] = {}
+
+  def width(self, rows: int) -> int:
+    """The group's width, cut to an even share of ``rows`` per device."""
+    return min(self._width, -(-rows // self._devices))
 
   def for_rows(self, rows: int) -> _execute.Program:
-    size = -(-rows // self._batch) * self._batch
-    if size not in self.by_size:
-      self.by_size[size] = self._compile_for(size)
-    return self.by_size[size]
+    width = self.width(rows)
+    batch = width * self._devices
+    key = (-(-rows // batch) * batch, width)
+    if key not in self.compiled:
+      self.compiled[key] = self._compile_for(*key)
+    return self.compiled[key]
 
   def repack(self, carry: Any, rows: np.ndarray, program: _execute.Program) -> Any:
     """``carry``'s ``rows``, padded with copies of the last, laid out as ``program``'s carry."""
-    if program.size not in self._gathers:
+    key = (len(jax.tree.leaves(carry)[0]), program.size)
+    if key not in self._gathers:
       shardings = jax.tree.map(lambda s: s.sharding, program.carry)
-      self._gathers[program.size] = jax.jit(
+      self._gathers[key] = jax.jit(
           lambda tree, index: jax.tree.map(lambda x: x[index], tree), out_shardings=shardings)
     index = np.concatenate([rows, np.repeat(rows[-1:], program.size - len(rows))])
-    return self._gathers[program.size](carry, program.replicated(index.astype(np.int32)))
+    return self._gathers[key](carry, program.replicated(index.astype(np.int32)))
 
 
 def _host(carry: Any, rows: int) -> tuple[dict, dict, np.ndarray]:
@@ -137,16 +153,18 @@ def train_bracket(programs: Programs, group: Group, rows: np.ndarray,
   Returns:
     The stopped configurations' ``(indices, metrics, diverged_at)`` per rung,
     and the bracket's record: its ``rungs``, the ``sizes`` (rows trained to
-    each rung; 0 past the last reached) and the ``config_steps`` spent.
+    each rung; 0 past the last reached), the ``widths`` they trained at and
+    the ``config_steps`` spent.
   """
   rungs = halving.rungs(train.steps)
   program = programs.for_rows(len(rows))
   carry, live, step = _execute.zeros(program.carry), rows, 0
-  pieces, sizes, spent = [], [], 0
+  pieces, sizes, widths, spent = [], [], [], 0
   for rung in rungs:
     inputs = _execute.chunk_inputs(group, live, program.size, program.mesh)
     carry = _execute.train_steps(program, carry, inputs, step, rung)
     sizes.append(len(live))
+    widths.append(programs.width(len(live)))
     spent += len(live) * (rung - step)
     step, at = rung, rung // train.log_every - 1
     logged, start, diverged_at = _host(carry, len(live))
@@ -159,7 +177,7 @@ def train_bracket(programs: Programs, group: Group, rows: np.ndarray,
     program = programs.for_rows(len(going))
     carry, live = programs.repack(carry, going, program), live[going]
   sizes += [0] * (len(rungs) - len(sizes))
-  return pieces, {"rungs": rungs, "sizes": sizes, "config_steps": spent}
+  return pieces, {"rungs": rungs, "sizes": sizes, "widths": widths, "config_steps": spent}
 
 
 def train_group(programs: Programs, group: Group, spec: SchedulerSpec, metric: str,
