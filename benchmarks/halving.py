@@ -62,9 +62,10 @@ def main() -> None:
   print(f"digits MLP 64-128-128-10, batch 128, {args.samples} quasi-random configurations, "
         f"{args.steps} steps; successive halving eta {args.eta}, min_steps {args.min_steps}, "
         f"ranked by val_loss; load average {os.getloadavg()[0]:.1f}\n")
-  print("| optimizer | seed | config-steps full | halving | ratio | wall full s | halving s "
-        "(compile) | best val acc full | halving winner | gap pp | winner's rank in full |")
-  print("|---|---|---|---|---|---|---|---|---|---|---|")
+  print("| optimizer | seed | config-steps full | halving | ratio | rung sizes (widths) | wall "
+        "full s (compile) | halving s (compile, programs) | best val acc full | halving winner "
+        "| gap pp | winner's rank in full |")
+  print("|---|---|---|---|---|---|---|---|---|---|---|---|")
   ratios, gaps = [], []
   for optimizer in SPACES:
     for seed in range(args.seeds):
@@ -82,10 +83,13 @@ def main() -> None:
       ratio = record["config_steps"] / record["config_steps_full"]
       ratios.append(ratio)
       gaps.append(gap)
-      compile_seconds = halved.manifest["timings"]["compile_seconds"]
+      (bracket,) = next(iter(record["groups"].values()))
+      rungs = ", ".join(f"{n} ({w})" for n, w in zip(bracket["sizes"], bracket["widths"]))
+      compiles = [r.manifest["timings"]["compile_seconds"] for r in (full, halved)]
       print(f"| {optimizer} | {seed} | {record['config_steps_full']} | {record['config_steps']} "
-            f"| {ratio:.3f} | {full_seconds:.1f} | {halved_seconds:.1f} ({compile_seconds:.1f}, "
-            f"{halved.manifest['compilations']} programs) | {100 * best:.2f} | "
+            f"| {ratio:.3f} | {rungs} | {full_seconds:.1f} ({compiles[0]:.1f}) | "
+            f"{halved_seconds:.1f} ({compiles[1]:.1f}, {halved.manifest['compilations']}) | "
+            f"{100 * best:.2f} | "
             f"{100 * float(winner['val_accuracy']):.2f} | {gap:.2f} | {rank} of "
             f"{len(full.summary)} |", flush=True)
   print(f"\nconfig-steps ratio at most {max(ratios):.3f} (target <= 1/3); gap at most "

@@ -401,12 +401,10 @@ def _train(problem, groups, plans, widths, sizes, segments, mesh, quiet, out_dir
       progress.describe(f"sweep {group.label}")
     if schedule is not None:
       if plan:
-        begin = time.perf_counter()
-        merged, brackets[group.label], compiled = _train_scheduled(
+        merged, brackets[group.label], compiled, seconds = _train_scheduled(
             problem, group, index, widths[group.label], mesh, segments, schedule, progress,
             checkpoint)
-        run_seconds += time.perf_counter() - begin - sum(
-            p.compile_seconds for p in compiled.values())
+        run_seconds += seconds
         programs.update(compiled)
         progress.finish_chunk(round(_scheduled.planned_config_steps(
             schedule.spec, len(group.seeds) // schedule.seeds, schedule.seeds, train)
@@ -437,10 +435,13 @@ def _train(problem, groups, plans, widths, sizes, segments, mesh, quiet, out_dir
 
 def _train_scheduled(problem, group, index, width, mesh, segments, schedule: _Schedule,
                      progress, checkpoint):
-  """Trains one group under the scheduler: ``(metrics, diverged)``, its brackets, its programs.
+  """Trains one group under the scheduler.
 
-  With a checkpoint, process 0 saves the whole group once it is finished
-  (every process holds every row: they ranked them together).
+  Returns ``(metrics, diverged)``, its brackets' records, its programs, and
+  the seconds it trained (not those it waited for a compilation: the
+  programs of later rungs compile while the first trains). With a
+  checkpoint, process 0 saves the whole group once it is finished (every
+  process holds every row: they ranked them together).
   """
   train = segments.config
   run_setup = setup(problem, _plan.make_optimizer_factory(group.spec, problem, train), train)
@@ -449,15 +450,17 @@ def _train_scheduled(problem, group, index, width, mesh, segments, schedule: _Sc
           run_setup, group, width, mesh, size, segments,
           progress.advancer(width * train.log_every)),
       width, mesh.devices.size)
+  begin = time.perf_counter()
   pieces, records = _scheduled.train_group(programs, group, schedule.spec, schedule.metric,
                                            schedule.maximize, schedule.seeds, train,
                                            schedule.seed)
+  seconds = time.perf_counter() - begin - programs.waited
   metrics, diverged = _merge(pieces, len(group.seeds))
   if checkpoint is not None and jax.process_index() == 0:
     checkpoint.save(index, 0, np.arange(len(group.seeds)), metrics, diverged)
   compiled = {f"{group.label}[{size}, width {width}]": p
-              for (size, width), p in programs.compiled.items()}
-  return (metrics, diverged), records, compiled
+              for (size, width), p in programs.finish().items()}
+  return (metrics, diverged), records, compiled, seconds
 
 
 def _manifest(config, problem, record, raw_config, groups, plans, trained: _Trained, execution,

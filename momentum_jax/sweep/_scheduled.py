@@ -25,8 +25,11 @@ after the other, each on its own share of the group's settings.
 
 from __future__ import annotations
 
+import concurrent.futures
 import math
-from typing import Any, Callable
+import os
+import time
+from typing import Any, Callable, Iterable
 
 import jax
 import numpy as np
@@ -59,20 +62,35 @@ def segment_logs(spec: SchedulerSpec, train: TrainConfig) -> int:
   return logs
 
 
+def planned_sizes(spec: SchedulerSpec, settings: int, seeds: int, train: TrainConfig
+                  ) -> list[list[tuple[int, int]]]:
+  """Per bracket, ``(rung, rows trained to it)`` when no configuration diverges."""
+  planned = []
+  for chosen, halving in brackets(spec, False, settings, train, 0):
+    alive, rungs = len(chosen), []
+    for rung in halving.rungs(train.steps):
+      rungs.append((rung, alive * seeds))
+      alive = max(1, alive // halving.eta)
+    planned.append(rungs)
+  return planned
+
+
 def planned_config_steps(spec: SchedulerSpec, settings: int, seeds: int,
                          train: TrainConfig) -> int:
   """The configuration-steps the schedule spends when no configuration diverges."""
   total = 0
-  for rows, halving in brackets(spec, False, settings, train, 0):
-    alive, step = len(rows), 0
-    for rung in halving.rungs(train.steps):
-      total += alive * seeds * (rung - step)
-      alive, step = max(1, alive // halving.eta), rung
+  for rungs in planned_sizes(spec, settings, seeds, train):
+    starts = [0, *(rung for rung, _ in rungs[:-1])]
+    total += sum(rows * (rung - start) for (rung, rows), start in zip(rungs, starts))
   return total
 
 
 class Programs:
-  """A group's compiled segment programs, one per ``(size, width)``, each compiled on first use.
+  """A group's compiled segment programs, one per ``(size, width)``, each compiled once.
+
+  :meth:`prefetch` compiles the planned ones in threads, together and while
+  the first rung trains (XLA compiles each on one thread); any other is
+  compiled when first needed.
 
   Args:
     compile_for: ``(size, width) -> Program``.
@@ -87,18 +105,41 @@ class Programs:
     self._devices = devices
     self.compiled: dict[tuple[int, int], _execute.Program] = {}
     self._gathers: dict[tuple[int, int], Callable] = {}
+    self._pending: dict[tuple[int, int], concurrent.futures.Future] = {}
+    self.waited = 0.0  # seconds the training waited for a compilation
+
+  def _key(self, rows: int) -> tuple[int, int]:
+    width = self.width(rows)
+    batch = width * self._devices
+    return -(-rows // batch) * batch, width
+
+  def prefetch(self, planned_rows: Iterable[int]) -> None:
+    """Starts compiling the programs for these numbers of rows, in threads."""
+    keys = sorted({self._key(rows) for rows in planned_rows} - set(self.compiled), reverse=True)
+    if not keys:
+      return
+    pool = concurrent.futures.ThreadPoolExecutor(min(len(keys), os.cpu_count() or 1))
+    self._pending.update({key: pool.submit(self._compile_for, *key) for key in keys})
+    pool.shutdown(wait=False)
 
   def width(self, rows: int) -> int:
     """The group's width, cut to an even share of ``rows`` per device."""
     return min(self._width, -(-rows // self._devices))
 
   def for_rows(self, rows: int) -> _execute.Program:
-    width = self.width(rows)
-    batch = width * self._devices
-    key = (-(-rows // batch) * batch, width)
+    key = self._key(rows)
     if key not in self.compiled:
-      self.compiled[key] = self._compile_for(*key)
+      begin = time.perf_counter()
+      pending = self._pending.pop(key, None)
+      self.compiled[key] = pending.result() if pending else self._compile_for(*key)
+      self.waited += time.perf_counter() - begin
     return self.compiled[key]
+
+  def finish(self) -> dict[tuple[int, int], _execute.Program]:
+    """Every program compiled, a prefetched one left unused (fewer survivors) included."""
+    for key in list(self._pending):
+      self.compiled[key] = self._pending.pop(key).result()
+    return self.compiled
 
   def repack(self, carry: Any, rows: np.ndarray, program: _execute.Program) -> Any:
     """``carry``'s ``rows``, padded with copies of the last, laid out as ``program``'s carry."""
@@ -188,6 +229,8 @@ def train_group(programs: Programs, group: Group, spec: SchedulerSpec, metric: s
   Returns the stopped rows (see :func:`train_bracket`) and each bracket's record.
   """
   settings = len(group.seeds) // seeds
+  programs.prefetch(rows for bracket in planned_sizes(spec, settings, seeds, train)
+                    for _, rows in bracket)
   pieces, records = [], []
   for chosen, halving in brackets(spec, maximize, settings, train, seed):
     rows = (chosen[:, None] * seeds + np.arange(seeds)).reshape(-1)
