@@ -104,7 +104,6 @@ class Programs:
     self._width = width
     self._devices = devices
     self.compiled: dict[tuple[int, int], _execute.Program] = {}
-    self._gathers: dict[tuple[int, int], Callable] = {}
     self._pending: dict[tuple[int, int], concurrent.futures.Future] = {}
     self.waited = 0.0  # seconds the training waited for a compilation
 
@@ -143,13 +142,15 @@ class Programs:
 
   def repack(self, carry: Any, rows: np.ndarray, program: _execute.Program) -> Any:
     """``carry``'s ``rows``, padded with copies of the last, laid out as ``program``'s carry."""
-    key = (len(jax.tree.leaves(carry)[0]), program.size)
-    if key not in self._gathers:
-      shardings = jax.tree.map(lambda s: s.sharding, program.carry)
-      self._gathers[key] = jax.jit(
-          lambda tree, index: jax.tree.map(lambda x: x[index], tree), out_shardings=shardings)
+    # jit caches the gather by its function and shapes: a sweep run again
+    # in this process (a benchmark, a test) compiles it no more.
+    take = jax.jit(_take, out_shardings=jax.tree.map(lambda s: s.sharding, program.carry))
     index = np.concatenate([rows, np.repeat(rows[-1:], program.size - len(rows))])
-    return self._gathers[key](carry, program.replicated(index.astype(np.int32)))
+    return take(carry, program.replicated(index.astype(np.int32)))
+
+
+def _take(tree: Any, index: jax.Array) -> Any:
+  return jax.tree.map(lambda x: x[index], tree)
 
 
 def _host(carry: Any, rows: int) -> tuple[dict, dict, np.ndarray]:
