@@ -430,11 +430,14 @@ def aggregate_over_seeds(summary: pd.DataFrame) -> pd.DataFrame:
     Columns ``optimizer``, the hyperparameters, ``seeds`` (runs in the group),
     ``diverged`` (how many of them diverged), then ``<metric>_mean`` and
     ``<metric>_std`` (sample standard deviation, NaN for one seed) for each of
-    ``final_loss``, ``best_loss``, ``val_loss``, ``val_accuracy`` present. A
-    group whose runs all diverged has NaN statistics. Sorted by the keys; NaN
-    hyperparameters (an optimizer without that hyperparameter) form groups too.
+    ``final_loss``, ``best_loss``, ``val_loss``, ``val_accuracy`` present;
+    with a scheduler, ``stopped_at_step`` after the hyperparameters (the seeds
+    of a setting stop together). A group whose runs all diverged has NaN
+    statistics. Sorted by the keys; NaN hyperparameters (an optimizer without
+    that hyperparameter) form groups too.
   """
-  keys = ["optimizer", *hyperparameter_columns(summary)]
+  keys = ["optimizer", *hyperparameter_columns(summary),
+          *(["stopped_at_step"] if "stopped_at_step" in summary.columns else [])]
   metrics = metric_columns(summary)
   diverged = summary["diverged"].astype(bool)
   values = summary[metrics].astype("float64")

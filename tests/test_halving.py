@@ -256,3 +256,11 @@ def test_a_scheduled_sweep_is_written_kept_and_read_back(tmp_path):
   assert loaded.summary["stopped_at_step"].dtype == "Int64"
   pd.testing.assert_frame_equal(loaded.summary, first.summary, check_exact=False)
   assert "stopped_at_step" not in results.hyperparameter_columns(loaded.summary)
+
+
+def test_the_report_ranks_those_that_trained_longest_first(halved):
+  from momentum_jax import report
+  ranked = report.best_configurations(halved.summary)
+  steps = ranked["stopped_at_step"].to_numpy()
+  assert steps[0] == 90 and np.all(np.diff(steps[ranked["diverged"].to_numpy() == 0]) <= 0)
+  assert "stopped_at_step" in report.best_table(halved.summary).columns
