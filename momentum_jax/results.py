@@ -18,9 +18,9 @@ A sweep over K configurations returns a :class:`SweepResult`:
   ``optimizer``, ``step``, ``train_loss``, ``grad_norm`` and the validation
   metrics where the problem has them (``val_loss``, ``val_accuracy``,
   ``val_<name>``: for a landscape ``val_x``, ``val_y`` and
-  ``val_distance_to_minimum``, the path), up to ``stopped_at_step``; with ``train: {grad_norms: true}`` also
-  one ``grad_norm/<layer path>`` column per kernel and bias (e.g.
-  ``grad_norm/layers/0/kernel``).
+  ``val_distance_to_minimum``, the path), up to ``stopped_at_step``; with
+  ``train: {grad_norms: true}`` also one ``grad_norm/<layer path>`` column
+  per kernel and bias (e.g. ``grad_norm/layers/0/kernel``).
 - ``manifest``: what is needed to trust and repeat the sweep: the resolved
   ``config``, package ``versions``, ``devices``, ``timings``,
   ``compilations``, ``chunk_size``.
