@@ -63,7 +63,9 @@ def best_configurations(summary: pd.DataFrame, n: int | None = None, by: str | N
   Returns:
     The rows of :func:`momentum_jax.results.aggregate_over_seeds` with a
     run that finished, plus ``count`` (the seeds the means are over). Those
-    with no diverged seed come first; ties keep the aggregate's order.
+    with no diverged seed come first, then (with a scheduler) those that
+    trained longest, whose metrics are the later steps'; ties keep the
+    aggregate's order.
 
   Raises:
     ValueError: if ``n`` is not positive or ``by`` is not a metric of the summary.
@@ -77,8 +79,10 @@ def best_configurations(summary: pd.DataFrame, n: int | None = None, by: str | N
   pooled = results.aggregate_over_seeds(summary)
   pooled["count"] = pooled["seeds"] - pooled["diverged"]
   pooled = pooled[pooled["count"] > 0].assign(_lost=lambda f: f["diverged"] > 0)
-  ranked = pooled.sort_values(["_lost", f"{by}_mean"],
-                              ascending=[True, not results.higher_is_better(by)],
+  stopped = ["stopped_at_step"] if "stopped_at_step" in pooled.columns else []
+  ranked = pooled.sort_values(["_lost", *stopped, f"{by}_mean"],
+                              ascending=[True, *[False] * len(stopped),
+                                         not results.higher_is_better(by)],
                               na_position="last", kind="stable").drop(columns="_lost")
   ranked = ranked.reset_index(drop=True)
   return ranked if n is None else ranked.head(n)
@@ -97,7 +101,9 @@ def best_table(summary: pd.DataFrame, n: int = 5, by: str | None = None) -> pd.D
   used = [c for c in results.swept_hyperparameters(summary) if best[c].notna().any()]
   others = [f"{m}_mean" for m in results.metric_columns(summary)
             if m != by and not m.startswith("start_")]
-  return best[["optimizer", *used, f"{by}_mean", f"{by}_std", "count", "diverged", *others]]
+  stopped = ["stopped_at_step"] if "stopped_at_step" in best.columns else []
+  return best[["optimizer", *used, f"{by}_mean", f"{by}_std", "count", "diverged", *stopped,
+               *others]]
 
 
 # --------------------------------------------------------------------------- warnings

@@ -7,7 +7,10 @@ A sweep over K configurations returns a :class:`SweepResult`:
   ``final_loss``, ``best_loss``, ``val_loss`` and ``val_accuracy`` where the
   problem has them, ``val_<name>`` for each of the problem's own metrics (its
   last logged value) and ``start_<name>`` (its value for the initial model),
-  ``diverged`` and ``diverged_at_step`` (nullable ``Int64``). For a 2-D
+  ``diverged`` and ``diverged_at_step`` (nullable ``Int64``); with a
+  scheduler (successive halving, Hyperband) also ``stopped_at_step``
+  (``Int64``: the rung at which it was dropped, ``train.steps`` if it ran to
+  the end), the metrics being those logged at that step. For a 2-D
   landscape the metrics are ``x``, ``y`` and ``distance_to_minimum`` (to the
   nearest global minimum): ``val_x``, … where the point ended, ``start_x``, …
   where it started (with a ``start_spread`` each seed starts elsewhere).
@@ -15,9 +18,9 @@ A sweep over K configurations returns a :class:`SweepResult`:
   ``optimizer``, ``step``, ``train_loss``, ``grad_norm`` and the validation
   metrics where the problem has them (``val_loss``, ``val_accuracy``,
   ``val_<name>``: for a landscape ``val_x``, ``val_y`` and
-  ``val_distance_to_minimum``, the path); with ``train: {grad_norms: true}`` also
-  one ``grad_norm/<layer path>`` column per kernel and bias (e.g.
-  ``grad_norm/layers/0/kernel``).
+  ``val_distance_to_minimum``, the path), up to ``stopped_at_step``; with
+  ``train: {grad_norms: true}`` also one ``grad_norm/<layer path>`` column
+  per kernel and bias (e.g. ``grad_norm/layers/0/kernel``).
 - ``manifest``: what is needed to trust and repeat the sweep: the resolved
   ``config``, package ``versions``, ``devices``, ``timings``,
   ``compilations``, ``chunk_size``.
@@ -57,7 +60,8 @@ _SUMMARY_REQUIRED = ("config_id", "optimizer", "seed", "final_loss", "best_loss"
 _CURVES_REQUIRED = ("config_id", "optimizer", "step", "train_loss", "grad_norm")
 # Every other summary column that is no metric is a hyperparameter.
 _NOT_HYPERPARAMETERS = frozenset(
-    ("config_id", "optimizer", "seed", "diverged", "diverged_at_step", *METRICS))
+    ("config_id", "optimizer", "seed", "diverged", "diverged_at_step", "stopped_at_step",
+     *METRICS))
 
 
 def is_metric(column: str) -> bool:
@@ -149,7 +153,9 @@ def _summary_dtypes(summary: pd.DataFrame) -> pd.DataFrame:
   # CSV keeps no dtypes: restore the contract's (an all-NaN or all-NA column
   # would otherwise come back as float64 or object).
   dtypes = {"config_id": "int64", "optimizer": "str", "seed": "int64", "diverged": "bool",
-            "diverged_at_step": "Int64"}
+            "diverged_at_step": "Int64", "stopped_at_step": "Int64"}
+  if "stopped_at_step" not in summary.columns:  # no scheduler
+    del dtypes["stopped_at_step"]
   dtypes.update({column: "float64" for column in summary.columns
                  if column not in dtypes})
   return summary.astype(dtypes)
@@ -200,6 +206,9 @@ class GroupOutcome:
       dict of them), and the problem's metrics of the initial model,
       ``start_<name>`` -> shape ``[k]``.
     diverged_at_step: Shape ``[k]``, -1 for a run that did not diverge.
+    stopped_at_step: Shape ``[k]``: where a scheduler stopped each run (its
+      logs after it NaN); ``None``: every run trained to the end, no
+      scheduler.
   """
 
   label: str
@@ -207,6 +216,7 @@ class GroupOutcome:
   seeds: np.ndarray
   metrics: dict[str, Any]
   diverged_at_step: np.ndarray
+  stopped_at_step: np.ndarray | None = None
 
 
 def _flat_paths(tree: Any, prefix: str = "") -> dict[str, np.ndarray]:
@@ -223,24 +233,31 @@ def tables(groups: list[GroupOutcome], logged_steps: np.ndarray, manifest: dict
   """The summary and curves of a sweep's groups (see the module docstring for the columns)."""
   summaries, curves = [], []
   next_id = 0
+  scheduled = any(g.stopped_at_step is not None for g in groups)
   for group in groups:
     k = len(group.seeds)
     ids = np.arange(next_id, next_id + k)
     next_id += k
     metrics, diverged_at = group.metrics, group.diverged_at_step
+    stopped = (np.full(k, logged_steps[-1]) if group.stopped_at_step is None
+               else np.asarray(group.stopped_at_step))
+    # Each run's last log: at the step it stopped.
+    last = (np.arange(k), np.searchsorted(logged_steps, stopped))
     losses = metrics["train_loss"]
     row = {"config_id": ids, "optimizer": group.label, **group.values, "seed": group.seeds,
-           "final_loss": losses[:, -1].astype(np.float64)}
+           "final_loss": losses[last].astype(np.float64)}
     with np.errstate(invalid="ignore"):
       row["best_loss"] = np.where(
           np.all(np.isnan(losses), axis=1), np.nan,
           np.nanmin(np.where(np.isnan(losses), np.inf, losses), axis=1)).astype(np.float64)
     logged = [name for name in metrics if name.startswith("val_")]
-    row.update({name: metrics[name][:, -1].astype(np.float64) for name in logged})
+    row.update({name: metrics[name][last].astype(np.float64) for name in logged})
     row.update({name: value.astype(np.float64) for name, value in metrics.items()
                 if name.startswith("start_")})
     row["diverged"] = diverged_at >= 0
     row["diverged_at_step"] = pd.array(np.where(diverged_at >= 0, diverged_at, 0), dtype="Int64")
+    if scheduled:
+      row["stopped_at_step"] = pd.array(stopped, dtype="Int64")
     summary = pd.DataFrame(row)
     summary.loc[~summary["diverged"], "diverged_at_step"] = pd.NA
     summaries.append(summary)
@@ -251,12 +268,15 @@ def tables(groups: list[GroupOutcome], logged_steps: np.ndarray, manifest: dict
     if "grad_norms" in metrics:  # train.grad_norms: a column per kernel and bias
       for path, norms in _flat_paths(metrics["grad_norms"]).items():
         curve[f"grad_norm/{path}"] = np.asarray(norms).reshape(-1).astype(np.float64)
-    curves.append(pd.DataFrame(curve))
+    # A stopped run's curves end where it stopped.
+    ran = curve["step"] <= np.repeat(stopped, len(logged_steps))
+    curves.append(pd.DataFrame(curve)[ran].reset_index(drop=True))
   summary = pd.concat(summaries, ignore_index=True)
   front = ["config_id", "optimizer"]
   hyper = [c for c in summary.columns if c not in front and c not in (
-      "seed", "diverged", "diverged_at_step") and not is_metric(c)]
-  rest = ["seed", *metric_columns(summary), "diverged", "diverged_at_step"]
+      "seed", "diverged", "diverged_at_step", "stopped_at_step") and not is_metric(c)]
+  rest = ["seed", *metric_columns(summary), "diverged", "diverged_at_step",
+          *(["stopped_at_step"] if scheduled else [])]
   return SweepResult(summary=summary[front + hyper + rest],
                      curves=pd.concat(curves, ignore_index=True), manifest=manifest)
 
@@ -338,11 +358,14 @@ def aggregate_over_seeds(summary: pd.DataFrame) -> pd.DataFrame:
     Columns ``optimizer``, the hyperparameters, ``seeds`` (runs in the group),
     ``diverged`` (how many of them diverged), then ``<metric>_mean`` and
     ``<metric>_std`` (sample standard deviation, NaN for one seed) for each of
-    ``final_loss``, ``best_loss``, ``val_loss``, ``val_accuracy`` present. A
-    group whose runs all diverged has NaN statistics. Sorted by the keys; NaN
-    hyperparameters (an optimizer without that hyperparameter) form groups too.
+    ``final_loss``, ``best_loss``, ``val_loss``, ``val_accuracy`` present;
+    with a scheduler, ``stopped_at_step`` after the hyperparameters (the seeds
+    of a setting stop together). A group whose runs all diverged has NaN
+    statistics. Sorted by the keys; NaN hyperparameters (an optimizer without
+    that hyperparameter) form groups too.
   """
-  keys = ["optimizer", *hyperparameter_columns(summary)]
+  keys = ["optimizer", *hyperparameter_columns(summary),
+          *(["stopped_at_step"] if "stopped_at_step" in summary.columns else [])]
   metrics = metric_columns(summary)
   diverged = summary["diverged"].astype(bool)
   values = summary[metrics].astype("float64")

@@ -37,13 +37,15 @@ SCHEDULES: dict[str, Callable[..., Any]] = {
 SCHEDULE_PREFIX = "schedule."
 _TOP_KEYS = ("name", "problem", "optimizer", "optimizers", "train", "seeds", "chunk_size",
              "search")
-# The keys each search method takes. A method that decides between segments
-# what continues (successive halving, PBT) adds its own here.
+# The keys each search method takes; every method takes a scheduler, which
+# decides between segments what continues.
 _SEARCH_KEYS = {
-    "grid": ("method",),
-    "random": ("method", "samples", "seed"),
-    "quasirandom": ("method", "samples", "seed"),
+    "grid": ("method", "scheduler"),
+    "random": ("method", "samples", "seed", "scheduler"),
+    "quasirandom": ("method", "samples", "seed", "scheduler"),
 }
+SCHEDULERS = ("successive_halving", "hyperband")
+_SCHEDULER_KEYS = ("name", "eta", "min_steps", "metric")
 _RANGE_NEEDS_SEARCH = ("a range is sampled, and the sweep's search is a grid: add "
                        "'search: {method: quasirandom, samples: N, seed: 0}' (or method: "
                        "random) at the top level, or give a list, linspace or logspace")
@@ -69,6 +71,32 @@ class ScheduleSpec:
 
 
 @dataclasses.dataclass(frozen=True)
+class SchedulerSpec:
+  """What stops configurations early: ``search: {scheduler: {...}}``.
+
+  Attributes:
+    name: ``"successive_halving"`` or ``"hyperband"`` (see
+      :mod:`momentum_jax.sweep._strategies`).
+    eta: The reduction factor: the best ``1/eta`` continue at each rung, >= 2.
+    min_steps: The first rung, a positive multiple of ``train.log_every``,
+      at most ``train.steps``.
+    metric: The summary metric ranked at each rung (``final_loss``,
+      ``best_loss``, ``val_loss``, ``val_accuracy``, ``val_<name>``), its
+      direction :func:`momentum_jax.results.higher_is_better`; ``None``: the
+      report's (``val_accuracy`` where the problem logs it, else
+      ``final_loss``). Checked against the problem by the engine.
+  """
+
+  name: str
+  eta: int
+  min_steps: int
+  metric: str | None = None
+
+  def record(self) -> dict[str, Any]:
+    return dataclasses.asdict(self)
+
+
+@dataclasses.dataclass(frozen=True)
 class SearchSpec:
   """How a sweep's configurations are proposed: the config's top-level ``search:``.
 
@@ -80,14 +108,13 @@ class SearchSpec:
     seed: The seed of the draw (default 0; ``None`` for a grid); the same
       seed draws the same points.
     scheduler: What decides between segments which configurations continue
-      (successive halving, Hyperband, PBT); ``None``: all train to the end.
-      No config sets it yet.
+      (successive halving, Hyperband); ``None``: all train to the end.
   """
 
   method: str = "grid"
   samples: int | None = None
   seed: int | None = None
-  scheduler: Mapping[str, Any] | None = None
+  scheduler: SchedulerSpec | None = None
 
   @property
   def samples_ranges(self) -> bool:
@@ -351,8 +378,9 @@ def _parse_search(raw: Any) -> SearchSpec:
       raise ConfigError(f"search.{key}", f"method {method} takes no {key!r} "
                         f"({' and '.join(takers)} do)")
   _check_keys("search", raw, _SEARCH_KEYS[method])
+  scheduler = None if raw.get("scheduler") is None else _parse_scheduler(raw["scheduler"])
   if method == "grid":
-    return SearchSpec()
+    return SearchSpec(scheduler=scheduler)
   samples, seed = raw.get("samples"), raw.get("seed", 0)
   if samples is None:
     raise ConfigError("search.samples", f"required by method {method}: the number of points "
@@ -361,7 +389,67 @@ def _parse_search(raw: Any) -> SearchSpec:
     raise ConfigError("search.samples", f"expected an integer >= 1, got {samples!r}")
   if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
     raise ConfigError("search.seed", f"expected an integer >= 0, got {seed!r}")
-  return SearchSpec(method=method, samples=samples, seed=seed)
+  return SearchSpec(method=method, samples=samples, seed=seed, scheduler=scheduler)
+
+
+def _positive_integer(path: str, value: Any, least: int = 1) -> int:
+  if isinstance(value, bool) or not isinstance(value, int) or value < least:
+    raise ConfigError(path, f"expected an integer >= {least}, got {value!r}")
+  return value
+
+
+def _parse_scheduler(raw: Any) -> SchedulerSpec:
+  """``search.scheduler``; its steps are checked against ``train`` by :func:`_check_scheduler`."""
+  path = "search.scheduler"
+  raw = _as_mapping(path, raw)
+  name = _check_name(f"{path}.name", raw.get("name"), SCHEDULERS)
+  _check_keys(path, raw, _SCHEDULER_KEYS)
+  if "min_steps" not in raw:
+    raise ConfigError(f"{path}.min_steps", f"required by {name}: the steps every "
+                      "configuration trains before the first ranking")
+  metric = raw.get("metric")
+  if metric is not None and not isinstance(metric, str):
+    raise ConfigError(f"{path}.metric", f"expected a metric's name, got {metric!r}")
+  return SchedulerSpec(name=name, eta=_positive_integer(f"{path}.eta", raw.get("eta", 3), 2),
+                       min_steps=_positive_integer(f"{path}.min_steps", raw["min_steps"]),
+                       metric=metric)
+
+
+def _check_scheduler(scheduler: SchedulerSpec | None, train: TrainConfig) -> None:
+  if scheduler is None:
+    return
+  path = "search.scheduler.min_steps"
+  if scheduler.min_steps % train.log_every:
+    raise ConfigError(path, f"must be a multiple of train.log_every ({train.log_every}): "
+                      f"a configuration is ranked at a logged step; got {scheduler.min_steps}")
+  if scheduler.min_steps > train.steps:
+    raise ConfigError(path, f"must be at most train.steps ({train.steps}), "
+                      f"got {scheduler.min_steps}")
+
+
+def scheduler_metrics(problem: problems.Problem) -> tuple[str, ...]:
+  """The metrics a scheduler may rank ``problem``'s configurations by."""
+  if problem.data.x_val is None:
+    return ("final_loss", "best_loss")
+  own = (f"val_{name}" for name in problem.metric_names()) if problem.metrics else ()
+  return ("final_loss", "best_loss", "val_loss",
+          *(("val_accuracy",) if problem.is_classification else ()), *own)
+
+
+def scheduler_metric(scheduler: SchedulerSpec, problem: problems.Problem) -> str:
+  """The metric ``scheduler`` ranks by for ``problem``: its own, checked, or the report's default.
+
+  Raises:
+    ConfigError: at ``search.scheduler.metric`` if the problem does not log it.
+  """
+  known = scheduler_metrics(problem)
+  if scheduler.metric is None:
+    return "val_accuracy" if "val_accuracy" in known else "final_loss"
+  if scheduler.metric not in known:
+    raise ConfigError("search.scheduler.metric",
+                      f"{problem.name} logs no {scheduler.metric!r}"
+                      f"{suggest(scheduler.metric, known)} (one of {', '.join(known)})")
+  return scheduler.metric
 
 
 def _parse_seeds(raw: Any) -> tuple[int, ...]:
@@ -450,6 +538,7 @@ def search_record(config: SweepConfig) -> dict[str, Any]:
   """
   search = config.search
   return {"method": search.method, "samples": search.samples, "seed": search.seed,
+          "scheduler": None if search.scheduler is None else search.scheduler.record(),
           "groups": {o.label: {"ranges": {n: r.record() for n, r in o.ranges.items()},
                                "points": {n: v.tolist() for n, v in o.samples.items()}}
                      for o in config.optimizers if o.ranges}}
@@ -529,6 +618,8 @@ def load_config(source: str | os.PathLike | Mapping[str, Any]) -> SweepConfig:
     raise ConfigError("search.method", f"{search.method} samples ranges, and no hyperparameter "
                       "is one: give one {uniform: [lo, hi]} or {loguniform: [lo, hi]}, or drop "
                       "'search' for a grid")
+  train = _parse_train(raw["train"])
+  _check_scheduler(search.scheduler, train)
   chunk_size = raw.get("chunk_size")
   if chunk_size == "auto":
     chunk_size = None
@@ -540,7 +631,7 @@ def load_config(source: str | os.PathLike | Mapping[str, Any]) -> SweepConfig:
       problem=problem,
       problem_options=problem_options,
       optimizers=optimizers,
-      train=_parse_train(raw["train"]),
+      train=train,
       seeds=_parse_seeds(raw.get("seeds", 1)),
       chunk_size=chunk_size,
       raw=_recorded(raw),

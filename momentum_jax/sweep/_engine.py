@@ -17,6 +17,12 @@ and the state of an unfinished chunk every ``checkpoint_every`` seconds
 (:mod:`~momentum_jax.sweep._state`): a sweep run again on that folder
 resumes, mid-chunk if need be. A progress bar counts configuration-steps,
 advanced from inside the compiled program at each logged step.
+
+With a scheduler (``search: {scheduler: ...}``) each group trains as one
+chunk, rung by rung, its survivors re-packed into narrower ones
+(:mod:`~momentum_jax.sweep._scheduled`); a scheduled group's state is not
+saved mid-way: a killed sweep trains its unfinished group again (finished
+groups are kept).
 """
 
 from __future__ import annotations
@@ -36,10 +42,11 @@ from jax.experimental import multihost_utils
 from jax.sharding import Mesh
 
 from momentum_jax import _compile_cache, _files, problems, results
-from momentum_jax.sweep import _checkpoint, _devices, _execute, _plan
+from momentum_jax.sweep import _checkpoint, _devices, _execute, _plan, _scheduled
 from momentum_jax.sweep._config import (
-    ConfigError, SweepConfig, build_problem, load_config, search_record)
+    ConfigError, SweepConfig, build_problem, load_config, scheduler_metric, search_record)
 from momentum_jax.sweep._state import ChunkState
+from momentum_jax.sweep._strategies import SuccessiveHalving
 from momentum_jax.train import TrainConfig, batch_size_error, compiler_options, setup
 
 # Seconds of training between two saves of an unfinished chunk's state.
@@ -235,7 +242,8 @@ def run(
       last, and saved at once, rounded up to a multiple of ``width ×
       devices`` (default: the config's, else up to
       :data:`~momentum_jax.sweep._devices.MAX_CHUNK_PER_DEVICE` per device,
-      as the memory allows).
+      as the memory allows). Ignored with a scheduler: a scheduled group is
+      one chunk.
     width: Configurations each device trains at once (``jax.vmap``); the
       rest of its share of a chunk waits in a ``lax.map``. ``None`` chooses
       by the width model; ``"measure"`` times a short training at a few
@@ -247,7 +255,8 @@ def run(
       instead of refusing.
     checkpoint_every: Seconds of training between saves of an unfinished
       chunk's state (with ``out_dir``); ``None``: never (a killed sweep
-      then retrains its unfinished chunks).
+      then retrains its unfinished chunks). A scheduled group's state is
+      never saved mid-way: a killed sweep trains it again.
 
   Returns:
     A :class:`momentum_jax.results.SweepResult`.
@@ -261,9 +270,13 @@ def run(
     config = load_config(config)
   _check_arguments(chunk_size, width, checkpoint_every)
   problem = _problem(config)
+  scheduler = config.search.scheduler
+  metric = None if scheduler is None else scheduler_metric(scheduler, problem)
   groups = _plan.groups(config)
   mesh = Mesh(np.array(jax.devices()), ("config",))
   memory = _memory(problem, config.train, mesh)
+  if scheduler is not None:
+    _check_one_chunk(groups, memory["configs_held_per_device"] * mesh.devices.size)
   raw_config, record = _files.jsonable(config.raw), problem_record(problem)
   checkpoint = None
   if out_dir is not None:
@@ -272,20 +285,27 @@ def run(
   widths, execution = _widths(width, checkpoint, problem, groups, config.train, mesh,
                               memory["configs_in_budget"], out_dir)
   probe_seconds = time.perf_counter() - start if execution["candidates"] else 0.0
-  segments = _execute.Segments(_plan.logs_per_segment(config.train.num_logs), config.train)
+  logs = (_plan.logs_per_segment(config.train.num_logs) if scheduler is None
+          else _scheduled.segment_logs(scheduler, config.train))
+  segments = _execute.Segments(logs, config.train)
   sizes = {g.label: _devices.choose_chunk_size(
-      len(g.seeds), mesh.devices.size, widths[g.label], chunk_size or config.chunk_size,
+      len(g.seeds), mesh.devices.size, widths[g.label],
+      len(g.seeds) if scheduler is not None else chunk_size or config.chunk_size,
       memory["configs_held_per_device"]) for g in groups}
-  plans = _todo(groups, checkpoint, sizes)
+  plans = _todo(groups, checkpoint, sizes, whole=scheduler is not None)
+  schedule = None if scheduler is None else _Schedule(
+      scheduler, metric, results.higher_is_better(metric), len(config.seeds),
+      config.search.seed or 0)
   trained = _train(problem, groups, plans, widths, sizes, segments, mesh, quiet, out_dir,
-                   checkpoint, checkpoint_every)
+                   checkpoint, checkpoint_every, schedule)
   execution.update(width=widths, compiler_options=compiler_options(mesh.devices.flat[0].platform),
                    shared_seed={g.label: g.shared_seed for g in groups},
                    logs_per_segment=segments.logs)
   manifest = _manifest(config, problem, record, raw_config, groups, plans, trained, execution,
-                       memory, sizes, probe_seconds, checkpoint, checkpoint_every)
+                       memory, sizes, probe_seconds, checkpoint, checkpoint_every, schedule)
   result = results.tables(
-      [results.GroupOutcome(g.label, g.values, g.seeds, metrics, diverged)
+      [results.GroupOutcome(g.label, g.values, g.seeds, metrics, diverged,
+                            metrics.pop("stopped_at_step", None))
        for g, (metrics, diverged) in zip(groups, trained.outcomes)],
       config.train.logged_steps, manifest)
   if out_dir is not None and jax.process_index() == 0:
@@ -305,47 +325,94 @@ def _memory(problem: problems.Problem, train: TrainConfig, mesh: Mesh) -> dict[s
               1, budget // _devices.state_bytes_per_config(problem, train))}
 
 
-def _todo(groups: list[_plan.Group], checkpoint, sizes: dict[str, int]
+def _check_one_chunk(groups: list[_plan.Group], held: int) -> None:
+  for group in groups:
+    if len(group.seeds) > held:
+      raise ConfigError("search.scheduler", f"{group.label}'s {len(group.seeds)} "
+                        f"configurations are ranked together, in one chunk, and the devices "
+                        f"hold about {held}: sample fewer, or drop the scheduler")
+
+
+def _todo(groups: list[_plan.Group], checkpoint, sizes: dict[str, int], whole: bool = False
           ) -> list[list[np.ndarray]]:
-  """What is left to train, chunk by chunk; the same plan on every process."""
+  """What is left to train, chunk by chunk; the same plan on every process.
+
+  ``whole``: a group with anything left trains all of its configurations again.
+  """
   plans = []
   for index, group in enumerate(groups):
     finished = checkpoint.finished(index) if checkpoint is not None else np.zeros(0, np.int64)
     todo = np.setdiff1d(np.arange(len(group.seeds)), finished)
+    if whole and len(todo):
+      todo = np.arange(len(group.seeds))
     plans.append(_plan.chunks(todo, sizes[group.label]))
   _barrier("plan read")
   return plans
 
 
+@dataclasses.dataclass(frozen=True)
+class _Schedule:
+  """A sweep's scheduler: its spec, the metric it ranks by and which way, seeds per setting."""
+
+  spec: Any
+  metric: str
+  maximize: bool
+  seeds: int
+  seed: int  # the search's: Hyperband's share of settings among brackets
+
+
 @dataclasses.dataclass
 class _Trained:
-  """What :func:`_train` did: each group's ``(metrics, diverged)``, the programs, timings."""
+  """What :func:`_train` did: each group's ``(metrics, diverged)``, the programs, timings.
+
+  ``brackets``: per scheduled group trained, the records of its brackets.
+  """
 
   outcomes: list[tuple[dict[str, Any], np.ndarray]]
   programs: dict[str, _execute.Program]
   run_seconds: float
   resumed_chunks: list[dict[str, Any]]
+  brackets: dict[str, list[dict[str, Any]]] = dataclasses.field(default_factory=dict)
 
 
 def _train(problem, groups, plans, widths, sizes, segments, mesh, quiet, out_dir, checkpoint,
-           checkpoint_every) -> _Trained:
+           checkpoint_every, schedule: _Schedule | None = None) -> _Trained:
   """Compiles each group's program and trains its chunks; the merged outcomes of every group."""
   train = segments.config
   local_share = len(jax.local_devices()) / mesh.devices.size
-  total = sum(len(plan) * sizes[g.label] for g, plan in zip(groups, plans))
-  progress = _execute.Progress(round(total * local_share * train.steps), quiet)
+  if schedule is None:
+    total = sum(len(plan) * sizes[g.label] * train.steps for g, plan in zip(groups, plans))
+  else:
+    total = sum(_scheduled.planned_config_steps(schedule.spec, len(g.seeds) // schedule.seeds,
+                                                schedule.seeds, train)
+                for g, plan in zip(groups, plans) if plan)
+  progress = _execute.Progress(round(total * local_share), quiet)
   programs = {}
   for group, plan in zip(groups, plans):
-    if plan:
+    if plan and schedule is None:
       run_setup = setup(problem, _plan.make_optimizer_factory(group.spec, problem, train), train)
       programs[group.label] = _execute.compile_program(
           run_setup, group, widths[group.label], mesh, sizes[group.label], segments,
           progress.advancer(widths[group.label] * train.log_every))
   progress.start()
-  run_seconds, outcomes, resumed = 0.0, [], []
+  run_seconds, outcomes, resumed, brackets = 0.0, [], [], {}
   for index, (group, plan) in enumerate(zip(groups, plans)):
     if plan:
       progress.describe(f"sweep {group.label}")
+    if schedule is not None:
+      if plan:
+        merged, brackets[group.label], compiled, seconds = _train_scheduled(
+            problem, group, index, widths[group.label], mesh, segments, schedule, progress,
+            checkpoint)
+        run_seconds += seconds
+        programs.update(compiled)
+        progress.finish_chunk(round(_scheduled.planned_config_steps(
+            schedule.spec, len(group.seeds) // schedule.seeds, schedule.seeds, train)
+            * local_share))
+        outcomes.append(merged)
+      elif checkpoint is None:
+        raise RuntimeError("internal error: a scheduled group with nothing to train")
+      continue
     rows = []
     for indices in plan:
       begin = time.perf_counter()
@@ -363,11 +430,42 @@ def _train(problem, groups, plans, widths, sizes, segments, mesh, quiet, out_dir
   if checkpoint is not None:
     _barrier("chunks written")
     outcomes = [checkpoint.load(index, len(g.seeds)) for index, g in enumerate(groups)]
-  return _Trained(outcomes, programs, run_seconds, resumed)
+  return _Trained(outcomes, programs, run_seconds, resumed, brackets)
+
+
+def _train_scheduled(problem, group, index, width, mesh, segments, schedule: _Schedule,
+                     progress, checkpoint):
+  """Trains one group under the scheduler.
+
+  Returns ``(metrics, diverged)``, its brackets' records, its programs, and
+  the seconds it trained (not those it waited for a compilation: the
+  programs of later rungs compile while the first trains). With a
+  checkpoint, process 0 saves the whole group once it is finished (every
+  process holds every row: they ranked them together).
+  """
+  train = segments.config
+  run_setup = setup(problem, _plan.make_optimizer_factory(group.spec, problem, train), train)
+  programs = _scheduled.Programs(
+      lambda size, width: _execute.compile_program(
+          run_setup, group, width, mesh, size, segments,
+          progress.advancer(width * train.log_every)),
+      width, mesh.devices.size)
+  begin = time.perf_counter()
+  pieces, records = _scheduled.train_group(programs, group, schedule.spec, schedule.metric,
+                                           schedule.maximize, schedule.seeds, train,
+                                           schedule.seed)
+  seconds = time.perf_counter() - begin - programs.waited
+  metrics, diverged = _merge(pieces, len(group.seeds))
+  if checkpoint is not None and jax.process_index() == 0:
+    checkpoint.save(index, 0, np.arange(len(group.seeds)), metrics, diverged)
+  compiled = {f"{group.label}[{size}, width {width}]": p
+              for (size, width), p in programs.finish().items()}
+  return (metrics, diverged), records, compiled, seconds
 
 
 def _manifest(config, problem, record, raw_config, groups, plans, trained: _Trained, execution,
-              memory, sizes, probe_seconds, checkpoint, checkpoint_every) -> dict[str, Any]:
+              memory, sizes, probe_seconds, checkpoint, checkpoint_every,
+              schedule: _Schedule | None = None) -> dict[str, Any]:
   """What is needed to trust and repeat the sweep (see :mod:`momentum_jax.results`)."""
   num_trained = sum(len(i) for plan in plans for i in plan)
   num_configs = sum(len(g.seeds) for g in groups)
@@ -390,6 +488,7 @@ def _manifest(config, problem, record, raw_config, groups, plans, trained: _Trai
       "programs": [{"group": label, "compile_seconds": program.compile_seconds,
                     **program.record} for label, program in trained.programs.items()],
       "compile_cache": None if (folder := _compile_cache.enable()) is None else str(folder),
+      "scheduler": _scheduler_record(schedule, groups, trained, config.train),
       "probe_compilations": len(execution["candidates"]),
       "chunk_size": sizes,
       "execution": execution,
@@ -400,6 +499,27 @@ def _manifest(config, problem, record, raw_config, groups, plans, trained: _Trai
           "checkpoint_every": checkpoint_every,
           "chunks_resumed_mid_training": trained.resumed_chunks},
   }
+
+
+def _scheduler_record(schedule: _Schedule | None, groups, trained: _Trained, train: TrainConfig
+                      ) -> dict[str, Any] | None:
+  """The scheduler's rungs and sizes per group and bracket, and the configuration-steps spent.
+
+  ``config_steps`` counts the steps this run trained (a group resumed from
+  the output folder spent none); ``config_steps_full`` is every
+  configuration trained to the end.
+  """
+  if schedule is None:
+    return None
+  spec = schedule.spec
+  record = {**spec.record(), "metric": schedule.metric, "groups": trained.brackets,
+            "config_steps": sum(b["config_steps"] for brackets in trained.brackets.values()
+                                for b in brackets),
+            "config_steps_full": sum(len(g.seeds) for g in groups) * train.steps}
+  if spec.name == "successive_halving":
+    record["rungs"] = SuccessiveHalving(spec.eta, spec.min_steps).rungs(train.steps)
+    record["sizes"] = {label: b[0]["sizes"] for label, b in trained.brackets.items()}
+  return record
 
 
 def _train_chunk(program: _execute.Program, group: _plan.Group, index: int,

@@ -243,12 +243,21 @@ def train_chunk(program: Program, inputs: tuple, state: ChunkState | None = None
   """
   restored = state.restore(program.carry) if state is not None else None
   carry, step = restored if restored is not None else (zeros(program.carry), 0)
-  total = program.segments.config.steps
-  batches = program.batches(step) if step < total else ()
-  while step < total:
+  return train_steps(program, carry, inputs, step, program.segments.config.steps, state)
+
+
+def train_steps(program: Program, carry: Any, inputs: tuple, step: int, stop: int,
+                state: ChunkState | None = None) -> Any:
+  """Trains a chunk's carry from ``step`` to ``stop``, segment by segment; returns the carry.
+
+  ``stop - step`` is a multiple of the segment's steps. Saves the carry to
+  ``state`` when due.
+  """
+  batches = program.batches(step) if step < stop else ()
+  while step < stop:
     carry = program.compiled(carry, *inputs, program.replicated(np.int32(step)), batches)
     step += program.segments.steps
-    if step < total:
+    if step < stop:
       batches = program.batches(step)  # read while the segment trains
       if state is not None:
         state.maybe_save(carry, step)
