@@ -35,6 +35,8 @@ only NumPy and no coordination.
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
+import platform
 import io
 import json
 import re
@@ -43,9 +45,9 @@ from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
-from flax import traverse_util
+from flax import nnx, traverse_util
 
-from momentum_jax import _files, results
+from momentum_jax import _files, problems, results
 
 CHUNKS_DIR = "chunks"
 STATE_DIR = "state"  # unfinished chunks' training state (see momentum_jax.sweep._state)
@@ -254,3 +256,54 @@ def _mismatch(recorded: Mapping[str, Any], state: Mapping[str, Any]) -> str | No
   if changed:
     return f"this config computed with other package versions ({', '.join(changed)})"
   return None
+
+
+def versions() -> dict[str, str]:
+  """The versions of the packages a sweep's results depend on, and Python's."""
+  names = ("momentum_jax", "jax", "jaxlib", "optax", "flax", "numpy", "pandas")
+  found = {}
+  for name in names:
+    try:
+      found[name] = importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+      found[name] = "not installed"
+  found["python"] = platform.python_version()
+  return found
+
+
+def _name_of(function: Any) -> str:
+  """A function's import path as the manifest records it: ``module:qualname``."""
+  return f"{getattr(function, '__module__', '?')}:{getattr(function, '__qualname__', repr(function))}"
+
+
+def _digest(*arrays: Any) -> str:
+  digest = hashlib.blake2b(digest_size=16)
+  for array in arrays:
+    if array is not None:
+      host = np.ascontiguousarray(np.asarray(array))
+      digest.update(f"{host.shape}{host.dtype}".encode())
+      digest.update(host.data)
+  return digest.hexdigest()
+
+
+def problem_record(problem: problems.Problem) -> dict[str, Any]:
+  """What identifies a problem for a checkpoint: data, functions and parameter shapes.
+
+  The data by a hash of its arrays (a stream by its function and sizes, and
+  its validation split's hash), the loss and metrics by their import paths,
+  and the model by its parameters' shapes: resuming a sweep with another
+  problem is refused.
+  """
+  data = problem.data
+  if problem.is_stream:
+    described = {"stream": _name_of(data.batches), "batch_size": int(data.batch_size),
+                 "steps_per_epoch": int(data.steps_per_epoch),
+                 "validation": _digest(data.x_val, data.y_val)}
+  else:
+    described = {"dataset": _digest(data.x_train, data.y_train, data.x_val, data.y_val)}
+  model = nnx.eval_shape(lambda: problem.make_model(nnx.Rngs(0)))
+  shapes = {"/".join(map(str, path)): list(leaf.shape) for path, leaf in
+            nnx.to_flat_state(nnx.state(model, nnx.Param))}
+  return {"name": problem.name, "data": described, "loss": _name_of(problem.loss),
+          "metrics": None if problem.metrics is None else _name_of(problem.metrics),
+          "parameter_shapes": shapes}

@@ -20,9 +20,17 @@ import numpy as np
 import yaml
 
 from momentum_jax import optim, problems
+from momentum_jax.sweep._checks import as_mapping as _as_mapping
+from momentum_jax.sweep._checks import check_keys as _check_keys
+from momentum_jax.sweep._checks import check_name as _check_name
 from momentum_jax.sweep._errors import ConfigError
+from momentum_jax.sweep._problem_config import (  # noqa: F401  (build_problem re-exported)
+    build_problem, parse_problem as _parse_problem)
+from momentum_jax.sweep._search import (  # noqa: F401  (re-exported)
+    SCHEDULERS, SchedulerSpec, SearchSpec, check_scheduler as _check_scheduler,
+    parse_search as _parse_search, scheduler_metric, scheduler_metrics, search_record)
 from momentum_jax.sweep._grid import grid_values, is_grid_spec
-from momentum_jax.sweep._imports import import_object, python_name, recorded_name, suggest
+from momentum_jax.sweep._imports import python_name, recorded_name, suggest
 from momentum_jax.sweep._space import RANGE_KINDS, Range, is_range_spec, parse_range, sample
 from momentum_jax.sweep._optimizers import (
     OPTIMIZERS, check_arguments, check_factory, keyword_parameters, known_name, resolve_optimizer)
@@ -37,15 +45,6 @@ SCHEDULES: dict[str, Callable[..., Any]] = {
 SCHEDULE_PREFIX = "schedule."
 _TOP_KEYS = ("name", "problem", "optimizer", "optimizers", "train", "seeds", "chunk_size",
              "search")
-# The keys each search method takes; every method takes a scheduler, which
-# decides between segments what continues.
-_SEARCH_KEYS = {
-    "grid": ("method", "scheduler"),
-    "random": ("method", "samples", "seed", "scheduler"),
-    "quasirandom": ("method", "samples", "seed", "scheduler"),
-}
-SCHEDULERS = ("successive_halving", "hyperband")
-_SCHEDULER_KEYS = ("name", "eta", "min_steps", "metric")
 _RANGE_NEEDS_SEARCH = ("a range is sampled, and the sweep's search is a grid: add "
                        "'search: {method: quasirandom, samples: N, seed: 0}' (or method: "
                        "random) at the top level, or give a list, linspace or logspace")
@@ -68,57 +67,6 @@ class ScheduleSpec:
   unit: str = "step"
   static: Mapping[str, Any] = dataclasses.field(default_factory=dict)
   warmup: bool = False
-
-
-@dataclasses.dataclass(frozen=True)
-class SchedulerSpec:
-  """What stops configurations early: ``search: {scheduler: {...}}``.
-
-  Attributes:
-    name: ``"successive_halving"`` or ``"hyperband"`` (see
-      :mod:`momentum_jax.sweep._strategies`).
-    eta: The reduction factor: the best ``1/eta`` continue at each rung, >= 2.
-    min_steps: The first rung, a positive multiple of ``train.log_every``,
-      at most ``train.steps``.
-    metric: The summary metric ranked at each rung (``final_loss``,
-      ``best_loss``, ``val_loss``, ``val_accuracy``, ``val_<name>``), its
-      direction :func:`momentum_jax.results.higher_is_better`; ``None``: the
-      report's (``val_accuracy`` where the problem logs it, else
-      ``final_loss``). Checked against the problem by the engine.
-  """
-
-  name: str
-  eta: int
-  min_steps: int
-  metric: str | None = None
-
-  def record(self) -> dict[str, Any]:
-    return dataclasses.asdict(self)
-
-
-@dataclasses.dataclass(frozen=True)
-class SearchSpec:
-  """How a sweep's configurations are proposed: the config's top-level ``search:``.
-
-  Attributes:
-    method: ``"grid"`` (the default: the product of every hyperparameter's
-      values), ``"random"`` or ``"quasirandom"`` (``samples`` points of each
-      group's ranges, see :mod:`momentum_jax.sweep._space`).
-    samples: Points drawn per optimizer group (``None`` for a grid).
-    seed: The seed of the draw (default 0; ``None`` for a grid); the same
-      seed draws the same points.
-    scheduler: What decides between segments which configurations continue
-      (successive halving, Hyperband); ``None``: all train to the end.
-  """
-
-  method: str = "grid"
-  samples: int | None = None
-  seed: int | None = None
-  scheduler: SchedulerSpec | None = None
-
-  @property
-  def samples_ranges(self) -> bool:
-    return self.method != "grid"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -218,30 +166,6 @@ class SweepConfig:
   @property
   def num_configs(self) -> int:
     return sum(o.num_configs for o in self.optimizers) * len(self.seeds)
-
-
-def _check_keys(path: str, raw: Mapping[str, Any], allowed) -> None:
-  for key in raw:
-    if key not in allowed:
-      raise ConfigError(
-          f"{path}.{key}" if path else str(key),
-          f"unknown key{suggest(key, allowed)} (allowed: {', '.join(map(str, allowed))})")
-
-
-def _check_name(path: str, name: Any, choices, other: str = "") -> str:
-  """``name`` if it is one of ``choices``; ``other`` says what else could be named."""
-  listed = ", ".join(choices) + (f", or {other}" if other else "")
-  if name is None:
-    raise ConfigError(path, f"a name is required, one of {listed}")
-  if name not in choices:
-    raise ConfigError(path, f"unknown name {name!r}{suggest(name, choices)} (one of {listed})")
-  return name
-
-
-def _as_mapping(path: str, raw: Any) -> Mapping[str, Any]:
-  if not isinstance(raw, Mapping):
-    raise ConfigError(path, f"expected a mapping of keys to values, got {raw!r}")
-  return raw
 
 
 def _parameters(function: Callable[..., Any]) -> dict[str, inspect.Parameter]:
@@ -366,92 +290,6 @@ def _parse_optimizer(path: str, raw: Any, search: SearchSpec) -> OptimizerSpec:
                        ranges=ranges, samples=samples)
 
 
-def _parse_search(raw: Any) -> SearchSpec:
-  """The top-level ``search:`` (absent: a grid)."""
-  if raw is None:
-    return SearchSpec()
-  raw = _as_mapping("search", raw)
-  method = _check_name("search.method", raw.get("method"), _SEARCH_KEYS)
-  for key in raw:
-    takers = [m for m, keys in _SEARCH_KEYS.items() if key in keys]
-    if key not in _SEARCH_KEYS[method] and takers:
-      raise ConfigError(f"search.{key}", f"method {method} takes no {key!r} "
-                        f"({' and '.join(takers)} do)")
-  _check_keys("search", raw, _SEARCH_KEYS[method])
-  scheduler = None if raw.get("scheduler") is None else _parse_scheduler(raw["scheduler"])
-  if method == "grid":
-    return SearchSpec(scheduler=scheduler)
-  samples, seed = raw.get("samples"), raw.get("seed", 0)
-  if samples is None:
-    raise ConfigError("search.samples", f"required by method {method}: the number of points "
-                      "drawn per optimizer group")
-  if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
-    raise ConfigError("search.samples", f"expected an integer >= 1, got {samples!r}")
-  if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-    raise ConfigError("search.seed", f"expected an integer >= 0, got {seed!r}")
-  return SearchSpec(method=method, samples=samples, seed=seed, scheduler=scheduler)
-
-
-def _positive_integer(path: str, value: Any, least: int = 1) -> int:
-  if isinstance(value, bool) or not isinstance(value, int) or value < least:
-    raise ConfigError(path, f"expected an integer >= {least}, got {value!r}")
-  return value
-
-
-def _parse_scheduler(raw: Any) -> SchedulerSpec:
-  """``search.scheduler``; its steps are checked against ``train`` by :func:`_check_scheduler`."""
-  path = "search.scheduler"
-  raw = _as_mapping(path, raw)
-  name = _check_name(f"{path}.name", raw.get("name"), SCHEDULERS)
-  _check_keys(path, raw, _SCHEDULER_KEYS)
-  if "min_steps" not in raw:
-    raise ConfigError(f"{path}.min_steps", f"required by {name}: the steps every "
-                      "configuration trains before the first ranking")
-  metric = raw.get("metric")
-  if metric is not None and not isinstance(metric, str):
-    raise ConfigError(f"{path}.metric", f"expected a metric's name, got {metric!r}")
-  return SchedulerSpec(name=name, eta=_positive_integer(f"{path}.eta", raw.get("eta", 3), 2),
-                       min_steps=_positive_integer(f"{path}.min_steps", raw["min_steps"]),
-                       metric=metric)
-
-
-def _check_scheduler(scheduler: SchedulerSpec | None, train: TrainConfig) -> None:
-  if scheduler is None:
-    return
-  path = "search.scheduler.min_steps"
-  if scheduler.min_steps % train.log_every:
-    raise ConfigError(path, f"must be a multiple of train.log_every ({train.log_every}): "
-                      f"a configuration is ranked at a logged step; got {scheduler.min_steps}")
-  if scheduler.min_steps > train.steps:
-    raise ConfigError(path, f"must be at most train.steps ({train.steps}), "
-                      f"got {scheduler.min_steps}")
-
-
-def scheduler_metrics(problem: problems.Problem) -> tuple[str, ...]:
-  """The metrics a scheduler may rank ``problem``'s configurations by."""
-  if problem.data.x_val is None:
-    return ("final_loss", "best_loss")
-  own = (f"val_{name}" for name in problem.metric_names()) if problem.metrics else ()
-  return ("final_loss", "best_loss", "val_loss",
-          *(("val_accuracy",) if problem.is_classification else ()), *own)
-
-
-def scheduler_metric(scheduler: SchedulerSpec, problem: problems.Problem) -> str:
-  """The metric ``scheduler`` ranks by for ``problem``: its own, checked, or the report's default.
-
-  Raises:
-    ConfigError: at ``search.scheduler.metric`` if the problem does not log it.
-  """
-  known = scheduler_metrics(problem)
-  if scheduler.metric is None:
-    return "val_accuracy" if "val_accuracy" in known else "final_loss"
-  if scheduler.metric not in known:
-    raise ConfigError("search.scheduler.metric",
-                      f"{problem.name} logs no {scheduler.metric!r}"
-                      f"{suggest(scheduler.metric, known)} (one of {', '.join(known)})")
-  return scheduler.metric
-
-
 def _parse_seeds(raw: Any) -> tuple[int, ...]:
   if isinstance(raw, int) and not isinstance(raw, bool):
     if raw < 1:
@@ -474,74 +312,6 @@ def _parse_train(raw: Any) -> TrainConfig:
     return TrainConfig(**raw)
   except ValueError as error:
     raise _range_error("train", error) from None
-
-
-def _parse_problem(raw: Any):
-  """``(name, options, source)``: see :class:`SweepConfig`'s ``problem``, ``problem_options``, ``problem_source``."""
-  if isinstance(raw, problems.Problem):
-    return raw.name, {}, raw
-  raw = dict(_as_mapping("problem", raw))
-  name = raw.pop("name", None)
-  if isinstance(name, problems.Problem):
-    if raw:
-      raise ConfigError(f"problem.{next(iter(raw))}",
-                        "a Problem object takes no options: build it with them")
-    return name.name, {}, name
-  if callable(name):
-    source, name = name, python_name(name)
-  elif isinstance(name, str) and ":" in name:
-    source = import_object("problem.name", name)
-    if not callable(source):
-      raise ConfigError("problem.name", f"{name} is not callable (it is a "
-                        f"{type(source).__name__}); name a function that returns a Problem")
-  else:
-    name = _check_name("problem.name", name, problems.PROBLEMS,
-                       "'package.module:function' returning a Problem")
-    _check_keys("problem", raw, tuple(_parameters(problems.PROBLEMS[name])))
-    return name, raw, None
-  parameters, takes_any = keyword_parameters(source)
-  if not takes_any:
-    check_arguments("problem", name, raw, parameters)
-  return name, raw, source
-
-
-def build_problem(config: SweepConfig) -> problems.Problem:
-  """The problem of ``config``: built by its name or import path with its options, or the one given.
-
-  Raises:
-    ConfigError: at ``problem`` for the builder's own ``TypeError``,
-      ``ValueError`` or ``FileNotFoundError`` (a bad option, data with NaN,
-      CIFAR-10 not found), at ``problem.name`` if it returns no Problem.
-  """
-  source = config.problem_source
-  if isinstance(source, problems.Problem):
-    return source
-  try:
-    if source is None:
-      problem = problems.get_problem(config.problem, **config.problem_options)
-    else:
-      problem = source(**config.problem_options)
-  except (TypeError, ValueError, FileNotFoundError) as error:
-    raise ConfigError("problem", str(error)) from None
-  if not isinstance(problem, problems.Problem):
-    raise ConfigError("problem.name", f"{config.problem} returned a value of type "
-                      f"{type(problem).__name__}, not a momentum_jax.problems.Problem")
-  return problem
-
-
-def search_record(config: SweepConfig) -> dict[str, Any]:
-  """The search for the manifest: method, samples, seed, and per group its ranges and drawn points.
-
-  JSON-serialisable: ``{"method": ..., "samples": ..., "seed": ..., "groups":
-  {label: {"ranges": {name: {kind: [lo, hi]}}, "points": {name: [N values]}}}}``
-  (groups without ranges left out).
-  """
-  search = config.search
-  return {"method": search.method, "samples": search.samples, "seed": search.seed,
-          "scheduler": None if search.scheduler is None else search.scheduler.record(),
-          "groups": {o.label: {"ranges": {n: r.record() for n, r in o.ranges.items()},
-                               "points": {n: v.tolist() for n, v in o.samples.items()}}
-                     for o in config.optimizers if o.ranges}}
 
 
 def _recorded(value: Any) -> Any:

@@ -232,3 +232,11 @@ def choose_widths(width: int | str | None, problem: problems.Problem, groups: li
   return dict(zip(widths, (int(w) for w in np.asarray(agreed)))), execution
 
 
+def memory(problem: problems.Problem, train: TrainConfig, mesh: Mesh) -> dict[str, int]:
+  """The memory budget of a device and how many configurations it trains, and holds, in it."""
+  budget = memory_budget(mesh.devices.flat[0])
+  per_config = bytes_per_config(problem, train)
+  return {"bytes_per_config_estimate": per_config, "budget_bytes_per_device": budget,
+          "configs_in_budget": max(1, budget // per_config),
+          "configs_held_per_device": max(
+              1, budget // state_bytes_per_config(problem, train))}

@@ -28,16 +28,12 @@ groups are kept).
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import importlib.metadata
 import os
-import platform
 import time
 from typing import Any, Mapping
 
 import jax
 import numpy as np
-from flax import nnx
 from jax.experimental import multihost_utils
 from jax.sharding import Mesh
 
@@ -51,24 +47,6 @@ from momentum_jax.train import TrainConfig, batch_size_error, compiler_options, 
 
 # Seconds of training between two saves of an unfinished chunk's state.
 CHECKPOINT_EVERY = 60.0
-
-
-def _versions() -> dict[str, str]:
-  names = ("momentum_jax", "jax", "jaxlib", "optax", "flax", "numpy", "pandas")
-  found = {}
-  for name in names:
-    try:
-      found[name] = importlib.metadata.version(name)
-    except importlib.metadata.PackageNotFoundError:
-      found[name] = "not installed"
-  found["python"] = platform.python_version()
-  return found
-
-
-def _global_array(host: np.ndarray, sharding: NamedSharding) -> jax.Array:
-  # make_array_from_callback builds the same global array on one host or many.
-  return jax.make_array_from_callback(host.shape, sharding, lambda index: host[index])
-
 
 
 def _barrier(name: str) -> None:
@@ -105,44 +83,6 @@ def _merge(rows: list[tuple[np.ndarray, Any, np.ndarray]], num_configs: int
   return metrics, np.concatenate([r[2] for r in rows])[order]
 
 
-
-
-def _name_of(function: Any) -> str:
-  """A function's import path as the manifest records it: ``module:qualname``."""
-  return f"{getattr(function, '__module__', '?')}:{getattr(function, '__qualname__', repr(function))}"
-
-
-def _digest(*arrays: Any) -> str:
-  digest = hashlib.blake2b(digest_size=16)
-  for array in arrays:
-    if array is not None:
-      host = np.ascontiguousarray(np.asarray(array))
-      digest.update(f"{host.shape}{host.dtype}".encode())
-      digest.update(host.data)
-  return digest.hexdigest()
-
-
-def problem_record(problem: problems.Problem) -> dict[str, Any]:
-  """What identifies a problem for a checkpoint: data, functions and parameter shapes.
-
-  The data by a hash of its arrays (a stream by its function and sizes, and
-  its validation split's hash), the loss and metrics by their import paths,
-  and the model by its parameters' shapes: resuming a sweep with another
-  problem is refused.
-  """
-  data = problem.data
-  if problem.is_stream:
-    described = {"stream": _name_of(data.batches), "batch_size": int(data.batch_size),
-                 "steps_per_epoch": int(data.steps_per_epoch),
-                 "validation": _digest(data.x_val, data.y_val)}
-  else:
-    described = {"dataset": _digest(data.x_train, data.y_train, data.x_val, data.y_val)}
-  model = nnx.eval_shape(lambda: problem.make_model(nnx.Rngs(0)))
-  shapes = {"/".join(map(str, path)): list(leaf.shape) for path, leaf in
-            nnx.to_flat_state(nnx.state(model, nnx.Param))}
-  return {"name": problem.name, "data": described, "loss": _name_of(problem.loss),
-          "metrics": None if problem.metrics is None else _name_of(problem.metrics),
-          "parameter_shapes": shapes}
 
 
 def _check_arguments(chunk_size, width, checkpoint_every) -> None:
@@ -274,13 +214,13 @@ def run(
   metric = None if scheduler is None else scheduler_metric(scheduler, problem)
   groups = _plan.groups(config)
   mesh = Mesh(np.array(jax.devices()), ("config",))
-  memory = _memory(problem, config.train, mesh)
+  memory = _devices.memory(problem, config.train, mesh)
   if scheduler is not None:
     _check_one_chunk(groups, memory["configs_held_per_device"] * mesh.devices.size)
-  raw_config, record = _files.jsonable(config.raw), problem_record(problem)
+  raw_config, record = _files.jsonable(config.raw), _checkpoint.problem_record(problem)
   checkpoint = None
   if out_dir is not None:
-    checkpoint = _open_checkpoint(out_dir, raw_config, record, _versions(), overwrite)
+    checkpoint = _open_checkpoint(out_dir, raw_config, record, _checkpoint.versions(), overwrite)
   start = time.perf_counter()
   widths, execution = _widths(width, checkpoint, problem, groups, config.train, mesh,
                               memory["configs_in_budget"], out_dir)
@@ -313,16 +253,6 @@ def run(
     results.write_results(result, out_dir)
     plots.write_figures(result, out_dir)
   return result
-
-
-def _memory(problem: problems.Problem, train: TrainConfig, mesh: Mesh) -> dict[str, int]:
-  """The memory budget of a device and how many configurations it trains, and holds, in it."""
-  budget = _devices.memory_budget(mesh.devices.flat[0])
-  per_config = _devices.bytes_per_config(problem, train)
-  return {"bytes_per_config_estimate": per_config, "budget_bytes_per_device": budget,
-          "configs_in_budget": max(1, budget // per_config),
-          "configs_held_per_device": max(
-              1, budget // _devices.state_bytes_per_config(problem, train))}
 
 
 def _check_one_chunk(groups: list[_plan.Group], held: int) -> None:
@@ -477,7 +407,7 @@ def _manifest(config, problem, record, raw_config, groups, plans, trained: _Trai
       "search": search_record(config),
       "num_configs": num_configs,
       "steps": config.train.steps,
-      "versions": _versions(),
+      "versions": _checkpoint.versions(),
       "devices": [str(d) for d in jax.devices()],
       "num_processes": jax.process_count(),
       "timings": {"compile_seconds": sum(p.compile_seconds for p in trained.programs.values()),

@@ -33,7 +33,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from momentum_jax import _compile_cache
 from momentum_jax import train as train_lib
-from momentum_jax.sweep._plan import Group, make_optimizer_factory
+from momentum_jax.sweep._plan import Group
 from momentum_jax.sweep._state import ChunkState
 from momentum_jax.train import Setup, TrainConfig, compiler_options
 

@@ -1,0 +1,32 @@
+"""The small checks every part of a sweep's config shares, each a path-named ``ConfigError``."""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from momentum_jax.sweep._errors import ConfigError
+from momentum_jax.sweep._imports import suggest
+
+
+def check_keys(path: str, raw: Mapping[str, Any], allowed) -> None:
+  for key in raw:
+    if key not in allowed:
+      raise ConfigError(
+          f"{path}.{key}" if path else str(key),
+          f"unknown key{suggest(key, allowed)} (allowed: {', '.join(map(str, allowed))})")
+
+
+def check_name(path: str, name: Any, choices, other: str = "") -> str:
+  """``name`` if it is one of ``choices``; ``other`` says what else could be named."""
+  listed = ", ".join(choices) + (f", or {other}" if other else "")
+  if name is None:
+    raise ConfigError(path, f"a name is required, one of {listed}")
+  if name not in choices:
+    raise ConfigError(path, f"unknown name {name!r}{suggest(name, choices)} (one of {listed})")
+  return name
+
+
+def as_mapping(path: str, raw: Any) -> Mapping[str, Any]:
+  if not isinstance(raw, Mapping):
+    raise ConfigError(path, f"expected a mapping of keys to values, got {raw!r}")
+  return raw

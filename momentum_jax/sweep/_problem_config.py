@@ -1,0 +1,68 @@
+"""A sweep's problem: a built-in name, an import path, or a Problem object, and how it is built."""
+
+from __future__ import annotations
+
+import inspect
+from typing import TYPE_CHECKING, Any
+
+from momentum_jax import problems
+from momentum_jax.sweep._checks import as_mapping, check_keys, check_name
+from momentum_jax.sweep._errors import ConfigError
+from momentum_jax.sweep._imports import import_object, python_name
+from momentum_jax.sweep._optimizers import check_arguments, keyword_parameters
+
+if TYPE_CHECKING:
+  from momentum_jax.sweep._config import SweepConfig
+
+
+def parse_problem(raw: Any):
+  """``(name, options, source)``: see :class:`SweepConfig`'s ``problem``, ``problem_options``, ``problem_source``."""
+  if isinstance(raw, problems.Problem):
+    return raw.name, {}, raw
+  raw = dict(as_mapping("problem", raw))
+  name = raw.pop("name", None)
+  if isinstance(name, problems.Problem):
+    if raw:
+      raise ConfigError(f"problem.{next(iter(raw))}",
+                        "a Problem object takes no options: build it with them")
+    return name.name, {}, name
+  if callable(name):
+    source, name = name, python_name(name)
+  elif isinstance(name, str) and ":" in name:
+    source = import_object("problem.name", name)
+    if not callable(source):
+      raise ConfigError("problem.name", f"{name} is not callable (it is a "
+                        f"{type(source).__name__}); name a function that returns a Problem")
+  else:
+    name = check_name("problem.name", name, problems.PROBLEMS,
+                       "'package.module:function' returning a Problem")
+    check_keys("problem", raw, tuple(inspect.signature(problems.PROBLEMS[name]).parameters))
+    return name, raw, None
+  parameters, takes_any = keyword_parameters(source)
+  if not takes_any:
+    check_arguments("problem", name, raw, parameters)
+  return name, raw, source
+
+
+def build_problem(config: "SweepConfig") -> problems.Problem:
+  """The problem of ``config``: built by its name or import path with its options, or the one given.
+
+  Raises:
+    ConfigError: at ``problem`` for the builder's own ``TypeError``,
+      ``ValueError`` or ``FileNotFoundError`` (a bad option, data with NaN,
+      CIFAR-10 not found), at ``problem.name`` if it returns no Problem.
+  """
+  source = config.problem_source
+  if isinstance(source, problems.Problem):
+    return source
+  try:
+    if source is None:
+      problem = problems.get_problem(config.problem, **config.problem_options)
+    else:
+      problem = source(**config.problem_options)
+  except (TypeError, ValueError, FileNotFoundError) as error:
+    raise ConfigError("problem", str(error)) from None
+  if not isinstance(problem, problems.Problem):
+    raise ConfigError("problem.name", f"{config.problem} returned a value of type "
+                      f"{type(problem).__name__}, not a momentum_jax.problems.Problem")
+  return problem

@@ -1,0 +1,183 @@
+"""A sweep's search: how configurations are proposed, and what stops them early.
+
+The config's top-level ``search:``: a grid (the default), random or
+quasi-random points of the ranges (:mod:`momentum_jax.sweep._space`), and a
+scheduler (successive halving, Hyperband; :mod:`momentum_jax.sweep._strategies`)
+that decides between segments which configurations continue.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import TYPE_CHECKING, Any
+
+from momentum_jax import problems
+from momentum_jax.sweep._checks import as_mapping, check_keys, check_name
+from momentum_jax.sweep._errors import ConfigError
+from momentum_jax.sweep._imports import suggest
+from momentum_jax.train import TrainConfig
+
+if TYPE_CHECKING:
+  from momentum_jax.sweep._config import SweepConfig
+
+# The keys each search method takes; every method takes a scheduler, which
+# decides between segments what continues.
+_SEARCH_KEYS = {
+    "grid": ("method", "scheduler"),
+    "random": ("method", "samples", "seed", "scheduler"),
+    "quasirandom": ("method", "samples", "seed", "scheduler"),
+}
+SCHEDULERS = ("successive_halving", "hyperband")
+_SCHEDULER_KEYS = ("name", "eta", "min_steps", "metric")
+
+
+@dataclasses.dataclass(frozen=True)
+class SchedulerSpec:
+  """What stops configurations early: ``search: {scheduler: {...}}``.
+
+  Attributes:
+    name: ``"successive_halving"`` or ``"hyperband"`` (see
+      :mod:`momentum_jax.sweep._strategies`).
+    eta: The reduction factor: the best ``1/eta`` continue at each rung, >= 2.
+    min_steps: The first rung, a positive multiple of ``train.log_every``,
+      at most ``train.steps``.
+    metric: The summary metric ranked at each rung (``final_loss``,
+      ``best_loss``, ``val_loss``, ``val_accuracy``, ``val_<name>``), its
+      direction :func:`momentum_jax.results.higher_is_better`; ``None``: the
+      report's (``val_accuracy`` where the problem logs it, else
+      ``final_loss``). Checked against the problem by the engine.
+  """
+
+  name: str
+  eta: int
+  min_steps: int
+  metric: str | None = None
+
+  def record(self) -> dict[str, Any]:
+    return dataclasses.asdict(self)
+
+
+@dataclasses.dataclass(frozen=True)
+class SearchSpec:
+  """How a sweep's configurations are proposed: the config's top-level ``search:``.
+
+  Attributes:
+    method: ``"grid"`` (the default: the product of every hyperparameter's
+      values), ``"random"`` or ``"quasirandom"`` (``samples`` points of each
+      group's ranges, see :mod:`momentum_jax.sweep._space`).
+    samples: Points drawn per optimizer group (``None`` for a grid).
+    seed: The seed of the draw (default 0; ``None`` for a grid); the same
+      seed draws the same points.
+    scheduler: What decides between segments which configurations continue
+      (successive halving, Hyperband); ``None``: all train to the end.
+  """
+
+  method: str = "grid"
+  samples: int | None = None
+  seed: int | None = None
+  scheduler: SchedulerSpec | None = None
+
+  @property
+  def samples_ranges(self) -> bool:
+    return self.method != "grid"
+
+
+def parse_search(raw: Any) -> SearchSpec:
+  """The top-level ``search:`` (absent: a grid)."""
+  if raw is None:
+    return SearchSpec()
+  raw = as_mapping("search", raw)
+  method = check_name("search.method", raw.get("method"), _SEARCH_KEYS)
+  for key in raw:
+    takers = [m for m, keys in _SEARCH_KEYS.items() if key in keys]
+    if key not in _SEARCH_KEYS[method] and takers:
+      raise ConfigError(f"search.{key}", f"method {method} takes no {key!r} "
+                        f"({' and '.join(takers)} do)")
+  check_keys("search", raw, _SEARCH_KEYS[method])
+  scheduler = None if raw.get("scheduler") is None else _parse_scheduler(raw["scheduler"])
+  if method == "grid":
+    return SearchSpec(scheduler=scheduler)
+  samples, seed = raw.get("samples"), raw.get("seed", 0)
+  if samples is None:
+    raise ConfigError("search.samples", f"required by method {method}: the number of points "
+                      "drawn per optimizer group")
+  if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
+    raise ConfigError("search.samples", f"expected an integer >= 1, got {samples!r}")
+  if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+    raise ConfigError("search.seed", f"expected an integer >= 0, got {seed!r}")
+  return SearchSpec(method=method, samples=samples, seed=seed, scheduler=scheduler)
+
+
+def _positive_integer(path: str, value: Any, least: int = 1) -> int:
+  if isinstance(value, bool) or not isinstance(value, int) or value < least:
+    raise ConfigError(path, f"expected an integer >= {least}, got {value!r}")
+  return value
+
+
+def _parse_scheduler(raw: Any) -> SchedulerSpec:
+  """``search.scheduler``; its steps are checked against ``train`` by :func:`check_scheduler`."""
+  path = "search.scheduler"
+  raw = as_mapping(path, raw)
+  name = check_name(f"{path}.name", raw.get("name"), SCHEDULERS)
+  check_keys(path, raw, _SCHEDULER_KEYS)
+  if "min_steps" not in raw:
+    raise ConfigError(f"{path}.min_steps", f"required by {name}: the steps every "
+                      "configuration trains before the first ranking")
+  metric = raw.get("metric")
+  if metric is not None and not isinstance(metric, str):
+    raise ConfigError(f"{path}.metric", f"expected a metric's name, got {metric!r}")
+  return SchedulerSpec(name=name, eta=_positive_integer(f"{path}.eta", raw.get("eta", 3), 2),
+                       min_steps=_positive_integer(f"{path}.min_steps", raw["min_steps"]),
+                       metric=metric)
+
+
+def check_scheduler(scheduler: SchedulerSpec | None, train: TrainConfig) -> None:
+  if scheduler is None:
+    return
+  path = "search.scheduler.min_steps"
+  if scheduler.min_steps % train.log_every:
+    raise ConfigError(path, f"must be a multiple of train.log_every ({train.log_every}): "
+                      f"a configuration is ranked at a logged step; got {scheduler.min_steps}")
+  if scheduler.min_steps > train.steps:
+    raise ConfigError(path, f"must be at most train.steps ({train.steps}), "
+                      f"got {scheduler.min_steps}")
+
+
+def scheduler_metrics(problem: problems.Problem) -> tuple[str, ...]:
+  """The metrics a scheduler may rank ``problem``'s configurations by."""
+  if problem.data.x_val is None:
+    return ("final_loss", "best_loss")
+  own = (f"val_{name}" for name in problem.metric_names()) if problem.metrics else ()
+  return ("final_loss", "best_loss", "val_loss",
+          *(("val_accuracy",) if problem.is_classification else ()), *own)
+
+
+def scheduler_metric(scheduler: SchedulerSpec, problem: problems.Problem) -> str:
+  """The metric ``scheduler`` ranks by for ``problem``: its own, checked, or the report's default.
+
+  Raises:
+    ConfigError: at ``search.scheduler.metric`` if the problem does not log it.
+  """
+  known = scheduler_metrics(problem)
+  if scheduler.metric is None:
+    return "val_accuracy" if "val_accuracy" in known else "final_loss"
+  if scheduler.metric not in known:
+    raise ConfigError("search.scheduler.metric",
+                      f"{problem.name} logs no {scheduler.metric!r}"
+                      f"{suggest(scheduler.metric, known)} (one of {', '.join(known)})")
+  return scheduler.metric
+
+
+def search_record(config: SweepConfig) -> dict[str, Any]:
+  """The search for the manifest: method, samples, seed, and per group its ranges and drawn points.
+
+  JSON-serialisable: ``{"method": ..., "samples": ..., "seed": ..., "groups":
+  {label: {"ranges": {name: {kind: [lo, hi]}}, "points": {name: [N values]}}}}``
+  (groups without ranges left out).
+  """
+  search = config.search
+  return {"method": search.method, "samples": search.samples, "seed": search.seed,
+          "scheduler": None if search.scheduler is None else search.scheduler.record(),
+          "groups": {o.label: {"ranges": {n: r.record() for n, r in o.ranges.items()},
+                               "points": {n: v.tolist() for n, v in o.samples.items()}}
+                     for o in config.optimizers if o.ranges}}
