@@ -1,5 +1,6 @@
 """benchmarks/gpu.py --dry-run: every step of the GPU run, tiny, on the CPU, into $OUT."""
 
+import importlib.util
 import os
 import re
 import subprocess
@@ -21,7 +22,9 @@ def test_the_dry_run_runs_every_step_and_writes_one_small_file_into_out(tmp_path
                    for name in ("tests", "sweeps", "sweep_loops", "widths", "update")]
   for sweep in ("digits_mlp", "digits_cnn", "regression"):
     assert f"## {sweep}: K = 2 configurations" in text
-  assert text.count("| (d) torch |") == 3 and text.count("| (c) engine |") == 4
+  # torch is no dependency: its rows are there when it is installed (as on the GPU machine).
+  torch_rows = 3 if importlib.util.find_spec("torch") is not None else 0
+  assert text.count("| (d) torch |") == torch_rows and text.count("| (c) engine |") == 4
   assert "| (b) scan loop |" in text and "(c') engine, measured" in text
   assert "measured rule: ACCELERATOR_FLOPS_PER_STEP" in text
   assert "device-to-device copy" in text and "engine FLOP rate" in text
