@@ -172,28 +172,37 @@ def test_a_sweep_logging_per_layer_gradient_norms_checkpoints_and_tabulates_them
     np.testing.assert_allclose(swept[f"grad_norm/{path}"], norms, rtol=1e-5)
 
 
-def test_a_sweep_killed_mid_run_resumes_to_the_uninterrupted_results(tmp_path):
-  # Width 2 on 2 CPU devices: chunks of 4, six of them. The resume runs in
-  # this process, on its one device: at a pinned width that changes no bit.
-  whole = sweep.run(DIGITS, quiet=True, width=2)
+def _kill_the_command_once(tmp_path, flags: list[str], ready, what: str):
+  """Runs DIGITS through the command on 2 CPU devices and SIGKILLs it once ``ready(out)``.
+
+  Returns the output folder.
+  """
   config = tmp_path / "digits.yaml"
   config.write_text(json.dumps(DIGITS))
   out = tmp_path / "out"
   process = subprocess.Popen(
       [sys.executable, "-m", "momentum_jax", "sweep", str(config), "--out", str(out),
-       "--width", "2", "--chunk-size", "4", "--quiet"],
+       "--width", "2", *flags, "--quiet"],
       env=dict(os.environ, JAX_NUM_CPU_DEVICES="2", JAX_PLATFORMS="cpu"),
       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
   deadline = time.monotonic() + 240
   try:
-    while not _chunk_files(out):
-      assert process.poll() is None, "the sweep ended before writing a chunk"
-      assert time.monotonic() < deadline, "no chunk written in 240 s"
+    while not ready(out):
+      assert process.poll() is None, f"the sweep ended before {what}"
+      assert time.monotonic() < deadline, f"not {what} in 240 s"
       time.sleep(0.005)
     process.send_signal(signal.SIGKILL)
   finally:
     process.wait(timeout=60)
   assert process.returncode == -signal.SIGKILL
+  return out
+
+
+def test_a_sweep_killed_mid_run_resumes_to_the_uninterrupted_results(tmp_path):
+  # Width 2 on 2 CPU devices: chunks of 4, six of them. The resume runs in
+  # this process, on its one device: at a pinned width that changes no bit.
+  whole = sweep.run(DIGITS, quiet=True, width=2)
+  out = _kill_the_command_once(tmp_path, ["--chunk-size", "4"], _chunk_files, "writing a chunk")
   done = len(_chunk_files(out))
   assert 1 <= done < 6, "killed too late to test a resume"
   assert not (out / "summary.csv").exists()
@@ -213,24 +222,8 @@ def test_a_sweep_killed_inside_a_chunk_resumes_from_its_saved_state(tmp_path):
   # One chunk of 24 at width 2, 300 steps in segments of 50 (six logs of 50:
   # one log each), its state saved after every segment.
   whole = sweep.run(DIGITS, quiet=True, width=2)
-  config = tmp_path / "digits.yaml"
-  config.write_text(json.dumps(DIGITS))
-  out = tmp_path / "out"
-  process = subprocess.Popen(
-      [sys.executable, "-m", "momentum_jax", "sweep", str(config), "--out", str(out),
-       "--width", "2", "--checkpoint-every", "1e-9", "--quiet"],
-      env=dict(os.environ, JAX_NUM_CPU_DEVICES="2", JAX_PLATFORMS="cpu"),
-      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-  deadline = time.monotonic() + 240
-  try:
-    while not _saved_states(out):
-      assert process.poll() is None, "the sweep ended before saving a state"
-      assert time.monotonic() < deadline, "no state saved in 240 s"
-      time.sleep(0.005)
-    process.send_signal(signal.SIGKILL)
-  finally:
-    process.wait(timeout=60)
-  assert process.returncode == -signal.SIGKILL
+  out = _kill_the_command_once(tmp_path, ["--checkpoint-every", "1e-9"], _saved_states,
+                               "saving a state")
   assert not _chunk_files(out), "killed too late: the chunk had finished"
   resumed = sweep.run(DIGITS, out, quiet=True)
   (chunk,) = resumed.manifest["checkpoint"]["chunks_resumed_mid_training"]
