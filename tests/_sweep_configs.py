@@ -1,4 +1,6 @@
-"""Sweep configs shared by the engine's tests."""
+"""Sweep configs shared by the engine's tests, and a way to vary them."""
+
+import copy
 
 # Heavy-ball momentum on the literature's regression: 3 learning rates x 3
 # betas x 2 seeds = 18 configurations, 40 full-batch steps, logged twice.
@@ -10,3 +12,15 @@ REGRESSION = {
     "train": {"steps": 40, "log_every": 20},
     "seeds": 2,
 }
+
+
+def with_changes(config: dict, **changes) -> dict:
+  """A copy of ``config`` with ``a__b=value`` setting ``config[a][b]``."""
+  config = copy.deepcopy(config)
+  for path, value in changes.items():
+    *parents, last = path.split("__")
+    node = config
+    for key in parents:
+      node = node[key]
+    node[last] = value
+  return config

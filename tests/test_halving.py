@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from _sweep_configs import with_changes as _with
 from momentum_jax import results, sweep
 from momentum_jax.sweep._strategies import Hyperband, SuccessiveHalving
 
@@ -23,18 +24,6 @@ HALVING = {
         "name": "successive_halving", "eta": 3, "min_steps": 10, "metric": "final_loss"}},
 }
 WIDTH = 2
-
-
-def _with(config: dict, **changes) -> dict:
-  """A copy of ``config`` with ``a__b=value`` setting ``config[a][b]``."""
-  config = copy.deepcopy(config)
-  for path, value in changes.items():
-    *parents, last = path.split("__")
-    node = config
-    for key in parents:
-      node = node[key]
-    node[last] = value
-  return config
 
 
 def _plain(config: dict) -> dict:

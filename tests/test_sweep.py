@@ -16,20 +16,10 @@ import pandas as pd
 import pytest
 
 from _sweep_configs import REGRESSION  # K = 18
+from _sweep_configs import with_changes as _with
 import momentum_jax as mj
 from momentum_jax import cli, problems, sweep
 from momentum_jax.train import TrainConfig, build_train, train
-
-
-def _with(base, **changes):
-  config = json.loads(json.dumps(base))
-  for path, value in changes.items():
-    node = config
-    *parents, last = path.split("__")
-    for key in parents:
-      node = node[key]
-    node[last] = value
-  return config
 
 
 def test_grid_values():
