@@ -23,8 +23,9 @@ private: one that another user owns, or that others may write (the folder or,
 without the sticky bit, a folder above it) is refused with a warning, and the
 sweep compiles without the cache.
 
-JAX writes no entry for a program with host callbacks (the engine's progress
-bar is one: ``jax.debug.callback``), so only quiet sweeps are cached.
+JAX writes no entry for a program with host callbacks, so the engine's
+programs call nothing back (its progress bar advances on the host, between
+segments).
 """
 
 from __future__ import annotations

@@ -10,8 +10,7 @@ configuration is reported in one line, without a traceback, with exit status 2.
 
 A sweep's compiled programs are kept in JAX's persistent compilation cache
 (:mod:`momentum_jax._compile_cache`; ``MOMENTUM_JAX_COMPILE_CACHE=off`` turns it
-off), except when the progress bar is shown: its callbacks are part of the
-programs, and JAX does not cache those.
+off), with the progress bar shown or not.
 """
 
 from __future__ import annotations
@@ -76,8 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
                           "under OUT/state/, so that a killed sweep resumes mid-chunk "
                           "(default 60)")
   sweep.add_argument("--quiet", action="store_true",
-                     help="no progress bar (there is none unless stderr is a terminal); the "
-                          "compiled programs are then kept in the compilation cache")
+                     help="no progress bar (there is none unless stderr is a terminal)")
   multihost = sweep.add_argument_group(
       "several hosts", "one process per host (or per GPU), each running the same command; "
       "--out must be on a file system they all share")
@@ -136,8 +134,7 @@ def _sweep(args) -> None:
   say = print if first else (lambda *a, **k: None)  # one process speaks for all
   say(f"sweep {config.name}: {config.num_configs} configurations of {config.problem}, "
       f"{config.train.steps} steps each")
-  # The bar only on a terminal: its callbacks are in the compiled programs,
-  # which JAX's persistent cache then does not keep.
+  # The bar only on a terminal: redrawn in a log file, it would fill it.
   quiet = args.quiet or not first or not sys.stderr.isatty()
   result = sweep.run(config, out, chunk_size=args.chunk_size, width=args.width, quiet=quiet,
                      overwrite=args.overwrite, checkpoint_every=args.checkpoint_every)

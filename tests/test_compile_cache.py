@@ -58,7 +58,7 @@ def test_a_second_run_comes_from_the_cache_other_values_hit_and_another_width_mi
   assert program["group"] == "momentum(ema=false)"
   assert 0 < program["xla_seconds"] <= program["compile_seconds"]
 
-  again = sweep.run(TINY, quiet=True, width=2)
+  again = sweep.run(TINY, quiet=False, width=2)  # with the progress bar: the same program
   assert _hits(again) == [True]
   assert again.summary.equals(first.summary)  # the same executable, the same numbers
   other_values = {**TINY, "optimizer": {**TINY["optimizer"], "learning_rate": [0.02, 0.2],

@@ -230,20 +230,21 @@ def test_groups_are_labelled_by_their_static_options():
     sweep.load_config(config)
 
 
-def test_the_progress_bar_advances_within_each_chunk_and_changes_no_result(monkeypatch):
+def test_the_progress_bar_advances_after_each_segment_and_changes_no_result(monkeypatch):
   from momentum_jax.sweep import _execute
   counted = []
   finish_chunk = _execute.Progress.finish_chunk
 
   def spy(self, amount):
-    jax.effects_barrier()
-    counted.append((self.bar.n - self._done, amount))  # what the runs' own calls advanced
+    counted.append((self.bar.n - self._done, amount))  # what the segments advanced
     finish_chunk(self, amount)
 
   monkeypatch.setattr(_execute.Progress, "finish_chunk", spy)
   loud = sweep.run(REGRESSION, width=3, chunk_size=9)
-  # 18 configurations in 2 chunks of 9, 40 steps each, reported every 20 steps
+  # 18 configurations in 2 chunks of 9, 40 steps each, in segments of 20 steps
   assert counted == [(9 * 40, 9 * 40)] * 2
+  # The bar's programs call nothing back: they are as cacheable as a quiet run's.
+  assert all("cacheable" not in p for p in loud.manifest["programs"])
   quiet = sweep.run(REGRESSION, quiet=True, width=3, chunk_size=9)
   pd.testing.assert_frame_equal(loud.summary, quiet.summary, check_exact=True)
 

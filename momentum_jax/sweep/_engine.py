@@ -16,7 +16,7 @@ process writing its own devices' rows (:mod:`~momentum_jax.sweep._checkpoint`),
 and the state of an unfinished chunk every ``checkpoint_every`` seconds
 (:mod:`~momentum_jax.sweep._state`): a sweep run again on that folder
 resumes, mid-chunk if need be. A progress bar counts configuration-steps,
-advanced from inside the compiled program at each logged step.
+advanced on the host after each segment.
 
 With a scheduler (``search: {scheduler: ...}``) each group trains as one
 chunk, rung by rung, its survivors re-packed into narrower ones
@@ -322,8 +322,7 @@ def _train(problem, groups, plans, widths, sizes, segments, mesh, quiet, out_dir
     if plan and schedule is None:
       run_setup = setup(problem, _plan.make_optimizer_factory(group.spec, problem, train), train)
       programs[group.label] = _execute.compile_program(
-          run_setup, group, widths[group.label], mesh, sizes[group.label], segments,
-          progress.advancer(widths[group.label] * train.log_every))
+          run_setup, group, widths[group.label], mesh, sizes[group.label], segments)
   progress.start()
   run_seconds, outcomes, resumed, brackets = 0.0, [], [], {}
   for index, (group, plan) in enumerate(zip(groups, plans)):
@@ -332,8 +331,8 @@ def _train(problem, groups, plans, widths, sizes, segments, mesh, quiet, out_dir
     if schedule is not None:
       if plan:
         merged, brackets[group.label], compiled, seconds = _train_scheduled(
-            problem, group, index, widths[group.label], mesh, segments, schedule, progress,
-            checkpoint)
+            problem, group, index, widths[group.label], mesh, segments, schedule,
+            lambda rows: progress.advancer(rows * local_share), checkpoint)
         run_seconds += seconds
         programs.update(compiled)
         progress.finish_chunk(round(_scheduled.planned_config_steps(
@@ -347,7 +346,8 @@ def _train(problem, groups, plans, widths, sizes, segments, mesh, quiet, out_dir
     for indices in plan:
       begin = time.perf_counter()
       kept, restored = _train_chunk(programs[group.label], group, index, indices, out_dir,
-                                    checkpoint_every, checkpoint, gather=checkpoint is None)
+                                    checkpoint_every, checkpoint, gather=checkpoint is None,
+                                    on_segment=progress.advancer(len(indices) * local_share))
       run_seconds += time.perf_counter() - begin
       rows.append(kept)
       if restored is not None:
@@ -364,7 +364,7 @@ def _train(problem, groups, plans, widths, sizes, segments, mesh, quiet, out_dir
 
 
 def _train_scheduled(problem, group, index, width, mesh, segments, schedule: _Schedule,
-                     progress, checkpoint):
+                     advancer, checkpoint):
   """Trains one group under the scheduler.
 
   Returns ``(metrics, diverged)``, its brackets' records, its programs, and
@@ -376,14 +376,12 @@ def _train_scheduled(problem, group, index, width, mesh, segments, schedule: _Sc
   train = segments.config
   run_setup = setup(problem, _plan.make_optimizer_factory(group.spec, problem, train), train)
   programs = _scheduled.Programs(
-      lambda size, width: _execute.compile_program(
-          run_setup, group, width, mesh, size, segments,
-          progress.advancer(width * train.log_every)),
+      lambda size, width: _execute.compile_program(run_setup, group, width, mesh, size, segments),
       width, mesh.devices.size)
   begin = time.perf_counter()
   pieces, records = _scheduled.train_group(programs, group, schedule.spec, schedule.metric,
                                            schedule.maximize, schedule.seeds, train,
-                                           schedule.seed)
+                                           schedule.seed, advancer)
   seconds = time.perf_counter() - begin - programs.waited
   metrics, diverged = _merge(pieces, len(group.seeds))
   if checkpoint is not None and jax.process_index() == 0:
@@ -453,7 +451,8 @@ def _scheduler_record(schedule: _Schedule | None, groups, trained: _Trained, tra
 
 
 def _train_chunk(program: _execute.Program, group: _plan.Group, index: int,
-                 indices: np.ndarray, out_dir, checkpoint_every, checkpoint, gather: bool):
+                 indices: np.ndarray, out_dir, checkpoint_every, checkpoint, gather: bool,
+                 on_segment=None):
   """Trains one chunk, resuming its saved state; saves its rows (with a checkpoint).
 
   Returns ``(indices, metrics, diverged)`` of the configurations this
@@ -465,7 +464,7 @@ def _train_chunk(program: _execute.Program, group: _plan.Group, index: int,
   if checkpoint is not None:
     state = ChunkState(out_dir, index, indices, program.size, checkpoint_every)
   inputs = _execute.chunk_inputs(group, indices, program.size, program.mesh)
-  outputs = _execute.chunk_outputs(_execute.train_chunk(program, inputs, state))
+  outputs = _execute.chunk_outputs(_execute.train_chunk(program, inputs, state, on_segment))
   if gather and jax.process_count() > 1:
     gathered = multihost_utils.process_allgather(outputs, tiled=True)
     positions, (metrics, diverged) = np.arange(program.size), jax.tree.map(np.asarray, gathered)

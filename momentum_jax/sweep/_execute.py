@@ -22,7 +22,6 @@ trains: JAX dispatches a segment and returns at once.
 from __future__ import annotations
 
 import dataclasses
-import threading
 import time
 from typing import Any, Callable
 
@@ -93,7 +92,7 @@ class Segments:
     return self.config.num_logs // self.logs
 
 
-def _one(run: Setup, segments: Segments, seed: int | None, on_log) -> Callable:
+def _one(run: Setup, segments: Segments, seed: int | None) -> Callable:
   """One configuration's segment: ``(carry, hyperparameters, seed, first_step, batches) -> carry``.
 
   With ``seed`` (every configuration has this one), the key is a constant
@@ -108,7 +107,7 @@ def _one(run: Setup, segments: Segments, seed: int | None, on_log) -> Callable:
                          lambda: train_lib.init_state(run, hyperparameters, init_key),
                          lambda: state)
     state, metrics = train_lib.train_segment(run, hyperparameters, state, data_key, first_step,
-                                             segments.logs, batches or None, on_log)
+                                             segments.logs, batches or None)
     at = first_step // log_every
     logged = jax.tree.map(
         lambda buffer, new: jax.lax.dynamic_update_slice_in_dim(buffer, new, at, axis=0),
@@ -176,7 +175,7 @@ class Program:
 
 
 def build_program(run: Setup, group: Group, width: int, mesh: Mesh, size: int,
-                  segments: Segments, on_log=None) -> tuple[Callable, tuple]:
+                  segments: Segments) -> tuple[Callable, tuple]:
   """``group``'s segment program for chunks of ``size``, and its inputs' abstract values.
 
   The program is ``(carry, hyperparameters, seeds, first_step, batches) ->
@@ -188,7 +187,7 @@ def build_program(run: Setup, group: Group, width: int, mesh: Mesh, size: int,
     x, y = stream.example
     batch_shapes = tuple(jax.ShapeDtypeStruct((segments.steps, *a.shape), a.dtype)
                          for a in (x, y))
-  one = _one(run, segments, group.shared_seed, on_log)
+  one = _one(run, segments, group.shared_seed)
 
   def shard(carry, hyperparameters, seeds, first_step, batches):
     def each(args):
@@ -218,14 +217,14 @@ def build_program(run: Setup, group: Group, width: int, mesh: Mesh, size: int,
 
 
 def compile_program(run: Setup, group: Group, width: int, mesh: Mesh, size: int,
-                    segments: Segments, on_log=None) -> Program:
+                    segments: Segments) -> Program:
   """Compiles :func:`build_program`, the carry donated (it stays on the devices, in place).
 
   Through JAX's persistent compilation cache
   (:func:`momentum_jax._compile_cache.compile`): a program compiled before,
   in another run, is read back instead.
   """
-  program, abstract = build_program(run, group, width, mesh, size, segments, on_log)
+  program, abstract = build_program(run, group, width, mesh, size, segments)
   options = compiler_options(mesh.devices.flat[0].platform)
   start = time.perf_counter()
   compiled, record = _compile_cache.compile(
@@ -235,23 +234,31 @@ def compile_program(run: Setup, group: Group, width: int, mesh: Mesh, size: int,
                  time.perf_counter() - start, record)
 
 
-def train_chunk(program: Program, inputs: tuple, state: ChunkState | None = None) -> Any:
+def train_chunk(program: Program, inputs: tuple, state: ChunkState | None = None,
+                on_segment: Callable[[int], None] | None = None) -> Any:
   """Trains one chunk through every segment; returns the final carry.
 
   Resumes from ``state``'s saved carry when it holds one, and saves the
-  carry there when due.
+  carry there when due. ``on_segment``: see :func:`train_steps`.
   """
   restored = state.restore(program.carry) if state is not None else None
   carry, step = restored if restored is not None else (zeros(program.carry), 0)
-  return train_steps(program, carry, inputs, step, program.segments.config.steps, state)
+  return train_steps(program, carry, inputs, step, program.segments.config.steps, state,
+                     on_segment)
 
 
 def train_steps(program: Program, carry: Any, inputs: tuple, step: int, stop: int,
-                state: ChunkState | None = None) -> Any:
+                state: ChunkState | None = None,
+                on_segment: Callable[[int], None] | None = None) -> Any:
   """Trains a chunk's carry from ``step`` to ``stop``, segment by segment; returns the carry.
 
   ``stop - step`` is a multiple of the segment's steps. Saves the carry to
-  ``state`` when due.
+  ``state`` when due. ``on_segment(steps)``, when given, is called on the
+  host once each segment has trained (the progress bar): the loop then
+  waits for each segment before dispatching the next, after reading the
+  next one's batches, so the device idles only for the Python between two
+  dispatches. The program itself calls nothing back: a program with host
+  callbacks would never be written to the persistent compilation cache.
   """
   batches = program.batches(step) if step < stop else ()
   while step < stop:
@@ -261,6 +268,9 @@ def train_steps(program: Program, carry: Any, inputs: tuple, step: int, stop: in
       batches = program.batches(step)  # read while the segment trains
       if state is not None:
         state.maybe_save(carry, step)
+    if on_segment is not None:
+      jax.block_until_ready(carry)
+      on_segment(program.segments.steps)
   return carry
 
 
@@ -299,13 +309,12 @@ def probe_seconds(run_for: Callable[[TrainConfig], Setup], train: TrainConfig, m
 
 
 class Progress:
-  """A progress bar in configuration-steps, advanced from inside the compiled program.
+  """A progress bar in configuration-steps, advanced on the host after each segment.
 
-  Each training run calls back (``jax.debug.callback``, see
-  :func:`momentum_jax.train.build_train`) at each logged step; under ``vmap``
-  one call stands for the whole batch of ``width`` configurations. Calls
-  come from XLA's threads, hence the lock. Nothing is printed per step: tqdm
-  redraws at most ten times a second.
+  :func:`train_steps` calls :meth:`advancer`'s function once a segment has
+  trained (nothing is called back from inside the compiled program, so the
+  programs stay cacheable). Nothing is printed per segment: tqdm redraws at
+  most ten times a second.
   """
 
   def __init__(self, total: int, quiet: bool):
@@ -313,7 +322,6 @@ class Progress:
     self.quiet = quiet
     self.bar = None
     self._done = 0
-    self._lock = threading.Lock()
 
   def start(self) -> None:
     """Shows the bar: after the compilations, so that its rate and ETA are the training's."""
@@ -324,26 +332,17 @@ class Progress:
   def describe(self, text: str) -> None:
     self.bar.set_description(text)
 
-  def advancer(self, amount: int) -> Callable[[Any], None] | None:
-    """The callback for runs batched ``amount / log_every`` at a time (None when quiet)."""
+  def advancer(self, rows: float) -> Callable[[int], None] | None:
+    """``on_segment`` for a chunk of ``rows`` configurations (None when quiet)."""
     if self.quiet:
       return None
-
-    def advance(step):
-      del step  # the amount is the same at every step
-      with self._lock:
-        self.bar.update(amount)
-    return advance
+    return lambda steps: self.bar.update(round(rows * steps))
 
   def finish_chunk(self, amount: int) -> None:
-    """After a chunk of ``amount`` configuration-steps: the exact count, whatever the calls did."""
+    """After a chunk of ``amount`` configuration-steps: the exact count, whatever was advanced."""
     self._done += amount
     if not self.quiet:
-      jax.effects_barrier()  # no callback of this chunk still in flight
-      with self._lock:
-        self.bar.update(self._done - self.bar.n)
+      self.bar.update(self._done - self.bar.n)
 
   def close(self) -> None:
     self.bar.close()
-
-

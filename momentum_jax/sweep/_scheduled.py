@@ -188,9 +188,13 @@ def _stopped(logged: dict, start: dict, diverged_at: np.ndarray, rows: np.ndarra
 
 
 def train_bracket(programs: Programs, group: Group, rows: np.ndarray,
-                  halving: SuccessiveHalving, metric: str, seeds: int, train: TrainConfig
+                  halving: SuccessiveHalving, metric: str, seeds: int, train: TrainConfig,
+                  advancer: Callable[[int], Any] = lambda rows: None,
                   ) -> tuple[list[tuple[np.ndarray, dict, np.ndarray]], dict[str, Any]]:
   """Successive halving of ``group``'s ``rows`` (whole settings, ``seeds`` rows each).
+
+  ``advancer(rows)`` gives the ``on_segment`` of :func:`_execute.train_steps`
+  for a rung of ``rows`` configurations (the progress bar).
 
   Returns:
     The stopped configurations' ``(indices, metrics, diverged_at)`` per rung,
@@ -204,7 +208,8 @@ def train_bracket(programs: Programs, group: Group, rows: np.ndarray,
   pieces, sizes, widths, spent = [], [], [], 0
   for rung in rungs:
     inputs = _execute.chunk_inputs(group, live, program.size, program.mesh)
-    carry = _execute.train_steps(program, carry, inputs, step, rung)
+    carry = _execute.train_steps(program, carry, inputs, step, rung,
+                                 on_segment=advancer(len(live)))
     sizes.append(len(live))
     widths.append(programs.width(len(live)))
     spent += len(live) * (rung - step)
@@ -223,7 +228,8 @@ def train_bracket(programs: Programs, group: Group, rows: np.ndarray,
 
 
 def train_group(programs: Programs, group: Group, spec: SchedulerSpec, metric: str,
-                maximize: bool, seeds: int, train: TrainConfig, seed: int
+                maximize: bool, seeds: int, train: TrainConfig, seed: int,
+                advancer: Callable[[int], Any] = lambda rows: None,
                 ) -> tuple[list[tuple[np.ndarray, dict, np.ndarray]], list[dict[str, Any]]]:
   """Every bracket of ``spec`` over ``group`` (``seeds`` adjacent rows per setting).
 
@@ -235,7 +241,8 @@ def train_group(programs: Programs, group: Group, spec: SchedulerSpec, metric: s
   pieces, records = [], []
   for chosen, halving in brackets(spec, maximize, settings, train, seed):
     rows = (chosen[:, None] * seeds + np.arange(seeds)).reshape(-1)
-    stopped, record = train_bracket(programs, group, rows, halving, metric, seeds, train)
+    stopped, record = train_bracket(programs, group, rows, halving, metric, seeds, train,
+                                    advancer)
     pieces += stopped
     records.append(record)
   return pieces, records
