@@ -139,8 +139,9 @@ def run(out_dir: str, quick: bool = False) -> dict[str, pd.DataFrame]:
       raw["train"]["log_every"] = min(raw["train"]["log_every"], 10)
       config = sweep.load_config(raw)
     # overwrite: an experiment resumes its own sweep and replaces an earlier size's.
-    result = sweep.run(config, os.path.join(out_dir, name), quiet=True,
-                       overwrite=True)
+    folder = os.path.join(out_dir, name)
+    result = sweep.run(config, folder, quiet=True, overwrite=True)
+    result.save(folder)
     summary = result.summary.copy()
     if "val_accuracy" in summary:
       metric, target = "val_accuracy", ACCURACY_TARGET

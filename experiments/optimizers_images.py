@@ -72,8 +72,9 @@ def run(out_dir: str, cifar: str | None = None, steps: int | None = None,
     raw["optimizers"] = [o for o in raw["optimizers"] if o["name"] in optimizers]
   config = sweep.load_config(raw)
   # overwrite: an experiment resumes its own sweep and replaces an earlier size's.
-  result = sweep.run(config, os.path.join(out_dir, "sweep"), quiet=True,
-                     overwrite=True)
+  folder = os.path.join(out_dir, "sweep")
+  result = sweep.run(config, folder, quiet=True, overwrite=True)
+  result.save(folder)
   best = best_learning_rates(result.summary)
   summary, curves = result.summary, result.curves
   chosen = []

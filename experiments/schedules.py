@@ -99,8 +99,9 @@ def run(out_dir: str, quick: bool = False, skip_cnn: bool = False) -> dict[str, 
                                "name", "cosine_annealing") == "cosine_annealing"]
       config = sweep.load_config(raw)
     # overwrite: an experiment resumes its own sweep and replaces an earlier size's.
-    result = sweep.run(config, os.path.join(out_dir, name), quiet=True,
-                       overwrite=True)
+    folder = os.path.join(out_dir, name)
+    result = sweep.run(config, folder, quiet=True, overwrite=True)
+    result.save(folder)
     table = best_per_schedule(result.summary)
     tables[name] = table
     with atomic_path(os.path.join(out_dir, f"{name}_best.csv")) as temporary:

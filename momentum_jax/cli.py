@@ -138,6 +138,7 @@ def _sweep(args) -> None:
   quiet = args.quiet or not first or not sys.stderr.isatty()
   result = sweep.run(config, out, chunk_size=args.chunk_size, width=args.width, quiet=quiet,
                      overwrite=args.overwrite, checkpoint_every=args.checkpoint_every)
+  result.save(out)  # the tables and figures (process 0 writes them)
   if not first:
     return
   timings = result.manifest["timings"]

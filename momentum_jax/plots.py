@@ -421,7 +421,7 @@ def write_figures(result_or_dir: SweepResult | str | os.PathLike,
   for name, fig in _report_figures.figures(summary, value):
     written.append(save_figure(fig, out_dir / name))
 
-  landscape = LANDSCAPES.get(result.manifest.get("problem"))
+  landscape = LANDSCAPES.get(result.manifest.problem)
   if landscape is not None and "val_x" in result.curves.columns and not all_diverged:
     fig = plot_landscape_paths(result.curves, summary, landscape)
     written.append(save_figure(fig, out_dir / "paths.png"))

@@ -38,7 +38,7 @@ import numpy as np
 import pandas as pd
 
 from momentum_jax import results
-from momentum_jax.results import SweepResult
+from momentum_jax.results import Manifest, SweepResult
 
 # Within this fraction of a range's width of one of its ends, in the range's
 # own scale, a sampled best counts as on the boundary. Sampled points never
@@ -109,10 +109,8 @@ def best_table(summary: pd.DataFrame, n: int = 5, by: str | None = None) -> pd.D
 # --------------------------------------------------------------------------- warnings
 
 
-def _configured_optimizers(manifest: Mapping[str, Any]) -> list[Mapping[str, Any]]:
-  config = manifest.get("config") if isinstance(manifest, Mapping) else None
-  if not isinstance(config, Mapping):
-    return []
+def _configured_optimizers(manifest: Manifest) -> list[Mapping[str, Any]]:
+  config = manifest.config
   listed = config.get("optimizers", [config.get("optimizer")])
   return [o if isinstance(o, Mapping) else {} for o in listed or []]
 
@@ -209,24 +207,9 @@ def _markdown_table(header: list[str], rows: list[list[Any]]) -> str:
   return "\n".join(lines)
 
 
-def _find_key(mapping: Any, key: str) -> Any:
-  # Top level first, then depth-first: the report finds a fact whether the
-  # manifest states it or only its config section (wherever that puts it) does.
-  if isinstance(mapping, dict):
-    if key in mapping:
-      return mapping[key]
-    for value in mapping.values():
-      found = _find_key(value, key)
-      if found is not None:
-        return found
-  return None
-
-
 def _overview(result: SweepResult) -> list[str]:
   summary, manifest = result.summary, result.manifest
-  problem = _find_key(manifest, "problem")
-  if isinstance(problem, dict):
-    problem = problem.get("name")
+  problem = manifest.problem
   counts = summary["optimizer"].value_counts(sort=False).sort_index()
   lines = []
   if problem is not None:
@@ -235,26 +218,20 @@ def _overview(result: SweepResult) -> list[str]:
                                                 for name, count in counts.items()))
   lines.append(f"- **configurations**: K = {len(summary)}, seeds "
                + ", ".join(str(s) for s in sorted(summary["seed"].unique())))
-  search = (manifest.get("config") or {}).get("search") if isinstance(
-      manifest.get("config"), dict) else None
+  search = manifest.config.get("search")
   if isinstance(search, dict):
     lines.append("- **search**: " + ", ".join(f"{k} {v}" for k, v in search.items()))
-  steps = _find_key(manifest, "steps")
-  if steps is not None:
-    lines.append(f"- **steps**: {steps}")
-  if "devices" in manifest:
-    lines.append(f"- **devices**: {', '.join(map(str, manifest['devices']))}")
-  timings = manifest.get("timings", {})
+  if manifest.steps is not None:
+    lines.append(f"- **steps**: {manifest.steps}")
+  if manifest.devices:
+    lines.append(f"- **devices**: {', '.join(map(str, manifest.devices))}")
   run_facts = [f"{name.removesuffix('_seconds')} {seconds:.3g} s"
-               for name, seconds in sorted(timings.items())]
-  if "compilations" in manifest:
-    run_facts.append(f"{manifest['compilations']} compilations")
-  chunk_size = manifest.get("chunk_size")
-  if isinstance(chunk_size, dict):  # one per optimizer group
-    run_facts.append("chunk sizes " + ", ".join(f"{name} {size}"
-                                                for name, size in sorted(chunk_size.items())))
-  elif chunk_size is not None:
-    run_facts.append(f"chunk size {chunk_size}")
+               for name, seconds in sorted(manifest.timings.items())]
+  if manifest.compilations is not None:
+    run_facts.append(f"{manifest.compilations} compilations")
+  if manifest.chunk_size:  # one per optimizer group
+    run_facts.append("chunk sizes " + ", ".join(
+        f"{name} {size}" for name, size in sorted(manifest.chunk_size.items())))
   if run_facts:
     lines.append("- **timings**: " + ", ".join(run_facts))
   return lines

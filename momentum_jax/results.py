@@ -21,11 +21,12 @@ A sweep over K configurations returns a :class:`SweepResult`:
   ``val_distance_to_minimum``, the path), up to ``stopped_at_step``; with
   ``train: {grad_norms: true}`` also one ``grad_norm/<layer path>`` column
   per kernel and bias (e.g. ``grad_norm/layers/0/kernel``).
-- ``manifest``: what is needed to trust and repeat the sweep: the resolved
-  ``config``, package ``versions``, ``devices``, ``timings``,
-  ``compilations``, ``chunk_size``.
+- ``manifest``: what is needed to trust and repeat the sweep, a typed record
+  (:class:`Manifest`): the resolved ``config``, package ``versions``,
+  ``devices``, ``timings``, ``compilations``, ``chunk_size``, ….
 
-:func:`write_results` stores them as ``summary.csv``, ``curves.parquet`` and
+:meth:`SweepResult.save` (tables and figures) and :func:`write_results`
+(the tables) store them as ``summary.csv``, ``curves.parquet`` and
 ``manifest.json``, with the tuning report (:mod:`momentum_jax.report`) as
 ``summary.md``, each file replaced atomically so that an interrupted write
 never leaves a truncated file; :func:`load_results` reads them back with the
@@ -46,6 +47,7 @@ import pandas as pd
 
 from momentum_jax._files import (  # noqa: F401  (atomic writes: re-exported)
     atomic_path, atomic_write_bytes, atomic_write_text, json_default)
+from momentum_jax._manifest import Manifest
 
 SUMMARY_FILE = "summary.csv"
 CURVES_FILE = "curves.parquet"
@@ -82,13 +84,37 @@ class SweepResult:
   Attributes:
     summary: One row per configuration.
     curves: One row per configuration and logged step.
-    manifest: JSON-serialisable record of the config, versions, devices,
-      timings, compilations and chunk size.
+    manifest: The :class:`Manifest`: the config, versions, devices,
+      timings, compilations, chunk sizes, … (a dict given here is read
+      with :meth:`Manifest.from_dict`).
   """
 
   summary: pd.DataFrame
   curves: pd.DataFrame
-  manifest: dict
+  manifest: Manifest = dataclasses.field(default_factory=Manifest)
+
+  def __post_init__(self):
+    self.manifest = Manifest.from_dict(self.manifest)
+
+  def save(self, out_dir: str | os.PathLike, figures: bool = True) -> dict[str, Any]:
+    """Writes the tables (:func:`write_results`) and, with ``figures``, the figures.
+
+    On several JAX processes only process 0 writes (each holds the whole
+    result); the others return ``{}``.
+
+    Returns:
+      The written paths: ``summary``, ``curves``, ``manifest``, and
+      ``figures``, a list (empty without ``figures``).
+    """
+    import jax  # the process index; jax is imported by any sweep anyway
+    if jax.process_index() != 0:
+      return {}
+    paths: dict[str, Any] = dict(write_results(self, out_dir))
+    paths["figures"] = []
+    if figures:
+      from momentum_jax import plots  # matplotlib only when figures are drawn
+      paths["figures"] = plots.write_figures(self, out_dir)
+    return paths
 
 
 # --------------------------------------------------------------------------- files
@@ -136,7 +162,7 @@ def write_results(result: SweepResult, out_dir: str | os.PathLike) -> dict[str, 
   summary_text = result.summary.to_csv(index=False)
   curves_buffer = io.BytesIO()
   result.curves.to_parquet(curves_buffer, engine="pyarrow", index=False)
-  manifest_text = json.dumps(result.manifest, indent=2, sort_keys=True,
+  manifest_text = json.dumps(result.manifest.to_dict(), indent=2, sort_keys=True,
                              default=json_default) + "\n"
   report_text = format_report(result)
 

@@ -72,13 +72,15 @@ def make_result(classification: bool = False) -> SweepResult:
                          "train_loss": loss, "grad_norm": 2 * loss})
   summary = pd.DataFrame(summary_rows)
   summary["diverged_at_step"] = summary["diverged_at_step"].astype("Int64")
-  manifest = {
-      "config": {"problem": {"name": "digits_mlp" if classification else "linear_regression"},
-                 "train": {"steps": 50, "log_every": 10}},
+  problem = "digits_mlp" if classification else "linear_regression"
+  manifest = {  # as a sweep writes it (momentum_jax.results.Manifest), in part
+      "config": {"problem": {"name": problem}, "train": {"steps": 50, "log_every": 10}},
+      "problem": problem,
+      "steps": 50,
       "versions": {"jax": "0.7.0", "momentum_jax": "0.1.0"},
       "devices": ["cpu:0"],
       "timings": {"compile_seconds": 1.5, "run_seconds": 12.25},
       "compilations": 2,
-      "chunk_size": 12,
+      "chunk_size": {"momentum": 12, "rmsprop": 12},
   }
   return SweepResult(summary, pd.DataFrame(curve_rows), manifest)

@@ -61,12 +61,14 @@ def test_each_finished_chunk_is_a_file_of_its_configurations(tmp_path):
   assert state["widths"] == {"momentum(ema=false)": 2, "adam": 2}
   assert state["fingerprint"] == result.manifest["checkpoint"]["fingerprint"]
   assert result.manifest["checkpoint"]["configs_trained"] == 24
+  # The tables and figures are the caller's to write (result.save; the CLI does).
+  assert sorted(p.name for p in tmp_path.iterdir()) == ["chunks"]
 
 
 def test_a_partial_run_resumes_without_recomputing_and_gives_the_same_results(tmp_path):
   whole = sweep.run(REGRESSION, quiet=True, width=2, chunk_size=4)
   out = tmp_path / "partial"
-  sweep.run(REGRESSION, out, quiet=True, width=2, chunk_size=4)
+  sweep.run(REGRESSION, out, quiet=True, width=2, chunk_size=4).save(out, figures=False)
   # As if it had stopped after three chunks: later chunks and the tables are gone.
   for path in _chunk_files(out)[3:]:
     path.unlink()
@@ -77,6 +79,7 @@ def test_a_partial_run_resumes_without_recomputing_and_gives_the_same_results(tm
   assert resumed.manifest["checkpoint"]["configs_trained"] == 12
   assert resumed.manifest["execution"]["strategy"] == "resumed"
   _same_results(whole, resumed)
+  resumed.save(out, figures=False)
   _same_results(whole, results.load_results(out))
 
 
@@ -89,7 +92,7 @@ def test_a_finished_sweep_run_again_trains_nothing(tmp_path):
 
 
 def test_a_different_config_is_refused_unless_overwrite(tmp_path, capsys):
-  sweep.run(REGRESSION, tmp_path, quiet=True)
+  sweep.run(REGRESSION, tmp_path, quiet=True).save(tmp_path, figures=False)
   other = json.loads(json.dumps(REGRESSION))
   other["train"]["steps"] = 60
   with pytest.raises(sweep.OutputDirError, match="holds a sweep of a different config.*"
@@ -105,11 +108,13 @@ def test_a_different_config_is_refused_unless_overwrite(tmp_path, capsys):
 
   result = sweep.run(other, tmp_path, quiet=True, overwrite=True)
   assert result.manifest["checkpoint"]["configs_trained"] == 24
+  assert not (tmp_path / "manifest.json").exists()  # the replaced sweep's results are gone
+  result.save(tmp_path, figures=False)
   assert json.loads((tmp_path / "manifest.json").read_text())["steps"] == 60
 
 
 def test_a_finished_sweep_without_its_chunks_still_guards_its_folder(tmp_path):
-  sweep.run(REGRESSION, tmp_path, quiet=True)
+  sweep.run(REGRESSION, tmp_path, quiet=True).save(tmp_path, figures=False)
   for path in (tmp_path / "chunks").iterdir():
     path.unlink()
   (tmp_path / "chunks").rmdir()
@@ -163,6 +168,7 @@ def test_a_sweep_logging_per_layer_gradient_norms_checkpoints_and_tabulates_them
   # ... and curves.parquet has a column per kernel and bias, the training run's values.
   columns = [c for c in saved.curves.columns if c.startswith("grad_norm/")]
   assert columns == [f"grad_norm/layers/{i}/{leaf}" for i in (0, 1) for leaf in ("bias", "kernel")]
+  saved.save(tmp_path, figures=False)
   _same_results(saved, results.load_results(tmp_path))
   alone = train(problems.get_problem("digits_mlp", hidden=[8]), mj.sgd, {"learning_rate": 0.1},
                 jax.random.key(0), TrainConfig(steps=4, batch_size=16, log_every=2,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 
@@ -66,7 +67,8 @@ def test_optimizer_names_that_look_missing_stay_names(tmp_path, regression):
 
 
 def test_manifest_is_sorted_indented_json(tmp_path, regression):
-  regression.manifest["compilations"] = np.int64(2)  # numpy scalars are written as numbers
+  # numpy scalars are written as numbers
+  regression.manifest = dataclasses.replace(regression.manifest, compilations=np.int64(2))
   path = results.write_results(regression, tmp_path)["manifest"]
   text = path.read_text()
   assert text == json.dumps(json.loads(text), indent=2, sort_keys=True) + "\n"
@@ -74,7 +76,7 @@ def test_manifest_is_sorted_indented_json(tmp_path, regression):
 
 
 def test_unserialisable_manifest_writes_nothing(tmp_path, regression):
-  regression.manifest["model"] = object()
+  regression.manifest = dataclasses.replace(regression.manifest, extra={"model": object()})
   with pytest.raises(TypeError, match="JSON-serialisable"):
     results.write_results(regression, tmp_path / "out")
   assert not (tmp_path / "out").exists()
@@ -228,7 +230,7 @@ def test_report_lists_the_run_and_the_best_configuration(regression):
   assert "- **configurations**: K = 24, seeds 0, 1" in report
   assert "- **steps**: 50" in report
   assert "compile 1.5 s" in report and "run 12.2 s" in report
-  assert "2 compilations" in report and "chunk size 12" in report
+  assert "2 compilations" in report and "chunk sizes momentum 12, rmsprop 12" in report
   assert ("## Best 3 configurations (by the mean of final_loss over seeds, lower is better)"
           in report)
   lines = report.splitlines()
@@ -242,8 +244,8 @@ def test_report_lists_the_run_and_the_best_configuration(regression):
 
 
 def test_report_ranks_by_accuracy_and_marks_missing_hyperparameters(classification):
-  # The engine's manifest states the problem at the top and a chunk size per optimizer.
-  classification.manifest.update(problem="digits_cnn", chunk_size={"rmsprop": 6, "momentum": 12})
+  classification.manifest = dataclasses.replace(
+      classification.manifest, problem="digits_cnn", chunk_size={"rmsprop": 6, "momentum": 12})
   report = results.format_report(classification, n=3)
   assert "- **problem**: digits_cnn" in report
   assert "chunk sizes momentum 12, rmsprop 6" in report
@@ -254,3 +256,22 @@ def test_report_ranks_by_accuracy_and_marks_missing_hyperparameters(classificati
           "| val_loss_mean |") in lines
   assert ("| 2 | rmsprop | 0.1 | — | 0.9 | 0.8555 | 0.0007071 | 2 | 0 | 2.505 | 2.505 | 2.756 |"
           in lines)
+
+
+# --------------------------------------------------------------------------- manifest
+
+
+def test_the_manifest_is_a_typed_record_read_and_written_without_loss(tmp_path, regression):
+  manifest = regression.manifest
+  assert isinstance(manifest, results.Manifest)
+  assert manifest.steps == 50 and manifest.problem == "linear_regression"
+  assert manifest["compilations"] == manifest.compilations == 2  # read as the JSON file reads
+  # Keys the record does not name (another version's, a script's) are kept and written back.
+  raw = {**manifest.to_dict(), "written_by": "a script"}
+  again = results.Manifest.from_dict(raw)
+  assert again.extra == {"written_by": "a script"} and again["written_by"] == "a script"
+  assert again.to_dict() == raw
+  results.write_results(SweepResult(regression.summary, regression.curves, raw), tmp_path)
+  assert results.load_results(tmp_path).manifest == again
+  with pytest.raises(KeyError):
+    manifest["no_such_field"]

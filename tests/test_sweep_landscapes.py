@@ -136,6 +136,8 @@ def test_a_landscape_refuses_a_batch_size_and_bad_options():
 def test_landscape_results_round_trip_and_draw_the_paths(tmp_path):
   result = sweep.run(_config("tilted_double_well", steps=60, log_every=10, seeds=2,
                              start_spread=0.2), tmp_path / "run", quiet=True)
+  written = result.save(tmp_path / "run")
+  assert (tmp_path / "run" / "paths.png") in written["figures"]
   loaded = results.load_results(tmp_path / "run")
   pd.testing.assert_frame_equal(loaded.summary, result.summary)
   pd.testing.assert_frame_equal(loaded.curves, result.curves)

@@ -37,13 +37,13 @@ import numpy as np
 from jax.experimental import multihost_utils
 from jax.sharding import Mesh
 
-from momentum_jax import _compile_cache, _files, problems, results
-from momentum_jax.sweep import _checkpoint, _devices, _execute, _plan, _scheduled
-from momentum_jax.sweep._config import (
-    ConfigError, SweepConfig, build_problem, load_config, scheduler_metric, search_record)
+from momentum_jax import _files, results
+from momentum_jax.sweep import _checkpoint, _devices, _execute, _plan, _record, _scheduled
+from momentum_jax.sweep._checks import check_run_arguments
+from momentum_jax.sweep._config import ConfigError, SweepConfig, load_config, scheduler_metric
+from momentum_jax.sweep._problem_config import checked_problem
 from momentum_jax.sweep._state import ChunkState
-from momentum_jax.sweep._strategies import SuccessiveHalving
-from momentum_jax.train import TrainConfig, batch_size_error, compiler_options, setup
+from momentum_jax.train import TrainConfig, compiler_options, setup
 
 # Seconds of training between two saves of an unfinished chunk's state.
 CHECKPOINT_EVERY = 60.0
@@ -85,38 +85,6 @@ def _merge(rows: list[tuple[np.ndarray, Any, np.ndarray]], num_configs: int
 
 
 
-def _check_arguments(chunk_size, width, checkpoint_every) -> None:
-  if chunk_size is not None and (
-      isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1):
-    raise ConfigError("chunk_size", f"expected a positive integer, got {chunk_size!r}")
-  if width is not None and width != "measure" and (
-      isinstance(width, bool) or not isinstance(width, int) or width < 1):
-    raise ConfigError("width", f"expected a positive integer or 'measure', got {width!r}")
-  if checkpoint_every is not None and (
-      isinstance(checkpoint_every, bool) or not isinstance(checkpoint_every, (int, float))
-      or not checkpoint_every > 0):
-    raise ConfigError("checkpoint_every",
-                      f"expected a number of seconds > 0 or None, got {checkpoint_every!r}")
-
-
-def _problem(config: SweepConfig) -> problems.Problem:
-  """The config's problem, its batch size, loss and metrics checked before anything compiles."""
-  problem = build_problem(config)
-  if (error := batch_size_error(problem, config.train.batch_size)) is not None:
-    raise ConfigError("train.batch_size", error)
-  if problem.is_stream:
-    try:
-      problem.data.example  # the first batch, read once: it fixes every batch's shape
-    except ValueError as error:
-      raise ConfigError("problem.data", str(error)) from None
-  try:
-    problem.metric_names()
-  except ValueError as error:  # "loss: …" or "metrics: …"
-    field, message = str(error).split(": ", 1)
-    raise ConfigError(f"problem.{field}", message) from None
-  return problem
-
-
 def _widths(width, checkpoint, problem, groups, train, mesh, fit, out_dir):
   """Each group's width (a resumed sweep keeps its own), and the manifest's execution entry."""
   if checkpoint is not None and checkpoint.widths is not None:
@@ -150,7 +118,7 @@ def run(
     overwrite: bool = False,
     checkpoint_every: float | None = CHECKPOINT_EVERY,
 ) -> results.SweepResult:
-  """Runs a sweep and returns (and, with ``out_dir``, writes) its results.
+  """Runs a sweep and returns its results; ``result.save(out_dir)`` writes them.
 
   With ``out_dir``, every finished chunk is saved under ``out_dir/chunks/``
   (see :mod:`momentum_jax.sweep._checkpoint`), and the training state of an
@@ -160,7 +128,9 @@ def run(
   uninterrupted run's bit for bit. On several processes
   (``jax.distributed.initialize``) each writes its own devices' share and all
   read the merged whole; ``out_dir`` must then be on a file system they
-  share, and process 0 writes the tables and figures.
+  share. The tables and figures are the caller's to write, with
+  :meth:`SweepResult.save <momentum_jax.results.SweepResult.save>` (process 0
+  writes them), as the command line does.
 
   Results are bit-identical whatever the chunk size, the number of devices
   and the segmenting, for a given width; the width chosen by the model
@@ -175,9 +145,8 @@ def run(
 
   Args:
     config: A :class:`SweepConfig`, a YAML path, or a dict in the same form.
-    out_dir: Where to write ``summary.csv``, ``curves.parquet``,
-      ``manifest.json``, the figures, the chunks and the state; nothing is
-      written when ``None``.
+    out_dir: Where the sweep keeps its finished chunks and the state of an
+      unfinished one, so that it resumes; nothing is written when ``None``.
     chunk_size: Configurations trained together from the first step to the
       last, and saved at once, rounded up to a multiple of ``width ×
       devices`` (default: the config's, else up to
@@ -208,8 +177,8 @@ def run(
   """
   if not isinstance(config, SweepConfig):
     config = load_config(config)
-  _check_arguments(chunk_size, width, checkpoint_every)
-  problem = _problem(config)
+  check_run_arguments(chunk_size, width, checkpoint_every)
+  problem = checked_problem(config)
   scheduler = config.search.scheduler
   metric = None if scheduler is None else scheduler_metric(scheduler, problem)
   groups = _plan.groups(config)
@@ -241,18 +210,14 @@ def run(
   execution.update(width=widths, compiler_options=compiler_options(mesh.devices.flat[0].platform),
                    shared_seed={g.label: g.shared_seed for g in groups},
                    logs_per_segment=segments.logs)
-  manifest = _manifest(config, problem, record, raw_config, groups, plans, trained, execution,
-                       memory, sizes, probe_seconds, checkpoint, checkpoint_every, schedule)
-  result = results.tables(
+  manifest = _record.manifest(config, problem, record, raw_config, groups, plans, trained,
+                              execution, memory, sizes, probe_seconds, checkpoint,
+                              checkpoint_every, schedule)
+  return results.tables(
       [results.GroupOutcome(g.label, g.values, g.seeds, metrics, diverged,
                             metrics.pop("stopped_at_step", None))
        for g, (metrics, diverged) in zip(groups, trained.outcomes)],
       config.train.logged_steps, manifest)
-  if out_dir is not None and jax.process_index() == 0:
-    from momentum_jax import plots  # matplotlib only when figures are written
-    results.write_results(result, out_dir)
-    plots.write_figures(result, out_dir)
-  return result
 
 
 def _check_one_chunk(groups: list[_plan.Group], held: int) -> None:
@@ -389,65 +354,6 @@ def _train_scheduled(problem, group, index, width, mesh, segments, schedule: _Sc
   compiled = {f"{group.label}[{size}, width {width}]": p
               for (size, width), p in programs.finish().items()}
   return (metrics, diverged), records, compiled, seconds
-
-
-def _manifest(config, problem, record, raw_config, groups, plans, trained: _Trained, execution,
-              memory, sizes, probe_seconds, checkpoint, checkpoint_every,
-              schedule: _Schedule | None = None) -> dict[str, Any]:
-  """What is needed to trust and repeat the sweep (see :mod:`momentum_jax.results`)."""
-  num_trained = sum(len(i) for plan in plans for i in plan)
-  num_configs = sum(len(g.seeds) for g in groups)
-  return {
-      "config": raw_config,
-      "name": config.name,
-      "problem": problem.name,
-      "problem_record": record,
-      "search": search_record(config),
-      "num_configs": num_configs,
-      "steps": config.train.steps,
-      "versions": _checkpoint.versions(),
-      "devices": [str(d) for d in jax.devices()],
-      "num_processes": jax.process_count(),
-      "timings": {"compile_seconds": sum(p.compile_seconds for p in trained.programs.values()),
-                  "run_seconds": trained.run_seconds, "probe_seconds": probe_seconds},
-      "compilations": len(trained.programs),
-      # Per program: its group, the seconds to lower and compile it (of which
-      # XLA's compilation or the cache's read), and whether the cache held it.
-      "programs": [{"group": label, "compile_seconds": program.compile_seconds,
-                    **program.record} for label, program in trained.programs.items()],
-      "compile_cache": None if (folder := _compile_cache.enable()) is None else str(folder),
-      "scheduler": _scheduler_record(schedule, groups, trained, config.train),
-      "probe_compilations": len(execution["candidates"]),
-      "chunk_size": sizes,
-      "execution": execution,
-      "memory": memory,
-      "checkpoint": None if checkpoint is None else {
-          "folder": str(checkpoint.folder), "fingerprint": checkpoint.state["fingerprint"],
-          "configs_trained": num_trained, "configs_resumed": num_configs - num_trained,
-          "checkpoint_every": checkpoint_every,
-          "chunks_resumed_mid_training": trained.resumed_chunks},
-  }
-
-
-def _scheduler_record(schedule: _Schedule | None, groups, trained: _Trained, train: TrainConfig
-                      ) -> dict[str, Any] | None:
-  """The scheduler's rungs and sizes per group and bracket, and the configuration-steps spent.
-
-  ``config_steps`` counts the steps this run trained (a group resumed from
-  the output folder spent none); ``config_steps_full`` is every
-  configuration trained to the end.
-  """
-  if schedule is None:
-    return None
-  spec = schedule.spec
-  record = {**spec.record(), "metric": schedule.metric, "groups": trained.brackets,
-            "config_steps": sum(b["config_steps"] for brackets in trained.brackets.values()
-                                for b in brackets),
-            "config_steps_full": sum(len(g.seeds) for g in groups) * train.steps}
-  if spec.name == "successive_halving":
-    record["rungs"] = SuccessiveHalving(spec.eta, spec.min_steps).rungs(train.steps)
-    record["sizes"] = {label: b[0]["sizes"] for label, b in trained.brackets.items()}
-  return record
 
 
 def _train_chunk(program: _execute.Program, group: _plan.Group, index: int,

@@ -6,6 +6,7 @@ import inspect
 from typing import TYPE_CHECKING, Any
 
 from momentum_jax import problems
+from momentum_jax._train_config import batch_size_error
 from momentum_jax.sweep._checks import as_mapping, check_keys, check_name
 from momentum_jax.sweep._errors import ConfigError
 from momentum_jax.sweep._imports import import_object, python_name
@@ -65,4 +66,22 @@ def build_problem(config: "SweepConfig") -> problems.Problem:
   if not isinstance(problem, problems.Problem):
     raise ConfigError("problem.name", f"{config.problem} returned a value of type "
                       f"{type(problem).__name__}, not a momentum_jax.problems.Problem")
+  return problem
+
+
+def checked_problem(config: "SweepConfig") -> problems.Problem:
+  """The config's problem, its batch size, loss and metrics checked before anything compiles."""
+  problem = build_problem(config)
+  if (error := batch_size_error(problem, config.train.batch_size)) is not None:
+    raise ConfigError("train.batch_size", error)
+  if problem.is_stream:
+    try:
+      problem.data.example  # the first batch, read once: it fixes every batch's shape
+    except ValueError as error:
+      raise ConfigError("problem.data", str(error)) from None
+  try:
+    problem.metric_names()
+  except ValueError as error:  # "loss: …" or "metrics: …"
+    field, message = str(error).split(": ", 1)
+    raise ConfigError(f"problem.{field}", message) from None
   return problem
