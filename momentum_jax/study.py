@@ -255,8 +255,8 @@ def _with_run_files(raw: dict[str, Any], folder: str | None) -> dict[str, Any]:
       if not os.path.isfile(path):
         raise ConfigError(f"study.{RUNS}.{name}", f"no sweep config file {path}")
       run = _read(path, f"study.{RUNS}.{name}")[0]
-    read[name] = run
-  return merge(raw, {"study": {RUNS: read}})
+    read[name] = run  # (a None stays: in an overlay it removes the run)
+  return {**raw, "study": {**raw["study"], RUNS: read}}
 
 
 # --------------------------------------------------------------------------- loading

@@ -125,3 +125,9 @@ def test_a_problem_setting_is_checked_now_and_built_later():
     study.load_study({"study": {"problem": {"name": "digits_mpl"}}}, schema)
   with pytest.raises(ConfigError, match=r"^study.problem.hiden: unknown key"):
     study.load_study({"study": {"problem": {"name": "digits_mlp", "hiden": [3]}}}, schema)
+
+
+def test_a_mapping_overlay_removes_runs_given_as_null():
+  source = {**SWEEP, "study": {"target": 0.1, "runs": {"a": {}, "b": {}, "c": {}}}}
+  found = study.load_study(source, SCHEMA, [{"study": {"runs": {"a": None, "c": None}}}])
+  assert list(found.runs) == ["b"]
