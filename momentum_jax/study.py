@@ -144,12 +144,12 @@ def record(fields: Mapping[str, Setting]) -> Callable[[str, Any], dict]:
 
 def mapping_of(key: Callable[[str, Any], Any], value: Callable[[str, Any], Any]
                ) -> Callable[[str, Any], dict]:
-  """A check: a non-empty mapping, each key checked at ``path`` and value at ``path.key``."""
+  """A check: a non-empty mapping, each key and its value checked at ``path.key``."""
   def check(path: str, raw: Any) -> dict:
     raw = as_mapping(path, raw)
     if not raw:
       raise ConfigError(path, "expected at least one entry")
-    return {key(path, k): value(f"{path}.{k}", v) for k, v in raw.items()}
+    return {key(f"{path}.{k}", k): value(f"{path}.{k}", v) for k, v in raw.items()}
   return check
 
 

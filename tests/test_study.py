@@ -131,3 +131,16 @@ def test_a_mapping_overlay_removes_runs_given_as_null():
   source = {**SWEEP, "study": {"target": 0.1, "runs": {"a": {}, "b": {}, "c": {}}}}
   found = study.load_study(source, SCHEMA, [{"study": {"runs": {"a": None, "c": None}}}])
   assert list(found.runs) == ["b"]
+
+
+def test_a_mapping_of_names_checks_each_key_at_its_path():
+  schema = {"landscapes": study.Setting(study.mapping_of(
+      study.one_of(("saddle", "plateau")), study.record({"steps": study.Setting(
+          study.integer(minimum=1))})))}
+  found = study.load_study({"study": {"landscapes": {"saddle": {"steps": 3}}}}, schema)
+  assert found.settings["landscapes"] == {"saddle": {"steps": 3}}
+  with pytest.raises(ConfigError, match=r"^study.landscapes.sadle: unknown name 'sadle'; "
+                                        "did you mean 'saddle'"):
+    study.load_study({"study": {"landscapes": {"sadle": {"steps": 3}}}}, schema)
+  with pytest.raises(ConfigError, match=r"^study.landscapes.plateau.steps: required$"):
+    study.load_study({"study": {"landscapes": {"plateau": {}}}}, schema)
