@@ -8,14 +8,13 @@ plain SGD on the digits MLP for the same number of epochs at batch sizes 1,
 validation accuracy per epoch, against steps and against wall time (compile
 time excluded, measured by a second, compiled run).
 
-    python -m experiments.batch_size [--out DIR] [--epochs N]
+    python -m experiments.batch_size [--out DIR] [--quick] [--set study.epochs=N]
 """
 
 from __future__ import annotations
 
 import os
 import time
-from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -24,23 +23,38 @@ import pandas as pd
 
 from experiments import _cli
 import momentum_jax as mj
-from momentum_jax import problems
+from momentum_jax import study as st
 from momentum_jax.plots import save_figure
 from momentum_jax._files import atomic_path, atomic_write_text
 from momentum_jax.train import TrainConfig, build_train, steps_per_epoch
 
-CONFIG = os.path.join(os.path.dirname(__file__), "..", "configs", "batch_size.yaml")
 
 
-def run(config: dict[str, Any], out_dir: str, epochs: int | None = None,
-        seeds: int | None = None) -> pd.DataFrame:
+def _batch_size(path: str, value) -> int | str:
+  if value == "full":
+    return value
+  return st.integer(minimum=1)(path, value)
+
+
+BATCH = {"batch_size": st.Setting(_batch_size),
+         "learning_rate": st.Setting(st.number(positive=True))}
+SCHEMA = {
+    "problem": st.Setting(st.problem),
+    "epochs": st.Setting(st.integer(minimum=1)),
+    "batches": st.Setting(st.list_of(st.record(BATCH))),
+    "seeds": st.Setting(st.integer(minimum=1)),
+}
+
+
+def run(study: st.Study, out_dir: str) -> pd.DataFrame:
+  """Each batch size's seeds in one vmapped run, timed once compiled; tables and the figure."""
   os.makedirs(out_dir, exist_ok=True)
-  options = dict(config["problem"])
-  problem = problems.get_problem(options.pop("name"), **options)
-  epochs = epochs or config["epochs"]
-  keys = jax.random.split(jax.random.key(0), seeds or config["seeds"])
+  config = study.settings
+  problem = config["problem"]()
+  epochs = config["epochs"]
+  keys = jax.random.split(jax.random.key(0), config["seeds"])
   curves, rows = [], []
-  for spec in config["runs"]:
+  for spec in config["batches"]:
     batch_size = None if spec["batch_size"] == "full" else int(spec["batch_size"])
     per_epoch = steps_per_epoch(problem, batch_size)
     train_config = TrainConfig(steps=epochs * per_epoch, batch_size=batch_size,
@@ -109,13 +123,7 @@ def plot(curves: pd.DataFrame, out_dir: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-  parser = _cli.parser(__doc__, "batch_size")
-  parser.add_argument("--config", default=CONFIG)
-  parser.add_argument("--epochs", type=int, default=None)
-  args = parser.parse_args(argv)
-  config = _cli.read_config(args.config)
-  run(config, args.out, args.epochs)
-  _cli.print_summary(args.out)
+  _cli.main(__doc__, "batch_size", SCHEMA, run, argv)
 
 
 if __name__ == "__main__":

@@ -8,13 +8,14 @@ gradient, so β and the learning rate are coupled: what matters is close to
 ``lr/(1 − β)``, and the stable region widens with β (on a quadratic of
 curvature L, heavy ball is stable for ``lr·L < 2(1 + β)``).
 
-Set-up: the impulse response of :func:`momentum_jax.scale_by_momentum`
-(measured, then compared with the formula); vmapped β x learning-rate sweeps
-(``configs/beta_regression.yaml``, ``configs/beta_digits.yaml``) of final
+Set-up (``configs/beta.yaml``): the impulse response of
+:func:`momentum_jax.scale_by_momentum` (measured, then compared with the
+formula); vmapped β x learning-rate sweeps (its runs,
+``configs/beta_regression.yaml`` and ``configs/beta_digits.yaml``) of final
 loss and steps to a target loss, for both forms on the regression and
 heavy ball on the digits MLP.
 
-    python -m experiments.beta [--out DIR] [--quick]
+    python -m experiments.beta [--out DIR] [--quick] [--set KEY.PATH=VALUE]
 """
 
 from __future__ import annotations
@@ -27,16 +28,16 @@ import pandas as pd
 
 from experiments import _cli
 import momentum_jax as mj
+from momentum_jax import study as st
 from momentum_jax import sweep
 from momentum_jax.plots import save_figure
 from momentum_jax._files import atomic_path, atomic_write_text
 
-HERE = os.path.dirname(__file__)
-CONFIGS = {name: os.path.join(HERE, "..", "configs", f"beta_{name}.yaml")
-           for name in ("regression", "digits")}
-IMPULSE_BETAS = (0.1, 0.5, 0.9, 0.99)
-TARGET_FACTOR = 1.5
-ACCURACY_TARGET = 0.95
+SCHEMA = {
+    "impulse_betas": st.Setting(st.list_of(st.number(minimum=0, maximum=0.999))),
+    "loss_target_factor": st.Setting(st.number(minimum=1)),
+    "accuracy_target": st.Setting(st.number(minimum=0, maximum=1)),
+}
 
 
 def impulse_response(beta: float, steps: int = 40) -> np.ndarray:
@@ -105,12 +106,12 @@ def grid_figure(summary: pd.DataFrame, value: str, title: str):
   return fig
 
 
-def impulse_figure():
+def impulse_figure(betas: list[float]):
   from matplotlib.figure import Figure
 
   fig = Figure(figsize=(6.5, 4.5), layout="constrained")
   axis = fig.subplots()
-  for beta in IMPULSE_BETAS:
+  for beta in betas:
     response = impulse_response(beta)
     axis.plot(np.arange(len(response)), response, marker="o", markersize=3,
               label=f"β={beta:g}: window 1/(1−β) = {1 / (1 - beta):.3g} steps")
@@ -123,31 +124,29 @@ def impulse_figure():
   return fig
 
 
-def run(out_dir: str, quick: bool = False) -> dict[str, pd.DataFrame]:
+def run(study: st.Study, out_dir: str) -> dict[str, pd.DataFrame]:
+  """The impulse responses, then each run's sweep, its coupling table and figures."""
   os.makedirs(out_dir, exist_ok=True)
+  settings = study.settings
   lines = ["## Weight of past gradients (EMA form), measured impulse response", "",
            "| β | weight two steps back relative to the newest | window 1/(1−β) |", "|---|---|---|"]
-  for beta in IMPULSE_BETAS:
+  for beta in settings["impulse_betas"]:
     response = impulse_response(beta)
     lines.append(f"| {beta:g} | {response[2] / response[0]:.4g} | {1 / (1 - beta):.4g} |")
-  save_figure(impulse_figure(), os.path.join(out_dir, "past_gradient_weights.png"))
+  save_figure(impulse_figure(settings["impulse_betas"]),
+              os.path.join(out_dir, "past_gradient_weights.png"))
   tables = {}
-  for name, path in CONFIGS.items():
-    config = sweep.load_config(path)
-    if quick:
-      raw = dict(config.raw, train=dict(config.raw["train"], steps=20), seeds=1)
-      raw["train"]["log_every"] = min(raw["train"]["log_every"], 10)
-      config = sweep.load_config(raw)
+  for name, config in study.runs.items():
     # overwrite: an experiment resumes its own sweep and replaces an earlier size's.
     folder = os.path.join(out_dir, name)
     result = sweep.run(config, folder, quiet=True, overwrite=True)
     result.save(folder)
     summary = result.summary.copy()
     if "val_accuracy" in summary:
-      metric, target = "val_accuracy", ACCURACY_TARGET
-    else:  # within 50% of the best final loss any configuration reached
+      metric, target = "val_accuracy", settings["accuracy_target"]
+    else:  # within a factor of the best final loss any configuration reached
       metric = "train_loss"
-      target = TARGET_FACTOR * summary.loc[~summary.diverged, "final_loss"].min()
+      target = settings["loss_target_factor"] * summary.loc[~summary.diverged, "final_loss"].min()
     reached = steps_to_target(result.curves, metric, target)
     summary["steps_to_target"] = summary.config_id.map(reached).astype(float)
     with atomic_path(os.path.join(out_dir, f"{name}_summary.csv")) as temporary:
@@ -155,10 +154,10 @@ def run(out_dir: str, quick: bool = False) -> dict[str, pd.DataFrame]:
     coupling = coupling_table(summary)
     tables[name] = coupling
     save_figure(grid_figure(summary, "final_loss", f"{name}: final training loss"),
-          os.path.join(out_dir, f"{name}_final_loss.png"))
+                os.path.join(out_dir, f"{name}_final_loss.png"))
     save_figure(grid_figure(summary, "steps_to_target",
-                      f"{name}: steps until {metric} reaches {target:.3g}"),
-          os.path.join(out_dir, f"{name}_steps_to_target.png"))
+                            f"{name}: steps until {metric} reaches {target:.3g}"),
+                os.path.join(out_dir, f"{name}_steps_to_target.png"))
     lines += ["", f"## {name}: β x learning rate ({config.train.steps} steps, "
               f"{len(config.seeds)} seeds; steps until {metric} reaches {target:.3g})", "",
               "| optimizer | β | largest stable lr | best lr (fewest steps) | best lr/(1−β) | steps |",
@@ -173,11 +172,7 @@ def run(out_dir: str, quick: bool = False) -> dict[str, pd.DataFrame]:
 
 def main(argv: list[str] | None = None) -> None:
   sweep.use_cpu_cores()  # before JAX starts: the sweeps spread over the cores
-  parser = _cli.parser(__doc__, "beta")
-  parser.add_argument("--quick", action="store_true", help="20 steps, one seed")
-  args = parser.parse_args(argv)
-  run(args.out, args.quick)
-  _cli.print_summary(args.out)
+  _cli.main(__doc__, "beta", SCHEMA, run, argv)
 
 
 if __name__ == "__main__":

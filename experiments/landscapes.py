@@ -10,12 +10,11 @@ fraction of starting points that reach a global minimum. Measured:
 trajectories on contour plots, distances to the global minimum, and one
 heatmap per landscape.
 
-    python -m experiments.landscapes [--out DIR] [--steps-scale S]
+    python -m experiments.landscapes [--out DIR] [--quick] [--set KEY.PATH=VALUE]
 """
 
 from __future__ import annotations
 
-import functools
 import os
 from typing import Any
 
@@ -26,11 +25,36 @@ import pandas as pd
 
 from experiments import _cli
 import momentum_jax as mj
-from momentum_jax.data import get_landscape, run_on_landscape
+from momentum_jax.sweep import ConfigError
+from momentum_jax import study as st
+from momentum_jax.data import LANDSCAPES, get_landscape, run_on_landscape
 from momentum_jax.plots import save_figure
 from momentum_jax._files import atomic_path, atomic_write_text
 
-CONFIG = os.path.join(os.path.dirname(__file__), "..", "configs", "landscapes.yaml")
+_BETA = st.number(minimum=0, maximum=0.999)
+
+
+def _factors(path: str, value) -> list[float]:
+  factors = st.list_of(st.number(positive=True))(path, value)
+  if 1.0 not in factors:
+    raise ConfigError(path, f"must hold 1 (the summary's table is at the landscape's own "
+                      f"learning rate), got {value!r}")
+  return factors
+
+
+SETTINGS = {"learning_rate": st.Setting(st.number(positive=True)),
+            "adaptive_learning_rate": st.Setting(st.number(positive=True)),
+            "steps": st.Setting(st.integer(minimum=1))}
+SUCCESS = {"betas": st.Setting(st.list_of(_BETA)),
+           "learning_rate_factors": st.Setting(_factors),
+           "starts_per_side": st.Setting(st.integer(minimum=1)),
+           "tolerance": st.Setting(st.number(positive=True))}
+SCHEMA = {
+    "landscapes": st.Setting(st.mapping_of(st.one_of(LANDSCAPES), st.record(SETTINGS))),
+    "betas": st.Setting(st.list_of(_BETA)),
+    "nesterov_beta": st.Setting(_BETA),
+    "success": st.Setting(st.record(SUCCESS)),
+}
 
 
 def contenders(config: dict[str, Any], settings: dict[str, Any]) -> dict[str, Any]:
@@ -71,12 +95,14 @@ def success_fraction(landscape, settings, sweep, steps) -> np.ndarray:
   return np.asarray(jnp.mean(grid(betas, rates, starts), axis=-1))
 
 
-def run(config: dict[str, Any], out_dir: str, steps_scale: float = 1.0) -> pd.DataFrame:
+def run(study: st.Study, out_dir: str) -> pd.DataFrame:
+  """Each landscape's paths and success fractions; the table, summary and two figures."""
   os.makedirs(out_dir, exist_ok=True)
+  config = study.settings
   rows, paths, fractions = [], {}, {}
   for name, settings in config["landscapes"].items():
     landscape = get_landscape(name)
-    steps = max(1, int(settings["steps"] * steps_scale))
+    steps = settings["steps"]
     paths[name] = {}
     for label, tx in contenders(config, settings).items():
       path = np.asarray(run_on_landscape(landscape, tx, steps=steps))
@@ -85,7 +111,7 @@ def run(config: dict[str, Any], out_dir: str, steps_scale: float = 1.0) -> pd.Da
                    "final_x": path[-1, 0], "final_y": path[-1, 1],
                    "final_value": float(landscape.value(path[-1])),
                    "distance_to_global_minimum": float(distance_to_global(landscape, path[-1]))})
-    fractions[name] = success_fraction(landscape, settings, config["sweep"], steps)
+    fractions[name] = success_fraction(landscape, settings, config["success"], steps)
   table = pd.DataFrame(rows)
   with atomic_path(os.path.join(out_dir, "results.csv")) as path:
     table.to_csv(path, index=False)
@@ -101,7 +127,7 @@ def summarise(table: pd.DataFrame, fractions: dict[str, np.ndarray], config) -> 
   for row in table.itertuples():
     lines.append(f"| {row.landscape} | {row.optimizer} | {row.distance_to_global_minimum:.3g} | "
                  f"{row.final_value:.4g} |")
-  sweep = config["sweep"]
+  sweep = config["success"]
   lines += ["", "Fraction of starting points reaching a global minimum, at the landscape's "
             "learning rate (factor 1):", "",
             "| landscape | " + " | ".join(f"β={b:g}" for b in sweep["betas"]) + " |",
@@ -153,7 +179,7 @@ def plot_trajectories(config, paths, out_dir: str) -> str:
 
 
 def plot_fractions(config, fractions, out_dir: str) -> str:
-  sweep = config["sweep"]
+  sweep = config["success"]
   names = list(fractions)
   fig, axes = _panels(len(names), 4.6, 4.2)
   for axis, name in zip(axes, names):
@@ -176,13 +202,7 @@ def plot_fractions(config, fractions, out_dir: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-  parser = _cli.parser(__doc__, "landscapes")
-  parser.add_argument("--config", default=CONFIG)
-  parser.add_argument("--steps-scale", type=float, default=1.0)
-  args = parser.parse_args(argv)
-  config = _cli.read_config(args.config)
-  run(config, args.out, args.steps_scale)
-  _cli.print_summary(args.out)
+  _cli.main(__doc__, "landscapes", SCHEMA, run, argv)
 
 
 if __name__ == "__main__":

@@ -8,23 +8,29 @@ digits CNN (CIFAR-10 with ``--cifar FOLDER``); each optimizer shown at the
 learning rate with the best mean final validation accuracy. Measured: training
 loss and validation accuracy curves, mean and spread over seeds.
 
-    python -m experiments.optimizers_images [--out DIR] [--cifar FOLDER] [--steps N]
+    python -m experiments.optimizers_images [--out DIR] [--cifar FOLDER] [--quick]
+        [--set KEY.PATH=VALUE]
+
+``--cifar FOLDER`` stands for ``--set 'problem={name: cifar10_cnn, path: FOLDER}'``.
 """
 
 from __future__ import annotations
 
+import argparse
+import json
 import os
 
 import numpy as np
 import pandas as pd
 
 from experiments import _cli
+from momentum_jax import study as st
 from momentum_jax import sweep
 from momentum_jax.plots import save_figure
 from momentum_jax._files import atomic_path, atomic_write_text
 from momentum_jax.results import aggregate_over_seeds
 
-CONFIG = os.path.join(os.path.dirname(__file__), "..", "configs", "optimizers_images.yaml")
+SCHEMA: dict[str, st.Setting] = {}  # the study is one sweep
 
 
 def best_learning_rates(summary: pd.DataFrame) -> pd.DataFrame:
@@ -59,18 +65,9 @@ def plot(curves: pd.DataFrame, out_dir: str, title: str) -> str:
   return path
 
 
-def run(out_dir: str, cifar: str | None = None, steps: int | None = None,
-        seeds: int | None = None, optimizers: list[str] | None = None) -> pd.DataFrame:
-  raw = _cli.read_config(CONFIG)
-  if cifar:
-    raw["problem"] = {"name": "cifar10_cnn", "path": cifar}
-  if steps:
-    raw["train"] = dict(raw["train"], steps=steps, log_every=min(raw["train"]["log_every"], steps))
-  if seeds:
-    raw["seeds"] = seeds
-  if optimizers:
-    raw["optimizers"] = [o for o in raw["optimizers"] if o["name"] in optimizers]
-  config = sweep.load_config(raw)
+def run(study: st.Study, out_dir: str) -> pd.DataFrame:
+  """The sweep; each optimizer's curves at its best learning rate, and the table of them."""
+  config = study.sweep
   # overwrite: an experiment resumes its own sweep and replaces an earlier size's.
   folder = os.path.join(out_dir, "sweep")
   result = sweep.run(config, folder, quiet=True, overwrite=True)
@@ -102,15 +99,17 @@ def run(out_dir: str, cifar: str | None = None, steps: int | None = None,
   return best
 
 
-def main(argv: list[str] | None = None) -> None:
-  sweep.use_cpu_cores()  # before JAX starts: the sweeps spread over the cores
-  parser = _cli.parser(__doc__, "optimizers_images")
+def cifar_shorthand(parser: argparse.ArgumentParser):
+  """``--cifar FOLDER``: the override that switches the problem to CIFAR-10 read from FOLDER."""
   parser.add_argument("--cifar", default=None,
                       help="CIFAR-10 python-format folder (else the digits CNN)")
-  parser.add_argument("--steps", type=int, default=None)
-  args = parser.parse_args(argv)
-  run(args.out, args.cifar, args.steps)
-  _cli.print_summary(args.out)
+  return lambda args: ([f"problem={json.dumps({'name': 'cifar10_cnn', 'path': args.cifar})}"]
+                       if args.cifar else [])
+
+
+def main(argv: list[str] | None = None) -> None:
+  sweep.use_cpu_cores()  # before JAX starts: the sweeps spread over the cores
+  _cli.main(__doc__, "optimizers_images", SCHEMA, run, argv, cifar_shorthand)
 
 
 if __name__ == "__main__":

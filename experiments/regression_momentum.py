@@ -13,14 +13,13 @@ One published version of the 100-sample example compares ``y`` of shape
 which is why that version prints identical results for both. This study fits
 the intended model, and also runs the broadcast loss to show what it learns.
 
-    python -m experiments.regression_momentum [--out DIR] [--seeds N] [--steps-scale S]
+    python -m experiments.regression_momentum [--out DIR] [--quick] [--set KEY.PATH=VALUE]
 """
 
 from __future__ import annotations
 
 import functools
 import os
-from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -31,11 +30,23 @@ import pandas as pd
 from experiments import _cli
 import momentum_jax as mj
 from momentum_jax import problems
+from momentum_jax import study as st
 from momentum_jax.plots import save_figure
 from momentum_jax._files import atomic_path, atomic_write_text
 from momentum_jax.train import TrainConfig, build_train
 
-CONFIG = os.path.join(os.path.dirname(__file__), "..", "configs", "regression_momentum.yaml")
+SETUP = {
+    "name": st.Setting(st.text),
+    "dataset": st.Setting(st.one_of(("normal", "uniform"))),
+    "learning_rate": st.Setting(st.number(positive=True)),
+    "beta": st.Setting(st.number(minimum=0, maximum=0.999)),
+    "steps": st.Setting(st.integer(minimum=1)),
+}
+SCHEMA = {
+    "setups": st.Setting(st.list_of(st.record(SETUP))),
+    "seeds": st.Setting(st.integer(minimum=1)),
+    "target_excess": st.Setting(st.number(positive=True)),
+}
 OPTIMIZERS = {
     "gd": lambda lr, beta: (mj.sgd, {"learning_rate": lr}),
     "momentum (EMA)": lambda lr, beta: (mj.momentum, {"learning_rate": lr, "beta": beta}),
@@ -73,18 +84,18 @@ def broadcast_bug(problem: problems.Problem, tx: optax.GradientTransformation, s
   return float(params["w"]), float(params["b"]), float(loss_fn(params))
 
 
-def run(config: dict[str, Any], out_dir: str, seeds: int | None = None,
-        steps_scale: float = 1.0) -> pd.DataFrame:
+def run(study: st.Study, out_dir: str) -> pd.DataFrame:
   """Runs every set-up x optimizer x seed; writes curves, a table and figures.
 
   The data are the literature's (data seed 0); the seeds vary the initial
   weights, all seeds of one optimizer in one vmapped run.
   """
   os.makedirs(out_dir, exist_ok=True)
-  seeds = seeds or config["seeds"]
+  config = study.settings
+  seeds = config["seeds"]
   rows, curves, bug_rows = [], [], []
   for setup in config["setups"]:
-    steps = max(1, int(setup["steps"] * steps_scale))
+    steps = setup["steps"]
     problem = problems.get_problem("linear_regression", dataset=setup["dataset"])
     optimum = least_squares_loss(problem)
     keys = jax.random.split(jax.random.key(0), seeds)
@@ -169,15 +180,7 @@ def plot(curves: pd.DataFrame, table: pd.DataFrame, out_dir: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-  parser = _cli.parser(__doc__, "regression_momentum")
-  parser.add_argument("--config", default=CONFIG)
-  parser.add_argument("--seeds", type=int, default=None, help="override the config's seeds")
-  parser.add_argument("--steps-scale", type=float, default=1.0,
-                      help="multiply every set-up's steps (e.g. 0.1 for a quick look)")
-  args = parser.parse_args(argv)
-  config = _cli.read_config(args.config)
-  run(config, args.out, args.seeds, args.steps_scale)
-  _cli.print_summary(args.out)
+  _cli.main(__doc__, "regression_momentum", SCHEMA, run, argv)
 
 
 if __name__ == "__main__":

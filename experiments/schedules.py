@@ -5,11 +5,12 @@ early, a small one late, ends better than any constant one. Set-up: the four
 schedules with the textbook parameters (step decay 0.1 halved every 10, cosine
 0.1 → 0.001 over 50, polynomial 0.1 over 50 with power 2, exponential 0.1 at
 0.95), drawn; then vmapped sweeps of schedule x optimizer x learning rate
-(``configs/schedules_digits.yaml``, ``configs/schedules_cnn.yaml``), each
-(optimizer, schedule) one compiled group. Measured: the final validation
-accuracy of each schedule at its best learning rate, mean and spread over seeds.
+(``configs/schedules.yaml``: its runs ``configs/schedules_digits.yaml`` and
+``configs/schedules_cnn.yaml``), each (optimizer, schedule) one compiled
+group. Measured: the final validation accuracy of each schedule at its best
+learning rate, mean and spread over seeds.
 
-    python -m experiments.schedules [--out DIR] [--quick] [--skip-cnn]
+    python -m experiments.schedules [--out DIR] [--quick] [--set study.runs.cnn=null]
 """
 
 from __future__ import annotations
@@ -23,14 +24,13 @@ import pandas as pd
 
 from experiments import _cli
 import momentum_jax as mj
+from momentum_jax import study as st
 from momentum_jax import sweep
 from momentum_jax.plots import save_figure
 from momentum_jax._files import atomic_path, atomic_write_text
 from momentum_jax.results import aggregate_over_seeds
 
-HERE = os.path.dirname(__file__)
-CONFIGS = {name: os.path.join(HERE, "..", "configs", f"schedules_{name}.yaml")
-           for name in ("digits", "cnn")}
+SCHEMA: dict[str, st.Setting] = {}  # the study is its runs
 TEXTBOOK = {
     "step decay (0.1, ×0.5 every 10)": mj.step_decay(0.1, 0.5, 10),
     "cosine (0.1 → 0.001 over 50)": mj.cosine_annealing(0.1, 50, 0.001),
@@ -78,7 +78,8 @@ def accuracy_figure(tables: dict[str, pd.DataFrame]):
   return fig
 
 
-def run(out_dir: str, quick: bool = False, skip_cnn: bool = False) -> dict[str, pd.DataFrame]:
+def run(study: st.Study, out_dir: str) -> dict[str, pd.DataFrame]:
+  """The schedules' figure and first values, then each run's sweep and its best per group."""
   os.makedirs(out_dir, exist_ok=True)
   save_figure(schedule_figure(), os.path.join(out_dir, "schedules.png"))
   lines = ["## The textbook schedules, first ten values", "",
@@ -88,16 +89,7 @@ def run(out_dir: str, quick: bool = False, skip_cnn: bool = False) -> dict[str, 
     values = jax.vmap(schedule)(jnp.arange(10))
     lines.append(f"| {label} | " + " | ".join(f"{float(v):.4g}" for v in values) + " |")
   tables = {}
-  for name, path in CONFIGS.items():
-    if skip_cnn and name == "cnn":
-      continue
-    config = sweep.load_config(path)
-    if quick:  # a smoke run: constant vs cosine momentum, 20 steps, one seed and lr
-      raw = dict(config.raw, seeds=1, train=dict(config.raw["train"], steps=20, log_every=10))
-      raw["optimizers"] = [dict(o, learning_rate=[0.01]) for o in raw["optimizers"]
-                           if o["name"] == "momentum" and o.get("schedule", {}).get(
-                               "name", "cosine_annealing") == "cosine_annealing"]
-      config = sweep.load_config(raw)
+  for name, config in study.runs.items():
     # overwrite: an experiment resumes its own sweep and replaces an earlier size's.
     folder = os.path.join(out_dir, name)
     result = sweep.run(config, folder, quiet=True, overwrite=True)
@@ -120,13 +112,7 @@ def run(out_dir: str, quick: bool = False, skip_cnn: bool = False) -> dict[str, 
 
 def main(argv: list[str] | None = None) -> None:
   sweep.use_cpu_cores()  # before JAX starts: the sweeps spread over the cores
-  parser = _cli.parser(__doc__, "schedules")
-  parser.add_argument("--quick", action="store_true",
-                      help="smoke run: constant vs cosine momentum, 20 steps, one seed and lr")
-  parser.add_argument("--skip-cnn", action="store_true")
-  args = parser.parse_args(argv)
-  run(args.out, args.quick, args.skip_cnn)
-  _cli.print_summary(args.out)
+  _cli.main(__doc__, "schedules", SCHEMA, run, argv)
 
 
 if __name__ == "__main__":

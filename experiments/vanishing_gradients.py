@@ -5,19 +5,18 @@ depth multiply small factors through the chain rule, so the early layers of a
 deep sigmoid network barely learn; ReLU-family activations, a better
 initialisation, BatchNorm, residual connections (and, the literature says,
 gradient clipping) cure it. Set-up: ``configs/vanishing_gradients.yaml``: a
-10-hidden-layer MLP on the digits, each variant trained with the same
-heavy-ball momentum, seeds vmapped, with ``record_grad_norms`` logging every
+10-hidden-layer MLP on the digits, each variant (a run: the base sweep config
+with the model's options or the optimizer changed) trained with the same
+heavy-ball momentum, seeds vmapped, with ``train.grad_norms`` logging every
 layer's gradient norm. Measured: the first/last layer gradient-norm ratio
 over training, and the final validation accuracy (mean and spread over seeds).
 
-    python -m experiments.vanishing_gradients [--out DIR] [--steps-scale S]
+    python -m experiments.vanishing_gradients [--out DIR] [--quick] [--set KEY.PATH=VALUE]
 """
 
 from __future__ import annotations
 
-import functools
 import os
-from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -27,42 +26,40 @@ import pandas as pd
 
 from experiments import _cli
 import momentum_jax as mj
-from momentum_jax import problems
+from momentum_jax import study as st
+from momentum_jax import sweep
 from momentum_jax.plots import save_figure
 from momentum_jax._files import atomic_path, atomic_write_text
-from momentum_jax.train import TrainConfig, build_train
+from momentum_jax.train import build_train
 
-CONFIG = os.path.join(os.path.dirname(__file__), "..", "configs", "vanishing_gradients.yaml")
-
-
-def optimizer_factory(clip: float | None):
-  def make(learning_rate, beta):
-    tx = mj.momentum(learning_rate, beta, ema=False)
-    return tx if clip is None else optax.chain(mj.clip_by_global_norm(clip), tx)
-  return make
+SCHEMA: dict[str, st.Setting] = {}  # the study is its runs, one per variant
 
 
-def run(config: dict[str, Any], out_dir: str, steps_scale: float = 1.0,
-        seeds: int | None = None) -> pd.DataFrame:
+def clipped_momentum(learning_rate, beta, max_norm, ema=False):
+  """Heavy-ball momentum after clipping the gradient's global norm to ``max_norm``."""
+  return optax.chain(mj.clip_by_global_norm(max_norm), mj.momentum(learning_rate, beta, ema=ema))
+
+
+def run(study: st.Study, out_dir: str) -> pd.DataFrame:
+  """Trains each variant's seeds in one vmapped program; writes tables and the figure.
+
+  A variant's optimizer takes its one configuration (each hyperparameter's
+  first value); the seeds' keys are split from key 0, one per seed.
+  """
   os.makedirs(out_dir, exist_ok=True)
-  train_options = dict(config["train"])
-  log_every = train_options["log_every"]
-  train_options["steps"] = max(log_every, int(train_options["steps"] * steps_scale) //
-                               log_every * log_every)
-  train_config = TrainConfig(**train_options, grad_norms=True)
-  keys = jax.random.split(jax.random.key(0), seeds or config["seeds"])
-  hyperparameters = {k: jnp.float32(v) for k, v in config["optimizer"].items()}
   rows, curves = [], []
-  for label, variant in config["variants"].items():
-    variant = dict(variant)
-    clip = variant.pop("clip", None)
-    problem = problems.get_problem("digits_mlp", hidden=[config["width"]] * config["depth"],
-                                   **variant)
-    train = build_train(problem, optimizer_factory(clip), train_config)
+  for label, config in study.runs.items():
+    problem = sweep.build_problem(config)
+    (spec,) = config.optimizers
+    make_optimizer = sweep.make_optimizer_factory(spec, problem, config.train)
+    hyperparameters = {k: jnp.float32(v[0]) for k, v in spec.grid.items()}
+    keys = jax.random.split(jax.random.key(0), len(config.seeds))
+    train_config = config.train
+    train = build_train(problem, make_optimizer, train_config)
     result = jax.jit(jax.vmap(train, in_axes=(None, 0)))(hyperparameters, keys)
     layers = result.metrics["grad_norms"]["layers"]
     first = np.asarray(layers[0]["kernel"])                 # [seeds, logs]
-    last_hidden = np.asarray(layers[config["depth"] - 1]["kernel"])
+    last_hidden = np.asarray(layers[len(config.problem_options["hidden"]) - 1]["kernel"])
     ratio = first / last_hidden
     accuracy = np.asarray(result.metrics["val_accuracy"])
     for seed in range(len(keys)):
@@ -122,13 +119,7 @@ def plot(curves: pd.DataFrame, out_dir: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-  parser = _cli.parser(__doc__, "vanishing_gradients")
-  parser.add_argument("--config", default=CONFIG)
-  parser.add_argument("--steps-scale", type=float, default=1.0)
-  args = parser.parse_args(argv)
-  config = _cli.read_config(args.config)
-  run(config, args.out, args.steps_scale)
-  _cli.print_summary(args.out)
+  _cli.main(__doc__, "vanishing_gradients", SCHEMA, run, argv)
 
 
 if __name__ == "__main__":

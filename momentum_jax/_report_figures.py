@@ -2,13 +2,13 @@
 
 Both show configurations, their seeds pooled as in
 :func:`momentum_jax.results.aggregate_over_seeds` (the mean over the seeds
-that did not diverge). :func:`figures` gives those worth drawing, to
-:func:`momentum_jax.plots.write_figures`, and logs why the others are not.
+that did not diverge). :func:`plan` says which are worth drawing, for
+:func:`momentum_jax.plots.plan_figures`, and why the others are not.
 """
 
 from __future__ import annotations
 
-import logging
+from typing import Mapping, Sequence
 
 import matplotlib
 import numpy as np
@@ -17,8 +17,6 @@ from matplotlib.colors import LogNorm, Normalize
 from matplotlib.figure import Figure
 
 from momentum_jax import results
-
-logger = logging.getLogger("momentum_jax.plots")  # write_figures' skips, all in one log
 
 # Fewer configurations than this say little about which hyperparameter matters:
 # a forest on them fits noise, and permuting one of few columns moves nothing.
@@ -160,29 +158,40 @@ def plot_importance(summary: pd.DataFrame, value: str | None = None) -> Figure:
   return fig
 
 
-def figures(summary: pd.DataFrame, value: str) -> list[tuple[str, Figure]]:
-  """``(file name, figure)`` for ``parallel_coordinates.png`` and ``importance.png``.
+DRAW = {"parallel_coordinates.png": plot_parallel_coordinates,
+        "importance.png": plot_importance}
+
+
+def plan(summary: pd.DataFrame, value: str, swept: Sequence[str],
+         swept_by_optimizer: Mapping[str, Sequence[str]]) -> tuple[list[str], list[str]]:
+  """Which of ``parallel_coordinates.png`` and ``importance.png`` to draw, and why not the others.
 
   Parallel coordinates are drawn when some optimizer sweeps two
   hyperparameters or more (one is ``best_vs_<name>.png``'s job);
-  importance when :func:`plot_importance` has enough configurations. A
-  figure left out is logged with the reason.
+  importance when :func:`plot_importance` has enough configurations.
+
+  Args:
+    summary: The sweep's summary table.
+    value: The metric shown.
+    swept: The hyperparameters swept over the whole summary.
+    swept_by_optimizer: Optimizer -> the hyperparameters it sweeps.
+
+  Returns:
+    The file names to draw (see :data:`DRAW`), and a reason for each left out.
   """
-  drawn = []
-  finished = not _configurations(summary, value).empty
-  most = max((len(results.swept_hyperparameters(own))
-              for _, own in summary.groupby("optimizer", sort=False)), default=0)
-  if most < 2 or not finished:
-    logger.info("no parallel_coordinates.png: it needs an optimizer sweeping two "
-                "hyperparameters or more (the most swept by one is %d) and a configuration "
-                "that did not diverge", most)
-  else:
-    drawn.append(("parallel_coordinates.png", plot_parallel_coordinates(summary, value)))
+  drawn, reasons = [], []
   count = len(_configurations(summary, value))
-  if not results.swept_hyperparameters(summary) or count < MIN_CONFIGS_FOR_IMPORTANCE:
-    logger.info("no importance.png: a random forest needs a swept hyperparameter and at least "
-                "%d configurations that did not diverge, got %d", MIN_CONFIGS_FOR_IMPORTANCE,
-                count)
+  most = max(map(len, swept_by_optimizer.values()), default=0)
+  if most < 2 or not count:
+    reasons.append("no parallel_coordinates.png: it needs an optimizer sweeping two "
+                   "hyperparameters or more (the most swept by one is "
+                   f"{most}) and a configuration that did not diverge")
   else:
-    drawn.append(("importance.png", plot_importance(summary, value)))
-  return drawn
+    drawn.append("parallel_coordinates.png")
+  if not swept or count < MIN_CONFIGS_FOR_IMPORTANCE:
+    reasons.append("no importance.png: a random forest needs a swept hyperparameter and at "
+                   f"least {MIN_CONFIGS_FOR_IMPORTANCE} configurations that did not diverge, "
+                   f"got {count}")
+  else:
+    drawn.append("importance.png")
+  return drawn, reasons

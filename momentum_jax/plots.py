@@ -3,7 +3,9 @@
 Every function returns a ``matplotlib.figure.Figure`` built without pyplot, so
 nothing here touches pyplot's global state or needs a display: the Agg canvas
 draws the figures and nothing is ever shown. :func:`write_figures` writes the
-standard set for a sweep as PNG files.
+standard set for a sweep as PNG files: :func:`plan_figures` decides once, from
+the result, which figures and with what (a :class:`FigurePlan`), then each is
+drawn.
 
 Seeds are pooled as in :func:`momentum_jax.results.aggregate_over_seeds`:
 diverged runs are left out of the means, and the figures mark them.
@@ -14,7 +16,6 @@ from __future__ import annotations
 import io
 import logging
 import os
-import re
 from pathlib import Path
 
 import matplotlib
@@ -25,15 +26,14 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch, Rectangle
 
+from momentum_jax import _figure_plan as _plan
 from momentum_jax import _files, _report_figures, results
-from momentum_jax.data import LANDSCAPES
+from momentum_jax._figure_plan import FigurePlan, plan_figures  # noqa: F401  (re-exported)
 from momentum_jax.results import SweepResult
 
 logger = logging.getLogger(__name__)
 
 DPI = 120
-# Legends use the literature's short names.
-_SHORT_NAMES = {"learning_rate": "lr", "beta": "β", "b1": "β₁", "b2": "β₂"}
 _DIVERGED_COLOUR = "0.6"
 # Beyond this many cells the numbers printed in a heatmap's cells overlap.
 _MAX_ANNOTATED_CELLS = 150
@@ -184,18 +184,6 @@ def plot_heatmap(summary: pd.DataFrame, x: str = "learning_rate", y: str = "beta
   return fig
 
 
-def _legend_label(row: pd.Series, summary: pd.DataFrame) -> str:
-  """``"momentum lr=0.01 β=0.9"``: the hyperparameters swept for this optimizer."""
-  own = summary[summary["optimizer"] == row["optimizer"]]
-  names = results.swept_hyperparameters(own) or results.hyperparameter_columns(own)
-  parts = [row["optimizer"]]
-  parts += [f"{_SHORT_NAMES.get(name, name)}={row[name]:.3g}" for name in names
-            if pd.notna(row[name])]
-  if summary["seed"].nunique() > 1:
-    parts.append(f"seed={row['seed']}")
-  return " ".join(parts)
-
-
 def plot_best_curves(curves: pd.DataFrame, summary: pd.DataFrame, n: int = 5) -> Figure:
   """Training-loss curves of the ``n`` best runs (see ``best_configs``).
 
@@ -216,17 +204,23 @@ def plot_best_curves(curves: pd.DataFrame, summary: pd.DataFrame, n: int = 5) ->
   best = results.best_configs(summary, n=n)
   if best.empty:
     raise ValueError("every run diverged: there are no curves worth plotting")
+  return _draw_best_curves(curves, best, _plan.legend_labels(best, summary),
+                           _plan.best_title(best, results.ranking_metric(summary)))
+
+
+def _draw_best_curves(curves: pd.DataFrame, best: pd.DataFrame, labels: dict[int, str],
+                      title: str) -> Figure:
   fig = Figure(figsize=(7.5, 4.8), layout="constrained")
   ax = fig.add_subplot()
   shown = curves[curves["config_id"].isin(best["config_id"])]
-  for _, row in best.iterrows():
-    curve = shown[shown["config_id"] == row["config_id"]].sort_values("step")
-    ax.plot(curve["step"], curve["train_loss"], label=_legend_label(row, summary))
+  for config_id in best["config_id"]:
+    curve = shown[shown["config_id"] == config_id].sort_values("step")
+    ax.plot(curve["step"], curve["train_loss"], label=labels[config_id])
   if _log_scaled(shown["train_loss"].to_numpy(dtype=float), "train_loss"):
     ax.set_yscale("log")  # (a landscape's values may be negative: then linear)
   ax.set_xlabel("step")
   ax.set_ylabel("train loss")
-  ax.set_title(f"The {len(best)} best runs by {results.ranking_metric(summary)}")
+  ax.set_title(title[0].upper() + title[1:])
   ax.legend(fontsize=8)
   return fig
 
@@ -308,6 +302,13 @@ def plot_landscape_paths(curves: pd.DataFrame, summary: pd.DataFrame, landscape,
   best = results.best_configs(summary, n=n)
   if best.empty:
     raise ValueError("every run diverged: there are no paths worth plotting")
+  title = _plan.best_title(best, results.ranking_metric(summary))
+  return _draw_landscape_paths(curves, best, _plan.legend_labels(best, summary), landscape,
+                               f"{landscape.name}: {title}")
+
+
+def _draw_landscape_paths(curves: pd.DataFrame, best: pd.DataFrame, labels: dict[int, str],
+                          landscape, title: str) -> Figure:
   (x0, x1), (y0, y1) = landscape.window
   xs, ys = np.meshgrid(np.linspace(x0, x1, 200), np.linspace(y0, y1, 200))
   values = np.asarray(landscape.value(np.stack([xs, ys], axis=-1)))
@@ -318,7 +319,7 @@ def plot_landscape_paths(curves: pd.DataFrame, summary: pd.DataFrame, landscape,
     path = curves[curves["config_id"] == row["config_id"]].sort_values("step")
     xs_ = np.concatenate([[row.get("start_x", np.nan)], path["val_x"]])
     ys_ = np.concatenate([[row.get("start_y", np.nan)], path["val_y"]])
-    (line,) = ax.plot(xs_, ys_, linewidth=1, label=_legend_label(row, summary))
+    (line,) = ax.plot(xs_, ys_, linewidth=1, label=labels[row["config_id"]])
     ax.plot(xs_[0], ys_[0], marker="o", markerfacecolor="none", color=line.get_color())
     ax.plot(xs_[-1], ys_[-1], marker=".", color=line.get_color())
   ax.scatter(*landscape.global_minima.T, marker="*", s=150, color="gold", edgecolor="black",
@@ -330,15 +331,9 @@ def plot_landscape_paths(curves: pd.DataFrame, summary: pd.DataFrame, landscape,
   ax.set_ylim(y0, y1)
   ax.set_xlabel("x")
   ax.set_ylabel("y")
-  ax.set_title(f"{landscape.name}: the {len(best)} best runs by "
-               f"{results.ranking_metric(summary)}")
+  ax.set_title(title)
   ax.legend(fontsize=7, loc="best")
   return fig
-
-
-def _file_stem(name: str) -> str:
-  # Group labels such as "momentum(ema=false)" make awkward file names.
-  return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_")
 
 
 def save_figure(fig: Figure, path: str | os.PathLike) -> Path:
@@ -348,26 +343,37 @@ def save_figure(fig: Figure, path: str | os.PathLike) -> Path:
   return _files.atomic_write_bytes(path, buffer.getvalue())
 
 
+def draw(plan: FigurePlan, name: str, result: SweepResult) -> Figure:
+  """The figure ``name`` (one of ``plan.files``) of ``result``, as ``plan`` says.
+
+  Raises:
+    ValueError: if ``name`` is none of ``plan.files``.
+  """
+  if name not in plan.files:
+    raise ValueError(f"{name} is none of the plan's figures {plan.files}")
+  summary = result.summary
+  if name in plan.heatmaps:
+    optimizer, x, y = plan.heatmaps[name]
+    return plot_heatmap(summary[summary["optimizer"] == optimizer], x, y, plan.value, optimizer)
+  if name == "best_curves.png":
+    return _draw_best_curves(result.curves, plan.best, plan.labels, plan.titles[name])
+  if name == "paths.png":
+    return _draw_landscape_paths(result.curves, plan.best, plan.labels, plan.landscape,
+                                 plan.titles[name])
+  for hyperparameter in plan.hyperparameters:
+    if name == f"best_vs_{_plan.file_stem(hyperparameter)}.png":
+      return plot_best_vs_hyperparameter(summary, hyperparameter, plan.value)
+  return _report_figures.DRAW[name](summary, plan.value)
+
+
 def write_figures(result_or_dir: SweepResult | str | os.PathLike,
                   out_dir: str | os.PathLike | None = None) -> list[Path]:
   """Writes a sweep's standard figures as PNG files (dpi 120, each atomically).
 
-  - ``heatmap_<optimizer>.png``, for each optimizer with a swept
-    ``learning_rate`` and another swept hyperparameter: ``beta`` if swept,
-    else the one with the most values;
-  - ``best_curves.png``;
-  - ``best_vs_<hyperparameter>.png``, for each hyperparameter with more than
-    one value;
-  - ``parallel_coordinates.png`` and ``importance.png``
-    (:mod:`momentum_jax._report_figures`);
-  - ``paths.png`` for a 2-D landscape (:func:`plot_landscape_paths`).
-
-  In file names, runs of characters other than letters, digits, ``.``, ``_``
-  and ``-`` become ``_`` (``momentum(ema=false)`` → ``momentum_ema_false``).
-
-  Figures show the ranking metric (``val_accuracy`` where present, else
-  ``final_loss``). A figure whose inputs are degenerate (a hyperparameter with
-  one value, every run diverged) is skipped and the reason logged.
+  The figures are those of :func:`plan_figures`; each skipped one is logged
+  with the reason. In file names, runs of characters other than letters,
+  digits, ``.``, ``_`` and ``-`` become ``_`` (``momentum(ema=false)`` →
+  ``momentum_ema_false``).
 
   Args:
     result_or_dir: A :class:`SweepResult`, or a folder written by
@@ -388,41 +394,7 @@ def write_figures(result_or_dir: SweepResult | str | os.PathLike,
     out_dir = result_or_dir if out_dir is None else out_dir
   out_dir = Path(out_dir)
   out_dir.mkdir(parents=True, exist_ok=True)
-  summary = result.summary
-  value = results.ranking_metric(summary)
-  written = []
-
-  for optimizer, own in summary.groupby("optimizer", sort=True):
-    swept = results.swept_hyperparameters(own)
-    others = [name for name in swept if name != "learning_rate"]
-    if "learning_rate" not in swept or not others:
-      logger.info("no heatmap for %s: it needs learning_rate and another hyperparameter "
-                  "with more than one value, and sweeps %s", optimizer, swept or "none")
-      continue
-    # max keeps the first of equals, so ties go to the summary's column order.
-    y = "beta" if "beta" in others else max(others, key=lambda name: own[name].nunique())
-    fig = plot_heatmap(own, "learning_rate", y, value, optimizer)
-    written.append(save_figure(fig, out_dir / f"heatmap_{_file_stem(optimizer)}.png"))
-
-  all_diverged = results.best_configs(summary, n=1).empty
-  if all_diverged:
-    logger.info("no best_curves.png: every run diverged")
-  else:
-    written.append(save_figure(plot_best_curves(result.curves, summary), out_dir / "best_curves.png"))
-
-  swept = results.swept_hyperparameters(summary)
-  if not swept:
-    logger.info("no best_vs_<hyperparameter> figures: no hyperparameter takes more than "
-                "one value")
-  for name in swept:
-    fig = plot_best_vs_hyperparameter(summary, name, value)
-    written.append(save_figure(fig, out_dir / f"best_vs_{_file_stem(name)}.png"))
-
-  for name, fig in _report_figures.figures(summary, value):
-    written.append(save_figure(fig, out_dir / name))
-
-  landscape = LANDSCAPES.get(result.manifest.problem)
-  if landscape is not None and "val_x" in result.curves.columns and not all_diverged:
-    fig = plot_landscape_paths(result.curves, summary, landscape)
-    written.append(save_figure(fig, out_dir / "paths.png"))
-  return written
+  plan = plan_figures(result)
+  for reason in plan.skipped:
+    logger.info("%s", reason)
+  return [save_figure(draw(plan, name, result), out_dir / name) for name in plan.files]

@@ -63,6 +63,10 @@ class Problem:
     loss_floor: A lower bound of the loss: 0 for the data losses, the
       minimum value for a landscape. Divergence is measured from it (see
       :class:`momentum_jax.train.TrainConfig`).
+    landscape: The :class:`~momentum_jax.data.Landscape` whose plane the
+      model is a point of, or ``None`` (a problem on data). Only figures use
+      it: the sweep records its name, and ``paths.png`` draws the best runs'
+      paths on its contours.
 
   Example:
     >>> import numpy as np
@@ -81,6 +85,7 @@ class Problem:
   loss: Loss | None = None
   metrics: Metrics | None = None
   loss_floor: float = 0.0
+  landscape: data_lib.Landscape | None = None
 
   def __post_init__(self):
     if not isinstance(self.data, (data_lib.Dataset, data_lib.Stream)):
@@ -303,7 +308,7 @@ def landscape(name: str, start=None, start_spread: float = 0.0) -> Problem:
   zero_x, zero_y = np.zeros((1, 2), np.float32), np.zeros(1, np.float32)
   placeholder = data_lib.Dataset(land.name, zero_x, zero_y, zero_x, zero_y)
   return Problem(land.name, placeholder, make_model, loss=value, metrics=where,
-                 loss_floor=floor)
+                 loss_floor=floor, landscape=land)
 
 
 def _landscape_by_name(name: str) -> Callable[..., Problem]:

@@ -1,23 +1,21 @@
-"""Each experiment runs at a tiny size and writes sane outputs."""
+"""Each experiment runs at a tiny size (its --quick overlay) and writes sane outputs."""
 
 from __future__ import annotations
 
-import functools
 import json
 
 import matplotlib.image
 import numpy as np
 import pandas as pd
-import yaml
+import pytest
 
 from _cifar import write_fake_cifar
-from experiments import regression_momentum
+from experiments import _cli, regression_momentum
 
 
 def test_regression_momentum_tiny(tmp_path):
-  with open(regression_momentum.CONFIG, encoding="utf-8") as file:
-    config = yaml.safe_load(file)
-  table = regression_momentum.run(config, str(tmp_path), seeds=2, steps_scale=0.1)
+  study = _cli.load("regression_momentum", regression_momentum.SCHEMA, quick=True)
+  table = regression_momentum.run(study, str(tmp_path))
   assert len(table) == 2 * len(regression_momentum.OPTIMIZERS) * 2
   assert np.isfinite(table.final_loss).all()
   assert (table.final_loss >= table.optimum * (1 - 1e-4)).all()  # nothing beats least squares
@@ -30,12 +28,11 @@ def test_regression_momentum_tiny(tmp_path):
 
 def test_landscapes_tiny(tmp_path):
   from experiments import landscapes
-  with open(landscapes.CONFIG, encoding="utf-8") as file:
-    config = yaml.safe_load(file)
-  config["sweep"].update(betas=[0.0, 0.9], learning_rate_factors=[1.0], starts_per_side=2)
-  table = landscapes.run(config, str(tmp_path), steps_scale=0.2)
-  assert set(table.landscape) == set(config["landscapes"])
-  assert len(table) == len(config["landscapes"]) * 6
+  study = _cli.load("landscapes", landscapes.SCHEMA, quick=True)
+  table = landscapes.run(study, str(tmp_path))
+  names = study.settings["landscapes"]
+  assert set(table.landscape) == set(names)
+  assert len(table) == len(names) * 6
   for name in ("results.csv", "summary.md", "trajectories.png", "success_fraction.png"):
     assert (tmp_path / name).stat().st_size > 0
   # The double well's failure shows even at this size: GD stays in the shallow
@@ -47,7 +44,7 @@ def test_landscapes_tiny(tmp_path):
 
 def test_beta_quick(tmp_path):
   from experiments import beta
-  tables = beta.run(str(tmp_path), quick=True)
+  tables = beta.run(_cli.load("beta", beta.SCHEMA, quick=True), str(tmp_path))
   summary = (tmp_path / "summary.md").read_text()
   assert "| 0.1 | 0.01 | 1.111 |" in summary  # beta 0.1: 1% two steps back
   assert "| 0.9 | 0.81 | 10 |" in summary
@@ -61,20 +58,34 @@ def test_beta_quick(tmp_path):
 
 def test_vanishing_gradients_tiny(tmp_path):
   from experiments import vanishing_gradients
-  with open(vanishing_gradients.CONFIG, encoding="utf-8") as file:
-    config = yaml.safe_load(file)
-  config["variants"] = {k: v for k, v in config["variants"].items()
-                        if k in ("sigmoid, naive init", "sigmoid, naive + BatchNorm")}
-  table = vanishing_gradients.run(config, str(tmp_path), steps_scale=0.05, seeds=1)
+  kept = ("sigmoid, naive init", "sigmoid, naive + BatchNorm")
+  full = _cli.load("vanishing_gradients", vanishing_gradients.SCHEMA)
+  dropped = {"study": {"runs": {name: None for name in full.runs if name not in kept}}}
+  study = _cli.load("vanishing_gradients", vanishing_gradients.SCHEMA, quick=True,
+                    overlays=[dropped])
+  assert list(study.runs) == list(kept)
+  assert {c.train.steps for c in study.runs.values()} == {20}
+  table = vanishing_gradients.run(study, str(tmp_path))
   ratios = table.set_index("variant").ratio_at_start_median
   assert ratios["sigmoid, naive init"] < 1e-6 < ratios["sigmoid, naive + BatchNorm"]
   for name in ("results.csv", "curves.csv", "summary.md", "gradient_ratio.png"):
     assert (tmp_path / name).stat().st_size > 0
 
 
+def test_vanishing_gradients_clipping_variant_is_clipped_momentum():
+  from experiments import vanishing_gradients
+  study = _cli.load("vanishing_gradients", vanishing_gradients.SCHEMA)
+  (clipped,) = study.runs["sigmoid, naive + clipping (norm 1)"].optimizers
+  assert clipped.factory is vanishing_gradients.clipped_momentum
+  assert {k: v.tolist() for k, v in clipped.grid.items()} == {
+      "learning_rate": [0.05], "beta": [0.9], "max_norm": [1.0]}
+  assert clipped.static == {"ema": False}
+
+
 def test_schedules_quick(tmp_path):
   from experiments import schedules
-  tables = schedules.run(str(tmp_path), quick=True, skip_cnn=True)
+  study = _cli.load("schedules", schedules.SCHEMA, quick=True, overrides=["study.runs.cnn=null"])
+  tables = schedules.run(study, str(tmp_path))
   table = tables["digits"]
   assert list(table.optimizer) == ["momentum(ema=false)",
                                    "momentum(ema=false, schedule=cosine_annealing)"]
@@ -87,10 +98,7 @@ def test_schedules_quick(tmp_path):
 
 def test_batch_size_tiny(tmp_path):
   from experiments import batch_size
-  with open(batch_size.CONFIG, encoding="utf-8") as file:
-    config = yaml.safe_load(file)
-  config["runs"] = [r for r in config["runs"] if r["batch_size"] in (128, "full")]
-  table = batch_size.run(config, str(tmp_path), epochs=2, seeds=1)
+  table = batch_size.run(_cli.load("batch_size", batch_size.SCHEMA, quick=True), str(tmp_path))
   assert list(table.steps) == [2 * (1437 // 128), 2]
   assert (table.final_val_accuracy > 0.1).all()
   for name in ("results.csv", "curves.csv", "summary.md", "batch_size.png"):
@@ -99,7 +107,8 @@ def test_batch_size_tiny(tmp_path):
 
 def test_optimizers_images_tiny(tmp_path):
   from experiments import optimizers_images
-  best = optimizers_images.run(str(tmp_path), steps=10, seeds=1, optimizers=["sgd", "adam"])
+  study = _cli.load("optimizers_images", optimizers_images.SCHEMA, quick=True)
+  best = optimizers_images.run(study, str(tmp_path))
   assert sorted(best.optimizer) == ["adam", "sgd"]
   assert (best.val_accuracy_mean > 0.1).all()
   for name in ("curves.png", "best.csv", "summary.md", "sweep/summary.csv"):
@@ -109,8 +118,7 @@ def test_optimizers_images_tiny(tmp_path):
 def test_optimizers_images_on_cifar10_files(tmp_path, monkeypatch, capsys):
   from experiments import optimizers_images
   from momentum_jax import problems
-  with open(optimizers_images.CONFIG, encoding="utf-8") as file:
-    batch_size = yaml.safe_load(file)["train"]["batch_size"]
+  batch_size = _cli.load("optimizers_images", optimizers_images.SCHEMA).sweep.train.batch_size
   # Just enough rows for one batch of the config's size over the five files.
   rows = -(-batch_size // 5)
   folder = tmp_path / "cifar-10-batches-py"
@@ -123,11 +131,11 @@ def test_optimizers_images_on_cifar10_files(tmp_path, monkeypatch, capsys):
     return loaded[-1]
 
   monkeypatch.setattr(problems, "get_problem", recording_get_problem)
-  # The command line, narrowed to one optimizer (4 learning rates) and one seed.
-  monkeypatch.setattr(optimizers_images, "run", functools.partial(
-      optimizers_images.run, seeds=1, optimizers=["sgd"]))
+  # The command line, narrowed to one optimizer (4 learning rates), one seed and one step.
   out = tmp_path / "out"
-  optimizers_images.main(["--out", str(out), "--cifar", str(folder), "--steps", "1"])
+  optimizers_images.main([
+      "--out", str(out), "--cifar", str(folder), "--quick", "--set", "train={steps: 1, log_every: 1}",
+      "--set", "optimizers=[{name: sgd, learning_rate: {logspace: [0.01, 1.0, 4]}}]"])
 
   assert [p.name for p in loaded] == ["cifar10_cnn"]
   data = loaded[0].data
@@ -153,3 +161,28 @@ def test_optimizers_images_on_cifar10_files(tmp_path, monkeypatch, capsys):
   assert report.startswith(f"cifar10_cnn, 1 steps, batch {batch_size}, 1 seeds\n")
   assert "| sgd lr=" in report
   assert report in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("arguments, message", [
+    (["--set", "study.seeds=0"], "study.seeds: expected an integer >= 1, got 0"),
+    (["--set", "study.setups=[{name: a, dataset: normall, learning_rate: 0.1, beta: 0.9, "
+      "steps: 1}]"], "study.setups[0].dataset: unknown name 'normall'; did you mean 'normal'?"),
+    (["--set", "study.seedz=2"], "study.seedz: unknown key; did you mean 'seeds'?"),
+    (["--set", "seeds"], "--set: expected KEY.PATH=VALUE"),
+])
+def test_a_bad_study_exits_2_naming_the_path(tmp_path, capsys, arguments, message):
+  with pytest.raises(SystemExit) as exited:
+    regression_momentum.main(["--out", str(tmp_path), *arguments])
+  assert exited.value.code == 2
+  error = capsys.readouterr().err
+  assert error.startswith("python -m experiments.regression_momentum: error: ")
+  assert message in error and "Traceback" not in error
+  assert not list(tmp_path.iterdir())  # nothing ran
+
+
+def test_an_overlay_error_names_the_run_and_key(tmp_path, capsys):
+  from experiments import schedules
+  with pytest.raises(SystemExit) as exited:
+    schedules.main(["--out", str(tmp_path), "--quick", "--set", "study.runs.digits.train.steps=-3"])
+  assert exited.value.code == 2
+  assert "error: study.runs.digits.train.steps: " in capsys.readouterr().err

@@ -6,6 +6,7 @@ import logging
 
 import matplotlib.image
 import numpy as np
+import pandas as pd
 import pytest
 from matplotlib.colors import LogNorm
 
@@ -227,3 +228,74 @@ def test_write_figures_heatmap_uses_the_most_swept_hyperparameter(tmp_path, monk
 def test_write_figures_needs_a_folder_for_a_result(regression):
   with pytest.raises(ValueError, match="out_dir is required"):
     plots.write_figures(regression)
+
+
+def _expected_files(result):
+  """The figures a result should get, derived from its tables as write_figures documents them."""
+  summary = result.summary
+  files = []
+  for optimizer, own in summary.groupby("optimizer"):
+    swept = results.swept_hyperparameters(own)
+    if "learning_rate" in swept and len(swept) > 1:
+      files.append(f"heatmap_{optimizer}.png")
+  files.append("best_curves.png")
+  files += [f"best_vs_{name}.png" for name in results.swept_hyperparameters(summary)]
+  return files
+
+
+def test_plan_of_a_grid_sweep(regression):
+  plan = plots.plan_figures(regression)
+  summary = regression.summary
+  assert plan.value == results.ranking_metric(summary)
+  assert plan.files[:len(_expected_files(regression))] == _expected_files(regression)
+  assert set(plan.files) - set(_expected_files(regression)) == set(plan.report)
+  assert {name: axes[2] for name, axes in plan.heatmaps.items()} == {
+      f"heatmap_{optimizer}.png": second for optimizer, (second, _) in fixture.SECOND.items()}
+  pd.testing.assert_frame_equal(plan.best, results.best_configs(summary, n=5))
+  assert list(plan.labels) == list(plan.best["config_id"])
+  assert plan.landscape is None and "paths.png" not in plan.files
+  assert plan.titles["best_curves.png"] == f"the {len(plan.best)} best runs by {plan.value}"
+
+
+def test_plan_of_a_landscape_sweep_finds_the_landscape_in_the_problem_record(regression):
+  from momentum_jax.data import get_landscape
+  curves = regression.curves.assign(val_x=0.5, val_y=-0.5)
+  manifest = {**regression.manifest, "problem": "my_problem",
+              "problem_record": {"name": "my_problem", "landscape": "saddle"}}
+  plan = plots.plan_figures(SweepResult(regression.summary, curves, manifest))
+  assert plan.landscape is get_landscape("saddle")
+  assert plan.files[-1] == "paths.png"
+  assert plan.titles["paths.png"] == f"saddle: the {len(plan.best)} best runs by {plan.value}"
+  # A problem merely named like a landscape, whose record names none, gets no paths.
+  named = {**regression.manifest, "problem": "saddle", "problem_record": {"name": "saddle"}}
+  assert plots.plan_figures(SweepResult(regression.summary, curves, named)).landscape is None
+  no_path = SweepResult(regression.summary, regression.curves, manifest)
+  plan = plots.plan_figures(no_path)
+  assert "paths.png" not in plan.files and "no paths.png: the curves have no val_x" in " ".join(
+      plan.skipped)
+
+
+def test_plan_of_a_quasirandom_sweep(regression):
+  # Sampled points: every configuration has its own learning rate and beta.
+  summary = regression.summary[regression.summary["optimizer"] == "momentum"].copy()
+  count = len(summary)
+  summary["learning_rate"] = np.geomspace(1e-3, 1e-1, count)
+  summary["beta"] = np.linspace(0.0, 0.95, count)
+  summary = summary.drop(columns=["decay"])
+  result = SweepResult(summary.reset_index(drop=True), regression.curves, {})
+  plan = plots.plan_figures(result)
+  assert plan.files[:len(_expected_files(result))] == _expected_files(result)
+  assert plan.heatmaps == {"heatmap_momentum.png": ("momentum", "learning_rate", "beta")}
+  assert plan.hyperparameters == ("learning_rate", "beta")
+  finished = (~summary["diverged"]).sum()
+  assert ("importance.png" in plan.report) == (finished >= 8)
+  assert "parallel_coordinates.png" in plan.report
+  assert all(label.startswith("momentum lr=") for label in plan.labels.values())
+
+
+def test_write_figures_draws_the_plan(tmp_path, regression):
+  plan = plots.plan_figures(regression)
+  with pytest.raises(ValueError, match="none of the plan's figures"):
+    plots.draw(plan, "paths.png", regression)
+  fig = plots.draw(plan, "best_curves.png", regression)
+  assert [line.get_label() for line in fig.axes[0].lines] == list(plan.labels.values())

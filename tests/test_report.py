@@ -98,15 +98,22 @@ def test_write_results_writes_the_report_as_summary_md(tmp_path):
   assert "learning_rate = 0.01, on the lower boundary" in text
 
 
-def test_search_figures_are_skipped_with_the_reason_when_degenerate(caplog):
+def test_search_figures_are_skipped_with_the_reason_when_degenerate(tmp_path, caplog):
   one = _summary([("sgd", lr, 0, 0, lr, False) for lr in (0.1, 0.2, 0.3)])
-  with caplog.at_level(logging.INFO, logger="momentum_jax.plots"):
-    assert _report_figures.figures(one, "final_loss") == []
-  assert "no parallel_coordinates.png" in caplog.text and "(the most swept by one is 1)" in caplog.text
-  assert "no importance.png" in caplog.text and "got 3" in caplog.text
+  plan = plots.plan_figures(SweepResult(one, pd.DataFrame(), {}))
+  assert plan.report == ()
+  reasons = " ".join(plan.skipped)
+  assert "no parallel_coordinates.png" in reasons and "(the most swept by one is 1)" in reasons
+  assert "no importance.png" in reasons and "got 3" in reasons
   many = _summary(_grid_rows(lambda lr, beta, seed: lr + beta))
-  names = [name for name, _ in _report_figures.figures(many, "final_loss")]
-  assert names == ["parallel_coordinates.png", "importance.png"]
+  plan = plots.plan_figures(SweepResult(many, pd.DataFrame(), {}))
+  assert plan.report == ("parallel_coordinates.png", "importance.png")
+  # write_figures logs the reasons it skips a figure for.
+  curves = pd.DataFrame({"config_id": one["config_id"], "optimizer": "sgd", "step": 4,
+                         "train_loss": one["final_loss"], "grad_norm": 1.0})
+  with caplog.at_level(logging.INFO, logger="momentum_jax.plots"):
+    plots.write_figures(SweepResult(one, curves, {}), tmp_path)
+  assert "no parallel_coordinates.png" in caplog.text and "no importance.png" in caplog.text
 
 
 def test_importance_ranks_the_hyperparameter_that_matters_first():

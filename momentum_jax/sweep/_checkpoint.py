@@ -292,7 +292,8 @@ def problem_record(problem: problems.Problem) -> dict[str, Any]:
   The data by a hash of its arrays (a stream by its function and sizes, and
   its validation split's hash), the loss and metrics by their import paths,
   and the model by its parameters' shapes: resuming a sweep with another
-  problem is refused.
+  problem is refused. A problem on a 2-D landscape records the landscape's
+  name too, for the figures (``paths.png``).
   """
   data = problem.data
   if problem.is_stream:
@@ -304,6 +305,9 @@ def problem_record(problem: problems.Problem) -> dict[str, Any]:
   model = nnx.eval_shape(lambda: problem.make_model(nnx.Rngs(0)))
   shapes = {"/".join(map(str, path)): list(leaf.shape) for path, leaf in
             nnx.to_flat_state(nnx.state(model, nnx.Param))}
-  return {"name": problem.name, "data": described, "loss": _name_of(problem.loss),
-          "metrics": None if problem.metrics is None else _name_of(problem.metrics),
-          "parameter_shapes": shapes}
+  record = {"name": problem.name, "data": described, "loss": _name_of(problem.loss),
+            "metrics": None if problem.metrics is None else _name_of(problem.metrics),
+            "parameter_shapes": shapes}
+  if problem.landscape is not None:
+    record["landscape"] = problem.landscape.name
+  return record

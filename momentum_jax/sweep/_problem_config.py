@@ -53,18 +53,22 @@ def build_problem(config: "SweepConfig") -> problems.Problem:
       ``ValueError`` or ``FileNotFoundError`` (a bad option, data with NaN,
       CIFAR-10 not found), at ``problem.name`` if it returns no Problem.
   """
-  source = config.problem_source
+  return make_problem(config.problem, config.problem_options, config.problem_source)
+
+
+def make_problem(name: str, options, source) -> problems.Problem:
+  """The problem :func:`parse_problem` described as ``(name, options, source)``; see :func:`build_problem`."""
   if isinstance(source, problems.Problem):
     return source
   try:
     if source is None:
-      problem = problems.get_problem(config.problem, **config.problem_options)
+      problem = problems.get_problem(name, **options)
     else:
-      problem = source(**config.problem_options)
+      problem = source(**options)
   except (TypeError, ValueError, FileNotFoundError) as error:
     raise ConfigError("problem", str(error)) from None
   if not isinstance(problem, problems.Problem):
-    raise ConfigError("problem.name", f"{config.problem} returned a value of type "
+    raise ConfigError("problem.name", f"{name} returned a value of type "
                       f"{type(problem).__name__}, not a momentum_jax.problems.Problem")
   return problem
 
