@@ -60,8 +60,8 @@ _SUMMARY_REQUIRED = ("config_id", "optimizer", "seed", "final_loss", "best_loss"
 _CURVES_REQUIRED = ("config_id", "optimizer", "step", "train_loss", "grad_norm")
 # Every other summary column that is no metric is a hyperparameter.
 _NOT_HYPERPARAMETERS = frozenset(
-    ("config_id", "optimizer", "seed", "diverged", "diverged_at_step", "stopped_at_step",
-     *METRICS))
+    ("config_id", "optimizer", "trial", "seed", "diverged", "diverged_at_step",
+     "stopped_at_step", *METRICS))
 
 
 def is_metric(column: str) -> bool:
@@ -153,9 +153,10 @@ def _summary_dtypes(summary: pd.DataFrame) -> pd.DataFrame:
   # CSV keeps no dtypes: restore the contract's (an all-NaN or all-NA column
   # would otherwise come back as float64 or object).
   dtypes = {"config_id": "int64", "optimizer": "str", "seed": "int64", "diverged": "bool",
-            "diverged_at_step": "Int64", "stopped_at_step": "Int64"}
-  if "stopped_at_step" not in summary.columns:  # no scheduler
-    del dtypes["stopped_at_step"]
+            "diverged_at_step": "Int64", "stopped_at_step": "Int64", "trial": "int64"}
+  for optional in ("stopped_at_step", "trial"):  # a scheduler's; Optuna's
+    if optional not in summary.columns:
+      del dtypes[optional]
   dtypes.update({column: "float64" for column in summary.columns
                  if column not in dtypes})
   return summary.astype(dtypes)
@@ -209,6 +210,8 @@ class GroupOutcome:
     stopped_at_step: Shape ``[k]``: where a scheduler stopped each run (its
       logs after it NaN); ``None``: every run trained to the end, no
       scheduler.
+    trial: Shape ``[k]``: each run's Optuna trial number (``search: {method:
+      optuna}``); ``None``: another search.
   """
 
   label: str
@@ -217,6 +220,7 @@ class GroupOutcome:
   metrics: dict[str, Any]
   diverged_at_step: np.ndarray
   stopped_at_step: np.ndarray | None = None
+  trial: np.ndarray | None = None
 
 
 def _flat_paths(tree: Any, prefix: str = "") -> dict[str, np.ndarray]:
@@ -244,7 +248,9 @@ def tables(groups: list[GroupOutcome], logged_steps: np.ndarray, manifest: dict
     # Each run's last log: at the step it stopped.
     last = (np.arange(k), np.searchsorted(logged_steps, stopped))
     losses = metrics["train_loss"]
-    row = {"config_id": ids, "optimizer": group.label, **group.values, "seed": group.seeds,
+    row = {"config_id": ids, "optimizer": group.label,
+           **({} if group.trial is None else {"trial": np.asarray(group.trial, np.int64)}),
+           **group.values, "seed": group.seeds,
            "final_loss": losses[last].astype(np.float64)}
     with np.errstate(invalid="ignore"):
       row["best_loss"] = np.where(
@@ -272,7 +278,7 @@ def tables(groups: list[GroupOutcome], logged_steps: np.ndarray, manifest: dict
     ran = curve["step"] <= np.repeat(stopped, len(logged_steps))
     curves.append(pd.DataFrame(curve)[ran].reset_index(drop=True))
   summary = pd.concat(summaries, ignore_index=True)
-  front = ["config_id", "optimizer"]
+  front = ["config_id", "optimizer", *(["trial"] if "trial" in summary.columns else [])]
   hyper = [c for c in summary.columns if c not in front and c not in (
       "seed", "diverged", "diverged_at_step", "stopped_at_step") and not is_metric(c)]
   rest = ["seed", *metric_columns(summary), "diverged", "diverged_at_step",
@@ -364,7 +370,8 @@ def aggregate_over_seeds(summary: pd.DataFrame) -> pd.DataFrame:
     statistics. Sorted by the keys; NaN hyperparameters (an optimizer without
     that hyperparameter) form groups too.
   """
-  keys = ["optimizer", *hyperparameter_columns(summary),
+  keys = ["optimizer", *(["trial"] if "trial" in summary.columns else []),
+          *hyperparameter_columns(summary),
           *(["stopped_at_step"] if "stopped_at_step" in summary.columns else [])]
   metrics = metric_columns(summary)
   diverged = summary["diverged"].astype(bool)
