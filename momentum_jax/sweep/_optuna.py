@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -82,7 +83,9 @@ def make_sampler(name: str, seed: int, first_trial: int):
   """The sampler of the batch whose first trial is ``first_trial`` (see the module docstring)."""
   import optuna
   if name == "qmc":
-    return optuna.samplers.QMCSampler(qmc_type="halton", scramble=True, seed=seed)
+    with warnings.catch_warnings():  # experimental since Optuna 3.0, and as documented
+      warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+      return optuna.samplers.QMCSampler(qmc_type="halton", scramble=True, seed=seed)
   own = int(np.random.SeedSequence([seed, first_trial]).generate_state(1)[0])
   if name == "tpe":
     return optuna.samplers.TPESampler(seed=own, constant_liar=True)
