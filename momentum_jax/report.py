@@ -91,10 +91,10 @@ def best_configurations(summary: pd.DataFrame, n: int | None = None, by: str | N
 def best_table(summary: pd.DataFrame, n: int = 5, by: str | None = None) -> pd.DataFrame:
   """The ``n`` best configurations as the report and the ``sweep`` command show them.
 
-  Columns: ``optimizer``, ``trial`` (Optuna's search), the swept hyperparameters that one of them has,
-  ``<by>_mean``, ``<by>_std``, ``count``, ``diverged``, then the means of the
-  other metrics (not the ``start_`` ones): no ``seed``, since each row pools
-  its seeds.
+  Columns: ``optimizer``, ``trial`` (with Optuna's search), the swept
+  hyperparameters that one of them has, ``<by>_mean``, ``<by>_std``,
+  ``count``, ``diverged``, then the means of the other metrics (not the
+  ``start_`` ones): no ``seed``, since each row pools its seeds.
   """
   by = results.ranking_metric(summary) if by is None else by
   best = best_configurations(summary, n=n, by=by)

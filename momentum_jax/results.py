@@ -2,7 +2,9 @@
 
 A sweep over K configurations returns a :class:`SweepResult`:
 
-- ``summary``: one row per configuration: ``config_id``, ``optimizer``, one
+- ``summary``: one row per configuration: ``config_id``, ``optimizer``, with
+  Optuna's search (``search: {method: optuna}``) ``trial`` (the trial's number
+  in its group's study: a trial's seeds are its rows), one
   float column per hyperparameter (NaN where the optimizer lacks it), ``seed``,
   ``final_loss``, ``best_loss``, ``val_loss`` and ``val_accuracy`` where the
   problem has them, ``val_<name>`` for each of the problem's own metrics (its
@@ -366,8 +368,9 @@ def aggregate_over_seeds(summary: pd.DataFrame) -> pd.DataFrame:
     ``<metric>_std`` (sample standard deviation, NaN for one seed) for each of
     ``final_loss``, ``best_loss``, ``val_loss``, ``val_accuracy`` present;
     with a scheduler, ``stopped_at_step`` after the hyperparameters (the seeds
-    of a setting stop together). A group whose runs all diverged has NaN
-    statistics. Sorted by the keys; NaN hyperparameters (an optimizer without
+    of a setting stop together); with Optuna's search, ``trial`` after
+    ``optimizer`` (two trials of the same values stay apart). A group whose
+    runs all diverged has NaN statistics. Sorted by the keys; NaN hyperparameters (an optimizer without
     that hyperparameter) form groups too.
   """
   keys = ["optimizer", *(["trial"] if "trial" in summary.columns else []),

@@ -82,6 +82,8 @@ def test_a_batch_of_trials_per_chunk_and_one_compilation_for_the_group(searched)
   assert result.manifest["compilations"] == 1
   assert result.manifest["chunk_size"] == {LABEL: 8}
   assert [t["slot"] for t in _trials(result)] == list(range(6))
+  # Each batch's sampler is seeded afresh, and from its batch: the second asks other values.
+  assert len({t["params"]["learning_rate"] for t in _trials(result)}) == 6
 
 
 def test_a_trials_curves_equal_a_plain_sweep_of_its_values_bit_for_bit(searched):
@@ -99,16 +101,18 @@ def test_a_trials_curves_equal_a_plain_sweep_of_its_values_bit_for_bit(searched)
 
 
 def test_the_same_seed_asks_the_same_trials():
-  first, second = (_trials(_run(OPTUNA, search__sampler="qmc", search__seed=3)) for _ in "ab")
-  assert first == second
-  # ... and another seed other ones (the sampler alone, on a study of the same space).
-  config = sweep.load_config(OPTUNA)
-  space = _optuna.distributions(config.optimizers[0])
+  """QMC's trials depend on its seed alone: a study of the same space asks them again.
+
+  (TPE's, which depend on the values told, are asked again by the resumed
+  search below.)
+  """
+  run = _trials(_run(OPTUNA, search__sampler="qmc", search__seed=3))
+  space = _optuna.distributions(sweep.load_config(OPTUNA).optimizers[0])
 
   def asked(seed):
     study = optuna.create_study(sampler=_optuna.make_sampler("qmc", seed, 0))
-    return [study.ask(space).params for _ in range(4)]
-  assert asked(3) == [t["params"] for t in first[:4]]
+    return [study.ask(space).params for _ in range(6)]
+  assert asked(3) == [t["params"] for t in run]
   assert asked(4) != asked(3)
 
 

@@ -349,7 +349,8 @@ def load_config(source: str | os.PathLike | Mapping[str, Any]) -> SweepConfig:
   ``optax.GradientTransformation``; a numeric hyperparameter a number, a
   list, ``linspace``, ``logspace``, or (with a top-level ``search:`` of
   method ``random`` or ``quasirandom``) ``uniform``/``loguniform`` range,
-  whose points are drawn here; ``problem.name`` one of
+  whose points are drawn here (method ``optuna``: asked while the sweep
+  trains, lists searched too, see :mod:`momentum_jax.sweep._optuna`); ``problem.name`` one of
   :data:`momentum_jax.problems.PROBLEMS`, ``package.module:function`` or
   (in a dict) a callable returning a Problem; a dict's ``problem`` may be a
   Problem itself. Nothing is built or compiled here: import paths are

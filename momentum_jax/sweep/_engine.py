@@ -22,7 +22,9 @@ With a scheduler (``search: {scheduler: ...}``) each group trains as one
 chunk, rung by rung, its survivors re-packed into narrower ones
 (:mod:`~momentum_jax.sweep._scheduled`); a scheduled group's state is not
 saved mid-way: a killed sweep trains its unfinished group again (finished
-groups are kept).
+groups are kept). With Optuna's search each chunk is a batch of trials,
+asked before it trains and told after it is saved
+(:mod:`~momentum_jax.sweep._optuna`).
 """
 
 from __future__ import annotations
@@ -182,8 +184,8 @@ def run(
       last, and saved at once, rounded up to a multiple of ``width ×
       devices`` (default: the config's, else up to
       :data:`~momentum_jax.sweep._devices.MAX_CHUNK_PER_DEVICE` per device,
-      as the memory allows). Ignored with a scheduler: a scheduled group is
-      one chunk.
+      as the memory allows). Ignored with a scheduler (a scheduled group is
+      one chunk) and with Optuna (a chunk is a batch of trials).
     width: Configurations each device trains at once (``jax.vmap``); the
       rest of its share of a chunk waits in a ``lax.map``. ``None`` chooses
       by the width model; ``"measure"`` times a short training at a few

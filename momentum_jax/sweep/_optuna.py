@@ -56,13 +56,10 @@ import jax
 import numpy as np
 
 from momentum_jax import problems, results
-from momentum_jax.sweep._checkpoint import OutputDirError
+from momentum_jax.sweep._checkpoint import JOURNAL_FILE, OutputDirError
 from momentum_jax.sweep._errors import ConfigError
 from momentum_jax.sweep._scheduled import rung_values
 from momentum_jax.sweep._search import SearchSpec, check_metric, scheduler_metrics
-
-JOURNAL_FILE = "optuna.journal"
-
 
 def default_metric(problem: problems.Problem) -> str:
   """``val_loss`` where ``problem`` logs it, else ``final_loss``."""
@@ -92,7 +89,8 @@ def make_sampler(name: str, seed: int, first_trial: int):
   if name == "gp":
     return optuna.samplers.GPSampler(seed=own)
   if name == "cmaes":
-    return optuna.samplers.CmaEsSampler(seed=own)
+    # CMA-ES searches the ranges; a list is drawn at random (documented, not warned per trial).
+    return optuna.samplers.CmaEsSampler(seed=own, warn_independent_sampling=False)
   raise ValueError(f"unknown sampler {name!r}")
 
 
@@ -249,7 +247,7 @@ class OptunaSearch:
         self._fill(group, slot, trial.params)
 
   def after_chunk(self, group, kept: tuple[np.ndarray, Any, np.ndarray]) -> None:
-    """Tells each trial of the chunk its value, from the chunk's ``(indices, metrics, diverged)``."""
+    """Tells each trial of the chunk its value, from its ``(indices, metrics, diverged)``."""
     study = self.studies[group.label]
     indices, metrics, diverged = kept
     loaded = self._load(study, 0)
@@ -263,7 +261,7 @@ class OptunaSearch:
     study.pending.clear()
 
   def _tell(self, loaded, number: int, metrics: dict[str, Any], diverged: np.ndarray) -> None:
-    """Tells trial ``number`` the mean over its seeds' rows, or FAIL (a seed diverged, not finite)."""
+    """Tells trial ``number`` its seeds' mean, or FAIL (a seed diverged, or not finite)."""
     from optuna.trial import TrialState
     at = metrics["train_loss"].shape[1] - 1
     value = float(np.mean(np.asarray(rung_values(metrics, self.metric, at), np.float64)))
@@ -292,9 +290,10 @@ class OptunaSearch:
   def record(self, search: dict[str, Any]) -> dict[str, Any]:
     """The manifest's ``search`` with the sampler, metric and each group's trials.
 
-    Per group, every trial of its study (failed retries included): ``number``,
-    ``slot`` (its rows: ``slot × seeds …``), ``params``, ``state`` and
-    ``value`` (``None`` unless complete).
+    Per group, every trial of its study (those a stopped run left, failed,
+    included): ``number``, ``slot`` (its rows: ``slot × seeds …``),
+    ``params``, ``state``, ``value`` (``None`` unless complete) and, for a
+    retry, ``retry_of`` (the number of the trial it repeats).
     """
     search = {**search, "metric": self.metric, "direction": self.direction,
               "storage": None if self.out_dir is None else JOURNAL_FILE}
@@ -303,9 +302,15 @@ class OptunaSearch:
       loaded = self._load(study, 0)
       groups[label] = {**groups.get(label, {}), "study": label,
                        "distributions": {n: repr(d) for n, d in study.distributions.items()},
-                       "trials": [{"number": t.number, "slot": t.user_attrs.get("slot"),
-                                   "params": t.params, "state": t.state.name,
-                                   "value": t.value if t.state.name == "COMPLETE" else None}
-                                  for t in loaded.get_trials(deepcopy=False)]}
+                       "trials": [_trial_record(t) for t in loaded.get_trials(deepcopy=False)]}
     search["groups"] = groups
     return search
+
+
+def _trial_record(trial) -> dict[str, Any]:
+  complete = trial.state.name == "COMPLETE"
+  record = {"number": trial.number, "slot": trial.user_attrs.get("slot"), "params": trial.params,
+            "state": trial.state.name, "value": trial.value if complete else None}
+  if "retry_of" in trial.user_attrs:
+    record["retry_of"] = trial.user_attrs["retry_of"]
+  return record

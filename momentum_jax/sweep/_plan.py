@@ -52,7 +52,7 @@ class Group:
 
 
 def groups(config: SweepConfig) -> list[Group]:
-  """The config's optimizer groups: each its grid times its samples times the seeds (the seed fastest).
+  """The config's optimizer groups: grid times samples times seeds (the seed fastest).
 
   With Optuna (``spec.trials``), its trials times the seeds (:func:`trial_rows`).
   """

@@ -103,6 +103,7 @@ class SearchSpec:
 
   @property
   def samples_ranges(self) -> bool:
+    """Whether ranges may be given: every method but a grid samples or searches them."""
     return self.method != "grid"
 
 
@@ -281,7 +282,9 @@ def search_record(config: SweepConfig) -> dict[str, Any]:
 
   JSON-serialisable: ``{"method": ..., "samples": ..., "seed": ..., "groups":
   {label: {"ranges": {name: {kind: [lo, hi]}}, "points": {name: [N values]}}}}``
-  (groups without ranges left out).
+  (groups without ranges left out); with optuna also ``sampler``, ``trials``
+  and ``batch`` (the engine adds each group's trials, see
+  :meth:`momentum_jax.sweep._optuna.OptunaSearch.record`).
   """
   search = config.search
   optuna = ({"sampler": search.sampler, "trials": search.trials, "batch": search.batch}
