@@ -91,10 +91,10 @@ def best_configurations(summary: pd.DataFrame, n: int | None = None, by: str | N
 def best_table(summary: pd.DataFrame, n: int = 5, by: str | None = None) -> pd.DataFrame:
   """The ``n`` best configurations as the report and the ``sweep`` command show them.
 
-  Columns: ``optimizer``, the swept hyperparameters that one of them has,
-  ``<by>_mean``, ``<by>_std``, ``count``, ``diverged``, then the means of the
-  other metrics (not the ``start_`` ones): no ``seed``, since each row pools
-  its seeds.
+  Columns: ``optimizer``, ``trial`` (with Optuna's search), the swept
+  hyperparameters that one of them has, ``<by>_mean``, ``<by>_std``,
+  ``count``, ``diverged``, then the means of the other metrics (not the
+  ``start_`` ones): no ``seed``, since each row pools its seeds.
   """
   by = results.ranking_metric(summary) if by is None else by
   best = best_configurations(summary, n=n, by=by)
@@ -102,7 +102,8 @@ def best_table(summary: pd.DataFrame, n: int = 5, by: str | None = None) -> pd.D
   others = [f"{m}_mean" for m in results.metric_columns(summary)
             if m != by and not m.startswith("start_")]
   stopped = ["stopped_at_step"] if "stopped_at_step" in best.columns else []
-  return best[["optimizer", *used, f"{by}_mean", f"{by}_std", "count", "diverged", *stopped,
+  trial = ["trial"] if "trial" in best.columns else []  # Optuna's trial number
+  return best[["optimizer", *trial, *used, f"{by}_mean", f"{by}_std", "count", "diverged", *stopped,
                *others]]
 
 

@@ -2,7 +2,9 @@
 
 A sweep over K configurations returns a :class:`SweepResult`:
 
-- ``summary``: one row per configuration: ``config_id``, ``optimizer``, one
+- ``summary``: one row per configuration: ``config_id``, ``optimizer``, with
+  Optuna's search (``search: {method: optuna}``) ``trial`` (the trial's number
+  in its group's study: a trial's seeds are its rows), one
   float column per hyperparameter (NaN where the optimizer lacks it), ``seed``,
   ``final_loss``, ``best_loss``, ``val_loss`` and ``val_accuracy`` where the
   problem has them, ``val_<name>`` for each of the problem's own metrics (its
@@ -62,8 +64,8 @@ _SUMMARY_REQUIRED = ("config_id", "optimizer", "seed", "final_loss", "best_loss"
 _CURVES_REQUIRED = ("config_id", "optimizer", "step", "train_loss", "grad_norm")
 # Every other summary column that is no metric is a hyperparameter.
 _NOT_HYPERPARAMETERS = frozenset(
-    ("config_id", "optimizer", "seed", "diverged", "diverged_at_step", "stopped_at_step",
-     *METRICS))
+    ("config_id", "optimizer", "trial", "seed", "diverged", "diverged_at_step",
+     "stopped_at_step", *METRICS))
 
 
 def is_metric(column: str) -> bool:
@@ -179,9 +181,10 @@ def _summary_dtypes(summary: pd.DataFrame) -> pd.DataFrame:
   # CSV keeps no dtypes: restore the contract's (an all-NaN or all-NA column
   # would otherwise come back as float64 or object).
   dtypes = {"config_id": "int64", "optimizer": "str", "seed": "int64", "diverged": "bool",
-            "diverged_at_step": "Int64", "stopped_at_step": "Int64"}
-  if "stopped_at_step" not in summary.columns:  # no scheduler
-    del dtypes["stopped_at_step"]
+            "diverged_at_step": "Int64", "stopped_at_step": "Int64", "trial": "int64"}
+  for optional in ("stopped_at_step", "trial"):  # a scheduler's; Optuna's
+    if optional not in summary.columns:
+      del dtypes[optional]
   dtypes.update({column: "float64" for column in summary.columns
                  if column not in dtypes})
   return summary.astype(dtypes)
@@ -235,6 +238,8 @@ class GroupOutcome:
     stopped_at_step: Shape ``[k]``: where a scheduler stopped each run (its
       logs after it NaN); ``None``: every run trained to the end, no
       scheduler.
+    trial: Shape ``[k]``: each run's Optuna trial number (``search: {method:
+      optuna}``); ``None``: another search.
   """
 
   label: str
@@ -243,6 +248,7 @@ class GroupOutcome:
   metrics: dict[str, Any]
   diverged_at_step: np.ndarray
   stopped_at_step: np.ndarray | None = None
+  trial: np.ndarray | None = None
 
 
 def _flat_paths(tree: Any, prefix: str = "") -> dict[str, np.ndarray]:
@@ -270,7 +276,9 @@ def tables(groups: list[GroupOutcome], logged_steps: np.ndarray, manifest: dict
     # Each run's last log: at the step it stopped.
     last = (np.arange(k), np.searchsorted(logged_steps, stopped))
     losses = metrics["train_loss"]
-    row = {"config_id": ids, "optimizer": group.label, **group.values, "seed": group.seeds,
+    row = {"config_id": ids, "optimizer": group.label,
+           **({} if group.trial is None else {"trial": np.asarray(group.trial, np.int64)}),
+           **group.values, "seed": group.seeds,
            "final_loss": losses[last].astype(np.float64)}
     with np.errstate(invalid="ignore"):
       row["best_loss"] = np.where(
@@ -298,7 +306,7 @@ def tables(groups: list[GroupOutcome], logged_steps: np.ndarray, manifest: dict
     ran = curve["step"] <= np.repeat(stopped, len(logged_steps))
     curves.append(pd.DataFrame(curve)[ran].reset_index(drop=True))
   summary = pd.concat(summaries, ignore_index=True)
-  front = ["config_id", "optimizer"]
+  front = ["config_id", "optimizer", *(["trial"] if "trial" in summary.columns else [])]
   hyper = [c for c in summary.columns if c not in front and c not in (
       "seed", "diverged", "diverged_at_step", "stopped_at_step") and not is_metric(c)]
   rest = ["seed", *metric_columns(summary), "diverged", "diverged_at_step",
@@ -386,11 +394,13 @@ def aggregate_over_seeds(summary: pd.DataFrame) -> pd.DataFrame:
     ``<metric>_std`` (sample standard deviation, NaN for one seed) for each of
     ``final_loss``, ``best_loss``, ``val_loss``, ``val_accuracy`` present;
     with a scheduler, ``stopped_at_step`` after the hyperparameters (the seeds
-    of a setting stop together). A group whose runs all diverged has NaN
-    statistics. Sorted by the keys; NaN hyperparameters (an optimizer without
+    of a setting stop together); with Optuna's search, ``trial`` after
+    ``optimizer`` (two trials of the same values stay apart). A group whose
+    runs all diverged has NaN statistics. Sorted by the keys; NaN hyperparameters (an optimizer without
     that hyperparameter) form groups too.
   """
-  keys = ["optimizer", *hyperparameter_columns(summary),
+  keys = ["optimizer", *(["trial"] if "trial" in summary.columns else []),
+          *hyperparameter_columns(summary),
           *(["stopped_at_step"] if "stopped_at_step" in summary.columns else [])]
   metrics = metric_columns(summary)
   diverged = summary["diverged"].astype(bool)

@@ -53,8 +53,11 @@ CHUNKS_DIR = "chunks"
 STATE_DIR = "state"  # unfinished chunks' training state (see momentum_jax.sweep._state)
 STATE_FILE = "sweep.json"
 FORMAT = 1
+# Optuna's studies (search: {method: optuna}, see momentum_jax.sweep._optuna).
+JOURNAL_FILE = "optuna.journal"
 # Result files of a finished sweep that --overwrite removes along with the chunks.
-_RESULT_FILES = (results.SUMMARY_FILE, results.CURVES_FILE, results.MANIFEST_FILE)
+_RESULT_FILES = (results.SUMMARY_FILE, results.CURVES_FILE, results.MANIFEST_FILE, results.REPORT_FILE,
+                 JOURNAL_FILE)
 _CHUNK_NAME = re.compile(r"g(\d+)-(\d+)-p(\d+)\.npz")
 # Package versions that must match for resumed results to equal an uninterrupted run's.
 COMPUTING_PACKAGES = ("momentum_jax", "jax", "jaxlib", "optax", "flax", "numpy")
@@ -200,8 +203,12 @@ class Checkpoint:
     name = f"g{group:03d}-{int(index.min()):07d}-p{process:03d}.npz"
     return _files.atomic_write_bytes(self.folder / name, buffer.getvalue())
 
-  def load(self, group: int, num_configs: int) -> tuple[dict[str, Any], np.ndarray]:
+  def load(self, group: int, num_configs: int, missing_ok: bool = False
+           ) -> tuple[dict[str, Any], np.ndarray]:
     """Merges ``group``'s chunk files into ``(metrics, diverged_at_step)``, in index order.
+
+    ``missing_ok``: rows in no chunk file are left zero, not refused (a
+    search reading back the rows finished so far).
 
     Raises:
       OutputDirError: if a configuration is missing (on several hosts: the
@@ -226,7 +233,7 @@ class Checkpoint:
               merged[key] = np.zeros((num_configs, *chunk[name].shape[1:]), chunk[name].dtype)
             merged[key][index] = chunk[name]
         seen[index] = True
-    if not seen.all():
+    if not seen.all() and not missing_ok:
       missing = np.flatnonzero(~seen)
       raise OutputDirError(
           f"{len(missing)} configuration(s) of group {group} missing from {self.folder} "

@@ -27,11 +27,12 @@ from momentum_jax.sweep._errors import ConfigError
 from momentum_jax.sweep._problem_config import (  # noqa: F401  (build_problem re-exported)
     build_problem, parse_problem as _parse_problem)
 from momentum_jax.sweep._search import (  # noqa: F401  (re-exported)
-    SCHEDULERS, SchedulerSpec, SearchSpec, check_scheduler as _check_scheduler,
-    parse_search as _parse_search, scheduler_metric, scheduler_metrics, search_record)
+    SCHEDULERS, SchedulerSpec, SearchSpec, check_scheduler as _check_scheduler, check_searched,
+    parse_search as _parse_search, scheduler_metric, scheduler_metrics, search_points,
+    search_record)
 from momentum_jax.sweep._grid import grid_values, is_grid_spec
 from momentum_jax.sweep._imports import python_name, recorded_name, suggest
-from momentum_jax.sweep._space import RANGE_KINDS, Range, is_range_spec, parse_range, sample
+from momentum_jax.sweep._space import RANGE_KINDS, Range, is_range_spec, parse_range
 from momentum_jax.sweep._optimizers import (
     OPTIMIZERS, check_arguments, check_factory, keyword_parameters, known_name, resolve_optimizer)
 from momentum_jax.train import TrainConfig
@@ -90,6 +91,9 @@ class OptimizerSpec:
       the search samples it from (prefixed as ``grid``).
     samples: The points drawn from ``ranges``: name -> N values, the point
       ``i`` at index ``i`` of each; they cross with ``grid``.
+    trials: With ``search: {method: optuna}``, the trials Optuna is asked
+      for (its ranges and the grid's lists are searched, not crossed or
+      sampled here); ``None`` otherwise.
   """
 
   name: str
@@ -99,6 +103,7 @@ class OptimizerSpec:
   factory: Callable[..., Any] = None
   ranges: Mapping[str, Range] = dataclasses.field(default_factory=dict)
   samples: Mapping[str, np.ndarray] = dataclasses.field(default_factory=dict)
+  trials: int | None = None
 
   def __post_init__(self):
     if self.factory is None:
@@ -106,7 +111,9 @@ class OptimizerSpec:
 
   @property
   def num_configs(self) -> int:
-    """Configurations of one seed: the grid's product times the points sampled."""
+    """Configurations of one seed: the grid's product times the points sampled (or the trials)."""
+    if self.trials is not None:
+      return self.trials
     points = len(next(iter(self.samples.values()))) if self.samples else 1
     return int(np.prod([len(v) for v in self.grid.values()])) * points
 
@@ -279,15 +286,16 @@ def _parse_optimizer(path: str, raw: Any, search: SearchSpec) -> OptimizerSpec:
     schedule, schedule_grid, schedule_ranges = _parse_schedule(
         f"{path}.schedule", raw["schedule"], search)
   ranges.update(schedule_ranges)
-  samples = sample(ranges, search.method, search.samples, search.seed) if ranges else {}
-  own = {n: v for n, v in samples.items() if not n.startswith(SCHEDULE_PREFIX)}
+  samples, checked = search_points(ranges, search)
+  own = {n: v for n, v in checked.items() if not n.startswith(SCHEDULE_PREFIX)}
   swept, static = check_factory(path, name, factory, {**grid, **own}, static, raw)
   # An argument the factory needs concrete, given one value, became static.
   grid = {**{n: v for n, v in swept.items() if n in grid}, **schedule_grid}
-  samples = {n: v for n, v in samples.items() if n in swept or n.startswith(SCHEDULE_PREFIX)}
-  ranges = {n: r for n, r in ranges.items() if n in samples}
+  kept = {n for n in checked if n in swept or n.startswith(SCHEDULE_PREFIX)}
+  samples = {n: v for n, v in samples.items() if n in kept}
+  ranges = {n: r for n, r in ranges.items() if n in kept}
   return OptimizerSpec(name=name, static=static, grid=grid, schedule=schedule, factory=factory,
-                       ranges=ranges, samples=samples)
+                       ranges=ranges, samples=samples, trials=search.trials)
 
 
 def _parse_seeds(raw: Any) -> tuple[int, ...]:
@@ -341,7 +349,8 @@ def load_config(source: str | os.PathLike | Mapping[str, Any]) -> SweepConfig:
   ``optax.GradientTransformation``; a numeric hyperparameter a number, a
   list, ``linspace``, ``logspace``, or (with a top-level ``search:`` of
   method ``random`` or ``quasirandom``) ``uniform``/``loguniform`` range,
-  whose points are drawn here; ``problem.name`` one of
+  whose points are drawn here (method ``optuna``: asked while the sweep
+  trains, lists searched too, see :mod:`momentum_jax.sweep._optuna`); ``problem.name`` one of
   :data:`momentum_jax.problems.PROBLEMS`, ``package.module:function`` or
   (in a dict) a callable returning a Problem; a dict's ``problem`` may be a
   Problem itself. Nothing is built or compiled here: import paths are
@@ -384,10 +393,7 @@ def load_config(source: str | os.PathLike | Mapping[str, Any]) -> SweepConfig:
         raise ConfigError(f"optimizers[{index}]",
                           f"repeats optimizers[{labels.index(label)}] ({label}); merge their "
                           "grids into one entry")
-  if search.samples_ranges and not any(o.ranges for o in optimizers):
-    raise ConfigError("search.method", f"{search.method} samples ranges, and no hyperparameter "
-                      "is one: give one {uniform: [lo, hi]} or {loguniform: [lo, hi]}, or drop "
-                      "'search' for a grid")
+  check_searched(search, optimizers)
   train = _parse_train(raw["train"])
   _check_scheduler(search.scheduler, train)
   chunk_size = raw.get("chunk_size")

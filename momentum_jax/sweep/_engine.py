@@ -22,7 +22,9 @@ With a scheduler (``search: {scheduler: ...}``) each group trains as one
 chunk, rung by rung, its survivors re-packed into narrower ones
 (:mod:`~momentum_jax.sweep._scheduled`); a scheduled group's state is not
 saved mid-way: a killed sweep trains its unfinished group again (finished
-groups are kept).
+groups are kept). With Optuna's search each chunk is a batch of trials,
+asked before it trains and told after it is saved
+(:mod:`~momentum_jax.sweep._optuna`).
 """
 
 from __future__ import annotations
@@ -38,7 +40,8 @@ from jax.experimental import multihost_utils
 from jax.sharding import Mesh
 
 from momentum_jax import _files, results
-from momentum_jax.sweep import _checkpoint, _devices, _execute, _plan, _record, _scheduled
+from momentum_jax.sweep import _checkpoint, _devices, _execute, _optuna, _plan, _record,
+                                 _scheduled
 from momentum_jax.sweep._checks import check_run_arguments
 from momentum_jax.sweep._config import ConfigError, SweepConfig, load_config, scheduler_metric
 from momentum_jax.sweep._problem_config import checked_problem
@@ -151,8 +154,8 @@ def run(
       last, and saved at once, rounded up to a multiple of ``width ×
       devices`` (default: the config's, else up to
       :data:`~momentum_jax.sweep._devices.MAX_CHUNK_PER_DEVICE` per device,
-      as the memory allows). Ignored with a scheduler: a scheduled group is
-      one chunk.
+      as the memory allows). Ignored with a scheduler (a scheduled group is
+      one chunk) and with Optuna (a chunk is a batch of trials).
     width: Configurations each device trains at once (``jax.vmap``); the
       rest of its share of a chunk waits in a ``lax.map``. ``None`` chooses
       by the width model; ``"measure"`` times a short training at a few
@@ -190,33 +193,43 @@ def run(
   checkpoint = None
   if out_dir is not None:
     checkpoint = _open_checkpoint(out_dir, raw_config, record, _checkpoint.versions(), overwrite)
+  search = None if config.search.method != "optuna" else _optuna.OptunaSearch(
+      config.search, problem, len(config.seeds), out_dir,
+      checkpoint is None or not checkpoint.resumed,
+      memory["configs_held_per_device"] * mesh.devices.size)
   start = time.perf_counter()
-  widths, execution = _widths(width, checkpoint, problem, groups, config.train, mesh,
-                              memory["configs_in_budget"], out_dir)
+  widths, execution = _widths(width, checkpoint, problem,
+                              groups if search is None else search.batch_groups(groups),
+                              config.train, mesh, memory["configs_in_budget"], out_dir)
   probe_seconds = time.perf_counter() - start if execution["candidates"] else 0.0
   logs = (_plan.logs_per_segment(config.train.num_logs) if scheduler is None
           else _scheduled.segment_logs(scheduler, config.train))
   segments = _execute.Segments(logs, config.train)
   sizes = {g.label: _devices.choose_chunk_size(
       len(g.seeds), mesh.devices.size, widths[g.label],
-      len(g.seeds) if scheduler is not None else chunk_size or config.chunk_size,
+      len(g.seeds) if scheduler is not None else
+      search.rows if search is not None else chunk_size or config.chunk_size,
       memory["configs_held_per_device"]) for g in groups}
-  plans = _todo(groups, checkpoint, sizes, whole=scheduler is not None)
+  plans = _todo(groups, checkpoint, sizes, whole=scheduler is not None,
+                rows=None if search is None else search.rows)
   schedule = None if scheduler is None else _Schedule(
       scheduler, metric, results.higher_is_better(metric), len(config.seeds),
       config.search.seed or 0)
   trained = _train(problem, groups, plans, widths, sizes, segments, mesh, quiet, out_dir,
-                   checkpoint, checkpoint_every, schedule)
+                   checkpoint, checkpoint_every, schedule, search)
+  trials = [None] * len(groups) if search is None else search.finish(groups, checkpoint)
   execution.update(width=widths, compiler_options=compiler_options(mesh.devices.flat[0].platform),
                    shared_seed={g.label: g.shared_seed for g in groups},
                    logs_per_segment=segments.logs)
   manifest = _record.manifest(config, problem, record, raw_config, groups, plans, trained,
                               execution, memory, sizes, probe_seconds, checkpoint,
                               checkpoint_every, schedule)
+  if search is not None:
+    manifest = dataclasses.replace(manifest, search=search.record(manifest.search))
   return results.tables(
       [results.GroupOutcome(g.label, g.values, g.seeds, metrics, diverged,
-                            metrics.pop("stopped_at_step", None))
-       for g, (metrics, diverged) in zip(groups, trained.outcomes)],
+                            metrics.pop("stopped_at_step", None), trial)
+       for g, (metrics, diverged), trial in zip(groups, trained.outcomes, trials)],
       config.train.logged_steps, manifest)
 
 
@@ -228,11 +241,13 @@ def _check_one_chunk(groups: list[_plan.Group], held: int) -> None:
                         f"hold about {held}: sample fewer, or drop the scheduler")
 
 
-def _todo(groups: list[_plan.Group], checkpoint, sizes: dict[str, int], whole: bool = False
-          ) -> list[list[np.ndarray]]:
+def _todo(groups: list[_plan.Group], checkpoint, sizes: dict[str, int], whole: bool = False,
+          rows: int | None = None) -> list[list[np.ndarray]]:
   """What is left to train, chunk by chunk; the same plan on every process.
 
-  ``whole``: a group with anything left trains all of its configurations again.
+  ``whole``: a group with anything left trains all of its configurations
+  again. ``rows``: configurations per chunk (an Optuna batch), fewer than
+  its padded size; default the size.
   """
   plans = []
   for index, group in enumerate(groups):
@@ -240,7 +255,7 @@ def _todo(groups: list[_plan.Group], checkpoint, sizes: dict[str, int], whole: b
     todo = np.setdiff1d(np.arange(len(group.seeds)), finished)
     if whole and len(todo):
       todo = np.arange(len(group.seeds))
-    plans.append(_plan.chunks(todo, sizes[group.label]))
+    plans.append(_plan.chunks(todo, rows or sizes[group.label]))
   _barrier("plan read")
   return plans
 
@@ -271,8 +286,12 @@ class _Trained:
 
 
 def _train(problem, groups, plans, widths, sizes, segments, mesh, quiet, out_dir, checkpoint,
-           checkpoint_every, schedule: _Schedule | None = None) -> _Trained:
-  """Compiles each group's program and trains its chunks; the merged outcomes of every group."""
+           checkpoint_every, schedule: _Schedule | None = None, search=None) -> _Trained:
+  """Compiles each group's program and trains its chunks; the merged outcomes of every group.
+
+  ``search`` (Optuna's) is asked for each chunk's values before it trains
+  and told its metrics after it is saved.
+  """
   train = segments.config
   local_share = len(jax.local_devices()) / mesh.devices.size
   if schedule is None:
@@ -309,11 +328,15 @@ def _train(problem, groups, plans, widths, sizes, segments, mesh, quiet, out_dir
       continue
     rows = []
     for indices in plan:
+      if search is not None:
+        search.before_chunk(group, index, indices, checkpoint)
       begin = time.perf_counter()
       kept, restored = _train_chunk(programs[group.label], group, index, indices, out_dir,
                                     checkpoint_every, checkpoint, gather=checkpoint is None,
                                     on_segment=progress.advancer(len(indices) * local_share))
       run_seconds += time.perf_counter() - begin
+      if search is not None:
+        search.after_chunk(group, kept)
       rows.append(kept)
       if restored is not None:
         resumed.append({"group": group.label, "first": int(indices[0]),

@@ -1,7 +1,9 @@
 """The plan of a sweep: its groups, their programs' shapes, and what is left to train.
 
 A group is one optimizer entry of the config: its grid times its sampled
-points (a search's draws from its ranges) times the seeds, as flat arrays of length K, trained by one compiled program. The plan cuts each
+points (a search's draws from its ranges) times the seeds, or Optuna's
+trials times the seeds, as flat arrays of length K, trained by one compiled
+program. The plan cuts each
 group into chunks (whole batches of ``width`` configurations on every
 device) and each chunk's training into segments of a few log intervals, and
 leaves out what a checkpoint already holds. Nothing here touches a device.
@@ -50,12 +52,33 @@ class Group:
 
 
 def groups(config: SweepConfig) -> list[Group]:
-  """The config's optimizer groups: each its grid times its samples times the seeds (the seed fastest)."""
+  """The config's optimizer groups: grid times samples times seeds (the seed fastest).
+
+  With Optuna (``spec.trials``), its trials times the seeds (:func:`trial_rows`).
+  """
   found = []
   for spec in config.optimizers:
-    values, seeds = product(spec.grid, config.seeds, spec.samples)
+    if spec.trials is not None:
+      values, seeds = trial_rows(spec, config.seeds)
+    else:
+      values, seeds = product(spec.grid, config.seeds, spec.samples)
     found.append(Group(spec, values, seeds))
   return found
+
+
+def trial_rows(spec: OptimizerSpec, seeds: tuple[int, ...]
+               ) -> tuple[dict[str, np.ndarray], np.ndarray]:
+  """An Optuna group's rows: ``trials × seeds``, trial ``t`` at rows ``t·S … t·S + S - 1``.
+
+  Known before training, their searched values are not: each holds its
+  range's low end or its list's first value until the trial is asked
+  (:mod:`momentum_jax.sweep._optuna` fills them batch by batch); fixed
+  values are fixed.
+  """
+  rows = spec.trials * len(seeds)
+  values = {name: np.full(rows, v[0], np.float64) for name, v in spec.grid.items()}
+  values.update({name: np.full(rows, r.low, np.float64) for name, r in spec.ranges.items()})
+  return values, np.tile(np.asarray(seeds, np.int64), spec.trials)
 
 
 def make_optimizer_factory(spec: OptimizerSpec, problem: problems.Problem, train: TrainConfig):

@@ -1,7 +1,8 @@
 """A sweep's search: how configurations are proposed, and what stops them early.
 
 The config's top-level ``search:``: a grid (the default), random or
-quasi-random points of the ranges (:mod:`momentum_jax.sweep._space`), and a
+quasi-random points of the ranges (:mod:`momentum_jax.sweep._space`), Optuna's
+samplers asked in batches (:mod:`momentum_jax.sweep._optuna`), and a
 scheduler (successive halving, Hyperband; :mod:`momentum_jax.sweep._strategies`)
 that decides between segments which configurations continue.
 """
@@ -9,12 +10,17 @@ that decides between segments which configurations continue.
 from __future__ import annotations
 
 import dataclasses
-from typing import TYPE_CHECKING, Any
+import importlib
+import importlib.util
+from typing import TYPE_CHECKING, Any, Mapping
+
+import numpy as np
 
 from momentum_jax import problems
 from momentum_jax.sweep._checks import as_mapping, check_keys, check_name
 from momentum_jax.sweep._errors import ConfigError
 from momentum_jax.sweep._imports import suggest
+from momentum_jax.sweep._space import Range, sample
 from momentum_jax.train import TrainConfig
 
 if TYPE_CHECKING:
@@ -26,7 +32,13 @@ _SEARCH_KEYS = {
     "grid": ("method", "scheduler"),
     "random": ("method", "samples", "seed", "scheduler"),
     "quasirandom": ("method", "samples", "seed", "scheduler"),
+    "optuna": ("method", "sampler", "trials", "batch", "seed", "metric"),
 }
+# Optuna's samplers by the config's name, and a package each needs beyond optuna.
+OPTUNA_SAMPLERS = {"tpe": None, "gp": "torch", "cmaes": "cmaes", "qmc": None}
+OPTUNA_EXTRA = "pip install 'momentum_jax[optuna]'"
+# Trials asked at once when the config gives no batch.
+DEFAULT_BATCH = 8
 SCHEDULERS = ("successive_halving", "hyperband")
 _SCHEDULER_KEYS = ("name", "eta", "min_steps", "metric")
 
@@ -64,21 +76,34 @@ class SearchSpec:
   Attributes:
     method: ``"grid"`` (the default: the product of every hyperparameter's
       values), ``"random"`` or ``"quasirandom"`` (``samples`` points of each
-      group's ranges, see :mod:`momentum_jax.sweep._space`).
-    samples: Points drawn per optimizer group (``None`` for a grid).
-    seed: The seed of the draw (default 0; ``None`` for a grid); the same
-      seed draws the same points.
+      group's ranges, see :mod:`momentum_jax.sweep._space`), or ``"optuna"``
+      (an Optuna study per group, asked ``batch`` trials at a time, see
+      :mod:`momentum_jax.sweep._optuna`).
+    samples: Points drawn per optimizer group (``None`` for a grid or optuna).
+    seed: The seed of the draw or of Optuna's sampler (default 0; ``None``
+      for a grid); the same seed draws the same points.
     scheduler: What decides between segments which configurations continue
       (successive halving, Hyperband); ``None``: all train to the end.
+    sampler: Optuna's sampler, one of :data:`OPTUNA_SAMPLERS` (optuna only).
+    trials: Trials per optimizer group (optuna only).
+    batch: Trials asked at once and trained by one program (optuna only).
+    metric: The summary metric each trial's value is, the mean over its
+      seeds (optuna only; ``None``: ``val_loss`` where the problem logs it,
+      else ``final_loss``). Checked against the problem by the engine.
   """
 
   method: str = "grid"
   samples: int | None = None
   seed: int | None = None
   scheduler: SchedulerSpec | None = None
+  sampler: str | None = None
+  trials: int | None = None
+  batch: int | None = None
+  metric: str | None = None
 
   @property
   def samples_ranges(self) -> bool:
+    """Whether ranges may be given: every method but a grid samples or searches them."""
     return self.method != "grid"
 
 
@@ -97,6 +122,8 @@ def parse_search(raw: Any) -> SearchSpec:
   scheduler = None if raw.get("scheduler") is None else _parse_scheduler(raw["scheduler"])
   if method == "grid":
     return SearchSpec(scheduler=scheduler)
+  if method == "optuna":
+    return _parse_optuna(raw)
   samples, seed = raw.get("samples"), raw.get("seed", 0)
   if samples is None:
     raise ConfigError("search.samples", f"required by method {method}: the number of points "
@@ -106,6 +133,43 @@ def parse_search(raw: Any) -> SearchSpec:
   if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
     raise ConfigError("search.seed", f"expected an integer >= 0, got {seed!r}")
   return SearchSpec(method=method, samples=samples, seed=seed, scheduler=scheduler)
+
+
+def _importable(module: str) -> bool:
+  try:
+    return importlib.util.find_spec(module) is not None
+  except (ImportError, ValueError):  # a module set to None in sys.modules
+    return False
+
+
+def _parse_optuna(raw: Any) -> SearchSpec:
+  """``search: {method: optuna, ...}``; optuna (and the sampler's own package) importable."""
+  try:
+    importlib.import_module("optuna")
+  except ImportError:
+    raise ConfigError("search.method", f"method optuna needs Optuna, an optional extra: "
+                      f"{OPTUNA_EXTRA}") from None
+  sampler = check_name("search.sampler", raw.get("sampler", "tpe"), OPTUNA_SAMPLERS)
+  needed = OPTUNA_SAMPLERS[sampler]
+  if needed is not None and not _importable(needed):
+    raise ConfigError("search.sampler", f"Optuna's {sampler} sampler needs {needed}: "
+                      f"pip install {needed}")
+  if "trials" not in raw:
+    raise ConfigError("search.trials", "required by method optuna: the number of trials "
+                      "per optimizer group")
+  trials = _positive_integer("search.trials", raw["trials"])
+  batch = _positive_integer("search.batch", raw.get("batch", min(DEFAULT_BATCH, trials)))
+  if batch > trials:
+    raise ConfigError("search.batch", f"must be at most search.trials ({trials}): a batch "
+                      f"is trials asked at once; got {batch}")
+  seed = raw.get("seed", 0)
+  if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+    raise ConfigError("search.seed", f"expected an integer >= 0, got {seed!r}")
+  metric = raw.get("metric")
+  if metric is not None and not isinstance(metric, str):
+    raise ConfigError("search.metric", f"expected a metric's name, got {metric!r}")
+  return SearchSpec(method="optuna", seed=seed, sampler=sampler, trials=trials, batch=batch,
+                    metric=metric)
 
 
 def _positive_integer(path: str, value: Any, least: int = 1) -> int:
@@ -161,11 +225,56 @@ def scheduler_metric(scheduler: SchedulerSpec, problem: problems.Problem) -> str
   known = scheduler_metrics(problem)
   if scheduler.metric is None:
     return "val_accuracy" if "val_accuracy" in known else "final_loss"
-  if scheduler.metric not in known:
-    raise ConfigError("search.scheduler.metric",
-                      f"{problem.name} logs no {scheduler.metric!r}"
-                      f"{suggest(scheduler.metric, known)} (one of {', '.join(known)})")
-  return scheduler.metric
+  return check_metric("search.scheduler.metric", scheduler.metric, problem)
+
+
+def check_metric(path: str, metric: str, problem: problems.Problem) -> str:
+  """``metric`` if ``problem`` logs it (see :func:`scheduler_metrics`).
+
+  Raises:
+    ConfigError: at ``path`` if it does not, listing those it does.
+  """
+  known = scheduler_metrics(problem)
+  if metric not in known:
+    raise ConfigError(path, f"{problem.name} logs no {metric!r}{suggest(metric, known)} "
+                      f"(one of {', '.join(known)})")
+  return metric
+
+
+def search_points(ranges: Mapping[str, Range], search: SearchSpec
+                  ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+  """A group's drawn points, and the values its factory is checked with.
+
+  ``(samples, checked)``: the points of ``ranges`` drawn by a random or
+  quasi-random search, both the same; for optuna, which asks its values
+  while the sweep trains, no samples and each range's two ends.
+  """
+  if not ranges:
+    return {}, {}
+  if search.method == "optuna":
+    return {}, {name: r.ends() for name, r in ranges.items()}
+  samples = sample(ranges, search.method, search.samples, search.seed)
+  return samples, samples
+
+
+def check_searched(search: SearchSpec, optimizers) -> None:
+  """A search that samples ranges has one to sample; optuna something in each group.
+
+  Raises:
+    ConfigError: at ``search.method`` when no hyperparameter is a range, or
+      (optuna) at an optimizer with neither a range nor a list to search.
+  """
+  if search.method == "optuna":
+    for index, spec in enumerate(optimizers):
+      if not spec.ranges and all(len(v) == 1 for v in spec.grid.values()):
+        path = "optimizer" if len(optimizers) == 1 else f"optimizers[{index}]"
+        raise ConfigError(path, f"optuna has nothing to search in {spec.label}: give a "
+                          "hyperparameter a range ({loguniform: [lo, hi]}, {uniform: [lo, "
+                          "hi]}) or a list of values")
+  elif search.samples_ranges and not any(o.ranges for o in optimizers):
+    raise ConfigError("search.method", f"{search.method} samples ranges, and no hyperparameter "
+                      "is one: give one {uniform: [lo, hi]} or {loguniform: [lo, hi]}, or drop "
+                      "'search' for a grid")
 
 
 def search_record(config: SweepConfig) -> dict[str, Any]:
@@ -173,10 +282,14 @@ def search_record(config: SweepConfig) -> dict[str, Any]:
 
   JSON-serialisable: ``{"method": ..., "samples": ..., "seed": ..., "groups":
   {label: {"ranges": {name: {kind: [lo, hi]}}, "points": {name: [N values]}}}}``
-  (groups without ranges left out).
+  (groups without ranges left out); with optuna also ``sampler``, ``trials``
+  and ``batch`` (the engine adds each group's trials, see
+  :meth:`momentum_jax.sweep._optuna.OptunaSearch.record`).
   """
   search = config.search
-  return {"method": search.method, "samples": search.samples, "seed": search.seed,
+  optuna = ({"sampler": search.sampler, "trials": search.trials, "batch": search.batch}
+            if search.method == "optuna" else {})
+  return {"method": search.method, "samples": search.samples, "seed": search.seed, **optuna,
           "scheduler": None if search.scheduler is None else search.scheduler.record(),
           "groups": {o.label: {"ranges": {n: r.record() for n, r in o.ranges.items()},
                                "points": {n: v.tolist() for n, v in o.samples.items()}}
