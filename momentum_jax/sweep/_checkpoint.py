@@ -56,8 +56,8 @@ FORMAT = 1
 # Optuna's studies (search: {method: optuna}, see momentum_jax.sweep._optuna).
 JOURNAL_FILE = "optuna.journal"
 # Result files of a finished sweep that --overwrite removes along with the chunks.
-_RESULT_FILES = (results.SUMMARY_FILE, results.CURVES_FILE, results.MANIFEST_FILE, results.REPORT_FILE,
-                 JOURNAL_FILE)
+_RESULT_FILES = (results.SUMMARY_FILE, results.CURVES_FILE, results.MANIFEST_FILE,
+                 results.REPORT_FILE, JOURNAL_FILE)
 _CHUNK_NAME = re.compile(r"g(\d+)-(\d+)-p(\d+)\.npz")
 # Package versions that must match for resumed results to equal an uninterrupted run's.
 COMPUTING_PACKAGES = ("momentum_jax", "jax", "jaxlib", "optax", "flax", "numpy")
