@@ -48,6 +48,7 @@ def run(study: st.Study, out_dir: str) -> pd.DataFrame:
       rows.append({"search seed": seed, "search": method,
                    "best val_accuracy": result.summary["val_accuracy"].max(),
                    "best val_loss": result.summary["val_loss"].min(),
+                   "median val_loss": result.summary["val_loss"].median(),
                    "its learning_rate": best.get("final_learning_rate", best["learning_rate"]),
                    "its beta": best.get("final_beta", best["beta"]),
                    "exploits": sum(len(e) for e in result.manifest["search"].get(
@@ -59,13 +60,14 @@ def run(study: st.Study, out_dir: str) -> pd.DataFrame:
   os.makedirs(out_dir, exist_ok=True)
   with atomic_path(os.path.join(out_dir, "results.csv")) as path:
     table.to_csv(path, index=False)
-  means = table.groupby("search", sort=False)[["best val_accuracy", "best val_loss"]].mean()
-  lines = ["| search seed | search | best val accuracy | best val loss | its lr | its beta "
-           "| exploits | config-steps |", "|---|---|---|---|---|---|---|---|"]
-  lines += [f"| {r[0]} | {r[1]} | {r[2]:.4f} | {r[3]:.4f} | {r[4]:.3g} | {r[5]:.3g} | {r[6]} "
-            f"| {r[7]} |" for r in table.itertuples(index=False)]
+  measured = ["best val_accuracy", "best val_loss", "median val_loss"]
+  means = table.groupby("search", sort=False)[measured].mean()
+  lines = ["| search seed | search | best val accuracy | best val loss | median val loss "
+           "| its lr | its beta | exploits | config-steps |", "|" + "---|" * 9]
+  lines += [f"| {r[0]} | {r[1]} | {r[2]:.4f} | {r[3]:.4f} | {r[4]:.4f} | {r[5]:.3g} "
+            f"| {r[6]:.3g} | {r[7]} | {r[8]} |" for r in table.itertuples(index=False)]
   lines += ["", "Mean over search seeds:", ""]
-  lines += [f"- {m}: best val accuracy {r.iloc[0]:.4f}, best val loss {r.iloc[1]:.4f}"
+  lines += [f"- {m}: " + ", ".join(f"{k} {v:.4f}" for k, v in r.items())
             for m, r in means.iterrows()]
   atomic_write_text(os.path.join(out_dir, "summary.md"), "\n".join(lines) + "\n")
   figure(curves[(0, "pbt")], curves[(0, "quasirandom")], out_dir)
@@ -77,10 +79,10 @@ def figure(pbt: pd.DataFrame, plain: pd.DataFrame, out_dir: str) -> str:
   from matplotlib.figure import Figure
   fig = Figure(figsize=(11, 4), layout="constrained")
   loss, rate = fig.subplots(1, 2)
-  for frame, colour, label in ((plain, "tab:grey", "quasirandom"), (pbt, "tab:blue", "PBT")):
+  for frame, style, label in ((plain, ":", "quasirandom"), (pbt, "-", "PBT")):
     for index, (_, curve) in enumerate(frame.groupby("config_id")):
-      loss.plot(curve.step, curve.val_loss, color=colour, lw=0.8,
-                label=label if not index else None)
+      loss.plot(curve.step, curve.val_loss, style, color="tab:grey" if style == ":" else
+                "tab:blue", lw=0.8, label=label if not index else None)
   for _, curve in pbt.groupby("config_id"):
     rate.step(curve.step, curve.learning_rate, where="pre", color="tab:blue", lw=0.8)
   loss.set(xlabel="step", ylabel="validation loss", yscale="log", title="Members' curves")

@@ -15,7 +15,9 @@ from momentum_jax.sweep._space import Range
 
 # Heavy-ball momentum on the regression: 8 members (a loguniform learning
 # rate; beta from a list of one value, copied unchanged) x 2 seeds, 60
-# full-batch steps logged every 10, exploits after steps 20 and 40.
+# full-batch steps logged every 10, exploits after steps 20 and 40. Factor
+# 1 or 2: with this seed two copies keep their source's learning rate (and
+# then train exactly as it does), two double it.
 PBT = {
     "problem": {"name": "linear_regression"},
     "optimizer": {"name": "momentum", "ema": False,
@@ -23,7 +25,7 @@ PBT = {
     "train": {"steps": 60, "log_every": 10},
     "seeds": 2,
     "search": {"method": "pbt", "population": 8, "interval": 20, "fraction": 0.25,
-               "perturb": [0.5, 2.0], "seed": 3, "metric": "final_loss"},
+               "perturb": [1.0, 2.0], "seed": 3, "metric": "final_loss"},
 }
 WIDTH = 2
 SEEDS = 2
@@ -164,14 +166,17 @@ def test_with_fraction_zero_pbt_is_the_quasirandom_sweep_bit_for_bit(plain):
   assert ours.manifest["compilations"] == 1
 
 
-def test_a_copy_continues_exactly_as_its_source(plain):
-  # perturb [1]: a replaced member takes its source's state and learning
-  # rate, so from the copy on its seeds' curves are the source's, bit for bit.
-  result = sweep.run(_with(PBT, search__perturb=[1.0]), quiet=True, width=WIDTH)
+def test_a_copy_continues_exactly_as_its_source(population, plain):
+  # At factor 1 a replaced member takes its source's state and learning
+  # rate: the next log of each of its seeds is the source's, bit for bit.
+  result = population
   curves = result.curves.set_index(["config_id", "step"])
   events = result.manifest["search"]["exploits"]["momentum(ema=false)"]
   assert len(events) == 2 * 2  # a quarter of 8, at steps 20 and 40
-  for event in events:
+  unchanged = [e for e in events if e["values"]["learning_rate"]
+               == curves.loc[(e["source"] * SEEDS, e["step"]), "learning_rate"]]
+  assert len(unchanged) == 2
+  for event in unchanged:
     for seed in range(SEEDS):
       mine, theirs = event["member"] * SEEDS + seed, event["source"] * SEEDS + seed
       next_log = curves.loc[(mine, event["step"] + 10)]
@@ -189,13 +194,16 @@ def test_a_replaced_member_takes_its_source_s_values_times_a_factor_clipped(popu
   events = population.manifest["search"]["exploits"]["momentum(ema=false)"]
   assert len(events) == 4
   curves = population.curves.set_index(["config_id", "step"])
+  factors = set()
   for event in events:
     before = curves.loc[(event["source"] * SEEDS, event["step"]), "learning_rate"]
-    expected = {float(np.clip(before * f, 0.001, 0.5)) for f in (0.5, 2.0)}
+    expected = {float(np.clip(before * f, 0.001, 0.5)): f for f in (1.0, 2.0)}
     assert event["values"]["learning_rate"] in expected
+    factors.add(expected[event["values"]["learning_rate"]])
     assert event["values"]["beta"] == 0.9  # a list's value: copied unchanged
     after = curves.loc[(event["member"] * SEEDS, event["step"] + 10), "learning_rate"]
     assert after == event["values"]["learning_rate"]
+  assert factors == {1.0, 2.0}
 
 
 def test_the_curves_hyperparameters_change_only_after_an_exploit(population):
