@@ -228,13 +228,9 @@ def test_the_lineage_is_the_manifest_s_events(population):
     assert json.loads(row.lineage) == expected
 
 
-def test_the_same_config_gives_the_same_run_written_and_kept(population, tmp_path,
-                                                            monkeypatch):
-  from momentum_jax import plots
-  # The figures (tests/test_plots.py draws them) are not what is tested here,
-  # and would take most of the time.
-  monkeypatch.setattr(plots, "write_figures", lambda result, out_dir: None)
+def test_the_same_config_gives_the_same_run_written_and_kept(population, tmp_path):
   again = sweep.run(PBT, tmp_path, quiet=True, width=WIDTH)
+  again.save(tmp_path, figures=False)  # the figures: tests/test_plots.py
   pd.testing.assert_frame_equal(again.summary, population.summary, check_exact=True)
   pd.testing.assert_frame_equal(again.curves, population.curves, check_exact=True)
   assert again.manifest["search"]["exploits"] == population.manifest["search"]["exploits"]
