@@ -153,16 +153,18 @@ def train_population(program: _execute.Program, group: _plan.Group, population: 
 
 
 def train_group(problem, group: _plan.Group, index: int, width: int, size: int, mesh,
-                segments: _execute.Segments, population: Population, on_segment, checkpoint) -> tuple[tuple[dict, np.ndarray], dict[str, Any], float]:
+                segments: _execute.Segments, population: Population, on_segment, checkpoint
+                ) -> tuple[tuple[dict, np.ndarray], dict[str, Any], float]:
   """Trains one group by population-based training, as one chunk of one compiled program.
 
-  ``size``: the chunk's, every row of the group and the padding to a
-  multiple of ``width`` × devices.
+  ``size`` is the chunk's: every row of the group, padded to a multiple of
+  ``width`` × devices; ``on_segment`` the progress bar's advancer. With a
+  checkpoint, process 0 saves the whole group once it is finished (every
+  process holds every row: they ranked them together).
 
-  Returns ``((metrics, diverged), {label: program}, seconds trained)``; the
-  metrics hold the group's record under ``pbt`` (see the module docstring).
-  ``on_segment``: the progress bar's advancer. With a checkpoint, process 0 saves the whole group once it is finished
-  (every process holds every row: they ranked them together).
+  Returns:
+    ``((metrics, diverged), {label: program}, seconds trained)``; the
+    metrics hold the group's record under ``pbt`` (see the module docstring).
   """
   train = segments.config
   run_setup = setup(problem, _plan.make_optimizer_factory(group.spec, problem, train), train)
@@ -171,8 +173,7 @@ def train_group(problem, group: _plan.Group, index: int, width: int, size: int, 
   begin = time.perf_counter()
   carry, record = train_population(program, group, population,
                                    _pbt.generator(population.spec.seed, index), train, on_segment)
-  metrics, diverged = jax.tree.map(lambda x: np.asarray(x)[:rows],
-                                   _host_outputs(carry))
+  metrics, diverged = jax.tree.map(lambda x: np.asarray(x)[:rows], _host_outputs(carry))
   seconds = time.perf_counter() - begin
   metrics["pbt"] = record
   if checkpoint is not None and jax.process_index() == 0:
