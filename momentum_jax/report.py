@@ -21,6 +21,11 @@ of a search:
   for ``loguniform``). The ranges are read from the manifest's config; a
   summary without one is treated as a grid of its values. A hyperparameter
   with one value has no boundary.
+  With population-based training (a summary with ``lineage``) the check is
+  on the best member's final values (``final_<name>``), against the range of
+  ``<name>``: a perturbed value is clipped to its range, so a best member
+  that ended at an end was pushed against it. Its initial values are not
+  checked: they may have been replaced by a copy.
 - **divergence**: more than half of an optimizer group's runs diverged: the
   search spends most of its budget where nothing trains.
 
@@ -45,6 +50,7 @@ from momentum_jax.results import Manifest, SweepResult
 # hit the ends themselves; 5% of 16 quasi-random points is about one point's share.
 BOUNDARY_FRACTION = 0.05
 _SCHEDULE_PREFIX = "schedule."
+_FINAL_PREFIX = "final_"  # pbt's final hyperparameters
 
 
 # --------------------------------------------------------------------------- ranking
@@ -155,11 +161,15 @@ def boundary_warnings(result: SweepResult, by: str | None = None) -> list[str]:
     best = best_configurations(own, n=1, by=by)
     if best.empty:
       continue
-    for name in results.swept_hyperparameters(own):
+    names = results.swept_hyperparameters(own)
+    if "lineage" in own.columns:  # pbt: the values members ended with
+      names = [name for name in names if name.startswith(_FINAL_PREFIX)]
+    for name in names:
       value, values = best[name].iloc[0], own[name].dropna()
       if pd.isna(value):
         continue
-      searched = _searched_range(entry, name)
+      searched = _searched_range(entry, name.removeprefix(_FINAL_PREFIX)
+                                 if "lineage" in own.columns else name)
       side = _boundary_side(float(value), values, searched)
       if side is None:
         continue

@@ -12,7 +12,13 @@ A sweep over K configurations returns a :class:`SweepResult`:
   ``diverged`` and ``diverged_at_step`` (nullable ``Int64``); with a
   scheduler (successive halving, Hyperband) also ``stopped_at_step``
   (``Int64``: the rung at which it was dropped, ``train.steps`` if it ran to
-  the end), the metrics being those logged at that step. For a 2-D
+  the end), the metrics being those logged at that step; with
+  population-based training (``search: {method: pbt}``) also ``member``
+  after ``optimizer`` (``config_id // seeds``: a setting and its seeds), its
+  hyperparameter columns holding the member's initial values,
+  ``final_<name>`` after them (the values it ended with) and ``lineage``
+  last (JSON: ``[[step, source member], ...]``, each exploit after which it
+  copied another member's state, ``[]`` if none). For a 2-D
   landscape the metrics are ``x``, ``y`` and ``distance_to_minimum`` (to the
   nearest global minimum): ``val_x``, … where the point ended, ``start_x``, …
   where it started (with a ``start_spread`` each seed starts elsewhere).
@@ -22,7 +28,10 @@ A sweep over K configurations returns a :class:`SweepResult`:
   ``val_<name>``: for a landscape ``val_x``, ``val_y`` and
   ``val_distance_to_minimum``, the path), up to ``stopped_at_step``; with
   ``train: {grad_norms: true}`` also one ``grad_norm/<layer path>`` column
-  per kernel and bias (e.g. ``grad_norm/layers/0/kernel``).
+  per kernel and bias (e.g. ``grad_norm/layers/0/kernel``); with
+  population-based training, one column per hyperparameter, the value that
+  trained the steps leading to each logged step (so a value changed by an
+  exploit at step ``t`` shows from the first log after ``t``).
 - ``manifest``: what is needed to trust and repeat the sweep, a typed record
   (:class:`Manifest`): the resolved ``config``, package ``versions``,
   ``devices``, ``timings``, ``compilations``, ``chunk_size``, ….
@@ -64,8 +73,8 @@ _SUMMARY_REQUIRED = ("config_id", "optimizer", "seed", "final_loss", "best_loss"
 _CURVES_REQUIRED = ("config_id", "optimizer", "step", "train_loss", "grad_norm")
 # Every other summary column that is no metric is a hyperparameter.
 _NOT_HYPERPARAMETERS = frozenset(
-    ("config_id", "optimizer", "trial", "seed", "diverged", "diverged_at_step",
-     "stopped_at_step", *METRICS))
+    ("config_id", "optimizer", "trial", "member", "seed", "diverged", "diverged_at_step",
+     "stopped_at_step", "lineage", *METRICS))
 
 
 def is_metric(column: str) -> bool:
@@ -181,8 +190,9 @@ def _summary_dtypes(summary: pd.DataFrame) -> pd.DataFrame:
   # CSV keeps no dtypes: restore the contract's (an all-NaN or all-NA column
   # would otherwise come back as float64 or object).
   dtypes = {"config_id": "int64", "optimizer": "str", "seed": "int64", "diverged": "bool",
-            "diverged_at_step": "Int64", "stopped_at_step": "Int64", "trial": "int64"}
-  for optional in ("stopped_at_step", "trial"):  # a scheduler's; Optuna's
+            "diverged_at_step": "Int64", "stopped_at_step": "Int64", "trial": "int64",
+            "member": "int64", "lineage": "str"}
+  for optional in ("stopped_at_step", "trial", "member", "lineage"):  # a scheduler's, …
     if optional not in summary.columns:
       del dtypes[optional]
   dtypes.update({column: "float64" for column in summary.columns
@@ -240,6 +250,10 @@ class GroupOutcome:
       scheduler.
     trial: Shape ``[k]``: each run's Optuna trial number (``search: {method:
       optuna}``); ``None``: another search.
+    pbt: With population-based training, ``hyperparameters`` (name ->
+      ``[k, logs]``: the value in force during each log interval) and
+      ``copied_from`` (``[k, logs]``: the row, within the group, whose state
+      each row took after each logged step, -1 for none); else ``None``.
   """
 
   label: str
@@ -249,6 +263,14 @@ class GroupOutcome:
   diverged_at_step: np.ndarray
   stopped_at_step: np.ndarray | None = None
   trial: np.ndarray | None = None
+  pbt: dict[str, Any] | None = None
+
+
+def _lineage(copied_from: np.ndarray, first: int, seeds: int, logged_steps: np.ndarray
+             ) -> list[str]:
+  """Each row's ``[[step, source member], ...]`` as JSON, members numbered from ``first // seeds``."""
+  return [json.dumps([[int(logged_steps[at]), (first + int(row[at])) // seeds]
+                      for at in np.flatnonzero(row >= 0)]) for row in copied_from]
 
 
 def _flat_paths(tree: Any, prefix: str = "") -> dict[str, np.ndarray]:
@@ -266,6 +288,7 @@ def tables(groups: list[GroupOutcome], logged_steps: np.ndarray, manifest: dict
   summaries, curves = [], []
   next_id = 0
   scheduled = any(g.stopped_at_step is not None for g in groups)
+  pbt = any(g.pbt is not None for g in groups)
   for group in groups:
     k = len(group.seeds)
     ids = np.arange(next_id, next_id + k)
@@ -292,6 +315,12 @@ def tables(groups: list[GroupOutcome], logged_steps: np.ndarray, manifest: dict
     row["diverged_at_step"] = pd.array(np.where(diverged_at >= 0, diverged_at, 0), dtype="Int64")
     if scheduled:
       row["stopped_at_step"] = pd.array(stopped, dtype="Int64")
+    if group.pbt is not None:
+      seeds = len(np.unique(group.seeds))
+      row["member"] = ids // seeds
+      row.update({f"final_{name}": values[:, -1].astype(np.float64)
+                  for name, values in group.pbt["hyperparameters"].items()})
+      row["lineage"] = _lineage(group.pbt["copied_from"], int(ids[0]), seeds, logged_steps)
     summary = pd.DataFrame(row)
     summary.loc[~summary["diverged"], "diverged_at_step"] = pd.NA
     summaries.append(summary)
@@ -302,15 +331,21 @@ def tables(groups: list[GroupOutcome], logged_steps: np.ndarray, manifest: dict
     if "grad_norms" in metrics:  # train.grad_norms: a column per kernel and bias
       for path, norms in _flat_paths(metrics["grad_norms"]).items():
         curve[f"grad_norm/{path}"] = np.asarray(norms).reshape(-1).astype(np.float64)
+    if group.pbt is not None:  # the hyperparameters in force at each logged step
+      curve.update({name: np.asarray(values).reshape(-1).astype(np.float64)
+                    for name, values in group.pbt["hyperparameters"].items()})
     # A stopped run's curves end where it stopped.
     ran = curve["step"] <= np.repeat(stopped, len(logged_steps))
     curves.append(pd.DataFrame(curve)[ran].reset_index(drop=True))
   summary = pd.concat(summaries, ignore_index=True)
-  front = ["config_id", "optimizer", *(["trial"] if "trial" in summary.columns else [])]
+  front = ["config_id", "optimizer", *(["trial"] if "trial" in summary.columns else []),
+           *(["member"] if pbt else [])]
   hyper = [c for c in summary.columns if c not in front and c not in (
-      "seed", "diverged", "diverged_at_step", "stopped_at_step") and not is_metric(c)]
+      "seed", "diverged", "diverged_at_step", "stopped_at_step", "lineage") and not is_metric(c)]
+  hyper = ([c for c in hyper if not c.startswith("final_")]
+           + [c for c in hyper if c.startswith("final_")])  # pbt's final values last
   rest = ["seed", *metric_columns(summary), "diverged", "diverged_at_step",
-          *(["stopped_at_step"] if scheduled else [])]
+          *(["stopped_at_step"] if scheduled else []), *(["lineage"] if pbt else [])]
   return SweepResult(summary=summary[front + hyper + rest],
                      curves=pd.concat(curves, ignore_index=True), manifest=manifest)
 

@@ -186,3 +186,15 @@ def test_an_overlay_error_names_the_run_and_key(tmp_path, capsys):
     schedules.main(["--out", str(tmp_path), "--quick", "--set", "study.runs.digits.train.steps=-3"])
   assert exited.value.code == 2
   assert "error: study.runs.digits.train.steps: " in capsys.readouterr().err
+
+
+def test_pbt_quick(tmp_path):
+  from experiments import pbt
+  table = pbt.run(_cli.load("pbt", pbt.SCHEMA, quick=True), str(tmp_path)).set_index("search")
+  assert table.loc["pbt", "exploits"] >= 1  # a quarter of 4 members, after step 20 of 40
+  assert table.loc["quasirandom", "exploits"] == 0
+  assert table.loc["pbt", "config_steps"] == table.loc["quasirandom", "config_steps"] == 4 * 40
+  assert ((table["best val_accuracy"] > 0) & (table["best val_accuracy"] <= 1)).all()
+  for name in ("results.csv", "summary.md", "pbt.png"):
+    assert (tmp_path / name).stat().st_size > 0
+  assert "| 0 | pbt |" in (tmp_path / "summary.md").read_text()

@@ -27,7 +27,7 @@ from momentum_jax.sweep._errors import ConfigError
 from momentum_jax.sweep._problem_config import (  # noqa: F401  (build_problem re-exported)
     build_problem, parse_problem as _parse_problem)
 from momentum_jax.sweep._search import (  # noqa: F401  (re-exported)
-    SCHEDULERS, SchedulerSpec, SearchSpec, check_scheduler as _check_scheduler, check_searched,
+    SCHEDULERS, SchedulerSpec, SearchSpec, check_search as _check_search, check_searched,
     parse_search as _parse_search, scheduler_metric, scheduler_metrics, search_points,
     search_record)
 from momentum_jax.sweep._grid import grid_values, is_grid_spec
@@ -395,7 +395,7 @@ def load_config(source: str | os.PathLike | Mapping[str, Any]) -> SweepConfig:
                           "grids into one entry")
   check_searched(search, optimizers)
   train = _parse_train(raw["train"])
-  _check_scheduler(search.scheduler, train)
+  _check_search(search, train)
   chunk_size = raw.get("chunk_size")
   if chunk_size == "auto":
     chunk_size = None

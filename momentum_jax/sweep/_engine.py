@@ -20,7 +20,10 @@ advanced on the host after each segment.
 
 With a scheduler (``search: {scheduler: ...}``) each group trains as one
 chunk, rung by rung, its survivors re-packed into narrower ones
-(:mod:`~momentum_jax.sweep._scheduled`); a scheduled group's state is not
+(:mod:`~momentum_jax.sweep._scheduled`); with population-based training
+(``search: {method: pbt, ...}``) each group trains as one chunk whose
+members copy each other between segments
+(:mod:`~momentum_jax.sweep._pbt_train`). The state of such a group is not
 saved mid-way: a killed sweep trains its unfinished group again (finished
 groups are kept). With Optuna's search each chunk is a batch of trials,
 asked before it trains and told after it is saved
@@ -41,7 +44,7 @@ from jax.sharding import Mesh
 
 from momentum_jax import _files, results
 from momentum_jax.sweep import (
-    _checkpoint, _devices, _execute, _optuna, _plan, _record, _scheduled)
+    _checkpoint, _devices, _execute, _optuna, _pbt_train, _plan, _record, _scheduled)
 from momentum_jax.sweep._checks import check_run_arguments
 from momentum_jax.sweep._config import ConfigError, SweepConfig, load_config, scheduler_metric
 from momentum_jax.sweep._problem_config import checked_problem
@@ -154,8 +157,8 @@ def run(
       last, and saved at once, rounded up to a multiple of ``width ×
       devices`` (default: the config's, else up to
       :data:`~momentum_jax.sweep._devices.MAX_CHUNK_PER_DEVICE` per device,
-      as the memory allows). Ignored with a scheduler (a scheduled group is
-      one chunk) and with Optuna (a chunk is a batch of trials).
+      as the memory allows). Ignored with a scheduler or pbt (such a group
+      is one chunk) and with Optuna (a chunk is a batch of trials).
     width: Configurations each device trains at once (``jax.vmap``); the
       rest of its share of a chunk waits in a ``lax.map``. ``None`` chooses
       by the width model; ``"measure"`` times a short training at a few
@@ -184,11 +187,14 @@ def run(
   problem = checked_problem(config)
   scheduler = config.search.scheduler
   metric = None if scheduler is None else scheduler_metric(scheduler, problem)
+  population = _pbt_train.population(config, problem)  # None unless search.method is pbt
   groups = _plan.groups(config)
   mesh = Mesh(np.array(jax.devices()), ("config",))
   memory = _devices.memory(problem, config.train, mesh)
   if scheduler is not None:
     _check_one_chunk(groups, memory["configs_held_per_device"] * mesh.devices.size)
+  if population is not None:
+    _pbt_train.check_one_chunk(groups, memory["configs_held_per_device"] * mesh.devices.size)
   raw_config, record = _files.jsonable(config.raw), _checkpoint.problem_record(problem)
   checkpoint = None
   if out_dir is not None:
@@ -204,19 +210,22 @@ def run(
   probe_seconds = time.perf_counter() - start if execution["candidates"] else 0.0
   logs = (_plan.logs_per_segment(config.train.num_logs) if scheduler is None
           else _scheduled.segment_logs(scheduler, config.train))
+  if population is not None:
+    logs = _pbt_train.segment_logs(population.spec, config.train)
+  whole = scheduler is not None or population is not None  # one chunk per group
   segments = _execute.Segments(logs, config.train)
   sizes = {g.label: _devices.choose_chunk_size(
       len(g.seeds), mesh.devices.size, widths[g.label],
-      len(g.seeds) if scheduler is not None else
+      len(g.seeds) if whole else
       search.rows if search is not None else chunk_size or config.chunk_size,
       memory["configs_held_per_device"]) for g in groups}
-  plans = _todo(groups, checkpoint, sizes, whole=scheduler is not None,
+  plans = _todo(groups, checkpoint, sizes, whole=whole,
                 rows=None if search is None else search.rows)
   schedule = None if scheduler is None else _Schedule(
       scheduler, metric, results.higher_is_better(metric), len(config.seeds),
       config.search.seed or 0)
   trained = _train(problem, groups, plans, widths, sizes, segments, mesh, quiet, out_dir,
-                   checkpoint, checkpoint_every, schedule, search)
+                   checkpoint, checkpoint_every, schedule, search, population)
   trials = [None] * len(groups) if search is None else search.finish(groups, checkpoint)
   execution.update(width=widths, compiler_options=compiler_options(mesh.devices.flat[0].platform),
                    shared_seed={g.label: g.shared_seed for g in groups},
@@ -226,9 +235,13 @@ def run(
                               checkpoint_every, schedule)
   if search is not None:
     manifest = dataclasses.replace(manifest, search=search.record(manifest.search))
+  if population is not None:
+    manifest = dataclasses.replace(manifest, search=_pbt_train.exploit_record(
+        manifest.search, groups, trained.outcomes, len(config.seeds), config.train))
   return results.tables(
       [results.GroupOutcome(g.label, g.values, g.seeds, metrics, diverged,
-                            metrics.pop("stopped_at_step", None), trial)
+                            metrics.pop("stopped_at_step", None), trial,
+                            metrics.pop("pbt", None))
        for g, (metrics, diverged), trial in zip(groups, trained.outcomes, trials)],
       config.train.logged_steps, manifest)
 
@@ -286,7 +299,8 @@ class _Trained:
 
 
 def _train(problem, groups, plans, widths, sizes, segments, mesh, quiet, out_dir, checkpoint,
-           checkpoint_every, schedule: _Schedule | None = None, search=None) -> _Trained:
+           checkpoint_every, schedule: _Schedule | None = None, search=None,
+           population: _pbt_train.Population | None = None) -> _Trained:
   """Compiles each group's program and trains its chunks; the merged outcomes of every group.
 
   ``search`` (Optuna's) is asked for each chunk's values before it trains
@@ -303,7 +317,7 @@ def _train(problem, groups, plans, widths, sizes, segments, mesh, quiet, out_dir
   progress = _execute.Progress(round(total * local_share), quiet)
   programs = {}
   for group, plan in zip(groups, plans):
-    if plan and schedule is None:
+    if plan and schedule is None and population is None:
       run_setup = setup(problem, _plan.make_optimizer_factory(group.spec, problem, train), train)
       programs[group.label] = _execute.compile_program(
           run_setup, group, widths[group.label], mesh, sizes[group.label], segments)
@@ -312,6 +326,16 @@ def _train(problem, groups, plans, widths, sizes, segments, mesh, quiet, out_dir
   for index, (group, plan) in enumerate(zip(groups, plans)):
     if plan:
       progress.describe(f"sweep {group.label}")
+    if population is not None:
+      if plan:
+        merged, compiled, seconds = _pbt_train.train_group(
+            problem, group, index, widths[group.label], sizes[group.label], mesh, segments,
+            population, progress.advancer(len(group.seeds) * local_share), checkpoint)
+        run_seconds += seconds
+        programs.update(compiled)
+        progress.finish_chunk(round(sizes[group.label] * local_share * train.steps))
+        outcomes.append(merged)
+      continue
     if schedule is not None:
       if plan:
         merged, brackets[group.label], compiled, seconds = _train_scheduled(

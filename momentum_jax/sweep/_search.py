@@ -4,7 +4,9 @@ The config's top-level ``search:``: a grid (the default), random or
 quasi-random points of the ranges (:mod:`momentum_jax.sweep._space`), Optuna's
 samplers asked in batches (:mod:`momentum_jax.sweep._optuna`), and a
 scheduler (successive halving, Hyperband; :mod:`momentum_jax.sweep._strategies`)
-that decides between segments which configurations continue.
+that decides between segments which configurations continue; or
+population-based training (:mod:`momentum_jax.sweep._pbt`), which decides
+between segments which configurations copy which.
 """
 
 from __future__ import annotations
@@ -20,19 +22,22 @@ from momentum_jax import problems
 from momentum_jax.sweep._checks import as_mapping, check_keys, check_name
 from momentum_jax.sweep._errors import ConfigError
 from momentum_jax.sweep._imports import suggest
+from momentum_jax.sweep._pbt import KEYS as _PBT_KEYS
+from momentum_jax.sweep._pbt import PBTSpec, check_pbt, parse_pbt
 from momentum_jax.sweep._space import Range, sample
 from momentum_jax.train import TrainConfig
 
 if TYPE_CHECKING:
   from momentum_jax.sweep._config import SweepConfig
 
-# The keys each search method takes; every method takes a scheduler, which
-# decides between segments what continues.
+# The keys each search method takes; grid, random and quasirandom take a
+# scheduler, which decides between segments what continues.
 _SEARCH_KEYS = {
     "grid": ("method", "scheduler"),
     "random": ("method", "samples", "seed", "scheduler"),
     "quasirandom": ("method", "samples", "seed", "scheduler"),
     "optuna": ("method", "sampler", "trials", "batch", "seed", "metric"),
+    "pbt": _PBT_KEYS,
 }
 # Optuna's samplers by the config's name, and a package each needs beyond optuna.
 OPTUNA_SAMPLERS = {"tpe": None, "gp": "torch", "cmaes": "cmaes", "qmc": None}
@@ -78,8 +83,11 @@ class SearchSpec:
       values), ``"random"`` or ``"quasirandom"`` (``samples`` points of each
       group's ranges, see :mod:`momentum_jax.sweep._space`), or ``"optuna"``
       (an Optuna study per group, asked ``batch`` trials at a time, see
-      :mod:`momentum_jax.sweep._optuna`).
-    samples: Points drawn per optimizer group (``None`` for a grid or optuna).
+      :mod:`momentum_jax.sweep._optuna`), or ``"pbt"`` (population-based
+      training of ``population`` points drawn as ``quasirandom`` draws them,
+      see :mod:`momentum_jax.sweep._pbt`).
+    samples: Points drawn per optimizer group (``None`` for a grid or
+      optuna; pbt's ``population``).
     seed: The seed of the draw or of Optuna's sampler (default 0; ``None``
       for a grid); the same seed draws the same points.
     scheduler: What decides between segments which configurations continue
@@ -90,6 +98,7 @@ class SearchSpec:
     metric: The summary metric each trial's value is, the mean over its
       seeds (optuna only; ``None``: ``val_loss`` where the problem logs it,
       else ``final_loss``). Checked against the problem by the engine.
+    pbt: Population-based training's spec (pbt only; its own ``metric``).
   """
 
   method: str = "grid"
@@ -100,6 +109,7 @@ class SearchSpec:
   trials: int | None = None
   batch: int | None = None
   metric: str | None = None
+  pbt: PBTSpec | None = None
 
   @property
   def samples_ranges(self) -> bool:
@@ -124,6 +134,9 @@ def parse_search(raw: Any) -> SearchSpec:
     return SearchSpec(scheduler=scheduler)
   if method == "optuna":
     return _parse_optuna(raw)
+  if method == "pbt":
+    pbt = parse_pbt(raw)
+    return SearchSpec(method=method, samples=pbt.population, seed=pbt.seed, pbt=pbt)
   samples, seed = raw.get("samples"), raw.get("seed", 0)
   if samples is None:
     raise ConfigError("search.samples", f"required by method {method}: the number of points "
@@ -195,6 +208,13 @@ def _parse_scheduler(raw: Any) -> SchedulerSpec:
                        metric=metric)
 
 
+def check_search(search: SearchSpec, train: TrainConfig) -> None:
+  """The search's steps (a scheduler's ``min_steps``, pbt's ``interval``) against ``train``."""
+  if search.pbt is not None:
+    check_pbt(search.pbt, train.steps, train.log_every)
+  check_scheduler(search.scheduler, train)
+
+
 def check_scheduler(scheduler: SchedulerSpec | None, train: TrainConfig) -> None:
   if scheduler is None:
     return
@@ -253,7 +273,9 @@ def search_points(ranges: Mapping[str, Range], search: SearchSpec
     return {}, {}
   if search.method == "optuna":
     return {}, {name: r.ends() for name, r in ranges.items()}
-  samples = sample(ranges, search.method, search.samples, search.seed)
+  # pbt draws its initial population as quasirandom draws its points.
+  method = "quasirandom" if search.method == "pbt" else search.method
+  samples = sample(ranges, method, search.samples, search.seed)
   return samples, samples
 
 
@@ -291,6 +313,7 @@ def search_record(config: SweepConfig) -> dict[str, Any]:
             if search.method == "optuna" else {})
   return {"method": search.method, "samples": search.samples, "seed": search.seed, **optuna,
           "scheduler": None if search.scheduler is None else search.scheduler.record(),
+          **({} if search.pbt is None else {"pbt": search.pbt.record()}),
           "groups": {o.label: {"ranges": {n: r.record() for n, r in o.ranges.items()},
                                "points": {n: v.tolist() for n, v in o.samples.items()}}
                      for o in config.optimizers if o.ranges}}

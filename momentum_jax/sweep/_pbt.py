@@ -1,0 +1,220 @@
+"""Population-based training: its config (``search: {method: pbt, ...}``) and its strategy.
+
+A population of hyperparameter settings trains together; every
+``interval`` steps the bottom ``fraction`` of it, by the ranked metric, copy
+the training state and the hyperparameters of a random member of the top
+``fraction`` (*exploit*) and multiply each hyperparameter sampled from a
+range by a random one of ``perturb``, clipped to the range (*explore*).
+Hyperparameters given as lists or fixed values are copied unchanged. The
+initial population is drawn as ``method: quasirandom`` draws its points,
+``population`` of them per optimizer group (lists still cross with them).
+
+This module sees only numbers: after a segment, each row's value of the
+metric and whether it diverged; it answers which member copies which and
+with what hyperparameters. It never touches a device or a compiled program
+(the engine gathers the copied rows on the devices, see
+:mod:`momentum_jax.sweep._pbt_train`).
+
+Rows come as the engine lays a group out: the seeds of one hyperparameter
+setting (a *member*) adjacent, the seed varying fastest. A member is ranked
+by the mean of its seeds' values; one of whose seeds diverged, or whose
+mean is NaN, ranks last.
+
+Reference:
+  Jaderberg, Dalibard, Osindero, Czarnecki, Donahue, Razavi, Vinyals,
+  Green, Dunning, Simonyan, Fernando & Kavukcuoglu, "Population based
+  training of neural networks", arXiv:1711.09846, 2017 (truncation
+  selection and perturbation, as here).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Mapping
+
+import numpy as np
+
+from momentum_jax.sweep._checks import as_mapping, check_keys
+from momentum_jax.sweep._errors import ConfigError
+from momentum_jax.sweep._space import Range
+
+KEYS = ("method", "population", "interval", "fraction", "perturb", "seed", "metric")
+DEFAULT_METRIC = "val_loss"
+
+
+@dataclasses.dataclass(frozen=True)
+class PBTSpec:
+  """Population-based training: ``search: {method: pbt, ...}``.
+
+  Attributes:
+    population: Members drawn per optimizer group (as ``quasirandom``'s
+      ``samples``), >= 2.
+    interval: Steps between two exploits: a positive multiple of
+      ``train.log_every``, below ``train.steps``.
+    fraction: The share of members replaced at each exploit (the bottom
+      ``fraction``, copying the top ``fraction``), in ``[0, 0.5]``; 0 never
+      replaces any (a quasi-random sweep).
+    perturb: The factors a copied hyperparameter sampled from a range is
+      multiplied by, one drawn per hyperparameter and exploit.
+    seed: The seed of the initial draw and of the exploits' random choices.
+    metric: The summary metric members are ranked by (as a scheduler's:
+      ``final_loss``, ``best_loss``, ``val_loss``, ``val_accuracy``,
+      ``val_<name>``), its direction
+      :func:`momentum_jax.results.higher_is_better`.
+  """
+
+  population: int
+  interval: int
+  fraction: float = 0.25
+  perturb: tuple[float, ...] = (0.8, 1.25)
+  seed: int = 0
+  metric: str = DEFAULT_METRIC
+
+  def record(self) -> dict[str, Any]:
+    return {**dataclasses.asdict(self), "perturb": list(self.perturb)}
+
+
+def _number(value: Any) -> bool:
+  return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def parse_pbt(raw: Mapping[str, Any]) -> PBTSpec:
+  """``search:`` with ``method: pbt``; ``interval`` is checked against ``train`` by :func:`check_pbt`.
+
+  Raises:
+    ConfigError: at ``search.<key>`` for a missing or invalid value.
+  """
+  raw = as_mapping("search", raw)
+  check_keys("search", raw, KEYS)
+  for key in ("population", "interval"):
+    if key not in raw:
+      raise ConfigError(f"search.{key}", "required by method pbt" + (
+          ": the members drawn per optimizer group" if key == "population"
+          else ": the steps between two exploits"))
+  population, interval = raw["population"], raw["interval"]
+  if isinstance(population, bool) or not isinstance(population, int) or population < 2:
+    raise ConfigError("search.population", f"expected an integer >= 2, got {population!r}")
+  if isinstance(interval, bool) or not isinstance(interval, int) or interval < 1:
+    raise ConfigError("search.interval", f"expected an integer >= 1, got {interval!r}")
+  fraction = raw.get("fraction", 0.25)
+  if not _number(fraction) or not 0 <= fraction <= 0.5:
+    raise ConfigError("search.fraction", f"expected a number in [0, 0.5], got {fraction!r}")
+  if fraction > 0 and int(fraction * population) == 0:
+    raise ConfigError("search.fraction", f"{fraction} of a population of {population} is no "
+                      "member: no exploit would ever replace one (raise it, or use 0)")
+  perturb = raw.get("perturb", [0.8, 1.25])
+  if (not isinstance(perturb, (list, tuple)) or not perturb
+      or not all(_number(f) and np.isfinite(f) and f > 0 for f in perturb)):
+    raise ConfigError("search.perturb",
+                      f"expected a non-empty list of positive numbers, got {perturb!r}")
+  seed = raw.get("seed", 0)
+  if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+    raise ConfigError("search.seed", f"expected an integer >= 0, got {seed!r}")
+  metric = raw.get("metric", DEFAULT_METRIC)
+  if not isinstance(metric, str):
+    raise ConfigError("search.metric", f"expected a metric's name, got {metric!r}")
+  return PBTSpec(population=population, interval=interval, fraction=float(fraction),
+                 perturb=tuple(float(f) for f in perturb), seed=seed, metric=metric)
+
+
+def check_pbt(spec: PBTSpec, steps: int, log_every: int) -> None:
+  """``search.interval`` against the training: a multiple of ``log_every``, below ``steps``."""
+  if spec.interval % log_every:
+    raise ConfigError("search.interval", f"must be a multiple of train.log_every ({log_every}): "
+                      f"members are ranked at a logged step; got {spec.interval}")
+  if spec.interval >= steps:
+    raise ConfigError("search.interval", f"must be below train.steps ({steps}), "
+                      f"got {spec.interval}")
+
+
+def exploit_steps(interval: int, steps: int) -> list[int]:
+  """The steps after which members are ranked and the bottom ones replaced.
+
+  >>> exploit_steps(20, 60), exploit_steps(20, 50)
+  ([20, 40], [20, 40])
+  """
+  return list(range(interval, steps, interval))
+
+
+def generator(seed: int, group: int) -> np.random.Generator:
+  """The random choices of group ``group``'s exploits: the same search seed, the same choices."""
+  return np.random.default_rng([seed, group])
+
+
+@dataclasses.dataclass(frozen=True)
+class PopulationBasedTraining:
+  """Truncation selection: the bottom ``fraction`` copy the top ``fraction``, then perturb.
+
+  Attributes:
+    fraction: The share of members replaced (and the share they copy from).
+    perturb: The factors a hyperparameter sampled from a range is multiplied by.
+    maximize: Whether a higher value of the metric is better (accuracies).
+  """
+
+  fraction: float
+  perturb: tuple[float, ...] = (0.8, 1.25)
+  maximize: bool = False
+
+  def ranking(self, values: np.ndarray, diverged: np.ndarray, seeds: int = 1) -> np.ndarray:
+    """The members, best first: by the mean over their seeds, diverged or NaN last, ties by index.
+
+    Args:
+      values: The metric of each row, shape ``[members × seeds]``.
+      diverged: Whether each row has diverged, same shape.
+      seeds: Rows per member (adjacent).
+    """
+    values = np.asarray(values, np.float64).reshape(-1, seeds)
+    out = np.asarray(diverged, bool).reshape(-1, seeds).any(axis=1)
+    with np.errstate(invalid="ignore"):
+      score = -values.mean(axis=1) if self.maximize else values.mean(axis=1)
+    score = np.where(np.isnan(score) | out, np.inf, score)
+    return np.argsort(score, kind="stable")
+
+  def sources(self, values: np.ndarray, diverged: np.ndarray, seeds: int,
+              rng: np.random.Generator) -> np.ndarray:
+    """Which member each member takes its state from after an exploit: itself, if it stays.
+
+    The ``q = floor(fraction · members)`` last of :meth:`ranking` each copy
+    one of its ``q`` first, drawn uniformly (``rng.integers(q)``, in
+    ascending order of the replaced members); none copies a member that
+    diverged (if every one of the top has, nothing is replaced).
+
+    Returns:
+      Shape ``[members]``: member ``m`` continues from member ``sources[m]``.
+    """
+    order = self.ranking(values, diverged, seeds)
+    members = len(order)
+    sources = np.arange(members)
+    count = int(self.fraction * members)
+    out = np.asarray(diverged, bool).reshape(-1, seeds).any(axis=1)
+    top = np.array([m for m in order[:count] if not out[m]], np.int64)
+    if not count or not len(top):
+      return sources
+    for member in np.sort(order[members - count:]):
+      sources[member] = top[rng.integers(len(top))]
+    return sources
+
+  def explore(self, values: Mapping[str, np.ndarray], sources: np.ndarray,
+              ranges: Mapping[str, Range], rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """Each member's hyperparameters after an exploit.
+
+    A member that copied another (``sources[m] != m``) takes its values; each
+    of them sampled from a range (a name in ``ranges``) is multiplied by a
+    factor drawn from ``perturb`` (``rng.choice``, the members in ascending
+    order, the names in ``values``' order), then clipped to the range. The
+    others are copied unchanged, and a member that stays keeps its own.
+
+    Args:
+      values: Name -> each member's value, shape ``[members]``.
+      sources: As :meth:`sources` returns.
+      ranges: The ranges the group's sampled hyperparameters were drawn from.
+    """
+    new = {name: np.array(v, np.float64) for name, v in values.items()}
+    perturb = np.asarray(self.perturb, np.float64)
+    for member in np.flatnonzero(sources != np.arange(len(sources))):
+      for name, v in values.items():
+        value = float(v[sources[member]])
+        if name in ranges:
+          value = float(np.clip(value * rng.choice(perturb), ranges[name].low, ranges[name].high))
+        new[name][member] = value
+    return new
