@@ -46,7 +46,7 @@ from momentum_jax import _files, results
 from momentum_jax.sweep import (
     _checkpoint, _devices, _execute, _optuna, _pbt_train, _plan, _record, _scheduled)
 from momentum_jax.sweep._checks import check_run_arguments
-from momentum_jax.sweep._config import ConfigError, SweepConfig, load_config, scheduler_metric
+from momentum_jax.sweep._config import SweepConfig, load_config, scheduler_metric
 from momentum_jax.sweep._problem_config import checked_problem
 from momentum_jax.sweep._state import ChunkState
 from momentum_jax.train import TrainConfig, compiler_options, setup
@@ -76,19 +76,6 @@ def _open_checkpoint(out_dir, raw_config: dict, record: dict, versions: dict,
   if not first:
     checkpoint = _checkpoint.Checkpoint.open(out_dir, state, overwrite=False, write=False)
   return checkpoint
-
-
-def _merge(rows: list[tuple[np.ndarray, Any, np.ndarray]], num_configs: int
-           ) -> tuple[dict[str, Any], np.ndarray]:
-  """Puts chunks' ``(indices, metrics, diverged)`` back in configuration order."""
-  indices = np.concatenate([r[0] for r in rows])
-  order = np.argsort(indices)
-  if not np.array_equal(indices[order], np.arange(num_configs)):
-    raise RuntimeError("internal error: a configuration was trained twice or not at all")
-  metrics = jax.tree.map(lambda *xs: np.concatenate(xs)[order], *[r[1] for r in rows])
-  return metrics, np.concatenate([r[2] for r in rows])[order]
-
-
 
 
 def _widths(width, checkpoint, problem, groups, train, mesh, fit, out_dir):
@@ -192,7 +179,7 @@ def run(
   mesh = Mesh(np.array(jax.devices()), ("config",))
   memory = _devices.memory(problem, config.train, mesh)
   if scheduler is not None:
-    _check_one_chunk(groups, memory["configs_held_per_device"] * mesh.devices.size)
+    _scheduled.check_one_chunk(groups, memory["configs_held_per_device"] * mesh.devices.size)
   if population is not None:
     _pbt_train.check_one_chunk(groups, memory["configs_held_per_device"] * mesh.devices.size)
   raw_config, record = _files.jsonable(config.raw), _checkpoint.problem_record(problem)
@@ -221,7 +208,7 @@ def run(
       memory["configs_held_per_device"]) for g in groups}
   plans = _todo(groups, checkpoint, sizes, whole=whole,
                 rows=None if search is None else search.rows)
-  schedule = None if scheduler is None else _Schedule(
+  schedule = None if scheduler is None else _scheduled.Schedule(
       scheduler, metric, results.higher_is_better(metric), len(config.seeds),
       config.search.seed or 0)
   trained = _train(problem, groups, plans, widths, sizes, segments, mesh, quiet, out_dir,
@@ -246,14 +233,6 @@ def run(
       config.train.logged_steps, manifest)
 
 
-def _check_one_chunk(groups: list[_plan.Group], held: int) -> None:
-  for group in groups:
-    if len(group.seeds) > held:
-      raise ConfigError("search.scheduler", f"{group.label}'s {len(group.seeds)} "
-                        f"configurations are ranked together, in one chunk, and the devices "
-                        f"hold about {held}: sample fewer, or drop the scheduler")
-
-
 def _todo(groups: list[_plan.Group], checkpoint, sizes: dict[str, int], whole: bool = False,
           rows: int | None = None) -> list[list[np.ndarray]]:
   """What is left to train, chunk by chunk; the same plan on every process.
@@ -273,17 +252,6 @@ def _todo(groups: list[_plan.Group], checkpoint, sizes: dict[str, int], whole: b
   return plans
 
 
-@dataclasses.dataclass(frozen=True)
-class _Schedule:
-  """A sweep's scheduler: its spec, the metric it ranks by and which way, seeds per setting."""
-
-  spec: Any
-  metric: str
-  maximize: bool
-  seeds: int
-  seed: int  # the search's: Hyperband's share of settings among brackets
-
-
 @dataclasses.dataclass
 class _Trained:
   """What :func:`_train` did: each group's ``(metrics, diverged)``, the programs, timings.
@@ -299,7 +267,7 @@ class _Trained:
 
 
 def _train(problem, groups, plans, widths, sizes, segments, mesh, quiet, out_dir, checkpoint,
-           checkpoint_every, schedule: _Schedule | None = None, search=None,
+           checkpoint_every, schedule: _scheduled.Schedule | None = None, search=None,
            population: _pbt_train.Population | None = None) -> _Trained:
   """Compiles each group's program and trains its chunks; the merged outcomes of every group.
 
@@ -338,7 +306,7 @@ def _train(problem, groups, plans, widths, sizes, segments, mesh, quiet, out_dir
       continue
     if schedule is not None:
       if plan:
-        merged, brackets[group.label], compiled, seconds = _train_scheduled(
+        merged, brackets[group.label], compiled, seconds = _scheduled.train_scheduled(
             problem, group, index, widths[group.label], mesh, segments, schedule,
             lambda rows: progress.advancer(rows * local_share), checkpoint)
         run_seconds += seconds
@@ -367,40 +335,12 @@ def _train(problem, groups, plans, widths, sizes, segments, mesh, quiet, out_dir
                         "configs": len(indices), "from_step": restored})
       progress.finish_chunk(round(sizes[group.label] * local_share * train.steps))
     if checkpoint is None:
-      outcomes.append(_merge(rows, len(group.seeds)))
+      outcomes.append(_plan.merge(rows, len(group.seeds)))
   progress.close()
   if checkpoint is not None:
     _barrier("chunks written")
     outcomes = [checkpoint.load(index, len(g.seeds)) for index, g in enumerate(groups)]
   return _Trained(outcomes, programs, run_seconds, resumed, brackets)
-
-
-def _train_scheduled(problem, group, index, width, mesh, segments, schedule: _Schedule,
-                     advancer, checkpoint):
-  """Trains one group under the scheduler.
-
-  Returns ``(metrics, diverged)``, its brackets' records, its programs, and
-  the seconds it trained (not those it waited for a compilation: the
-  programs of later rungs compile while the first trains). With a
-  checkpoint, process 0 saves the whole group once it is finished (every
-  process holds every row: they ranked them together).
-  """
-  train = segments.config
-  run_setup = setup(problem, _plan.make_optimizer_factory(group.spec, problem, train), train)
-  programs = _scheduled.Programs(
-      lambda size, width: _execute.compile_program(run_setup, group, width, mesh, size, segments),
-      width, mesh.devices.size)
-  begin = time.perf_counter()
-  pieces, records = _scheduled.train_group(programs, group, schedule.spec, schedule.metric,
-                                           schedule.maximize, schedule.seeds, train,
-                                           schedule.seed, advancer)
-  seconds = time.perf_counter() - begin - programs.waited
-  metrics, diverged = _merge(pieces, len(group.seeds))
-  if checkpoint is not None and jax.process_index() == 0:
-    checkpoint.save(index, 0, np.arange(len(group.seeds)), metrics, diverged)
-  compiled = {f"{group.label}[{size}, width {width}]": p
-              for (size, width), p in programs.finish().items()}
-  return (metrics, diverged), records, compiled, seconds
 
 
 def _train_chunk(program: _execute.Program, group: _plan.Group, index: int,

@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from typing import Any
 
+import jax
 import numpy as np
 
 from momentum_jax import optim, problems
@@ -124,3 +126,14 @@ def logs_per_segment(num_logs: int, segments: int | None = None) -> int:
 def chunks(todo: np.ndarray, size: int) -> list[np.ndarray]:
   """The configurations ``todo`` cut into chunks of at most ``size``."""
   return [todo[i:i + size] for i in range(0, len(todo), size)]
+
+
+def merge(rows: list[tuple[np.ndarray, Any, np.ndarray]], num_configs: int
+           ) -> tuple[dict[str, Any], np.ndarray]:
+  """Puts chunks' ``(indices, metrics, diverged)`` back in configuration order."""
+  indices = np.concatenate([r[0] for r in rows])
+  order = np.argsort(indices)
+  if not np.array_equal(indices[order], np.arange(num_configs)):
+    raise RuntimeError("internal error: a configuration was trained twice or not at all")
+  metrics = jax.tree.map(lambda *xs: np.concatenate(xs)[order], *[r[1] for r in rows])
+  return metrics, np.concatenate([r[2] for r in rows])[order]

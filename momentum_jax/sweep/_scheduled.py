@@ -26,6 +26,7 @@ after the other, each on its own share of the group's settings.
 from __future__ import annotations
 
 import concurrent.futures
+import dataclasses
 import math
 import os
 import time
@@ -36,10 +37,10 @@ import numpy as np
 from jax.experimental import multihost_utils
 
 from momentum_jax.sweep import _execute
-from momentum_jax.sweep._config import SchedulerSpec
-from momentum_jax.sweep._plan import Group, logs_per_segment
+from momentum_jax.sweep._config import ConfigError, SchedulerSpec
+from momentum_jax.sweep._plan import Group, logs_per_segment, make_optimizer_factory, merge
 from momentum_jax.sweep._strategies import Hyperband, SuccessiveHalving
-from momentum_jax.train import TrainConfig
+from momentum_jax.train import TrainConfig, setup
 
 
 def brackets(spec: SchedulerSpec, maximize: bool, settings: int, train: TrainConfig,
@@ -246,3 +247,51 @@ def train_group(programs: Programs, group: Group, spec: SchedulerSpec, metric: s
     pieces += stopped
     records.append(record)
   return pieces, records
+
+
+def check_one_chunk(groups: list[Group], held: int) -> None:
+  """Refuses a group larger than the devices hold: a scheduled group trains as one chunk."""
+  for group in groups:
+    if len(group.seeds) > held:
+      raise ConfigError("search.scheduler", f"{group.label}'s {len(group.seeds)} "
+                        f"configurations are ranked together, in one chunk, and the devices "
+                        f"hold about {held}: sample fewer, or drop the scheduler")
+
+
+@dataclasses.dataclass(frozen=True)
+class Schedule:
+  """A sweep's scheduler: its spec, the metric it ranks by and which way, seeds per setting."""
+
+  spec: Any
+  metric: str
+  maximize: bool
+  seeds: int
+  seed: int  # the search's: Hyperband's share of settings among brackets
+
+
+def train_scheduled(problem, group, index, width, mesh, segments, schedule: Schedule,
+                    advancer, checkpoint):
+  """Trains one group under the scheduler.
+
+  Returns ``(metrics, diverged)``, its brackets' records, its programs, and
+  the seconds it trained (not those it waited for a compilation: the
+  programs of later rungs compile while the first trains). With a
+  checkpoint, process 0 saves the whole group once it is finished (every
+  process holds every row: they ranked them together).
+  """
+  train = segments.config
+  run_setup = setup(problem, make_optimizer_factory(group.spec, problem, train), train)
+  programs = Programs(
+      lambda size, width: _execute.compile_program(run_setup, group, width, mesh, size, segments),
+      width, mesh.devices.size)
+  begin = time.perf_counter()
+  pieces, records = train_group(programs, group, schedule.spec, schedule.metric,
+                                           schedule.maximize, schedule.seeds, train,
+                                           schedule.seed, advancer)
+  seconds = time.perf_counter() - begin - programs.waited
+  metrics, diverged = merge(pieces, len(group.seeds))
+  if checkpoint is not None and jax.process_index() == 0:
+    checkpoint.save(index, 0, np.arange(len(group.seeds)), metrics, diverged)
+  compiled = {f"{group.label}[{size}, width {width}]": p
+              for (size, width), p in programs.finish().items()}
+  return (metrics, diverged), records, compiled, seconds
