@@ -122,9 +122,11 @@ class DistributedError(ValueError):
 
 
 def _sweep(args) -> None:
-  from momentum_jax import report, sweep  # imports jax: keep --help fast
+  from momentum_jax import _cpu, report, sweep  # imports jax: keep --help fast
   import jax
-  sweep.use_cpu_cores()  # before JAX starts: one CPU device per core
+  # Before JAX starts: one CPU device per core, as ``import momentum_jax``
+  # gives (unless MOMENTUM_JAX_CPU_DEVICES=1 keeps JAX's one device).
+  _cpu.default_cpu_devices()
   if args.distributed or any(
       v is not None for v in (args.coordinator, args.num_processes, args.process_id)):
     _initialize_distributed(args)

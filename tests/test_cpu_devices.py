@@ -48,3 +48,19 @@ def test_import_gives_a_device_per_core_and_imports_the_rest_on_first_use():
 ])
 def test_import_keeps_a_count_chosen_otherwise(case, env, expected):
   assert _run(case, **env)[0] == expected
+
+
+def test_the_command_keeps_one_device_when_asked(tmp_path):
+  # MOMENTUM_JAX_CPU_DEVICES=1 holds for the command as for the import.
+  config = tmp_path / "tiny.json"
+  config.write_text(json.dumps({
+      "problem": {"name": "linear_regression"},
+      "optimizer": {"name": "sgd", "learning_rate": [0.01, 0.1]},
+      "train": {"steps": 2, "log_every": 1}, "seeds": 1}))
+  clean = {k: v for k, v in os.environ.items() if k not in ("JAX_NUM_CPU_DEVICES", "XLA_FLAGS")}
+  subprocess.run([sys.executable, "-m", "momentum_jax", "sweep", str(config), "--out",
+                  str(tmp_path / "out"), "--quiet"], capture_output=True, text=True, check=True,
+                 timeout=300, env={**clean, "JAX_PLATFORMS": "cpu",
+                                   "MOMENTUM_JAX_CPU_DEVICES": "1"})
+  manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+  assert len(manifest["devices"]) == 1
