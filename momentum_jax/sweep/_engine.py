@@ -40,8 +40,8 @@ from jax.experimental import multihost_utils
 from jax.sharding import Mesh
 
 from momentum_jax import _files, results
-from momentum_jax.sweep import _checkpoint, _devices, _execute, _optuna, _plan, _record,
-                                 _scheduled
+from momentum_jax.sweep import (_checkpoint, _devices, _execute, _optuna, _plan, _record,
+                                 _scheduled)
 from momentum_jax.sweep._checks import check_run_arguments
 from momentum_jax.sweep._config import ConfigError, SweepConfig, load_config, scheduler_metric
 from momentum_jax.sweep._problem_config import checked_problem
