@@ -25,13 +25,15 @@ import os
 import jax.numpy as jnp
 import numpy as np
 import pandas as pd
+from matplotlib.colors import LogNorm
+from matplotlib.figure import Figure
 
 from experiments import _cli
+from experiments._common import (grid_image, markdown_table, panels, run_sweep, write_figure,
+                                 write_summary, write_tables)
 import momentum_jax as mj
 from momentum_jax import study as st
 from momentum_jax import sweep
-from momentum_jax.plots import save_figure
-from momentum_jax._files import atomic_path, atomic_write_text
 
 SCHEMA = {
     "impulse_betas": st.Setting(st.list_of(st.number(minimum=0, maximum=0.999))),
@@ -77,49 +79,38 @@ def coupling_table(summary: pd.DataFrame) -> pd.DataFrame:
   return pd.DataFrame(rows)
 
 
-def grid_figure(summary: pd.DataFrame, value: str, title: str):
+def grid_figure(summary: pd.DataFrame, value: str, title: str) -> Figure:
   """One heatmap per optimizer of ``value`` (mean over seeds) over β x learning rate."""
-  from matplotlib.colors import LogNorm
-  from matplotlib.figure import Figure
-
   optimizers = list(dict.fromkeys(summary.optimizer))
-  fig = Figure(figsize=(6.5 * len(optimizers), 5), layout="constrained")
-  for axis, optimizer in zip(fig.subplots(1, len(optimizers), squeeze=False)[0], optimizers):
-    rows = summary[summary.optimizer == optimizer]
-    grid = rows.groupby(["beta", "learning_rate"])[value].mean().unstack()
-    diverged = rows.groupby(["beta", "learning_rate"]).diverged.any().unstack()
-    shown = grid.where(~diverged)
-    positive = shown.to_numpy()[np.isfinite(shown.to_numpy())]
+  fig, axes = panels(len(optimizers), 6.5, 5)
+  for axis, optimizer in zip(axes, optimizers):
+    cells = summary[summary.optimizer == optimizer].groupby(["beta", "learning_rate"])
+    grid = cells[value].mean().unstack()
+    diverged = cells.diverged.any().unstack()
+    shown = grid.where(~diverged).to_numpy()
+    positive = shown[np.isfinite(shown)]
     norm = LogNorm(positive.min(), positive.max()) if positive.size and positive.min() > 0 else None
-    image = axis.imshow(shown.to_numpy(), origin="lower", aspect="auto", norm=norm,
-                        cmap="viridis_r")
-    for (i, j), is_diverged in np.ndenumerate(diverged.to_numpy()):
-      if is_diverged:
-        axis.text(j, i, "×", ha="center", va="center", color="red", fontsize=9)
-    axis.set_xticks(range(grid.shape[1]), [f"{v:.2g}" for v in grid.columns], rotation=45)
-    axis.set_yticks(range(grid.shape[0]), [f"{v:g}" for v in grid.index])
-    axis.set_xlabel("learning rate")
-    axis.set_ylabel("β")
-    axis.set_title(f"{optimizer}", fontsize=10)
+    image = grid_image(axis, shown, [f"{v:.2g}" for v in grid.columns],
+                       [f"{v:g}" for v in grid.index], norm=norm, cmap="viridis_r")
+    for i, j in np.argwhere(diverged.to_numpy()):
+      axis.text(j, i, "×", ha="center", va="center", color="red", fontsize=9)
+    axis.set(xlabel="learning rate", ylabel="β")
+    axis.set_title(optimizer, fontsize=10)
     fig.colorbar(image, ax=axis, label=f"{value} (mean over seeds; × diverged)")
   fig.suptitle(title)
   return fig
 
 
-def impulse_figure(betas: list[float]):
-  from matplotlib.figure import Figure
-
-  fig = Figure(figsize=(6.5, 4.5), layout="constrained")
-  axis = fig.subplots()
+def impulse_figure(betas: list[float]) -> Figure:
+  """Each β's measured impulse response: the weight of a gradient k steps back."""
+  fig, (axis,) = panels(1, 6.5, 4.5)
   for beta in betas:
     response = impulse_response(beta)
     axis.plot(np.arange(len(response)), response, marker="o", markersize=3,
               label=f"β={beta:g}: window 1/(1−β) = {1 / (1 - beta):.3g} steps")
-  axis.set_yscale("log")
-  axis.set_ylim(1e-6, 1.1)
-  axis.set_xlabel("k: steps since the gradient")
-  axis.set_ylabel("its weight in the velocity, (1−β)·β^k")
-  axis.set_title("EMA momentum: weight of a gradient k steps back (measured)")
+  axis.set(yscale="log", ylim=(1e-6, 1.1), xlabel="k: steps since the gradient",
+           ylabel="its weight in the velocity, (1−β)·β^k",
+           title="EMA momentum: weight of a gradient k steps back (measured)")
   axis.legend(fontsize=8)
   return fig
 
@@ -127,46 +118,39 @@ def impulse_figure(betas: list[float]):
 def run(study: st.Study, out_dir: str) -> dict[str, pd.DataFrame]:
   """The impulse responses, then each run's sweep, its coupling table and figures."""
   os.makedirs(out_dir, exist_ok=True)
-  settings = study.settings
+  betas = study.settings["impulse_betas"]
+  responses = [impulse_response(beta) for beta in betas]
   lines = ["## Weight of past gradients (EMA form), measured impulse response", "",
-           "| β | weight two steps back relative to the newest | window 1/(1−β) |", "|---|---|---|"]
-  for beta in settings["impulse_betas"]:
-    response = impulse_response(beta)
-    lines.append(f"| {beta:g} | {response[2] / response[0]:.4g} | {1 / (1 - beta):.4g} |")
-  save_figure(impulse_figure(settings["impulse_betas"]),
-              os.path.join(out_dir, "past_gradient_weights.png"))
+           *markdown_table(["β", "weight two steps back relative to the newest", "window 1/(1−β)"],
+                           [[f"{b:g}", f"{r[2] / r[0]:.4g}", f"{1 / (1 - b):.4g}"]
+                            for b, r in zip(betas, responses)])]
+  write_figure(impulse_figure(betas), out_dir, "past_gradient_weights.png")
   tables = {}
   for name, config in study.runs.items():
-    # overwrite: an experiment resumes its own sweep and replaces an earlier size's.
-    folder = os.path.join(out_dir, name)
-    result = sweep.run(config, folder, quiet=True, overwrite=True)
-    result.save(folder)
+    result = run_sweep(config, os.path.join(out_dir, name))
     summary = result.summary.copy()
     if "val_accuracy" in summary:
-      metric, target = "val_accuracy", settings["accuracy_target"]
+      metric, target = "val_accuracy", study.settings["accuracy_target"]
     else:  # within a factor of the best final loss any configuration reached
       metric = "train_loss"
-      target = settings["loss_target_factor"] * summary.loc[~summary.diverged, "final_loss"].min()
+      target = (study.settings["loss_target_factor"]
+                * summary.loc[~summary.diverged, "final_loss"].min())
     reached = steps_to_target(result.curves, metric, target)
     summary["steps_to_target"] = summary.config_id.map(reached).astype(float)
-    with atomic_path(os.path.join(out_dir, f"{name}_summary.csv")) as temporary:
-      summary.to_csv(temporary, index=False)
-    coupling = coupling_table(summary)
-    tables[name] = coupling
-    save_figure(grid_figure(summary, "final_loss", f"{name}: final training loss"),
-                os.path.join(out_dir, f"{name}_final_loss.png"))
-    save_figure(grid_figure(summary, "steps_to_target",
-                            f"{name}: steps until {metric} reaches {target:.3g}"),
-                os.path.join(out_dir, f"{name}_steps_to_target.png"))
+    write_tables(out_dir, {f"{name}_summary.csv": summary})
+    tables[name] = coupling = coupling_table(summary)
+    for value, title in (("final_loss", "final training loss"),
+                         ("steps_to_target", f"steps until {metric} reaches {target:.3g}")):
+      write_figure(grid_figure(summary, value, f"{name}: {title}"), out_dir, f"{name}_{value}.png")
     lines += ["", f"## {name}: β x learning rate ({config.train.steps} steps, "
               f"{len(config.seeds)} seeds; steps until {metric} reaches {target:.3g})", "",
-              "| optimizer | β | largest stable lr | best lr (fewest steps) | best lr/(1−β) | steps |",
-              "|---|---|---|---|---|---|"]
-    for row in coupling.itertuples():
-      lines.append(f"| {row.optimizer} | {row.beta:g} | {row.largest_stable_lr:.3g} | "
-                   f"{row.best_lr:.3g} | {row.best_lr_over_1_minus_beta:.3g} | "
-                   f"{row.steps_at_best:.0f} |")
-  atomic_write_text(os.path.join(out_dir, "summary.md"), "\n".join(lines) + "\n")
+              *markdown_table(
+                  ["optimizer", "β", "largest stable lr", "best lr (fewest steps)",
+                   "best lr/(1−β)", "steps"],
+                  [[r.optimizer, f"{r.beta:g}", f"{r.largest_stable_lr:.3g}", f"{r.best_lr:.3g}",
+                    f"{r.best_lr_over_1_minus_beta:.3g}", f"{r.steps_at_best:.0f}"]
+                   for r in coupling.itertuples()])]
+  write_summary(out_dir, lines)
   return tables
 
 

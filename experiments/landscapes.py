@@ -24,12 +24,13 @@ import numpy as np
 import pandas as pd
 
 from experiments import _cli
+from experiments._common import (grid_image, markdown_table, panels, write_figure,
+                                 write_summary, write_tables)
 import momentum_jax as mj
 from momentum_jax.sweep import ConfigError
 from momentum_jax import study as st
 from momentum_jax.data import LANDSCAPES, get_landscape, run_on_landscape
-from momentum_jax.plots import save_figure
-from momentum_jax._files import atomic_path, atomic_write_text
+from momentum_jax.plots import draw_landscape
 
 _BETA = st.number(minimum=0, maximum=0.999)
 
@@ -70,6 +71,7 @@ def contenders(config: dict[str, Any], settings: dict[str, Any]) -> dict[str, An
 
 
 def distance_to_global(landscape, points: jax.Array) -> jax.Array:
+  """The distance of each point (the last axis: x, y) to the nearest global minimum."""
   minima = jnp.asarray(landscape.global_minima, points.dtype)
   return jnp.min(jnp.linalg.norm(points[..., None, :] - minima, axis=-1), axis=-1)
 
@@ -98,107 +100,65 @@ def success_fraction(landscape, settings, sweep, steps) -> np.ndarray:
 def run(study: st.Study, out_dir: str) -> pd.DataFrame:
   """Each landscape's paths and success fractions; the table, summary and two figures."""
   os.makedirs(out_dir, exist_ok=True)
-  config = study.settings
+  config, success = study.settings, study.settings["success"]
   rows, paths, fractions = [], {}, {}
   for name, settings in config["landscapes"].items():
     landscape = get_landscape(name)
-    steps = settings["steps"]
-    paths[name] = {}
-    for label, tx in contenders(config, settings).items():
-      path = np.asarray(run_on_landscape(landscape, tx, steps=steps))
-      paths[name][label] = path
-      rows.append({"landscape": name, "optimizer": label, "steps": steps,
-                   "final_x": path[-1, 0], "final_y": path[-1, 1],
-                   "final_value": float(landscape.value(path[-1])),
-                   "distance_to_global_minimum": float(distance_to_global(landscape, path[-1]))})
-    fractions[name] = success_fraction(landscape, settings, config["success"], steps)
+    paths[name] = {label: np.asarray(run_on_landscape(landscape, tx, steps=settings["steps"]))
+                   for label, tx in contenders(config, settings).items()}
+    rows += [{"landscape": name, "optimizer": label, "steps": settings["steps"],
+              "final_x": path[-1, 0], "final_y": path[-1, 1],
+              "final_value": float(landscape.value(path[-1])),
+              "distance_to_global_minimum": float(distance_to_global(landscape, path[-1]))}
+             for label, path in paths[name].items()]
+    fractions[name] = success_fraction(landscape, settings, success, settings["steps"])
   table = pd.DataFrame(rows)
-  with atomic_path(os.path.join(out_dir, "results.csv")) as path:
-    table.to_csv(path, index=False)
-  atomic_write_text(os.path.join(out_dir, "summary.md"), summarise(table, fractions, config))
+  write_tables(out_dir, {"results.csv": table})
+  one = success["learning_rate_factors"].index(1.0)
+  write_summary(out_dir, [
+      *markdown_table(["landscape", "optimizer", "distance to the global minimum", "final value"],
+                      [[r.landscape, r.optimizer, f"{r.distance_to_global_minimum:.3g}",
+                        f"{r.final_value:.4g}"] for r in table.itertuples()]),
+      "", "Fraction of starting points reaching a global minimum, at the landscape's "
+      "learning rate (factor 1):", "",
+      *markdown_table(["landscape", *(f"β={b:g}" for b in success["betas"])],
+                      [[name, *(f"{f:.2f}" for f in fraction[:, one])]
+                       for name, fraction in fractions.items()])])
   plot_trajectories(config, paths, out_dir)
   plot_fractions(config, fractions, out_dir)
   return table
 
 
-def summarise(table: pd.DataFrame, fractions: dict[str, np.ndarray], config) -> str:
-  lines = ["| landscape | optimizer | distance to the global minimum | final value |",
-           "|---|---|---|---|"]
-  for row in table.itertuples():
-    lines.append(f"| {row.landscape} | {row.optimizer} | {row.distance_to_global_minimum:.3g} | "
-                 f"{row.final_value:.4g} |")
-  sweep = config["success"]
-  lines += ["", "Fraction of starting points reaching a global minimum, at the landscape's "
-            "learning rate (factor 1):", "",
-            "| landscape | " + " | ".join(f"β={b:g}" for b in sweep["betas"]) + " |",
-            "|---|" + "---|" * len(sweep["betas"])]
-  one = sweep["learning_rate_factors"].index(1.0)
-  for name, fraction in fractions.items():
-    lines.append(f"| {name} | " + " | ".join(f"{f:.2f}" for f in fraction[:, one]) + " |")
-  return "\n".join(lines) + "\n"
-
-
-def _panels(count: int, width: float, height: float):
-  """A figure of ``count`` panels of ``width x height`` inches, three a row; and their axes."""
-  from matplotlib.figure import Figure
-
-  columns = min(3, count)
-  rows = -(-count // columns)
-  fig = Figure(figsize=(width * columns, height * rows), layout="constrained")
-  axes = fig.subplots(rows, columns, squeeze=False).ravel()
-  for axis in axes[count:]:
-    axis.set_visible(False)
-  return fig, axes[:count]
-
-
 def plot_trajectories(config, paths, out_dir: str) -> str:
-  names = list(paths)
-  fig, axes = _panels(len(names), 5.5, 5)
-  for axis, name in zip(axes, names):
-    landscape = get_landscape(name)
-    (x0, x1), (y0, y1) = landscape.window
-    xs, ys = np.meshgrid(np.linspace(x0, x1, 200), np.linspace(y0, y1, 200))
-    values = np.asarray(landscape.value(np.stack([xs, ys], axis=-1)))
-    axis.contour(xs, ys, values, levels=30, cmap="Greys", linewidths=0.6)
-    for label, path in paths[name].items():
+  """Each landscape's contours with every optimizer's path."""
+  fig, axes = panels(len(paths), 5.5, 5, columns=3)
+  for axis, (name, found) in zip(axes, paths.items()):
+    draw_landscape(axis, get_landscape(name))
+    for label, path in found.items():
       axis.plot(path[:, 0], path[:, 1], marker=".", markersize=2, linewidth=1, label=label)
-    axis.scatter(*landscape.global_minima.T, marker="*", s=150, color="gold",
-                 edgecolor="black", zorder=5, label="global minimum")
-    if len(landscape.local_minima):
-      axis.scatter(*landscape.local_minima.T, marker="o", s=60, facecolor="none",
-                   edgecolor="red", zorder=5, label="local minimum")
-    axis.set_xlim(x0, x1)
-    axis.set_ylim(y0, y1)
-    axis.set_xlabel("x")
-    axis.set_ylabel("y")
     lr = config["landscapes"][name]["learning_rate"]
-    axis.set_title(f"{name} ({len(next(iter(paths[name].values()))) - 1} steps, lr={lr:g})",
+    axis.set_title(f"{name} ({len(next(iter(found.values()))) - 1} steps, lr={lr:g})",
                    fontsize=10)
     axis.legend(fontsize=7, loc="best")
-  return str(save_figure(fig, os.path.join(out_dir, "trajectories.png")))
+  return write_figure(fig, out_dir, "trajectories.png")
 
 
 def plot_fractions(config, fractions, out_dir: str) -> str:
-  sweep = config["success"]
-  names = list(fractions)
-  fig, axes = _panels(len(names), 4.6, 4.2)
-  for axis, name in zip(axes, names):
-    image = axis.imshow(fractions[name], origin="lower", vmin=0, vmax=1, cmap="viridis",
-                        aspect="auto")
+  """Each landscape's heatmap of the fraction of starts reaching a global minimum."""
+  success = config["success"]
+  fig, axes = panels(len(fractions), 4.6, 4.2, columns=3)
+  for axis, (name, fraction) in zip(axes, fractions.items()):
     lr = config["landscapes"][name]["learning_rate"]
-    axis.set_xticks(range(len(sweep["learning_rate_factors"])),
-                    [f"{f * lr:.3g}" for f in sweep["learning_rate_factors"]], rotation=45)
-    axis.set_yticks(range(len(sweep["betas"])), [f"{b:g}" for b in sweep["betas"]])
-    axis.set_xlabel("learning rate")
-    axis.set_ylabel("β (heavy ball; 0 is GD)")
+    image = grid_image(axis, fraction, [f"{f * lr:.3g}" for f in success["learning_rate_factors"]],
+                       [f"{b:g}" for b in success["betas"]], vmin=0, vmax=1, cmap="viridis")
+    axis.set(xlabel="learning rate", ylabel="β (heavy ball; 0 is GD)")
     axis.set_title(name, fontsize=10)
-    for (i, j), value in np.ndenumerate(fractions[name]):
+    for (i, j), value in np.ndenumerate(fraction):
       axis.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=7,
                 color="white" if value < 0.5 else "black")
-  fig.colorbar(image, ax=axes.tolist(),
-               label="fraction of starts reaching a global minimum")
+  fig.colorbar(image, ax=axes.tolist(), label="fraction of starts reaching a global minimum")
   fig.suptitle("Heavy-ball momentum: β x learning rate, 8 x 8 starting points per cell")
-  return str(save_figure(fig, os.path.join(out_dir, "success_fraction.png")))
+  return write_figure(fig, out_dir, "success_fraction.png")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -28,12 +28,12 @@ import optax
 import pandas as pd
 
 from experiments import _cli
+from experiments._common import (band, markdown_table, over_seeds, panels, seed_keys,
+                                 write_figure, write_summary, write_tables)
 import momentum_jax as mj
 from momentum_jax import problems
 from momentum_jax import study as st
-from momentum_jax.plots import save_figure
-from momentum_jax._files import atomic_path, atomic_write_text
-from momentum_jax.train import TrainConfig, build_train
+from momentum_jax.train import TrainConfig
 
 SETUP = {
     "name": st.Setting(st.text),
@@ -47,18 +47,22 @@ SCHEMA = {
     "seeds": st.Setting(st.integer(minimum=1)),
     "target_excess": st.Setting(st.number(positive=True)),
 }
-OPTIMIZERS = {
-    "gd": lambda lr, beta: (mj.sgd, {"learning_rate": lr}),
-    "momentum (EMA)": lambda lr, beta: (mj.momentum, {"learning_rate": lr, "beta": beta}),
-    "momentum (heavy ball)": lambda lr, beta: (
-        functools.partial(mj.momentum, ema=False), {"learning_rate": lr, "beta": beta}),
-    "nesterov": lambda lr, beta: (mj.nesterov, {"learning_rate": lr, "beta": beta}),
-}
+# Name -> (optimizer factory, whether it takes the set-up's beta).
+OPTIMIZERS = {"gd": (mj.sgd, False), "momentum (EMA)": (mj.momentum, True),
+              "momentum (heavy ball)": (functools.partial(mj.momentum, ema=False), True),
+              "nesterov": (mj.nesterov, True)}
+
+
+def optimizer(name: str, setup: dict) -> tuple:
+  """The factory of optimizer ``name`` and its hyperparameters in ``setup``."""
+  factory, takes_beta = OPTIMIZERS[name]
+  return factory, {"learning_rate": setup["learning_rate"],
+                   **({"beta": setup["beta"]} if takes_beta else {})}
 
 
 def least_squares_loss(problem: problems.Problem) -> float:
-  x = np.asarray(problem.data.x_train)[:, 0]
-  y = np.asarray(problem.data.y_train)
+  """The mean squared error of the closed-form least-squares line."""
+  x, y = np.asarray(problem.data.x_train)[:, 0], np.asarray(problem.data.y_train)
   design = np.stack([x, np.ones_like(x)], axis=1)
   coef = np.linalg.lstsq(design, y, rcond=None)[0]
   return float(np.mean((design @ coef - y) ** 2))
@@ -92,23 +96,17 @@ def run(study: st.Study, out_dir: str) -> pd.DataFrame:
   """
   os.makedirs(out_dir, exist_ok=True)
   config = study.settings
-  seeds = config["seeds"]
-  rows, curves, bug_rows = [], [], []
+  rows, curves, bugs = [], [], []
   for setup in config["setups"]:
-    steps = setup["steps"]
     problem = problems.get_problem("linear_regression", dataset=setup["dataset"])
     optimum = least_squares_loss(problem)
-    keys = jax.random.split(jax.random.key(0), seeds)
-    for name, build in OPTIMIZERS.items():
-      factory, hyperparameters = build(setup["learning_rate"], setup["beta"])
-      # All seeds (initial weights) in one vmapped, compiled run.
-      runs = jax.jit(jax.vmap(build_train(problem, factory, TrainConfig(steps=steps, log_every=1)),
-                              in_axes=(None, 0)))(
-          {k: jnp.float32(v) for k, v in hyperparameters.items()}, keys)
-      all_losses = np.asarray(runs.metrics["train_loss"])  # the loss before each update
-      for seed, losses in enumerate(all_losses):
+    for name in OPTIMIZERS:
+      factory, hyperparameters = optimizer(name, setup)
+      runs = over_seeds(problem, factory, TrainConfig(steps=setup["steps"], log_every=1),
+                        hyperparameters)(seed_keys(config["seeds"]))
+      layer = runs.params["layers"][0]
+      for seed, losses in enumerate(np.asarray(runs.metrics["train_loss"])):  # before each update
         reached = np.nonzero(losses <= optimum * (1 + config["target_excess"]))[0]
-        layer = runs.params["layers"][0]
         rows.append({"setup": setup["name"], "optimizer": name, "seed": seed,
                      "learning_rate": setup["learning_rate"], "beta": setup["beta"],
                      "steps_to_target": int(reached[0]) if reached.size else np.nan,
@@ -116,67 +114,58 @@ def run(study: st.Study, out_dir: str) -> pd.DataFrame:
                      "w": float(layer["kernel"][...][seed, 0, 0]),
                      "b": float(layer["bias"][...][seed, 0])})
         curves.append(pd.DataFrame({"setup": setup["name"], "optimizer": name, "seed": seed,
-                                    "step": np.arange(steps), "loss": losses}))
+                                    "step": np.arange(setup["steps"]), "loss": losses}))
     if setup["dataset"] == "uniform":
       for name in ("gd", "momentum (heavy ball)"):
-        factory, hyperparameters = OPTIMIZERS[name](setup["learning_rate"], setup["beta"])
-        w, b, loss = broadcast_bug(problem, factory(**hyperparameters), steps)
-        bug_rows.append({"optimizer": name, "w": w, "b": b, "final_loss": loss,
-                         "mean_y": float(np.mean(problem.data.y_train))})
-  table = pd.DataFrame(rows)
-  curves = pd.concat(curves, ignore_index=True)
-  with atomic_path(os.path.join(out_dir, "results.csv")) as path:
-    table.to_csv(path, index=False)
-  with atomic_path(os.path.join(out_dir, "broadcast_bug.csv")) as path:
-    pd.DataFrame(bug_rows).to_csv(path, index=False)
-  atomic_write_text(os.path.join(out_dir, "summary.md"), summarise(table, pd.DataFrame(bug_rows)))
-  plot(curves, table, out_dir)
+        factory, hyperparameters = optimizer(name, setup)
+        w, b, loss = broadcast_bug(problem, factory(**hyperparameters), setup["steps"])
+        bugs.append({"optimizer": name, "w": w, "b": b, "final_loss": loss,
+                     "mean_y": float(np.mean(problem.data.y_train))})
+  table, bugs = pd.DataFrame(rows), pd.DataFrame(bugs)
+  write_tables(out_dir, {"results.csv": table, "broadcast_bug.csv": bugs})
+  write_summary(out_dir, summarise(table, bugs))
+  plot(pd.concat(curves, ignore_index=True), table, out_dir)
   return table
 
 
-def summarise(table: pd.DataFrame, bugs: pd.DataFrame) -> str:
-  lines = ["| set-up | optimizer | steps to 1% of optimum (mean ± std over seeds) | final w | final b |",
-           "|---|---|---|---|---|"]
+def summarise(table: pd.DataFrame, bugs: pd.DataFrame) -> list[str]:
+  """The summary's lines: steps to the target per set-up and optimizer; the broadcast fits."""
+  rows = []
   for (setup, name), group in table.groupby(["setup", "optimizer"], sort=False):
     steps = group["steps_to_target"]
     reached = f"{steps.mean():.1f} ± {steps.std(ddof=0):.1f}" if steps.notna().all() else \
         f"not reached by {steps.isna().sum()} of {len(steps)} seeds"
-    lines.append(f"| {setup} | {name} | {reached} | {group.w.mean():.3f} | {group.b.mean():.3f} |")
+    rows.append([setup, name, reached, f"{group.w.mean():.3f}", f"{group.b.mean():.3f}"])
+  lines = markdown_table(["set-up", "optimizer", "steps to 1% of optimum (mean ± std over seeds)",
+                          "final w", "final b"], rows)
   if len(bugs):
-    lines += ["", "Broadcast loss of the published 100-sample version (y (100, 1) vs predictions (100,)):",
-              "", "| optimizer | w | b | mean(y) |", "|---|---|---|---|"]
-    for name, group in bugs.groupby("optimizer", sort=False):
-      lines.append(f"| {name} | {group.w.mean():.4f} | {group.b.mean():.4f} | "
-                   f"{group.mean_y.mean():.4f} |")
-  return "\n".join(lines) + "\n"
+    lines += ["", "Broadcast loss of the published 100-sample version (y (100, 1) vs "
+              "predictions (100,)):", "", *markdown_table(
+                  ["optimizer", "w", "b", "mean(y)"],
+                  [[name, f"{g.w.mean():.4f}", f"{g.b.mean():.4f}", f"{g.mean_y.mean():.4f}"]
+                   for name, g in bugs.groupby("optimizer", sort=False)])]
+  return lines
 
 
 def plot(curves: pd.DataFrame, table: pd.DataFrame, out_dir: str) -> str:
-  from matplotlib.figure import Figure
-
+  """Per set-up, each optimizer's loss above the optimum: median and range over seeds."""
   setups = list(dict.fromkeys(curves["setup"]))
-  fig = Figure(figsize=(6 * len(setups), 4.5), layout="constrained")
-  for axis, setup in zip(fig.subplots(1, len(setups), squeeze=False)[0], setups):
+  fig, axes = panels(len(setups), 6, 4.5)
+  for axis, setup in zip(axes, setups):
     optimum = table[table.setup == setup].optimum.mean()
     for name in OPTIMIZERS:
       runs = curves[(curves.setup == setup) & (curves.optimizer == name)]
-      per_step = runs.pivot(index="step", columns="seed", values="loss")
-      excess = per_step - optimum
       row = table[(table.setup == setup) & (table.optimizer == name)].iloc[0]
       label = name if name == "gd" else f"{name}, β={row.beta:g}"
-      line, = axis.plot(excess.index, excess.median(axis=1), label=f"{label}, lr={row.learning_rate:g}")
-      axis.fill_between(excess.index, excess.min(axis=1), excess.max(axis=1),
-                        color=line.get_color(), alpha=0.2)
-    axis.set_yscale("log")
-    axis.set_xlabel("step (full-batch update)")
-    axis.set_ylabel("loss − least-squares optimum (MSE)")
+      band(axis, (runs.loss - optimum).groupby(runs.step), "median",
+           label=f"{label}, lr={row.learning_rate:g}")
+    axis.set(yscale="log", xlabel="step (full-batch update)",
+             ylabel="loss − least-squares optimum (MSE)")
     axis.set_title(setup, fontsize=10)
     axis.axhline(optimum * 0.01, color="grey", linestyle=":", label="1% of the optimum")
     axis.legend(fontsize=8)
   fig.suptitle("Momentum vs gradient descent: median and range over seeds")
-  path = os.path.join(out_dir, "loss_curves.png")
-  save_figure(fig, path)
-  return path
+  return write_figure(fig, out_dir, "loss_curves.png")
 
 
 def main(argv: list[str] | None = None) -> None:

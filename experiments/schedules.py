@@ -21,13 +21,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pandas as pd
+from matplotlib.figure import Figure
 
 from experiments import _cli
+from experiments._common import (markdown_table, panels, run_sweep, write_figure, write_summary,
+                                 write_tables)
 import momentum_jax as mj
 from momentum_jax import study as st
 from momentum_jax import sweep
-from momentum_jax.plots import save_figure
-from momentum_jax._files import atomic_path, atomic_write_text
 from momentum_jax.results import aggregate_over_seeds
 
 SCHEMA: dict[str, st.Setting] = {}  # the study is its runs
@@ -39,17 +40,13 @@ TEXTBOOK = {
 }
 
 
-def schedule_figure():
-  from matplotlib.figure import Figure
-
-  fig = Figure(figsize=(7, 4.5), layout="constrained")
-  axis = fig.subplots()
+def schedule_figure() -> Figure:
+  """The textbook schedules over their first 60 steps."""
+  fig, (axis,) = panels(1, 7, 4.5)
   steps = jnp.arange(60)
   for label, schedule in TEXTBOOK.items():
     axis.plot(steps, jax.vmap(schedule)(steps), label=label)
-  axis.set_xlabel("step (or epoch)")
-  axis.set_ylabel("learning rate")
-  axis.set_title("The textbook schedules")
+  axis.set(xlabel="step (or epoch)", ylabel="learning rate", title="The textbook schedules")
   axis.legend(fontsize=8)
   return fig
 
@@ -62,18 +59,16 @@ def best_per_schedule(summary: pd.DataFrame) -> pd.DataFrame:
                "seeds", "diverged"]].reset_index(drop=True)
 
 
-def accuracy_figure(tables: dict[str, pd.DataFrame]):
-  from matplotlib.figure import Figure
-
-  fig = Figure(figsize=(6.5 * len(tables), 4.8), layout="constrained")
-  for axis, (name, table) in zip(fig.subplots(1, len(tables), squeeze=False)[0], tables.items()):
+def accuracy_figure(tables: dict[str, pd.DataFrame]) -> Figure:
+  """Per run, each group's best final validation accuracy, mean ± std over seeds."""
+  fig, axes = panels(len(tables), 6.5, 4.8)
+  for axis, (name, table) in zip(axes, tables.items()):
     positions = np.arange(len(table))
     axis.barh(positions, table.val_accuracy_mean, xerr=table.val_accuracy_std, color="tab:blue")
     axis.set_yticks(positions, [f"{o}  lr={lr:.3g}" for o, lr in
                                 zip(table.optimizer, table.learning_rate)], fontsize=7)
-    low = max(0.0, table.val_accuracy_mean.min() - 0.05)
-    axis.set_xlim(low, 1.0)
-    axis.set_xlabel("final validation accuracy (mean ± std over seeds)")
+    axis.set(xlim=(max(0.0, table.val_accuracy_mean.min() - 0.05), 1.0),
+             xlabel="final validation accuracy (mean ± std over seeds)")
     axis.set_title(f"{name}: each schedule at its best initial learning rate", fontsize=10)
   return fig
 
@@ -81,32 +76,24 @@ def accuracy_figure(tables: dict[str, pd.DataFrame]):
 def run(study: st.Study, out_dir: str) -> dict[str, pd.DataFrame]:
   """The schedules' figure and first values, then each run's sweep and its best per group."""
   os.makedirs(out_dir, exist_ok=True)
-  save_figure(schedule_figure(), os.path.join(out_dir, "schedules.png"))
-  lines = ["## The textbook schedules, first ten values", "",
-           "| schedule | " + " | ".join(str(s) for s in range(10)) + " |",
-           "|---|" + "---|" * 10]
-  for label, schedule in TEXTBOOK.items():
-    values = jax.vmap(schedule)(jnp.arange(10))
-    lines.append(f"| {label} | " + " | ".join(f"{float(v):.4g}" for v in values) + " |")
+  write_figure(schedule_figure(), out_dir, "schedules.png")
+  lines = ["## The textbook schedules, first ten values", "", *markdown_table(
+      ["schedule", *range(10)],
+      [[label, *(f"{float(v):.4g}" for v in jax.vmap(schedule)(jnp.arange(10)))]
+       for label, schedule in TEXTBOOK.items()])]
   tables = {}
   for name, config in study.runs.items():
-    # overwrite: an experiment resumes its own sweep and replaces an earlier size's.
-    folder = os.path.join(out_dir, name)
-    result = sweep.run(config, folder, quiet=True, overwrite=True)
-    result.save(folder)
-    table = best_per_schedule(result.summary)
-    tables[name] = table
-    with atomic_path(os.path.join(out_dir, f"{name}_best.csv")) as temporary:
-      table.to_csv(temporary, index=False)
+    tables[name] = table = best_per_schedule(run_sweep(config, os.path.join(out_dir, name)).summary)
+    write_tables(out_dir, {f"{name}_best.csv": table})
     lines += ["", f"## {name} ({config.train.steps} steps, {len(config.seeds)} seeds)", "",
-              "| optimizer (schedule) | best initial lr | final val accuracy, mean ± std |",
-              "|---|---|---|"]
-    for row in table.itertuples():
-      lines.append(f"| {row.optimizer} | {row.learning_rate:.3g} | "
-                   f"{row.val_accuracy_mean:.4f} ± {row.val_accuracy_std:.4f} |")
+              *markdown_table(["optimizer (schedule)", "best initial lr",
+                               "final val accuracy, mean ± std"],
+                              [[r.optimizer, f"{r.learning_rate:.3g}",
+                                f"{r.val_accuracy_mean:.4f} ± {r.val_accuracy_std:.4f}"]
+                               for r in table.itertuples()])]
   if tables:
-    save_figure(accuracy_figure(tables), os.path.join(out_dir, "accuracy_by_schedule.png"))
-  atomic_write_text(os.path.join(out_dir, "summary.md"), "\n".join(lines) + "\n")
+    write_figure(accuracy_figure(tables), out_dir, "accuracy_by_schedule.png")
+  write_summary(out_dir, lines)
   return tables
 
 

@@ -1,8 +1,9 @@
 """Figures of a sweep: heatmaps, the best loss curves, the best value per hyperparameter.
 
-Every function returns a ``matplotlib.figure.Figure`` built without pyplot, so
-nothing here touches pyplot's global state or needs a display: the Agg canvas
-draws the figures and nothing is ever shown. :func:`write_figures` writes the
+Every ``plot_`` function returns a ``matplotlib.figure.Figure`` built without
+pyplot, so nothing here touches pyplot's global state or needs a display: the
+Agg canvas draws the figures and nothing is ever shown (:func:`draw_landscape`
+draws a landscape's contours onto axes of your own). :func:`write_figures` writes the
 standard set for a sweep as PNG files: :func:`plan_figures` decides once, from
 the result, which figures and with what (a :class:`FigurePlan`), then each is
 drawn.
@@ -307,21 +308,20 @@ def plot_landscape_paths(curves: pd.DataFrame, summary: pd.DataFrame, landscape,
                                f"{landscape.name}: {title}")
 
 
-def _draw_landscape_paths(curves: pd.DataFrame, best: pd.DataFrame, labels: dict[int, str],
-                          landscape, title: str) -> Figure:
+def draw_landscape(ax, landscape) -> None:
+  """Draws ``landscape`` on ``ax``: its contours over its window, its minima, axes ``x``, ``y``.
+
+  Global minima are gold stars, local minima red circles (both labelled for a
+  legend, drawn above what is plotted later); the limits are the window's.
+
+  Args:
+    ax: A ``matplotlib`` axes.
+    landscape: A :class:`momentum_jax.data.Landscape`.
+  """
   (x0, x1), (y0, y1) = landscape.window
   xs, ys = np.meshgrid(np.linspace(x0, x1, 200), np.linspace(y0, y1, 200))
   values = np.asarray(landscape.value(np.stack([xs, ys], axis=-1)))
-  fig = Figure(figsize=(7, 5.6), layout="constrained")
-  ax = fig.add_subplot()
   ax.contour(xs, ys, values, levels=30, cmap="Greys", linewidths=0.6)
-  for _, row in best.iterrows():
-    path = curves[curves["config_id"] == row["config_id"]].sort_values("step")
-    xs_ = np.concatenate([[row.get("start_x", np.nan)], path["val_x"]])
-    ys_ = np.concatenate([[row.get("start_y", np.nan)], path["val_y"]])
-    (line,) = ax.plot(xs_, ys_, linewidth=1, label=labels[row["config_id"]])
-    ax.plot(xs_[0], ys_[0], marker="o", markerfacecolor="none", color=line.get_color())
-    ax.plot(xs_[-1], ys_[-1], marker=".", color=line.get_color())
   ax.scatter(*landscape.global_minima.T, marker="*", s=150, color="gold", edgecolor="black",
              zorder=5, label="global minimum")
   if len(landscape.local_minima):
@@ -331,6 +331,20 @@ def _draw_landscape_paths(curves: pd.DataFrame, best: pd.DataFrame, labels: dict
   ax.set_ylim(y0, y1)
   ax.set_xlabel("x")
   ax.set_ylabel("y")
+
+
+def _draw_landscape_paths(curves: pd.DataFrame, best: pd.DataFrame, labels: dict[int, str],
+                          landscape, title: str) -> Figure:
+  fig = Figure(figsize=(7, 5.6), layout="constrained")
+  ax = fig.add_subplot()
+  draw_landscape(ax, landscape)
+  for _, row in best.iterrows():
+    path = curves[curves["config_id"] == row["config_id"]].sort_values("step")
+    xs = np.concatenate([[row.get("start_x", np.nan)], path["val_x"]])
+    ys = np.concatenate([[row.get("start_y", np.nan)], path["val_y"]])
+    (line,) = ax.plot(xs, ys, linewidth=1, label=labels[row["config_id"]])
+    ax.plot(xs[0], ys[0], marker="o", markerfacecolor="none", color=line.get_color())
+    ax.plot(xs[-1], ys[-1], marker=".", color=line.get_color())
   ax.set_title(title)
   ax.legend(fontsize=7, loc="best")
   return fig

@@ -299,3 +299,17 @@ def test_write_figures_draws_the_plan(tmp_path, regression):
     plots.draw(plan, "paths.png", regression)
   fig = plots.draw(plan, "best_curves.png", regression)
   assert [line.get_label() for line in fig.axes[0].lines] == list(plan.labels.values())
+
+
+def test_draw_landscape_draws_the_contours_the_minima_and_the_window():
+  from matplotlib.figure import Figure
+  from momentum_jax.data import get_landscape
+  landscape = get_landscape("tilted_double_well")
+  ax = Figure().add_subplot()
+  plots.draw_landscape(ax, landscape)
+  ax.plot([100.0], [100.0])  # what is drawn later does not move the window
+  (x0, x1), (y0, y1) = landscape.window
+  assert ax.get_xlim() == (x0, x1) and ax.get_ylim() == (y0, y1)
+  assert (ax.get_xlabel(), ax.get_ylabel()) == ("x", "y")
+  labels = [collection.get_label() for collection in ax.collections]
+  assert "global minimum" in labels and "local minimum" in labels
