@@ -157,7 +157,8 @@ def plot_fractions(config, fractions, out_dir: str) -> str:
       axis.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=7,
                 color="white" if value < 0.5 else "black")
   fig.colorbar(image, ax=axes.tolist(), label="fraction of starts reaching a global minimum")
-  fig.suptitle("Heavy-ball momentum: β x learning rate, 8 x 8 starting points per cell")
+  side = success["starts_per_side"]
+  fig.suptitle(f"Heavy-ball momentum: β x learning rate, {side} x {side} starting points per cell")
   return write_figure(fig, out_dir, "success_fraction.png")
 
 

@@ -69,7 +69,8 @@ def run(study: st.Study, out_dir: str) -> pd.DataFrame:
                  "val_accuracy_mean": float(accuracy[:, -1].mean()),
                  "val_accuracy_min": float(accuracy[:, -1].min()),
                  "val_accuracy_max": float(accuracy[:, -1].max()),
-                 "diverged_seeds": int(np.sum(np.asarray(result.diverged_at_step) >= 0))})
+                 "diverged_seeds": int(np.sum(np.asarray(result.diverged_at_step) >= 0)),
+                 "seeds": len(keys)})
   table, curves = pd.DataFrame(rows), pd.DataFrame(curves)
   write_tables(out_dir, {"results.csv": table, "curves.csv": curves})
   write_summary(out_dir, markdown_table(
@@ -77,7 +78,7 @@ def run(study: st.Study, out_dir: str) -> pd.DataFrame:
        "final val accuracy, mean [min, max] over seeds", "diverged seeds"],
       [[r.variant, f"{r.ratio_at_start_median:.2g}", f"{r.ratio_at_end_median:.2g}",
         f"{r.val_accuracy_mean:.3f} [{r.val_accuracy_min:.3f}, {r.val_accuracy_max:.3f}]",
-        f"{r.diverged_seeds} of {len(keys)}"] for r in table.itertuples()]))
+        f"{r.diverged_seeds} of {r.seeds}"] for r in table.itertuples()]))
   plot(curves, out_dir)
   return table
 
