@@ -169,7 +169,7 @@ def optax_loop(problem, train: TrainConfig, lrs, betas) -> Timing:
     return params, rest, injected.init(params), data_key
 
   def loss_fn(params, rest, x, y):
-    return problem.loss(nnx.merge(graphdef, params, rest, copy=True)(x), y)
+    return problem.loss(nnx.merge(graphdef, params, rest, copy=True), x, y)
 
   def step(params, rest, state, loss_sum, data_key, step_index):
     # The step counter stays on the device: no host-to-device copy per step.
@@ -183,8 +183,12 @@ def optax_loop(problem, train: TrainConfig, lrs, betas) -> Timing:
     return optax.apply_updates(params, updates), state, loss_sum + loss, step_index + 1
 
   def evaluate(params, rest):
-    outputs = nnx.merge(graphdef, params, rest, copy=True)(data.x_val)
-    return problem.loss(outputs, data.y_val), problem.accuracy(outputs, data.y_val)
+    model = nnx.merge(graphdef, params, rest, copy=True)
+    model.eval()
+    loss = problem.loss(model, data.x_val, data.y_val)
+    if not problem.is_classification:
+      return loss, jnp.float32(jnp.nan)
+    return loss, jnp.mean(jnp.argmax(model(data.x_val), axis=-1) == data.y_val)
 
   start = time.perf_counter()
   scalar = jax.ShapeDtypeStruct((), jnp.float32)

@@ -121,7 +121,7 @@ def plot_importance(summary: pd.DataFrame, value: str | None = None) -> Figure:
   when all its values are positive (a hyperparameter an optimizer lacks is
   missing for it; the optimizer is a feature too when there are several).
   ``sklearn.inspection.permutation_importance`` then measures how much the
-  forest's R² drops when one column is shuffled (10 repeats, on the fitted
+  forest's R² drops when one column is shuffled (5 repeats, on the fitted
   configurations: it says what the forest relies on, not how it generalises).
 
   Raises:
@@ -141,8 +141,11 @@ def plot_importance(summary: pd.DataFrame, value: str | None = None) -> Figure:
   target = rows[f"{value}_mean"].to_numpy(dtype=float)
   logged = not results.higher_is_better(value) and target.min() > 0
   target = np.log10(target) if logged else target
-  forest = RandomForestRegressor(n_estimators=200, random_state=_FOREST_SEED).fit(features, target)
-  found = permutation_importance(forest, features, target, n_repeats=10,
+  # 100 trees and 5 repeats: the ranking of a few hyperparameters is as
+  # stable as with 200 and 10 (checked on the quickstart's sweep) at 0.4 s
+  # instead of 1.4 s of a command that takes seconds.
+  forest = RandomForestRegressor(n_estimators=100, random_state=_FOREST_SEED).fit(features, target)
+  found = permutation_importance(forest, features, target, n_repeats=5,
                                  random_state=_FOREST_SEED)
   order = np.argsort(found.importances_mean)
 

@@ -20,7 +20,6 @@ import dataclasses
 from typing import Any, Mapping
 
 import numpy as np
-from scipy.stats import qmc
 
 from momentum_jax.sweep._errors import ConfigError
 
@@ -52,6 +51,7 @@ class Range:
 
   def scale(self, unit: np.ndarray) -> np.ndarray:
     """Maps points of ``[0, 1)`` onto the range, in log scale for ``loguniform``."""
+    from scipy.stats import qmc  # ~2 s to import scipy.stats: only when points are drawn
     if self.log:
       return np.exp(qmc.scale(unit[:, None], np.log(self.low), np.log(self.high))[:, 0])
     return qmc.scale(unit[:, None], self.low, self.high)[:, 0]
@@ -103,6 +103,7 @@ def unit_points(method: str, dimensions: int, samples: int, seed: int) -> np.nda
   ``numpy.random.default_rng(seed).random((samples, dimensions))``.
   """
   if method == "quasirandom":
+    from scipy.stats import qmc  # ~2 s to import scipy.stats: only when points are drawn
     return qmc.Halton(dimensions, scramble=True, seed=seed).random(samples)
   if method == "random":
     return np.random.default_rng(seed).random((samples, dimensions))
