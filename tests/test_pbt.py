@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+import textwrap
 
 import numpy as np
 import pandas as pd
@@ -252,3 +256,27 @@ def test_the_report_ranks_members_by_their_final_metric(population):
   np.testing.assert_allclose(ranked["final_loss_mean"], means.to_numpy())
   assert "final_learning_rate" in report.best_table(population.summary).columns
   assert "# Sweep report" in results.format_report(population)
+
+
+def test_the_exploits_over_three_devices_equal_one_device_bit_for_bit(tmp_path):
+  # The copy is a gather laid out with the carry's sharding: over several
+  # devices XLA moves the rows between them; the results must not change.
+  script = textwrap.dedent("""
+      import json, sys
+      import jax
+      from momentum_jax import sweep
+      result = sweep.run(json.loads(sys.argv[1]), quiet=True, width=int(sys.argv[2]))
+      result.summary.to_parquet(f"{sys.argv[3]}/summary.parquet")  # floats exactly
+      result.curves.to_parquet(f"{sys.argv[3]}/curves.parquet")
+      print(len(jax.devices()), len(result.manifest["search"]["exploits"]))
+  """)
+  env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=3",
+             JAX_PLATFORMS="cpu")
+  out = subprocess.run([sys.executable, "-c", script, json.dumps(PBT), str(WIDTH), str(tmp_path)],
+                       env=env, capture_output=True, text=True, check=True, timeout=300)
+  devices, exploits = map(int, out.stdout.split()[-2:])
+  single = sweep.run(PBT, quiet=True, width=WIDTH)
+  assert devices == 3 and exploits == len(single.manifest["search"]["exploits"]) > 0
+  for name, frame in (("summary", single.summary), ("curves", single.curves)):
+    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / f"{name}.parquet"), frame,
+                                  check_exact=True)
