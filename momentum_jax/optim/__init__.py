@@ -12,12 +12,12 @@ from momentum_jax.optim._adaptive import RmsState
 from momentum_jax.optim._adaptive import scale_by_adagrad
 from momentum_jax.optim._adaptive import scale_by_adam
 from momentum_jax.optim._adaptive import scale_by_rms
-from momentum_jax.optim._aliases import adagrad
-from momentum_jax.optim._aliases import adam
-from momentum_jax.optim._aliases import adamw
+from momentum_jax.optim._adaptive_aliases import adagrad
+from momentum_jax.optim._adaptive_aliases import adam
+from momentum_jax.optim._adaptive_aliases import adamw
+from momentum_jax.optim._adaptive_aliases import rmsprop
 from momentum_jax.optim._aliases import momentum
 from momentum_jax.optim._aliases import nesterov
-from momentum_jax.optim._aliases import rmsprop
 from momentum_jax.optim._aliases import sgd
 from momentum_jax.optim._momentum import MomentumState
 from momentum_jax.optim._momentum import scale_by_momentum
