@@ -204,10 +204,16 @@ def _kill_the_command_once(tmp_path, flags: list[str], ready, what: str):
   return out
 
 
-def test_a_sweep_killed_mid_run_resumes_to_the_uninterrupted_results(tmp_path):
+@pytest.fixture(scope="module")
+def whole_digits() -> results.SweepResult:
+  """DIGITS trained uninterrupted at width 2, in this process: what a resume must equal."""
+  return sweep.run(DIGITS, quiet=True, width=2)
+
+
+def test_a_sweep_killed_mid_run_resumes_to_the_uninterrupted_results(tmp_path, whole_digits):
   # Width 2 on 2 CPU devices: chunks of 4, six of them. The resume runs in
   # this process, on its one device: at a pinned width that changes no bit.
-  whole = sweep.run(DIGITS, quiet=True, width=2)
+  whole = whole_digits
   out = _kill_the_command_once(tmp_path, ["--chunk-size", "4"], _chunk_files, "writing a chunk")
   done = len(_chunk_files(out))
   assert 1 <= done < 6, "killed too late to test a resume"
@@ -224,10 +230,10 @@ def _saved_states(out):
   return [p for p in (out / "state").glob("g*/*") if p.name.isdigit()]
 
 
-def test_a_sweep_killed_inside_a_chunk_resumes_from_its_saved_state(tmp_path):
+def test_a_sweep_killed_inside_a_chunk_resumes_from_its_saved_state(tmp_path, whole_digits):
   # One chunk of 24 at width 2, 300 steps in segments of 50 (six logs of 50:
   # one log each), its state saved after every segment.
-  whole = sweep.run(DIGITS, quiet=True, width=2)
+  whole = whole_digits
   out = _kill_the_command_once(tmp_path, ["--checkpoint-every", "1e-9"], _saved_states,
                                "saving a state")
   assert not _chunk_files(out), "killed too late: the chunk had finished"
