@@ -254,3 +254,12 @@ def test_the_report_ranks_those_that_trained_longest_first(halved):
   steps = ranked["stopped_at_step"].to_numpy()
   assert steps[0] == 90 and np.all(np.diff(steps[ranked["diverged"].to_numpy() == 0]) <= 0)
   assert "stopped_at_step" in report.best_table(halved.summary).columns
+
+
+def test_a_group_larger_than_the_devices_hold_is_refused(monkeypatch):
+  # A scheduled group trains as one chunk: with room for one configuration a device, 18 are refused.
+  from momentum_jax.sweep import _devices
+  monkeypatch.setattr(_devices, "memory_budget", lambda device: 1)
+  with pytest.raises(sweep.ConfigError, match=r"search\.scheduler: .*18 configurations are "
+                     r"ranked together, in one chunk.*sample fewer, or drop the scheduler"):
+    sweep.run(HALVING, quiet=True)

@@ -258,7 +258,7 @@ def test_the_report_ranks_members_by_their_final_metric(population):
   assert "# Sweep report" in results.format_report(population)
 
 
-def test_the_exploits_over_three_devices_equal_one_device_bit_for_bit(tmp_path):
+def test_the_exploits_over_three_devices_equal_one_device_bit_for_bit(tmp_path, population):
   # The copy is a gather laid out with the carry's sharding: over several
   # devices XLA moves the rows between them; the results must not change.
   script = textwrap.dedent("""
@@ -275,8 +275,16 @@ def test_the_exploits_over_three_devices_equal_one_device_bit_for_bit(tmp_path):
   out = subprocess.run([sys.executable, "-c", script, json.dumps(PBT), str(WIDTH), str(tmp_path)],
                        env=env, capture_output=True, text=True, check=True, timeout=300)
   devices, exploits = map(int, out.stdout.split()[-2:])
-  single = sweep.run(PBT, quiet=True, width=WIDTH)
+  single = population  # PBT at WIDTH on this process's one device
   assert devices == 3 and exploits == len(single.manifest["search"]["exploits"]) > 0
   for name, frame in (("summary", single.summary), ("curves", single.curves)):
     pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / f"{name}.parquet"), frame,
                                   check_exact=True)
+
+
+def test_a_population_larger_than_the_devices_hold_is_refused(monkeypatch):
+  from momentum_jax.sweep import _devices
+  monkeypatch.setattr(_devices, "memory_budget", lambda device: 1)
+  with pytest.raises(sweep.ConfigError, match=r"search\.population: .*16 configurations are "
+                     r"ranked together, in one chunk.*a smaller population"):
+    sweep.run(PBT, quiet=True)

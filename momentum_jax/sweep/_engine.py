@@ -181,7 +181,9 @@ def run(
   if scheduler is not None:
     _scheduled.check_one_chunk(groups, memory["configs_held_per_device"] * mesh.devices.size)
   if population is not None:
-    _pbt_train.check_one_chunk(groups, memory["configs_held_per_device"] * mesh.devices.size)
+    _scheduled.check_one_chunk(groups, memory["configs_held_per_device"] * mesh.devices.size,
+                               "search.population",
+                               "a smaller population, or fewer seeds or list values")
   raw_config, record = _files.jsonable(config.raw), _checkpoint.problem_record(problem)
   checkpoint = None
   if out_dir is not None:

@@ -39,9 +39,8 @@ import numpy as np
 
 from momentum_jax import problems, results
 from momentum_jax.sweep import _execute, _pbt, _plan
-from momentum_jax.sweep._errors import ConfigError
 from momentum_jax.sweep._search import check_metric
-from momentum_jax.sweep._scheduled import _host, rung_values
+from momentum_jax.sweep._scheduled import _host, host_rows, rung_values
 from momentum_jax.train import TrainConfig, TrainState, setup
 
 
@@ -75,15 +74,6 @@ def population(config, problem: problems.Problem) -> Population | None:
 def segment_logs(spec: _pbt.PBTSpec, train: TrainConfig) -> int:
   """Log intervals per segment: the plain sweep's, cut to divide ``interval``."""
   return math.gcd(_plan.logs_per_segment(train.num_logs), spec.interval // train.log_every)
-
-
-def check_one_chunk(groups: list[_plan.Group], held: int) -> None:
-  """Every group fits the devices at once (its members are ranked together)."""
-  for group in groups:
-    if len(group.seeds) > held:
-      raise ConfigError("search.population", f"{group.label}'s {len(group.seeds)} "
-                        f"configurations train together, in one chunk, and the devices hold "
-                        f"about {held}: a smaller population, or fewer seeds or list values")
 
 
 def _copy_state(carry: Any, index: jax.Array) -> Any:
@@ -173,20 +163,12 @@ def train_group(problem, group: _plan.Group, index: int, width: int, size: int, 
   begin = time.perf_counter()
   carry, record = train_population(program, group, population,
                                    _pbt.generator(population.spec.seed, index), train, on_segment)
-  metrics, diverged = jax.tree.map(lambda x: np.asarray(x)[:rows], _host_outputs(carry))
+  metrics, diverged = host_rows(_execute.chunk_outputs(carry), rows)
   seconds = time.perf_counter() - begin
   metrics["pbt"] = record
   if checkpoint is not None and jax.process_index() == 0:
     checkpoint.save(index, 0, np.arange(rows), metrics, diverged)
   return (metrics, diverged), {group.label: program}, seconds
-
-
-def _host_outputs(carry: Any) -> tuple[dict[str, Any], np.ndarray]:
-  outputs = _execute.chunk_outputs(carry)
-  if jax.process_count() > 1:
-    from jax.experimental import multihost_utils
-    return multihost_utils.process_allgather(outputs, tiled=True)
-  return jax.device_get(outputs)
 
 
 def exploit_record(search: dict[str, Any], groups: list[_plan.Group],

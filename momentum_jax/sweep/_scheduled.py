@@ -154,15 +154,19 @@ def _take(tree: Any, index: jax.Array) -> Any:
   return jax.tree.map(lambda x: x[index], tree)
 
 
-def _host(carry: Any, rows: int) -> tuple[dict, dict, np.ndarray]:
-  """``(logged, start, diverged_at)`` of the carry's first ``rows`` rows, on every process."""
-  state, logged = carry
-  tree = (logged, state.start, state.diverged_at)
+def host_rows(tree: Any, rows: int) -> Any:
+  """The first ``rows`` rows of a config-sharded ``tree``, as numpy arrays, on every process."""
   if jax.process_count() > 1:
     tree = multihost_utils.process_allgather(tree, tiled=True)
   else:
     tree = jax.device_get(tree)
   return jax.tree.map(lambda x: np.asarray(x)[:rows], tree)
+
+
+def _host(carry: Any, rows: int) -> tuple[dict, dict, np.ndarray]:
+  """``(logged, start, diverged_at)`` of the carry's first ``rows`` rows, on every process."""
+  state, logged = carry
+  return host_rows((logged, state.start, state.diverged_at), rows)
 
 
 def rung_values(logged: dict[str, Any], metric: str, at: int) -> np.ndarray:
@@ -249,13 +253,17 @@ def train_group(programs: Programs, group: Group, spec: SchedulerSpec, metric: s
   return pieces, records
 
 
-def check_one_chunk(groups: list[Group], held: int) -> None:
-  """Refuses a group larger than the devices hold: a scheduled group trains as one chunk."""
+def check_one_chunk(groups: list[Group], held: int, path: str = "search.scheduler",
+                    advice: str = "sample fewer, or drop the scheduler") -> None:
+  """Refuses a group larger than the devices hold: a scheduled (or PBT) group is one chunk.
+
+  Raises:
+    ConfigError: at ``path``, ending with ``advice``.
+  """
   for group in groups:
     if len(group.seeds) > held:
-      raise ConfigError("search.scheduler", f"{group.label}'s {len(group.seeds)} "
-                        f"configurations are ranked together, in one chunk, and the devices "
-                        f"hold about {held}: sample fewer, or drop the scheduler")
+      raise ConfigError(path, f"{group.label}'s {len(group.seeds)} configurations are ranked "
+                        f"together, in one chunk, and the devices hold about {held}: {advice}")
 
 
 @dataclasses.dataclass(frozen=True)
