@@ -37,7 +37,7 @@ import yaml
 
 from momentum_jax import problems
 from momentum_jax.sweep import ConfigError, SweepConfig, load_config
-from momentum_jax.sweep._checks import as_mapping, check_keys, check_name
+from momentum_jax.sweep._checks import as_mapping, check_integer, check_keys, check_name
 from momentum_jax.sweep._problem_config import make_problem, parse_problem
 
 REQUIRED = object()
@@ -106,11 +106,12 @@ def number(minimum: float | None = None, maximum: float | None = None,
 
 def integer(minimum: int | None = None) -> Callable[[str, Any], int]:
   """A check: an integer (not a bool), at least ``minimum``."""
+  if minimum is not None:
+    return lambda path, value: check_integer(path, value, minimum)
+
   def check(path: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or (
-        minimum is not None and value < minimum):
-      bound = f" >= {minimum}" if minimum is not None else ""
-      raise ConfigError(path, f"expected an integer{bound}, got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, int):
+      raise ConfigError(path, f"expected an integer, got {value!r}")
     return value
   return check
 

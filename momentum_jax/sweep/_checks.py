@@ -26,6 +26,13 @@ def check_name(path: str, name: Any, choices, other: str = "") -> str:
   return name
 
 
+def check_integer(path: str, value: Any, least: int = 1) -> int:
+  """``value`` if it is an integer (not a bool) >= ``least``."""
+  if isinstance(value, bool) or not isinstance(value, int) or value < least:
+    raise ConfigError(path, f"expected an integer >= {least}, got {value!r}")
+  return value
+
+
 def as_mapping(path: str, raw: Any) -> Mapping[str, Any]:
   if not isinstance(raw, Mapping):
     raise ConfigError(path, f"expected a mapping of keys to values, got {raw!r}")

@@ -34,7 +34,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from momentum_jax.sweep._checks import as_mapping, check_keys
+from momentum_jax.sweep._checks import as_mapping, check_integer, check_keys
 from momentum_jax.sweep._errors import ConfigError
 from momentum_jax.sweep._space import Range
 
@@ -91,11 +91,8 @@ def parse_pbt(raw: Mapping[str, Any]) -> PBTSpec:
       raise ConfigError(f"search.{key}", "required by method pbt" + (
           ": the members drawn per optimizer group" if key == "population"
           else ": the steps between two exploits"))
-  population, interval = raw["population"], raw["interval"]
-  if isinstance(population, bool) or not isinstance(population, int) or population < 2:
-    raise ConfigError("search.population", f"expected an integer >= 2, got {population!r}")
-  if isinstance(interval, bool) or not isinstance(interval, int) or interval < 1:
-    raise ConfigError("search.interval", f"expected an integer >= 1, got {interval!r}")
+  population = check_integer("search.population", raw["population"], 2)
+  interval = check_integer("search.interval", raw["interval"])
   fraction = raw.get("fraction", 0.25)
   if not _number(fraction) or not 0 <= fraction <= 0.5:
     raise ConfigError("search.fraction", f"expected a number in [0, 0.5], got {fraction!r}")
@@ -107,9 +104,7 @@ def parse_pbt(raw: Mapping[str, Any]) -> PBTSpec:
       or not all(_number(f) and np.isfinite(f) and f > 0 for f in perturb)):
     raise ConfigError("search.perturb",
                       f"expected a non-empty list of positive numbers, got {perturb!r}")
-  seed = raw.get("seed", 0)
-  if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-    raise ConfigError("search.seed", f"expected an integer >= 0, got {seed!r}")
+  seed = check_integer("search.seed", raw.get("seed", 0), 0)
   metric = raw.get("metric", DEFAULT_METRIC)
   if not isinstance(metric, str):
     raise ConfigError("search.metric", f"expected a metric's name, got {metric!r}")

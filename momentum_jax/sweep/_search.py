@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Mapping
 import numpy as np
 
 from momentum_jax import problems
-from momentum_jax.sweep._checks import as_mapping, check_keys, check_name
+from momentum_jax.sweep._checks import as_mapping, check_integer, check_keys, check_name
 from momentum_jax.sweep._errors import ConfigError
 from momentum_jax.sweep._imports import suggest
 from momentum_jax.sweep._pbt import KEYS as _PBT_KEYS
@@ -141,11 +141,8 @@ def parse_search(raw: Any) -> SearchSpec:
   if samples is None:
     raise ConfigError("search.samples", f"required by method {method}: the number of points "
                       "drawn per optimizer group")
-  if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
-    raise ConfigError("search.samples", f"expected an integer >= 1, got {samples!r}")
-  if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-    raise ConfigError("search.seed", f"expected an integer >= 0, got {seed!r}")
-  return SearchSpec(method=method, samples=samples, seed=seed, scheduler=scheduler)
+  return SearchSpec(method=method, samples=check_integer("search.samples", samples),
+                    seed=check_integer("search.seed", seed, 0), scheduler=scheduler)
 
 
 def _importable(module: str) -> bool:
@@ -170,25 +167,17 @@ def _parse_optuna(raw: Any) -> SearchSpec:
   if "trials" not in raw:
     raise ConfigError("search.trials", "required by method optuna: the number of trials "
                       "per optimizer group")
-  trials = _positive_integer("search.trials", raw["trials"])
-  batch = _positive_integer("search.batch", raw.get("batch", min(DEFAULT_BATCH, trials)))
+  trials = check_integer("search.trials", raw["trials"])
+  batch = check_integer("search.batch", raw.get("batch", min(DEFAULT_BATCH, trials)))
   if batch > trials:
     raise ConfigError("search.batch", f"must be at most search.trials ({trials}): a batch "
                       f"is trials asked at once; got {batch}")
-  seed = raw.get("seed", 0)
-  if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-    raise ConfigError("search.seed", f"expected an integer >= 0, got {seed!r}")
+  seed = check_integer("search.seed", raw.get("seed", 0), 0)
   metric = raw.get("metric")
   if metric is not None and not isinstance(metric, str):
     raise ConfigError("search.metric", f"expected a metric's name, got {metric!r}")
   return SearchSpec(method="optuna", seed=seed, sampler=sampler, trials=trials, batch=batch,
                     metric=metric)
-
-
-def _positive_integer(path: str, value: Any, least: int = 1) -> int:
-  if isinstance(value, bool) or not isinstance(value, int) or value < least:
-    raise ConfigError(path, f"expected an integer >= {least}, got {value!r}")
-  return value
 
 
 def _parse_scheduler(raw: Any) -> SchedulerSpec:
@@ -203,8 +192,8 @@ def _parse_scheduler(raw: Any) -> SchedulerSpec:
   metric = raw.get("metric")
   if metric is not None and not isinstance(metric, str):
     raise ConfigError(f"{path}.metric", f"expected a metric's name, got {metric!r}")
-  return SchedulerSpec(name=name, eta=_positive_integer(f"{path}.eta", raw.get("eta", 3), 2),
-                       min_steps=_positive_integer(f"{path}.min_steps", raw["min_steps"]),
+  return SchedulerSpec(name=name, eta=check_integer(f"{path}.eta", raw.get("eta", 3), 2),
+                       min_steps=check_integer(f"{path}.min_steps", raw["min_steps"]),
                        metric=metric)
 
 
