@@ -187,11 +187,18 @@ def entry() -> None:
   are flushed; the processes of a multi-host sweep exit normally, since JAX
   shuts its distributed client down at exit.
   """
-  code = main()
+  try:
+    code = main()
+    sys.stdout.flush()
+  except BrokenPipeError:
+    # The reader left (``momentum-jax report DIR | head``): what the command
+    # writes to files is written; the rest of its output goes nowhere,
+    # without a traceback, and the exit status says the output was cut.
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    code = 1
   if "jax" in sys.modules and sys.modules["jax"].process_count() > 1:
     sys.exit(code)
   logging.shutdown()
-  sys.stdout.flush()
   sys.stderr.flush()
   os._exit(code)
 
