@@ -38,7 +38,9 @@ class FigurePlan:
       and ``paths.png`` show; empty when every run diverged.
     labels: ``config_id`` -> legend label of each of ``best``.
     titles: File name -> title, for ``best_curves.png`` and ``paths.png``.
-    report: ``parallel_coordinates.png`` and ``importance.png``, those worth drawing.
+    report: ``parallel_coordinates.png`` and ``importance.png``, those worth
+      drawing (:func:`momentum_jax._report_figures.plan`: not for a full 2-D
+      grid, whose heatmap shows it all).
     landscape: The 2-D landscape the problem's record names (``paths.png``),
       or ``None``.
     skipped: Why each figure left out is left out.
@@ -155,7 +157,8 @@ def plan_figures(result: SweepResult) -> FigurePlan:
   if not swept:
     skipped.append("no best_vs_<hyperparameter> figures: no hyperparameter takes more than "
                    "one value")
-  report, reasons = _report_figures.plan(summary, value, swept, swept_by_optimizer)
+  report, reasons = _report_figures.plan(summary, value, swept_by_optimizer,
+                                         [optimizer for optimizer, _, _ in heatmaps.values()])
   return FigurePlan(value=value, heatmaps=heatmaps, hyperparameters=swept, best=best,
                     labels=legend_labels(best, summary, _labelled(groups, swept_by_optimizer)),
                     titles=titles,

@@ -165,34 +165,65 @@ DRAW = {"parallel_coordinates.png": plot_parallel_coordinates,
         "importance.png": plot_importance}
 
 
-def plan(summary: pd.DataFrame, value: str, swept: Sequence[str],
-         swept_by_optimizer: Mapping[str, Sequence[str]]) -> tuple[list[str], list[str]]:
+def _is_full_grid(rows: pd.DataFrame, names: Sequence[str]) -> bool:
+  """Whether ``rows`` hold every combination of the values each of ``names`` takes."""
+  combinations = rows[list(names)].drop_duplicates()
+  return len(combinations) == int(np.prod([combinations[n].nunique() for n in names]))
+
+
+def beyond_heatmaps(summary: pd.DataFrame, swept_by_optimizer: Mapping[str, Sequence[str]],
+                    heatmapped: Sequence[str]) -> list[str]:
+  """The optimizers whose sweep the heatmaps and ``best_vs_<name>.png`` figures do not show whole.
+
+  One swept hyperparameter is a curve of ``best_vs_<name>.png``; two on a
+  full grid with a heatmap (``heatmapped`` names those optimizers) are every
+  cell of it. Three or more, two without a heatmap, or two sampled rather
+  than gridded (a search's points) are more than those figures show: what
+  parallel coordinates and importances are for.
+  """
+  beyond = []
+  for optimizer, names in swept_by_optimizer.items():
+    rows = summary[summary["optimizer"] == optimizer]
+    if len(names) > 2 or (len(names) == 2 and (
+        optimizer not in heatmapped or not _is_full_grid(rows, names))):
+      beyond.append(optimizer)
+  return beyond
+
+
+def plan(summary: pd.DataFrame, value: str, swept_by_optimizer: Mapping[str, Sequence[str]],
+         heatmapped: Sequence[str]) -> tuple[list[str], list[str]]:
   """Which of ``parallel_coordinates.png`` and ``importance.png`` to draw, and why not the others.
 
-  Parallel coordinates are drawn when some optimizer sweeps two
-  hyperparameters or more (one is ``best_vs_<name>.png``'s job);
-  importance when :func:`plot_importance` has enough configurations.
+  Both are drawn only for a sweep that the heatmaps and ``best_vs_<name>.png``
+  figures do not already show whole (:func:`beyond_heatmaps`: a search's
+  sampled points, or three swept hyperparameters or more): on a full 2-D grid
+  they would repeat the heatmap, and cost the command seconds (scikit-learn's
+  import and its forest). Then parallel coordinates are drawn when a
+  configuration finished, and importance when :func:`plot_importance` has
+  enough configurations.
 
   Args:
     summary: The sweep's summary table.
     value: The metric shown.
-    swept: The hyperparameters swept over the whole summary.
     swept_by_optimizer: Optimizer -> the hyperparameters it sweeps.
+    heatmapped: The optimizers that have a heatmap.
 
   Returns:
     The file names to draw (see :data:`DRAW`), and a reason for each left out.
   """
+  beyond = beyond_heatmaps(summary, swept_by_optimizer, heatmapped)
+  if not beyond:
+    return [], ["no parallel_coordinates.png or importance.png: the heatmaps and "
+                "best_vs_<hyperparameter> figures show every configuration (no optimizer "
+                "sweeps three hyperparameters or more, or two off a full grid)"]
   drawn, reasons = [], []
   count = len(_configurations(summary, value))
-  most = max(map(len, swept_by_optimizer.values()), default=0)
-  if most < 2 or not count:
-    reasons.append("no parallel_coordinates.png: it needs an optimizer sweeping two "
-                   "hyperparameters or more (the most swept by one is "
-                   f"{most}) and a configuration that did not diverge")
+  if not count:  # an optimizer of ``beyond`` sweeps two hyperparameters or more
+    reasons.append("no parallel_coordinates.png: every configuration diverged")
   else:
     drawn.append("parallel_coordinates.png")
-  if not swept or count < MIN_CONFIGS_FOR_IMPORTANCE:
-    reasons.append("no importance.png: a random forest needs a swept hyperparameter and at "
+  if count < MIN_CONFIGS_FOR_IMPORTANCE:
+    reasons.append("no importance.png: a random forest needs at "
                    f"least {MIN_CONFIGS_FOR_IMPORTANCE} configurations that did not diverge, "
                    f"got {count}")
   else:

@@ -98,22 +98,56 @@ def test_write_results_writes_the_report_as_summary_md(tmp_path):
   assert "learning_rate = 0.01, on the lower boundary" in text
 
 
+def test_the_command_leaves_quietly_when_its_reader_does(tmp_path):
+  # ``momentum-jax report DIR | head -1``: the pipe closed before the report is printed.
+  import os
+  import subprocess
+  import sys
+  summary = _summary(_grid_rows(lambda lr, beta, seed: lr + beta))
+  curves = pd.DataFrame({"config_id": summary["config_id"], "optimizer": "momentum", "step": 4,
+                         "train_loss": summary["final_loss"], "grad_norm": 1.0})
+  results.write_results(SweepResult(summary, curves, {}), tmp_path)
+  read, write = os.pipe()
+  os.close(read)
+  done = subprocess.run([sys.executable, "-m", "momentum_jax", "report", str(tmp_path)],
+                        stdout=write, stderr=subprocess.PIPE, text=True, timeout=120)
+  os.close(write)
+  assert done.returncode == 1
+  assert "Traceback" not in done.stderr and "BrokenPipe" not in done.stderr, done.stderr
+
+
 def test_search_figures_are_skipped_with_the_reason_when_degenerate(tmp_path, caplog):
   one = _summary([("sgd", lr, 0, 0, lr, False) for lr in (0.1, 0.2, 0.3)])
   plan = plots.plan_figures(SweepResult(one, pd.DataFrame(), {}))
   assert plan.report == ()
   reasons = " ".join(plan.skipped)
-  assert "no parallel_coordinates.png" in reasons and "(the most swept by one is 1)" in reasons
-  assert "no importance.png" in reasons and "got 3" in reasons
-  many = _summary(_grid_rows(lambda lr, beta, seed: lr + beta))
-  plan = plots.plan_figures(SweepResult(many, pd.DataFrame(), {}))
+  assert "no parallel_coordinates.png or importance.png" in reasons
+  # A full 3 x 3 grid: its heatmap shows every configuration.
+  grid = _summary(_grid_rows(lambda lr, beta, seed: lr + beta))
+  plan = plots.plan_figures(SweepResult(grid, pd.DataFrame(), {}))
+  assert plan.report == () and "no parallel_coordinates.png or importance.png" in " ".join(
+      plan.skipped)
+  # The same nine configurations with one cell missing are no longer a grid's whole picture.
+  plan = plots.plan_figures(SweepResult(grid.iloc[2:], pd.DataFrame(), {}))  # its 2 seeds
+  assert plan.report == ("parallel_coordinates.png", "importance.png")
+  # Sampled points (each its own learning rate and beta): importance from 8 of them on.
+  sampled = _summary([("momentum", 0.01 * (1 + i), 0.1 * i, 0, 0.01 * (i + 1), False)
+                      for i in range(7)])
+  plan = plots.plan_figures(SweepResult(sampled, pd.DataFrame(), {}))
+  assert plan.report == ("parallel_coordinates.png",)
+  assert "no importance.png" in " ".join(plan.skipped) and "got 7" in " ".join(plan.skipped)
+  # Three swept hyperparameters on a full grid: more than a heatmap shows.
+  three = _summary([("adam", lr, b1, b2, 0, lr * b1 * b2, False) for lr in (0.01, 0.1)
+                    for b1 in (0.5, 0.9) for b2 in (0.9, 0.99)],
+                   hyperparameters=("learning_rate", "b1", "b2"))
+  plan = plots.plan_figures(SweepResult(three, pd.DataFrame(), {}))
   assert plan.report == ("parallel_coordinates.png", "importance.png")
   # write_figures logs the reasons it skips a figure for.
   curves = pd.DataFrame({"config_id": one["config_id"], "optimizer": "sgd", "step": 4,
                          "train_loss": one["final_loss"], "grad_norm": 1.0})
   with caplog.at_level(logging.INFO, logger="momentum_jax.plots"):
     plots.write_figures(SweepResult(one, curves, {}), tmp_path)
-  assert "no parallel_coordinates.png" in caplog.text and "no importance.png" in caplog.text
+  assert "no parallel_coordinates.png or importance.png" in caplog.text
 
 
 def test_importance_ranks_the_hyperparameter_that_matters_first():
