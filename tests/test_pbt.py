@@ -129,10 +129,17 @@ def test_bad_pbt_configs_name_their_path(changes, path, fragment):
   assert fragment in str(error.value)
 
 
-def test_a_metric_the_problem_does_not_log_is_refused():
-  search = {k: v for k, v in PBT["search"].items() if k != "metric"}  # default: val_loss
+def test_the_metric_defaults_to_a_loss_the_problem_logs_and_others_are_refused():
+  from momentum_jax import problems
+  from momentum_jax.sweep import _pbt_train
+  search = {k: v for k, v in PBT["search"].items() if k != "metric"}
+  config = sweep.load_config(_with(PBT, search=search))
+  # The regression has no validation split: its members rank by final_loss.
+  assert _pbt_train.population(config, problems.get_problem("linear_regression")).metric == (
+      "final_loss")
+  assert _pbt_train.population(config, problems.get_problem("digits_mlp")).metric == "val_loss"
   with pytest.raises(sweep.ConfigError) as error:
-    sweep.run(_with(PBT, search=search), quiet=True)
+    sweep.run(_with(PBT, search={**search, "metric": "val_loss"}), quiet=True)
   assert error.value.path == "search.metric"
   assert "logs no 'val_loss'" in str(error.value)
 

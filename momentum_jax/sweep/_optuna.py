@@ -59,12 +59,7 @@ from momentum_jax import problems, results
 from momentum_jax.sweep._checkpoint import JOURNAL_FILE, OutputDirError
 from momentum_jax.sweep._errors import ConfigError
 from momentum_jax.sweep._scheduled import rung_values
-from momentum_jax.sweep._search import SearchSpec, check_metric, scheduler_metrics
-
-def default_metric(problem: problems.Problem) -> str:
-  """``val_loss`` where ``problem`` logs it, else ``final_loss``."""
-  return "val_loss" if "val_loss" in scheduler_metrics(problem) else "final_loss"
-
+from momentum_jax.sweep._search import SearchSpec, check_metric, loss_metric
 
 def distributions(spec) -> dict[str, Any]:
   """An optimizer group's searched hyperparameters as Optuna distributions, in config order."""
@@ -152,7 +147,7 @@ class OptunaSearch:
                         f"{jax.process_count()}")
     self.spec = spec
     self.seeds = seeds
-    self.metric = (default_metric(problem) if spec.metric is None
+    self.metric = (loss_metric(problem) if spec.metric is None
                    else check_metric("search.metric", spec.metric, problem))
     self.direction = "maximize" if results.higher_is_better(self.metric) else "minimize"
     if spec.batch * seeds > held:

@@ -39,7 +39,6 @@ from momentum_jax.sweep._errors import ConfigError
 from momentum_jax.sweep._space import Range
 
 KEYS = ("method", "population", "interval", "fraction", "perturb", "seed", "metric")
-DEFAULT_METRIC = "val_loss"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,7 +59,9 @@ class PBTSpec:
     metric: The summary metric members are ranked by (as a scheduler's:
       ``final_loss``, ``best_loss``, ``val_loss``, ``val_accuracy``,
       ``val_<name>``), its direction
-      :func:`momentum_jax.results.higher_is_better`.
+      :func:`momentum_jax.results.higher_is_better`; ``None``: ``val_loss``
+      where the problem logs it, else ``final_loss``
+      (:func:`momentum_jax.sweep._search.loss_metric`).
   """
 
   population: int
@@ -68,7 +69,7 @@ class PBTSpec:
   fraction: float = 0.25
   perturb: tuple[float, ...] = (0.8, 1.25)
   seed: int = 0
-  metric: str = DEFAULT_METRIC
+  metric: str | None = None
 
   def record(self) -> dict[str, Any]:
     return {**dataclasses.asdict(self), "perturb": list(self.perturb)}
@@ -105,8 +106,8 @@ def parse_pbt(raw: Mapping[str, Any]) -> PBTSpec:
     raise ConfigError("search.perturb",
                       f"expected a non-empty list of positive numbers, got {perturb!r}")
   seed = check_integer("search.seed", raw.get("seed", 0), 0)
-  metric = raw.get("metric", DEFAULT_METRIC)
-  if not isinstance(metric, str):
+  metric = raw.get("metric")
+  if metric is not None and not isinstance(metric, str):
     raise ConfigError("search.metric", f"expected a metric's name, got {metric!r}")
   return PBTSpec(population=population, interval=interval, fraction=float(fraction),
                  perturb=tuple(float(f) for f in perturb), seed=seed, metric=metric)

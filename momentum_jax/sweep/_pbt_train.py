@@ -39,7 +39,7 @@ import numpy as np
 
 from momentum_jax import problems, results
 from momentum_jax.sweep import _execute, _pbt, _plan
-from momentum_jax.sweep._search import check_metric
+from momentum_jax.sweep._search import check_metric, loss_metric
 from momentum_jax.sweep._scheduled import _host, host_rows, rung_values
 from momentum_jax.train import TrainConfig, TrainState, setup
 
@@ -67,7 +67,8 @@ def population(config, problem: problems.Problem) -> Population | None:
   spec = config.search.pbt
   if spec is None:
     return None
-  metric = check_metric("search.metric", spec.metric, problem)
+  metric = (loss_metric(problem) if spec.metric is None
+            else check_metric("search.metric", spec.metric, problem))
   return Population(spec, metric, results.higher_is_better(metric), len(config.seeds))
 
 

@@ -225,6 +225,15 @@ def scheduler_metrics(problem: problems.Problem) -> tuple[str, ...]:
           *(("val_accuracy",) if problem.is_classification else ()), *own)
 
 
+def loss_metric(problem: problems.Problem) -> str:
+  """``val_loss`` where ``problem`` logs it, else ``final_loss``: Optuna's and PBT's default.
+
+  A loss rather than an accuracy: it tells apart the configurations that a
+  small validation split scores alike, which a sampler or an exploit needs.
+  """
+  return "val_loss" if "val_loss" in scheduler_metrics(problem) else "final_loss"
+
+
 def scheduler_metric(scheduler: SchedulerSpec, problem: problems.Problem) -> str:
   """The metric ``scheduler`` ranks by for ``problem``: its own, checked, or the report's default.
 
