@@ -73,7 +73,8 @@ def contenders(config: dict[str, Any], settings: dict[str, Any]) -> dict[str, An
 def success_fraction(landscape, settings, sweep, steps) -> np.ndarray:
   """Fraction of a grid of starts reaching a global minimum, per (β, learning rate).
 
-  One jitted, vmapped program over betas x learning rates (x starts).
+  One jitted program, vmapped over betas x learning rates and (in
+  :func:`momentum_jax.data.reach_fraction`) the starts.
   """
   starts = landscape.start_grid(sweep["starts_per_side"])
   betas = jnp.asarray(sweep["betas"], jnp.float32)
