@@ -1,24 +1,28 @@
 """What the experiments share: their files, seeded runs, sweeps and figure parts.
 
-Every study writes its tables (CSV), a ``summary.md`` of Markdown tables and
-its figures (PNG) into its ``--out`` folder, each file atomically; trains
-either one configuration over vmapped seeds (:func:`over_seeds`) or a sweep
-(:func:`run_sweep`); and draws panels of curves with their spread over seeds.
+Every study writes its tables (CSV), a ``summary.md`` of Markdown tables
+(:func:`momentum_jax.report.markdown_table`) and its figures (PNG) into its
+``--out`` folder, each file atomically; trains either one configuration over
+vmapped seeds (:func:`over_seeds`) or a sweep (:func:`run_sweep`); and draws
+panels of curves with their spread over seeds, and heatmaps.
 """
 
 from __future__ import annotations
 
 import os
-from typing import Any, Iterable, Mapping
+from typing import Iterable, Mapping
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import pandas as pd
+from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
 
 from momentum_jax import sweep
 from momentum_jax._files import atomic_path, atomic_write_text
 from momentum_jax.plots import save_figure
+from momentum_jax.report import markdown_table  # noqa: F401  (re-exported for the studies)
 from momentum_jax.train import TrainConfig, TrainResult, build_train
 
 
@@ -27,13 +31,6 @@ def write_tables(out_dir: str, frames: Mapping[str, pd.DataFrame]) -> None:
   for name, frame in frames.items():
     with atomic_path(os.path.join(out_dir, name)) as path:
       frame.to_csv(path, index=False)
-
-
-def markdown_table(header: Iterable[Any], rows: Iterable[Iterable[Any]]) -> list[str]:
-  """The lines of a Markdown table of ``header`` and ``rows`` (cells as ``str`` gives them)."""
-  header = list(header)
-  return (["| " + " | ".join(map(str, header)) + " |", "|" + "---|" * len(header)]
-          + ["| " + " | ".join(map(str, row)) + " |" for row in rows])
 
 
 def write_summary(out_dir: str, lines: Iterable[str]) -> None:
@@ -112,13 +109,46 @@ def band(axis, values, centre: str = "mean", alpha: float = 0.2, **line):
   return drawn
 
 
-def grid_image(axis, values, columns: list[str], rows: list[str], **image):
+def grid_image(axis, values, columns: list[str], rows: list[str], cells: str | None = None,
+               **image):
   """``values`` (shape ``[rows, columns]``) as a heatmap, one cell per tick label.
 
   ``image`` goes to ``axis.imshow`` (``cmap``, ``norm``, ``vmin``, ...); the
-  x tick labels are rotated 45°. Returns the image.
+  x tick labels are rotated 45°. ``cells``: a format (e.g. ``".2f"``) to print
+  each value in its cell, white on the lower half of the colour scale. Returns
+  the image.
   """
   drawn = axis.imshow(values, origin="lower", aspect="auto", **image)
   axis.set_xticks(range(len(columns)), columns, rotation=45)
   axis.set_yticks(range(len(rows)), rows)
+  if cells is not None:
+    for (i, j), value in np.ndenumerate(values):
+      axis.text(j, i, format(value, cells), ha="center", va="center", fontsize=7,
+                color="white" if drawn.norm(value) < 0.5 else "black")
   return drawn
+
+
+def beta_lr_heatmaps(summary: pd.DataFrame, value: str, title: str) -> Figure:
+  """One heatmap per optimizer of ``value`` (mean over seeds) over β x learning rate.
+
+  A cell where any seed diverged is blank and marked with a red ×; positive
+  values are coloured on a log scale (reversed viridis: dark is high).
+  """
+  optimizers = list(dict.fromkeys(summary.optimizer))
+  fig, axes = panels(len(optimizers), 6.5, 5)
+  for axis, optimizer in zip(axes, optimizers):
+    cells = summary[summary.optimizer == optimizer].groupby(["beta", "learning_rate"])
+    grid = cells[value].mean().unstack()
+    diverged = cells.diverged.any().unstack()
+    shown = grid.where(~diverged).to_numpy()
+    positive = shown[np.isfinite(shown)]
+    norm = LogNorm(positive.min(), positive.max()) if positive.size and positive.min() > 0 else None
+    image = grid_image(axis, shown, [f"{v:.2g}" for v in grid.columns],
+                       [f"{v:g}" for v in grid.index], norm=norm, cmap="viridis_r")
+    for i, j in np.argwhere(diverged.to_numpy()):
+      axis.text(j, i, "×", ha="center", va="center", color="red", fontsize=9)
+    axis.set(xlabel="learning rate", ylabel="β")
+    axis.set_title(optimizer, fontsize=10)
+    fig.colorbar(image, ax=axis, label=f"{value} (mean over seeds; × diverged)")
+  fig.suptitle(title)
+  return fig

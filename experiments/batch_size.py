@@ -73,7 +73,7 @@ def run(study: st.Study, out_dir: str) -> pd.DataFrame:
   table, curves = pd.DataFrame(rows), pd.DataFrame(curves)
   write_tables(out_dir, {"results.csv": table, "curves.csv": curves})
   write_summary(out_dir, [
-      f"{epochs} epochs, {len(keys)} seeds, {jax.devices()[0].platform}", "", *markdown_table(
+      f"{epochs} epochs, {len(keys)} seeds, {jax.devices()[0].platform}", "", markdown_table(
           ["run", "steps", "seconds per seed (compiled)", "final train loss",
            "final val accuracy (mean ± std)"],
           [[r.run, r.steps, f"{r.seconds_per_seed:.2f}", f"{r.final_train_loss:.4f}",

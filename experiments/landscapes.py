@@ -29,8 +29,8 @@ from experiments._common import (grid_image, markdown_table, panels, write_figur
 import momentum_jax as mj
 from momentum_jax.sweep import ConfigError
 from momentum_jax import study as st
-from momentum_jax.data import LANDSCAPES, get_landscape, run_on_landscape
-from momentum_jax.plots import draw_landscape
+from momentum_jax.data import LANDSCAPES, get_landscape, reach_fraction, run_on_landscape
+from momentum_jax.plots import draw_paths
 
 _BETA = st.number(minimum=0, maximum=0.999)
 
@@ -70,31 +70,22 @@ def contenders(config: dict[str, Any], settings: dict[str, Any]) -> dict[str, An
   return found
 
 
-def distance_to_global(landscape, points: jax.Array) -> jax.Array:
-  """The distance of each point (the last axis: x, y) to the nearest global minimum."""
-  minima = jnp.asarray(landscape.global_minima, points.dtype)
-  return jnp.min(jnp.linalg.norm(points[..., None, :] - minima, axis=-1), axis=-1)
-
-
 def success_fraction(landscape, settings, sweep, steps) -> np.ndarray:
   """Fraction of a grid of starts reaching a global minimum, per (β, learning rate).
 
-  One jitted, vmapped program over betas x learning rates x starts.
+  One jitted program, vmapped over betas x learning rates and (in
+  :func:`momentum_jax.data.reach_fraction`) the starts.
   """
-  (x0, x1), (y0, y1) = landscape.window
-  side = sweep["starts_per_side"]
-  xs, ys = np.meshgrid(np.linspace(x0, x1, side + 2)[1:-1], np.linspace(y0, y1, side + 2)[1:-1])
-  starts = jnp.asarray(np.stack([xs.ravel(), ys.ravel()], axis=1), jnp.float32)
+  starts = landscape.start_grid(sweep["starts_per_side"])
   betas = jnp.asarray(sweep["betas"], jnp.float32)
   rates = settings["learning_rate"] * jnp.asarray(sweep["learning_rate_factors"], jnp.float32)
 
-  def reached(beta, lr, start):
-    path = run_on_landscape(landscape, mj.momentum(lr, beta, ema=False), start, steps)
-    return distance_to_global(landscape, path[-1]) < sweep["tolerance"]
+  def fraction(beta, lr):
+    tx = mj.momentum(lr, beta, ema=False)
+    return reach_fraction(landscape, tx, starts, steps, sweep["tolerance"])
 
-  per_start = jax.vmap(reached, in_axes=(None, None, 0))
-  grid = jax.jit(jax.vmap(jax.vmap(per_start, in_axes=(None, 0, None)), in_axes=(0, None, None)))
-  return np.asarray(jnp.mean(grid(betas, rates, starts), axis=-1))
+  grid = jax.jit(jax.vmap(jax.vmap(fraction, in_axes=(None, 0)), in_axes=(0, None)))
+  return np.asarray(grid(betas, rates))
 
 
 def run(study: st.Study, out_dir: str) -> pd.DataFrame:
@@ -109,21 +100,21 @@ def run(study: st.Study, out_dir: str) -> pd.DataFrame:
     rows += [{"landscape": name, "optimizer": label, "steps": settings["steps"],
               "final_x": path[-1, 0], "final_y": path[-1, 1],
               "final_value": float(landscape.value(path[-1])),
-              "distance_to_global_minimum": float(distance_to_global(landscape, path[-1]))}
+              "distance_to_global_minimum": float(landscape.distance_to_global_minimum(path[-1]))}
              for label, path in paths[name].items()]
     fractions[name] = success_fraction(landscape, settings, success, settings["steps"])
   table = pd.DataFrame(rows)
   write_tables(out_dir, {"results.csv": table})
   one = success["learning_rate_factors"].index(1.0)
   write_summary(out_dir, [
-      *markdown_table(["landscape", "optimizer", "distance to the global minimum", "final value"],
-                      [[r.landscape, r.optimizer, f"{r.distance_to_global_minimum:.3g}",
-                        f"{r.final_value:.4g}"] for r in table.itertuples()]),
+      markdown_table(["landscape", "optimizer", "distance to the global minimum", "final value"],
+                     [[r.landscape, r.optimizer, f"{r.distance_to_global_minimum:.3g}",
+                       f"{r.final_value:.4g}"] for r in table.itertuples()]),
       "", "Fraction of starting points reaching a global minimum, at the landscape's "
       "learning rate (factor 1):", "",
-      *markdown_table(["landscape", *(f"β={b:g}" for b in success["betas"])],
-                      [[name, *(f"{f:.2f}" for f in fraction[:, one])]
-                       for name, fraction in fractions.items()])])
+      markdown_table(["landscape", *(f"β={b:g}" for b in success["betas"])],
+                     [[name, *(f"{f:.2f}" for f in fraction[:, one])]
+                      for name, fraction in fractions.items()])])
   plot_trajectories(config, paths, out_dir)
   plot_fractions(config, fractions, out_dir)
   return table
@@ -133,13 +124,10 @@ def plot_trajectories(config, paths, out_dir: str) -> str:
   """Each landscape's contours with every optimizer's path."""
   fig, axes = panels(len(paths), 5.5, 5, columns=3)
   for axis, (name, found) in zip(axes, paths.items()):
-    draw_landscape(axis, get_landscape(name))
-    for label, path in found.items():
-      axis.plot(path[:, 0], path[:, 1], marker=".", markersize=2, linewidth=1, label=label)
+    draw_paths(axis, get_landscape(name), found)
     lr = config["landscapes"][name]["learning_rate"]
     axis.set_title(f"{name} ({len(next(iter(found.values()))) - 1} steps, lr={lr:g})",
                    fontsize=10)
-    axis.legend(fontsize=7, loc="best")
   return write_figure(fig, out_dir, "trajectories.png")
 
 
@@ -150,12 +138,10 @@ def plot_fractions(config, fractions, out_dir: str) -> str:
   for axis, (name, fraction) in zip(axes, fractions.items()):
     lr = config["landscapes"][name]["learning_rate"]
     image = grid_image(axis, fraction, [f"{f * lr:.3g}" for f in success["learning_rate_factors"]],
-                       [f"{b:g}" for b in success["betas"]], vmin=0, vmax=1, cmap="viridis")
+                       [f"{b:g}" for b in success["betas"]], ".2f", vmin=0, vmax=1,
+                       cmap="viridis")
     axis.set(xlabel="learning rate", ylabel="β (heavy ball; 0 is GD)")
     axis.set_title(name, fontsize=10)
-    for (i, j), value in np.ndenumerate(fraction):
-      axis.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=7,
-                color="white" if value < 0.5 else "black")
   fig.colorbar(image, ax=axes.tolist(), label="fraction of starts reaching a global minimum")
   side = success["starts_per_side"]
   fig.suptitle(f"Heavy-ball momentum: β x learning rate, {side} x {side} starting points per cell")

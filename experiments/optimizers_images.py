@@ -77,7 +77,7 @@ def run(study: st.Study, out_dir: str) -> pd.DataFrame:
   write_summary(out_dir, [
       f"{config.problem}, {config.train.steps} steps, batch {config.train.batch_size}, "
       f"{len(config.seeds)} seeds", "",
-      *markdown_table(["optimizer, best lr", f"val accuracy at step {early}",
+      markdown_table(["optimizer, best lr", f"val accuracy at step {early}",
                        "final val accuracy (mean ± std)", "final train loss"], rows)])
   return best
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 import functools
 import os
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
@@ -32,6 +31,8 @@ from experiments._common import (band, markdown_table, over_seeds, panels, seed_
                                  write_figure, write_summary, write_tables)
 import momentum_jax as mj
 from momentum_jax import problems
+from momentum_jax.data import least_squares
+from momentum_jax.results import steps_to_target
 from momentum_jax import study as st
 from momentum_jax.train import TrainConfig
 
@@ -60,14 +61,6 @@ def optimizer(name: str, setup: dict) -> tuple:
                    **({"beta": setup["beta"]} if takes_beta else {})}
 
 
-def least_squares_loss(problem: problems.Problem) -> float:
-  """The mean squared error of the closed-form least-squares line."""
-  x, y = np.asarray(problem.data.x_train)[:, 0], np.asarray(problem.data.y_train)
-  design = np.stack([x, np.ones_like(x)], axis=1)
-  coef = np.linalg.lstsq(design, y, rcond=None)[0]
-  return float(np.mean((design @ coef - y) ** 2))
-
-
 def broadcast_bug(problem: problems.Problem, tx: optax.GradientTransformation, steps: int):
   """Fits ``w, b`` to the published broadcast loss ``mean((pred[None, :] - y[:, None])**2)``."""
   x = problem.data.x_train[:, 0]
@@ -76,15 +69,7 @@ def broadcast_bug(problem: problems.Problem, tx: optax.GradientTransformation, s
   def loss_fn(p):
     return jnp.mean((p["w"] * x + p["b"] - y) ** 2)
 
-  def step(carry, _):
-    p, state = carry
-    loss, grads = jax.value_and_grad(loss_fn)(p)
-    updates, state = tx.update(grads, state, p)
-    return (optax.apply_updates(p, updates), state), loss
-
-  params = {"w": jnp.zeros(()), "b": jnp.zeros(())}
-  (params, _), _ = jax.jit(lambda p: jax.lax.scan(step, (p, tx.init(p)), None, length=steps))(
-      params)
+  params, _ = mj.minimize(loss_fn, {"w": jnp.zeros(()), "b": jnp.zeros(())}, tx, steps)
   return float(params["w"]), float(params["b"]), float(loss_fn(params))
 
 
@@ -99,22 +84,23 @@ def run(study: st.Study, out_dir: str) -> pd.DataFrame:
   rows, curves, bugs = [], [], []
   for setup in config["setups"]:
     problem = problems.get_problem("linear_regression", dataset=setup["dataset"])
-    optimum = least_squares_loss(problem)
+    optimum = least_squares(problem.data)[2]
     for name in OPTIMIZERS:
       factory, hyperparameters = optimizer(name, setup)
       runs = over_seeds(problem, factory, TrainConfig(steps=setup["steps"], log_every=1),
                         hyperparameters)(seed_keys(config["seeds"]))
       layer = runs.params["layers"][0]
-      for seed, losses in enumerate(np.asarray(runs.metrics["train_loss"])):  # before each update
-        reached = np.nonzero(losses <= optimum * (1 + config["target_excess"]))[0]
-        rows.append({"setup": setup["name"], "optimizer": name, "seed": seed,
-                     "learning_rate": setup["learning_rate"], "beta": setup["beta"],
-                     "steps_to_target": int(reached[0]) if reached.size else np.nan,
-                     "final_loss": float(losses[-1]), "optimum": optimum,
-                     "w": float(layer["kernel"][...][seed, 0, 0]),
-                     "b": float(layer["bias"][...][seed, 0])})
-        curves.append(pd.DataFrame({"setup": setup["name"], "optimizer": name, "seed": seed,
-                                    "step": np.arange(setup["steps"]), "loss": losses}))
+      losses = np.asarray(runs.metrics["train_loss"])  # per seed, before each update
+      curves.append(pd.DataFrame({"setup": setup["name"], "optimizer": name,
+                                  "seed": np.repeat(np.arange(len(losses)), setup["steps"]),
+                                  "step": np.tile(np.arange(setup["steps"]), len(losses)),
+                                  "loss": losses.ravel()}))
+      reached = steps_to_target(curves[-1], "loss", optimum * (1 + config["target_excess"]), "seed")
+      rows += [{"setup": setup["name"], "optimizer": name, "seed": seed,
+                "learning_rate": setup["learning_rate"], "beta": setup["beta"],
+                "steps_to_target": reached.get(seed, np.nan), "final_loss": float(losses[seed, -1]),
+                "optimum": optimum, "w": float(layer["kernel"][...][seed, 0, 0]),
+                "b": float(layer["bias"][...][seed, 0])} for seed in range(len(losses))]
     if setup["dataset"] == "uniform":
       for name in ("gd", "momentum (heavy ball)"):
         factory, hyperparameters = optimizer(name, setup)
@@ -136,11 +122,11 @@ def summarise(table: pd.DataFrame, bugs: pd.DataFrame) -> list[str]:
     reached = f"{steps.mean():.1f} ± {steps.std(ddof=0):.1f}" if steps.notna().all() else \
         f"not reached by {steps.isna().sum()} of {len(steps)} seeds"
     rows.append([setup, name, reached, f"{group.w.mean():.3f}", f"{group.b.mean():.3f}"])
-  lines = markdown_table(["set-up", "optimizer", "steps to 1% of optimum (mean ± std over seeds)",
-                          "final w", "final b"], rows)
+  lines = [markdown_table(["set-up", "optimizer", "steps to 1% of optimum (mean ± std over seeds)",
+                           "final w", "final b"], rows)]
   if len(bugs):
     lines += ["", "Broadcast loss of the published 100-sample version (y (100, 1) vs "
-              "predictions (100,)):", "", *markdown_table(
+              "predictions (100,)):", "", markdown_table(
                   ["optimizer", "w", "b", "mean(y)"],
                   [[name, f"{g.w.mean():.4f}", f"{g.b.mean():.4f}", f"{g.mean_y.mean():.4f}"]
                    for name, g in bugs.groupby("optimizer", sort=False)])]

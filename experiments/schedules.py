@@ -77,7 +77,7 @@ def run(study: st.Study, out_dir: str) -> dict[str, pd.DataFrame]:
   """The schedules' figure and first values, then each run's sweep and its best per group."""
   os.makedirs(out_dir, exist_ok=True)
   write_figure(schedule_figure(), out_dir, "schedules.png")
-  lines = ["## The textbook schedules, first ten values", "", *markdown_table(
+  lines = ["## The textbook schedules, first ten values", "", markdown_table(
       ["schedule", *range(10)],
       [[label, *(f"{float(v):.4g}" for v in jax.vmap(schedule)(jnp.arange(10)))]
        for label, schedule in TEXTBOOK.items()])]
@@ -86,7 +86,7 @@ def run(study: st.Study, out_dir: str) -> dict[str, pd.DataFrame]:
     tables[name] = table = best_per_schedule(run_sweep(config, os.path.join(out_dir, name)).summary)
     write_tables(out_dir, {f"{name}_best.csv": table})
     lines += ["", f"## {name} ({config.train.steps} steps, {len(config.seeds)} seeds)", "",
-              *markdown_table(["optimizer (schedule)", "best initial lr",
+              markdown_table(["optimizer (schedule)", "best initial lr",
                                "final val accuracy, mean ± std"],
                               [[r.optimizer, f"{r.learning_rate:.3g}",
                                 f"{r.val_accuracy_mean:.4f} ± {r.val_accuracy_std:.4f}"]

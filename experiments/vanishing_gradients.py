@@ -73,12 +73,12 @@ def run(study: st.Study, out_dir: str) -> pd.DataFrame:
                  "seeds": len(keys)})
   table, curves = pd.DataFrame(rows), pd.DataFrame(curves)
   write_tables(out_dir, {"results.csv": table, "curves.csv": curves})
-  write_summary(out_dir, markdown_table(
+  write_summary(out_dir, [markdown_table(
       ["variant", "first/last-hidden gradient norm, first log (median)", "at the end",
        "final val accuracy, mean [min, max] over seeds", "diverged seeds"],
       [[r.variant, f"{r.ratio_at_start_median:.2g}", f"{r.ratio_at_end_median:.2g}",
         f"{r.val_accuracy_mean:.3f} [{r.val_accuracy_min:.3f}, {r.val_accuracy_max:.3f}]",
-        f"{r.diverged_seeds} of {r.seeds}"] for r in table.itertuples()]))
+        f"{r.diverged_seeds} of {r.seeds}"] for r in table.itertuples()])])
   plot(curves, out_dir)
   return table
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from typing import Callable
 
 import jax
 import jax.numpy as jnp
@@ -19,7 +18,7 @@ import numpy as np
 import optax
 
 from momentum_jax import optim
-from momentum_jax.data import regression_normal
+from momentum_jax.data import least_squares, regression_normal
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,19 +41,6 @@ def contenders(learning_rate: float = 0.01, beta: float = 0.9) -> list[Contender
   ]
 
 
-def _fit(tx: optax.GradientTransformation, loss_fn: Callable, steps: int):
-  params = {"w": jnp.zeros(()), "b": jnp.zeros(())}
-
-  def step(carry, _):
-    p, state = carry
-    loss, grads = jax.value_and_grad(loss_fn)(p)
-    updates, state = tx.update(grads, state, p)
-    return (optax.apply_updates(p, updates), state), loss
-
-  (params, _), losses = jax.lax.scan(step, (params, tx.init(params)), None, length=steps)
-  return params, losses, loss_fn(params)
-
-
 def run(steps: int = 1000, seed: int = 0, learning_rate: float = 0.01, beta: float = 0.9) -> list[dict]:
   """Trains every contender; returns one result row per optimizer."""
   data = regression_normal(1000, seed)
@@ -63,16 +49,14 @@ def run(steps: int = 1000, seed: int = 0, learning_rate: float = 0.01, beta: flo
   def loss_fn(p):
     return jnp.mean((p["w"] * x + p["b"] - y) ** 2)
 
-  design = np.stack([np.asarray(x), np.ones_like(x)], axis=1)
-  coef = np.linalg.lstsq(design, np.asarray(y), rcond=None)[0]
-  optimum = float(np.mean((design @ coef - np.asarray(y)) ** 2))
+  w_fit, b_fit, optimum = least_squares(data)
+  start_params = {"w": jnp.zeros(()), "b": jnp.zeros(())}
 
   rows = []
   for contender in contenders(learning_rate, beta):
     start = time.perf_counter()
-    params, losses, final = jax.jit(_fit, static_argnums=(0, 1, 2))(
-        contender.optimizer, loss_fn, steps)
-    final = float(final)
+    params, losses = optim.minimize(loss_fn, start_params, contender.optimizer, steps)
+    final = float(jax.jit(loss_fn)(params))
     seconds = time.perf_counter() - start
     within = np.nonzero(np.asarray(losses) <= 1.01 * optimum)[0]
     rows.append({
@@ -84,7 +68,7 @@ def run(steps: int = 1000, seed: int = 0, learning_rate: float = 0.01, beta: flo
         "seconds": seconds,
     })
   rows.append({"optimizer": "least squares (closed form)", "final_loss": optimum,
-               "w": float(coef[0]), "b": float(coef[1]), "steps_to_1pct": 0,
+               "w": w_fit, "b": b_fit, "steps_to_1pct": 0,
                "seconds": 0.0})
   return rows
 

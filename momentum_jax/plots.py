@@ -3,10 +3,10 @@
 Every ``plot_`` function returns a ``matplotlib.figure.Figure`` built without
 pyplot, so nothing here touches pyplot's global state or needs a display: the
 Agg canvas draws the figures and nothing is ever shown (:func:`draw_landscape`
-draws a landscape's contours onto axes of your own). :func:`write_figures` writes the
-standard set for a sweep as PNG files: :func:`plan_figures` decides once, from
-the result, which figures and with what (a :class:`FigurePlan`), then each is
-drawn.
+draws a landscape's contours onto axes of your own, :func:`draw_paths` paths over
+them). :func:`write_figures` writes the standard set for a sweep as PNG files:
+:func:`plan_figures` decides once, from the result, which figures and with
+what (a :class:`FigurePlan`), then each is drawn.
 
 Seeds are pooled as in :func:`momentum_jax.results.aggregate_over_seeds`:
 diverged runs are left out of the means, and the figures mark them.
@@ -331,6 +331,25 @@ def draw_landscape(ax, landscape) -> None:
   ax.set_ylim(y0, y1)
   ax.set_xlabel("x")
   ax.set_ylabel("y")
+
+
+def draw_paths(ax, landscape, paths) -> None:
+  """Draws ``landscape`` (:func:`draw_landscape`) with each path over it, and a legend.
+
+  Each path is a line through its points with a small dot at every one, so
+  the step lengths show (a zig-zag, a stall).
+
+  Args:
+    ax: A ``matplotlib`` axes.
+    landscape: A :class:`momentum_jax.data.Landscape`.
+    paths: Label -> points of shape ``(steps + 1, 2)``, e.g. from
+      :func:`momentum_jax.data.run_on_landscape`.
+  """
+  draw_landscape(ax, landscape)
+  for label, path in paths.items():
+    path = np.asarray(path)
+    ax.plot(path[:, 0], path[:, 1], marker=".", markersize=2, linewidth=1, label=label)
+  ax.legend(fontsize=7, loc="best")
 
 
 def _draw_landscape_paths(curves: pd.DataFrame, best: pd.DataFrame, labels: dict[int, str],

@@ -29,7 +29,8 @@ of a search:
 - **divergence**: more than half of an optimizer group's runs diverged: the
   search spends most of its budget where nothing trains.
 
-:func:`format_report` writes it all as Markdown, which
+:func:`format_report` writes it all as Markdown (its tables by
+:func:`markdown_table`), which
 :func:`momentum_jax.results.write_results` stores as ``summary.md`` beside
 ``summary.csv``.
 """
@@ -37,7 +38,7 @@ of a search:
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 
 import numpy as np
 import pandas as pd
@@ -212,8 +213,21 @@ def _format_value(value: Any) -> str:
   return str(value)
 
 
-def _markdown_table(header: list[str], rows: list[list[Any]]) -> str:
-  lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+def markdown_table(header: Iterable[Any], rows: Iterable[Iterable[Any]]) -> str:
+  """A Markdown table of ``header`` and ``rows``, one line per row.
+
+  Header cells are written as ``str`` gives them. Row cells: text and integers
+  as they are, other numbers to four significant digits, booleans as
+  ``yes``/``no``, and ``None``, ``pd.NA`` and NaN as a dash.
+
+  Example:
+    >>> print(markdown_table(["name", "loss", "diverged"], [["gd", 0.123456, False]]))
+    | name | loss | diverged |
+    |---|---|---|
+    | gd | 0.1235 | no |
+  """
+  header = list(header)
+  lines = ["| " + " | ".join(map(str, header)) + " |", "|" + "---|" * len(header)]
   lines += ["| " + " | ".join(_format_value(v) for v in row) + " |" for row in rows]
   return "\n".join(lines)
 
@@ -278,12 +292,12 @@ def format_report(result: SweepResult, n: int = 5) -> str:
       "\n".join(_overview(result)),
       f"## Best {len(table)} configurations (by the mean of {metric} over seeds, {direction} "
       "is better)",
-      _markdown_table(["rank", *table.columns], rows) if rows
+      markdown_table(["rank", *table.columns], rows) if rows
       else "No configuration finished without diverging.",
       "## Warnings",
       "\n".join(f"- {w}" for w in found) if found else "None.",
       "## Diverged runs",
-      _markdown_table(["optimizer", "diverged", "runs"], divergence_rows),
+      markdown_table(["optimizer", "diverged", "runs"], divergence_rows),
   ]
   return "\n\n".join(sections) + "\n"
 

@@ -325,6 +325,60 @@ def aggregate_over_seeds(summary: pd.DataFrame) -> pd.DataFrame:
   return pd.concat([counts, stats], axis=1).reset_index()
 
 
+def steps_to_target(curves: pd.DataFrame, metric: str, target: float,
+                    by: str = "config_id") -> pd.Series:
+  """Per run, the first logged step at which ``metric`` reaches ``target``.
+
+  Reaching means at least the target for a metric where higher is better
+  (:func:`higher_is_better`: accuracies), at most it otherwise (losses).
+
+  Args:
+    curves: A curves table: ``step``, ``metric`` and the column ``by``.
+    metric: The column to watch, e.g. ``train_loss`` or ``val_accuracy``.
+    target: The value to reach.
+    by: The column naming a run.
+
+  Returns:
+    The step, indexed by ``by``; a run that never reaches the target is
+    missing (map the index to get NaN for it).
+  """
+  values = curves[metric]
+  hit = curves[values >= target] if higher_is_better(metric) else curves[values <= target]
+  return hit.groupby(by).step.min()
+
+
+def stability_edge(summary: pd.DataFrame, by: list[str], value: str,
+                   hyperparameter: str = "learning_rate") -> pd.DataFrame:
+  """Per setting of ``by``: the largest ``hyperparameter`` no seed diverged at, and the best.
+
+  Seeds are pooled per value of ``hyperparameter``: a value is stable if none
+  of its runs diverged, and its ``value`` is the mean over its seeds.
+
+  Args:
+    summary: A summary table with ``diverged``, the columns ``by``,
+      ``hyperparameter`` and ``value``.
+    by: The columns of a setting, e.g. ``["optimizer", "beta"]``.
+    value: The column ranking the stable values (see :func:`higher_is_better`),
+      e.g. a number of steps to a target.
+    hyperparameter: The column whose stable range is measured.
+
+  Returns:
+    One row per setting, sorted: the ``by`` columns, ``largest_stable``,
+    ``best`` (the stable value of ``hyperparameter`` with the best mean
+    ``value``) and ``at_best`` (that mean); NaN where none qualifies.
+  """
+  rows = []
+  for key, group in summary.groupby(by):
+    per_value = group.groupby(hyperparameter).agg(diverged=("diverged", "any"),
+                                                  value=(value, "mean"))
+    stable = per_value[~per_value.diverged].value
+    higher = higher_is_better(value)
+    best = (stable.idxmax() if higher else stable.idxmin()) if stable.notna().any() else np.nan
+    rows.append({**dict(zip(by, key)), "largest_stable": stable.index.max() if len(stable)
+                 else np.nan, "best": best, "at_best": stable.max() if higher else stable.min()})
+  return pd.DataFrame(rows)
+
+
 # --------------------------------------------------------------------------- report
 
 

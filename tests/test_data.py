@@ -16,6 +16,7 @@ from _cifar import PLANE, write_batch, write_fake_cifar
 from momentum_jax.data import CIFAR10_ENV_VAR
 from momentum_jax.data import CIFAR10NotFoundError
 from momentum_jax.data import Dataset
+from momentum_jax.data import least_squares
 from momentum_jax.data import load_breast_cancer
 from momentum_jax.data import load_cifar10
 from momentum_jax.data import load_digits
@@ -143,6 +144,15 @@ def test_regression_is_deterministic_per_seed(make):
   np.testing.assert_array_equal(a.y_train, b.y_train)
   assert not np.array_equal(a.x_train, c.x_train)
   assert not np.array_equal(a.y_train, c.y_train)
+
+
+def test_least_squares_is_the_closed_form_line():
+  # x = 0, 1, 2 and y = 1, 2, 4: w = 3/2, b = 5/6, residuals 1/6, -1/3, 1/6.
+  ds = Dataset("three", np.array([[0.0], [1.0], [2.0]]), np.array([1.0, 2.0, 4.0]))
+  w, b, mse = least_squares(ds)
+  assert (w, b, mse) == pytest.approx((1.5, 5 / 6, 1 / 18), rel=1e-5)
+  exact = Dataset("line", np.linspace(-1, 1, 9)[:, None], 3 * np.linspace(-1, 1, 9) - 2)
+  assert least_squares(exact) == pytest.approx((3.0, -2.0, 0.0), abs=1e-6)
 
 
 def test_regression_rejects_bad_arguments():

@@ -182,6 +182,48 @@ def test_landscape_validates_its_points():
               (0.5, 0.5), "")
 
 
+def test_distance_to_global_minimum_is_to_the_nearest_one():
+  saddle = get_landscape("saddle")  # global minima (0, ±1)
+  points = np.array([[3.0, 1.0], [0.0, 0.0], [0.0, -4.0], [4.0, 4.0]])
+  np.testing.assert_allclose(saddle.distance_to_global_minimum(points), [3.0, 1.0, 3.0, 5.0],
+                             rtol=1e-6)
+  assert saddle.distance_to_global_minimum(points[0]).shape == ()
+  assert saddle.distance_to_global_minimum([0, 1]) == 0.0  # integers are made floats
+  well = get_landscape("tilted_double_well")  # a local minimum is far from the global one
+  (local,) = well.local_minima
+  assert float(well.distance_to_global_minimum(local)) == pytest.approx(
+      np.linalg.norm(local - well.global_minima[0]), rel=1e-6)
+
+
+def test_start_grid_cuts_the_window_evenly():
+  landscape = Landscape("box", lambda xy: xy[0] ** 2 + xy[1] ** 2, [[0.0, 0.0]], [],
+                        ((0.0, 4.0), (-3.0, 3.0)), (1.0, 1.0), "")
+  np.testing.assert_array_equal(landscape.start_grid(1), [[2.0, 0.0]])  # the centre
+  grid = landscape.start_grid(3)  # x at 1, 2, 3; y at -1.5, 0, 1.5; x fastest
+  assert grid.dtype == np.float32 and grid.shape == (9, 2)
+  np.testing.assert_allclose(grid[:3], [[1.0, -1.5], [2.0, -1.5], [3.0, -1.5]])
+  np.testing.assert_allclose(grid[::3, 1], [-1.5, 0.0, 1.5])
+  for bad in (0, 2.0, True):
+    with pytest.raises(ValueError, match="per_side"):
+      landscape.start_grid(bad)
+
+
+def test_reach_fraction_matches_gradient_descent_on_a_bowl():
+  # f = |xy|²: GD multiplies the point by (1 − 2·lr) each step, so a start at
+  # radius r ends at r·|1 − 2·lr|**steps.
+  bowl = Landscape("bowl", lambda xy: jnp.sum(xy ** 2), [[0.0, 0.0]], [],
+                   ((-5.0, 5.0), (-5.0, 5.0)), (1.0, 1.0), "")
+  starts = np.array([[r, 0.0] for r in np.arange(1.0, 11.0)])
+  lr, steps, tolerance = 0.1, 10, 0.5
+  expected = np.mean(np.arange(1.0, 11.0) * (1 - 2 * lr) ** steps < tolerance)
+  assert 0 < expected < 1
+  assert float(mj.data.reach_fraction(bowl, mj.sgd(lr), starts, steps, tolerance)) == (
+      pytest.approx(expected))
+  fractions = jax.vmap(lambda rate: mj.data.reach_fraction(bowl, mj.sgd(rate), starts, steps,
+                                                           tolerance))(jnp.array([0.0, 0.5]))
+  np.testing.assert_allclose(fractions, [0.0, 1.0])  # no step; one step to the minimum
+
+
 # --- run_on_landscape -----------------------------------------------------------
 
 

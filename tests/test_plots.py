@@ -315,3 +315,22 @@ def test_draw_landscape_draws_the_contours_the_minima_and_the_window():
   assert (ax.get_xlabel(), ax.get_ylabel()) == ("x", "y")
   labels = [collection.get_label() for collection in ax.collections]
   assert "global minimum" in labels and "local minimum" in labels
+
+
+def test_draw_paths_draws_each_path_over_the_landscape_with_a_legend():
+  from matplotlib.figure import Figure
+  from momentum_jax.data import get_landscape
+  landscape = get_landscape("saddle")
+  paths = {"gd": np.array([[1.0, 0.1], [0.9, 0.2], [0.8, 0.4]]),
+           "momentum": np.array([[1.0, 0.1], [0.5, 0.9]])}
+  ax = Figure().add_subplot()
+  plots.draw_paths(ax, landscape, paths)
+  assert [line.get_label() for line in ax.lines] == ["gd", "momentum"]
+  for line, path in zip(ax.lines, paths.values()):
+    np.testing.assert_array_equal(np.asarray(line.get_xydata()), path)
+    assert line.get_marker() == "."
+  (x0, x1), _ = landscape.window
+  assert ax.get_xlim() == (x0, x1)  # the landscape's window, with its minima
+  assert "global minimum" in [collection.get_label() for collection in ax.collections]
+  legend = [text.get_text() for text in ax.get_legend().get_texts()]
+  assert {"gd", "momentum", "global minimum"} <= set(legend)

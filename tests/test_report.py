@@ -27,6 +27,15 @@ def _grid_rows(loss, lrs=(0.01, 0.1, 1.0), betas=(0.0, 0.5, 0.9), seeds=(0, 1)):
           for lr in lrs for beta in betas for seed in seeds]
 
 
+def test_markdown_table_formats_each_kind_of_cell():
+  table = report.markdown_table(
+      ("name", 2, "x"), [["gd", np.int64(12), 0.123456], [True, None, float("nan")],
+                         ["1 ± 0.5", pd.NA, np.float32(1e-7)]])
+  assert table.splitlines() == ["| name | 2 | x |", "|---|---|---|", "| gd | 12 | 0.1235 |",
+                                "| yes | — | — |", "| 1 ± 0.5 | — | 1e-07 |"]
+  assert report.markdown_table(["a"], []) == "| a |\n|---|"
+
+
 def test_configurations_rank_by_their_seed_mean_not_their_luckiest_seed():
   summary = _summary([
       ("momentum", 0.1, 0.9, 0, 0.01, False), ("momentum", 0.1, 0.9, 1, 1.0, False),  # lucky

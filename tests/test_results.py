@@ -275,3 +275,42 @@ def test_the_manifest_is_a_typed_record_read_and_written_without_loss(tmp_path, 
   assert results.load_results(tmp_path).manifest == again
   with pytest.raises(KeyError):
     manifest["no_such_field"]
+
+
+def test_steps_to_target_finds_the_first_step_of_a_geometric_loss():
+  # loss = q**step: first reaches the target at ceil(log(target) / log(q)).
+  steps = np.arange(0, 100, 2)
+  curves = pd.concat([pd.DataFrame({"config_id": i, "step": steps, "train_loss": q ** steps,
+                                    "val_accuracy": 1 - q ** steps})
+                      for i, q in enumerate([0.5, 0.9, 0.999])])
+  reached = results.steps_to_target(curves, "train_loss", 1e-3)
+  expected = [math.ceil(math.log(1e-3) / math.log(q) / 2) * 2 for q in (0.5, 0.9)]
+  assert reached.to_dict() == {0: expected[0], 1: expected[1]}  # q = 0.999 never does
+  accuracy = results.steps_to_target(curves, "val_accuracy", 1 - 1e-3)  # higher is better
+  assert accuracy.to_dict() == reached.to_dict()
+  assert results.steps_to_target(curves, "train_loss", 1.0).to_dict() == {0: 0, 1: 0, 2: 0}
+
+
+def test_stability_edge_of_heavy_ball_on_a_quadratic():
+  # Heavy ball on curvature L is stable iff lr·L < 2(1 + beta); steps to a target
+  # shrink with lr until the edge.
+  curvature, rates = 4.0, np.round(np.arange(0.05, 1.2, 0.05), 2)
+  rows = [{"optimizer": "momentum", "beta": beta, "learning_rate": lr, "seed": seed,
+           "diverged": lr * curvature >= 2 * (1 + beta), "steps": 10 / lr + seed}
+          for beta in (0.0, 0.5, 0.9) for lr in rates for seed in (0, 1)]
+  edge = results.stability_edge(pd.DataFrame(rows), ["optimizer", "beta"], "steps")
+  assert list(edge.columns) == ["optimizer", "beta", "largest_stable", "best", "at_best"]
+  for row in edge.itertuples():
+    expected = rates[rates * curvature < 2 * (1 + row.beta)].max()
+    assert row.largest_stable == expected and row.best == expected
+    assert row.at_best == pytest.approx(10 / expected + 0.5)  # the mean over the two seeds
+
+
+def test_stability_edge_is_nan_where_every_value_diverged():
+  summary = pd.DataFrame({"optimizer": "sgd", "learning_rate": [1.0, 2.0], "diverged": True,
+                          "val_accuracy": [0.5, 0.6]})
+  (row,) = results.stability_edge(summary, ["optimizer"], "val_accuracy").itertuples()
+  assert np.isnan(row.largest_stable) and np.isnan(row.best) and np.isnan(row.at_best)
+  summary["diverged"] = False  # accuracies: the best is the highest
+  (row,) = results.stability_edge(summary, ["optimizer"], "val_accuracy").itertuples()
+  assert (row.largest_stable, row.best, row.at_best) == (2.0, 2.0, 0.6)

@@ -16,8 +16,10 @@ from momentum_jax.data._dataset import Dataset
 from momentum_jax.data._landscapes import LANDSCAPES
 from momentum_jax.data._landscapes import Landscape
 from momentum_jax.data._landscapes import get_landscape
+from momentum_jax.data._landscapes import reach_fraction
 from momentum_jax.data._landscapes import run_on_landscape
 from momentum_jax.data._stream import Stream
+from momentum_jax.data._regression import least_squares
 from momentum_jax.data._regression import regression_normal
 from momentum_jax.data._regression import regression_uniform
 from momentum_jax.data._sklearn import load_breast_cancer
@@ -25,7 +27,7 @@ from momentum_jax.data._sklearn import load_digits
 
 __all__ = [
     "CIFAR10NotFoundError", "CIFAR10_ENV_VAR", "Dataset", "LANDSCAPES",
-    "Landscape", "get_landscape", "load_breast_cancer", "load_cifar10",
-    "load_digits", "regression_normal", "regression_uniform",
+    "Landscape", "get_landscape", "least_squares", "load_breast_cancer", "load_cifar10",
+    "load_digits", "reach_fraction", "regression_normal", "regression_uniform",
     "run_on_landscape", "Stream",
 ]

@@ -119,6 +119,34 @@ class Landscape:
     """All minima, global first: shape ``(m + k, 2)``."""
     return np.concatenate([self.global_minima, self.local_minima])
 
+  def distance_to_global_minimum(self, points: jax.typing.ArrayLike) -> jax.Array:
+    """The Euclidean distance of each point ``(..., 2)`` to the nearest global minimum.
+
+    Computed in the points' dtype (float for integers); a point in a local
+    minimum stays far from every global one.
+    """
+    points = jnp.asarray(points)
+    if not jnp.issubdtype(points.dtype, jnp.floating):
+      points = points.astype(jnp.result_type(float))
+    minima = jnp.asarray(self.global_minima, points.dtype)
+    return jnp.min(jnp.linalg.norm(points[..., None, :] - minima, axis=-1), axis=-1)
+
+  def start_grid(self, per_side: int) -> np.ndarray:
+    """``per_side`` x ``per_side`` starting points evenly inside the window, float32 ``(n, 2)``.
+
+    Along each axis the window is cut into ``per_side + 1`` equal parts and the
+    points are the inner cut points (none on the window's edge), x fastest.
+
+    Raises:
+      ValueError: If ``per_side`` is not an integer >= 1.
+    """
+    if isinstance(per_side, bool) or not isinstance(per_side, (int, np.integer)) or per_side < 1:
+      raise ValueError(f"per_side must be an integer >= 1, got {per_side!r}")
+    (x0, x1), (y0, y1) = self.window
+    xs, ys = np.meshgrid(np.linspace(x0, x1, per_side + 2)[1:-1],
+                         np.linspace(y0, y1, per_side + 2)[1:-1])
+    return np.stack([xs.ravel(), ys.ravel()], axis=1).astype(np.float32)
+
 
 # --- tilted double well -------------------------------------------------------
 
@@ -353,3 +381,42 @@ def run_on_landscape(
     return jnp.concatenate([start[None], path])
 
   return jax.jit(run)(start)
+
+
+def reach_fraction(landscape: Landscape | str, tx: optax.GradientTransformation,
+                   starts: jax.typing.ArrayLike, steps: int = 100,
+                   tolerance: float = 0.1) -> jax.Array:
+  """The fraction of ``starts`` from which ``tx`` ends within ``tolerance`` of a global minimum.
+
+  Each start is run for ``steps`` steps (:func:`run_on_landscape`, vmapped
+  over the starts); a path counts if its last point is closer than
+  ``tolerance`` to the nearest global minimum
+  (:meth:`Landscape.distance_to_global_minimum`). ``tx`` may be built from
+  traced hyperparameters, so ``jax.vmap`` over a grid of them measures a
+  whole sweep in one program.
+
+  Args:
+    landscape: A :class:`Landscape` or its registry name.
+    tx: Any optax ``GradientTransformation``.
+    starts: The starting points, shape ``(n, 2)``, e.g. :meth:`Landscape.start_grid`.
+    steps: Number of steps from each start, an int >= 0.
+    tolerance: How close to a global minimum the last point must be, > 0.
+
+  Returns:
+    A float32 scalar in ``[0, 1]``.
+
+  Example:
+    >>> import momentum_jax as mj
+    >>> from momentum_jax.data import get_landscape, reach_fraction
+    >>> well = get_landscape("tilted_double_well")
+    >>> float(reach_fraction(well, mj.sgd(0.01), well.start_grid(1), steps=0, tolerance=0.1))
+    0.0
+  """
+  if isinstance(landscape, str):
+    landscape = get_landscape(landscape)
+
+  def reached(start):
+    path = run_on_landscape(landscape, tx, start, steps)
+    return landscape.distance_to_global_minimum(path[-1]) < tolerance
+
+  return jnp.mean(jax.vmap(reached)(jnp.asarray(starts, jnp.float32)))

@@ -93,3 +93,29 @@ def regression_uniform(num_samples: int = 100, seed: int = 0) -> Dataset:
   x = rng.random(num_samples)
   noise = rng.standard_normal(num_samples)
   return _dataset("regression_uniform", x, 2.0 + 3.0 * x + noise)
+
+
+def least_squares(data: Dataset) -> tuple[float, float, float]:
+  """The closed-form least-squares line ``y ≈ w·x + b`` of a one-feature training set.
+
+  The optimum every optimizer on the regression should reach: no
+  ``w, b`` has a lower mean squared error. Solved in float32, the data's dtype.
+
+  Args:
+    data: A :class:`Dataset` with ``x_train`` of shape ``(n, 1)``, e.g.
+      :func:`regression_normal`.
+
+  Returns:
+    ``(w, b, mse)``: slope, intercept and their mean squared error on the
+    training set.
+
+  Example:
+    >>> from momentum_jax.data import least_squares, regression_normal
+    >>> w, b, mse = least_squares(regression_normal())
+    >>> round(w, 1), round(b, 1), round(mse, 2)
+    (3.0, 2.0, 0.26)
+  """
+  x, y = np.asarray(data.x_train)[:, 0], np.asarray(data.y_train)
+  design = np.stack([x, np.ones_like(x)], axis=1)
+  coef = np.linalg.lstsq(design, y, rcond=None)[0]
+  return float(coef[0]), float(coef[1]), float(np.mean((design @ coef - y) ** 2))

@@ -19,7 +19,9 @@ from momentum_jax.optim._adaptive_aliases import rmsprop
 from momentum_jax.optim._aliases import momentum
 from momentum_jax.optim._aliases import nesterov
 from momentum_jax.optim._aliases import sgd
+from momentum_jax.optim._minimize import minimize
 from momentum_jax.optim._momentum import MomentumState
+from momentum_jax.optim._momentum import impulse_response
 from momentum_jax.optim._momentum import scale_by_momentum
 from momentum_jax.optim._monitoring import GradNormState
 from momentum_jax.optim._monitoring import grad_norms
@@ -38,8 +40,8 @@ from momentum_jax.optim._weight_decay import add_decayed_weights
 __all__ = [
     "AdagradState", "AdamState", "GradNormState", "MomentumState", "RmsState",
     "Schedule", "adagrad", "adam", "adamw", "add_decayed_weights", "clip", "clip_by_global_norm",
-    "cosine_annealing", "exponential_decay", "grad_norms", "join",
-    "linear_warmup", "momentum", "named_norms", "nesterov", "per_epoch",
+    "cosine_annealing", "exponential_decay", "grad_norms", "impulse_response", "join",
+    "linear_warmup", "minimize", "momentum", "named_norms", "nesterov", "per_epoch",
     "polynomial_decay", "record_grad_norms", "rmsprop", "scale_by_adagrad",
     "scale_by_adam", "scale_by_momentum", "scale_by_rms", "sgd", "step_decay",
 ]

@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import jax
+import jax.numpy as jnp
+import numpy as np
 import optax
 
 from momentum_jax.optim import _checks, _tree
@@ -105,3 +107,37 @@ def scale_by_momentum(
 
   return optax.GradientTransformation(init_fn, update_fn)
 
+
+
+def impulse_response(tx: optax.GradientTransformation, steps: int = 40) -> np.ndarray:
+  """The updates of ``tx`` after one unit gradient then zeros: a gradient's weight k steps on.
+
+  ``tx`` runs on a single float32 parameter fed the gradients ``1, 0, 0, ...``;
+  entry ``k`` is its update ``k`` steps after the unit gradient, so for a linear
+  transformation it is the weight the gradient of ``k`` steps back has in
+  every update. For :func:`scale_by_momentum` that is ``(1 − β)·β**k`` in the
+  EMA form and ``β**k`` in the heavy-ball form.
+
+  Args:
+    tx: A transformation of the gradients (no learning rate needed).
+    steps: How many updates to take, >= 1.
+
+  Returns:
+    The ``steps`` updates, float64.
+
+  Raises:
+    ValueError: If ``steps`` is not an integer >= 1.
+
+  Example:
+    >>> import momentum_jax as mj
+    >>> mj.impulse_response(mj.scale_by_momentum(0.5), steps=3)
+    array([0.5  , 0.25 , 0.125])
+  """
+  if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
+    raise ValueError(f"steps must be an integer >= 1, got {steps!r}")
+  state = tx.init(jnp.zeros(1))
+  out = []
+  for k in range(steps):
+    update, state = tx.update(jnp.array([1.0 if k == 0 else 0.0]), state)
+    out.append(float(update[0]))
+  return np.array(out)
