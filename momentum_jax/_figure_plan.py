@@ -90,7 +90,8 @@ def legend_labels(best: pd.DataFrame, summary: pd.DataFrame,
   """
   if shown is None:
     groups = _groups(summary)
-    shown = _labelled(groups, {o: results.swept_hyperparameters(g) for o, g in groups.items()})
+    shown = _labelled(groups, {o: results.swept_hyperparameters(g, finals=False)
+                               for o, g in groups.items()})
   seeds = summary["seed"].nunique() > 1
   labels = {}
   for _, row in best.iterrows():
@@ -141,9 +142,11 @@ def plan_figures(result: SweepResult) -> FigurePlan:
   summary = result.summary
   value = results.ranking_metric(summary)
   skipped: list[str] = []
-  swept = tuple(results.swept_hyperparameters(summary))
+  # Population-based training's final values are outcomes: no figure's axis.
+  swept = tuple(results.swept_hyperparameters(summary, finals=False))
   groups = _groups(summary)
-  swept_by_optimizer = {o: results.swept_hyperparameters(own) for o, own in groups.items()}
+  swept_by_optimizer = {o: results.swept_hyperparameters(own, finals=False)
+                        for o, own in groups.items()}
   heatmaps = _heatmaps(groups, swept_by_optimizer, skipped)
   best = results.best_configs(summary, n=BEST_RUNS)
   landscape = _landscape(result, skipped)

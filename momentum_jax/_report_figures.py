@@ -60,7 +60,7 @@ def plot_parallel_coordinates(summary: pd.DataFrame, value: str | None = None) -
     ValueError: if no hyperparameter is swept or no configuration finished.
   """
   value = results.ranking_metric(summary) if value is None else value
-  names = results.swept_hyperparameters(summary)
+  names = results.swept_hyperparameters(summary, finals=False)
   rows = _configurations(summary, value)
   if not names or rows.empty:
     raise ValueError("parallel coordinates need a swept hyperparameter and a configuration "
@@ -131,7 +131,7 @@ def plot_importance(summary: pd.DataFrame, value: str | None = None) -> Figure:
   from sklearn.ensemble import RandomForestRegressor  # ~1 s to import: only when drawn
   from sklearn.inspection import permutation_importance
   value = results.ranking_metric(summary) if value is None else value
-  names = results.swept_hyperparameters(summary)
+  names = results.swept_hyperparameters(summary, finals=False)
   rows = _configurations(summary, value)
   if not names or len(rows) < MIN_CONFIGS_FOR_IMPORTANCE:
     raise ValueError(f"importance needs a swept hyperparameter and at least "

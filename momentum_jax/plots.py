@@ -140,7 +140,8 @@ def plot_heatmap(summary: pd.DataFrame, x: str = "learning_rate", y: str = "beta
   all_diverged, some_diverged = np.zeros((2, *grid.shape), dtype=bool)
   all_diverged[row, column] = cells["all_diverged"]
   some_diverged[row, column] = cells["some_diverged"]
-  others = [name for name in results.swept_hyperparameters(rows) if name not in (x, y)]
+  others = [name for name in results.swept_hyperparameters(rows, finals=False)
+            if name not in (x, y)]
 
   fig = Figure(figsize=(max(6.4, 0.8 * len(xs) + 3), max(4.8, 0.5 * len(ys) + 3)),
                layout="constrained")

@@ -237,10 +237,18 @@ def hyperparameter_columns(summary: pd.DataFrame) -> list[str]:
           if column not in _NOT_HYPERPARAMETERS and not is_metric(column)]
 
 
-def swept_hyperparameters(summary: pd.DataFrame) -> list[str]:
-  """The hyperparameter columns that take more than one value (NaN not counted)."""
+def swept_hyperparameters(summary: pd.DataFrame, finals: bool = True) -> list[str]:
+  """The hyperparameter columns that take more than one value (NaN not counted).
+
+  ``finals=False`` leaves out population-based training's ``final_<name>``
+  columns (the values members ended with, an outcome of the training rather
+  than a setting; the figures plot them against nothing).
+  """
+  pbt = not finals and "lineage" in summary.columns
   return [column for column in hyperparameter_columns(summary)
-          if summary[column].nunique(dropna=True) > 1]
+          if summary[column].nunique(dropna=True) > 1
+          and not (pbt and column.startswith("final_")
+                   and column.removeprefix("final_") in summary.columns)]
 
 
 def ranking_metric(summary: pd.DataFrame) -> str:

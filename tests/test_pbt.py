@@ -265,6 +265,16 @@ def test_the_report_ranks_members_by_their_final_metric(population):
   assert "# Sweep report" in results.format_report(population)
 
 
+def test_the_figures_plot_the_members_settings_not_their_final_values(population):
+  from momentum_jax import plots
+  plan = plots.plan_figures(population)
+  # One swept setting (beta is a list of one): no heatmap of lr against final lr.
+  assert plan.hyperparameters == ("learning_rate",) and plan.heatmaps == {}
+  assert not any("final_" in name for name in plan.files)
+  assert results.swept_hyperparameters(population.summary) == [
+      "learning_rate", "final_learning_rate"]
+
+
 def test_the_exploits_over_three_devices_equal_one_device_bit_for_bit(tmp_path, population):
   # The copy is a gather laid out with the carry's sharding: over several
   # devices XLA moves the rows between them; the results must not change.
