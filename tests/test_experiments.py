@@ -19,7 +19,15 @@ def test_regression_momentum_tiny(tmp_path):
   assert len(table) == 2 * len(regression_momentum.OPTIMIZERS) * 2
   assert np.isfinite(table.final_loss).all()
   assert (table.final_loss >= table.optimum * (1 - 1e-4)).all()  # nothing beats least squares
-  for name in ("results.csv", "broadcast_bug.csv", "summary.md", "loss_curves.png"):
+  for name in ("results.csv", "summary.md", "loss_curves.png"):
+    assert (tmp_path / name).stat().st_size > 0
+  assert "| gd |" in (tmp_path / "summary.md").read_text()
+
+
+def test_broadcast_bug_tiny(tmp_path):
+  from experiments import broadcast_bug
+  broadcast_bug.run(_cli.load("broadcast_bug", broadcast_bug.SCHEMA, quick=True), str(tmp_path))
+  for name in ("broadcast_bug.csv", "summary.md"):
     assert (tmp_path / name).stat().st_size > 0
   bugs = pd.read_csv(tmp_path / "broadcast_bug.csv")
   assert set(bugs.optimizer) == {"gd", "momentum (heavy ball)"}
@@ -33,13 +41,24 @@ def test_landscapes_tiny(tmp_path):
   names = study.settings["landscapes"]
   assert set(table.landscape) == set(names)
   assert len(table) == len(names) * 6
-  for name in ("results.csv", "summary.md", "trajectories.png", "success_fraction.png"):
+  for name in ("results.csv", "summary.md", "trajectories.png"):
     assert (tmp_path / name).stat().st_size > 0
   # The double well's failure shows even at this size: GD stays in the shallow
   # well, heavy-ball momentum at beta 0.9 crosses to the global one.
   well = table[table.landscape == "tilted_double_well"].set_index("optimizer")
   assert well.filter(like="gd", axis=0).distance_to_global_minimum.iloc[0] > 1.0
   assert well.loc["momentum β=0.9"].distance_to_global_minimum < 0.1
+
+
+def test_landscape_success_tiny(tmp_path):
+  from experiments import landscape_success
+  study = _cli.load("landscape_success", landscape_success.SCHEMA, quick=True)
+  fractions = landscape_success.run(study, str(tmp_path))
+  assert set(fractions) == set(study.settings["landscapes"])
+  shape = (len(study.settings["betas"]), len(study.settings["learning_rate_factors"]))
+  assert all(f.shape == shape and ((f >= 0) & (f <= 1)).all() for f in fractions.values())
+  for name in ("summary.md", "success_fraction.png"):
+    assert (tmp_path / name).stat().st_size > 0
 
 
 def test_beta_quick(tmp_path):
