@@ -51,6 +51,7 @@ MIN_COMPILE_SECONDS = 0.2
 _lock = threading.Lock()
 _enabled: dict[str, Any] = {}  # {"folder": Path | None} once decided
 _hits = threading.local()
+_warned: set[str] = set()  # the unknown compile options already warned of
 _listening = False
 
 
@@ -146,6 +147,9 @@ def compile(lowered: jax.stages.Lowered, options: dict[str, Any] | None = None,
             ) -> tuple[jax.stages.Compiled, dict[str, Any]]:
   """``lowered.compile(options)`` through the cache (enabled on first use).
 
+  Options this XLA does not know are dropped, with a warning, and named in
+  the record's ``unknown_options``.
+
   Returns:
     The executable, and ``{"xla_seconds": float, "cache_hit": bool}``: how
     long XLA's compilation (or the read from the cache) took, and whether the
@@ -155,9 +159,28 @@ def compile(lowered: jax.stages.Lowered, options: dict[str, Any] | None = None,
   enable()
   before = getattr(_hits, "count", 0)
   start = time.perf_counter()
-  compiled = lowered.compile(options)
+  options, unknown = dict(options or {}), []
+  while True:
+    try:
+      compiled = lowered.compile(options)
+      break
+    except jax.errors.JaxRuntimeError as error:
+      # An XLA older or newer than the one the options were chosen for may
+      # not know one: compile without it (said once per option) rather than fail.
+      refused = [n for n in options if f"No such compile option: '{n}'" in str(error)]
+      if not refused:
+        raise
+      for name in refused:
+        options.pop(name)
+        if name not in _warned:
+          _warned.add(name)
+          warnings.warn(f"this XLA does not know the compile option {name!r}: compiling "
+                        "without it", RuntimeWarning, stacklevel=2)
+      unknown += refused
   info: dict[str, Any] = {"xla_seconds": time.perf_counter() - start,
                           "cache_hit": getattr(_hits, "count", 0) > before}
+  if unknown:
+    info["unknown_options"] = unknown
   # (A private attribute: where it is missing, the note is left out.)
   callbacks = getattr(getattr(lowered, "_lowering", None), "compile_args", {}).get(
       "host_callbacks")

@@ -26,19 +26,30 @@ from momentum_jax.problems import Problem
 # often trains it for seconds, so compilation is most of a short sweep.
 # Results differ from level 3's in float32 rounding only (165 of 1936
 # metrics of the MLP sweep above, none of the regression's).
-CPU_COMPILER_OPTIONS = {"xla_backend_optimization_level": 2}
+# XLA's CPU fusion emitters (its default) build each of a program's ~50-120
+# small fused kernels through MLIR, and compile slower than its elemental
+# emitters (``xla_cpu_use_fusion_emitters: False``) for kernels that train as
+# fast: engine programs of benchmarks/sweep_speed.py, K = 64, 3 alternating
+# runs each (RESULTS.md), XLA seconds with the fusion emitters against
+# without: digits MLP 4.6-5.4 against 3.5-3.7 (training 5.0-5.4 s against
+# 5.2-5.4 s); linear regression 1.1-1.4 against 0.9-1.1 (training 0.02-0.04
+# s either way); digits CNN at K = 16, 5.4-7.0 against 3.7-4.2 (training
+# 42-44 s either way).
+CPU_COMPILER_OPTIONS = {"xla_backend_optimization_level": 2, "xla_cpu_use_fusion_emitters": False}
 
 
 def compiler_options(platform: str) -> dict[str, Any]:
   """The XLA options the training programs are compiled with on ``platform``.
 
-  :data:`CPU_COMPILER_OPTIONS` on a CPU, unless ``XLA_FLAGS`` sets the
-  optimization level itself; nothing elsewhere (accelerators compile with
-  XLA's defaults). Pass them as ``jax.jit(..., compiler_options=...)``.
+  :data:`CPU_COMPILER_OPTIONS` on a CPU, but for those that ``XLA_FLAGS``
+  sets itself (the user's to keep); nothing elsewhere (accelerators compile
+  with XLA's defaults). Pass them as ``jax.jit(..., compiler_options=...)``
+  (:func:`momentum_jax._compile_cache.compile` drops those this XLA does not know).
   """
-  if platform != "cpu" or "xla_backend_optimization_level" in os.environ.get("XLA_FLAGS", ""):
+  if platform != "cpu":
     return {}
-  return dict(CPU_COMPILER_OPTIONS)
+  flags = os.environ.get("XLA_FLAGS", "")
+  return {name: value for name, value in CPU_COMPILER_OPTIONS.items() if name not in flags}
 
 
 @dataclasses.dataclass(frozen=True)
