@@ -116,6 +116,26 @@ def test_the_same_seed_asks_the_same_trials():
   assert asked(4) != asked(3)
 
 
+def test_cmaes_asks_what_a_plain_optuna_loop_of_the_same_batches_asks():
+  """CMA-ES, whose trials depend on the values told: the sweep's asks and tells, replayed."""
+  run = _trials(_run(OPTUNA, search__sampler="cmaes", search__seed=2))
+  assert [t["state"] for t in run] == ["COMPLETE"] * 6
+  space = _optuna.distributions(sweep.load_config(OPTUNA).optimizers[0])
+  storage = optuna.storages.InMemoryStorage()
+  name = optuna.create_study(storage=storage, direction="minimize").study_name
+  told = {t["number"]: t["value"] for t in run}
+  asked = []
+  for first, size in ((0, 4), (4, 2)):  # the sweep's batches, each its own seeded sampler
+    batch = optuna.load_study(study_name=name, storage=storage,
+                              sampler=_optuna.make_sampler("cmaes", 2, first))
+    trials = [batch.ask(space) for _ in range(size)]
+    asked += [trial.params for trial in trials]
+    for trial in trials:
+      batch.tell(trial.number, told[trial.number])
+  assert asked == [t["params"] for t in run]
+  assert all(LR[0] <= p["learning_rate"] <= LR[1] and p["beta"] in BETAS for p in asked)
+
+
 class _Stop(Exception):
   """Stands for the run being killed."""
 
