@@ -140,7 +140,7 @@ def _sweep(args) -> None:
   quiet = args.quiet or not first or not sys.stderr.isatty()
   result = sweep.run(config, out, chunk_size=args.chunk_size, width=args.width, quiet=quiet,
                      overwrite=args.overwrite, checkpoint_every=args.checkpoint_every)
-  result.save(out)  # the tables and figures (process 0 writes them)
+  result.save(out, figures=False)  # the tables (process 0 writes them)
   if not first:
     return
   timings = result.manifest["timings"]
@@ -152,6 +152,9 @@ def _sweep(args) -> None:
   print(best.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
   for warning in report.warnings(result):
     print(f"warning: {warning}")
+  sys.stdout.flush()  # the ranking first: the figures take a second or two more
+  from momentum_jax import plots  # matplotlib only now
+  plots.write_figures(result, out)
   print(f"results and figures in {out}/ (summary.csv, summary.md, curves.parquet, "
         "manifest.json, *.png)")
 
