@@ -124,3 +124,30 @@ def test_a_program_with_host_callbacks_is_said_not_to_be_cacheable(fresh, tmp_pa
   assert info["cacheable"] is False and info["cache_hit"] is False
   _, info = _compile_cache.compile(jax.jit(lambda x: x * 3).lower(jnp.zeros(3)))
   assert "cacheable" not in info
+
+
+def test_two_groups_compile_side_by_side_and_their_hits_are_counted_in_their_threads(
+    fresh, tmp_path):
+  import threading
+  fresh.setenv(_compile_cache.ENV_VAR, str(tmp_path / "xla"))
+  two = {**{k: v for k, v in TINY.items() if k != "optimizer"},
+         "optimizers": [TINY["optimizer"], {"name": "sgd", "learning_rate": [0.01, 0.1]}]}
+  threads = []
+  compile_ = _compile_cache.compile
+
+  def spy(lowered, options=None):
+    threads.append(threading.current_thread().name)
+    return compile_(lowered, options)
+
+  fresh.setattr(_compile_cache, "compile", spy)
+  first = sweep.run(two, quiet=True, width=2)
+  assert len(threads) == 2 and all(t.startswith("momentum-jax-compile") for t in threads)
+  assert _hits(first) == [False, False]
+  # JAX reports a hit in the compiling thread: each program's own is counted.
+  again = sweep.run(two, quiet=True, width=2)
+  assert _hits(again) == [True, True]
+  assert again.summary.equals(first.summary)
+  # One group compiles where it is traced.
+  threads.clear()
+  sweep.run(TINY, quiet=True, width=2)
+  assert threads == [threading.main_thread().name]

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from concurrent.futures import Executor, Future
 from typing import Any, Callable
 
 import jax
@@ -217,21 +218,29 @@ def build_program(run: Setup, group: Group, width: int, mesh: Mesh, size: int,
 
 
 def compile_program(run: Setup, group: Group, width: int, mesh: Mesh, size: int,
-                    segments: Segments) -> Program:
+                    segments: Segments, executor: Executor | None = None
+                    ) -> Program | Future:
   """Compiles :func:`build_program`, the carry donated (it stays on the devices, in place).
 
   Through JAX's persistent compilation cache
   (:func:`momentum_jax._compile_cache.compile`): a program compiled before,
-  in another run, is read back instead.
+  in another run, is read back instead. With ``executor`` the program is
+  traced and lowered here and compiled there: the result is a future of
+  the :class:`Program` (XLA compiles without Python's lock, so the next
+  group's program can be traced, or compiled, meanwhile).
   """
   program, abstract = build_program(run, group, width, mesh, size, segments)
   options = compiler_options(mesh.devices.flat[0].platform)
   start = time.perf_counter()
-  compiled, record = _compile_cache.compile(
-      jax.jit(program, donate_argnums=0).lower(*abstract), options)
+  lowered = jax.jit(program, donate_argnums=0).lower(*abstract)
   stream = run.problem.data if run.problem.is_stream else None
-  return Program(compiled, abstract[0], segments, mesh, size, stream,
-                 time.perf_counter() - start, record)
+
+  def finish() -> Program:
+    compiled, record = _compile_cache.compile(lowered, options)
+    return Program(compiled, abstract[0], segments, mesh, size, stream,
+                   time.perf_counter() - start, record)
+
+  return finish() if executor is None else executor.submit(finish)
 
 
 def train_chunk(program: Program, inputs: tuple, state: ChunkState | None = None,

@@ -41,7 +41,7 @@ def manifest(config, problem, record, raw_config, groups, plans, trained, execut
       "versions": _checkpoint.versions(),
       "devices": [str(d) for d in jax.devices()],
       "num_processes": jax.process_count(),
-      "timings": {"compile_seconds": sum(p.compile_seconds for p in trained.programs.values()),
+      "timings": {"compile_seconds": trained.compile_seconds,
                   "run_seconds": trained.run_seconds, "probe_seconds": probe_seconds},
       "compilations": len(trained.programs),
       # Per program: its group, the seconds to lower and compile it (of which
