@@ -353,8 +353,8 @@ def _compile_plain(problem, groups, plans, widths, sizes, segments, mesh, train
 
   XLA compiles without holding Python's lock, so while one group's program
   compiles the next one's is traced, and two compile at once on two cores
-  (the quickstart's two programs: 3.6 s against 4.2-5.2 s one after the
-  other, benchmarks/RESULTS.md run 11).
+  (the quickstart's two programs, cold, in one process: 4.4-5.2 s against
+  5.7-6.7 s one after the other; benchmarks/RESULTS.md run 11).
   """
   todo = [group for group, plan in zip(groups, plans) if plan]
   if not todo:
