@@ -20,7 +20,9 @@ of a search:
   first and last :data:`BOUNDARY_FRACTION` of the range in its own scale (log
   for ``loguniform``). The ranges are read from the manifest's config; a
   summary without one is treated as a grid of its values. A hyperparameter
-  with one value has no boundary.
+  with one value has no boundary, and neither has one whose best value is as
+  far as the optimizer lets it go (β = 0: the optimizer's own check refuses a
+  value below).
   With population-based training (a summary with ``lineage``) the check is
   on the best member's final values (``final_<name>``), against the range of
   ``<name>``: a perturbed value is clipped to its range, so a best member
@@ -149,15 +151,51 @@ def _boundary_side(value: float, values: pd.Series, searched) -> str | None:
   return "upper" if value == values.max() else None
 
 
+def _optimizer_specs(manifest: Manifest, count: int) -> list:
+  """The config's optimizer groups read back (``OptimizerSpec``), or ``None`` each where they cannot be."""
+  from momentum_jax.sweep import load_config  # the sweep package imports jax
+  try:
+    specs = list(load_config(dict(manifest.config)).optimizers)
+  except Exception:  # a module the config names is gone, an older config: judge by values alone
+    return [None] * count
+  return specs if len(specs) == count else [None] * count
+
+
+def _at_its_limit(spec, name: str, value: float, side: str, best: pd.Series) -> bool:
+  """Whether ``spec``'s optimizer refuses a step beyond ``value`` on ``side``: no range to widen.
+
+  The optimizer's own check is the judge (``beta must be in [0, 1)``: a best
+  β of 0 is as low as β goes); the best configuration's other values go with it.
+  """
+  if spec is None or name.startswith(_SCHEDULE_PREFIX) or name not in {*spec.grid, *spec.ranges}:
+    return False
+  step = max(abs(value), 1.0) * 1e-6
+  arguments = {n: float(best[n]) for n in {*spec.grid, *spec.ranges}
+               if not n.startswith(_SCHEDULE_PREFIX) and n in best and pd.notna(best[n])}
+  arguments[name] = value - step if side == "lower" else value + step
+  try:
+    spec.factory(**arguments, **spec.static)
+  except ValueError:
+    return True
+  except Exception:  # anything else is not the optimizer saying no to the value
+    return False
+  return False
+
+
 def boundary_warnings(result: SweepResult, by: str | None = None) -> list[str]:
-  """A warning per hyperparameter whose best value (per optimizer group) is on its searched boundary."""
+  """A warning per hyperparameter whose best value (per optimizer group) is on its searched boundary.
+
+  Not when the boundary is as far as the optimizer lets the hyperparameter
+  go (β = 0 at the lower end: the optimizer refuses a value beyond it).
+  """
   summary = result.summary
   labels = list(dict.fromkeys(summary["optimizer"]))  # in group order
   entries = _configured_optimizers(result.manifest)
   if len(entries) != len(labels):  # not the config's groups: judge by the values alone
     entries = [{} for _ in labels]
+  specs = _optimizer_specs(result.manifest, len(labels)) if any(entries) else [None] * len(labels)
   found = []
-  for label, entry in zip(labels, entries):
+  for label, entry, spec in zip(labels, entries, specs):
     own = summary[summary["optimizer"] == label]
     best = best_configurations(own, n=1, by=by)
     if best.empty:
@@ -172,7 +210,9 @@ def boundary_warnings(result: SweepResult, by: str | None = None) -> list[str]:
       searched = _searched_range(entry, name.removeprefix(_FINAL_PREFIX)
                                  if "lineage" in own.columns else name)
       side = _boundary_side(float(value), values, searched)
-      if side is None:
+      if side is None or _at_its_limit(spec, name.removeprefix(_FINAL_PREFIX)
+                                       if "lineage" in own.columns else name,
+                                       float(value), side, best.iloc[0]):
         continue
       low, high = (searched.low, searched.high) if searched else (values.min(), values.max())
       kind = f"{searched.kind} range" if searched else "grid"

@@ -64,6 +64,25 @@ def test_boundary_warning_fires_at_a_grid_edge_and_not_inside():
   assert "learning_rate" not in found[0]
 
 
+def test_no_boundary_warning_where_the_optimizer_lets_the_value_go_no_further():
+  # Heavy ball refuses beta < 0: a best beta of 0 is no range to widen; 0.9 is.
+  def warned(best, manifest):
+    summary = _summary(_grid_rows(
+        lambda lr, beta, seed: (np.log10(lr) + 1) ** 2 + (beta - best) ** 2))
+    return report.boundary_warnings(SweepResult(summary, pd.DataFrame(), manifest))
+  config = {"problem": {"name": "linear_regression"}, "seeds": 2, "train": {"steps": 10},
+            "optimizer": {"name": "momentum", "ema": False, "learning_rate": [0.01, 0.1, 1.0],
+                          "beta": [0.0, 0.5, 0.9]}}
+  assert warned(0.0, {"config": config}) == []
+  (upper,) = warned(0.9, {"config": config})
+  assert "beta = 0.9" in upper and "upper boundary" in upper
+  # Without a config to ask (or one that no longer loads), the values alone decide.
+  assert len(warned(0.0, {})) == 1
+  gone = {**config, "optimizer": {**config["optimizer"], "name": "no_such_package.module:make"}}
+  (lower,) = warned(0.0, {"config": gone})
+  assert "beta = 0" in lower and "lower boundary" in lower
+
+
 def test_boundary_of_a_sampled_range_is_its_ends_in_its_own_scale():
   # The range as the manifest's config gives it: a loguniform [1e-4, 1]; sampled values.
   manifest = {"config": {"optimizer": {"name": "momentum",
