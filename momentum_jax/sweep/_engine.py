@@ -357,17 +357,17 @@ def _compile_plain(problem, groups, plans, widths, sizes, segments, mesh, train
   5.7-6.7 s one after the other; benchmarks/RESULTS.md run 11).
   """
   todo = [group for group, plan in zip(groups, plans) if plan]
-  if not todo:
-    return {}
+
+  def compile_one(group, executor=None):
+    run_setup = setup(problem, _plan.make_optimizer_factory(group.spec, problem, train), train)
+    return _execute.compile_program(run_setup, group, widths[group.label], mesh,
+                                    sizes[group.label], segments, executor=executor)
+
+  if len(todo) <= 1:  # one program compiles where it is traced
+    return {group.label: compile_one(group) for group in todo}
   with concurrent.futures.ThreadPoolExecutor(len(todo), "momentum-jax-compile") as pool:
-    futures = {}
-    for group in todo:
-      run_setup = setup(problem, _plan.make_optimizer_factory(group.spec, problem, train), train)
-      futures[group.label] = _execute.compile_program(
-          run_setup, group, widths[group.label], mesh, sizes[group.label], segments,
-          executor=pool if len(todo) > 1 else None)
-    return {label: f if isinstance(f, _execute.Program) else f.result()
-            for label, f in futures.items()}
+    futures = {group.label: compile_one(group, pool) for group in todo}
+    return {label: future.result() for label, future in futures.items()}
 
 
 def _train_chunk(program: _execute.Program, group: _plan.Group, index: int,
