@@ -161,18 +161,20 @@ def _optimizer_specs(manifest: Manifest, count: int) -> list:
   return specs if len(specs) == count else [None] * count
 
 
-def _at_its_limit(spec, name: str, value: float, side: str, best: pd.Series) -> bool:
-  """Whether ``spec``'s optimizer refuses a step beyond ``value`` on ``side``: no range to widen.
+def _at_its_limit(spec, name: str, end: float, side: str, best: pd.Series) -> bool:
+  """Whether ``spec``'s optimizer refuses a step beyond the searched ``end`` on ``side``.
 
-  The optimizer's own check is the judge (``beta must be in [0, 1)``: a best
-  β of 0 is as low as β goes); the best configuration's other values go with it.
+  Then there is no range to widen. The optimizer's own check is the judge
+  (``beta must be in [0, 1)``: a grid or range starting at β = 0 starts as
+  low as β goes); the best configuration's other values go with it.
   """
-  if spec is None or name.startswith(_SCHEDULE_PREFIX) or name not in {*spec.grid, *spec.ranges}:
+  names = {*spec.grid, *spec.ranges} if spec is not None else set()
+  if name.startswith(_SCHEDULE_PREFIX) or name not in names:
     return False
-  step = max(abs(value), 1.0) * 1e-6
-  arguments = {n: float(best[n]) for n in {*spec.grid, *spec.ranges}
+  step = max(abs(end), 1.0) * 1e-6
+  arguments = {n: float(best[n]) for n in names
                if not n.startswith(_SCHEDULE_PREFIX) and n in best and pd.notna(best[n])}
-  arguments[name] = value - step if side == "lower" else value + step
+  arguments[name] = end - step if side == "lower" else end + step
   try:
     spec.factory(**arguments, **spec.static)
   except ValueError:
@@ -207,14 +209,15 @@ def boundary_warnings(result: SweepResult, by: str | None = None) -> list[str]:
       value, values = best[name].iloc[0], own[name].dropna()
       if pd.isna(value):
         continue
-      searched = _searched_range(entry, name.removeprefix(_FINAL_PREFIX)
-                                 if "lineage" in own.columns else name)
+      setting = name.removeprefix(_FINAL_PREFIX) if "lineage" in own.columns else name
+      searched = _searched_range(entry, setting)
       side = _boundary_side(float(value), values, searched)
-      if side is None or _at_its_limit(spec, name.removeprefix(_FINAL_PREFIX)
-                                       if "lineage" in own.columns else name,
-                                       float(value), side, best.iloc[0]):
+      if side is None:
         continue
       low, high = (searched.low, searched.high) if searched else (values.min(), values.max())
+      if _at_its_limit(spec, setting, float(low if side == "lower" else high), side,
+                       best.iloc[0]):
+        continue
       kind = f"{searched.kind} range" if searched else "grid"
       found.append(f"{label}: the best configuration has {name} = {value:.4g}, on the {side} "
                    f"boundary of the searched {kind} [{low:.4g}, {high:.4g}]: widen the range "

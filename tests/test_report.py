@@ -81,6 +81,18 @@ def test_no_boundary_warning_where_the_optimizer_lets_the_value_go_no_further():
   gone = {**config, "optimizer": {**config["optimizer"], "name": "no_such_package.module:make"}}
   (lower,) = warned(0.0, {"config": gone})
   assert "beta = 0" in lower and "lower boundary" in lower
+  # A range starting at beta = 0 can be widened at its top only, whatever the best value drawn.
+  sampled = {**config, "search": {"method": "quasirandom", "samples": 4},
+             "optimizer": {**config["optimizer"], "learning_rate": 0.1,
+                           "beta": {"uniform": [0.0, 0.9]}}}
+  def drawn(best):
+    rows = [("momentum", 0.1, beta, 0, 0.0 if beta == best else 1.0, False)
+            for beta in (best, 0.3, 0.5, 0.6)]
+    summary = _summary(rows)
+    return report.boundary_warnings(SweepResult(summary, pd.DataFrame(), {"config": sampled}))
+  assert drawn(0.01) == []
+  (top,) = drawn(0.89)
+  assert "beta = 0.89" in top and "upper boundary" in top
 
 
 def test_boundary_of_a_sampled_range_is_its_ends_in_its_own_scale():
