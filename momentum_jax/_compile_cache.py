@@ -54,6 +54,15 @@ _hits = threading.local()
 _warned: set[str] = set()  # the unknown compile options already warned of
 _listening = False
 
+# JAX's own thread-local switch for its cache (``with cache_switch(False):``),
+# a context manager of its private config module, used by JAX's tests; None
+# where this JAX has none, and then momentum_jax._program_cache keeps nothing.
+try:
+  from jax._src import config as _jax_config
+  cache_switch = getattr(_jax_config, "enable_compilation_cache", None)
+except ImportError:  # pragma: no cover -- a JAX whose private layout moved
+  cache_switch = None
+
 
 def cache_home() -> Path:
   """``$XDG_CACHE_HOME/momentum_jax`` (``~/.cache/momentum_jax`` when it is unset)."""
@@ -61,7 +70,7 @@ def cache_home() -> Path:
   return Path(base) / "momentum_jax"
 
 
-def _others_may_write(folder: Path) -> str | None:
+def others_may_write(folder: Path) -> str | None:
   """Why someone else could put files in ``folder``, or None when only its owner can."""
   if not hasattr(os, "getuid"):  # not POSIX: nothing to check against
     return None
@@ -87,7 +96,7 @@ def _choose_folder() -> Path | None:
   folder = Path(value).expanduser() if value else cache_home() / "xla"
   try:
     folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-    reason = _others_may_write(folder.resolve())
+    reason = others_may_write(folder.resolve())
   except OSError as error:
     reason = f"it cannot be made ({error})"
   if reason is not None:
@@ -144,11 +153,14 @@ def _listen() -> None:
 
 
 def compile(lowered: jax.stages.Lowered, options: dict[str, Any] | None = None,
-            ) -> tuple[jax.stages.Compiled, dict[str, Any]]:
+            persistent: bool = True) -> tuple[jax.stages.Compiled, dict[str, Any]]:
   """``lowered.compile(options)`` through the cache (enabled on first use).
 
   Options this XLA does not know are dropped, with a warning, and named in
-  the record's ``unknown_options``.
+  the record's ``unknown_options``. ``persistent=False`` compiles afresh,
+  neither reading nor writing JAX's cache, in this thread only (for a
+  program :mod:`momentum_jax._program_cache` keeps; needs
+  :data:`cache_switch`).
 
   Returns:
     The executable, and ``{"xla_seconds": float, "cache_hit": bool}``: how
@@ -162,7 +174,11 @@ def compile(lowered: jax.stages.Lowered, options: dict[str, Any] | None = None,
   options, unknown = dict(options or {}), []
   while True:
     try:
-      compiled = lowered.compile(options)
+      if persistent:
+        compiled = lowered.compile(options)
+      else:
+        with cache_switch(False):
+          compiled = lowered.compile(options)
       break
     except jax.errors.JaxRuntimeError as error:
       # An XLA older or newer than the one the options were chosen for may

@@ -19,3 +19,7 @@ os.environ["MOMENTUM_JAX_CPU_DEVICES"] = "1"
 os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="momentum_jax_tests_")
 os.environ["MOMENTUM_JAX_COMPILE_CACHE"] = os.path.join(os.environ["XDG_CACHE_HOME"], "xla")
 atexit.register(shutil.rmtree, os.environ["XDG_CACHE_HOME"], ignore_errors=True)
+# Kept programs (momentum_jax._program_cache) are keyed by momentum_jax's
+# source, which cannot see the patches many tests make to its functions: the
+# suite leaves them off, but in test_program_cache.py.
+os.environ["MOMENTUM_JAX_PROGRAM_CACHE"] = "off"

@@ -135,9 +135,9 @@ def test_two_groups_compile_side_by_side_and_their_hits_are_counted_in_their_thr
   threads = []
   compile_ = _compile_cache.compile
 
-  def spy(lowered, options=None):
+  def spy(lowered, options=None, **kwargs):
     threads.append(threading.current_thread().name)
-    return compile_(lowered, options)
+    return compile_(lowered, options, **kwargs)
 
   fresh.setattr(_compile_cache, "compile", spy)
   first = sweep.run(two, quiet=True, width=2)

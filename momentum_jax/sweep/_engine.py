@@ -43,7 +43,7 @@ import numpy as np
 from jax.experimental import multihost_utils
 from jax.sharding import Mesh
 
-from momentum_jax import _files, results
+from momentum_jax import _files, _program_cache, results
 from momentum_jax.sweep import (
     _checkpoint, _devices, _execute, _optuna, _pbt_train, _plan, _record, _scheduled)
 from momentum_jax.sweep._checks import check_run_arguments
@@ -79,7 +79,7 @@ def _open_checkpoint(out_dir, raw_config: dict, record: dict, versions: dict,
   return checkpoint
 
 
-def _widths(width, checkpoint, problem, groups, train, mesh, fit, out_dir):
+def _widths(width, checkpoint, problem, groups, train, mesh, fit, out_dir, identity):
   """Each group's width (a resumed sweep keeps its own), and the manifest's execution entry."""
   if checkpoint is not None and checkpoint.widths is not None:
     widths = checkpoint.widths
@@ -95,7 +95,7 @@ def _widths(width, checkpoint, problem, groups, train, mesh, fit, out_dir):
     return widths, execution
   def run_for(short: TrainConfig, group: _plan.Group):
     return setup(problem, _plan.make_optimizer_factory(group.spec, problem, short), short)
-  probe = _execute.probe_seconds(run_for, train, mesh, _devices.PROBE_STEPS)
+  probe = _execute.probe_seconds(run_for, train, mesh, _devices.PROBE_STEPS, identity)
   widths, execution = _devices.choose_widths(width, problem, groups, train, mesh, fit, probe)
   if checkpoint is not None:
     checkpoint.record_widths(widths, write=jax.process_index() == 0)
@@ -186,6 +186,7 @@ def run(
                                "search.population",
                                "a smaller population, or fewer seeds or list values")
   raw_config, record = _files.jsonable(config.raw), _checkpoint.problem_record(problem)
+  identity = _program_cache.sweep_identity(config, record)  # kept programs' problem part
   checkpoint = None
   if out_dir is not None:
     checkpoint = _open_checkpoint(out_dir, raw_config, record, _checkpoint.versions(), overwrite)
@@ -196,7 +197,8 @@ def run(
   start = time.perf_counter()
   widths, execution = _widths(width, checkpoint, problem,
                               groups if search is None else search.batch_groups(groups),
-                              config.train, mesh, memory["configs_in_budget"], out_dir)
+                              config.train, mesh, memory["configs_in_budget"], out_dir,
+                              identity)
   probe_seconds = time.perf_counter() - start if execution["candidates"] else 0.0
   logs = (_plan.logs_per_segment(config.train.num_logs) if scheduler is None
           else _scheduled.segment_logs(scheduler, config.train))
@@ -215,7 +217,7 @@ def run(
       scheduler, metric, results.higher_is_better(metric), len(config.seeds),
       config.search.seed or 0)
   trained = _train(problem, groups, plans, widths, sizes, segments, mesh, quiet, out_dir,
-                   checkpoint, checkpoint_every, schedule, search, population)
+                   checkpoint, checkpoint_every, schedule, search, population, identity)
   trials = [None] * len(groups) if search is None else search.finish(groups, checkpoint)
   execution.update(width=widths, compiler_options=compiler_options(mesh.devices.flat[0].platform),
                    shared_seed={g.label: g.shared_seed for g in groups},
@@ -272,11 +274,12 @@ class _Trained:
 
 def _train(problem, groups, plans, widths, sizes, segments, mesh, quiet, out_dir, checkpoint,
            checkpoint_every, schedule: _scheduled.Schedule | None = None, search=None,
-           population: _pbt_train.Population | None = None) -> _Trained:
+           population: _pbt_train.Population | None = None, identity=None) -> _Trained:
   """Compiles each group's program and trains its chunks; the merged outcomes of every group.
 
   ``search`` (Optuna's) is asked for each chunk's values before it trains
-  and told its metrics after it is saved.
+  and told its metrics after it is saved. ``identity``: the programs' key
+  for :mod:`momentum_jax._program_cache` (see :func:`_execute.compile_program`).
   """
   train = segments.config
   local_share = len(jax.local_devices()) / mesh.devices.size
@@ -288,7 +291,8 @@ def _train(problem, groups, plans, widths, sizes, segments, mesh, quiet, out_dir
                 for g, plan in zip(groups, plans) if plan)
   progress = _execute.Progress(round(total * local_share), quiet)
   start = time.perf_counter()
-  programs = _compile_plain(problem, groups, plans, widths, sizes, segments, mesh, train) if (
+  programs = _compile_plain(problem, groups, plans, widths, sizes, segments, mesh, train,
+                            identity) if (
       schedule is None and population is None) else {}
   compile_seconds = time.perf_counter() - start  # wall time: the programs compile side by side
   progress.start()
@@ -300,7 +304,8 @@ def _train(problem, groups, plans, widths, sizes, segments, mesh, quiet, out_dir
       if plan:
         merged, compiled, seconds = _pbt_train.train_group(
             problem, group, index, widths[group.label], sizes[group.label], mesh, segments,
-            population, progress.advancer(len(group.seeds) * local_share), checkpoint)
+            population, progress.advancer(len(group.seeds) * local_share), checkpoint,
+            identity)
         run_seconds += seconds
         programs.update(compiled)
         compile_seconds += sum(p.compile_seconds for p in compiled.values())
@@ -311,7 +316,7 @@ def _train(problem, groups, plans, widths, sizes, segments, mesh, quiet, out_dir
       if plan:
         merged, brackets[group.label], compiled, seconds = _scheduled.train_scheduled(
             problem, group, index, widths[group.label], mesh, segments, schedule,
-            lambda rows: progress.advancer(rows * local_share), checkpoint)
+            lambda rows: progress.advancer(rows * local_share), checkpoint, identity)
         run_seconds += seconds
         programs.update(compiled)
         compile_seconds += sum(p.compile_seconds for p in compiled.values())
@@ -347,7 +352,7 @@ def _train(problem, groups, plans, widths, sizes, segments, mesh, quiet, out_dir
   return _Trained(outcomes, programs, run_seconds, resumed, brackets, compile_seconds)
 
 
-def _compile_plain(problem, groups, plans, widths, sizes, segments, mesh, train
+def _compile_plain(problem, groups, plans, widths, sizes, segments, mesh, train, identity=None
                    ) -> dict[str, _execute.Program]:
   """Each group with chunks to train, its program: traced one after the other, compiled side by side.
 
@@ -361,7 +366,8 @@ def _compile_plain(problem, groups, plans, widths, sizes, segments, mesh, train
   def compile_one(group, executor=None):
     run_setup = setup(problem, _plan.make_optimizer_factory(group.spec, problem, train), train)
     return _execute.compile_program(run_setup, group, widths[group.label], mesh,
-                                    sizes[group.label], segments, executor=executor)
+                                    sizes[group.label], segments, executor=executor,
+                                    identity=identity)
 
   if len(todo) <= 1:  # one program compiles where it is traced
     return {group.label: compile_one(group) for group in todo}

@@ -31,7 +31,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from momentum_jax import _compile_cache
+from momentum_jax import _compile_cache, _program_cache
 from momentum_jax import train as train_lib
 from momentum_jax.sweep._plan import Group
 from momentum_jax.sweep._state import ChunkState
@@ -218,29 +218,54 @@ def build_program(run: Setup, group: Group, width: int, mesh: Mesh, size: int,
 
 
 def compile_program(run: Setup, group: Group, width: int, mesh: Mesh, size: int,
-                    segments: Segments, executor: Executor | None = None
-                    ) -> Program | Future:
+                    segments: Segments, executor: Executor | None = None,
+                    identity: dict[str, Any] | str | None = None) -> Program | Future:
   """Compiles :func:`build_program`, the carry donated (it stays on the devices, in place).
 
-  Through JAX's persistent compilation cache
-  (:func:`momentum_jax._compile_cache.compile`): a program compiled before,
-  in another run, is read back instead. With ``executor`` the program is
-  traced and lowered here and compiled there: the result is a future of
-  the :class:`Program` (XLA compiles without Python's lock, so the next
-  group's program can be traced, or compiled, meanwhile).
+  With ``identity`` (:func:`momentum_jax._program_cache.sweep_identity`'s),
+  a program kept by :mod:`momentum_jax._program_cache` in an earlier run is
+  read back without being traced, and one compiled here is kept. Otherwise
+  it compiles through JAX's persistent compilation cache
+  (:func:`momentum_jax._compile_cache.compile`). With ``executor`` the
+  program is traced and lowered here and compiled there: the result is a
+  future of the :class:`Program` (XLA compiles without Python's lock, so
+  the next group's program can be traced, or compiled, meanwhile).
   """
-  program, abstract = build_program(run, group, width, mesh, size, segments)
   options = compiler_options(mesh.devices.flat[0].platform)
-  start = time.perf_counter()
-  lowered = jax.jit(program, donate_argnums=0).lower(*abstract)
   stream = run.problem.data if run.problem.is_stream else None
+  start = time.perf_counter()
+  key, not_kept = _program_cache.key(identity, run, group, width, size, segments, mesh, options)
+  if key is not None and (kept := _program_cache.load(key, mesh)) is not None:
+    compiled, seconds = kept
+    program = Program(compiled, _kept_carry(compiled, mesh), segments, mesh, size, stream,
+                      time.perf_counter() - start,
+                      {"xla_seconds": seconds, "cache_hit": True, "program_cache": "read"})
+    if executor is None:
+      return program
+    done = Future()
+    done.set_result(program)
+    return done
+  program, abstract = build_program(run, group, width, mesh, size, segments)
+  lowered = jax.jit(program, donate_argnums=0).lower(*abstract)
 
   def finish() -> Program:
-    compiled, record = _compile_cache.compile(lowered, options)
+    compiled, record = _compile_cache.compile(lowered, options, persistent=key is None)
+    if key is not None:
+      not_stored = _program_cache.store(key, compiled)
+      record["program_cache"] = "written" if not_stored is None else f"not kept: {not_stored}"
+    else:
+      record["program_cache"] = f"not kept: {not_kept}"
     return Program(compiled, abstract[0], segments, mesh, size, stream,
                    time.perf_counter() - start, record)
 
   return finish() if executor is None else executor.submit(finish)
+
+
+def _kept_carry(compiled: jax.stages.Compiled, mesh: Mesh) -> Any:
+  """The global abstract carry of a program read back: its first input, split over the configurations."""
+  sharding = NamedSharding(mesh, CONFIG)
+  return jax.tree.map(lambda info: jax.ShapeDtypeStruct(info.shape, info.dtype, sharding=sharding),
+                      compiled.args_info[0][0])
 
 
 def train_chunk(program: Program, inputs: tuple, state: ChunkState | None = None,
@@ -292,12 +317,14 @@ def chunk_outputs(carry: Any) -> tuple[dict[str, Any], jax.Array]:
 
 
 def probe_seconds(run_for: Callable[[TrainConfig], Setup], train: TrainConfig, mesh: Mesh,
-                  steps: int) -> Callable[[Group, int], float]:
+                  steps: int, identity: dict[str, Any] | str | None = None
+                  ) -> Callable[[Group, int], float]:
   """``probe(group, width)``: seconds per configuration-step of a short training at ``width``.
 
   Each candidate trains one batch of ``width`` configurations per device for
   ``steps`` steps, twice (the faster run counts, as the less disturbed by
-  other work on the machine), compiling one program per width.
+  other work on the machine), compiling one program per width
+  (``identity``: see :func:`compile_program`).
   """
   short = dataclasses.replace(train, steps=min(train.steps, steps),
                               log_every=min(train.steps, steps))
@@ -305,7 +332,8 @@ def probe_seconds(run_for: Callable[[TrainConfig], Setup], train: TrainConfig, m
   def probe(group: Group, width: int) -> float:
     size = width * mesh.devices.size
     run = run_for(short, group)
-    program = compile_program(run, group, width, mesh, size, Segments(1, short))
+    program = compile_program(run, group, width, mesh, size, Segments(1, short),
+                              identity=identity)
     inputs = chunk_inputs(group, np.arange(min(size, len(group.seeds))), size, mesh)
     seconds = []
     for _ in range(2):

@@ -144,8 +144,8 @@ def train_population(program: _execute.Program, group: _plan.Group, population: 
 
 
 def train_group(problem, group: _plan.Group, index: int, width: int, size: int, mesh,
-                segments: _execute.Segments, population: Population, on_segment, checkpoint
-                ) -> tuple[tuple[dict, np.ndarray], dict[str, Any], float]:
+                segments: _execute.Segments, population: Population, on_segment, checkpoint,
+                identity=None) -> tuple[tuple[dict, np.ndarray], dict[str, Any], float]:
   """Trains one group by population-based training, as one chunk of one compiled program.
 
   ``size`` is the chunk's: every row of the group, padded to a multiple of
@@ -160,7 +160,8 @@ def train_group(problem, group: _plan.Group, index: int, width: int, size: int, 
   train = segments.config
   run_setup = setup(problem, _plan.make_optimizer_factory(group.spec, problem, train), train)
   rows = len(group.seeds)
-  program = _execute.compile_program(run_setup, group, width, mesh, size, segments)
+  program = _execute.compile_program(run_setup, group, width, mesh, size, segments,
+                                     identity=identity)
   begin = time.perf_counter()
   carry, record = train_population(program, group, population,
                                    _pbt.generator(population.spec.seed, index), train, on_segment)

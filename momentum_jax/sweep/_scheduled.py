@@ -278,7 +278,7 @@ class Schedule:
 
 
 def train_scheduled(problem, group, index, width, mesh, segments, schedule: Schedule,
-                    advancer, checkpoint):
+                    advancer, checkpoint, identity=None):
   """Trains one group under the scheduler.
 
   Returns ``(metrics, diverged)``, its brackets' records, its programs, and
@@ -290,7 +290,8 @@ def train_scheduled(problem, group, index, width, mesh, segments, schedule: Sche
   train = segments.config
   run_setup = setup(problem, make_optimizer_factory(group.spec, problem, train), train)
   programs = Programs(
-      lambda size, width: _execute.compile_program(run_setup, group, width, mesh, size, segments),
+      lambda size, width: _execute.compile_program(run_setup, group, width, mesh, size, segments,
+                                                   identity=identity),
       width, mesh.devices.size)
   begin = time.perf_counter()
   pieces, records = train_group(programs, group, schedule.spec, schedule.metric,

@@ -1,0 +1,154 @@
+"""Kept programs: read back untraced, keyed by everything that shapes them, refused when unseen.
+
+The suite runs with ``MOMENTUM_JAX_PROGRAM_CACHE=off`` (tests/conftest.py:
+tests patch momentum_jax's functions, which a source digest cannot see);
+these tests turn it on, in folders of their own.
+"""
+
+import pickle
+import stat
+
+import jax
+import pytest
+
+from momentum_jax import _compile_cache, _program_cache, sweep
+from momentum_jax.sweep import _execute
+
+TINY = {
+    "problem": {"name": "linear_regression"},
+    "optimizer": {"name": "momentum", "ema": False, "learning_rate": [0.01, 0.1],
+                  "beta": [0.0, 0.9]},
+    "train": {"steps": 10, "log_every": 5},
+    "seeds": 1,
+}
+
+
+def _reset() -> None:
+  _compile_cache._enabled.clear()
+  _program_cache._folder.clear()
+  jax.config.update("jax_compilation_cache_dir", None)
+  jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)  # JAX's default
+  from jax.experimental.compilation_cache import compilation_cache
+  compilation_cache.reset_cache()
+
+
+@pytest.fixture
+def kept(monkeypatch, tmp_path):
+  """Programs kept in a fresh folder (and JAX's cache there too), reset before and after."""
+  monkeypatch.delenv(_program_cache.ENV_VAR, raising=False)
+  monkeypatch.setenv(_compile_cache.ENV_VAR, str(tmp_path / "xla"))
+  _reset()
+  yield tmp_path / "xla" / _program_cache.FOLDER
+  _reset()
+
+
+def _status(result) -> list[str]:
+  return [p["program_cache"] for p in result.manifest["programs"]]
+
+
+def test_a_second_run_reads_its_program_back_untraced_with_the_same_results(kept, monkeypatch):
+  first = sweep.run(TINY, quiet=True, width=2)
+  assert _status(first) == ["written"]
+  (entry,) = kept.iterdir()
+  assert stat.S_IMODE(kept.stat().st_mode) == 0o700
+  # JAX's cache is skipped for a kept program (its copy would not serialize whole).
+  assert not [p for p in kept.parent.iterdir() if p != kept]
+
+  def no_trace(*args, **kwargs):
+    raise AssertionError("a kept program was traced")
+
+  monkeypatch.setattr(_execute, "build_program", no_trace)
+  again = sweep.run(TINY, quiet=False, width=2)  # with the progress bar: the same program
+  assert _status(again) == ["read"] and again.manifest["programs"][0]["cache_hit"] is True
+  assert again.summary.equals(first.summary)
+  assert again.curves.equals(first.curves)
+  other_values = {**TINY, "optimizer": {**TINY["optimizer"], "learning_rate": [0.02, 0.2],
+                                        "beta": [0.5, 0.99]}}
+  assert _status(sweep.run(other_values, quiet=True, width=2)) == ["read"]
+
+
+@pytest.mark.parametrize("change", [
+    {"width": 4},
+    {"config": {"train": {"steps": 20, "log_every": 5}}},
+    {"config": {"optimizer": {"name": "momentum", "ema": True, "learning_rate": [0.01, 0.1],
+                              "beta": [0.0, 0.9]}}},
+    {"config": {"optimizer": {"name": "momentum", "ema": False, "learning_rate": [0.01, 0.1]}}},
+    {"config": {"problem": {"name": "linear_regression", "dataset": "normal"}}},
+    {"config": {"seeds": 2}},
+])
+def test_what_shapes_the_program_misses(kept, change):
+  assert _status(sweep.run(TINY, quiet=True, width=2)) == ["written"]
+  config = {**TINY, **change.get("config", {})}
+  assert _status(sweep.run(config, quiet=True, width=change.get("width", 2))) == ["written"]
+  assert len(list(kept.iterdir())) == 2
+
+
+def test_the_key_sees_jax_config_the_source_and_xla_flags(kept, monkeypatch):
+  from momentum_jax.sweep import _config, _plan, _problem_config
+  from momentum_jax.sweep._checkpoint import problem_record
+  from momentum_jax.train import setup
+  from jax.sharding import Mesh
+  import numpy as np
+  config = _config.load_config(TINY)
+  problem = _problem_config.checked_problem(config)
+  identity = _program_cache.sweep_identity(config, problem_record(problem))
+  (group,) = _plan.groups(config)
+  run = setup(problem, _plan.make_optimizer_factory(group.spec, problem, config.train),
+              config.train)
+  mesh = Mesh(np.array(jax.devices()), ("config",))
+  segments = _execute.Segments(1, config.train)
+
+  def key():
+    found, why = _program_cache.key(identity, run, group, 2, 4, segments, mesh, {})
+    assert why is None
+    return found
+
+  base = key()
+  assert key() == base
+  with jax.default_matmul_precision("highest"):
+    assert key() != base
+  monkeypatch.setenv("XLA_FLAGS", "--xla_cpu_enable_fast_math=true")
+  assert key() != base
+  monkeypatch.delenv("XLA_FLAGS")
+  monkeypatch.setattr(_program_cache, "_versions", lambda: {"momentum_jax_source": "edited"})
+  assert key() != base
+
+
+def test_code_the_key_cannot_see_is_not_kept(kept, monkeypatch):
+  own_problem = {**TINY, "problem": {"name": "_user_optimizers:small_regression"}}
+  assert _status(sweep.run(own_problem, quiet=True, width=2)) == [
+      "not kept: the problem is built by code outside momentum_jax"]
+  own_optimizer = {**TINY, "optimizer": {"name": "_user_optimizers:scaled_sgd",
+                                         "learning_rate": [0.01, 0.1]}}
+  assert _status(sweep.run(own_optimizer, quiet=True, width=2)) == [
+      "not kept: the optimizer _user_optimizers:scaled_sgd is code outside momentum_jax "
+      "and optax"]
+  assert not kept.exists() or not any(kept.iterdir())
+  optax_optimizer = {**TINY, "optimizer": {"name": "optax.sgd", "learning_rate": [0.01, 0.1]}}
+  assert _status(sweep.run(optax_optimizer, quiet=True, width=2)) == ["written"]
+  monkeypatch.setenv(_program_cache.ENV_VAR, "off")
+  assert _status(sweep.run(TINY, quiet=True, width=2)) == [
+      f"not kept: {_program_cache.ENV_VAR}=off"]
+
+
+def test_an_entry_that_does_not_load_is_discarded_and_compiled_again(kept):
+  first = sweep.run(TINY, quiet=True, width=2)
+  (entry,) = kept.iterdir()
+  entry.write_bytes(pickle.dumps({"format": _program_cache.FORMAT, "executable": b"junk",
+                                  "in_tree": None, "out_tree": None}))
+  with pytest.warns(RuntimeWarning, match="discarding the kept program"):
+    again = sweep.run(TINY, quiet=True, width=2)
+  assert _status(again) == ["written"] and again.summary.equals(first.summary)
+  assert _status(sweep.run(TINY, quiet=True, width=2)) == ["read"]
+
+
+def test_a_folder_others_may_write_is_refused_with_a_warning(kept):
+  kept.mkdir(parents=True)
+  kept.chmod(0o777)
+  with pytest.warns(UserWarning, match="not keeping compiled programs"):
+    result = sweep.run(TINY, quiet=True, width=2)
+  (status,) = _status(result)
+  assert status.startswith(f"not kept: {kept} was refused: ") and "writable" in status
+  assert not any(kept.iterdir())
+  # JAX's cache still holds the program.
+  assert [p for p in kept.parent.iterdir() if p != kept]
