@@ -153,7 +153,8 @@ def _example_batch(data) -> tuple[jax.ShapeDtypeStruct, jax.ShapeDtypeStruct]:
   if isinstance(data, data_lib.Stream):
     x, y = data.example
   else:
-    x, y = data.x_train[:2], data.y_train[:2]
+    # The shapes of two rows (not a slice of the device arrays: that would compile).
+    x, y = (jax.ShapeDtypeStruct((2, *a.shape[1:]), a.dtype) for a in (data.x_train, data.y_train))
   return jax.ShapeDtypeStruct(x.shape, x.dtype), jax.ShapeDtypeStruct(y.shape, y.dtype)
 
 
