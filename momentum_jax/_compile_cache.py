@@ -6,7 +6,11 @@ a second run of the same sweep, or of one that differs only in the values
 JAX's persistent cache (https://docs.jax.dev/en/latest/persistent_compilation_cache.html)
 the executables come from disk: the quickstart's second run compiled in about
 a quarter of the first's time (the rest is tracing and lowering; see
-``benchmarks/RESULTS.md``, run 8).
+``benchmarks/RESULTS.md``, run 8). Programs whose whole code is momentum_jax's
+or optax's skip even that: :mod:`momentum_jax._program_cache` keeps them,
+keyed by what shapes them, in a folder inside this one, and reads them back
+untraced; JAX's cache serves the rest (the caller's own models, losses and
+optimizers).
 
 :func:`enable` turns the cache on, in ``$XDG_CACHE_HOME/momentum_jax/xla``
 (``~/.cache/momentum_jax/xla`` by default); ``MOMENTUM_JAX_COMPILE_CACHE=DIR``

@@ -42,7 +42,10 @@ class Manifest(Mapping):
       (timing widths).
     compilations: Programs compiled (or read from the cache) for training.
     programs: Per program: its ``group``, ``compile_seconds``,
-      ``xla_seconds`` and ``cache_hit``.
+      ``xla_seconds``, ``cache_hit`` (read back from either cache) and
+      ``program_cache``: ``"read"`` (kept by
+      :mod:`momentum_jax._program_cache`, read back untraced),
+      ``"written"`` (compiled and kept), or ``"not kept: <why>"``.
     compile_cache: The persistent compilation cache's folder, or None when off.
     scheduler: The scheduler's rungs, sizes and configuration-steps, or None.
     probe_compilations: Programs compiled to time widths (``width="measure"``).
