@@ -8,9 +8,11 @@ multi-host run),
 ``demo`` trains every optimizer on the literature's regression. A bad
 configuration is reported in one line, without a traceback, with exit status 2.
 
-A sweep's compiled programs are kept in JAX's persistent compilation cache
-(:mod:`momentum_jax._compile_cache`; ``MOMENTUM_JAX_COMPILE_CACHE=off`` turns it
-off), with the progress bar shown or not.
+A sweep's compiled programs are kept across runs, with the progress bar shown
+or not: read back untraced where their code is all momentum_jax's and optax's
+(:mod:`momentum_jax._program_cache`), through JAX's persistent compilation cache
+otherwise (:mod:`momentum_jax._compile_cache`); ``MOMENTUM_JAX_COMPILE_CACHE=off``
+turns both off.
 """
 
 from __future__ import annotations

@@ -107,6 +107,20 @@ class Problem:
   def is_stream(self) -> bool:
     return isinstance(self.data, data_lib.Stream)
 
+  def abstract_model(self) -> nnx.Module:
+    """The model with shapes for weights (``nnx.eval_shape`` of ``make_model``), traced once.
+
+    A sweep asks for it several times (its check, its parameter count, its
+    record, each group's setup): the first call traces the constructor,
+    later ones merge the kept graph and shapes into a fresh module (which
+    the caller may change) without tracing again.
+    """
+    kept = self.__dict__.get("_abstract_model")
+    if kept is None:
+      kept = nnx.split(nnx.eval_shape(lambda: self.make_model(nnx.Rngs(0))))
+      object.__setattr__(self, "_abstract_model", kept)  # (frozen: a cache, not a field)
+    return nnx.merge(*kept)
+
   def metric_names(self) -> tuple[str, ...]:
     """The names the problem's ``metrics`` return (checked: a dict of scalars).
 
@@ -186,14 +200,16 @@ def linear_regression(dataset: str = "normal", seed: int = 0) -> Problem:
       lambda rngs: models.LinearRegression(1, rngs=rngs))
 
 
-def _check_model(make_model: Callable[[nnx.Rngs], nnx.Module]) -> None:
-  """Builds the model's shapes only, to fail now, with the model's own message, on bad options.
+def _checked(problem: Problem) -> Problem:
+  """``problem``, its model's shapes built, to fail now, with the model's own message, on bad options.
 
   ``nnx.eval_shape`` runs the constructor without computing any weight: a
   real initialization would compile a small program for every layer's
-  shape (~1 s for a two-layer MLP on a CPU core), to be thrown away.
+  shape (~1 s for a two-layer MLP on a CPU core), to be thrown away. The
+  shapes are kept (:meth:`Problem.abstract_model`).
   """
-  nnx.eval_shape(lambda: make_model(nnx.Rngs(0)))
+  problem.abstract_model()
+  return problem
 
 
 def _mlp_problem(name, dataset_, hidden, activation, batch_norm, residual, init):
@@ -202,8 +218,7 @@ def _mlp_problem(name, dataset_, hidden, activation, batch_norm, residual, init)
         dataset_.input_shape[0], hidden, dataset_.num_classes,
         activation=activation, batch_norm=batch_norm, residual=residual,
         init=init, rngs=rngs)
-  _check_model(make_model)
-  return Problem(name, dataset_, make_model)
+  return _checked(Problem(name, dataset_, make_model))
 
 
 def digits_mlp(hidden=(128, 128), activation="relu", batch_norm=False,
@@ -225,8 +240,7 @@ def _cnn_problem(name, dataset_, channels, dense, batch_norm):
     return models.CNN(dataset_.input_shape, dataset_.num_classes,
                       channels=tuple(channels), dense=dense,
                       batch_norm=batch_norm, rngs=rngs)
-  _check_model(make_model)
-  return Problem(name, dataset_, make_model)
+  return _checked(Problem(name, dataset_, make_model))
 
 
 def digits_cnn(channels=(16, 32), dense=64, batch_norm=False, seed=0) -> Problem:
@@ -285,7 +299,6 @@ def landscape(name: str, start=None, start_spread: float = 0.0) -> Problem:
   def make_model(rngs):
     return models.LandscapePoint(land.fn, start, start_spread, rngs=rngs)
 
-  _check_model(make_model)
   floor = float(np.min(np.asarray(jax.jit(jax.vmap(land.fn))(
       jnp.asarray(land.global_minima, jnp.float32)))))
   minima = jnp.asarray(land.global_minima, jnp.float32)
@@ -308,8 +321,8 @@ def landscape(name: str, start=None, start_spread: float = 0.0) -> Problem:
   # and the point logged (val_x, …) like any problem's validation metrics.
   zero_x, zero_y = np.zeros((1, 2), np.float32), np.zeros(1, np.float32)
   placeholder = data_lib.Dataset(land.name, zero_x, zero_y, zero_x, zero_y)
-  return Problem(land.name, placeholder, make_model, loss=value, metrics=where,
-                 loss_floor=floor, landscape=land)
+  return _checked(Problem(land.name, placeholder, make_model, loss=value, metrics=where,
+                          loss_floor=floor, landscape=land))
 
 
 def _landscape_by_name(name: str) -> Callable[..., Problem]:

@@ -39,6 +39,8 @@ of a search:
 
 from __future__ import annotations
 
+import functools
+import json
 import math
 from typing import Any, Iterable, Mapping
 
@@ -153,12 +155,22 @@ def _boundary_side(value: float, values: pd.Series, searched) -> str | None:
 
 def _optimizer_specs(manifest: Manifest, count: int) -> list:
   """The config's optimizer groups read back (``OptimizerSpec``), or ``None`` each where they cannot be."""
+  specs = _read_back(json.dumps(manifest.config, sort_keys=True, default=str))
+  return list(specs) if specs is not None and len(specs) == count else [None] * count
+
+
+@functools.lru_cache(maxsize=8)
+def _read_back(config: str) -> tuple | None:
+  """The optimizer specs of a config (as JSON), or None; read once per config in a process.
+
+  Reading a config back checks each optimizer by tracing it; the command
+  asks twice (``summary.md``, then the printed warnings).
+  """
   from momentum_jax.sweep import load_config  # the sweep package imports jax
   try:
-    specs = list(load_config(dict(manifest.config)).optimizers)
+    return tuple(load_config(json.loads(config)).optimizers)
   except Exception:  # a module the config names is gone, an older config: judge by values alone
-    return [None] * count
-  return specs if len(specs) == count else [None] * count
+    return None
 
 
 def _at_its_limit(spec, name: str, end: float, side: str, best: pd.Series) -> bool:

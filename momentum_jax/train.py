@@ -105,7 +105,7 @@ def setup(problem: Problem, make_optimizer: OptimizerFactory, config: TrainConfi
   """
   if (error := batch_size_error(problem, config.batch_size)) is not None:
     raise ValueError(f"batch_size {error}")
-  template = nnx.eval_shape(lambda: problem.make_model(nnx.Rngs(0)))
+  template = problem.abstract_model()
   return Setup(problem, config, make_optimizer, nnx.graphdef(template),
                nnx.graphdef(_eval_mode(template)), steps_per_epoch(problem, config.batch_size))
 

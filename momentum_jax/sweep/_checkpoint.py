@@ -309,7 +309,7 @@ def problem_record(problem: problems.Problem) -> dict[str, Any]:
                  "validation": _digest(data.x_val, data.y_val)}
   else:
     described = {"dataset": _digest(data.x_train, data.y_train, data.x_val, data.y_val)}
-  model = nnx.eval_shape(lambda: problem.make_model(nnx.Rngs(0)))
+  model = problem.abstract_model()
   shapes = {"/".join(map(str, path)): list(leaf.shape) for path, leaf in
             nnx.to_flat_state(nnx.state(model, nnx.Param))}
   record = {"name": problem.name, "data": described, "loss": _name_of(problem.loss),

@@ -51,7 +51,7 @@ def memory_budget(device: jax.Device) -> int:
 
 
 def _num_params(problem: problems.Problem) -> int:
-  abstract = nnx.eval_shape(lambda: problem.make_model(nnx.Rngs(0)))
+  abstract = problem.abstract_model()
   return sum(x.size for x in jax.tree.leaves(nnx.state(abstract, nnx.Param)))
 
 
@@ -82,8 +82,7 @@ def state_bytes_per_config(problem: problems.Problem, train: TrainConfig) -> int
   segment's input and output, before donation frees one), and the logged
   metrics (at most 8 a log, besides per-layer gradient norms).
   """
-  leaves = len(jax.tree.leaves(nnx.state(
-      nnx.eval_shape(lambda: problem.make_model(nnx.Rngs(0))), nnx.Param)))
+  leaves = len(jax.tree.leaves(nnx.state(problem.abstract_model(), nnx.Param)))
   per_log = 8 + (leaves if train.grad_norms else 0)
   return 4 * (8 * _num_params(problem) + per_log * train.num_logs)
 
