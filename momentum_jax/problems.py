@@ -119,7 +119,7 @@ class Problem:
     if kept is None:
       kept = nnx.split(nnx.eval_shape(lambda: self.make_model(nnx.Rngs(0))))
       object.__setattr__(self, "_abstract_model", kept)  # (frozen: a cache, not a field)
-    return nnx.merge(*kept)
+    return nnx.merge(*kept, copy=True)
 
   def metric_names(self) -> tuple[str, ...]:
     """The names the problem's ``metrics`` return (checked: a dict of scalars).

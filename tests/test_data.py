@@ -410,3 +410,15 @@ def test_sweep_names_the_problem_field_for_a_missing_or_incomplete_cifar_folder(
     sweep.run(config, tmp_path / "sweep", quiet=True)
   assert info.value.path == "problem" and str(folder) in str(info.value)
   assert not (tmp_path / "sweep").exists()  # refused before writing anything
+
+
+def test_a_dataset_holds_its_own_copy_with_jax_dtypes():
+  x, y = np.arange(12, dtype=np.float64).reshape(4, 3), np.arange(4, dtype=np.int64)
+  ds = Dataset("toy", x, y, x_val=jnp.ones((2, 3)), y_val=jnp.zeros(2, jnp.int32))
+  assert ds.x_train.dtype == jnp.float32 and ds.y_train.dtype == jnp.int32
+  assert isinstance(ds.x_train, jax.Array) and not ds.x_train.weak_type
+  x[0, 0], y[0] = 100.0, 3  # the caller's arrays change; the dataset's do not
+  assert float(ds.x_train[0, 0]) == 0.0 and int(ds.y_train[0]) == 0
+  # A list is converted as jnp.asarray converts it.
+  listed = Dataset("toy", [[0.5, 1.0]], [1.5])
+  assert listed.x_train.dtype == jnp.asarray([[0.5, 1.0]]).dtype and listed.x_train.shape == (1, 2)

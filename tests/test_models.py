@@ -364,3 +364,21 @@ def test_wrong_input_shape_names_the_expected_one(build, input_shape, message):
 def test_layer_kernel_paths_rejects_other_modules():
   with pytest.raises(TypeError, match="nnx.List named 'layers'"):
     layer_kernel_paths(nnx.Linear(2, 3, rngs=nnx.Rngs(0)))
+
+
+def test_a_problems_abstract_model_is_traced_once_and_handed_out_fresh():
+  from momentum_jax import data, problems
+  built = []
+
+  def make_model(rngs):
+    built.append(1)
+    return nnx.Linear(3, 2, rngs=rngs)
+
+  toy = data.Dataset("toy", np.ones((4, 3)), np.zeros((4, 2)))
+  problem = problems.Problem("toy", toy, make_model)
+  first, second = problem.abstract_model(), problem.abstract_model()
+  assert len(built) == 1 and first is not second
+  assert first.kernel.value.shape == (3, 2) and isinstance(first.kernel.value,
+                                                             jax.ShapeDtypeStruct)
+  first.kernel.value = None  # a caller's change stays its own
+  assert problem.abstract_model().kernel.value.shape == (3, 2)

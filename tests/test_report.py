@@ -237,3 +237,20 @@ def test_a_quasirandom_sweep_runs_end_to_end_through_the_cli(tmp_path, capsys):
     assert (out / name).stat().st_size > 0
   assert cli.main(["report", str(out)]) == 0
   assert "| rank | optimizer | learning_rate | beta | final_loss_mean" in capsys.readouterr().out
+
+
+def test_the_warnings_read_a_config_back_once(monkeypatch):
+  from momentum_jax import sweep
+  reads = []
+  load = sweep.load_config
+  monkeypatch.setattr(sweep, "load_config", lambda raw: reads.append(raw) or load(raw))
+  report._read_back.cache_clear()
+  config = {"problem": {"name": "linear_regression"}, "seeds": 2, "train": {"steps": 10},
+            "optimizer": {"name": "momentum", "ema": False, "learning_rate": [0.01, 0.1, 1.0],
+                          "beta": [0.0, 0.5, 0.9]}}
+  summary = _summary(_grid_rows(lambda lr, beta, seed: (np.log10(lr) + 1) ** 2 + (beta - 0.9) ** 2))
+  result = SweepResult(summary, pd.DataFrame(), {"config": config})
+  first = report.boundary_warnings(result)
+  assert report.boundary_warnings(result) == first and len(first) == 1
+  assert len(reads) == 1
+  report._read_back.cache_clear()
