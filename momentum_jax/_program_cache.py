@@ -180,7 +180,8 @@ def key(identity: dict[str, Any] | str | None, run, group, width: int, size: int
   description = {
       "format": FORMAT, "problem": identity, "optimizer": optimizer,
       "hyperparameters": sorted(group.values), "shared_seed": group.shared_seed,
-      "train": repr(run.config), "segment_logs": segments.logs, "width": width,
+      "train": repr(run.config), "segment_logs": segments.logs,
+      "segment_train": repr(segments.config), "width": width,
       "size": size, "devices": devices, "mesh_axes": list(mesh.axis_names),
       "platform_version": mesh.devices.flat[0].client.platform_version,
       "options": {k: repr(v) for k, v in sorted(options.items())},
@@ -232,6 +233,10 @@ def load(program_key: str, mesh) -> tuple[jax.stages.Compiled, float] | None:
     blob = path.read_bytes()
   except FileNotFoundError:
     return None
+  except OSError as error:
+    warnings.warn(f"cannot read the kept program {path} ({error}); compiling it again",
+                  RuntimeWarning, stacklevel=3)
+    return None
   try:
     entry = pickle.loads(blob)
     if entry.get("format") != FORMAT:
@@ -260,5 +265,8 @@ def store(program_key: str, compiled: jax.stages.Compiled) -> str | None:
     return f"the executable does not serialize ({error})"
   data = pickle.dumps({"format": FORMAT, "executable": executable, "in_tree": in_tree,
                        "out_tree": out_tree}, protocol=pickle.HIGHEST_PROTOCOL)
-  _files.atomic_write_bytes(where / f"{program_key}.pkl", data)
+  try:
+    _files.atomic_write_bytes(where / f"{program_key}.pkl", data)
+  except OSError as error:  # a full disk, say: the sweep goes on without keeping it
+    return f"it could not be written ({error})"
   return None

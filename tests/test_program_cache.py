@@ -152,3 +152,16 @@ def test_a_folder_others_may_write_is_refused_with_a_warning(kept):
   assert not any(kept.iterdir())
   # JAX's cache still holds the program.
   assert [p for p in kept.parent.iterdir() if p != kept]
+
+
+def test_a_program_that_cannot_be_written_is_trained_all_the_same(kept, monkeypatch):
+  from momentum_jax import _files
+
+  def full(path, data):
+    raise OSError(28, "No space left on device")
+
+  monkeypatch.setattr(_files, "atomic_write_bytes", full)
+  result = sweep.run(TINY, quiet=True, width=2)
+  (status,) = _status(result)
+  assert status.startswith("not kept: it could not be written") and "No space" in status
+  assert len(result.summary) == 4
