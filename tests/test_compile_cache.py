@@ -11,25 +11,9 @@ import warnings
 import jax
 import jax.numpy as jnp
 import pytest
-from jax.experimental.compilation_cache import compilation_cache
 
+from _caches import TINY, reset_caches
 from momentum_jax import _compile_cache, sweep
-
-# K = 4 configurations, a few steps: compiles in well under a second.
-TINY = {
-    "problem": {"name": "linear_regression"},
-    "optimizer": {"name": "momentum", "ema": False, "learning_rate": [0.01, 0.1],
-                  "beta": [0.0, 0.9]},
-    "train": {"steps": 10, "log_every": 5},
-    "seeds": 1,
-}
-
-
-def _reset() -> None:
-  _compile_cache._enabled.clear()
-  jax.config.update("jax_compilation_cache_dir", None)
-  jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)  # JAX's default
-  compilation_cache.reset_cache()
 
 
 @pytest.fixture
@@ -37,9 +21,9 @@ def fresh(monkeypatch):
   """JAX's cache unset and ours undecided, before and after the test."""
   # The tiny programs compile in less than the threshold: cache them all.
   monkeypatch.setattr(_compile_cache, "MIN_COMPILE_SECONDS", 0.0)
-  _reset()
+  reset_caches()
   yield monkeypatch
-  _reset()
+  reset_caches()
 
 
 def _hits(result) -> list[bool]:

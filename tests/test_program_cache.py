@@ -11,25 +11,9 @@ import stat
 import jax
 import pytest
 
+from _caches import TINY, reset_caches
 from momentum_jax import _compile_cache, _program_cache, sweep
 from momentum_jax.sweep import _execute
-
-TINY = {
-    "problem": {"name": "linear_regression"},
-    "optimizer": {"name": "momentum", "ema": False, "learning_rate": [0.01, 0.1],
-                  "beta": [0.0, 0.9]},
-    "train": {"steps": 10, "log_every": 5},
-    "seeds": 1,
-}
-
-
-def _reset() -> None:
-  _compile_cache._enabled.clear()
-  _program_cache._folder.clear()
-  jax.config.update("jax_compilation_cache_dir", None)
-  jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)  # JAX's default
-  from jax.experimental.compilation_cache import compilation_cache
-  compilation_cache.reset_cache()
 
 
 @pytest.fixture
@@ -37,9 +21,9 @@ def kept(monkeypatch, tmp_path):
   """Programs kept in a fresh folder (and JAX's cache there too), reset before and after."""
   monkeypatch.delenv(_program_cache.ENV_VAR, raising=False)
   monkeypatch.setenv(_compile_cache.ENV_VAR, str(tmp_path / "xla"))
-  _reset()
+  reset_caches()
   yield tmp_path / "xla" / _program_cache.FOLDER
-  _reset()
+  reset_caches()
 
 
 def _status(result) -> list[str]:
