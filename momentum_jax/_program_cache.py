@@ -78,8 +78,14 @@ def _plain(value: Any) -> bool:
   return False
 
 
+def _unwrapped(function: Any) -> Any:
+  while isinstance(function, functools.partial):  # optax.nadam is a partial of optax.adam
+    function = function.func
+  return function
+
+
 def _own(function: Any) -> bool:
-  module = getattr(function, "__module__", None) or ""
+  module = getattr(_unwrapped(function), "__module__", None) or ""
   return module.split(".")[0] in _OWN_MODULES
 
 
@@ -121,7 +127,9 @@ def _optimizer_identity(spec) -> dict[str, Any] | str:
   static = dict(spec.static)
   if not _plain(static) or not _plain(schedule):
     return f"the optimizer {spec.name}'s options are not plain data"
-  return {"factory": f"{spec.factory.__module__}:{spec.factory.__qualname__}",
+  # The config's name too: partials of one function (optax.nadam, optax.adam) differ by it.
+  factory = _unwrapped(spec.factory)
+  return {"name": spec.name, "factory": f"{factory.__module__}:{factory.__qualname__}",
           "static": static, "schedule": schedule}
 
 

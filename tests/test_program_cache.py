@@ -110,6 +110,10 @@ def test_code_the_key_cannot_see_is_not_kept(kept, monkeypatch):
   assert not kept.exists() or not any(kept.iterdir())
   optax_optimizer = {**TINY, "optimizer": {"name": "optax.sgd", "learning_rate": [0.01, 0.1]}}
   assert _status(sweep.run(optax_optimizer, quiet=True, width=2)) == ["written"]
+  # optax.nadam is a partial of optax.adam: kept, apart from adam.
+  for name in ("optax.adam", "optax.nadam"):
+    partial = {**TINY, "optimizer": {"name": name, "learning_rate": [0.01, 0.1]}}
+    assert _status(sweep.run(partial, quiet=True, width=2)) == ["written"]
   monkeypatch.setenv(_program_cache.ENV_VAR, "off")
   assert _status(sweep.run(TINY, quiet=True, width=2)) == [
       f"not kept: {_program_cache.ENV_VAR}=off"]
@@ -149,3 +153,16 @@ def test_a_program_that_cannot_be_written_is_trained_all_the_same(kept, monkeypa
   (status,) = _status(result)
   assert status.startswith("not kept: it could not be written") and "No space" in status
   assert len(result.summary) == 4
+
+
+def test_scheduled_and_pbt_groups_read_their_programs_back_with_the_same_results(kept):
+  import copy
+
+  from test_halving import HALVING
+  from test_pbt import PBT
+  for config in (HALVING, PBT):
+    first = sweep.run(copy.deepcopy(config), quiet=True, width=2)
+    assert set(_status(first)) == {"written"}
+    again = sweep.run(copy.deepcopy(config), quiet=True, width=2)
+    assert set(_status(again)) == {"read"} and len(_status(again)) == len(_status(first))
+    assert again.summary.equals(first.summary)

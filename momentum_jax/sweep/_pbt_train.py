@@ -151,7 +151,9 @@ def train_group(problem, group: _plan.Group, index: int, width: int, size: int, 
   ``size`` is the chunk's: every row of the group, padded to a multiple of
   ``width`` × devices; ``on_segment`` the progress bar's advancer. With a
   checkpoint, process 0 saves the whole group once it is finished (every
-  process holds every row: they ranked them together).
+  process holds every row: they ranked them together). ``identity``: the
+  program's key for :mod:`momentum_jax._program_cache`
+  (see :func:`momentum_jax.sweep._execute.compile_program`).
 
   Returns:
     ``((metrics, diverged), {label: program}, seconds trained)``; the

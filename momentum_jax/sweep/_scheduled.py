@@ -285,7 +285,9 @@ def train_scheduled(problem, group, index, width, mesh, segments, schedule: Sche
   the seconds it trained (not those it waited for a compilation: the
   programs of later rungs compile while the first trains). With a
   checkpoint, process 0 saves the whole group once it is finished (every
-  process holds every row: they ranked them together).
+  process holds every row: they ranked them together). ``identity``: the
+  programs' key for :mod:`momentum_jax._program_cache`
+  (see :func:`momentum_jax.sweep._execute.compile_program`).
   """
   train = segments.config
   run_setup = setup(problem, make_optimizer_factory(group.spec, problem, train), train)
