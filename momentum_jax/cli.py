@@ -146,9 +146,12 @@ def _sweep(args) -> None:
   if not first:
     return
   timings = result.manifest["timings"]
+  programs = result.manifest["programs"]
+  cached = sum(bool(p.get("cache_hit")) for p in programs)
   print(f"compiled {result.manifest['compilations']} program(s) in "
-        f"{timings['compile_seconds']:.1f} s, trained in {timings['run_seconds']:.1f} s on "
-        f"{', '.join(result.manifest['devices'])}")
+        f"{timings['compile_seconds']:.1f} s"
+        f"{f' ({cached} read from the cache)' if cached else ''}, trained in "
+        f"{timings['run_seconds']:.1f} s on {', '.join(result.manifest['devices'])}")
   best = report.best_table(result.summary, n=args.top)
   print(f"best {len(best)} configurations (mean, std and count over seeds):")
   print(best.to_string(index=False, float_format=lambda v: f"{v:.4g}"))

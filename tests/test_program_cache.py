@@ -166,3 +166,18 @@ def test_scheduled_and_pbt_groups_read_their_programs_back_with_the_same_results
     again = sweep.run(copy.deepcopy(config), quiet=True, width=2)
     assert set(_status(again)) == {"read"} and len(_status(again)) == len(_status(first))
     assert again.summary.equals(first.summary)
+
+
+def test_the_command_says_how_many_programs_it_read(kept, tmp_path, capsys):
+  import yaml
+
+  from momentum_jax import cli
+  config = tmp_path / "tiny.yaml"
+  config.write_text(yaml.safe_dump(TINY))
+  printed = []
+  for out in ("first", "second"):
+    assert cli.main(["sweep", str(config), "--out", str(tmp_path / out), "--quiet",
+                     "--width", "2"]) == 0
+    printed.append(capsys.readouterr().out)
+  assert "compiled 1 program(s) in" in printed[0] and "read from the cache" not in printed[0]
+  assert "(1 read from the cache)" in printed[1]
