@@ -181,3 +181,30 @@ def test_the_command_says_how_many_programs_it_read(kept, tmp_path, capsys):
     printed.append(capsys.readouterr().out)
   assert "compiled 1 program(s) in" in printed[0] and "read from the cache" not in printed[0]
   assert "(1 read from the cache)" in printed[1]
+
+
+class _Killed(Exception):
+  pass
+
+
+def test_a_chunk_killed_mid_way_resumes_on_its_kept_program(kept, tmp_path, monkeypatch):
+  from momentum_jax.sweep import _state
+  config = {**TINY, "train": {"steps": 40, "log_every": 5}}  # segments of 5 steps
+  whole = sweep.run(config, quiet=True, width=2)
+  save = _state.ChunkState.maybe_save
+
+  def save_then_die(self, carry, step):
+    if save(self, carry, step) and step >= 10:
+      raise _Killed
+    return False
+
+  monkeypatch.setattr(_state.ChunkState, "maybe_save", save_then_die)
+  out = tmp_path / "out"
+  with pytest.raises(_Killed):
+    sweep.run(config, out, quiet=True, width=2, checkpoint_every=1e-9)
+  monkeypatch.setattr(_state.ChunkState, "maybe_save", save)
+  resumed = sweep.run(config, out, quiet=True, width=2)
+  assert _status(resumed) == ["read"]
+  (chunk,) = resumed.manifest["checkpoint"]["chunks_resumed_mid_training"]
+  assert 0 < chunk["from_step"] < 40
+  assert resumed.summary.equals(whole.summary) and resumed.curves.equals(whole.curves)
