@@ -15,9 +15,10 @@ or optax's, and a hit is an executable read back with no trace at all:
   differs only in values hits, as with JAX's cache);
 - the shared seed, the training config, the width, the chunk size and the
   segment's length;
-- the devices (ids, kinds, platform version), the compile options, ``XLA_FLAGS``,
-  JAX's config, and the versions of Python, jax, jaxlib, flax, optax and
-  numpy, and a digest of momentum_jax's own source files.
+- the devices (ids, kinds, platform version) and the host's CPU (model and
+  instruction-set flags), the compile options, ``XLA_FLAGS``, JAX's config,
+  the versions of Python, jax, jaxlib, flax, optax, chex, numpy and ml_dtypes,
+  and a digest of momentum_jax's own source files.
 
 A program whose code the key cannot see is not kept here, and goes through
 JAX's cache as before: a problem built by the caller's own function or given
@@ -145,9 +146,30 @@ def _source_digest() -> str:
 
 
 @functools.lru_cache(maxsize=None)
+def _host_cpu() -> str:
+  """The host CPU's model and instruction-set flags: XLA's CPU code is built for them.
+
+  (A cache folder in a home directory shared by machines of other CPUs must
+  not hand one an executable that uses instructions it lacks.)
+  """
+  try:
+    with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as info:
+      first = info.read().split("\n\n", 1)[0]
+    wanted = [line for line in first.splitlines()
+              if line.split(":")[0].strip() in ("vendor_id", "model name", "flags", "Features",
+                                                "CPU implementer", "CPU part")]
+    if wanted:
+      return hashlib.blake2b("\n".join(wanted).encode(), digest_size=16).hexdigest()
+  except OSError:
+    pass
+  return f"{platform.machine()} {platform.processor()}"
+
+
+@functools.lru_cache(maxsize=None)
 def _versions() -> dict[str, str]:
-  found = {"python": platform.python_version(), "momentum_jax_source": _source_digest()}
-  for name in ("jax", "jaxlib", "flax", "optax", "numpy"):
+  found = {"python": platform.python_version(), "momentum_jax_source": _source_digest(),
+           "host_cpu": _host_cpu()}
+  for name in ("jax", "jaxlib", "flax", "optax", "chex", "numpy", "ml_dtypes"):
     try:
       found[name] = importlib.metadata.version(name)
     except importlib.metadata.PackageNotFoundError:

@@ -94,6 +94,11 @@ def test_the_key_sees_jax_config_the_source_and_xla_flags(kept, monkeypatch):
   monkeypatch.setenv("XLA_FLAGS", "--xla_cpu_enable_fast_math=true")
   assert key() != base
   monkeypatch.delenv("XLA_FLAGS")
+  # Another machine's CPU (a cache folder in a shared home directory).
+  _program_cache._versions.cache_clear()
+  monkeypatch.setattr(_program_cache, "_host_cpu", lambda: "another CPU's flags")
+  assert key() != base
+  _program_cache._versions.cache_clear()
   monkeypatch.setattr(_program_cache, "_versions", lambda: {"momentum_jax_source": "edited"})
   assert key() != base
 
