@@ -135,14 +135,22 @@ def _optimizer_identity(spec) -> dict[str, Any] | str:
 
 
 @functools.lru_cache(maxsize=None)
-def _source_digest() -> str:
-  """A digest of momentum_jax's Python files, as installed (or checked out)."""
+def _source_digest() -> str | None:
+  """A digest of momentum_jax's Python files, as installed (or checked out); None if unreadable.
+
+  (Imported from a zip, say: then no program is kept, for want of a way to
+  tell one version's from another's.)
+  """
   root = Path(__file__).resolve().parent
   digest = hashlib.blake2b(digest_size=16)
-  for path in sorted(root.rglob("*.py")):
-    digest.update(str(path.relative_to(root)).encode())
-    digest.update(path.read_bytes())
-  return digest.hexdigest()
+  paths = sorted(root.rglob("*.py"))
+  try:
+    for path in paths:
+      digest.update(str(path.relative_to(root)).encode())
+      digest.update(path.read_bytes())
+  except OSError:
+    return None
+  return digest.hexdigest() if paths else None
 
 
 @functools.lru_cache(maxsize=None)
@@ -200,6 +208,8 @@ def key(identity: dict[str, Any] | str | None, run, group, width: int, size: int
     return None, "this JAX has no thread-local switch for its compilation cache"
   if (why := folder()[1]) is not None:
     return None, why
+  if _versions()["momentum_jax_source"] is None:
+    return None, "momentum_jax's source files cannot be read (to tell its versions apart)"
   optimizer = _optimizer_identity(group.spec)
   if isinstance(optimizer, str):
     return None, optimizer

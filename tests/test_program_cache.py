@@ -213,3 +213,10 @@ def test_a_chunk_killed_mid_way_resumes_on_its_kept_program(kept, tmp_path, monk
   (chunk,) = resumed.manifest["checkpoint"]["chunks_resumed_mid_training"]
   assert 0 < chunk["from_step"] < 40
   assert resumed.summary.equals(whole.summary) and resumed.curves.equals(whole.curves)
+
+
+def test_without_readable_source_files_nothing_is_kept(kept, monkeypatch):
+  monkeypatch.setattr(_program_cache, "_versions", lambda: {"momentum_jax_source": None})
+  (status,) = _status(sweep.run(TINY, quiet=True, width=2))
+  assert status.startswith("not kept: momentum_jax's source files cannot be read")
+  assert _program_cache._source_digest() is not None  # (here they can)
