@@ -34,6 +34,7 @@ segments).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
 import threading
@@ -74,7 +75,7 @@ def cache_home() -> Path:
   return Path(base) / "momentum_jax"
 
 
-def others_may_write(folder: Path) -> str | None:
+def _others_may_write(folder: Path) -> str | None:
   """Why someone else could put files in ``folder``, or None when only its owner can."""
   if not hasattr(os, "getuid"):  # not POSIX: nothing to check against
     return None
@@ -92,17 +93,22 @@ def others_may_write(folder: Path) -> str | None:
   return None
 
 
+def private_folder(folder: Path) -> str | None:
+  """Makes ``folder`` (mode 700) if missing; why it is not private to the user, or None if it is."""
+  try:
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return _others_may_write(folder.resolve())
+  except OSError as error:
+    return f"it cannot be made ({error})"
+
+
 def _choose_folder() -> Path | None:
   """The cache folder, made if missing (private), or None: off, or refused with a warning."""
   value = os.environ.get(ENV_VAR, "").strip()
   if value.lower() == "off":
     return None
   folder = Path(value).expanduser() if value else cache_home() / "xla"
-  try:
-    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-    reason = others_may_write(folder.resolve())
-  except OSError as error:
-    reason = f"it cannot be made ({error})"
+  reason = private_folder(folder)
   if reason is not None:
     warnings.warn(f"not using the compilation cache {folder}: {reason}. A cached program is "
                   "code this process would run; make the folder private (chmod 700) or set "
@@ -178,11 +184,8 @@ def compile(lowered: jax.stages.Lowered, options: dict[str, Any] | None = None,
   options, unknown = dict(options or {}), []
   while True:
     try:
-      if persistent:
+      with contextlib.nullcontext() if persistent else cache_switch(False):
         compiled = lowered.compile(options)
-      else:
-        with cache_switch(False):
-          compiled = lowered.compile(options)
       break
     except jax.errors.JaxRuntimeError as error:
       # An XLA older or newer than the one the options were chosen for may

@@ -17,8 +17,9 @@ or optax's, and a hit is an executable read back with no trace at all:
   segment's length;
 - the devices (ids, kinds, platform version) and the host's CPU (model and
   instruction-set flags), the compile options, ``XLA_FLAGS``, JAX's config,
-  the versions of Python, jax, jaxlib, flax, optax, chex, numpy and ml_dtypes,
-  and a digest of momentum_jax's own source files.
+  the versions the manifest records (Python, momentum_jax, jax, jaxlib, optax,
+  flax, numpy, pandas) and chex's and ml_dtypes', and a digest of
+  momentum_jax's own source files.
 
 A program whose code the key cannot see is not kept here, and goes through
 JAX's cache as before: a problem built by the caller's own function or given
@@ -42,7 +43,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import importlib.metadata
 import json
 import os
 import pickle
@@ -175,14 +175,9 @@ def _host_cpu() -> str:
 
 @functools.lru_cache(maxsize=None)
 def _versions() -> dict[str, str]:
-  found = {"python": platform.python_version(), "momentum_jax_source": _source_digest(),
-           "host_cpu": _host_cpu()}
-  for name in ("jax", "jaxlib", "flax", "optax", "chex", "numpy", "ml_dtypes"):
-    try:
-      found[name] = importlib.metadata.version(name)
-    except importlib.metadata.PackageNotFoundError:
-      found[name] = "not installed"
-  return found
+  from momentum_jax.sweep import _checkpoint  # (the sweep package imports this module)
+  return {**_checkpoint.versions("chex", "ml_dtypes"), "momentum_jax_source": _source_digest(),
+          "host_cpu": _host_cpu()}
 
 
 def _jax_config() -> dict[str, str]:
@@ -245,11 +240,7 @@ def _choose() -> tuple[Path | None, str | None]:
   if cache is None:
     return None, "the compilation cache is off"
   path = Path(cache) / FOLDER
-  try:
-    path.mkdir(mode=0o700, parents=True, exist_ok=True)
-    reason = _compile_cache.others_may_write(path.resolve())
-  except OSError as error:
-    reason = f"it cannot be made ({error})"
+  reason = _compile_cache.private_folder(path)
   if reason is not None:
     warnings.warn(f"not keeping compiled programs in {path}: {reason}. A kept program is "
                   "code this process would run; make the folder private (chmod 700). "

@@ -265,9 +265,9 @@ def _mismatch(recorded: Mapping[str, Any], state: Mapping[str, Any]) -> str | No
   return None
 
 
-def versions() -> dict[str, str]:
-  """The versions of the packages a sweep's results depend on, and Python's."""
-  names = ("momentum_jax", "jax", "jaxlib", "optax", "flax", "numpy", "pandas")
+def versions(*also: str) -> dict[str, str]:
+  """The versions of the packages a sweep's results depend on (and of ``also``), and Python's."""
+  names = ("momentum_jax", "jax", "jaxlib", "optax", "flax", "numpy", "pandas", *also)
   found = {}
   for name in names:
     try:
