@@ -65,38 +65,10 @@ def best_configurations(summary: pd.DataFrame, n: int | None = None, by: str | N
                         ) -> pd.DataFrame:
   """Configurations ranked by the mean of ``by`` over their seeds, best first.
 
-  Args:
-    summary: The sweep's summary table.
-    n: How many to return (``None``: all ranked).
-    by: The metric (default :func:`momentum_jax.results.ranking_metric`);
-      accuracies rank descending, anything else ascending.
-
-  Returns:
-    The rows of :func:`momentum_jax.results.aggregate_over_seeds` with a
-    run that finished, plus ``count`` (the seeds the means are over). Those
-    with no diverged seed come first, then (with a scheduler) those that
-    trained longest, whose metrics are the later steps'; ties keep the
-    aggregate's order.
-
-  Raises:
-    ValueError: if ``n`` is not positive or ``by`` is not a metric of the summary.
+  See :func:`momentum_jax.results.rank_configurations` (the ranking a sweep's
+  kept models follow too).
   """
-  if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
-    raise ValueError(f"n must be a positive integer, got {n!r}")
-  by = results.ranking_metric(summary) if by is None else by
-  metrics = results.metric_columns(summary)
-  if by not in metrics:
-    raise ValueError(f"by must be one of the summary's metrics {metrics}, got {by!r}")
-  pooled = results.aggregate_over_seeds(summary)
-  pooled["count"] = pooled["seeds"] - pooled["diverged"]
-  pooled = pooled[pooled["count"] > 0].assign(_lost=lambda f: f["diverged"] > 0)
-  stopped = ["stopped_at_step"] if "stopped_at_step" in pooled.columns else []
-  ranked = pooled.sort_values(["_lost", *stopped, f"{by}_mean"],
-                              ascending=[True, *[False] * len(stopped),
-                                         not results.higher_is_better(by)],
-                              na_position="last", kind="stable").drop(columns="_lost")
-  ranked = ranked.reset_index(drop=True)
-  return ranked if n is None else ranked.head(n)
+  return results.rank_configurations(summary, n=n, by=by)
 
 
 def best_table(summary: pd.DataFrame, n: int = 5, by: str | None = None) -> pd.DataFrame:

@@ -59,6 +59,7 @@ import pandas as pd
 from momentum_jax._files import (  # noqa: F401  (atomic writes: re-exported)
     atomic_path, atomic_write_bytes, atomic_write_text, json_default)
 from momentum_jax._manifest import Manifest
+from momentum_jax._models import KeptModel, load_model, write_models  # noqa: F401  (re-exported)
 from momentum_jax._tables import (  # noqa: F401  (re-exported: the tables' vocabulary)
     METRICS, GroupOutcome, frames, is_metric, metric_columns)
 
@@ -86,11 +87,16 @@ class SweepResult:
     manifest: The :class:`Manifest`: the config, versions, devices,
       timings, compilations, chunk sizes, … (a dict given here is read
       with :meth:`Manifest.from_dict`).
+    models: With ``keep: {models: K}``, the K best configurations' trained
+      weights, best first (:class:`KeptModel`); ``None`` without ``keep``
+      (and as :func:`load_results` reads a result: :func:`load_model` reads
+      one model).
   """
 
   summary: pd.DataFrame
   curves: pd.DataFrame
   manifest: Manifest = dataclasses.field(default_factory=Manifest)
+  models: list[KeptModel] | None = None
 
   def __post_init__(self):
     self.manifest = Manifest.from_dict(self.manifest)
@@ -102,13 +108,16 @@ class SweepResult:
     result); the others return ``{}``.
 
     Returns:
-      The written paths: ``summary``, ``curves``, ``manifest``, and
-      ``figures``, a list (empty without ``figures``).
+      The written paths: ``summary``, ``curves``, ``manifest``,
+      ``figures``, a list (empty without ``figures``), and with kept models
+      ``models`` (the folder :func:`write_models` fills).
     """
     import jax  # the process index; jax is imported by any sweep anyway
     if jax.process_index() != 0:
       return {}
     paths: dict[str, Any] = dict(write_results(self, out_dir))
+    if self.models is not None:
+      paths["models"] = write_models(self.models, out_dir)
     paths["figures"] = []
     if figures:
       from momentum_jax import plots  # matplotlib only when figures are drawn
@@ -296,6 +305,51 @@ def best_configs(summary: pd.DataFrame, n: int = 5, by: str | None = None) -> pd
   return ranked.head(n).reset_index(drop=True)
 
 
+def rank_configurations(summary: pd.DataFrame, n: int | None = None, by: str | None = None
+                          ) -> pd.DataFrame:
+  """Configurations ranked by the mean of ``by`` over their seeds, best first: the report's ranking.
+
+  Args:
+    summary: The sweep's summary table.
+    n: How many to return (``None``: all ranked).
+    by: The metric (default :func:`ranking_metric`);
+      accuracies rank descending, anything else ascending.
+
+  Returns:
+    The rows of :func:`aggregate_over_seeds` with a
+    run that finished, plus ``count`` (the seeds the means are over). Those
+    with no diverged seed come first, then (with a scheduler) those that
+    trained longest, whose metrics are the later steps'; ties keep the
+    aggregate's order.
+
+  Raises:
+    ValueError: if ``n`` is not positive or ``by`` is not a metric of the summary.
+  """
+  if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
+    raise ValueError(f"n must be a positive integer, got {n!r}")
+  by = ranking_metric(summary) if by is None else by
+  metrics = metric_columns(summary)
+  if by not in metrics:
+    raise ValueError(f"by must be one of the summary's metrics {metrics}, got {by!r}")
+  pooled = aggregate_over_seeds(summary)
+  pooled["count"] = pooled["seeds"] - pooled["diverged"]
+  pooled = pooled[pooled["count"] > 0].assign(_lost=lambda f: f["diverged"] > 0)
+  stopped = ["stopped_at_step"] if "stopped_at_step" in pooled.columns else []
+  ranked = pooled.sort_values(["_lost", *stopped, f"{by}_mean"],
+                              ascending=[True, *[False] * len(stopped),
+                                         not higher_is_better(by)],
+                              na_position="last", kind="stable").drop(columns="_lost")
+  ranked = ranked.reset_index(drop=True)
+  return ranked if n is None else ranked.head(n)
+
+
+def setting_columns(summary: pd.DataFrame) -> list[str]:
+  """The columns whose values make one configuration, its seeds pooled (see :func:`aggregate_over_seeds`)."""
+  return ["optimizer", *(["trial"] if "trial" in summary.columns else []),
+          *hyperparameter_columns(summary),
+          *(["stopped_at_step"] if "stopped_at_step" in summary.columns else [])]
+
+
 def aggregate_over_seeds(summary: pd.DataFrame) -> pd.DataFrame:
   """One row per optimizer and hyperparameter setting, its seeds pooled.
 
@@ -318,9 +372,7 @@ def aggregate_over_seeds(summary: pd.DataFrame) -> pd.DataFrame:
     runs all diverged has NaN statistics. Sorted by the keys; NaN hyperparameters (an optimizer without
     that hyperparameter) form groups too.
   """
-  keys = ["optimizer", *(["trial"] if "trial" in summary.columns else []),
-          *hyperparameter_columns(summary),
-          *(["stopped_at_step"] if "stopped_at_step" in summary.columns else [])]
+  keys = setting_columns(summary)
   metrics = metric_columns(summary)
   diverged = summary["diverged"].astype(bool)
   values = summary[metrics].astype("float64")

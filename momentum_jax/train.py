@@ -268,6 +268,16 @@ def evaluate(run: Setup, params, rest) -> dict[str, jax.Array]:
   return _batched_mean(batch, data.x_val, data.y_val, run.config.eval_batch_size)
 
 
+def kept_state(state: TrainState) -> tuple[Any, Any]:
+  """``(params, rest)``: what a trained run's model is kept with (a sweep's ``keep:``).
+
+  Its parameters as the optimizer left them and its model state (BatchNorm
+  statistics, …). The one place that chooses them: a model saved by a
+  sweep and loaded by :func:`momentum_jax.results.load_model` has these.
+  """
+  return state.params, state.rest
+
+
 def train_segment(
     run: Setup,
     hyperparameters: Mapping[str, jax.Array],

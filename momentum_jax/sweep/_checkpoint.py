@@ -48,6 +48,7 @@ import numpy as np
 from flax import nnx, traverse_util
 
 from momentum_jax import _files, problems, results
+from momentum_jax._models import MODELS_DIR
 
 CHUNKS_DIR = "chunks"
 STATE_DIR = "state"  # unfinished chunks' training state (see momentum_jax.sweep._state)
@@ -156,6 +157,7 @@ class Checkpoint:
       if write and problem is not None:
         shutil.rmtree(folder, ignore_errors=True)
         shutil.rmtree(out_dir / STATE_DIR, ignore_errors=True)
+        shutil.rmtree(out_dir / MODELS_DIR, ignore_errors=True)  # keep:'s, the old sweep's
         for name in _RESULT_FILES:
           (out_dir / name).unlink(missing_ok=True)
       checkpoint = cls(folder, {"format": FORMAT, **state}, resumed=False)

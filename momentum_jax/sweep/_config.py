@@ -45,7 +45,7 @@ SCHEDULES: dict[str, Callable[..., Any]] = {
 }
 SCHEDULE_PREFIX = "schedule."
 _TOP_KEYS = ("name", "problem", "optimizer", "optimizers", "train", "seeds", "chunk_size",
-             "search")
+             "search", "keep")
 _RANGE_NEEDS_SEARCH = ("a range is sampled, and the sweep's search is a grid: add "
                        "'search: {method: quasirandom, samples: N, seed: 0}' (or method: "
                        "random) at the top level, or give a list, linspace or logspace")
@@ -130,6 +130,36 @@ class OptimizerSpec:
     return f"{self.name}({', '.join(options)})" if options else self.name
 
 
+@dataclasses.dataclass(frozen=True)
+class KeepSpec:
+  """``keep:``: the trained models of the ``models`` best configurations are kept.
+
+  Attributes:
+    models: How many configurations (each with every seed).
+    metric: The metric they are ranked by (the mean over seeds, as the
+      report ranks); ``None``: the report's (``val_accuracy``, else
+      ``final_loss``). Checked against the problem by the engine.
+  """
+
+  models: int
+  metric: str | None = None
+
+
+def _parse_keep(raw: Any) -> KeepSpec | None:
+  if raw is None:
+    return None
+  raw = _as_mapping("keep", raw)
+  _check_keys("keep", raw, ("models", "metric"))
+  models = raw.get("models")
+  if isinstance(models, bool) or not isinstance(models, int) or models < 1:
+    raise ConfigError("keep.models", f"expected a positive integer (how many of the best "
+                      f"configurations to keep), got {models!r}")
+  metric = raw.get("metric")
+  if metric is not None and not isinstance(metric, str):
+    raise ConfigError("keep.metric", f"expected a metric's name, e.g. val_loss, got {metric!r}")
+  return KeepSpec(models, metric)
+
+
 def _shown(value: Any) -> str:
   if isinstance(value, bool):
     return str(value).lower()
@@ -157,6 +187,7 @@ class SweepConfig:
       built-in ``problem``.
     search: How the configurations are proposed (``search:``; a grid by
       default).
+    keep: Which trained models are kept (``keep:``); ``None``: none.
   """
 
   name: str
@@ -169,6 +200,7 @@ class SweepConfig:
   raw: Mapping[str, Any]
   problem_source: Callable[..., problems.Problem] | problems.Problem | None = None
   search: SearchSpec = dataclasses.field(default_factory=SearchSpec)
+  keep: KeepSpec | None = None
 
   @property
   def num_configs(self) -> int:
@@ -413,4 +445,5 @@ def load_config(source: str | os.PathLike | Mapping[str, Any]) -> SweepConfig:
       raw=_recorded(raw),
       problem_source=problem_source,
       search=search,
+      keep=_parse_keep(raw.get("keep")),
   )

@@ -45,7 +45,7 @@ from jax.sharding import Mesh
 
 from momentum_jax import _files, _program_cache, results
 from momentum_jax.sweep import (
-    _checkpoint, _devices, _execute, _optuna, _pbt_train, _plan, _record, _scheduled)
+    _checkpoint, _devices, _execute, _keep, _optuna, _pbt_train, _plan, _record, _scheduled)
 from momentum_jax.sweep._checks import check_run_arguments
 from momentum_jax.sweep._config import SweepConfig, load_config, scheduler_metric
 from momentum_jax.sweep._problem_config import checked_problem
@@ -216,8 +216,11 @@ def run(
   schedule = None if scheduler is None else _scheduled.Schedule(
       scheduler, metric, results.higher_is_better(metric), len(config.seeds),
       config.search.seed or 0)
+  keeper = None if config.keep is None else _keep.Keeper(
+      config.keep, _keep.keep_metric(config.keep, problem), [len(g.seeds) for g in groups],
+      len(config.seeds), config.train.steps, checkpoint)
   trained = _train(problem, groups, plans, widths, sizes, segments, mesh, quiet, out_dir,
-                   checkpoint, checkpoint_every, schedule, search, population, identity)
+                   checkpoint, checkpoint_every, schedule, search, population, identity, keeper)
   trials = [None] * len(groups) if search is None else search.finish(groups, checkpoint)
   execution.update(width=widths, compiler_options=compiler_options(mesh.devices.flat[0].platform),
                    shared_seed={g.label: g.shared_seed for g in groups},
@@ -230,12 +233,15 @@ def run(
   if population is not None:
     manifest = dataclasses.replace(manifest, search=_pbt_train.exploit_record(
         manifest.search, groups, trained.outcomes, len(config.seeds), config.train))
-  return results.tables(
+  result = results.tables(
       [results.GroupOutcome(g.label, g.values, g.seeds, metrics, diverged,
                             metrics.pop("stopped_at_step", None), trial,
                             metrics.pop("pbt", None))
        for g, (metrics, diverged), trial in zip(groups, trained.outcomes, trials)],
       config.train.logged_steps, manifest)
+  if keeper is not None:
+    result.models = keeper.finish(result.summary)
+  return result
 
 
 def _todo(groups: list[_plan.Group], checkpoint, sizes: dict[str, int], whole: bool = False,
@@ -274,12 +280,14 @@ class _Trained:
 
 def _train(problem, groups, plans, widths, sizes, segments, mesh, quiet, out_dir, checkpoint,
            checkpoint_every, schedule: _scheduled.Schedule | None = None, search=None,
-           population: _pbt_train.Population | None = None, identity=None) -> _Trained:
+           population: _pbt_train.Population | None = None, identity=None,
+           keeper: _keep.Keeper | None = None) -> _Trained:
   """Compiles each group's program and trains its chunks; the merged outcomes of every group.
 
   ``search`` (Optuna's) is asked for each chunk's values before it trains
   and told its metrics after it is saved. ``identity``: the programs' key
   for :mod:`momentum_jax._program_cache` (see :func:`_execute.compile_program`).
+  ``keeper`` (``keep:``) is offered each finished chunk's rows.
   """
   train = segments.config
   local_share = len(jax.local_devices()) / mesh.devices.size
@@ -305,7 +313,7 @@ def _train(problem, groups, plans, widths, sizes, segments, mesh, quiet, out_dir
         merged, compiled, seconds = _pbt_train.train_group(
             problem, group, index, widths[group.label], sizes[group.label], mesh, segments,
             population, progress.advancer(len(group.seeds) * local_share), checkpoint,
-            identity)
+            identity, keeper)
         run_seconds += seconds
         programs.update(compiled)
         compile_seconds += sum(p.compile_seconds for p in compiled.values())
@@ -316,7 +324,7 @@ def _train(problem, groups, plans, widths, sizes, segments, mesh, quiet, out_dir
       if plan:
         merged, brackets[group.label], compiled, seconds = _scheduled.train_scheduled(
             problem, group, index, widths[group.label], mesh, segments, schedule,
-            lambda rows: progress.advancer(rows * local_share), checkpoint, identity)
+            lambda rows: progress.advancer(rows * local_share), checkpoint, identity, keeper)
         run_seconds += seconds
         programs.update(compiled)
         compile_seconds += sum(p.compile_seconds for p in compiled.values())
@@ -334,7 +342,8 @@ def _train(problem, groups, plans, widths, sizes, segments, mesh, quiet, out_dir
       begin = time.perf_counter()
       kept, restored = _train_chunk(programs[group.label], group, index, indices, out_dir,
                                     checkpoint_every, checkpoint, gather=checkpoint is None,
-                                    on_segment=progress.advancer(len(indices) * local_share))
+                                    on_segment=progress.advancer(len(indices) * local_share),
+                                    keeper=keeper)
       run_seconds += time.perf_counter() - begin
       if search is not None:
         search.after_chunk(group, kept)
@@ -378,19 +387,21 @@ def _compile_plain(problem, groups, plans, widths, sizes, segments, mesh, train,
 
 def _train_chunk(program: _execute.Program, group: _plan.Group, index: int,
                  indices: np.ndarray, out_dir, checkpoint_every, checkpoint, gather: bool,
-                 on_segment=None):
+                 on_segment=None, keeper: _keep.Keeper | None = None):
   """Trains one chunk, resuming its saved state; saves its rows (with a checkpoint).
 
   Returns ``(indices, metrics, diverged)`` of the configurations this
   process holds (every one with ``gather``, on several hosts without a
   shared folder to merge through), and the step its saved state resumed
-  from (None: trained from the start).
+  from (None: trained from the start). ``keeper`` is offered every row
+  before they are saved, and prunes what it holds after.
   """
   state = None
   if checkpoint is not None:
     state = ChunkState(out_dir, index, indices, program.size, checkpoint_every)
   inputs = _execute.chunk_inputs(group, indices, program.size, program.mesh)
-  outputs = _execute.chunk_outputs(_execute.train_chunk(program, inputs, state, on_segment))
+  carry = _execute.train_chunk(program, inputs, state, on_segment)
+  outputs = _execute.chunk_outputs(carry)
   if gather and jax.process_count() > 1:
     gathered = multihost_utils.process_allgather(outputs, tiled=True)
     positions, (metrics, diverged) = np.arange(program.size), jax.tree.map(np.asarray, gathered)
@@ -398,11 +409,17 @@ def _train_chunk(program: _execute.Program, group: _plan.Group, index: int,
     positions, (metrics, diverged) = _execute.local_rows(outputs)
   keep = positions < len(indices)
   kept = (indices[positions[keep]], jax.tree.map(lambda x: x[keep], metrics), diverged[keep])
+  if keeper is not None:  # every row, in the carry's order, on every process
+    rows = kept if gather or jax.process_count() == 1 else (
+        indices, *_scheduled.host_rows(outputs, len(indices)))
+    keeper.offer_carry(index, *rows, carry, program.mesh)
   if checkpoint is not None:
     if keep.any():
       checkpoint.save(index, jax.process_index(), *kept)
     _barrier("chunk written")
     state.delete()
+  if keeper is not None:
+    keeper.prune()
   return kept, None if state is None else state.restored_step
 
 

@@ -145,7 +145,8 @@ def train_population(program: _execute.Program, group: _plan.Group, population: 
 
 def train_group(problem, group: _plan.Group, index: int, width: int, size: int, mesh,
                 segments: _execute.Segments, population: Population, on_segment, checkpoint,
-                identity=None) -> tuple[tuple[dict, np.ndarray], dict[str, Any], float]:
+                identity=None, keeper=None
+                ) -> tuple[tuple[dict, np.ndarray], dict[str, Any], float]:
   """Trains one group by population-based training, as one chunk of one compiled program.
 
   ``size`` is the chunk's: every row of the group, padded to a multiple of
@@ -153,7 +154,9 @@ def train_group(problem, group: _plan.Group, index: int, width: int, size: int, 
   checkpoint, process 0 saves the whole group once it is finished (every
   process holds every row: they ranked them together). ``identity``: the
   program's key for :mod:`momentum_jax._program_cache`
-  (see :func:`momentum_jax.sweep._execute.compile_program`).
+  (see :func:`momentum_jax.sweep._execute.compile_program`). ``keeper``
+  (``keep:``, a :class:`momentum_jax.sweep._keep.Keeper`) is offered every
+  member once trained, and prunes once the group is saved.
 
   Returns:
     ``((metrics, diverged), {label: program}, seconds trained)``; the
@@ -169,9 +172,13 @@ def train_group(problem, group: _plan.Group, index: int, width: int, size: int, 
                                    _pbt.generator(population.spec.seed, index), train, on_segment)
   metrics, diverged = host_rows(_execute.chunk_outputs(carry), rows)
   seconds = time.perf_counter() - begin
+  if keeper is not None:
+    keeper.offer_carry(index, np.arange(rows), metrics, diverged, carry, mesh)
   metrics["pbt"] = record
   if checkpoint is not None and jax.process_index() == 0:
     checkpoint.save(index, 0, np.arange(rows), metrics, diverged)
+  if keeper is not None:
+    keeper.prune()
   return (metrics, diverged), {group.label: program}, seconds
 
 

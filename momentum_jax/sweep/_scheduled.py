@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import dataclasses
+import functools
 import math
 import os
 import time
@@ -194,12 +195,14 @@ def _stopped(logged: dict, start: dict, diverged_at: np.ndarray, rows: np.ndarra
 
 def train_bracket(programs: Programs, group: Group, rows: np.ndarray,
                   halving: SuccessiveHalving, metric: str, seeds: int, train: TrainConfig,
-                  advancer: Callable[[int], Any] = lambda rows: None,
+                  advancer: Callable[[int], Any] = lambda rows: None, keep=None,
                   ) -> tuple[list[tuple[np.ndarray, dict, np.ndarray]], dict[str, Any]]:
   """Successive halving of ``group``'s ``rows`` (whole settings, ``seeds`` rows each).
 
   ``advancer(rows)`` gives the ``on_segment`` of :func:`_execute.train_steps`
-  for a rung of ``rows`` configurations (the progress bar).
+  for a rung of ``rows`` configurations (the progress bar). ``keep(rows,
+  logged, diverged_at, carry, mesh)``, when given, is offered the rows that
+  trained to the last step (the carry holds them first, in that order).
 
   Returns:
     The stopped configurations' ``(indices, metrics, diverged_at)`` per rung,
@@ -220,6 +223,8 @@ def train_bracket(programs: Programs, group: Group, rows: np.ndarray,
     spent += len(live) * (rung - step)
     step, at = rung, rung // train.log_every - 1
     logged, start, diverged_at = _host(carry, len(live))
+    if rung == train.steps and keep is not None:
+      keep(live, logged, diverged_at, carry, program.mesh)
     going = (halving.survivors(rung_values(logged, metric, at), diverged_at >= 0, seeds)
              if rung < train.steps else np.zeros(0, np.int64))
     stopping = np.setdiff1d(np.arange(len(live)), going)
@@ -234,9 +239,11 @@ def train_bracket(programs: Programs, group: Group, rows: np.ndarray,
 
 def train_group(programs: Programs, group: Group, spec: SchedulerSpec, metric: str,
                 maximize: bool, seeds: int, train: TrainConfig, seed: int,
-                advancer: Callable[[int], Any] = lambda rows: None,
+                advancer: Callable[[int], Any] = lambda rows: None, keep=None,
                 ) -> tuple[list[tuple[np.ndarray, dict, np.ndarray]], list[dict[str, Any]]]:
   """Every bracket of ``spec`` over ``group`` (``seeds`` adjacent rows per setting).
+
+  ``keep``: see :func:`train_bracket`.
 
   Returns the stopped rows (see :func:`train_bracket`) and each bracket's record.
   """
@@ -247,7 +254,7 @@ def train_group(programs: Programs, group: Group, spec: SchedulerSpec, metric: s
   for chosen, halving in brackets(spec, maximize, settings, train, seed):
     rows = (chosen[:, None] * seeds + np.arange(seeds)).reshape(-1)
     stopped, record = train_bracket(programs, group, rows, halving, metric, seeds, train,
-                                    advancer)
+                                    advancer, keep)
     pieces += stopped
     records.append(record)
   return pieces, records
@@ -278,7 +285,7 @@ class Schedule:
 
 
 def train_scheduled(problem, group, index, width, mesh, segments, schedule: Schedule,
-                    advancer, checkpoint, identity=None):
+                    advancer, checkpoint, identity=None, keeper=None):
   """Trains one group under the scheduler.
 
   Returns ``(metrics, diverged)``, its brackets' records, its programs, and
@@ -287,7 +294,10 @@ def train_scheduled(problem, group, index, width, mesh, segments, schedule: Sche
   checkpoint, process 0 saves the whole group once it is finished (every
   process holds every row: they ranked them together). ``identity``: the
   programs' key for :mod:`momentum_jax._program_cache`
-  (see :func:`momentum_jax.sweep._execute.compile_program`).
+  (see :func:`momentum_jax.sweep._execute.compile_program`). ``keeper``
+  (``keep:``, a :class:`momentum_jax.sweep._keep.Keeper`) is offered the
+  rows that trained to the end, bracket by bracket, and prunes once the
+  group is saved.
   """
   train = segments.config
   run_setup = setup(problem, make_optimizer_factory(group.spec, problem, train), train)
@@ -296,13 +306,16 @@ def train_scheduled(problem, group, index, width, mesh, segments, schedule: Sche
                                                    identity=identity),
       width, mesh.devices.size)
   begin = time.perf_counter()
+  keep = None if keeper is None else functools.partial(keeper.offer_carry, index)
   pieces, records = train_group(programs, group, schedule.spec, schedule.metric,
-                                           schedule.maximize, schedule.seeds, train,
-                                           schedule.seed, advancer)
+                                schedule.maximize, schedule.seeds, train, schedule.seed,
+                                advancer, keep)
   seconds = time.perf_counter() - begin - programs.waited
   metrics, diverged = merge(pieces, len(group.seeds))
   if checkpoint is not None and jax.process_index() == 0:
     checkpoint.save(index, 0, np.arange(len(group.seeds)), metrics, diverged)
+  if keeper is not None:
+    keeper.prune()
   compiled = {f"{group.label}[{size}, width {width}]": p
               for (size, width), p in programs.finish().items()}
   return (metrics, diverged), records, compiled, seconds

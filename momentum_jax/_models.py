@@ -1,0 +1,199 @@
+"""A sweep's kept models (``keep:``): written with Orbax under ``DIR/models/``, loaded back as modules.
+
+A sweep with ``keep: {models: K}`` hands back, in
+:attr:`SweepResult.models <momentum_jax.results.SweepResult.models>`, the
+trained weights of its K best configurations (every seed of each) as host
+arrays; :func:`write_models` stores them as::
+
+  DIR/models/rank_0/model.json       the configuration: optimizer, hyperparameters,
+                                     metric and its mean, and per seed its config_id
+                                     and the summary's metrics
+  DIR/models/rank_0/seed_<s>/        one Orbax checkpoint per seed: the model's
+                                     parameters and its other state (BatchNorm statistics)
+
+:func:`load_model` builds the problem's own module again (by its
+``make_model``) and puts the weights in, in evaluation mode.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import secrets
+import shutil
+from pathlib import Path
+from typing import Any
+
+import jax
+import numpy as np
+from flax import nnx
+
+from momentum_jax import problems
+from momentum_jax._files import atomic_write_text, json_default
+
+MODELS_DIR = "models"
+MODEL_FILE = "model.json"
+_PARTS = ("params", "rest")
+
+
+@dataclasses.dataclass
+class KeptModel:
+  """One kept configuration: its description and each seed's trained weights.
+
+  Attributes:
+    rank: 0 for the best configuration.
+    optimizer: Its optimizer group's label (the summary's ``optimizer``).
+    hyperparameters: Its hyperparameters (those it has).
+    metric: The metric the configurations were ranked by.
+    mean: That metric's mean over the seeds that did not diverge.
+    runs: Per seed, in configuration order: ``config_id``, ``seed`` and the
+      summary's metrics.
+    states: Per run, the model's arrays by name (``params.<path>``,
+      ``rest.<path>``), see :func:`flat_arrays`.
+  """
+
+  rank: int
+  optimizer: str
+  hyperparameters: dict[str, float]
+  metric: str
+  mean: float
+  runs: list[dict[str, Any]]
+  states: list[dict[str, np.ndarray]]
+
+  def describe(self) -> dict[str, Any]:
+    """What ``model.json`` holds: everything but the arrays."""
+    return {"rank": self.rank, "optimizer": self.optimizer,
+            "hyperparameters": self.hyperparameters, "metric": self.metric,
+            "mean": self.mean, "runs": self.runs}
+
+
+def _name(part: str, path: tuple) -> str:
+  return ".".join((part, *map(str, path)))
+
+
+def flat_arrays(params: Any, rest: Any) -> dict[str, Any]:
+  """A model's ``params`` and ``rest`` (``nnx.State``) as ``{"params.layers.0.kernel": array}``.
+
+  A random key (a Dropout's RNG state) is stored as its key data.
+  """
+  flat = {}
+  for part, state in zip(_PARTS, (params, rest)):
+    for path, variable in nnx.to_flat_state(state):
+      value = variable[...]
+      if jax.dtypes.issubdtype(value.dtype, jax.dtypes.prng_key):
+        value = jax.random.key_data(value)
+      flat[_name(part, path)] = value
+  return flat
+
+
+def write_models(models: list[KeptModel], out_dir: str | os.PathLike) -> Path:
+  """Writes ``models`` under ``out_dir/models/``, replacing what was there.
+
+  The folder is written beside under a temporary name, then swapped in:
+  an interrupted write leaves the previous ``models/`` (or none) whole.
+
+  Returns:
+    The ``models`` folder.
+  """
+  import orbax.checkpoint as ocp  # only a sweep that keeps models needs it
+  folder = Path(out_dir).resolve() / MODELS_DIR
+  token = secrets.token_hex(4)
+  fresh = folder.with_name(f".{MODELS_DIR}.{token}.tmp")
+  fresh.mkdir(parents=True)
+  try:
+    with ocp.StandardCheckpointer() as checkpointer:
+      for model in models:
+        ranked = fresh / f"rank_{model.rank}"
+        for run, state in zip(model.runs, model.states):
+          checkpointer.save(ranked / f"seed_{run['seed']}", state)
+        checkpointer.wait_until_finished()
+        atomic_write_text(ranked / MODEL_FILE, json.dumps(
+            model.describe(), indent=2, default=json_default) + "\n")
+    old = folder.with_name(f".{MODELS_DIR}.{token}.old")
+    if folder.exists():
+      folder.rename(old)
+    fresh.rename(folder)
+    shutil.rmtree(old, ignore_errors=True)
+  finally:
+    shutil.rmtree(fresh, ignore_errors=True)
+  return folder
+
+
+def read_model(out_dir: str | os.PathLike, rank: int = 0) -> dict[str, Any]:
+  """``model.json`` of the kept configuration of rank ``rank``.
+
+  Raises:
+    FileNotFoundError: if the sweep kept no such model, saying how many it kept.
+  """
+  folder = Path(out_dir) / MODELS_DIR
+  path = folder / f"rank_{rank}" / MODEL_FILE
+  if not path.is_file():
+    kept = len(list(folder.glob(f"rank_*/{MODEL_FILE}")))
+    raise FileNotFoundError(
+        f"{path} not found: the sweep in {out_dir} kept {kept} model(s) (ranks 0 to "
+        f"{kept - 1}); keep more with 'keep: {{models: K}}' in its config" if kept else
+        f"{path} not found: the sweep in {out_dir} kept no models; add 'keep: {{models: K}}' "
+        "to its config and run it again")
+  return json.loads(path.read_text(encoding="utf-8"))
+
+
+def load_model(out_dir: str | os.PathLike, rank: int = 0, seed: int | None = None,
+               problem: problems.Problem | None = None) -> nnx.Module:
+  """The kept model of rank ``rank`` (0: the best), trained with ``seed``, in evaluation mode.
+
+  The module is the problem's own, built by its ``make_model``, with the
+  trained parameters and model state; BatchNorm layers use their running
+  statistics.
+
+  Args:
+    out_dir: The sweep's output folder (its ``manifest.json`` and ``models/``).
+    rank: Which configuration, 0 for the best.
+    seed: Which of its seeds; ``None``: the first kept.
+    problem: The sweep's problem; ``None`` builds it again from the
+      manifest's config (a problem given as a Python object must be given).
+
+  Raises:
+    FileNotFoundError: if no such model was kept.
+    ValueError: for a seed it was not trained with, or a problem that cannot
+      be built again.
+  """
+  import orbax.checkpoint as ocp
+  from momentum_jax.train import _eval_mode
+  described = read_model(out_dir, rank)
+  seeds = [run["seed"] for run in described["runs"]]
+  seed = seeds[0] if seed is None else seed
+  if seed not in seeds:
+    raise ValueError(f"rank {rank} was kept with the seeds {seeds}, not {seed!r}")
+  if problem is None:
+    problem = _manifest_problem(out_dir)
+  model = problem.make_model(nnx.Rngs(0))
+  path = Path(out_dir).resolve() / MODELS_DIR / f"rank_{rank}" / f"seed_{seed}"
+  with ocp.StandardCheckpointer() as checkpointer:
+    arrays = checkpointer.restore(path)
+  _, params, rest = nnx.split(model, nnx.Param, ...)
+  for part, state in zip(_PARTS, (params, rest)):
+    for path_, variable in nnx.to_flat_state(state):
+      value = arrays[_name(part, path_)]
+      if jax.dtypes.issubdtype(variable[...].dtype, jax.dtypes.prng_key):
+        value = jax.random.wrap_key_data(value)
+      variable[...] = value
+  nnx.update(model, params, rest)
+  return _eval_mode(model)
+
+
+def _manifest_problem(out_dir: str | os.PathLike) -> problems.Problem:
+  """The problem of the sweep in ``out_dir``, built again from its manifest's config."""
+  # The sweep package parses problems; imported here, as the report does for
+  # its ranges, so that reading tables never imports it.
+  from momentum_jax.sweep._problem_config import make_problem, parse_problem
+  manifest = Path(out_dir) / "manifest.json"
+  if not manifest.is_file():
+    raise FileNotFoundError(f"{manifest} not found: load_model reads the sweep's problem from "
+                            "it (write the result with result.save(out_dir))")
+  raw = json.loads(manifest.read_text(encoding="utf-8"))["config"]["problem"]
+  name = raw.get("name") if isinstance(raw, dict) else raw
+  if isinstance(name, str) and name.startswith("problem:"):
+    raise ValueError(f"the sweep in {out_dir} was given its problem as a Python object "
+                     f"({name}); pass it: load_model(out_dir, problem=...)")
+  return make_problem(*parse_problem(raw))
