@@ -173,6 +173,7 @@ def run(
     config = load_config(config)
   check_run_arguments(chunk_size, width, checkpoint_every)
   problem = checked_problem(config)
+  kept_by = None if config.keep is None else _keep.keep_metric(config.keep, problem)
   scheduler = config.search.scheduler
   metric = None if scheduler is None else scheduler_metric(scheduler, problem)
   population = _pbt_train.population(config, problem)  # None unless search.method is pbt
@@ -217,7 +218,7 @@ def run(
       scheduler, metric, results.higher_is_better(metric), len(config.seeds),
       config.search.seed or 0)
   keeper = None if config.keep is None else _keep.Keeper(
-      config.keep, _keep.keep_metric(config.keep, problem), [len(g.seeds) for g in groups],
+      config.keep, kept_by, [len(g.seeds) for g in groups],
       len(config.seeds), config.train.steps, checkpoint)
   trained = _train(problem, groups, plans, widths, sizes, segments, mesh, quiet, out_dir,
                    checkpoint, checkpoint_every, schedule, search, population, identity, keeper)

@@ -1,0 +1,248 @@
+"""keep: {models: K}: the K best configurations' trained models, kept across chunks, resumed, reloaded."""
+
+from __future__ import annotations
+
+import copy
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+
+from momentum_jax import _models, cli, problems, report, results, sweep
+from momentum_jax.sweep import _checkpoint
+
+# Four learning rates x 3 seeds of a BatchNorm MLP (its running statistics are
+# model state a kept model must carry). With chunks of 2 rows, a setting's
+# 3 seeds straddle two chunks: its rank is known only after the second.
+DIGITS = {
+    "problem": {"name": "digits_mlp", "hidden": [16], "batch_norm": True},
+    "optimizer": {"name": "momentum", "learning_rate": [0.01, 0.03, 0.1, 0.3], "beta": 0.9},
+    "train": {"steps": 40, "batch_size": 32, "log_every": 20},
+    "seeds": 3,
+    "keep": {"models": 2},
+}
+WIDTH = 1  # results are bit-identical whatever the chunk size at one width
+
+
+@pytest.fixture(scope="module")
+def kept(tmp_path_factory):
+  """DIGITS in chunks of 2, written to a folder: ``(result, folder)``."""
+  out = tmp_path_factory.mktemp("kept")
+  result = sweep.run(DIGITS, out, quiet=True, width=WIDTH, chunk_size=2)
+  result.save(out, figures=False)
+  return result, out
+
+
+@pytest.fixture(scope="module")
+def one_chunk():
+  """DIGITS in one chunk, in memory."""
+  return sweep.run(DIGITS, quiet=True, width=WIDTH, chunk_size=12)
+
+
+def _same_models(a: list, b: list) -> None:
+  assert [m.describe() for m in a] == [m.describe() for m in b]
+  for x, y in zip(a, b):
+    for one, other in zip(x.states, y.states):
+      assert one.keys() == other.keys()
+      for name in one:
+        np.testing.assert_array_equal(one[name], other[name], err_msg=name)
+
+
+def test_the_kept_are_the_report_s_best_by_the_mean_over_seeds(kept):
+  result, _ = kept
+  best = report.best_configurations(result.summary, n=2)
+  assert [m.hyperparameters["learning_rate"] for m in result.models] == \
+      best["learning_rate"].tolist()
+  for model, (_, row) in zip(result.models, best.iterrows()):
+    assert model.metric == "val_accuracy"  # the report's default ranking
+    assert model.mean == row["val_accuracy_mean"]
+    runs = result.summary[result.summary["learning_rate"] == row["learning_rate"]]
+    assert [r["config_id"] for r in model.runs] == runs["config_id"].tolist()
+    assert [r["seed"] for r in model.runs] == [0, 1, 2]
+    assert [r["metrics"]["val_accuracy"] for r in model.runs] == runs["val_accuracy"].tolist()
+
+
+def test_kept_across_chunks_equals_kept_in_one_chunk(kept, one_chunk):
+  _same_models(kept[0].models, one_chunk.models)
+  # Only the held rows of the kept settings stay in the checkpoint (4 settings, 2 kept).
+  held = sorted(p.name for p in (kept[1] / "chunks" / "kept").iterdir())
+  ids = sorted(r["config_id"] for m in kept[0].models for r in m.runs)
+  assert held == [f"g000-r{i:07d}.npz" for i in ids]
+
+
+def _abs_bound_model(model: nnx.Module) -> nnx.Module:
+  """``model`` with every weight made |w| and BatchNorm's means -|mean|: on |x| it gives
+  an upper bound of the sums of |terms| each layer adds up, for the rounding bound below."""
+  bound = nnx.clone(model)
+  state = nnx.state(bound)
+  for path, variable in nnx.to_flat_state(state):
+    flip = -1.0 if path[-1] == "mean" else 1.0
+    variable[...] = flip * jnp.abs(variable[...])
+  nnx.update(bound, state)
+  return bound
+
+
+def test_a_reloaded_model_scores_the_summary_s_validation_metrics(kept):
+  result, out = kept
+  problem = problems.digits_mlp(hidden=[16], batch_norm=True)
+  x, y = problem.data.x_val, problem.data.y_val
+  u = 2.0 ** -24  # float32's unit roundoff
+  for model in result.models:
+    for run in model.runs:
+      loaded = results.load_model(out, rank=model.rank, seed=run["seed"])
+      assert isinstance(loaded, type(problem.make_model(nnx.Rngs(0))))
+      logits = loaded(x)
+      # Evaluated outside the sweep's compiled program, the logits may differ
+      # from the sweep's in rounding only: a float32 dot product of n terms is
+      # off by at most n·u·Σ|terms| whatever its order (Higham), so with
+      # 64 + 16 terms on the path to each logit, two programs' logits differ
+      # by at most 2·80·u·A (A: the same network on |x| with |weights|).
+      slack = 2 * (64 + 16) * u * np.max(np.asarray(_abs_bound_model(loaded)(jnp.abs(x))), -1)
+      top2 = np.sort(np.asarray(logits), -1)[:, -2:]
+      unsure = np.sum(top2[:, 1] - top2[:, 0] <= 2 * slack)  # argmax could flip
+      accuracy = float(np.mean(np.argmax(np.asarray(logits), -1) == np.asarray(y)))
+      expected = run["metrics"]["val_accuracy"]
+      assert abs(accuracy - expected) <= unsure / len(y) + u, (model.rank, run["seed"])
+      # The loss moves by at most 2·slack per example (log-softmax is
+      # 1-Lipschitz in each logit, both ways), plus the mean's own rounding.
+      loss = float(problem.loss(loaded, x, y))
+      assert abs(loss - run["metrics"]["val_loss"]) <= (
+          2 * np.max(slack) + len(y) * u * abs(loss)), (model.rank, run["seed"])
+  first = results.load_model(out)  # rank 0, its first seed
+  second = results.load_model(out, rank=0, seed=result.models[0].runs[1]["seed"])
+  assert not np.array_equal(first.layers[0].kernel[...], second.layers[0].kernel[...])
+  # Evaluation mode: BatchNorm uses its trained running statistics, which moved.
+  assert first.norms[0].use_running_average
+  assert np.any(np.asarray(first.norms[0].var[...]) != 1.0)
+
+
+def test_load_model_refuses_what_was_not_kept(kept):
+  _, out = kept
+  with pytest.raises(FileNotFoundError, match=r"kept 2 model\(s\) \(ranks 0 to 1\)"):
+    results.load_model(out, rank=2)
+  with pytest.raises(ValueError, match=r"seeds \[0, 1, 2\], not 7"):
+    results.load_model(out, seed=7)
+
+
+def test_ranked_by_another_metric(one_chunk):
+  config = copy.deepcopy(DIGITS)
+  config["keep"] = {"models": 1, "metric": "val_loss"}
+  result = sweep.run(config, quiet=True, width=WIDTH)
+  best = report.best_configurations(result.summary, n=1, by="val_loss")
+  (model,) = result.models
+  assert model.metric == "val_loss" and model.mean == best["val_loss_mean"].iloc[0]
+  assert model.hyperparameters["learning_rate"] == best["learning_rate"].iloc[0]
+
+
+class _Killed(Exception):
+  pass
+
+
+def test_a_sweep_killed_mid_run_keeps_the_same_models_on_resume(tmp_path, monkeypatch,
+                                                                 one_chunk):
+  save, calls = _checkpoint.Checkpoint.save, []
+
+  def dies_at_the_last_chunk(self, *args, **kwargs):
+    # Chunks of rows [0, 1] … [10, 11]: the keeper has written the last
+    # chunk's held rows, which are never saved. Before it, the rows of the
+    # second best setting (6, 7, 8) and the first seed of the best (9) were
+    # saved: the resumed sweep must find them held, in the folder.
+    calls.append(1)
+    if len(calls) == 6:
+      raise _Killed
+    return save(self, *args, **kwargs)
+
+  monkeypatch.setattr(_checkpoint.Checkpoint, "save", dies_at_the_last_chunk)
+  with pytest.raises(_Killed):
+    sweep.run(DIGITS, tmp_path, quiet=True, width=WIDTH, chunk_size=2)
+  monkeypatch.setattr(_checkpoint.Checkpoint, "save", save)
+  # Held: the two best of the three complete settings (rows 3 … 8), the
+  # first seed of the fourth (9), and the unsaved chunk's rows (10, 11).
+  held = sorted(p.name for p in (tmp_path / "chunks" / "kept").iterdir())
+  assert held == [f"g000-r{i:07d}.npz" for i in range(3, 12)]
+  resumed = sweep.run(DIGITS, tmp_path, quiet=True, chunk_size=2)
+  assert resumed.manifest["checkpoint"]["configs_resumed"] == 10
+  _same_models(resumed.models, one_chunk.models)
+
+
+HALVING = {
+    "problem": {"name": "linear_regression"},
+    "optimizer": {"name": "momentum", "ema": False,
+                  "learning_rate": {"logspace": [0.001, 10.0, 9]}, "beta": 0.9},
+    "train": {"steps": 90, "log_every": 10},
+    "seeds": 2,
+    "search": {"method": "grid", "scheduler": {
+        "name": "successive_halving", "eta": 3, "min_steps": 10, "metric": "final_loss"}},
+    "keep": {"models": 3},
+}  # rungs at 10, 30, 90: 9 settings, then 3, then 1
+
+
+def test_with_successive_halving_only_finished_members_are_kept(tmp_path):
+  result = sweep.run(HALVING, tmp_path, quiet=True, width=2)
+  finished = result.summary[result.summary["stopped_at_step"] == 90]
+  assert len(finished) == 2  # one setting, both seeds
+  (model,) = result.models  # 3 asked, 1 finished
+  assert [r["config_id"] for r in model.runs] == finished["config_id"].tolist()
+  assert model.metric == "final_loss"
+  best = report.best_configurations(result.summary, n=1, by="final_loss")
+  assert model.mean == best["final_loss_mean"].iloc[0]
+  result.save(tmp_path, figures=False)
+  # Its weights are those held, array for array.
+  loaded = results.load_model(tmp_path, seed=1)
+  arrays = _models.flat_arrays(*nnx.split(loaded, nnx.Param, ...)[1:])
+  assert arrays.keys() == model.states[1].keys()
+  for name, value in arrays.items():
+    np.testing.assert_array_equal(value, model.states[1][name], err_msg=name)
+
+
+def test_a_sweep_without_keep_keeps_nothing(tmp_path, capsys):
+  config = copy.deepcopy(HALVING)
+  del config["keep"], config["search"]
+  config["train"]["steps"] = 20
+  result = sweep.run(config, tmp_path, quiet=True)
+  result.save(tmp_path, figures=False)
+  assert result.models is None
+  assert not (tmp_path / "models").exists()
+  assert not (tmp_path / "chunks" / "kept").exists()
+  with pytest.raises(FileNotFoundError, match="kept no models; add 'keep:"):
+    results.load_model(tmp_path)
+
+
+def test_the_command_says_where_the_models_are(tmp_path, capsys):
+  config = tmp_path / "kept.yaml"
+  config.write_text("problem: {name: linear_regression}\n"
+                    "optimizer: {name: adam, learning_rate: [0.01, 0.1]}\n"
+                    "train: {steps: 20, log_every: 10}\n"
+                    "keep: {models: 1, metric: best_loss}\n")
+  out = tmp_path / "out"
+  assert cli.main(["sweep", str(config), "--out", str(out), "--quiet"]) == 0
+  printed = capsys.readouterr().out
+  assert f"in {out / 'models'}/" in printed
+  assert (out / "models" / "rank_0" / "model.json").is_file()
+
+
+@pytest.mark.parametrize("keep, path, fragment", [
+    ({"models": "three"}, "keep.models", "expected a positive integer (how many of the best "
+     "configurations to keep), got 'three'"),
+    ({"models": 0}, "keep.models", "got 0"),
+    ({"models": True}, "keep.models", "got True"),
+    ({"metric": "val_loss"}, "keep.models", "got None"),
+    ({"model": 3}, "keep.model", "did you mean 'models'"),
+    ({"models": 2, "metric": 3}, "keep.metric", "expected a metric's name"),
+    ([2], "keep", "expected a mapping"),
+])
+def test_bad_keep_values_name_their_path(keep, path, fragment):
+  config = copy.deepcopy(HALVING)
+  config["keep"] = keep
+  with pytest.raises(sweep.ConfigError) as error:
+    sweep.load_config(config)
+  assert str(error.value).startswith(f"{path}: ") and fragment in str(error.value)
+
+
+def test_an_unknown_metric_is_refused_before_anything_compiles():
+  config = copy.deepcopy(DIGITS)
+  config["keep"] = {"models": 2, "metric": "val_acuracy"}
+  with pytest.raises(sweep.ConfigError, match=r"^keep.metric: .*did you mean 'val_accuracy'"):
+    sweep.run(config, quiet=True)
