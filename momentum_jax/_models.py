@@ -1,4 +1,4 @@
-"""A sweep's kept models (``keep:``): written with Orbax under ``DIR/models/``, loaded back as modules.
+"""A sweep's kept models (``keep:``): written with Orbax under ``DIR/models/``, loaded as modules.
 
 A sweep with ``keep: {models: K}`` hands back, in
 :attr:`SweepResult.models <momentum_jax.results.SweepResult.models>`, the

@@ -344,7 +344,7 @@ def rank_configurations(summary: pd.DataFrame, n: int | None = None, by: str | N
 
 
 def setting_columns(summary: pd.DataFrame) -> list[str]:
-  """The columns whose values make one configuration, its seeds pooled (see :func:`aggregate_over_seeds`)."""
+  """The columns whose values make one configuration (:func:`aggregate_over_seeds` pools its seeds)."""
   return ["optimizer", *(["trial"] if "trial" in summary.columns else []),
           *hyperparameter_columns(summary),
           *(["stopped_at_step"] if "stopped_at_step" in summary.columns else [])]

@@ -1,8 +1,9 @@
-"""keep: {models: K}: the K best configurations' trained models, kept across chunks, resumed, reloaded."""
+"""keep: {models: K}: the K best configurations' models, kept across chunks, resumed, reloaded."""
 
 from __future__ import annotations
 
 import copy
+import json
 
 import jax
 import jax.numpy as jnp
@@ -246,3 +247,28 @@ def test_an_unknown_metric_is_refused_before_anything_compiles():
   config["keep"] = {"models": 2, "metric": "val_acuracy"}
   with pytest.raises(sweep.ConfigError, match=r"^keep.metric: .*did you mean 'val_accuracy'"):
     sweep.run(config, quiet=True)
+
+
+def test_with_pbt_the_best_members_are_kept_as_they_ended(tmp_path):
+  config = {
+      "problem": {"name": "rosenbrock", "start_spread": 0.1},
+      "optimizer": {"name": "momentum", "ema": False,
+                    "learning_rate": {"loguniform": [1e-4, 1e-3]}, "beta": [0.9]},
+      "train": {"steps": 60, "log_every": 10},
+      "seeds": 2,
+      "search": {"method": "pbt", "population": 8, "interval": 20, "fraction": 0.25,
+                 "perturb": [1.0, 2.0], "seed": 3},
+      "keep": {"models": 2, "metric": "val_distance_to_minimum"},
+  }
+  result = sweep.run(config, tmp_path, quiet=True, width=2)
+  result.save(tmp_path, figures=False)
+  best = report.best_configurations(result.summary, n=2, by="val_distance_to_minimum")
+  assert [m.mean for m in result.models] == best["val_distance_to_minimum_mean"].tolist()
+  assert any(json.loads(lineage) for lineage in result.summary["lineage"])  # members copied
+  for model in result.models:
+    for run in model.runs:
+      # The point is the model's state: the one after the last exploit, where
+      # the summary saw it, exactly (a float32 stored, no arithmetic since).
+      loaded = results.load_model(tmp_path, rank=model.rank, seed=run["seed"])
+      x, y = np.asarray(loaded.xy[...], np.float64)
+      assert (x, y) == (run["metrics"]["val_x"], run["metrics"]["val_y"])

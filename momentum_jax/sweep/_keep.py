@@ -60,7 +60,8 @@ KEPT_DIR = "kept"  # under the checkpoint's chunks/ folder
 
 
 def keep_metric(spec: KeepSpec, problem: problems.Problem) -> str:
-  """The metric ``keep`` ranks by: its own, checked, or the report's (``val_accuracy``, else ``final_loss``).
+  """The metric ``keep`` ranks by: its own, checked, or the report's (``val_accuracy``, else
+  ``final_loss``).
 
   Raises:
     ConfigError: at ``keep.metric`` if the problem does not log it.
