@@ -23,14 +23,16 @@ import os
 import secrets
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import jax
 import numpy as np
-from flax import nnx
 
-from momentum_jax import problems
 from momentum_jax._files import atomic_write_text, json_default
+
+if TYPE_CHECKING:  # imported where used: reading a result's tables needs neither
+  from flax import nnx
+
+  from momentum_jax import problems
 
 MODELS_DIR = "models"
 MODEL_FILE = "model.json"
@@ -77,6 +79,8 @@ def flat_arrays(params: Any, rest: Any) -> dict[str, Any]:
 
   A random key (a Dropout's RNG state) is stored as its key data.
   """
+  import jax
+  from flax import nnx
   flat = {}
   for part, state in zip(_PARTS, (params, rest)):
     for path, variable in nnx.to_flat_state(state):
@@ -139,7 +143,7 @@ def read_model(out_dir: str | os.PathLike, rank: int = 0) -> dict[str, Any]:
 
 
 def load_model(out_dir: str | os.PathLike, rank: int = 0, seed: int | None = None,
-               problem: problems.Problem | None = None) -> nnx.Module:
+               problem: "problems.Problem | None" = None) -> "nnx.Module":
   """The kept model of rank ``rank`` (0: the best), trained with ``seed``, in evaluation mode.
 
   The module is the problem's own, built by its ``make_model``, with the
@@ -158,7 +162,10 @@ def load_model(out_dir: str | os.PathLike, rank: int = 0, seed: int | None = Non
     ValueError: for a seed it was not trained with, or a problem that cannot
       be built again.
   """
+  import jax
   import orbax.checkpoint as ocp
+  from flax import nnx
+
   from momentum_jax.train import _eval_mode
   described = read_model(out_dir, rank)
   seeds = [run["seed"] for run in described["runs"]]
@@ -182,7 +189,7 @@ def load_model(out_dir: str | os.PathLike, rank: int = 0, seed: int | None = Non
   return _eval_mode(model)
 
 
-def _manifest_problem(out_dir: str | os.PathLike) -> problems.Problem:
+def _manifest_problem(out_dir: str | os.PathLike) -> "problems.Problem":
   """The problem of the sweep in ``out_dir``, built again from its manifest's config."""
   # The sweep package parses problems; imported here, as the report does for
   # its ranges, so that reading tables never imports it.

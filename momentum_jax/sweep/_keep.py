@@ -138,6 +138,8 @@ class Keeper:
       self._record(group, finished, picked, diverged[finished])
     if self.write:
       self.folder.mkdir(parents=True, exist_ok=True)
+      for temporary in self.folder.glob(".*.tmp"):  # what a killed write left
+        temporary.unlink(missing_ok=True)
     for path in sorted(self.folder.glob("g*-r*.npz")) if self.folder.is_dir() else []:
       group, row = int(path.name[1:4]), int(path.name[6:13])
       if group < len(sizes) and row < sizes[group] and self.done[group][row]:
