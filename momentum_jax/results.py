@@ -32,6 +32,9 @@ A sweep over K configurations returns a :class:`SweepResult`:
   population-based training, one column per hyperparameter, the value that
   trained the steps leading to each logged step (so a value changed by an
   exploit at step ``t`` shows from the first log after ``t``).
+- ``models`` (with ``keep: {models: K}``): the K best configurations'
+  trained weights, every seed of each (:class:`KeptModel`), written under
+  ``models/`` and read back one by one with :func:`load_model`.
 - ``manifest``: what is needed to trust and repeat the sweep, a typed record
   (:class:`Manifest`): the resolved ``config``, package ``versions``,
   ``devices``, ``timings``, ``compilations``, ``chunk_size``, ….

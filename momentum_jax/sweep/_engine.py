@@ -27,7 +27,10 @@ members copy each other between segments
 saved mid-way: a killed sweep trains its unfinished group again (finished
 groups are kept). With Optuna's search each chunk is a batch of trials,
 asked before it trains and told after it is saved
-(:mod:`~momentum_jax.sweep._optuna`).
+(:mod:`~momentum_jax.sweep._optuna`). With ``keep: {models: K}`` the trained
+state of the rows that may be among the K best is pulled from the devices
+as each chunk finishes, and the result holds the K best's
+(:mod:`~momentum_jax.sweep._keep`).
 """
 
 from __future__ import annotations
