@@ -12,7 +12,8 @@ import pytest
 from flax import nnx
 
 from momentum_jax import _models, cli, problems, report, results, sweep
-from momentum_jax.sweep import _checkpoint
+from momentum_jax.sweep import _checkpoint, _keep
+from momentum_jax.sweep._config import KeepSpec
 
 # Four learning rates x 3 seeds of a BatchNorm MLP (its running statistics are
 # model state a kept model must carry). With chunks of 2 rows, a setting's
@@ -71,6 +72,40 @@ def test_kept_across_chunks_equals_kept_in_one_chunk(kept, one_chunk):
   held = sorted(p.name for p in (kept[1] / "chunks" / "kept").iterdir())
   ids = sorted(r["config_id"] for m in kept[0].models for r in m.runs)
   assert held == [f"g000-r{i:07d}.npz" for i in ids]
+
+
+def test_the_running_top_k_ranks_by_the_mean_and_holds_only_what_may_be_kept():
+  # Four settings x 3 seeds offered two rows at a time (settings straddle
+  # chunks), no training: setting 0 has the best single run but the worst
+  # mean; setting 3 the best mean of its healthy seeds but a diverged one.
+  accuracy = np.array([0.99, 0.1, 0.1, 0.8, 0.8, 0.8, 0.7, 0.7, 0.7, 0.9, 0.9, np.nan])
+  metrics = {"train_loss": np.ones((12, 2)), "grad_norm": np.ones((12, 2)),
+             "val_accuracy": np.stack([accuracy] * 2, 1)}
+  diverged = np.where(np.arange(12) == 11, 5, -1)
+  keeper = _keep.Keeper(KeepSpec(models=2), "val_accuracy", [12], seeds=3, steps=20)
+  pulled = []
+
+  def pull(rows):
+    pulled.extend(rows.tolist())
+    return [{"params.w": np.full(1, row)} for row in rows]
+
+  held = []
+  for first in range(0, 12, 2):
+    rows = np.arange(first, first + 2)
+    keeper.offer(0, rows, {k: v[rows] for k, v in metrics.items()}, diverged[rows],
+                 lambda positions: pull(rows[positions]))
+    keeper.prune()
+    held.append(sorted(row for _, row in keeper.held))
+  assert pulled == list(range(10))  # not 10 and 11: a setting that lost a seed ranks last
+  assert held[4] == [3, 4, 5, 6, 7, 8, 9]  # settings 1 and 2 beat 0; 3 is not complete
+  assert held[5] == [3, 4, 5, 6, 7, 8]
+  summary = results.tables(
+      [results.GroupOutcome("momentum", {"learning_rate": np.repeat([1.0, 2, 3, 4], 3)},
+                            np.tile([0, 1, 2], 4), metrics, diverged)],
+      np.array([10, 20]), {}).summary
+  kept = keeper.finish(summary)
+  assert [m.hyperparameters["learning_rate"] for m in kept] == [2.0, 3.0]
+  assert [[int(s["params.w"][0]) for s in m.states] for m in kept] == [[3, 4, 5], [6, 7, 8]]
 
 
 def _abs_bound_model(model: nnx.Module) -> nnx.Module:
