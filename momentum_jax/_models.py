@@ -100,13 +100,12 @@ def write_models(models: list[KeptModel], out_dir: str | os.PathLike) -> Path:
   Returns:
     The ``models`` folder.
   """
-  import orbax.checkpoint as ocp  # only a sweep that keeps models needs it
   folder = Path(out_dir).resolve() / MODELS_DIR
   token = secrets.token_hex(4)
   fresh = folder.with_name(f".{MODELS_DIR}.{token}.tmp")
   fresh.mkdir(parents=True)
   try:
-    with ocp.StandardCheckpointer() as checkpointer:
+    with _checkpointer() as checkpointer:
       for model in models:
         ranked = fresh / f"rank_{model.rank}"
         for run, state in zip(model.runs, model.states):
@@ -122,6 +121,15 @@ def write_models(models: list[KeptModel], out_dir: str | os.PathLike) -> Path:
   finally:
     shutil.rmtree(fresh, ignore_errors=True)
   return folder
+
+
+def _checkpointer():
+  """An Orbax checkpointer of this process alone: one process writes (or reads) the models."""
+  import jax
+  import orbax.checkpoint as ocp  # only a sweep that keeps models needs it
+  alone = ocp.options.MultiprocessingOptions(primary_host=jax.process_index(),
+                                             active_processes={jax.process_index()})
+  return ocp.StandardCheckpointer(multiprocessing_options=alone)
 
 
 def read_model(out_dir: str | os.PathLike, rank: int = 0) -> dict[str, Any]:
@@ -163,7 +171,6 @@ def load_model(out_dir: str | os.PathLike, rank: int = 0, seed: int | None = Non
       be built again.
   """
   import jax
-  import orbax.checkpoint as ocp
   from flax import nnx
 
   from momentum_jax.train import _eval_mode
@@ -176,7 +183,7 @@ def load_model(out_dir: str | os.PathLike, rank: int = 0, seed: int | None = Non
     problem = _manifest_problem(out_dir)
   model = problem.make_model(nnx.Rngs(0))
   path = Path(out_dir).resolve() / MODELS_DIR / f"rank_{rank}" / f"seed_{seed}"
-  with ocp.StandardCheckpointer() as checkpointer:
+  with _checkpointer() as checkpointer:
     arrays = checkpointer.restore(path)
   _, params, rest = nnx.split(model, nnx.Param, ...)
   for part, state in zip(_PARTS, (params, rest)):
