@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import copy
 import json
+import os
+import socket
+import subprocess
+import sys
 
 import jax
 import jax.numpy as jnp
@@ -11,7 +15,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from momentum_jax import _models, cli, problems, report, results, sweep
+from momentum_jax import _models, problems, report, results, sweep
 from momentum_jax.sweep import _checkpoint, _keep
 from momentum_jax.sweep._config import KeepSpec
 
@@ -233,7 +237,7 @@ def test_with_successive_halving_only_finished_members_are_kept(tmp_path):
     np.testing.assert_array_equal(value, model.states[1][name], err_msg=name)
 
 
-def test_a_sweep_without_keep_keeps_nothing(tmp_path, capsys):
+def test_a_sweep_without_keep_keeps_nothing(tmp_path):
   config = copy.deepcopy(HALVING)
   del config["keep"], config["search"]
   config["train"]["steps"] = 20
@@ -246,17 +250,55 @@ def test_a_sweep_without_keep_keeps_nothing(tmp_path, capsys):
     results.load_model(tmp_path)
 
 
-def test_the_command_says_where_the_models_are(tmp_path, capsys):
-  config = tmp_path / "kept.yaml"
-  config.write_text("problem: {name: linear_regression}\n"
-                    "optimizer: {name: adam, learning_rate: [0.01, 0.1]}\n"
-                    "train: {steps: 20, log_every: 10}\n"
-                    "keep: {models: 1, metric: best_loss}\n")
+def _free_port() -> int:
+  with socket.socket() as s:
+    s.bind(("localhost", 0))
+    return s.getsockname()[1]
+
+
+REGRESSION = {
+    "problem": {"name": "linear_regression"},
+    "optimizers": [
+        {"name": "momentum", "ema": False, "learning_rate": {"logspace": [0.003, 0.3, 3]},
+         "beta": {"linspace": [0.0, 0.9, 3]}},
+        {"name": "adam", "learning_rate": [0.01, 0.1, 1.0]},
+    ],
+    "train": {"steps": 40, "log_every": 20},
+    "seeds": 2,
+    "keep": {"models": 3},
+}  # 18 + 6 configurations
+
+
+def test_two_processes_keep_one_process_s_models_and_the_command_says_where(tmp_path):
+  """Two hosts, simulated: two processes of 2 CPU devices each, through the command.
+
+  Each process holds only its devices' rows of a chunk: the keeper gathers
+  the metrics and the rows it pulls from all of them; process 0 writes.
+  """
+  config = tmp_path / "regression.yaml"
+  config.write_text(json.dumps(REGRESSION))
   out = tmp_path / "out"
-  assert cli.main(["sweep", str(config), "--out", str(out), "--quiet"]) == 0
-  printed = capsys.readouterr().out
-  assert f"in {out / 'models'}/" in printed
-  assert (out / "models" / "rank_0" / "model.json").is_file()
+  env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2",
+             JAX_PLATFORMS="cpu")
+  port = _free_port()
+  processes = [subprocess.Popen(
+      [sys.executable, "-m", "momentum_jax", "sweep", str(config), "--out", str(out),
+       "--quiet", "--width", "3", "--chunk-size", "6", "--coordinator", f"localhost:{port}",
+       "--num-processes", "2", "--process-id", str(rank)],
+      env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for rank in (0, 1)]
+  outputs = [p.communicate(timeout=300) for p in processes]
+  for p, (_, stderr) in zip(processes, outputs):
+    assert p.returncode == 0, stderr[-3000:]
+  assert f"best configurations' trained models (every seed) in {out / 'models'}/" in outputs[0][0]
+  single = sweep.run(REGRESSION, quiet=True, width=3)
+  for model in single.models:
+    assert json.loads((out / "models" / f"rank_{model.rank}" / "model.json").read_text()) == \
+        json.loads(json.dumps(model.describe()))
+    for run, state in zip(model.runs, model.states):
+      loaded = results.load_model(out, rank=model.rank, seed=run["seed"])
+      arrays = _models.flat_arrays(*nnx.split(loaded, nnx.Param, ...)[1:])
+      for name in state:
+        np.testing.assert_array_equal(arrays[name], state[name], err_msg=name)
 
 
 @pytest.mark.parametrize("keep, path, fragment", [
