@@ -94,8 +94,9 @@ def flat_arrays(params: Any, rest: Any) -> dict[str, Any]:
 def write_models(models: list[KeptModel], out_dir: str | os.PathLike) -> Path:
   """Writes ``models`` under ``out_dir/models/``, replacing what was there.
 
-  The folder is written beside under a temporary name, then swapped in:
-  an interrupted write leaves the previous ``models/`` (or none) whole.
+  The folder is written beside under a temporary name, then swapped in by
+  two renames: an interrupted write leaves the previous ``models/`` whole
+  (or, killed between the renames, beside under ``.models.*.old``).
 
   Returns:
     The ``models`` folder.
