@@ -41,7 +41,7 @@ python3 -m venv "$venv"
 # shellcheck disable=SC2086  # one argument per pin
 "$venv/bin/python" -m pip install -q --only-binary=:all: $pins
 "$venv/bin/python" -m pip install -q --no-deps .
-"$venv/bin/python" -m pip list 2>/dev/null | grep -iE "^(jax|jaxlib|optax|flax|chex|numpy|scipy|pandas|pyarrow|orbax|ml.dtypes|scikit|matplotlib|pyyaml|tqdm|pytest|hypothesis|optuna|cmaes) "
+"$venv/bin/python" -m pip list 2>/dev/null | grep -iE "^(jax|jaxlib|optax|flax|chex|numpy|scipy|pandas|pyarrow|orbax-checkpoint|ml.dtypes|scikit-learn|matplotlib|pyyaml|tqdm|pytest|pytest-xdist|hypothesis|optuna|cmaes) "
 if [[ $# -gt 0 ]]; then
   "$venv/bin/python" -m pytest -q -p no:cacheprovider "$@"
 else
