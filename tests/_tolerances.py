@@ -109,3 +109,23 @@ def in_float64(float32_bound: np.ndarray) -> np.ndarray:
   overstates the float64 one, which has no rounded β, and stays negligible.)
   """
   return float32_bound * (U64 / U32)
+
+
+def momentum_rounding_bound(learning_rate: float, beta: float, gradients: np.ndarray) -> np.ndarray:
+  """How far a float32 momentum update ``lr·Σ_s β^(t−s)·g_s`` (+ ``lr·g_t``, Nesterov's) may
+  lie from its exact value, per step and element.
+
+  The velocity is summed one step at a time, two roundings a step (``β·v``,
+  the sum); the update adds at most four more (``(1 − β)·g`` or Nesterov's
+  ``β·v + g``, ``× lr``, a learning rate rounded to float32). A sum of ``n``
+  rounded terms is off by at most ``n·U32·Σ|terms|`` (to first order), so
+  at step ``t`` (from 0): ``(2t + 6)·U32·lr·(Σ_s β^(t−s)·|g_s| + |g_t|)``.
+  Relative to the update it is unbounded where the gradients cancel; hence
+  an absolute bound.
+  """
+  gradients = np.abs(np.asarray(gradients, np.float64))
+  velocity, bounds = np.zeros_like(gradients[0]), []
+  for t, g in enumerate(gradients):
+    velocity = beta * velocity + g
+    bounds.append((2 * t + 6) * U32 * learning_rate * (velocity + g))
+  return np.stack(bounds)
