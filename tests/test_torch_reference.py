@@ -253,11 +253,16 @@ def test_optax_rmsprop_momentum_differs_from_torch_under_a_schedule():
   # optax.rmsprop applies momentum after the learning rate. At a constant rate
   # that is the same as before it (torch, momentum_jax); under a schedule the
   # buffer carries old rates along and the runs part.
+  # (optax's float32 run is held to ours in float64 as ours is: the same
+  # formula in exact arithmetic, rounded within the same bound.)
   constant = OPTIMIZER_CASES["rmsprop_momentum"]["hyper"]
   ours = _jax_path(optax.rmsprop(
       constant["lr"], constant["decay"], constant["eps"], eps_in_sqrt=False,
       momentum=constant["momentum"]))
-  _assert_paths_close(ours, _torch_path("rmsprop_momentum"))
+  formula, rounding = _bounds("rmsprop_momentum", _exact_run(
+      OPTIMIZERS["rmsprop_momentum"], OPTIMIZER_CASES["rmsprop_momentum"]))
+  _assert_paths_close(ours, _torch_path("rmsprop_momentum"),
+                      atol={k: formula[k] + rounding[k] for k in formula}, rtol=0)
 
   h = OPTIMIZER_CASES["rmsprop_momentum_cosine"]["hyper"]
   schedule = mj.cosine_annealing(h["lr"], h["t_max"], h["lr_min"])
