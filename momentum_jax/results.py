@@ -211,10 +211,8 @@ def load_results(out_dir: str | os.PathLike) -> SweepResult:
         f"{out_dir} is not a complete sweep result: {', '.join(missing)} missing "
         f"(a result is {SUMMARY_FILE}, {CURVES_FILE} and {MANIFEST_FILE})")
   # Only empty fields are missing values: an optimizer named "nan" or "NA" stays a name.
-  # Floats read back to the bit: pandas 2's default converter is not exact
-  # (0.03000000000000001 came back 0.03).
   summary = pd.read_csv(paths["summary"], keep_default_na=False, na_values=[""],
-                        dtype={"optimizer": "str"}, float_precision="round_trip")
+                        dtype={"optimizer": "str"})
   curves = pd.read_parquet(paths["curves"], engine="pyarrow")
   manifest = json.loads(paths["manifest"].read_text(encoding="utf-8"))
   return SweepResult(_summary_dtypes(summary), curves, manifest)
