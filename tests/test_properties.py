@@ -180,7 +180,19 @@ def test_amsgrad_steps_are_never_longer_than_adams(lr, b1, b2, seed, spread):
   adam = np.abs(_updates(mj.adam, hyperparameters, g))
   assert np.all(ams <= adam * (1 + 1e-6))
   np.testing.assert_allclose(ams[0], adam[0], rtol=1e-6)
-  assert np.any(ams < adam * (1 - 1e-3)), "the gradients shrink: the maximum must matter"
+  # Where v falls 1% below its maximum (computed here in float64), AMSGrad's
+  # step is shorter by ~√1.01, more than 1e-3. The gradients shrink, but v
+  # falls only where g² drops below v itself: not, for one, with b2 = 0.999
+  # at these 12 steps, where v is still ~(1 − b2)·Σg² (hypothesis found it).
+  v = np.zeros(g.shape[1:])
+  v_max = v
+  falls = False
+  for g_t in np.asarray(g, np.float64):
+    v = b2 * v + (1 - b2) * g_t**2
+    v_max = np.maximum(v_max, v)
+    falls |= bool(np.any(v_max > 1.01 * v))
+  if falls:
+    assert np.any(ams < adam * (1 - 1e-3)), "v fell below its maximum: the maximum must matter"
 
 
 steps = jnp.arange(0, 400)
