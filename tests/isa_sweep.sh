@@ -11,7 +11,7 @@
 # cap), and prints one summary line per ISA. Default ISAs: SSE4_2 AVX2
 # AVX512 native. The names XLA knows: SSE4_2 AVX AVX2 AVX512 AVX512_VNNI
 # AVX512_BF16 AMX AMX_INT8 AMX_BF16 AVX512_FP16 (x86), NEON SVE SVE2 (ARM).
-# Exit status: the number of ISAs whose run failed.
+# Exit status: the number of ISAs whose run failed (their output is kept).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -37,9 +37,13 @@ for isa in "${isas[@]}"; do
   XLA_FLAGS="$flags" python3 -m pytest -q -p no:cacheprovider -n auto "${NUMERIC_TESTS[@]}" "$@" \
       2>&1 | tee "$log" | grep -E "^(FAILED|ERROR)|passed|failed"
   status=${PIPESTATUS[0]}
-  [[ $status -ne 0 ]] && failed=$((failed + 1))
   summary+=("$isa: $(grep -E "passed|failed" "$log" | tail -1)")
-  rm -f "$log"
+  if [[ $status -ne 0 ]]; then
+    failed=$((failed + 1))
+    summary+=("  (the whole output: $log)")
+  else
+    rm -f "$log"
+  fi
 done
 printf '%s\n' "--- summary" "${summary[@]}"
 exit $failed
