@@ -50,7 +50,7 @@ from momentum_jax.sweep._checks import check_run_arguments
 from momentum_jax.sweep._config import SweepConfig, load_config, scheduler_metric
 from momentum_jax.sweep._problem_config import checked_problem
 from momentum_jax.sweep._state import ChunkState
-from momentum_jax.train import TrainConfig, compiler_options, setup
+from momentum_jax.train import TrainConfig, compiler_options
 
 # Seconds of training between two saves of an unfinished chunk's state.
 CHECKPOINT_EVERY = 60.0
@@ -94,7 +94,7 @@ def _widths(width, checkpoint, problem, groups, train, mesh, fit, out_dir, ident
                             for g in groups}}
     return widths, execution
   def run_for(short: TrainConfig, group: _plan.Group):
-    return setup(problem, _plan.make_optimizer_factory(group.spec, problem, short), short)
+    return _plan.group_setup(group.spec, problem, short)
   probe = _execute.probe_seconds(run_for, train, mesh, _devices.PROBE_STEPS, identity)
   widths, execution = _devices.choose_widths(width, problem, groups, train, mesh, fit, probe)
   if checkpoint is not None:
@@ -364,7 +364,7 @@ def _compile_plain(problem, groups, plans, widths, sizes, segments, mesh, train,
   todo = [group for group, plan in zip(groups, plans) if plan]
 
   def compile_one(group, executor=None):
-    run_setup = setup(problem, _plan.make_optimizer_factory(group.spec, problem, train), train)
+    run_setup = _plan.group_setup(group.spec, problem, train)
     return _execute.compile_program(run_setup, group, widths[group.label], mesh,
                                     sizes[group.label], segments, executor=executor,
                                     identity=identity)

@@ -126,10 +126,13 @@ def check_arguments(path: str, owner: str, given, allowed) -> None:
 def _concretization_error(factory, traced, fixed: Mapping[str, Any]) -> Exception | None:
   """The error of a step of ``factory(**traced, **fixed)`` with ``traced`` values, if it needs them concrete."""
   def step(hyperparameters):
-    transformation = factory(**hyperparameters, **fixed)
+    transformation = optax.with_extra_args_support(factory(**hyperparameters, **fixed))
     params = jax.tree.map(jnp.asarray, _TRIAL_PARAMS)
     state = transformation.init(params)
-    return transformation.update(params, state, params)  # the params stand in for gradients
+    # The params stand in for the gradients; optax's extra arguments as the step passes them.
+    value_fn = lambda p: sum(jnp.sum(jnp.square(leaf)) for leaf in jax.tree.leaves(p))
+    return transformation.update(params, state, params, value=value_fn(params), grad=params,
+                                 value_fn=value_fn)
 
   try:
     jax.eval_shape(step, {n: jax.ShapeDtypeStruct((), jnp.float32) for n in traced})
