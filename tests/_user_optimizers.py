@@ -47,3 +47,14 @@ def half_params(opt_state, params):
   """Evaluation parameters: half the iterate (a model that must evaluate apart from it)."""
   del opt_state
   return jax.tree.map(lambda p: p / 2, params)
+
+
+def sophia(learning_rate):
+  """optax.contrib.sophia, given the batch's loss by the name it reads (``obj_fn``)."""
+  tx = optax.contrib.sophia(learning_rate)
+
+  def update(updates, state, params=None, value_fn=None, **extra_args):
+    del extra_args
+    return tx.update(updates, state, params, obj_fn=value_fn)
+
+  return optax.GradientTransformationExtraArgs(tx.init, update)
