@@ -277,7 +277,20 @@ def engine(spec: Sweep, train: TrainConfig, lrs, betas, width=None, progress=Fal
 
 
 def sharded_vmap(problem, train: TrainConfig, lrs, betas) -> Timing:
-  """(e): a hand-written batched trainer: ``jax.jit`` of ``shard_map`` of ``jax.vmap``.
+  """(e): a hand-written batched trainer, compiled and run once (see :func:`sharded_vmap_program`)."""
+  start = time.perf_counter()
+  compiled, inputs = sharded_vmap_program(problem, train, lrs, betas)
+  compile_s = time.perf_counter() - start
+  start = time.perf_counter()
+  metrics = jax.block_until_ready(compiled(*inputs))
+  run_s = time.perf_counter() - start
+  devices = len(jax.devices())
+  note = f"{devices} device(s), {inputs[0].shape[0] // devices} configurations each"
+  return Timing(compile_s, run_s, np.asarray(metrics["train_loss"])[:len(lrs), -1], note)
+
+
+def sharded_vmap_program(problem, train: TrainConfig, lrs, betas) -> tuple[Callable, tuple]:
+  """(e)'s compiled program and its inputs: ``jax.jit`` of ``shard_map`` of ``jax.vmap``.
 
   What a JAX user writes without the engine: each configuration's whole run
   a ``lax.scan`` of log intervals, each a scan of optax steps (the same
@@ -338,14 +351,8 @@ def sharded_vmap(problem, train: TrainConfig, lrs, betas) -> Timing:
   k, devices = len(lrs), len(jax.devices())
   size = -(-k // devices) * devices  # padded to a multiple of the devices
   padded = lambda a: jax.device_put(np.resize(a, size).astype(np.float32), sharding)
-  start = time.perf_counter()
-  compiled = run.lower(padded(lrs), padded(betas)).compile()
-  compile_s = time.perf_counter() - start
-  start = time.perf_counter()
-  metrics = jax.block_until_ready(compiled(padded(lrs), padded(betas)))
-  run_s = time.perf_counter() - start
-  note = f"{devices} device(s), {size // devices} configurations each"
-  return Timing(compile_s, run_s, np.asarray(metrics["train_loss"])[:k, -1], note)
+  inputs = (padded(lrs), padded(betas))
+  return run.lower(*inputs).compile(), inputs
 
 
 def torch_loop(problem, train: TrainConfig, lrs, betas, device: str = "cpu") -> Timing:

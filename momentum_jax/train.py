@@ -38,7 +38,8 @@ OptimizerFactory = Callable[..., optax.GradientTransformation]
 EvalParams = Callable[[Any, Any], Any]
 
 from momentum_jax._train_config import (  # noqa: F401  (part of this module's API)
-    CPU_COMPILER_OPTIONS, TrainConfig, batch_size_error, compiler_options, steps_per_epoch)
+    CPU_COMPILER_OPTIONS, TrainConfig, batch_size_error, chosen_compiler_options,
+    compiler_options, steps_per_epoch)
 
 
 class TrainState(NamedTuple):
@@ -227,17 +228,21 @@ def train_step(run: Setup, tx: optax.GradientTransformation, state: TrainState,
   (loss, new_rest), grads = jax.value_and_grad(
       lambda p: _loss(run, p, rest, x, y), has_aux=True)(params)
   value_fn = lambda p: _loss(run, p, rest, x, y)[0]
-  updates, new_opt_state = optax.with_extra_args_support(tx).update(
+  updates, opt_state = optax.with_extra_args_support(tx).update(
       grads, opt_state, params, value=loss, grad=grads, value_fn=value_fn)
-  moved = (optax.apply_updates(params, updates), new_rest, new_opt_state)
   first_loss = jnp.where(step == 0, loss, first_loss)
   bad = diverged(loss, first_loss, run.problem.loss_floor, run.config.divergence_factor)
   diverged_at = jnp.where((diverged_at < 0) & bad, step, diverged_at)
-  # A diverged run stops moving: its overflowing arithmetic can then neither
-  # slow the batch down nor spread (under vmap each run is independent anyway).
-  kept = jax.tree.map(lambda new, old: jnp.where(diverged_at >= 0, old, new), moved,
-                      (params, rest, opt_state))
-  return TrainState(*kept, first_loss, diverged_at, start), loss
+  # A diverged run stops moving: its parameters and model state stay where
+  # they were, so its overflowing arithmetic cannot spread to its metrics
+  # (under vmap each run is independent anyway). Its optimizer state goes on:
+  # what it holds is never applied again, and a select over it is work for
+  # every run of the batch at every step.
+  frozen = diverged_at >= 0
+  params = jax.tree.map(lambda p, u: jnp.where(frozen, p, p + u).astype(p.dtype), params,
+                        updates)
+  rest = jax.tree.map(lambda old, new: jnp.where(frozen, old, new), rest, new_rest)
+  return TrainState(params, rest, opt_state, first_loss, diverged_at, start), loss
 
 
 def _batched_mean(function: Callable, x: jax.Array, y: jax.Array, size: int):

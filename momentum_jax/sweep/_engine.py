@@ -50,7 +50,7 @@ from momentum_jax.sweep._checks import check_run_arguments
 from momentum_jax.sweep._config import SweepConfig, load_config, scheduler_metric
 from momentum_jax.sweep._problem_config import checked_problem
 from momentum_jax.sweep._state import ChunkState
-from momentum_jax.train import TrainConfig, compiler_options
+from momentum_jax.train import TrainConfig
 
 # Seconds of training between two saves of an unfinished chunk's state.
 CHECKPOINT_EVERY = 60.0
@@ -219,8 +219,7 @@ def run(
   trained = _train(problem, groups, plans, widths, sizes, segments, mesh, quiet, out_dir,
                    checkpoint, checkpoint_every, schedule, search, population, identity)
   trials = [None] * len(groups) if search is None else search.finish(groups, checkpoint)
-  execution.update(width=widths, compiler_options=compiler_options(mesh.devices.flat[0].platform),
-                   shared_seed={g.label: g.shared_seed for g in groups},
+  execution.update(width=widths, shared_seed={g.label: g.shared_seed for g in groups},
                    logs_per_segment=segments.logs)
   manifest = _record.manifest(config, problem, record, raw_config, groups, plans, trained,
                               execution, memory, sizes, probe_seconds, checkpoint,
