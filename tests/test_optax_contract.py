@@ -11,6 +11,7 @@ documented order), the same steps, each step a jitted
 from __future__ import annotations
 
 import pathlib
+import types
 
 import jax
 import jax.numpy as jnp
@@ -301,3 +302,21 @@ def test_the_readme_lists_every_optimizer_a_config_cannot_name_alone():
   section = section[:section.index("\n## ")]
   for name in _optax_optimizers.NOT_BY_NAME:
     assert f"`{name}`" in section, name
+
+
+def test_schedule_free_is_found_inside_a_chain_and_two_are_refused():
+  from momentum_jax.train import evaluation_params
+  run = types.SimpleNamespace(eval_params=None)
+  params = {"w": jnp.array([1.0, -2.0])}
+  inner = optax.chain(optax.clip(1.0), optax.contrib.schedule_free_adamw(0.1, b1=0.5))
+  state = inner.init(params)
+  _, state = inner.update({"w": jnp.array([0.3, 0.4])}, state, params)
+  moved = {"w": params["w"] + 1.0}
+  expected = optax.contrib.schedule_free_eval_params(state[1], moved)
+  # The engine's state: (record_grad_norms's, the optimizer's).
+  got = evaluation_params(run, (None, state), moved)
+  np.testing.assert_array_equal(got["w"], expected["w"])
+  assert not np.allclose(got["w"], moved["w"])
+  with pytest.raises(ValueError, match="2 schedule-free states in one optimizer"):
+    evaluation_params(run, (None, (state, state)), moved)
+  assert evaluation_params(run, (None, optax.sgd(0.1).init(params)), moved) is moved
