@@ -93,7 +93,8 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 import momentum_jax as mj
 from momentum_jax import problems, sweep
 from momentum_jax.data import LANDSCAPES
-from momentum_jax.train import TrainConfig, build_train, compiler_options, minibatch_indices
+from momentum_jax.train import (TrainConfig, build_train, compiler_options, epoch_order,
+                                minibatch_indices)
 
 try:  # torch is only a point of comparison here, never a dependency
   import torch
@@ -297,8 +298,10 @@ def sharded_vmap_program(problem, train: TrainConfig, lrs, betas) -> tuple[Calla
   model, initialization, minibatches and logged metrics as the engine's:
   the mean training loss and the validation loss and accuracy at each log),
   vmapped over the configurations, split over every device by
-  ``jax.shard_map``, compiled with XLA's defaults. Nothing beyond the
-  update: no divergence check, no gradient norms.
+  ``jax.shard_map``, compiled with XLA's defaults. Each epoch's permutation
+  of the training set is drawn once, all of them before the first step (the
+  batches of :func:`minibatch_indices`). Nothing beyond the update: no
+  divergence check, no gradient norms.
   """
   data = problem.data
   abstract = problem.abstract_model()
@@ -316,13 +319,17 @@ def sharded_vmap_program(problem, train: TrainConfig, lrs, betas) -> tuple[Calla
     init_key, data_key = jax.random.split(jax.random.key(0))
     _, params, rest = nnx.split(problem.make_model(nnx.Rngs(init_key)), nnx.Param, ...)
     tx = heavy_ball(learning_rate, beta)
+    orders = jax.vmap(lambda epoch: epoch_order(data_key, epoch, data.num_train))(
+        jnp.arange(-(-train.steps // per_epoch)))
 
     def step(carry, index):
       params, rest, state = carry
       if train.batch_size is None:
         x, y = data.x_train, data.y_train
       else:
-        batch = minibatch_indices(data_key, index, data.num_train, train.batch_size)
+        epoch, within = jnp.divmod(index, per_epoch)
+        batch = jax.lax.dynamic_slice(orders[epoch], (within * train.batch_size,),
+                                      (train.batch_size,))
         x, y = data.x_train[batch], data.y_train[batch]
       (loss, rest), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, rest, x, y)
       updates, state = tx.update(grads, state, params)
