@@ -267,7 +267,10 @@ def engine(spec: Sweep, train: TrainConfig, lrs, betas, width=None, progress=Fal
   run_s = timings["run_seconds"]
   execution = result.manifest["execution"]
   (chosen,) = execution["width"].values()
-  note = (f"width {chosen} ({execution['strategy']}); compile {timings['compile_seconds']:.2f} s, "
+  options = "fast-compiling" if result.manifest["programs"][0]["compiler_options"] else (
+      "XLA's default")
+  note = (f"width {chosen} ({execution['strategy']}), {options} options; "
+          f"compile {timings['compile_seconds']:.2f} s, "
           f"probe {timings['probe_seconds']:.2f} s, setup "
           f"{total - run_s - timings['compile_seconds'] - timings['probe_seconds']:.2f} s")
   if execution["candidates"]:
