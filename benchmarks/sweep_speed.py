@@ -23,6 +23,10 @@ seed) runs, in this one process, as:
   contestant compiles cold) unless ``MOMENTUM_JAX_COMPILE_CACHE`` is set.
   With ``--measure`` also (c') ``engine, measured``: ``width="measure"``;
   with ``--progress`` also (c'') the engine with its progress bar on.
+* (e) ``hand-written sharded vmap``: what a JAX user writes without the
+  engine, ``jax.jit(jax.shard_map(jax.vmap(train_one)))`` over the devices
+  the engine gets, XLA's default options, nothing beyond the update
+  (:func:`sharded_vmap`); the engine's target for steady training.
 * (d) ``torch``: ``torch.optim.SGD(lr, momentum=beta)`` in a plain Python loop
   per configuration (when torch is installed; not on the landscape, whose
   function is jax code), batches from ``torch.randperm``,
@@ -89,7 +93,8 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 import momentum_jax as mj
 from momentum_jax import problems, sweep
 from momentum_jax.data import LANDSCAPES
-from momentum_jax.train import TrainConfig, build_train, compiler_options, minibatch_indices
+from momentum_jax.train import (TrainConfig, build_train, compiler_options, epoch_order,
+                                minibatch_indices)
 
 try:  # torch is only a point of comparison here, never a dependency
   import torch
@@ -262,7 +267,10 @@ def engine(spec: Sweep, train: TrainConfig, lrs, betas, width=None, progress=Fal
   run_s = timings["run_seconds"]
   execution = result.manifest["execution"]
   (chosen,) = execution["width"].values()
-  note = (f"width {chosen} ({execution['strategy']}); compile {timings['compile_seconds']:.2f} s, "
+  options = "fast-compiling" if result.manifest["programs"][0]["compiler_options"] else (
+      "XLA's default")
+  note = (f"width {chosen} ({execution['strategy']}), {options} options; "
+          f"compile {timings['compile_seconds']:.2f} s, "
           f"probe {timings['probe_seconds']:.2f} s, setup "
           f"{total - run_s - timings['compile_seconds'] - timings['probe_seconds']:.2f} s")
   if execution["candidates"]:
@@ -270,6 +278,91 @@ def engine(spec: Sweep, train: TrainConfig, lrs, betas, width=None, progress=Fal
         f"w={w} {s:.2e}" for w, s in execution["candidates"].items())
   summary = result.summary.sort_values(["learning_rate", "beta"])
   return Timing(total - run_s, run_s, summary.final_loss.to_numpy(), note)
+
+
+def sharded_vmap(problem, train: TrainConfig, lrs, betas) -> Timing:
+  """(e): a hand-written batched trainer, compiled and run once (see :func:`sharded_vmap_program`)."""
+  start = time.perf_counter()
+  compiled, inputs = sharded_vmap_program(problem, train, lrs, betas)
+  compile_s = time.perf_counter() - start
+  start = time.perf_counter()
+  metrics = jax.block_until_ready(compiled(*inputs))
+  run_s = time.perf_counter() - start
+  devices = len(jax.devices())
+  note = f"{devices} device(s), {inputs[0].shape[0] // devices} configurations each"
+  return Timing(compile_s, run_s, np.asarray(metrics["train_loss"])[:len(lrs), -1], note)
+
+
+def sharded_vmap_program(problem, train: TrainConfig, lrs, betas) -> tuple[Callable, tuple]:
+  """(e)'s compiled program and its inputs: ``jax.jit`` of ``shard_map`` of ``jax.vmap``.
+
+  What a JAX user writes without the engine: each configuration's whole run
+  a ``lax.scan`` of log intervals, each a scan of optax steps (the same
+  model, initialization, minibatches and logged metrics as the engine's:
+  the mean training loss and the validation loss and accuracy at each log),
+  vmapped over the configurations, split over every device by
+  ``jax.shard_map``, compiled with XLA's defaults. Each epoch's permutation
+  of the training set is drawn once, all of them before the first step (the
+  batches of :func:`minibatch_indices`). Nothing beyond the update: no
+  divergence check, no gradient norms.
+  """
+  data = problem.data
+  abstract = problem.abstract_model()
+  graphdef = nnx.graphdef(abstract)
+  has_batch_norm = any(isinstance(n, nnx.BatchNorm) for _, n in nnx.iter_graph(abstract))
+  eval_graphdef = nnx.graphdef(nnx.view(abstract, use_running_average=True)) if (
+      has_batch_norm) else graphdef
+  per_epoch = 1 if train.batch_size is None else data.num_train // train.batch_size
+
+  def loss_fn(params, rest, x, y):
+    model = nnx.merge(graphdef, params, rest, copy=True)
+    return problem.loss(model, x, y), nnx.split(model, nnx.Param, ...)[2]
+
+  def train_one(learning_rate, beta):
+    init_key, data_key = jax.random.split(jax.random.key(0))
+    _, params, rest = nnx.split(problem.make_model(nnx.Rngs(init_key)), nnx.Param, ...)
+    tx = heavy_ball(learning_rate, beta)
+    orders = jax.vmap(lambda epoch: epoch_order(data_key, epoch, data.num_train))(
+        jnp.arange(-(-train.steps // per_epoch)))
+
+    def step(carry, index):
+      params, rest, state = carry
+      if train.batch_size is None:
+        x, y = data.x_train, data.y_train
+      else:
+        epoch, within = jnp.divmod(index, per_epoch)
+        batch = jax.lax.dynamic_slice(orders[epoch], (within * train.batch_size,),
+                                      (train.batch_size,))
+        x, y = data.x_train[batch], data.y_train[batch]
+      (loss, rest), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, rest, x, y)
+      updates, state = tx.update(grads, state, params)
+      return (optax.apply_updates(params, updates), rest, state), loss
+
+    def interval(carry, indices):
+      carry, losses = jax.lax.scan(step, carry, indices)
+      metrics = {"train_loss": jnp.mean(losses)}
+      if data.x_val is not None:
+        model = nnx.merge(eval_graphdef, carry[0], carry[1], copy=True)
+        metrics["val_loss"] = problem.loss(model, data.x_val, data.y_val)
+        if problem.is_classification:
+          metrics["val_accuracy"] = jnp.mean(jnp.argmax(model(data.x_val), -1) == data.y_val)
+      return carry, metrics
+
+    indices = jnp.arange(train.steps).reshape(train.num_logs, train.log_every)
+    _, metrics = jax.lax.scan(interval, (params, rest, tx.init(params)), indices)
+    return metrics
+
+  mesh = Mesh(np.array(jax.devices()), ("config",))
+  spec = PartitionSpec("config")
+  # check_vma=False: the scans start from constants (as the engine's do).
+  run = jax.jit(jax.shard_map(jax.vmap(train_one), mesh=mesh, in_specs=(spec, spec),
+                              out_specs=spec, check_vma=False))
+  sharding = NamedSharding(mesh, spec)
+  k, devices = len(lrs), len(jax.devices())
+  size = -(-k // devices) * devices  # padded to a multiple of the devices
+  padded = lambda a: jax.device_put(np.resize(a, size).astype(np.float32), sharding)
+  inputs = (padded(lrs), padded(betas))
+  return run.lower(*inputs).compile(), inputs
 
 
 def torch_loop(problem, train: TrainConfig, lrs, betas, device: str = "cpu") -> Timing:
@@ -463,7 +556,7 @@ def report(spec: Sweep, k: int, train: TrainConfig, timings: dict[str, Timing],
   print("|---|---|---|---|---|---|---|---|---|---|")
   for label, t in timings.items():
     diff = "-"
-    if t.final_losses is not None and label.startswith(("(a)", "(b", "(c')")):
+    if t.final_losses is not None and label.startswith(("(a)", "(b", "(c')", "(e)")):
       reference = engine_t.final_losses if t.sample is None else engine_t.final_losses[t.sample]
       rel = np.abs(t.final_losses / reference - 1)
       diff = f"{np.median(rel):.0e}, {np.max(rel):.0e}"
@@ -495,7 +588,7 @@ def _sampled(loop: Callable, sample: np.ndarray | None, k: int, *args, **kwargs)
   return timing
 
 
-CONTESTANTS = ("a", "b", "b'", "c", "d")
+CONTESTANTS = ("a", "b", "b'", "c", "d", "e")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -511,8 +604,8 @@ def main(argv: list[str] | None = None) -> int:
   parser.add_argument("--progress", action="store_true",
                       help="also run the engine with its progress bar on (its callbacks cost)")
   parser.add_argument("--contestants", default=",".join(CONTESTANTS),
-                      help="comma-separated, from a,b,b',c,d (default: all); c, the engine, "
-                           "always runs")
+                      help="comma-separated, from a,b,b',c,d,e (default: all); c, the "
+                           "engine, always runs")
   parser.add_argument("--loop-sample", type=int, default=None, metavar="N",
                       help="time the per-configuration loops on N of the K configurations "
                            "and scale their run time to K")
@@ -576,6 +669,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.progress:
       say("(c'') engine, progress bar")
       timings["(c'') engine, progress bar"] = engine(spec, train, lrs, betas, progress=True)
+    if "e" in chosen:
+      say("(e) hand-written sharded vmap")
+      timings["(e) hand-written sharded vmap"] = sharded_vmap(problem, train, lrs, betas)
     landscape = problem.name in LANDSCAPES
     if use_torch and not landscape:  # (a landscape's function is jax code)
       say("(d) torch")

@@ -128,10 +128,16 @@ def _optimizer_identity(spec) -> dict[str, Any] | str:
   static = dict(spec.static)
   if not _plain(static) or not _plain(schedule):
     return f"the optimizer {spec.name}'s options are not plain data"
+  eval_params = None
+  if spec.eval_params is not None:
+    if not _own(spec.eval_params):
+      return f"the optimizer {spec.name}'s eval_params is code outside momentum_jax and optax"
+    function = _unwrapped(spec.eval_params)
+    eval_params = f"{function.__module__}:{function.__qualname__}"
   # The config's name too: partials of one function (optax.nadam, optax.adam) differ by it.
   factory = _unwrapped(spec.factory)
   return {"name": spec.name, "factory": f"{factory.__module__}:{factory.__qualname__}",
-          "static": static, "schedule": schedule}
+          "static": static, "schedule": schedule, "eval_params": eval_params}
 
 
 @functools.lru_cache(maxsize=None)

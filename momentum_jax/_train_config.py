@@ -36,6 +36,10 @@ from momentum_jax.problems import Problem
 # s either way); digits CNN at K = 16, 5.4-7.0 against 3.7-4.2 (training
 # 42-44 s either way).
 CPU_COMPILER_OPTIONS = {"xla_backend_optimization_level": 2, "xla_cpu_use_fusion_emitters": False}
+# Those options save about 1.0-1.3 s of a digits MLP program's compilation and
+# cost about an eighth of its training (benchmarks/RESULTS.md, issue 24): they
+# pay below ~10 s of training, and XLA's defaults above.
+FAST_COMPILE_BELOW_SECONDS = 10.0
 
 
 def compiler_options(platform: str) -> dict[str, Any]:
@@ -50,6 +54,25 @@ def compiler_options(platform: str) -> dict[str, Any]:
     return {}
   flags = os.environ.get("XLA_FLAGS", "")
   return {name: value for name, value in CPU_COMPILER_OPTIONS.items() if name not in flags}
+
+
+def chosen_compiler_options(platform: str, training_seconds: float | None
+                            ) -> tuple[dict[str, Any], str]:
+  """The options a program expected to train ``training_seconds`` is compiled with, and why.
+
+  On a CPU, :func:`compiler_options` (fast to compile) where compilation
+  dominates, below :data:`FAST_COMPILE_BELOW_SECONDS` of training; XLA's
+  defaults (faster code) above. ``None``: unknown, the fast options.
+  """
+  if platform != "cpu":
+    return {}, f"{platform}: XLA's defaults"
+  if training_seconds is not None and training_seconds >= FAST_COMPILE_BELOW_SECONDS:
+    return {}, (f"~{training_seconds:.0f} s of training expected, at least "
+                f"{FAST_COMPILE_BELOW_SECONDS:.0f} s: XLA's defaults, whose code trains faster")
+  expected = "" if training_seconds is None else f"~{training_seconds:.2g} s of training expected, "
+  return compiler_options(platform), (
+      f"{expected}below {FAST_COMPILE_BELOW_SECONDS:.0f} s: compilation dominates, the "
+      "fast-compiling options")
 
 
 @dataclasses.dataclass(frozen=True)

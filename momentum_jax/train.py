@@ -34,9 +34,12 @@ from momentum_jax import optim
 from momentum_jax.problems import Problem
 
 OptimizerFactory = Callable[..., optax.GradientTransformation]
+# (opt_state, params) -> the parameters the model is evaluated at.
+EvalParams = Callable[[Any, Any], Any]
 
 from momentum_jax._train_config import (  # noqa: F401  (part of this module's API)
-    CPU_COMPILER_OPTIONS, TrainConfig, batch_size_error, compiler_options, steps_per_epoch)
+    CPU_COMPILER_OPTIONS, TrainConfig, batch_size_error, chosen_compiler_options,
+    compiler_options, steps_per_epoch)
 
 
 class TrainState(NamedTuple):
@@ -90,14 +93,23 @@ class Setup:
   graphdef: Any
   eval_graphdef: Any
   per_epoch: int
+  eval_params: EvalParams | None = None
 
-  def optimizer(self, hyperparameters: Mapping[str, Any]) -> optax.GradientTransformation:
-    """The run's optimizer, prefixed with :func:`momentum_jax.record_grad_norms` (for logging)."""
+  def optimizer(self, hyperparameters: Mapping[str, Any]
+                ) -> optax.GradientTransformationExtraArgs:
+    """The run's optimizer, prefixed with :func:`momentum_jax.record_grad_norms` (for logging).
+
+    ``optax.chain`` passes optax's extra arguments (``value``, ``grad``,
+    ``value_fn``) on to the transforms that take them.
+    """
     return optax.chain(optim.record_grad_norms(), self.make_optimizer(**hyperparameters))
 
 
-def setup(problem: Problem, make_optimizer: OptimizerFactory, config: TrainConfig) -> Setup:
+def setup(problem: Problem, make_optimizer: OptimizerFactory, config: TrainConfig,
+          eval_params: EvalParams | None = None) -> Setup:
   """Checks the batch size and reads the model's structure (no weights computed).
+
+  ``eval_params``: see :func:`evaluation_params`.
 
   Raises:
     ValueError: if the batch size exceeds the training set, or is given for
@@ -107,7 +119,8 @@ def setup(problem: Problem, make_optimizer: OptimizerFactory, config: TrainConfi
     raise ValueError(f"batch_size {error}")
   template = problem.abstract_model()
   return Setup(problem, config, make_optimizer, nnx.graphdef(template),
-               nnx.graphdef(_eval_mode(template)), steps_per_epoch(problem, config.batch_size))
+               nnx.graphdef(_eval_mode(template)), steps_per_epoch(problem, config.batch_size),
+               eval_params)
 
 
 def run_keys(key: jax.Array) -> tuple[jax.Array, jax.Array]:
@@ -202,20 +215,34 @@ def diverged(loss: jax.Array, first_loss: jax.Array, floor: float, factor: float
 
 def train_step(run: Setup, tx: optax.GradientTransformation, state: TrainState,
                x: jax.Array, y: jax.Array, step: jax.Array) -> tuple[TrainState, jax.Array]:
-  """One optimizer update on the batch ``(x, y)``; a diverged run stays where it was."""
+  """One optimizer update on the batch ``(x, y)``; a diverged run stays where it was.
+
+  ``tx`` is given optax's extra arguments (transforms that take none ignore
+  them, see ``optax.with_extra_args_support``): ``value``, the batch's loss;
+  ``grad``, its gradient; ``value_fn``, the loss of this same batch as a
+  function of the parameters (line searches, ``optax.lbfgs``), its model
+  state (BatchNorm statistics, dropout keys) fixed at the step's: what it
+  computes changes no state.
+  """
   params, rest, opt_state, first_loss, diverged_at, start = state
   (loss, new_rest), grads = jax.value_and_grad(
       lambda p: _loss(run, p, rest, x, y), has_aux=True)(params)
-  updates, new_opt_state = tx.update(grads, opt_state, params)
-  moved = (optax.apply_updates(params, updates), new_rest, new_opt_state)
+  value_fn = lambda p: _loss(run, p, rest, x, y)[0]
+  updates, opt_state = optax.with_extra_args_support(tx).update(
+      grads, opt_state, params, value=loss, grad=grads, value_fn=value_fn)
   first_loss = jnp.where(step == 0, loss, first_loss)
   bad = diverged(loss, first_loss, run.problem.loss_floor, run.config.divergence_factor)
   diverged_at = jnp.where((diverged_at < 0) & bad, step, diverged_at)
-  # A diverged run stops moving: its overflowing arithmetic can then neither
-  # slow the batch down nor spread (under vmap each run is independent anyway).
-  kept = jax.tree.map(lambda new, old: jnp.where(diverged_at >= 0, old, new), moved,
-                      (params, rest, opt_state))
-  return TrainState(*kept, first_loss, diverged_at, start), loss
+  # A diverged run stops moving: its parameters and model state stay where
+  # they were, so its overflowing arithmetic cannot spread to its metrics
+  # (under vmap each run is independent anyway). Its optimizer state goes on:
+  # what it holds is never applied again, and a select over it is work for
+  # every run of the batch at every step.
+  frozen = diverged_at >= 0
+  params = jax.tree.map(lambda p, u: jnp.where(frozen, p, p + u).astype(p.dtype), params,
+                        updates)
+  rest = jax.tree.map(lambda old, new: jnp.where(frozen, old, new), rest, new_rest)
+  return TrainState(params, rest, opt_state, first_loss, diverged_at, start), loss
 
 
 def _batched_mean(function: Callable, x: jax.Array, y: jax.Array, size: int):
@@ -244,12 +271,40 @@ def _problem_metrics(run: Setup, params, rest) -> dict[str, jax.Array]:
                        size)
 
 
+def _is_schedule_free(node: Any) -> bool:
+  return isinstance(node, optax.contrib.ScheduleFreeState)
+
+
+def evaluation_params(run: Setup, opt_state: Any, params: Any) -> Any:
+  """The parameters a run is evaluated at: ``params`` unless its optimizer says otherwise.
+
+  ``run.eval_params(state, params)`` when given, ``state`` being the
+  optimizer's own state (without :meth:`Setup.optimizer`'s norm recorder);
+  else, for optax's schedule-free family (a ``ScheduleFreeState`` anywhere in
+  that state, inside a chain too),
+  ``optax.contrib.schedule_free_eval_params``: its iterate ``y`` is where the
+  gradients are taken, the average ``x`` the model it trains.
+  """
+  own = opt_state[1]  # optax.chain's state: (record_grad_norms's, the optimizer's)
+  if run.eval_params is not None:
+    return run.eval_params(own, params)
+  found = [node for node in jax.tree.leaves(own, is_leaf=_is_schedule_free)
+           if _is_schedule_free(node)]
+  if not found:
+    return params
+  if len(found) > 1:
+    raise ValueError(f"{len(found)} schedule-free states in one optimizer: name the parameters "
+                     "to evaluate with eval_params")
+  return optax.contrib.schedule_free_eval_params(found[0], params)
+
+
 def evaluate(run: Setup, params, rest) -> dict[str, jax.Array]:
   """Validation metrics, the model in evaluation mode (BatchNorm's running statistics).
 
   ``val_loss`` (the problem's loss over the whole split), ``val_accuracy``
   for classification, and ``val_<name>`` for each of the problem's metrics;
-  ``{}`` without a validation split.
+  ``{}`` without a validation split. ``params`` are those to evaluate
+  (:func:`evaluation_params`).
   """
   problem, data = run.problem, run.problem.data
   if data.x_val is None:
@@ -292,7 +347,9 @@ def train_segment(
 
   The metrics, one entry per log step:
 
-  * ``train_loss``: the mean minibatch loss over the last ``log_every`` steps;
+  * ``train_loss``: the mean minibatch loss over the last ``log_every`` steps,
+    at the parameters the gradients were taken at (for a schedule-free
+    optimizer its iterate ``y``, not the evaluated average);
   * ``grad_norm``: the global gradient norm at the log step;
   * :func:`evaluate`'s validation metrics;
   * ``grad_norms`` (with ``config.grad_norms``): per-leaf gradient norms as a
@@ -327,7 +384,8 @@ def train_segment(
     metrics = {"train_loss": jnp.mean(losses), "grad_norm": norms.global_norm}
     if config.grad_norms:  # plain dicts: paths read layers/0/kernel (see mj.named_norms)
       metrics["grad_norms"] = nnx.to_pure_dict(norms.leaf_norms)
-    metrics.update(evaluate(run, state.params, state.rest))
+    metrics.update(evaluate(run, evaluation_params(run, state.opt_state, state.params),
+                            state.rest))
     if on_log is not None:
       jax.debug.callback(on_log, inputs[0][-1] + 1)
     return carry, metrics
@@ -345,6 +403,7 @@ def build_train(
     make_optimizer: OptimizerFactory,
     config: TrainConfig,
     on_log: Callable[[jax.Array], None] | None = None,
+    eval_params: EvalParams | None = None,
 ) -> Callable[[Mapping[str, jax.Array], jax.Array], TrainResult]:
   """Returns the pure function ``train(hyperparameters, key) -> TrainResult``: a whole run.
 
@@ -355,14 +414,17 @@ def build_train(
   ``mj.momentum`` with ``{"learning_rate": ..., "beta": ...}`` (bind
   non-numeric options with ``functools.partial``). The metrics are
   :func:`train_segment`'s, and the problem's metrics of the initial model
-  as scalars named ``start_<name>``. A stream's batches cannot be drawn
-  inside a pure function: train on one with the sweep engine.
+  as scalars named ``start_<name>``; the validation metrics are measured at
+  :func:`evaluation_params` (``eval_params``: ``(opt_state, params) ->
+  params``, for an optimizer that evaluates elsewhere than its iterate). A
+  stream's batches cannot be drawn inside a pure function: train on one
+  with the sweep engine.
 
   Raises:
     ValueError: if the batch size exceeds the training set, or the data is
       a stream.
   """
-  run = setup(problem, make_optimizer, config)
+  run = setup(problem, make_optimizer, config, eval_params)
   if problem.is_stream:
     raise ValueError(f"{problem.name}: a Stream's batches come from the host; sweep it with "
                      "momentum_jax.sweep.run (build_train draws batches on the device)")
@@ -385,11 +447,12 @@ def train(
     hyperparameters: Mapping[str, Any],
     key: jax.Array,
     config: TrainConfig,
+    eval_params: EvalParams | None = None,
 ) -> TrainResult:
   """Builds, jits and runs one training; see :func:`build_train`.
 
   Compiled with :func:`compiler_options`, as the sweep engine compiles.
   """
-  run = jax.jit(build_train(problem, make_optimizer, config),
+  run = jax.jit(build_train(problem, make_optimizer, config, eval_params=eval_params),
                 compiler_options=compiler_options(jax.default_backend()))
   return run({k: jnp.asarray(v, jnp.float32) for k, v in hyperparameters.items()}, key)

@@ -4,6 +4,7 @@
 ``_user_optimizers:scaled_sgd``.
 """
 
+import jax
 import optax
 
 from momentum_jax import problems
@@ -34,3 +35,26 @@ def small_regression(dataset="uniform", seed=0):
 
 def not_a_problem(dataset="uniform"):
   return dataset
+
+
+def sgd_reduced_on_plateau(learning_rate):
+  """SGD whose steps are halved when the loss stops falling (optax's reduce_on_plateau)."""
+  return optax.chain(optax.sgd(learning_rate), optax.contrib.reduce_on_plateau(
+      factor=0.5, patience=2, accumulation_size=5))
+
+
+def half_params(opt_state, params):
+  """Evaluation parameters: half the iterate (a model that must evaluate apart from it)."""
+  del opt_state
+  return jax.tree.map(lambda p: p / 2, params)
+
+
+def sophia(learning_rate):
+  """optax.contrib.sophia, given the batch's loss by the name it reads (``obj_fn``)."""
+  tx = optax.contrib.sophia(learning_rate)
+
+  def update(updates, state, params=None, value_fn=None, **extra_args):
+    del extra_args
+    return tx.update(updates, state, params, obj_fn=value_fn)
+
+  return optax.GradientTransformationExtraArgs(tx.init, update)

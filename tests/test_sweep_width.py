@@ -232,15 +232,38 @@ def test_compiler_options_lower_the_llvm_level_on_a_cpu_only(monkeypatch):
   assert compiler_options("cpu") == {"xla_cpu_use_fusion_emitters": False}
 
 
+def test_the_compiler_options_follow_the_expected_training_time(monkeypatch):
+  from momentum_jax.train import chosen_compiler_options
+  monkeypatch.delenv("XLA_FLAGS", raising=False)
+  fast, why = chosen_compiler_options("cpu", 2.0)
+  assert fast == CPU_OPTIONS and "~2 s of training expected" in why and "fast-compiling" in why
+  assert chosen_compiler_options("cpu", None)[0] == CPU_OPTIONS
+  slow, why = chosen_compiler_options("cpu", 60.0)
+  assert slow == {} and "~60 s of training expected" in why and "XLA's defaults" in why
+  assert chosen_compiler_options("gpu", 1.0) == ({}, "gpu: XLA's defaults")
+
+
+def test_a_long_training_compiles_with_xla_defaults_and_says_why(monkeypatch):
+  # A CPU some billion times slower: the regression's 18 configurations x 40
+  # steps would train for hours, so their program gets XLA's defaults.
+  monkeypatch.setattr(_devices, "CPU_TRAINING_FLOPS_PER_CORE_SECOND", 10.0)
+  (program,) = sweep.run(REGRESSION, quiet=True, width=18).manifest["programs"]
+  assert program["compiler_options"] == {}
+  assert "s of training expected, at least 10 s: XLA's defaults" in program[
+      "compiler_options_reason"]
+
+
 def test_the_engine_compiles_with_the_compiler_options_and_records_them(monkeypatch):
   from momentum_jax import _compile_cache
   result = sweep.run(REGRESSION, quiet=True, width=18)
-  assert result.manifest["execution"]["compiler_options"] == CPU_OPTIONS
-  assert "unknown_options" not in result.manifest["programs"][0]
+  (program,) = result.manifest["programs"]
+  assert program["compiler_options"] == CPU_OPTIONS
+  assert "below 10 s: compilation dominates" in program["compiler_options_reason"]
+  assert "unknown_options" not in program
   # The options reach XLA: one it does not know is refused there, then left
   # out (with a warning, and named in the program's record).
-  monkeypatch.setattr(_execute, "compiler_options",
-                      lambda platform: {"xla_no_such_option": 1, **CPU_OPTIONS})
+  monkeypatch.setattr(_execute, "chosen_compiler_options",
+                      lambda platform, seconds: ({"xla_no_such_option": 1, **CPU_OPTIONS}, ""))
   monkeypatch.setattr(_compile_cache, "_warned", set())
   with pytest.warns(RuntimeWarning, match="does not know the compile option 'xla_no_such_option'"):
     again = sweep.run(REGRESSION, quiet=True, width=18)

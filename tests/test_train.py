@@ -194,3 +194,16 @@ def test_a_diverging_configuration_is_flagged_frozen_and_isolated(regression):
       jax.tree.map(lambda v: v[::2], batch), keys[::2])
   jax.tree.map(lambda a, b: np.testing.assert_array_equal(a[::2], b),
                batched.metrics, without.metrics)
+
+
+def test_a_diverged_run_keeps_its_parameters_and_model_state(regression):
+  # Its update is masked from the step it diverges at: 40 steps or 60, the same
+  # parameters (bit for bit), though its optimizer state goes on.
+  batch = {"learning_rate": jnp.array([5.0]), "beta": jnp.array([0.9])}
+  keys = jax.random.split(jax.random.key(0), 1)
+  short, long = (jax.jit(jax.vmap(build_train(regression, HEAVY_BALL, TrainConfig(
+      steps=steps, log_every=20))))(batch, keys) for steps in (40, 60))
+  assert 0 < int(short.diverged_at_step[0]) < 20
+  jax.tree.map(np.testing.assert_array_equal, short.params, long.params)
+  jax.tree.map(np.testing.assert_array_equal, short.rest, long.rest)
+  assert all(np.isfinite(np.asarray(leaf)).all() for leaf in jax.tree.leaves(long.params))

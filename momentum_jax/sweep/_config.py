@@ -31,7 +31,7 @@ from momentum_jax.sweep._search import (  # noqa: F401  (re-exported)
     parse_search as _parse_search, scheduler_metric, scheduler_metrics, search_points,
     search_record)
 from momentum_jax.sweep._grid import grid_values, is_grid_spec
-from momentum_jax.sweep._imports import python_name, recorded_name, suggest
+from momentum_jax.sweep._imports import import_object, python_name, recorded_name, suggest
 from momentum_jax.sweep._space import RANGE_KINDS, Range, is_range_spec, parse_range
 from momentum_jax.sweep._optimizers import (
     OPTIMIZERS, check_arguments, check_factory, keyword_parameters, known_name, resolve_optimizer)
@@ -94,6 +94,10 @@ class OptimizerSpec:
     trials: With ``search: {method: optuna}``, the trials Optuna is asked
       for (its ranges and the grid's lists are searched, not crossed or
       sampled here); ``None`` otherwise.
+    eval_params: ``(opt_state, params) -> params``, the parameters the
+      validation metrics are measured at (``optimizer.eval_params``); ``None``:
+      the iterate, or a schedule-free optimizer's own (see
+      :func:`momentum_jax.train.evaluation_params`).
   """
 
   name: str
@@ -104,6 +108,7 @@ class OptimizerSpec:
   ranges: Mapping[str, Range] = dataclasses.field(default_factory=dict)
   samples: Mapping[str, np.ndarray] = dataclasses.field(default_factory=dict)
   trials: int | None = None
+  eval_params: Callable[[Any, Any], Any] | None = None
 
   def __post_init__(self):
     if self.factory is None:
@@ -286,9 +291,22 @@ def _parse_schedule(path: str, raw: Any, search: SearchSpec
           {SCHEDULE_PREFIX + k: r for k, r in ranges.items()})
 
 
+def _parse_eval_params(path: str, raw: Any) -> Callable[[Any, Any], Any] | None:
+  """``optimizer.eval_params``: a callable, or ``package.module:function`` naming one."""
+  if raw is None or callable(raw):
+    return raw
+  if isinstance(raw, str) and ":" in raw:
+    function = import_object(path, raw)
+    if callable(function):
+      return function
+  raise ConfigError(path, f"expected 'package.module:function' naming a function "
+                    f"(opt_state, params) -> params, got {raw!r}")
+
+
 def _parse_optimizer(path: str, raw: Any, search: SearchSpec) -> OptimizerSpec:
   raw = dict(_as_mapping(path, raw))
   factory, name = resolve_optimizer(f"{path}.name", raw.pop("name", None))
+  eval_params = _parse_eval_params(f"{path}.eval_params", raw.pop("eval_params", None))
   parameters, takes_any = keyword_parameters(factory)
   if not takes_any:
     check_arguments(path, name, raw, (*parameters, "schedule"))
@@ -327,7 +345,8 @@ def _parse_optimizer(path: str, raw: Any, search: SearchSpec) -> OptimizerSpec:
   samples = {n: v for n, v in samples.items() if n in kept}
   ranges = {n: r for n, r in ranges.items() if n in kept}
   return OptimizerSpec(name=name, static=static, grid=grid, schedule=schedule, factory=factory,
-                       ranges=ranges, samples=samples, trials=search.trials)
+                       ranges=ranges, samples=samples, trials=search.trials,
+                       eval_params=eval_params)
 
 
 def _parse_seeds(raw: Any) -> tuple[int, ...]:

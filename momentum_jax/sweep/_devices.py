@@ -33,6 +33,9 @@ MAX_CHUNK_PER_DEVICE = 256
 CPU_FLOPS_PER_CORE_STEP = 1e8
 # The same for an accelerator's batched step (a guess; see model_width).
 ACCELERATOR_FLOPS_PER_STEP = 1e11
+# What a CPU core trains of those batched steps, about (the same measurements:
+# 82-97 GFLOP/s over 2 cores at widths 2-8, 61-77 wider).
+CPU_TRAINING_FLOPS_PER_CORE_SECOND = 3.5e10
 # Training steps a probe of ``width="measure"`` runs at each candidate width.
 PROBE_STEPS = 20
 
@@ -95,6 +98,22 @@ def flops_per_step(problem: problems.Problem, train: TrainConfig) -> int:
   position, so for a CNN this undercounts.
   """
   return 6 * _num_params(problem) * _examples_per_step(problem, train)
+
+
+def training_seconds(problem: problems.Problem, train: TrainConfig, configurations: int,
+                     devices: int, platform: str) -> float | None:
+  """The seconds ``configurations`` are expected to train on ``devices`` CPU devices (None elsewhere).
+
+  Their steps' FLOPs (:func:`flops_per_step`) at
+  :data:`CPU_TRAINING_FLOPS_PER_CORE_SECOND` a core: an estimate within a
+  factor of 2-3 (a step's fixed costs are left out), enough to tell seconds
+  from minutes.
+  """
+  if platform != "cpu":
+    return None
+  cores = devices * _cores_per_device()
+  work = flops_per_step(problem, train) * configurations * train.steps
+  return work / (CPU_TRAINING_FLOPS_PER_CORE_SECOND * cores)
 
 
 def model_width(platform: str, num_configs: int, flops: int, cores: int = 1,

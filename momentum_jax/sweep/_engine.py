@@ -53,7 +53,7 @@ from momentum_jax.sweep._checks import check_run_arguments
 from momentum_jax.sweep._config import SweepConfig, load_config, scheduler_metric
 from momentum_jax.sweep._problem_config import checked_problem
 from momentum_jax.sweep._state import ChunkState
-from momentum_jax.train import TrainConfig, compiler_options, setup
+from momentum_jax.train import TrainConfig
 
 # Seconds of training between two saves of an unfinished chunk's state.
 CHECKPOINT_EVERY = 60.0
@@ -97,7 +97,7 @@ def _widths(width, checkpoint, problem, groups, train, mesh, fit, out_dir, ident
                             for g in groups}}
     return widths, execution
   def run_for(short: TrainConfig, group: _plan.Group):
-    return setup(problem, _plan.make_optimizer_factory(group.spec, problem, short), short)
+    return _plan.group_setup(group.spec, problem, short)
   probe = _execute.probe_seconds(run_for, train, mesh, _devices.PROBE_STEPS, identity)
   widths, execution = _devices.choose_widths(width, problem, groups, train, mesh, fit, probe)
   if checkpoint is not None:
@@ -226,8 +226,7 @@ def run(
   trained = _train(problem, groups, plans, widths, sizes, segments, mesh, quiet, out_dir,
                    checkpoint, checkpoint_every, schedule, search, population, identity, keeper)
   trials = [None] * len(groups) if search is None else search.finish(groups, checkpoint)
-  execution.update(width=widths, compiler_options=compiler_options(mesh.devices.flat[0].platform),
-                   shared_seed={g.label: g.shared_seed for g in groups},
+  execution.update(width=widths, shared_seed={g.label: g.shared_seed for g in groups},
                    logs_per_segment=segments.logs)
   manifest = _record.manifest(config, problem, record, raw_config, groups, plans, trained,
                               execution, memory, sizes, probe_seconds, checkpoint,
@@ -377,7 +376,7 @@ def _compile_plain(problem, groups, plans, widths, sizes, segments, mesh, train,
   todo = [group for group, plan in zip(groups, plans) if plan]
 
   def compile_one(group, executor=None):
-    run_setup = setup(problem, _plan.make_optimizer_factory(group.spec, problem, train), train)
+    run_setup = _plan.group_setup(group.spec, problem, train)
     return _execute.compile_program(run_setup, group, widths[group.label], mesh,
                                     sizes[group.label], segments, executor=executor,
                                     identity=identity)

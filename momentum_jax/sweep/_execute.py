@@ -11,8 +11,9 @@ every device of a one-axis ``Mesh`` (``"config"``) by ``jax.shard_map``;
 each device trains its share ``width`` configurations at a time
 (``jax.lax.map`` of ``jax.vmap``). A chunk's last configurations are padded
 with copies of its last one, whose results are dropped, so it needs no
-second compilation. It is compiled ahead of time with
-:func:`momentum_jax.train.compiler_options`.
+second compilation. It is compiled ahead of time with the options
+:func:`momentum_jax.train.chosen_compiler_options` picks for the group's
+expected training time (fast-compiling ones where compilation dominates).
 
 A stream's batches for a segment are read on the host and copied to every
 device (replicated over the configuration axis) while the previous segment
@@ -33,9 +34,10 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from momentum_jax import _compile_cache, _program_cache
 from momentum_jax import train as train_lib
+from momentum_jax.sweep import _devices
 from momentum_jax.sweep._plan import Group
 from momentum_jax.sweep._state import ChunkState
-from momentum_jax.train import Setup, TrainConfig, compiler_options
+from momentum_jax.train import Setup, TrainConfig, chosen_compiler_options
 
 CONFIG = PartitionSpec("config")
 REPLICATED = PartitionSpec()
@@ -231,7 +233,10 @@ def compile_program(run: Setup, group: Group, width: int, mesh: Mesh, size: int,
   future of the :class:`Program` (XLA compiles without Python's lock, so
   the next group's program can be traced, or compiled, meanwhile).
   """
-  options = compiler_options(mesh.devices.flat[0].platform)
+  platform = mesh.devices.flat[0].platform
+  options, reason = chosen_compiler_options(platform, _devices.training_seconds(
+      run.problem, segments.config, len(group.seeds), mesh.devices.size, platform))
+  chosen = {"compiler_options": options, "compiler_options_reason": reason}
   stream = run.problem.data if run.problem.is_stream else None
   start = time.perf_counter()
   key, not_kept = _program_cache.key(identity, run, group, width, size, segments, mesh, options)
@@ -239,7 +244,8 @@ def compile_program(run: Setup, group: Group, width: int, mesh: Mesh, size: int,
     compiled, seconds = kept
     program = Program(compiled, _kept_carry(compiled, mesh), segments, mesh, size, stream,
                       time.perf_counter() - start,
-                      {"xla_seconds": seconds, "cache_hit": True, "program_cache": "read"})
+                      {"xla_seconds": seconds, "cache_hit": True, "program_cache": "read",
+                       **chosen})
     if executor is None:
       return program
     done = Future()
@@ -250,6 +256,7 @@ def compile_program(run: Setup, group: Group, width: int, mesh: Mesh, size: int,
 
   def finish() -> Program:
     compiled, record = _compile_cache.compile(lowered, options, persistent=key is None)
+    record.update(chosen)
     if key is not None:
       not_stored = _program_cache.store(key, compiled)
       record["program_cache"] = "written" if not_stored is None else f"not kept: {not_stored}"

@@ -2,7 +2,7 @@
 
 Any function returning an ``optax.GradientTransformation`` may be swept. Its
 numeric arguments are traced (``jax.vmap`` over the configurations), so it is
-tried here once, abstractly (``jax.eval_shape``, a few milliseconds), on a
+tried here once, abstractly (traced and lowered, a few milliseconds), on a
 stand-in parameter tree: a factory that branches in Python on a swept value
 fails now, naming the argument, rather than in the middle of compiling.
 """
@@ -123,23 +123,52 @@ def check_arguments(path: str, owner: str, given, allowed) -> None:
                       f"(it takes {', '.join(allowed)})")
 
 
-def _concretization_error(factory, traced, fixed: Mapping[str, Any]) -> Exception | None:
-  """The error of a step of ``factory(**traced, **fixed)`` with ``traced`` values, if it needs them concrete."""
+def _trial_error(factory, traced, fixed: Mapping[str, Any]) -> Exception | None:
+  """The error of a step of ``factory(**traced, **fixed)``, or None.
+
+  The values ``traced`` are abstract and batched, as the engine's ``jax.vmap``
+  batches them, and the step is lowered, not only traced: ``jax.random.key``
+  of a float tracer fails there alone (lowering costs what tracing does).
+  """
   def step(hyperparameters):
-    transformation = factory(**hyperparameters, **fixed)
+    transformation = optax.with_extra_args_support(factory(**hyperparameters, **fixed))
     params = jax.tree.map(jnp.asarray, _TRIAL_PARAMS)
     state = transformation.init(params)
-    return transformation.update(params, state, params)  # the params stand in for gradients
+    # The params stand in for the gradients; optax's extra arguments as the step passes them.
+    value_fn = lambda p: sum(jnp.sum(jnp.square(leaf)) for leaf in jax.tree.leaves(p))
+    return transformation.update(params, state, params, value=value_fn(params), grad=params,
+                                 value_fn=value_fn)
 
   try:
-    jax.eval_shape(step, {n: jax.ShapeDtypeStruct((), jnp.float32) for n in traced})
-  except _CONCRETIZATION_ERRORS as error:
+    jax.jit(jax.vmap(step, axis_size=2)).lower(
+        {n: jax.ShapeDtypeStruct((2,), jnp.float32) for n in traced})
+  except Exception as error:  # pylint: disable=broad-except
     return error
-  except Exception:  # pylint: disable=broad-except
-    # Anything else may come of the stand-in params (a mask for the user's
-    # tree, an update that needs the loss): the training step will tell.
-    return None
   return None
+
+
+def _concretization_error(factory, traced: Mapping[str, Any], fixed: Mapping[str, Any]
+                          ) -> Exception | None:
+  """The error of a step of ``factory`` with the values ``traced`` traced, if it needs them concrete.
+
+  A concretization error says so; any other counts when the same step passes
+  with the values concrete (a check that an argument is an int, a seed for a
+  PRNG key). Else it comes of the stand-in params (a mask for the user's
+  tree, say), and the training step will tell.
+  """
+  error = _trial_error(factory, traced, fixed)
+  if error is None or isinstance(error, _CONCRETIZATION_ERRORS):
+    return error
+  return error if _trial_error(factory, (), {**fixed, **traced}) is None else None
+
+
+def _as_written(given: Any, value: float) -> Any:
+  """A grid's one value as the config wrote it when that is an int (a rank, a seed), else a float."""
+  if isinstance(given, (list, tuple)) and len(given) == 1:
+    given = given[0]
+  if isinstance(given, int) and not isinstance(given, bool):
+    return given
+  return float(value)
 
 
 def check_factory(path: str, name: str, factory: Callable[..., Any],
@@ -157,7 +186,7 @@ def check_factory(path: str, name: str, factory: Callable[..., Any],
     ConfigError: if the call fails, does not return a GradientTransformation,
       or a swept argument must be concrete.
   """
-  first = {n: float(v[0]) for n, v in grid.items()}
+  first = {n: _as_written(given.get(n), v[0]) for n, v in grid.items()}
   try:
     transformation = factory(**first, **static)
   except (TypeError, ValueError) as error:
@@ -166,10 +195,10 @@ def check_factory(path: str, name: str, factory: Callable[..., Any],
     raise ConfigError(f"{path}.name", f"{name} returned a value of type "
                       f"{type(transformation).__name__}, not an optax.GradientTransformation")
   grid, static = dict(grid), dict(static)
-  if _concretization_error(factory, grid, static) is None:
+  if _concretization_error(factory, first, static) is None:
     return grid, static
   concrete = [n for n in grid if _concretization_error(
-      factory, [n], {**static, **{m: first[m] for m in grid if m != n}}) is not None]
+      factory, {n: first[n]}, {**static, **{m: first[m] for m in grid if m != n}}) is not None]
   for argument in concrete:
     if len(grid[argument]) > 1:
       raise ConfigError(f"{path}.{argument}",
@@ -178,7 +207,7 @@ def check_factory(path: str, name: str, factory: Callable[..., Any],
     static[argument] = value[0] if isinstance(value, (list, tuple)) else (
         value if isinstance(value, (int, float)) else first[argument])
     del grid[argument]
-  if (error := _concretization_error(factory, grid, static)) is not None:
+  if (error := _concretization_error(factory, {n: first[n] for n in grid}, static)) is not None:
     raise ConfigError(path, f"{name} cannot take {', '.join(grid)} traced together; give them "
                       f"one value each ({str(error).splitlines()[0]})")
   return grid, static

@@ -41,7 +41,7 @@ from momentum_jax import problems, results
 from momentum_jax.sweep import _execute, _pbt, _plan
 from momentum_jax.sweep._search import check_metric, loss_metric
 from momentum_jax.sweep._scheduled import _host, host_rows, rung_values
-from momentum_jax.train import TrainConfig, TrainState, setup
+from momentum_jax.train import TrainConfig, TrainState
 
 
 @dataclasses.dataclass(frozen=True)
@@ -163,7 +163,7 @@ def train_group(problem, group: _plan.Group, index: int, width: int, size: int, 
     metrics hold the group's record under ``pbt`` (see the module docstring).
   """
   train = segments.config
-  run_setup = setup(problem, _plan.make_optimizer_factory(group.spec, problem, train), train)
+  run_setup = _plan.group_setup(group.spec, problem, train)
   rows = len(group.seeds)
   program = _execute.compile_program(run_setup, group, width, mesh, size, segments,
                                      identity=identity)

@@ -39,9 +39,9 @@ from jax.experimental import multihost_utils
 
 from momentum_jax.sweep import _execute
 from momentum_jax.sweep._config import ConfigError, SchedulerSpec
-from momentum_jax.sweep._plan import Group, logs_per_segment, make_optimizer_factory, merge
+from momentum_jax.sweep._plan import Group, group_setup, logs_per_segment, merge
 from momentum_jax.sweep._strategies import Hyperband, SuccessiveHalving
-from momentum_jax.train import TrainConfig, setup
+from momentum_jax.train import TrainConfig
 
 
 def brackets(spec: SchedulerSpec, maximize: bool, settings: int, train: TrainConfig,
@@ -300,7 +300,7 @@ def train_scheduled(problem, group, index, width, mesh, segments, schedule: Sche
   group is saved.
   """
   train = segments.config
-  run_setup = setup(problem, make_optimizer_factory(group.spec, problem, train), train)
+  run_setup = group_setup(group.spec, problem, train)
   programs = Programs(
       lambda size, width: _execute.compile_program(run_setup, group, width, mesh, size, segments,
                                                    identity=identity),
