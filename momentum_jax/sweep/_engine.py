@@ -45,7 +45,7 @@ from jax.sharding import Mesh
 
 from momentum_jax import _files, _program_cache, results
 from momentum_jax.sweep import (
-    _checkpoint, _devices, _execute, _optuna, _pbt_train, _plan, _record, _scheduled)
+    _checkpoint, _devices, _execute, _optuna, _pbt_train, _plan, _record, _scheduled, _sizes)
 from momentum_jax.sweep._checks import check_run_arguments
 from momentum_jax.sweep._config import SweepConfig, load_config, scheduler_metric
 from momentum_jax.sweep._problem_config import checked_problem
@@ -111,6 +111,7 @@ def run(
     quiet: bool = False,
     overwrite: bool = False,
     checkpoint_every: float | None = CHECKPOINT_EVERY,
+    force: bool = False,
 ) -> results.SweepResult:
   """Runs a sweep and returns its results; ``result.save(out_dir)`` writes them.
 
@@ -160,6 +161,9 @@ def run(
       chunk's state (with ``out_dir``); ``None``: never (a killed sweep
       then retrains its unfinished chunks). A scheduled group's state is
       never saved mid-way: a killed sweep trains it again.
+    force: Go on with sizes beyond the limits of
+      :mod:`momentum_jax.sweep._sizes` (configurations in all; one
+      configuration's memory against a device's budget).
 
   Returns:
     A :class:`momentum_jax.results.SweepResult`.
@@ -170,7 +174,7 @@ def run(
       ``overwrite``, or a partial sweep whose width differs from ``width``.
   """
   if not isinstance(config, SweepConfig):
-    config = load_config(config)
+    config = load_config(config, force=force)
   check_run_arguments(chunk_size, width, checkpoint_every)
   problem = checked_problem(config)
   scheduler = config.search.scheduler
@@ -179,6 +183,8 @@ def run(
   groups = _plan.groups(config)
   mesh = Mesh(np.array(jax.devices()), ("config",))
   memory = _devices.memory(problem, config.train, mesh)
+  if not force:
+    _sizes.check_memory(memory["bytes_per_config_estimate"], memory["budget_bytes_per_device"])
   if scheduler is not None:
     _scheduled.check_one_chunk(groups, memory["configs_held_per_device"] * mesh.devices.size)
   if population is not None:

@@ -7,22 +7,68 @@ Ranges (``uniform``, ``loguniform``) are sampled, not gridded: see
 from __future__ import annotations
 
 import itertools
-from typing import Any, Mapping
+from typing import Annotated, Any, Mapping
 
 import numpy as np
+import pydantic
 
-from momentum_jax.sweep._errors import ConfigError
+from momentum_jax.sweep._imports import closest
+from momentum_jax.sweep._validation import Section, either, number_kind, validate
+
+Finite = Annotated[float, pydantic.Field(allow_inf_nan=False)]
+Count = Annotated[int, pydantic.Field(ge=1)]
+Values = Annotated[list[Finite], pydantic.Strict(False), pydantic.Field(min_length=1)]
+GRID_KINDS = ("linspace", "logspace")
 
 
-def is_grid_spec(value: Any) -> bool:
-  """Whether ``value`` is a numeric hyperparameter (swept or fixed) rather than a static option."""
-  if isinstance(value, bool) or value is None or isinstance(value, str):
-    return False
-  if isinstance(value, (int, float)):
-    return True
+class Linspace(Section):
+  """``{linspace: [start, stop, count]}``: ``count`` evenly spaced values, ends included."""
+
+  linspace: Annotated[tuple[Finite, Finite, Count], pydantic.Strict(False)]
+
+
+class Logspace(Section):
+  """``{logspace: [start, stop, count]}``: from ``start`` to ``stop`` (values, not exponents), evenly in log scale."""
+
+  logspace: Annotated[tuple[Finite, Finite, Count], pydantic.Strict(False)]
+
+  @pydantic.field_validator("logspace")
+  @classmethod
+  def _positive(cls, value):
+    if value[0] <= 0 or value[1] <= 0:
+      raise ValueError(f"start and stop must be > 0 (they are the end values, not exponents), "
+                       f"got {value[0]!r} and {value[1]!r}")
+    return value
+
+
+def spec_kind(value: Any, kinds=GRID_KINDS) -> str | None:
+  """The form a numeric spec is written in: number, list, or one of ``kinds`` (its closest, misspelt)."""
   if isinstance(value, (list, tuple)):
-    return True
-  return isinstance(value, Mapping) and set(value) <= {"linspace", "logspace"} and bool(value)
+    return "list"
+  if isinstance(value, Mapping) and len(value) == 1:
+    return closest(next(iter(value)), kinds)
+  return number_kind(value)
+
+
+GRID_EXPECTED = "a number, a list, {linspace: [a, b, n]} or {logspace: [a, b, n]}"
+GridSpec = either(GRID_EXPECTED, spec_kind, number=Finite, list=Values, linspace=Linspace,
+                  logspace=Logspace)
+
+
+def spec_size(spec: Any) -> int:
+  """How many values a validated grid spec stands for, before any is computed."""
+  if isinstance(spec, (Linspace, Logspace)):
+    return int(getattr(spec, type(spec).__name__.lower())[2])
+  return len(spec) if isinstance(spec, list) else 1
+
+
+def spec_values(spec: Any) -> np.ndarray:
+  """The values of a validated grid spec, as a float64 array."""
+  if isinstance(spec, Linspace):
+    return np.linspace(*spec.linspace)
+  if isinstance(spec, Logspace):
+    return np.geomspace(*spec.logspace)
+  return np.array(spec if isinstance(spec, list) else [spec], dtype=np.float64)
 
 
 def grid_values(path: str, spec: Any) -> np.ndarray:
@@ -35,39 +81,7 @@ def grid_values(path: str, spec: Any) -> np.ndarray:
   Raises:
     ConfigError: naming ``path`` for a malformed or empty spec.
   """
-  if isinstance(spec, bool):
-    raise ConfigError(path, f"expected a number, a list or linspace/logspace, got {spec!r}")
-  if isinstance(spec, (int, float)):
-    values = np.array([spec], dtype=np.float64)
-  elif isinstance(spec, (list, tuple)):
-    if not spec:
-      raise ConfigError(path, "the list of values is empty")
-    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in spec):
-      raise ConfigError(path, f"every value must be a number, got {list(spec)!r}")
-    values = np.array(spec, dtype=np.float64)
-  elif isinstance(spec, Mapping) and len(spec) == 1 and next(iter(spec)) in ("linspace", "logspace"):
-    kind, args = next(iter(spec.items()))
-    if (not isinstance(args, (list, tuple)) or len(args) != 3
-        or not all(isinstance(a, (int, float)) and not isinstance(a, bool) for a in args)):
-      raise ConfigError(f"{path}.{kind}", f"expected [start, stop, count], got {args!r}")
-    start, stop, count = args
-    if count != int(count) or count < 1:
-      raise ConfigError(f"{path}.{kind}", f"count must be a positive integer, got {count!r}")
-    if kind == "logspace":
-      if start <= 0 or stop <= 0:
-        raise ConfigError(f"{path}.logspace",
-                          f"start and stop must be > 0 (they are the end values, not "
-                          f"exponents), got {start!r} and {stop!r}")
-      values = np.geomspace(start, stop, int(count))
-    else:
-      values = np.linspace(start, stop, int(count))
-  else:
-    raise ConfigError(
-        path, f"expected a number, a list, {{linspace: [a, b, n]}} or {{logspace: [a, b, n]}}, "
-        f"got {spec!r}")
-  if not np.all(np.isfinite(values)):
-    raise ConfigError(path, f"values must be finite, got {values.tolist()}")
-  return values
+  return spec_values(validate(GridSpec, spec, path))
 
 
 def product(grid: Mapping[str, np.ndarray], seeds: tuple[int, ...],
