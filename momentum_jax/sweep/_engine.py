@@ -183,14 +183,14 @@ def run(
   groups = _plan.groups(config)
   mesh = Mesh(np.array(jax.devices()), ("config",))
   memory = _devices.memory(problem, config.train, mesh)
-  if not force:
-    _sizes.check_memory(memory["bytes_per_config_estimate"], memory["budget_bytes_per_device"])
   if scheduler is not None:
     _scheduled.check_one_chunk(groups, memory["configs_held_per_device"] * mesh.devices.size)
   if population is not None:
     _scheduled.check_one_chunk(groups, memory["configs_held_per_device"] * mesh.devices.size,
                                "search.population",
                                "a smaller population, or fewer seeds or list values")
+  if not force:
+    _sizes.check_memory(memory["bytes_per_config_estimate"], memory["budget_bytes_per_device"])
   raw_config, record = _files.jsonable(config.raw), _checkpoint.problem_record(problem)
   identity = _program_cache.sweep_identity(config, record)  # kept programs' problem part
   checkpoint = None

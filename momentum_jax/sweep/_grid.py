@@ -11,6 +11,7 @@ from typing import Annotated, Any, Mapping
 
 import numpy as np
 import pydantic
+from pydantic_core import PydanticCustomError
 
 from momentum_jax.sweep._imports import closest
 from momentum_jax.sweep._validation import Section, either, number_kind, validate
@@ -21,16 +22,29 @@ Values = Annotated[list[Finite], pydantic.Strict(False), pydantic.Field(min_leng
 GRID_KINDS = ("linspace", "logspace")
 
 
+def written_as(*names: str) -> pydantic.BeforeValidator:
+  """Refuses a value that is not a list of ``len(names)`` items, saying ``[name, ...]``."""
+  def check(value: Any) -> Any:
+    if not isinstance(value, (list, tuple)) or len(value) != len(names):
+      raise PydanticCustomError("expected", f"expected [{', '.join(names)}]")
+    return value
+  return pydantic.BeforeValidator(check)
+
+
+_Linear = Annotated[tuple[Finite, Finite, Count], pydantic.Strict(False),
+                    written_as("start", "stop", "count")]
+
+
 class Linspace(Section):
   """``{linspace: [start, stop, count]}``: ``count`` evenly spaced values, ends included."""
 
-  linspace: Annotated[tuple[Finite, Finite, Count], pydantic.Strict(False)]
+  linspace: _Linear
 
 
 class Logspace(Section):
   """``{logspace: [start, stop, count]}``: from ``start`` to ``stop`` (values, not exponents), evenly in log scale."""
 
-  logspace: Annotated[tuple[Finite, Finite, Count], pydantic.Strict(False)]
+  logspace: _Linear
 
   @pydantic.field_validator("logspace")
   @classmethod

@@ -11,14 +11,14 @@ from momentum_jax.sweep._checks import check_keys, check_name
 from momentum_jax.sweep._errors import ConfigError
 from momentum_jax.sweep._imports import import_object, python_name
 from momentum_jax.sweep._optimizers import check_arguments, keyword_parameters
+from momentum_jax.sweep._schema import ProblemSection
 from momentum_jax.sweep._validation import arguments_adapter, validate
 
 if TYPE_CHECKING:
   from momentum_jax.sweep._config import SweepConfig
-  from momentum_jax.sweep._schema import ProblemSection
 
 
-def parse_problem(section: ProblemSection | problems.Problem):
+def parse_problem(section: Any):
   """``(name, options, source)``: see :class:`SweepConfig`'s ``problem``, ``problem_options``, ``problem_source``.
 
   The options are typed from the signature of the function that builds the
@@ -26,6 +26,8 @@ def parse_problem(section: ProblemSection | problems.Problem):
   """
   if isinstance(section, problems.Problem):
     return section.name, {}, section
+  if not isinstance(section, ProblemSection):  # as written (a study's setting)
+    section = validate(ProblemSection, section, "problem")
   name, options = section.name, section.arguments
   if isinstance(name, problems.Problem):
     if options:

@@ -125,10 +125,10 @@ class _Method(Section):
   """A kind of ``search:``; a key another method takes is named as such."""
 
   @classmethod
-  def other_takers(cls, key: str) -> str:
+  def unknown_key_message(cls, value: Mapping[str, Any], key: Any) -> str | None:
     takers = [m for m, c in _METHODS.items() if key in c.model_fields]
-    return f" for method {cls.model_fields['method'].default}" + (
-        f" ({' and '.join(takers)} take it)" if takers else "")
+    method = value.get("method", "grid")
+    return f"method {method} takes no {key!r} ({' and '.join(takers)} do)" if takers else None
 
 
 class GridSearch(_Method):

@@ -22,7 +22,8 @@ from typing import Annotated, Any, Mapping
 import numpy as np
 import pydantic
 
-from momentum_jax.sweep._grid import GRID_KINDS, Finite, Linspace, Logspace, Values, spec_kind
+from momentum_jax.sweep._grid import (
+    GRID_KINDS, Finite, Linspace, Logspace, Values, spec_kind, written_as)
 from momentum_jax.sweep._validation import Section, either, validate
 
 RANGE_KINDS = ("uniform", "loguniform")
@@ -74,7 +75,7 @@ def is_range_spec(value: Any) -> bool:
   return isinstance(value, Mapping) and len(value) == 1 and next(iter(value)) in RANGE_KINDS
 
 
-_Ends = Annotated[tuple[Finite, Finite], pydantic.Strict(False)]
+_Ends = Annotated[tuple[Finite, Finite], pydantic.Strict(False), written_as("low", "high")]
 
 
 def _ordered(ends: tuple[float, float]) -> tuple[float, float]:

@@ -37,20 +37,22 @@ def shown(value: Any) -> str:
   return _repr.repr(value)
 
 
-def unknown_key(key: Any, allowed, hint: str = "") -> PydanticCustomError:
+def unknown_key(key: Any, allowed, message: str | None = None) -> PydanticCustomError:
   """The error of a key no section takes (its path gets ``key``; see :func:`_path`)."""
-  listed = ", ".join(map(str, allowed))
-  return PydanticCustomError(
-      "unknown_key", "unknown key{hint}{other} (allowed: {allowed})",
-      {"key": str(key), "hint": suggest(key, allowed), "other": hint, "allowed": listed})
+  if message is None:
+    message = f"unknown key{suggest(key, allowed)} (allowed: {', '.join(map(str, allowed))})"
+  return PydanticCustomError("unknown_key", "{message}", {"key": str(key), "message": message})
 
 
-def refuse_unknown_keys(value: Any, allowed, hint: Callable[[str], str] = lambda key: ""):
-  """``value`` if it is a mapping whose keys are all ``allowed``; else the error of the first other."""
+def refuse_unknown_keys(value: Any, allowed, message: Callable[[Any, Any], str | None] = None):
+  """``value`` if it is a mapping whose keys are all ``allowed``; else the error of the first other.
+
+  ``message(value, key)``, if given and not ``None``, says what is wrong with ``key``.
+  """
   if isinstance(value, Mapping):
     for key in value:
       if key not in allowed:
-        raise unknown_key(key, tuple(allowed), hint(str(key)))
+        raise unknown_key(key, tuple(allowed), message and message(value, key))
   return value
 
 
@@ -63,12 +65,12 @@ class Section(BaseModel):
   @classmethod
   def _known_keys(cls, value: Any) -> Any:
     allowed = [f.alias or name for name, f in cls.model_fields.items()]
-    return refuse_unknown_keys(value, allowed, cls.other_takers)
+    return refuse_unknown_keys(value, allowed, cls.unknown_key_message)
 
   @classmethod
-  def other_takers(cls, key: str) -> str:
-    """What to add to an unknown key's message (a section with several kinds says which take it)."""
-    return ""
+  def unknown_key_message(cls, value: Mapping[str, Any], key: Any) -> str | None:
+    """What is wrong with ``key`` where the section's kind says more than "unknown" (else None)."""
+    return None
 
 
 def either(expected: str, pick: Callable[[Any], str | None], **forms: Any) -> Any:
