@@ -226,6 +226,8 @@ def main(argv: list[str] | None = None) -> int:
   except ValueError as error:
     print(f"momentum-jax {args.command}: error: {error}", file=sys.stderr)
     return 2
+  except BrokenPipeError:
+    raise  # the reader left: see entry()
   except OSError as error:  # a missing file, a full disk, a folder not ours to write
     print(f"momentum-jax {args.command}: error: {_os_error(error)}", file=sys.stderr)
     return 2

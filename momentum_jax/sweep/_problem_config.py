@@ -79,7 +79,10 @@ def make_problem(name: str, options, source) -> problems.Problem:
     else:
       problem = source(**options)
   except (TypeError, ValueError, FileNotFoundError) as error:
-    raise ConfigError("problem", str(error)) from None
+    # The builders' messages start with the option's name where one is at fault.
+    option = str(error).split(" ", 1)[0]
+    raise ConfigError(f"problem.{option}" if option in options else "problem",
+                      str(error)) from None
   if not isinstance(problem, problems.Problem):
     raise ConfigError("problem.name", f"{name} returned a value of type "
                       f"{type(problem).__name__}, not a momentum_jax.problems.Problem")
