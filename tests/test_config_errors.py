@@ -209,6 +209,17 @@ def test_a_read_only_output_folder_is_named(tmp_path, capsys):
            "read_only: cannot write there")
 
 
+def test_a_folder_that_refuses_writes_is_named(tmp_path, capsys, monkeypatch):
+  """As a read-only folder does for any user but root (who is refused by a read-only mount)."""
+  from momentum_jax.sweep import _checkpoint
+
+  def refused(**kwargs):
+    raise PermissionError(errno.EACCES, os.strerror(errno.EACCES))
+  monkeypatch.setattr(_checkpoint.tempfile, "TemporaryFile", refused)
+  _refused(capsys, ["sweep", _write(tmp_path, BASE), "--out", tmp_path / "out", "--quiet"],
+           "out: cannot write there (Permission denied); choose another output folder")
+
+
 def test_a_full_disk_is_named_and_keeps_the_finished_chunks(tmp_path, capsys, monkeypatch):
   config = _write(tmp_path, BASE.replace("learning_rate: 0.1", "learning_rate: [0.1, 0.2, 0.3, 0.4]"))
   out, chunked = tmp_path / "o", ["--quiet", "--chunk-size", "2", "--width", "1"]
