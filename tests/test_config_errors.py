@@ -170,6 +170,24 @@ def test_schema_prints_the_json_schema(capsys):
                                        "seeds", "chunk_size", "name"}
 
 
+def test_the_docs_schema_is_the_schema():
+  """docs/sweep-config.schema.json is `momentum-jax schema`'s output: regenerate it when this fails."""
+  from momentum_jax.sweep import _schema
+  with open(os.path.join(os.path.dirname(__file__), "..", "docs", "sweep-config.schema.json")) as f:
+    assert json.load(f) == _schema.json_schema()
+
+
+def test_the_train_section_has_train_configs_fields():
+  import dataclasses
+  from momentum_jax.sweep import _schema
+  from momentum_jax.train import TrainConfig
+  fields = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
+  section = {name: f.default for name, f in _schema.TrainSection.model_fields.items()}
+  assert section.keys() == fields.keys()
+  assert {k: v for k, v in section.items() if k != "steps"} == {
+      k: v for k, v in fields.items() if k != "steps"}
+
+
 # ------------------------------------------------------------------ the output folder
 
 

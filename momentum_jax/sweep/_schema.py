@@ -14,7 +14,7 @@ pydantic.Field(ge=1)]``), with a default unless required; a section: a
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Callable
+from typing import Annotated, Any, Callable, Literal
 
 import pydantic
 from pydantic.json_schema import SkipJsonSchema
@@ -22,7 +22,7 @@ from pydantic.json_schema import SkipJsonSchema
 from momentum_jax import optim, problems
 from momentum_jax.sweep._errors import ConfigError
 from momentum_jax.sweep._search import SearchSection
-from momentum_jax.sweep._validation import Section, choice, either
+from momentum_jax.sweep._validation import Section, choice, either, number_kind
 from momentum_jax.train import TrainConfig
 
 # Seeds a config may name: each is a full run of every configuration.
@@ -125,8 +125,8 @@ Seeds = either(
                    pydantic.Field(min_length=1, max_length=MAX_SEEDS),
                    pydantic.AfterValidator(_distinct)])
 ChunkSize = either("a positive integer or 'auto'",
-                   lambda value: "auto" if isinstance(value, str) else "count",
-                   auto=choice("auto"), count=Annotated[int, pydantic.Field(ge=1)])
+                   lambda value: "auto" if value == "auto" else number_kind(value),
+                   auto=Literal["auto"], number=Annotated[int, pydantic.Field(ge=1)])
 
 
 def _problem_kind(value: Any) -> str | None:
