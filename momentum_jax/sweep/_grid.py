@@ -16,7 +16,19 @@ from pydantic_core import PydanticCustomError
 from momentum_jax.sweep._imports import closest
 from momentum_jax.sweep._validation import Section, either, number_kind, validate
 
-Finite = Annotated[float, pydantic.Field(allow_inf_nan=False)]
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+_FLOAT32_TINY = float(np.finfo(np.float32).smallest_normal)
+
+
+def _in_float32(value: float) -> float:
+  # The values train as float32: 1e308 would be inf there, 1e-320 zero.
+  if abs(value) > _FLOAT32_MAX or 0 < abs(value) < _FLOAT32_TINY:
+    raise ValueError(f"must be 0 or of magnitude {_FLOAT32_TINY:.3g} to {_FLOAT32_MAX:.3g} "
+                     f"(the values train as float32), got {value!r}")
+  return value
+
+
+Finite = Annotated[float, pydantic.Field(allow_inf_nan=False), pydantic.AfterValidator(_in_float32)]
 Count = Annotated[int, pydantic.Field(ge=1)]
 Values = Annotated[list[Finite], pydantic.Strict(False), pydantic.Field(min_length=1)]
 GRID_KINDS = ("linspace", "logspace")
