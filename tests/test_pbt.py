@@ -113,7 +113,7 @@ def test_exploits_come_every_interval_before_the_last_step():
     ({"interval": 0}, "search.interval", ">= 1"),
     ({"fraction": 0.6}, "search.fraction", "must be <= 0.5"),
     ({"fraction": 0.1}, "search.fraction", "no member"),
-    ({"perturb": []}, "search.perturb", "expected at least 1 items"),
+    ({"perturb": []}, "search.perturb", "must not be empty"),
     ({"perturb": [1.2, -0.8]}, "search.perturb[1]", "must be > 0"),
     ({"seed": -1}, "search.seed", ">= 0"),
     ({"scheduler": {"name": "hyperband", "min_steps": 10}}, "search.scheduler",

@@ -205,12 +205,10 @@ def _typed(path: str, owner: str, parameters: Mapping[str, inspect.Parameter], t
   return {**given, **validate(arguments_adapter(parameters, Hyperparameter), given, path)}
 
 
-def _split_options(path: str, typed: Mapping[str, Any], search: SearchSpec, skip=()):
+def _split_options(path: str, typed: Mapping[str, Any], search: SearchSpec):
   """Splits typed options into grid specs, ranges and static values."""
   grid, ranges, static = {}, {}, {}
   for key, value in typed.items():
-    if key in skip:
-      continue
     spec = _numeric_spec(f"{path}.{key}", value)
     if spec is None:
       static[key] = value

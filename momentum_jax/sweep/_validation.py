@@ -133,7 +133,9 @@ def _message(error: Mapping[str, Any]) -> str:
     return "required"
   if kind == "value_error":
     return str(ctx.get("error", error["msg"]))
-  if kind in _EXPECTED:
+  if kind == "too_short" and ctx.get("min_length") == 1:
+    message = "must not be empty"
+  elif kind in _EXPECTED:
     message = _EXPECTED[kind].format(**{k: _plain(v) for k, v in ctx.items()})
   else:
     message = error["msg"][:1].lower() + error["msg"][1:]
