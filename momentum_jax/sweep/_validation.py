@@ -25,7 +25,7 @@ from pydantic_core import PydanticCustomError
 from momentum_jax.sweep._errors import ConfigError
 from momentum_jax.sweep._imports import suggest
 
-STRICT = ConfigDict(strict=True, extra="forbid", frozen=True, arbitrary_types_allowed=True)
+STRICT = ConfigDict(strict=True, extra="forbid", frozen=True)
 # Marks the forms of an either(): left out of the key paths of errors.
 _FORM = "·"
 _repr = reprlib.Repr()
@@ -198,6 +198,5 @@ def arguments_adapter(parameters: Mapping[str, inspect.Parameter], numeric: Any)
   from typing_extensions import TypedDict  # pydantic needs its own on Python < 3.12
   fields = {name: default_type(p, numeric) for name, p in parameters.items()}
   arguments = TypedDict("Arguments", fields, total=False)  # type: ignore[misc]
-  arguments.__pydantic_config__ = ConfigDict(strict=True, extra="allow",
-                                             arbitrary_types_allowed=True)
+  arguments.__pydantic_config__ = ConfigDict(strict=True, extra="allow")
   return TypeAdapter(arguments)
