@@ -5,8 +5,11 @@ and resumes it when DIR holds a partial run of the same config (``--overwrite``
 replaces another config's; ``--distributed`` joins the processes of a
 multi-host run),
 ``plot DIR`` redraws its figures, ``report DIR`` prints its Markdown report,
-``demo`` trains every optimizer on the literature's regression. A bad
-configuration is reported in one line, without a traceback, with exit status 2.
+``demo`` trains every optimizer on the literature's regression, ``check
+CONFIG`` validates a config without training and ``schema`` prints the JSON
+Schema of a config. A bad configuration, or an output folder that cannot be
+written, is reported in one line that names the key (or the path), without a
+traceback, with exit status 2.
 
 A sweep's compiled programs are kept across runs, with the progress bar shown
 or not: read back untraced where their code is all momentum_jax's and optax's
@@ -18,6 +21,7 @@ turns both off.
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import os
 import sys
@@ -51,6 +55,10 @@ def _width(text: str) -> int | str:
   except argparse.ArgumentTypeError:
     raise argparse.ArgumentTypeError(
         f"must be a positive integer or 'measure', got {text}") from None
+
+
+_FORCE_HELP = ("go on with more than a million configurations, or a model a configuration of "
+               "which needs more than a device's memory budget (refused by default)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -92,6 +100,14 @@ def build_parser() -> argparse.ArgumentParser:
                          help="this process's rank, 0 to N-1 (implies --distributed)")
   sweep.add_argument("--top", type=_positive_int, default=5,
                      help="best configurations to print (default 5)")
+  sweep.add_argument("--force", action="store_true", help=_FORCE_HELP)
+
+  check = commands.add_parser(
+      "check", help="validate a sweep's YAML config without training (exit status 0 or 2)")
+  check.add_argument("config", help="path of the sweep's YAML file")
+  check.add_argument("--force", action="store_true", help=_FORCE_HELP)
+
+  commands.add_parser("schema", help="print the JSON Schema of a sweep's config")
 
   plot = commands.add_parser("plot", help="(re)draw the figures of a finished sweep")
   plot.add_argument("dir", help="the sweep's output folder")
@@ -132,7 +148,7 @@ def _sweep(args) -> None:
   if args.distributed or any(
       v is not None for v in (args.coordinator, args.num_processes, args.process_id)):
     _initialize_distributed(args)
-  config = sweep.load_config(args.config)
+  config = sweep.load_config(args.config, force=args.force)
   out = args.out or os.path.join("runs", config.name)
   first = jax.process_index() == 0
   say = print if first else (lambda *a, **k: None)  # one process speaks for all
@@ -141,7 +157,8 @@ def _sweep(args) -> None:
   # The bar only on a terminal: redrawn in a log file, it would fill it.
   quiet = args.quiet or not first or not sys.stderr.isatty()
   result = sweep.run(config, out, chunk_size=args.chunk_size, width=args.width, quiet=quiet,
-                     overwrite=args.overwrite, checkpoint_every=args.checkpoint_every)
+                     overwrite=args.overwrite, checkpoint_every=args.checkpoint_every,
+                     force=args.force)
   result.save(out, figures=False)  # the tables (process 0 writes them)
   if not first:
     return
@@ -168,11 +185,38 @@ def _sweep(args) -> None:
           f"momentum_jax.results.load_model({out!r}, rank=0)")
 
 
+def _check(args) -> None:
+  from momentum_jax import _cpu, sweep
+  _cpu.default_cpu_devices()
+  config = sweep.check(args.config, force=args.force)
+  print(f"{args.config}: ok, {config.num_configs} configurations of {config.problem} in "
+        f"{len(config.optimizers)} group(s), {config.train.steps} steps each")
+
+
+def _schema() -> None:
+  import json
+  from momentum_jax.sweep import _schema  # imports jax (the optimizers' signatures)
+  print(json.dumps(_schema.json_schema(), indent=2))
+
+
+def _os_error(error: OSError) -> str:
+  """An operating system's fault in one line: the path, what went wrong, what to do."""
+  where = f"{error.filename}: " if error.filename else ""
+  what = error.strerror or str(error)
+  if error.errno == errno.ENOSPC:
+    what += "; free some space and run the same command again (finished chunks are kept)"
+  return where + what
+
+
 def main(argv: list[str] | None = None) -> int:
   args = build_parser().parse_args(argv)
   try:
     if args.command == "sweep":
       _sweep(args)
+    elif args.command == "check":
+      _check(args)
+    elif args.command == "schema":
+      _schema()
     elif args.command == "plot":
       from momentum_jax import plots
       for path in plots.write_figures(args.dir):
@@ -183,8 +227,13 @@ def main(argv: list[str] | None = None) -> int:
     elif args.command == "demo":
       from momentum_jax import demo
       demo.main(steps=args.steps, seed=args.seed)
-  except (ValueError, FileNotFoundError) as error:
+  except ValueError as error:
     print(f"momentum-jax {args.command}: error: {error}", file=sys.stderr)
+    return 2
+  except BrokenPipeError:
+    raise  # the reader left: see entry()
+  except OSError as error:  # a missing file, a full disk, a folder not ours to write
+    print(f"momentum-jax {args.command}: error: {_os_error(error)}", file=sys.stderr)
     return 2
   return 0
 

@@ -285,8 +285,10 @@ def landscape(name: str, start=None, start_spread: float = 0.0) -> Problem:
   land = data_lib.get_landscape(name)
   if start is None:
     start = land.start
-  try:
-    point = np.asarray(start, dtype=np.float64)
+  try:  # true/false and "1" would pass as numbers
+    numbers = not isinstance(start, (list, tuple)) or not any(
+        isinstance(v, (bool, str)) for v in start)
+    point = np.asarray(start, dtype=np.float64) if numbers else None
   except (TypeError, ValueError):
     point = None
   if point is None or point.shape != (2,) or not np.all(np.isfinite(point)):

@@ -222,7 +222,7 @@ def test_a_problem_builder_that_returns_no_problem_is_refused_before_compiling()
   bad_option = sweep.load_config(_config(
       {"name": "sgd", "learning_rate": 0.1},
       problem={"name": "_user_optimizers:small_regression", "dataset": "normall"}))
-  with pytest.raises(sweep.ConfigError, match=r"^problem: dataset must be one of"):
+  with pytest.raises(sweep.ConfigError, match=r"^problem\.dataset: dataset must be one of"):
     sweep.build_problem(bad_option)
 
 

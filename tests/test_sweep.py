@@ -55,7 +55,7 @@ def test_the_grid_is_the_product_times_the_seeds():
         (_with(REGRESSION, optimizer__learning_rate=[0.1, 0.0]), "optimizer.learning_rate",
          "must be > 0"),
         (_with(REGRESSION, optimizer__ema="no"), "optimizer.ema", "true or false"),
-        (_with(REGRESSION, train__steps=0), "train.steps", "positive integer"),
+        (_with(REGRESSION, train__steps=0), "train.steps", "must be >= 1, got 0"),
         (_with(REGRESSION, train__stepz=3), "train.stepz", "did you mean 'steps'"),
         (_with(REGRESSION, seeds=0), "seeds", ">= 1"),
         (_with(REGRESSION, problem__width=3), "problem.width", "unknown key"),

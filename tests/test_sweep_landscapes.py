@@ -125,9 +125,9 @@ def test_a_landscape_refuses_a_batch_size_and_bad_options():
     sweep.run(config, quiet=True)
   with pytest.raises(ValueError, match=r"batch_size must be at most the 1 training examples of plateau"):
     build_train(problems.get_problem("plateau"), mj.sgd, TrainConfig(steps=2, batch_size=2, log_every=1))
-  with pytest.raises(sweep.ConfigError, match=r"problem: start must be two finite numbers"):
+  with pytest.raises(sweep.ConfigError, match=r"problem\.start: start must be two finite numbers"):
     sweep.run(_config("plateau", start=[1.0, 2.0, 3.0]), quiet=True)
-  with pytest.raises(sweep.ConfigError, match=r"problem: start_spread must be a finite number"):
+  with pytest.raises(sweep.ConfigError, match=r"problem\.start_spread: start_spread must be a finite number"):
     sweep.run(_config("plateau", start_spread=-1.0), quiet=True)
   with pytest.raises(sweep.ConfigError, match=r"problem"):
     sweep.run(_config("plateau", hidden=[3]), quiet=True)

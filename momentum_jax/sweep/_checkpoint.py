@@ -41,6 +41,7 @@ import io
 import json
 import re
 import shutil
+import tempfile
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -65,7 +66,34 @@ COMPUTING_PACKAGES = ("momentum_jax", "jax", "jaxlib", "optax", "flax", "numpy")
 
 
 class OutputDirError(ValueError):
-  """The output folder holds another sweep, or chunks that cannot be merged."""
+  """The output folder holds another sweep, or chunks that cannot be merged, or cannot be written."""
+
+
+def check_output_folder(out_dir: Path) -> None:
+  """Refuses an output folder that is not a folder, cannot be written, or is not a sweep's.
+
+  Created if missing; a file written and removed in it proves it writable
+  (permission bits do not tell: a read-only mount, a root user). Nothing in
+  it is removed.
+
+  Raises:
+    OutputDirError: naming the path and what to do.
+  """
+  if out_dir.exists() and not out_dir.is_dir():
+    raise OutputDirError(f"{out_dir}: not a folder; give --out a folder (new or a sweep's)")
+  try:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryFile(dir=out_dir):
+      pass
+  except OSError as error:
+    raise OutputDirError(f"{out_dir}: cannot write there ({error.strerror or error}); "
+                         "choose another output folder") from None
+  for name, folder in ((CHUNKS_DIR, True), (STATE_DIR, True), (results.MANIFEST_FILE, False)):
+    path = out_dir / name
+    if path.exists() and path.is_dir() != folder:
+      raise OutputDirError(f"{path}: a {'file' if folder else 'folder'} where a sweep keeps its "
+                           f"{'folder' if folder else 'manifest file'}: this is not a sweep's "
+                           "output folder; choose another (or remove it)")
 
 
 def fingerprint(raw_config: Mapping[str, Any]) -> str:
@@ -139,11 +167,18 @@ class Checkpoint:
         (or one computed with other package versions) and not ``overwrite``.
     """
     out_dir = Path(out_dir)
+    check_output_folder(out_dir)
     folder = out_dir / CHUNKS_DIR
     recorded = _read_state(folder / STATE_FILE)
+    if recorded is not None and not isinstance(recorded, dict):
+      raise OutputDirError(f"{folder / STATE_FILE}: not a sweep's record; remove it, or choose "
+                           "another output folder")
     if recorded is None and (out_dir / results.MANIFEST_FILE).exists():
       # A finished sweep whose chunks were deleted: refuse if it is another config.
-      manifest = json.loads((out_dir / results.MANIFEST_FILE).read_text())
+      manifest = _read_state(out_dir / results.MANIFEST_FILE)
+      if not isinstance(manifest, dict):
+        raise OutputDirError(f"{out_dir / results.MANIFEST_FILE}: not a sweep's manifest; "
+                             "remove it, or choose another output folder")
       recorded = {"fingerprint": fingerprint({**manifest.get("config", {}),
                                               "problem": manifest.get("problem_record")}),
                   "config": manifest.get("config"), "versions": state["versions"],
@@ -244,14 +279,14 @@ class Checkpoint:
     return traverse_util.unflatten_dict(merged), diverged
 
 
-def _read_state(path: Path) -> dict[str, Any] | None:
+def _read_state(path: Path) -> Any:
   try:
-    return json.loads(path.read_text())
+    return json.loads(path.read_text(encoding="utf-8"))
   except FileNotFoundError:
     return None
-  except json.JSONDecodeError as error:  # written atomically: only a hand edit gets here
-    raise OutputDirError(f"{path} is not valid JSON ({error}); remove it or pass "
-                         "--overwrite") from None
+  except (json.JSONDecodeError, UnicodeDecodeError) as error:  # only a hand edit gets here
+    raise OutputDirError(f"{path}: not valid JSON ({error}); remove it, or choose another "
+                         "output folder") from None
 
 
 def _mismatch(recorded: Mapping[str, Any], state: Mapping[str, Any]) -> str | None:

@@ -1,12 +1,20 @@
 """Sweep configurations: YAML (or a dict) in, a validated :class:`SweepConfig` out.
 
-Everything is checked here, before anything compiles: names and import paths
-(with the closest valid one suggested), unknown keys, types, grids, the
-search and its ranges (:mod:`momentum_jax.sweep._space`, whose points are
-drawn here), the hyperparameters' valid values (by our optimizers' own
-checks, run on the whole grid and on the ends of each range at once), and
-that every other optimizer returns a GradientTransformation and takes its
-swept values traced (see :mod:`momentum_jax.sweep._optimizers`).
+Everything is checked here, before anything compiles. The file is read as
+YAML 1.2 (:mod:`momentum_jax.sweep._yaml`); its sections are typed by the
+schema (:mod:`momentum_jax.sweep._schema`, pydantic in strict mode); the
+arguments of the functions it names (the optimizer, its schedule, the
+problem) are typed from their signatures (a bool default takes only true or
+false), after their names are checked with the closest one suggested; the
+sizes it asks for are checked before anything is allocated
+(:mod:`momentum_jax.sweep._sizes`); then the hyperparameters' valid values
+(by our optimizers' own checks, run on the whole grid and on the ends of each
+range at once), and that every other optimizer returns a
+GradientTransformation and takes its swept values traced (see
+:mod:`momentum_jax.sweep._optimizers`).
+
+A config is code where it names code: resolving ``package.module:function``
+imports that module, which runs its code, as any tool that imports user code.
 """
 
 from __future__ import annotations
@@ -17,40 +25,34 @@ import os
 from typing import Any, Callable, Mapping
 
 import numpy as np
-import yaml
 
 from momentum_jax import optim, problems
-from momentum_jax.sweep._checks import as_mapping as _as_mapping
-from momentum_jax.sweep._checks import check_keys as _check_keys
-from momentum_jax.sweep._checks import check_name as _check_name
+from momentum_jax.sweep import _sizes
 from momentum_jax.sweep._errors import ConfigError
-from momentum_jax.sweep._problem_config import (  # noqa: F401  (build_problem re-exported)
-    build_problem, parse_problem as _parse_problem)
-from momentum_jax.sweep._search import (  # noqa: F401  (re-exported)
-    SCHEDULERS, SchedulerSpec, SearchSpec, check_search as _check_search, check_searched,
-    parse_search as _parse_search, scheduler_metric, scheduler_metrics, search_points,
-    search_record)
-from momentum_jax.sweep._grid import grid_values, is_grid_spec
-from momentum_jax.sweep._imports import import_object, python_name, recorded_name, suggest
-from momentum_jax.sweep._space import RANGE_KINDS, Range, is_range_spec, parse_range
+from momentum_jax.sweep._grid import GRID_KINDS, spec_size, spec_values
+from momentum_jax.sweep._imports import import_object, python_name, recorded_name
 from momentum_jax.sweep._optimizers import (
     OPTIMIZERS, check_arguments, check_factory, keyword_parameters, known_name, resolve_optimizer)
+from momentum_jax.sweep._problem_config import (  # noqa: F401  (build_problem re-exported)
+    build_problem, parse_problem as _parse_problem)
+from momentum_jax.sweep._schema import SCHEDULES, OptimizerSection, ScheduleSection, SweepSchema
+from momentum_jax.sweep._search import (  # noqa: F401  (re-exported)
+    SCHEDULERS, SchedulerSpec, SearchSpec, check_search as _check_search, check_searched,
+    scheduler_metric, scheduler_metrics, search_points, search_record)
+from momentum_jax.sweep._space import (
+    RANGE_KINDS, Hyperparameter, LogUniform, Range, Uniform, as_range)
+from momentum_jax.sweep._grid import Linspace, Logspace, spec_kind
+from momentum_jax.sweep._validation import arguments_adapter, validate
+from momentum_jax.sweep._yaml import read_yaml
 from momentum_jax.train import TrainConfig
 
-SCHEDULES: dict[str, Callable[..., Any]] = {
-    "step_decay": optim.step_decay,
-    "cosine_annealing": optim.cosine_annealing,
-    "polynomial_decay": optim.polynomial_decay,
-    "exponential_decay": optim.exponential_decay,
-}
 SCHEDULE_PREFIX = "schedule."
-_TOP_KEYS = ("name", "problem", "optimizer", "optimizers", "train", "seeds", "chunk_size",
-             "search", "keep")
 _RANGE_NEEDS_SEARCH = ("a range is sampled, and the sweep's search is a grid: add "
                        "'search: {method: quasirandom, samples: N, seed: 0}' (or method: "
                        "random) at the top level, or give a list, linspace or logspace")
 _NUMERIC = "a number, a list, linspace, logspace, uniform or loguniform"
-_TRAIN_KEYS = tuple(f.name for f in dataclasses.fields(TrainConfig))
+# warmup_steps is ours, not a schedule's argument: numeric, as one without a default.
+_WARMUP = inspect.Parameter("warmup_steps", inspect.Parameter.KEYWORD_ONLY)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -135,6 +137,12 @@ class OptimizerSpec:
     return f"{self.name}({', '.join(options)})" if options else self.name
 
 
+def _shown(value: Any) -> str:
+  if isinstance(value, bool):
+    return str(value).lower()
+  return python_name(value) if callable(value) else str(value)
+
+
 @dataclasses.dataclass(frozen=True)
 class KeepSpec:
   """``keep:``: the trained models of the ``models`` best configurations are kept.
@@ -148,27 +156,6 @@ class KeepSpec:
 
   models: int
   metric: str | None = None
-
-
-def _parse_keep(raw: Any) -> KeepSpec | None:
-  if raw is None:
-    return None
-  raw = _as_mapping("keep", raw)
-  _check_keys("keep", raw, ("models", "metric"))
-  models = raw.get("models")
-  if isinstance(models, bool) or not isinstance(models, int) or models < 1:
-    raise ConfigError("keep.models", f"expected a positive integer (how many of the best "
-                      f"configurations to keep), got {models!r}")
-  metric = raw.get("metric")
-  if metric is not None and not isinstance(metric, str):
-    raise ConfigError("keep.metric", f"expected a metric's name, e.g. val_loss, got {metric!r}")
-  return KeepSpec(models, metric)
-
-
-def _shown(value: Any) -> str:
-  if isinstance(value, bool):
-    return str(value).lower()
-  return python_name(value) if callable(value) else str(value)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -212,43 +199,48 @@ class SweepConfig:
     return sum(o.num_configs for o in self.optimizers) * len(self.seeds)
 
 
-def _parameters(function: Callable[..., Any]) -> dict[str, inspect.Parameter]:
-  return dict(inspect.signature(function).parameters)
+def _numeric_spec(path: str, value: Any) -> Any:
+  """The validated numeric spec ``value`` is, or ``None`` for a static option.
+
+  A value the signature typed is already validated; one of an argument it
+  says nothing of (a ``None`` default) is numeric if written as one.
+  """
+  if isinstance(value, (Linspace, Logspace, Uniform, LogUniform)):
+    return value
+  if value is None or isinstance(value, (bool, str)) or callable(value):
+    return None
+  if spec_kind(value, GRID_KINDS + RANGE_KINDS) is None:
+    return None
+  return validate(Hyperparameter, value, path)
 
 
-def _split_options(path: str, raw: Mapping[str, Any], parameters, search: SearchSpec, skip=()):
-  """Splits options into numeric grids, ranges and static values, checking static types."""
+def _typed(path: str, owner: str, parameters: Mapping[str, inspect.Parameter], takes_any: bool,
+           given: Mapping[str, Any]) -> dict[str, Any]:
+  """``given``, the arguments of a function of ``parameters``, checked and typed.
+
+  A name it does not take is refused with the closest (unless it takes
+  ``**kwargs``); each value is validated as
+  :func:`~momentum_jax.sweep._validation.default_type` says.
+  """
+  if not takes_any:
+    check_arguments(path, owner, given, parameters)
+  return {**given, **validate(arguments_adapter(parameters, Hyperparameter), given, path)}
+
+
+def _split_options(path: str, typed: Mapping[str, Any], search: SearchSpec):
+  """Splits typed options into grid specs, ranges and static values."""
   grid, ranges, static = {}, {}, {}
-  for key, value in raw.items():
-    if key in skip:
-      continue
-    parameter = parameters.get(key)  # None: a parameter of ours with no signature (warmup_steps)
-    default = parameter.default if parameter is not None else inspect.Parameter.empty
-    if isinstance(default, bool) and not isinstance(value, bool):
-      raise ConfigError(f"{path}.{key}", f"expected true or false, got {value!r}")
-    if isinstance(default, bool):
+  for key, value in typed.items():
+    spec = _numeric_spec(f"{path}.{key}", value)
+    if spec is None:
       static[key] = value
-    elif is_range_spec(value):
-      ranges[key] = parse_range(f"{path}.{key}", value)
+    elif isinstance(spec, (Uniform, LogUniform)):
       if not search.samples_ranges:
         raise ConfigError(f"{path}.{key}", _RANGE_NEEDS_SEARCH)
-    elif is_grid_spec(value):
-      grid[key] = grid_values(f"{path}.{key}", value)
+      ranges[key] = spec
     else:
-      _check_misspelt_spec(f"{path}.{key}", value)
-      static[key] = value
+      grid[key] = spec
   return grid, ranges, static
-
-
-def _check_misspelt_spec(path: str, value: Any) -> None:
-  # A one-key mapping that is almost a grid or range spec would otherwise
-  # reach the factory as a static option, to fail there with a murkier message.
-  if isinstance(value, Mapping) and len(value) == 1:
-    kinds = ("linspace", "logspace", *RANGE_KINDS)
-    hint = suggest(next(iter(value)), kinds)
-    if hint:
-      raise ConfigError(path, f"unknown kind of values {next(iter(value))!r}{hint} "
-                        f"(one of {', '.join(kinds)})")
 
 
 def _with_range_ends(grid: Mapping[str, np.ndarray], ranges: Mapping[str, Range]):
@@ -262,115 +254,129 @@ def _range_error(path: str, error: ValueError) -> ConfigError:
   return ConfigError(f"{path}.{argument}", str(error))
 
 
-def _parse_schedule(path: str, raw: Any, search: SearchSpec
-                    ) -> tuple[ScheduleSpec, dict[str, np.ndarray], dict[str, Range]]:
-  raw = dict(_as_mapping(path, raw))
-  name = _check_name(f"{path}.name", raw.pop("name", None), SCHEDULES)
-  parameters = _parameters(SCHEDULES[name])
+@dataclasses.dataclass
+class _Written:
+  """An optimizer group as written and typed, before any value is computed."""
+
+  path: str
+  name: str
+  factory: Callable[..., Any]
+  grid: dict[str, Any]  # name -> validated grid spec (schedule's prefixed)
+  ranges: dict[str, Range]
+  static: dict[str, Any]
+  schedule: ScheduleSpec | None
+  given: Mapping[str, Any]
+  eval_params: Callable[[Any, Any], Any] | None = None
+
+  def sizes(self) -> dict[str, int]:
+    return {name: spec_size(spec) for name, spec in self.grid.items()}
+
+
+def _type_schedule(path: str, section: ScheduleSection, search: SearchSpec):
+  """``(spec, grid specs, ranges, static)`` of a schedule, its names prefixed ``schedule.``."""
+  function = SCHEDULES[section.name]
+  parameters = dict(inspect.signature(function).parameters)
   parameters.pop("init_value")
-  allowed = ("unit", "warmup_steps", *parameters)
-  _check_keys(path, raw, allowed)
-  unit = raw.pop("unit", "step")
-  if unit not in ("step", "epoch"):
-    raise ConfigError(f"{path}.unit", f"must be 'step' or 'epoch', got {unit!r}")
+  given = section.arguments
   for key, parameter in parameters.items():
-    if parameter.default is inspect.Parameter.empty and key not in raw:
-      raise ConfigError(f"{path}.{key}", f"required by {name}")
-  grid, ranges, static = _split_options(path, raw, {**parameters, "warmup_steps": None}, search)
-  checked = _with_range_ends(grid, ranges)
+    if parameter.default is inspect.Parameter.empty and key not in given:
+      raise ConfigError(f"{path}.{key}", f"required by {section.name}")
+  typed = _typed(path, section.name, {**parameters, "warmup_steps": _WARMUP}, False, given)
+  grid, ranges, static = _split_options(path, typed, search)
+  spec = ScheduleSpec(name=section.name, unit=section.unit, static=static,
+                      warmup="warmup_steps" in grid or "warmup_steps" in ranges)
+  return (spec, {SCHEDULE_PREFIX + k: v for k, v in grid.items()},
+          {SCHEDULE_PREFIX + k: as_range(r) for k, r in ranges.items()})
+
+
+def _type_optimizer(path: str, section: OptimizerSection, search: SearchSpec) -> _Written:
+  factory, name = resolve_optimizer(f"{path}.name", section.name)
+  given = section.arguments
+  parameters, takes_any = keyword_parameters(factory)
+  learning_rate = parameters.get("learning_rate")
+  if section.schedule is not None and learning_rate is None and not takes_any:
+    raise ConfigError(f"{path}.schedule", f"{name} takes no learning_rate for a schedule to drive")
+  if "learning_rate" not in given and (section.schedule is not None or (
+      learning_rate is not None and learning_rate.default is inspect.Parameter.empty)):
+    raise ConfigError(f"{path}.learning_rate", f"required ({_NUMERIC})")
+  typed = _typed(path, name, parameters, takes_any, given)
+  grid, ranges, static = _split_options(path, typed, search)
+  if "learning_rate" in given and "learning_rate" not in grid and "learning_rate" not in ranges:
+    raise ConfigError(f"{path}.learning_rate", f"expected {_NUMERIC}, got {given['learning_rate']!r}")
+  ranges = {k: as_range(r) for k, r in ranges.items()}
+  schedule = None
+  if section.schedule is not None:
+    spec, schedule_grid, schedule_ranges = _type_schedule(f"{path}.schedule", section.schedule,
+                                                          search)
+    grid.update(schedule_grid)
+    ranges.update(schedule_ranges)
+    schedule = spec
+  return _Written(path, name, factory, grid, ranges, static, schedule, given,
+                  _eval_params(f"{path}.eval_params", section.eval_params))
+
+
+def _eval_params(path: str, written: Any) -> Callable[[Any, Any], Any] | None:
+  """``optimizer.eval_params``: a callable, or the function ``package.module:function`` names."""
+  if written is None or callable(written):
+    return written
+  function = import_object(path, written) if ":" in written else None
+  if not callable(function):
+    raise ConfigError(path, "expected 'package.module:function' naming a function "
+                      f"(opt_state, params) -> params, got {written!r}")
+  return function
+
+
+def _check_values(written: _Written, grid: Mapping[str, np.ndarray]) -> None:
+  """The learning rate > 0, and our optimizers' and the schedule's own checks, on every value at once."""
+  path = written.path
+  checked = _with_range_ends(grid, written.ranges)
+  own = {n: v for n, v in checked.items() if not n.startswith(SCHEDULE_PREFIX)}
+  if "learning_rate" in own and np.any(own["learning_rate"] <= 0):
+    raise ConfigError(f"{path}.learning_rate", f"must be > 0, got {own['learning_rate'].tolist()}")
+  if written.factory in OPTIMIZERS.values():
+    _call_checked(path, written.factory, own, written.static)
+  if written.schedule is not None:
+    schedule = written.schedule
+    values = {n[len(SCHEDULE_PREFIX):]: v for n, v in checked.items()
+              if n.startswith(SCHEDULE_PREFIX)}
+    warmup = values.pop("warmup_steps", None)
+    _call_checked(f"{path}.schedule", lambda **kw: SCHEDULES[schedule.name](1.0, **kw),
+                  values, schedule.static)
+    if warmup is not None:
+      _call_checked(f"{path}.schedule", lambda **kw: optim.linear_warmup(0.0, 1.0, **kw),
+                    {"warmup_steps": warmup}, {})
+
+
+def _call_checked(path: str, function: Callable[..., Any], values, static) -> None:
   try:
-    SCHEDULES[name](1.0, **{k: v for k, v in checked.items() if k != "warmup_steps"}, **static)
-    if "warmup_steps" in checked:
-      optim.linear_warmup(0.0, 1.0, checked["warmup_steps"])
+    function(**values, **static)
   except ValueError as error:
     raise _range_error(path, error) from None
   except TypeError as error:
     raise ConfigError(path, str(error)) from None
-  spec = ScheduleSpec(name=name, unit=unit, static=static, warmup="warmup_steps" in checked)
-  return (spec, {SCHEDULE_PREFIX + k: v for k, v in grid.items()},
-          {SCHEDULE_PREFIX + k: r for k, r in ranges.items()})
 
 
-def _parse_eval_params(path: str, raw: Any) -> Callable[[Any, Any], Any] | None:
-  """``optimizer.eval_params``: a callable, or ``package.module:function`` naming one."""
-  if raw is None or callable(raw):
-    return raw
-  if isinstance(raw, str) and ":" in raw:
-    function = import_object(path, raw)
-    if callable(function):
-      return function
-  raise ConfigError(path, f"expected 'package.module:function' naming a function "
-                    f"(opt_state, params) -> params, got {raw!r}")
-
-
-def _parse_optimizer(path: str, raw: Any, search: SearchSpec) -> OptimizerSpec:
-  raw = dict(_as_mapping(path, raw))
-  factory, name = resolve_optimizer(f"{path}.name", raw.pop("name", None))
-  eval_params = _parse_eval_params(f"{path}.eval_params", raw.pop("eval_params", None))
-  parameters, takes_any = keyword_parameters(factory)
-  if not takes_any:
-    check_arguments(path, name, raw, (*parameters, "schedule"))
-  learning_rate = parameters.get("learning_rate")
-  if "schedule" in raw and learning_rate is None and not takes_any:
-    raise ConfigError(f"{path}.schedule", f"{name} takes no learning_rate for a schedule to drive")
-  if "learning_rate" not in raw and ("schedule" in raw or (
-      learning_rate is not None and learning_rate.default is inspect.Parameter.empty)):
-    raise ConfigError(f"{path}.learning_rate", f"required ({_NUMERIC})")
-  grid, ranges, static = _split_options(path, raw, parameters, search, skip=("schedule",))
-  checked = _with_range_ends(grid, ranges)
-  if "learning_rate" in raw and "learning_rate" not in checked:
-    raise ConfigError(f"{path}.learning_rate",
-                      f"expected {_NUMERIC}, got {raw['learning_rate']!r}")
-  if "learning_rate" in checked and np.any(checked["learning_rate"] <= 0):
-    raise ConfigError(f"{path}.learning_rate",
-                      f"must be > 0, got {checked['learning_rate'].tolist()}")
-  if factory in OPTIMIZERS.values():  # ours check the grid and the ranges' ends at once
-    try:
-      factory(**checked, **static)
-    except ValueError as error:
-      raise _range_error(path, error) from None
-    except TypeError as error:
-      raise ConfigError(path, str(error)) from None
-  schedule, schedule_grid, schedule_ranges = None, {}, {}
-  if "schedule" in raw:
-    schedule, schedule_grid, schedule_ranges = _parse_schedule(
-        f"{path}.schedule", raw["schedule"], search)
-  ranges.update(schedule_ranges)
-  samples, checked = search_points(ranges, search)
+def _parse_optimizer(written: _Written, search: SearchSpec) -> OptimizerSpec:
+  """The group's values computed (its sizes checked before) and its factory tried traced."""
+  path, name, factory = written.path, written.name, written.factory
+  values = {n: spec_values(spec) for n, spec in written.grid.items()}
+  _check_values(written, values)
+  samples, checked = search_points(written.ranges, search)
   own = {n: v for n, v in checked.items() if not n.startswith(SCHEDULE_PREFIX)}
-  swept, static = check_factory(path, name, factory, {**grid, **own}, static, raw)
+  own_grid = {n: v for n, v in values.items() if not n.startswith(SCHEDULE_PREFIX)}
+  swept, static = check_factory(path, name, factory, {**own_grid, **own}, written.static,
+                                written.given)
   # An argument the factory needs concrete, given one value, became static.
-  grid = {**{n: v for n, v in swept.items() if n in grid}, **schedule_grid}
+  grid = {n: v for n, v in values.items() if n in swept or n.startswith(SCHEDULE_PREFIX)}
   kept = {n for n in checked if n in swept or n.startswith(SCHEDULE_PREFIX)}
   samples = {n: v for n, v in samples.items() if n in kept}
-  ranges = {n: r for n, r in ranges.items() if n in kept}
-  return OptimizerSpec(name=name, static=static, grid=grid, schedule=schedule, factory=factory,
-                       ranges=ranges, samples=samples, trials=search.trials,
-                       eval_params=eval_params)
+  ranges = {n: r for n, r in written.ranges.items() if n in kept}
+  return OptimizerSpec(name=name, static=static, grid=grid, schedule=written.schedule,
+                       factory=factory, ranges=ranges, samples=samples, trials=search.trials)
 
 
-def _parse_seeds(raw: Any) -> tuple[int, ...]:
-  if isinstance(raw, int) and not isinstance(raw, bool):
-    if raw < 1:
-      raise ConfigError("seeds", f"a count must be >= 1, got {raw}")
-    return tuple(range(raw))
-  if (isinstance(raw, list) and raw
-      and all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in raw)):
-    if len(set(raw)) != len(raw):
-      raise ConfigError("seeds", f"seeds must be distinct, got {raw}")
-    return tuple(raw)
-  raise ConfigError("seeds", f"expected a count >= 1 or a list of distinct seeds >= 0, got {raw!r}")
-
-
-def _parse_train(raw: Any) -> TrainConfig:
-  raw = _as_mapping("train", raw)
-  _check_keys("train", raw, _TRAIN_KEYS)
-  if "steps" not in raw:
-    raise ConfigError("train.steps", "required: the number of optimizer steps")
-  try:
-    return TrainConfig(**raw)
-  except ValueError as error:
-    raise _range_error("train", error) from None
+def _seeds(seeds: int | list[int]) -> tuple[int, ...]:
+  return tuple(range(seeds)) if isinstance(seeds, int) else tuple(seeds)
 
 
 def _recorded(value: Any) -> Any:
@@ -392,7 +398,16 @@ def _recorded(value: Any) -> Any:
   return value
 
 
-def load_config(source: str | os.PathLike | Mapping[str, Any]) -> SweepConfig:
+def _read(source: str | os.PathLike | Mapping[str, Any]) -> tuple[Any, str, str]:
+  """``(raw, default name, where)``: the config's plain data, its name, and what to call the source."""
+  if isinstance(source, Mapping):
+    return dict(source), "sweep", ""
+  name = os.fspath(source)
+  return read_yaml(name), os.path.splitext(os.path.basename(name))[0], name
+
+
+def load_config(source: str | os.PathLike | Mapping[str, Any], *, force: bool = False
+                ) -> SweepConfig:
   """Reads and validates a sweep configuration from a YAML file or a dict.
 
   An optimizer's ``name`` is one of :data:`OPTIMIZERS`, ``optax.<alias>``,
@@ -405,64 +420,57 @@ def load_config(source: str | os.PathLike | Mapping[str, Any]) -> SweepConfig:
   :data:`momentum_jax.problems.PROBLEMS`, ``package.module:function`` or
   (in a dict) a callable returning a Problem; a dict's ``problem`` may be a
   Problem itself. Nothing is built or compiled here: import paths are
-  resolved, and each optimizer is called once and traced abstractly.
+  resolved (importing a module runs its code), and each optimizer is called
+  once and traced abstractly.
+
+  Args:
+    source: A YAML file's path, or the config as a dict.
+    force: Go on with sizes beyond :mod:`momentum_jax.sweep._sizes`' limits
+      (the CLI's ``--force``).
 
   Raises:
-    ConfigError: (a ``ValueError``) naming the field, as a path in the YAML.
+    ConfigError: (a ``ValueError``) naming the field, as a path in the YAML
+      (or the file, for what is wrong with the file itself).
     FileNotFoundError: if the file does not exist.
   """
-  if isinstance(source, Mapping):
-    raw, default_name = dict(source), "sweep"
-  else:
-    with open(source, encoding="utf-8") as file:
-      try:
-        raw = yaml.safe_load(file)
-      except yaml.YAMLError as error:
-        raise ConfigError("", f"{os.fspath(source)} is not valid YAML: {error}") from None
-    default_name = os.path.splitext(os.path.basename(os.fspath(source)))[0]
-  raw = _as_mapping("", raw)
-  _check_keys("", raw, _TOP_KEYS)
-  for required in ("problem", "train"):
-    if required not in raw:
-      raise ConfigError(required, "required")
-  problem, problem_options, problem_source = _parse_problem(raw["problem"])
-  search = _parse_search(raw.get("search"))
-  if ("optimizer" in raw) == ("optimizers" in raw):
+  raw, default_name, where = _read(source)
+  try:
+    schema = validate(SweepSchema, raw)
+  except ConfigError as error:
+    if error.path or not where:
+      raise
+    raise ConfigError(where, str(error)) from None
+  if (schema.optimizer is None) == (schema.optimizers is None):
     raise ConfigError("optimizer", "give exactly one of 'optimizer' (a mapping) or "
                       "'optimizers' (a list of mappings)")
-  if "optimizer" in raw:
-    optimizers = (_parse_optimizer("optimizer", raw["optimizer"], search),)
-  else:
-    listed = raw["optimizers"]
-    if not isinstance(listed, list) or not listed:
-      raise ConfigError("optimizers", f"expected a non-empty list, got {listed!r}")
-    optimizers = tuple(_parse_optimizer(f"optimizers[{i}]", o, search)
-                       for i, o in enumerate(listed))
-    labels = [o.label for o in optimizers]
-    for index, label in enumerate(labels):
-      if label in labels[:index]:
-        raise ConfigError(f"optimizers[{index}]",
-                          f"repeats optimizers[{labels.index(label)}] ({label}); merge their "
-                          "grids into one entry")
+  search = SearchSpec() if schema.search is None else schema.search.spec()
+  problem, problem_options, problem_source = _parse_problem(schema.problem)
+  sections = ([("optimizer", schema.optimizer)] if schema.optimizer is not None else
+              [(f"optimizers[{i}]", o) for i, o in enumerate(schema.optimizers)])
+  written = [_type_optimizer(path, section, search) for path, section in sections]
+  train = schema.train.config()
+  seeds = _seeds(schema.seeds)
+  if not force:
+    _sizes.check_config_sizes(written, search, len(seeds))
+  optimizers = tuple(_parse_optimizer(w, search) for w in written)
+  labels = [o.label for o in optimizers]
+  for index, label in enumerate(labels):
+    if label in labels[:index]:
+      raise ConfigError(f"optimizers[{index}]",
+                        f"repeats optimizers[{labels.index(label)}] ({label}); merge their "
+                        "grids into one entry")
   check_searched(search, optimizers)
-  train = _parse_train(raw["train"])
   _check_search(search, train)
-  chunk_size = raw.get("chunk_size")
-  if chunk_size == "auto":
-    chunk_size = None
-  if chunk_size is not None and (
-      isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1):
-    raise ConfigError("chunk_size", f"expected a positive integer or 'auto', got {chunk_size!r}")
   return SweepConfig(
-      name=str(raw.get("name", default_name)),
+      name=default_name if schema.name is None else schema.name,
       problem=problem,
       problem_options=problem_options,
       optimizers=optimizers,
       train=train,
-      seeds=_parse_seeds(raw.get("seeds", 1)),
-      chunk_size=chunk_size,
+      seeds=seeds,
+      chunk_size=None if schema.chunk_size in (None, "auto") else schema.chunk_size,
       raw=_recorded(raw),
       problem_source=problem_source,
       search=search,
-      keep=_parse_keep(raw.get("keep")),
+      keep=None if schema.keep is None else KeepSpec(schema.keep.models, schema.keep.metric),
   )

@@ -48,9 +48,11 @@ from jax.sharding import Mesh
 
 from momentum_jax import _files, _program_cache, results
 from momentum_jax.sweep import (
-    _checkpoint, _devices, _execute, _keep, _optuna, _pbt_train, _plan, _record, _scheduled)
+    _checkpoint, _devices, _execute, _keep, _optuna, _pbt_train, _plan, _record, _scheduled,
+    _sizes)
 from momentum_jax.sweep._checks import check_run_arguments
 from momentum_jax.sweep._config import SweepConfig, load_config, scheduler_metric
+from momentum_jax.sweep._search import check_metric
 from momentum_jax.sweep._problem_config import checked_problem
 from momentum_jax.sweep._state import ChunkState
 from momentum_jax.train import TrainConfig
@@ -105,6 +107,46 @@ def _widths(width, checkpoint, problem, groups, train, mesh, fit, out_dir, ident
   return widths, execution
 
 
+def _prepare(config: SweepConfig, force: bool):
+  """What a sweep checks before it compiles: the problem built (its model abstractly), the
+  metrics the search ranks by, the groups against the devices' memory."""
+  problem = checked_problem(config)
+  scheduler = config.search.scheduler
+  metric = None if scheduler is None else scheduler_metric(scheduler, problem)
+  if config.search.method == "optuna" and config.search.metric is not None:
+    check_metric("search.metric", config.search.metric, problem)
+  population = _pbt_train.population(config, problem)  # None unless search.method is pbt
+  groups = _plan.groups(config)
+  mesh = Mesh(np.array(jax.devices()), ("config",))
+  memory = _devices.memory(problem, config.train, mesh)
+  held = memory["configs_held_per_device"] * mesh.devices.size
+  if scheduler is not None:
+    _scheduled.check_one_chunk(groups, held)
+  if population is not None:
+    _scheduled.check_one_chunk(groups, held, "search.population",
+                               "a smaller population, or fewer seeds or list values")
+  if not force:
+    _sizes.check_memory(memory["bytes_per_config_estimate"], memory["budget_bytes_per_device"])
+  return problem, metric, population, groups, mesh, memory
+
+
+def check(config: SweepConfig | str | os.PathLike | Mapping[str, Any], *,
+          force: bool = False) -> SweepConfig:
+  """Checks a config as :func:`run` does before it compiles, and trains nothing.
+
+  The config is validated (its optimizers traced abstractly), its problem
+  built (the model's shapes only), the metrics its search ranks by and the
+  memory a configuration needs checked against the devices.
+
+  Raises:
+    ConfigError: naming the field, as :func:`run` would.
+  """
+  if not isinstance(config, SweepConfig):
+    config = load_config(config, force=force)
+  _prepare(config, force)
+  return config
+
+
 def run(
     config: SweepConfig | str | os.PathLike | Mapping[str, Any],
     out_dir: str | os.PathLike | None = None,
@@ -114,6 +156,7 @@ def run(
     quiet: bool = False,
     overwrite: bool = False,
     checkpoint_every: float | None = CHECKPOINT_EVERY,
+    force: bool = False,
 ) -> results.SweepResult:
   """Runs a sweep and returns its results; ``result.save(out_dir)`` writes them.
 
@@ -163,6 +206,9 @@ def run(
       chunk's state (with ``out_dir``); ``None``: never (a killed sweep
       then retrains its unfinished chunks). A scheduled group's state is
       never saved mid-way: a killed sweep trains it again.
+    force: Go on with sizes beyond the limits of
+      :mod:`momentum_jax.sweep._sizes` (configurations in all; one
+      configuration's memory against a device's budget).
 
   Returns:
     A :class:`momentum_jax.results.SweepResult`.
@@ -173,22 +219,11 @@ def run(
       ``overwrite``, or a partial sweep whose width differs from ``width``.
   """
   if not isinstance(config, SweepConfig):
-    config = load_config(config)
+    config = load_config(config, force=force)
   check_run_arguments(chunk_size, width, checkpoint_every)
-  problem = checked_problem(config)
+  problem, metric, population, groups, mesh, memory = _prepare(config, force)
   kept_by = None if config.keep is None else _keep.keep_metric(config.keep, problem)
   scheduler = config.search.scheduler
-  metric = None if scheduler is None else scheduler_metric(scheduler, problem)
-  population = _pbt_train.population(config, problem)  # None unless search.method is pbt
-  groups = _plan.groups(config)
-  mesh = Mesh(np.array(jax.devices()), ("config",))
-  memory = _devices.memory(problem, config.train, mesh)
-  if scheduler is not None:
-    _scheduled.check_one_chunk(groups, memory["configs_held_per_device"] * mesh.devices.size)
-  if population is not None:
-    _scheduled.check_one_chunk(groups, memory["configs_held_per_device"] * mesh.devices.size,
-                               "search.population",
-                               "a smaller population, or fewer seeds or list values")
   raw_config, record = _files.jsonable(config.raw), _checkpoint.problem_record(problem)
   identity = _program_cache.sweep_identity(config, record)  # kept programs' problem part
   checkpoint = None

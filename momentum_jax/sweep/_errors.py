@@ -11,4 +11,6 @@ class ConfigError(ValueError):
 
   def __init__(self, path: str, message: str):
     self.path = path
-    super().__init__(f"{path}: {message}" if path else message)
+    # A key of 100,000 characters is named by its ends.
+    shown = path if len(path) <= 160 else f"{path[:80]}...{path[-40:]}"
+    super().__init__(f"{shown}: {message}" if path else message)

@@ -7,22 +7,94 @@ Ranges (``uniform``, ``loguniform``) are sampled, not gridded: see
 from __future__ import annotations
 
 import itertools
-from typing import Any, Mapping
+from typing import Annotated, Any, Mapping
 
 import numpy as np
+import pydantic
+from pydantic_core import PydanticCustomError
 
-from momentum_jax.sweep._errors import ConfigError
+from momentum_jax.sweep._imports import closest
+from momentum_jax.sweep._validation import Section, either, number_kind, validate
+
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+_FLOAT32_TINY = float(np.finfo(np.float32).smallest_normal)
 
 
-def is_grid_spec(value: Any) -> bool:
-  """Whether ``value`` is a numeric hyperparameter (swept or fixed) rather than a static option."""
-  if isinstance(value, bool) or value is None or isinstance(value, str):
-    return False
-  if isinstance(value, (int, float)):
-    return True
+def _in_float32(value: float) -> float:
+  # The values train as float32: 1e308 would be inf there, 1e-320 zero.
+  if abs(value) > _FLOAT32_MAX or 0 < abs(value) < _FLOAT32_TINY:
+    raise ValueError(f"must be 0 or of magnitude {_FLOAT32_TINY:.3g} to {_FLOAT32_MAX:.3g} "
+                     f"(the values train as float32), got {value!r}")
+  return value
+
+
+Finite = Annotated[float, pydantic.Field(allow_inf_nan=False), pydantic.AfterValidator(_in_float32)]
+Count = Annotated[int, pydantic.Field(ge=1)]
+Values = Annotated[list[Finite], pydantic.Strict(False), pydantic.Field(min_length=1)]
+GRID_KINDS = ("linspace", "logspace")
+
+
+def written_as(*names: str) -> pydantic.BeforeValidator:
+  """Refuses a value that is not a list of ``len(names)`` items, saying ``[name, ...]``."""
+  def check(value: Any) -> Any:
+    if not isinstance(value, (list, tuple)) or len(value) != len(names):
+      raise PydanticCustomError("expected", f"expected [{', '.join(names)}]")
+    return value
+  return pydantic.BeforeValidator(check)
+
+
+_Linear = Annotated[tuple[Finite, Finite, Count], pydantic.Strict(False),
+                    written_as("start", "stop", "count")]
+
+
+class Linspace(Section):
+  """``{linspace: [start, stop, count]}``: ``count`` evenly spaced values, ends included."""
+
+  linspace: _Linear
+
+
+class Logspace(Section):
+  """``{logspace: [start, stop, count]}``: from ``start`` to ``stop`` (values, not exponents), evenly in log scale."""
+
+  logspace: _Linear
+
+  @pydantic.field_validator("logspace")
+  @classmethod
+  def _positive(cls, value):
+    if value[0] <= 0 or value[1] <= 0:
+      raise ValueError(f"start and stop must be > 0 (they are the end values, not exponents), "
+                       f"got {value[0]!r} and {value[1]!r}")
+    return value
+
+
+def spec_kind(value: Any, kinds=GRID_KINDS) -> str | None:
+  """The form a numeric spec is written in: number, list, or one of ``kinds`` (its closest, misspelt)."""
   if isinstance(value, (list, tuple)):
-    return True
-  return isinstance(value, Mapping) and set(value) <= {"linspace", "logspace"} and bool(value)
+    return "list"
+  if isinstance(value, Mapping) and len(value) == 1:
+    return closest(next(iter(value)), kinds)
+  return number_kind(value)
+
+
+GRID_EXPECTED = "a number, a list, {linspace: [a, b, n]} or {logspace: [a, b, n]}"
+GridSpec = either(GRID_EXPECTED, spec_kind, number=Finite, list=Values, linspace=Linspace,
+                  logspace=Logspace)
+
+
+def spec_size(spec: Any) -> int:
+  """How many values a validated grid spec stands for, before any is computed."""
+  if isinstance(spec, (Linspace, Logspace)):
+    return int(getattr(spec, type(spec).__name__.lower())[2])
+  return len(spec) if isinstance(spec, list) else 1
+
+
+def spec_values(spec: Any) -> np.ndarray:
+  """The values of a validated grid spec, as a float64 array."""
+  if isinstance(spec, Linspace):
+    return np.linspace(*spec.linspace)
+  if isinstance(spec, Logspace):
+    return np.geomspace(*spec.logspace)
+  return np.array(spec if isinstance(spec, list) else [spec], dtype=np.float64)
 
 
 def grid_values(path: str, spec: Any) -> np.ndarray:
@@ -35,39 +107,7 @@ def grid_values(path: str, spec: Any) -> np.ndarray:
   Raises:
     ConfigError: naming ``path`` for a malformed or empty spec.
   """
-  if isinstance(spec, bool):
-    raise ConfigError(path, f"expected a number, a list or linspace/logspace, got {spec!r}")
-  if isinstance(spec, (int, float)):
-    values = np.array([spec], dtype=np.float64)
-  elif isinstance(spec, (list, tuple)):
-    if not spec:
-      raise ConfigError(path, "the list of values is empty")
-    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in spec):
-      raise ConfigError(path, f"every value must be a number, got {list(spec)!r}")
-    values = np.array(spec, dtype=np.float64)
-  elif isinstance(spec, Mapping) and len(spec) == 1 and next(iter(spec)) in ("linspace", "logspace"):
-    kind, args = next(iter(spec.items()))
-    if (not isinstance(args, (list, tuple)) or len(args) != 3
-        or not all(isinstance(a, (int, float)) and not isinstance(a, bool) for a in args)):
-      raise ConfigError(f"{path}.{kind}", f"expected [start, stop, count], got {args!r}")
-    start, stop, count = args
-    if count != int(count) or count < 1:
-      raise ConfigError(f"{path}.{kind}", f"count must be a positive integer, got {count!r}")
-    if kind == "logspace":
-      if start <= 0 or stop <= 0:
-        raise ConfigError(f"{path}.logspace",
-                          f"start and stop must be > 0 (they are the end values, not "
-                          f"exponents), got {start!r} and {stop!r}")
-      values = np.geomspace(start, stop, int(count))
-    else:
-      values = np.linspace(start, stop, int(count))
-  else:
-    raise ConfigError(
-        path, f"expected a number, a list, {{linspace: [a, b, n]}} or {{logspace: [a, b, n]}}, "
-        f"got {spec!r}")
-  if not np.all(np.isfinite(values)):
-    raise ConfigError(path, f"values must be finite, got {values.tolist()}")
-  return values
+  return spec_values(validate(GridSpec, spec, path))
 
 
 def product(grid: Mapping[str, np.ndarray], seeds: tuple[int, ...],

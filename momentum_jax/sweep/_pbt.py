@@ -30,15 +30,15 @@ Reference:
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Mapping
+from typing import Annotated, Any, Mapping
 
 import numpy as np
+import pydantic
 
-from momentum_jax.sweep._checks import as_mapping, check_integer, check_keys
 from momentum_jax.sweep._errors import ConfigError
+from momentum_jax.sweep._grid import Finite
 from momentum_jax.sweep._space import Range
-
-KEYS = ("method", "population", "interval", "fraction", "perturb", "seed", "metric")
+from momentum_jax.sweep._validation import Section
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,42 +75,26 @@ class PBTSpec:
     return {**dataclasses.asdict(self), "perturb": list(self.perturb)}
 
 
-def _number(value: Any) -> bool:
-  return isinstance(value, (int, float)) and not isinstance(value, bool)
+class PBTSection(Section):
+  """The keys of ``search:`` that population-based training takes (see :class:`PBTSpec`)."""
 
+  population: Annotated[int, pydantic.Field(ge=2)]
+  interval: Annotated[int, pydantic.Field(ge=1)]
+  fraction: Annotated[float, pydantic.Field(ge=0, le=0.5)] = 0.25
+  perturb: Annotated[list[Annotated[Finite, pydantic.Field(gt=0)]], pydantic.Strict(False),
+                     pydantic.Field(min_length=1)] = [0.8, 1.25]
+  seed: Annotated[int, pydantic.Field(ge=0)] = 0
+  metric: str | None = None
 
-def parse_pbt(raw: Mapping[str, Any]) -> PBTSpec:
-  """``search:`` with ``method: pbt``; ``interval`` is checked against ``train`` by :func:`check_pbt`.
-
-  Raises:
-    ConfigError: at ``search.<key>`` for a missing or invalid value.
-  """
-  raw = as_mapping("search", raw)
-  check_keys("search", raw, KEYS)
-  for key in ("population", "interval"):
-    if key not in raw:
-      raise ConfigError(f"search.{key}", "required by method pbt" + (
-          ": the members drawn per optimizer group" if key == "population"
-          else ": the steps between two exploits"))
-  population = check_integer("search.population", raw["population"], 2)
-  interval = check_integer("search.interval", raw["interval"])
-  fraction = raw.get("fraction", 0.25)
-  if not _number(fraction) or not 0 <= fraction <= 0.5:
-    raise ConfigError("search.fraction", f"expected a number in [0, 0.5], got {fraction!r}")
-  if fraction > 0 and int(fraction * population) == 0:
-    raise ConfigError("search.fraction", f"{fraction} of a population of {population} is no "
-                      "member: no exploit would ever replace one (raise it, or use 0)")
-  perturb = raw.get("perturb", [0.8, 1.25])
-  if (not isinstance(perturb, (list, tuple)) or not perturb
-      or not all(_number(f) and np.isfinite(f) and f > 0 for f in perturb)):
-    raise ConfigError("search.perturb",
-                      f"expected a non-empty list of positive numbers, got {perturb!r}")
-  seed = check_integer("search.seed", raw.get("seed", 0), 0)
-  metric = raw.get("metric")
-  if metric is not None and not isinstance(metric, str):
-    raise ConfigError("search.metric", f"expected a metric's name, got {metric!r}")
-  return PBTSpec(population=population, interval=interval, fraction=float(fraction),
-                 perturb=tuple(float(f) for f in perturb), seed=seed, metric=metric)
+  def pbt_spec(self) -> PBTSpec:
+    """The spec; a fraction that replaces no member of the population is refused."""
+    if self.fraction > 0 and int(self.fraction * self.population) == 0:
+      raise ConfigError("search.fraction", f"{self.fraction} of a population of "
+                        f"{self.population} is no member: no exploit would ever replace one "
+                        "(raise it, or use 0)")
+    return PBTSpec(population=self.population, interval=self.interval,
+                   fraction=float(self.fraction), perturb=tuple(map(float, self.perturb)),
+                   seed=self.seed, metric=self.metric)
 
 
 def check_pbt(spec: PBTSpec, steps: int, log_every: int) -> None:

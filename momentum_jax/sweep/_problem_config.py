@@ -7,42 +7,55 @@ from typing import TYPE_CHECKING, Any
 
 from momentum_jax import problems
 from momentum_jax._train_config import batch_size_error
-from momentum_jax.sweep._checks import as_mapping, check_keys, check_name
+from momentum_jax.sweep._checks import check_keys, check_name
 from momentum_jax.sweep._errors import ConfigError
 from momentum_jax.sweep._imports import import_object, python_name
 from momentum_jax.sweep._optimizers import check_arguments, keyword_parameters
+from momentum_jax.sweep._schema import ProblemSection
+from momentum_jax.sweep._validation import arguments_adapter, validate
 
 if TYPE_CHECKING:
   from momentum_jax.sweep._config import SweepConfig
 
 
-def parse_problem(raw: Any):
-  """``(name, options, source)``: see :class:`SweepConfig`'s ``problem``, ``problem_options``, ``problem_source``."""
-  if isinstance(raw, problems.Problem):
-    return raw.name, {}, raw
-  raw = dict(as_mapping("problem", raw))
-  name = raw.pop("name", None)
+def parse_problem(section: Any):
+  """``(name, options, source)``: see :class:`SweepConfig`'s ``problem``, ``problem_options``, ``problem_source``.
+
+  The options are typed from the signature of the function that builds the
+  problem (a bool default takes true or false, a tuple default a list).
+  """
+  if isinstance(section, problems.Problem):
+    return section.name, {}, section
+  if not isinstance(section, ProblemSection):  # as written (a study's setting)
+    section = validate(ProblemSection, section, "problem")
+  name, options = section.name, section.arguments
   if isinstance(name, problems.Problem):
-    if raw:
-      raise ConfigError(f"problem.{next(iter(raw))}",
+    if options:
+      raise ConfigError(f"problem.{next(iter(options))}",
                         "a Problem object takes no options: build it with them")
     return name.name, {}, name
   if callable(name):
     source, name = name, python_name(name)
-  elif isinstance(name, str) and ":" in name:
+  elif ":" in name:
     source = import_object("problem.name", name)
     if not callable(source):
       raise ConfigError("problem.name", f"{name} is not callable (it is a "
                         f"{type(source).__name__}); name a function that returns a Problem")
   else:
     name = check_name("problem.name", name, problems.PROBLEMS,
-                       "'package.module:function' returning a Problem")
-    check_keys("problem", raw, tuple(inspect.signature(problems.PROBLEMS[name]).parameters))
-    return name, raw, None
+                      "'package.module:function' returning a Problem")
+    parameters = dict(inspect.signature(problems.PROBLEMS[name]).parameters)
+    check_keys("problem", options, tuple(parameters))
+    return name, _typed_options(parameters, options), None
   parameters, takes_any = keyword_parameters(source)
   if not takes_any:
-    check_arguments("problem", name, raw, parameters)
-  return name, raw, source
+    check_arguments("problem", name, options, parameters)
+  return name, _typed_options(parameters, options), source
+
+
+def _typed_options(parameters, options):
+  typed = validate(arguments_adapter(parameters, None), options, "problem")
+  return {**options, **typed}
 
 
 def build_problem(config: "SweepConfig") -> problems.Problem:
@@ -66,7 +79,10 @@ def make_problem(name: str, options, source) -> problems.Problem:
     else:
       problem = source(**options)
   except (TypeError, ValueError, FileNotFoundError) as error:
-    raise ConfigError("problem", str(error)) from None
+    # The builders' messages start with the option's name where one is at fault.
+    option = str(error).split(" ", 1)[0]
+    raise ConfigError(f"problem.{option}" if option in options else "problem",
+                      str(error)) from None
   if not isinstance(problem, problems.Problem):
     raise ConfigError("problem.name", f"{name} returned a value of type "
                       f"{type(problem).__name__}, not a momentum_jax.problems.Problem")

@@ -14,38 +14,30 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import importlib.util
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Mapping
 
 import numpy as np
+import pydantic
 
 from momentum_jax import problems
-from momentum_jax.sweep._checks import as_mapping, check_integer, check_keys, check_name
 from momentum_jax.sweep._errors import ConfigError
 from momentum_jax.sweep._imports import suggest
-from momentum_jax.sweep._pbt import KEYS as _PBT_KEYS
-from momentum_jax.sweep._pbt import PBTSpec, check_pbt, parse_pbt
+from momentum_jax.sweep._pbt import PBTSection, PBTSpec, check_pbt
 from momentum_jax.sweep._space import Range, sample
+from momentum_jax.sweep._validation import Section, choice, either
 from momentum_jax.train import TrainConfig
 
 if TYPE_CHECKING:
   from momentum_jax.sweep._config import SweepConfig
 
-# The keys each search method takes; grid, random and quasirandom take a
-# scheduler, which decides between segments what continues.
-_SEARCH_KEYS = {
-    "grid": ("method", "scheduler"),
-    "random": ("method", "samples", "seed", "scheduler"),
-    "quasirandom": ("method", "samples", "seed", "scheduler"),
-    "optuna": ("method", "sampler", "trials", "batch", "seed", "metric"),
-    "pbt": _PBT_KEYS,
-}
 # Optuna's samplers by the config's name, and a package each needs beyond optuna.
 OPTUNA_SAMPLERS = {"tpe": None, "gp": "torch", "cmaes": "cmaes", "qmc": None}
 OPTUNA_EXTRA = "pip install 'momentum_jax[optuna]'"
 # Trials asked at once when the config gives no batch.
 DEFAULT_BATCH = 8
 SCHEDULERS = ("successive_halving", "hyperband")
-_SCHEDULER_KEYS = ("name", "eta", "min_steps", "metric")
+Positive = Annotated[int, pydantic.Field(ge=1)]
+Seed = Annotated[int, pydantic.Field(ge=0)]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -117,32 +109,116 @@ class SearchSpec:
     return self.method != "grid"
 
 
-def parse_search(raw: Any) -> SearchSpec:
-  """The top-level ``search:`` (absent: a grid)."""
-  if raw is None:
-    return SearchSpec()
-  raw = as_mapping("search", raw)
-  method = check_name("search.method", raw.get("method"), _SEARCH_KEYS)
-  for key in raw:
-    takers = [m for m, keys in _SEARCH_KEYS.items() if key in keys]
-    if key not in _SEARCH_KEYS[method] and takers:
-      raise ConfigError(f"search.{key}", f"method {method} takes no {key!r} "
-                        f"({' and '.join(takers)} do)")
-  check_keys("search", raw, _SEARCH_KEYS[method])
-  scheduler = None if raw.get("scheduler") is None else _parse_scheduler(raw["scheduler"])
-  if method == "grid":
-    return SearchSpec(scheduler=scheduler)
-  if method == "optuna":
-    return _parse_optuna(raw)
-  if method == "pbt":
-    pbt = parse_pbt(raw)
-    return SearchSpec(method=method, samples=pbt.population, seed=pbt.seed, pbt=pbt)
-  samples, seed = raw.get("samples"), raw.get("seed", 0)
-  if samples is None:
-    raise ConfigError("search.samples", f"required by method {method}: the number of points "
-                      "drawn per optimizer group")
-  return SearchSpec(method=method, samples=check_integer("search.samples", samples),
-                    seed=check_integer("search.seed", seed, 0), scheduler=scheduler)
+class SchedulerSection(Section):
+  """``search.scheduler``: see :class:`SchedulerSpec`."""
+
+  name: choice(*SCHEDULERS)
+  eta: Annotated[int, pydantic.Field(ge=2)] = 3
+  min_steps: Positive
+  metric: str | None = None
+
+  def spec(self) -> SchedulerSpec:
+    return SchedulerSpec(**self.model_dump())
+
+
+class _Method(Section):
+  """A kind of ``search:``; a key another method takes is named as such."""
+
+  @classmethod
+  def unknown_key_message(cls, value: Mapping[str, Any], key: Any) -> str | None:
+    takers = [m for m, c in _METHODS.items() if key in c.model_fields]
+    method = value.get("method", "grid")
+    return f"method {method} takes no {key!r} ({' and '.join(takers)} do)" if takers else None
+
+
+class GridSearch(_Method):
+  """``search: {method: grid}`` (the default): the product of every hyperparameter's values."""
+
+  method: Literal["grid"] = "grid"
+  scheduler: SchedulerSection | None = None
+
+  def spec(self) -> SearchSpec:
+    return SearchSpec(scheduler=self.scheduler and self.scheduler.spec())
+
+
+class SampledSearch(_Method):
+  """``search: {method: random | quasirandom, samples: N}``: N points of each group's ranges."""
+
+  method: Literal["random", "quasirandom"] = "random"
+  samples: Positive
+  seed: Seed = 0
+  scheduler: SchedulerSection | None = None
+
+  def spec(self) -> SearchSpec:
+    return SearchSpec(method=self.method, samples=self.samples, seed=self.seed,
+                      scheduler=self.scheduler and self.scheduler.spec())
+
+
+class OptunaSearch(_Method):
+  """``search: {method: optuna, trials: N}``: Optuna's sampler asked ``batch`` trials at a time."""
+
+  method: Literal["optuna"] = "optuna"
+  sampler: choice(*OPTUNA_SAMPLERS) = "tpe"
+  trials: Positive
+  batch: Positive | None = None
+  seed: Seed = 0
+  metric: str | None = None
+
+  def spec(self) -> SearchSpec:
+    """The spec; Optuna (and the sampler's own package) must be importable."""
+    try:
+      importlib.import_module("optuna")
+    except ImportError:
+      raise ConfigError("search.method", f"method optuna needs Optuna, an optional extra: "
+                        f"{OPTUNA_EXTRA}") from None
+    needed = OPTUNA_SAMPLERS[self.sampler]
+    if needed is not None and not _importable(needed):
+      raise ConfigError("search.sampler", f"Optuna's {self.sampler} sampler needs {needed}: "
+                        f"pip install {needed}")
+    batch = min(DEFAULT_BATCH, self.trials) if self.batch is None else self.batch
+    if batch > self.trials:
+      raise ConfigError("search.batch", f"must be at most search.trials ({self.trials}): a "
+                        f"batch is trials asked at once; got {batch}")
+    return SearchSpec(method="optuna", seed=self.seed, sampler=self.sampler, trials=self.trials,
+                      batch=batch, metric=self.metric)
+
+
+class PBTSearch(_Method, PBTSection):
+  """``search: {method: pbt, population: N, interval: STEPS}``: see :mod:`momentum_jax.sweep._pbt`."""
+
+  method: Literal["pbt"] = "pbt"
+
+  def spec(self) -> SearchSpec:
+    pbt = self.pbt_spec()
+    return SearchSpec(method="pbt", samples=pbt.population, seed=pbt.seed, pbt=pbt)
+
+
+_METHODS = {"grid": GridSearch, "random": SampledSearch, "quasirandom": SampledSearch,
+            "optuna": OptunaSearch, "pbt": PBTSearch}
+
+
+def _method(value: Any) -> str | None:
+  if not isinstance(value, Mapping):
+    return None
+  method = value.get("method", "grid")
+  return method if method in _METHODS else "unknown"
+
+
+class _UnknownMethod(Section):
+  """A method none of the others is: refused, with the closest name, before any other key."""
+
+  model_config = {**Section.model_config, "extra": "ignore"}
+  method: choice(*_METHODS)
+
+  @pydantic.model_validator(mode="before")
+  @classmethod
+  def _known_keys(cls, value: Any) -> Any:
+    return value
+
+
+SearchSection = either("a mapping with a method (" + ", ".join(_METHODS) + ")", _method,
+                       grid=GridSearch, random=SampledSearch, quasirandom=SampledSearch,
+                       optuna=OptunaSearch, pbt=PBTSearch, unknown=_UnknownMethod)
 
 
 def _importable(module: str) -> bool:
@@ -150,51 +226,6 @@ def _importable(module: str) -> bool:
     return importlib.util.find_spec(module) is not None
   except (ImportError, ValueError):  # a module set to None in sys.modules
     return False
-
-
-def _parse_optuna(raw: Any) -> SearchSpec:
-  """``search: {method: optuna, ...}``; optuna (and the sampler's own package) importable."""
-  try:
-    importlib.import_module("optuna")
-  except ImportError:
-    raise ConfigError("search.method", f"method optuna needs Optuna, an optional extra: "
-                      f"{OPTUNA_EXTRA}") from None
-  sampler = check_name("search.sampler", raw.get("sampler", "tpe"), OPTUNA_SAMPLERS)
-  needed = OPTUNA_SAMPLERS[sampler]
-  if needed is not None and not _importable(needed):
-    raise ConfigError("search.sampler", f"Optuna's {sampler} sampler needs {needed}: "
-                      f"pip install {needed}")
-  if "trials" not in raw:
-    raise ConfigError("search.trials", "required by method optuna: the number of trials "
-                      "per optimizer group")
-  trials = check_integer("search.trials", raw["trials"])
-  batch = check_integer("search.batch", raw.get("batch", min(DEFAULT_BATCH, trials)))
-  if batch > trials:
-    raise ConfigError("search.batch", f"must be at most search.trials ({trials}): a batch "
-                      f"is trials asked at once; got {batch}")
-  seed = check_integer("search.seed", raw.get("seed", 0), 0)
-  metric = raw.get("metric")
-  if metric is not None and not isinstance(metric, str):
-    raise ConfigError("search.metric", f"expected a metric's name, got {metric!r}")
-  return SearchSpec(method="optuna", seed=seed, sampler=sampler, trials=trials, batch=batch,
-                    metric=metric)
-
-
-def _parse_scheduler(raw: Any) -> SchedulerSpec:
-  """``search.scheduler``; its steps are checked against ``train`` by :func:`check_scheduler`."""
-  path = "search.scheduler"
-  raw = as_mapping(path, raw)
-  name = check_name(f"{path}.name", raw.get("name"), SCHEDULERS)
-  check_keys(path, raw, _SCHEDULER_KEYS)
-  if "min_steps" not in raw:
-    raise ConfigError(f"{path}.min_steps", f"required by {name}: the steps every "
-                      "configuration trains before the first ranking")
-  metric = raw.get("metric")
-  if metric is not None and not isinstance(metric, str):
-    raise ConfigError(f"{path}.metric", f"expected a metric's name, got {metric!r}")
-  return SchedulerSpec(name=name, eta=check_integer(f"{path}.eta", raw.get("eta", 3), 2),
-                       min_steps=check_integer(f"{path}.min_steps", raw["min_steps"]),
-                       metric=metric)
 
 
 def check_search(search: SearchSpec, train: TrainConfig) -> None:

@@ -17,11 +17,14 @@ Lists, ``linspace`` and ``logspace`` still cross with the samples
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Mapping
+from typing import Annotated, Any, Mapping
 
 import numpy as np
+import pydantic
 
-from momentum_jax.sweep._errors import ConfigError
+from momentum_jax.sweep._grid import (
+    GRID_KINDS, Finite, Linspace, Logspace, Values, spec_kind, written_as)
+from momentum_jax.sweep._validation import Section, either, validate
 
 RANGE_KINDS = ("uniform", "loguniform")
 SAMPLING_METHODS = ("random", "quasirandom")
@@ -72,6 +75,52 @@ def is_range_spec(value: Any) -> bool:
   return isinstance(value, Mapping) and len(value) == 1 and next(iter(value)) in RANGE_KINDS
 
 
+_Ends = Annotated[tuple[Finite, Finite], pydantic.Strict(False), written_as("low", "high")]
+
+
+def _ordered(ends: tuple[float, float]) -> tuple[float, float]:
+  if ends[0] >= ends[1]:
+    raise ValueError(f"low must be < high, got {list(ends)!r}")
+  return ends
+
+
+class Uniform(Section):
+  """``{uniform: [low, high]}``."""
+
+  uniform: Annotated[_Ends, pydantic.AfterValidator(_ordered)]
+
+
+class LogUniform(Section):
+  """``{loguniform: [low, high]}``, ``low > 0``."""
+
+  loguniform: Annotated[_Ends, pydantic.AfterValidator(_ordered)]
+
+  @pydantic.field_validator("loguniform")
+  @classmethod
+  def _positive(cls, ends):
+    if ends[0] <= 0:
+      raise ValueError(f"low must be > 0 for a log scale, got {list(ends)!r} (use uniform "
+                       "for a range that reaches 0)")
+    return ends
+
+
+NUMERIC_EXPECTED = "a number, a list, linspace, logspace, uniform or loguniform"
+RangeSpec = either("{uniform: [low, high]} or {loguniform: [low, high]}",
+                   lambda value: spec_kind(value, RANGE_KINDS), uniform=Uniform,
+                   loguniform=LogUniform)
+# What an optimizer's numeric hyperparameter takes: grid values, or (searched) a range.
+Hyperparameter = either(NUMERIC_EXPECTED, lambda value: spec_kind(value, GRID_KINDS + RANGE_KINDS),
+                        number=Finite, list=Values, linspace=Linspace, logspace=Logspace,
+                        uniform=Uniform, loguniform=LogUniform)
+
+
+def as_range(spec: Uniform | LogUniform) -> Range:
+  """The :class:`Range` of a validated range spec."""
+  kind = "uniform" if isinstance(spec, Uniform) else "loguniform"
+  low, high = getattr(spec, kind)
+  return Range(kind, float(low), float(high))
+
+
 def parse_range(path: str, spec: Mapping[str, Any]) -> Range:
   """The :class:`Range` of ``{uniform: [lo, hi]}`` or ``{loguniform: [lo, hi]}``.
 
@@ -79,20 +128,7 @@ def parse_range(path: str, spec: Mapping[str, Any]) -> Range:
     ConfigError: at ``<path>.<kind>`` unless ``lo < hi`` are two finite
       numbers, with ``lo > 0`` for ``loguniform``.
   """
-  kind, ends = next(iter(spec.items()))
-  where = f"{path}.{kind}"
-  if (not isinstance(ends, (list, tuple)) or len(ends) != 2
-      or not all(isinstance(e, (int, float)) and not isinstance(e, bool) for e in ends)):
-    raise ConfigError(where, f"expected [low, high], two numbers, got {ends!r}")
-  low, high = (float(e) for e in ends)
-  if not (np.isfinite(low) and np.isfinite(high)):
-    raise ConfigError(where, f"the ends must be finite, got {list(ends)!r}")
-  if low >= high:
-    raise ConfigError(where, f"low must be < high, got {list(ends)!r}")
-  if kind == "loguniform" and low <= 0:
-    raise ConfigError(where, f"low must be > 0 for a log scale, got {list(ends)!r} "
-                      f"(use uniform for a range that reaches 0)")
-  return Range(kind, low, high)
+  return as_range(validate(RangeSpec, spec, path))
 
 
 def unit_points(method: str, dimensions: int, samples: int, seed: int) -> np.ndarray:

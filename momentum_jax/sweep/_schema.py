@@ -1,0 +1,170 @@
+"""The sweep config's schema: its sections as typed models (pydantic, strict).
+
+:class:`SweepSchema` is the file as written; :func:`momentum_jax.sweep._config.load_config`
+validates it, then types the arguments of the functions it names (the
+optimizer's, the schedule's, the problem's) from their signatures, and
+checks what needs the optimizer itself (its own range checks, a traced
+trial step). :func:`json_schema` publishes it (``momentum-jax schema``).
+
+To add a key: a field on its section, typed (``Annotated[int,
+pydantic.Field(ge=1)]``), with a default unless required; a section: a
+:class:`~momentum_jax.sweep._validation.Section` and a field of
+:class:`SweepSchema`. Its errors name the key path by themselves.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Callable, Literal
+
+import pydantic
+from pydantic.json_schema import SkipJsonSchema
+
+from momentum_jax import optim, problems
+from momentum_jax.sweep._errors import ConfigError
+from momentum_jax.sweep._search import SearchSection
+from momentum_jax.sweep._validation import Section, choice, either, number_kind
+from momentum_jax.train import TrainConfig
+
+# Seeds a config may name: each is a full run of every configuration.
+MAX_SEEDS = 10_000
+SCHEDULES: dict[str, Callable[..., Any]] = {
+    "step_decay": optim.step_decay,
+    "cosine_annealing": optim.cosine_annealing,
+    "polynomial_decay": optim.polynomial_decay,
+    "exponential_decay": optim.exponential_decay,
+}
+_Object = SkipJsonSchema[pydantic.InstanceOf[problems.Problem]]
+_Function = SkipJsonSchema[Callable[..., Any]]
+
+
+def _name_kind(value: Any) -> str | None:
+  if isinstance(value, str):
+    return "text"
+  if isinstance(value, problems.Problem):
+    return "object"
+  return "function" if callable(value) else None
+
+
+class _WithArguments(Section):
+  """A section that names a function and takes its arguments: typed from its signature later."""
+
+  model_config = {**Section.model_config, "extra": "allow",
+                  "json_schema_extra": {"additionalProperties": {
+                      "description": "the named function's keyword arguments, typed from its "
+                                     "signature: a bool default takes true/false, a number "
+                                     "a number (or, for a hyperparameter, a list, linspace, "
+                                     "logspace, uniform or loguniform)"}}}
+
+  @pydantic.model_validator(mode="before")
+  @classmethod
+  def _known_keys(cls, value: Any) -> Any:
+    return value
+
+  @property
+  def arguments(self) -> dict[str, Any]:
+    """The keys beyond the section's own, as written."""
+    return dict(self.model_extra or {})
+
+
+class ProblemSection(_WithArguments):
+  """``problem:``: a built-in name or ``package.module:function`` (in a dict, a callable), and its options."""
+
+  name: either("a problem's name: a string", _name_kind, text=str, object=_Object,
+               function=_Function)
+
+
+class ScheduleSection(_WithArguments):
+  """``optimizer.schedule:``: a learning-rate schedule whose ``init_value`` is the learning rate."""
+
+  name: choice(*SCHEDULES)
+  unit: choice("step", "epoch") = "step"
+
+
+class OptimizerSection(_WithArguments):
+  """``optimizer:``, or an item of ``optimizers:``: a factory's name and its hyperparameters."""
+
+  name: either("an optimizer's name: a string", _name_kind, text=str, function=_Function)
+  schedule: ScheduleSection | None = None
+  # ``(opt_state, params) -> params``: where validation is measured (schedule-free's own is
+  # found by its state); resolved and checked by the config, not passed to the factory.
+  eval_params: either("'package.module:function' naming a function (opt_state, params) -> "
+                      "params", _name_kind, text=str, function=_Function) | None = None
+
+
+_Positive = Annotated[int, pydantic.Field(ge=1)]
+
+
+class TrainSection(Section):
+  """``train:``: the fields of :class:`~momentum_jax.train.TrainConfig`, typed."""
+
+  steps: _Positive
+  batch_size: _Positive | None = None
+  log_every: _Positive = 10
+  grad_norms: bool = False
+  eval_batch_size: _Positive = 1024
+  divergence_factor: Annotated[float, pydantic.Field(gt=1)] = 1e3
+
+  def config(self) -> TrainConfig:
+    """The TrainConfig, whose own checks (``steps`` a multiple of ``log_every``) name the key."""
+    try:
+      return TrainConfig(**self.model_dump())
+    except ValueError as error:  # its messages start with the field's name
+      raise ConfigError(f"train.{str(error).split(' ', 1)[0]}", str(error)) from None
+
+
+class KeepSection(Section):
+  """``keep:``: the trained models of the ``models`` best configurations (every seed) are kept."""
+
+  models: _Positive
+  metric: str | None = None
+
+
+def _distinct(seeds: list[int]) -> list[int]:
+  if len(set(seeds)) != len(seeds):
+    raise ValueError(f"seeds must be distinct, got {seeds}")
+  return seeds
+
+
+def _seeds_kind(value: Any) -> str | None:
+  return "list" if isinstance(value, (list, tuple)) else "count"
+
+
+Seeds = either(
+    "a count or a list of seeds", _seeds_kind,
+    count=Annotated[int, pydantic.Field(ge=1, le=MAX_SEEDS)],
+    list=Annotated[list[Annotated[int, pydantic.Field(ge=0)]], pydantic.Strict(False),
+                   pydantic.Field(min_length=1, max_length=MAX_SEEDS),
+                   pydantic.AfterValidator(_distinct)])
+ChunkSize = either("a positive integer or 'auto'",
+                   lambda value: "auto" if value == "auto" else number_kind(value),
+                   auto=Literal["auto"], number=Annotated[int, pydantic.Field(ge=1)])
+
+
+def _problem_kind(value: Any) -> str | None:
+  return "object" if isinstance(value, problems.Problem) else "section"
+
+
+class SweepSchema(Section):
+  """A sweep config, as written: its sections, each typed."""
+
+  name: str | None = None
+  problem: either("a mapping with a name", _problem_kind, section=ProblemSection,
+                  object=_Object)
+  optimizer: OptimizerSection | None = None
+  optimizers: Annotated[list[OptimizerSection], pydantic.Strict(False),
+                        pydantic.Field(min_length=1)] | None = None
+  train: TrainSection
+  search: SearchSection | None = None
+  seeds: Seeds = 1
+  chunk_size: ChunkSize | None = None
+  keep: KeepSection | None = None
+
+
+def json_schema() -> dict[str, Any]:
+  """The JSON Schema of a sweep config (Python objects a dict config may hold left out)."""
+  schema = pydantic.TypeAdapter(SweepSchema).json_schema()
+  schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+  schema["title"] = "momentum_jax sweep config"
+  return schema
+
+
