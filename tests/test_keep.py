@@ -302,13 +302,13 @@ def test_two_processes_keep_one_process_s_models_and_the_command_says_where(tmp_
 
 
 @pytest.mark.parametrize("keep, path, fragment", [
-    ({"models": "three"}, "keep.models", "expected a positive integer (how many of the best "
-     "configurations to keep), got 'three'"),
-    ({"models": 0}, "keep.models", "got 0"),
+    ({"models": "three"}, "keep.models", "expected an integer, got 'three'"),
+    ({"models": 0}, "keep.models", "must be >= 1, got 0"),
     ({"models": True}, "keep.models", "got True"),
-    ({"metric": "val_loss"}, "keep.models", "got None"),
+    ({"models": 2.0}, "keep.models", "got 2.0"),
+    ({"metric": "val_loss"}, "keep.models", "required"),
     ({"model": 3}, "keep.model", "did you mean 'models'"),
-    ({"models": 2, "metric": 3}, "keep.metric", "expected a metric's name"),
+    ({"models": 2, "metric": 3}, "keep.metric", "expected a string, got 3"),
     ([2], "keep", "expected a mapping"),
 ])
 def test_bad_keep_values_name_their_path(keep, path, fragment):
