@@ -372,7 +372,8 @@ def _parse_optimizer(written: _Written, search: SearchSpec) -> OptimizerSpec:
   samples = {n: v for n, v in samples.items() if n in kept}
   ranges = {n: r for n, r in written.ranges.items() if n in kept}
   return OptimizerSpec(name=name, static=static, grid=grid, schedule=written.schedule,
-                       factory=factory, ranges=ranges, samples=samples, trials=search.trials)
+                       factory=factory, ranges=ranges, samples=samples, trials=search.trials,
+                       eval_params=written.eval_params)
 
 
 def _seeds(seeds: int | list[int]) -> tuple[int, ...]:
