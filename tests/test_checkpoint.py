@@ -15,21 +15,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from _sweep_configs import TWO_GROUPS
 import momentum_jax as mj
 from momentum_jax import cli, problems, results, sweep
 from momentum_jax.sweep import _checkpoint
 from momentum_jax.train import TrainConfig, train
 
-REGRESSION = {
-    "problem": {"name": "linear_regression"},
-    "optimizers": [
-        {"name": "momentum", "ema": False, "learning_rate": {"logspace": [0.003, 0.3, 3]},
-         "beta": {"linspace": [0.0, 0.9, 3]}},
-        {"name": "adam", "learning_rate": [0.01, 0.1, 1.0]},
-    ],
-    "train": {"steps": 40, "log_every": 20},
-    "seeds": 2,
-}  # 18 + 6 configurations
+REGRESSION = TWO_GROUPS
 # Long enough per chunk (~0.1-0.5 s) for a kill to land between chunks.
 DIGITS = {
     "problem": {"name": "digits_mlp", "hidden": [32]},

@@ -8,21 +8,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from _sweep_configs import HALVING
 from _sweep_configs import with_changes as _with
 from momentum_jax import results, sweep
 from momentum_jax.sweep._strategies import Hyperband, SuccessiveHalving
 
-# Heavy-ball momentum on the regression: 9 learning rates (the largest
-# diverge) x 2 seeds, 90 full-batch steps logged every 10; rungs at 10, 30, 90.
-HALVING = {
-    "problem": {"name": "linear_regression"},
-    "optimizer": {"name": "momentum", "ema": False,
-                  "learning_rate": {"logspace": [0.001, 10.0, 9]}, "beta": 0.9},
-    "train": {"steps": 90, "log_every": 10},
-    "seeds": 2,
-    "search": {"method": "grid", "scheduler": {
-        "name": "successive_halving", "eta": 3, "min_steps": 10, "metric": "final_loss"}},
-}
 WIDTH = 2
 
 

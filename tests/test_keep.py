@@ -15,6 +15,8 @@ import numpy as np
 import pytest
 from flax import nnx
 
+from _sweep_configs import HALVING as _SHARED_HALVING
+from _sweep_configs import TWO_GROUPS
 from momentum_jax import _models, problems, report, results, sweep
 from momentum_jax.sweep import _checkpoint, _keep
 from momentum_jax.sweep._config import KeepSpec
@@ -207,16 +209,8 @@ def test_a_sweep_killed_mid_run_keeps_the_same_models_on_resume(tmp_path, monkey
   _same_models(resumed.models, one_chunk.models)
 
 
-HALVING = {
-    "problem": {"name": "linear_regression"},
-    "optimizer": {"name": "momentum", "ema": False,
-                  "learning_rate": {"logspace": [0.001, 10.0, 9]}, "beta": 0.9},
-    "train": {"steps": 90, "log_every": 10},
-    "seeds": 2,
-    "search": {"method": "grid", "scheduler": {
-        "name": "successive_halving", "eta": 3, "min_steps": 10, "metric": "final_loss"}},
-    "keep": {"models": 3},
-}  # rungs at 10, 30, 90: 9 settings, then 3, then 1
+# Rungs at 10, 30, 90: 9 settings, then 3, then 1.
+HALVING = {**_SHARED_HALVING, "keep": {"models": 3}}
 
 
 def test_with_successive_halving_only_finished_members_are_kept(tmp_path):
@@ -256,17 +250,7 @@ def _free_port() -> int:
     return s.getsockname()[1]
 
 
-REGRESSION = {
-    "problem": {"name": "linear_regression"},
-    "optimizers": [
-        {"name": "momentum", "ema": False, "learning_rate": {"logspace": [0.003, 0.3, 3]},
-         "beta": {"linspace": [0.0, 0.9, 3]}},
-        {"name": "adam", "learning_rate": [0.01, 0.1, 1.0]},
-    ],
-    "train": {"steps": 40, "log_every": 20},
-    "seeds": 2,
-    "keep": {"models": 3},
-}  # 18 + 6 configurations
+REGRESSION = {**TWO_GROUPS, "keep": {"models": 3}}
 
 
 def test_two_processes_keep_one_process_s_models_and_the_command_says_where(tmp_path):
