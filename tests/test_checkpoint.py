@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -16,6 +15,7 @@ import pandas as pd
 import pytest
 
 from _sweep_configs import TWO_GROUPS
+from _two_hosts import sweep_on_two_hosts
 import momentum_jax as mj
 from momentum_jax import cli, problems, results, sweep
 from momentum_jax.sweep import _checkpoint
@@ -236,28 +236,10 @@ def test_a_sweep_killed_inside_a_chunk_resumes_from_its_saved_state(tmp_path, wh
   _same_results(whole, resumed)
 
 
-def _free_port() -> int:
-  with socket.socket() as s:
-    s.bind(("localhost", 0))
-    return s.getsockname()[1]
-
 
 def test_two_processes_write_their_own_shares_and_one_merges(tmp_path):
   """Two hosts, simulated: two processes of 2 CPU devices each, through the CLI."""
-  config = tmp_path / "regression.yaml"
-  config.write_text(json.dumps(REGRESSION))
-  out = tmp_path / "out"
-  env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2",
-             JAX_PLATFORMS="cpu")
-  port = _free_port()
-  processes = [subprocess.Popen(
-      [sys.executable, "-m", "momentum_jax", "sweep", str(config), "--out", str(out),
-       "--quiet", "--width", "3", "--coordinator", f"localhost:{port}",
-       "--num-processes", "2", "--process-id", str(rank)],
-      env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for rank in (0, 1)]
-  outputs = [p.communicate(timeout=300) for p in processes]
-  for p, (stdout, stderr) in zip(processes, outputs):
-    assert p.returncode == 0, stderr[-3000:]
+  out, outputs = sweep_on_two_hosts(REGRESSION, tmp_path, "--width", "3")
   assert "best 5 configurations" in outputs[0][0]
   assert "configurations" not in outputs[1][0]  # one process speaks for all
   writers = {path.name[-7:-4] for path in _chunk_files(out)}

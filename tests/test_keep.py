@@ -4,10 +4,6 @@ from __future__ import annotations
 
 import copy
 import json
-import os
-import socket
-import subprocess
-import sys
 
 import jax
 import jax.numpy as jnp
@@ -17,6 +13,7 @@ from flax import nnx
 
 from _sweep_configs import HALVING as _SHARED_HALVING
 from _sweep_configs import TWO_GROUPS
+from _two_hosts import sweep_on_two_hosts
 from momentum_jax import _models, problems, report, results, sweep
 from momentum_jax.sweep import _checkpoint, _keep
 from momentum_jax.sweep._config import KeepSpec
@@ -244,11 +241,6 @@ def test_a_sweep_without_keep_keeps_nothing(tmp_path):
     results.load_model(tmp_path)
 
 
-def _free_port() -> int:
-  with socket.socket() as s:
-    s.bind(("localhost", 0))
-    return s.getsockname()[1]
-
 
 REGRESSION = {**TWO_GROUPS, "keep": {"models": 3}}
 
@@ -259,20 +251,7 @@ def test_two_processes_keep_one_process_s_models_and_the_command_says_where(tmp_
   Each process holds only its devices' rows of a chunk: the keeper gathers
   the metrics and the rows it pulls from all of them; process 0 writes.
   """
-  config = tmp_path / "regression.yaml"
-  config.write_text(json.dumps(REGRESSION))
-  out = tmp_path / "out"
-  env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2",
-             JAX_PLATFORMS="cpu")
-  port = _free_port()
-  processes = [subprocess.Popen(
-      [sys.executable, "-m", "momentum_jax", "sweep", str(config), "--out", str(out),
-       "--quiet", "--width", "3", "--chunk-size", "6", "--coordinator", f"localhost:{port}",
-       "--num-processes", "2", "--process-id", str(rank)],
-      env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for rank in (0, 1)]
-  outputs = [p.communicate(timeout=300) for p in processes]
-  for p, (_, stderr) in zip(processes, outputs):
-    assert p.returncode == 0, stderr[-3000:]
+  out, outputs = sweep_on_two_hosts(REGRESSION, tmp_path, "--width", "3", "--chunk-size", "6")
   assert f"best configurations' trained models (every seed) in {out / 'models'}/" in outputs[0][0]
   single = sweep.run(REGRESSION, quiet=True, width=3)
   for model in single.models:
