@@ -11,7 +11,7 @@ import pytest
 from _sweep_configs import HALVING
 from _sweep_configs import with_changes as _with
 from momentum_jax import results, sweep
-from momentum_jax.sweep._strategies import Hyperband, SuccessiveHalving
+from momentum_jax.sweep.strategies.halving import Hyperband, SuccessiveHalving
 
 WIDTH = 2
 

@@ -131,13 +131,13 @@ def test_bad_pbt_configs_name_their_path(changes, path, fragment):
 
 def test_the_metric_defaults_to_a_loss_the_problem_logs_and_others_are_refused():
   from momentum_jax import problems
-  from momentum_jax.sweep import _pbt_train
+  from momentum_jax.sweep._searches import Searches
   search = {k: v for k, v in PBT["search"].items() if k != "metric"}
   config = sweep.load_config(_with(PBT, search=search))
   # The regression has no validation split: its members rank by final_loss.
-  assert _pbt_train.population(config, problems.get_problem("linear_regression")).metric == (
+  assert Searches(config, problems.get_problem("linear_regression")).metric == (
       "final_loss")
-  assert _pbt_train.population(config, problems.get_problem("digits_mlp")).metric == "val_loss"
+  assert Searches(config, problems.get_problem("digits_mlp")).metric == "val_loss"
   with pytest.raises(sweep.ConfigError) as error:
     sweep.run(_with(PBT, search={**search, "metric": "val_loss"}), quiet=True)
   assert error.value.path == "search.metric"

@@ -193,21 +193,21 @@ class _Killed(Exception):
 
 
 def test_a_chunk_killed_mid_way_resumes_on_its_kept_program(kept, tmp_path, monkeypatch):
-  from momentum_jax.sweep import _state
+  from momentum_jax.sweep._batch_state import BatchState
   config = {**TINY, "train": {"steps": 40, "log_every": 5}}  # segments of 5 steps
   whole = sweep.run(config, quiet=True, width=2)
-  save = _state.ChunkState.maybe_save
+  save = BatchState.maybe_save
 
-  def save_then_die(self, carry, step):
-    if save(self, carry, step) and step >= 10:
+  def save_then_die(self, position, strategy, carry, step):
+    if save(self, position, strategy, carry, step) and step >= 10:
       raise _Killed
     return False
 
-  monkeypatch.setattr(_state.ChunkState, "maybe_save", save_then_die)
+  monkeypatch.setattr(BatchState, "maybe_save", save_then_die)
   out = tmp_path / "out"
   with pytest.raises(_Killed):
     sweep.run(config, out, quiet=True, width=2, checkpoint_every=1e-9)
-  monkeypatch.setattr(_state.ChunkState, "maybe_save", save)
+  monkeypatch.setattr(BatchState, "maybe_save", save)
   resumed = sweep.run(config, out, quiet=True, width=2)
   assert _status(resumed) == ["read"]
   (chunk,) = resumed.manifest["checkpoint"]["chunks_resumed_mid_training"]

@@ -240,6 +240,46 @@ class Checkpoint:
     name = f"g{group:03d}-{int(index.min()):07d}-p{process:03d}.npz"
     return _files.atomic_write_bytes(self.folder / name, buffer.getvalue())
 
+  def save_batch(self, group: int, batch: Any, strategy_state: Mapping[str, Any],
+                 ended: Mapping[str, Any]) -> Path | None:
+    """Writes a finished batch of ``group`` atomically, with its strategy's state (process 0).
+
+    The file holds what :meth:`save` writes (the rows, where they diverged,
+    their metrics) and what the segment loop resumes from: where each row
+    stopped, its hyperparameters as asked, the loop's history of exploits,
+    the batch (JSON) and the strategy's state at the batch's end (JSON).
+    """
+    import jax  # the process index; jax is imported by any sweep anyway
+    if jax.process_index() != 0:
+      return None
+    buffer = io.BytesIO()
+    np.savez(buffer, **_batch_arrays(batch, strategy_state, ended))
+    name = f"g{group:03d}-{int(np.min(ended['rows'])):07d}-p000.npz"
+    return _files.atomic_write_bytes(self.folder / name, buffer.getvalue())
+
+  def batches(self, group: int) -> list[tuple[Any, dict[str, Any], dict[str, Any]]]:
+    """``group``'s finished batches, in the order they trained: ``(batch, strategy state,
+    ended)``, ``ended`` as the segment loop gave it to :meth:`save_batch`.
+
+    Raises:
+      OutputDirError: for a chunk file written by another version of the engine.
+    """
+    from momentum_jax.sweep.strategies import Batch
+    found = []
+    for path in self._files(group):
+      with np.load(path) as chunk:
+        arrays = {name: chunk[name] for name in chunk.files}
+      if "batch" not in arrays:
+        raise OutputDirError(f"{path} was written by an earlier momentum_jax, which this one "
+                             "cannot resume; pass --overwrite to train the sweep again")
+      batch = Batch.from_record(json.loads(str(arrays["batch"])))
+      ended = {"rows": arrays["index"], "diverged_at_step": arrays["diverged_at_step"],
+               "stopped_at_step": arrays["stopped_at_step"],
+               "metrics": unpack(_METRIC_PREFIX, arrays), "values": unpack("values:", arrays),
+               "history": unpack("history:", arrays), "widths": arrays["widths"]}
+      found.append((batch, json.loads(str(arrays["strategy"])), ended))
+    return sorted(found, key=lambda saved: saved[0].number)
+
   def load(self, group: int, num_configs: int, missing_ok: bool = False
            ) -> tuple[dict[str, Any], np.ndarray]:
     """Merges ``group``'s chunk files into ``(metrics, diverged_at_step)``, in index order.
@@ -277,6 +317,34 @@ class Checkpoint:
           f"(first: {missing[:5].tolist()}); on several hosts the output folder must be on a "
           "file system every host sees")
     return traverse_util.unflatten_dict(merged), diverged
+
+
+def pack(prefix: str, tree: Mapping[str, Any]) -> dict[str, np.ndarray]:
+  """A nested dict of arrays as flat ``.npz`` entries named ``prefix`` + its key path as JSON."""
+  return {prefix + json.dumps(list(path)): np.asarray(value)
+          for path, value in traverse_util.flatten_dict(dict(tree)).items()}
+
+
+def unpack(prefix: str, arrays: Mapping[str, np.ndarray]) -> dict[str, Any]:
+  """What :func:`pack` wrote under ``prefix``, nested again (empty if nothing)."""
+  return traverse_util.unflatten_dict(
+      {tuple(json.loads(name[len(prefix):])): np.asarray(arrays[name])
+       for name in arrays if name.startswith(prefix)})
+
+
+def _batch_arrays(batch: Any, strategy_state: Mapping[str, Any], ended: Mapping[str, Any]
+                  ) -> dict[str, np.ndarray]:
+  """A finished batch as ``.npz`` entries (see :meth:`Checkpoint.save_batch`)."""
+  arrays = {"index": np.asarray(ended["rows"], np.int64),
+            "diverged_at_step": np.asarray(ended["diverged_at_step"]),
+            "stopped_at_step": np.asarray(ended["stopped_at_step"], np.int64),
+            "batch": np.array(json.dumps(batch.record())),
+            "strategy": np.array(json.dumps(_files.jsonable(strategy_state))),
+            "widths": np.asarray(ended.get("widths", ()), np.int64)}
+  arrays.update(pack(_METRIC_PREFIX, ended["metrics"]))
+  arrays.update(pack("values:", ended["values"]))
+  arrays.update(pack("history:", ended["history"]))
+  return arrays
 
 
 def _read_state(path: Path) -> Any:

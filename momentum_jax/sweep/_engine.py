@@ -35,8 +35,8 @@ as each chunk finishes, and the result holds the K best's
 
 from __future__ import annotations
 
-import concurrent.futures
 import dataclasses
+import functools
 import os
 import time
 from typing import Any, Mapping
@@ -48,13 +48,13 @@ from jax.sharding import Mesh
 
 from momentum_jax import _files, _program_cache, results
 from momentum_jax.sweep import (
-    _checkpoint, _devices, _execute, _keep, _optuna, _pbt_train, _plan, _record, _scheduled,
-    _sizes)
+    _checkpoint, _devices, _execute, _keep, _loop, _plan, _programs, _record, _sizes)
+from momentum_jax.sweep._batch_state import BatchState
 from momentum_jax.sweep._checks import check_run_arguments
-from momentum_jax.sweep._config import SweepConfig, load_config, scheduler_metric
-from momentum_jax.sweep._search import check_metric
+from momentum_jax.sweep._config import SweepConfig, load_config
+from momentum_jax.sweep._errors import ConfigError
 from momentum_jax.sweep._problem_config import checked_problem
-from momentum_jax.sweep._state import ChunkState
+from momentum_jax.sweep._searches import Searches
 from momentum_jax.train import TrainConfig
 
 # Seconds of training between two saves of an unfinished chunk's state.
@@ -109,25 +109,22 @@ def _widths(width, checkpoint, problem, groups, train, mesh, fit, out_dir, ident
 
 def _prepare(config: SweepConfig, force: bool):
   """What a sweep checks before it compiles: the problem built (its model abstractly), the
-  metrics the search ranks by, the groups against the devices' memory."""
+  search's strategies and the metrics they rank by, the groups against the devices' memory."""
   problem = checked_problem(config)
-  scheduler = config.search.scheduler
-  metric = None if scheduler is None else scheduler_metric(scheduler, problem)
-  if config.search.method == "optuna" and config.search.metric is not None:
-    check_metric("search.metric", config.search.metric, problem)
-  population = _pbt_train.population(config, problem)  # None unless search.method is pbt
+  searches = Searches(config, problem)
   groups = _plan.groups(config)
   mesh = Mesh(np.array(jax.devices()), ("config",))
   memory = _devices.memory(problem, config.train, mesh)
   held = memory["configs_held_per_device"] * mesh.devices.size
-  if scheduler is not None:
-    _scheduled.check_one_chunk(groups, held)
-  if population is not None:
-    _scheduled.check_one_chunk(groups, held, "search.population",
-                               "a smaller population, or fewer seeds or list values")
+  for group in groups:
+    together = searches.rows_at_once(group, None)
+    if together is not None and together > held:
+      raise ConfigError(searches.path, f"{group.label}'s {together} configurations are "
+                        f"ranked together, in one chunk, and the devices hold about {held}: "
+                        f"{searches.advice}")
   if not force:
     _sizes.check_memory(memory["bytes_per_config_estimate"], memory["budget_bytes_per_device"])
-  return problem, metric, population, groups, mesh, memory
+  return problem, searches, groups, mesh, memory
 
 
 def check(config: SweepConfig | str | os.PathLike | Mapping[str, Any], *,
@@ -221,243 +218,128 @@ def run(
   if not isinstance(config, SweepConfig):
     config = load_config(config, force=force)
   check_run_arguments(chunk_size, width, checkpoint_every)
-  problem, metric, population, groups, mesh, memory = _prepare(config, force)
+  problem, searches, groups, mesh, memory = _prepare(config, force)
   kept_by = None if config.keep is None else _keep.keep_metric(config.keep, problem)
-  scheduler = config.search.scheduler
   raw_config, record = _files.jsonable(config.raw), _checkpoint.problem_record(problem)
   identity = _program_cache.sweep_identity(config, record)  # kept programs' problem part
   checkpoint = None
   if out_dir is not None:
     checkpoint = _open_checkpoint(out_dir, raw_config, record, _checkpoint.versions(), overwrite)
-  search = None if config.search.method != "optuna" else _optuna.OptunaSearch(
-      config.search, problem, len(config.seeds), out_dir,
-      checkpoint is None or not checkpoint.resumed,
-      memory["configs_held_per_device"] * mesh.devices.size)
+  strategies = searches.strategies(groups, out_dir, checkpoint is None or not checkpoint.resumed)
   start = time.perf_counter()
   widths, execution = _widths(width, checkpoint, problem,
-                              groups if search is None else search.batch_groups(groups),
+                              [_ranked_together(g, searches.rows_at_once(g, None))
+                               for g in groups],
                               config.train, mesh, memory["configs_in_budget"], out_dir,
                               identity)
   probe_seconds = time.perf_counter() - start if execution["candidates"] else 0.0
-  logs = (_plan.logs_per_segment(config.train.num_logs) if scheduler is None
-          else _scheduled.segment_logs(scheduler, config.train))
-  if population is not None:
-    logs = _pbt_train.segment_logs(population.spec, config.train)
-  whole = scheduler is not None or population is not None  # one chunk per group
-  segments = _execute.Segments(logs, config.train)
+  segments = _execute.Segments(searches.segment_logs(strategies), config.train)
   sizes = {g.label: _devices.choose_chunk_size(
       len(g.seeds), mesh.devices.size, widths[g.label],
-      len(g.seeds) if whole else
-      search.rows if search is not None else chunk_size or config.chunk_size,
+      searches.rows_at_once(g, chunk_size or config.chunk_size),
       memory["configs_held_per_device"]) for g in groups}
-  plans = _todo(groups, checkpoint, sizes, whole=whole,
-                rows=None if search is None else search.rows)
-  schedule = None if scheduler is None else _scheduled.Schedule(
-      scheduler, metric, results.higher_is_better(metric), len(config.seeds),
-      config.search.seed or 0)
   keeper = None if config.keep is None else _keep.Keeper(
       config.keep, kept_by, [len(g.seeds) for g in groups],
       len(config.seeds), config.train.steps, checkpoint)
-  trained = _train(problem, groups, plans, widths, sizes, segments, mesh, quiet, out_dir,
-                   checkpoint, checkpoint_every, schedule, search, population, identity, keeper)
-  trials = [None] * len(groups) if search is None else search.finish(groups, checkpoint)
+  trained = _train(problem, groups, strategies, widths, sizes, segments, mesh, quiet, out_dir,
+                   checkpoint, checkpoint_every, identity, keeper)
   execution.update(width=widths, shared_seed={g.label: g.shared_seed for g in groups},
                    logs_per_segment=segments.logs)
-  manifest = _record.manifest(config, problem, record, raw_config, groups, plans, trained,
+  parts = {"search": searches.record(), "scheduler": None}
+  columns = []
+  for strategy, outcome in zip(strategies, trained.outcomes):
+    columns.append(strategy.columns({"stopped_at_step": outcome.outcome.stopped_at_step,
+                                     "history": outcome.outcome.metrics.pop(_loop.HISTORY)}))
+    parts = strategy.record(parts)
+  manifest = _record.manifest(config, problem, record, raw_config, groups, trained,
                               execution, memory, sizes, probe_seconds, checkpoint,
-                              checkpoint_every, schedule)
-  if search is not None:
-    manifest = dataclasses.replace(manifest, search=search.record(manifest.search))
-  if population is not None:
-    manifest = dataclasses.replace(manifest, search=_pbt_train.exploit_record(
-        manifest.search, groups, trained.outcomes, len(config.seeds), config.train))
+                              checkpoint_every, parts)
   result = results.tables(
-      [results.GroupOutcome(g.label, g.values, g.seeds, metrics, diverged,
-                            metrics.pop("stopped_at_step", None), trial,
-                            metrics.pop("pbt", None))
-       for g, (metrics, diverged), trial in zip(groups, trained.outcomes, trials)],
+      [results.GroupOutcome(g.label, done.values, g.seeds, dict(done.outcome.metrics),
+                            done.outcome.diverged_at_step, column.get("stopped_at_step"),
+                            column.get("trial"), column.get("pbt"))
+       for g, done, column in zip(groups, trained.outcomes, columns)],
       config.train.logged_steps, manifest)
   if keeper is not None:
     result.models = keeper.finish(result.summary)
   return result
 
 
-def _todo(groups: list[_plan.Group], checkpoint, sizes: dict[str, int], whole: bool = False,
-          rows: int | None = None) -> list[list[np.ndarray]]:
-  """What is left to train, chunk by chunk; the same plan on every process.
-
-  ``whole``: a group with anything left trains all of its configurations
-  again. ``rows``: configurations per chunk (an Optuna batch), fewer than
-  its padded size; default the size.
-  """
-  plans = []
-  for index, group in enumerate(groups):
-    finished = checkpoint.finished(index) if checkpoint is not None else np.zeros(0, np.int64)
-    todo = np.setdiff1d(np.arange(len(group.seeds)), finished)
-    if whole and len(todo):
-      todo = np.arange(len(group.seeds))
-    plans.append(_plan.chunks(todo, rows or sizes[group.label]))
-  _barrier("plan read")
-  return plans
+def _ranked_together(group: _plan.Group, rows: int | None) -> _plan.Group:
+  """``group`` cut to the rows a strategy trains together (Optuna's batch): what its width is
+  chosen for; the whole group when the chunk size is free (a width never depends on it)."""
+  if rows is None or rows >= len(group.seeds):
+    return group
+  return dataclasses.replace(group, values={n: v[:rows] for n, v in group.values.items()},
+                             seeds=group.seeds[:rows])
 
 
 @dataclasses.dataclass
 class _Trained:
-  """What :func:`_train` did: each group's ``(metrics, diverged)``, the programs, timings.
+  """What :func:`_train` did: each group's outcome, the programs, timings, resumed batches."""
 
-  ``brackets``: per scheduled group trained, the records of its brackets.
-  """
-
-  outcomes: list[tuple[dict[str, Any], np.ndarray]]
+  outcomes: list[_loop.GroupTrained]
   programs: dict[str, _execute.Program]
   run_seconds: float
-  resumed_chunks: list[dict[str, Any]]
-  brackets: dict[str, list[dict[str, Any]]] = dataclasses.field(default_factory=dict)
-  compile_seconds: float = 0.0  # wall time compiling (programs compiled side by side overlap)
+  resumed: list[dict[str, Any]]
+  compile_seconds: float  # wall time the training waited for compilations
+  configs_trained: int  # configurations this run trained (not read back from the folder)
 
 
-def _train(problem, groups, plans, widths, sizes, segments, mesh, quiet, out_dir, checkpoint,
-           checkpoint_every, schedule: _scheduled.Schedule | None = None, search=None,
-           population: _pbt_train.Population | None = None, identity=None,
+def _programs_for(problem, group, width, mesh, segments, identity) -> _programs.Programs:
+  run_setup = _plan.group_setup(group.spec, problem, segments.config)
+  return _programs.Programs(
+      lambda size, w: _execute.compile_program(run_setup, group, w, mesh, size, segments,
+                                               identity=identity),
+      width, mesh.devices.size)
+
+
+def _train(problem, groups, strategies, widths, sizes, segments, mesh, quiet, out_dir,
+           checkpoint, checkpoint_every, identity=None,
            keeper: _keep.Keeper | None = None) -> _Trained:
-  """Compiles each group's program and trains its chunks; the merged outcomes of every group.
+  """Trains every group by the one segment loop, its strategy deciding; their outcomes.
 
-  ``search`` (Optuna's) is asked for each chunk's values before it trains
-  and told its metrics after it is saved. ``identity``: the programs' key
-  for :mod:`momentum_jax._program_cache` (see :func:`_execute.compile_program`).
-  ``keeper`` (``keep:``) is offered each finished chunk's rows.
+  The programs of every group with something left to train are compiled
+  side by side up front, while the first trains (XLA compiles without
+  Python's lock: the quickstart's two programs, cold, in one process, 4.4-5.2 s
+  against 5.7-6.7 s one after the other; benchmarks/RESULTS.md run 11).
+  ``identity``: the programs' key for :mod:`momentum_jax._program_cache`.
+  ``keeper`` (``keep:``) is offered the rows that trained to the last step.
   """
   train = segments.config
   local_share = len(jax.local_devices()) / mesh.devices.size
-  if schedule is None:
-    total = sum(len(plan) * sizes[g.label] * train.steps for g, plan in zip(groups, plans))
-  else:
-    total = sum(_scheduled.planned_config_steps(schedule.spec, len(g.seeds) // schedule.seeds,
-                                                schedule.seeds, train)
-                for g, plan in zip(groups, plans) if plan)
+  finished = [checkpoint is not None and len(checkpoint.finished(i)) == len(g.seeds)
+              for i, g in enumerate(groups)]
+  programs = [_programs_for(problem, g, widths[g.label], mesh, segments, identity)
+              for g in groups]
+  for group, strategy, done, group_programs in zip(groups, strategies, finished, programs):
+    if not done:
+      group_programs.prefetch(strategy.planned(sizes[group.label]))
+  total = sum(s.planned_config_steps() for s, done in zip(strategies, finished) if not done)
   progress = _execute.Progress(round(total * local_share), quiet)
-  start = time.perf_counter()
-  programs = _compile_plain(problem, groups, plans, widths, sizes, segments, mesh, train,
-                            identity) if (
-      schedule is None and population is None) else {}
-  compile_seconds = time.perf_counter() - start  # wall time: the programs compile side by side
   progress.start()
-  run_seconds, outcomes, resumed, brackets = 0.0, [], [], {}
-  for index, (group, plan) in enumerate(zip(groups, plans)):
-    if plan:
+  outcomes, resumed, run_seconds, trained = [], [], 0.0, 0
+  for index, (group, strategy) in enumerate(zip(groups, strategies)):
+    if not finished[index]:
       progress.describe(f"sweep {group.label}")
-    if population is not None:
-      if plan:
-        merged, compiled, seconds = _pbt_train.train_group(
-            problem, group, index, widths[group.label], sizes[group.label], mesh, segments,
-            population, progress.advancer(len(group.seeds) * local_share), checkpoint,
-            identity, keeper)
-        run_seconds += seconds
-        programs.update(compiled)
-        compile_seconds += sum(p.compile_seconds for p in compiled.values())
-        progress.finish_chunk(round(sizes[group.label] * local_share * train.steps))
-        outcomes.append(merged)
-      continue
-    if schedule is not None:
-      if plan:
-        merged, brackets[group.label], compiled, seconds = _scheduled.train_scheduled(
-            problem, group, index, widths[group.label], mesh, segments, schedule,
-            lambda rows: progress.advancer(rows * local_share), checkpoint, identity, keeper)
-        run_seconds += seconds
-        programs.update(compiled)
-        compile_seconds += sum(p.compile_seconds for p in compiled.values())
-        progress.finish_chunk(round(_scheduled.planned_config_steps(
-            schedule.spec, len(group.seeds) // schedule.seeds, schedule.seeds, train)
-            * local_share))
-        outcomes.append(merged)
-      elif checkpoint is None:
-        raise RuntimeError("internal error: a scheduled group with nothing to train")
-      continue
-    rows = []
-    for indices in plan:
-      if search is not None:
-        search.before_chunk(group, index, indices, checkpoint)
-      begin = time.perf_counter()
-      kept, restored = _train_chunk(programs[group.label], group, index, indices, out_dir,
-                                    checkpoint_every, checkpoint, gather=checkpoint is None,
-                                    on_segment=progress.advancer(len(indices) * local_share),
-                                    keeper=keeper)
-      run_seconds += time.perf_counter() - begin
-      if search is not None:
-        search.after_chunk(group, kept)
-      rows.append(kept)
-      if restored is not None:
-        resumed.append({"group": group.label, "first": int(indices[0]),
-                        "configs": len(indices), "from_step": restored})
-      progress.finish_chunk(round(sizes[group.label] * local_share * train.steps))
-    if checkpoint is None:
-      outcomes.append(_plan.merge(rows, len(group.seeds)))
+    job = _loop.GroupJob(
+        group, index, programs[index], sizes[group.label], train.steps, train.log_every,
+        checkpoint, None if checkpoint is None else BatchState(out_dir, index, checkpoint_every),
+        lambda rows: progress.advancer(rows * local_share),
+        None if keeper is None else functools.partial(keeper.offer_carry, index),
+        None if keeper is None else keeper.prune,
+        lambda spent: progress.finish_chunk(round(spent * local_share)))
+    done = _loop.train_group(strategy, job)
+    outcomes.append(done)
+    run_seconds += done.seconds - programs[index].waited
+    resumed += [{"group": group.label, **r} for r in done.resumed_from]
+    trained += done.trained_rows
   progress.close()
-  if checkpoint is not None:
-    _barrier("chunks written")
-    outcomes = [checkpoint.load(index, len(g.seeds)) for index, g in enumerate(groups)]
-  return _Trained(outcomes, programs, run_seconds, resumed, brackets, compile_seconds)
-
-
-def _compile_plain(problem, groups, plans, widths, sizes, segments, mesh, train, identity=None
-                   ) -> dict[str, _execute.Program]:
-  """Each group with chunks to train, its program: traced one after the other, compiled side by side.
-
-  XLA compiles without holding Python's lock, so while one group's program
-  compiles the next one's is traced, and two compile at once on two cores
-  (the quickstart's two programs, cold, in one process: 4.4-5.2 s against
-  5.7-6.7 s one after the other; benchmarks/RESULTS.md run 11).
-  """
-  todo = [group for group, plan in zip(groups, plans) if plan]
-
-  def compile_one(group, executor=None):
-    run_setup = _plan.group_setup(group.spec, problem, train)
-    return _execute.compile_program(run_setup, group, widths[group.label], mesh,
-                                    sizes[group.label], segments, executor=executor,
-                                    identity=identity)
-
-  if len(todo) <= 1:  # one program compiles where it is traced
-    return {group.label: compile_one(group) for group in todo}
-  with concurrent.futures.ThreadPoolExecutor(len(todo), "momentum-jax-compile") as pool:
-    futures = {group.label: compile_one(group, pool) for group in todo}
-    return {label: future.result() for label, future in futures.items()}
-
-
-def _train_chunk(program: _execute.Program, group: _plan.Group, index: int,
-                 indices: np.ndarray, out_dir, checkpoint_every, checkpoint, gather: bool,
-                 on_segment=None, keeper: _keep.Keeper | None = None):
-  """Trains one chunk, resuming its saved state; saves its rows (with a checkpoint).
-
-  Returns ``(indices, metrics, diverged)`` of the configurations this
-  process holds (every one with ``gather``, on several hosts without a
-  shared folder to merge through), and the step its saved state resumed
-  from (None: trained from the start). ``keeper`` is offered every row
-  before they are saved, and prunes what it holds after.
-  """
-  state = None
-  if checkpoint is not None:
-    state = ChunkState(out_dir, index, indices, program.size, checkpoint_every)
-  inputs = _execute.chunk_inputs(group, indices, program.size, program.mesh)
-  carry = _execute.train_chunk(program, inputs, state, on_segment)
-  outputs = _execute.chunk_outputs(carry)
-  if gather and jax.process_count() > 1:
-    gathered = multihost_utils.process_allgather(outputs, tiled=True)
-    positions, (metrics, diverged) = np.arange(program.size), jax.tree.map(np.asarray, gathered)
-  else:
-    positions, (metrics, diverged) = _execute.local_rows(outputs)
-  keep = positions < len(indices)
-  kept = (indices[positions[keep]], jax.tree.map(lambda x: x[keep], metrics), diverged[keep])
-  if keeper is not None:  # every row, in the carry's order, on every process
-    rows = kept if gather or jax.process_count() == 1 else (
-        indices, *_scheduled.host_rows(outputs, len(indices)))
-    keeper.offer_carry(index, *rows, carry, program.mesh)
-  if checkpoint is not None:
-    if keep.any():
-      checkpoint.save(index, jax.process_index(), *kept)
-    _barrier("chunk written")
-    state.delete()
-  if keeper is not None:
-    keeper.prune()
-  return kept, None if state is None else state.restored_step
-
-
+  compiled = {}
+  for group, group_programs in zip(groups, programs):
+    found = group_programs.finish()
+    for (size, width), program in found.items():
+      name = group.label if len(found) == 1 else f"{group.label}[{size}, width {width}]"
+      compiled[name] = program
+  return _Trained(outcomes, compiled, run_seconds, resumed,
+                  sum(p.waited for p in programs), trained)

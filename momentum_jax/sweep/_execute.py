@@ -30,13 +30,13 @@ from typing import Any, Callable
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from momentum_jax import _compile_cache, _program_cache
 from momentum_jax import train as train_lib
 from momentum_jax.sweep import _devices
 from momentum_jax.sweep._plan import Group
-from momentum_jax.sweep._state import ChunkState
 from momentum_jax.train import Setup, TrainConfig, chosen_compiler_options
 
 CONFIG = PartitionSpec("config")
@@ -77,6 +77,26 @@ def chunk_inputs(group: Group, indices: np.ndarray, size: int, mesh: Mesh
   hyperparameters = {n: global_array(v[index].astype(np.float32), sharding)
                      for n, v in group.values.items()}
   return hyperparameters, global_array(group.seeds[index].astype(np.uint32), sharding)
+
+
+def row_inputs(values: dict[str, np.ndarray], seeds: np.ndarray, size: int, mesh: Mesh
+               ) -> tuple[dict[str, jax.Array], jax.Array]:
+  """Rows' hyperparameters and seeds as a program's inputs, padded to ``size`` with copies of
+  the last row (whose results are dropped)."""
+  sharding = NamedSharding(mesh, CONFIG)
+  index = np.concatenate([np.arange(len(seeds)), np.full(size - len(seeds), len(seeds) - 1)])
+  hyperparameters = {n: global_array(np.asarray(v)[index].astype(np.float32), sharding)
+                     for n, v in values.items()}
+  return hyperparameters, global_array(np.asarray(seeds)[index].astype(np.uint32), sharding)
+
+
+def host_rows(tree: Any, rows: int) -> Any:
+  """The first ``rows`` rows of a config-sharded ``tree``, as numpy arrays, on every process."""
+  if jax.process_count() > 1:
+    tree = multihost_utils.process_allgather(tree, tiled=True)
+  else:
+    tree = jax.device_get(tree)
+  return jax.tree.map(lambda x: np.asarray(x)[:rows], tree)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -275,7 +295,7 @@ def _kept_carry(compiled: jax.stages.Compiled, mesh: Mesh) -> Any:
                       compiled.args_info[0][0])
 
 
-def train_chunk(program: Program, inputs: tuple, state: ChunkState | None = None,
+def train_chunk(program: Program, inputs: tuple, state: Any = None,
                 on_segment: Callable[[int], None] | None = None) -> Any:
   """Trains one chunk through every segment; returns the final carry.
 
@@ -289,7 +309,7 @@ def train_chunk(program: Program, inputs: tuple, state: ChunkState | None = None
 
 
 def train_steps(program: Program, carry: Any, inputs: tuple, step: int, stop: int,
-                state: ChunkState | None = None,
+                state: Any = None,
                 on_segment: Callable[[int], None] | None = None) -> Any:
   """Trains a chunk's carry from ``step`` to ``stop``, segment by segment; returns the carry.
 

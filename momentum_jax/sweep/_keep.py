@@ -52,7 +52,7 @@ from momentum_jax import _files, problems, results
 from momentum_jax._models import KeptModel, flat_arrays
 from momentum_jax.sweep._config import KeepSpec
 from momentum_jax.sweep._execute import global_array
-from momentum_jax.sweep._scheduled import rung_values
+from momentum_jax.sweep.strategies import metric_at as rung_values
 from momentum_jax.sweep._search import check_metric, scheduler_metrics
 from momentum_jax.train import kept_state
 

@@ -8,34 +8,28 @@ returns the typed :class:`~momentum_jax.results.Manifest`.
 
 from __future__ import annotations
 
-from typing import Any
-
 import jax
 
 from momentum_jax import _compile_cache
 from momentum_jax._manifest import Manifest
 from momentum_jax.sweep import _checkpoint
-from momentum_jax.sweep._search import search_record
-from momentum_jax.sweep._strategies import SuccessiveHalving
-from momentum_jax.train import TrainConfig
 
 
-def manifest(config, problem, record, raw_config, groups, plans, trained, execution,
-             memory, sizes, probe_seconds, checkpoint, checkpoint_every, schedule=None
-             ) -> Manifest:
+def manifest(config, problem, record, raw_config, groups, trained, execution, memory, sizes,
+             probe_seconds, checkpoint, checkpoint_every, parts) -> Manifest:
   """What is needed to trust and repeat the sweep (see :class:`~momentum_jax.results.Manifest`).
 
   ``trained`` is what the engine's training step did (its programs,
-  timings, resumed chunks, brackets); ``schedule`` the scheduler, if any.
+  timings, resumed batches); ``parts`` the ``search`` and ``scheduler``
+  entries, each strategy's part added.
   """
-  num_trained = sum(len(i) for plan in plans for i in plan)
   num_configs = sum(len(g.seeds) for g in groups)
   return Manifest.from_dict({
       "config": raw_config,
       "name": config.name,
       "problem": problem.name,
       "problem_record": record,
-      "search": search_record(config),
+      "search": parts["search"],
       "num_configs": num_configs,
       "steps": config.train.steps,
       "versions": _checkpoint.versions(),
@@ -49,34 +43,15 @@ def manifest(config, problem, record, raw_config, groups, plans, trained, execut
       "programs": [{"group": label, "compile_seconds": program.compile_seconds,
                     **program.record} for label, program in trained.programs.items()],
       "compile_cache": None if (folder := _compile_cache.enable()) is None else str(folder),
-      "scheduler": _scheduler_record(schedule, groups, trained, config.train),
+      "scheduler": parts["scheduler"],
       "probe_compilations": len(execution["candidates"]),
       "chunk_size": sizes,
       "execution": execution,
       "memory": memory,
       "checkpoint": None if checkpoint is None else {
           "folder": str(checkpoint.folder), "fingerprint": checkpoint.state["fingerprint"],
-          "configs_trained": num_trained, "configs_resumed": num_configs - num_trained,
+          "configs_trained": trained.configs_trained,
+          "configs_resumed": num_configs - trained.configs_trained,
           "checkpoint_every": checkpoint_every,
-          "chunks_resumed_mid_training": trained.resumed_chunks},
+          "chunks_resumed_mid_training": trained.resumed},
   })
-
-
-def _scheduler_record(schedule, groups, trained, train: TrainConfig) -> dict[str, Any] | None:
-  """The scheduler's rungs and sizes per group and bracket, and the configuration-steps spent.
-
-  ``config_steps`` counts the steps this run trained (a group resumed from
-  the output folder spent none); ``config_steps_full`` is every
-  configuration trained to the end.
-  """
-  if schedule is None:
-    return None
-  spec = schedule.spec
-  record = {**spec.record(), "metric": schedule.metric, "groups": trained.brackets,
-            "config_steps": sum(b["config_steps"] for brackets in trained.brackets.values()
-                                for b in brackets),
-            "config_steps_full": sum(len(g.seeds) for g in groups) * train.steps}
-  if spec.name == "successive_halving":
-    record["rungs"] = SuccessiveHalving(spec.eta, spec.min_steps).rungs(train.steps)
-    record["sizes"] = {label: b[0]["sizes"] for label, b in trained.brackets.items()}
-  return record

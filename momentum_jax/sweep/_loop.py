@@ -1,0 +1,275 @@
+"""The one segment loop: every search's batches trained, observed, decided on, saved.
+
+For each optimizer group the loop asks its strategy
+(:mod:`momentum_jax.sweep.strategies`) for a batch, trains it in one
+compiled program to each boundary the strategy names, hands the strategy
+the rows' scores there (plain numpy, on every process) and applies its
+decision: a :class:`~momentum_jax.sweep.strategies.Stop` cuts the stopped
+rows' later logs to NaN and gathers the others into a narrower chunk
+(:mod:`momentum_jax.sweep._programs`); an
+:class:`~momentum_jax.sweep.strategies.Exploit` copies rows' training
+state on the devices and changes their hyperparameters (inputs of the
+program: nothing recompiles). When the batch ends its rows are saved, with
+the strategy's state, and the strategy is told.
+
+Between segments, every ``checkpoint_every`` seconds, the batch's device
+state and the loop's own (the batch, the rows still training, their
+hyperparameters, what stopped so far, the strategy's state) are saved
+together (:mod:`momentum_jax.sweep._batch_state`): a sweep killed anywhere,
+under any strategy, resumes where it was and ends as an uninterrupted run
+would, bit for bit.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import Any, Callable
+
+import jax
+import numpy as np
+
+from momentum_jax.sweep import _execute, _programs
+from momentum_jax.sweep._batch_state import BatchState, LoopPosition
+from momentum_jax.sweep._plan import Group
+from momentum_jax.sweep.strategies import (
+    Batch, Continue, Exploit, Outcome, Scores, Stop, Strategy)
+
+HISTORY = "history"
+
+
+@dataclasses.dataclass
+class GroupJob:
+  """What the loop needs to train one group.
+
+  Attributes:
+    group: The group (its label, spec and shared seed; its rows' planned values).
+    index: Its position among the config's groups.
+    programs: Its compiled programs.
+    capacity: Rows a batch may have (the strategy's ``rows_at_once``).
+    steps: Training steps; ``log_every`` steps per log.
+    checkpoint: The output folder's finished batches, or ``None``.
+    state: Where the unfinished batch's state is saved, or ``None``.
+    advancer: ``rows -> on_segment`` for the progress bar.
+    keep: ``(rows, metrics, diverged, carry, mesh)``, offered the rows that
+      trained to the last step, or ``None``.
+  """
+
+  group: Group
+  index: int
+  programs: _programs.Programs
+  capacity: int
+  steps: int
+  log_every: int
+  checkpoint: Any = None
+  state: BatchState | None = None
+  advancer: Callable[[int], Any] = lambda rows: None
+  keep: Callable[..., None] | None = None
+  after_save: Callable[[], None] | None = None  # once each batch is saved (the keeper's prune)
+  on_batch: Callable[[int], None] | None = None  # the configuration-steps a batch trained
+
+
+@dataclasses.dataclass
+class GroupTrained:
+  """A group's outcome: every row's metrics, diverged and stopped steps, values, history."""
+
+  outcome: Outcome
+  values: dict[str, np.ndarray]
+  seconds: float
+  resumed_from: list[dict[str, int]]
+  trained_rows: int  # rows this run trained (not read back from the output folder)
+
+
+def _host(carry: Any, rows: int) -> tuple[dict, dict, np.ndarray]:
+  """``(logged, start, diverged_at)`` of the carry's first ``rows`` rows, on every process."""
+  state, logged = carry
+  return _execute.host_rows((logged, state.start, state.diverged_at), rows)
+
+
+def _ended(logged: dict, start: dict, diverged_at: np.ndarray, positions: np.ndarray,
+           at: int, step: int) -> dict[str, Any]:
+  """The rows at ``positions`` as they end after log ``at`` (later logs NaN), at ``step``."""
+  def cut(values):
+    values = np.array(values[positions])
+    values[:, at + 1:] = np.nan
+    return values
+  metrics = jax.tree.map(cut, dict(logged))
+  metrics.update({f"start_{name}": value[positions] for name, value in start.items()})
+  return {"metrics": metrics, "diverged_at_step": diverged_at[positions],
+          "stopped_at_step": np.full(len(positions), step, np.int64)}
+
+
+def _merged(pieces: list[dict[str, Any]], rows: np.ndarray) -> dict[str, Any]:
+  """The pieces of a batch in the order of ``rows`` (each piece has its ``rows``)."""
+  found = np.concatenate([p["rows"] for p in pieces])
+  order = np.argsort(found)
+  if not np.array_equal(found[order], np.sort(rows)):
+    raise RuntimeError("internal error: a batch row ended twice or not at all")
+  return jax.tree.map(lambda *xs: np.concatenate(xs)[order], *pieces)
+
+
+def _history(batch: Batch, logs: int) -> dict[str, Any]:
+  n = len(batch.rows)
+  return {"hyperparameters": {name: np.zeros((n, logs)) for name in batch.values},
+          "copied_from": np.full((n, logs), -1, np.int64)}
+
+
+def train_group(strategy: Strategy, job: GroupJob) -> GroupTrained:
+  """Trains the group's batches until its strategy has no more; their outcomes merged."""
+  pieces, resumed, seconds, trained = [], [], 0.0, 0
+  position = _resume(strategy, job, pieces)
+  while True:
+    if position is None:
+      batch = strategy.ask(job.capacity)
+      if batch is None:
+        break
+      position = _start(batch, job)
+    elif position.step:
+      resumed.append({"batch": position.batch.number, "from_step": position.step,
+                      "rows": len(position.live)})
+    begin = time.perf_counter()
+    ended, used = _train_batch(strategy, job, position)
+    seconds += time.perf_counter() - begin
+    trained += len(position.batch.rows)
+    if job.on_batch is not None:
+      job.on_batch(position.spent)
+    _finish(strategy, job, position.batch, ended, tuple(used))
+    pieces.append(ended)
+    position = None
+  if not pieces:
+    raise RuntimeError(f"internal error: {job.group.label} trained no batch")
+  merged = _merged([{k: v for k, v in p.items() if k != "widths"} for p in pieces],
+                   np.concatenate([p["rows"] for p in pieces]))
+  outcome = Outcome(merged["rows"], merged["metrics"], merged["diverged_at_step"],
+                    merged["stopped_at_step"])
+  values = merged["values"]
+  outcome.metrics[HISTORY] = merged[HISTORY]
+  return GroupTrained(outcome, values, seconds, resumed, trained)
+
+
+def _start(batch: Batch, job: GroupJob) -> LoopPosition:
+  key = job.programs.fresh_key(len(batch.rows))
+  carry = _execute.zeros(job.programs.get(key).carry)
+  return LoopPosition(batch, batch.rows, {n: np.asarray(v, np.float64)
+                                          for n, v in batch.values.items()},
+                      0, key, carry, [], _history(batch, job.steps // job.log_every))
+
+
+def _inputs(position: LoopPosition, program: _execute.Program):
+  index = np.searchsorted(position.batch.rows, position.live)
+  seeds = position.batch.seeds[index]
+  return _execute.row_inputs(position.values, seeds, program.size, program.mesh)
+
+
+def _train_batch(strategy: Strategy, job: GroupJob, position: LoopPosition
+                 ) -> tuple[dict[str, Any], list[int]]:
+  """Trains ``position``'s batch to its end; the rows' ended record and the widths used."""
+  batch, used = position.batch, []
+  in_batch = lambda rows: np.searchsorted(batch.rows, rows)
+  for boundary in [b for b in strategy.boundaries(batch) if b > position.step]:
+    program = job.programs.get(position.key)
+    used.append(position.key[1])
+    history = position.history["hyperparameters"]  # written first: a save may come mid-way
+    for name, value in position.values.items():
+      history[name][in_batch(position.live), position.step // job.log_every:
+                    boundary // job.log_every] = value[:, None]
+    saver = None if job.state is None else job.state.saver(position, strategy)
+    position.carry = _execute.train_steps(program, position.carry, _inputs(position, program),
+                                          position.step, boundary, saver,
+                                          job.advancer(len(position.live)))
+    position.spent += len(position.live) * (boundary - position.step)
+    position.step = boundary
+    if boundary >= job.steps:
+      break
+    at = boundary // job.log_every - 1
+    logged, start, diverged_at = _host(position.carry, len(position.live))
+    scores = Scores(boundary, position.live, jax.tree.map(lambda x: x[:, :at + 1], logged),
+                    diverged_at >= 0)
+    decision = strategy.observe(batch, scores)
+    if isinstance(decision, Stop):
+      stopping = np.isin(position.live, np.asarray(decision.rows, np.int64))
+      if stopping.any():
+        ended = _ended(logged, start, diverged_at, np.flatnonzero(stopping), at, boundary)
+        position.stopped.append({"rows": position.live[stopping], **ended})
+      going = np.flatnonzero(~stopping)
+      if not len(going):
+        position.live = position.live[going]
+        break
+      position.key = job.programs.narrow_key(len(going))
+      position.carry = _programs.repack(position.carry, going, job.programs.get(position.key))
+      position.live = position.live[going]
+      position.values = {n: v[going] for n, v in position.values.items()}
+    elif isinstance(decision, Exploit):
+      _exploit(position, decision, job.programs.get(position.key), at, in_batch)
+    elif not isinstance(decision, Continue):
+      raise TypeError(f"{type(strategy).__name__}.observe returned {decision!r}: a Continue, "
+                      "Stop or Exploit")
+  return _ended_batch(job, position), used
+
+
+def _exploit(position: LoopPosition, decision: Exploit, program, at: int, in_batch) -> None:
+  sources = np.asarray(decision.sources, np.int64)
+  index = np.arange(program.size)
+  index[:len(position.live)] = np.searchsorted(position.live, sources)
+  moved = sources != position.live
+  if moved.any():
+    position.carry = _programs.copy_rows(position.carry, index, program)
+  position.values = {n: np.asarray(decision.values[n], np.float64) for n in position.values}
+  position.history["copied_from"][in_batch(position.live[moved]), at] = sources[moved]
+
+
+def _ended_batch(job: GroupJob, position: LoopPosition) -> dict[str, Any]:
+  """The batch's rows as they ended: those still training now, at the last step, and the
+  stopped ones; with their values (as asked) and the loop's history."""
+  batch, pieces = position.batch, list(position.stopped)
+  if len(position.live):
+    program = job.programs.get(position.key)
+    metrics, diverged = _execute.host_rows(_execute.chunk_outputs(position.carry),
+                                           len(position.live))
+    if job.keep is not None:
+      job.keep(position.live, metrics, diverged, position.carry, program.mesh)
+    pieces.append({"rows": position.live, "metrics": metrics, "diverged_at_step": diverged,
+                   "stopped_at_step": np.full(len(position.live), job.steps, np.int64)})
+  ended = _merged(pieces, batch.rows)
+  ended["values"] = {n: np.asarray(v, np.float64) for n, v in batch.values.items()}
+  ended[HISTORY] = position.history
+  return ended
+
+
+def _finish(strategy: Strategy, job: GroupJob, batch: Batch, ended: dict[str, Any],
+            widths: tuple[int, ...]) -> None:
+  """Saves the batch's rows with the strategy's state, forgets its device state, tells it."""
+  ended["widths"] = np.asarray(widths, np.int64)
+  if job.checkpoint is not None:
+    job.checkpoint.save_batch(job.index, batch, strategy.state(), ended)
+  if job.state is not None:
+    job.state.clear()
+  if job.after_save is not None:
+    job.after_save()
+  strategy.tell(batch, _outcome(ended))
+
+
+def _outcome(ended: dict[str, Any]) -> Outcome:
+  return Outcome(ended["rows"], ended["metrics"], ended["diverged_at_step"],
+                 ended["stopped_at_step"], tuple(int(w) for w in ended.get("widths", ())))
+
+
+def _resume(strategy: Strategy, job: GroupJob, pieces: list) -> LoopPosition | None:
+  """What a saved sweep left of this group: its finished batches (into ``pieces``), the
+  strategy as it was, and the unfinished batch's position (None if none)."""
+  if job.checkpoint is None:
+    return None
+  saved = job.checkpoint.batches(job.index)
+  pieces.extend(ended for _, _, ended in saved)
+  position = None if job.state is None else job.state.restore(job.programs)
+  last = saved[-1] if saved else None
+  if position is not None and (last is None or position.batch.number > last[0].number):
+    strategy.restore(position.strategy_state)
+    return position
+  if job.state is not None:
+    job.state.clear()
+  if last is not None:
+    batch, state, ended = last
+    strategy.restore(state)
+    strategy.tell(batch, _outcome(ended))
+  return None
