@@ -90,12 +90,27 @@ def live() -> dict:
 
 def assert_identical(live_table: pd.DataFrame, reference_table: pd.DataFrame) -> None:
   """Same columns, dtypes, rows and bits (NaN where the other has NaN; 0.0 is not -0.0)."""
-  pd.testing.assert_frame_equal(live_table, reference_table, check_exact=True)
-  for column in live_table.columns:
-    if pd.api.types.is_float_dtype(live_table[column].dtype):
-      signs = np.signbit(live_table[column].to_numpy()), np.signbit(
-          reference_table[column].to_numpy())
-      assert np.array_equal(*signs), f"{column}: the sign of a zero or NaN differs"
+  difference = _first_difference(live_table, reference_table)
+  try:
+    pd.testing.assert_frame_equal(live_table, reference_table, check_exact=True)
+  except AssertionError as error:
+    raise AssertionError(f"{error}\n{difference or ''}") from None
+  assert difference is None, difference
+
+
+def _first_difference(live_table: pd.DataFrame, reference_table: pd.DataFrame) -> str | None:
+  """The first cell whose value differs, shown in full; ``None`` if none.
+
+  Compared as ``repr``: a float's shortest repr reads back to its bits (pandas
+  shows 6 digits, hiding a one-ulp change), and tells -0.0 from 0.0.
+  """
+  for column in reference_table.columns.intersection(live_table.columns, sort=False):
+    live_values = [repr(v) for v in live_table[column].tolist()]
+    reference_values = [repr(v) for v in reference_table[column].tolist()]
+    for row, (ours, theirs) in enumerate(zip(live_values, reference_values)):
+      if ours != theirs:
+        return f"row {row}, {column}: {ours} (live) != {theirs} (reference)"
+  return None
 
 
 def assert_records_identical(live_record: dict, reference_record: dict) -> None:
@@ -212,7 +227,7 @@ def test_each_comparison_fails_on_one_changed_value():
     assert_identical(stopped, summary)
   zero, negative_zero = summary.copy(), summary.copy()
   zero.loc[0, "final_loss"], negative_zero.loc[0, "final_loss"] = 0.0, -0.0
-  with pytest.raises(AssertionError, match="sign"):
+  with pytest.raises(AssertionError, match=r"-0\.0 \(live\) != 0\.0"):
     assert_identical(negative_zero, zero)
   pbt_summary, pbt_curves, pbt_record = _read("pbt")
   exploited = copy.deepcopy(pbt_record)
