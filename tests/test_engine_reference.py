@@ -35,7 +35,6 @@ import sys
 import numpy as np
 import pandas as pd
 import pytest
-
 from _tolerances import U64
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "fixtures"))
@@ -106,7 +105,7 @@ def _first_difference(live_table: pd.DataFrame, reference_table: pd.DataFrame) -
   for column in reference_table.columns.intersection(live_table.columns, sort=False):
     live_values = [repr(v) for v in live_table[column].tolist()]
     reference_values = [repr(v) for v in reference_table[column].tolist()]
-    for row, (ours, theirs) in enumerate(zip(live_values, reference_values)):
+    for row, (ours, theirs) in enumerate(zip(live_values, reference_values, strict=False)):
       if ours != theirs:
         return f"row {row}, {column}: {ours} (live) != {theirs} (reference)"
   return None
@@ -157,12 +156,13 @@ def assert_close_tree(live_tree, reference_tree, rtol: float, path: str = "") ->
       assert_close_tree(live_tree[key], reference_tree[key], rtol, f"{path}.{key}")
   elif isinstance(reference_tree, list):
     assert isinstance(live_tree, list) and len(live_tree) == len(reference_tree), path
-    for index, (a, b) in enumerate(zip(live_tree, reference_tree)):
+    for index, (a, b) in enumerate(zip(live_tree, reference_tree, strict=True)):
       assert_close_tree(a, b, rtol, f"{path}[{index}]")
   elif isinstance(reference_tree, float) and not isinstance(live_tree, bool):
     assert isinstance(live_tree, (int, float)), path
-    assert math.isclose(live_tree, reference_tree, rel_tol=rtol) or (
-        math.isnan(live_tree) and math.isnan(reference_tree)), f"{path}: {live_tree} != {reference_tree}"
+    close = math.isclose(live_tree, reference_tree, rel_tol=rtol)
+    assert close or math.isnan(live_tree) and math.isnan(reference_tree), (
+        f"{path}: {live_tree!r} != {reference_tree!r}")
   else:
     assert live_tree == reference_tree, f"{path}: {live_tree!r} != {reference_tree!r}"
 
@@ -190,9 +190,10 @@ def test_results_equal_the_reference(name):
   if differences:
     pytest.skip(f"{name}: its plan equals the reference's; its numbers are not compared, the "
                 f"reference was made on another machine ({'; '.join(differences)}): {REGENERATE}")
-  for table, reference_table in zip(live[:2], recorded[:2]):
-    assert_identical(table, reference_table)
-  assert_records_identical(live[2], recorded[2])
+  (summary, curves, record), (ref_summary, ref_curves, ref_record) = live, recorded
+  assert_identical(summary, ref_summary)
+  assert_identical(curves, ref_curves)
+  assert_records_identical(record, ref_record)
 
 
 def test_a_case_covers_each_method_and_what_it_records():
@@ -212,7 +213,7 @@ def test_a_case_covers_each_method_and_what_it_records():
 
 def test_each_comparison_fails_on_one_changed_value():
   """A one-ulp change, a stop a rung early, a changed exploit or setting: each is caught."""
-  summary, curves, record = _read("halving")
+  summary, curves, _ = _read("halving")
   nudged = curves.copy()
   nudged.loc[5, "train_loss"] = np.nextafter(nudged.loc[5, "train_loss"], np.inf)
   with pytest.raises(AssertionError):
