@@ -142,7 +142,7 @@ def train_group(strategy: Strategy, job: GroupJob) -> GroupTrained:
                    np.concatenate([p["rows"] for p in pieces]))
   outcome = Outcome(merged["rows"], merged["metrics"], merged["diverged_at_step"],
                     merged["stopped_at_step"])
-  values = merged["values"]
+  values = {name: merged["values"][name] for name in job.group.values}  # the config's order
   outcome.metrics[HISTORY] = merged[HISTORY]
   return GroupTrained(outcome, values, seconds, resumed, trained)
 
