@@ -181,7 +181,7 @@ class _Killed(Exception):
 
 def test_a_sweep_killed_mid_run_keeps_the_same_models_on_resume(tmp_path, monkeypatch,
                                                                  one_chunk):
-  save, calls = _checkpoint.Checkpoint.save, []
+  save, calls = _checkpoint.Checkpoint.save_batch, []
 
   def dies_at_the_last_chunk(self, *args, **kwargs):
     # Chunks of rows [0, 1] … [10, 11]: the keeper has written the last
@@ -193,10 +193,10 @@ def test_a_sweep_killed_mid_run_keeps_the_same_models_on_resume(tmp_path, monkey
       raise _Killed
     return save(self, *args, **kwargs)
 
-  monkeypatch.setattr(_checkpoint.Checkpoint, "save", dies_at_the_last_chunk)
+  monkeypatch.setattr(_checkpoint.Checkpoint, "save_batch", dies_at_the_last_chunk)
   with pytest.raises(_Killed):
     sweep.run(DIGITS, tmp_path, quiet=True, width=WIDTH, chunk_size=2)
-  monkeypatch.setattr(_checkpoint.Checkpoint, "save", save)
+  monkeypatch.setattr(_checkpoint.Checkpoint, "save_batch", save)
   # Held: the two best of the three complete settings (rows 3 … 8), the
   # first seed of the fourth (9), and the unsaved chunk's rows (10, 11).
   held = sorted(p.name for p in (tmp_path / "chunks" / "kept").iterdir())

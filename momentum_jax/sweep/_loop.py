@@ -125,8 +125,8 @@ def train_group(strategy: Strategy, job: GroupJob) -> GroupTrained:
         break
       position = _start(batch, job)
     elif position.step:
-      resumed.append({"batch": position.batch.number, "from_step": position.step,
-                      "rows": len(position.live)})
+      resumed.append({"batch": position.batch.number, "first": int(position.batch.rows[0]),
+                      "configs": len(position.live), "from_step": position.step})
     begin = time.perf_counter()
     ended, used = _train_batch(strategy, job, position)
     seconds += time.perf_counter() - begin
