@@ -65,6 +65,7 @@ class LoopPosition:
   history: dict[str, Any]
   strategy_state: dict[str, Any] | None = None
   spent: int = 0  # configuration-steps trained in this process (the progress bar's)
+  widths: list[int] = dataclasses.field(default_factory=list)  # per boundary trained to
 
 
 class _Saver:
@@ -149,7 +150,8 @@ class BatchState:
     return LoopPosition(
         Batch.from_record(meta["batch"]), np.asarray(meta["live"], np.int64),
         unpack("values:", arrays), meta["step"], key, carry,
-        [stopped] if stopped else [], unpack("history:", arrays), meta["strategy"])
+        [stopped] if stopped else [], unpack("history:", arrays), meta["strategy"],
+        widths=list(meta["widths"]))
 
   def clear(self) -> None:
     """Forgets the state: the batch is finished and saved with its rows."""
@@ -163,7 +165,8 @@ class BatchState:
 
 def _position_bytes(position: LoopPosition, strategy_state: dict[str, Any], step: int) -> bytes:
   meta = {"batch": position.batch.record(), "live": position.live.tolist(), "step": step,
-          "key": list(position.key), "strategy": _files.jsonable(strategy_state)}
+          "key": list(position.key), "strategy": _files.jsonable(strategy_state),
+          "widths": list(position.widths)}
   arrays = {"position": np.array(json.dumps(meta))}
   arrays.update(pack("values:", position.values))
   arrays.update(pack("history:", position.history))

@@ -164,11 +164,10 @@ def _inputs(position: LoopPosition, program: _execute.Program):
 def _train_batch(strategy: Strategy, job: GroupJob, position: LoopPosition
                  ) -> tuple[dict[str, Any], list[int]]:
   """Trains ``position``'s batch to its end; the rows' ended record and the widths used."""
-  batch, used = position.batch, []
+  batch, used = position.batch, position.widths
   in_batch = lambda rows: np.searchsorted(batch.rows, rows)
   for boundary in [b for b in strategy.boundaries(batch) if b > position.step]:
     program = job.programs.get(position.key)
-    used.append(position.key[1])
     history = position.history["hyperparameters"]  # written first: a save may come mid-way
     for name, value in position.values.items():
       history[name][in_batch(position.live), position.step // job.log_every:
@@ -178,6 +177,7 @@ def _train_batch(strategy: Strategy, job: GroupJob, position: LoopPosition
                                           position.step, boundary, saver,
                                           job.advancer(len(position.live)))
     position.spent += len(position.live) * (boundary - position.step)
+    used.append(position.key[1])  # once trained to the boundary (a save may come before)
     position.step = boundary
     if boundary >= job.steps:
       break

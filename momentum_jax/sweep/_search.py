@@ -21,7 +21,7 @@ import pydantic
 
 from momentum_jax import problems
 from momentum_jax.sweep._errors import ConfigError
-from momentum_jax.sweep._imports import suggest
+from momentum_jax.sweep._imports import import_object, suggest
 from momentum_jax.sweep._pbt import PBTSection, PBTSpec, check_pbt
 from momentum_jax.sweep._space import Range, sample
 from momentum_jax.sweep._validation import Section, choice, either
@@ -102,11 +102,14 @@ class SearchSpec:
   batch: int | None = None
   metric: str | None = None
   pbt: PBTSpec | None = None
+  strategy: Any = None  # a user's Strategy class (method ``package.module:Class``)
+  options: Mapping[str, Any] | None = None  # its ``search.options``
 
   @property
   def samples_ranges(self) -> bool:
-    """Whether ranges may be given: every method but a grid samples or searches them."""
-    return self.method != "grid"
+    """Whether ranges may be given: every method but a grid (or a user's strategy, which
+    decides over the grid's rows) samples or searches them."""
+    return self.method != "grid" and self.strategy is None
 
 
 class SchedulerSection(Section):
@@ -163,6 +166,7 @@ class OptunaSearch(_Method):
   batch: Positive | None = None
   seed: Seed = 0
   metric: str | None = None
+  scheduler: SchedulerSection | None = None
 
   def spec(self) -> SearchSpec:
     """The spec; Optuna (and the sampler's own package) must be importable."""
@@ -180,7 +184,8 @@ class OptunaSearch(_Method):
       raise ConfigError("search.batch", f"must be at most search.trials ({self.trials}): a "
                         f"batch is trials asked at once; got {batch}")
     return SearchSpec(method="optuna", seed=self.seed, sampler=self.sampler, trials=self.trials,
-                      batch=batch, metric=self.metric)
+                      batch=batch, metric=self.metric,
+                      scheduler=self.scheduler and self.scheduler.spec())
 
 
 class PBTSearch(_Method, PBTSection):
@@ -193,6 +198,30 @@ class PBTSearch(_Method, PBTSection):
     return SearchSpec(method="pbt", samples=pbt.population, seed=pbt.seed, pbt=pbt)
 
 
+class CustomSearch(_Method):
+  """``search: {method: package.module:Class, options: {...}}``: a user's own strategy.
+
+  ``Class`` subclasses :class:`momentum_jax.sweep.strategies.Strategy`; it is
+  built per optimizer group as ``Class(context)``, ``context.options`` being
+  ``options``, and sees the grid's rows (ranges are for the built-in
+  searches).
+  """
+
+  method: str
+  options: dict[str, Any] = {}
+  scheduler: SchedulerSection | None = None
+
+  def spec(self) -> SearchSpec:
+    from momentum_jax.sweep.strategies import Strategy
+    found = import_object("search.method", self.method)
+    if not (isinstance(found, type) and issubclass(found, Strategy)):
+      raise ConfigError("search.method", f"{self.method} is {found!r}, not a subclass of "
+                        "momentum_jax.sweep.strategies.Strategy")
+    return SearchSpec(method=self.method, strategy=found, options=dict(self.options),
+                      metric=self.options.get("metric"),
+                      scheduler=self.scheduler and self.scheduler.spec())
+
+
 _METHODS = {"grid": GridSearch, "random": SampledSearch, "quasirandom": SampledSearch,
             "optuna": OptunaSearch, "pbt": PBTSearch}
 
@@ -201,6 +230,8 @@ def _method(value: Any) -> str | None:
   if not isinstance(value, Mapping):
     return None
   method = value.get("method", "grid")
+  if isinstance(method, str) and ":" in method:
+    return "custom"
   return method if method in _METHODS else "unknown"
 
 
@@ -216,9 +247,11 @@ class _UnknownMethod(Section):
     return value
 
 
-SearchSection = either("a mapping with a method (" + ", ".join(_METHODS) + ")", _method,
+SearchSection = either("a mapping with a method (" + ", ".join(_METHODS)
+                       + ", or package.module:Class, a strategy of your own)", _method,
                        grid=GridSearch, random=SampledSearch, quasirandom=SampledSearch,
-                       optuna=OptunaSearch, pbt=PBTSearch, unknown=_UnknownMethod)
+                       optuna=OptunaSearch, pbt=PBTSearch, custom=CustomSearch,
+                       unknown=_UnknownMethod)
 
 
 def _importable(module: str) -> bool:

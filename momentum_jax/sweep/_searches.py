@@ -47,6 +47,10 @@ class Searches:
       if jax.process_count() > 1:
         raise ConfigError("search.method", "optuna runs on one process; this sweep has "
                           f"{jax.process_count()}")
+    elif search.strategy is not None:
+      self.metric = (loss_metric(problem) if search.metric is None
+                     else check_metric("search.options.metric", search.metric, problem))
+      self.options = search.options
     else:
       self.metric = self.scheduler_metric or loss_metric(problem)
       self.options = search
@@ -54,6 +58,8 @@ class Searches:
         "pbt": ("search.population", "a smaller population, or fewer seeds or list values"),
         "optuna": ("search.batch", "ask fewer trials at once"),
     }.get(search.method, ("search.scheduler", "sample fewer, or drop the scheduler"))
+    if search.strategy is not None and self.scheduler is None:
+      self.path, self.advice = "search.method", "fewer seeds or list values"
 
   def rows_at_once(self, group: _plan.Group, chunk: int | None) -> int | None:
     """Rows of ``group`` trained together (``None``: free, the engine's chunk size)."""
@@ -61,8 +67,8 @@ class Searches:
     seeds = len(self.config.seeds)
     if search.method == "optuna":
       return min(k, search.batch * seeds)
-    if search.method == "pbt" or self.scheduler is not None:
-      return k
+    if search.method == "pbt" or self.scheduler is not None or search.strategy is not None:
+      return k  # ranked together (a user's strategy sees its whole group at once)
     return chunk
 
   def _context(self, group: _plan.Group, index: int, first: int, metric: str, options: Any,
@@ -86,7 +92,8 @@ class Searches:
     found, first = [], 0
     for index, group in enumerate(groups):
       context = self._context(group, index, first, self.metric, self.options, out_dir)
-      strategy = strategies.METHODS[self.config.search.method](context, shared)
+      strategy = (self.config.search.strategy(context) if self.config.search.strategy
+                  else strategies.METHODS[self.config.search.method](context, shared))
       if self.scheduler is not None:
         strategy = strategies.scheduled(
             self._context(group, index, first, self.scheduler_metric, self.scheduler, out_dir),

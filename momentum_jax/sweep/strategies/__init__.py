@@ -20,6 +20,7 @@ import numpy as np
 
 from momentum_jax.sweep.strategies._base import (
     Batch, Continue, Decision, Exploit, Outcome, Scores, Stop, Strategy, metric_at)
+from momentum_jax.sweep.strategies.rows import Rows
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,7 +65,6 @@ class Context:
 
 
 def _rows(context: Context, shared: dict[str, Any]) -> Strategy:
-  from momentum_jax.sweep.strategies.rows import Rows
   return Rows(context)
 
 
@@ -91,5 +91,5 @@ def scheduled(context: Context, proposer: Strategy) -> Strategy:
   return Scheduler(context, proposer)
 
 
-__all__ = ["METHODS", "Batch", "Context", "Continue", "Decision", "Exploit", "Outcome",
+__all__ = ["METHODS", "Batch", "Context", "Continue", "Decision", "Exploit", "Outcome", "Rows",
            "Scores", "Stop", "Strategy", "metric_at", "scheduled"]

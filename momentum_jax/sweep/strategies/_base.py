@@ -212,9 +212,12 @@ class Strategy:
 
     ``outcomes`` holds ``stopped_at_step`` and the loop's record of
     exploits (``history``); the keys returned are among
-    ``stopped_at_step``, ``trial`` and ``pbt``.
+    ``stopped_at_step``, ``trial`` and ``pbt``. By default a strategy that
+    observes (and so may stop rows) adds ``stopped_at_step``.
     """
-    return {}
+    if type(self).observe is Strategy.observe:
+      return {}
+    return {"stopped_at_step": outcomes["stopped_at_step"]}
 
   def record(self, manifest: dict[str, Any]) -> dict[str, Any]:
     """The manifest's ``search`` and ``scheduler`` entries with this group's part added."""

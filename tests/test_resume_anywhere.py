@@ -1,0 +1,89 @@
+"""Every search resumes mid-run: killed inside a batch, a sweep ends as an uninterrupted one.
+
+Each case runs a search uninterrupted, then again on an output folder where
+the run dies right after its batch state is saved at a chosen place (inside
+a rung, between two exploits, in the middle of an Optuna batch), then once
+more on that folder. The resumed results equal the uninterrupted ones bit
+for bit: the same programs, compiled alike on this machine, train the same
+rows from the same saved state. (The command killed by SIGKILL is
+tests/test_checkpoint.py's; here the death is an exception raised where the
+save returns, which leaves the folder exactly as a kill there would.)
+"""
+
+from __future__ import annotations
+
+import optuna
+import pandas as pd
+import pytest
+
+from _sweep_configs import HALVING, with_changes
+from momentum_jax import sweep
+from momentum_jax.sweep._batch_state import BatchState
+from momentum_jax.sweep._checkpoint import JOURNAL_FILE
+
+WIDTH = 2
+LABEL = "momentum(ema=false)"
+RANDOM = with_changes(HALVING, optimizer__learning_rate={"loguniform": [0.001, 1.0]},
+                      search={"method": "quasirandom", "samples": 6, "seed": 1})
+OPTUNA = with_changes(RANDOM, search={"method": "optuna", "trials": 6, "batch": 3, "seed": 0})
+HALVING_RULE = {"name": "successive_halving", "eta": 3, "min_steps": 10}
+PBT = {"problem": {"name": "linear_regression"},
+       "optimizer": {"name": "momentum", "ema": False,
+                     "learning_rate": {"loguniform": [0.001, 0.5]}, "beta": 0.9},
+       "train": {"steps": 60, "log_every": 10}, "seeds": 2,
+       "search": {"method": "pbt", "population": 6, "interval": 20, "fraction": 0.34,
+                  "perturb": [0.5, 2.0], "seed": 3, "metric": "final_loss"}}
+
+# name: (config, the batch to die in, the step of the first save it dies after)
+CASES = {
+    "quasirandom": (with_changes(RANDOM, train__log_every=10), 0, 30),
+    "halving": (HALVING, 0, 50),  # rungs at 10, 30, 90: dies between the second and third
+    "hyperband": (with_changes(HALVING, search__scheduler={**HALVING_RULE,
+                                                           "name": "hyperband"}), 1, 40),
+    "pbt": (PBT, 0, 30),  # exploits after 20 and 40: dies between them
+    "optuna": (OPTUNA, 1, 40),  # in the second batch of trials
+    "optuna_halving": (with_changes(OPTUNA, search__scheduler=HALVING_RULE), 1, 50),
+}
+
+
+class _Killed(Exception):
+  """Stands for the process dying."""
+
+
+def _run(config, out=None, **kwargs):
+  return sweep.run(config, out, quiet=True, width=WIDTH, **kwargs)
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_a_search_killed_inside_a_batch_resumes_to_the_uninterrupted_results(
+    name, tmp_path, monkeypatch):
+  config, batch, at = CASES[name]
+  whole = _run(config, tmp_path / "whole")
+  save, saved = BatchState.maybe_save, []
+
+  def save_then_die(self, position, strategy, carry, step):
+    done = save(self, position, strategy, carry, step)
+    if done and position.batch.number == batch and step >= at:
+      saved.append(step)
+      raise _Killed
+    return done
+
+  monkeypatch.setattr(BatchState, "maybe_save", save_then_die)
+  out = tmp_path / "out"
+  with pytest.raises(_Killed):
+    _run(config, out, checkpoint_every=1e-9)
+  monkeypatch.setattr(BatchState, "maybe_save", save)
+  resumed = _run(config, out)
+  (mid,) = resumed.manifest["checkpoint"]["chunks_resumed_mid_training"]
+  assert (mid["batch"], mid["from_step"]) == (batch, saved[0])
+  pd.testing.assert_frame_equal(resumed.summary, whole.summary, check_exact=True)
+  pd.testing.assert_frame_equal(resumed.curves, whole.curves, check_exact=True)
+  for key in ("search", "scheduler"):
+    assert resumed.manifest[key] == whole.manifest[key], key
+  if name.startswith("optuna"):  # the same trials, their numbers and intermediate values
+    def trials(folder):
+      storage = optuna.storages.JournalStorage(
+          optuna.storages.journal.JournalFileBackend(str(folder / JOURNAL_FILE)))
+      return [(t.number, t.state.name, t.params, t.value, t.intermediate_values)
+              for t in optuna.load_study(study_name=LABEL, storage=storage).trials]
+    assert trials(out) == trials(tmp_path / "whole")
