@@ -10,7 +10,7 @@ import yaml
 
 from momentum_jax import cli, plots, report, sweep
 from momentum_jax.sweep import _optuna
-from momentum_jax.sweep._checkpoint import JOURNAL_FILE
+from momentum_jax.sweep._optuna import JOURNAL_FILE
 from momentum_jax.sweep import _plan, _search
 from momentum_jax.sweep.strategies.optuna import OptunaSearch
 
@@ -224,8 +224,8 @@ def test_without_optuna_the_method_is_a_config_error_naming_the_extra(tmp_path, 
     ({"search__sampler": "bayes"}, "search.sampler", "tpe, gp, cmaes, qmc"),
     ({"search__trails": 6}, "search.trails", "did you mean 'trials'"),
     ({"search__samples": 6}, "search.samples", "optuna takes no 'samples'"),
-    ({"search__scheduler": {"name": "hyperband", "min_steps": 20}}, "search.scheduler",
-     "optuna takes no 'scheduler'"),
+    ({"search__scheduler": {"name": "hyperband", "min_steps": 25}}, "search.scheduler.min_steps",
+     "multiple of train.log_every"),
     ({"search__seed": -1}, "search.seed", ">= 0"),
     ({"optimizer__learning_rate": 0.1, "optimizer__beta": 0.9}, "optimizer",
      "nothing to search"),

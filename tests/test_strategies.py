@@ -12,7 +12,7 @@ import yaml
 from _sweep_configs import HALVING, with_changes
 from momentum_jax import sweep
 from momentum_jax.sweep import strategies
-from momentum_jax.sweep._checkpoint import JOURNAL_FILE
+from momentum_jax.sweep._optuna import JOURNAL_FILE
 from momentum_jax.sweep._search import SchedulerSpec
 from momentum_jax.sweep.strategies.halving import SuccessiveHalving
 
@@ -143,3 +143,13 @@ def test_successive_halving_over_optuna_reports_each_rung_and_prunes_the_stopped
       assert value == pytest.approx(curve["train_loss"].mean(), rel=1e-15)
     assert sorted(trial.intermediate_values) == [r for r in (10, 30) if r <= stopped]
   assert sum(t.state.name == "COMPLETE" for t in trials) == 2  # one per batch of 3
+
+
+def test_the_readme_shows_the_median_stopping_rule_as_it_runs():
+  from pathlib import Path
+  root = Path(__file__).resolve().parent.parent
+  code = (root / "experiments" / "median_stopping.py").read_text()
+  readme = (root / "README.md").read_text()
+  section = readme[readme.index("#### Write your own search"):]
+  shown = section[section.index("```python\n") + 10:section.index("```\n", section.index("```python"))]
+  assert shown == code[code.index("import numpy"):]

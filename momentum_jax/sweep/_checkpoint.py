@@ -50,16 +50,15 @@ from flax import nnx, traverse_util
 
 from momentum_jax import _files, problems, results
 from momentum_jax._models import MODELS_DIR
+from momentum_jax.sweep.strategies import OWN_FILES
 
 CHUNKS_DIR = "chunks"
 STATE_DIR = "state"  # unfinished chunks' training state (see momentum_jax.sweep._state)
 STATE_FILE = "sweep.json"
 FORMAT = 1
-# Optuna's studies (search: {method: optuna}, see momentum_jax.sweep._optuna).
-JOURNAL_FILE = "optuna.journal"
 # Result files of a finished sweep that --overwrite removes along with the chunks.
 _RESULT_FILES = (results.SUMMARY_FILE, results.CURVES_FILE, results.MANIFEST_FILE,
-                 results.REPORT_FILE, JOURNAL_FILE)
+                 results.REPORT_FILE, *OWN_FILES)
 _CHUNK_NAME = re.compile(r"g(\d+)-(\d+)-p(\d+)\.npz")
 # Package versions that must match for resumed results to equal an uninterrupted run's.
 COMPUTING_PACKAGES = ("momentum_jax", "jax", "jaxlib", "optax", "flax", "numpy")

@@ -1,36 +1,27 @@
 """Running a sweep: every configuration of a group trained by one compiled program.
 
-:func:`run` reads as its steps: validate the config and build the problem;
-plan the groups (:mod:`~momentum_jax.sweep._plan`); choose each group's
-width and chunk size for the devices (:mod:`~momentum_jax.sweep._devices`);
-open the output folder's checkpoint and leave out what it holds; compile one
-segment program per group and train its chunks segment by segment
-(:mod:`~momentum_jax.sweep._execute`); table the results
-(:func:`momentum_jax.results.tables`).
+:func:`run` reads as its steps: validate the config and build the problem
+and the search's strategies (:mod:`~momentum_jax.sweep._searches`); plan the
+groups (:mod:`~momentum_jax.sweep._plan`); choose each group's width and
+chunk size for the devices (:mod:`~momentum_jax.sweep._devices`); open the
+output folder's checkpoint; train every group by the one segment loop
+(:mod:`~momentum_jax.sweep._loop`), its strategy asking for batches and
+deciding at their boundaries; table the results
+(:func:`momentum_jax.results.tables`), each strategy adding its columns and
+its part of the manifest.
 
 Results are bit-identical whatever the chunk size, the number of devices
 and the segments, for a given width: the width is fixed per group, never
 taken from the chunk size (XLA may round a batched reduction differently at
-another width). With an output folder every finished chunk is saved, each
-process writing its own devices' rows (:mod:`~momentum_jax.sweep._checkpoint`),
-and the state of an unfinished chunk every ``checkpoint_every`` seconds
-(:mod:`~momentum_jax.sweep._state`): a sweep run again on that folder
-resumes, mid-chunk if need be. A progress bar counts configuration-steps,
-advanced on the host after each segment.
-
-With a scheduler (``search: {scheduler: ...}``) each group trains as one
-chunk, rung by rung, its survivors re-packed into narrower ones
-(:mod:`~momentum_jax.sweep._scheduled`); with population-based training
-(``search: {method: pbt, ...}``) each group trains as one chunk whose
-members copy each other between segments
-(:mod:`~momentum_jax.sweep._pbt_train`). The state of such a group is not
-saved mid-way: a killed sweep trains its unfinished group again (finished
-groups are kept). With Optuna's search each chunk is a batch of trials,
-asked before it trains and told after it is saved
-(:mod:`~momentum_jax.sweep._optuna`). With ``keep: {models: K}`` the trained
-state of the rows that may be among the K best is pulled from the devices
-as each chunk finishes, and the result holds the K best's
-(:mod:`~momentum_jax.sweep._keep`).
+another width). With an output folder every finished batch is saved with
+its strategy's state (:mod:`~momentum_jax.sweep._checkpoint`), and the
+state of an unfinished one every ``checkpoint_every`` seconds
+(:mod:`~momentum_jax.sweep._batch_state`): a sweep run again on that folder
+resumes where it was, under any strategy. A progress bar counts
+configuration-steps, advanced on the host after each segment. With
+``keep: {models: K}`` the trained state of the rows that may be among the K
+best is pulled from the devices as each batch ends, and the result holds
+the K best's (:mod:`~momentum_jax.sweep._keep`).
 """
 
 from __future__ import annotations
@@ -188,8 +179,8 @@ def run(
       last, and saved at once, rounded up to a multiple of ``width ×
       devices`` (default: the config's, else up to
       :data:`~momentum_jax.sweep._devices.MAX_CHUNK_PER_DEVICE` per device,
-      as the memory allows). Ignored with a scheduler or pbt (such a group
-      is one chunk) and with Optuna (a chunk is a batch of trials).
+      as the memory allows). Ignored where the search trains a set of rows
+      together (rows ranked together; a batch of asked trials).
     width: Configurations each device trains at once (``jax.vmap``); the
       rest of its share of a chunk waits in a ``lax.map``. ``None`` chooses
       by the width model; ``"measure"`` times a short training at a few
@@ -256,8 +247,7 @@ def run(
                               checkpoint_every, parts)
   result = results.tables(
       [results.GroupOutcome(g.label, done.values, g.seeds, dict(done.outcome.metrics),
-                            done.outcome.diverged_at_step, column.get("stopped_at_step"),
-                            column.get("trial"), column.get("pbt"))
+                            done.outcome.diverged_at_step, **column)
        for g, done, column in zip(groups, trained.outcomes, columns)],
       config.train.logged_steps, manifest)
   if keeper is not None:
@@ -266,8 +256,8 @@ def run(
 
 
 def _ranked_together(group: _plan.Group, rows: int | None) -> _plan.Group:
-  """``group`` cut to the rows a strategy trains together (Optuna's batch): what its width is
-  chosen for; the whole group when the chunk size is free (a width never depends on it)."""
+  """``group`` cut to the rows its strategy trains together (a batch of trials): what its width
+  is chosen for; the whole group when the chunk size is free (a width never depends on it)."""
   if rows is None or rows >= len(group.seeds):
     return group
   return dataclasses.replace(group, values={n: v[:rows] for n, v in group.values.items()},

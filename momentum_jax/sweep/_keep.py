@@ -31,10 +31,9 @@ only after: a sweep killed anywhere finds on resume every held row of the
 chunks it finished, with their metrics in the chunk files (a row of a chunk
 it did not finish trains again and is offered again).
 
-With a scheduler (successive halving, Hyperband) only the settings that
-trained to the last step are offered, when their bracket ends; with PBT the
-whole population at the end: the finished members, which the report ranks
-first.
+Only the rows that trained to the last step are offered, when their batch
+ends: a search that stops rows early offers its finished ones, which the
+report ranks first.
 """
 
 from __future__ import annotations

@@ -50,7 +50,8 @@ from typing import Any
 
 import numpy as np
 
-from momentum_jax.sweep._checkpoint import JOURNAL_FILE
+# The studies' journal in the output folder (one of strategies.OWN_FILES).
+JOURNAL_FILE = "optuna.journal"
 
 def distributions(spec) -> dict[str, Any]:
   """An optimizer group's searched hyperparameters as Optuna distributions, in config order."""

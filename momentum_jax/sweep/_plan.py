@@ -1,8 +1,8 @@
 """The plan of a sweep: its groups, their programs' shapes, and what is left to train.
 
 A group is one optimizer entry of the config: its grid times its sampled
-points (a search's draws from its ranges) times the seeds, or Optuna's
-trials times the seeds, as flat arrays of length K, trained by one compiled
+points (a search's draws from its ranges) times the seeds, or the trials a
+search asks for while it trains times the seeds, as flat arrays of length K, trained by one compiled
 program. The plan cuts each
 group into chunks (whole batches of ``width`` configurations on every
 device) and each chunk's training into segments of a few log intervals, and
@@ -56,7 +56,8 @@ class Group:
 def groups(config: SweepConfig) -> list[Group]:
   """The config's optimizer groups: grid times samples times seeds (the seed fastest).
 
-  With Optuna (``spec.trials``), its trials times the seeds (:func:`trial_rows`).
+  With a search that asks its points while training (``spec.trials``), its
+  trials times the seeds (:func:`trial_rows`).
   """
   found = []
   for spec in config.optimizers:
@@ -70,11 +71,11 @@ def groups(config: SweepConfig) -> list[Group]:
 
 def trial_rows(spec: OptimizerSpec, seeds: tuple[int, ...]
                ) -> tuple[dict[str, np.ndarray], np.ndarray]:
-  """An Optuna group's rows: ``trials × seeds``, trial ``t`` at rows ``t·S … t·S + S - 1``.
+  """The rows of a group whose points are asked while it trains: ``trials × seeds``, trial ``t`` at rows ``t·S … t·S + S - 1``.
 
   Known before training, their searched values are not: each holds its
   range's low end or its list's first value until the trial is asked
-  (:mod:`momentum_jax.sweep._optuna` fills them batch by batch); fixed
+  (its strategy fills them batch by batch); fixed
   values are fixed.
   """
   rows = spec.trials * len(seeds)

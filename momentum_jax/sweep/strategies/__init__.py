@@ -44,7 +44,7 @@ class Context:
       pbt's, the search's; for a user's strategy the ``search:`` mapping).
     seed: The search's seed.
     group_spec: The group's :class:`~momentum_jax.sweep.OptimizerSpec`.
-    storage_name: Where a strategy's own record lives in the output folder, if anywhere.
+    out_dir: The sweep's output folder (where a strategy may keep its own files), or ``None``.
   """
 
   label: str
@@ -61,7 +61,7 @@ class Context:
   options: Any
   seed: int = 0
   group_spec: Any = None
-  storage_name: str | None = None
+  out_dir: Any = None
 
 
 def _rows(context: Context, shared: dict[str, Any]) -> Strategy:
@@ -74,15 +74,63 @@ def _pbt(context: Context, shared: dict[str, Any]) -> Strategy:
 
 
 def _optuna(context: Context, shared: dict[str, Any]) -> Strategy:
+  from momentum_jax.sweep import _optuna
   from momentum_jax.sweep.strategies.optuna import OptunaSearch
-  return OptunaSearch(context, shared["optuna_storage"]())
+  if "optuna_storage" not in shared:  # opened once per sweep (a fresh one clears the journal)
+    shared["optuna_storage"] = _optuna.storage(context.out_dir, shared["fresh"])
+  return OptunaSearch(context, shared["optuna_storage"])
 
 
-# search.method -> a factory ``(context, shared) -> Strategy``; ``shared`` holds what the
-# groups of one sweep share (Optuna's storage, opened once).
-METHODS: dict[str, Callable[[Context, dict[str, Any]], Strategy]] = {
-    "grid": _rows, "random": _rows, "quasirandom": _rows, "optuna": _optuna, "pbt": _pbt,
+@dataclasses.dataclass(frozen=True)
+class Method:
+  """A search method: how its strategy is built, and what the engine checks before it runs.
+
+  Attributes:
+    build: ``(context, shared) -> Strategy`` per group; ``shared`` holds what the
+      groups of one sweep share (Optuna's storage, opened once).
+    options: The strategy's ``Context.options`` from the search's spec.
+    metric: Its own metric from the spec (``None``: the default, a loss the problem logs).
+    metric_path: Where that metric is written in the config.
+    together: ``(spec, rows, seeds) ->`` rows of a group trained together, ``None``
+      when free (the engine's chunk size).
+    held: The config path and the advice of the error when those rows do not fit.
+    one_process: Whether it runs on one process only.
+  """
+
+  build: Callable[[Context, dict[str, Any]], Strategy]
+  options: Callable[[Any], Any] = lambda spec: spec
+  metric: Callable[[Any], str | None] = lambda spec: None
+  metric_path: str = "search.metric"
+  together: Callable[[Any, int, int], int | None] = lambda spec, rows, seeds: None
+  held: tuple[str, str] = ("search.scheduler", "sample fewer, or drop the scheduler")
+  one_process: bool = False
+
+
+_WHOLE = lambda spec, rows, seeds: rows  # noqa: E731  (ranked together)
+
+# search.method -> its Method.
+METHODS: dict[str, Method] = {
+    "grid": Method(_rows), "random": Method(_rows), "quasirandom": Method(_rows),
+    "optuna": Method(_optuna, metric=lambda spec: spec.metric,
+                     together=lambda spec, rows, seeds: min(rows, spec.batch * seeds),
+                     held=("search.batch", "ask fewer trials at once"), one_process=True),
+    "pbt": Method(_pbt, options=lambda spec: spec.pbt, metric=lambda spec: spec.pbt.metric,
+                  together=_WHOLE,
+                  held=("search.population", "a smaller population, or fewer seeds or list "
+                        "values")),
 }
+
+# Files of the output folder a strategy keeps (removed with the sweep by --overwrite).
+OWN_FILES = ("optuna.journal",)
+
+
+def method(spec) -> Method:
+  """The search spec's method: a registered one, or a user's ``Strategy`` class (its path)."""
+  if spec.strategy is None:
+    return METHODS[spec.method]
+  return Method(lambda context, shared: spec.strategy(context), options=lambda s: s.options,
+                metric=lambda s: s.metric, metric_path="search.options.metric",
+                together=_WHOLE, held=("search.method", "fewer seeds or list values"))
 
 
 def scheduled(context: Context, proposer: Strategy) -> Strategy:
@@ -91,5 +139,5 @@ def scheduled(context: Context, proposer: Strategy) -> Strategy:
   return Scheduler(context, proposer)
 
 
-__all__ = ["METHODS", "Batch", "Context", "Continue", "Decision", "Exploit", "Outcome", "Rows",
+__all__ = ["METHODS", "Method", "OWN_FILES", "method", "Batch", "Context", "Continue", "Decision", "Exploit", "Outcome", "Rows",
            "Scores", "Stop", "Strategy", "metric_at", "scheduled"]

@@ -143,7 +143,7 @@ class OptunaSearch(Strategy):
     trials: ``number``, ``slot``, ``params``, ``state``, ``value``."""
     search = {**manifest["search"], "metric": self.context.metric,
               "direction": "maximize" if self.context.maximize else "minimize",
-              "storage": self.context.storage_name}
+              "storage": None if self.context.out_dir is None else _optuna.JOURNAL_FILE}
     groups = dict(search.get("groups", {}))
     groups[self.context.label] = {
         **groups.get(self.context.label, {}), "study": self.context.label,
