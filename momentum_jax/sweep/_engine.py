@@ -257,7 +257,8 @@ def run(
       config.search.seed or 0)
   keeper = None if config.keep is None else _keep.Keeper(
       config.keep, kept_by, [len(g.seeds) for g in groups],
-      len(config.seeds), config.train.steps, checkpoint)
+      len(config.seeds), config.train.steps, checkpoint,
+      [_plan.group_setup(g.spec, problem, config.train) for g in groups])
   trained = _train(problem, groups, plans, widths, sizes, segments, mesh, quiet, out_dir,
                    checkpoint, checkpoint_every, schedule, search, population, identity, keeper)
   trials = [None] * len(groups) if search is None else search.finish(groups, checkpoint)
