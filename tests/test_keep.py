@@ -102,11 +102,11 @@ def test_the_running_top_k_ranks_by_the_mean_and_holds_only_what_may_be_kept():
   assert pulled == list(range(10))  # not 10 and 11: a setting that lost a seed ranks last
   assert held[4] == [3, 4, 5, 6, 7, 8, 9]  # settings 1 and 2 beat 0; 3 is not complete
   assert held[5] == [3, 4, 5, 6, 7, 8]
-  summary = results.tables(
+  result = results.tables(
       [results.GroupOutcome("momentum", {"learning_rate": np.repeat([1.0, 2, 3, 4], 3)},
                             np.tile([0, 1, 2], 4), metrics, diverged)],
-      np.array([10, 20]), {}).summary
-  kept = keeper.finish(summary)
+      np.array([10, 20]), {})
+  kept = keeper.finish(result).models
   assert [m.hyperparameters["learning_rate"] for m in kept] == [2.0, 3.0]
   assert [[int(s["params.w"][0]) for s in m.states] for m in kept] == [[3, 4, 5], [6, 7, 8]]
 

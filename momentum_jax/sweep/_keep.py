@@ -24,7 +24,8 @@ have trained. After each finished chunk the :class:`Keeper`:
 So it holds the rows of the K best settings and their ties, and the seeds of
 the settings a chunk boundary cuts (chunks are runs of consecutive rows: one
 setting per boundary), never every configuration's state. At the end the
-summary's own ranking picks the K among them (:meth:`Keeper.finish`).
+summary's own ranking picks the K among them (:meth:`Keeper.finish`), and
+the manifest names them.
 
 With an output folder each held row is also a file,
 ``DIR/chunks/kept/g<group>-r<row>.npz``, written atomically (by
@@ -41,6 +42,7 @@ first.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import io
 from pathlib import Path
@@ -52,7 +54,7 @@ import pandas as pd
 from jax.sharding import NamedSharding, PartitionSpec
 
 from momentum_jax import _files, problems, results
-from momentum_jax._models import KeptModel, flat_arrays
+from momentum_jax._models import KeptModel, flat_arrays, manifest_record
 from momentum_jax.sweep._config import KeepSpec
 from momentum_jax.sweep._execute import global_array
 from momentum_jax.sweep._scheduled import rung_values
@@ -249,8 +251,19 @@ class Keeper:
       keep[ranked] = before | (same & (nan_k | (flat[3][ranked] <= bad_k + tolerance)))
     return complete, np.split(keep & flat[0], cuts)
 
-  def finish(self, summary: pd.DataFrame) -> list[KeptModel]:
-    """The K best configurations by the summary's ranking (the finished ones, with a scheduler)."""
+  def finish(self, result: results.SweepResult) -> results.SweepResult:
+    """``result`` with its :attr:`~momentum_jax.results.SweepResult.models` and the manifest's.
+
+    The models are the K best configurations by the summary's ranking (the
+    finished ones, with a scheduler); the manifest's ``models`` names their
+    runs (:func:`momentum_jax._models.manifest_record`).
+    """
+    models = self._best(result.summary)
+    return dataclasses.replace(result, models=models, manifest=dataclasses.replace(
+        result.manifest, models=manifest_record(models)))
+
+  def _best(self, summary: pd.DataFrame) -> list[KeptModel]:
+    """The K best configurations of ``summary``, with their held states."""
     frame = summary
     if "stopped_at_step" in frame.columns:
       frame = frame[frame["stopped_at_step"] == self.steps]
