@@ -157,6 +157,90 @@ def test_a_reloaded_model_scores_the_summary_s_validation_metrics(kept):
   assert np.any(np.asarray(first.norms[0].var[...]) != 1.0)
 
 
+# Schedule-free AdamW: its validation metrics are measured at the average x,
+# not at the iterate y the gradients are taken at (train.evaluation_params).
+SCHEDULE_FREE = {
+    "problem": {"name": "digits_mlp", "hidden": [16]},
+    "optimizer": {"name": "optax.contrib.schedule_free_adamw", "learning_rate": [0.01, 0.03],
+                  "warmup_steps": 5},
+    "train": {"steps": 30, "batch_size": 64, "log_every": 15},
+    "seeds": 1,
+    "keep": {"models": 1, "metric": "val_loss"},
+}
+
+
+def _raw_iterates(config: dict, monkeypatch) -> list:
+  """``config`` swept again, keeping the parameters as the optimizer left them (the old way)."""
+  with monkeypatch.context() as patched:
+    patched.setattr(_keep, "kept_state", lambda run, state: (state.params, state.rest))
+    return sweep.run(config, quiet=True, width=WIDTH).models
+
+
+def _abs_mlp(arrays: dict, x: np.ndarray) -> np.ndarray:
+  """An MLP's ``Linear`` layers (``params.layers.<i>.kernel`` / ``bias``) on ``x``, in float64."""
+  h = np.asarray(x, np.float64)
+  for i in range(sum(name.endswith(".kernel") for name in arrays)):
+    h = h @ arrays[f"params.layers.{i}.kernel"] + arrays[f"params.layers.{i}.bias"]
+  return h
+
+
+def _load_arrays(model: nnx.Module) -> dict:
+  return {k: np.asarray(v, np.float64)
+          for k, v in _models.flat_arrays(*nnx.split(model, nnx.Param, ...)[1:]).items()}
+
+
+def test_a_schedule_free_model_is_kept_at_the_parameters_it_was_evaluated_at(tmp_path,
+                                                                             monkeypatch):
+  result = sweep.run(SCHEDULE_FREE, tmp_path, quiet=True, width=WIDTH)
+  result.save(tmp_path, figures=False)
+  (model,) = result.models
+  (raw,) = _raw_iterates(SCHEDULE_FREE, monkeypatch)
+  problem = problems.digits_mlp(hidden=[16])
+  x, y = problem.data.x_val, problem.data.y_val
+  loaded = results.load_model(tmp_path)
+  expected = model.runs[0]["metrics"]["val_loss"]
+  u, b1 = 2.0 ** -24, 0.9  # float32's unit roundoff; schedule_free_adamw's b1
+  # The sweep's program and the keeper's each compute x = (y - (1 - b1) z) / b1
+  # (optax.contrib.schedule_free_eval_params), maybe fused otherwise: each
+  # within 2u(|y| + |(1 - b1) z|) / b1 + u|x| of the exact value, and
+  # |(1 - b1) z| = |y - b1 x| <= |y| + b1 |x|; so the two differ by at most
+  # u (8 |y| / b1 + 6 |x|) per weight, which D bounds.
+  kept = _load_arrays(loaded)
+  iterate = {k: np.abs(np.asarray(v, np.float64)) for k, v in raw.states[0].items()}
+  weights = {k: np.abs(v) for k, v in kept.items()}
+  moved = {k: w + 8 * u * (iterate[k] / b1 + w) for k, w in weights.items()}
+  # Weights within D of each other move a ReLU MLP's logits by at most
+  # A(|w| + D) - A(|w|) on |x| (A: the network with |weights|, no ReLU); each
+  # program's float32 dot products of 64 + 16 terms on the path to a logit
+  # add at most 80 u A(|w| + D) (Higham's n u sum|terms|), twice.
+  bound_net = _abs_mlp(moved, np.abs(x))
+  slack = np.max(bound_net - _abs_mlp(weights, np.abs(x)) + 2 * 80 * u * bound_net, -1)
+  # Log-softmax is 1-Lipschitz in each logit, both ways: an example's loss
+  # moves by at most 2 slack; plus the mean's own rounding over n examples.
+  tolerance = 2 * np.max(slack) + len(y) * u * abs(expected)
+  loss = float(problem.loss(loaded, x, y))
+  assert abs(loss - expected) <= tolerance, (loss, expected, tolerance)
+  # The iterate itself scores outside the bound (0.039 off, the bound 0.003,
+  # mostly the worst-case dot product rounding): kept the old way, it fails.
+  graph, params, rest = nnx.split(problem.make_model(nnx.Rngs(0)), nnx.Param, ...)
+  for path, variable in nnx.to_flat_state(params):
+    variable[...] = raw.states[0][".".join(("params", *map(str, path)))]
+  at_iterate = float(problem.loss(nnx.merge(graph, params, rest), x, y))
+  assert abs(at_iterate - expected) > tolerance, (at_iterate, expected, tolerance)
+
+
+def test_an_optimizer_s_eval_params_are_what_is_kept(monkeypatch):
+  config = copy.deepcopy(SCHEDULE_FREE)
+  config["optimizer"] = {"name": "optax.sgd", "learning_rate": [0.1],
+                         "eval_params": "_user_optimizers:half_params"}
+  (model,) = sweep.run(config, quiet=True, width=WIDTH).models
+  (raw,) = _raw_iterates(config, monkeypatch)
+  # The same training program both times, and halving is exact in float32.
+  for name, value in model.states[0].items():
+    halved = raw.states[0][name] / 2 if name.startswith("params.") else raw.states[0][name]
+    np.testing.assert_array_equal(value, halved, err_msg=name)
+
+
 def test_load_model_refuses_what_was_not_kept(kept):
   _, out = kept
   with pytest.raises(FileNotFoundError, match=r"kept 2 model\(s\) \(ranks 0 to 1\)"):
