@@ -299,7 +299,8 @@ def _kept_models(manifest: Manifest) -> list[str]:
   ranks = len({entry["rank"] for entry in manifest.models})
   return [
       "## Kept models",
-      f"The {ranks} best configurations by the mean of {metric} over seeds, every seed, "
+      f"{'The best configuration' if ranks == 1 else f'The {ranks} best configurations'} "
+      f"by the mean of {metric} over seeds, every seed, "
       "under `models/` (rank 0 is the best; load one with "
       "`momentum_jax.results.load_model(DIR, rank=0, seed=None)`):",
       markdown_table(["rank", "config_id", "seed", metric, f"{metric} mean", "folder"],

@@ -241,6 +241,49 @@ def test_an_optimizer_s_eval_params_are_what_is_kept(monkeypatch):
     np.testing.assert_array_equal(value, halved, err_msg=name)
 
 
+def test_the_manifest_and_summary_md_name_the_kept_runs(kept):
+  result, out = kept
+  written = json.loads((out / "manifest.json").read_text())["models"]
+  by_id = result.summary.set_index("config_id")
+  expected = [{"rank": m.rank, "config_id": r["config_id"], "seed": r["seed"],
+               "path": f"models/rank_{m.rank}/seed_{r['seed']}", "metric": "val_accuracy",
+               "value": by_id.loc[r["config_id"], "val_accuracy"], "mean": m.mean}
+              for m in result.models for r in m.runs]
+  assert written == expected and len(written) == 2 * 3  # 2 settings x 3 seeds
+  for entry in written:  # each path is the folder load_model reads
+    assert (out / entry["path"]).is_dir()
+  assert results.load_results(out).manifest.models == written
+  report_text = (out / "summary.md").read_text()
+  section = report_text[report_text.index("## Kept models"):]
+  assert "The 2 best configurations by the mean of val_accuracy over seeds" in section
+  lines = [line for line in section.splitlines() if line.startswith("| ")]
+  assert lines[0] == ("| rank | config_id | seed | val_accuracy | val_accuracy mean "
+                      "| folder |")
+  assert [line.split(" | ")[1:3] for line in lines[1:]] == \
+      [[str(e["config_id"]), str(e["seed"])] for e in written]
+  assert all(f"`{e['path']}/`" in line for e, line in zip(written, lines[1:]))
+
+
+def test_more_models_asked_than_configurations_keeps_them_all(tmp_path):
+  config = {"problem": {"name": "linear_regression"},
+            "optimizer": {"name": "momentum", "ema": False, "learning_rate": [0.01, 0.1],
+                          "beta": 0.9},
+            "train": {"steps": 20, "log_every": 10}, "seeds": 2,
+            "keep": {"models": 5}}
+  result = sweep.run(config, tmp_path, quiet=True)
+  result.save(tmp_path, figures=False)
+  assert [m.rank for m in result.models] == [0, 1]  # 5 asked, 2 configurations
+  best = report.best_configurations(result.summary, by="final_loss")
+  assert [m.hyperparameters["learning_rate"] for m in result.models] == \
+      best["learning_rate"].tolist()
+  assert sorted((e["rank"], e["seed"]) for e in result.manifest.models) == \
+      [(0, 0), (0, 1), (1, 0), (1, 1)]
+  assert "The 2 best configurations by the mean of final_loss" in \
+      (tmp_path / "summary.md").read_text()
+  with pytest.raises(FileNotFoundError, match=r"kept 2 model\(s\) \(ranks 0 to 1\)"):
+    results.load_model(tmp_path, rank=2)
+
+
 def test_load_model_refuses_what_was_not_kept(kept):
   _, out = kept
   with pytest.raises(FileNotFoundError, match=r"kept 2 model\(s\) \(ranks 0 to 1\)"):
@@ -304,6 +347,9 @@ def test_with_successive_halving_only_finished_members_are_kept(tmp_path):
   best = report.best_configurations(result.summary, n=1, by="final_loss")
   assert model.mean == best["final_loss_mean"].iloc[0]
   result.save(tmp_path, figures=False)
+  assert [e["config_id"] for e in result.manifest.models] == finished["config_id"].tolist()
+  assert "The best configuration by the mean of final_loss over seeds" in \
+      (tmp_path / "summary.md").read_text()
   # Its weights are those held, array for array.
   loaded = results.load_model(tmp_path, seed=1)
   arrays = _models.flat_arrays(*nnx.split(loaded, nnx.Param, ...)[1:])
@@ -321,6 +367,8 @@ def test_a_sweep_without_keep_keeps_nothing(tmp_path):
   assert result.models is None
   assert not (tmp_path / "models").exists()
   assert not (tmp_path / "chunks" / "kept").exists()
+  assert json.loads((tmp_path / "manifest.json").read_text())["models"] is None
+  assert "Kept models" not in (tmp_path / "summary.md").read_text()
   with pytest.raises(FileNotFoundError, match="kept no models; add 'keep:"):
     results.load_model(tmp_path)
 
@@ -351,6 +399,7 @@ def test_two_processes_keep_one_process_s_models_and_the_command_says_where(tmp_
 @pytest.mark.parametrize("keep, path, fragment", [
     ({"models": "three"}, "keep.models", "expected an integer, got 'three'"),
     ({"models": 0}, "keep.models", "must be >= 1, got 0"),
+    ({"models": "3"}, "keep.models", "expected an integer, got '3'"),  # quoted in YAML
     ({"models": True}, "keep.models", "got True"),
     ({"models": 2.0}, "keep.models", "got 2.0"),
     ({"metric": "val_loss"}, "keep.models", "required"),
@@ -371,6 +420,10 @@ def test_an_unknown_metric_is_refused_before_anything_compiles():
   config["keep"] = {"models": 2, "metric": "val_acuracy"}
   with pytest.raises(sweep.ConfigError, match=r"^keep.metric: .*did you mean 'val_accuracy'"):
     sweep.run(config, quiet=True)
+  config["keep"] = {"models": 3, "metric": "nonexistent"}
+  with pytest.raises(sweep.ConfigError,  # sweep.check (the command's check) too
+                     match=r"^keep.metric: digits_mlp logs no 'nonexistent' \(one of "):
+    sweep.check(config)
 
 
 def test_with_pbt_the_best_members_are_kept_as_they_ended(tmp_path):
