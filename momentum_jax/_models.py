@@ -163,9 +163,16 @@ def read_model(out_dir: str | os.PathLike, rank: int = 0) -> dict[str, Any]:
   path = folder / f"rank_{rank}" / MODEL_FILE
   if not path.is_file():
     kept = len(list(folder.glob(f"rank_*/{MODEL_FILE}")))
+    if kept:
+      raise FileNotFoundError(
+          f"{path} not found: the sweep in {out_dir} kept {kept} model(s) (ranks 0 to "
+          f"{kept - 1}); keep more with 'keep: {{models: K}}' in its config")
+    if folder.is_dir():  # it kept, but nothing qualified
+      raise FileNotFoundError(
+          f"{path} not found: the sweep in {out_dir} kept no models, since none of its "
+          "configurations finished without diverging (see its summary.md); change the "
+          "ranges searched and run it again")
     raise FileNotFoundError(
-        f"{path} not found: the sweep in {out_dir} kept {kept} model(s) (ranks 0 to "
-        f"{kept - 1}); keep more with 'keep: {{models: K}}' in its config" if kept else
         f"{path} not found: the sweep in {out_dir} kept no models; add 'keep: {{models: K}}' "
         "to its config and run it again")
   return json.loads(path.read_text(encoding="utf-8"))

@@ -284,6 +284,21 @@ def test_more_models_asked_than_configurations_keeps_them_all(tmp_path):
     results.load_model(tmp_path, rank=2)
 
 
+def test_a_sweep_whose_every_run_diverged_keeps_none_and_says_so(tmp_path):
+  config = {"problem": {"name": "linear_regression"},
+            "optimizer": {"name": "momentum", "ema": False, "learning_rate": 10.0, "beta": 0.9},
+            "train": {"steps": 20, "log_every": 10}, "seeds": 2, "keep": {"models": 1}}
+  result = sweep.run(config, tmp_path, quiet=True)
+  result.save(tmp_path, figures=False)
+  assert result.summary["diverged"].all()
+  assert result.models == [] and result.manifest.models == []
+  assert "## Kept models\n\nNone: no configuration finished without diverging." in \
+      (tmp_path / "summary.md").read_text()
+  with pytest.raises(FileNotFoundError, match="kept no models, since none of its configurations "
+                     "finished without diverging"):
+    results.load_model(tmp_path)
+
+
 def test_load_model_refuses_what_was_not_kept(kept):
   _, out = kept
   with pytest.raises(FileNotFoundError, match=r"kept 2 model\(s\) \(ranks 0 to 1\)"):
