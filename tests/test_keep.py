@@ -9,12 +9,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+import yaml
 from flax import nnx
 
 from _sweep_configs import HALVING as _SHARED_HALVING
 from _sweep_configs import TWO_GROUPS
 from _two_hosts import sweep_on_two_hosts
-from momentum_jax import _models, problems, report, results, sweep
+from momentum_jax import _models, cli, problems, report, results, sweep
 from momentum_jax.sweep import _checkpoint, _keep
 from momentum_jax.sweep._config import KeepSpec
 
@@ -284,14 +285,18 @@ def test_more_models_asked_than_configurations_keeps_them_all(tmp_path):
     results.load_model(tmp_path, rank=2)
 
 
-def test_a_sweep_whose_every_run_diverged_keeps_none_and_says_so(tmp_path):
+def test_a_sweep_whose_every_run_diverged_keeps_none_and_says_so(tmp_path, capsys):
   config = {"problem": {"name": "linear_regression"},
             "optimizer": {"name": "momentum", "ema": False, "learning_rate": 10.0, "beta": 0.9},
             "train": {"steps": 20, "log_every": 10}, "seeds": 2, "keep": {"models": 1}}
-  result = sweep.run(config, tmp_path, quiet=True)
-  result.save(tmp_path, figures=False)
+  (tmp_path / "diverges.yaml").write_text(yaml.safe_dump(config))
+  assert cli.main(["sweep", str(tmp_path / "diverges.yaml"), "--out", str(tmp_path),
+                   "--quiet"]) == 0
+  assert "kept no models: no configuration finished without diverging" in \
+      capsys.readouterr().out
+  result = results.load_results(tmp_path)
   assert result.summary["diverged"].all()
-  assert result.models == [] and result.manifest.models == []
+  assert result.manifest.models == []
   assert "## Kept models\n\nNone: no configuration finished without diverging." in \
       (tmp_path / "summary.md").read_text()
   with pytest.raises(FileNotFoundError, match="kept no models, since none of its configurations "
