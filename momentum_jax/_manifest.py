@@ -53,6 +53,11 @@ class Manifest(Mapping):
     execution: The widths chosen and why, the compiler options, segments.
     memory: The memory estimate per configuration and the budget.
     checkpoint: The output folder's checkpoint facts (what was resumed), or None.
+    models: With ``keep:``, the kept runs, best configuration first: per run
+      its ``rank`` (as ``results.load_model`` takes it), ``config_id``,
+      ``seed``, ``path`` (its folder, relative to the output folder:
+      ``models/rank_<r>/seed_<s>``), the ``metric`` ranked by, the run's
+      ``value`` of it and its configuration's ``mean``; None without ``keep``.
     extra: Keys of a read manifest that this record does not know.
   """
 
@@ -76,6 +81,7 @@ class Manifest(Mapping):
   execution: dict[str, Any] = dataclasses.field(default_factory=dict)
   memory: dict[str, Any] = dataclasses.field(default_factory=dict)
   checkpoint: dict[str, Any] | None = None
+  models: list[dict[str, Any]] | None = None
   extra: dict[str, Any] = dataclasses.field(default_factory=dict)
 
   @classmethod

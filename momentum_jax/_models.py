@@ -12,7 +12,9 @@ arrays; :func:`write_models` stores them as::
                                      parameters and its other state (BatchNorm statistics)
 
 :func:`load_model` builds the problem's own module again (by its
-``make_model``) and puts the weights in, in evaluation mode.
+``make_model``) and puts the weights in, in evaluation mode. The
+manifest names each kept run (:func:`manifest_record`) and the report lists
+them.
 """
 
 from __future__ import annotations
@@ -70,6 +72,25 @@ class KeptModel:
             "mean": self.mean, "runs": self.runs}
 
 
+def run_folder(rank: int, seed: int) -> str:
+  """Where the run of rank ``rank`` and seed ``seed`` is written, under ``models/``."""
+  return f"rank_{rank}/seed_{seed}"
+
+
+def manifest_record(models: list[KeptModel]) -> list[dict[str, Any]]:
+  """The manifest's ``models``: one entry per kept run, best configuration first.
+
+  Each names its ``rank`` (as :func:`load_model` takes it), ``config_id``,
+  ``seed``, ``path`` (its folder, relative to the output folder), the
+  ``metric`` ranked by, the run's ``value`` of it and the configuration's
+  ``mean`` over its seeds (what it was ranked by).
+  """
+  return [{"rank": model.rank, "config_id": run["config_id"], "seed": run["seed"],
+           "path": f"{MODELS_DIR}/{run_folder(model.rank, run['seed'])}", "metric": model.metric,
+           "value": run["metrics"].get(model.metric), "mean": model.mean}
+          for model in models for run in model.runs]
+
+
 def _name(part: str, path: tuple) -> str:
   return ".".join((part, *map(str, path)))
 
@@ -108,11 +129,10 @@ def write_models(models: list[KeptModel], out_dir: str | os.PathLike) -> Path:
   try:
     with _checkpointer() as checkpointer:
       for model in models:
-        ranked = fresh / f"rank_{model.rank}"
         for run, state in zip(model.runs, model.states):
-          checkpointer.save(ranked / f"seed_{run['seed']}", state)
+          checkpointer.save(fresh / run_folder(model.rank, run["seed"]), state)
         checkpointer.wait_until_finished()
-        atomic_write_text(ranked / MODEL_FILE, json.dumps(
+        atomic_write_text(fresh / f"rank_{model.rank}" / MODEL_FILE, json.dumps(
             model.describe(), indent=2, default=json_default) + "\n")
     old = folder.with_name(f".{MODELS_DIR}.{token}.old")
     if folder.exists():
@@ -143,9 +163,16 @@ def read_model(out_dir: str | os.PathLike, rank: int = 0) -> dict[str, Any]:
   path = folder / f"rank_{rank}" / MODEL_FILE
   if not path.is_file():
     kept = len(list(folder.glob(f"rank_*/{MODEL_FILE}")))
+    if kept:
+      raise FileNotFoundError(
+          f"{path} not found: the sweep in {out_dir} kept {kept} model(s) (ranks 0 to "
+          f"{kept - 1}); keep more with 'keep: {{models: K}}' in its config")
+    if folder.is_dir():  # it kept, but nothing qualified
+      raise FileNotFoundError(
+          f"{path} not found: the sweep in {out_dir} kept no models, since none of its "
+          "configurations finished without diverging (see its summary.md); change the "
+          "ranges searched and run it again")
     raise FileNotFoundError(
-        f"{path} not found: the sweep in {out_dir} kept {kept} model(s) (ranks 0 to "
-        f"{kept - 1}); keep more with 'keep: {{models: K}}' in its config" if kept else
         f"{path} not found: the sweep in {out_dir} kept no models; add 'keep: {{models: K}}' "
         "to its config and run it again")
   return json.loads(path.read_text(encoding="utf-8"))
@@ -183,7 +210,7 @@ def load_model(out_dir: str | os.PathLike, rank: int = 0, seed: int | None = Non
   if problem is None:
     problem = _manifest_problem(out_dir)
   model = problem.make_model(nnx.Rngs(0))
-  path = Path(out_dir).resolve() / MODELS_DIR / f"rank_{rank}" / f"seed_{seed}"
+  path = Path(out_dir).resolve() / MODELS_DIR / run_folder(rank, seed)
   with _checkpointer() as checkpointer:
     arrays = checkpointer.restore(path)
   _, params, rest = nnx.split(model, nnx.Param, ...)

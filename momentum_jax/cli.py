@@ -179,7 +179,9 @@ def _sweep(args) -> None:
   plots.write_figures(result, out)
   print(f"results and figures in {out}/ (summary.csv, summary.md, curves.parquet, "
         "manifest.json, *.png)")
-  if result.models is not None:  # keep: {models: K}
+  if result.models == []:  # keep: {models: K}, and every configuration diverged
+    print("kept no models: no configuration finished without diverging (see summary.md)")
+  elif result.models is not None:  # keep: {models: K}
     print(f"the {len(result.models)} best configurations' trained models (every seed) in "
           f"{os.path.join(out, 'models')}/; load one with "
           f"momentum_jax.results.load_model({out!r}, rank=0)")

@@ -289,6 +289,25 @@ def _overview(result: SweepResult) -> list[str]:
   return lines
 
 
+def _kept_models(manifest: Manifest) -> list[str]:
+  """The report's section on the kept models (``keep:``), from the manifest; none without."""
+  if manifest.models is None:
+    return []
+  if not manifest.models:
+    return ["## Kept models", "None: no configuration finished without diverging."]
+  metric = manifest.models[0]["metric"]
+  ranks = len({entry["rank"] for entry in manifest.models})
+  return [
+      "## Kept models",
+      f"{'The best configuration' if ranks == 1 else f'The {ranks} best configurations'} "
+      f"by the mean of {metric} over seeds, every seed, "
+      "under `models/` (rank 0 is the best; load one with "
+      "`momentum_jax.results.load_model(DIR, rank=0, seed=None)`):",
+      markdown_table(["rank", "config_id", "seed", metric, f"{metric} mean", "folder"],
+                     [[e["rank"], e["config_id"], e["seed"], e["value"], e["mean"],
+                       f"`{e['path']}/`"] for e in manifest.models])]
+
+
 def format_report(result: SweepResult, n: int = 5) -> str:
   """The tuning report of a sweep, as Markdown.
 
@@ -296,7 +315,8 @@ def format_report(result: SweepResult, n: int = 5) -> str:
   names them), the optimizers with their number of runs, K and the seeds,
   devices, timings, compilations and chunk size; a table of the ``n`` best
   configurations by the mean over seeds (:func:`best_table`); the warnings
-  (:func:`warnings`); and a table of diverged runs per optimizer.
+  (:func:`warnings`); a table of diverged runs per optimizer; and with
+  ``keep:`` where the kept models are (from the manifest's ``models``).
 
   Args:
     result: The sweep result.
@@ -325,6 +345,7 @@ def format_report(result: SweepResult, n: int = 5) -> str:
       "\n".join(f"- {w}" for w in found) if found else "None.",
       "## Diverged runs",
       markdown_table(["optimizer", "diverged", "runs"], divergence_rows),
+      *_kept_models(result.manifest),
   ]
   return "\n\n".join(sections) + "\n"
 

@@ -323,14 +323,17 @@ def evaluate(run: Setup, params, rest) -> dict[str, jax.Array]:
   return _batched_mean(batch, data.x_val, data.y_val, run.config.eval_batch_size)
 
 
-def kept_state(state: TrainState) -> tuple[Any, Any]:
+def kept_state(run: Setup, state: TrainState) -> tuple[Any, Any]:
   """``(params, rest)``: what a trained run's model is kept with (a sweep's ``keep:``).
 
-  Its parameters as the optimizer left them and its model state (BatchNorm
-  statistics, …). The one place that chooses them: a model saved by a
-  sweep and loaded by :func:`momentum_jax.results.load_model` has these.
+  The parameters it is evaluated at (:func:`evaluation_params`: for a
+  schedule-free optimizer its average, not the iterate the gradients were
+  taken at) and its model state (BatchNorm statistics, …). The one place
+  that chooses them: a model saved by a sweep and loaded by
+  :func:`momentum_jax.results.load_model` has these, and scores what the
+  sweep's validation metrics say.
   """
-  return state.params, state.rest
+  return evaluation_params(run, state.opt_state, state.params), state.rest
 
 
 def train_segment(

@@ -9,12 +9,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+import yaml
 from flax import nnx
 
 from _sweep_configs import HALVING as _SHARED_HALVING
 from _sweep_configs import TWO_GROUPS
 from _two_hosts import sweep_on_two_hosts
-from momentum_jax import _models, problems, report, results, sweep
+from momentum_jax import _models, cli, problems, report, results, sweep
 from momentum_jax.sweep import _checkpoint, _keep
 from momentum_jax.sweep._config import KeepSpec
 
@@ -102,11 +103,11 @@ def test_the_running_top_k_ranks_by_the_mean_and_holds_only_what_may_be_kept():
   assert pulled == list(range(10))  # not 10 and 11: a setting that lost a seed ranks last
   assert held[4] == [3, 4, 5, 6, 7, 8, 9]  # settings 1 and 2 beat 0; 3 is not complete
   assert held[5] == [3, 4, 5, 6, 7, 8]
-  summary = results.tables(
+  result = results.tables(
       [results.GroupOutcome("momentum", {"learning_rate": np.repeat([1.0, 2, 3, 4], 3)},
                             np.tile([0, 1, 2], 4), metrics, diverged)],
-      np.array([10, 20]), {}).summary
-  kept = keeper.finish(summary)
+      np.array([10, 20]), {})
+  kept = keeper.finish(result).models
   assert [m.hyperparameters["learning_rate"] for m in kept] == [2.0, 3.0]
   assert [[int(s["params.w"][0]) for s in m.states] for m in kept] == [[3, 4, 5], [6, 7, 8]]
 
@@ -155,6 +156,152 @@ def test_a_reloaded_model_scores_the_summary_s_validation_metrics(kept):
   # Evaluation mode: BatchNorm uses its trained running statistics, which moved.
   assert first.norms[0].use_running_average
   assert np.any(np.asarray(first.norms[0].var[...]) != 1.0)
+
+
+# Schedule-free AdamW: its validation metrics are measured at the average x,
+# not at the iterate y the gradients are taken at (train.evaluation_params).
+SCHEDULE_FREE = {
+    "problem": {"name": "digits_mlp", "hidden": [16]},
+    "optimizer": {"name": "optax.contrib.schedule_free_adamw", "learning_rate": [0.01, 0.03],
+                  "warmup_steps": 5},
+    "train": {"steps": 30, "batch_size": 64, "log_every": 15},
+    "seeds": 1,
+    "keep": {"models": 1, "metric": "val_loss"},
+}
+
+
+def _raw_iterates(config: dict, monkeypatch) -> list:
+  """``config`` swept again, keeping the parameters as the optimizer left them (the old way)."""
+  with monkeypatch.context() as patched:
+    patched.setattr(_keep, "kept_state", lambda run, state: (state.params, state.rest))
+    return sweep.run(config, quiet=True, width=WIDTH).models
+
+
+def _abs_mlp(arrays: dict, x: np.ndarray) -> np.ndarray:
+  """An MLP's ``Linear`` layers (``params.layers.<i>.kernel`` / ``bias``) on ``x``, in float64."""
+  h = np.asarray(x, np.float64)
+  for i in range(sum(name.endswith(".kernel") for name in arrays)):
+    h = h @ arrays[f"params.layers.{i}.kernel"] + arrays[f"params.layers.{i}.bias"]
+  return h
+
+
+def _load_arrays(model: nnx.Module) -> dict:
+  return {k: np.asarray(v, np.float64)
+          for k, v in _models.flat_arrays(*nnx.split(model, nnx.Param, ...)[1:]).items()}
+
+
+def test_a_schedule_free_model_is_kept_at_the_parameters_it_was_evaluated_at(tmp_path,
+                                                                             monkeypatch):
+  result = sweep.run(SCHEDULE_FREE, tmp_path, quiet=True, width=WIDTH)
+  result.save(tmp_path, figures=False)
+  (model,) = result.models
+  (raw,) = _raw_iterates(SCHEDULE_FREE, monkeypatch)
+  problem = problems.digits_mlp(hidden=[16])
+  x, y = problem.data.x_val, problem.data.y_val
+  loaded = results.load_model(tmp_path)
+  expected = model.runs[0]["metrics"]["val_loss"]
+  u, b1 = 2.0 ** -24, 0.9  # float32's unit roundoff; schedule_free_adamw's b1
+  # The sweep's program and the keeper's each compute x = (y - (1 - b1) z) / b1
+  # (optax.contrib.schedule_free_eval_params), maybe fused otherwise: each
+  # within 2u(|y| + |(1 - b1) z|) / b1 + u|x| of the exact value, and
+  # |(1 - b1) z| = |y - b1 x| <= |y| + b1 |x|; so the two differ by at most
+  # u (8 |y| / b1 + 6 |x|) per weight, which D bounds.
+  kept = _load_arrays(loaded)
+  iterate = {k: np.abs(np.asarray(v, np.float64)) for k, v in raw.states[0].items()}
+  weights = {k: np.abs(v) for k, v in kept.items()}
+  moved = {k: w + 8 * u * (iterate[k] / b1 + w) for k, w in weights.items()}
+  # Weights within D of each other move a ReLU MLP's logits by at most
+  # A(|w| + D) - A(|w|) on |x| (A: the network with |weights|, no ReLU); each
+  # program's float32 dot products of 64 + 16 terms on the path to a logit
+  # add at most 80 u A(|w| + D) (Higham's n u sum|terms|), twice.
+  bound_net = _abs_mlp(moved, np.abs(x))
+  slack = np.max(bound_net - _abs_mlp(weights, np.abs(x)) + 2 * 80 * u * bound_net, -1)
+  # Log-softmax is 1-Lipschitz in each logit, both ways: an example's loss
+  # moves by at most 2 slack; plus the mean's own rounding over n examples.
+  tolerance = 2 * np.max(slack) + len(y) * u * abs(expected)
+  loss = float(problem.loss(loaded, x, y))
+  assert abs(loss - expected) <= tolerance, (loss, expected, tolerance)
+  # The iterate itself scores outside the bound (0.039 off, the bound 0.003,
+  # mostly the worst-case dot product rounding): kept the old way, it fails.
+  graph, params, rest = nnx.split(problem.make_model(nnx.Rngs(0)), nnx.Param, ...)
+  for path, variable in nnx.to_flat_state(params):
+    variable[...] = raw.states[0][".".join(("params", *map(str, path)))]
+  at_iterate = float(problem.loss(nnx.merge(graph, params, rest), x, y))
+  assert abs(at_iterate - expected) > tolerance, (at_iterate, expected, tolerance)
+
+
+def test_an_optimizer_s_eval_params_are_what_is_kept(monkeypatch):
+  config = copy.deepcopy(SCHEDULE_FREE)
+  config["optimizer"] = {"name": "optax.sgd", "learning_rate": [0.1],
+                         "eval_params": "_user_optimizers:half_params"}
+  (model,) = sweep.run(config, quiet=True, width=WIDTH).models
+  (raw,) = _raw_iterates(config, monkeypatch)
+  # The same training program both times, and halving is exact in float32.
+  for name, value in model.states[0].items():
+    halved = raw.states[0][name] / 2 if name.startswith("params.") else raw.states[0][name]
+    np.testing.assert_array_equal(value, halved, err_msg=name)
+
+
+def test_the_manifest_and_summary_md_name_the_kept_runs(kept):
+  result, out = kept
+  written = json.loads((out / "manifest.json").read_text())["models"]
+  by_id = result.summary.set_index("config_id")
+  expected = [{"rank": m.rank, "config_id": r["config_id"], "seed": r["seed"],
+               "path": f"models/rank_{m.rank}/seed_{r['seed']}", "metric": "val_accuracy",
+               "value": by_id.loc[r["config_id"], "val_accuracy"], "mean": m.mean}
+              for m in result.models for r in m.runs]
+  assert written == expected and len(written) == 2 * 3  # 2 settings x 3 seeds
+  for entry in written:  # each path is the folder load_model reads
+    assert (out / entry["path"]).is_dir()
+  assert results.load_results(out).manifest.models == written
+  report_text = (out / "summary.md").read_text()
+  section = report_text[report_text.index("## Kept models"):]
+  assert "The 2 best configurations by the mean of val_accuracy over seeds" in section
+  lines = [line for line in section.splitlines() if line.startswith("| ")]
+  assert lines[0] == ("| rank | config_id | seed | val_accuracy | val_accuracy mean "
+                      "| folder |")
+  assert [line.split(" | ")[1:3] for line in lines[1:]] == \
+      [[str(e["config_id"]), str(e["seed"])] for e in written]
+  assert all(f"`{e['path']}/`" in line for e, line in zip(written, lines[1:]))
+
+
+def test_more_models_asked_than_configurations_keeps_them_all(tmp_path):
+  config = {"problem": {"name": "linear_regression"},
+            "optimizer": {"name": "momentum", "ema": False, "learning_rate": [0.01, 0.1],
+                          "beta": 0.9},
+            "train": {"steps": 20, "log_every": 10}, "seeds": 2,
+            "keep": {"models": 5}}
+  result = sweep.run(config, tmp_path, quiet=True)
+  result.save(tmp_path, figures=False)
+  assert [m.rank for m in result.models] == [0, 1]  # 5 asked, 2 configurations
+  best = report.best_configurations(result.summary, by="final_loss")
+  assert [m.hyperparameters["learning_rate"] for m in result.models] == \
+      best["learning_rate"].tolist()
+  assert sorted((e["rank"], e["seed"]) for e in result.manifest.models) == \
+      [(0, 0), (0, 1), (1, 0), (1, 1)]
+  assert "The 2 best configurations by the mean of final_loss" in \
+      (tmp_path / "summary.md").read_text()
+  with pytest.raises(FileNotFoundError, match=r"kept 2 model\(s\) \(ranks 0 to 1\)"):
+    results.load_model(tmp_path, rank=2)
+
+
+def test_a_sweep_whose_every_run_diverged_keeps_none_and_says_so(tmp_path, capsys):
+  config = {"problem": {"name": "linear_regression"},
+            "optimizer": {"name": "momentum", "ema": False, "learning_rate": 10.0, "beta": 0.9},
+            "train": {"steps": 20, "log_every": 10}, "seeds": 2, "keep": {"models": 1}}
+  (tmp_path / "diverges.yaml").write_text(yaml.safe_dump(config))
+  assert cli.main(["sweep", str(tmp_path / "diverges.yaml"), "--out", str(tmp_path),
+                   "--quiet"]) == 0
+  assert "kept no models: no configuration finished without diverging" in \
+      capsys.readouterr().out
+  result = results.load_results(tmp_path)
+  assert result.summary["diverged"].all()
+  assert result.manifest.models == []
+  assert "## Kept models\n\nNone: no configuration finished without diverging." in \
+      (tmp_path / "summary.md").read_text()
+  with pytest.raises(FileNotFoundError, match="kept no models, since none of its configurations "
+                     "finished without diverging"):
+    results.load_model(tmp_path)
 
 
 def test_load_model_refuses_what_was_not_kept(kept):
@@ -220,6 +367,9 @@ def test_with_successive_halving_only_finished_members_are_kept(tmp_path):
   best = report.best_configurations(result.summary, n=1, by="final_loss")
   assert model.mean == best["final_loss_mean"].iloc[0]
   result.save(tmp_path, figures=False)
+  assert [e["config_id"] for e in result.manifest.models] == finished["config_id"].tolist()
+  assert "The best configuration by the mean of final_loss over seeds" in \
+      (tmp_path / "summary.md").read_text()
   # Its weights are those held, array for array.
   loaded = results.load_model(tmp_path, seed=1)
   arrays = _models.flat_arrays(*nnx.split(loaded, nnx.Param, ...)[1:])
@@ -237,6 +387,8 @@ def test_a_sweep_without_keep_keeps_nothing(tmp_path):
   assert result.models is None
   assert not (tmp_path / "models").exists()
   assert not (tmp_path / "chunks" / "kept").exists()
+  assert json.loads((tmp_path / "manifest.json").read_text())["models"] is None
+  assert "Kept models" not in (tmp_path / "summary.md").read_text()
   with pytest.raises(FileNotFoundError, match="kept no models; add 'keep:"):
     results.load_model(tmp_path)
 
@@ -267,6 +419,7 @@ def test_two_processes_keep_one_process_s_models_and_the_command_says_where(tmp_
 @pytest.mark.parametrize("keep, path, fragment", [
     ({"models": "three"}, "keep.models", "expected an integer, got 'three'"),
     ({"models": 0}, "keep.models", "must be >= 1, got 0"),
+    ({"models": "3"}, "keep.models", "expected an integer, got '3'"),  # quoted in YAML
     ({"models": True}, "keep.models", "got True"),
     ({"models": 2.0}, "keep.models", "got 2.0"),
     ({"metric": "val_loss"}, "keep.models", "required"),
@@ -287,6 +440,10 @@ def test_an_unknown_metric_is_refused_before_anything_compiles():
   config["keep"] = {"models": 2, "metric": "val_acuracy"}
   with pytest.raises(sweep.ConfigError, match=r"^keep.metric: .*did you mean 'val_accuracy'"):
     sweep.run(config, quiet=True)
+  config["keep"] = {"models": 3, "metric": "nonexistent"}
+  with pytest.raises(sweep.ConfigError,  # sweep.check (the command's check) too
+                     match=r"^keep.metric: digits_mlp logs no 'nonexistent' \(one of "):
+    sweep.check(config)
 
 
 def test_with_pbt_the_best_members_are_kept_as_they_ended(tmp_path):

@@ -123,15 +123,17 @@ def check(config: SweepConfig | str | os.PathLike | Mapping[str, Any], *,
   """Checks a config as :func:`run` does before it compiles, and trains nothing.
 
   The config is validated (its optimizers traced abstractly), its problem
-  built (the model's shapes only), the metrics its search ranks by and the
-  memory a configuration needs checked against the devices.
+  built (the model's shapes only), the metrics its search and ``keep``
+  rank by and the memory a configuration needs checked against the devices.
 
   Raises:
     ConfigError: naming the field, as :func:`run` would.
   """
   if not isinstance(config, SweepConfig):
     config = load_config(config, force=force)
-  _prepare(config, force)
+  problem = _prepare(config, force)[0]
+  if config.keep is not None:
+    _keep.keep_metric(config.keep, problem)
   return config
 
 
@@ -231,7 +233,8 @@ def run(
       memory["configs_held_per_device"]) for g in groups}
   keeper = None if config.keep is None else _keep.Keeper(
       config.keep, kept_by, [len(g.seeds) for g in groups],
-      len(config.seeds), config.train.steps, checkpoint)
+      len(config.seeds), config.train.steps, checkpoint,
+      [_plan.group_setup(g.spec, problem, config.train) for g in groups])
   trained = _train(problem, groups, strategies, widths, sizes, segments, mesh, quiet, out_dir,
                    checkpoint, checkpoint_every, identity, keeper)
   execution.update(width=widths, shared_seed={g.label: g.shared_seed for g in groups},
@@ -251,7 +254,7 @@ def run(
        for g, done, column in zip(groups, trained.outcomes, columns)],
       config.train.logged_steps, manifest)
   if keeper is not None:
-    result.models = keeper.finish(result.summary)
+    result = keeper.finish(result)
   return result
 
 

@@ -9,8 +9,10 @@ have trained. After each finished chunk the :class:`Keeper`:
 
 1. records each row's value of the metric (the summary's: its last log) and
    whether it diverged: numbers already on the host;
-2. pulls from the devices (one gather, replicated) the parameters and model
-   state (:func:`momentum_jax.train.kept_state`) of the chunk's rows whose
+2. pulls from the devices (one gather, replicated) the evaluation
+   parameters and model state (:func:`momentum_jax.train.kept_state`: for
+   a schedule-free optimizer, or one with ``eval_params``, the parameters
+   its validation metrics were measured at) of the chunk's rows whose
    setting is not complete (its other seeds train later), or is complete and
    may be among the K best: no K complete settings rank above it by more
    than the rounding of a mean. Ties are kept: the report orders them by
@@ -22,7 +24,8 @@ have trained. After each finished chunk the :class:`Keeper`:
 So it holds the rows of the K best settings and their ties, and the seeds of
 the settings a chunk boundary cuts (chunks are runs of consecutive rows: one
 setting per boundary), never every configuration's state. At the end the
-summary's own ranking picks the K among them (:meth:`Keeper.finish`).
+summary's own ranking picks the K among them (:meth:`Keeper.finish`), and
+the manifest names them.
 
 With an output folder each held row is also a file,
 ``DIR/chunks/kept/g<group>-r<row>.npz``, written atomically (by
@@ -38,9 +41,11 @@ report ranks first.
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import io
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import jax
 import numpy as np
@@ -48,12 +53,12 @@ import pandas as pd
 from jax.sharding import NamedSharding, PartitionSpec
 
 from momentum_jax import _files, problems, results
-from momentum_jax._models import KeptModel, flat_arrays
+from momentum_jax._models import KeptModel, flat_arrays, manifest_record
 from momentum_jax.sweep._config import KeepSpec
 from momentum_jax.sweep._execute import global_array
 from momentum_jax.sweep.strategies import metric_at as rung_values
 from momentum_jax.sweep._search import check_metric, scheduler_metrics
-from momentum_jax.train import kept_state
+from momentum_jax.train import Setup, kept_state
 
 KEPT_DIR = "kept"  # under the checkpoint's chunks/ folder
 
@@ -70,24 +75,34 @@ def keep_metric(spec: KeepSpec, problem: problems.Problem) -> str:
   return check_metric("keep.metric", spec.metric, problem)
 
 
-def _take(tree: Any, index: jax.Array) -> Any:
-  def rows(x):
-    x = x[index]
-    return jax.random.key_data(x) if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key) else x
-  return jax.tree.map(rows, tree)
+def _key_data(x: jax.Array) -> jax.Array:
+  return jax.random.key_data(x) if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key) else x
 
 
-def puller(carry: Any, mesh) -> Callable[[np.ndarray], list[dict[str, np.ndarray]]]:
+def _take(run: Setup, state: Any, index: jax.Array) -> Any:
+  """The kept state of the batched ``state``'s rows ``index`` (a random key as its data).
+
+  The rows are taken first: only theirs is evaluated (and XLA drops the
+  optimizer state that the evaluation parameters do not read).
+  """
+  rows = jax.tree.map(lambda x: x[index], state)
+  return jax.tree.map(_key_data, jax.vmap(functools.partial(kept_state, run))(rows))
+
+
+def puller(run: Setup, carry: Any, mesh) -> Callable[[np.ndarray], list[dict[str, np.ndarray]]]:
   """``pull(positions)``: the kept state of the carry's rows ``positions``, one flat dict each.
 
-  The rows are gathered on the devices into one replicated array (every
-  process gets them all) and copied to the host: only those rows move.
+  ``run`` is the group's :class:`~momentum_jax.train.Setup` (its optimizer
+  says which parameters are evaluated). The rows are gathered on the
+  devices into one replicated array (every process gets them all) and
+  copied to the host: only those rows move.
   """
   def pull(positions: np.ndarray) -> list[dict[str, np.ndarray]]:
     replicated = NamedSharding(mesh, PartitionSpec())
-    take = jax.jit(_take, out_shardings=replicated)  # cached by function and shapes
+    # Cached by function, ``run`` (one per group) and shapes: compiled once per group.
+    take = jax.jit(_take, static_argnums=0, out_shardings=replicated)
     index = global_array(np.asarray(positions, np.int32), replicated)
-    flat = flat_arrays(*jax.device_get(take(kept_state(carry[0]), index)))
+    flat = flat_arrays(*jax.device_get(take(run, carry[0], index)))
     return [{name: np.asarray(value[i]) for name, value in flat.items()}
             for i in range(len(positions))]
   return pull
@@ -104,11 +119,15 @@ class Keeper:
     steps: Training steps: with a scheduler, the rows that trained to the end.
     checkpoint: The output folder's, whose ``chunks/kept/`` holds the held
       rows (read back on resume); ``None``: kept in memory only.
+    setups: Each group's :class:`~momentum_jax.train.Setup`, which
+      :meth:`offer_carry` evaluates its rows with; built once, so that the
+      pull compiles once per group.
   """
 
   def __init__(self, spec: KeepSpec, metric: str, sizes: list[int], seeds: int, steps: int,
-               checkpoint=None):
+               checkpoint=None, setups: Sequence[Setup] = ()):
     self.models, self.metric, self.seeds, self.steps = spec.models, metric, seeds, steps
+    self.setups = list(setups)
     self.maximize = results.higher_is_better(metric)
     self.offsets = np.cumsum([0, *sizes])  # each group's first config_id
     self.done = [np.zeros(n, bool) for n in sizes]
@@ -178,8 +197,12 @@ class Keeper:
 
   def offer_carry(self, group: int, rows: np.ndarray, metrics: dict, diverged: np.ndarray,
                   carry: Any, mesh) -> None:
-    """:meth:`offer` of rows held at positions ``0 … len(rows) - 1`` of a device ``carry``."""
-    self.offer(group, rows, metrics, diverged, puller(carry, mesh))
+    """:meth:`offer` of rows held at positions ``0 … len(rows) - 1`` of a device ``carry``.
+
+    What is kept of each is :func:`momentum_jax.train.kept_state` under the
+    group's setup: the parameters its validation metrics were measured at.
+    """
+    self.offer(group, rows, metrics, diverged, puller(self.setups[group], carry, mesh))
 
   def prune(self) -> None:
     """Forgets the held rows of every complete setting that K others beat (after a save)."""
@@ -227,8 +250,19 @@ class Keeper:
       keep[ranked] = before | (same & (nan_k | (flat[3][ranked] <= bad_k + tolerance)))
     return complete, np.split(keep & flat[0], cuts)
 
-  def finish(self, summary: pd.DataFrame) -> list[KeptModel]:
-    """The K best configurations by the summary's ranking (the finished ones, with a scheduler)."""
+  def finish(self, result: results.SweepResult) -> results.SweepResult:
+    """``result`` with its :attr:`~momentum_jax.results.SweepResult.models` and the manifest's.
+
+    The models are the K best configurations by the summary's ranking (the
+    finished ones, with a scheduler); the manifest's ``models`` names their
+    runs (:func:`momentum_jax._models.manifest_record`).
+    """
+    models = self._best(result.summary)
+    return dataclasses.replace(result, models=models, manifest=dataclasses.replace(
+        result.manifest, models=manifest_record(models)))
+
+  def _best(self, summary: pd.DataFrame) -> list[KeptModel]:
+    """The K best configurations of ``summary``, with their held states."""
     frame = summary
     if "stopped_at_step" in frame.columns:
       frame = frame[frame["stopped_at_step"] == self.steps]
