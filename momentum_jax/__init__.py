@@ -15,7 +15,7 @@ one default device (see :func:`momentum_jax.sweep.use_cpu_cores`).
 
 import importlib as _importlib
 
-from momentum_jax import _cpu
+from momentum_jax.runtime import cpu as _cpu
 
 _cpu.default_cpu_devices()  # before anything starts JAX's backends
 

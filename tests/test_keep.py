@@ -5,7 +5,6 @@ from __future__ import annotations
 import copy
 import json
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -14,7 +13,8 @@ from flax import nnx
 from _sweep_configs import HALVING as _SHARED_HALVING
 from _sweep_configs import TWO_GROUPS
 from _two_hosts import sweep_on_two_hosts
-from momentum_jax import _models, problems, report, results, sweep
+from momentum_jax import problems, report, results, sweep
+from momentum_jax.results import _models
 from momentum_jax.sweep import _checkpoint, _keep
 from momentum_jax.sweep._config import KeepSpec
 
@@ -36,7 +36,7 @@ def kept(tmp_path_factory):
   """DIGITS in chunks of 2, written to a folder: ``(result, folder)``."""
   out = tmp_path_factory.mktemp("kept")
   result = sweep.run(DIGITS, out, quiet=True, width=WIDTH, chunk_size=2)
-  result.save(out, figures=False)
+  result.save(out)
   return result, out
 
 
@@ -219,7 +219,7 @@ def test_with_successive_halving_only_finished_members_are_kept(tmp_path):
   assert model.metric == "final_loss"
   best = report.best_configurations(result.summary, n=1, by="final_loss")
   assert model.mean == best["final_loss_mean"].iloc[0]
-  result.save(tmp_path, figures=False)
+  result.save(tmp_path)
   # Its weights are those held, array for array.
   loaded = results.load_model(tmp_path, seed=1)
   arrays = _models.flat_arrays(*nnx.split(loaded, nnx.Param, ...)[1:])
@@ -233,7 +233,7 @@ def test_a_sweep_without_keep_keeps_nothing(tmp_path):
   del config["keep"], config["search"]
   config["train"]["steps"] = 20
   result = sweep.run(config, tmp_path, quiet=True)
-  result.save(tmp_path, figures=False)
+  result.save(tmp_path)
   assert result.models is None
   assert not (tmp_path / "models").exists()
   assert not (tmp_path / "chunks" / "kept").exists()
@@ -301,7 +301,7 @@ def test_with_pbt_the_best_members_are_kept_as_they_ended(tmp_path):
       "keep": {"models": 2, "metric": "val_distance_to_minimum"},
   }
   result = sweep.run(config, tmp_path, quiet=True, width=2)
-  result.save(tmp_path, figures=False)
+  result.save(tmp_path)
   best = report.best_configurations(result.summary, n=2, by="val_distance_to_minimum")
   assert [m.mean for m in result.models] == best["val_distance_to_minimum_mean"].tolist()
   assert any(json.loads(lineage) for lineage in result.summary["lineage"])  # members copied

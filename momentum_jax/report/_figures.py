@@ -3,7 +3,7 @@
 Both show configurations, their seeds pooled as in
 :func:`momentum_jax.results.aggregate_over_seeds` (the mean over the seeds
 that did not diverge). :func:`plan` says which are worth drawing, for
-:func:`momentum_jax.plots.plan_figures`, and why the others are not.
+:func:`momentum_jax.report.plots.plan_figures`, and why the others are not.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The engine's compiled programs kept across runs and found without tracing them.
 
-JAX's persistent cache (:mod:`momentum_jax._compile_cache`) is keyed by the
+JAX's persistent cache (:mod:`momentum_jax.runtime.compile_cache`) is keyed by the
 lowered program, so a hit there still pays to trace and lower it: about
 1.2 s of the 1.9 s the quickstart's second run spent compiling
 (``benchmarks/RESULTS.md``, run 12). This cache is keyed instead by what
@@ -56,7 +56,10 @@ from typing import Any
 import jax
 from jax.experimental import serialize_executable
 
-from momentum_jax import _compile_cache, _files
+from momentum_jax import problems
+from momentum_jax.runtime import compile_cache as _compile_cache
+from momentum_jax.runtime import files as _files
+from momentum_jax.runtime.versions import versions
 
 ENV_VAR = "MOMENTUM_JAX_PROGRAM_CACHE"
 FOLDER = "momentum_jax_programs"
@@ -101,8 +104,6 @@ def sweep_identity(config, record: dict[str, Any]) -> dict[str, Any] | str:
   Returns:
     A dict of plain data, or a sentence saying why the programs are not kept.
   """
-  from momentum_jax import problems  # (import cycle: problems imports train)
-
   if os.environ.get(ENV_VAR, "").strip().lower() == "off":
     return f"{ENV_VAR}=off"
   if jax.process_count() > 1:
@@ -181,8 +182,7 @@ def _host_cpu() -> str:
 
 @functools.lru_cache(maxsize=None)
 def _versions() -> dict[str, str]:
-  from momentum_jax.sweep import _checkpoint  # (the sweep package imports this module)
-  return {**_checkpoint.versions("chex", "ml_dtypes"), "momentum_jax_source": _source_digest(),
+  return {**versions("chex", "ml_dtypes"), "momentum_jax_source": _source_digest(),
           "host_cpu": _host_cpu()}
 
 
