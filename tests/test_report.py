@@ -140,11 +140,16 @@ def test_divergence_warning_fires_when_more_than_half_of_a_group_diverged():
   assert "\n- sgd: 3 of 4 runs diverged" in markdown.split("## Warnings")[1]
 
 
-def test_write_results_writes_the_report_as_summary_md(tmp_path):
+def test_report_save_writes_the_result_and_its_report_as_summary_md(tmp_path):
   summary = _summary(_grid_rows(lambda lr, beta, seed: lr + beta + 0.01 * seed))
   curves = pd.DataFrame({"config_id": summary["config_id"], "optimizer": "momentum", "step": 4,
                          "train_loss": summary["final_loss"], "grad_norm": 1.0})
-  results.write_results(SweepResult(summary, curves, {}), tmp_path)
+  result = SweepResult(summary, curves, {})
+  result.save(tmp_path / "tables")  # the result alone: no report, no figures
+  assert sorted(p.name for p in (tmp_path / "tables").iterdir()) == [
+      "curves.parquet", "manifest.json", "summary.csv"]
+  written = report.save(result, tmp_path, figures=False)
+  assert written["report"] == tmp_path / "summary.md" and written["figures"] == []
   text = (tmp_path / "summary.md").read_text()
   assert text == report.format_report(results.load_results(tmp_path))
   assert "| 1 | momentum | 0.01 | 0 | 0.015 | 0.007071 | 2 | 0 | 0.015 |" in text

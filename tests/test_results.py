@@ -117,7 +117,7 @@ def _fail(*args):
 def test_failed_replace_keeps_old_file_and_leaves_no_temporary(tmp_path, monkeypatch):
   path = tmp_path / "checkpoint.bin"
   files.atomic_write_bytes(path, b"old")
-  monkeypatch.setattr(results.os, "replace", _fail)
+  monkeypatch.setattr(files.os, "replace", _fail)
   with pytest.raises(OSError, match="simulated crash"):
     files.atomic_write_bytes(path, b"new")
   assert path.read_bytes() == b"old"
@@ -139,7 +139,7 @@ def test_failed_write_results_keeps_previous_result(tmp_path, monkeypatch, regre
   results.write_results(regression, tmp_path)
   before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
   changed = SweepResult(regression.summary.head(3), regression.curves.head(3), {"other": 1})
-  monkeypatch.setattr(results.os, "replace", _fail)
+  monkeypatch.setattr(files.os, "replace", _fail)
   with pytest.raises(OSError):
     results.write_results(changed, tmp_path)
   assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before

@@ -141,7 +141,7 @@ def _optimizer_identity(spec) -> dict[str, Any] | str:
           "static": static, "schedule": schedule, "eval_params": eval_params}
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _source_digest() -> str | None:
   """A digest of momentum_jax's Python files, as installed (or checked out); None if unreadable.
 
@@ -160,7 +160,7 @@ def _source_digest() -> str | None:
   return digest.hexdigest() if paths else None
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _host_cpu() -> str:
   """The host CPU's model and instruction-set flags: XLA's CPU code is built for them.
 
@@ -180,7 +180,7 @@ def _host_cpu() -> str:
   return f"{platform.machine()} {platform.processor()}"
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _versions() -> dict[str, str]:
   return {**versions("chex", "ml_dtypes"), "momentum_jax_source": _source_digest(),
           "host_cpu": _host_cpu()}
