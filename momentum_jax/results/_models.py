@@ -163,8 +163,9 @@ def load_model(out_dir: str | os.PathLike, rank: int = 0, seed: int | None = Non
     out_dir: The sweep's output folder (its ``manifest.json`` and ``models/``).
     rank: Which configuration, 0 for the best.
     seed: Which of its seeds; ``None``: the first kept.
-    problem: The sweep's problem; ``None`` builds it again from the
-      manifest's config (a problem given as a Python object must be given).
+    problem: The sweep's problem; ``None`` builds it again as the
+      manifest's ``problem_builder`` says (:func:`momentum_jax.problems.rebuild`;
+      a problem given as a Python object must be given).
 
   Raises:
     FileNotFoundError: if no such model was kept.
