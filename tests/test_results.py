@@ -315,3 +315,18 @@ def test_stability_edge_is_nan_where_every_value_diverged():
   summary["diverged"] = False  # accuracies: the best is the highest
   (row,) = results.stability_edge(summary, ["optimizer"], "val_accuracy").itertuples()
   assert (row.largest_stable, row.best, row.at_best) == (2.0, 2.0, 0.6)
+
+
+def test_a_problem_is_built_again_from_the_manifests_record():
+  # load_model's path: the manifest's problem_builder, its options as JSON gives them back.
+  from momentum_jax import problems
+  built = problems.rebuild("digits_mlp", {"hidden": [8], "activation": "tanh"})
+  assert built.name == "digits_mlp"
+  by_path = problems.rebuild("momentum_jax.problems:linear_regression", {"dataset": "uniform"})
+  assert by_path.data.x_train.shape == (100, 1)  # the uniform set's 100 samples, not normal's 1000
+  with pytest.raises(ValueError, match="cannot be imported again"):
+    problems.rebuild("no_such_package.module:make", {})
+  with pytest.raises(ValueError, match="not a Problem"):
+    problems.rebuild("momentum_jax.data:regression_uniform", {})
+  with pytest.raises(ValueError, match="did you mean 'digits_mlp'"):
+    problems.rebuild("digit_mlp", {})
