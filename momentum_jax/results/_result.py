@@ -61,7 +61,7 @@ import pandas as pd
 
 from momentum_jax.results._manifest import Manifest
 from momentum_jax.results._models import KeptModel, write_models
-from momentum_jax.results._tables import GroupOutcome, frames
+from momentum_jax.results._tables import METRICS, GroupOutcome, frames, is_metric
 from momentum_jax.runtime.files import atomic_write_bytes, atomic_write_text, json_default
 
 SUMMARY_FILE = "summary.csv"
@@ -227,3 +227,77 @@ def tables(groups: list[GroupOutcome], logged_steps: np.ndarray, manifest
   """The summary and curves of a sweep's groups (see the module docstring for the columns)."""
   return SweepResult(*frames(groups, logged_steps), manifest)
 
+
+# Every other summary column that is no metric is a hyperparameter.
+_NOT_HYPERPARAMETERS = frozenset(
+    ("config_id", "optimizer", "trial", "member", "seed", "diverged", "diverged_at_step",
+     "stopped_at_step", "lineage", *METRICS))
+
+
+def hyperparameter_columns(summary: pd.DataFrame) -> list[str]:
+  """The summary's hyperparameter columns, in table order.
+
+  Every column that is not ``config_id``, ``optimizer``, ``seed``, a metric or
+  a divergence flag is a hyperparameter.
+  """
+  return [column for column in summary.columns
+          if column not in _NOT_HYPERPARAMETERS and not is_metric(column)]
+
+
+def swept_hyperparameters(summary: pd.DataFrame, finals: bool = True) -> list[str]:
+  """The hyperparameter columns that take more than one value (NaN not counted).
+
+  ``finals=False`` leaves out population-based training's ``final_<name>``
+  columns (the values members ended with, an outcome of the training rather
+  than a setting; the figures plot them against nothing).
+  """
+  pbt = not finals and "lineage" in summary.columns
+  return [column for column in hyperparameter_columns(summary)
+          if summary[column].nunique(dropna=True) > 1
+          and not (pbt and column.startswith("final_")
+                   and column.removeprefix("final_") in summary.columns)]
+
+
+def ranking_metric(summary: pd.DataFrame) -> str:
+  """The metric configurations are ranked by: ``val_accuracy`` if present, else ``final_loss``."""
+  return "val_accuracy" if "val_accuracy" in summary.columns else "final_loss"
+
+
+def higher_is_better(metric: str) -> bool:
+  """Whether a larger value of ``metric`` is better (accuracies) or worse (losses, norms)."""
+  return "accuracy" in metric
+
+
+def best_configs(summary: pd.DataFrame, n: int = 5, by: str | None = None) -> pd.DataFrame:
+  """The ``n`` best configurations that did not diverge, best first.
+
+  Args:
+    summary: The sweep's summary table.
+    n: How many rows to return, > 0.
+    by: Column to rank by; accuracies rank descending, anything else
+      ascending. Defaults to :func:`ranking_metric`.
+
+  Returns:
+    Up to ``n`` rows of ``summary`` (fresh index); ties keep ``config_id``
+    order, and rows whose ranking value is NaN come last.
+
+  Raises:
+    ValueError: If ``n`` is not positive or ``by`` is not a column.
+
+  Example:
+    >>> import pandas as pd
+    >>> summary = pd.DataFrame({"config_id": [0, 1, 2], "final_loss": [0.5, 0.1, float("inf")],
+    ...                         "diverged": [False, False, True]})
+    >>> best_configs(summary, n=2)["config_id"].tolist()
+    [1, 0]
+  """
+  if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+    raise ValueError(f"n must be a positive integer, got {n!r}")
+  by = ranking_metric(summary) if by is None else by
+  if by not in summary.columns:
+    raise ValueError(f"by must be a column of the summary ({', '.join(summary.columns)}), "
+                     f"got {by!r}")
+  healthy = summary[~summary["diverged"].astype(bool)]
+  ranked = healthy.sort_values([by, "config_id"], ascending=[not higher_is_better(by), True],
+                               na_position="last", kind="stable")
+  return ranked.head(n).reset_index(drop=True)
