@@ -8,7 +8,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from momentum_jax import cli, plots, report, sweep
+from momentum_jax import cli, report, sweep
+from momentum_jax.report import plots
 from momentum_jax.sweep import _optuna, _plan, _search
 
 from _sweep_configs import REGRESSION, with_changes

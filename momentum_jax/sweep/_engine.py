@@ -46,7 +46,9 @@ import numpy as np
 from jax.experimental import multihost_utils
 from jax.sharding import Mesh
 
-from momentum_jax import _files, _program_cache, results
+from momentum_jax import results
+from momentum_jax.runtime import files as _files
+from momentum_jax.sweep import _program_cache
 from momentum_jax.sweep import (
     _checkpoint, _devices, _execute, _keep, _optuna, _pbt_train, _plan, _record, _scheduled,
     _sizes)
@@ -327,7 +329,7 @@ def _train(problem, groups, plans, widths, sizes, segments, mesh, quiet, out_dir
 
   ``search`` (Optuna's) is asked for each chunk's values before it trains
   and told its metrics after it is saved. ``identity``: the programs' key
-  for :mod:`momentum_jax._program_cache` (see :func:`_execute.compile_program`).
+  for :mod:`momentum_jax.sweep._program_cache` (see :func:`_execute.compile_program`).
   ``keeper`` (``keep:``) is offered each finished chunk's rows.
   """
   train = segments.config

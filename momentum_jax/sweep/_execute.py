@@ -32,7 +32,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from momentum_jax import _compile_cache, _program_cache
+from momentum_jax.runtime import compile_cache as _compile_cache
+from momentum_jax.sweep import _program_cache
 from momentum_jax import train as train_lib
 from momentum_jax.sweep import _devices
 from momentum_jax.sweep._plan import Group
@@ -224,11 +225,11 @@ def compile_program(run: Setup, group: Group, width: int, mesh: Mesh, size: int,
                     identity: dict[str, Any] | str | None = None) -> Program | Future:
   """Compiles :func:`build_program`, the carry donated (it stays on the devices, in place).
 
-  With ``identity`` (:func:`momentum_jax._program_cache.sweep_identity`'s),
-  a program kept by :mod:`momentum_jax._program_cache` in an earlier run is
+  With ``identity`` (:func:`momentum_jax.sweep._program_cache.sweep_identity`'s),
+  a program kept by :mod:`momentum_jax.sweep._program_cache` in an earlier run is
   read back without being traced, and one compiled here is kept. Otherwise
   it compiles through JAX's persistent compilation cache
-  (:func:`momentum_jax._compile_cache.compile`). With ``executor`` the
+  (:func:`momentum_jax.runtime.compile_cache.compile`). With ``executor`` the
   program is traced and lowered here and compiled there: the result is a
   future of the :class:`Program` (XLA compiles without Python's lock, so
   the next group's program can be traced, or compiled, meanwhile).

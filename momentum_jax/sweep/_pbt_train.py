@@ -153,7 +153,7 @@ def train_group(problem, group: _plan.Group, index: int, width: int, size: int, 
   ``width`` × devices; ``on_segment`` the progress bar's advancer. With a
   checkpoint, process 0 saves the whole group once it is finished (every
   process holds every row: they ranked them together). ``identity``: the
-  program's key for :mod:`momentum_jax._program_cache`
+  program's key for :mod:`momentum_jax.sweep._program_cache`
   (see :func:`momentum_jax.sweep._execute.compile_program`). ``keeper``
   (``keep:``, a :class:`momentum_jax.sweep._keep.Keeper`) is offered every
   member once trained, and prunes once the group is saved.

@@ -12,9 +12,11 @@ from typing import Any
 
 import jax
 
-from momentum_jax import _compile_cache
-from momentum_jax._manifest import Manifest
-from momentum_jax.sweep import _checkpoint
+from momentum_jax.runtime import compile_cache as _compile_cache
+from momentum_jax.results._manifest import Manifest
+from momentum_jax.runtime.versions import versions
+from momentum_jax.sweep._limits import optimizer_limits
+from momentum_jax.sweep._problem_config import problem_builder
 from momentum_jax.sweep._search import search_record
 from momentum_jax.sweep._strategies import SuccessiveHalving
 from momentum_jax.train import TrainConfig
@@ -35,10 +37,12 @@ def manifest(config, problem, record, raw_config, groups, plans, trained, execut
       "name": config.name,
       "problem": problem.name,
       "problem_record": record,
+      "problem_builder": problem_builder(config),
       "search": search_record(config),
+      "limits": optimizer_limits(config),
       "num_configs": num_configs,
       "steps": config.train.steps,
-      "versions": _checkpoint.versions(),
+      "versions": versions(),
       "devices": [str(d) for d in jax.devices()],
       "num_processes": jax.process_count(),
       "timings": {"compile_seconds": trained.compile_seconds,

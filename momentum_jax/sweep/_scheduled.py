@@ -293,7 +293,7 @@ def train_scheduled(problem, group, index, width, mesh, segments, schedule: Sche
   programs of later rungs compile while the first trains). With a
   checkpoint, process 0 saves the whole group once it is finished (every
   process holds every row: they ranked them together). ``identity``: the
-  programs' key for :mod:`momentum_jax._program_cache`
+  programs' key for :mod:`momentum_jax.sweep._program_cache`
   (see :func:`momentum_jax.sweep._execute.compile_program`). ``keeper``
   (``keep:``, a :class:`momentum_jax.sweep._keep.Keeper`) is offered the
   rows that trained to the end, bracket by bracket, and prunes once the
