@@ -1,6 +1,6 @@
 """Times ``plots.write_figures`` of this checkout against another's, on one sweep's results.
 
-Each timing is a fresh process that imports the checkout's ``momentum_jax.plots``
+Each timing is a fresh process that imports the checkout's ``momentum_jax.report.plots``
 and writes the standard figures of ``--results`` (a sweep's output folder,
 e.g. the quickstart's) into a temporary folder: the first call in a process
 (what the command pays: fonts, mathtext and so on warm up on it) and the
@@ -27,7 +27,8 @@ HERE = Path(__file__).resolve().parents[1]
 _CHILD = """
 import json, sys, tempfile, time
 start = time.perf_counter()
-from momentum_jax import plots, results
+from momentum_jax import results
+from momentum_jax.report import plots
 imported = time.perf_counter() - start
 result = results.load_results(sys.argv[1])
 times = []

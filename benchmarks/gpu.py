@@ -103,7 +103,7 @@ def _steps(dry_run: bool) -> list[tuple[str, list[str], int]]:
 
 
 def _machine() -> str:
-  lines = [f"- date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC",
+  lines = [f"- date: {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC",
            f"- host: {platform.node()}, {platform.machine()}, {os.cpu_count()} logical CPUs, "
            f"python {platform.python_version()}"]
   if shutil.which("nvidia-smi"):

@@ -19,9 +19,9 @@ import pandas as pd
 from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
 
-from momentum_jax import sweep
-from momentum_jax._files import atomic_path, atomic_write_text
-from momentum_jax.plots import save_figure
+from momentum_jax import report, sweep
+from momentum_jax.runtime.files import atomic_path, atomic_write_text
+from momentum_jax.report.plots import save_figure
 from momentum_jax.report import markdown_table  # noqa: F401  (re-exported for the studies)
 from momentum_jax.train import TrainConfig, TrainResult, build_train
 
@@ -39,7 +39,7 @@ def write_summary(out_dir: str, lines: Iterable[str]) -> None:
 
 
 def write_figure(fig: Figure, out_dir: str, name: str) -> str:
-  """Writes ``fig`` as the PNG ``name`` in ``out_dir`` (:func:`momentum_jax.plots.save_figure`)."""
+  """Writes ``fig`` as the PNG ``name`` in ``out_dir`` (:func:`momentum_jax.report.plots.save_figure`)."""
   return str(save_figure(fig, os.path.join(out_dir, name)))
 
 
@@ -49,7 +49,7 @@ def run_sweep(config: sweep.SweepConfig, folder: str):
   ``overwrite``: a study resumes its own sweep, and replaces one of an earlier size.
   """
   result = sweep.run(config, folder, quiet=True, overwrite=True)
-  result.save(folder)
+  report.save(result, folder)
   return result
 
 

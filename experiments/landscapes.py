@@ -25,7 +25,7 @@ from experiments._common import markdown_table, panels, write_figure, write_summ
 import momentum_jax as mj
 from momentum_jax import study as st
 from momentum_jax.data import LANDSCAPES, get_landscape, run_on_landscape
-from momentum_jax.plots import draw_paths
+from momentum_jax.report.plots import draw_paths
 
 _BETA = st.number(minimum=0, maximum=0.999)
 SETTINGS = {"learning_rate": st.Setting(st.number(positive=True)),

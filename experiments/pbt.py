@@ -22,8 +22,8 @@ import pandas as pd
 from experiments import _cli
 from momentum_jax import study as st
 from momentum_jax import sweep
-from momentum_jax._files import atomic_path, atomic_write_text
-from momentum_jax.plots import save_figure
+from momentum_jax.runtime.files import atomic_path, atomic_write_text
+from momentum_jax.report.plots import save_figure
 
 SCHEMA = {"search_seeds": st.Setting(st.integer(minimum=1), default=3)}
 

@@ -4,7 +4,7 @@
 >>> tx = mj.momentum(learning_rate=0.1, beta=0.9)
 
 The optimizers are imported at once; the rest (``mj.sweep``, ``mj.problems``,
-``mj.data``, ``mj.models``, ``mj.train``, ``mj.results``) on first use, so that
+``mj.data``, ``mj.models``, ``mj.train``, ``mj.results``, ``mj.report``) on first use, so that
 importing the package stays cheap.
 
 On a CPU, importing the package gives JAX one device per core when JAX has not
@@ -15,7 +15,7 @@ one default device (see :func:`momentum_jax.sweep.use_cpu_cores`).
 
 import importlib as _importlib
 
-from momentum_jax import _cpu
+from momentum_jax.runtime import cpu as _cpu
 
 _cpu.default_cpu_devices()  # before anything starts JAX's backends
 
@@ -25,7 +25,7 @@ from momentum_jax.optim import __all__ as _optim_all  # noqa: E402
 __version__ = "0.1.0"
 __all__ = list(_optim_all)
 
-_SUBMODULES = ("data", "models", "problems", "results", "sweep", "train")
+_SUBMODULES = ("data", "models", "problems", "report", "results", "runtime", "sweep", "train")
 
 
 def __getattr__(name: str):

@@ -13,8 +13,8 @@ traceback, with exit status 2.
 
 A sweep's compiled programs are kept across runs, with the progress bar shown
 or not: read back untraced where their code is all momentum_jax's and optax's
-(:mod:`momentum_jax._program_cache`), through JAX's persistent compilation cache
-otherwise (:mod:`momentum_jax._compile_cache`); ``MOMENTUM_JAX_COMPILE_CACHE=off``
+(:mod:`momentum_jax.sweep._program_cache`), through JAX's persistent compilation cache
+otherwise (:mod:`momentum_jax.runtime.compile_cache`); ``MOMENTUM_JAX_COMPILE_CACHE=off``
 turns both off.
 """
 
@@ -140,7 +140,8 @@ class DistributedError(ValueError):
 
 
 def _sweep(args) -> None:
-  from momentum_jax import _cpu, report, sweep  # imports jax: keep --help fast
+  from momentum_jax import report, sweep  # imports jax: keep --help fast
+  from momentum_jax.runtime import cpu as _cpu
   import jax
   # Before JAX starts: one CPU device per core, as ``import momentum_jax``
   # gives (unless MOMENTUM_JAX_CPU_DEVICES=1 keeps JAX's one device).
@@ -159,7 +160,7 @@ def _sweep(args) -> None:
   result = sweep.run(config, out, chunk_size=args.chunk_size, width=args.width, quiet=quiet,
                      overwrite=args.overwrite, checkpoint_every=args.checkpoint_every,
                      force=args.force)
-  result.save(out, figures=False)  # the tables (process 0 writes them)
+  report.save(result, out, figures=False)  # tables and report (process 0 writes them)
   if not first:
     return
   timings = result.manifest["timings"]
@@ -175,7 +176,7 @@ def _sweep(args) -> None:
   for warning in report.warnings(result):
     print(f"warning: {warning}")
   sys.stdout.flush()  # the ranking first: the figures take a second or two more
-  from momentum_jax import plots  # matplotlib only now
+  from momentum_jax.report import plots  # matplotlib only now
   plots.write_figures(result, out)
   print(f"results and figures in {out}/ (summary.csv, summary.md, curves.parquet, "
         "manifest.json, *.png)")
@@ -188,7 +189,8 @@ def _sweep(args) -> None:
 
 
 def _check(args) -> None:
-  from momentum_jax import _cpu, sweep
+  from momentum_jax import sweep
+  from momentum_jax.runtime import cpu as _cpu
   _cpu.default_cpu_devices()
   config = sweep.check(args.config, force=args.force)
   print(f"{args.config}: ok, {config.num_configs} configurations of {config.problem} in "
@@ -220,12 +222,12 @@ def main(argv: list[str] | None = None) -> int:
     elif args.command == "schema":
       _schema()
     elif args.command == "plot":
-      from momentum_jax import plots
+      from momentum_jax.report import plots
       for path in plots.write_figures(args.dir):
         print(path)
     elif args.command == "report":
-      from momentum_jax import results
-      print(results.format_report(results.load_results(args.dir), n=args.top))
+      from momentum_jax import report, results
+      print(report.format_report(results.load_results(args.dir), n=args.top))
     elif args.command == "demo":
       from momentum_jax import demo
       demo.main(steps=args.steps, seed=args.seed)

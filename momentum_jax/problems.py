@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-from typing import Any, Callable
+import importlib
+from typing import Any, Callable, Mapping
 
 import jax
 import jax.numpy as jnp
@@ -362,3 +363,30 @@ def get_problem(name: str, **options: Any) -> Problem:
   """
   _check_choice("problem", name, PROBLEMS)
   return PROBLEMS[name](**options)
+
+
+def rebuild(name: str, options: Mapping[str, Any]) -> Problem:
+  """The problem a finished sweep built: by its built-in ``name`` or ``package.module:function``.
+
+  For reading a sweep back (a manifest's ``problem_builder``, see
+  :func:`momentum_jax.results.load_model`): its config was checked when it
+  ran, so the builder is looked up and called as it was then.
+
+  Raises:
+    ValueError: for an unknown name, a builder that cannot be imported
+      again, or one that returns no :class:`Problem`.
+  """
+  if ":" not in name:
+    return get_problem(name, **options)
+  module, _, qualname = name.partition(":")
+  try:
+    builder = importlib.import_module(module)
+    for part in qualname.split("."):
+      builder = getattr(builder, part)
+  except (ImportError, AttributeError) as error:
+    raise ValueError(f"the problem's builder {name} cannot be imported again ({error}); "
+                     "pass the problem itself") from None
+  problem = builder(**options)
+  if not isinstance(problem, Problem):
+    raise ValueError(f"{name} returned a {type(problem).__name__}, not a Problem")
+  return problem

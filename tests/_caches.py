@@ -3,7 +3,8 @@
 import jax
 from jax.experimental.compilation_cache import compilation_cache
 
-from momentum_jax import _compile_cache, _program_cache
+from momentum_jax.runtime import compile_cache as _compile_cache
+from momentum_jax.sweep import _program_cache
 
 # K = 4 configurations, a few steps: compiles in well under a second.
 TINY = {

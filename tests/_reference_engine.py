@@ -12,6 +12,7 @@ the model's outputs. Data problems only (the landscapes had extra metrics).
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING, Callable, Mapping
 
 import jax
 import jax.numpy as jnp
@@ -20,7 +21,12 @@ from flax import nnx
 from jax.sharding import PartitionSpec
 
 from momentum_jax import optim
-from momentum_jax.train import epoch_order, _epoch_batch
+from momentum_jax.train import epoch_order
+from momentum_jax.train._batches import _epoch_batch
+
+if TYPE_CHECKING:  # the annotations' names
+  from momentum_jax.problems import Problem
+  from momentum_jax.train import OptimizerFactory, TrainConfig, TrainResult
 
 
 def _loss(problem, outputs, targets):

@@ -26,7 +26,7 @@ if "PYTEST_XDIST_WORKER" not in os.environ or _SESSION not in os.environ:
   atexit.register(shutil.rmtree, os.environ[_SESSION], ignore_errors=True)
 os.environ["XDG_CACHE_HOME"] = os.environ[_SESSION]
 os.environ["MOMENTUM_JAX_COMPILE_CACHE"] = os.path.join(os.environ[_SESSION], "xla")
-# Kept programs (momentum_jax._program_cache) are keyed by momentum_jax's
+# Kept programs (momentum_jax.sweep._program_cache) are keyed by momentum_jax's
 # source, which cannot see the patches many tests make to its functions: the
 # suite leaves them off, but in test_program_cache.py.
 os.environ["MOMENTUM_JAX_PROGRAM_CACHE"] = "off"

@@ -60,7 +60,7 @@ def test_each_finished_chunk_is_a_file_of_its_configurations(tmp_path):
 def test_a_partial_run_resumes_without_recomputing_and_gives_the_same_results(tmp_path):
   whole = sweep.run(REGRESSION, quiet=True, width=2, chunk_size=4)
   out = tmp_path / "partial"
-  sweep.run(REGRESSION, out, quiet=True, width=2, chunk_size=4).save(out, figures=False)
+  sweep.run(REGRESSION, out, quiet=True, width=2, chunk_size=4).save(out)
   # As if it had stopped after three chunks: later chunks and the tables are gone.
   for path in _chunk_files(out)[3:]:
     path.unlink()
@@ -71,7 +71,7 @@ def test_a_partial_run_resumes_without_recomputing_and_gives_the_same_results(tm
   assert resumed.manifest["checkpoint"]["configs_trained"] == 12
   assert resumed.manifest["execution"]["strategy"] == "resumed"
   _same_results(whole, resumed)
-  resumed.save(out, figures=False)
+  resumed.save(out)
   _same_results(whole, results.load_results(out))
 
 
@@ -84,7 +84,7 @@ def test_a_finished_sweep_run_again_trains_nothing(tmp_path):
 
 
 def test_a_different_config_is_refused_unless_overwrite(tmp_path, capsys):
-  sweep.run(REGRESSION, tmp_path, quiet=True).save(tmp_path, figures=False)
+  sweep.run(REGRESSION, tmp_path, quiet=True).save(tmp_path)
   other = json.loads(json.dumps(REGRESSION))
   other["train"]["steps"] = 60
   with pytest.raises(sweep.OutputDirError, match="holds a sweep of a different config.*"
@@ -101,12 +101,12 @@ def test_a_different_config_is_refused_unless_overwrite(tmp_path, capsys):
   result = sweep.run(other, tmp_path, quiet=True, overwrite=True)
   assert result.manifest["checkpoint"]["configs_trained"] == 24
   assert not (tmp_path / "manifest.json").exists()  # the replaced sweep's results are gone
-  result.save(tmp_path, figures=False)
+  result.save(tmp_path)
   assert json.loads((tmp_path / "manifest.json").read_text())["steps"] == 60
 
 
 def test_a_finished_sweep_without_its_chunks_still_guards_its_folder(tmp_path):
-  sweep.run(REGRESSION, tmp_path, quiet=True).save(tmp_path, figures=False)
+  sweep.run(REGRESSION, tmp_path, quiet=True).save(tmp_path)
   for path in (tmp_path / "chunks").iterdir():
     path.unlink()
   (tmp_path / "chunks").rmdir()
@@ -160,7 +160,7 @@ def test_a_sweep_logging_per_layer_gradient_norms_checkpoints_and_tabulates_them
   # ... and curves.parquet has a column per kernel and bias, the training run's values.
   columns = [c for c in saved.curves.columns if c.startswith("grad_norm/")]
   assert columns == [f"grad_norm/layers/{i}/{leaf}" for i in (0, 1) for leaf in ("bias", "kernel")]
-  saved.save(tmp_path, figures=False)
+  saved.save(tmp_path)
   _same_results(saved, results.load_results(tmp_path))
   alone = train(problems.get_problem("digits_mlp", hidden=[8]), mj.sgd, {"learning_rate": 0.1},
                 jax.random.key(0), TrainConfig(steps=4, batch_size=16, log_every=2,

@@ -13,7 +13,8 @@ import jax.numpy as jnp
 import pytest
 
 from _caches import TINY, reset_caches
-from momentum_jax import _compile_cache, sweep
+from momentum_jax import sweep
+from momentum_jax.runtime import compile_cache as _compile_cache
 
 
 @pytest.fixture

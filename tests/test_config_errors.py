@@ -14,7 +14,8 @@ import textwrap
 
 import pytest
 
-from momentum_jax import _files, cli
+from momentum_jax import cli
+from momentum_jax.runtime import files as _files
 from momentum_jax.sweep import _sizes, _yaml
 
 BASE = """\

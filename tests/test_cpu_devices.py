@@ -19,7 +19,7 @@ _SCRIPT = textwrap.dedent("""
     attributes = [mj.sweep.run.__name__, mj.problems.__name__, mj.data.__name__,
                   mj.models.__name__, mj.train.__name__, mj.results.__name__]
     print(json.dumps([len(jax.devices()), loaded, attributes,
-                      mj.sweep.use_cpu_cores is mj._cpu.use_cpu_cores]))
+                      mj.sweep.use_cpu_cores is mj.runtime.cpu.use_cpu_cores]))
 """)
 
 

@@ -231,7 +231,7 @@ def test_a_scheduled_sweep_is_written_kept_and_read_back(tmp_path):
   assert again.manifest["compilations"] == 0
   pd.testing.assert_frame_equal(again.summary, first.summary, check_exact=True)
   pd.testing.assert_frame_equal(again.curves, first.curves, check_exact=True)
-  again.save(tmp_path, figures=False)
+  again.save(tmp_path)
   loaded = results.load_results(tmp_path)
   assert loaded.summary["stopped_at_step"].dtype == "Int64"
   pd.testing.assert_frame_equal(loaded.summary, first.summary, check_exact=False)

@@ -6,7 +6,6 @@ and clear errors for concrete out-of-range values.
 
 from __future__ import annotations
 
-import functools
 
 import chex
 import jax

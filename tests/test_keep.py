@@ -5,7 +5,6 @@ from __future__ import annotations
 import copy
 import json
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -15,7 +14,8 @@ from flax import nnx
 from _sweep_configs import HALVING as _SHARED_HALVING
 from _sweep_configs import TWO_GROUPS
 from _two_hosts import sweep_on_two_hosts
-from momentum_jax import _models, cli, problems, report, results, sweep
+from momentum_jax import cli, problems, report, results, sweep
+from momentum_jax.results import _models
 from momentum_jax.sweep import _checkpoint, _keep
 from momentum_jax.sweep._config import KeepSpec
 
@@ -37,7 +37,7 @@ def kept(tmp_path_factory):
   """DIGITS in chunks of 2, written to a folder: ``(result, folder)``."""
   out = tmp_path_factory.mktemp("kept")
   result = sweep.run(DIGITS, out, quiet=True, width=WIDTH, chunk_size=2)
-  result.save(out, figures=False)
+  report.save(result, out, figures=False)
   return result, out
 
 
@@ -193,7 +193,7 @@ def _load_arrays(model: nnx.Module) -> dict:
 def test_a_schedule_free_model_is_kept_at_the_parameters_it_was_evaluated_at(tmp_path,
                                                                              monkeypatch):
   result = sweep.run(SCHEDULE_FREE, tmp_path, quiet=True, width=WIDTH)
-  result.save(tmp_path, figures=False)
+  result.save(tmp_path)
   (model,) = result.models
   (raw,) = _raw_iterates(SCHEDULE_FREE, monkeypatch)
   problem = problems.digits_mlp(hidden=[16])
@@ -272,7 +272,7 @@ def test_more_models_asked_than_configurations_keeps_them_all(tmp_path):
             "train": {"steps": 20, "log_every": 10}, "seeds": 2,
             "keep": {"models": 5}}
   result = sweep.run(config, tmp_path, quiet=True)
-  result.save(tmp_path, figures=False)
+  report.save(result, tmp_path, figures=False)
   assert [m.rank for m in result.models] == [0, 1]  # 5 asked, 2 configurations
   best = report.best_configurations(result.summary, by="final_loss")
   assert [m.hyperparameters["learning_rate"] for m in result.models] == \
@@ -366,7 +366,7 @@ def test_with_successive_halving_only_finished_members_are_kept(tmp_path):
   assert model.metric == "final_loss"
   best = report.best_configurations(result.summary, n=1, by="final_loss")
   assert model.mean == best["final_loss_mean"].iloc[0]
-  result.save(tmp_path, figures=False)
+  report.save(result, tmp_path, figures=False)
   assert [e["config_id"] for e in result.manifest.models] == finished["config_id"].tolist()
   assert "The best configuration by the mean of final_loss over seeds" in \
       (tmp_path / "summary.md").read_text()
@@ -383,7 +383,7 @@ def test_a_sweep_without_keep_keeps_nothing(tmp_path):
   del config["keep"], config["search"]
   config["train"]["steps"] = 20
   result = sweep.run(config, tmp_path, quiet=True)
-  result.save(tmp_path, figures=False)
+  report.save(result, tmp_path, figures=False)
   assert result.models is None
   assert not (tmp_path / "models").exists()
   assert not (tmp_path / "chunks" / "kept").exists()
@@ -458,7 +458,7 @@ def test_with_pbt_the_best_members_are_kept_as_they_ended(tmp_path):
       "keep": {"models": 2, "metric": "val_distance_to_minimum"},
   }
   result = sweep.run(config, tmp_path, quiet=True, width=2)
-  result.save(tmp_path, figures=False)
+  result.save(tmp_path)
   best = report.best_configurations(result.summary, n=2, by="val_distance_to_minimum")
   assert [m.mean for m in result.models] == best["val_distance_to_minimum_mean"].tolist()
   assert any(json.loads(lineage) for lineage in result.summary["lineage"])  # members copied

@@ -8,10 +8,10 @@ import pandas as pd
 import pytest
 import yaml
 
-from momentum_jax import cli, plots, report, sweep
-from momentum_jax.sweep import _optuna
+from momentum_jax import cli, report, sweep
+from momentum_jax.report import plots
+from momentum_jax.sweep import _optuna, _plan, _search
 from momentum_jax.sweep._optuna import JOURNAL_FILE
-from momentum_jax.sweep import _plan, _search
 from momentum_jax.sweep.strategies.optuna import OptunaSearch
 
 from _sweep_configs import REGRESSION, with_changes

@@ -241,7 +241,7 @@ def test_the_lineage_is_the_manifest_s_events(population):
 
 def test_the_same_config_gives_the_same_run_written_and_kept(population, tmp_path):
   again = sweep.run(PBT, tmp_path, quiet=True, width=WIDTH)
-  again.save(tmp_path, figures=False)  # the figures: tests/test_plots.py
+  again.save(tmp_path)  # the figures: tests/test_plots.py
   pd.testing.assert_frame_equal(again.summary, population.summary, check_exact=True)
   pd.testing.assert_frame_equal(again.curves, population.curves, check_exact=True)
   assert again.manifest["search"]["exploits"] == population.manifest["search"]["exploits"]
@@ -262,11 +262,11 @@ def test_the_report_ranks_members_by_their_final_metric(population):
   means = population.summary.groupby("member")["final_loss"].mean().sort_values()
   np.testing.assert_allclose(ranked["final_loss_mean"], means.to_numpy())
   assert "final_learning_rate" in report.best_table(population.summary).columns
-  assert "# Sweep report" in results.format_report(population)
+  assert "# Sweep report" in report.format_report(population)
 
 
 def test_the_figures_plot_the_members_settings_not_their_final_values(population):
-  from momentum_jax import plots
+  from momentum_jax.report import plots
   plan = plots.plan_figures(population)
   # One swept setting (beta is a list of one): no heatmap of lr against final lr.
   assert plan.hyperparameters == ("learning_rate",) and plan.heatmaps == {}

@@ -11,7 +11,8 @@ import pytest
 from matplotlib.colors import LogNorm
 
 import _sweep_fixture as fixture
-from momentum_jax import plots, results
+from momentum_jax import results
+from momentum_jax.report import plots
 from momentum_jax.results import SweepResult
 
 
@@ -182,7 +183,7 @@ def test_write_figures_skips_degenerate_plots_and_says_why(tmp_path, regression,
   keep = (regression.summary["learning_rate"] == 0.01) & (regression.summary["seed"] == 0)
   summary = regression.summary[keep]
   result = SweepResult(summary, regression.curves, regression.manifest)
-  with caplog.at_level(logging.INFO, logger="momentum_jax.plots"):
+  with caplog.at_level(logging.INFO, logger="momentum_jax.report.plots"):
     paths = plots.write_figures(result, tmp_path / "figures")
   assert sorted(path.name for path in paths) == [
       "best_curves.png", "best_vs_beta.png", "best_vs_decay.png"]
@@ -192,13 +193,13 @@ def test_write_figures_skips_degenerate_plots_and_says_why(tmp_path, regression,
   summary = regression.summary
   only_lr = summary[(summary["beta"] == 0.0) | (summary["decay"] == 0.9)]
   caplog.clear()
-  with caplog.at_level(logging.INFO, logger="momentum_jax.plots"):
+  with caplog.at_level(logging.INFO, logger="momentum_jax.report.plots"):
     paths = plots.write_figures(SweepResult(only_lr, regression.curves, {}), tmp_path / "lr")
   assert sorted(path.name for path in paths) == ["best_curves.png", "best_vs_learning_rate.png"]
   assert "no heatmap for momentum" in caplog.text
 
   everything_lost = summary.assign(diverged=True)
-  with caplog.at_level(logging.INFO, logger="momentum_jax.plots"):
+  with caplog.at_level(logging.INFO, logger="momentum_jax.report.plots"):
     paths = plots.write_figures(SweepResult(everything_lost.head(1), regression.curves, {}),
                                 tmp_path / "lost")
   assert paths == []

@@ -12,7 +12,9 @@ import jax
 import pytest
 
 from _caches import TINY, reset_caches
-from momentum_jax import _compile_cache, _program_cache, sweep
+from momentum_jax import sweep
+from momentum_jax.runtime import compile_cache as _compile_cache
+from momentum_jax.sweep import _program_cache
 from momentum_jax.sweep import _execute
 
 
@@ -148,7 +150,7 @@ def test_a_folder_others_may_write_is_refused_with_a_warning(kept):
 
 
 def test_a_program_that_cannot_be_written_is_trained_all_the_same(kept, monkeypatch):
-  from momentum_jax import _files
+  from momentum_jax.runtime import files as _files
 
   def full(path, data):
     raise OSError(28, "No space left on device")

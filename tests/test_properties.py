@@ -11,7 +11,6 @@ import functools
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 from hypothesis import given, settings
 from hypothesis import strategies as st
 

@@ -7,7 +7,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from momentum_jax import _report_figures, cli, plots, report, results
+from momentum_jax import cli, report, results
+from momentum_jax.report import _figures as _report_figures
+from momentum_jax.report import plots
 from momentum_jax.results import SweepResult
 
 
@@ -64,6 +66,15 @@ def test_boundary_warning_fires_at_a_grid_edge_and_not_inside():
   assert "learning_rate" not in found[0]
 
 
+def _manifest(config):
+  """The manifest's config, search and limits as a sweep of ``config`` records them."""
+  from momentum_jax import sweep
+  from momentum_jax.sweep._limits import optimizer_limits
+  from momentum_jax.sweep._search import search_record
+  loaded = sweep.load_config(config)
+  return {"config": config, "search": search_record(loaded), "limits": optimizer_limits(loaded)}
+
+
 def test_no_boundary_warning_where_the_optimizer_lets_the_value_go_no_further():
   # Heavy ball refuses beta < 0: a best beta of 0 is no range to widen; 0.9 is.
   def warned(best, manifest):
@@ -71,15 +82,16 @@ def test_no_boundary_warning_where_the_optimizer_lets_the_value_go_no_further():
         lambda lr, beta, seed: (np.log10(lr) + 1) ** 2 + (beta - best) ** 2))
     return report.boundary_warnings(SweepResult(summary, pd.DataFrame(), manifest))
   config = {"problem": {"name": "linear_regression"}, "seeds": 2, "train": {"steps": 10},
-            "optimizer": {"name": "momentum", "ema": False, "learning_rate": [0.01, 0.1, 1.0],
+            "optimizer": {"name": "momentum", "learning_rate": [0.01, 0.1, 1.0],
                           "beta": [0.0, 0.5, 0.9]}}
-  assert warned(0.0, {"config": config}) == []
-  (upper,) = warned(0.9, {"config": config})
+  manifest = _manifest(config)
+  assert manifest["limits"] == {"momentum": {"learning_rate": [None, None], "beta": [0.0, None]}}
+  assert warned(0.0, manifest) == []
+  (upper,) = warned(0.9, manifest)
   assert "beta = 0.9" in upper and "upper boundary" in upper
-  # Without a config to ask (or one that no longer loads), the values alone decide.
+  # Without the manifest's limits (a table written by hand), the values alone decide.
   assert len(warned(0.0, {})) == 1
-  gone = {**config, "optimizer": {**config["optimizer"], "name": "no_such_package.module:make"}}
-  (lower,) = warned(0.0, {"config": gone})
+  (lower,) = warned(0.0, {"config": config})
   assert "beta = 0" in lower and "lower boundary" in lower
   # A range starting at beta = 0 can be widened at its top only, whatever the best value drawn.
   sampled = {**config, "search": {"method": "quasirandom", "samples": 4},
@@ -89,7 +101,7 @@ def test_no_boundary_warning_where_the_optimizer_lets_the_value_go_no_further():
     rows = [("momentum", 0.1, beta, 0, 0.0 if beta == best else 1.0, False)
             for beta in (best, 0.3, 0.5, 0.6)]
     summary = _summary(rows)
-    return report.boundary_warnings(SweepResult(summary, pd.DataFrame(), {"config": sampled}))
+    return report.boundary_warnings(SweepResult(summary, pd.DataFrame(), _manifest(sampled)))
   assert drawn(0.01) == []
   (top,) = drawn(0.89)
   assert "beta = 0.89" in top and "upper boundary" in top
@@ -97,9 +109,10 @@ def test_no_boundary_warning_where_the_optimizer_lets_the_value_go_no_further():
 
 def test_boundary_of_a_sampled_range_is_its_ends_in_its_own_scale():
   # The range as the manifest's config gives it: a loguniform [1e-4, 1]; sampled values.
-  manifest = {"config": {"optimizer": {"name": "momentum",
-                                       "learning_rate": {"loguniform": [1e-4, 1.0]}},
-                         "search": {"method": "quasirandom", "samples": 4}}}
+  manifest = _manifest({"problem": {"name": "linear_regression"}, "train": {"steps": 10},
+                        "optimizer": {"name": "momentum",
+                                      "learning_rate": {"loguniform": [1e-4, 1.0]}},
+                        "search": {"method": "quasirandom", "samples": 4}})
   def warned(best_lr):
     lrs = (best_lr, 0.01, 0.02, 0.03)
     rows = [("momentum", lr, 0, 0.0 if lr == best_lr else 1.0 + lr, False) for lr in lrs]
@@ -127,11 +140,16 @@ def test_divergence_warning_fires_when_more_than_half_of_a_group_diverged():
   assert "\n- sgd: 3 of 4 runs diverged" in markdown.split("## Warnings")[1]
 
 
-def test_write_results_writes_the_report_as_summary_md(tmp_path):
+def test_report_save_writes_the_result_and_its_report_as_summary_md(tmp_path):
   summary = _summary(_grid_rows(lambda lr, beta, seed: lr + beta + 0.01 * seed))
   curves = pd.DataFrame({"config_id": summary["config_id"], "optimizer": "momentum", "step": 4,
                          "train_loss": summary["final_loss"], "grad_norm": 1.0})
-  results.write_results(SweepResult(summary, curves, {}), tmp_path)
+  result = SweepResult(summary, curves, {})
+  result.save(tmp_path / "tables")  # the result alone: no report, no figures
+  assert sorted(p.name for p in (tmp_path / "tables").iterdir()) == [
+      "curves.parquet", "manifest.json", "summary.csv"]
+  written = report.save(result, tmp_path, figures=False)
+  assert written["report"] == tmp_path / "summary.md" and written["figures"] == []
   text = (tmp_path / "summary.md").read_text()
   assert text == report.format_report(results.load_results(tmp_path))
   assert "| 1 | momentum | 0.01 | 0 | 0.015 | 0.007071 | 2 | 0 | 0.015 |" in text
@@ -185,7 +203,7 @@ def test_search_figures_are_skipped_with_the_reason_when_degenerate(tmp_path, ca
   # write_figures logs the reasons it skips a figure for.
   curves = pd.DataFrame({"config_id": one["config_id"], "optimizer": "sgd", "step": 4,
                          "train_loss": one["final_loss"], "grad_norm": 1.0})
-  with caplog.at_level(logging.INFO, logger="momentum_jax.plots"):
+  with caplog.at_level(logging.INFO, logger="momentum_jax.report.plots"):
     plots.write_figures(SweepResult(one, curves, {}), tmp_path)
   assert "no parallel_coordinates.png or importance.png" in caplog.text
 
@@ -239,18 +257,16 @@ def test_a_quasirandom_sweep_runs_end_to_end_through_the_cli(tmp_path, capsys):
   assert "| rank | optimizer | learning_rate | beta | final_loss_mean" in capsys.readouterr().out
 
 
-def test_the_warnings_read_a_config_back_once(monkeypatch):
+def test_the_warnings_never_load_the_config(monkeypatch):
+  # The report reads the manifest's ranges and limits: a config naming code
+  # that is gone, or a loader that fails, changes nothing.
   from momentum_jax import sweep
-  reads = []
-  load = sweep.load_config
-  monkeypatch.setattr(sweep, "load_config", lambda raw: reads.append(raw) or load(raw))
-  report._read_back.cache_clear()
   config = {"problem": {"name": "linear_regression"}, "seeds": 2, "train": {"steps": 10},
-            "optimizer": {"name": "momentum", "ema": False, "learning_rate": [0.01, 0.1, 1.0],
+            "optimizer": {"name": "momentum", "learning_rate": [0.01, 0.1, 1.0],
                           "beta": [0.0, 0.5, 0.9]}}
-  summary = _summary(_grid_rows(lambda lr, beta, seed: (np.log10(lr) + 1) ** 2 + (beta - 0.9) ** 2))
-  result = SweepResult(summary, pd.DataFrame(), {"config": config})
-  first = report.boundary_warnings(result)
-  assert report.boundary_warnings(result) == first and len(first) == 1
-  assert len(reads) == 1
-  report._read_back.cache_clear()
+  manifest = _manifest(config)
+  manifest["config"] = {**config, "optimizer": {**config["optimizer"],
+                                                "name": "no_such_package.module:make"}}
+  monkeypatch.setattr(sweep, "load_config", lambda *a, **k: pytest.fail("the config was loaded"))
+  summary = _summary(_grid_rows(lambda lr, beta, seed: (np.log10(lr) + 1) ** 2 + beta ** 2))
+  assert report.boundary_warnings(SweepResult(summary, pd.DataFrame(), manifest)) == []

@@ -11,8 +11,9 @@ import pandas as pd
 import pytest
 
 from _sweep_fixture import make_result
-from momentum_jax import results
+from momentum_jax import report, results
 from momentum_jax.results import SweepResult
+from momentum_jax.runtime import files
 
 
 @pytest.fixture
@@ -103,10 +104,10 @@ def test_load_names_the_folder_and_the_missing_file(tmp_path, regression):
 
 def test_atomic_write_replaces_the_whole_file(tmp_path):
   path = tmp_path / "checkpoint.bin"
-  results.atomic_write_bytes(path, b"old content, longer than the new")
-  results.atomic_write_bytes(path, b"new")
+  files.atomic_write_bytes(path, b"old content, longer than the new")
+  files.atomic_write_bytes(path, b"new")
   assert path.read_bytes() == b"new"
-  assert results.atomic_write_text(tmp_path / "note.txt", "β = 0.9").read_text() == "β = 0.9"
+  assert files.atomic_write_text(tmp_path / "note.txt", "β = 0.9").read_text() == "β = 0.9"
 
 
 def _fail(*args):
@@ -115,10 +116,10 @@ def _fail(*args):
 
 def test_failed_replace_keeps_old_file_and_leaves_no_temporary(tmp_path, monkeypatch):
   path = tmp_path / "checkpoint.bin"
-  results.atomic_write_bytes(path, b"old")
-  monkeypatch.setattr(results.os, "replace", _fail)
+  files.atomic_write_bytes(path, b"old")
+  monkeypatch.setattr(files.os, "replace", _fail)
   with pytest.raises(OSError, match="simulated crash"):
-    results.atomic_write_bytes(path, b"new")
+    files.atomic_write_bytes(path, b"new")
   assert path.read_bytes() == b"old"
   assert [p.name for p in tmp_path.iterdir()] == ["checkpoint.bin"]
 
@@ -127,7 +128,7 @@ def test_failed_write_inside_atomic_path_keeps_old_file(tmp_path):
   path = tmp_path / "curves.parquet"
   path.write_bytes(b"old")
   with pytest.raises(RuntimeError):
-    with results.atomic_path(path) as temporary:
+    with files.atomic_path(path) as temporary:
       temporary.write_bytes(b"half of the")
       raise RuntimeError("writer crashed")
   assert path.read_bytes() == b"old"
@@ -138,7 +139,7 @@ def test_failed_write_results_keeps_previous_result(tmp_path, monkeypatch, regre
   results.write_results(regression, tmp_path)
   before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
   changed = SweepResult(regression.summary.head(3), regression.curves.head(3), {"other": 1})
-  monkeypatch.setattr(results.os, "replace", _fail)
+  monkeypatch.setattr(files.os, "replace", _fail)
   with pytest.raises(OSError):
     results.write_results(changed, tmp_path)
   assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
@@ -223,17 +224,17 @@ def test_aggregate_over_seeds_matches_hand_means(classification):
 
 
 def test_report_lists_the_run_and_the_best_configuration(regression):
-  report = results.format_report(regression, n=3)
-  assert report.startswith("# Sweep report\n")
-  assert "- **problem**: linear_regression" in report
-  assert "- **optimizers**: momentum (12), rmsprop (12)" in report
-  assert "- **configurations**: K = 24, seeds 0, 1" in report
-  assert "- **steps**: 50" in report
-  assert "compile 1.5 s" in report and "run 12.2 s" in report
-  assert "2 compilations" in report and "chunk sizes momentum 12, rmsprop 12" in report
+  text = report.format_report(regression, n=3)
+  assert text.startswith("# Sweep report\n")
+  assert "- **problem**: linear_regression" in text
+  assert "- **optimizers**: momentum (12), rmsprop (12)" in text
+  assert "- **configurations**: K = 24, seeds 0, 1" in text
+  assert "- **steps**: 50" in text
+  assert "compile 1.5 s" in text and "run 12.2 s" in text
+  assert "2 compilations" in text and "chunk sizes momentum 12, rmsprop 12" in text
   assert ("## Best 3 configurations (by the mean of final_loss over seeds, lower is better)"
-          in report)
-  lines = report.splitlines()
+          in text)
+  lines = text.splitlines()
   header = next(line for line in lines if line.startswith("| rank"))
   assert header == ("| rank | optimizer | learning_rate | beta | final_loss_mean | final_loss_std "
                     "| count | diverged | best_loss_mean |")
@@ -246,11 +247,11 @@ def test_report_lists_the_run_and_the_best_configuration(regression):
 def test_report_ranks_by_accuracy_and_marks_missing_hyperparameters(classification):
   classification.manifest = dataclasses.replace(
       classification.manifest, problem="digits_cnn", chunk_size={"rmsprop": 6, "momentum": 12})
-  report = results.format_report(classification, n=3)
-  assert "- **problem**: digits_cnn" in report
-  assert "chunk sizes momentum 12, rmsprop 6" in report
-  assert "(by the mean of val_accuracy over seeds, higher is better)" in report
-  lines = report.splitlines()
+  text = report.format_report(classification, n=3)
+  assert "- **problem**: digits_cnn" in text
+  assert "chunk sizes momentum 12, rmsprop 6" in text
+  assert "(by the mean of val_accuracy over seeds, higher is better)" in text
+  lines = text.splitlines()
   assert ("| rank | optimizer | learning_rate | beta | decay | val_accuracy_mean "
           "| val_accuracy_std | count | diverged | final_loss_mean | best_loss_mean "
           "| val_loss_mean |") in lines
@@ -314,3 +315,18 @@ def test_stability_edge_is_nan_where_every_value_diverged():
   summary["diverged"] = False  # accuracies: the best is the highest
   (row,) = results.stability_edge(summary, ["optimizer"], "val_accuracy").itertuples()
   assert (row.largest_stable, row.best, row.at_best) == (2.0, 2.0, 0.6)
+
+
+def test_a_problem_is_built_again_from_the_manifests_record():
+  # load_model's path: the manifest's problem_builder, its options as JSON gives them back.
+  from momentum_jax import problems
+  built = problems.rebuild("digits_mlp", {"hidden": [8], "activation": "tanh"})
+  assert built.name == "digits_mlp"
+  by_path = problems.rebuild("momentum_jax.problems:linear_regression", {"dataset": "uniform"})
+  assert by_path.data.x_train.shape == (100, 1)  # the uniform set's 100 samples, not normal's 1000
+  with pytest.raises(ValueError, match="cannot be imported again"):
+    problems.rebuild("no_such_package.module:make", {})
+  with pytest.raises(ValueError, match="not a Problem"):
+    problems.rebuild("momentum_jax.data:regression_uniform", {})
+  with pytest.raises(ValueError, match="did you mean 'digits_mlp'"):
+    problems.rebuild("digit_mlp", {})

@@ -12,9 +12,9 @@ from jax.sharding import Mesh
 
 import _reference_engine
 import momentum_jax as mj
-from momentum_jax import problems, sweep
+from momentum_jax import sweep
 from momentum_jax.sweep import _execute, _plan
-from momentum_jax.train import TrainConfig, compiler_options
+from momentum_jax.train import compiler_options
 
 # Heavy-ball momentum on the digits MLP, minibatches of 32 (several epochs'
 # permutations), 6 configurations x 2 seeds; a BatchNorm variant too.

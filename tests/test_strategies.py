@@ -24,7 +24,6 @@ MEDIAN = with_changes(HALVING, train={"steps": 100, "log_every": 10}, search={
 
 
 def _context(settings=9, seeds=2, steps=90, options=None, **changes):
-  rows = settings * seeds
   return dataclasses.replace(strategies.Context(
       label="g", index=0, first=0, values={"lr": np.repeat(np.arange(settings, dtype=float), seeds)},
       seeds=np.tile(np.arange(seeds), settings), seeds_per_setting=seeds, steps=steps,

@@ -10,7 +10,8 @@ import pytest
 from flax import nnx
 
 import momentum_jax as mj
-from momentum_jax import plots, problems, results, sweep
+from momentum_jax import problems, report, results, sweep
+from momentum_jax.report import plots
 from momentum_jax.data import LANDSCAPES, get_landscape, run_on_landscape
 from momentum_jax.train import TrainConfig, build_train
 
@@ -136,7 +137,7 @@ def test_a_landscape_refuses_a_batch_size_and_bad_options():
 def test_landscape_results_round_trip_and_draw_the_paths(tmp_path):
   result = sweep.run(_config("tilted_double_well", steps=60, log_every=10, seeds=2,
                              start_spread=0.2), tmp_path / "run", quiet=True)
-  written = result.save(tmp_path / "run")
+  written = report.save(result, tmp_path / "run")
   assert (tmp_path / "run" / "paths.png") in written["figures"]
   loaded = results.load_results(tmp_path / "run")
   pd.testing.assert_frame_equal(loaded.summary, result.summary)

@@ -10,7 +10,6 @@ import sys
 import textwrap
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 import pytest
@@ -254,7 +253,7 @@ def test_a_long_training_compiles_with_xla_defaults_and_says_why(monkeypatch):
 
 
 def test_the_engine_compiles_with_the_compiler_options_and_records_them(monkeypatch):
-  from momentum_jax import _compile_cache
+  from momentum_jax.runtime import compile_cache as _compile_cache
   result = sweep.run(REGRESSION, quiet=True, width=18)
   (program,) = result.manifest["programs"]
   assert program["compiler_options"] == CPU_OPTIONS

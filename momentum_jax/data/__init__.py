@@ -16,8 +16,8 @@ from momentum_jax.data._dataset import Dataset
 from momentum_jax.data._landscapes import LANDSCAPES
 from momentum_jax.data._landscapes import Landscape
 from momentum_jax.data._landscapes import get_landscape
-from momentum_jax.data._landscapes import reach_fraction
-from momentum_jax.data._landscapes import run_on_landscape
+from momentum_jax.data._landscape_runs import reach_fraction
+from momentum_jax.data._landscape_runs import run_on_landscape
 from momentum_jax.data._stream import Stream
 from momentum_jax.data._regression import least_squares
 from momentum_jax.data._regression import regression_normal

@@ -42,7 +42,7 @@ def _check_args(val_fraction: float, seed: int) -> None:
 
 def _cached(name: str, make: Callable[[], dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
   """The arrays ``make()`` returns, kept as ``name`` for this scikit-learn version."""
-  from momentum_jax._compile_cache import cache_home
+  from momentum_jax.runtime.compile_cache import cache_home
 
   version = importlib.metadata.version("scikit-learn")
   path = cache_home() / "data" / f"{name}-sklearn{version}.npz"
@@ -53,7 +53,7 @@ def _cached(name: str, make: Callable[[], dict[str, np.ndarray]]) -> dict[str, n
     pass
   arrays = make()
   try:
-    from momentum_jax.results import atomic_write_bytes
+    from momentum_jax.runtime.files import atomic_write_bytes
 
     path.parent.mkdir(parents=True, exist_ok=True)
     buffer = io.BytesIO()

@@ -11,7 +11,7 @@
 16
 """
 
-from momentum_jax._cpu import use_cpu_cores
+from momentum_jax.runtime.cpu import use_cpu_cores
 from momentum_jax.sweep._checkpoint import OutputDirError
 from momentum_jax.sweep._config import OPTIMIZERS
 from momentum_jax.sweep._schema import SCHEDULES

@@ -31,7 +31,7 @@ import jax
 import numpy as np
 from jax.experimental import multihost_utils
 
-from momentum_jax import _files
+from momentum_jax.runtime import files as _files
 from momentum_jax.sweep._checkpoint import STATE_DIR, pack, unpack
 from momentum_jax.sweep.strategies import Batch, Strategy
 

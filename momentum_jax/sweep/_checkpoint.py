@@ -35,8 +35,6 @@ only NumPy and no coordination.
 from __future__ import annotations
 
 import hashlib
-import importlib.metadata
-import platform
 import io
 import json
 import re
@@ -48,12 +46,14 @@ from typing import Any, Mapping
 import numpy as np
 from flax import nnx, traverse_util
 
-from momentum_jax import _files, problems, results
-from momentum_jax._models import MODELS_DIR
+from momentum_jax import problems, results
+from momentum_jax.runtime import files as _files
+from momentum_jax.runtime.versions import versions  # noqa: F401  (the engine reads them here)
+from momentum_jax.results._models import MODELS_DIR
 from momentum_jax.sweep.strategies import OWN_FILES
 
 CHUNKS_DIR = "chunks"
-STATE_DIR = "state"  # unfinished chunks' training state (see momentum_jax.sweep._state)
+STATE_DIR = "state"  # unfinished batches' state (see momentum_jax.sweep._batch_state)
 STATE_FILE = "sweep.json"
 FORMAT = 1
 # Result files of a finished sweep that --overwrite removes along with the chunks.
@@ -367,19 +367,6 @@ def _mismatch(recorded: Mapping[str, Any], state: Mapping[str, Any]) -> str | No
   if changed:
     return f"this config computed with other package versions ({', '.join(changed)})"
   return None
-
-
-def versions(*also: str) -> dict[str, str]:
-  """The versions of the packages a sweep's results depend on (and of ``also``), and Python's."""
-  names = ("momentum_jax", "jax", "jaxlib", "optax", "flax", "numpy", "pandas", *also)
-  found = {}
-  for name in names:
-    try:
-      found[name] = importlib.metadata.version(name)
-    except importlib.metadata.PackageNotFoundError:
-      found[name] = "not installed"
-  found["python"] = platform.python_version()
-  return found
 
 
 def _name_of(function: Any) -> str:

@@ -1,7 +1,7 @@
 """The devices a sweep runs on: how many configurations each trains at once, and holds.
 
 The width model (:func:`model_width`), the memory budget and estimates, the
-chunk size, the CPU cores (see :mod:`momentum_jax._cpu`) and the measured width
+chunk size, the CPU cores (see :mod:`momentum_jax.runtime.cpu`) and the measured width
 (``width="measure"``). Everything here depends on the devices and the
 problem's size, never on hyperparameter values.
 """
@@ -19,7 +19,7 @@ from jax.experimental import multihost_utils
 from jax.sharding import Mesh
 
 from momentum_jax import problems
-from momentum_jax._cpu import cpu_cores as _cpu_cores
+from momentum_jax.runtime.cpu import cpu_cores as _cpu_cores
 from momentum_jax.train import TrainConfig
 
 MAX_CHUNK_PER_DEVICE = 256

@@ -37,7 +37,9 @@ import numpy as np
 from jax.experimental import multihost_utils
 from jax.sharding import Mesh
 
-from momentum_jax import _files, _program_cache, results
+from momentum_jax import results
+from momentum_jax.runtime import files as _files
+from momentum_jax.sweep import _program_cache
 from momentum_jax.sweep import (
     _checkpoint, _devices, _execute, _keep, _loop, _plan, _programs, _record, _sizes)
 from momentum_jax.sweep._batch_state import BatchState
@@ -296,7 +298,7 @@ def _train(problem, groups, strategies, widths, sizes, segments, mesh, quiet, ou
   side by side up front, while the first trains (XLA compiles without
   Python's lock: the quickstart's two programs, cold, in one process, 4.4-5.2 s
   against 5.7-6.7 s one after the other; benchmarks/RESULTS.md run 11).
-  ``identity``: the programs' key for :mod:`momentum_jax._program_cache`.
+  ``identity``: the programs' key for :mod:`momentum_jax.sweep._program_cache`.
   ``keeper`` (``keep:``) is offered the rows that trained to the last step.
   """
   train = segments.config

@@ -33,7 +33,8 @@ import numpy as np
 from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from momentum_jax import _compile_cache, _program_cache
+from momentum_jax.runtime import compile_cache as _compile_cache
+from momentum_jax.sweep import _program_cache
 from momentum_jax import train as train_lib
 from momentum_jax.sweep import _devices
 from momentum_jax.sweep._plan import Group
@@ -46,24 +47,6 @@ REPLICATED = PartitionSpec()
 def global_array(host: np.ndarray, sharding: NamedSharding) -> jax.Array:
   # make_array_from_callback builds the same global array on one host or many.
   return jax.make_array_from_callback(host.shape, sharding, lambda index: host[index])
-
-
-def local_rows(tree: Any) -> tuple[np.ndarray, Any]:
-  """The rows of a config-sharded output that this process's devices hold.
-
-  Returns their positions in the chunk and the pytree of those rows (every
-  row of the chunk on a single host).
-  """
-  leaves, treedef = jax.tree.flatten(tree)
-  start = lambda shard: shard.index[0].start or 0
-  order = sorted(leaves[0].addressable_shards, key=start)
-  size = leaves[0].shape[0]
-  positions = np.concatenate([np.arange(size)[s.index[0]] for s in order])
-  rows = []
-  for leaf in leaves:
-    by_start = {start(s): np.asarray(s.data) for s in leaf.addressable_shards}
-    rows.append(np.concatenate([by_start[start(s)] for s in order]))
-  return positions, jax.tree.unflatten(treedef, rows)
 
 
 def chunk_inputs(group: Group, indices: np.ndarray, size: int, mesh: Mesh
@@ -244,11 +227,11 @@ def compile_program(run: Setup, group: Group, width: int, mesh: Mesh, size: int,
                     identity: dict[str, Any] | str | None = None) -> Program | Future:
   """Compiles :func:`build_program`, the carry donated (it stays on the devices, in place).
 
-  With ``identity`` (:func:`momentum_jax._program_cache.sweep_identity`'s),
-  a program kept by :mod:`momentum_jax._program_cache` in an earlier run is
+  With ``identity`` (:func:`momentum_jax.sweep._program_cache.sweep_identity`'s),
+  a program kept by :mod:`momentum_jax.sweep._program_cache` in an earlier run is
   read back without being traced, and one compiled here is kept. Otherwise
   it compiles through JAX's persistent compilation cache
-  (:func:`momentum_jax._compile_cache.compile`). With ``executor`` the
+  (:func:`momentum_jax.runtime.compile_cache.compile`). With ``executor`` the
   program is traced and lowered here and compiled there: the result is a
   future of the :class:`Program` (XLA compiles without Python's lock, so
   the next group's program can be traced, or compiled, meanwhile).

@@ -29,7 +29,7 @@ the manifest names them.
 
 With an output folder each held row is also a file,
 ``DIR/chunks/kept/g<group>-r<row>.npz``, written atomically (by
-:mod:`momentum_jax._files`) before the chunk's rows are saved, and deleted
+:mod:`momentum_jax.runtime.files`) before the chunk's rows are saved, and deleted
 only after: a sweep killed anywhere finds on resume every held row of the
 chunks it finished, with their metrics in the chunk files (a row of a chunk
 it did not finish trains again and is offered again).
@@ -52,8 +52,9 @@ import numpy as np
 import pandas as pd
 from jax.sharding import NamedSharding, PartitionSpec
 
-from momentum_jax import _files, problems, results
-from momentum_jax._models import KeptModel, flat_arrays, manifest_record
+from momentum_jax import problems, results
+from momentum_jax.results._models import KeptModel, flat_arrays, manifest_record
+from momentum_jax.runtime import files as _files
 from momentum_jax.sweep._config import KeepSpec
 from momentum_jax.sweep._execute import global_array
 from momentum_jax.sweep.strategies import metric_at as rung_values

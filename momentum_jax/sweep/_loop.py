@@ -183,8 +183,8 @@ def _train_batch(strategy: Strategy, job: GroupJob, position: LoopPosition
       break
     at = boundary // job.log_every - 1
     logged, start, diverged_at = _host(position.carry, len(position.live))
-    scores = Scores(boundary, position.live, jax.tree.map(lambda x: x[:, :at + 1], logged),
-                    diverged_at >= 0)
+    so_far = jax.tree.map(lambda x, at=at: x[:, :at + 1], logged)
+    scores = Scores(boundary, position.live, so_far, diverged_at >= 0)
     decision = strategy.observe(batch, scores)
     if isinstance(decision, Stop):
       stopping = np.isin(position.live, np.asarray(decision.rows, np.int64))

@@ -13,7 +13,7 @@ This module sees only numbers: after a segment, each row's value of the
 metric and whether it diverged; it answers which member copies which and
 with what hyperparameters. It never touches a device or a compiled program
 (the engine gathers the copied rows on the devices, see
-:mod:`momentum_jax.sweep._pbt_train`).
+:mod:`momentum_jax.sweep.strategies.pbt` and the segment loop).
 
 Rows come as the engine lays a group out: the seeds of one hyperparameter
 setting (a *member*) adjacent, the seed varying fastest. A member is ranked

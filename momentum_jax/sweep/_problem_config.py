@@ -6,7 +6,7 @@ import inspect
 from typing import TYPE_CHECKING, Any
 
 from momentum_jax import problems
-from momentum_jax._train_config import batch_size_error
+from momentum_jax.train._config import batch_size_error
 from momentum_jax.sweep._checks import check_keys, check_name
 from momentum_jax.sweep._errors import ConfigError
 from momentum_jax.sweep._imports import import_object, python_name
@@ -89,6 +89,17 @@ def make_problem(name: str, options, source) -> problems.Problem:
   return problem
 
 
+def problem_builder(config: "SweepConfig") -> dict[str, Any] | None:
+  """How the problem was built, for the manifest: ``{"name", "options"}`` (typed); None for an object.
+
+  :func:`momentum_jax.problems.rebuild` builds it again from this record
+  (``load_model`` does), without parsing the config again.
+  """
+  if isinstance(config.problem_source, problems.Problem):
+    return None
+  return {"name": config.problem, "options": dict(config.problem_options)}
+
+
 def checked_problem(config: "SweepConfig") -> problems.Problem:
   """The config's problem, its batch size, loss and metrics checked before anything compiles."""
   problem = build_problem(config)
@@ -96,7 +107,7 @@ def checked_problem(config: "SweepConfig") -> problems.Problem:
     raise ConfigError("train.batch_size", error)
   if problem.is_stream:
     try:
-      problem.data.example  # the first batch, read once: it fixes every batch's shape
+      _ = problem.data.example  # the first batch, read once: it fixes every batch's shape
     except ValueError as error:
       raise ConfigError("problem.data", str(error)) from None
   try:

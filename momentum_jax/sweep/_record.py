@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import jax
 
-from momentum_jax import _compile_cache
-from momentum_jax._manifest import Manifest
-from momentum_jax.sweep import _checkpoint
+from momentum_jax.results._manifest import Manifest
+from momentum_jax.runtime import compile_cache as _compile_cache
+from momentum_jax.runtime.versions import versions
+from momentum_jax.sweep._limits import optimizer_limits
+from momentum_jax.sweep._problem_config import problem_builder
 
 
 def manifest(config, problem, record, raw_config, groups, trained, execution, memory, sizes,
@@ -29,10 +31,12 @@ def manifest(config, problem, record, raw_config, groups, trained, execution, me
       "name": config.name,
       "problem": problem.name,
       "problem_record": record,
+      "problem_builder": problem_builder(config),
       "search": parts["search"],
+      "limits": optimizer_limits(config),
       "num_configs": num_configs,
       "steps": config.train.steps,
-      "versions": _checkpoint.versions(),
+      "versions": versions(),
       "devices": [str(d) for d in jax.devices()],
       "num_processes": jax.process_count(),
       "timings": {"compile_seconds": trained.compile_seconds,

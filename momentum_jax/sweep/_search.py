@@ -3,7 +3,7 @@
 The config's top-level ``search:``: a grid (the default), random or
 quasi-random points of the ranges (:mod:`momentum_jax.sweep._space`), Optuna's
 samplers asked in batches (:mod:`momentum_jax.sweep._optuna`), and a
-scheduler (successive halving, Hyperband; :mod:`momentum_jax.sweep._strategies`)
+scheduler (successive halving, Hyperband; :mod:`momentum_jax.sweep.strategies.halving`)
 that decides between segments which configurations continue; or
 population-based training (:mod:`momentum_jax.sweep._pbt`), which decides
 between segments which configurations copy which.
@@ -46,7 +46,7 @@ class SchedulerSpec:
 
   Attributes:
     name: ``"successive_halving"`` or ``"hyperband"`` (see
-      :mod:`momentum_jax.sweep._strategies`).
+      :mod:`momentum_jax.sweep.strategies.halving`).
     eta: The reduction factor: the best ``1/eta`` continue at each rung, >= 2.
     min_steps: The first rung, a positive multiple of ``train.log_every``,
       at most ``train.steps``.

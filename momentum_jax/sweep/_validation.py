@@ -76,7 +76,7 @@ class Section(BaseModel):
 def either(expected: str, pick: Callable[[Any], str | None], **forms: Any) -> Any:
   """A value of one of ``forms`` (name -> type), chosen by ``pick(value)``; none: ``expected``."""
   members = tuple(Annotated[kind, Tag(_FORM + name)] for name, kind in forms.items())
-  return Annotated[Union[members], Discriminator(
+  return Annotated[Union[members], Discriminator(  # noqa: UP007  (of a tuple)
       lambda value: None if (name := pick(value)) is None else _FORM + name,
       custom_error_type="expected", custom_error_message=f"expected {expected}")]
 

@@ -236,7 +236,7 @@ class Scheduler(Strategy):
 
   def planned_config_steps(self) -> int:
     total = 0
-    for sizes, (settings, halving) in zip(
+    for sizes, (_, halving) in zip(
         self.planned(len(self.context.seeds)),
         self._halvings(len(self.context.seeds) // self.context.seeds_per_setting)):
       rungs = halving.rungs(self.context.steps)

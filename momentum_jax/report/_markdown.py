@@ -18,11 +18,12 @@ of a search:
   ``logspace``) the boundary is its smallest and largest value; for a range
   (``uniform``, ``loguniform``, whose ends are never drawn exactly) it is the
   first and last :data:`BOUNDARY_FRACTION` of the range in its own scale (log
-  for ``loguniform``). The ranges are read from the manifest's config; a
+  for ``loguniform``). The ranges are read from the manifest's ``search``; a
   summary without one is treated as a grid of its values. A hyperparameter
   with one value has no boundary, and neither has one whose best value is as
   far as the optimizer lets it go (β = 0: the optimizer's own check refuses a
-  value below).
+  value below; the sweep asks it and records the answer in the manifest's
+  ``limits``).
   With population-based training (a summary with ``lineage``) the check is
   on the best member's final values (``final_<name>``), against the range of
   ``<name>``: a perturbed value is clipped to its range, so a best member
@@ -32,15 +33,13 @@ of a search:
   search spends most of its budget where nothing trains.
 
 :func:`format_report` writes it all as Markdown (its tables by
-:func:`markdown_table`), which
-:func:`momentum_jax.results.write_results` stores as ``summary.md`` beside
-``summary.csv``.
+:func:`markdown_table`), which :func:`momentum_jax.report.save` stores as
+``summary.md`` beside ``summary.csv``.
 """
 
 from __future__ import annotations
 
-import functools
-import json
+import dataclasses
 import math
 from typing import Any, Iterable, Mapping
 
@@ -54,7 +53,6 @@ from momentum_jax.results import Manifest, SweepResult
 # own scale, a sampled best counts as on the boundary. Sampled points never
 # hit the ends themselves; 5% of 16 quasi-random points is about one point's share.
 BOUNDARY_FRACTION = 0.05
-_SCHEDULE_PREFIX = "schedule."
 _FINAL_PREFIX = "final_"  # pbt's final hyperparameters
 
 
@@ -93,25 +91,29 @@ def best_table(summary: pd.DataFrame, n: int = 5, by: str | None = None) -> pd.D
 # --------------------------------------------------------------------------- warnings
 
 
-def _configured_optimizers(manifest: Manifest) -> list[Mapping[str, Any]]:
-  config = manifest.config
-  listed = config.get("optimizers", [config.get("optimizer")])
-  return [o if isinstance(o, Mapping) else {} for o in listed or []]
+def _searched_range(manifest: Manifest, label: str, name: str) -> _Range | None:
+  """The range the search sampled ``name`` of group ``label`` from (the manifest's), if any."""
+  groups = (manifest.search or {}).get("groups") or {}
+  written = ((groups.get(label) or {}).get("ranges") or {}).get(name)
+  if not isinstance(written, Mapping) or len(written) != 1:
+    return None
+  (kind, (low, high)), = written.items()
+  return _Range(kind, float(low), float(high))
 
 
-def _searched_range(entry: Mapping[str, Any], name: str):
-  """The :class:`~momentum_jax.sweep._space.Range` ``entry`` (a config's optimizer) gives ``name``, if any."""
-  from momentum_jax.sweep import _space  # the sweep package imports jax
-  if name.startswith(_SCHEDULE_PREFIX):
-    entry = entry.get("schedule") if isinstance(entry.get("schedule"), Mapping) else {}
-    name = name[len(_SCHEDULE_PREFIX):]
-  spec = entry.get(name)
-  if not _space.is_range_spec(spec):
-    return None
-  try:
-    return _space.parse_range(name, spec)
-  except ValueError:
-    return None
+@dataclasses.dataclass(frozen=True)
+class _Range:
+  """A searched range as the manifest records it: ``{"loguniform": [low, high]}``."""
+
+  kind: str
+  low: float
+  high: float
+
+  def position(self, value: float) -> float:
+    """Where ``value`` lies, 0 at ``low`` and 1 at ``high``, in the range's scale (log for loguniform)."""
+    if self.kind == "loguniform":
+      return float((np.log(value) - np.log(self.low)) / (np.log(self.high) - np.log(self.low)))
+    return float((value - self.low) / (self.high - self.low))
 
 
 def _boundary_side(value: float, values: pd.Series, searched) -> str | None:
@@ -125,47 +127,19 @@ def _boundary_side(value: float, values: pd.Series, searched) -> str | None:
   return "upper" if value == values.max() else None
 
 
-def _optimizer_specs(manifest: Manifest, count: int) -> list:
-  """The config's optimizer groups read back (``OptimizerSpec``), or ``None`` each where they cannot be."""
-  specs = _read_back(json.dumps(manifest.config, sort_keys=True, default=str))
-  return list(specs) if specs is not None and len(specs) == count else [None] * count
-
-
-@functools.lru_cache(maxsize=8)
-def _read_back(config: str) -> tuple | None:
-  """The optimizer specs of a config (as JSON), or None; read once per config in a process.
-
-  Reading a config back checks each optimizer by tracing it; the command
-  asks twice (``summary.md``, then the printed warnings).
-  """
-  from momentum_jax.sweep import load_config  # the sweep package imports jax
-  try:
-    return tuple(load_config(json.loads(config)).optimizers)
-  except Exception:  # a module the config names is gone, an older config: judge by values alone
-    return None
-
-
-def _at_its_limit(spec, name: str, end: float, side: str, best: pd.Series) -> bool:
-  """Whether ``spec``'s optimizer refuses a step beyond the searched ``end`` on ``side``.
+def _at_its_limit(manifest: Manifest, label: str, name: str, end: float, side: str) -> bool:
+  """Whether the optimizer of group ``label`` refuses ``name`` a step beyond ``end`` on ``side``.
 
   Then there is no range to widen. The optimizer's own check is the judge
   (``beta must be in [0, 1)``: a grid or range starting at β = 0 starts as
-  low as β goes); the best configuration's other values go with it.
+  low as β goes), asked by the sweep and kept in the manifest's ``limits``.
   """
-  names = {*spec.grid, *spec.ranges} if spec is not None else set()
-  if name.startswith(_SCHEDULE_PREFIX) or name not in names:
-    return False
-  step = max(abs(end), 1.0) * 1e-6
-  arguments = {n: float(best[n]) for n in names
-               if not n.startswith(_SCHEDULE_PREFIX) and n in best and pd.notna(best[n])}
-  arguments[name] = end - step if side == "lower" else end + step
-  try:
-    spec.factory(**arguments, **spec.static)
-  except ValueError:
-    return True
-  except Exception:  # anything else is not the optimizer saying no to the value
-    return False
-  return False
+  low, high = manifest.limits.get(label, {}).get(name, (None, None))
+  limit = low if side == "lower" else high
+  # The end read back from summary.csv may differ from the manifest's JSON in
+  # the last digits (two decimal conversions): a relative 1e-9 is far below
+  # any step the check was asked at (1e-6) and far above float64 rounding.
+  return limit is not None and math.isclose(end, limit, rel_tol=1e-9, abs_tol=1e-12)
 
 
 def boundary_warnings(result: SweepResult, by: str | None = None) -> list[str]:
@@ -175,13 +149,8 @@ def boundary_warnings(result: SweepResult, by: str | None = None) -> list[str]:
   go (β = 0 at the lower end: the optimizer refuses a value beyond it).
   """
   summary = result.summary
-  labels = list(dict.fromkeys(summary["optimizer"]))  # in group order
-  entries = _configured_optimizers(result.manifest)
-  if len(entries) != len(labels):  # not the config's groups: judge by the values alone
-    entries = [{} for _ in labels]
-  specs = _optimizer_specs(result.manifest, len(labels)) if any(entries) else [None] * len(labels)
   found = []
-  for label, entry, spec in zip(labels, entries, specs):
+  for label in dict.fromkeys(summary["optimizer"]):  # in group order
     own = summary[summary["optimizer"] == label]
     best = best_configurations(own, n=1, by=by)
     if best.empty:
@@ -194,13 +163,13 @@ def boundary_warnings(result: SweepResult, by: str | None = None) -> list[str]:
       if pd.isna(value):
         continue
       setting = name.removeprefix(_FINAL_PREFIX) if "lineage" in own.columns else name
-      searched = _searched_range(entry, setting)
+      searched = _searched_range(result.manifest, label, setting)
       side = _boundary_side(float(value), values, searched)
       if side is None:
         continue
       low, high = (searched.low, searched.high) if searched else (values.min(), values.max())
-      if _at_its_limit(spec, setting, float(low if side == "lower" else high), side,
-                       best.iloc[0]):
+      if _at_its_limit(result.manifest, label, setting, float(low if side == "lower" else high),
+                       side):
         continue
       kind = f"{searched.kind} range" if searched else "grid"
       found.append(f"{label}: the best configuration has {name} = {value:.4g}, on the {side} "

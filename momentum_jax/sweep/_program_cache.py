@@ -1,6 +1,6 @@
 """The engine's compiled programs kept across runs and found without tracing them.
 
-JAX's persistent cache (:mod:`momentum_jax._compile_cache`) is keyed by the
+JAX's persistent cache (:mod:`momentum_jax.runtime.compile_cache`) is keyed by the
 lowered program, so a hit there still pays to trace and lower it: about
 1.2 s of the 1.9 s the quickstart's second run spent compiling
 (``benchmarks/RESULTS.md``, run 12). This cache is keyed instead by what
@@ -56,7 +56,10 @@ from typing import Any
 import jax
 from jax.experimental import serialize_executable
 
-from momentum_jax import _compile_cache, _files
+from momentum_jax import problems
+from momentum_jax.runtime import compile_cache as _compile_cache
+from momentum_jax.runtime import files as _files
+from momentum_jax.runtime.versions import versions
 
 ENV_VAR = "MOMENTUM_JAX_PROGRAM_CACHE"
 FOLDER = "momentum_jax_programs"
@@ -101,8 +104,6 @@ def sweep_identity(config, record: dict[str, Any]) -> dict[str, Any] | str:
   Returns:
     A dict of plain data, or a sentence saying why the programs are not kept.
   """
-  from momentum_jax import problems  # (import cycle: problems imports train)
-
   if os.environ.get(ENV_VAR, "").strip().lower() == "off":
     return f"{ENV_VAR}=off"
   if jax.process_count() > 1:
@@ -140,7 +141,7 @@ def _optimizer_identity(spec) -> dict[str, Any] | str:
           "static": static, "schedule": schedule, "eval_params": eval_params}
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _source_digest() -> str | None:
   """A digest of momentum_jax's Python files, as installed (or checked out); None if unreadable.
 
@@ -159,7 +160,7 @@ def _source_digest() -> str | None:
   return digest.hexdigest() if paths else None
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _host_cpu() -> str:
   """The host CPU's model and instruction-set flags: XLA's CPU code is built for them.
 
@@ -179,10 +180,9 @@ def _host_cpu() -> str:
   return f"{platform.machine()} {platform.processor()}"
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _versions() -> dict[str, str]:
-  from momentum_jax.sweep import _checkpoint  # (the sweep package imports this module)
-  return {**_checkpoint.versions("chex", "ml_dtypes"), "momentum_jax_source": _source_digest(),
+  return {**versions("chex", "ml_dtypes"), "momentum_jax_source": _source_digest(),
           "host_cpu": _host_cpu()}
 
 

@@ -3,7 +3,7 @@
 :func:`plan_figures` asks :mod:`momentum_jax.results` each question once
 (the ranking metric, the hyperparameters swept overall and per optimizer, the
 best runs) and finds the landscape, if any, from the problem's record in the
-manifest; :func:`momentum_jax.plots.write_figures` draws the plan.
+manifest; :func:`momentum_jax.report.plots.write_figures` draws the plan.
 """
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ from typing import Mapping
 
 import pandas as pd
 
-from momentum_jax import _report_figures, results
+from momentum_jax import results
+from momentum_jax.report import _figures as _report_figures
 from momentum_jax.data import Landscape, get_landscape
 from momentum_jax.results import SweepResult
 
@@ -39,7 +40,7 @@ class FigurePlan:
     labels: ``config_id`` -> legend label of each of ``best``.
     titles: File name -> title, for ``best_curves.png`` and ``paths.png``.
     report: ``parallel_coordinates.png`` and ``importance.png``, those worth
-      drawing (:func:`momentum_jax._report_figures.plan`: not for a full 2-D
+      drawing (:func:`momentum_jax.report._figures.plan`: not for a full 2-D
       grid, whose heatmap shows it all).
     landscape: The 2-D landscape the problem's record names (``paths.png``),
       or ``None``.

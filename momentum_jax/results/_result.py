@@ -1,4 +1,4 @@
-"""Sweep results: the tables a sweep returns, how they are stored, ranked and reported.
+"""Sweep results: the tables a sweep returns and how they are stored.
 
 A sweep over K configurations returns a :class:`SweepResult`:
 
@@ -39,12 +39,12 @@ A sweep over K configurations returns a :class:`SweepResult`:
   (:class:`Manifest`): the resolved ``config``, package ``versions``,
   ``devices``, ``timings``, ``compilations``, ``chunk_size``, ….
 
-:meth:`SweepResult.save` (tables and figures) and :func:`write_results`
-(the tables) store them as ``summary.csv``, ``curves.parquet`` and
-``manifest.json``, with the tuning report (:mod:`momentum_jax.report`) as
-``summary.md``, each file replaced atomically so that an interrupted write
-never leaves a truncated file; :func:`load_results` reads them back with the
-same dtypes.
+:meth:`SweepResult.save` (with the kept models) and :func:`write_results`
+store them as ``summary.csv``, ``curves.parquet`` and ``manifest.json``,
+each file replaced atomically so that an interrupted write never leaves a
+truncated file; :func:`load_results` reads them back with the same dtypes.
+The tuning report (``summary.md``) and the figures are written by
+:func:`momentum_jax.report.save`, which builds on this package.
 """
 
 from __future__ import annotations
@@ -54,30 +54,24 @@ import io
 import json
 import os
 from pathlib import Path
-from typing import Any
+
 
 import numpy as np
 import pandas as pd
 
-from momentum_jax._files import (  # noqa: F401  (atomic writes: re-exported)
-    atomic_path, atomic_write_bytes, atomic_write_text, json_default)
-from momentum_jax._manifest import Manifest
-from momentum_jax._models import KeptModel, load_model, write_models  # noqa: F401  (re-exported)
-from momentum_jax._tables import (  # noqa: F401  (re-exported: the tables' vocabulary)
-    METRICS, GroupOutcome, frames, is_metric, metric_columns)
+from momentum_jax.results._manifest import Manifest
+from momentum_jax.results._models import KeptModel, write_models
+from momentum_jax.results._tables import METRICS, GroupOutcome, frames, is_metric
+from momentum_jax.runtime.files import atomic_write_bytes, atomic_write_text, json_default
 
 SUMMARY_FILE = "summary.csv"
 CURVES_FILE = "curves.parquet"
 MANIFEST_FILE = "manifest.json"
-REPORT_FILE = "summary.md"  # derived from the others: not needed to load a result
+REPORT_FILE = "summary.md"  # momentum_jax.report.save writes it: not needed to load a result
 
 _SUMMARY_REQUIRED = ("config_id", "optimizer", "seed", "final_loss", "best_loss",
                      "diverged", "diverged_at_step")
 _CURVES_REQUIRED = ("config_id", "optimizer", "step", "train_loss", "grad_norm")
-# Every other summary column that is no metric is a hyperparameter.
-_NOT_HYPERPARAMETERS = frozenset(
-    ("config_id", "optimizer", "trial", "member", "seed", "diverged", "diverged_at_step",
-     "stopped_at_step", "lineage", *METRICS))
 
 
 @dataclasses.dataclass
@@ -104,27 +98,24 @@ class SweepResult:
   def __post_init__(self):
     self.manifest = Manifest.from_dict(self.manifest)
 
-  def save(self, out_dir: str | os.PathLike, figures: bool = True) -> dict[str, Any]:
-    """Writes the tables (:func:`write_results`) and, with ``figures``, the figures.
+  def save(self, out_dir: str | os.PathLike) -> dict[str, Path]:
+    """Writes the result, all that :func:`load_results` reads back: tables, manifest, kept models.
 
-    On several JAX processes only process 0 writes (each holds the whole
-    result); the others return ``{}``.
+    The tuning report (``summary.md``) and the figures are the report's:
+    ``momentum_jax.report.save(result, out_dir)`` writes this and them (the
+    command does). On several JAX processes only process 0 writes (each
+    holds the whole result); the others return ``{}``.
 
     Returns:
-      The written paths: ``summary``, ``curves``, ``manifest``,
-      ``figures``, a list (empty without ``figures``), and with kept models
-      ``models`` (the folder :func:`write_models` fills).
+      The written paths: ``summary``, ``curves``, ``manifest``, and with kept
+      models ``models`` (the folder :func:`write_models` fills).
     """
     import jax  # the process index; jax is imported by any sweep anyway
     if jax.process_index() != 0:
       return {}
-    paths: dict[str, Any] = dict(write_results(self, out_dir))
+    paths = write_results(self, out_dir)
     if self.models is not None:
       paths["models"] = write_models(self.models, out_dir)
-    paths["figures"] = []
-    if figures:
-      from momentum_jax import plots  # matplotlib only when figures are drawn
-      paths["figures"] = plots.write_figures(self, out_dir)
     return paths
 
 
@@ -146,9 +137,9 @@ def _check_columns(frame: pd.DataFrame, name: str, required: tuple[str, ...]) ->
 
 
 def write_results(result: SweepResult, out_dir: str | os.PathLike) -> dict[str, Path]:
-  """Writes ``summary.csv``, ``curves.parquet``, ``summary.md`` and ``manifest.json`` into ``out_dir``.
+  """Writes ``summary.csv``, ``curves.parquet`` and ``manifest.json`` into ``out_dir``.
 
-  ``summary.md`` is the tuning report (:func:`format_report`). Each file is
+  Each file is
   replaced atomically, so none is ever left half-written; they are replaced
   one after the other, the manifest last, so a manifest at least as new as
   the tables marks a folder that holds one complete result.
@@ -175,13 +166,11 @@ def write_results(result: SweepResult, out_dir: str | os.PathLike) -> dict[str, 
   result.curves.to_parquet(curves_buffer, engine="pyarrow", index=False)
   manifest_text = json.dumps(result.manifest.to_dict(), indent=2, sort_keys=True,
                              default=json_default) + "\n"
-  report_text = format_report(result)
 
   paths = result_paths(out_dir)
   Path(out_dir).mkdir(parents=True, exist_ok=True)
   atomic_write_text(paths["summary"], summary_text)
   atomic_write_bytes(paths["curves"], curves_buffer.getvalue())
-  atomic_write_text(Path(out_dir) / REPORT_FILE, report_text)
   atomic_write_text(paths["manifest"], manifest_text)
   return paths
 
@@ -237,6 +226,12 @@ def tables(groups: list[GroupOutcome], logged_steps: np.ndarray, manifest
            ) -> SweepResult:
   """The summary and curves of a sweep's groups (see the module docstring for the columns)."""
   return SweepResult(*frames(groups, logged_steps), manifest)
+
+
+# Every other summary column that is no metric is a hyperparameter.
+_NOT_HYPERPARAMETERS = frozenset(
+    ("config_id", "optimizer", "trial", "member", "seed", "diverged", "diverged_at_step",
+     "stopped_at_step", "lineage", *METRICS))
 
 
 def hyperparameter_columns(summary: pd.DataFrame) -> list[str]:
@@ -306,146 +301,3 @@ def best_configs(summary: pd.DataFrame, n: int = 5, by: str | None = None) -> pd
   ranked = healthy.sort_values([by, "config_id"], ascending=[not higher_is_better(by), True],
                                na_position="last", kind="stable")
   return ranked.head(n).reset_index(drop=True)
-
-
-def rank_configurations(summary: pd.DataFrame, n: int | None = None, by: str | None = None
-                          ) -> pd.DataFrame:
-  """Configurations ranked by the mean of ``by`` over their seeds, best first: the report's ranking.
-
-  Args:
-    summary: The sweep's summary table.
-    n: How many to return (``None``: all ranked).
-    by: The metric (default :func:`ranking_metric`);
-      accuracies rank descending, anything else ascending.
-
-  Returns:
-    The rows of :func:`aggregate_over_seeds` with a
-    run that finished, plus ``count`` (the seeds the means are over). Those
-    with no diverged seed come first, then (with a scheduler) those that
-    trained longest, whose metrics are the later steps'; ties keep the
-    aggregate's order.
-
-  Raises:
-    ValueError: if ``n`` is not positive or ``by`` is not a metric of the summary.
-  """
-  if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
-    raise ValueError(f"n must be a positive integer, got {n!r}")
-  by = ranking_metric(summary) if by is None else by
-  metrics = metric_columns(summary)
-  if by not in metrics:
-    raise ValueError(f"by must be one of the summary's metrics {metrics}, got {by!r}")
-  pooled = aggregate_over_seeds(summary)
-  pooled["count"] = pooled["seeds"] - pooled["diverged"]
-  pooled = pooled[pooled["count"] > 0].assign(_lost=lambda f: f["diverged"] > 0)
-  stopped = ["stopped_at_step"] if "stopped_at_step" in pooled.columns else []
-  ranked = pooled.sort_values(["_lost", *stopped, f"{by}_mean"],
-                              ascending=[True, *[False] * len(stopped),
-                                         not higher_is_better(by)],
-                              na_position="last", kind="stable").drop(columns="_lost")
-  ranked = ranked.reset_index(drop=True)
-  return ranked if n is None else ranked.head(n)
-
-
-def setting_columns(summary: pd.DataFrame) -> list[str]:
-  """The columns whose values make one configuration (:func:`aggregate_over_seeds` pools its seeds)."""
-  return ["optimizer", *(["trial"] if "trial" in summary.columns else []),
-          *hyperparameter_columns(summary),
-          *(["stopped_at_step"] if "stopped_at_step" in summary.columns else [])]
-
-
-def aggregate_over_seeds(summary: pd.DataFrame) -> pd.DataFrame:
-  """One row per optimizer and hyperparameter setting, its seeds pooled.
-
-  Diverged runs are counted but left out of the means and standard
-  deviations: their losses are NaN or infinite by definition, so including
-  them would say nothing the ``diverged`` count does not, and would hide the
-  healthy seeds' values.
-
-  Args:
-    summary: The sweep's summary table.
-
-  Returns:
-    Columns ``optimizer``, the hyperparameters, ``seeds`` (runs in the group),
-    ``diverged`` (how many of them diverged), then ``<metric>_mean`` and
-    ``<metric>_std`` (sample standard deviation, NaN for one seed) for each of
-    ``final_loss``, ``best_loss``, ``val_loss``, ``val_accuracy`` present;
-    with a scheduler, ``stopped_at_step`` after the hyperparameters (the seeds
-    of a setting stop together); with Optuna's search, ``trial`` after
-    ``optimizer`` (two trials of the same values stay apart). A group whose
-    runs all diverged has NaN statistics. Sorted by the keys; NaN hyperparameters (an optimizer without
-    that hyperparameter) form groups too.
-  """
-  keys = setting_columns(summary)
-  metrics = metric_columns(summary)
-  diverged = summary["diverged"].astype(bool)
-  values = summary[metrics].astype("float64")
-  values.loc[diverged.to_numpy(), :] = np.nan
-  grouped = pd.concat([summary[keys], values, diverged], axis=1).groupby(
-      keys, dropna=False, sort=True)
-  counts = grouped.agg(seeds=("diverged", "size"), diverged=("diverged", "sum"))
-  stats = grouped[metrics].agg(["mean", "std"])
-  stats.columns = [f"{metric}_{statistic}" for metric, statistic in stats.columns]
-  return pd.concat([counts, stats], axis=1).reset_index()
-
-
-def steps_to_target(curves: pd.DataFrame, metric: str, target: float,
-                    by: str = "config_id") -> pd.Series:
-  """Per run, the first logged step at which ``metric`` reaches ``target``.
-
-  Reaching means at least the target for a metric where higher is better
-  (:func:`higher_is_better`: accuracies), at most it otherwise (losses).
-
-  Args:
-    curves: A curves table: ``step``, ``metric`` and the column ``by``.
-    metric: The column to watch, e.g. ``train_loss`` or ``val_accuracy``.
-    target: The value to reach.
-    by: The column naming a run.
-
-  Returns:
-    The step, indexed by ``by``; a run that never reaches the target is
-    missing (map the index to get NaN for it).
-  """
-  values = curves[metric]
-  hit = curves[values >= target] if higher_is_better(metric) else curves[values <= target]
-  return hit.groupby(by).step.min()
-
-
-def stability_edge(summary: pd.DataFrame, by: list[str], value: str,
-                   hyperparameter: str = "learning_rate") -> pd.DataFrame:
-  """Per setting of ``by``: the largest ``hyperparameter`` no seed diverged at, and the best.
-
-  Seeds are pooled per value of ``hyperparameter``: a value is stable if none
-  of its runs diverged, and its ``value`` is the mean over its seeds.
-
-  Args:
-    summary: A summary table with ``diverged``, the columns ``by``,
-      ``hyperparameter`` and ``value``.
-    by: The columns of a setting, e.g. ``["optimizer", "beta"]``.
-    value: The column ranking the stable values (see :func:`higher_is_better`),
-      e.g. a number of steps to a target.
-    hyperparameter: The column whose stable range is measured.
-
-  Returns:
-    One row per setting, sorted: the ``by`` columns, ``largest_stable``,
-    ``best`` (the stable value of ``hyperparameter`` with the best mean
-    ``value``) and ``at_best`` (that mean); NaN where none qualifies.
-  """
-  rows = []
-  for key, group in summary.groupby(by):
-    per_value = group.groupby(hyperparameter).agg(diverged=("diverged", "any"),
-                                                  value=(value, "mean"))
-    stable = per_value[~per_value.diverged].value
-    higher = higher_is_better(value)
-    best = (stable.idxmax() if higher else stable.idxmin()) if stable.notna().any() else np.nan
-    rows.append({**dict(zip(by, key)), "largest_stable": stable.index.max() if len(stable)
-                 else np.nan, "best": best, "at_best": stable.max() if higher else stable.min()})
-  return pd.DataFrame(rows)
-
-
-# --------------------------------------------------------------------------- report
-
-
-def format_report(result: SweepResult, n: int = 5) -> str:
-  """The sweep's Markdown report: see :func:`momentum_jax.report.format_report`."""
-  from momentum_jax import report  # it builds on this module
-  return report.format_report(result, n=n)

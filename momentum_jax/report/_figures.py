@@ -3,7 +3,7 @@
 Both show configurations, their seeds pooled as in
 :func:`momentum_jax.results.aggregate_over_seeds` (the mean over the seeds
 that did not diverge). :func:`plan` says which are worth drawing, for
-:func:`momentum_jax.plots.plan_figures`, and why the others are not.
+:func:`momentum_jax.report.plots.plan_figures`, and why the others are not.
 """
 
 from __future__ import annotations
@@ -79,7 +79,7 @@ def plot_parallel_coordinates(summary: pd.DataFrame, value: str | None = None) -
   for line, score in zip(lines, metric[order]):
     kept = np.isfinite(line)  # an optimizer's line passes by the axes it lacks
     ax.plot(positions[kept], line[kept], color=cmap(norm(score)), linewidth=1, alpha=0.8)
-  for position, column, log in zip(positions, columns, logs):
+  for position, column in zip(positions, columns):
     ax.axvline(position, color="0.3", linewidth=0.8)
     values = rows[column].to_numpy(dtype=float)
     for y, shown, va in ((0, np.nanmin(values), "top"), (1, np.nanmax(values), "bottom")):

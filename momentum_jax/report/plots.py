@@ -27,9 +27,13 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch, Rectangle
 
-from momentum_jax import _figure_plan as _plan
-from momentum_jax import _files, _report_figures, results
-from momentum_jax._figure_plan import FigurePlan, plan_figures  # noqa: F401  (re-exported)
+from momentum_jax.report import _figure_plan as _plan
+from momentum_jax import results
+from momentum_jax.runtime import files as _files
+from momentum_jax.report import _figures as _report_figures
+from momentum_jax.report._figure_plan import FigurePlan, plan_figures  # noqa: F401  (re-exported)
+from momentum_jax.report._landscape_plots import (  # noqa: F401  (re-exported)
+    draw_landscape, draw_landscape_paths, draw_paths)
 from momentum_jax.results import SweepResult
 
 logger = logging.getLogger(__name__)
@@ -305,69 +309,8 @@ def plot_landscape_paths(curves: pd.DataFrame, summary: pd.DataFrame, landscape,
   if best.empty:
     raise ValueError("every run diverged: there are no paths worth plotting")
   title = _plan.best_title(best, results.ranking_metric(summary))
-  return _draw_landscape_paths(curves, best, _plan.legend_labels(best, summary), landscape,
+  return draw_landscape_paths(curves, best, _plan.legend_labels(best, summary), landscape,
                                f"{landscape.name}: {title}")
-
-
-def draw_landscape(ax, landscape) -> None:
-  """Draws ``landscape`` on ``ax``: its contours over its window, its minima, axes ``x``, ``y``.
-
-  Global minima are gold stars, local minima red circles (both labelled for a
-  legend, drawn above what is plotted later); the limits are the window's.
-
-  Args:
-    ax: A ``matplotlib`` axes.
-    landscape: A :class:`momentum_jax.data.Landscape`.
-  """
-  (x0, x1), (y0, y1) = landscape.window
-  xs, ys = np.meshgrid(np.linspace(x0, x1, 200), np.linspace(y0, y1, 200))
-  values = np.asarray(landscape.value(np.stack([xs, ys], axis=-1)))
-  ax.contour(xs, ys, values, levels=30, cmap="Greys", linewidths=0.6)
-  ax.scatter(*landscape.global_minima.T, marker="*", s=150, color="gold", edgecolor="black",
-             zorder=5, label="global minimum")
-  if len(landscape.local_minima):
-    ax.scatter(*landscape.local_minima.T, marker="o", s=60, facecolor="none", edgecolor="red",
-               zorder=5, label="local minimum")
-  ax.set_xlim(x0, x1)
-  ax.set_ylim(y0, y1)
-  ax.set_xlabel("x")
-  ax.set_ylabel("y")
-
-
-def draw_paths(ax, landscape, paths) -> None:
-  """Draws ``landscape`` (:func:`draw_landscape`) with each path over it, and a legend.
-
-  Each path is a line through its points with a small dot at every one, so
-  the step lengths show (a zig-zag, a stall).
-
-  Args:
-    ax: A ``matplotlib`` axes.
-    landscape: A :class:`momentum_jax.data.Landscape`.
-    paths: Label -> points of shape ``(steps + 1, 2)``, e.g. from
-      :func:`momentum_jax.data.run_on_landscape`.
-  """
-  draw_landscape(ax, landscape)
-  for label, path in paths.items():
-    path = np.asarray(path)
-    ax.plot(path[:, 0], path[:, 1], marker=".", markersize=2, linewidth=1, label=label)
-  ax.legend(fontsize=7, loc="best")
-
-
-def _draw_landscape_paths(curves: pd.DataFrame, best: pd.DataFrame, labels: dict[int, str],
-                          landscape, title: str) -> Figure:
-  fig = Figure(figsize=(7, 5.6), layout="constrained")
-  ax = fig.add_subplot()
-  draw_landscape(ax, landscape)
-  for _, row in best.iterrows():
-    path = curves[curves["config_id"] == row["config_id"]].sort_values("step")
-    xs = np.concatenate([[row.get("start_x", np.nan)], path["val_x"]])
-    ys = np.concatenate([[row.get("start_y", np.nan)], path["val_y"]])
-    (line,) = ax.plot(xs, ys, linewidth=1, label=labels[row["config_id"]])
-    ax.plot(xs[0], ys[0], marker="o", markerfacecolor="none", color=line.get_color())
-    ax.plot(xs[-1], ys[-1], marker=".", color=line.get_color())
-  ax.set_title(title)
-  ax.legend(fontsize=7, loc="best")
-  return fig
 
 
 def save_figure(fig: Figure, path: str | os.PathLike) -> Path:
@@ -392,7 +335,7 @@ def draw(plan: FigurePlan, name: str, result: SweepResult) -> Figure:
   if name == "best_curves.png":
     return _draw_best_curves(result.curves, plan.best, plan.labels, plan.titles[name])
   if name == "paths.png":
-    return _draw_landscape_paths(result.curves, plan.best, plan.labels, plan.landscape,
+    return draw_landscape_paths(result.curves, plan.best, plan.labels, plan.landscape,
                                  plan.titles[name])
   for hyperparameter in plan.hyperparameters:
     if name == f"best_vs_{_plan.file_stem(hyperparameter)}.png":

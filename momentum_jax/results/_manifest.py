@@ -30,8 +30,14 @@ class Manifest(Mapping):
     problem: The problem's name.
     problem_record: The problem's fingerprinted facts: its data's hash or
       stream, its loss and metrics, its parameters' shapes.
+    problem_builder: How the problem was built: ``{"name": builder,
+      "options": {...}}`` (the options typed), or None for a Problem object;
+      :func:`~momentum_jax.results.load_model` builds it again from this.
     search: The search: its method, ranges and drawn points (and what a
       strategy recorded).
+    limits: Per optimizer group and swept hyperparameter, ``[low, high]``:
+      a searched end the optimizer refuses to step beyond, ``None`` where
+      it takes a value past it (the report's boundary warnings read it).
     num_configs: Configurations in the sweep, seeds counted.
     steps: Training steps per configuration.
     versions: Package versions.
@@ -44,7 +50,7 @@ class Manifest(Mapping):
     programs: Per program: its ``group``, ``compile_seconds``,
       ``xla_seconds``, ``cache_hit`` (read back from either cache) and
       ``program_cache``: ``"read"`` (kept by
-      :mod:`momentum_jax._program_cache`, read back untraced),
+      :mod:`momentum_jax.sweep._program_cache`, read back untraced),
       ``"written"`` (compiled and kept), or ``"not kept: <why>"``.
     compile_cache: The persistent compilation cache's folder, or None when off.
     scheduler: The scheduler's rungs, sizes and configuration-steps, or None.
@@ -65,7 +71,9 @@ class Manifest(Mapping):
   name: str | None = None
   problem: str | None = None
   problem_record: dict[str, Any] | None = None
+  problem_builder: dict[str, Any] | None = None
   search: dict[str, Any] | None = None
+  limits: dict[str, dict[str, list[float | None]]] = dataclasses.field(default_factory=dict)
   num_configs: int | None = None
   steps: int | None = None
   versions: dict[str, str] = dataclasses.field(default_factory=dict)

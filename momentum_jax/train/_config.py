@@ -48,7 +48,7 @@ def compiler_options(platform: str) -> dict[str, Any]:
   :data:`CPU_COMPILER_OPTIONS` on a CPU, but for those that ``XLA_FLAGS``
   sets itself (the user's to keep); nothing elsewhere (accelerators compile
   with XLA's defaults). Pass them as ``jax.jit(..., compiler_options=...)``
-  (:func:`momentum_jax._compile_cache.compile` drops those this XLA does not know).
+  (:func:`momentum_jax.runtime.compile_cache.compile` drops those this XLA does not know).
   """
   if platform != "cpu":
     return {}

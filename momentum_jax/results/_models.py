@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from momentum_jax._files import atomic_write_text, json_default
+from momentum_jax.runtime.files import atomic_write_text, json_default
 
 if TYPE_CHECKING:  # imported where used: reading a result's tables needs neither
   from flax import nnx
@@ -190,8 +190,9 @@ def load_model(out_dir: str | os.PathLike, rank: int = 0, seed: int | None = Non
     out_dir: The sweep's output folder (its ``manifest.json`` and ``models/``).
     rank: Which configuration, 0 for the best.
     seed: Which of its seeds; ``None``: the first kept.
-    problem: The sweep's problem; ``None`` builds it again from the
-      manifest's config (a problem given as a Python object must be given).
+    problem: The sweep's problem; ``None`` builds it again as the
+      manifest's ``problem_builder`` says (:func:`momentum_jax.problems.rebuild`;
+      a problem given as a Python object must be given).
 
   Raises:
     FileNotFoundError: if no such model was kept.
@@ -201,7 +202,7 @@ def load_model(out_dir: str | os.PathLike, rank: int = 0, seed: int | None = Non
   import jax
   from flax import nnx
 
-  from momentum_jax.train import _eval_mode
+  from momentum_jax.train._state import _eval_mode
   described = read_model(out_dir, rank)
   seeds = [run["seed"] for run in described["runs"]]
   seed = seeds[0] if seed is None else seed
@@ -225,17 +226,19 @@ def load_model(out_dir: str | os.PathLike, rank: int = 0, seed: int | None = Non
 
 
 def _manifest_problem(out_dir: str | os.PathLike) -> "problems.Problem":
-  """The problem of the sweep in ``out_dir``, built again from its manifest's config."""
-  # The sweep package parses problems; imported here, as the report does for
-  # its ranges, so that reading tables never imports it.
-  from momentum_jax.sweep._problem_config import make_problem, parse_problem
+  """The problem of the sweep in ``out_dir``, built again as its manifest records it."""
+  from momentum_jax import problems  # imports jax: reading tables needs it not
   manifest = Path(out_dir) / "manifest.json"
   if not manifest.is_file():
     raise FileNotFoundError(f"{manifest} not found: load_model reads the sweep's problem from "
                             "it (write the result with result.save(out_dir))")
-  raw = json.loads(manifest.read_text(encoding="utf-8"))["config"]["problem"]
-  name = raw.get("name") if isinstance(raw, dict) else raw
-  if isinstance(name, str) and name.startswith("problem:"):
+  written = json.loads(manifest.read_text(encoding="utf-8"))
+  builder = written.get("problem_builder")
+  if builder is None:
     raise ValueError(f"the sweep in {out_dir} was given its problem as a Python object "
-                     f"({name}); pass it: load_model(out_dir, problem=...)")
-  return make_problem(*parse_problem(raw))
+                     f"({written.get('problem')}) or its manifest does not say how it was "
+                     "built; pass it: load_model(out_dir, problem=...)")
+  try:
+    return problems.rebuild(builder["name"], builder["options"])
+  except ValueError as error:
+    raise ValueError(f"{error}: load_model(out_dir, problem=...)") from None

@@ -7,7 +7,7 @@ JAX's persistent cache (https://docs.jax.dev/en/latest/persistent_compilation_ca
 the executables come from disk: the quickstart's second run compiled in about
 a quarter of the first's time (the rest is tracing and lowering; see
 ``benchmarks/RESULTS.md``, run 8). Programs whose whole code is momentum_jax's
-or optax's skip even that: :mod:`momentum_jax._program_cache` keeps them,
+or optax's skip even that: :mod:`momentum_jax.sweep._program_cache` keeps them,
 keyed by what shapes them, in a folder inside this one, and reads them back
 untraced; JAX's cache serves the rest (the caller's own models, losses and
 optimizers).
@@ -61,7 +61,7 @@ _listening = False
 
 # JAX's own thread-local switch for its cache (``with cache_switch(False):``),
 # a context manager of its private config module, used by JAX's tests; None
-# where this JAX has none, and then momentum_jax._program_cache keeps nothing.
+# where this JAX has none, and then momentum_jax.sweep._program_cache keeps nothing.
 try:
   from jax._src import config as _jax_config
   cache_switch = getattr(_jax_config, "enable_compilation_cache", None)
@@ -169,7 +169,7 @@ def compile(lowered: jax.stages.Lowered, options: dict[str, Any] | None = None,
   Options this XLA does not know are dropped, with a warning, and named in
   the record's ``unknown_options``. ``persistent=False`` compiles afresh,
   neither reading nor writing JAX's cache, in this thread only (for a
-  program :mod:`momentum_jax._program_cache` keeps; needs
+  program :mod:`momentum_jax.sweep._program_cache` keeps; needs
   :data:`cache_switch`).
 
   Returns:

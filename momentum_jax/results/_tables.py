@@ -78,6 +78,25 @@ def _flat_paths(tree: Any, prefix: str = "") -> dict[str, np.ndarray]:
   return flat
 
 
+def _group_curves(group: GroupOutcome, ids: np.ndarray, logged: list[str],
+                  logged_steps: np.ndarray, stopped: np.ndarray) -> pd.DataFrame:
+  """One group's curves: a row per run and logged step, up to the step it stopped at."""
+  metrics = group.metrics
+  curve = {"config_id": np.repeat(ids, len(logged_steps)), "optimizer": group.label,
+           "step": np.tile(logged_steps, len(ids))}
+  for name in ("train_loss", "grad_norm", *logged):
+    curve[name] = metrics[name].reshape(-1).astype(np.float64)
+  if "grad_norms" in metrics:  # train.grad_norms: a column per kernel and bias
+    for path, norms in _flat_paths(metrics["grad_norms"]).items():
+      curve[f"grad_norm/{path}"] = np.asarray(norms).reshape(-1).astype(np.float64)
+  if group.pbt is not None:  # the hyperparameters in force at each logged step
+    curve.update({name: np.asarray(values).reshape(-1).astype(np.float64)
+                  for name, values in group.pbt["hyperparameters"].items()})
+  # A stopped run's curves end where it stopped.
+  ran = curve["step"] <= np.repeat(stopped, len(logged_steps))
+  return pd.DataFrame(curve)[ran].reset_index(drop=True)
+
+
 def frames(groups: list[GroupOutcome], logged_steps: np.ndarray
            ) -> tuple[pd.DataFrame, pd.DataFrame]:
   """The ``(summary, curves)`` of a sweep's groups (see :mod:`momentum_jax.results`)."""
@@ -120,19 +139,7 @@ def frames(groups: list[GroupOutcome], logged_steps: np.ndarray
     summary = pd.DataFrame(row)
     summary.loc[~summary["diverged"], "diverged_at_step"] = pd.NA
     summaries.append(summary)
-    curve = {"config_id": np.repeat(ids, len(logged_steps)), "optimizer": group.label,
-             "step": np.tile(logged_steps, k)}
-    for name in ("train_loss", "grad_norm", *logged):
-      curve[name] = metrics[name].reshape(-1).astype(np.float64)
-    if "grad_norms" in metrics:  # train.grad_norms: a column per kernel and bias
-      for path, norms in _flat_paths(metrics["grad_norms"]).items():
-        curve[f"grad_norm/{path}"] = np.asarray(norms).reshape(-1).astype(np.float64)
-    if group.pbt is not None:  # the hyperparameters in force at each logged step
-      curve.update({name: np.asarray(values).reshape(-1).astype(np.float64)
-                    for name, values in group.pbt["hyperparameters"].items()})
-    # A stopped run's curves end where it stopped.
-    ran = curve["step"] <= np.repeat(stopped, len(logged_steps))
-    curves.append(pd.DataFrame(curve)[ran].reset_index(drop=True))
+    curves.append(_group_curves(group, ids, logged, logged_steps, stopped))
   summary = pd.concat(summaries, ignore_index=True)
   front = ["config_id", "optimizer", *(["trial"] if "trial" in summary.columns else []),
            *(["member"] if pbt else [])]

@@ -1,0 +1,16 @@
+"""A sweep's report: configurations ranked over seeds, warnings, Markdown, figures.
+
+:func:`save` writes a result with its report (``summary.md``) and figures;
+:func:`format_report` is the Markdown (see :mod:`momentum_jax.report._markdown`
+for the ranking and the warnings); :mod:`momentum_jax.report.plots` draws
+the figures. The report reads the result's tables and manifest alone: it
+never loads the config or the user's code again.
+"""
+
+from momentum_jax.report._markdown import (
+    BOUNDARY_FRACTION, best_configurations, best_table, boundary_warnings, divergence_warnings,
+    format_report, markdown_table, warnings)
+from momentum_jax.report._save import save
+
+__all__ = ["BOUNDARY_FRACTION", "best_configurations", "best_table", "boundary_warnings",
+           "divergence_warnings", "format_report", "markdown_table", "save", "warnings"]
