@@ -19,6 +19,7 @@ from _two_hosts import sweep_on_two_hosts
 import momentum_jax as mj
 from momentum_jax import cli, problems, results, sweep
 from momentum_jax.sweep import _checkpoint
+from momentum_jax.sweep.strategies import Batch
 from momentum_jax.train import TrainConfig, train
 
 REGRESSION = TWO_GROUPS
@@ -139,7 +140,15 @@ def test_the_chunk_metrics_round_trip_nested_dicts(tmp_path):
   checkpoint = _checkpoint.Checkpoint.open(tmp_path, state, overwrite=False)
   metrics = {"train_loss": np.arange(6.0).reshape(3, 2),
              "grad_norms": {"layers": {0: {"kernel": np.ones((3, 2), np.float32)}}}}
-  checkpoint.save(0, 0, np.array([2, 0, 1]), metrics, np.array([-1, 5, -1], np.int32))
+  rows = np.array([2, 0, 1])
+  batch = Batch(rows, {"learning_rate": np.array([0.1, 0.2, 0.3])}, np.zeros(3, np.int64), 0)
+  checkpoint.save_batch(0, batch, {"next": 3}, {
+      "rows": rows, "metrics": metrics, "diverged_at_step": np.array([-1, 5, -1], np.int32),
+      "stopped_at_step": np.full(3, 2), "values": dict(batch.values),
+      "history": {"copied_from": np.full((3, 2), -1)}})
+  ((saved, state, ended),) = checkpoint.batches(0)
+  assert (saved.record(), state) == (batch.record(), {"next": 3})
+  np.testing.assert_array_equal(ended["metrics"]["train_loss"], metrics["train_loss"])
   loaded, diverged = checkpoint.load(0, 3)
   np.testing.assert_array_equal(loaded["train_loss"][[2, 0, 1]], metrics["train_loss"])
   assert loaded["grad_norms"]["layers"][0]["kernel"].dtype == np.float32  # an int key stays one

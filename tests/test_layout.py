@@ -21,7 +21,6 @@ MAX_FUNCTION_LINES = 60
 # Empty this list as they are rewritten; nothing else belongs here.
 BEING_REWRITTEN = {
     "sweep/_config.py",  # 477 lines
-    "sweep/_engine.py",  # 465 lines; run() 73 and _train() 74 lines of code
 }
 
 

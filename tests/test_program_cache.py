@@ -71,7 +71,7 @@ def test_what_shapes_the_program_misses(kept, change):
 
 def test_the_key_sees_jax_config_the_source_and_xla_flags(kept, monkeypatch):
   from momentum_jax.sweep import _config, _plan, _problem_config
-  from momentum_jax.sweep._checkpoint import problem_record
+  from momentum_jax.sweep._fingerprint import problem_record
   from momentum_jax.train import setup
   from jax.sharding import Mesh
   import numpy as np

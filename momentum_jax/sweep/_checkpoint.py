@@ -34,7 +34,6 @@ only NumPy and no coordination.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import re
@@ -44,12 +43,13 @@ from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
-from flax import nnx, traverse_util
+from flax import traverse_util
 
-from momentum_jax import problems, results
+from momentum_jax import results
 from momentum_jax.runtime import files as _files
 from momentum_jax.runtime.versions import versions  # noqa: F401  (the engine reads them here)
 from momentum_jax.results._models import MODELS_DIR
+from momentum_jax.sweep._fingerprint import fingerprint
 from momentum_jax.sweep.strategies import OWN_FILES
 
 CHUNKS_DIR = "chunks"
@@ -93,17 +93,6 @@ def check_output_folder(out_dir: Path) -> None:
       raise OutputDirError(f"{path}: a {'file' if folder else 'folder'} where a sweep keeps its "
                            f"{'folder' if folder else 'manifest file'}: this is not a sweep's "
                            "output folder; choose another (or remove it)")
-
-
-def fingerprint(raw_config: Mapping[str, Any]) -> str:
-  """SHA-256 of the configuration's canonical JSON, ``chunk_size`` left out.
-
-  The engine adds the problem's record (its data's hash, functions and
-  parameter shapes) under ``"problem"``.
-  """
-  kept = {k: v for k, v in raw_config.items() if k != "chunk_size"}
-  text = json.dumps(kept, sort_keys=True, separators=(",", ":"), default=_files.json_default)
-  return hashlib.sha256(text.encode()).hexdigest()
 
 
 # A metric's entry in a chunk file: this prefix, then its key path as JSON, so
@@ -215,29 +204,6 @@ class Checkpoint:
     """The sorted indices of ``group``'s configurations already in chunk files."""
     indices = [np.load(path)["index"] for path in self._files(group)]
     return np.unique(np.concatenate(indices)) if indices else np.zeros(0, np.int64)
-
-  def save(self, group: int, process: int, index: np.ndarray, metrics: Mapping[str, Any],
-           diverged_at_step: np.ndarray) -> Path:
-    """Writes one process's share of a chunk atomically.
-
-    Args:
-      group: The optimizer group's position in the config.
-      process: ``jax.process_index()`` of the writer.
-      index: The configurations' indices within the group, shape ``[n]``.
-      metrics: Logged metrics (nested dicts of arrays), leading axis ``[n]``.
-      diverged_at_step: Shape ``[n]``.
-    """
-    index = np.asarray(index, np.int64)
-    arrays = {"index": index, "diverged_at_step": np.asarray(diverged_at_step)}
-    arrays.update({_metric_name(path): np.asarray(value)
-                   for path, value in traverse_util.flatten_dict(metrics).items()})
-    for name, value in arrays.items():
-      if value.shape[:1] != index.shape:
-        raise ValueError(f"{name} has {value.shape[:1]} rows for {len(index)} configurations")
-    buffer = io.BytesIO()
-    np.savez(buffer, **arrays)
-    name = f"g{group:03d}-{int(index.min()):07d}-p{process:03d}.npz"
-    return _files.atomic_write_bytes(self.folder / name, buffer.getvalue())
 
   def save_batch(self, group: int, batch: Any, strategy_state: Mapping[str, Any],
                  ended: Mapping[str, Any]) -> Path | None:
@@ -367,45 +333,3 @@ def _mismatch(recorded: Mapping[str, Any], state: Mapping[str, Any]) -> str | No
   if changed:
     return f"this config computed with other package versions ({', '.join(changed)})"
   return None
-
-
-def _name_of(function: Any) -> str:
-  """A function's import path as the manifest records it: ``module:qualname``."""
-  return f"{getattr(function, '__module__', '?')}:{getattr(function, '__qualname__', repr(function))}"
-
-
-def _digest(*arrays: Any) -> str:
-  digest = hashlib.blake2b(digest_size=16)
-  for array in arrays:
-    if array is not None:
-      host = np.ascontiguousarray(np.asarray(array))
-      digest.update(f"{host.shape}{host.dtype}".encode())
-      digest.update(host.data)
-  return digest.hexdigest()
-
-
-def problem_record(problem: problems.Problem) -> dict[str, Any]:
-  """What identifies a problem for a checkpoint: data, functions and parameter shapes.
-
-  The data by a hash of its arrays (a stream by its function and sizes, and
-  its validation split's hash), the loss and metrics by their import paths,
-  and the model by its parameters' shapes: resuming a sweep with another
-  problem is refused. A problem on a 2-D landscape records the landscape's
-  name too, for the figures (``paths.png``).
-  """
-  data = problem.data
-  if problem.is_stream:
-    described = {"stream": _name_of(data.batches), "batch_size": int(data.batch_size),
-                 "steps_per_epoch": int(data.steps_per_epoch),
-                 "validation": _digest(data.x_val, data.y_val)}
-  else:
-    described = {"dataset": _digest(data.x_train, data.y_train, data.x_val, data.y_val)}
-  model = problem.abstract_model()
-  shapes = {"/".join(map(str, path)): list(leaf.shape) for path, leaf in
-            nnx.to_flat_state(nnx.state(model, nnx.Param))}
-  record = {"name": problem.name, "data": described, "loss": _name_of(problem.loss),
-            "metrics": None if problem.metrics is None else _name_of(problem.metrics),
-            "parameter_shapes": shapes}
-  if problem.landscape is not None:
-    record["landscape"] = problem.landscape.name
-  return record

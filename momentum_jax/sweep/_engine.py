@@ -39,7 +39,7 @@ from jax.sharding import Mesh
 
 from momentum_jax import results
 from momentum_jax.runtime import files as _files
-from momentum_jax.sweep import _program_cache
+from momentum_jax.sweep import _fingerprint, _program_cache
 from momentum_jax.sweep import (
     _checkpoint, _devices, _execute, _keep, _loop, _plan, _programs, _record, _sizes)
 from momentum_jax.sweep._batch_state import BatchState
@@ -67,7 +67,7 @@ def _open_checkpoint(out_dir, raw_config: dict, record: dict, versions: dict,
   together); process 0 alone clears and writes it; after a barrier the
   others read what it left.
   """
-  state = {"fingerprint": _checkpoint.fingerprint({**raw_config, "problem": record}),
+  state = {"fingerprint": _fingerprint.fingerprint({**raw_config, "problem": record}),
            "config": raw_config, "problem": record, "versions": versions}
   first = jax.process_index() == 0
   checkpoint = _checkpoint.Checkpoint.open(out_dir, state, overwrite=overwrite, write=first)
@@ -215,7 +215,7 @@ def run(
   check_run_arguments(chunk_size, width, checkpoint_every)
   problem, searches, groups, mesh, memory = _prepare(config, force)
   kept_by = None if config.keep is None else _keep.keep_metric(config.keep, problem)
-  raw_config, record = _files.jsonable(config.raw), _checkpoint.problem_record(problem)
+  raw_config, record = _files.jsonable(config.raw), _fingerprint.problem_record(problem)
   identity = _program_cache.sweep_identity(config, record)  # kept programs' problem part
   checkpoint = None
   if out_dir is not None:

@@ -98,7 +98,7 @@ def sweep_identity(config, record: dict[str, Any]) -> dict[str, Any] | str:
 
   Args:
     config: The :class:`~momentum_jax.sweep.SweepConfig`.
-    record: Its problem's record (:func:`momentum_jax.sweep._checkpoint.problem_record`):
+    record: Its problem's record (:func:`momentum_jax.sweep._fingerprint.problem_record`):
       the data's digest, the loss's and metrics' import paths.
 
   Returns:
