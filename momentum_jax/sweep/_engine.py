@@ -307,9 +307,12 @@ def _train(problem, groups, strategies, widths, sizes, segments, mesh, quiet, ou
               for i, g in enumerate(groups)]
   programs = [_programs_for(problem, g, widths[g.label], mesh, segments, identity)
               for g in groups]
-  for group, strategy, done, group_programs in zip(groups, strategies, finished, programs):
-    if not done:
-      group_programs.prefetch(strategy.planned(sizes[group.label]))
+  planned = [[] if done else group_programs.planned_keys(strategy.planned(sizes[group.label]))
+             for group, strategy, done, group_programs in zip(groups, strategies, finished,
+                                                              programs)]
+  if sum(map(len, planned)) > 1:  # one program alone compiles where it is traced
+    for group_programs, keys in zip(programs, planned):
+      group_programs.prefetch(keys)
   total = sum(s.planned_config_steps() for s, done in zip(strategies, finished) if not done)
   progress = _execute.Progress(round(total * local_share), quiet)
   progress.start()
@@ -326,7 +329,7 @@ def _train(problem, groups, strategies, widths, sizes, segments, mesh, quiet, ou
         lambda spent: progress.finish_chunk(round(spent * local_share)))
     done = _loop.train_group(strategy, job)
     outcomes.append(done)
-    run_seconds += done.seconds - programs[index].waited
+    run_seconds += done.seconds
     resumed += [{"group": group.label, **r} for r in done.resumed_from]
     trained += done.trained_rows
   progress.close()

@@ -75,7 +75,7 @@ class GroupTrained:
 
   outcome: Outcome
   values: dict[str, np.ndarray]
-  seconds: float
+  seconds: float  # training, without waiting for compilations
   resumed_from: list[dict[str, int]]
   trained_rows: int  # rows this run trained (not read back from the output folder)
 
@@ -127,9 +127,10 @@ def train_group(strategy: Strategy, job: GroupJob) -> GroupTrained:
     elif position.step:
       resumed.append({"batch": position.batch.number, "first": int(position.batch.rows[0]),
                       "configs": len(position.live), "from_step": position.step})
-    begin = time.perf_counter()
+    begin, waited = time.perf_counter(), job.programs.waited
     ended, used = _train_batch(strategy, job, position)
-    seconds += time.perf_counter() - begin
+    # Training only: not the wait for a narrower program compiled after a stop.
+    seconds += time.perf_counter() - begin - (job.programs.waited - waited)
     trained += len(position.batch.rows)
     if job.on_batch is not None:
       job.on_batch(position.spent)

@@ -77,8 +77,8 @@ class Programs:
              if key[1] == self._width and key[0] >= rows]
     return own if own in known or not known else min(known)
 
-  def prefetch(self, planned: Iterable[list[int]]) -> None:
-    """Starts compiling, in threads, the programs of the planned batches.
+  def planned_keys(self, planned: Iterable[list[int]]) -> list[tuple[int, int]]:
+    """The programs of the planned batches not compiled yet, largest first.
 
     ``planned``: per batch, its rows between each two boundaries (the first
     a new batch's, the others what is left after stops).
@@ -87,7 +87,10 @@ class Programs:
     for sizes in planned:
       keys.add(self.own_key(sizes[0]))
       keys.update(self.narrow_key(rows) for rows in sizes[1:])
-    keys = sorted(keys - set(self.compiled) - set(self._pending), reverse=True)
+    return sorted(keys - set(self.compiled) - set(self._pending), reverse=True)
+
+  def prefetch(self, keys: list[tuple[int, int]]) -> None:
+    """Starts compiling these programs in threads (see :meth:`planned_keys`)."""
     if not keys:
       return
     pool = concurrent.futures.ThreadPoolExecutor(min(len(keys), os.cpu_count() or 1),
