@@ -20,7 +20,9 @@ test whose tolerance is such a sum holds on every instruction set
 
 from __future__ import annotations
 
+import jax
 import numpy as np
+import optax
 
 # Unit roundoff: half an ulp of 1, the largest relative error of one rounding.
 U32 = 2.0**-24
@@ -129,3 +131,57 @@ def momentum_rounding_bound(learning_rate: float, beta: float, gradients: np.nda
     velocity = beta * velocity + g
     bounds.append((2 * t + 6) * U32 * learning_rate * (velocity + g))
   return np.stack(bounds)
+
+
+def amplification(states, steps: int, *, b1: float | None = None, b2: float | None = None,
+                  centered: bool = False) -> np.ndarray | float:
+  """What an update amplifies beyond its plain roundings, per step (relative).
+
+  Adam's bias corrections are float32 (:func:`adam_bias_correction_error`,
+  given ``b1`` and ``b2``); centered RMSProp divides by ``√(E[g²] − E[g]²)``,
+  whose difference cancels as E[g] settles (:func:`cancellation`, halved by
+  the root; the largest over the elements, from the run's moments ``states``,
+  each stacked per step).
+  """
+  relative = 0.0
+  if b2 is not None:
+    relative = adam_bias_correction_error(b1, b2, steps)
+  if centered:
+    nu, mu = optax.tree.get(states, "nu"), optax.tree.get(states, "mu")
+    worst = [(0.5 * cancellation(np.asarray(nu[k], np.float64), np.asarray(mu[k], np.float64)**2))
+             .reshape(steps, -1).max(axis=1) for k in nu]
+    relative = relative + np.max(worst, axis=0)
+  return relative
+
+
+def run_and_bound(tx: optax.GradientTransformation, loss_fn, params, steps: int, *,
+                  centered: bool = False, **betas: float):
+  """A run of ``tx`` on ``loss_fn`` (the params after each step, stacked) and, per leaf, its
+  :func:`float32_drift_bound` with what the update amplifies (:func:`amplification`;
+  ``betas``: Adam's ``b1`` and ``b2``).
+
+  The bound is computed about this run itself rather than an exact one: the
+  two differ by the bound, a second-order change to it.
+  """
+
+  def step(carry, _):
+    p, state = carry
+    updates, state = tx.update(jax.grad(loss_fn)(p), state, p)
+    p = optax.apply_updates(p, updates)
+    return (p, state), (p, state)
+
+  _, (path, states) = jax.jit(
+      lambda p: jax.lax.scan(step, (p, tx.init(p)), None, length=steps))(params)
+  relative = amplification(jax.tree.map(np.asarray, states), steps, centered=centered, **betas)
+  bound = {k: float32_drift_bound(np.asarray(params[k], np.float64),
+                                  np.asarray(path[k], np.float64), relative) for k in path}
+  return path, bound
+
+
+def assert_within(actual, expected, bound) -> None:
+  """``|actual − expected| ≤ bound`` leaf by leaf and element by element, naming the worst."""
+  for k in bound:
+    error = np.abs(np.asarray(actual[k], np.float64) - np.asarray(expected[k], np.float64))
+    worst = np.unravel_index(np.argmax(error - bound[k]), error.shape)
+    assert np.all(error <= bound[k]), (
+        f"leaf {k!r} at {worst}: |error| {error[worst]:.3g} above the bound {bound[k][worst]:.3g}")

@@ -15,6 +15,7 @@ import numpy as np
 import optax
 import pytest
 
+import _tolerances
 import momentum_jax as mj
 from _optimizers import OPTIMIZERS
 from _problems import least_squares, trajectory
@@ -62,9 +63,19 @@ def test_vmap_over_hyperparameters_equals_each_run_alone(name):
   batched = jax.jit(jax.vmap(_run(factory, loss_fn, params)))(batch)
   for k in range(4):
     alone = {key: float(values[k]) for key, values in batch.items()}
-    single = trajectory(factory(**alone), loss_fn, params, STEPS)
-    chex.assert_trees_all_close(
-        jax.tree.map(lambda x: x[k], batched), single, rtol=2e-5, atol=2e-6)
+    single, bound = _run_and_bound(factory, alone, loss_fn, params)
+    # Two float32 programs (traced and batched, or constants folded), each
+    # within its rounding bound of the exact run: twice the bound apart.
+    _tolerances.assert_within(jax.tree.map(lambda x: x[k], batched), single,
+                              {leaf: 2 * b for leaf, b in bound.items()})
+
+
+def _run_and_bound(factory, hyperparameters, loss_fn, params):
+  """The run alone and its float32 rounding bound (``_tolerances.run_and_bound``)."""
+  betas = {b: hyperparameters[b] for b in ("b1", "b2") if b in hyperparameters}
+  centered = getattr(factory, "keywords", {}).get("centered", False)
+  return _tolerances.run_and_bound(factory(**hyperparameters), loss_fn, params, STEPS,
+                                   centered=centered, **betas)
 
 
 @pytest.mark.parametrize("name", NAMES)
