@@ -148,40 +148,46 @@ def amplification(states, steps: int, *, b1: float | None = None, b2: float | No
     relative = adam_bias_correction_error(b1, b2, steps)
   if centered:
     nu, mu = optax.tree.get(states, "nu"), optax.tree.get(states, "mu")
-    worst = [(0.5 * cancellation(np.asarray(nu[k], np.float64), np.asarray(mu[k], np.float64)**2))
+    worst = [(0.5 * cancellation(np.abs(_wide(nu[k])), np.abs(_wide(mu[k]))**2))
              .reshape(steps, -1).max(axis=1) for k in nu]
     relative = relative + np.max(worst, axis=0)
   return relative
 
 
-def run_and_bound(tx: optax.GradientTransformation, loss_fn, params, steps: int, *,
-                  centered: bool = False, **betas: float):
-  """A run of ``tx`` on ``loss_fn`` (the params after each step, stacked) and, per leaf, its
-  :func:`float32_drift_bound` with what the update amplifies (:func:`amplification`;
-  ``betas``: Adam's ``b1`` and ``b2``).
+def _wide(x) -> np.ndarray:
+  x = np.asarray(x)
+  return x.astype(np.complex128 if np.iscomplexobj(x) else np.float64)
+
+
+def run_and_bound(tx: optax.GradientTransformation, grad_fn, params, steps: int, *,
+                  centered: bool = False, relative: np.ndarray | float = 0.0, **betas: float):
+  """A run of ``tx`` fed ``grad_fn(params)`` (the params after each step, stacked) and, per
+  leaf, its :func:`float32_drift_bound` with what the update amplifies
+  (:func:`amplification`; ``betas``: Adam's ``b1`` and ``b2``) and ``relative``.
 
   The bound is computed about this run itself rather than an exact one: the
-  two differ by the bound, a second-order change to it.
+  two differ by the bound, a second-order change to it. Complex parameters
+  are bounded in modulus.
   """
 
   def step(carry, _):
     p, state = carry
-    updates, state = tx.update(jax.grad(loss_fn)(p), state, p)
+    updates, state = tx.update(grad_fn(p), state, p)
     p = optax.apply_updates(p, updates)
     return (p, state), (p, state)
 
   _, (path, states) = jax.jit(
       lambda p: jax.lax.scan(step, (p, tx.init(p)), None, length=steps))(params)
-  relative = amplification(jax.tree.map(np.asarray, states), steps, centered=centered, **betas)
-  bound = {k: float32_drift_bound(np.asarray(params[k], np.float64),
-                                  np.asarray(path[k], np.float64), relative) for k in path}
+  relative = relative + amplification(jax.tree.map(np.asarray, states), steps,
+                                      centered=centered, **betas)
+  bound = {k: float32_drift_bound(_wide(params[k]), _wide(path[k]), relative) for k in path}
   return path, bound
 
 
 def assert_within(actual, expected, bound) -> None:
   """``|actual − expected| ≤ bound`` leaf by leaf and element by element, naming the worst."""
   for k in bound:
-    error = np.abs(np.asarray(actual[k], np.float64) - np.asarray(expected[k], np.float64))
+    error = np.abs(_wide(actual[k]) - _wide(expected[k]))
     worst = np.unravel_index(np.argmax(error - bound[k]), error.shape)
     assert np.all(error <= bound[k]), (
         f"leaf {k!r} at {worst}: |error| {error[worst]:.3g} above the bound {bound[k][worst]:.3g}")

@@ -53,7 +53,8 @@ def test_inject_hyperparams(ema):
       learning_rate=0.05, beta=0.9, ema=ema)
   # Hyperparameters read from the state or folded in as constants: two float32
   # programs, each within its rounding bound of the exact path.
-  direct, bound = _tolerances.run_and_bound(mj.momentum(0.05, 0.9, ema=ema), loss_fn, params, 30)
+  direct, bound = _tolerances.run_and_bound(
+      mj.momentum(0.05, 0.9, ema=ema), jax.grad(loss_fn), params, 30)
   _tolerances.assert_within(trajectory(injected, loss_fn, params, 30), direct,
                             {k: 2 * b for k, b in bound.items()})
   # The hyperparameters can be changed in the state between steps, as with optax.

@@ -72,7 +72,7 @@ def _run_and_bound(factory, hyperparameters, loss_fn, params):
   """The run alone and its float32 rounding bound (``_tolerances.run_and_bound``)."""
   betas = {b: hyperparameters[b] for b in ("b1", "b2") if b in hyperparameters}
   centered = getattr(factory, "keywords", {}).get("centered", False)
-  return _tolerances.run_and_bound(factory(**hyperparameters), loss_fn, params, STEPS,
+  return _tolerances.run_and_bound(factory(**hyperparameters), jax.grad(loss_fn), params, STEPS,
                                    centered=centered, **betas)
 
 
@@ -263,7 +263,7 @@ def test_schedule_as_learning_rate_in_a_sweep():
     relative = 2 * _tolerances.schedule_bound(
         schedule, 0.1, _tolerances.power_amplification(rate, np.arange(STEPS) // 10)) / schedule
     alone, bound = _tolerances.run_and_bound(
-        mj.momentum(mj.step_decay(0.1, rate, 10), 0.9), loss_fn, params, STEPS)
+        mj.momentum(mj.step_decay(0.1, rate, 10), 0.9), jax.grad(loss_fn), params, STEPS)
     carried = {leaf: 2 * b + _tolerances.carried(relative, np.asarray(params[leaf]),
                                                  np.asarray(alone[leaf], np.float64))
                for leaf, b in bound.items()}
