@@ -231,7 +231,7 @@ ADAPTIVE_TWINS = [name for name in TWINS if name.startswith(("rmsprop", "adam"))
 @pytest.mark.parametrize("name", ADAPTIVE_TWINS)
 def test_complex_parameters_as_optax(name):
   # Second moments of |g|², kept real here (complex with zero imaginary part
-  # in optax): the same values. RMSProp's reordered momentum drifts ~1e-5.
+  # in optax): the same values.
   entry = OPTIMIZERS[name]
   grad_fn, params = complex_least_squares(7)
   config = entry.config
