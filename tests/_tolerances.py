@@ -148,8 +148,8 @@ def amplification(states, steps: int, *, b1: float | None = None, b2: float | No
     relative = adam_bias_correction_error(b1, b2, steps)
   if centered:
     nu, mu = optax.tree.get(states, "nu"), optax.tree.get(states, "mu")
-    worst = [(0.5 * cancellation(np.abs(_wide(nu[k])), np.abs(_wide(mu[k]))**2))
-             .reshape(steps, -1).max(axis=1) for k in nu]
+    worst = [(0.5 * cancellation(np.abs(_wide(n)), np.abs(_wide(m))**2)).reshape(steps, -1)
+             .max(axis=1) for n, m in zip(jax.tree.leaves(nu), jax.tree.leaves(mu))]
     relative = relative + np.max(worst, axis=0)
   return relative
 
@@ -223,3 +223,22 @@ def schedule_bound(exact, scale: float, amplification=0.0) -> np.ndarray:
   """
   return U32 * (SCHEDULE_ROUNDINGS * scale
                 + np.asarray(amplification) * np.abs(np.asarray(exact, np.float64)))
+
+
+def update_rounding_bound(exact: np.ndarray, magnitude: np.ndarray,
+                          relative: np.ndarray | float = 0.0) -> np.ndarray:
+  """How far a float32 sequence of updates fed given gradients (not applied) may lie from its
+  exact values, per step and element.
+
+  An optimizer's accumulators (velocity, first and second moments, sum of
+  squares) are sums rounded twice a step, and a sum of ``n`` rounded terms is
+  off by at most ``n·U32·Σ|terms|``: at step ``t`` (from 0),
+  ``(2t + UPDATE_ROUNDINGS)·U32·magnitude``, where ``magnitude`` is the same
+  optimizer's exact updates fed ``|g|`` (and ``|w|``), whose sums are of the
+  terms' sizes. Plus ``relative·|exact|``: what the formula amplifies
+  (:func:`amplification`). ``exact`` and ``magnitude`` stack the steps.
+  """
+  exact, magnitude = np.abs(np.asarray(exact)), np.abs(np.asarray(magnitude))
+  t = np.arange(len(exact)).reshape((-1,) + (1,) * (exact.ndim - 1))
+  relative = np.asarray(relative, np.float64).reshape((-1,) + (1,) * (exact.ndim - 1))
+  return (2 * t + UPDATE_ROUNDINGS) * U32 * magnitude + relative * exact
