@@ -163,8 +163,8 @@ def test_weight_decay_zero_is_the_optimizer_without_it(name, lr, seed):
   del config["weight_decay"]
   # The same exact updates, computed by two programs: twice the rounding bound.
   _, bound = _exact(_without_weight_decay(name), config, g, w, centered=_centered(name))
-  _tolerances.assert_within({"": decayed}, {"": _updates(_without_weight_decay(name), config, g, w)},
-                            {"": 2 * bound})
+  _tolerances.assert_within(
+      {"": decayed}, {"": _updates(_without_weight_decay(name), config, g, w)}, {"": 2 * bound})
 
 
 def _centered(name):

@@ -51,7 +51,8 @@ TEXTBOOK = {
                     _power(lambda t: 0.95, lambda t: t)),
     "exponential_staircase": (
         mj.exponential_decay(0.1, 0.9, decay_steps=4, staircase=True),
-        lambda t: 0.1 * 0.9 ** np.floor(t / 4), 0.1, _power(lambda t: 0.9, lambda t: np.floor(t / 4))),
+        lambda t: 0.1 * 0.9 ** np.floor(t / 4), 0.1,
+        _power(lambda t: 0.9, lambda t: np.floor(t / 4))),
     "polynomial_to_end_value": (
         mj.polynomial_decay(0.1, total_steps=30, power=0.5, end_value=0.02),
         lambda t: 0.02 + 0.08 * (1 - np.minimum(t, 30) / 30) ** 0.5, 0.1,
