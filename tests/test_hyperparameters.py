@@ -6,7 +6,6 @@ and clear errors for concrete out-of-range values.
 
 from __future__ import annotations
 
-
 import jax
 import jax.numpy as jnp
 import numpy as np

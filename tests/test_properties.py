@@ -7,6 +7,7 @@ compiles once however many examples hypothesis draws.
 from __future__ import annotations
 
 import functools
+import inspect
 
 import jax
 import jax.numpy as jnp
@@ -59,7 +60,8 @@ def _exact(factory, hyperparameters, gradients, params=None, centered=False):
   (as the registry has it) its update is elementwise: its own size is the
   magnitude, and its cancellation is amplified (``_tolerances.amplification``).
   """
-  betas = {b: hyperparameters[b] for b in ("b1", "b2") if b in hyperparameters}
+  defaults = {k: p.default for k, p in inspect.signature(factory).parameters.items()}
+  betas = {b: hyperparameters.get(b, defaults[b]) for b in ("b1", "b2") if b in defaults}
   with jax.enable_x64(True):
     wide = {k: jnp.float64(v) for k, v in hyperparameters.items()}
     g = jnp.asarray(np.asarray(gradients, np.float64))
