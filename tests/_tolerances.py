@@ -20,7 +20,9 @@ test whose tolerance is such a sum holds on every instruction set
 
 from __future__ import annotations
 
+import jax
 import numpy as np
+import optax
 
 # Unit roundoff: half an ulp of 1, the largest relative error of one rounding.
 U32 = 2.0**-24
@@ -129,3 +131,114 @@ def momentum_rounding_bound(learning_rate: float, beta: float, gradients: np.nda
     velocity = beta * velocity + g
     bounds.append((2 * t + 6) * U32 * learning_rate * (velocity + g))
   return np.stack(bounds)
+
+
+def amplification(states, steps: int, *, b1: float | None = None, b2: float | None = None,
+                  centered: bool = False) -> np.ndarray | float:
+  """What an update amplifies beyond its plain roundings, per step (relative).
+
+  Adam's bias corrections are float32 (:func:`adam_bias_correction_error`,
+  given ``b1`` and ``b2``); centered RMSProp divides by ``√(E[g²] − E[g]²)``,
+  whose difference cancels as E[g] settles (:func:`cancellation`, halved by
+  the root; the largest over the elements, from the run's moments ``states``,
+  each stacked per step).
+  """
+  relative = 0.0
+  if b2 is not None:
+    relative = adam_bias_correction_error(b1, b2, steps)
+  if centered:
+    nu, mu = optax.tree.get(states, "nu"), optax.tree.get(states, "mu")
+    worst = [(0.5 * cancellation(np.abs(_wide(n)), np.abs(_wide(m))**2)).reshape(steps, -1)
+             .max(axis=1) for n, m in zip(jax.tree.leaves(nu), jax.tree.leaves(mu))]
+    relative = relative + np.max(worst, axis=0)
+  return relative
+
+
+def _wide(x) -> np.ndarray:
+  x = np.asarray(x)
+  return x.astype(np.complex128 if np.iscomplexobj(x) else np.float64)
+
+
+def run_and_bound(tx: optax.GradientTransformation, grad_fn, params, steps: int, *,
+                  centered: bool = False, relative: np.ndarray | float = 0.0, **betas: float):
+  """A run of ``tx`` fed ``grad_fn(params)`` (the params after each step, stacked) and, per
+  leaf, its :func:`float32_drift_bound` with what the update amplifies
+  (:func:`amplification`; ``betas``: Adam's ``b1`` and ``b2``) and ``relative``.
+
+  The bound is computed about this run itself rather than an exact one: the
+  two differ by the bound, a second-order change to it. Complex parameters
+  are bounded in modulus.
+  """
+
+  def step(carry, _):
+    p, state = carry
+    updates, state = tx.update(grad_fn(p), state, p)
+    p = optax.apply_updates(p, updates)
+    return (p, state), (p, state)
+
+  _, (path, states) = jax.jit(
+      lambda p: jax.lax.scan(step, (p, tx.init(p)), None, length=steps))(params)
+  relative = relative + amplification(jax.tree.map(np.asarray, states), steps,
+                                      centered=centered, **betas)
+  bound = {k: float32_drift_bound(_wide(params[k]), _wide(path[k]), relative) for k in path}
+  return path, bound
+
+
+def assert_within(actual, expected, bound) -> None:
+  """``|actual − expected| ≤ bound`` leaf by leaf and element by element, naming the worst."""
+  for k in bound:
+    error = np.abs(_wide(actual[k]) - _wide(expected[k]))
+    worst = np.unravel_index(np.argmax(error - bound[k]), error.shape)
+    assert np.all(error <= bound[k]), (
+        f"leaf {k!r} at {worst}: |error| {error[worst]:.3g} above the bound {bound[k][worst]:.3g}")
+
+
+# Roundings of a schedule's float32 formula, counted on the longest (cosine
+# annealing): its three hyperparameters, ``t / T``, π and ``× π``, the cosine
+# (XLA's polynomial: 2 ulps), ``1 +``, ``init − min``, the two products and
+# ``+ min``: 12, each off by up to ``U32`` times the largest value the
+# formula takes. 16 leaves room for a fused or reordered operation.
+SCHEDULE_ROUNDINGS = 16
+
+
+def power_amplification(base, exponent) -> np.ndarray:
+  """Relative error of a float32 ``base ** exponent`` per ``U32`` of its inputs' rounding.
+
+  ``base`` rounded by ``U32`` moves the power by ``|y|·U32`` relative, and
+  XLA's ``exp(y·ln x)`` carries ``ln x``'s rounding times ``|y·ln x|``.
+  """
+  base = np.asarray(base, np.float64)
+  exponent = np.abs(np.asarray(exponent, np.float64))
+  with np.errstate(divide="ignore"):  # 0 ** y is exact: nothing to amplify
+    return np.where(base == 0, 0.0, exponent * (1 + np.abs(np.log(base))))
+
+
+def schedule_bound(exact, scale: float, amplification=0.0) -> np.ndarray:
+  """How far a float32 schedule may lie from its closed form in exact arithmetic, per step.
+
+  ``SCHEDULE_ROUNDINGS·U32·scale`` (``scale``: the largest value the formula
+  takes: the initial or peak value) plus what a power amplifies
+  (:func:`power_amplification`) relative to the ``exact`` values. Two float32
+  evaluations (vmapped and alone, ours and optax's) lie twice this apart.
+  """
+  return U32 * (SCHEDULE_ROUNDINGS * scale
+                + np.asarray(amplification) * np.abs(np.asarray(exact, np.float64)))
+
+
+def update_rounding_bound(exact: np.ndarray, magnitude: np.ndarray,
+                          relative: np.ndarray | float = 0.0) -> np.ndarray:
+  """How far a float32 sequence of updates fed given gradients (not applied) may lie from its
+  exact values, per step and element.
+
+  An optimizer's accumulators (velocity, first and second moments, sum of
+  squares) are sums rounded twice a step, and a sum of ``n`` rounded terms is
+  off by at most ``n·U32·Σ|terms|``: at step ``t`` (from 0),
+  ``(2t + UPDATE_ROUNDINGS)·U32·magnitude``, where ``magnitude`` is the same
+  optimizer's exact updates fed ``|g|`` (and ``|w|``), whose sums are of the
+  terms' sizes. Plus ``relative·|exact|``: what the formula amplifies
+  (:func:`amplification`). ``exact`` and ``magnitude`` stack the steps.
+  """
+  exact, magnitude = np.abs(np.asarray(exact)), np.abs(np.asarray(magnitude))
+  t = np.arange(len(exact)).reshape((-1,) + (1,) * (exact.ndim - 1))
+  relative = np.asarray(relative, np.float64).reshape((-1,) + (1,) * (exact.ndim - 1))
+  return (2 * t + UPDATE_ROUNDINGS) * U32 * magnitude + relative * exact

@@ -6,14 +6,13 @@ and clear errors for concrete out-of-range values.
 
 from __future__ import annotations
 
-
-import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
 
+import _tolerances
 import momentum_jax as mj
 from _optimizers import OPTIMIZERS
 from _problems import least_squares, trajectory
@@ -61,9 +60,19 @@ def test_vmap_over_hyperparameters_equals_each_run_alone(name):
   batched = jax.jit(jax.vmap(_run(factory, loss_fn, params)))(batch)
   for k in range(4):
     alone = {key: float(values[k]) for key, values in batch.items()}
-    single = trajectory(factory(**alone), loss_fn, params, STEPS)
-    chex.assert_trees_all_close(
-        jax.tree.map(lambda x: x[k], batched), single, rtol=2e-5, atol=2e-6)
+    single, bound = _run_and_bound(factory, alone, loss_fn, params)
+    # Two float32 programs (traced and batched, or constants folded), each
+    # within its rounding bound of the exact run: twice the bound apart.
+    _tolerances.assert_within(jax.tree.map(lambda x: x[k], batched), single,
+                              {leaf: 2 * b for leaf, b in bound.items()})
+
+
+def _run_and_bound(factory, hyperparameters, loss_fn, params):
+  """The run alone and its float32 rounding bound (``_tolerances.run_and_bound``)."""
+  betas = {b: hyperparameters[b] for b in ("b1", "b2") if b in hyperparameters}
+  centered = getattr(factory, "keywords", {}).get("centered", False)
+  return _tolerances.run_and_bound(factory(**hyperparameters), jax.grad(loss_fn), params, STEPS,
+                                   centered=centered, **betas)
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -77,8 +86,10 @@ def test_built_inside_jit_from_tracers(name):
     loss_fn, params = least_squares(1, jnp.float64)
     traced = jax.jit(_run(factory, loss_fn, params))(
         {k: jnp.float64(v) for k, v in config.items()})
-    concrete = trajectory(factory(**config), loss_fn, params, STEPS)
-  chex.assert_trees_all_close(traced, concrete, rtol=1e-10, atol=1e-12)
+    concrete, bound = _run_and_bound(factory, config, loss_fn, params)
+  # Two float64 programs: twice one run's rounding bound, counted in float64 ulps.
+  _tolerances.assert_within(traced, concrete,
+                            {k: 2 * _tolerances.in_float64(b) for k, b in bound.items()})
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -192,30 +203,48 @@ def test_tracers_skip_the_checks():
   def build(beta):
     tx = mj.momentum(0.1, beta)
     return tx.update(jnp.ones(2), tx.init(jnp.zeros(2)))[0]
-  np.testing.assert_allclose(jax.jit(build)(1.5), -0.1 * (1 - 1.5) * np.ones(2), rtol=1e-6)
+  # 0.1 rounded to float32; 1 − 1.5 and the products by 1 and by 0.5 are exact.
+  np.testing.assert_allclose(jax.jit(build)(1.5), -0.1 * (1 - 1.5) * np.ones(2),
+                             rtol=_tolerances.U32)
 
 
+# name -> (factory, parameters, what its power amplifies from the parameters
+# and the step: ``_tolerances.power_amplification``).
 SCHEDULES = {
-    "step_decay": (mj.step_decay, dict(init_value=0.1, decay_rate=0.5, step_size=10.0)),
-    "cosine_annealing": (mj.cosine_annealing, dict(init_value=0.1, t_max=50.0, lr_min=0.001)),
+    "step_decay": (mj.step_decay, dict(init_value=0.1, decay_rate=0.5, step_size=10.0),
+                   lambda c, t: _tolerances.power_amplification(
+                       c["decay_rate"], np.floor(t / c["step_size"]))),
+    "cosine_annealing": (mj.cosine_annealing, dict(init_value=0.1, t_max=50.0, lr_min=0.001),
+                         lambda c, t: 0.0),
+    # (T − t)/T rounds twice (a division may be a reciprocal's product).
     "polynomial_decay": (
-        mj.polynomial_decay, dict(init_value=0.1, total_steps=50.0, power=2.0, end_value=0.01)),
+        mj.polynomial_decay, dict(init_value=0.1, total_steps=50.0, power=2.0, end_value=0.01),
+        lambda c, t: 2 * _tolerances.power_amplification(
+            1 - np.minimum(t, c["total_steps"]) / c["total_steps"], c["power"])),
     "exponential_decay": (
-        mj.exponential_decay, dict(init_value=0.1, decay_rate=0.95, decay_steps=2.0)),
-    "linear_warmup": (mj.linear_warmup, dict(init_value=0.0, peak_value=0.1, warmup_steps=20.0)),
+        mj.exponential_decay, dict(init_value=0.1, decay_rate=0.95, decay_steps=2.0),
+        lambda c, t: _tolerances.power_amplification(c["decay_rate"], t / c["decay_steps"])),
+    "linear_warmup": (mj.linear_warmup, dict(init_value=0.0, peak_value=0.1, warmup_steps=20.0),
+                      lambda c, t: 0.0),
 }
 
 
 @pytest.mark.parametrize("name", sorted(SCHEDULES))
 def test_schedule_parameters_vmap(name):
-  factory, config = SCHEDULES[name]
+  factory, config, amplification = SCHEDULES[name]
   steps = jnp.arange(80)
   scales = jnp.array([0.5, 1.0, 1.5])
   batch = {k: v * scales for k, v in config.items()}
   batched = jax.jit(jax.vmap(lambda c: jax.vmap(factory(**c))(steps)))(batch)
   for k in range(3):
-    alone = factory(**{key: float(v[k]) for key, v in batch.items()})
-    np.testing.assert_allclose(batched[k], jax.vmap(alone)(steps), rtol=1e-6, atol=1e-9)
+    alone = {key: float(v[k]) for key, v in batch.items()}
+    # Two float32 evaluations of the formula, each within its bound of the
+    # exact value; its largest value is the initial or peak one.
+    bound = 2 * _tolerances.schedule_bound(
+        batched[k], max(alone.get("init_value", 0.0), alone.get("peak_value", 0.0)),
+        amplification(alone, np.arange(80.0)))
+    _tolerances.assert_within({"": batched[k]}, {"": jax.vmap(factory(**alone))(steps)},
+                              {"": bound})
 
 
 def test_schedule_as_learning_rate_in_a_sweep():
@@ -227,5 +256,14 @@ def test_schedule_as_learning_rate_in_a_sweep():
   rates = jnp.array([0.1, 0.5, 0.9])
   batched = jax.jit(jax.vmap(run))(rates)
   for k, rate in enumerate([0.1, 0.5, 0.9]):
-    chex.assert_trees_all_close(
-        jax.tree.map(lambda x: x[k], batched), run(rate), rtol=1e-5, atol=1e-6)
+    # Twice one float32 run's rounding bound, plus the learning rate's: the
+    # schedule 0.1 · rate ** ⌊t / 10⌋ evaluated in each program carried along.
+    schedule = mj.step_decay(0.1, rate, 10)(jnp.arange(STEPS))
+    relative = 2 * _tolerances.schedule_bound(
+        schedule, 0.1, _tolerances.power_amplification(rate, np.arange(STEPS) // 10)) / schedule
+    alone, bound = _tolerances.run_and_bound(
+        mj.momentum(mj.step_decay(0.1, rate, 10), 0.9), jax.grad(loss_fn), params, STEPS)
+    carried = {leaf: 2 * b + _tolerances.carried(relative, np.asarray(params[leaf]),
+                                                 np.asarray(alone[leaf], np.float64))
+               for leaf, b in bound.items()}
+    _tolerances.assert_within(jax.tree.map(lambda x: x[k], batched), alone, carried)

@@ -32,6 +32,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+import _tolerances
 import momentum_jax as mj
 from momentum_jax.data import LANDSCAPES
 from momentum_jax.data import Landscape
@@ -152,10 +153,15 @@ def test_fn_works_on_grids_and_under_vmap_and_jit():
   values = landscape.value(grid)
   assert values.shape == (5, 7)
   flat = grid.reshape(-1, 2)
-  np.testing.assert_allclose(jax.vmap(landscape.fn)(flat), values.ravel(),
-                             rtol=1e-6)
-  np.testing.assert_allclose(jax.jit(landscape.fn)(flat[3]), values.ravel()[3],
-                             rtol=1e-6)
+  # (x² − 1)² + 0.5·x + y²/2 in float32 by two programs: 10 roundings (x², − 1
+  # and its square, 0.5·x, y², ×0.5, two sums, the constants), each within U32
+  # of (x² + 1)² + |x| + y² (a rounding of x² − 1 is doubled by the square).
+  x, y = np.asarray(flat, np.float64).T
+  bound = 2 * 10 * _tolerances.U32 * ((x**2 + 1) ** 2 + np.abs(x) + y**2)
+  _tolerances.assert_within({"": jax.vmap(landscape.fn)(flat)}, {"": values.ravel()},
+                            {"": bound})
+  _tolerances.assert_within({"": jax.jit(landscape.fn)(flat[3])}, {"": values.ravel()[3]},
+                            {"": bound[3]})
 
 
 def test_double_well_minima_solve_the_cubic():
@@ -185,14 +191,17 @@ def test_landscape_validates_its_points():
 def test_distance_to_global_minimum_is_to_the_nearest_one():
   saddle = get_landscape("saddle")  # global minima (0, ±1)
   points = np.array([[3.0, 1.0], [0.0, 0.0], [0.0, -4.0], [4.0, 4.0]])
-  np.testing.assert_allclose(saddle.distance_to_global_minimum(points), [3.0, 1.0, 3.0, 5.0],
-                             rtol=1e-6)
+  # Integer differences, squares and sums are exact, and so is √ of 1, 9 and 25.
+  np.testing.assert_array_equal(saddle.distance_to_global_minimum(points), [3.0, 1.0, 3.0, 5.0])
   assert saddle.distance_to_global_minimum(points[0]).shape == ()
   assert saddle.distance_to_global_minimum([0, 1]) == 0.0  # integers are made floats
   well = get_landscape("tilted_double_well")  # a local minimum is far from the global one
   (local,) = well.local_minima
+  # float32: the two minima rounded (U32 each, magnified by the difference), the
+  # difference, its square and the root (half a rounding: ≤ 3 more).
+  rounding = _tolerances.cancellation(local[0], well.global_minima[0][0]) + 3 * _tolerances.U32
   assert float(well.distance_to_global_minimum(local)) == pytest.approx(
-      np.linalg.norm(local - well.global_minima[0]), rel=1e-6)
+      np.linalg.norm(local - well.global_minima[0]), rel=rounding)
 
 
 def test_start_grid_cuts_the_window_evenly():
@@ -217,11 +226,13 @@ def test_reach_fraction_matches_gradient_descent_on_a_bowl():
   lr, steps, tolerance = 0.1, 10, 0.5
   expected = np.mean(np.arange(1.0, 11.0) * (1 - 2 * lr) ** steps < tolerance)
   assert 0 < expected < 1
+  # A count over 10 starts, divided once in float32.
   assert float(mj.data.reach_fraction(bowl, mj.sgd(lr), starts, steps, tolerance)) == (
-      pytest.approx(expected))
+      pytest.approx(expected, rel=_tolerances.U32))
   fractions = jax.vmap(lambda rate: mj.data.reach_fraction(bowl, mj.sgd(rate), starts, steps,
                                                            tolerance))(jnp.array([0.0, 0.5]))
-  np.testing.assert_allclose(fractions, [0.0, 1.0])  # no step; one step to the minimum
+  # No step; one step to the minimum. 0/10 and 10/10 are exact.
+  np.testing.assert_array_equal(fractions, [0.0, 1.0])
 
 
 # --- run_on_landscape -----------------------------------------------------------
@@ -239,7 +250,13 @@ def test_run_on_landscape_equals_a_python_loop():
     updates, state = tx.update(landscape.grad(xy), state, xy)
     xy = xy + updates
     expected.append(xy)
-  np.testing.assert_allclose(trajectory, np.stack(expected), rtol=1e-6)
+  # One scanned program against steps run one by one: each within float32
+  # rounding of the exact path (``_tolerances.float32_drift_bound``), so twice
+  # that apart. (Seen: 0.07 of it.)
+  path = np.asarray(trajectory, np.float64)
+  np.testing.assert_array_equal(path[0], expected[0])  # the start, as given
+  _tolerances.assert_within({"xy": np.stack(expected[1:])}, {"xy": path[1:]},
+                            {"xy": 2 * _tolerances.float32_drift_bound(path[0], path[1:])})
 
 
 def test_run_on_landscape_vmaps_over_hyperparameters():
@@ -249,7 +266,12 @@ def test_run_on_landscape_vmaps_over_hyperparameters():
   assert batched.shape == (2, 21, 2)
   for k, lr in enumerate([0.1, 0.5]):
     single = run_on_landscape("saddle", heavy_ball(lr), None, 20)
-    np.testing.assert_allclose(batched[k], single, rtol=1e-5, atol=1e-7)
+    # Vmapped and alone: two float32 programs, each within its rounding bound
+    # of the exact path. Leaving the saddle grows an early error as it grows y;
+    # in 20 steps that stays inside the bound (0.44 of it, against float64).
+    path = np.asarray(single, np.float64)
+    _tolerances.assert_within({"xy": batched[k][1:]}, {"xy": path[1:]},
+                              {"xy": 2 * _tolerances.float32_drift_bound(path[0], path[1:])})
 
 
 def test_run_on_landscape_rejects_bad_arguments():
@@ -365,9 +387,14 @@ def test_narrow_valley_gd_zigzags_momentum_damps():
   # GD: y flips sign at every step and shrinks only as 0.98^t (closed form).
   y = gd[:, 1]
   assert np.all(np.sign(y[1:]) == -np.sign(y[:-1]))
-  np.testing.assert_allclose(
-      np.abs(y), np.abs(1 - lr * curvature) ** np.arange(steps + 1) * abs(y0),
-      rtol=1e-4)
+  # Each float32 step y − lr·(100·y) rounds the gradient (2), lr and the product
+  # (2), each relative to lr·L·|y|, and the difference (1) relative to
+  # (1 + lr·L)·|y|: against the result's |1 − lr·L|·|y|, a relative error per
+  # step carried on (first order) over t steps.
+  per_step = (5 * lr * curvature + 1) / abs(1 - lr * curvature) * _tolerances.U32
+  closed = np.abs(1 - lr * curvature) ** np.arange(steps + 1) * abs(y0)
+  np.testing.assert_array_less(np.abs(np.abs(y) - closed),
+                               np.arange(1, steps + 2) * per_step * closed)
   # Measured: amplitude GD 0.0258, heavy ball 8.6e-5; total variation of y
   # GD 97.3, heavy ball 24.9, EMA 5.7; distance to the minimum GD 0.18,
   # heavy ball 4.4e-5.

@@ -7,6 +7,7 @@ compiles once however many examples hypothesis draws.
 from __future__ import annotations
 
 import functools
+import inspect
 
 import jax
 import jax.numpy as jnp
@@ -30,8 +31,9 @@ def _gradients(seed, steps=STEPS, shape=(3, 4)):
 
 
 @functools.partial(jax.jit, static_argnums=0)
-def _updates(factory, hyperparameters, gradients, params=None):
-  """The updates of ``factory(**hyperparameters)`` fed ``gradients`` one by one.
+def _updates_and_states(factory, hyperparameters, gradients, params=None):
+  """The updates of ``factory(**hyperparameters)`` fed ``gradients`` one by one, and its
+  state after each.
 
   The parameters stay at ``params`` (zeros by default): the updates are not applied.
   """
@@ -40,9 +42,35 @@ def _updates(factory, hyperparameters, gradients, params=None):
 
   def step(state, g):
     update, state = tx.update(g, state, params)
-    return state, update
+    return state, (update, state)
 
   return jax.lax.scan(step, tx.init(params), gradients)[1]
+
+
+def _updates(factory, hyperparameters, gradients, params=None):
+  return _updates_and_states(factory, hyperparameters, gradients, params)[0]
+
+
+def _exact(factory, hyperparameters, gradients, params=None, centered=False):
+  """The updates in float64 (rounding ~1e-16: exact here) of what ``_updates`` computes in
+  float32, and their ``_tolerances.update_rounding_bound``.
+
+  Its magnitudes are the updates fed ``|g|`` and ``|w|``; but centered
+  RMSProp's ``E[g²] − E[g]²`` would change sign there, and without momentum
+  (as the registry has it) its update is elementwise: its own size is the
+  magnitude, and its cancellation is amplified (``_tolerances.amplification``).
+  """
+  defaults = {k: p.default for k, p in inspect.signature(factory).parameters.items()}
+  betas = {b: hyperparameters.get(b, defaults[b]) for b in ("b1", "b2") if b in defaults}
+  with jax.enable_x64(True):
+    wide = {k: jnp.float64(v) for k, v in hyperparameters.items()}
+    g = jnp.asarray(np.asarray(gradients, np.float64))
+    w = None if params is None else jnp.asarray(np.asarray(params, np.float64))
+    exact, states = jax.tree.map(np.asarray, _updates_and_states(factory, wide, g, w))
+    magnitude = exact if centered else np.asarray(_updates(
+        factory, wide, jnp.abs(g), None if w is None else jnp.abs(w)))
+  relative = _tolerances.amplification(states, len(exact), centered=centered, **betas)
+  return exact, _tolerances.update_rounding_bound(exact, magnitude, relative)
 
 
 HEAVY_BALL = functools.partial(mj.momentum, ema=False)
@@ -54,9 +82,10 @@ AMSGRAD = functools.partial(mj.adam, amsgrad=True)
 def test_momentum_with_beta_zero_is_sgd(lr, seed, ema):
   g = _gradients(seed)
   factory = mj.momentum if ema else HEAVY_BALL
+  # With β = 0 the velocity is g exactly: each side rounds lr·g once.
   np.testing.assert_allclose(
       _updates(factory, {"learning_rate": lr, "beta": 0.0}, g),
-      _updates(mj.sgd, {"learning_rate": lr}, g), rtol=1e-6, atol=1e-9)
+      _updates(mj.sgd, {"learning_rate": lr}, g), rtol=_tolerances.U32, atol=0)
 
 
 # (ema, nesterov) -> the factory; built once, as _updates compiles once per factory object.
@@ -87,9 +116,21 @@ def test_adam_is_invariant_to_rescaling_the_gradients(lr, b1, b2, seed, scale):
   # Up to eps: with eps far below the gradients' size, m/sqrt(v) does not see the scale.
   g = _gradients(seed)
   hyperparameters = {"learning_rate": lr, "b1": b1, "b2": b2, "eps": 1e-12}
-  np.testing.assert_allclose(
-      _updates(mj.adam, hyperparameters, g * scale), _updates(mj.adam, hyperparameters, g),
-      rtol=2e-4, atol=1e-7 * lr)
+  scaled = g * scale  # rounded: the float64 run below is fed the same numbers
+  _, bound_scaled = _exact(mj.adam, hyperparameters, scaled)
+  exact, bound = _exact(mj.adam, hyperparameters, g)
+  # Exactly, lr·m̂/(√v̂ + eps) fed g·scale is lr·m̂/(√v̂ + eps/scale): off by
+  # eps·|1 − 1/scale|/√v̂ relative (v̂ from g, in float64); the rounding of
+  # g·scale moves m̂ and √v̂ by U32 each. Each float32 run within its bound.
+  g64 = np.asarray(g, np.float64)
+  v, v_hat = np.zeros(g64.shape[1:]), []
+  for t, g_t in enumerate(g64, start=1):
+    v = b2 * v + (1 - b2) * g_t**2
+    v_hat.append(v / (1 - b2**t))
+  eps_and_input = (1e-12 * abs(1 - 1 / scale) / np.sqrt(np.stack(v_hat)) + 2 * _tolerances.U32)
+  _tolerances.assert_within(
+      {"": _updates(mj.adam, hyperparameters, scaled)}, {"": _updates(mj.adam, hyperparameters, g)},
+      {"": bound_scaled + bound + eps_and_input * np.abs(exact)})
 
 
 def _config(name, lr):
@@ -122,17 +163,25 @@ def test_weight_decay_zero_is_the_optimizer_without_it(name, lr, seed):
   config = _config(name, lr)
   decayed = _updates(OPTIMIZERS[name].factory, {**config, "weight_decay": 0.0}, g, w)
   del config["weight_decay"]
-  np.testing.assert_allclose(
-      decayed, _updates(_without_weight_decay(name), config, g, w), rtol=1e-6, atol=1e-9)
+  # The same exact updates, computed by two programs: twice the rounding bound.
+  _, bound = _exact(_without_weight_decay(name), config, g, w, centered=_centered(name))
+  _tolerances.assert_within(
+      {"": decayed}, {"": _updates(_without_weight_decay(name), config, g, w)}, {"": 2 * bound})
+
+
+def _centered(name):
+  return getattr(OPTIMIZERS[name].factory, "keywords", {}).get("centered", False)
 
 
 @SETTINGS
 @given(name=st.sampled_from(NAMES), lr=learning_rates, seed=seeds)
 def test_maximize_on_minus_g_is_the_optimizer_on_g(name, lr, seed):
   g, w = _gradients(seed), _gradients(seed + 1, steps=1)[0]
-  np.testing.assert_allclose(
-      _updates(MAXIMIZING[name], _config(name, lr), -g, w),
-      _updates(OPTIMIZERS[name].factory, _config(name, lr), g, w), rtol=1e-5, atol=1e-6 * lr)
+  # The same exact updates (negating is exact), by two programs: twice the rounding bound.
+  _, bound = _exact(OPTIMIZERS[name].factory, _config(name, lr), g, w, centered=_centered(name))
+  _tolerances.assert_within(
+      {"": _updates(MAXIMIZING[name], _config(name, lr), -g, w)},
+      {"": _updates(OPTIMIZERS[name].factory, _config(name, lr), g, w)}, {"": 2 * bound})
 
 
 @SETTINGS
@@ -140,9 +189,12 @@ def test_maximize_on_minus_g_is_the_optimizer_on_g(name, lr, seed):
 def test_sgd_weight_decay_is_the_gradient_of_an_l2_penalty(lr, wd, seed):
   # torch's coupled decay: the step of sgd on L + ½·wd·|w|².
   g, w = _gradients(seed), _gradients(seed + 1, steps=1)[0]
-  np.testing.assert_allclose(
-      _updates(mj.sgd, {"learning_rate": lr, "weight_decay": wd}, g, w),
-      -lr * (g + wd * w), rtol=1e-5, atol=1e-7)
+  # Both sides in float32, lr and wd rounded alike: wd·w, the sum and × lr
+  # round up to 3 times each, relative to lr·(|g| + wd·|w|).
+  np.testing.assert_array_less(
+      np.abs(_updates(mj.sgd, {"learning_rate": lr, "weight_decay": wd}, g, w)
+             - (-lr * (g + wd * w))),
+      6 * _tolerances.U32 * lr * (np.abs(g) + wd * np.abs(w)) + np.finfo(np.float32).tiny)
 
 
 @SETTINGS
@@ -151,9 +203,14 @@ def test_adamw_is_adam_minus_learning_rate_times_decay_times_w(lr, wd, b1, seed)
   # Decoupled: the decay never enters Adam's moments.
   g, w = _gradients(seed), _gradients(seed + 1, steps=1)[0]
   adam = {"learning_rate": lr, "b1": b1}
-  np.testing.assert_allclose(
-      _updates(mj.adamw, {**adam, "weight_decay": wd}, g, w),
-      _updates(mj.adam, adam, g, w) - lr * wd * w, rtol=1e-5, atol=1e-6 * lr)
+  adamw = {**adam, "weight_decay": wd}
+  exact, bound = _exact(mj.adamw, adamw, g, w)
+  exact_adam, bound_adam = _exact(mj.adam, adam, g, w)
+  # Each run within its rounding bound of the exact updates, which differ by
+  # lr·wd·w exactly; its float32 product and difference round 3 times.
+  _tolerances.assert_within(
+      {"": _updates(mj.adamw, adamw, g, w)}, {"": _updates(mj.adam, adam, g, w) - lr * wd * w},
+      {"": bound + bound_adam + 3 * _tolerances.U32 * np.abs(exact)})
 
 
 @SETTINGS
@@ -161,10 +218,15 @@ def test_adamw_is_adam_minus_learning_rate_times_decay_times_w(lr, wd, b1, seed)
 def test_adagrad_lr_decay_divides_step_t_by_one_plus_t_minus_one_times_it(lr, lr_decay, seed):
   g = _gradients(seed)
   t = np.arange(1, STEPS + 1).reshape(-1, 1, 1)
-  np.testing.assert_allclose(
-      _updates(mj.adagrad, {"learning_rate": lr, "lr_decay": lr_decay}, g),
-      _updates(mj.adagrad, {"learning_rate": lr}, g) / (1 + (t - 1) * lr_decay),
-      rtol=2e-6, atol=1e-9)
+  decayed = {"learning_rate": lr, "lr_decay": lr_decay}
+  _, bound = _exact(mj.adagrad, decayed, g)
+  _, bound_plain = _exact(mj.adagrad, {"learning_rate": lr}, g)
+  # Each float32 run within its rounding bound; the division here is float64.
+  _tolerances.assert_within(
+      {"": _updates(mj.adagrad, decayed, g)},
+      {"": np.asarray(_updates(mj.adagrad, {"learning_rate": lr}, g), np.float64)
+           / (1 + (t - 1) * lr_decay)},
+      {"": bound + bound_plain / (1 + (t - 1) * lr_decay)})
 
 
 @SETTINGS
@@ -177,8 +239,10 @@ def test_amsgrad_steps_are_never_longer_than_adams(lr, b1, b2, seed, spread):
   hyperparameters = {"learning_rate": lr, "b1": b1, "b2": b2}
   ams = np.abs(_updates(AMSGRAD, hyperparameters, g))
   adam = np.abs(_updates(mj.adam, hyperparameters, g))
-  assert np.all(ams <= adam * (1 + 1e-6))
-  np.testing.assert_allclose(ams[0], adam[0], rtol=1e-6)
+  # Exactly never longer; in float32, within the two runs' rounding bounds.
+  slack = _exact(AMSGRAD, hyperparameters, g)[1] + _exact(mj.adam, hyperparameters, g)[1]
+  assert np.all(ams <= adam + slack)
+  _tolerances.assert_within({"": ams[0]}, {"": adam[0]}, {"": slack[0]})
   # Where v falls 1% below its maximum (computed here in float64), AMSGrad's
   # step is shorter by ~√1.01, more than 1e-3. The gradients shrink, but v
   # falls only where g² drops below v itself: not, for one, with b2 = 0.999
@@ -201,14 +265,27 @@ def _values(schedule):
   return np.asarray(jax.vmap(schedule)(steps))
 
 
+def _rounding(values, scale, base=1.0, exponent=0.0):
+  """``_tolerances.schedule_bound`` about the float32 ``values`` (first order)."""
+  return _tolerances.schedule_bound(
+      values, scale, _tolerances.power_amplification(base, exponent))
+
+
+# Each float32 value lies within its rounding bound of the exact one: exact
+# properties (never rising, within [low, init], at the end value) hold in
+# float32 to within the bounds of the values compared.
 @SETTINGS
 @given(init=st.floats(1e-4, 1.0), rate=st.floats(0.05, 0.999), size=st.integers(1, 50))
 def test_step_and_exponential_decay_fall_within_bounds(init, rate, size):
-  for schedule in (mj.step_decay(init, rate, size), mj.exponential_decay(init, rate, size),
-                   mj.exponential_decay(init, rate, size, staircase=True)):
+  t = np.arange(400.0)
+  for schedule, exponent in ((mj.step_decay(init, rate, size), np.floor(t / size)),
+                             (mj.exponential_decay(init, rate, size), t / size),
+                             (mj.exponential_decay(init, rate, size, staircase=True),
+                              np.floor(t / size))):
     values = _values(schedule)
-    assert np.all(np.diff(values) <= 1e-9 * init)
-    assert np.all(values <= init * (1 + 1e-6)) and np.all(values >= 0)
+    bound = _rounding(values, init, rate, exponent)
+    assert np.all(np.diff(values) <= bound[1:] + bound[:-1])
+    assert np.all(values <= init + bound) and np.all(values >= 0)
 
 
 @SETTINGS
@@ -216,19 +293,26 @@ def test_step_and_exponential_decay_fall_within_bounds(init, rate, size):
        power=st.floats(0.1, 4.0))
 def test_cosine_and_polynomial_decay_stay_in_min_init_and_never_rise(init, fraction, t_max, power):
   low = init * fraction
-  for schedule in (mj.cosine_annealing(init, t_max, low),
-                   mj.polynomial_decay(init, t_max, power, end_value=low)):
+  # The polynomial's base (T − t)/T rounds twice (a division may be a reciprocal's product).
+  remaining = 1 - np.minimum(np.arange(400.0), t_max) / t_max
+  for schedule, amplification in (
+      (mj.cosine_annealing(init, t_max, low), 0.0),
+      (mj.polynomial_decay(init, t_max, power, end_value=low),
+       2 * _tolerances.power_amplification(remaining, power))):
     values = _values(schedule)
-    tolerance = 1e-6 * init
-    assert np.all(values >= low - tolerance) and np.all(values <= init + tolerance)
-    assert np.all(np.diff(values) <= tolerance)
-    np.testing.assert_allclose(values[t_max:], low, rtol=1e-5, atol=tolerance)
+    bound = _tolerances.schedule_bound(values, init, amplification)
+    assert np.all(values >= low - bound) and np.all(values <= init + bound)
+    assert np.all(np.diff(values) <= bound[1:] + bound[:-1])
+    _tolerances.assert_within({"": values[t_max:]}, {"": np.full(400 - t_max, low)},
+                              {"": bound[t_max:]})
 
 
 @SETTINGS
 @given(start=st.floats(0.0, 0.1), peak=st.floats(0.1, 1.0), warmup=st.integers(1, 300))
 def test_warmup_rises_to_its_peak_and_holds(start, peak, warmup):
   values = _values(mj.linear_warmup(start, peak, warmup))
-  assert np.all(np.diff(values) >= -1e-7)
-  np.testing.assert_allclose(values[warmup:], peak, rtol=1e-6)
-  np.testing.assert_allclose(values[0], start, rtol=1e-6, atol=1e-9)
+  bound = _tolerances.schedule_bound(values, peak)
+  assert np.all(np.diff(values) >= -(bound[1:] + bound[:-1]))
+  _tolerances.assert_within({"": values[warmup:]}, {"": np.full(400 - warmup, peak)},
+                            {"": bound[warmup:]})
+  _tolerances.assert_within({"": values[:1]}, {"": np.array([start])}, {"": bound[:1]})
