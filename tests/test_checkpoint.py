@@ -179,13 +179,14 @@ def test_a_sweep_logging_per_layer_gradient_norms_checkpoints_and_tabulates_them
     np.testing.assert_allclose(swept[f"grad_norm/{path}"], norms, rtol=1e-5)
 
 
-def _kill_the_command_once(tmp_path, flags: list[str], ready, what: str):
-  """Runs DIGITS through the command on 2 CPU devices and SIGKILLs it once ``ready(out)``.
+def _kill_the_command_once(tmp_path, flags: list[str], ready, what: str, sweep_config=DIGITS):
+  """Runs DIGITS (or ``sweep_config``) through the command on 2 CPU devices and SIGKILLs it
+  once ``ready(out)``.
 
   Returns the output folder.
   """
   config = tmp_path / "digits.yaml"
-  config.write_text(json.dumps(DIGITS))
+  config.write_text(json.dumps(sweep_config))
   out = tmp_path / "out"
   process = subprocess.Popen(
       [sys.executable, "-m", "momentum_jax", "sweep", str(config), "--out", str(out),
@@ -289,3 +290,38 @@ def test_resuming_with_other_data_or_another_model_is_refused(tmp_path):
     sweep.run(config(y + 1.0), tmp_path, quiet=True)
   with pytest.raises(sweep.OutputDirError, match="different config"):
     sweep.run(config(y, hidden=4), tmp_path, quiet=True)
+
+
+# DIGITS under Hyperband (rungs of 50 steps and more): brackets trained one after the other.
+HYPERBAND_DIGITS = {**DIGITS, "search": {"method": "grid", "scheduler": {
+    "name": "hyperband", "eta": 3, "min_steps": 50, "metric": "val_loss"}}}
+
+
+def _saved_in_a_later_bracket(out):
+  """A state saved in the second bracket or later (the first bracket is saved whole), its
+  carry committed by Orbax (the folder of its number)."""
+  for path in (out / "state").glob("g*/loop-*.npz"):
+    if not (path.parent / "carry" / path.stem.removeprefix("loop-")).is_dir():
+      continue
+    try:
+      with np.load(path) as saved:
+        if json.loads(str(saved["position"]))["batch"]["number"] >= 1:
+          return True
+    except (OSError, ValueError, KeyError):  # removed as it was read
+      continue
+  return False
+
+
+def test_a_hyperband_sweep_killed_in_a_later_bracket_resumes_to_the_uninterrupted_results(
+    tmp_path):
+  out = _kill_the_command_once(tmp_path, ["--checkpoint-every", "1e-9"],
+                               _saved_in_a_later_bracket, "saving a later bracket's state",
+                               HYPERBAND_DIGITS)
+  resumed = sweep.run(HYPERBAND_DIGITS, out, quiet=True)
+  (mid,) = resumed.manifest["checkpoint"]["chunks_resumed_mid_training"]
+  assert mid["batch"] >= 1 and mid["from_step"] > 0
+  whole = sweep.run(HYPERBAND_DIGITS, quiet=True, width=2)
+  _same_results(whole, resumed)
+  sizes = lambda result: [[b["sizes"] for b in brackets]  # noqa: E731
+                          for brackets in result.manifest["scheduler"]["groups"].values()]
+  assert sizes(resumed) == sizes(whole)

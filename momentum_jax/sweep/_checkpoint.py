@@ -121,6 +121,11 @@ class Checkpoint:
     self.resumed = resumed
 
   @property
+  def extended(self) -> list[str]:
+    """How the search was raised since it first ran (``search.trials 24 -> 32``), if it was."""
+    return list(self.state.get("extended", []))
+
+  @property
   def widths(self) -> dict[str, int] | None:
     """The vmap width of each optimizer group, by label; None until recorded."""
     widths = self.state.get("widths")
@@ -138,7 +143,7 @@ class Checkpoint:
 
   @classmethod
   def open(cls, out_dir: str | Path, state: dict[str, Any], *, overwrite: bool,
-           write: bool = True) -> "Checkpoint":
+           write: bool = True, appends: bool = True) -> "Checkpoint":
     """Opens (or starts) the checkpoint of the sweep described by ``state``.
 
     Args:
@@ -149,6 +154,8 @@ class Checkpoint:
         refusing.
       write: Whether this process creates and clears files (process 0 of
         several: the others only read).
+      appends: Whether more trials or points would only add rows after the
+        trained ones (a random search whose points cross a list would move them).
 
     Raises:
       OutputDirError: if ``out_dir`` holds a different configuration's sweep
@@ -172,6 +179,21 @@ class Checkpoint:
                   "config": manifest.get("config"), "versions": state["versions"],
                   "finished_without_chunks": True}
     problem = None if recorded is None else _mismatch(recorded, state)
+    extended = None if problem is None or recorded.get("finished_without_chunks") else (
+        _extension(recorded, state))
+    if extended is not None and not appends and "samples" in extended:
+      raise OutputDirError(
+          f"{out_dir} holds this sweep with fewer points ({extended}), and its groups cross "
+          "the points with lists: new points would move the trained ones; run the larger "
+          "search in another folder, or pass --overwrite to train it all again")
+    if extended is not None:  # the same sweep, asked for more: keep what it trained
+      recorded = {**recorded, "fingerprint": state["fingerprint"], "config": state["config"],
+                  "problem": state.get("problem"),
+                  "extended": [*recorded.get("extended", []), extended]}
+      checkpoint = cls(folder, recorded, resumed=True)
+      if write:
+        checkpoint._write_state()
+      return checkpoint
     if problem is not None and not overwrite:
       raise OutputDirError(
           f"{out_dir} holds a sweep of {problem}; pass --overwrite (overwrite=True) to "
@@ -310,6 +332,35 @@ def _batch_arrays(batch: Any, strategy_state: Mapping[str, Any], ended: Mapping[
   arrays.update(pack("values:", ended["values"]))
   arrays.update(pack("history:", ended["history"]))
   return arrays
+
+
+# Keys of search: that a finished search may raise to go on (Optuna's trials; the points of a
+# random or quasi-random search, whose sequences keep their first points).
+_EXTENSIBLE = ("trials", "samples")
+
+
+def _extension(recorded: Mapping[str, Any], state: Mapping[str, Any]) -> str | None:
+  """What raising ``search.trials`` or ``search.samples`` added, when that is all that
+  changed (same problem, same package versions); None otherwise."""
+  old, new = recorded.get("config"), state.get("config")
+  if not isinstance(old, Mapping) or not isinstance(new, Mapping):
+    return None
+  before, after = old.get("search") or {}, new.get("search") or {}
+  if not isinstance(before, Mapping) or not isinstance(after, Mapping):
+    return None
+  changed = [k for k in _EXTENSIBLE if before.get(k) != after.get(k)]
+  if not changed or any(not isinstance(after.get(k), int) or not isinstance(before.get(k), int)
+                        or after[k] < before[k] for k in changed):
+    return None
+
+  def without(config, problem):
+    search = {k: v for k, v in config["search"].items() if k not in _EXTENSIBLE}
+    return fingerprint({**config, "search": search, "problem": problem})
+  if without(old, recorded.get("problem")) != without(new, state.get("problem")):
+    return None
+  if _mismatch({**recorded, "fingerprint": state["fingerprint"]}, state) is not None:
+    return None  # other package versions
+  return ", ".join(f"search.{k} {before[k]} -> {after[k]}" for k in changed)
 
 
 def _read_state(path: Path) -> Any:

@@ -60,7 +60,7 @@ def _barrier(name: str) -> None:
 
 
 def _open_checkpoint(out_dir, raw_config: dict, record: dict, versions: dict,
-                     overwrite: bool) -> _checkpoint.Checkpoint:
+                     overwrite: bool, appends: bool = True) -> _checkpoint.Checkpoint:
   """The output folder's checkpoint, the same view on every process.
 
   Every process checks the folder (so that all refuse a foreign sweep
@@ -70,10 +70,12 @@ def _open_checkpoint(out_dir, raw_config: dict, record: dict, versions: dict,
   state = {"fingerprint": _fingerprint.fingerprint({**raw_config, "problem": record}),
            "config": raw_config, "problem": record, "versions": versions}
   first = jax.process_index() == 0
-  checkpoint = _checkpoint.Checkpoint.open(out_dir, state, overwrite=overwrite, write=first)
+  checkpoint = _checkpoint.Checkpoint.open(out_dir, state, overwrite=overwrite, write=first,
+                                           appends=appends)
   _barrier("checkpoint opened")
   if not first:
-    checkpoint = _checkpoint.Checkpoint.open(out_dir, state, overwrite=False, write=False)
+    checkpoint = _checkpoint.Checkpoint.open(out_dir, state, overwrite=False, write=False,
+                                             appends=appends)
   return checkpoint
 
 
@@ -219,7 +221,8 @@ def run(
   identity = _program_cache.sweep_identity(config, record)  # kept programs' problem part
   checkpoint = None
   if out_dir is not None:
-    checkpoint = _open_checkpoint(out_dir, raw_config, record, _checkpoint.versions(), overwrite)
+    checkpoint = _open_checkpoint(out_dir, raw_config, record, _checkpoint.versions(), overwrite,
+                                  _plan.points_last(groups))
   strategies = searches.strategies(groups, out_dir, checkpoint is None or not checkpoint.resumed)
   start = time.perf_counter()
   widths, execution = _widths(width, checkpoint, problem,

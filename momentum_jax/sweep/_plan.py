@@ -69,6 +69,13 @@ def groups(config: SweepConfig) -> list[Group]:
   return found
 
 
+def points_last(groups: list[Group]) -> bool:
+  """Whether more sampled points (or trials) would only add rows after a group's others: no
+  group crosses its points with a list of more than one value (the grid varies slowest)."""
+  return all(math.prod(len(v) for v in g.spec.grid.values()) == 1 or g.spec.trials is not None
+             for g in groups)
+
+
 def trial_rows(spec: OptimizerSpec, seeds: tuple[int, ...]
                ) -> tuple[dict[str, np.ndarray], np.ndarray]:
   """The rows of a group whose points are asked while it trains: ``trials × seeds``, trial ``t`` at rows ``t·S … t·S + S - 1``.

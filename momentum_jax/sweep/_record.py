@@ -57,5 +57,6 @@ def manifest(config, problem, record, raw_config, groups, trained, execution, me
           "configs_trained": trained.configs_trained,
           "configs_resumed": num_configs - trained.configs_trained,
           "checkpoint_every": checkpoint_every,
-          "chunks_resumed_mid_training": trained.resumed},
+          "chunks_resumed_mid_training": trained.resumed,
+          "extended": checkpoint.extended},
   })
