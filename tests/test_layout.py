@@ -17,13 +17,6 @@ PACKAGE = Path(__file__).resolve().parent.parent / "momentum_jax"
 MAX_MODULE_LINES = 400
 MAX_FUNCTION_LINES = 60
 
-# Modules the sweep engine's rewrite (issue 25) is replacing: checked once it lands.
-# Empty this list as they are rewritten; nothing else belongs here.
-BEING_REWRITTEN = {
-    "sweep/_config.py",  # 477 lines
-}
-
-
 def _modules() -> list[str]:
   return sorted(str(p.relative_to(PACKAGE)) for p in PACKAGE.rglob("*.py"))
 
@@ -55,22 +48,14 @@ def test_code_lines_counts_as_the_docstring_says():
   assert code_lines(function, source) == 3  # def, y = ..., return
 
 
-def test_the_exception_list_names_only_modules_that_exist():
-  assert BEING_REWRITTEN <= set(_modules())
-
-
 @pytest.mark.parametrize("module", _modules())
 def test_module_is_at_most_400_lines(module):
-  if module in BEING_REWRITTEN:
-    pytest.skip("being rewritten (issue 25)")
   lines = len((PACKAGE / module).read_text(encoding="utf-8").splitlines())
   assert lines <= MAX_MODULE_LINES, f"{module}: {lines} lines; split it by concept"
 
 
 @pytest.mark.parametrize("module", _modules())
 def test_functions_are_at_most_60_lines_of_code(module):
-  if module in BEING_REWRITTEN:
-    pytest.skip("being rewritten (issue 25)")
   text = (PACKAGE / module).read_text(encoding="utf-8")
   source = text.splitlines()
   long = [f"{node.name} (line {node.lineno}): {count} lines of code"
