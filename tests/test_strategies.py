@@ -96,6 +96,13 @@ def test_a_bad_strategy_path_is_refused_naming_search_method(method, message):
     sweep.load_config(with_changes(MEDIAN, search={"method": method}))
 
 
+def test_a_range_under_a_strategy_of_your_own_is_refused_saying_why():
+  config = with_changes(MEDIAN, optimizer__learning_rate={"loguniform": [0.001, 1.0]})
+  with pytest.raises(sweep.ConfigError, match=r"optimizer\.learning_rate: search\.method "
+                     r"experiments\.median_stopping:MedianStopping decides over the grid's rows"):
+    sweep.load_config(config)
+
+
 def test_a_strategy_options_metric_the_problem_does_not_log_is_refused():
   config = with_changes(MEDIAN, search__options={"metric": "val_loss"})
   with pytest.raises(sweep.ConfigError, match=r"search\.options\.metric: .*logs no 'val_loss'"):

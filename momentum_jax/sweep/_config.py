@@ -93,7 +93,9 @@ def _split_options(path: str, typed: Mapping[str, Any], search: SearchSpec):
       static[key] = value
     elif isinstance(spec, (Uniform, LogUniform)):
       if not search.samples_ranges:
-        raise ConfigError(f"{path}.{key}", _RANGE_NEEDS_SEARCH)
+        raise ConfigError(f"{path}.{key}", _RANGE_NEEDS_SEARCH if search.strategy is None else
+                          f"search.method {search.method} decides over the grid's rows, and "
+                          "a range has none: give a list, linspace or logspace")
       ranges[key] = spec
     else:
       grid[key] = spec
