@@ -231,15 +231,15 @@ def test_groups_are_labelled_by_their_static_options():
 
 
 def test_the_progress_bar_advances_after_each_segment_and_changes_no_result(monkeypatch):
-  from momentum_jax.sweep import _execute
+  from momentum_jax.sweep import _progress
   counted = []
-  finish_chunk = _execute.Progress.finish_chunk
+  finish_chunk = _progress.Progress.finish_chunk
 
   def spy(self, amount):
     counted.append((self.bar.n - self._done, amount))  # what the segments advanced
     finish_chunk(self, amount)
 
-  monkeypatch.setattr(_execute.Progress, "finish_chunk", spy)
+  monkeypatch.setattr(_progress.Progress, "finish_chunk", spy)
   loud = sweep.run(REGRESSION, width=3, chunk_size=9)
   # 18 configurations in 2 chunks of 9, 40 steps each, in segments of 20 steps
   assert counted == [(9 * 40, 9 * 40)] * 2
@@ -270,6 +270,6 @@ def test_data_with_nan_is_refused_as_a_config_error_naming_the_problem(monkeypat
     y[7] = np.nan
     return data.Dataset(name="poisoned", x_train=x, y_train=y)
 
-  monkeypatch.setattr(problems.data_lib, "regression_normal", poisoned)
+  monkeypatch.setattr(problems._builtin.data_lib, "regression_normal", poisoned)
   with pytest.raises(sweep.ConfigError, match=r"^problem: .*y_train contains 1 NaN"):
     sweep.run(REGRESSION, quiet=True)

@@ -97,6 +97,52 @@ def _group_curves(group: GroupOutcome, ids: np.ndarray, logged: list[str],
   return pd.DataFrame(curve)[ran].reset_index(drop=True)
 
 
+def _group_summary(group: GroupOutcome, ids: np.ndarray, logged_steps: np.ndarray,
+                   stopped: np.ndarray, scheduled: bool) -> pd.DataFrame:
+  """One group's rows of the summary: its values, seeds, final metrics and fates."""
+  k, metrics, diverged_at = len(group.seeds), group.metrics, group.diverged_at_step
+  last = (np.arange(k), np.searchsorted(logged_steps, stopped))  # each run's last log
+  losses = metrics["train_loss"]
+  row = {"config_id": ids, "optimizer": group.label,
+         **({} if group.trial is None else {"trial": np.asarray(group.trial, np.int64)}),
+         **group.values, "seed": group.seeds,
+         "final_loss": losses[last].astype(np.float64)}
+  with np.errstate(invalid="ignore"):
+    row["best_loss"] = np.where(
+        np.all(np.isnan(losses), axis=1), np.nan,
+        np.nanmin(np.where(np.isnan(losses), np.inf, losses), axis=1)).astype(np.float64)
+  row.update({name: metrics[name][last].astype(np.float64)
+              for name in metrics if name.startswith("val_")})
+  row.update({name: value.astype(np.float64) for name, value in metrics.items()
+              if name.startswith("start_")})
+  row["diverged"] = diverged_at >= 0
+  row["diverged_at_step"] = pd.array(np.where(diverged_at >= 0, diverged_at, 0), dtype="Int64")
+  if scheduled:
+    row["stopped_at_step"] = pd.array(stopped, dtype="Int64")
+  if group.pbt is not None:
+    seeds = len(np.unique(group.seeds))
+    row["member"] = ids // seeds
+    row.update({f"final_{name}": values[:, -1].astype(np.float64)
+                for name, values in group.pbt["hyperparameters"].items()})
+    row["lineage"] = _lineage(group.pbt["copied_from"], int(ids[0]), seeds, logged_steps)
+  summary = pd.DataFrame(row)
+  summary.loc[~summary["diverged"], "diverged_at_step"] = pd.NA
+  return summary
+
+
+def _ordered(summary: pd.DataFrame, scheduled: bool, pbt: bool) -> pd.DataFrame:
+  """The summary's columns in their order: ids, hyperparameters, seed, metrics, fates."""
+  front = ["config_id", "optimizer", *(["trial"] if "trial" in summary.columns else []),
+           *(["member"] if pbt else [])]
+  hyper = [c for c in summary.columns if c not in front and c not in (
+      "seed", "diverged", "diverged_at_step", "stopped_at_step", "lineage") and not is_metric(c)]
+  hyper = ([c for c in hyper if not c.startswith("final_")]
+           + [c for c in hyper if c.startswith("final_")])  # pbt's final values last
+  rest = ["seed", *metric_columns(summary), "diverged", "diverged_at_step",
+          *(["stopped_at_step"] if scheduled else []), *(["lineage"] if pbt else [])]
+  return summary[front + hyper + rest]
+
+
 def frames(groups: list[GroupOutcome], logged_steps: np.ndarray
            ) -> tuple[pd.DataFrame, pd.DataFrame]:
   """The ``(summary, curves)`` of a sweep's groups (see :mod:`momentum_jax.results`)."""
@@ -108,45 +154,10 @@ def frames(groups: list[GroupOutcome], logged_steps: np.ndarray
     k = len(group.seeds)
     ids = np.arange(next_id, next_id + k)
     next_id += k
-    metrics, diverged_at = group.metrics, group.diverged_at_step
     stopped = (np.full(k, logged_steps[-1]) if group.stopped_at_step is None
                else np.asarray(group.stopped_at_step))
-    # Each run's last log: at the step it stopped.
-    last = (np.arange(k), np.searchsorted(logged_steps, stopped))
-    losses = metrics["train_loss"]
-    row = {"config_id": ids, "optimizer": group.label,
-           **({} if group.trial is None else {"trial": np.asarray(group.trial, np.int64)}),
-           **group.values, "seed": group.seeds,
-           "final_loss": losses[last].astype(np.float64)}
-    with np.errstate(invalid="ignore"):
-      row["best_loss"] = np.where(
-          np.all(np.isnan(losses), axis=1), np.nan,
-          np.nanmin(np.where(np.isnan(losses), np.inf, losses), axis=1)).astype(np.float64)
-    logged = [name for name in metrics if name.startswith("val_")]
-    row.update({name: metrics[name][last].astype(np.float64) for name in logged})
-    row.update({name: value.astype(np.float64) for name, value in metrics.items()
-                if name.startswith("start_")})
-    row["diverged"] = diverged_at >= 0
-    row["diverged_at_step"] = pd.array(np.where(diverged_at >= 0, diverged_at, 0), dtype="Int64")
-    if scheduled:
-      row["stopped_at_step"] = pd.array(stopped, dtype="Int64")
-    if group.pbt is not None:
-      seeds = len(np.unique(group.seeds))
-      row["member"] = ids // seeds
-      row.update({f"final_{name}": values[:, -1].astype(np.float64)
-                  for name, values in group.pbt["hyperparameters"].items()})
-      row["lineage"] = _lineage(group.pbt["copied_from"], int(ids[0]), seeds, logged_steps)
-    summary = pd.DataFrame(row)
-    summary.loc[~summary["diverged"], "diverged_at_step"] = pd.NA
-    summaries.append(summary)
+    summaries.append(_group_summary(group, ids, logged_steps, stopped, scheduled))
+    logged = [name for name in group.metrics if name.startswith("val_")]
     curves.append(_group_curves(group, ids, logged, logged_steps, stopped))
-  summary = pd.concat(summaries, ignore_index=True)
-  front = ["config_id", "optimizer", *(["trial"] if "trial" in summary.columns else []),
-           *(["member"] if pbt else [])]
-  hyper = [c for c in summary.columns if c not in front and c not in (
-      "seed", "diverged", "diverged_at_step", "stopped_at_step", "lineage") and not is_metric(c)]
-  hyper = ([c for c in hyper if not c.startswith("final_")]
-           + [c for c in hyper if c.startswith("final_")])  # pbt's final values last
-  rest = ["seed", *metric_columns(summary), "diverged", "diverged_at_step",
-          *(["stopped_at_step"] if scheduled else []), *(["lineage"] if pbt else [])]
-  return summary[front + hyper + rest], pd.concat(curves, ignore_index=True)
+  summary = _ordered(pd.concat(summaries, ignore_index=True), scheduled, pbt)
+  return summary, pd.concat(curves, ignore_index=True)

@@ -32,7 +32,8 @@ import numpy as np
 from jax.experimental import multihost_utils
 
 from momentum_jax.runtime import files as _files
-from momentum_jax.sweep._checkpoint import STATE_DIR, pack, unpack
+from momentum_jax.sweep._arrays import pack, unpack
+from momentum_jax.sweep._checkpoint import STATE_DIR
 from momentum_jax.sweep.strategies import Batch, Strategy
 
 

@@ -49,7 +49,9 @@ from momentum_jax import results
 from momentum_jax.runtime import files as _files
 from momentum_jax.runtime.versions import versions  # noqa: F401  (the engine reads them here)
 from momentum_jax.results._models import MODELS_DIR
-from momentum_jax.sweep._fingerprint import fingerprint
+from momentum_jax.sweep._arrays import METRIC_PREFIX, batch_arrays, metric_path, unpack
+from momentum_jax.sweep._errors import OutputDirError
+from momentum_jax.sweep._recorded import extension, mismatch, recorded_sweep
 from momentum_jax.sweep.strategies import OWN_FILES
 
 CHUNKS_DIR = "chunks"
@@ -60,12 +62,6 @@ FORMAT = 1
 _RESULT_FILES = (results.SUMMARY_FILE, results.CURVES_FILE, results.MANIFEST_FILE,
                  results.REPORT_FILE, *OWN_FILES)
 _CHUNK_NAME = re.compile(r"g(\d+)-(\d+)-p(\d+)\.npz")
-# Package versions that must match for resumed results to equal an uninterrupted run's.
-COMPUTING_PACKAGES = ("momentum_jax", "jax", "jaxlib", "optax", "flax", "numpy")
-
-
-class OutputDirError(ValueError):
-  """The output folder holds another sweep, or chunks that cannot be merged, or cannot be written."""
 
 
 def check_output_folder(out_dir: Path) -> None:
@@ -93,19 +89,6 @@ def check_output_folder(out_dir: Path) -> None:
       raise OutputDirError(f"{path}: a {'file' if folder else 'folder'} where a sweep keeps its "
                            f"{'folder' if folder else 'manifest file'}: this is not a sweep's "
                            "output folder; choose another (or remove it)")
-
-
-# A metric's entry in a chunk file: this prefix, then its key path as JSON, so
-# that integer keys (a layer's index in the gradient norms) come back as ints.
-_METRIC_PREFIX = "metrics:"
-
-
-def _metric_name(path: tuple) -> str:
-  return _METRIC_PREFIX + json.dumps(list(path))
-
-
-def _metric_path(name: str) -> tuple:
-  return tuple(json.loads(name[len(_METRIC_PREFIX):]))
 
 
 class Checkpoint:
@@ -164,23 +147,10 @@ class Checkpoint:
     out_dir = Path(out_dir)
     check_output_folder(out_dir)
     folder = out_dir / CHUNKS_DIR
-    recorded = _read_state(folder / STATE_FILE)
-    if recorded is not None and not isinstance(recorded, dict):
-      raise OutputDirError(f"{folder / STATE_FILE}: not a sweep's record; remove it, or choose "
-                           "another output folder")
-    if recorded is None and (out_dir / results.MANIFEST_FILE).exists():
-      # A finished sweep whose chunks were deleted: refuse if it is another config.
-      manifest = _read_state(out_dir / results.MANIFEST_FILE)
-      if not isinstance(manifest, dict):
-        raise OutputDirError(f"{out_dir / results.MANIFEST_FILE}: not a sweep's manifest; "
-                             "remove it, or choose another output folder")
-      recorded = {"fingerprint": fingerprint({**manifest.get("config", {}),
-                                              "problem": manifest.get("problem_record")}),
-                  "config": manifest.get("config"), "versions": state["versions"],
-                  "finished_without_chunks": True}
-    problem = None if recorded is None else _mismatch(recorded, state)
+    recorded = recorded_sweep(out_dir, folder / STATE_FILE, state["versions"])
+    problem = None if recorded is None else mismatch(recorded, state)
     extended = None if problem is None or recorded.get("finished_without_chunks") else (
-        _extension(recorded, state))
+        extension(recorded, state))
     if extended is not None and not appends and "samples" in extended:
       raise OutputDirError(
           f"{out_dir} holds this sweep with fewer points ({extended}), and its groups cross "
@@ -190,30 +160,29 @@ class Checkpoint:
       recorded = {**recorded, "fingerprint": state["fingerprint"], "config": state["config"],
                   "problem": state.get("problem"),
                   "extended": [*recorded.get("extended", []), extended]}
-      checkpoint = cls(folder, recorded, resumed=True)
-      if write:
-        checkpoint._write_state()
-      return checkpoint
+      return cls._opened(folder, recorded, resumed=True, write=write)
     if problem is not None and not overwrite:
       raise OutputDirError(
           f"{out_dir} holds a sweep of {problem}; pass --overwrite (overwrite=True) to "
           f"replace it, or choose another output folder")
     if problem is not None or recorded is None or recorded.get("finished_without_chunks"):
       if write and problem is not None:
-        shutil.rmtree(folder, ignore_errors=True)
-        shutil.rmtree(out_dir / STATE_DIR, ignore_errors=True)
-        shutil.rmtree(out_dir / MODELS_DIR, ignore_errors=True)  # keep:'s, the old sweep's
-        for name in _RESULT_FILES:
-          (out_dir / name).unlink(missing_ok=True)
-      checkpoint = cls(folder, {"format": FORMAT, **state}, resumed=False)
-      if write:
-        folder.mkdir(parents=True, exist_ok=True)
-        checkpoint._write_state()
-      return checkpoint
+        _clear(out_dir, folder)
+      return cls._opened(folder, {"format": FORMAT, **state}, resumed=False, write=write)
     if write:  # what a killed write left behind: never a chunk, only litter
       for temporary in folder.glob(".*.tmp"):
         temporary.unlink(missing_ok=True)
     return cls(folder, recorded, resumed=True)
+
+  @classmethod
+  def _opened(cls, folder: Path, state: dict[str, Any], resumed: bool, write: bool
+              ) -> "Checkpoint":
+    """The checkpoint of ``state``, written to ``folder`` (process 0)."""
+    checkpoint = cls(folder, state, resumed=resumed)
+    if write:
+      folder.mkdir(parents=True, exist_ok=True)
+      checkpoint._write_state()
+    return checkpoint
 
   def _files(self, group: int) -> list[Path]:
     found = []
@@ -240,7 +209,7 @@ class Checkpoint:
     if jax.process_index() != 0:
       return None
     buffer = io.BytesIO()
-    np.savez(buffer, **_batch_arrays(batch, strategy_state, ended))
+    np.savez(buffer, **batch_arrays(batch, strategy_state, ended))
     name = f"g{group:03d}-{int(np.min(ended['rows'])):07d}-p000.npz"
     return _files.atomic_write_bytes(self.folder / name, buffer.getvalue())
 
@@ -262,7 +231,7 @@ class Checkpoint:
       batch = Batch.from_record(json.loads(str(arrays["batch"])))
       ended = {"rows": arrays["index"], "diverged_at_step": arrays["diverged_at_step"],
                "stopped_at_step": arrays["stopped_at_step"],
-               "metrics": unpack(_METRIC_PREFIX, arrays), "values": unpack("values:", arrays),
+               "metrics": unpack(METRIC_PREFIX, arrays), "values": unpack("values:", arrays),
                "history": unpack("history:", arrays), "widths": arrays["widths"]}
       found.append((batch, json.loads(str(arrays["strategy"])), ended))
     return sorted(found, key=lambda saved: saved[0].number)
@@ -291,8 +260,8 @@ class Checkpoint:
           diverged = np.zeros(num_configs, chunk["diverged_at_step"].dtype)
         diverged[index] = chunk["diverged_at_step"]
         for name in chunk.files:
-          if name.startswith(_METRIC_PREFIX):
-            key = _metric_path(name)
+          if name.startswith(METRIC_PREFIX):
+            key = metric_path(name)
             if key not in merged:
               merged[key] = np.zeros((num_configs, *chunk[name].shape[1:]), chunk[name].dtype)
             merged[key][index] = chunk[name]
@@ -306,81 +275,10 @@ class Checkpoint:
     return traverse_util.unflatten_dict(merged), diverged
 
 
-def pack(prefix: str, tree: Mapping[str, Any]) -> dict[str, np.ndarray]:
-  """A nested dict of arrays as flat ``.npz`` entries named ``prefix`` + its key path as JSON."""
-  return {prefix + json.dumps(list(path)): np.asarray(value)
-          for path, value in traverse_util.flatten_dict(dict(tree)).items()}
-
-
-def unpack(prefix: str, arrays: Mapping[str, np.ndarray]) -> dict[str, Any]:
-  """What :func:`pack` wrote under ``prefix``, nested again (empty if nothing)."""
-  return traverse_util.unflatten_dict(
-      {tuple(json.loads(name[len(prefix):])): np.asarray(arrays[name])
-       for name in arrays if name.startswith(prefix)})
-
-
-def _batch_arrays(batch: Any, strategy_state: Mapping[str, Any], ended: Mapping[str, Any]
-                  ) -> dict[str, np.ndarray]:
-  """A finished batch as ``.npz`` entries (see :meth:`Checkpoint.save_batch`)."""
-  arrays = {"index": np.asarray(ended["rows"], np.int64),
-            "diverged_at_step": np.asarray(ended["diverged_at_step"]),
-            "stopped_at_step": np.asarray(ended["stopped_at_step"], np.int64),
-            "batch": np.array(json.dumps(batch.record())),
-            "strategy": np.array(json.dumps(_files.jsonable(strategy_state))),
-            "widths": np.asarray(ended.get("widths", ()), np.int64)}
-  arrays.update(pack(_METRIC_PREFIX, ended["metrics"]))
-  arrays.update(pack("values:", ended["values"]))
-  arrays.update(pack("history:", ended["history"]))
-  return arrays
-
-
-# Keys of search: that a finished search may raise to go on (Optuna's trials; the points of a
-# random or quasi-random search, whose sequences keep their first points).
-_EXTENSIBLE = ("trials", "samples")
-
-
-def _extension(recorded: Mapping[str, Any], state: Mapping[str, Any]) -> str | None:
-  """What raising ``search.trials`` or ``search.samples`` added, when that is all that
-  changed (same problem, same package versions); None otherwise."""
-  old, new = recorded.get("config"), state.get("config")
-  if not isinstance(old, Mapping) or not isinstance(new, Mapping):
-    return None
-  before, after = old.get("search") or {}, new.get("search") or {}
-  if not isinstance(before, Mapping) or not isinstance(after, Mapping):
-    return None
-  changed = [k for k in _EXTENSIBLE if before.get(k) != after.get(k)]
-  if not changed or any(not isinstance(after.get(k), int) or not isinstance(before.get(k), int)
-                        or after[k] < before[k] for k in changed):
-    return None
-
-  def without(config, problem):
-    search = {k: v for k, v in config["search"].items() if k not in _EXTENSIBLE}
-    return fingerprint({**config, "search": search, "problem": problem})
-  if without(old, recorded.get("problem")) != without(new, state.get("problem")):
-    return None
-  if _mismatch({**recorded, "fingerprint": state["fingerprint"]}, state) is not None:
-    return None  # other package versions
-  return ", ".join(f"search.{k} {before[k]} -> {after[k]}" for k in changed)
-
-
-def _read_state(path: Path) -> Any:
-  try:
-    return json.loads(path.read_text(encoding="utf-8"))
-  except FileNotFoundError:
-    return None
-  except (json.JSONDecodeError, UnicodeDecodeError) as error:  # only a hand edit gets here
-    raise OutputDirError(f"{path}: not valid JSON ({error}); remove it, or choose another "
-                         "output folder") from None
-
-
-def _mismatch(recorded: Mapping[str, Any], state: Mapping[str, Any]) -> str | None:
-  """Why the recorded sweep is not this one, or None when it is."""
-  if recorded.get("fingerprint") != state["fingerprint"]:
-    name = (recorded.get("config") or {}).get("name")
-    return f"a different config{f' ({name!r})' if name else ''}"
-  old = recorded.get("versions", {})
-  changed = [f"{p} {old.get(p)} -> {state['versions'].get(p)}" for p in COMPUTING_PACKAGES
-             if old.get(p) != state["versions"].get(p)]
-  if changed:
-    return f"this config computed with other package versions ({', '.join(changed)})"
-  return None
+def _clear(out_dir: Path, folder: Path) -> None:
+  """Removes another sweep's chunks, state, kept models and results (``--overwrite``)."""
+  shutil.rmtree(folder, ignore_errors=True)
+  shutil.rmtree(out_dir / STATE_DIR, ignore_errors=True)
+  shutil.rmtree(out_dir / MODELS_DIR, ignore_errors=True)  # keep:'s, the old sweep's
+  for name in _RESULT_FILES:
+    (out_dir / name).unlink(missing_ok=True)

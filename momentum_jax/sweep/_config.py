@@ -29,10 +29,12 @@ import numpy as np
 from momentum_jax import optim, problems
 from momentum_jax.sweep import _sizes
 from momentum_jax.sweep._errors import ConfigError
-from momentum_jax.sweep._grid import GRID_KINDS, spec_size, spec_values
+from momentum_jax.sweep._grid import spec_size, spec_values
 from momentum_jax.sweep._imports import import_object, recorded_name
+from momentum_jax.sweep._options import (
+    NUMERIC, range_error, split_options, typed_options, with_range_ends)
 from momentum_jax.sweep._optimizers import (
-    OPTIMIZERS, check_arguments, check_factory, keyword_parameters, known_name, resolve_optimizer)
+    OPTIMIZERS, check_factory, keyword_parameters, known_name, resolve_optimizer)
 from momentum_jax.sweep._problem_config import (  # noqa: F401  (build_problem re-exported)
     build_problem, parse_problem as _parse_problem)
 from momentum_jax.sweep._schema import SCHEDULES, OptimizerSection, ScheduleSection, SweepSchema
@@ -42,75 +44,13 @@ from momentum_jax.sweep._search import (  # noqa: F401  (re-exported)
     SCHEDULERS, SchedulerSpec, SearchSpec, check_search as _check_search, check_searched,
     scheduler_metric, scheduler_metrics, search_points, search_record)
 from momentum_jax.sweep._space import (
-    RANGE_KINDS, Hyperparameter, LogUniform, Range, Uniform, as_range)
-from momentum_jax.sweep._grid import Linspace, Logspace, spec_kind
-from momentum_jax.sweep._validation import arguments_adapter, validate
+    Range, as_range)
+from momentum_jax.sweep._validation import validate
 from momentum_jax.sweep._yaml import read_yaml
 
 SCHEDULE_PREFIX = "schedule."
-_RANGE_NEEDS_SEARCH = ("a range is sampled, and the sweep's search is a grid: add "
-                       "'search: {method: quasirandom, samples: N, seed: 0}' (or method: "
-                       "random) at the top level, or give a list, linspace or logspace")
-_NUMERIC = "a number, a list, linspace, logspace, uniform or loguniform"
 # warmup_steps is ours, not a schedule's argument: numeric, as one without a default.
 _WARMUP = inspect.Parameter("warmup_steps", inspect.Parameter.KEYWORD_ONLY)
-
-
-def _numeric_spec(path: str, value: Any) -> Any:
-  """The validated numeric spec ``value`` is, or ``None`` for a static option.
-
-  A value the signature typed is already validated; one of an argument it
-  says nothing of (a ``None`` default) is numeric if written as one.
-  """
-  if isinstance(value, (Linspace, Logspace, Uniform, LogUniform)):
-    return value
-  if value is None or isinstance(value, (bool, str)) or callable(value):
-    return None
-  if spec_kind(value, GRID_KINDS + RANGE_KINDS) is None:
-    return None
-  return validate(Hyperparameter, value, path)
-
-
-def _typed(path: str, owner: str, parameters: Mapping[str, inspect.Parameter], takes_any: bool,
-           given: Mapping[str, Any]) -> dict[str, Any]:
-  """``given``, the arguments of a function of ``parameters``, checked and typed.
-
-  A name it does not take is refused with the closest (unless it takes
-  ``**kwargs``); each value is validated as
-  :func:`~momentum_jax.sweep._validation.default_type` says.
-  """
-  if not takes_any:
-    check_arguments(path, owner, given, parameters)
-  return {**given, **validate(arguments_adapter(parameters, Hyperparameter), given, path)}
-
-
-def _split_options(path: str, typed: Mapping[str, Any], search: SearchSpec):
-  """Splits typed options into grid specs, ranges and static values."""
-  grid, ranges, static = {}, {}, {}
-  for key, value in typed.items():
-    spec = _numeric_spec(f"{path}.{key}", value)
-    if spec is None:
-      static[key] = value
-    elif isinstance(spec, (Uniform, LogUniform)):
-      if not search.samples_ranges:
-        raise ConfigError(f"{path}.{key}", _RANGE_NEEDS_SEARCH if search.strategy is None else
-                          f"search.method {search.method} decides over the grid's rows, and "
-                          "a range has none: give a list, linspace or logspace")
-      ranges[key] = spec
-    else:
-      grid[key] = spec
-  return grid, ranges, static
-
-
-def _with_range_ends(grid: Mapping[str, np.ndarray], ranges: Mapping[str, Range]):
-  """The grid and the ends of each range: the values the range checks are run on."""
-  return {**grid, **{name: r.ends() for name, r in ranges.items()}}
-
-
-def _range_error(path: str, error: ValueError) -> ConfigError:
-  # The optimizers' own messages start with the argument's name.
-  argument = str(error).split(" ", 1)[0]
-  return ConfigError(f"{path}.{argument}", str(error))
 
 
 @dataclasses.dataclass
@@ -140,8 +80,8 @@ def _type_schedule(path: str, section: ScheduleSection, search: SearchSpec):
   for key, parameter in parameters.items():
     if parameter.default is inspect.Parameter.empty and key not in given:
       raise ConfigError(f"{path}.{key}", f"required by {section.name}")
-  typed = _typed(path, section.name, {**parameters, "warmup_steps": _WARMUP}, False, given)
-  grid, ranges, static = _split_options(path, typed, search)
+  typed = typed_options(path, section.name, {**parameters, "warmup_steps": _WARMUP}, False, given)
+  grid, ranges, static = split_options(path, typed, search)
   spec = ScheduleSpec(name=section.name, unit=section.unit, static=static,
                       warmup="warmup_steps" in grid or "warmup_steps" in ranges)
   return (spec, {SCHEDULE_PREFIX + k: v for k, v in grid.items()},
@@ -157,11 +97,11 @@ def _type_optimizer(path: str, section: OptimizerSection, search: SearchSpec) ->
     raise ConfigError(f"{path}.schedule", f"{name} takes no learning_rate for a schedule to drive")
   if "learning_rate" not in given and (section.schedule is not None or (
       learning_rate is not None and learning_rate.default is inspect.Parameter.empty)):
-    raise ConfigError(f"{path}.learning_rate", f"required ({_NUMERIC})")
-  typed = _typed(path, name, parameters, takes_any, given)
-  grid, ranges, static = _split_options(path, typed, search)
+    raise ConfigError(f"{path}.learning_rate", f"required ({NUMERIC})")
+  typed = typed_options(path, name, parameters, takes_any, given)
+  grid, ranges, static = split_options(path, typed, search)
   if "learning_rate" in given and "learning_rate" not in grid and "learning_rate" not in ranges:
-    raise ConfigError(f"{path}.learning_rate", f"expected {_NUMERIC}, got {given['learning_rate']!r}")
+    raise ConfigError(f"{path}.learning_rate", f"expected {NUMERIC}, got {given['learning_rate']!r}")
   ranges = {k: as_range(r) for k, r in ranges.items()}
   schedule = None
   if section.schedule is not None:
@@ -188,7 +128,7 @@ def _eval_params(path: str, written: Any) -> Callable[[Any, Any], Any] | None:
 def _check_values(written: _Written, grid: Mapping[str, np.ndarray]) -> None:
   """The learning rate > 0, and our optimizers' and the schedule's own checks, on every value at once."""
   path = written.path
-  checked = _with_range_ends(grid, written.ranges)
+  checked = with_range_ends(grid, written.ranges)
   own = {n: v for n, v in checked.items() if not n.startswith(SCHEDULE_PREFIX)}
   if "learning_rate" in own and np.any(own["learning_rate"] <= 0):
     raise ConfigError(f"{path}.learning_rate", f"must be > 0, got {own['learning_rate'].tolist()}")
@@ -210,7 +150,7 @@ def _call_checked(path: str, function: Callable[..., Any], values, static) -> No
   try:
     function(**values, **static)
   except ValueError as error:
-    raise _range_error(path, error) from None
+    raise range_error(path, error) from None
   except TypeError as error:
     raise ConfigError(path, str(error)) from None
 

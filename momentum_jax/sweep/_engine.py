@@ -27,79 +27,27 @@ the K best's (:mod:`~momentum_jax.sweep._keep`).
 from __future__ import annotations
 
 import dataclasses
-import functools
 import os
 import time
 from typing import Any, Mapping
 
 import jax
 import numpy as np
-from jax.experimental import multihost_utils
 from jax.sharding import Mesh
 
 from momentum_jax import results
 from momentum_jax.runtime import files as _files
-from momentum_jax.sweep import _fingerprint, _program_cache
+from momentum_jax.sweep import _fingerprint, _program_cache, _setup
 from momentum_jax.sweep import (
-    _checkpoint, _devices, _execute, _keep, _loop, _plan, _programs, _record, _sizes)
-from momentum_jax.sweep._batch_state import BatchState
+    _checkpoint, _devices, _execute, _keep, _loop, _plan, _record, _sizes, _train_groups)
 from momentum_jax.sweep._checks import check_run_arguments
 from momentum_jax.sweep._config import SweepConfig, load_config
 from momentum_jax.sweep._errors import ConfigError
 from momentum_jax.sweep._problem_config import checked_problem
 from momentum_jax.sweep._searches import Searches
-from momentum_jax.train import TrainConfig
 
 # Seconds of training between two saves of an unfinished chunk's state.
 CHECKPOINT_EVERY = 60.0
-
-
-def _barrier(name: str) -> None:
-  if jax.process_count() > 1:
-    multihost_utils.sync_global_devices(f"momentum_jax.sweep: {name}")
-
-
-def _open_checkpoint(out_dir, raw_config: dict, record: dict, versions: dict,
-                     overwrite: bool, appends: bool = True) -> _checkpoint.Checkpoint:
-  """The output folder's checkpoint, the same view on every process.
-
-  Every process checks the folder (so that all refuse a foreign sweep
-  together); process 0 alone clears and writes it; after a barrier the
-  others read what it left.
-  """
-  state = {"fingerprint": _fingerprint.fingerprint({**raw_config, "problem": record}),
-           "config": raw_config, "problem": record, "versions": versions}
-  first = jax.process_index() == 0
-  checkpoint = _checkpoint.Checkpoint.open(out_dir, state, overwrite=overwrite, write=first,
-                                           appends=appends)
-  _barrier("checkpoint opened")
-  if not first:
-    checkpoint = _checkpoint.Checkpoint.open(out_dir, state, overwrite=False, write=False,
-                                             appends=appends)
-  return checkpoint
-
-
-def _widths(width, checkpoint, problem, groups, train, mesh, fit, out_dir, identity):
-  """Each group's width (a resumed sweep keeps its own), and the manifest's execution entry."""
-  if checkpoint is not None and checkpoint.widths is not None:
-    widths = checkpoint.widths
-    if isinstance(width, int) and any(
-        widths[g.label] != min(width, len(g.seeds)) for g in groups):
-      raise _checkpoint.OutputDirError(
-          f"{out_dir} holds a partial run of this sweep at width {widths}; resume it without "
-          "a width (or with the same), or pass --overwrite to start again")
-    execution = {"flops_per_step_estimate": _devices.flops_per_step(problem, train),
-                 "candidates": {}, "strategy": "resumed",
-                 "reason": {g.label: f"the width the sweep in {out_dir} started with"
-                            for g in groups}}
-    return widths, execution
-  def run_for(short: TrainConfig, group: _plan.Group):
-    return _plan.group_setup(group.spec, problem, short)
-  probe = _execute.probe_seconds(run_for, train, mesh, _devices.PROBE_STEPS, identity)
-  widths, execution = _devices.choose_widths(width, problem, groups, train, mesh, fit, probe)
-  if checkpoint is not None:
-    checkpoint.record_widths(widths, write=jax.process_index() == 0)
-  return widths, execution
 
 
 def _prepare(config: SweepConfig, force: bool):
@@ -215,132 +163,90 @@ def run(
   if not isinstance(config, SweepConfig):
     config = load_config(config, force=force)
   check_run_arguments(chunk_size, width, checkpoint_every)
+  plan = _plan_sweep(config, out_dir, chunk_size, width, overwrite, force)
+  trained = _train_groups.train(plan, quiet, out_dir, checkpoint_every)
+  return _tabled(plan, trained, checkpoint_every)
+
+
+@dataclasses.dataclass
+class _Sweep:
+  """What :func:`run` settled before training (see :func:`_plan_sweep`)."""
+
+  config: SweepConfig
+  problem: Any
+  searches: Searches
+  groups: list[_plan.Group]
+  mesh: Mesh
+  memory: dict[str, int]
+  record: dict[str, Any]  # the problem's (:func:`_fingerprint.problem_record`)
+  raw_config: dict[str, Any]
+  identity: Any  # the kept programs' key (:func:`_program_cache.sweep_identity`)
+  checkpoint: _checkpoint.Checkpoint | None
+  strategies: list
+  widths: dict[str, int]
+  execution: dict[str, Any]
+  probe_seconds: float
+  segments: _execute.Segments
+  sizes: dict[str, int]
+  keeper: _keep.Keeper | None
+
+
+def _plan_sweep(config: SweepConfig, out_dir, chunk_size, width, overwrite: bool,
+                force: bool) -> _Sweep:
+  """Checks the config against the problem and devices, opens the output folder, builds the
+  strategies, and chooses the widths, segments and chunk sizes."""
   problem, searches, groups, mesh, memory = _prepare(config, force)
-  kept_by = None if config.keep is None else _keep.keep_metric(config.keep, problem)
   raw_config, record = _files.jsonable(config.raw), _fingerprint.problem_record(problem)
   identity = _program_cache.sweep_identity(config, record)  # kept programs' problem part
   checkpoint = None
   if out_dir is not None:
-    checkpoint = _open_checkpoint(out_dir, raw_config, record, _checkpoint.versions(), overwrite,
+    checkpoint = _setup.open_checkpoint(out_dir, raw_config, record, _checkpoint.versions(), overwrite,
                                   _plan.points_last(groups))
   strategies = searches.strategies(groups, out_dir, checkpoint is None or not checkpoint.resumed)
   start = time.perf_counter()
-  widths, execution = _widths(width, checkpoint, problem,
-                              [_ranked_together(g, searches.rows_at_once(g, None))
-                               for g in groups],
-                              config.train, mesh, memory["configs_in_budget"], out_dir,
-                              identity)
+  ranked = [_setup.ranked_together(g, searches.rows_at_once(g, None)) for g in groups]
+  widths, execution = _setup.widths(width, checkpoint, problem, ranked, config.train, mesh,
+                              memory["configs_in_budget"], out_dir, identity)
   probe_seconds = time.perf_counter() - start if execution["candidates"] else 0.0
   segments = _execute.Segments(searches.segment_logs(strategies), config.train)
   sizes = {g.label: _devices.choose_chunk_size(
       len(g.seeds), mesh.devices.size, widths[g.label],
       searches.rows_at_once(g, chunk_size or config.chunk_size),
       memory["configs_held_per_device"]) for g in groups}
-  keeper = None if config.keep is None else _keep.Keeper(
-      config.keep, kept_by, [len(g.seeds) for g in groups],
-      len(config.seeds), config.train.steps, checkpoint,
-      [_plan.group_setup(g.spec, problem, config.train) for g in groups])
-  trained = _train(problem, groups, strategies, widths, sizes, segments, mesh, quiet, out_dir,
-                   checkpoint, checkpoint_every, identity, keeper)
-  execution.update(width=widths, shared_seed={g.label: g.shared_seed for g in groups},
-                   logs_per_segment=segments.logs)
-  parts = {"search": searches.record(), "scheduler": None}
+  keeper = _keeper(config, problem, groups, checkpoint)
+  return _Sweep(config, problem, searches, groups, mesh, memory, record, raw_config, identity,
+                checkpoint, strategies, widths, execution, probe_seconds, segments, sizes,
+                keeper)
+
+
+def _keeper(config: SweepConfig, problem, groups, checkpoint) -> _keep.Keeper | None:
+  """The running top K of ``keep:`` (None without it)."""
+  if config.keep is None:
+    return None
+  return _keep.Keeper(config.keep, _keep.keep_metric(config.keep, problem),
+                      [len(g.seeds) for g in groups], len(config.seeds), config.train.steps,
+                      checkpoint, [_plan.group_setup(g.spec, problem, config.train)
+                                   for g in groups])
+
+
+def _tabled(plan: _Sweep, trained, checkpoint_every) -> results.SweepResult:
+  """The result: each group's outcome tabled with its strategy's columns, the manifest with
+  each strategy's part, the kept models."""
+  plan.execution.update(width=plan.widths,
+                        shared_seed={g.label: g.shared_seed for g in plan.groups},
+                        logs_per_segment=plan.segments.logs)
+  parts = {"search": plan.searches.record(), "scheduler": None}
   columns = []
-  for strategy, outcome in zip(strategies, trained.outcomes):
+  for strategy, outcome in zip(plan.strategies, trained.outcomes):
     columns.append(strategy.columns({"stopped_at_step": outcome.outcome.stopped_at_step,
                                      "history": outcome.outcome.metrics.pop(_loop.HISTORY)}))
     parts = strategy.record(parts)
-  manifest = _record.manifest(config, problem, record, raw_config, groups, trained,
-                              execution, memory, sizes, probe_seconds, checkpoint,
-                              checkpoint_every, parts)
+  manifest = _record.manifest(plan.config, plan.problem, plan.record, plan.raw_config,
+                              plan.groups, trained, plan.execution, plan.memory, plan.sizes,
+                              plan.probe_seconds, plan.checkpoint, checkpoint_every, parts)
   result = results.tables(
       [results.GroupOutcome(g.label, done.values, g.seeds, dict(done.outcome.metrics),
                             done.outcome.diverged_at_step, **column)
-       for g, done, column in zip(groups, trained.outcomes, columns)],
-      config.train.logged_steps, manifest)
-  if keeper is not None:
-    result = keeper.finish(result)
-  return result
-
-
-def _ranked_together(group: _plan.Group, rows: int | None) -> _plan.Group:
-  """``group`` cut to the rows its strategy trains together (a batch of trials): what its width
-  is chosen for; the whole group when the chunk size is free (a width never depends on it)."""
-  if rows is None or rows >= len(group.seeds):
-    return group
-  return dataclasses.replace(group, values={n: v[:rows] for n, v in group.values.items()},
-                             seeds=group.seeds[:rows])
-
-
-@dataclasses.dataclass
-class _Trained:
-  """What :func:`_train` did: each group's outcome, the programs, timings, resumed batches."""
-
-  outcomes: list[_loop.GroupTrained]
-  programs: dict[str, _execute.Program]
-  run_seconds: float
-  resumed: list[dict[str, Any]]
-  compile_seconds: float  # wall time the training waited for compilations
-  configs_trained: int  # configurations this run trained (not read back from the folder)
-
-
-def _programs_for(problem, group, width, mesh, segments, identity) -> _programs.Programs:
-  run_setup = _plan.group_setup(group.spec, problem, segments.config)
-  return _programs.Programs(
-      lambda size, w: _execute.compile_program(run_setup, group, w, mesh, size, segments,
-                                               identity=identity),
-      width, mesh.devices.size)
-
-
-def _train(problem, groups, strategies, widths, sizes, segments, mesh, quiet, out_dir,
-           checkpoint, checkpoint_every, identity=None,
-           keeper: _keep.Keeper | None = None) -> _Trained:
-  """Trains every group by the one segment loop, its strategy deciding; their outcomes.
-
-  The programs of every group with something left to train are compiled
-  side by side up front, while the first trains (XLA compiles without
-  Python's lock: the quickstart's two programs, cold, in one process, 4.4-5.2 s
-  against 5.7-6.7 s one after the other; benchmarks/RESULTS.md run 11).
-  ``identity``: the programs' key for :mod:`momentum_jax.sweep._program_cache`.
-  ``keeper`` (``keep:``) is offered the rows that trained to the last step.
-  """
-  train = segments.config
-  local_share = len(jax.local_devices()) / mesh.devices.size
-  finished = [checkpoint is not None and len(checkpoint.finished(i)) == len(g.seeds)
-              for i, g in enumerate(groups)]
-  programs = [_programs_for(problem, g, widths[g.label], mesh, segments, identity)
-              for g in groups]
-  planned = [[] if done else group_programs.planned_keys(strategy.planned(sizes[group.label]))
-             for group, strategy, done, group_programs in zip(groups, strategies, finished,
-                                                              programs)]
-  if sum(map(len, planned)) > 1:  # one program alone compiles where it is traced
-    for group_programs, keys in zip(programs, planned):
-      group_programs.prefetch(keys)
-  total = sum(s.planned_config_steps() for s, done in zip(strategies, finished) if not done)
-  progress = _execute.Progress(round(total * local_share), quiet)
-  progress.start()
-  outcomes, resumed, run_seconds, trained = [], [], 0.0, 0
-  for index, (group, strategy) in enumerate(zip(groups, strategies)):
-    if not finished[index]:
-      progress.describe(f"sweep {group.label}")
-    job = _loop.GroupJob(
-        group, index, programs[index], sizes[group.label], train.steps, train.log_every,
-        checkpoint, None if checkpoint is None else BatchState(out_dir, index, checkpoint_every),
-        lambda rows: progress.advancer(rows * local_share),
-        None if keeper is None else functools.partial(keeper.offer_carry, index),
-        None if keeper is None else keeper.prune,
-        lambda spent: progress.finish_chunk(round(spent * local_share)))
-    done = _loop.train_group(strategy, job)
-    outcomes.append(done)
-    run_seconds += done.seconds
-    resumed += [{"group": group.label, **r} for r in done.resumed_from]
-    trained += done.trained_rows
-  progress.close()
-  compiled = {}
-  for group, group_programs in zip(groups, programs):
-    found = group_programs.finish()
-    for (size, width), program in found.items():
-      name = group.label if len(found) == 1 else f"{group.label}[{size}, width {width}]"
-      compiled[name] = program
-  return _Trained(outcomes, compiled, run_seconds, resumed,
-                  sum(p.waited for p in programs), trained)
+       for g, done, column in zip(plan.groups, trained.outcomes, columns)],
+      plan.config.train.logged_steps, manifest)
+  return result if plan.keeper is None else plan.keeper.finish(result)

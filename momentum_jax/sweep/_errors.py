@@ -1,4 +1,4 @@
-"""The error a bad sweep configuration raises."""
+"""The errors a sweep raises for bad input: its configuration, its output folder."""
 
 from __future__ import annotations
 
@@ -14,3 +14,7 @@ class ConfigError(ValueError):
     # A key of 100,000 characters is named by its ends.
     shown = path if len(path) <= 160 else f"{path[:80]}...{path[-40:]}"
     super().__init__(f"{shown}: {message}" if path else message)
+
+
+class OutputDirError(ValueError):
+  """The output folder holds another sweep, or chunks that cannot be merged, or cannot be written."""

@@ -21,7 +21,7 @@ from pydantic.json_schema import SkipJsonSchema
 
 from momentum_jax import optim, problems
 from momentum_jax.sweep._errors import ConfigError
-from momentum_jax.sweep._search import SearchSection
+from momentum_jax.sweep._search_schema import SearchSection
 from momentum_jax.sweep._validation import Section, choice, either, number_kind
 from momentum_jax.train import TrainConfig
 
