@@ -10,8 +10,9 @@ import yaml
 
 from momentum_jax import cli, report, sweep
 from momentum_jax.report import plots
-from momentum_jax.sweep import _optuna, _plan, _search
-from momentum_jax.sweep._optuna import JOURNAL_FILE
+from momentum_jax.sweep import _plan, _search_schema
+from momentum_jax.sweep.strategies import _optuna_study as _optuna
+from momentum_jax.sweep.strategies._optuna_study import JOURNAL_FILE
 from momentum_jax.sweep.strategies.optuna import OptunaSearch
 
 from _sweep_configs import REGRESSION, with_changes
@@ -246,7 +247,7 @@ def test_trials_are_required():
 
 @pytest.mark.parametrize("sampler, needed", [("gp", "torch"), ("cmaes", "cmaes")])
 def test_a_sampler_whose_package_is_missing_names_it(monkeypatch, sampler, needed):
-  monkeypatch.setattr(_search, "_importable", lambda module: module != needed)
+  monkeypatch.setattr(_search_schema, "_importable", lambda module: module != needed)
   with pytest.raises(sweep.ConfigError, match=f"pip install {needed}") as error:
     sweep.load_config(with_changes(OPTUNA, search__sampler=sampler))
   assert error.value.path == "search.sampler"

@@ -14,7 +14,7 @@ import pytest
 
 from _sweep_configs import with_changes as _with
 from momentum_jax import report, results, sweep
-from momentum_jax.sweep._pbt import PopulationBasedTraining, exploit_steps, generator
+from momentum_jax.sweep.strategies.pbt import PopulationBasedTraining, exploit_steps, generator
 from momentum_jax.sweep._space import Range
 
 # Heavy-ball momentum on the regression: 8 members (a loguniform learning

@@ -19,7 +19,7 @@ import pytest
 from _sweep_configs import HALVING, with_changes
 from momentum_jax import sweep
 from momentum_jax.sweep._batch_state import BatchState
-from momentum_jax.sweep._optuna import JOURNAL_FILE
+from momentum_jax.sweep.strategies._optuna_study import JOURNAL_FILE
 
 WIDTH = 2
 LABEL = "momentum(ema=false)"

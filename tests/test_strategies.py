@@ -12,7 +12,7 @@ import yaml
 from _sweep_configs import HALVING, with_changes
 from momentum_jax import sweep
 from momentum_jax.sweep import strategies
-from momentum_jax.sweep._optuna import JOURNAL_FILE
+from momentum_jax.sweep.strategies._optuna_study import JOURNAL_FILE
 from momentum_jax.sweep._search import SchedulerSpec
 from momentum_jax.sweep.strategies.halving import SuccessiveHalving
 

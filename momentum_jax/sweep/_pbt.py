@@ -1,4 +1,6 @@
-"""Population-based training: its config (``search: {method: pbt, ...}``) and its strategy.
+"""Population-based training's config: ``search: {method: pbt, ...}``.
+
+The strategy is :mod:`momentum_jax.sweep.strategies.pbt`'s; what follows describes both.
 
 A population of hyperparameter settings trains together; every
 ``interval`` steps the bottom ``fraction`` of it, by the ranked metric, copy
@@ -30,14 +32,12 @@ Reference:
 from __future__ import annotations
 
 import dataclasses
-from typing import Annotated, Any, Mapping
+from typing import Annotated, Any
 
-import numpy as np
 import pydantic
 
 from momentum_jax.sweep._errors import ConfigError
 from momentum_jax.sweep._grid import Finite
-from momentum_jax.sweep._space import Range
 from momentum_jax.sweep._validation import Section
 
 
@@ -105,96 +105,3 @@ def check_pbt(spec: PBTSpec, steps: int, log_every: int) -> None:
   if spec.interval >= steps:
     raise ConfigError("search.interval", f"must be below train.steps ({steps}), "
                       f"got {spec.interval}")
-
-
-def exploit_steps(interval: int, steps: int) -> list[int]:
-  """The steps after which members are ranked and the bottom ones replaced.
-
-  >>> exploit_steps(20, 60), exploit_steps(20, 50)
-  ([20, 40], [20, 40])
-  """
-  return list(range(interval, steps, interval))
-
-
-def generator(seed: int, group: int) -> np.random.Generator:
-  """The random choices of group ``group``'s exploits: the same search seed, the same choices."""
-  return np.random.default_rng([seed, group])
-
-
-@dataclasses.dataclass(frozen=True)
-class PopulationBasedTraining:
-  """Truncation selection: the bottom ``fraction`` copy the top ``fraction``, then perturb.
-
-  Attributes:
-    fraction: The share of members replaced (and the share they copy from).
-    perturb: The factors a hyperparameter sampled from a range is multiplied by.
-    maximize: Whether a higher value of the metric is better (accuracies).
-  """
-
-  fraction: float
-  perturb: tuple[float, ...] = (0.8, 1.25)
-  maximize: bool = False
-
-  def ranking(self, values: np.ndarray, diverged: np.ndarray, seeds: int = 1) -> np.ndarray:
-    """The members, best first: by the mean over their seeds, diverged or NaN last, ties by index.
-
-    Args:
-      values: The metric of each row, shape ``[members × seeds]``.
-      diverged: Whether each row has diverged, same shape.
-      seeds: Rows per member (adjacent).
-    """
-    values = np.asarray(values, np.float64).reshape(-1, seeds)
-    out = np.asarray(diverged, bool).reshape(-1, seeds).any(axis=1)
-    with np.errstate(invalid="ignore"):
-      score = -values.mean(axis=1) if self.maximize else values.mean(axis=1)
-    score = np.where(np.isnan(score) | out, np.inf, score)
-    return np.argsort(score, kind="stable")
-
-  def sources(self, values: np.ndarray, diverged: np.ndarray, seeds: int,
-              rng: np.random.Generator) -> np.ndarray:
-    """Which member each member takes its state from after an exploit: itself, if it stays.
-
-    The ``q = floor(fraction · members)`` last of :meth:`ranking` each copy
-    one of its ``q`` first, drawn uniformly (``rng.integers(q)``, in
-    ascending order of the replaced members); none copies a member that
-    diverged (if every one of the top has, nothing is replaced).
-
-    Returns:
-      Shape ``[members]``: member ``m`` continues from member ``sources[m]``.
-    """
-    order = self.ranking(values, diverged, seeds)
-    members = len(order)
-    sources = np.arange(members)
-    count = int(self.fraction * members)
-    out = np.asarray(diverged, bool).reshape(-1, seeds).any(axis=1)
-    top = np.array([m for m in order[:count] if not out[m]], np.int64)
-    if not count or not len(top):
-      return sources
-    for member in np.sort(order[members - count:]):
-      sources[member] = top[rng.integers(len(top))]
-    return sources
-
-  def explore(self, values: Mapping[str, np.ndarray], sources: np.ndarray,
-              ranges: Mapping[str, Range], rng: np.random.Generator) -> dict[str, np.ndarray]:
-    """Each member's hyperparameters after an exploit.
-
-    A member that copied another (``sources[m] != m``) takes its values; each
-    of them sampled from a range (a name in ``ranges``) is multiplied by a
-    factor drawn from ``perturb`` (``rng.choice``, the members in ascending
-    order, the names in ``values``' order), then clipped to the range. The
-    others are copied unchanged, and a member that stays keeps its own.
-
-    Args:
-      values: Name -> each member's value, shape ``[members]``.
-      sources: As :meth:`sources` returns.
-      ranges: The ranges the group's sampled hyperparameters were drawn from.
-    """
-    new = {name: np.array(v, np.float64) for name, v in values.items()}
-    perturb = np.asarray(self.perturb, np.float64)
-    for member in np.flatnonzero(sources != np.arange(len(sources))):
-      for name, v in values.items():
-        value = float(v[sources[member]])
-        if name in ranges:
-          value = float(np.clip(value * rng.choice(perturb), ranges[name].low, ranges[name].high))
-        new[name][member] = value
-    return new

@@ -216,7 +216,7 @@ def search_record(config: SweepConfig) -> dict[str, Any]:
   {label: {"ranges": {name: {kind: [lo, hi]}}, "points": {name: [N values]}}}}``
   (groups without ranges left out); with optuna also ``sampler``, ``trials``
   and ``batch`` (the engine adds each group's trials, see
-  :meth:`momentum_jax.sweep._optuna.OptunaSearch.record`).
+  :meth:`momentum_jax.sweep.strategies._optuna_study.OptunaSearch.record`).
   """
   search = config.search
   optuna = ({"sampler": search.sampler, "trials": search.trials, "batch": search.batch}

@@ -74,7 +74,7 @@ def _pbt(context: Context, shared: dict[str, Any]) -> Strategy:
 
 
 def _optuna(context: Context, shared: dict[str, Any]) -> Strategy:
-  from momentum_jax.sweep import _optuna
+  from momentum_jax.sweep.strategies import _optuna_study as _optuna
   from momentum_jax.sweep.strategies.optuna import OptunaSearch
   if "optuna_storage" not in shared:  # opened once per sweep (a fresh one clears the journal)
     shared["optuna_storage"] = _optuna.storage(context.out_dir, shared["fresh"])

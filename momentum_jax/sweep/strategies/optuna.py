@@ -22,7 +22,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from momentum_jax.sweep import _optuna
+from momentum_jax.sweep.strategies import _optuna_study as _optuna
 from momentum_jax.sweep.strategies._base import Batch, Continue, Outcome, Scores, Strategy
 
 
@@ -32,7 +32,7 @@ class OptunaSearch(Strategy):
   Args:
     context: The group's context; ``options`` is the search's spec
       (``sampler``, ``trials``, ``batch``, ``seed``).
-    storage: The sweep's Optuna storage (:func:`momentum_jax.sweep._optuna.storage`).
+    storage: The sweep's Optuna storage (:func:`momentum_jax.sweep.strategies._optuna_study.storage`).
   """
 
   def __init__(self, context, storage):
