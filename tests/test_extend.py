@@ -14,7 +14,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from _sweep_configs import HALVING, with_changes
+from _sweep_configs import HALVING, TWO_GROUPS, with_changes
 from momentum_jax import sweep
 
 WIDTH = 2
@@ -57,3 +57,27 @@ def test_points_crossed_with_a_list_cannot_be_extended_in_place(tmp_path):
   with pytest.raises(sweep.OutputDirError, match=r"fewer points \(search\.samples 6 -> 8\).*"
                      r"cross the points with lists"):
     _run(with_changes(crossed, search__samples=8), tmp_path)
+
+
+@pytest.mark.parametrize("seeds", [3, [0, 1, 7]])
+def test_more_seeds_train_only_their_rows_and_equal_the_larger_sweep(seeds, tmp_path):
+  # Two groups, each setting's seeds adjacent: every trained row moves (0, 1 | 2, 3 | ...
+  # becomes 0, 1, _ | 3, 4, _ | ...), renumbered on resume; only the new seed's rows train.
+  _run(TWO_GROUPS, tmp_path)
+  larger = {**TWO_GROUPS, "seeds": seeds}
+  extended = _run(larger, tmp_path)
+  checkpoint = extended.manifest["checkpoint"]
+  assert (checkpoint["configs_resumed"], checkpoint["configs_trained"]) == (24, 12)
+  assert checkpoint["extended"] == [f"seeds [0, 1] -> {list(range(3)) if seeds == 3 else seeds}"]
+  fresh = _run(larger)
+  pd.testing.assert_frame_equal(extended.summary, fresh.summary, check_exact=True)
+  pd.testing.assert_frame_equal(extended.curves, fresh.curves, check_exact=True)
+
+
+def test_more_seeds_under_a_search_that_ranks_are_refused(tmp_path):
+  _run(HALVING, tmp_path)
+  with pytest.raises(sweep.OutputDirError, match=r"fewer seeds \(seeds \[0, 1\] -> "
+                     r"\[0, 1, 2\]\).*cannot take up"):
+    _run({**HALVING, "seeds": 3}, tmp_path)
+  with pytest.raises(sweep.OutputDirError, match="holds a sweep of a different config"):
+    _run({**HALVING, "seeds": [1, 0]}, tmp_path)  # not the old seeds first

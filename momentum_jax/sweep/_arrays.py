@@ -33,15 +33,16 @@ def unpack(prefix: str, arrays: Mapping[str, np.ndarray]) -> dict[str, Any]:
        for name in arrays if name.startswith(prefix)})
 
 
-def batch_arrays(batch: Any, strategy_state: Mapping[str, Any], ended: Mapping[str, Any]
-                  ) -> dict[str, np.ndarray]:
+def batch_arrays(batch: Any, strategy_state: Mapping[str, Any], ended: Mapping[str, Any],
+                 seeds_per_setting: int | None = None) -> dict[str, np.ndarray]:
   """A finished batch as ``.npz`` entries (see :meth:`Checkpoint.save_batch`)."""
   arrays = {"index": np.asarray(ended["rows"], np.int64),
             "diverged_at_step": np.asarray(ended["diverged_at_step"]),
             "stopped_at_step": np.asarray(ended["stopped_at_step"], np.int64),
             "batch": np.array(json.dumps(batch.record())),
             "strategy": np.array(json.dumps(_files.jsonable(strategy_state))),
-            "widths": np.asarray(ended.get("widths", ()), np.int64)}
+            "widths": np.asarray(ended.get("widths", ()), np.int64),
+            "seeds_per_setting": np.asarray(seeds_per_setting or 0, np.int64)}
   arrays.update(pack(METRIC_PREFIX, ended["metrics"]))
   arrays.update(pack("values:", ended["values"]))
   arrays.update(pack("history:", ended["history"]))

@@ -34,6 +34,7 @@ only NumPy and no coordination.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import re
@@ -98,6 +99,9 @@ class Checkpoint:
   configuration (or clears it with ``overwrite``).
   """
 
+  # Rows per setting now (the engine's); a batch saved with fewer seeds is renumbered.
+  seeds_per_setting: int | None = None
+
   def __init__(self, folder: Path, state: dict[str, Any], resumed: bool):
     self.folder = folder
     self.state = state
@@ -126,7 +130,7 @@ class Checkpoint:
 
   @classmethod
   def open(cls, out_dir: str | Path, state: dict[str, Any], *, overwrite: bool,
-           write: bool = True, appends: bool = True) -> "Checkpoint":
+           write: bool = True, appends: bool = True, reseeds: bool = True) -> "Checkpoint":
     """Opens (or starts) the checkpoint of the sweep described by ``state``.
 
     Args:
@@ -139,6 +143,9 @@ class Checkpoint:
         several: the others only read).
       appends: Whether more trials or points would only add rows after the
         trained ones (a random search whose points cross a list would move them).
+      reseeds: Whether the search may take more seeds: every row moves (the
+        seed varies fastest), which a plain search takes up and one that
+        ranks or asks (halving, PBT, Optuna, a user's) cannot.
 
     Raises:
       OutputDirError: if ``out_dir`` holds a different configuration's sweep
@@ -156,6 +163,11 @@ class Checkpoint:
           f"{out_dir} holds this sweep with fewer points ({extended}), and its groups cross "
           "the points with lists: new points would move the trained ones; run the larger "
           "search in another folder, or pass --overwrite to train it all again")
+    if extended is not None and not reseeds and "seeds" in extended:
+      raise OutputDirError(
+          f"{out_dir} holds this sweep with fewer seeds ({extended}): more seeds move every "
+          "configuration's rows, which a search that ranks or asks as it trains, or keep:, "
+          "cannot take up; run it in another folder, or pass --overwrite to train it all again")
     if extended is not None:  # the same sweep, asked for more: keep what it trained
       recorded = {**recorded, "fingerprint": state["fingerprint"], "config": state["config"],
                   "problem": state.get("problem"),
@@ -209,13 +221,14 @@ class Checkpoint:
     if jax.process_index() != 0:
       return None
     buffer = io.BytesIO()
-    np.savez(buffer, **batch_arrays(batch, strategy_state, ended))
+    np.savez(buffer, **batch_arrays(batch, strategy_state, ended, self.seeds_per_setting))
     name = f"g{group:03d}-{int(np.min(ended['rows'])):07d}-p000.npz"
     return _files.atomic_write_bytes(self.folder / name, buffer.getvalue())
 
   def batches(self, group: int) -> list[tuple[Any, dict[str, Any], dict[str, Any]]]:
     """``group``'s finished batches, in the order they trained: ``(batch, strategy state,
-    ended)``, ``ended`` as the segment loop gave it to :meth:`save_batch`.
+    ended)``, ``ended`` as the segment loop gave it to :meth:`save_batch`. A batch saved
+    before seeds were added comes renumbered, its strategy state ``None``.
 
     Raises:
       OutputDirError: for a chunk file written by another version of the engine.
@@ -229,12 +242,23 @@ class Checkpoint:
         raise OutputDirError(f"{path} was written by an earlier momentum_jax, which this one "
                              "cannot resume; pass --overwrite to train the sweep again")
       batch = Batch.from_record(json.loads(str(arrays["batch"])))
+      state = json.loads(str(arrays["strategy"]))
+      saved_with = int(arrays.get("seeds_per_setting", self.seeds_per_setting or 0))
+      if self.seeds_per_setting and saved_with != self.seeds_per_setting:
+        # Saved before seeds were added: its rows renumbered, its strategy's state void.
+        batch = dataclasses.replace(batch, rows=self._renumbered(batch.rows, saved_with))
+        arrays["index"], state = self._renumbered(arrays["index"], saved_with), None
       ended = {"rows": arrays["index"], "diverged_at_step": arrays["diverged_at_step"],
                "stopped_at_step": arrays["stopped_at_step"],
                "metrics": unpack(METRIC_PREFIX, arrays), "values": unpack("values:", arrays),
                "history": unpack("history:", arrays), "widths": arrays["widths"]}
-      found.append((batch, json.loads(str(arrays["strategy"])), ended))
+      found.append((batch, state, ended))
     return sorted(found, key=lambda saved: saved[0].number)
+
+  def _renumbered(self, rows: np.ndarray, saved_with: int) -> np.ndarray:
+    """Rows numbered with ``saved_with`` seeds per setting, numbered with today's."""
+    rows = np.asarray(rows, np.int64)
+    return rows // saved_with * self.seeds_per_setting + rows % saved_with
 
   def load(self, group: int, num_configs: int, missing_ok: bool = False
            ) -> tuple[dict[str, Any], np.ndarray]:

@@ -200,8 +200,9 @@ def _plan_sweep(config: SweepConfig, out_dir, chunk_size, width, overwrite: bool
   identity = _program_cache.sweep_identity(config, record)  # kept programs' problem part
   checkpoint = None
   if out_dir is not None:
-    checkpoint = _setup.open_checkpoint(out_dir, raw_config, record, _checkpoint.versions(), overwrite,
-                                  _plan.points_last(groups))
+    checkpoint = _setup.open_checkpoint(
+        out_dir, raw_config, record, _checkpoint.versions(), overwrite, len(config.seeds),
+        _plan.points_last(groups), searches.reseeds and config.keep is None)
   strategies = searches.strategies(groups, out_dir, checkpoint is None or not checkpoint.resumed)
   start = time.perf_counter()
   ranked = [_setup.ranked_together(g, searches.rows_at_once(g, None)) for g in groups]

@@ -262,6 +262,12 @@ def _resume(strategy: Strategy, job: GroupJob, pieces: list) -> LoopPosition | N
     return None
   saved = job.checkpoint.batches(job.index)
   pieces.extend(ended for _, _, ended in saved)
+  if any(state is None for _, state, _ in saved):  # seeds added: renumbered, told anew
+    if job.state is not None:
+      job.state.clear()  # an unfinished batch of the old numbering trains again
+    for batch, _, ended in saved:
+      strategy.tell(batch, _outcome(ended))
+    return None
   position = None if job.state is None else job.state.restore(job.programs)
   last = saved[-1] if saved else None
   if position is not None and (last is None or position.batch.number > last[0].number):

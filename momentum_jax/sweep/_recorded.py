@@ -50,28 +50,46 @@ def recorded_sweep(out_dir: Path, state_file: Path, versions: Mapping[str, str]
 _EXTENSIBLE = ("trials", "samples")
 
 
+def _seed_list(seeds: Any) -> list | None:
+  if isinstance(seeds, int) and not isinstance(seeds, bool):
+    return list(range(seeds))
+  return list(seeds) if isinstance(seeds, list) else None
+
+
+def _raised(before: Mapping[str, Any], after: Mapping[str, Any]) -> list[str] | None:
+  """The ``search:`` keys raised from ``before`` to ``after`` (None: one lowered or not a count)."""
+  changed = [k for k in _EXTENSIBLE if before.get(k) != after.get(k)]
+  if any(not isinstance(after.get(k), int) or not isinstance(before.get(k), int)
+         or after[k] < before[k] for k in changed):
+    return None
+  return changed
+
+
 def extension(recorded: Mapping[str, Any], state: Mapping[str, Any]) -> str | None:
-  """What raising ``search.trials`` or ``search.samples`` added, when that is all that
-  changed (same problem, same package versions); None otherwise."""
+  """What raising ``search.trials`` or ``search.samples``, or adding seeds after the others,
+  added, when that is all that changed (same problem, same package versions); None otherwise."""
   old, new = recorded.get("config"), state.get("config")
   if not isinstance(old, Mapping) or not isinstance(new, Mapping):
     return None
   before, after = old.get("search") or {}, new.get("search") or {}
   if not isinstance(before, Mapping) or not isinstance(after, Mapping):
     return None
-  changed = [k for k in _EXTENSIBLE if before.get(k) != after.get(k)]
-  if not changed or any(not isinstance(after.get(k), int) or not isinstance(before.get(k), int)
-                        or after[k] < before[k] for k in changed):
+  changed = _raised(before, after)
+  seeds_before, seeds_after = _seed_list(old.get("seeds", 1)), _seed_list(new.get("seeds", 1))
+  more_seeds = (seeds_before is not None and seeds_after is not None
+                and seeds_after != seeds_before and seeds_after[:len(seeds_before)] == seeds_before)
+  if changed is None or not (changed or more_seeds):
     return None
 
   def without(config, problem):
-    search = {k: v for k, v in config["search"].items() if k not in _EXTENSIBLE}
-    return fingerprint({**config, "search": search, "problem": problem})
+    search = {k: v for k, v in (config.get("search") or {}).items() if k not in _EXTENSIBLE}
+    return fingerprint({**config, "search": search, "seeds": None, "problem": problem})
   if without(old, recorded.get("problem")) != without(new, state.get("problem")):
     return None
   if mismatch({**recorded, "fingerprint": state["fingerprint"]}, state) is not None:
     return None  # other package versions
-  return ", ".join(f"search.{k} {before[k]} -> {after[k]}" for k in changed)
+  said = [f"search.{k} {before[k]} -> {after[k]}" for k in changed]
+  return ", ".join(said + ([f"seeds {seeds_before} -> {seeds_after}"] if more_seeds else []))
 
 
 def read_state(path: Path) -> Any:

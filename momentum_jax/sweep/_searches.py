@@ -40,6 +40,7 @@ class Searches:
                    else self.scheduler_metric or loss_metric(problem))
     self.options = self.method.options(search)
     self.path, self.advice = self.method.held
+    self.reseeds = self.method.reseeds and self.scheduler is None
     if self.method.one_process:
       import jax
       if jax.process_count() > 1:

@@ -19,22 +19,25 @@ def barrier(name: str) -> None:
 
 
 def open_checkpoint(out_dir, raw_config: dict, record: dict, versions: dict,
-                     overwrite: bool, appends: bool = True) -> _checkpoint.Checkpoint:
+                    overwrite: bool, seeds_per_setting: int, appends: bool = True,
+                    reseeds: bool = True) -> _checkpoint.Checkpoint:
   """The output folder's checkpoint, the same view on every process.
 
   Every process checks the folder (so that all refuse a foreign sweep
   together); process 0 alone clears and writes it; after a barrier the
-  others read what it left.
+  others read what it left. ``appends``, ``reseeds``: see
+  :meth:`~momentum_jax.sweep._checkpoint.Checkpoint.open`.
   """
   state = {"fingerprint": _fingerprint.fingerprint({**raw_config, "problem": record}),
            "config": raw_config, "problem": record, "versions": versions}
   first = jax.process_index() == 0
   checkpoint = _checkpoint.Checkpoint.open(out_dir, state, overwrite=overwrite, write=first,
-                                           appends=appends)
+                                           appends=appends, reseeds=reseeds)
   barrier("checkpoint opened")
   if not first:
     checkpoint = _checkpoint.Checkpoint.open(out_dir, state, overwrite=False, write=False,
-                                             appends=appends)
+                                             appends=appends, reseeds=reseeds)
+  checkpoint.seeds_per_setting = seeds_per_setting
   return checkpoint
 
 

@@ -95,6 +95,8 @@ class Method:
       when free (the engine's chunk size).
     held: The config path and the advice of the error when those rows do not fit.
     one_process: Whether it runs on one process only.
+    reseeds: Whether a finished search of it may take more seeds (its rows are renumbered:
+      a search that asks or ranks as it trains cannot take that up).
   """
 
   build: Callable[[Context, dict[str, Any]], Strategy]
@@ -104,13 +106,15 @@ class Method:
   together: Callable[[Any, int, int], int | None] = lambda spec, rows, seeds: None
   held: tuple[str, str] = ("search.scheduler", "sample fewer, or drop the scheduler")
   one_process: bool = False
+  reseeds: bool = False
 
 
 _WHOLE = lambda spec, rows, seeds: rows  # noqa: E731  (ranked together)
 
 # search.method -> its Method.
 METHODS: dict[str, Method] = {
-    "grid": Method(_rows), "random": Method(_rows), "quasirandom": Method(_rows),
+    "grid": Method(_rows, reseeds=True), "random": Method(_rows, reseeds=True),
+    "quasirandom": Method(_rows, reseeds=True),
     "optuna": Method(_optuna, metric=lambda spec: spec.metric,
                      together=lambda spec, rows, seeds: min(rows, spec.batch * seeds),
                      held=("search.batch", "ask fewer trials at once"), one_process=True),
