@@ -19,13 +19,10 @@ import logging
 import os
 from pathlib import Path
 
-import matplotlib
 import numpy as np
 import pandas as pd
-from matplotlib.colors import LogNorm, Normalize
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
-from matplotlib.patches import Patch, Rectangle
 
 from momentum_jax.report import _figure_plan as _plan
 from momentum_jax import results
@@ -35,160 +32,13 @@ from momentum_jax.report._figure_plan import FigurePlan, plan_figures  # noqa: F
 from momentum_jax.report._landscape_plots import (  # noqa: F401  (re-exported)
     draw_landscape, draw_landscape_paths, draw_paths)
 from momentum_jax.results import SweepResult
+from momentum_jax.report._heatmap import plot_heatmap  # noqa: F401  (part of this module)
+from momentum_jax.report._plot_checks import (
+    best_per_setting as _best_per_setting, check_column as _check_column, check_metric as _check_metric, log_scaled as _log_scaled, spans_decades as _spans_decades)
 
 logger = logging.getLogger(__name__)
 
 DPI = 120
-_DIVERGED_COLOUR = "0.6"
-# Beyond this many cells the numbers printed in a heatmap's cells overlap.
-_MAX_ANNOTATED_CELLS = 150
-
-
-def _check_column(summary: pd.DataFrame, name: str, argument: str) -> None:
-  if name not in summary.columns:
-    raise ValueError(f"{argument} must be a column of the summary "
-                     f"({', '.join(summary.columns)}), got {name!r}")
-
-
-def _check_metric(summary: pd.DataFrame, value: str) -> None:
-  present = results.metric_columns(summary)
-  if value not in present:
-    raise ValueError(f"value must be one of the summary's metrics {present}, got {value!r}")
-
-
-def _spans_decades(values: np.ndarray) -> bool:
-  values = values[np.isfinite(values)]
-  return bool(len(values)) and values.min() > 0 and values.max() > 10 * values.min()
-
-
-def _best_per_setting(summary: pd.DataFrame, keys: list[str], value: str) -> pd.DataFrame:
-  """Per setting of ``keys``: the best seed mean of ``value`` over the other hyperparameters.
-
-  Returns:
-    Columns ``keys``, ``value`` (NaN where every run diverged),
-    ``all_diverged``, and ``some_diverged`` (the chosen setting lost a seed,
-    so ``value`` is the mean of the others). Sorted by ``keys``.
-  """
-  pooled = results.aggregate_over_seeds(summary).rename(columns={f"{value}_mean": value})
-  # Best first, then the first row of each setting is its best; NaN sorts last.
-  ranked = pooled.sort_values(value, ascending=not results.higher_is_better(value),
-                              na_position="last", kind="stable")
-  best = ranked.drop_duplicates(keys).sort_values(keys).reset_index(drop=True)
-  best["all_diverged"] = best[value].isna() & (best["diverged"] == best["seeds"])
-  best["some_diverged"] = best[value].notna() & (best["diverged"] > 0)
-  return best[[*keys, value, "all_diverged", "some_diverged"]]
-
-
-def _one_optimizer(summary: pd.DataFrame, optimizer: str | None) -> str:
-  names = sorted(summary["optimizer"].unique())
-  if optimizer is None and len(names) == 1:
-    return names[0]
-  if optimizer not in names:
-    raise ValueError(f"optimizer must be one of {names}"
-                     + (" when the summary holds several" if optimizer is None else "")
-                     + f", got {optimizer!r}")
-  return optimizer
-
-
-def _log_scaled(values: np.ndarray, value: str) -> bool:
-  # Losses spread over decades; on a linear scale all but the worst look alike.
-  finite = values[np.isfinite(values)]
-  return not results.higher_is_better(value) and bool(len(finite)) and finite.min() > 0
-
-
-def _tick_labels(values: np.ndarray) -> list[str]:
-  return [f"{v:.3g}" for v in values]
-
-
-def plot_heatmap(summary: pd.DataFrame, x: str = "learning_rate", y: str = "beta",
-                 value: str = "final_loss", optimizer: str | None = None) -> Figure:
-  """A heatmap of ``value`` over two hyperparameters of one optimizer.
-
-  Each cell is the mean over seeds; if other hyperparameters of the optimizer
-  take several values, each cell shows the best of them (named in the title).
-  Both axes are categorical, one equal cell per value in ascending order,
-  labelled ``%.3g``: a log-spaced grid then reads as a log axis, and
-  β ∈ {0.9, 0.99} gets cells as wide as β = 0. Losses are coloured on a log
-  scale. Cells where every run diverged are grey and cross-hatched; cells where
-  some seeds diverged are hatched and show the mean of the others; cells with
-  no run are blank. The legend below the axes explains the marks.
-
-  Args:
-    summary: The sweep's summary table.
-    x: Hyperparameter along the x axis.
-    y: Hyperparameter along the y axis.
-    value: Metric to show: ``final_loss``, ``best_loss``, ``val_loss`` or
-      ``val_accuracy`` (those present).
-    optimizer: Optimizer to show; may be left out when there is only one.
-
-  Returns:
-    The figure, with one heatmap axes and its colourbar.
-
-  Raises:
-    ValueError: If a column is missing, the optimizer is unknown (or not named
-      while there are several), or it has no run with both ``x`` and ``y``.
-  """
-  _check_column(summary, x, "x")
-  _check_column(summary, y, "y")
-  _check_metric(summary, value)
-  optimizer = _one_optimizer(summary, optimizer)
-  rows = summary[(summary["optimizer"] == optimizer) & summary[x].notna() & summary[y].notna()]
-  if rows.empty:
-    raise ValueError(f"{optimizer} has no run with both {x} and {y}; "
-                     f"pick hyperparameters it has")
-  xs, ys = np.sort(rows[x].unique()), np.sort(rows[y].unique())
-  cells = _best_per_setting(rows, [x, y], value)
-  column, row = np.searchsorted(xs, cells[x]), np.searchsorted(ys, cells[y])
-  grid = np.full((len(ys), len(xs)), np.nan)
-  grid[row, column] = cells[value]
-  all_diverged, some_diverged = np.zeros((2, *grid.shape), dtype=bool)
-  all_diverged[row, column] = cells["all_diverged"]
-  some_diverged[row, column] = cells["some_diverged"]
-  others = [name for name in results.swept_hyperparameters(rows, finals=False)
-            if name not in (x, y)]
-
-  fig = Figure(figsize=(max(6.4, 0.8 * len(xs) + 3), max(4.8, 0.5 * len(ys) + 3)),
-               layout="constrained")
-  ax = fig.add_subplot()
-  norm = LogNorm() if _log_scaled(grid, value) else Normalize()
-  cmap = matplotlib.colormaps["viridis"].with_extremes(bad="white")
-  image = ax.imshow(np.ma.masked_invalid(grid), origin="lower", aspect="auto", cmap=cmap,
-                    norm=norm)
-  scale = " (log scale)" if isinstance(norm, LogNorm) else ""
-  fig.colorbar(image, ax=ax, label=f"{value}, mean over seeds{scale}")
-  ax.set_xticks(range(len(xs)), _tick_labels(xs))
-  ax.set_yticks(range(len(ys)), _tick_labels(ys))
-  ax.set_xlabel(x)
-  ax.set_ylabel(y)
-  title = f"{optimizer}: {value}, mean over seeds"
-  ax.set_title(title + (f"\n(best over {', '.join(others)})" if others else ""))
-
-  if grid.size <= _MAX_ANNOTATED_CELLS:
-    for (j, i), cell in np.ndenumerate(grid):
-      if np.isfinite(cell):
-        red, green, blue, _ = cmap(norm(cell))
-        dark = 0.299 * red + 0.587 * green + 0.114 * blue < 0.5
-        # A hatched cell's number needs a backdrop to stay legible.
-        backdrop = dict(facecolor="white", linewidth=0) if some_diverged[j, i] else None
-        ax.text(i, j, f"{cell:.3g}", ha="center", va="center", fontsize=8,
-                color="white" if dark and backdrop is None else "black", bbox=backdrop)
-
-  handles = []
-  for marked, patch in (
-      (all_diverged, dict(facecolor=_DIVERGED_COLOUR, edgecolor="white", hatch="xx",
-                          label="diverged (every seed)")),
-      (some_diverged, dict(facecolor="none", edgecolor="black", hatch="//",
-                           label="some seeds diverged (mean of the others)"))):
-    for j, i in np.argwhere(marked):
-      ax.add_patch(Rectangle((i - 0.5, j - 0.5), 1, 1, linewidth=0, **patch))
-    if marked.any():
-      handles.append(Patch(**patch))
-  if (np.isnan(grid) & ~all_diverged).any():
-    handles.append(Patch(facecolor="white", edgecolor="0.7", label="not run"))
-  if handles:
-    fig.legend(handles=handles, loc="outside lower center", ncols=len(handles), fontsize=8)
-  return fig
-
 
 def plot_best_curves(curves: pd.DataFrame, summary: pd.DataFrame, n: int = 5) -> Figure:
   """Training-loss curves of the ``n`` best runs (see ``best_configs``).
