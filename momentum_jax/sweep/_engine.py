@@ -30,7 +30,7 @@ import dataclasses
 import functools
 import os
 import time
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import jax
 import numpy as np
@@ -151,6 +151,7 @@ def run(
     overwrite: bool = False,
     checkpoint_every: float | None = CHECKPOINT_EVERY,
     force: bool = False,
+    on_rows: Callable[[results.SweepResult], None] | None = None,
 ) -> results.SweepResult:
   """Runs a sweep and returns its results; ``result.save(out_dir)`` writes them.
 
@@ -203,6 +204,11 @@ def run(
     force: Go on with sizes beyond the limits of
       :mod:`momentum_jax.sweep._sizes` (configurations in all; one
       configuration's memory against a device's budget).
+    on_rows: Called with each batch's rows as tables once they are saved (a
+      :class:`~momentum_jax.results.SweepResult` of their summary and curves
+      rows, config ids as in the whole result, no manifest): what a tracker
+      logs while the sweep runs. Rows a resumed sweep reads back are not
+      passed again. Called on every process.
 
   Returns:
     A :class:`momentum_jax.results.SweepResult`.
@@ -241,7 +247,7 @@ def run(
       len(config.seeds), config.train.steps, checkpoint,
       [_plan.group_setup(g.spec, problem, config.train) for g in groups])
   trained = _train(problem, groups, strategies, widths, sizes, segments, mesh, quiet, out_dir,
-                   checkpoint, checkpoint_every, identity, keeper)
+                   checkpoint, checkpoint_every, identity, keeper, on_rows)
   execution.update(width=widths, shared_seed={g.label: g.shared_seed for g in groups},
                    logs_per_segment=segments.logs)
   parts = {"search": searches.record(), "scheduler": None}
@@ -284,6 +290,20 @@ class _Trained:
   configs_trained: int  # configurations this run trained (not read back from the folder)
 
 
+def _batch_tables(on_rows, group: _plan.Group, first_id: int, logged_steps: np.ndarray,
+                  ended: dict[str, Any]) -> None:
+  """``on_rows`` given a batch's ended rows as a result's tables, ids as the whole sweep's."""
+  rows = ended["rows"]
+  outcome = results.GroupOutcome(
+      group.label, {name: ended["values"][name] for name in group.values}, group.seeds[rows],
+      dict(ended["metrics"]), ended["diverged_at_step"], ended["stopped_at_step"])
+  batch = results.tables([outcome], logged_steps, {})
+  ids = first_id + np.asarray(rows)
+  for frame in (batch.summary, batch.curves):
+    frame["config_id"] = ids[frame["config_id"].to_numpy()]
+  on_rows(batch)
+
+
 def _programs_for(problem, group, width, mesh, segments, identity) -> _programs.Programs:
   run_setup = _plan.group_setup(group.spec, problem, segments.config)
   return _programs.Programs(
@@ -294,7 +314,7 @@ def _programs_for(problem, group, width, mesh, segments, identity) -> _programs.
 
 def _train(problem, groups, strategies, widths, sizes, segments, mesh, quiet, out_dir,
            checkpoint, checkpoint_every, identity=None,
-           keeper: _keep.Keeper | None = None) -> _Trained:
+           keeper: _keep.Keeper | None = None, on_rows=None) -> _Trained:
   """Trains every group by the one segment loop, its strategy deciding; their outcomes.
 
   The programs of every group with something left to train are compiled
@@ -302,7 +322,8 @@ def _train(problem, groups, strategies, widths, sizes, segments, mesh, quiet, ou
   Python's lock: the quickstart's two programs, cold, in one process, 4.4-5.2 s
   against 5.7-6.7 s one after the other; benchmarks/RESULTS.md run 11).
   ``identity``: the programs' key for :mod:`momentum_jax.sweep._program_cache`.
-  ``keeper`` (``keep:``) is offered the rows that trained to the last step.
+  ``keeper`` (``keep:``) is offered the rows that trained to the last step;
+  ``on_rows`` (:func:`run`'s) each batch's rows once saved.
   """
   train = segments.config
   local_share = len(jax.local_devices()) / mesh.devices.size
@@ -329,7 +350,10 @@ def _train(problem, groups, strategies, widths, sizes, segments, mesh, quiet, ou
         lambda rows: progress.advancer(rows * local_share),
         None if keeper is None else functools.partial(keeper.offer_carry, index),
         None if keeper is None else keeper.prune,
-        lambda spent: progress.finish_chunk(round(spent * local_share)))
+        lambda spent: progress.finish_chunk(round(spent * local_share)),
+        None if on_rows is None else functools.partial(
+            _batch_tables, on_rows, group, sum(len(g.seeds) for g in groups[:index]),
+            train.logged_steps))
     done = _loop.train_group(strategy, job)
     outcomes.append(done)
     run_seconds += done.seconds
