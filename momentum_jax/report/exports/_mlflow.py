@@ -15,11 +15,20 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
+from urllib.parse import urlparse
 
 from momentum_jax.report.exports._common import configurations, require
 from momentum_jax.results import REPORT_FILE, SUMMARY_FILE, SweepResult
 
 _METRICS_PER_CALL = 1000  # MLflow's limit on the metrics of one log_batch
+
+
+def _artifact_location(uri: str | None, out_dir: Path) -> str | None:
+  """Where a new experiment keeps its artifacts: in the sweep's folder for a local store
+  (MLflow's default would be the working folder), where a remote server says otherwise."""
+  if uri is None or urlparse(uri).scheme in ("", "file", "sqlite"):
+    return (out_dir / "mlartifacts").as_uri()
+  return None
 
 
 class MLflow:
@@ -35,9 +44,9 @@ class MLflow:
     experiment = self.client.get_experiment_by_name(sweep_name)
     if experiment is not None:
       self.experiment = experiment.experiment_id
-    else:  # a local store keeps its artifacts beside it, not in the working folder
-      artifacts = None if uri else (out_dir / "mlartifacts").as_uri()
-      self.experiment = self.client.create_experiment(sweep_name, artifact_location=artifacts)
+    else:
+      self.experiment = self.client.create_experiment(
+          sweep_name, artifact_location=_artifact_location(uri, out_dir))
     self.parent = self.client.create_run(
         self.experiment, run_name=sweep_name, tags={"momentum_jax.out_dir": str(out_dir)}
     ).info.run_id
