@@ -69,6 +69,19 @@ _URI_HELP = ("MLflow's tracking URI (default: sqlite:///OUT/mlflow.db); TensorBo
              "under OUT/tensorboard, W&B offline under OUT/wandb (WANDB_MODE=online to send)")
 
 
+def _add_trackers(command: argparse.ArgumentParser, live: bool = True) -> None:
+  """``sweep``'s ``--log-to TRACKERS`` or ``export``'s ``--to TRACKER``, and ``--uri``."""
+  extra = "each an extra: pip install 'momentum_jax[TRACKER]'"
+  if live:
+    command.add_argument("--log-to", default=None, metavar="TRACKERS",
+                         help="log each configuration as its batch ends to these trackers, "
+                              f"comma-separated: {_TRACKERS} ({extra})")
+  else:
+    command.add_argument("--to", required=True, choices=_TRACKERS.split(", "),
+                         help=f"the tracker ({extra})")
+  command.add_argument("--uri", default=None, help=_URI_HELP)
+
+
 def build_parser() -> argparse.ArgumentParser:
   parser = argparse.ArgumentParser(
       prog="momentum-jax",
@@ -109,11 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
   sweep.add_argument("--top", type=_positive_int, default=5,
                      help="best configurations to print (default 5)")
   sweep.add_argument("--force", action="store_true", help=_FORCE_HELP)
-  sweep.add_argument("--log-to", default=None, metavar="TRACKERS",
-                     help="log each configuration as its batch ends to these trackers, "
-                          f"comma-separated: {_TRACKERS} (each an extra: "
-                          "pip install 'momentum_jax[mlflow]')")
-  sweep.add_argument("--uri", default=None, help=_URI_HELP)
+  _add_trackers(sweep)
 
   check = commands.add_parser(
       "check", help="validate a sweep's YAML config without training (exit status 0 or 2)")
@@ -132,9 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
   export = commands.add_parser(
       "export", help="write a finished sweep to TensorBoard, MLflow or W&B")
   export.add_argument("dir", help="the sweep's output folder")
-  export.add_argument("--to", required=True, choices=_TRACKERS.split(", "),
-                      help="the tracker (each an extra: pip install 'momentum_jax[mlflow]')")
-  export.add_argument("--uri", default=None, help=_URI_HELP)
+  _add_trackers(export, live=False)
 
   demo = commands.add_parser(
       "demo", help="train every optimizer on the literature's linear regression")
@@ -159,6 +166,19 @@ class DistributedError(ValueError):
   """The processes of a multi-host sweep could not be brought together."""
 
 
+def _live_log(args, out: str, name: str, first: bool):
+  """The trackers of ``--log-to`` (a :class:`~momentum_jax.report.exports.LiveLog`), on process
+  0 alone, opened before training so that a missing extra stops the sweep at once."""
+  if args.log_to is None:
+    if args.uri is not None:
+      raise ValueError("--uri is MLflow's tracking URI: give it with --log-to mlflow")
+    return None
+  if not first:
+    return None
+  from momentum_jax.report.exports import LiveLog
+  return LiveLog(args.log_to, out, name, args.uri)
+
+
 def _sweep(args) -> None:
   from momentum_jax import report, sweep  # imports jax: keep --help fast
   from momentum_jax.runtime import cpu as _cpu
@@ -177,12 +197,7 @@ def _sweep(args) -> None:
       f"{config.train.steps} steps each")
   # The bar only on a terminal: redrawn in a log file, it would fill it.
   quiet = args.quiet or not first or not sys.stderr.isatty()
-  live = None
-  if args.log_to is not None and first:  # before training: a missing extra stops it here
-    from momentum_jax.report.exports import LiveLog
-    live = LiveLog(args.log_to, out, config.name, args.uri)
-  elif args.uri is not None and args.log_to is None:
-    raise ValueError("--uri is MLflow's tracking URI: give it with --log-to mlflow")
+  live = _live_log(args, out, config.name, first)
   result = sweep.run(config, out, chunk_size=args.chunk_size, width=args.width, quiet=quiet,
                      overwrite=args.overwrite, checkpoint_every=args.checkpoint_every,
                      force=args.force, on_rows=live)

@@ -225,10 +225,8 @@ def run(
   kept_by = None if config.keep is None else _keep.keep_metric(config.keep, problem)
   raw_config, record = _files.jsonable(config.raw), _fingerprint.problem_record(problem)
   identity = _program_cache.sweep_identity(config, record)  # kept programs' problem part
-  checkpoint = None
-  if out_dir is not None:
-    checkpoint = _open_checkpoint(out_dir, raw_config, record, _checkpoint.versions(), overwrite,
-                                  _plan.points_last(groups))
+  checkpoint = None if out_dir is None else _open_checkpoint(
+      out_dir, raw_config, record, _checkpoint.versions(), overwrite, _plan.points_last(groups))
   strategies = searches.strategies(groups, out_dir, checkpoint is None or not checkpoint.resumed)
   start = time.perf_counter()
   widths, execution = _widths(width, checkpoint, problem,
