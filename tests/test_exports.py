@@ -40,23 +40,33 @@ def swept(tmp_path_factory):
   """The sweep's folder, logged live to every tracker as its batches ended."""
   out = tmp_path_factory.mktemp("sweep")
   live = exports.LiveLog("tensorboard,mlflow,wandb", out, "tiny")
-  batches = []
-  result = sweep.run(CONFIG, out, quiet=True, on_rows=lambda b: (batches.append(b), live(b)))
+  batches, logged_before = [], []
+
+  def on_rows(batch):  # what TensorBoard held when each batch ended, then the batch logged
+    logged_before.append(sorted(p.name for p in out.glob("tensorboard/config_*")))
+    batches.append(batch)
+    live(batch)
+
+  result = sweep.run(CONFIG, out, quiet=True, on_rows=on_rows)
   report.save(result, out)  # the tables, summary.md and the figures MLflow attaches
   live.close(out)
   assert len(batches) == 2 and result.summary["diverged"].sum() == 2  # what the tests cover
+  # Live: the first batch's configurations were in TensorBoard before the second ended.
+  first = [f"config_{i:04d}" for i in batches[0].summary["config_id"]]
+  assert logged_before == [[], first] and len(first) == 4
   return out
 
 
 @pytest.fixture(scope="module")
 def exported(swept, tmp_path_factory):
-  """A copy of the sweep's files (no tracker's), exported to every tracker."""
+  """A copy of the sweep's files (no tracker's), exported to every tracker (to MLflow at a
+  URI given: ``given.db``)."""
   out = tmp_path_factory.mktemp("exported")
   for path in [*glob.glob(str(swept / "*.*"))]:
     if not path.endswith(".db"):
       shutil.copy(path, out)
   for to in exports.TRACKERS:
-    exports.export(out, to)
+    exports.export(out, to, f"sqlite:///{out / 'given.db'}" if to == "mlflow" else None)
   return out
 
 
@@ -113,8 +123,11 @@ def test_mlflow_holds_a_parent_run_with_a_nested_run_per_configuration(where, re
   from mlflow import MlflowClient
   out = request.getfixturevalue(where)
   summary, curves = _expected(out)
-  client = MlflowClient(tracking_uri=f"sqlite:///{out / 'mlflow.db'}")
+  store = {"swept": "mlflow.db", "exported": "given.db"}[where]
+  client = MlflowClient(tracking_uri=f"sqlite:///{out / store}")
   experiment = client.get_experiment_by_name("tiny")
+  # A local store's artifacts are in the sweep's folder (MLflow's default: the working folder).
+  assert experiment.artifact_location == (out / "mlartifacts").as_uri()
   (parent,) = client.search_runs([experiment.experiment_id],
                                  "attributes.run_name = 'tiny'")
   artifacts = {a.path for a in client.list_artifacts(parent.info.run_id)}
@@ -194,6 +207,17 @@ def test_a_missing_extra_is_named(swept, to, module, capsys, monkeypatch):
   assert code == 2 and f"pip install 'momentum_jax[{to}]'" in err
 
 
+def test_log_to_without_its_extra_stops_the_sweep_before_training(tmp_path, capsys,
+                                                                  monkeypatch):
+  monkeypatch.setitem(sys.modules, "wandb", None)  # as if not installed
+  config = tmp_path / "tiny.yaml"
+  config.write_text("problem: {name: linear_regression}\noptimizer: {name: sgd, "
+                    "learning_rate: 1e-3}\ntrain: {steps: 4, log_every: 2}\n")
+  code, err = _main(capsys, "sweep", config, "--out", tmp_path / "out", "--log-to", "wandb")
+  assert code == 2 and "pip install 'momentum_jax[wandb]'" in err
+  assert not (tmp_path / "out" / "summary.csv").exists()
+
+
 def test_a_second_tensorboard_export_into_the_same_folder_is_refused(swept, capsys):
   code, err = _main(capsys, "export", swept, "--to", "tensorboard")
   assert code == 2 and str(swept / "tensorboard" / "config_0000") in err
@@ -202,17 +226,6 @@ def test_a_second_tensorboard_export_into_the_same_folder_is_refused(swept, caps
 def test_uri_goes_to_mlflow_only(swept, capsys):
   code, err = _main(capsys, "export", swept, "--to", "wandb", "--uri", "http://localhost:5000")
   assert code == 2 and "MLflow's tracking URI" in err
-
-
-def test_an_mlflow_export_to_a_given_uri(swept, tmp_path, monkeypatch):
-  from mlflow import MlflowClient
-  monkeypatch.chdir(tmp_path)
-  uri = f"sqlite:///{tmp_path / 'elsewhere.db'}"
-  exports.export(swept, "mlflow", uri)
-  assert not (tmp_path / "mlruns").exists()  # a local store's artifacts stay in the sweep's folder
-  client = MlflowClient(tracking_uri=uri)
-  runs = client.search_runs([client.get_experiment_by_name("tiny").experiment_id])
-  assert len(runs) == 1 + len(results.load_results(swept).summary)  # the parent and each
 
 
 def test_tracker_names_read_as_users_write_them():
