@@ -11,6 +11,7 @@ and ``summary.csv`` value for value.
 from __future__ import annotations
 
 import glob
+import json
 import shutil
 import sys
 
@@ -116,6 +117,47 @@ def test_tensorboard_holds_every_scalar_and_an_hparams_session(where, request):
     for other in summary.index:
       assert (groups[one] == groups[other]) == (setting[one] == setting[other])
   assert len(set(groups.values())) == 3  # 3 settings x 2 seeds
+
+
+def _hparams_session_groups(logdir):
+  """The HParams view's session groups, asked of TensorBoard's own app (no server, no port)."""
+  import time
+  from tensorboard import default, program
+  from tensorboard.backend import application
+  from tensorboard.backend.event_processing import data_ingester
+  from werkzeug.test import Client
+  board = program.TensorBoard(plugins=default.get_plugins())
+  board.configure(argv=[None, "--logdir", str(logdir), "--load_fast", "false"])
+  ingester = data_ingester.LocalDataIngester(board.flags)
+  ingester.start()  # reads the logdir in a thread: ask until the sessions are there
+  app = application.TensorBoardWSGIApp(board.flags, board.plugin_loaders, ingester.data_provider,
+                                       board.assets_zip_provider,
+                                       ingester.deprecated_multiplexer)
+  request = {"experimentName": "", "allowedStatuses": ["STATUS_SUCCESS", "STATUS_FAILURE"],
+             "colParams": [], "startIndex": 0, "sliceSize": 100}
+  for _ in range(100):
+    answer = Client(app).post("/data/plugin/hparams/session_groups", json=request)
+    if groups := json.loads(answer.data)["sessionGroups"]:
+      return groups
+    time.sleep(0.1)
+  raise AssertionError(f"TensorBoard showed no HParams session in {logdir}")
+
+
+def test_tensorboard_hparams_view_groups_each_settings_seeds(swept):
+  summary, _ = _expected(swept)
+  groups = _hparams_session_groups(swept / "tensorboard")
+  assert len(groups) == 3
+  for group in groups:
+    ids = [int(s["name"].removeprefix("config_")) for s in group["sessions"]]
+    rows = summary.loc[ids]
+    assert len(ids) == 2 and rows["seed"].tolist() == [0, 1]
+    assert rows["optimizer"].nunique() == 1 and rows["learning_rate"].nunique() == 1
+    assert group["hparams"]["learning_rate"] == rows["learning_rate"].iloc[0]
+    # The view shows the mean over seeds of each session's last train_loss (float32
+    # values averaged in float64: one rounding in the sum, none in the halving).
+    (shown,) = [m["value"] for m in group["metricValues"] if m["name"]["tag"] == "train_loss"]
+    assert shown == pytest.approx(rows["final_loss"].astype(np.float32).astype(float).mean(),
+                                  rel=2 ** -52)
 
 
 @pytest.mark.parametrize("where", ["swept", "exported"])
