@@ -5,6 +5,9 @@ and resumes it when DIR holds a partial run of the same config (``--overwrite``
 replaces another config's; ``--distributed`` joins the processes of a
 multi-host run),
 ``plot DIR`` redraws its figures, ``report DIR`` prints its Markdown report,
+``export DIR --to tensorboard|mlflow|wandb`` writes it where users watch their
+runs (``sweep --log-to`` logs there as its batches end; see
+:mod:`momentum_jax.report.exports`),
 ``demo`` trains every optimizer on the literature's regression, ``check
 CONFIG`` validates a config without training and ``schema`` prints the JSON
 Schema of a config. A bad configuration, or an output folder that cannot be
@@ -61,6 +64,24 @@ _FORCE_HELP = ("go on with more than a million configurations, or a model a conf
                "which needs more than a device's memory budget (refused by default)")
 
 
+_TRACKERS = "tensorboard, mlflow, wandb"  # momentum_jax.report.exports.TRACKERS, without jax
+_URI_HELP = ("MLflow's tracking URI (default: sqlite:///OUT/mlflow.db); TensorBoard writes "
+             "under OUT/tensorboard, W&B offline under OUT/wandb (WANDB_MODE=online to send)")
+
+
+def _add_trackers(command: argparse.ArgumentParser, live: bool = True) -> None:
+  """``sweep``'s ``--log-to TRACKERS`` or ``export``'s ``--to TRACKER``, and ``--uri``."""
+  extra = "each an extra: pip install 'momentum_jax[TRACKER]'"
+  if live:
+    command.add_argument("--log-to", default=None, metavar="TRACKERS",
+                         help="log each configuration as its batch ends to these trackers, "
+                              f"comma-separated: {_TRACKERS} ({extra})")
+  else:
+    command.add_argument("--to", required=True, choices=_TRACKERS.split(", "),
+                         help=f"the tracker ({extra})")
+  command.add_argument("--uri", default=None, help=_URI_HELP)
+
+
 def build_parser() -> argparse.ArgumentParser:
   parser = argparse.ArgumentParser(
       prog="momentum-jax",
@@ -101,6 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
   sweep.add_argument("--top", type=_positive_int, default=5,
                      help="best configurations to print (default 5)")
   sweep.add_argument("--force", action="store_true", help=_FORCE_HELP)
+  _add_trackers(sweep)
 
   check = commands.add_parser(
       "check", help="validate a sweep's YAML config without training (exit status 0 or 2)")
@@ -115,6 +137,11 @@ def build_parser() -> argparse.ArgumentParser:
   report = commands.add_parser("report", help="print the Markdown report of a finished sweep")
   report.add_argument("dir", help="the sweep's output folder")
   report.add_argument("--top", type=_positive_int, default=5)
+
+  export = commands.add_parser(
+      "export", help="write a finished sweep to TensorBoard, MLflow or W&B")
+  export.add_argument("dir", help="the sweep's output folder")
+  _add_trackers(export, live=False)
 
   demo = commands.add_parser(
       "demo", help="train every optimizer on the literature's linear regression")
@@ -139,6 +166,19 @@ class DistributedError(ValueError):
   """The processes of a multi-host sweep could not be brought together."""
 
 
+def _live_log(args, out: str, name: str, first: bool):
+  """The trackers of ``--log-to`` (a :class:`~momentum_jax.report.exports.LiveLog`), on process
+  0 alone, opened before training so that a missing extra stops the sweep at once."""
+  if args.log_to is None:
+    if args.uri is not None:
+      raise ValueError("--uri is MLflow's tracking URI: give it with --log-to mlflow")
+    return None
+  if not first:
+    return None
+  from momentum_jax.report.exports import LiveLog
+  return LiveLog(args.log_to, out, name, args.uri)
+
+
 def _sweep(args) -> None:
   from momentum_jax import report, sweep  # imports jax: keep --help fast
   from momentum_jax.runtime import cpu as _cpu
@@ -157,9 +197,10 @@ def _sweep(args) -> None:
       f"{config.train.steps} steps each")
   # The bar only on a terminal: redrawn in a log file, it would fill it.
   quiet = args.quiet or not first or not sys.stderr.isatty()
+  live = _live_log(args, out, config.name, first)
   result = sweep.run(config, out, chunk_size=args.chunk_size, width=args.width, quiet=quiet,
                      overwrite=args.overwrite, checkpoint_every=args.checkpoint_every,
-                     force=args.force)
+                     force=args.force, on_rows=live)
   report.save(result, out, figures=False)  # tables and report (process 0 writes them)
   if not first:
     return
@@ -178,6 +219,8 @@ def _sweep(args) -> None:
   sys.stdout.flush()  # the ranking first: the figures take a second or two more
   from momentum_jax.report import plots  # matplotlib only now
   plots.write_figures(result, out)
+  for line in [] if live is None else live.close(out):
+    print(line)
   print(f"results and figures in {out}/ (summary.csv, summary.md, curves.parquet, "
         "manifest.json, *.png)")
   if result.models == []:  # keep: {models: K}, and every configuration diverged
@@ -228,6 +271,9 @@ def main(argv: list[str] | None = None) -> int:
     elif args.command == "report":
       from momentum_jax import report, results
       print(report.format_report(results.load_results(args.dir), n=args.top))
+    elif args.command == "export":
+      from momentum_jax.report import exports
+      print(exports.export(args.dir, args.to, args.uri))
     elif args.command == "demo":
       from momentum_jax import demo
       demo.main(steps=args.steps, seed=args.seed)

@@ -29,7 +29,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import jax
 import numpy as np
@@ -99,6 +99,7 @@ def run(
     overwrite: bool = False,
     checkpoint_every: float | None = CHECKPOINT_EVERY,
     force: bool = False,
+    on_rows: Callable[[results.SweepResult], None] | None = None,
 ) -> results.SweepResult:
   """Runs a sweep and returns its results; ``result.save(out_dir)`` writes them.
 
@@ -151,6 +152,11 @@ def run(
     force: Go on with sizes beyond the limits of
       :mod:`momentum_jax.sweep._sizes` (configurations in all; one
       configuration's memory against a device's budget).
+    on_rows: Called with each batch's rows as tables once they are saved (a
+      :class:`~momentum_jax.results.SweepResult` of their summary and curves
+      rows, config ids as in the whole result, no manifest): what a tracker
+      logs while the sweep runs. Rows a resumed sweep reads back are not
+      passed again. Called on every process.
 
   Returns:
     A :class:`momentum_jax.results.SweepResult`.
@@ -164,7 +170,7 @@ def run(
     config = load_config(config, force=force)
   check_run_arguments(chunk_size, width, checkpoint_every)
   plan = _plan_sweep(config, out_dir, chunk_size, width, overwrite, force)
-  trained = _train_groups.train(plan, quiet, out_dir, checkpoint_every)
+  trained = _train_groups.train(plan, quiet, out_dir, checkpoint_every, on_rows)
   return _tabled(plan, trained, checkpoint_every)
 
 

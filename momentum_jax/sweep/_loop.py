@@ -67,6 +67,7 @@ class GroupJob:
   keep: Callable[..., None] | None = None
   after_save: Callable[[], None] | None = None  # once each batch is saved (the keeper's prune)
   on_batch: Callable[[int], None] | None = None  # the configuration-steps a batch trained
+  on_saved: Callable[[dict], None] | None = None  # each batch's ended rows, once saved
 
 
 @dataclasses.dataclass
@@ -247,6 +248,8 @@ def _finish(strategy: Strategy, job: GroupJob, batch: Batch, ended: dict[str, An
     job.state.clear()
   if job.after_save is not None:
     job.after_save()
+  if job.on_saved is not None:
+    job.on_saved(ended)
   strategy.tell(batch, _outcome(ended))
 
 

@@ -16,7 +16,9 @@ import functools
 from typing import Any
 
 import jax
+import numpy as np
 
+from momentum_jax import results
 from momentum_jax.sweep import _execute, _loop, _plan, _programs, _progress
 from momentum_jax.sweep._batch_state import BatchState
 
@@ -62,9 +64,24 @@ def _compile_ahead(plan, unfinished: list[bool]) -> list[_programs.Programs]:
   return programs
 
 
+def _batch_tables(on_rows, group: _plan.Group, first_id: int, logged_steps: np.ndarray,
+                  ended: dict[str, Any]) -> None:
+  """``on_rows`` given a batch's ended rows as a result's tables, ids as the whole sweep's."""
+  rows = ended["rows"]
+  outcome = results.GroupOutcome(
+      group.label, {name: ended["values"][name] for name in group.values}, group.seeds[rows],
+      dict(ended["metrics"]), ended["diverged_at_step"], ended["stopped_at_step"])
+  batch = results.tables([outcome], logged_steps, {})
+  ids = first_id + np.asarray(rows)
+  for frame in (batch.summary, batch.curves):
+    frame["config_id"] = ids[frame["config_id"].to_numpy()]
+  on_rows(batch)
+
+
 def _job(plan, index: int, programs, progress, local_share: float, out_dir,
-         checkpoint_every) -> _loop.GroupJob:
+         checkpoint_every, on_rows=None) -> _loop.GroupJob:
   group, keeper, train = plan.groups[index], plan.keeper, plan.segments.config
+  first_id = sum(len(g.seeds) for g in plan.groups[:index])
   return _loop.GroupJob(
       group, index, programs, plan.sizes[group.label], train.steps, train.log_every,
       plan.checkpoint,
@@ -72,7 +89,9 @@ def _job(plan, index: int, programs, progress, local_share: float, out_dir,
       lambda rows: progress.advancer(rows * local_share),
       None if keeper is None else functools.partial(keeper.offer_carry, index),
       None if keeper is None else keeper.prune,
-      lambda spent: progress.finish_chunk(round(spent * local_share)))
+      lambda spent: progress.finish_chunk(round(spent * local_share)),
+      None if on_rows is None else functools.partial(
+          _batch_tables, on_rows, group, first_id, train.logged_steps))
 
 
 def _named(plan, programs: list[_programs.Programs]) -> dict[str, _execute.Program]:
@@ -86,8 +105,11 @@ def _named(plan, programs: list[_programs.Programs]) -> dict[str, _execute.Progr
   return compiled
 
 
-def train(plan, quiet: bool, out_dir, checkpoint_every) -> Trained:
-  """Trains every group of ``plan`` (the engine's) by the one segment loop; their outcomes."""
+def train(plan, quiet: bool, out_dir, checkpoint_every, on_rows=None) -> Trained:
+  """Trains every group of ``plan`` (the engine's) by the one segment loop; their outcomes.
+
+  ``on_rows`` (:func:`~momentum_jax.sweep.run`'s) is given each batch's rows once saved.
+  """
   local_share = len(jax.local_devices()) / plan.mesh.devices.size
   unfinished = _unfinished(plan)
   programs = _compile_ahead(plan, unfinished)
@@ -99,7 +121,7 @@ def train(plan, quiet: bool, out_dir, checkpoint_every) -> Trained:
     if unfinished[index]:
       progress.describe(f"sweep {group.label}")
     done = _loop.train_group(strategy, _job(plan, index, programs[index], progress,
-                                            local_share, out_dir, checkpoint_every))
+                                            local_share, out_dir, checkpoint_every, on_rows))
     outcomes.append(done)
     run_seconds += done.seconds
     resumed += [{"group": group.label, **r} for r in done.resumed_from]

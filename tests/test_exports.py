@@ -1,0 +1,277 @@
+"""A sweep in TensorBoard, MLflow and W&B, read back through each one's own library.
+
+One small sweep (two optimizer groups on the regression, one learning rate
+diverging, two seeds: 6 configurations, so two batches end one after the
+other) is logged live to all three trackers and exported again from its
+folder; each tracker's copy is read back (TensorBoard's event accumulator,
+MlflowClient, W&B's offline run files) and compared with ``curves.parquet``
+and ``summary.csv`` value for value.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import shutil
+import sys
+
+import numpy as np
+import pytest
+
+from momentum_jax import cli, report, results, sweep
+from momentum_jax.report import exports
+
+from _wandb_records import run_contents
+
+CONFIG = {
+    "name": "tiny",
+    "problem": {"name": "linear_regression"},
+    "optimizers": [
+        {"name": "momentum", "ema": False, "learning_rate": [0.01, 3.0], "beta": 0.9},
+        {"name": "adam", "learning_rate": 0.1},
+    ],
+    "train": {"steps": 20, "log_every": 5},
+    "seeds": 2,
+}
+METRICS = ("train_loss", "grad_norm")
+
+
+@pytest.fixture(scope="module")
+def swept(tmp_path_factory):
+  """The sweep's folder, logged live to every tracker as its batches ended."""
+  out = tmp_path_factory.mktemp("sweep")
+  live = exports.LiveLog("tensorboard,mlflow,wandb", out, "tiny")
+  batches, logged_before = [], []
+
+  def on_rows(batch):  # what TensorBoard held when each batch ended, then the batch logged
+    logged_before.append(sorted(p.name for p in out.glob("tensorboard/config_*")))
+    batches.append(batch)
+    live(batch)
+
+  result = sweep.run(CONFIG, out, quiet=True, on_rows=on_rows)
+  report.save(result, out)  # the tables, summary.md and the figures MLflow attaches
+  live.close(out)
+  assert len(batches) == 2 and result.summary["diverged"].sum() == 2  # what the tests cover
+  # Live: the first batch's configurations were in TensorBoard before the second ended.
+  first = [f"config_{i:04d}" for i in batches[0].summary["config_id"]]
+  assert logged_before == [[], first] and len(first) == 4
+  return out
+
+
+@pytest.fixture(scope="module")
+def exported(swept, tmp_path_factory):
+  """A copy of the sweep's files (no tracker's), exported to every tracker (to MLflow at a
+  URI given: ``given.db``)."""
+  out = tmp_path_factory.mktemp("exported")
+  for path in [*glob.glob(str(swept / "*.*"))]:
+    if not path.endswith(".db"):
+      shutil.copy(path, out)
+  for to in exports.TRACKERS:
+    exports.export(out, to, f"sqlite:///{out / 'given.db'}" if to == "mlflow" else None)
+  return out
+
+
+def _expected(out):
+  saved = results.load_results(out)
+  return saved.summary.set_index("config_id"), saved.curves
+
+
+def _curve(curves, config_id, metric):
+  rows = curves[curves["config_id"] == config_id].sort_values("step")
+  return rows["step"].to_numpy(), rows[metric].to_numpy()
+
+
+@pytest.mark.parametrize("where", ["swept", "exported"])
+def test_tensorboard_holds_every_scalar_and_an_hparams_session(where, request):
+  from tensorboard.backend.event_processing import event_accumulator
+  from tensorboard.plugins.hparams import api_pb2, plugin_data_pb2
+  out = request.getfixturevalue(where)
+  summary, curves = _expected(out)
+  groups = {}
+  for config_id, row in summary.iterrows():
+    events = event_accumulator.EventAccumulator(
+        str(out / "tensorboard" / f"config_{config_id:04d}"),
+        size_guidance={event_accumulator.SCALARS: 0})
+    events.Reload()
+    assert sorted(events.Tags()["scalars"]) == sorted(METRICS)
+    for metric in METRICS:
+      steps, values = _curve(curves, config_id, metric)
+      read = events.Scalars(metric)
+      assert [e.step for e in read] == steps.tolist()
+      # TensorBoard keeps a scalar as float32; the metrics were float32 before the
+      # tables widened them, so the round trip is exact.
+      np.testing.assert_array_equal([e.value for e in read], values.astype(np.float32))
+    sessions = {tag: plugin_data_pb2.HParamsPluginData.FromString(content)
+                for tag, content in events.PluginTagToContent("hparams").items()}
+    start = sessions["_hparams_/session_start_info"].session_start_info
+    end = sessions["_hparams_/session_end_info"].session_end_info
+    hparams = {k: v.string_value or v.number_value for k, v in start.hparams.items()}
+    expected = {"optimizer": row["optimizer"], "learning_rate": row["learning_rate"],
+                **({} if np.isnan(row["beta"]) else {"beta": row["beta"]})}
+    assert hparams == expected
+    assert end.status == (api_pb2.STATUS_FAILURE if row["diverged"] else api_pb2.STATUS_SUCCESS)
+    groups[config_id] = start.group_name
+  # The seeds of one setting share a session group; other settings do not.
+  setting = summary["optimizer"] + summary["learning_rate"].astype(str)
+  for one in summary.index:
+    for other in summary.index:
+      assert (groups[one] == groups[other]) == (setting[one] == setting[other])
+  assert len(set(groups.values())) == 3  # 3 settings x 2 seeds
+
+
+def _hparams_session_groups(logdir):
+  """The HParams view's session groups, asked of TensorBoard's own app (no server, no port)."""
+  import time
+  from tensorboard import default, program
+  from tensorboard.backend import application
+  from tensorboard.backend.event_processing import data_ingester
+  from werkzeug.test import Client
+  board = program.TensorBoard(plugins=default.get_plugins())
+  board.configure(argv=[None, "--logdir", str(logdir), "--load_fast", "false"])
+  ingester = data_ingester.LocalDataIngester(board.flags)
+  ingester.start()  # reads the logdir in a thread: ask until the sessions are there
+  app = application.TensorBoardWSGIApp(board.flags, board.plugin_loaders, ingester.data_provider,
+                                       board.assets_zip_provider,
+                                       ingester.deprecated_multiplexer)
+  request = {"experimentName": "", "allowedStatuses": ["STATUS_SUCCESS", "STATUS_FAILURE"],
+             "colParams": [], "startIndex": 0, "sliceSize": 100}
+  for _ in range(100):
+    answer = Client(app).post("/data/plugin/hparams/session_groups", json=request)
+    if groups := json.loads(answer.data)["sessionGroups"]:
+      return groups
+    time.sleep(0.1)
+  raise AssertionError(f"TensorBoard showed no HParams session in {logdir}")
+
+
+def test_tensorboard_hparams_view_groups_each_settings_seeds(swept):
+  summary, _ = _expected(swept)
+  groups = _hparams_session_groups(swept / "tensorboard")
+  assert len(groups) == 3
+  for group in groups:
+    ids = [int(s["name"].removeprefix("config_")) for s in group["sessions"]]
+    rows = summary.loc[ids]
+    assert len(ids) == 2 and rows["seed"].tolist() == [0, 1]
+    assert rows["optimizer"].nunique() == 1 and rows["learning_rate"].nunique() == 1
+    assert group["hparams"]["learning_rate"] == rows["learning_rate"].iloc[0]
+    # The view shows the mean over seeds of each session's last train_loss (float32
+    # values averaged in float64: one rounding in the sum, none in the halving).
+    (shown,) = [m["value"] for m in group["metricValues"] if m["name"]["tag"] == "train_loss"]
+    assert shown == pytest.approx(rows["final_loss"].astype(np.float32).astype(float).mean(),
+                                  rel=2 ** -52)
+
+
+@pytest.mark.parametrize("where", ["swept", "exported"])
+def test_mlflow_holds_a_parent_run_with_a_nested_run_per_configuration(where, request):
+  from mlflow import MlflowClient
+  out = request.getfixturevalue(where)
+  summary, curves = _expected(out)
+  store = {"swept": "mlflow.db", "exported": "given.db"}[where]
+  client = MlflowClient(tracking_uri=f"sqlite:///{out / store}")
+  experiment = client.get_experiment_by_name("tiny")
+  # A local store's artifacts are in the sweep's folder (MLflow's default: the working folder).
+  assert experiment.artifact_location == (out / "mlartifacts").as_uri()
+  (parent,) = client.search_runs([experiment.experiment_id],
+                                 "attributes.run_name = 'tiny'")
+  artifacts = {a.path for a in client.list_artifacts(parent.info.run_id)}
+  assert {"summary.md", "summary.csv"} <= artifacts and any(a.endswith(".png") for a in artifacts)
+  nested = client.search_runs([experiment.experiment_id],
+                              f"tags.mlflow.parentRunId = '{parent.info.run_id}'")
+  assert sorted(r.info.run_name for r in nested) == [f"config_{i:04d}" for i in summary.index]
+  for run in nested:
+    config_id = int(run.info.run_name.removeprefix("config_"))
+    row = summary.loc[config_id]
+    params = run.data.params
+    assert params.pop("optimizer") == row["optimizer"] and int(params.pop("seed")) == row["seed"]
+    # Parameters are strings: Python's float repr reads back to the same float64.
+    assert {k: float(v) for k, v in params.items()} == {
+        k: row[k] for k in ("learning_rate", "beta") if not np.isnan(row[k])}
+    assert run.info.status == ("FAILED" if row["diverged"] else "FINISHED")
+    for metric in METRICS:
+      steps, values = _curve(curves, config_id, metric)
+      history = sorted(client.get_metric_history(run.info.run_id, metric), key=lambda m: m.step)
+      assert [m.step for m in history] == steps.tolist()
+      np.testing.assert_array_equal([m.value for m in history], values)  # float64 stored
+
+
+@pytest.mark.parametrize("where", ["swept", "exported"])
+def test_wandb_offline_runs_hold_config_and_metrics_per_step(where, request):
+  out = request.getfixturevalue(where)
+  summary, curves = _expected(out)
+  runs = [run_contents(path) for path in glob.glob(str(out / "wandb/offline-run-*/run-*.wandb"))]
+  assert sorted(r["name"] for r in runs) == [f"config_{i:04d}" for i in summary.index]
+  for run in runs:
+    config_id = int(run["name"].removeprefix("config_"))
+    row = summary.loc[config_id]
+    assert run["group"] == "tiny" and run["job_type"] == row["optimizer"]
+    assert run["config"] == {"optimizer": row["optimizer"], "seed": row["seed"], **{
+        k: row[k] for k in ("learning_rate", "beta") if not np.isnan(row[k])}}
+    steps, _ = _curve(curves, config_id, METRICS[0])
+    assert sorted(run["history"]) == steps.tolist()
+    for metric in METRICS:
+      steps, values = _curve(curves, config_id, metric)
+      # JSON's shortest float repr reads back to the same float64.
+      np.testing.assert_array_equal([run["history"][s][metric] for s in steps], values)
+
+
+def _main(capsys, *argv):
+  code = cli.main([str(a) for a in argv])
+  captured = capsys.readouterr()
+  assert "Traceback" not in captured.err
+  return code, captured.err
+
+
+def test_export_of_a_folder_without_a_sweep_names_it(tmp_path, capsys):
+  code, err = _main(capsys, "export", tmp_path, "--to", "tensorboard")
+  assert code == 2 and str(tmp_path) in err and "not a complete sweep result" in err
+
+
+def test_export_to_an_unknown_tracker_is_refused(swept, capsys):
+  with pytest.raises(SystemExit) as exit_:
+    cli.main(["export", str(swept), "--to", "neptune"])
+  assert exit_.value.code == 2 and "invalid choice: 'neptune'" in capsys.readouterr().err
+
+
+def test_log_to_an_unknown_tracker_is_refused_before_training(tmp_path, capsys):
+  config = tmp_path / "tiny.yaml"
+  config.write_text("problem: {name: linear_regression}\noptimizer: {name: sgd, "
+                    "learning_rate: 1e-3}\ntrain: {steps: 4, log_every: 2}\n")
+  code, err = _main(capsys, "sweep", config, "--out", tmp_path / "out", "--log-to",
+                    "mlflow,tensorbord")
+  assert code == 2 and "unknown tracker 'tensorbord'" in err and "'tensorboard'" in err
+  assert not (tmp_path / "out" / "summary.csv").exists()
+
+
+@pytest.mark.parametrize("to,module", [("mlflow", "mlflow"), ("wandb", "wandb"),
+                                       ("tensorboard", "tensorboardX")])
+def test_a_missing_extra_is_named(swept, to, module, capsys, monkeypatch):
+  monkeypatch.setitem(sys.modules, module, None)  # as if not installed
+  code, err = _main(capsys, "export", swept, "--to", to)
+  assert code == 2 and f"pip install 'momentum_jax[{to}]'" in err
+
+
+def test_log_to_without_its_extra_stops_the_sweep_before_training(tmp_path, capsys,
+                                                                  monkeypatch):
+  monkeypatch.setitem(sys.modules, "wandb", None)  # as if not installed
+  config = tmp_path / "tiny.yaml"
+  config.write_text("problem: {name: linear_regression}\noptimizer: {name: sgd, "
+                    "learning_rate: 1e-3}\ntrain: {steps: 4, log_every: 2}\n")
+  code, err = _main(capsys, "sweep", config, "--out", tmp_path / "out", "--log-to", "wandb")
+  assert code == 2 and "pip install 'momentum_jax[wandb]'" in err
+  assert not (tmp_path / "out" / "summary.csv").exists()
+
+
+def test_a_second_tensorboard_export_into_the_same_folder_is_refused(swept, capsys):
+  code, err = _main(capsys, "export", swept, "--to", "tensorboard")
+  assert code == 2 and str(swept / "tensorboard" / "config_0000") in err
+
+
+def test_uri_goes_to_mlflow_only(swept, capsys):
+  code, err = _main(capsys, "export", swept, "--to", "wandb", "--uri", "http://localhost:5000")
+  assert code == 2 and "MLflow's tracking URI" in err
+
+
+def test_tracker_names_read_as_users_write_them():
+  assert exports.tracker_names(" TensorBoard, mlflow,mlflow") == ["tensorboard", "mlflow"]
+  assert exports.tracker_names(["wandb"]) == ["wandb"]
+  with pytest.raises(ValueError, match="did you mean 'wandb'"):
+    exports.tracker_names("wandbb")
