@@ -280,6 +280,11 @@ def main(argv: list[str] | None = None) -> int:
   except ValueError as error:
     print(f"momentum-jax {args.command}: error: {error}", file=sys.stderr)
     return 2
+  except KeyboardInterrupt:  # Ctrl-C: what was saved stays; say how to go on, no traceback
+    resume = (" (what was saved is kept: run the same command again to resume)"
+              if args.command == "sweep" else "")
+    print(f"momentum-jax {args.command}: interrupted{resume}", file=sys.stderr)
+    return 130
   except BrokenPipeError:
     raise  # the reader left: see entry()
   except OSError as error:  # a missing file, a full disk, a folder not ours to write

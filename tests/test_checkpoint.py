@@ -325,3 +325,26 @@ def test_a_hyperband_sweep_killed_in_a_later_bracket_resumes_to_the_uninterrupte
   sizes = lambda result: [[b["sizes"] for b in brackets]  # noqa: E731
                           for brackets in result.manifest["scheduler"]["groups"].values()]
   assert sizes(resumed) == sizes(whole)
+
+
+def test_ctrl_c_stops_the_command_without_a_traceback_and_the_sweep_resumes(tmp_path):
+  config = tmp_path / "digits.yaml"
+  config.write_text(json.dumps(DIGITS))
+  out = tmp_path / "out"
+  process = subprocess.Popen(
+      [sys.executable, "-m", "momentum_jax", "sweep", str(config), "--out", str(out),
+       "--width", "2", "--checkpoint-every", "1e-9", "--quiet"],
+      env=dict(os.environ, JAX_NUM_CPU_DEVICES="2", JAX_PLATFORMS="cpu"),
+      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+  deadline = time.monotonic() + 240
+  while not _saved_states(out):
+    assert process.poll() is None, "the sweep ended before saving a state"
+    assert time.monotonic() < deadline, "no state saved in 240 s"
+    time.sleep(0.01)
+  process.send_signal(signal.SIGINT)
+  _, stderr = process.communicate(timeout=120)
+  assert process.returncode == 130, stderr
+  assert "Traceback" not in stderr
+  assert "interrupted (what was saved is kept: run the same command again to resume)" in stderr
+  resumed = sweep.run(DIGITS, out, quiet=True)
+  assert resumed.manifest["checkpoint"]["chunks_resumed_mid_training"]
