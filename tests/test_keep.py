@@ -469,3 +469,9 @@ def test_with_pbt_the_best_members_are_kept_as_they_ended(tmp_path):
       loaded = results.load_model(tmp_path, rank=model.rank, seed=run["seed"])
       x, y = np.asarray(loaded.xy[...], np.float64)
       assert (x, y) == (run["metrics"]["val_x"], run["metrics"]["val_y"])
+
+
+def test_keep_written_as_a_number_is_refused_saying_how_to_write_it():
+  config = {**DIGITS, "keep": 3}
+  with pytest.raises(sweep.ConfigError, match=r"^keep: expected a mapping such as \{models: 3\}"):
+    sweep.load_config(config)

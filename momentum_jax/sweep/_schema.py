@@ -118,6 +118,14 @@ class KeepSection(Section):
   models: _Positive
   metric: str | None = None
 
+  @pydantic.model_validator(mode="before")
+  @classmethod
+  def _known_keys(cls, value: Any) -> Any:
+    if isinstance(value, int) and not isinstance(value, bool):  # keep: 3, as one may write it
+      raise ValueError(f"expected a mapping such as {{models: {value}}} (the models of the "
+                       f"{value} best configurations), got {value}")
+    return super()._known_keys(value)
+
 
 def _distinct(seeds: list[int]) -> list[int]:
   if len(set(seeds)) != len(seeds):
