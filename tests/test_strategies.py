@@ -112,6 +112,9 @@ def test_a_strategy_options_metric_the_problem_does_not_log_is_refused():
 class _Confused(strategies.Rows):
   """Answers a boundary with something that is no decision."""
 
+  def intervals(self):
+    return [10]
+
   def boundaries(self, batch):
     return [10, self.context.steps]
 
@@ -119,15 +122,56 @@ class _Confused(strategies.Rows):
     return "stop them all"
 
 
-def test_a_strategy_answering_no_decision_is_told_what_it_may_answer(monkeypatch):
+class _Twice(strategies.Rows):
+  """Asks the first rows again once they are trained."""
+
+  def tell(self, batch, outcome):
+    self._asked[:] = False  # forgets: the next ask repeats rows
+    self._batches += 1
+
+
+class _Unsorted(strategies.Rows):
+  def ask(self, capacity):
+    batch = super().ask(capacity)
+    return None if batch is None else dataclasses.replace(batch, rows=batch.rows[::-1])
+
+
+class _OffSegment(strategies.Rows):
+  def boundaries(self, batch):
+    return [15, self.context.steps]  # segments of 20 (log_every 10, no intervals declared)
+
+
+class _StrayExploit(strategies.Rows):
+  def intervals(self):
+    return [20]
+
+  def boundaries(self, batch):
+    return [20, self.context.steps]
+
+  def observe(self, batch, scores):
+    sources = scores.rows.copy()
+    sources[0] = 10_000  # no such row
+    return strategies.Exploit(sources, {n: np.ones(len(scores.rows)) for n in batch.values})
+
+
+@pytest.mark.parametrize("strategy, message", [
+    (_Confused, r"_Confused\.observe returned 'stop them all': a Continue, Stop or Exploit"),
+    (_Twice, r"_Twice\.ask: rows \[0, 1, 2, 3, 4, 5, 6, 7, 8, 9\] were trained already"),
+    (_Unsorted, r"_Unsorted\.ask: rows must be distinct, ascending"),
+    (_OffSegment, r"_OffSegment\.boundaries returned \[15\], not multiples of 20 steps.*"
+                  r"intervals\(\)"),
+    (_StrayExploit, r"_StrayExploit\.observe: Exploit\.sources must give, for each of the 18 "
+                    r"rows still training"),
+])
+def test_a_strategy_answering_wrong_is_told_what_it_may_answer(strategy, message, monkeypatch):
   import sys
   import types
-  module = types.ModuleType("confused_strategy")
-  module.Confused = _Confused
-  monkeypatch.setitem(sys.modules, "confused_strategy", module)
-  with pytest.raises(TypeError, match=r"_Confused\.observe returned 'stop them all': a "
-                                      r"Continue, Stop or Exploit"):
-    sweep.run(with_changes(MEDIAN, search={"method": "confused_strategy:Confused"}), quiet=True)
+  module = types.ModuleType("odd_strategies")
+  setattr(module, strategy.__name__, strategy)
+  monkeypatch.setitem(sys.modules, "odd_strategies", module)
+  config = with_changes(MEDIAN, search={"method": f"odd_strategies:{strategy.__name__}"})
+  with pytest.raises(ValueError, match=message):
+    sweep.run(config, quiet=True)
 
 
 def test_successive_halving_over_optuna_reports_each_rung_and_prunes_the_stopped(tmp_path):

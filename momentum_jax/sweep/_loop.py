@@ -29,7 +29,7 @@ from typing import Any, Callable
 import jax
 import numpy as np
 
-from momentum_jax.sweep import _execute, _programs
+from momentum_jax.sweep import _answers, _execute, _programs
 from momentum_jax.sweep._batch_state import BatchState, LoopPosition
 from momentum_jax.sweep._plan import Group
 from momentum_jax.sweep.strategies import (
@@ -119,24 +119,29 @@ def train_group(strategy: Strategy, job: GroupJob) -> GroupTrained:
   """Trains the group's batches until its strategy has no more; their outcomes merged."""
   pieces, resumed, seconds, trained = [], [], 0.0, 0
   position = _resume(strategy, job, pieces)
+  ended = np.zeros(len(job.group.seeds), bool)
+  for piece in pieces:
+    ended[piece["rows"]] = True
   while True:
     if position is None:
       batch = strategy.ask(job.capacity)
       if batch is None:
         break
+      _answers.check_batch(strategy, batch, len(ended), list(job.group.values), ended)
       position = _start(batch, job)
     elif position.step:
       resumed.append({"batch": position.batch.number, "first": int(position.batch.rows[0]),
                       "configs": len(position.live), "from_step": position.step})
     begin, waited = time.perf_counter(), job.programs.waited
-    ended, used = _train_batch(strategy, job, position)
+    done, used = _train_batch(strategy, job, position)
     # Training only: not the wait for a narrower program compiled after a stop.
     seconds += time.perf_counter() - begin - (job.programs.waited - waited)
     trained += len(position.batch.rows)
     if job.on_batch is not None:
       job.on_batch(position.spent)
-    _finish(strategy, job, position.batch, ended, tuple(used))
-    pieces.append(ended)
+    _finish(strategy, job, position.batch, done, tuple(used))
+    pieces.append(done)
+    ended[position.batch.rows] = True
     position = None
   if not pieces:
     raise RuntimeError(f"internal error: {job.group.label} trained no batch")
@@ -168,7 +173,10 @@ def _train_batch(strategy: Strategy, job: GroupJob, position: LoopPosition
   """Trains ``position``'s batch to its end; the rows' ended record and the widths used."""
   batch, used = position.batch, position.widths
   in_batch = lambda rows: np.searchsorted(batch.rows, rows)
-  for boundary in [b for b in strategy.boundaries(batch) if b > position.step]:
+  boundaries = strategy.boundaries(batch)
+  _answers.check_boundaries(strategy, boundaries, job.steps,
+                            job.programs.get(position.key).segments.steps)
+  for boundary in [b for b in boundaries if b > position.step]:
     program = job.programs.get(position.key)
     history = position.history["hyperparameters"]  # written first: a save may come mid-way
     for name, value in position.values.items():
@@ -202,9 +210,10 @@ def _train_batch(strategy: Strategy, job: GroupJob, position: LoopPosition
       position.live = position.live[going]
       position.values = {n: v[going] for n, v in position.values.items()}
     elif isinstance(decision, Exploit):
+      _answers.check_exploit(strategy, decision, position.live, list(position.values))
       _exploit(position, decision, job.programs.get(position.key), at, in_batch)
     elif not isinstance(decision, Continue):
-      raise TypeError(f"{type(strategy).__name__}.observe returned {decision!r}: a Continue, "
+      raise ValueError(f"{type(strategy).__name__}.observe returned {decision!r}: a Continue, "
                       "Stop or Exploit")
   return _ended_batch(job, position), used
 
