@@ -154,7 +154,13 @@ class _StrayExploit(strategies.Rows):
     return strategies.Exploit(sources, {n: np.ones(len(scores.rows)) for n in batch.values})
 
 
+class _OpaqueState(strategies.Rows):
+  def state(self):
+    return {"rng": np.random.default_rng(0)}  # not JSON: a saved sweep could not resume
+
+
 @pytest.mark.parametrize("strategy, message", [
+    (_OpaqueState, r"_OpaqueState\.state\(\) must be JSON-able \(saved to resume the sweep\)"),
     (_Confused, r"_Confused\.observe returned 'stop them all': a Continue, Stop or Exploit"),
     (_Twice, r"_Twice\.ask: rows \[0, 1, 2, 3, 4, 5, 6, 7, 8, 9\] were trained already"),
     (_Unsorted, r"_Unsorted\.ask: rows must be distinct, ascending"),
@@ -163,7 +169,8 @@ class _StrayExploit(strategies.Rows):
     (_StrayExploit, r"_StrayExploit\.observe: Exploit\.sources must give, for each of the 18 "
                     r"rows still training"),
 ])
-def test_a_strategy_answering_wrong_is_told_what_it_may_answer(strategy, message, monkeypatch):
+def test_a_strategy_answering_wrong_is_told_what_it_may_answer(strategy, message, monkeypatch,
+                                                               tmp_path):
   import sys
   import types
   module = types.ModuleType("odd_strategies")
@@ -171,7 +178,7 @@ def test_a_strategy_answering_wrong_is_told_what_it_may_answer(strategy, message
   monkeypatch.setitem(sys.modules, "odd_strategies", module)
   config = with_changes(MEDIAN, search={"method": f"odd_strategies:{strategy.__name__}"})
   with pytest.raises(ValueError, match=message):
-    sweep.run(config, quiet=True)
+    sweep.run(config, tmp_path, quiet=True)
 
 
 def test_successive_halving_over_optuna_reports_each_rung_and_prunes_the_stopped(tmp_path):

@@ -9,10 +9,12 @@ names the strategy, the method and what to change.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import numpy as np
 
+from momentum_jax.runtime import files
 from momentum_jax.sweep.strategies import Batch, Exploit
 
 
@@ -43,6 +45,20 @@ def check_batch(strategy: Any, batch: Any, rows: int, names: list[str], ended: n
     if np.shape(value) != asked.shape:
       raise ValueError(f"{where}: {name} has shape {np.shape(value)}, one per row "
                        f"{asked.shape} wanted")
+  _json(f"{where}: the batch's tag", batch.tag)
+
+
+def _json(what: str, value: Any) -> Any:
+  """``value`` as JSON reads it back (what a saved sweep holds); a ValueError if it is not."""
+  try:
+    return json.loads(json.dumps(files.jsonable(value)))
+  except (TypeError, ValueError) as error:
+    raise ValueError(f"{what} must be JSON-able (saved to resume the sweep): {error}") from None
+
+
+def checked_state(strategy: Any) -> dict[str, Any]:
+  """``strategy.state()``, checked to be JSON-able."""
+  return _json(f"{_name(strategy, 'state')}()", strategy.state())
 
 
 def check_boundaries(strategy: Any, boundaries: list[int], steps: int, segment: int) -> None:

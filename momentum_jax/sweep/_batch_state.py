@@ -32,6 +32,7 @@ import numpy as np
 from jax.experimental import multihost_utils
 
 from momentum_jax.runtime import files as _files
+from momentum_jax.sweep._answers import checked_state
 from momentum_jax.sweep._arrays import pack, unpack
 from momentum_jax.sweep._checkpoint import STATE_DIR
 from momentum_jax.sweep.strategies import Batch, Strategy
@@ -122,7 +123,7 @@ class BatchState:
     if jax.process_index() == 0:
       self.folder.mkdir(parents=True, exist_ok=True)
       _files.atomic_write_bytes(self.folder / f"loop-{number}.npz",
-                                _position_bytes(position, strategy.state(), step))
+                                _position_bytes(position, checked_state(strategy), step))
     manager.save(number, args=ocp.args.StandardSave(carry), force=True)
     if jax.process_index() == 0:  # the position of an older carry is no longer wanted
       for old in self.folder.glob("loop-*.npz"):

@@ -252,7 +252,7 @@ def _finish(strategy: Strategy, job: GroupJob, batch: Batch, ended: dict[str, An
   """Saves the batch's rows with the strategy's state, forgets its device state, tells it."""
   ended["widths"] = np.asarray(widths, np.int64)
   if job.checkpoint is not None:
-    job.checkpoint.save_batch(job.index, batch, strategy.state(), ended)
+    job.checkpoint.save_batch(job.index, batch, _answers.checked_state(strategy), ended)
   if job.state is not None:
     job.state.clear()
   if job.after_save is not None:
