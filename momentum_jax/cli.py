@@ -5,6 +5,8 @@ and resumes it when DIR holds a partial run of the same config (``--overwrite``
 replaces another config's; ``--distributed`` joins the processes of a
 multi-host run),
 ``plot DIR`` redraws its figures, ``report DIR`` prints its Markdown report,
+``dashboard DIR [--port N]`` serves optuna-dashboard on 127.0.0.1 for its
+studies (``DIR/optuna.journal``; the ``dashboard`` extra),
 ``demo`` trains every optimizer on the literature's regression, ``check
 CONFIG`` validates a config without training and ``schema`` prints the JSON
 Schema of a config. A bad configuration, or an output folder that cannot be
@@ -116,6 +118,13 @@ def build_parser() -> argparse.ArgumentParser:
   report.add_argument("dir", help="the sweep's output folder")
   report.add_argument("--top", type=_positive_int, default=5)
 
+  dashboard = commands.add_parser(
+      "dashboard", help="serve optuna-dashboard on 127.0.0.1 for a finished sweep's studies "
+      "(needs the 'dashboard' extra)")
+  dashboard.add_argument("dir", help="the sweep's output folder")
+  dashboard.add_argument("--port", type=_positive_int, default=8080,
+                         help="the port to listen on (default 8080)")
+
   demo = commands.add_parser(
       "demo", help="train every optimizer on the literature's linear regression")
   demo.add_argument("--steps", type=_positive_int, default=1000,
@@ -209,6 +218,8 @@ def _os_error(error: OSError) -> str:
   what = error.strerror or str(error)
   if error.errno == errno.ENOSPC:
     what += "; free some space and run the same command again (finished chunks are kept)"
+  if error.errno == errno.EADDRINUSE:
+    what += "; choose another port with --port N"
   return where + what
 
 
@@ -228,12 +239,23 @@ def main(argv: list[str] | None = None) -> int:
     elif args.command == "report":
       from momentum_jax import report, results
       print(report.format_report(results.load_results(args.dir), n=args.top))
+    elif args.command == "dashboard":
+      from momentum_jax import report
+      report.serve_dashboard(args.dir, port=args.port)
     elif args.command == "demo":
       from momentum_jax import demo
       demo.main(steps=args.steps, seed=args.seed)
   except ValueError as error:
     print(f"momentum-jax {args.command}: error: {error}", file=sys.stderr)
     return 2
+  except ModuleNotFoundError as error:  # the dashboard's extra: the message names it
+    if args.command != "dashboard":
+      raise
+    print(f"momentum-jax {args.command}: error: {error}", file=sys.stderr)
+    return 2
+  except KeyboardInterrupt:  # Ctrl-C stops the dashboard: its documented way out
+    if args.command != "dashboard":
+      raise
   except BrokenPipeError:
     raise  # the reader left: see entry()
   except OSError as error:  # a missing file, a full disk, a folder not ours to write

@@ -160,8 +160,9 @@ def render_html(result: SweepResult) -> str:
   title = f"{manifest.name or 'sweep'}: {manifest.problem or ''}"
   parts = [f"<h1>{html.escape(title)}</h1>",
            f'<p id="overview"><span id="configurations">{count}</span> configurations '
-           f"({len(result.summary)} runs, seeds counted), {manifest.steps} steps each, "
-           f"ranked by the mean of {html.escape(metric)} over seeds.</p>",
+           f"({len(result.summary)} runs, seeds counted)"
+           + (f", {manifest.steps} steps each" if manifest.steps else "")
+           + f", ranked by the mean of {html.escape(metric)} over seeds.</p>",
            "<h2>Ranking</h2>", _ranking(result, metric)]
   first = True
   for div_id, heading, figure in _sections(result, metric):

@@ -152,9 +152,11 @@ def write_journal(result: SweepResult, out_dir: str | os.PathLike) -> Path:
           study_name=label + RECORD_SUFFIX if label in taken else label)
       study.set_user_attr(RECORD_ATTR, "record")
       study.set_user_attr("metric", metric)
-      study.set_user_attr("sweep", result.manifest.name)
+      if result.manifest.name:
+        study.set_user_attr("sweep", result.manifest.name)
       study.add_trials([_trial(result, seeds, distributions, metric)
                         for seeds in _configurations(rows)])
   finally:
     optuna.logging.set_verbosity(before)
   return path
+
