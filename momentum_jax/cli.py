@@ -111,6 +111,18 @@ def build_parser() -> argparse.ArgumentParser:
 
   commands.add_parser("schema", help="print the JSON Schema of a sweep's config")
 
+  _add_finished_sweep_commands(commands)
+
+  demo = commands.add_parser(
+      "demo", help="train every optimizer on the literature's linear regression")
+  demo.add_argument("--steps", type=_positive_int, default=1000,
+                    help="full-batch steps per optimizer (default 1000)")
+  demo.add_argument("--seed", type=int, default=0, help="data seed (default 0)")
+  return parser
+
+
+def _add_finished_sweep_commands(commands) -> None:
+  """``plot``, ``report`` and ``dashboard``: the commands that read a sweep's output folder."""
   plot = commands.add_parser("plot", help="(re)draw the figures of a finished sweep")
   plot.add_argument("dir", help="the sweep's output folder")
 
@@ -124,13 +136,6 @@ def build_parser() -> argparse.ArgumentParser:
   dashboard.add_argument("dir", help="the sweep's output folder")
   dashboard.add_argument("--port", type=_positive_int, default=8080,
                          help="the port to listen on (default 8080)")
-
-  demo = commands.add_parser(
-      "demo", help="train every optimizer on the literature's linear regression")
-  demo.add_argument("--steps", type=_positive_int, default=1000,
-                    help="full-batch steps per optimizer (default 1000)")
-  demo.add_argument("--seed", type=int, default=0, help="data seed (default 0)")
-  return parser
 
 
 def _initialize_distributed(args) -> None:

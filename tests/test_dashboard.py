@@ -22,7 +22,7 @@ import pandas as pd
 import pytest
 
 from momentum_jax import cli, report, results, sweep
-from momentum_jax.report import _html, _journal
+from momentum_jax.report import _html
 from momentum_jax.sweep._optuna import JOURNAL_FILE
 
 from _sweep_configs import REGRESSION, with_changes
@@ -262,6 +262,7 @@ def test_report_html_in_chromium_shows_every_configuration_and_the_ranked_values
   assert shown["heatmaps"] >= 2
   best = ranked.iloc[0]
   assert shown["first"].split("\t")[:3] == ["momentum", "0.01", "0"]
+  browser.execute_script("document.getElementById('curves').scrollIntoView()")
   hover = browser.execute_script(_HOVER_LAST_POINT, "curves", 0)
   browser.save_screenshot(str(tmp_path / "report_hover.png"))
   assert hover.startswith("momentum lr=0.01 β=0") and f"step {STEPS[-1]}" in hover
