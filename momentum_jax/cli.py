@@ -174,7 +174,7 @@ def _sweep(args) -> None:
   result = sweep.run(config, out, chunk_size=args.chunk_size, width=args.width, quiet=quiet,
                      overwrite=args.overwrite, checkpoint_every=args.checkpoint_every,
                      force=args.force)
-  report.save(result, out, figures=False)  # tables and report (process 0 writes them)
+  written = report.save(result, out, figures=False)  # tables and reports (process 0 writes them)
   if not first:
     return
   timings = result.manifest["timings"]
@@ -192,8 +192,11 @@ def _sweep(args) -> None:
   sys.stdout.flush()  # the ranking first: the figures take a second or two more
   from momentum_jax.report import plots  # matplotlib only now
   plots.write_figures(result, out)
-  print(f"results and figures in {out}/ (summary.csv, summary.md, curves.parquet, "
-        "manifest.json, *.png)")
+  views = [p.name for p in (written["html"], written["journal"]) if p is not None]
+  print(f"results and figures in {out}/ (summary.csv, summary.md, {', '.join(views + [''])}"
+        "curves.parquet, manifest.json, *.png)")
+  if written["journal"] is not None:
+    print(f"to browse them: momentum-jax dashboard {out}")
   if result.models == []:  # keep: {models: K}, and every configuration diverged
     print("kept no models: no configuration finished without diverging (see summary.md)")
   elif result.models is not None:  # keep: {models: K}

@@ -101,6 +101,8 @@ def _trial(result: SweepResult, seeds: pd.DataFrame, distributions: dict[str, An
   for column in ("trial", "member"):
     if column in seeds.columns:
       attrs[column] = int(first[column])
+  attrs.update({f"final_{name}": float(first[f"final_{name}"]) for name in distributions
+                if f"final_{name}" in seeds.columns})  # PBT: the values a member ended with
   return optuna.trial.create_trial(
       state=state, value=value if state == TrialState.COMPLETE else None, params=params,
       distributions=distributions, user_attrs=attrs,
