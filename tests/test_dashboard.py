@@ -109,6 +109,23 @@ def test_accuracies_are_maximized_and_the_best_trial_is_the_reports_best(tmp_pat
   assert max(s.best_value for s in studies.values()) == study.best_value
 
 
+def test_a_searched_range_is_its_distribution_stretched_to_a_point_rounded_past_an_end(tmp_path):
+  result = make_result()
+  below = math.nextafter(0.1, 0.0)  # as if the sampler's exp() had rounded 0.1 up an ulp
+  search = {"method": "random", "groups": {
+      "momentum": {"ranges": {"learning_rate": {"loguniform": [0.001, below]}}}}}
+  result = results.SweepResult(result.summary, result.curves,
+                               {**result.manifest.to_dict(), "search": search})
+  report.save(result, tmp_path, figures=False)
+  studies = _studies(tmp_path)
+  for trial in studies["momentum"].trials:
+    assert trial.distributions["learning_rate"] == optuna.distributions.FloatDistribution(
+        0.001, 0.1, log=True)
+  # A group without a recorded range: the values it took.
+  assert studies["rmsprop"].trials[0].distributions["learning_rate"] == (
+      optuna.distributions.CategoricalDistribution((0.001, 0.01, 0.1)))
+
+
 def test_a_searchs_own_studies_are_kept_and_saving_again_replaces_only_the_record(tmp_path):
   search = optuna.create_study(study_name="momentum", storage=_storage(tmp_path))
   search.add_trial(optuna.trial.create_trial(

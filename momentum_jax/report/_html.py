@@ -33,7 +33,7 @@ import pandas as pd
 from momentum_jax import results
 from momentum_jax.report._figure_plan import SHORT_NAMES, plan_figures
 from momentum_jax.report._journal import curve_metric, mean_curve
-from momentum_jax.report._markdown import best_table, markdown_table
+from momentum_jax.report._markdown import _format_value, best_table
 from momentum_jax.results import SweepResult
 from momentum_jax.runtime.files import atomic_write_text
 
@@ -60,12 +60,10 @@ def _label(row: pd.Series, swept: list[str]) -> str:
 def _ranking(result: SweepResult, metric: str) -> str:
   """Every configuration, best first, as an HTML table (the values as ``summary.md`` writes them)."""
   table = best_table(result.summary, n=len(result.summary), by=metric)
-  lines = markdown_table(table.columns, table.itertuples(index=False)).splitlines()
-  header = lines[0].strip("|").split("|")
-  rows = [line.strip("|").split("|") for line in lines[2:]]
-  head = "".join(f"<th>{html.escape(cell.strip())}</th>" for cell in header)
-  body = "".join("<tr>" + "".join(f"<td>{html.escape(cell.strip())}</td>" for cell in row)
-                 + "</tr>" for row in rows)
+  head = "".join(f"<th>{html.escape(str(name))}</th>" for name in table.columns)
+  body = "".join("<tr>" + "".join(f"<td>{html.escape(_format_value(value))}</td>"
+                                  for value in row) + "</tr>"
+                 for row in table.itertuples(index=False))
   return (f'<div class="scroll"><table id="ranking-table"><thead><tr>{head}</tr></thead>'
           f"<tbody>{body}</tbody></table></div>")
 

@@ -60,10 +60,14 @@ def _distributions(result: SweepResult, label: str, rows: pd.DataFrame) -> dict[
   found = {}
   for name in results.swept_hyperparameters(rows, finals=False):
     searched = _searched_range(result.manifest, label, name)
+    taken = rows[name].astype("float64")
     if searched is None:
-      found[name] = d.CategoricalDistribution(tuple(sorted(float(v) for v in rows[name].unique())))
+      found[name] = d.CategoricalDistribution(tuple(sorted(float(v) for v in taken.unique())))
     else:
-      found[name] = d.FloatDistribution(searched.low, searched.high,
+      # A point drawn in log scale may round an ulp past an end: Optuna refuses a param
+      # outside its distribution, so the ends stretch to the points.
+      found[name] = d.FloatDistribution(min(searched.low, taken.min()),
+                                        max(searched.high, taken.max()),
                                         log=searched.kind == "loguniform")
   return found
 
@@ -93,6 +97,7 @@ def _trial(result: SweepResult, seeds: pd.DataFrame, distributions: dict[str, An
   params = {name: float(first[name]) for name in distributions}
   diverged = bool(seeds["diverged"].astype(bool).any())
   stopped = ("stopped_at_step" in seeds.columns and result.manifest.steps is not None
+             and pd.notna(first["stopped_at_step"])
              and int(first["stopped_at_step"]) < result.manifest.steps)
   value = float(seeds[metric].astype("float64").mean())
   state = (TrialState.FAIL if diverged or not np.isfinite(value)
