@@ -8,6 +8,8 @@ multi-host run),
 ``export DIR --to tensorboard|mlflow|wandb`` writes it where users watch their
 runs (``sweep --log-to`` logs there as its batches end; see
 :mod:`momentum_jax.report.exports`),
+``dashboard DIR [--port N]`` serves optuna-dashboard on 127.0.0.1 for its
+studies (``DIR/optuna.journal``; the ``dashboard`` extra),
 ``demo`` trains every optimizer on the literature's regression, ``check
 CONFIG`` validates a config without training and ``schema`` prints the JSON
 Schema of a config. A bad configuration, or an output folder that cannot be
@@ -131,12 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
 
   commands.add_parser("schema", help="print the JSON Schema of a sweep's config")
 
-  plot = commands.add_parser("plot", help="(re)draw the figures of a finished sweep")
-  plot.add_argument("dir", help="the sweep's output folder")
-
-  report = commands.add_parser("report", help="print the Markdown report of a finished sweep")
-  report.add_argument("dir", help="the sweep's output folder")
-  report.add_argument("--top", type=_positive_int, default=5)
+  _add_finished_sweep_commands(commands)
 
   export = commands.add_parser(
       "export", help="write a finished sweep to TensorBoard, MLflow or W&B")
@@ -149,6 +146,23 @@ def build_parser() -> argparse.ArgumentParser:
                     help="full-batch steps per optimizer (default 1000)")
   demo.add_argument("--seed", type=int, default=0, help="data seed (default 0)")
   return parser
+
+
+def _add_finished_sweep_commands(commands) -> None:
+  """``plot``, ``report`` and ``dashboard``: the commands that read a sweep's output folder."""
+  plot = commands.add_parser("plot", help="(re)draw the figures of a finished sweep")
+  plot.add_argument("dir", help="the sweep's output folder")
+
+  report = commands.add_parser("report", help="print the Markdown report of a finished sweep")
+  report.add_argument("dir", help="the sweep's output folder")
+  report.add_argument("--top", type=_positive_int, default=5)
+
+  dashboard = commands.add_parser(
+      "dashboard", help="serve optuna-dashboard on 127.0.0.1 for a finished sweep's studies "
+      "(needs the 'dashboard' extra)")
+  dashboard.add_argument("dir", help="the sweep's output folder")
+  dashboard.add_argument("--port", type=_positive_int, default=8080,
+                         help="the port to listen on (default 8080)")
 
 
 def _initialize_distributed(args) -> None:
@@ -201,7 +215,7 @@ def _sweep(args) -> None:
   result = sweep.run(config, out, chunk_size=args.chunk_size, width=args.width, quiet=quiet,
                      overwrite=args.overwrite, checkpoint_every=args.checkpoint_every,
                      force=args.force, on_rows=live)
-  report.save(result, out, figures=False)  # tables and report (process 0 writes them)
+  written = report.save(result, out, figures=False)  # tables and reports (process 0 writes them)
   if not first:
     return
   timings = result.manifest["timings"]
@@ -221,8 +235,11 @@ def _sweep(args) -> None:
   plots.write_figures(result, out)
   for line in [] if live is None else live.close(out):
     print(line)
-  print(f"results and figures in {out}/ (summary.csv, summary.md, curves.parquet, "
-        "manifest.json, *.png)")
+  views = [p.name for p in (written["html"], written["journal"]) if p is not None]
+  print(f"results and figures in {out}/ (summary.csv, summary.md, {', '.join(views + [''])}"
+        "curves.parquet, manifest.json, *.png)")
+  if written["journal"] is not None:
+    print(f"to browse them: momentum-jax dashboard {out}")
   if result.models == []:  # keep: {models: K}, and every configuration diverged
     print("kept no models: no configuration finished without diverging (see summary.md)")
   elif result.models is not None:  # keep: {models: K}
@@ -252,6 +269,8 @@ def _os_error(error: OSError) -> str:
   what = error.strerror or str(error)
   if error.errno == errno.ENOSPC:
     what += "; free some space and run the same command again (finished chunks are kept)"
+  if error.errno == errno.EADDRINUSE:
+    what += "; choose another port with --port N"
   return where + what
 
 
@@ -274,13 +293,23 @@ def main(argv: list[str] | None = None) -> int:
     elif args.command == "export":
       from momentum_jax.report import exports
       print(exports.export(args.dir, args.to, args.uri))
+    elif args.command == "dashboard":
+      from momentum_jax import report
+      report.serve_dashboard(args.dir, port=args.port)
     elif args.command == "demo":
       from momentum_jax import demo
       demo.main(steps=args.steps, seed=args.seed)
   except ValueError as error:
     print(f"momentum-jax {args.command}: error: {error}", file=sys.stderr)
     return 2
+  except ModuleNotFoundError as error:  # the dashboard's extra: the message names it
+    if args.command != "dashboard":
+      raise
+    print(f"momentum-jax {args.command}: error: {error}", file=sys.stderr)
+    return 2
   except KeyboardInterrupt:  # Ctrl-C: what was saved stays; say how to go on, no traceback
+    if args.command == "dashboard":
+      return 0  # Ctrl-C stops the dashboard: its documented way out
     resume = (" (what was saved is kept: run the same command again to resume)"
               if args.command == "sweep" else "")
     print(f"momentum-jax {args.command}: interrupted{resume}", file=sys.stderr)
