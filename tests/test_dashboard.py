@@ -23,7 +23,7 @@ import pytest
 
 from momentum_jax import cli, report, results, sweep
 from momentum_jax.report import _html
-from momentum_jax.sweep._optuna import JOURNAL_FILE
+from momentum_jax.sweep.strategies._optuna_study import JOURNAL_FILE
 
 from _sweep_configs import REGRESSION, with_changes
 from _sweep_fixture import STEPS, make_result

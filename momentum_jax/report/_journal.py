@@ -24,7 +24,7 @@ after the fact, through Optuna's public API (``optuna.trial.create_trial``,
   the summary has them.
 
 A sweep with ``search: {method: optuna}`` keeps its own studies, named by the
-group's label, in the same file (:mod:`momentum_jax.sweep._optuna`); they are
+group's label, in the same file (:mod:`momentum_jax.sweep.strategies._optuna_study`); they are
 never touched. A record study is named by the label where no other study has
 that name, else ``<label> (record)``; each carries the study user attribute
 ``momentum_jax: "record"``, and saving a result again replaces the record
@@ -43,7 +43,7 @@ import pandas as pd
 from momentum_jax import results
 from momentum_jax.report._markdown import _searched_range
 from momentum_jax.results import SweepResult
-from momentum_jax.sweep._optuna import JOURNAL_FILE
+from momentum_jax.sweep.strategies._optuna_study import JOURNAL_FILE
 
 RECORD_ATTR = "momentum_jax"  # study user attribute marking a record study: value "record"
 RECORD_SUFFIX = " (record)"

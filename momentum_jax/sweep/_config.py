@@ -216,7 +216,7 @@ def load_config(source: str | os.PathLike | Mapping[str, Any], *, force: bool = 
   list, ``linspace``, ``logspace``, or (with a top-level ``search:`` of
   method ``random`` or ``quasirandom``) ``uniform``/``loguniform`` range,
   whose points are drawn here (method ``optuna``: asked while the sweep
-  trains, lists searched too, see :mod:`momentum_jax.sweep._optuna`); ``problem.name`` one of
+  trains, lists searched too, see :mod:`momentum_jax.sweep.strategies._optuna_study`); ``problem.name`` one of
   :data:`momentum_jax.problems.PROBLEMS`, ``package.module:function`` or
   (in a dict) a callable returning a Problem; a dict's ``problem`` may be a
   Problem itself. Nothing is built or compiled here: import paths are

@@ -2,7 +2,7 @@
 
 The config's top-level ``search:``: a grid (the default), random or
 quasi-random points of the ranges (:mod:`momentum_jax.sweep._space`), Optuna's
-samplers asked in batches (:mod:`momentum_jax.sweep._optuna`), and a
+samplers asked in batches (:mod:`momentum_jax.sweep.strategies._optuna_study`), and a
 scheduler (successive halving, Hyperband; :mod:`momentum_jax.sweep.strategies.halving`)
 that decides between segments which configurations continue; or
 population-based training (:mod:`momentum_jax.sweep._pbt`), which decides
@@ -72,7 +72,7 @@ class SearchSpec:
       values), ``"random"`` or ``"quasirandom"`` (``samples`` points of each
       group's ranges, see :mod:`momentum_jax.sweep._space`), or ``"optuna"``
       (an Optuna study per group, asked ``batch`` trials at a time, see
-      :mod:`momentum_jax.sweep._optuna`), or ``"pbt"`` (population-based
+      :mod:`momentum_jax.sweep.strategies._optuna_study`), or ``"pbt"`` (population-based
       training of ``population`` points drawn as ``quasirandom`` draws them,
       see :mod:`momentum_jax.sweep._pbt`).
     samples: Points drawn per optimizer group (``None`` for a grid or

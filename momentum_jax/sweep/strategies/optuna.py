@@ -13,7 +13,7 @@ The sampler of each batch is made afresh, seeded from the search seed and
 the batch's first slot, so that a resumed sweep asks what an uninterrupted
 one would have; a trial a killed run had asked and not told is taken up
 again under its own number, with its own values (see
-:mod:`momentum_jax.sweep._optuna` for samplers and storage).
+:mod:`momentum_jax.sweep.strategies._optuna_study` for samplers and storage).
 """
 
 from __future__ import annotations
