@@ -29,6 +29,10 @@ from flax import nnx
 from momentum_jax import data as data_lib
 from momentum_jax import models
 
+__all__ = ["PROBLEMS", "Problem", "breast_cancer", "cifar10_cnn", "cross_entropy", "digits_cnn",
+           "digits_mlp", "get_problem", "landscape", "linear_regression", "mean_squared_error",
+           "rebuild"]
+
 Loss = Callable[[nnx.Module, jax.Array, jax.Array], jax.Array]
 Metrics = Callable[[nnx.Module, jax.Array, jax.Array], dict[str, jax.Array]]
 
