@@ -20,11 +20,6 @@ import json
 import re
 from pathlib import Path
 
-from docutils.parsers.rst import Directive
-from sphinx.util import logging
-
-LOGGER = logging.getLogger(__name__)
-
 # The modules whose every public name the API reference documents.
 API_MODULES = (
     "momentum_jax", "momentum_jax.optim", "momentum_jax.sweep",
@@ -81,9 +76,10 @@ def _drop_builtin_docstrings(app, what, name, obj, options, lines) -> None:
 
 
 def _check_api_coverage(app, env) -> None:
+  from sphinx.util import logging
   documented = set(env.get_domain("py").objects)
   for name in missing_entries(documented):
-    LOGGER.warning("API reference: the public name %s has no entry; add it to "
+    logging.getLogger(__name__).warning("API reference: the public name %s has no entry; add it to "
                    "docs/reference/api.md", name)
 
 
@@ -125,11 +121,13 @@ def _exclusive(schema: dict) -> str:
 
 
 def _cell(text: str) -> str:
-  return " ".join(str(text).split()).replace("|", "\\|")
+  """One table cell: one line, its pipes escaped, Sphinx roles (``:class:`~x```) as code."""
+  text = re.sub(r":\w+:`~?([^`]+)`", r"`\1`", " ".join(str(text).split()))
+  return text.replace("|", "\\|")
 
 
 def _section(title: str, schema: dict) -> list[str]:
-  lines = [f"({title.lower()})=", f"### `{title}`", "", _cell(schema.get("description", "")), ""]
+  lines = [f"## `{title}`", "", _cell(schema.get("description", "")), ""]
   required = set(schema.get("required", []))
   lines += ["| key | type | default | description |", "|---|---|---|---|"]
   for key, field in schema.get("properties", {}).items():
@@ -184,30 +182,26 @@ def cli_reference_markdown() -> str:
   return "\n".join(lines)
 
 
-class _Generated(Directive):
-  """Parses the markdown a function of the code returns, in place of the directive."""
+def _directive(make):
+  """A directive replaced by the markdown ``make()`` returns, parsed in place (headings too)."""
+  from docutils import nodes
+  from docutils.parsers.rst import Directive
+  from docutils.statemachine import StringList
 
-  make = staticmethod(lambda: "")
+  class Generated(Directive):
+    def run(self):
+      container = nodes.container()
+      self.state.nested_parse(StringList(make().splitlines()), self.content_offset, container,
+                              match_titles=True)
+      return container.children
 
-  def run(self):
-    from docutils import nodes
-    from docutils.statemachine import StringList
-    container = nodes.container()
-    self.state.nested_parse(StringList(self.make().splitlines()), self.content_offset, container)
-    return container.children
-
-
-class ConfigReference(_Generated):
-  make = staticmethod(config_reference_markdown)
-
-
-class CliReference(_Generated):
-  make = staticmethod(cli_reference_markdown)
+  return Generated
 
 
 def setup(app):
-  app.add_directive("config-reference", ConfigReference)
-  app.add_directive("cli-reference", CliReference)
+  """Sphinx's entry: the two directives and the checks (Sphinx is imported only here)."""
+  app.add_directive("config-reference", _directive(config_reference_markdown))
+  app.add_directive("cli-reference", _directive(cli_reference_markdown))
   app.connect("env-check-consistency", _check_api_coverage)
   app.connect("autodoc-process-docstring", _drop_builtin_docstrings)
   return {"parallel_read_safe": True, "parallel_write_safe": True}
