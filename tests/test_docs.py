@@ -80,3 +80,15 @@ def test_the_site_builds_without_warnings(tmp_path):
   assert (tmp_path / "html" / "reference" / "config.html").exists()
   api = (tmp_path / "html" / "reference" / "api.html").read_text(encoding="utf-8")
   assert "momentum_jax.sweep.run" in api
+
+
+def test_every_config_key_is_described():
+  """The schema describes each key (from the Attributes of its section or spec): add one there."""
+  from momentum_jax.sweep import _schema
+  schema = _schema.json_schema()
+  sections = {"SweepSchema": schema, **schema["$defs"]}
+  undescribed = [f"{title}.{key}" for title, section in sections.items()
+                 if not title.startswith("_")
+                 for key, field in section.get("properties", {}).items()
+                 if not field.get("description")]
+  assert undescribed == []
