@@ -31,7 +31,7 @@ extensions = [
 
 # No network at build time: no intersphinx, no remote images.
 root_doc = "index"
-exclude_patterns = ["_build", "README.md", "**.ipynb_checkpoints"]
+exclude_patterns = ["_build", "**.ipynb_checkpoints"]
 # reStructuredText first: autosummary writes its stub pages with the first suffix.
 source_suffix = {".rst": "restructuredtext", ".md": "myst-nb"}
 
@@ -56,4 +56,3 @@ napoleon_numpy_docstring = False
 html_theme = "sphinx_book_theme"
 html_title = "momentum_jax"
 html_theme_options = {"show_toc_level": 2, "use_download_button": False}
-html_static_path = []
