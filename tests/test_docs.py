@@ -92,3 +92,10 @@ def test_every_config_key_is_described():
                  for key, field in section.get("properties", {}).items()
                  if not field.get("description")]
   assert undescribed == []
+
+
+def test_no_page_is_overwritten_by_one_of_sphinxs_own():
+  """Sphinx writes search.html, genindex.html and py-modindex.html after the pages, silently."""
+  own = {"search", "genindex", "py-modindex"}
+  pages = {page.stem for page in (ROOT / "docs").glob("*.md")}
+  assert not pages & own

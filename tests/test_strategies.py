@@ -148,7 +148,7 @@ def test_the_docs_show_the_median_stopping_rule_as_it_runs():
   from pathlib import Path
   root = Path(__file__).resolve().parent.parent
   code = (root / "experiments" / "median_stopping.py").read_text()
-  page = (root / "docs" / "search.md").read_text()
+  page = (root / "docs" / "choosing_a_search.md").read_text()
   section = page[page.index("## Write your own search"):]
   shown = section[section.index("```python\n") + 10:section.index("```\n", section.index("```python"))]
   assert shown == code[code.index("import numpy"):]
