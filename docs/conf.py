@@ -47,11 +47,13 @@ nb_execution_show_tb = True
 nb_merge_streams = True
 
 autosummary_generate = True
-autodoc_default_options = {"members": False, "show-inheritance": True}
+autodoc_default_options = {"members": True, "show-inheritance": True}
 autodoc_typehints = "description"
 autodoc_member_order = "bysource"
 napoleon_google_docstring = True
 napoleon_numpy_docstring = False
+# "Attributes:" as a field list: autodoc lists the members themselves (no duplicate entries).
+napoleon_use_ivar = True
 
 html_theme = "sphinx_book_theme"
 html_title = "momentum_jax"
