@@ -1,4 +1,4 @@
-"""A model, loss and metric of your own, swept with any optax optimizer (README, "Your own model")."""
+"""A model, loss and metric of your own, swept with any optax optimizer (docs/own_model.md)."""
 
 import jax
 import jax.numpy as jnp

@@ -5,7 +5,7 @@ the module that defines ``optax.adam`` (optax's aliases), every optimizer
 optax's own ``alias_test.py`` runs, and every ``optax.contrib`` optimizer its
 ``contrib/_common_test.py`` runs (both read with ``ast``, not imported: they
 need absl). :data:`NOT_BY_NAME` holds those a config cannot name alone, each
-with the reason; the README's optimizer section lists them.
+with the reason; docs/sweeps.md lists them.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ _OPTAX = pathlib.Path(optax.__file__).parent
 ALIAS_TEST = _OPTAX / "_src" / "alias_test.py"
 CONTRIB_TEST = _OPTAX / "contrib" / "_common_test.py"
 
-# name -> why a config cannot name it alone (the README says the same).
+# name -> why a config cannot name it alone (docs/sweeps.md says the same).
 NOT_BY_NAME = {
     "optax.contrib.sophia": "needs the extra argument obj_fn, which optax.lbfgs's line search "
                             "refuses beside its value_fn",

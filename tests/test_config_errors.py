@@ -32,7 +32,7 @@ def _run(capsys, *argv) -> tuple[int, str, str]:
 
 
 def _refused(capsys, argv, says: str) -> str:
-  """Asserts the command fails as the README promises; returns its one line."""
+  """Asserts the command fails as the docs promise; returns its one line."""
   code, _, err = _run(capsys, *argv)
   lines = err.strip().splitlines()
   assert code == 2, err
@@ -258,14 +258,14 @@ def test_a_full_disk_is_named_and_keeps_the_finished_chunks(tmp_path, capsys, mo
   assert len([n for n in left if n.endswith(".npz")]) == 1  # the good chunk kept
 
 
-def test_readme_says_configs_are_code():
-  readme = open(os.path.join(os.path.dirname(__file__), "..", "README.md")).read()
-  assert "os:system" in readme and "momentum-jax check" in readme
-  assert "momentum-jax schema" in readme
+def test_the_docs_say_configs_are_code():
+  page = open(os.path.join(os.path.dirname(__file__), "..", "docs", "sweeps.md")).read()
+  assert "os:system" in page and "momentum-jax check" in page
+  assert "momentum-jax schema" in page
 
 
 def test_an_import_path_runs_the_named_code(tmp_path, capsys, monkeypatch):
-  """As the README says: resolving ``package.module:function`` imports (runs) that module."""
+  """As docs/sweeps.md says: resolving ``package.module:function`` imports (runs) that module."""
   (tmp_path / "side_effect.py").write_text(textwrap.dedent("""\
       import pathlib
       pathlib.Path("imported").write_text("ran")

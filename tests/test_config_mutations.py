@@ -1,4 +1,4 @@
-"""The configs in ``configs/`` and the README, mutated as people get configs wrong.
+"""The configs in ``configs/``, the README and the docs, mutated as people get configs wrong.
 
 Types swapped, numbers made extreme, keys dropped and added, YAML oddities
 written into the file: whatever comes of it, ``load_config`` either raises a
@@ -33,7 +33,7 @@ def _is_sweep(raw) -> bool:
 
 
 def _sources() -> dict[str, dict]:
-  """The sweep configs of ``configs/`` (a study's base too) and the complete ones among the README's YAML blocks."""
+  """The sweep configs of ``configs/`` (a study's base too) and the complete ones among the YAML blocks of the README and docs/."""
   found = {}
   for path in sorted(glob.glob(os.path.join(ROOT, "configs", "*.yaml"))):
     with open(path) as file:
@@ -42,12 +42,14 @@ def _sources() -> dict[str, dict]:
       raw.pop("study", None)  # a study's base sweep is a sweep
     if _is_sweep(raw):
       found[os.path.basename(path)] = raw
-  with open(os.path.join(ROOT, "README.md")) as file:
-    blocks = re.findall(r"```yaml\n(.*?)```", file.read(), re.S)
-  for index, block in enumerate(blocks):
-    raw = yaml.safe_load(block)
-    if _is_sweep(raw) and ":" not in str(raw["problem"].get("name", "")):  # not my_project's
-      found[f"README[{index}]"] = raw
+  pages = ["README.md", *sorted(glob.glob("docs/**/*.md", root_dir=ROOT, recursive=True))]
+  for page in pages:
+    with open(os.path.join(ROOT, page)) as file:
+      blocks = re.findall(r"```yaml\n(.*?)```", file.read(), re.S)
+    for index, block in enumerate(blocks):
+      raw = yaml.safe_load(block)
+      if _is_sweep(raw) and ":" not in str(raw["problem"].get("name", "")):  # not my_project's
+        found[f"{page}[{index}]"] = raw
   return found
 
 

@@ -1,4 +1,4 @@
-"""The README's main job runs and tells the truth about the regression."""
+"""The demo (docs/getting_started.md) runs and tells the truth about the regression."""
 
 from __future__ import annotations
 

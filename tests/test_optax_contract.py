@@ -296,9 +296,9 @@ def test_every_optax_optimizer_trains_by_name_with_traced_hyperparameters(family
   assert not untrained  # each configuration of each optimizer trained
 
 
-def test_the_readme_lists_every_optimizer_a_config_cannot_name_alone():
-  readme = (pathlib.Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
-  section = readme[readme.index("### Any optax optimizer"):]
+def test_the_docs_list_every_optimizer_a_config_cannot_name_alone():
+  page = (pathlib.Path(__file__).parents[1] / "docs" / "sweeps.md").read_text(encoding="utf-8")
+  section = page[page.index("## Any optax optimizer"):]
   section = section[:section.index("\n## ")]
   for name in _optax_optimizers.NOT_BY_NAME:
     assert f"`{name}`" in section, name

@@ -1,6 +1,6 @@
-"""The README's "Your own model" section runs as written; Streams; a user's loss and metrics checked.
+"""The "Your own model" page runs as written; Streams; a user's loss and metrics checked.
 
-The README's blocks are read from README.md and run (the sweeps shortened to
+The page's blocks are read from docs/own_model.md and run (the sweeps shortened to
 a few steps), so that a broken example fails here.
 """
 
@@ -23,19 +23,17 @@ from momentum_jax.train import TrainConfig, epoch_order, run_keys
 from momentum_jax.train import train as train_one
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-SHORT = {"steps": 20, "log_every": 10}  # the README's sweeps, shortened to two logs
+SHORT = {"steps": 20, "log_every": 10}  # the page's sweeps, shortened to two logs
 
 def _blocks(language: str) -> list[str]:
-  """The code blocks in ``language`` of the README's "Your own model" section, in order."""
-  text = (ROOT / "README.md").read_text(encoding="utf-8")
-  start = text.index("\n## Your own model\n")
-  end = text.index("\n## ", start + 1)
-  return [code for lang, code in re.findall(r"```(\w+)\n(.*?)```", text[start:end], re.S)
+  """The code blocks in ``language`` of docs/own_model.md, in order."""
+  text = (ROOT / "docs" / "own_model.md").read_text(encoding="utf-8")
+  return [code for lang, code in re.findall(r"```(\w+)\n(.*?)```", text, re.S)
           if lang == language]
 
 
 def _shortened_run(monkeypatch, **train):
-  """Makes ``sweep.run`` train the README's sweeps for ``SHORT`` steps, quietly; returns its results."""
+  """Makes ``sweep.run`` train the page's sweeps for ``SHORT`` steps, quietly; returns its results."""
   ran = []
   real_run = sweep.run
 
@@ -49,12 +47,12 @@ def _shortened_run(monkeypatch, **train):
 
 
 def _exec(code: str) -> dict:
-  namespace = {"__name__": "readme"}
-  exec(compile(code, "README.md", "exec"), namespace)  # noqa: S102 - the README's own example
+  namespace = {"__name__": "own_model_page"}
+  exec(compile(code, "docs/own_model.md", "exec"), namespace)  # noqa: S102 - the page's own example
   return namespace
 
 
-def test_readme_shows_the_example_files_as_they_are():
+def test_the_page_shows_the_example_files_as_they_are():
   module, _, _ = _blocks("python")
   assert module == (ROOT / "experiments/own_model.py").read_text(encoding="utf-8")
   assert _blocks("yaml") == [(ROOT / "configs/own_model.yaml").read_text(encoding="utf-8")]
@@ -62,7 +60,7 @@ def test_readme_shows_the_example_files_as_they_are():
 
 @pytest.fixture(scope="module")
 def python_sweep():
-  """The README's Python sweep, shortened, and what it ran."""
+  """The page's Python sweep, shortened, and what it ran."""
   with pytest.MonkeyPatch.context() as monkeypatch:
     ran = _shortened_run(monkeypatch)
     namespace = _exec(_blocks("python")[1])
@@ -70,7 +68,7 @@ def python_sweep():
   return ran[0]
 
 
-def test_readme_python_sweep(python_sweep):
+def test_the_pages_python_sweep(python_sweep):
   summary = python_sweep.summary
   assert results.swept_hyperparameters(summary) == ["learning_rate", "weight_decay"]
   assert set(summary.optimizer) == {"optax.adamw"}
@@ -82,7 +80,7 @@ def test_readme_python_sweep(python_sweep):
   assert not summary.diverged.any()
 
 
-def test_readme_yaml_sweep_through_the_command_is_the_python_sweep(
+def test_the_pages_yaml_sweep_through_the_command_is_the_python_sweep(
     python_sweep, tmp_path, monkeypatch, capsys):
   config = yaml.safe_load((ROOT / "configs/own_model.yaml").read_text(encoding="utf-8"))
   assert config["problem"]["name"] == "experiments.own_model:make_problem"
@@ -101,7 +99,7 @@ def test_readme_yaml_sweep_through_the_command_is_the_python_sweep(
     np.testing.assert_allclose(summary[column], expected[column], rtol=1e-12, err_msg=column)
 
 
-def test_readme_stream_sweep(tmp_path, monkeypatch):
+def test_the_pages_stream_sweep(tmp_path, monkeypatch):
   monkeypatch.chdir(tmp_path)  # the example writes its .npy files here
   ran = _shortened_run(monkeypatch)
   namespace = _exec(_blocks("python")[2])

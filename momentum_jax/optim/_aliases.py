@@ -10,7 +10,7 @@ docstring (:func:`add_decayed_weights`, :func:`scale_by_momentum`,
 its paper; these aliases only compose them, and
 ``optax.scale_by_learning_rate`` turns the learning rate (a number, an array,
 a tracer or a schedule) into the final ``-learning_rate`` scaling. Each alias
-says which optax and torch optimizers it equals step by step; the README's
+says which optax and torch optimizers it equals step by step; docs/optimizers.md's
 table gathers them.
 """
 

@@ -19,6 +19,6 @@ from momentum_jax.problems._builtin import (
 from momentum_jax.problems._problem import (
     Loss, Metrics, Problem, cross_entropy, mean_squared_error)
 
-__all__ = ["PROBLEMS", "Loss", "Metrics", "Problem", "breast_cancer", "cifar10_cnn", "cross_entropy",
-           "digits_cnn", "digits_mlp", "get_problem", "landscape", "linear_regression",
-           "mean_squared_error", "rebuild"]
+__all__ = ["PROBLEMS", "Problem", "breast_cancer", "cifar10_cnn", "cross_entropy", "digits_cnn",
+           "digits_mlp", "get_problem", "landscape", "linear_regression", "mean_squared_error",
+           "rebuild"]

@@ -14,6 +14,8 @@ pydantic.Field(ge=1)]``), with a default unless required; a section: a
 
 from __future__ import annotations
 
+import inspect
+import re
 from typing import Annotated, Any, Callable, Literal
 
 import pydantic
@@ -21,7 +23,10 @@ from pydantic.json_schema import SkipJsonSchema
 
 from momentum_jax import optim, problems
 from momentum_jax.sweep._errors import ConfigError
+from momentum_jax.sweep._pbt import PBTSpec
+from momentum_jax.sweep._search import SchedulerSpec, SearchSpec
 from momentum_jax.sweep._search_schema import SearchSection
+from momentum_jax.sweep._specs import KeepSpec, OptimizerSpec, ScheduleSpec, SweepConfig
 from momentum_jax.sweep._validation import Section, choice, either, number_kind
 from momentum_jax.train import TrainConfig
 
@@ -67,7 +72,14 @@ class _WithArguments(Section):
 
 
 class ProblemSection(_WithArguments):
-  """``problem:``: a built-in name or ``package.module:function`` (in a dict, a callable), and its options."""
+  """``problem:``: a built-in name or ``package.module:function`` (in a dict, a callable), and its options.
+
+  Attributes:
+    name: A built-in problem (``linear_regression``, ``digits_mlp``,
+      ``digits_cnn``, ``breast_cancer``, ``cifar10_cnn``, a 2-D landscape's
+      name) or ``package.module:function``, a function returning a
+      :class:`~momentum_jax.problems.Problem`; the other keys are its arguments.
+  """
 
   name: either("a problem's name: a string", _name_kind, text=str, object=_Object,
                function=_Function)
@@ -153,7 +165,20 @@ def _problem_kind(value: Any) -> str | None:
 
 
 class SweepSchema(Section):
-  """A sweep config, as written: its sections, each typed."""
+  """A sweep config, as written: its sections, each typed.
+
+  Attributes:
+    problem: What is trained: ``{name: ..., <its options>}``.
+    optimizer: One optimizer group: a factory's name and its hyperparameters
+      (or ``optimizers:``, a list of them).
+    optimizers: Several optimizer groups, each trained by its own compiled
+      program (or ``optimizer:`` for one).
+    seeds: A count N (seeds 0 to N-1) or a list of distinct seeds; every
+      configuration is trained once with each.
+    chunk_size: Configurations trained together, from the first step to the
+      last, and saved by one checkpoint; ``auto`` or left out: chosen from
+      the devices' memory.
+  """
 
   name: str | None = None
   problem: either("a mapping with a name", _problem_kind, section=ProblemSection,
@@ -168,9 +193,57 @@ class SweepSchema(Section):
   keep: KeepSection | None = None
 
 
+# Where each section's keys are described: the ``Attributes:`` of its own docstring, then of
+# the validated spec it becomes (the first that names a key wins), so a key is described once.
+_DESCRIBED_BY = {
+    "SweepSchema": (SweepSchema, SweepConfig), "ProblemSection": (ProblemSection,),
+    "OptimizerSection": (OptimizerSpec,), "ScheduleSection": (ScheduleSpec,),
+    "TrainSection": (TrainConfig,), "KeepSection": (KeepSpec,),
+    "SchedulerSection": (SchedulerSpec,), "GridSearch": (SearchSpec,),
+    "SampledSearch": (SearchSpec,), "OptunaSearch": (SearchSpec,),
+    "PBTSearch": (PBTSpec, SearchSpec), "CustomSearch": (SearchSpec,),
+}
+
+
+def attribute_docs(cls: type) -> dict[str, str]:
+  """The ``Attributes:`` section of ``cls``'s Google-style docstring: name -> its text.
+
+  Sphinx roles become code (``:class:`~a.B``` -> ````a.B````), for readers outside Sphinx.
+
+  >>> attribute_docs(SchedulerSpec)["eta"]
+  'The reduction factor: the best ``1/eta`` continue at each rung, >= 2.'
+  """
+  doc = inspect.cleandoc(cls.__doc__ or "")
+  found: dict[str, list[str]] = {}
+  block = re.search(r"^Attributes:\n((?:(?:  .*)?\n?)+)", doc, re.M)
+  for line in (block.group(1).splitlines() if block else []):
+    entry = re.match(r"  (\w+): (.*)", line)
+    if entry:
+      found[entry.group(1)] = [entry.group(2)]
+    elif line.startswith("    ") and found:
+      found[next(reversed(found))].append(line.strip())
+  return {name: re.sub(r":\w+:`~?([^`]+)`", r"``\1``", " ".join(text))
+          for name, text in found.items()}
+
+
+def _describe_keys(section: dict[str, Any], described_by: tuple[type, ...]) -> None:
+  if "description" in section:  # the section's docstring: its keys are described one by one
+    section["description"] = section["description"].split("\n\nAttributes:")[0]
+  docs = [attribute_docs(cls) for cls in described_by]
+  for key, field in section.get("properties", {}).items():
+    text = next((doc[key] for doc in docs if key in doc), None)
+    if text is not None and "description" not in field:
+      field["description"] = text
+
+
 def json_schema() -> dict[str, Any]:
-  """The JSON Schema of a sweep config (Python objects a dict config may hold left out)."""
+  """The JSON Schema of a sweep config (Python objects a dict config may hold left out).
+
+  Each key is described (:data:`_DESCRIBED_BY`), for editors and the docs' config reference.
+  """
   schema = pydantic.TypeAdapter(SweepSchema).json_schema()
+  for title, section in [("SweepSchema", schema), *schema["$defs"].items()]:
+    _describe_keys(section, _DESCRIBED_BY.get(title, ()))
   schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
   schema["title"] = "momentum_jax sweep config"
   return schema

@@ -88,6 +88,10 @@ class SearchSpec:
       seeds (optuna only; ``None``: ``val_loss`` where the problem logs it,
       else ``final_loss``). Checked against the problem by the engine.
     pbt: Population-based training's spec (pbt only; its own ``metric``).
+    strategy: A user's :class:`~momentum_jax.sweep.strategies.Strategy`
+      subclass, named by ``method: package.module:Class``.
+    options: Its keyword options (``search.options``), read from its
+      ``context.options``; ``options.metric`` picks the metric it ranks by.
   """
 
   method: str = "grid"
