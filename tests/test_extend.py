@@ -27,20 +27,34 @@ def _run(config, out=None):
   return sweep.run(config, out, quiet=True, width=WIDTH)
 
 
-@pytest.mark.parametrize("config, key, more", [(POINTS, "samples", 10), (TRIALS, "trials", 10)])
-def test_raising_the_points_or_trials_trains_only_the_new_ones(config, key, more, tmp_path):
+# name: (the sweep, the larger one, (rows kept, rows trained), what the manifest says grew).
+# More seeds: each setting's seeds are adjacent, so every trained row moves (0, 1 | 2, 3 | ...
+# becomes 0, 1, _ | 3, 4, _ | ...), renumbered on resume; only the new seed's rows train.
+EXTENDED = {
+    "samples": (POINTS, with_changes(POINTS, search__samples=10), (12, 8),
+                "search.samples 6 -> 10"),
+    "trials": (TRIALS, with_changes(TRIALS, search__trials=10), (12, 8),
+               "search.trials 6 -> 10"),
+    "seeds": (TWO_GROUPS, {**TWO_GROUPS, "seeds": 3}, (24, 12), "seeds [0, 1] -> [0, 1, 2]"),
+    "seed list": (TWO_GROUPS, {**TWO_GROUPS, "seeds": [0, 1, 7]}, (24, 12),
+                  "seeds [0, 1] -> [0, 1, 7]"),
+}
+
+
+@pytest.mark.parametrize("name", EXTENDED)
+def test_an_extended_search_trains_only_the_new_rows_and_equals_the_larger_sweep(name, tmp_path):
+  config, larger, counts, grew = EXTENDED[name]
   _run(config, tmp_path)
-  larger = with_changes(config, **{f"search__{key}": more})
   extended = _run(larger, tmp_path)
   checkpoint = extended.manifest["checkpoint"]
-  assert (checkpoint["configs_resumed"], checkpoint["configs_trained"]) == (12, 8)
-  assert checkpoint["extended"] == [f"search.{key} 6 -> {more}"]
+  assert (checkpoint["configs_resumed"], checkpoint["configs_trained"]) == counts
+  assert checkpoint["extended"] == [grew]
   fresh = _run(larger)
   pd.testing.assert_frame_equal(extended.summary, fresh.summary, check_exact=True)
   pd.testing.assert_frame_equal(extended.curves, fresh.curves, check_exact=True)
   again = _run(larger, tmp_path)  # finished: nothing trains, the record stays
   assert again.manifest["checkpoint"]["configs_trained"] == 0
-  assert again.manifest["checkpoint"]["extended"] == [f"search.{key} 6 -> {more}"]
+  assert again.manifest["checkpoint"]["extended"] == [grew]
 
 
 def test_fewer_points_or_another_change_is_still_refused(tmp_path):
@@ -57,21 +71,6 @@ def test_points_crossed_with_a_list_cannot_be_extended_in_place(tmp_path):
   with pytest.raises(sweep.OutputDirError, match=r"fewer points \(search\.samples 6 -> 8\).*"
                      r"cross the points with lists"):
     _run(with_changes(crossed, search__samples=8), tmp_path)
-
-
-@pytest.mark.parametrize("seeds", [3, [0, 1, 7]])
-def test_more_seeds_train_only_their_rows_and_equal_the_larger_sweep(seeds, tmp_path):
-  # Two groups, each setting's seeds adjacent: every trained row moves (0, 1 | 2, 3 | ...
-  # becomes 0, 1, _ | 3, 4, _ | ...), renumbered on resume; only the new seed's rows train.
-  _run(TWO_GROUPS, tmp_path)
-  larger = {**TWO_GROUPS, "seeds": seeds}
-  extended = _run(larger, tmp_path)
-  checkpoint = extended.manifest["checkpoint"]
-  assert (checkpoint["configs_resumed"], checkpoint["configs_trained"]) == (24, 12)
-  assert checkpoint["extended"] == [f"seeds [0, 1] -> {list(range(3)) if seeds == 3 else seeds}"]
-  fresh = _run(larger)
-  pd.testing.assert_frame_equal(extended.summary, fresh.summary, check_exact=True)
-  pd.testing.assert_frame_equal(extended.curves, fresh.curves, check_exact=True)
 
 
 def test_more_seeds_under_a_search_that_ranks_are_refused(tmp_path):

@@ -1,16 +1,6 @@
-"""A problem: a model, its data, its loss and its metrics.
+"""The :class:`Problem` (a model, its data, its loss and its metrics) and the default losses.
 
-A :class:`Problem` is everything :mod:`momentum_jax.train` needs besides the
-optimizer: the data (a :class:`~momentum_jax.data.Dataset` on the device or a
-:class:`~momentum_jax.data.Stream` from the host), a function that builds the
-Flax model from ``nnx.Rngs``, the loss and any extra validation metrics. It
-is open: a user's own model, loss and data are problems like the built-in
-ones, which are plain instances of it (chosen by name in a sweep). Regression
-problems use the mean squared error; classification problems the softmax
-cross-entropy, and report accuracy. A 2-D landscape (:func:`landscape`, or
-its name: ``saddle``, ``rosenbrock``, ...) is a problem too: its model is a
-point of the plane, its loss the landscape's value there, and its metrics
-say where the point is.
+See :mod:`momentum_jax.problems` for what a problem is and the built-in ones.
 """
 
 from __future__ import annotations
