@@ -56,8 +56,14 @@ print(json.dumps(out))
 
 def _run(tree: str, k: int) -> list[dict]:
   env = dict(os.environ, PYTHONPATH=os.path.abspath(tree))
-  done = subprocess.run([sys.executable, "-c", CHILD, str(k)], env=env, check=True,
-                        capture_output=True, text=True, cwd=os.path.abspath(tree))
+  done = subprocess.run(
+    [sys.executable, "-c", CHILD, str(k)],
+    env=env,
+    check=True,
+    capture_output=True,
+    text=True,
+    cwd=os.path.abspath(tree),
+  )
   return json.loads(done.stdout.strip().splitlines()[-1])
 
 
@@ -74,25 +80,37 @@ def main() -> None:
     order = random.sample(trees, 2)
     for tree in order:
       found[tree].append(_run(tree, args.k))
-    print(f"round {round_ + 1}: " + ", ".join(
+    print(
+      f"round {round_ + 1}: "
+      + ", ".join(
         f"{tree}: train {found[tree][-1][1]['train']:.2f} s, compile "
-        f"{found[tree][-1][0]['compile']:.2f} s" for tree in trees), flush=True)
-  print(f"\nload average: {os.getloadavg()[0]:.1f}; K = {args.k}; widths "
-        f"{[found[t][0][0]['width'] for t in trees]}")
+        f"{found[tree][-1][0]['compile']:.2f} s"
+        for tree in trees
+      ),
+      flush=True,
+    )
+  print(
+    f"\nload average: {os.getloadavg()[0]:.1f}; K = {args.k}; widths "
+    f"{[found[t][0][0]['width'] for t in trees]}"
+  )
   print("| measure | " + " | ".join(trees) + " | ratio second/first [min-max per round] |")
   print("|---|---|---|---|")
-  for name, pick in (("training, 1st run (s)", lambda r: r[0]["train"]),
-                     ("training, 2nd run (s)", lambda r: r[1]["train"]),
-                     ("compile (s)", lambda r: r[0]["compile"]),
-                     ("whole sweep.run, 1st (s)", lambda r: r[0]["total"]),
-                     # CPU seconds of the process (every thread): the work done,
-                     # which other work on a shared machine disturbs less than
-                     # the wall time (compiling included).
-                     ("CPU seconds, whole sweep.run, 2nd", lambda r: r[1]["cpu"])):
+  for name, pick in (
+    ("training, 1st run (s)", lambda r: r[0]["train"]),
+    ("training, 2nd run (s)", lambda r: r[1]["train"]),
+    ("compile (s)", lambda r: r[0]["compile"]),
+    ("whole sweep.run, 1st (s)", lambda r: r[0]["total"]),
+    # CPU seconds of the process (every thread): the work done,
+    # which other work on a shared machine disturbs less than
+    # the wall time (compiling included).
+    ("CPU seconds, whole sweep.run, 2nd", lambda r: r[1]["cpu"]),
+  ):
     medians = [statistics.median(pick(r) for r in found[t]) for t in trees]
     ratios = [pick(b) / pick(a) for a, b in zip(found[trees[0]], found[trees[1]])]
-    print(f"| {name} | {medians[0]:.3f} | {medians[1]:.3f} | {medians[1] / medians[0]:.3f} "
-          f"[{min(ratios):.2f}-{max(ratios):.2f}] |")
+    print(
+      f"| {name} | {medians[0]:.3f} | {medians[1]:.3f} | {medians[1] / medians[0]:.3f} "
+      f"[{min(ratios):.2f}-{max(ratios):.2f}] |"
+    )
 
 
 if __name__ == "__main__":

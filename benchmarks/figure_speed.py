@@ -43,16 +43,26 @@ print(json.dumps({"import": imported, "first": times[0], "warm": sorted(times[1:
 
 
 def time_tree(tree: Path, results_dir: Path) -> dict[str, float]:
-  out = subprocess.run([sys.executable, "-c", _CHILD, str(results_dir)], check=True,
-                       capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(tree)})
+  out = subprocess.run(
+    [sys.executable, "-c", _CHILD, str(results_dir)],
+    check=True,
+    capture_output=True,
+    text=True,
+    env={**os.environ, "PYTHONPATH": str(tree)},
+  )
   return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def main(argv: list[str] | None = None) -> int:
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   parser.add_argument("--results", type=Path, required=True, help="a sweep's output folder")
-  parser.add_argument("--other", action="append", default=[], type=Path,
-                      help="another checkout (or export) to compare with; repeatable")
+  parser.add_argument(
+    "--other",
+    action="append",
+    default=[],
+    type=Path,
+    help="another checkout (or export) to compare with; repeatable",
+  )
   parser.add_argument("--rounds", type=int, default=5)
   args = parser.parse_args(argv)
   trees = [HERE, *(p.resolve() for p in args.other)]
@@ -63,8 +73,11 @@ def main(argv: list[str] | None = None) -> int:
     for tree in trees if round_ % 2 else reversed(trees):
       r = time_tree(tree, args.results)
       runs[tree].append(r)
-      print(f"| {round_} | {tree} | {r['import']:.2f} | {r['first']:.2f} | {r['warm']:.2f} "
-            f"| {r['figures']} | {os.getloadavg()[0]:.1f} |", flush=True)
+      print(
+        f"| {round_} | {tree} | {r['import']:.2f} | {r['first']:.2f} | {r['warm']:.2f} "
+        f"| {r['figures']} | {os.getloadavg()[0]:.1f} |",
+        flush=True,
+      )
   base = statistics.median(r["first"] for r in runs[trees[0]])
   print("\n| checkout | median first s | median warm s | first / first's |")
   print("|---|---|---|---|")

@@ -56,10 +56,15 @@ from pathlib import Path
 BUDGET_SECONDS = 480
 OUTPUT_LIMIT = 200_000  # characters of each step's output kept
 FAST_TESTS = [
-    "tests/test_optax_equivalence.py", "tests/test_hyperparameters.py",
-    "tests/test_schedules.py", "tests/test_monitoring.py", "tests/test_composition.py",
-    "tests/test_train.py", "tests/test_sweep.py", "tests/test_sweep_width.py",
-    "tests/test_torch_reference.py",
+  "tests/test_optax_equivalence.py",
+  "tests/test_hyperparameters.py",
+  "tests/test_schedules.py",
+  "tests/test_monitoring.py",
+  "tests/test_composition.py",
+  "tests/test_train.py",
+  "tests/test_sweep.py",
+  "tests/test_sweep_width.py",
+  "tests/test_torch_reference.py",
 ]
 WIDTHS = (8, 32, 128, 512)
 # Widths whose throughput is within this factor of the best count as saturated.
@@ -70,54 +75,188 @@ def _steps(dry_run: bool) -> list[tuple[str, list[str], int]]:
   """``(name, command, seconds allowed)`` of each step, full or tiny."""
   python = sys.executable
   if dry_run:  # each code path once, as cheaply as it goes
-    tiny = ["--k", "2", "--steps", "4", "--loop-sample", "1", "--matmul-size", "128",
-            "--torch-device", "cpu"]
-    return [
-        ("tests", [python, "-m", "pytest", "-q", "--collect-only", "-p", "no:cacheprovider",
-                   *FAST_TESTS], 120),
-        ("sweeps", [python, "benchmarks/sweep_speed.py", "--only",
-                    "digits_mlp,digits_cnn,regression", *tiny, "--contestants", "c,d"], 240),
-        ("sweep_loops", [python, "benchmarks/sweep_speed.py", "--only", "regression", *tiny,
-                         "--contestants", "b,c", "--measure"], 120),
-        ("widths", [python, __file__, "--widths", "--k", "2", "--train-steps", "2",
-                    "--width-list", "2", "--problems", "regression"], 120),
-        ("update", [python, "benchmarks/update_speed.py", "--params", "100000", "--only",
-                    "adam", "--repeats", "3", "--bandwidth", "--torch-device", "cpu"], 120),
+    tiny = [
+      "--k",
+      "2",
+      "--steps",
+      "4",
+      "--loop-sample",
+      "1",
+      "--matmul-size",
+      "128",
+      "--torch-device",
+      "cpu",
     ]
-  sweep = ["--loop-sample", "32", "--matmul-size", "8192", "--contestants", "b,c,d",
-           "--measure", "--torch-device", "cuda"]
+    return [
+      (
+        "tests",
+        [python, "-m", "pytest", "-q", "--collect-only", "-p", "no:cacheprovider", *FAST_TESTS],
+        120,
+      ),
+      (
+        "sweeps",
+        [
+          python,
+          "benchmarks/sweep_speed.py",
+          "--only",
+          "digits_mlp,digits_cnn,regression",
+          *tiny,
+          "--contestants",
+          "c,d",
+        ],
+        240,
+      ),
+      (
+        "sweep_loops",
+        [
+          python,
+          "benchmarks/sweep_speed.py",
+          "--only",
+          "regression",
+          *tiny,
+          "--contestants",
+          "b,c",
+          "--measure",
+        ],
+        120,
+      ),
+      (
+        "widths",
+        [
+          python,
+          __file__,
+          "--widths",
+          "--k",
+          "2",
+          "--train-steps",
+          "2",
+          "--width-list",
+          "2",
+          "--problems",
+          "regression",
+        ],
+        120,
+      ),
+      (
+        "update",
+        [
+          python,
+          "benchmarks/update_speed.py",
+          "--params",
+          "100000",
+          "--only",
+          "adam",
+          "--repeats",
+          "3",
+          "--bandwidth",
+          "--torch-device",
+          "cpu",
+        ],
+        120,
+      ),
+    ]
+  sweep = [
+    "--loop-sample",
+    "32",
+    "--matmul-size",
+    "8192",
+    "--contestants",
+    "b,c,d",
+    "--measure",
+    "--torch-device",
+    "cuda",
+  ]
   return [
-      ("tests", [python, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--durations=15",
-                 *FAST_TESTS], 120),
-      ("sweep_digits_mlp", [python, "benchmarks/sweep_speed.py", "--only", "digits_mlp",
-                            "--k", "1024", *sweep], 70),
-      ("sweep_digits_cnn", [python, "benchmarks/sweep_speed.py", "--only", "digits_cnn",
-                            "--k", "1024", *sweep], 80),
-      ("sweep_regression", [python, "benchmarks/sweep_speed.py", "--only", "regression",
-                            "--k", "4096", *sweep], 60),
-      ("widths", [python, __file__, "--widths", "--k", "512", "--train-steps", "100",
-                  "--width-list", ",".join(map(str, WIDTHS))], 75),
-      ("update", [python, "benchmarks/update_speed.py", "--params", "50_000_000", "--only",
-                  "adam", "--repeats", "30", "--bandwidth", "--torch-device", "cuda"], 45),
+    (
+      "tests",
+      [python, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--durations=15", *FAST_TESTS],
+      120,
+    ),
+    (
+      "sweep_digits_mlp",
+      [python, "benchmarks/sweep_speed.py", "--only", "digits_mlp", "--k", "1024", *sweep],
+      70,
+    ),
+    (
+      "sweep_digits_cnn",
+      [python, "benchmarks/sweep_speed.py", "--only", "digits_cnn", "--k", "1024", *sweep],
+      80,
+    ),
+    (
+      "sweep_regression",
+      [python, "benchmarks/sweep_speed.py", "--only", "regression", "--k", "4096", *sweep],
+      60,
+    ),
+    (
+      "widths",
+      [
+        python,
+        __file__,
+        "--widths",
+        "--k",
+        "512",
+        "--train-steps",
+        "100",
+        "--width-list",
+        ",".join(map(str, WIDTHS)),
+      ],
+      75,
+    ),
+    (
+      "update",
+      [
+        python,
+        "benchmarks/update_speed.py",
+        "--params",
+        "50_000_000",
+        "--only",
+        "adam",
+        "--repeats",
+        "30",
+        "--bandwidth",
+        "--torch-device",
+        "cuda",
+      ],
+      45,
+    ),
   ]
 
 
 def _machine() -> str:
-  lines = [f"- date: {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC",
-           f"- host: {platform.node()}, {platform.machine()}, {os.cpu_count()} logical CPUs, "
-           f"python {platform.python_version()}"]
+  lines = [
+    f"- date: {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC",
+    f"- host: {platform.node()}, {platform.machine()}, {os.cpu_count()} logical CPUs, "
+    f"python {platform.python_version()}",
+  ]
   if shutil.which("nvidia-smi"):
-    smi = subprocess.run(["nvidia-smi", "--query-gpu=name,memory.total,driver_version,"
-                          "clocks.max.sm", "--format=csv,noheader"],
-                         capture_output=True, text=True, timeout=30)
+    smi = subprocess.run(
+      [
+        "nvidia-smi",
+        "--query-gpu=name,memory.total,driver_version,clocks.max.sm",
+        "--format=csv,noheader",
+      ],
+      capture_output=True,
+      text=True,
+      timeout=30,
+    )
     lines.append(f"- nvidia-smi: {smi.stdout.strip() or smi.stderr.strip()}")
   probe = subprocess.run(
-      [sys.executable, "-c", "import jax, jaxlib, optax, flax; print(jax.__version__, "
-       "jaxlib.__version__, optax.__version__, flax.__version__, jax.devices())"],
-      capture_output=True, text=True, timeout=120)
-  lines.append(f"- jax, jaxlib, optax, flax, devices: {probe.stdout.strip() or probe.stderr[-500:]}")
+    [
+      sys.executable,
+      "-c",
+      "import jax, jaxlib, optax, flax; print(jax.__version__, "
+      "jaxlib.__version__, optax.__version__, flax.__version__, jax.devices())",
+    ],
+    capture_output=True,
+    text=True,
+    timeout=120,
+  )
+  lines.append(
+    f"- jax, jaxlib, optax, flax, devices: {probe.stdout.strip() or probe.stderr[-500:]}"
+  )
   try:
     import torch  # only to report its version
+
     lines.append(f"- torch {torch.__version__}, cuda available: {torch.cuda.is_available()}")
   except ImportError:
     lines.append("- torch: not installed")
@@ -125,30 +264,39 @@ def _machine() -> str:
 
 
 def _run_step(name: str, command: list[str], seconds: float, env: dict[str, str]) -> str:
-  print(f"[gpu.py] {name}: {' '.join(command)} (at most {seconds:.0f} s)", file=sys.stderr,
-        flush=True)
+  print(
+    f"[gpu.py] {name}: {' '.join(command)} (at most {seconds:.0f} s)", file=sys.stderr, flush=True
+  )
   start = time.perf_counter()
   try:
     done = subprocess.run(command, capture_output=True, text=True, timeout=seconds, env=env)
     status, output = f"exit status {done.returncode}", done.stdout + done.stderr
   except subprocess.TimeoutExpired as expired:
     status = f"stopped after its {seconds:.0f} s"
-    output = "".join(part.decode(errors="replace") if isinstance(part, bytes) else (part or "")
-                     for part in (expired.stdout, expired.stderr))
+    output = "".join(
+      part.decode(errors="replace") if isinstance(part, bytes) else (part or "")
+      for part in (expired.stdout, expired.stderr)
+    )
   wall = time.perf_counter() - start
   if len(output) > OUTPUT_LIMIT:
-    output = f"[... first {len(output) - OUTPUT_LIMIT} characters left out ...]\n" + output[
-        -OUTPUT_LIMIT:]
+    output = (
+      f"[... first {len(output) - OUTPUT_LIMIT} characters left out ...]\n" + output[-OUTPUT_LIMIT:]
+    )
   print(f"[gpu.py] {name}: {status} in {wall:.0f} s", file=sys.stderr, flush=True)
-  return (f"## {name}: {status}, {wall:.1f} s\n\n`{' '.join(command)}`\n\n"
-          f"```\n{output.rstrip()}\n```\n")
+  return (
+    f"## {name}: {status}, {wall:.1f} s\n\n`{' '.join(command)}`\n\n```\n{output.rstrip()}\n```\n"
+  )
 
 
 def run_all(dry_run: bool, out: Path, budget: float) -> Path:
   """Runs every step within ``budget`` seconds and writes the results file ``out``."""
-  env = {**os.environ, "MOMENTUM_JAX_COMPILE_CACHE": "off",
-         "PYTHONPATH": os.pathsep.join(filter(None, [str(Path(__file__).parents[1]),
-                                                     os.environ.get("PYTHONPATH")]))}
+  env = {
+    **os.environ,
+    "MOMENTUM_JAX_COMPILE_CACHE": "off",
+    "PYTHONPATH": os.pathsep.join(
+      filter(None, [str(Path(__file__).parents[1]), os.environ.get("PYTHONPATH")])
+    ),
+  }
   if dry_run:
     env["JAX_PLATFORMS"] = "cpu"
   deadline = time.perf_counter() + budget
@@ -158,8 +306,10 @@ def run_all(dry_run: bool, out: Path, budget: float) -> Path:
     # time use a 2-core machine's second core (the test suite runs this).
     # The real run keeps its steps apart: each one times the device alone.
     with concurrent.futures.ThreadPoolExecutor(2) as pool:
-      done = [pool.submit(_run_step, name, command, seconds, env)
-              for name, command, seconds in _steps(dry_run)]
+      done = [
+        pool.submit(_run_step, name, command, seconds, env)
+        for name, command, seconds in _steps(dry_run)
+      ]
       sections += [step.result() for step in done]
     out.write_text("\n".join(sections))
     return out
@@ -178,9 +328,9 @@ def run_all(dry_run: bool, out: Path, budget: float) -> Path:
 # --- the "widths" step ---------------------------------------------------------
 
 _PROBLEMS = {
-    "digits_mlp": ({"name": "digits_mlp", "hidden": [128, 128]}, 128),
-    "digits_cnn": ({"name": "digits_cnn"}, 128),
-    "regression": ({"name": "linear_regression"}, None),
+  "digits_mlp": ({"name": "digits_mlp", "hidden": [128, 128]}, 128),
+  "digits_cnn": ({"name": "digits_cnn"}, 128),
+  "regression": ({"name": "linear_regression"}, None),
 }
 
 
@@ -193,50 +343,74 @@ def measure_widths(k: int, steps: int, widths: list[int], names: list[str]) -> i
   from momentum_jax.train import TrainConfig
 
   print(f"# widths: K = {k}, {steps} steps, devices {jax.devices()}")
-  print("| problem | width | FLOPs per config-step (estimate) | FLOPs per batched step "
-        "| compile s | run s | s per config-step |")
+  print(
+    "| problem | width | FLOPs per config-step (estimate) | FLOPs per batched step "
+    "| compile s | run s | s per config-step |"
+  )
   print("|---|---|---|---|---|---|---|")
   thresholds = {}
   for name in names:
     problem_config, batch_size = _PROBLEMS[name]
     train = {"steps": steps, "log_every": steps, "batch_size": batch_size}
-    flops = _devices.flops_per_step(problems.get_problem(**problem_config),
-                                   TrainConfig(**train))
+    flops = _devices.flops_per_step(problems.get_problem(**problem_config), TrainConfig(**train))
     side = max(d for d in range(1, math.isqrt(k) + 1) if k % d == 0)  # a k/side x side grid
-    config = {"name": f"widths_{name}", "problem": problem_config,
-              "optimizer": {"name": "momentum", "ema": False,
-                            "learning_rate": {"logspace": [1e-3, 0.3, k // side]},
-                            "beta": {"linspace": [0.0, 0.9, side]}},
-              "train": train, "seeds": 1}
+    config = {
+      "name": f"widths_{name}",
+      "problem": problem_config,
+      "optimizer": {
+        "name": "momentum",
+        "ema": False,
+        "learning_rate": {"logspace": [1e-3, 0.3, k // side]},
+        "beta": {"linspace": [0.0, 0.9, side]},
+      },
+      "train": train,
+      "seeds": 1,
+    }
     rates = {}
     for width in widths:
       result = sweep.run(config, quiet=True, width=width)
       timings = result.manifest["timings"]
       configs = result.manifest["num_configs"]
       rates[width] = timings["run_seconds"] / (configs * steps)
-      print(f"| {name} | {width} | {flops:.3g} | {flops * width:.3g} "
-            f"| {timings['compile_seconds']:.2f} | {timings['run_seconds']:.3f} "
-            f"| {rates[width]:.3g} |", flush=True)
+      print(
+        f"| {name} | {width} | {flops:.3g} | {flops * width:.3g} "
+        f"| {timings['compile_seconds']:.2f} | {timings['run_seconds']:.3f} "
+        f"| {rates[width]:.3g} |",
+        flush=True,
+      )
     best = min(rates.values())
     saturated = min(w for w, r in rates.items() if r <= SATURATED * best)
     thresholds[name] = flops * saturated
-    print(f"{name}: within {SATURATED - 1:.0%} of the best throughput from width {saturated}, "
-          f"~{flops * saturated:.2g} FLOPs per batched step")
-  print(f"\nmeasured rule: ACCELERATOR_FLOPS_PER_STEP ~ {max(thresholds.values()):.2g} (the "
-        f"largest of {json.dumps({n: float(f'{t:.3g}') for n, t in thresholds.items()})}; "
-        f"the guess is {_devices.ACCELERATOR_FLOPS_PER_STEP:.0e})")
+    print(
+      f"{name}: within {SATURATED - 1:.0%} of the best throughput from width {saturated}, "
+      f"~{flops * saturated:.2g} FLOPs per batched step"
+    )
+  print(
+    f"\nmeasured rule: ACCELERATOR_FLOPS_PER_STEP ~ {max(thresholds.values()):.2g} (the "
+    f"largest of {json.dumps({n: float(f'{t:.3g}') for n, t in thresholds.items()})}; "
+    f"the guess is {_devices.ACCELERATOR_FLOPS_PER_STEP:.0e})"
+  )
   return 0
 
 
 def main(argv: list[str] | None = None) -> int:
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-  parser.add_argument("--dry-run", action="store_true",
-                      help="every step at tiny sizes on the CPU (the tests only collected)")
-  parser.add_argument("--out", default=None,
-                      help="the results file (default: $OUT/gpu_results.md when OUT is set, "
-                           "else ./gpu_results.md)")
-  parser.add_argument("--budget", type=float, default=BUDGET_SECONDS,
-                      help=f"seconds for all the steps (default {BUDGET_SECONDS})")
+  parser.add_argument(
+    "--dry-run",
+    action="store_true",
+    help="every step at tiny sizes on the CPU (the tests only collected)",
+  )
+  parser.add_argument(
+    "--out",
+    default=None,
+    help="the results file (default: $OUT/gpu_results.md when OUT is set, else ./gpu_results.md)",
+  )
+  parser.add_argument(
+    "--budget",
+    type=float,
+    default=BUDGET_SECONDS,
+    help=f"seconds for all the steps (default {BUDGET_SECONDS})",
+  )
   parser.add_argument("--widths", action="store_true", help=argparse.SUPPRESS)
   parser.add_argument("--k", type=int, default=512, help=argparse.SUPPRESS)
   parser.add_argument("--train-steps", type=int, default=100, help=argparse.SUPPRESS)
@@ -244,8 +418,12 @@ def main(argv: list[str] | None = None) -> int:
   parser.add_argument("--problems", default=",".join(_PROBLEMS), help=argparse.SUPPRESS)
   args = parser.parse_args(argv)
   if args.widths:
-    return measure_widths(args.k, args.train_steps, [int(w) for w in args.width_list.split(",")],
-                          args.problems.split(","))
+    return measure_widths(
+      args.k,
+      args.train_steps,
+      [int(w) for w in args.width_list.split(",")],
+      args.problems.split(","),
+    )
   out = Path(args.out or Path(os.environ.get("OUT", ".")) / "gpu_results.md")
   out.parent.mkdir(parents=True, exist_ok=True)
   print(run_all(args.dry_run, out, args.budget))

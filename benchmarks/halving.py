@@ -25,22 +25,36 @@ import time
 from momentum_jax import sweep
 
 SPACES = {
-    "momentum": {"name": "momentum", "ema": False,
-                 "learning_rate": {"loguniform": [1e-3, 1.0]}, "beta": {"uniform": [0.0, 0.99]}},
-    "adam": {"name": "adam", "learning_rate": {"loguniform": [1e-4, 1e-1]},
-             "b1": {"uniform": [0.0, 0.99]}},
+  "momentum": {
+    "name": "momentum",
+    "ema": False,
+    "learning_rate": {"loguniform": [1e-3, 1.0]},
+    "beta": {"uniform": [0.0, 0.99]},
+  },
+  "adam": {
+    "name": "adam",
+    "learning_rate": {"loguniform": [1e-4, 1e-1]},
+    "b1": {"uniform": [0.0, 0.99]},
+  },
 }
 
 
 def _config(optimizer: str, seed: int, args, halving: bool) -> dict:
   search = {"method": "quasirandom", "samples": args.samples, "seed": seed}
   if halving:
-    search["scheduler"] = {"name": "successive_halving", "eta": args.eta,
-                           "min_steps": args.min_steps, "metric": "val_loss"}
-  return {"problem": {"name": "digits_mlp", "hidden": [128, 128]},
-          "optimizer": SPACES[optimizer],
-          "train": {"steps": args.steps, "batch_size": 128, "log_every": args.log_every},
-          "seeds": [seed], "search": search}
+    search["scheduler"] = {
+      "name": "successive_halving",
+      "eta": args.eta,
+      "min_steps": args.min_steps,
+      "metric": "val_loss",
+    }
+  return {
+    "problem": {"name": "digits_mlp", "hidden": [128, 128]},
+    "optimizer": SPACES[optimizer],
+    "train": {"steps": args.steps, "batch_size": 128, "log_every": args.log_every},
+    "seeds": [seed],
+    "search": search,
+  }
 
 
 def _timed(config: dict):
@@ -60,12 +74,16 @@ def main() -> None:
   args = parser.parse_args()
   sweep.use_cpu_cores()
   start = time.perf_counter()
-  print(f"digits MLP 64-128-128-10, batch 128, {args.samples} quasi-random configurations, "
-        f"{args.steps} steps; successive halving eta {args.eta}, min_steps {args.min_steps}, "
-        f"ranked by val_loss; load average {os.getloadavg()[0]:.1f}\n")
-  print("| optimizer | seed | config-steps full | halving | ratio | rung sizes (widths) | wall "
-        "s full (training) | halving (training; programs) | best val acc full | halving winner "
-        "| gap pp | winner's rank in full |")
+  print(
+    f"digits MLP 64-128-128-10, batch 128, {args.samples} quasi-random configurations, "
+    f"{args.steps} steps; successive halving eta {args.eta}, min_steps {args.min_steps}, "
+    f"ranked by val_loss; load average {os.getloadavg()[0]:.1f}\n"
+  )
+  print(
+    "| optimizer | seed | config-steps full | halving | ratio | rung sizes (widths) | wall "
+    "s full (training) | halving (training; programs) | best val acc full | halving winner "
+    "| gap pp | winner's rank in full |"
+  )
   print("|---|---|---|---|---|---|---|---|---|---|---|---|")
   ratios, gaps = [], []
   for optimizer in SPACES:
@@ -74,10 +92,12 @@ def main() -> None:
       halved, halved_seconds = _timed(_config(optimizer, seed, args, halving=True))
       record = halved.manifest["scheduler"]
       ranked = full.summary[~full.summary["diverged"]].sort_values(
-          ["val_accuracy", "config_id"], ascending=[False, True], kind="stable")
+        ["val_accuracy", "config_id"], ascending=[False, True], kind="stable"
+      )
       finished = halved.summary[halved.summary["stopped_at_step"] == args.steps]
-      winner = finished.sort_values(["val_accuracy", "config_id"], ascending=[False, True],
-                                    kind="stable").iloc[0]
+      winner = finished.sort_values(
+        ["val_accuracy", "config_id"], ascending=[False, True], kind="stable"
+      ).iloc[0]
       best = float(ranked["val_accuracy"].iloc[0])
       rank = 1 + int((ranked["val_accuracy"] > winner["val_accuracy"]).sum())
       gap = 100 * (best - float(winner["val_accuracy"]))
@@ -87,15 +107,20 @@ def main() -> None:
       (bracket,) = next(iter(record["groups"].values()))
       rungs = ", ".join(f"{n} ({w})" for n, w in zip(bracket["sizes"], bracket["widths"]))
       training = [r.manifest["timings"]["run_seconds"] for r in (full, halved)]
-      print(f"| {optimizer} | {seed} | {record['config_steps_full']} | {record['config_steps']} "
-            f"| {ratio:.3f} | {rungs} | {full_seconds:.1f} ({training[0]:.1f}) | "
-            f"{halved_seconds:.1f} ({training[1]:.1f}; {halved.manifest['compilations']}) | "
-            f"{100 * best:.2f} | "
-            f"{100 * float(winner['val_accuracy']):.2f} | {gap:.2f} | {rank} of "
-            f"{len(full.summary)} |", flush=True)
-  print(f"\nconfig-steps ratio at most {max(ratios):.3f} (target <= 1/3); gap at most "
-        f"{max(gaps):.2f} pp (target <= 0.5); {time.perf_counter() - start:.0f} s, load "
-        f"average {os.getloadavg()[0]:.1f}")
+      print(
+        f"| {optimizer} | {seed} | {record['config_steps_full']} | {record['config_steps']} "
+        f"| {ratio:.3f} | {rungs} | {full_seconds:.1f} ({training[0]:.1f}) | "
+        f"{halved_seconds:.1f} ({training[1]:.1f}; {halved.manifest['compilations']}) | "
+        f"{100 * best:.2f} | "
+        f"{100 * float(winner['val_accuracy']):.2f} | {gap:.2f} | {rank} of "
+        f"{len(full.summary)} |",
+        flush=True,
+      )
+  print(
+    f"\nconfig-steps ratio at most {max(ratios):.3f} (target <= 1/3); gap at most "
+    f"{max(gaps):.2f} pp (target <= 0.5); {time.perf_counter() - start:.0f} s, load "
+    f"average {os.getloadavg()[0]:.1f}"
+  )
 
 
 if __name__ == "__main__":

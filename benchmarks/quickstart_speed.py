@@ -39,24 +39,51 @@ HERE = Path(__file__).resolve().parents[1]
 def run_once(tree: Path, scratch: Path, index: int) -> dict[str, float]:
   """One quickstart command in ``tree``; its wall time and its manifest's timings."""
   out = scratch / f"run_{tree.name}_{index}"
-  env = {**os.environ, "PYTHONPATH": str(tree),
-         "MOMENTUM_JAX_COMPILE_CACHE": str(scratch / f"xla_{tree.name}"),
-         "XDG_CACHE_HOME": str(scratch / f"home_{tree.name}")}
+  env = {
+    **os.environ,
+    "PYTHONPATH": str(tree),
+    "MOMENTUM_JAX_COMPILE_CACHE": str(scratch / f"xla_{tree.name}"),
+    "XDG_CACHE_HOME": str(scratch / f"home_{tree.name}"),
+  }
   start = time.perf_counter()
-  subprocess.run([sys.executable, "-m", "momentum_jax", "sweep", "configs/quickstart.yaml",
-                  "--out", str(out), "--quiet"], cwd=tree, env=env, check=True,
-                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+  subprocess.run(
+    [
+      sys.executable,
+      "-m",
+      "momentum_jax",
+      "sweep",
+      "configs/quickstart.yaml",
+      "--out",
+      str(out),
+      "--quiet",
+    ],
+    cwd=tree,
+    env=env,
+    check=True,
+    stdout=subprocess.DEVNULL,
+    stderr=subprocess.DEVNULL,
+  )
   wall = time.perf_counter() - start
   timings = json.loads((out / "manifest.json").read_text())["timings"]
   compile_s, train_s = timings["compile_seconds"], timings["run_seconds"]
-  return {"wall": wall, "compile": compile_s, "train": train_s,
-          "outside": wall - compile_s - train_s, "load": os.getloadavg()[0]}
+  return {
+    "wall": wall,
+    "compile": compile_s,
+    "train": train_s,
+    "outside": wall - compile_s - train_s,
+    "load": os.getloadavg()[0],
+  }
 
 
 def main(argv: list[str] | None = None) -> int:
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-  parser.add_argument("--other", action="append", default=[], type=Path,
-                      help="another checkout (or export) to compare with; repeatable")
+  parser.add_argument(
+    "--other",
+    action="append",
+    default=[],
+    type=Path,
+    help="another checkout (or export) to compare with; repeatable",
+  )
   parser.add_argument("--rounds", type=int, default=5, help="timed runs per checkout")
   args = parser.parse_args(argv)
   trees = [HERE, *(p.resolve() for p in args.other)]
@@ -75,21 +102,28 @@ def main(argv: list[str] | None = None) -> int:
       for tree in trees if round_ % 2 else reversed(trees):
         r = run_once(tree, scratch, round_)
         runs[tree].append(r)
-        print(f"| {round_} | {tree} | {r['wall']:.2f} | {r['compile']:.2f} | {r['train']:.2f} "
-              f"| {r['outside']:.2f} | {r['load']:.1f} |", flush=True)
-  print("\n| checkout | first run: wall s | compile s | median of the others: wall s "
-        "| compile s | train s | outside s | wall / first checkout's | outside / first "
-        "checkout's | compile / its first run's |")
+        print(
+          f"| {round_} | {tree} | {r['wall']:.2f} | {r['compile']:.2f} | {r['train']:.2f} "
+          f"| {r['outside']:.2f} | {r['load']:.1f} |",
+          flush=True,
+        )
+  print(
+    "\n| checkout | first run: wall s | compile s | median of the others: wall s "
+    "| compile s | train s | outside s | wall / first checkout's | outside / first "
+    "checkout's | compile / its first run's |"
+  )
   print("|---|---|---|---|---|---|---|---|---|---|")
   median = {t: {k: statistics.median(r[k] for r in rs) for k in rs[0]} for t, rs in runs.items()}
   base = median[trees[0]]
   for tree in trees:
     m = median[tree]
-    print(f"| {tree} | {first[tree]['wall']:.2f} | {first[tree]['compile']:.2f} "
-          f"| {m['wall']:.2f} | {m['compile']:.2f} | {m['train']:.2f} "
-          f"| {m['outside']:.2f} | {m['wall'] / base['wall']:.2f} "
-          f"| {m['outside'] / base['outside']:.2f} "
-          f"| {m['compile'] / first[tree]['compile']:.2f} |")
+    print(
+      f"| {tree} | {first[tree]['wall']:.2f} | {first[tree]['compile']:.2f} "
+      f"| {m['wall']:.2f} | {m['compile']:.2f} | {m['train']:.2f} "
+      f"| {m['outside']:.2f} | {m['wall'] / base['wall']:.2f} "
+      f"| {m['outside'] / base['outside']:.2f} "
+      f"| {m['compile'] / first[tree]['compile']:.2f} |"
+    )
   return 0
 
 

@@ -37,18 +37,30 @@ METHODS = ("grid", "random", "quasirandom", "optuna-tpe")
 
 def _config(method: str, side: int, seed: int, steps: int, batch: int = 8) -> dict:
   if method == "grid":
-    space = {"learning_rate": {"logspace": [*LEARNING_RATES, side]},
-             "beta": {"linspace": [*BETAS, side]}}
+    space = {
+      "learning_rate": {"logspace": [*LEARNING_RATES, side]},
+      "beta": {"linspace": [*BETAS, side]},
+    }
   else:
-    space = {"learning_rate": {"loguniform": list(LEARNING_RATES)},
-             "beta": {"uniform": list(BETAS)}}
-  config = {"problem": {"name": "linear_regression"},
-            "optimizer": {"name": "momentum", "ema": False, **space},
-            "train": {"steps": steps, "log_every": steps}, "seeds": [seed]}
+    space = {
+      "learning_rate": {"loguniform": list(LEARNING_RATES)},
+      "beta": {"uniform": list(BETAS)},
+    }
+  config = {
+    "problem": {"name": "linear_regression"},
+    "optimizer": {"name": "momentum", "ema": False, **space},
+    "train": {"steps": steps, "log_every": steps},
+    "seeds": [seed],
+  }
   if method.startswith("optuna-"):
-    config["search"] = {"method": "optuna", "sampler": method.split("-", 1)[1],
-                        "trials": side * side, "batch": min(batch, side * side), "seed": seed,
-                        "metric": "final_loss"}
+    config["search"] = {
+      "method": "optuna",
+      "sampler": method.split("-", 1)[1],
+      "trials": side * side,
+      "batch": min(batch, side * side),
+      "seed": seed,
+      "metric": "final_loss",
+    }
   elif method != "grid":
     config["search"] = {"method": method, "samples": side * side, "seed": seed}
   return config
@@ -57,14 +69,21 @@ def _config(method: str, side: int, seed: int, steps: int, batch: int = 8) -> di
 def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--steps", type=int, default=20)
-  parser.add_argument("--sides", type=int, nargs="+", default=[4, 8],
-                      help="grid values per hyperparameter (configurations: side²)")
+  parser.add_argument(
+    "--sides",
+    type=int,
+    nargs="+",
+    default=[4, 8],
+    help="grid values per hyperparameter (configurations: side²)",
+  )
   parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
   parser.add_argument("--batch", type=int, default=8, help="Optuna's trials asked at once")
   args = parser.parse_args()
   start = time.perf_counter()
-  print(f"linear_regression, momentum (heavy ball), {args.steps} steps; best final_loss of "
-        "each search (lower is better)\n")
+  print(
+    f"linear_regression, momentum (heavy ball), {args.steps} steps; best final_loss of "
+    "each search (lower is better)\n"
+  )
   print("| configurations | search | seed 0 | seed 1 | seed 2 | mean |")
   print("|---|---|---|---|---|---|")
   for side in args.sides:

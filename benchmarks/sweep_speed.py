@@ -93,8 +93,13 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 import momentum_jax as mj
 from momentum_jax import problems, sweep
 from momentum_jax.data import LANDSCAPES
-from momentum_jax.train import (TrainConfig, build_train, compiler_options, epoch_order,
-                                minibatch_indices)
+from momentum_jax.train import (
+  TrainConfig,
+  build_train,
+  compiler_options,
+  epoch_order,
+  minibatch_indices,
+)
 
 try:  # torch is only a point of comparison here, never a dependency
   import torch
@@ -122,14 +127,15 @@ class Sweep:
 
 
 SWEEPS = {
-    "regression": Sweep("regression", {"name": "linear_regression"}, 1000, None, (1e-3, 0.3)),
-    "digits_mlp": Sweep("digits_mlp", {"name": "digits_mlp", "hidden": [128, 128]}, 300, 128,
-                        (1e-3, 0.3)),
-    # Two 3x3 conv stages (16, 32 channels) and a dense layer of 64 on the 8x8 digits.
-    "digits_cnn": Sweep("digits_cnn", {"name": "digits_cnn"}, 300, 128, (1e-3, 0.3)),
-    # A landscape: overhead-bound like the regression, with no data at all. Heavy ball is
-    # stable for lr < 2(1 + β)/1002 at Rosenbrock's minimum.
-    "rosenbrock": Sweep("rosenbrock", {"name": "rosenbrock"}, 1000, None, (1e-4, 1e-3)),
+  "regression": Sweep("regression", {"name": "linear_regression"}, 1000, None, (1e-3, 0.3)),
+  "digits_mlp": Sweep(
+    "digits_mlp", {"name": "digits_mlp", "hidden": [128, 128]}, 300, 128, (1e-3, 0.3)
+  ),
+  # Two 3x3 conv stages (16, 32 channels) and a dense layer of 64 on the 8x8 digits.
+  "digits_cnn": Sweep("digits_cnn", {"name": "digits_cnn"}, 300, 128, (1e-3, 0.3)),
+  # A landscape: overhead-bound like the regression, with no data at all. Heavy ball is
+  # stable for lr < 2(1 + β)/1002 at Rosenbrock's minimum.
+  "rosenbrock": Sweep("rosenbrock", {"name": "rosenbrock"}, 1000, None, (1e-4, 1e-3)),
 }
 
 
@@ -199,8 +205,11 @@ def optax_loop(problem, train: TrainConfig, lrs, betas) -> Timing:
   scalar = jax.ShapeDtypeStruct((), jnp.float32)
   init_c = jax.jit(init).lower(jax.random.key(0), scalar, scalar).compile()
   params, rest, state, data_key = init_c(jax.random.key(0), lrs[0], betas[0])
-  step_c = jax.jit(step, donate_argnums=(0, 2, 3, 5)).lower(
-      params, rest, state, jnp.float32(0), data_key, jnp.int32(0)).compile()
+  step_c = (
+    jax.jit(step, donate_argnums=(0, 2, 3, 5))
+    .lower(params, rest, state, jnp.float32(0), data_key, jnp.int32(0))
+    .compile()
+  )
   eval_c = jax.jit(evaluate).lower(params, rest).compile() if data.x_val is not None else None
   compile_s = time.perf_counter() - start
 
@@ -211,7 +220,8 @@ def optax_loop(problem, train: TrainConfig, lrs, betas) -> Timing:
     loss_sum, step_index = jnp.float32(0), jnp.int32(0)
     for i in range(train.steps):
       params, state, loss_sum, step_index = step_c(
-          params, rest, state, loss_sum, data_key, step_index)
+        params, rest, state, loss_sum, data_key, step_index
+      )
       if (i + 1) % train.log_every == 0:
         mean_loss = float(loss_sum) / train.log_every  # to the host once per log, as usual
         loss_sum = jnp.float32(0)
@@ -230,12 +240,16 @@ def scan_loop(problem, train: TrainConfig, lrs, betas, options=None) -> Timing:
   run = build_train(problem, heavy_ball, train)
   start = time.perf_counter()
   scalar = jax.ShapeDtypeStruct((), jnp.float32)
-  compiled = jax.jit(lambda h, key: run(h, key).metrics).lower(
-      {"learning_rate": scalar, "beta": scalar}, jax.random.key(0)).compile(options)
+  compiled = (
+    jax.jit(lambda h, key: run(h, key).metrics)
+    .lower({"learning_rate": scalar, "beta": scalar}, jax.random.key(0))
+    .compile(options)
+  )
   compile_s = time.perf_counter() - start
   start = time.perf_counter()
-  outputs = [compiled({"learning_rate": lr, "beta": beta}, jax.random.key(0))
-             for lr, beta in zip(lrs, betas)]
+  outputs = [
+    compiled({"learning_rate": lr, "beta": beta}, jax.random.key(0)) for lr, beta in zip(lrs, betas)
+  ]
   finals = np.array([float(o["train_loss"][-1]) for o in outputs])
   return Timing(compile_s, time.perf_counter() - start, finals)
 
@@ -250,14 +264,16 @@ def engine(spec: Sweep, train: TrainConfig, lrs, betas, width=None, progress=Fal
   """
   num_betas = len(set(betas.tolist()))
   config = {
-      "name": f"sweep_speed_{spec.name}",
-      "problem": spec.problem,
-      "optimizer": {"name": "momentum", "ema": False,
-                    "learning_rate": sorted(set(lrs.tolist())),
-                    "beta": betas[:num_betas].tolist()},
-      "train": {"steps": train.steps, "log_every": train.log_every,
-                "batch_size": train.batch_size},
-      "seeds": 1,
+    "name": f"sweep_speed_{spec.name}",
+    "problem": spec.problem,
+    "optimizer": {
+      "name": "momentum",
+      "ema": False,
+      "learning_rate": sorted(set(lrs.tolist())),
+      "beta": betas[:num_betas].tolist(),
+    },
+    "train": {"steps": train.steps, "log_every": train.log_every, "batch_size": train.batch_size},
+    "seeds": 1,
   }
   start = time.perf_counter()
   with contextlib.redirect_stderr(io.StringIO()):  # tqdm draws on stderr
@@ -267,15 +283,19 @@ def engine(spec: Sweep, train: TrainConfig, lrs, betas, width=None, progress=Fal
   run_s = timings["run_seconds"]
   execution = result.manifest["execution"]
   (chosen,) = execution["width"].values()
-  options = "fast-compiling" if result.manifest["programs"][0]["compiler_options"] else (
-      "XLA's default")
-  note = (f"width {chosen} ({execution['strategy']}), {options} options; "
-          f"compile {timings['compile_seconds']:.2f} s, "
-          f"probe {timings['probe_seconds']:.2f} s, setup "
-          f"{total - run_s - timings['compile_seconds'] - timings['probe_seconds']:.2f} s")
+  options = (
+    "fast-compiling" if result.manifest["programs"][0]["compiler_options"] else ("XLA's default")
+  )
+  note = (
+    f"width {chosen} ({execution['strategy']}), {options} options; "
+    f"compile {timings['compile_seconds']:.2f} s, "
+    f"probe {timings['probe_seconds']:.2f} s, setup "
+    f"{total - run_s - timings['compile_seconds'] - timings['probe_seconds']:.2f} s"
+  )
   if execution["candidates"]:
     note += ", s per config-step: " + ", ".join(
-        f"w={w} {s:.2e}" for w, s in execution["candidates"].items())
+      f"w={w} {s:.2e}" for w, s in execution["candidates"].items()
+    )
   summary = result.summary.sort_values(["learning_rate", "beta"])
   return Timing(total - run_s, run_s, summary.final_loss.to_numpy(), note)
 
@@ -290,7 +310,7 @@ def sharded_vmap(problem, train: TrainConfig, lrs, betas) -> Timing:
   run_s = time.perf_counter() - start
   devices = len(jax.devices())
   note = f"{devices} device(s), {inputs[0].shape[0] // devices} configurations each"
-  return Timing(compile_s, run_s, np.asarray(metrics["train_loss"])[:len(lrs), -1], note)
+  return Timing(compile_s, run_s, np.asarray(metrics["train_loss"])[: len(lrs), -1], note)
 
 
 def sharded_vmap_program(problem, train: TrainConfig, lrs, betas) -> tuple[Callable, tuple]:
@@ -310,8 +330,9 @@ def sharded_vmap_program(problem, train: TrainConfig, lrs, betas) -> tuple[Calla
   abstract = problem.abstract_model()
   graphdef = nnx.graphdef(abstract)
   has_batch_norm = any(isinstance(n, nnx.BatchNorm) for _, n in nnx.iter_graph(abstract))
-  eval_graphdef = nnx.graphdef(nnx.view(abstract, use_running_average=True)) if (
-      has_batch_norm) else graphdef
+  eval_graphdef = (
+    nnx.graphdef(nnx.view(abstract, use_running_average=True)) if (has_batch_norm) else graphdef
+  )
   per_epoch = 1 if train.batch_size is None else data.num_train // train.batch_size
 
   def loss_fn(params, rest, x, y):
@@ -323,7 +344,8 @@ def sharded_vmap_program(problem, train: TrainConfig, lrs, betas) -> tuple[Calla
     _, params, rest = nnx.split(problem.make_model(nnx.Rngs(init_key)), nnx.Param, ...)
     tx = heavy_ball(learning_rate, beta)
     orders = jax.vmap(lambda epoch: epoch_order(data_key, epoch, data.num_train))(
-        jnp.arange(-(-train.steps // per_epoch)))
+      jnp.arange(-(-train.steps // per_epoch))
+    )
 
     def step(carry, index):
       params, rest, state = carry
@@ -331,8 +353,9 @@ def sharded_vmap_program(problem, train: TrainConfig, lrs, betas) -> tuple[Calla
         x, y = data.x_train, data.y_train
       else:
         epoch, within = jnp.divmod(index, per_epoch)
-        batch = jax.lax.dynamic_slice(orders[epoch], (within * train.batch_size,),
-                                      (train.batch_size,))
+        batch = jax.lax.dynamic_slice(
+          orders[epoch], (within * train.batch_size,), (train.batch_size,)
+        )
         x, y = data.x_train[batch], data.y_train[batch]
       (loss, rest), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, rest, x, y)
       updates, state = tx.update(grads, state, params)
@@ -355,8 +378,11 @@ def sharded_vmap_program(problem, train: TrainConfig, lrs, betas) -> tuple[Calla
   mesh = Mesh(np.array(jax.devices()), ("config",))
   spec = PartitionSpec("config")
   # check_vma=False: the scans start from constants (as the engine's do).
-  run = jax.jit(jax.shard_map(jax.vmap(train_one), mesh=mesh, in_specs=(spec, spec),
-                              out_specs=spec, check_vma=False))
+  run = jax.jit(
+    jax.shard_map(
+      jax.vmap(train_one), mesh=mesh, in_specs=(spec, spec), out_specs=spec, check_vma=False
+    )
+  )
   sharding = NamedSharding(mesh, spec)
   k, devices = len(lrs), len(jax.devices())
   size = -(-k // devices) * devices  # padded to a multiple of the devices
@@ -413,7 +439,7 @@ def torch_loop(problem, train: TrainConfig, lrs, betas, device: str = "cpu") -> 
         within = i % steps_per_epoch
         if within == 0:
           order = torch.randperm(data.num_train, generator=generator).to(device)
-        index = order[within * train.batch_size:(within + 1) * train.batch_size]
+        index = order[within * train.batch_size : (within + 1) * train.batch_size]
         x, y = x_train[index], y_train[index]
       opt.zero_grad()
       outputs = model(x)
@@ -443,13 +469,17 @@ def torch_loop(problem, train: TrainConfig, lrs, betas, device: str = "cpu") -> 
 def torch_cnn(problem) -> "torch.nn.Module":
   """The problem's CNN in torch: 3x3 SAME conv, ReLU and 2x2 max pool per stage, dense, logits."""
   abstract = nnx.eval_shape(lambda: problem.make_model(nnx.Rngs(0)))
-  kernels = [v.shape for p, v in nnx.to_flat_state(nnx.state(abstract, nnx.Param))
-             if p[-1] == "kernel"]
+  kernels = [
+    v.shape for p, v in nnx.to_flat_state(nnx.state(abstract, nnx.Param)) if p[-1] == "kernel"
+  ]
   layers, side = [], problem.data.input_shape[0]
   for shape in kernels:
     if len(shape) == 4:  # (3, 3, in, out)
-      layers += [torch.nn.Conv2d(shape[2], shape[3], 3, padding=1), torch.nn.ReLU(),
-                 torch.nn.MaxPool2d(2)]
+      layers += [
+        torch.nn.Conv2d(shape[2], shape[3], 3, padding=1),
+        torch.nn.ReLU(),
+        torch.nn.MaxPool2d(2),
+      ]
       side //= 2
     else:
       if not any(isinstance(layer, torch.nn.Flatten) for layer in layers):
@@ -461,8 +491,9 @@ def torch_cnn(problem) -> "torch.nn.Module":
 def problem_hidden(problem) -> list[int]:
   """The hidden widths of an MLP problem's model, read off its kernels."""
   abstract = nnx.eval_shape(lambda: problem.make_model(nnx.Rngs(0)))
-  kernels = [v.shape for p, v in nnx.to_flat_state(nnx.state(abstract, nnx.Param))
-             if p[-1] == "kernel"]
+  kernels = [
+    v.shape for p, v in nnx.to_flat_state(nnx.state(abstract, nnx.Param)) if p[-1] == "kernel"
+  ]
   return [shape[1] for shape in kernels[:-1]]
 
 
@@ -504,55 +535,84 @@ def machine_rates(size: int = 1024) -> dict[str, float]:
   matmul = jax.jit(jnp.dot).lower(big, big).compile()
   steps = 200
   small = jax.random.normal(key, (128, 128), jnp.float32)
-  chain = jax.jit(lambda a, b: jax.lax.scan(
-      lambda c, _: (jnp.maximum(c @ b, 0.0) * 0.1, None), a, None, length=steps)[0])
-  draws = jax.jit(lambda k: jax.lax.scan(
-      lambda c, i: (c + minibatch_indices(k, i, 1437, 128)[0], None), 0, jnp.arange(steps))[0])
+  chain = jax.jit(
+    lambda a, b: jax.lax.scan(
+      lambda c, _: (jnp.maximum(c @ b, 0.0) * 0.1, None), a, None, length=steps
+    )[0]
+  )
+  draws = jax.jit(
+    lambda k: jax.lax.scan(
+      lambda c, i: (c + minibatch_indices(k, i, 1437, 128)[0], None), 0, jnp.arange(steps)
+    )[0]
+  )
   chain = chain.lower(small, small).compile()
   # 64 products of 128x128 matrices at once, split over the CPU devices like
   # the engine's batches: the MLP's hidden layer under vmap.
   mesh = Mesh(np.array(jax.devices()), ("config",))
-  stack = jax.device_put(jax.random.normal(key, (64, 128, 128), jnp.float32),
-                         NamedSharding(mesh, PartitionSpec("config")))
-  batched = jax.jit(jax.shard_map(lambda a, b: jnp.einsum("bij,bjk->bik", a, b), mesh=mesh,
-                                  in_specs=PartitionSpec("config"),
-                                  out_specs=PartitionSpec("config")))
+  stack = jax.device_put(
+    jax.random.normal(key, (64, 128, 128), jnp.float32),
+    NamedSharding(mesh, PartitionSpec("config")),
+  )
+  batched = jax.jit(
+    jax.shard_map(
+      lambda a, b: jnp.einsum("bij,bjk->bik", a, b),
+      mesh=mesh,
+      in_specs=PartitionSpec("config"),
+      out_specs=PartitionSpec("config"),
+    )
+  )
   batched = batched.lower(stack, stack).compile()
   return {
-      "matmul": 2 * size**3 / median_seconds(matmul, big, big) / 1e9,
-      "matmul_size": size,
-      "matmul_128_scan": steps * 2 * 128**3 / median_seconds(chain, small, small) / 1e9,
-      "matmul_128_batched": 64 * 2 * 128**3 / median_seconds(batched, stack, stack) / 1e9,
-      "minibatch_draw_us": median_seconds(draws.lower(key).compile(), key) / steps * 1e6,
+    "matmul": 2 * size**3 / median_seconds(matmul, big, big) / 1e9,
+    "matmul_size": size,
+    "matmul_128_scan": steps * 2 * 128**3 / median_seconds(chain, small, small) / 1e9,
+    "matmul_128_batched": 64 * 2 * 128**3 / median_seconds(batched, stack, stack) / 1e9,
+    "minibatch_draw_us": median_seconds(draws.lower(key).compile(), key) / steps * 1e6,
   }
 
 
 def print_header(rates: dict[str, float], use_torch: bool) -> None:
-  versions = (f"jax {jax.__version__}, optax {optax.__version__}, numpy {np.__version__}, "
-              f"python {platform.python_version()}")
+  versions = (
+    f"jax {jax.__version__}, optax {optax.__version__}, numpy {np.__version__}, "
+    f"python {platform.python_version()}"
+  )
   if use_torch:
     versions += f", torch {torch.__version__} ({torch.get_num_threads()} threads)"
   print(f"# sweep_speed: {versions}")
-  print(f"# devices {jax.devices()}, {os.cpu_count()} logical CPUs, "
-        f"XLA_FLAGS={os.environ.get('XLA_FLAGS', '')!r}, "
-        f"load average {os.getloadavg()[0]:.1f}")
+  print(
+    f"# devices {jax.devices()}, {os.cpu_count()} logical CPUs, "
+    f"XLA_FLAGS={os.environ.get('XLA_FLAGS', '')!r}, "
+    f"load average {os.getloadavg()[0]:.1f}"
+  )
   n = rates["matmul_size"]
-  print(f"# jitted matmul {n}x{n} float32: {rates['matmul']:.1f} GFLOP/s; "
-        f"128x128 matmuls in a scan: {rates['matmul_128_scan']:.1f} GFLOP/s, "
-        f"64 of them batched over the devices: {rates['matmul_128_batched']:.1f} GFLOP/s; "
-        f"one minibatch draw (permutation of 1437, 128 taken): "
-        f"{rates['minibatch_draw_us']:.0f} us")
+  print(
+    f"# jitted matmul {n}x{n} float32: {rates['matmul']:.1f} GFLOP/s; "
+    f"128x128 matmuls in a scan: {rates['matmul_128_scan']:.1f} GFLOP/s, "
+    f"64 of them batched over the devices: {rates['matmul_128_batched']:.1f} GFLOP/s; "
+    f"one minibatch draw (permutation of 1437, 128 taken): "
+    f"{rates['minibatch_draw_us']:.0f} us"
+  )
 
 
-def report(spec: Sweep, k: int, train: TrainConfig, timings: dict[str, Timing],
-           flops: float | None, rates: dict[str, float]) -> None:
+def report(
+  spec: Sweep,
+  k: int,
+  train: TrainConfig,
+  timings: dict[str, Timing],
+  flops: float | None,
+  rates: dict[str, float],
+) -> None:
   work = k * train.steps
   engine_t = timings["(c) engine"]
-  print(f"\n## {spec.name}: K = {k} configurations x {train.steps} steps "
-        f"(batch {train.batch_size or 'full'}, log every {train.log_every}); "
-        f"load average {os.getloadavg()[0]:.1f}")
-  print("| contestant | compile s | run s | total s | config-steps/s | steady config-steps/s "
-        "| (c)/this total | (c)/this steady | final loss vs (c): median, max rel. diff | note |")
+  print(
+    f"\n## {spec.name}: K = {k} configurations x {train.steps} steps "
+    f"(batch {train.batch_size or 'full'}, log every {train.log_every}); "
+    f"load average {os.getloadavg()[0]:.1f}"
+  )
+  print(
+    "| contestant | compile s | run s | total s | config-steps/s | steady config-steps/s "
+    "| (c)/this total | (c)/this steady | final loss vs (c): median, max rel. diff | note |"
+  )
   print("|---|---|---|---|---|---|---|---|---|---|")
   for label, t in timings.items():
     diff = "-"
@@ -560,20 +620,24 @@ def report(spec: Sweep, k: int, train: TrainConfig, timings: dict[str, Timing],
       reference = engine_t.final_losses if t.sample is None else engine_t.final_losses[t.sample]
       rel = np.abs(t.final_losses / reference - 1)
       diff = f"{np.median(rel):.0e}, {np.max(rel):.0e}"
-    print(f"| {label} | {t.compile_s:.2f} | {t.run_s:.2f} | {t.total_s:.2f} "
-          f"| {work / t.total_s:,.0f} | {work / t.run_s:,.0f} "
-          f"| {t.total_s / engine_t.total_s:.2f} | {t.run_s / engine_t.run_s:.2f} "
-          f"| {diff} | {t.note} |")
+    print(
+      f"| {label} | {t.compile_s:.2f} | {t.run_s:.2f} | {t.total_s:.2f} "
+      f"| {work / t.total_s:,.0f} | {work / t.run_s:,.0f} "
+      f"| {t.total_s / engine_t.total_s:.2f} | {t.run_s / engine_t.run_s:.2f} "
+      f"| {diff} | {t.note} |"
+    )
   if flops is None:
     return
-  print(f"engine FLOP rate: {flops / engine_t.total_s / 1e9:.2f} GFLOP/s with compilation, "
-        f"{flops / engine_t.run_s / 1e9:.2f} steady = "
-        f"{flops / engine_t.run_s / 1e9 / rates['matmul']:.0%} of the {rates['matmul_size']} "
-        f"matmul's {rates['matmul']:.1f}, "
-        f"{flops / engine_t.run_s / 1e9 / rates['matmul_128_scan']:.0%} of the 128x128 "
-        f"matmuls' {rates['matmul_128_scan']:.1f}, "
-        f"{flops / engine_t.run_s / 1e9 / rates['matmul_128_batched']:.0%} of the batched "
-        f"ones' {rates['matmul_128_batched']:.1f} ({flops / 1e9:.1f} GFLOP counted)")
+  print(
+    f"engine FLOP rate: {flops / engine_t.total_s / 1e9:.2f} GFLOP/s with compilation, "
+    f"{flops / engine_t.run_s / 1e9:.2f} steady = "
+    f"{flops / engine_t.run_s / 1e9 / rates['matmul']:.0%} of the {rates['matmul_size']} "
+    f"matmul's {rates['matmul']:.1f}, "
+    f"{flops / engine_t.run_s / 1e9 / rates['matmul_128_scan']:.0%} of the 128x128 "
+    f"matmuls' {rates['matmul_128_scan']:.1f}, "
+    f"{flops / engine_t.run_s / 1e9 / rates['matmul_128_batched']:.0%} of the batched "
+    f"ones' {rates['matmul_128_batched']:.1f} ({flops / 1e9:.1f} GFLOP counted)"
+  )
 
 
 def _sampled(loop: Callable, sample: np.ndarray | None, k: int, *args, **kwargs) -> Timing:
@@ -584,7 +648,9 @@ def _sampled(loop: Callable, sample: np.ndarray | None, k: int, *args, **kwargs)
   timing = loop(problem, train, lrs[sample], betas[sample], **kwargs)
   timing.run_s *= k / len(sample)
   timing.sample = sample
-  timing.note = f"{len(sample)} of the {k} configurations timed, the run scaled by {k / len(sample):.3g}"
+  timing.note = (
+    f"{len(sample)} of the {k} configurations timed, the run scaled by {k / len(sample):.3g}"
+  )
   return timing
 
 
@@ -595,27 +661,52 @@ def main(argv: list[str] | None = None) -> int:
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   parser.add_argument("--only", default=None, help=f"comma-separated, from {','.join(SWEEPS)}")
   parser.add_argument("--k", type=int, default=64, help="configurations per sweep (default 64)")
-  parser.add_argument("--steps", type=int, default=None,
-                      help="training steps of every sweep (default: 1000 regression and "
-                           "rosenbrock, 300 MLP and CNN)")
+  parser.add_argument(
+    "--steps",
+    type=int,
+    default=None,
+    help="training steps of every sweep (default: 1000 regression and rosenbrock, 300 MLP and CNN)",
+  )
   parser.add_argument("--quick", action="store_true", help="smoke run: K = 4, 40 steps")
-  parser.add_argument("--measure", action="store_true",
-                      help="also run the engine with width='measure' (extra compilations)")
-  parser.add_argument("--progress", action="store_true",
-                      help="also run the engine with its progress bar on (its callbacks cost)")
-  parser.add_argument("--contestants", default=",".join(CONTESTANTS),
-                      help="comma-separated, from a,b,b',c,d,e (default: all); c, the "
-                           "engine, always runs")
-  parser.add_argument("--loop-sample", type=int, default=None, metavar="N",
-                      help="time the per-configuration loops on N of the K configurations "
-                           "and scale their run time to K")
-  parser.add_argument("--matmul-size", type=int, default=1024,
-                      help="side of the reference float32 matmul (default 1024; 8192 on a GPU)")
-  parser.add_argument("--no-torch", action="store_true",
-                      help="leave torch out even when it is installed")
-  parser.add_argument("--torch-threads", type=int, default=1,
-                      help="torch's intra-op threads (default 1: its fastest for these tiny "
-                           "ops; 2 on the loaded 2-core machine was 20-60x slower)")
+  parser.add_argument(
+    "--measure",
+    action="store_true",
+    help="also run the engine with width='measure' (extra compilations)",
+  )
+  parser.add_argument(
+    "--progress",
+    action="store_true",
+    help="also run the engine with its progress bar on (its callbacks cost)",
+  )
+  parser.add_argument(
+    "--contestants",
+    default=",".join(CONTESTANTS),
+    help="comma-separated, from a,b,b',c,d,e (default: all); c, the engine, always runs",
+  )
+  parser.add_argument(
+    "--loop-sample",
+    type=int,
+    default=None,
+    metavar="N",
+    help="time the per-configuration loops on N of the K configurations "
+    "and scale their run time to K",
+  )
+  parser.add_argument(
+    "--matmul-size",
+    type=int,
+    default=1024,
+    help="side of the reference float32 matmul (default 1024; 8192 on a GPU)",
+  )
+  parser.add_argument(
+    "--no-torch", action="store_true", help="leave torch out even when it is installed"
+  )
+  parser.add_argument(
+    "--torch-threads",
+    type=int,
+    default=1,
+    help="torch's intra-op threads (default 1: its fastest for these tiny "
+    "ops; 2 on the loaded 2-core machine was 20-60x slower)",
+  )
   parser.add_argument("--torch-device", default="cpu", help="torch's device (default cpu)")
   args = parser.parse_args(argv)
   names = list(SWEEPS)
@@ -659,8 +750,15 @@ def main(argv: list[str] | None = None) -> int:
     if "b'" in chosen:
       say("(b') scan loop, engine's compiler options")
       timings["(b') scan loop, engine's compiler options"] = _sampled(
-          scan_loop, sample, k, problem, train, lrs, betas,
-          options=compiler_options(jax.default_backend()))
+        scan_loop,
+        sample,
+        k,
+        problem,
+        train,
+        lrs,
+        betas,
+        options=compiler_options(jax.default_backend()),
+      )
     say("(c) engine")
     timings["(c) engine"] = engine(spec, train, lrs, betas)
     if args.measure:
@@ -675,8 +773,9 @@ def main(argv: list[str] | None = None) -> int:
     landscape = problem.name in LANDSCAPES
     if use_torch and not landscape:  # (a landscape's function is jax code)
       say("(d) torch")
-      timings["(d) torch"] = _sampled(torch_loop, sample, k, problem, train, lrs, betas,
-                                      device=args.torch_device)
+      timings["(d) torch"] = _sampled(
+        torch_loop, sample, k, problem, train, lrs, betas, device=args.torch_device
+      )
     flops = None if landscape else training_flops(problem, train, k)
     report(spec, k, train, timings, flops, rates)
   return 0

@@ -118,63 +118,69 @@ def specs() -> dict[str, Spec]:
   lr = LR
   optim = lambda: torch.optim  # looked up only when a torch optimizer is built
   return {
-      "sgd": Spec(
-          "sgd", mj.sgd(lr), optax.sgd(lr),
-          lambda p: optim().SGD(p, lr),
-      ),
-      "momentum": Spec(
-          "momentum (heavy ball)",
-          mj.momentum(lr, BETA, ema=False),
-          optax.sgd(lr, momentum=BETA),
-          lambda p: optim().SGD(p, lr, momentum=BETA),
-      ),
-      "momentum_ema": Spec(
-          "momentum (EMA)",
-          mj.momentum(lr, BETA),
-          optax.chain(
-              optax.ema(BETA, debias=False), optax.scale_by_learning_rate(lr)
-          ),
-          lambda p: optim().SGD(p, lr * (1 - BETA), momentum=BETA),
-      ),
-      "nesterov": Spec(
-          "nesterov",
-          mj.nesterov(lr, BETA),
-          optax.sgd(lr, momentum=BETA, nesterov=True),
-          lambda p: optim().SGD(p, lr, momentum=BETA, nesterov=True),
-      ),
-      # torch puts eps outside the root (mj's eps_in_sqrt=False): a sqrt and a
-      # divide instead of an rsqrt, but the same passes over memory.
-      "rmsprop": Spec(
-          "rmsprop",
-          mj.rmsprop(lr, momentum=None),
-          optax.rmsprop(lr),
-          lambda p: optim().RMSprop(p, lr, alpha=0.9),
-      ),
-      # optax applies the momentum after the learning rate, mj before it (as
-      # torch does): the same at a constant learning rate, up to rounding.
-      "rmsprop_momentum": Spec(
-          "rmsprop (momentum)",
-          mj.rmsprop(lr, momentum=BETA),
-          optax.rmsprop(lr, momentum=BETA),
-          lambda p: optim().RMSprop(p, lr, alpha=0.9, momentum=BETA),
-      ),
-      # optax.adagrad puts eps inside the root, masks G = 0 with a where and
-      # starts G at 0.1: a different formula, but the same passes over memory.
-      "adagrad": Spec(
-          "adagrad", mj.adagrad(lr), optax.adagrad(lr),
-          lambda p: optim().Adagrad(p, lr),
-      ),
-      "adam": Spec(
-          "adam", mj.adam(lr), optax.adam(lr),
-          lambda p: optim().Adam(p, lr),
-          lambda p: optim().Adam(p, lr, fused=True),
-      ),
-      # The noise floor: one program timed against itself (two jits of
-      # optax.adam, in the mj and optax columns). Its mj/optax ratio is 1 but
-      # for noise, so mj/optax ratios within its spread mean "no difference".
-      "control": Spec(
-          "control: optax.adam vs itself", optax.adam(lr), optax.adam(lr),
-      ),
+    "sgd": Spec(
+      "sgd",
+      mj.sgd(lr),
+      optax.sgd(lr),
+      lambda p: optim().SGD(p, lr),
+    ),
+    "momentum": Spec(
+      "momentum (heavy ball)",
+      mj.momentum(lr, BETA, ema=False),
+      optax.sgd(lr, momentum=BETA),
+      lambda p: optim().SGD(p, lr, momentum=BETA),
+    ),
+    "momentum_ema": Spec(
+      "momentum (EMA)",
+      mj.momentum(lr, BETA),
+      optax.chain(optax.ema(BETA, debias=False), optax.scale_by_learning_rate(lr)),
+      lambda p: optim().SGD(p, lr * (1 - BETA), momentum=BETA),
+    ),
+    "nesterov": Spec(
+      "nesterov",
+      mj.nesterov(lr, BETA),
+      optax.sgd(lr, momentum=BETA, nesterov=True),
+      lambda p: optim().SGD(p, lr, momentum=BETA, nesterov=True),
+    ),
+    # torch puts eps outside the root (mj's eps_in_sqrt=False): a sqrt and a
+    # divide instead of an rsqrt, but the same passes over memory.
+    "rmsprop": Spec(
+      "rmsprop",
+      mj.rmsprop(lr, momentum=None),
+      optax.rmsprop(lr),
+      lambda p: optim().RMSprop(p, lr, alpha=0.9),
+    ),
+    # optax applies the momentum after the learning rate, mj before it (as
+    # torch does): the same at a constant learning rate, up to rounding.
+    "rmsprop_momentum": Spec(
+      "rmsprop (momentum)",
+      mj.rmsprop(lr, momentum=BETA),
+      optax.rmsprop(lr, momentum=BETA),
+      lambda p: optim().RMSprop(p, lr, alpha=0.9, momentum=BETA),
+    ),
+    # optax.adagrad puts eps inside the root, masks G = 0 with a where and
+    # starts G at 0.1: a different formula, but the same passes over memory.
+    "adagrad": Spec(
+      "adagrad",
+      mj.adagrad(lr),
+      optax.adagrad(lr),
+      lambda p: optim().Adagrad(p, lr),
+    ),
+    "adam": Spec(
+      "adam",
+      mj.adam(lr),
+      optax.adam(lr),
+      lambda p: optim().Adam(p, lr),
+      lambda p: optim().Adam(p, lr, fused=True),
+    ),
+    # The noise floor: one program timed against itself (two jits of
+    # optax.adam, in the mj and optax columns). Its mj/optax ratio is 1 but
+    # for noise, so mj/optax ratios within its spread mean "no difference".
+    "control": Spec(
+      "control: optax.adam vs itself",
+      optax.adam(lr),
+      optax.adam(lr),
+    ),
   }
 
 
@@ -191,10 +197,10 @@ def leaf_shapes(num_params: int) -> dict[str, Any]:
   if min(rows) < 1 or rest < 1:
     raise ValueError(f"--params {num_params} is too small for the tree")
   return {
-      "embed": (rows[0], width),
-      "dense_0": {"kernel": (rows[1], width), "bias": (width,)},
-      "dense_1": {"kernel": (rows[2], width), "bias": (width,)},
-      "head": {"kernel": (rest,)},
+    "embed": (rows[0], width),
+    "dense_0": {"kernel": (rows[1], width), "bias": (width,)},
+    "dense_1": {"kernel": (rows[2], width), "bias": (width,)},
+    "head": {"kernel": (rest,)},
   }
 
 
@@ -202,15 +208,24 @@ def random_tree(shapes: Any, seed: int) -> Any:
   """A tree of float32 numpy arrays of the given shapes, drawn from N(0, 1)."""
   rng = np.random.default_rng(seed)
   return jax.tree.map(
-      lambda s: rng.standard_normal(s, dtype=np.float32),
-      shapes,
-      is_leaf=lambda s: isinstance(s, tuple),
+    lambda s: rng.standard_normal(s, dtype=np.float32),
+    shapes,
+    is_leaf=lambda s: isinstance(s, tuple),
   )
 
 
 # Float32 arrays a step reads and writes once each, at the least (see --bandwidth).
-TRAFFIC_ARRAYS = {"sgd": 3, "momentum": 5, "momentum_ema": 5, "nesterov": 5, "rmsprop": 5,
-                  "rmsprop_momentum": 7, "adagrad": 5, "adam": 7, "control": 7}
+TRAFFIC_ARRAYS = {
+  "sgd": 3,
+  "momentum": 5,
+  "momentum_ema": 5,
+  "nesterov": 5,
+  "rmsprop": 5,
+  "rmsprop_momentum": 7,
+  "adagrad": 5,
+  "adam": 7,
+  "control": 7,
+}
 
 
 def copy_gbps(num_params: int, repeats: int = 20) -> float:
@@ -227,7 +242,7 @@ def copy_gbps(num_params: int, repeats: int = 20) -> float:
 
 
 def jax_contestant(
-    label: str, tx: optax.GradientTransformation, params_np: Any, grads: Any
+  label: str, tx: optax.GradientTransformation, params_np: Any, grads: Any
 ) -> Contestant:
   """Jits one step of ``tx``, donating params and state, and compiles it."""
 
@@ -241,9 +256,7 @@ def jax_contestant(
   state = tx.init(params)
   jax.block_until_ready((params, state))
   start = time.perf_counter()
-  compiled = (
-      jax.jit(step, donate_argnums=(0, 1)).lower(params, state, grads).compile()
-  )
+  compiled = jax.jit(step, donate_argnums=(0, 1)).lower(params, state, grads).compile()
   compile_s = time.perf_counter() - start
   # On CPU each fusion is one loop over its arrays, so equal counts (and
   # equal HLO) mean equal passes over memory: a per-leaf structure or casts
@@ -256,15 +269,20 @@ def jax_contestant(
     jax.block_until_ready(carry)
 
   return Contestant(
-      label, run,
-      params=lambda: [np.asarray(p) for p in jax.tree.leaves(carry[0])],
-      compile_s=compile_s, fusions=fusions,
+    label,
+    run,
+    params=lambda: [np.asarray(p) for p in jax.tree.leaves(carry[0])],
+    compile_s=compile_s,
+    fusions=fusions,
   )
 
 
 def torch_contestant(
-    label: str, make_opt: Callable[[list[Any]], Any], params_np: Any,
-    grads_np: Any, device: str = "cpu",
+  label: str,
+  make_opt: Callable[[list[Any]], Any],
+  params_np: Any,
+  grads_np: Any,
+  device: str = "cpu",
 ) -> Contestant | None:
   """An ``opt.step()`` of ``make_opt(params)``; None if torch refuses it."""
   try:
@@ -287,22 +305,24 @@ def torch_contestant(
     if device != "cpu":
       torch.cuda.synchronize()
 
-  return Contestant(
-      label, step, params=lambda: [p.detach().cpu().numpy() for p in params]
-  )
+  return Contestant(label, step, params=lambda: [p.detach().cpu().numpy() for p in params])
 
 
 def run_one(
-    spec: Spec, shapes: Any, repeats: int, warmup: int, use_torch: bool,
-    torch_device: str = "cpu",
+  spec: Spec,
+  shapes: Any,
+  repeats: int,
+  warmup: int,
+  use_torch: bool,
+  torch_device: str = "cpu",
 ) -> dict[str, Contestant]:
   """Times one optimizer's contestants round-robin; returns them by label."""
   params_np = random_tree(shapes, seed=0)
   grads_np = random_tree(shapes, seed=1)
   grads = jax.tree.map(jnp.array, grads_np)
   contestants = [
-      jax_contestant("mj", spec.mj, params_np, grads),
-      jax_contestant("optax", spec.optax, params_np, grads),
+    jax_contestant("mj", spec.mj, params_np, grads),
+    jax_contestant("optax", spec.optax, params_np, grads),
   ]
   if use_torch:
     for label, make in (("torch", spec.torch), ("torch fused", spec.torch_fused)):
@@ -350,41 +370,59 @@ def max_diff(a: Contestant, b: Contestant | None) -> str:
   return "0" if d == 0 else f"{d:.0e}"
 
 
-def print_header(num_params: int, repeats: int, warmup: int,
-                 use_torch: bool) -> None:
+def print_header(num_params: int, repeats: int, warmup: int, use_torch: bool) -> None:
   torch_version = torch.__version__ if torch is not None else "not installed"
-  print(f"python {platform.python_version()}, jax {jax.__version__}, "
-        f"jaxlib {jax.lib.__version__}, optax {optax.__version__}, "
-        f"numpy {np.__version__}, torch {torch_version}"
-        f"{'' if use_torch or torch is None else ' (left out)'}")
+  print(
+    f"python {platform.python_version()}, jax {jax.__version__}, "
+    f"jaxlib {jax.lib.__version__}, optax {optax.__version__}, "
+    f"numpy {np.__version__}, torch {torch_version}"
+    f"{'' if use_torch or torch is None else ' (left out)'}"
+  )
   print(f"momentum_jax {mj.__version__} from {os.path.dirname(mj.__file__)}")
   print(f"jax devices: {jax.devices()}")
   threads = f", torch threads {torch.get_num_threads()}" if use_torch else ""
   load = " ".join(f"{x:.2f}" for x in os.getloadavg())
-  print(f"host: {platform.machine()}, {os.cpu_count()} logical CPUs{threads}, "
-        f"load average {load}")
+  print(f"host: {platform.machine()}, {os.cpu_count()} logical CPUs{threads}, load average {load}")
   print(f"XLA_FLAGS={os.environ.get('XLA_FLAGS', '')!r}")
-  print(f"{num_params:,} float32 params; {repeats} rounds after {warmup} "
-        f"warm-up steps; times are medians, ms per step")
+  print(
+    f"{num_params:,} float32 params; {repeats} rounds after {warmup} "
+    f"warm-up steps; times are medians, ms per step"
+  )
   print()
 
 
 def print_table(rows: list[tuple[str, dict[str, Contestant]]]) -> None:
-  cols = ["optimizer", "mj", "optax", "torch", "torch fused",
-          "mj/optax [p25-p75]", "mj/torch [p25-p75]", "fusions mj/optax",
-          "compile s mj/optax", "max|dw| optax/torch"]
+  cols = [
+    "optimizer",
+    "mj",
+    "optax",
+    "torch",
+    "torch fused",
+    "mj/optax [p25-p75]",
+    "mj/torch [p25-p75]",
+    "fusions mj/optax",
+    "compile s mj/optax",
+    "max|dw| optax/torch",
+  ]
   table = []
   for title, c in rows:
     m, o, t = c["mj"], c["optax"], c.get("torch")
-    table.append([
-        title, ms(m), ms(o), ms(t), ms(c.get("torch fused")),
-        ratio(m, o), ratio(m, t), f"{m.fusions} / {o.fusions}",
+    table.append(
+      [
+        title,
+        ms(m),
+        ms(o),
+        ms(t),
+        ms(c.get("torch fused")),
+        ratio(m, o),
+        ratio(m, t),
+        f"{m.fusions} / {o.fusions}",
         f"{m.compile_s:.2f} / {o.compile_s:.2f}",
         f"{max_diff(m, o)} / {max_diff(m, t)}",
-    ])
+      ]
+    )
   widths = [max(len(r[i]) for r in [cols] + table) for i in range(len(cols))]
-  line = lambda r: "| " + " | ".join(
-      v.ljust(w) for v, w in zip(r, widths)) + " |"
+  line = lambda r: "| " + " | ".join(v.ljust(w) for v, w in zip(r, widths)) + " |"
   print(line(cols))
   print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
   for r in table:
@@ -397,19 +435,23 @@ def print_table(rows: list[tuple[str, dict[str, Contestant]]]) -> None:
 def main(argv: list[str] | None = None) -> int:
   all_specs = specs()
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-  parser.add_argument("--params", type=int, default=10_000_000,
-                      help="total number of float32 parameters")
-  parser.add_argument("--repeats", type=int, default=50,
-                      help="rounds (timed steps per contestant)")
-  parser.add_argument("--warmup", type=int, default=3,
-                      help="untimed steps per contestant before the rounds")
-  parser.add_argument("--only", default=None,
-                      help=f"comma-separated, from {','.join(all_specs)}")
-  parser.add_argument("--no-torch", action="store_true",
-                      help="leave torch out even when it is installed")
+  parser.add_argument(
+    "--params", type=int, default=10_000_000, help="total number of float32 parameters"
+  )
+  parser.add_argument("--repeats", type=int, default=50, help="rounds (timed steps per contestant)")
+  parser.add_argument(
+    "--warmup", type=int, default=3, help="untimed steps per contestant before the rounds"
+  )
+  parser.add_argument("--only", default=None, help=f"comma-separated, from {','.join(all_specs)}")
+  parser.add_argument(
+    "--no-torch", action="store_true", help="leave torch out even when it is installed"
+  )
   parser.add_argument("--torch-device", default="cpu", help="torch's device (default cpu)")
-  parser.add_argument("--bandwidth", action="store_true",
-                      help="also print each step's GB/s against a device-to-device copy's")
+  parser.add_argument(
+    "--bandwidth",
+    action="store_true",
+    help="also print each step's GB/s against a device-to-device copy's",
+  )
   args = parser.parse_args(argv)
   if args.repeats < 2:
     parser.error("--repeats must be at least 2")
@@ -427,16 +469,18 @@ def main(argv: list[str] | None = None) -> int:
   for name in names:
     print(f"timing {name} ...", file=sys.stderr, flush=True)
     spec = all_specs[name]
-    rows.append((spec.title, run_one(
-        spec, shapes, args.repeats, args.warmup, use_torch, args.torch_device)))
+    rows.append(
+      (spec.title, run_one(spec, shapes, args.repeats, args.warmup, use_torch, args.torch_device))
+    )
   print_table(rows)
   if args.bandwidth:
     print_bandwidth(names, rows, args.params)
   return 0
 
 
-def print_bandwidth(names: list[str], rows: list[tuple[str, dict[str, Contestant]]],
-                    num_params: int) -> None:
+def print_bandwidth(
+  names: list[str], rows: list[tuple[str, dict[str, Contestant]]], num_params: int
+) -> None:
   """Each contestant's GB/s at its optimizer's least traffic, and the copy rate measured now."""
   copy = copy_gbps(num_params)
   print(f"\ndevice-to-device copy (jitted x * 2, {num_params:,} float32): {copy:.0f} GB/s")
@@ -446,8 +490,10 @@ def print_bandwidth(names: list[str], rows: list[tuple[str, dict[str, Contestant
     moved = TRAFFIC_ARRAYS[name] * 4 * num_params
     for label, c in contestants.items():
       seconds = statistics.median(c.times)
-      print(f"| {title} | {TRAFFIC_ARRAYS[name]} | {label} | {1e3 * seconds:.3f} "
-            f"| {moved / seconds / 1e9:.0f} | {moved / seconds / 1e9 / copy:.0%} |")
+      print(
+        f"| {title} | {TRAFFIC_ARRAYS[name]} | {label} | {1e3 * seconds:.3f} "
+        f"| {moved / seconds / 1e9:.0f} | {moved / seconds / 1e9 / copy:.0%} |"
+      )
 
 
 if __name__ == "__main__":

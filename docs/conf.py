@@ -21,12 +21,12 @@ author = "momentum_jax contributors"
 copyright = "2026, momentum_jax contributors"
 
 extensions = [
-    "myst_nb",
-    "sphinx.ext.autodoc",
-    "sphinx.ext.autosummary",
-    "sphinx.ext.napoleon",
-    "sphinx.ext.mathjax",
-    "momentum_docs",
+  "myst_nb",
+  "sphinx.ext.autodoc",
+  "sphinx.ext.autosummary",
+  "sphinx.ext.napoleon",
+  "sphinx.ext.mathjax",
+  "momentum_docs",
 ]
 
 # No network at build time: no intersphinx, no remote images.

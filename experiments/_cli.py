@@ -32,19 +32,27 @@ def quick_path(name: str) -> str:
   return os.path.join(CONFIGS, "quick", f"{name}.yaml")
 
 
-def load(name: str, schema: Mapping[str, study_lib.Setting], quick: bool = False,
-         overlays: Iterable[Any] = (), overrides: Iterable[str] = (),
-         config: str | None = None) -> study_lib.Study:
+def load(
+  name: str,
+  schema: Mapping[str, study_lib.Setting],
+  quick: bool = False,
+  overlays: Iterable[Any] = (),
+  overrides: Iterable[str] = (),
+  config: str | None = None,
+) -> study_lib.Study:
   """The study ``name`` (or ``config``), with its quick overlay, other overlays and overrides."""
   layers = [quick_path(name)] if quick else []
-  return study_lib.load_study(config or config_path(name), schema, [*layers, *overlays],
-                              overrides)
+  return study_lib.load_study(config or config_path(name), schema, [*layers, *overlays], overrides)
 
 
-def main(doc: str, name: str, schema: Mapping[str, study_lib.Setting],
-         run: Callable[[study_lib.Study, str], Any], argv: list[str] | None = None,
-         shorthands: Callable[[argparse.ArgumentParser], Callable[[Any], list[str]]] | None
-         = None) -> None:
+def main(
+  doc: str,
+  name: str,
+  schema: Mapping[str, study_lib.Setting],
+  run: Callable[[study_lib.Study, str], Any],
+  argv: list[str] | None = None,
+  shorthands: Callable[[argparse.ArgumentParser], Callable[[Any], list[str]]] | None = None,
+) -> None:
   """Parses the command line, loads the study, runs it into ``--out`` and prints its summary.
 
   Args:
@@ -59,16 +67,25 @@ def main(doc: str, name: str, schema: Mapping[str, study_lib.Setting],
   parser = argparse.ArgumentParser(description=doc.splitlines()[0])
   parser.add_argument("--out", default=os.path.join("runs", name))
   parser.add_argument("--config", default=None, help=f"default: configs/{name}.yaml")
-  parser.add_argument("--quick", action="store_true",
-                      help=f"smoke run: merge configs/quick/{name}.yaml onto the config")
-  parser.add_argument("--set", dest="overrides", action="append", default=[],
-                      metavar="KEY.PATH=VALUE",
-                      help="override one key of the config (the value read as YAML); repeatable")
+  parser.add_argument(
+    "--quick",
+    action="store_true",
+    help=f"smoke run: merge configs/quick/{name}.yaml onto the config",
+  )
+  parser.add_argument(
+    "--set",
+    dest="overrides",
+    action="append",
+    default=[],
+    metavar="KEY.PATH=VALUE",
+    help="override one key of the config (the value read as YAML); repeatable",
+  )
   expand = shorthands(parser) if shorthands else (lambda args: [])
   args = parser.parse_args(argv)
   try:
-    study = load(name, schema, args.quick, overrides=[*expand(args), *args.overrides],
-                 config=args.config)
+    study = load(
+      name, schema, args.quick, overrides=[*expand(args), *args.overrides], config=args.config
+    )
     run(study, args.out)  # a problem's data is found (or not) only when it is built
   except ConfigError as error:
     _fail(name, error)

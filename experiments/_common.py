@@ -58,8 +58,7 @@ def seed_keys(count: int) -> jax.Array:
   return jax.random.split(jax.random.key(0), count)
 
 
-def over_seeds(problem, make_optimizer, config: TrainConfig,
-               hyperparameters: Mapping[str, float]):
+def over_seeds(problem, make_optimizer, config: TrainConfig, hyperparameters: Mapping[str, float]):
   """One configuration's training run over seeds: ``run(keys) -> TrainResult``.
 
   ``build_train`` vmapped over the keys (all seeds in one program) and jitted;
@@ -104,13 +103,13 @@ def band(axis, values, centre: str = "mean", alpha: float = 0.2, **line):
   """
   middle = values.agg(centre)
   (drawn,) = axis.plot(middle.index, middle, **line)
-  axis.fill_between(middle.index, values.min(), values.max(), color=drawn.get_color(),
-                    alpha=alpha)
+  axis.fill_between(middle.index, values.min(), values.max(), color=drawn.get_color(), alpha=alpha)
   return drawn
 
 
-def grid_image(axis, values, columns: list[str], rows: list[str], cells: str | None = None,
-               **image):
+def grid_image(
+  axis, values, columns: list[str], rows: list[str], cells: str | None = None, **image
+):
   """``values`` (shape ``[rows, columns]``) as a heatmap, one cell per tick label.
 
   ``image`` goes to ``axis.imshow`` (``cmap``, ``norm``, ``vmin``, ...); the
@@ -123,8 +122,15 @@ def grid_image(axis, values, columns: list[str], rows: list[str], cells: str | N
   axis.set_yticks(range(len(rows)), rows)
   if cells is not None:
     for (i, j), value in np.ndenumerate(values):
-      axis.text(j, i, format(value, cells), ha="center", va="center", fontsize=7,
-                color="white" if drawn.norm(value) < 0.5 else "black")
+      axis.text(
+        j,
+        i,
+        format(value, cells),
+        ha="center",
+        va="center",
+        fontsize=7,
+        color="white" if drawn.norm(value) < 0.5 else "black",
+      )
   return drawn
 
 
@@ -143,8 +149,14 @@ def beta_lr_heatmaps(summary: pd.DataFrame, value: str, title: str) -> Figure:
     shown = grid.where(~diverged).to_numpy()
     positive = shown[np.isfinite(shown)]
     norm = LogNorm(positive.min(), positive.max()) if positive.size and positive.min() > 0 else None
-    image = grid_image(axis, shown, [f"{v:.2g}" for v in grid.columns],
-                       [f"{v:g}" for v in grid.index], norm=norm, cmap="viridis_r")
+    image = grid_image(
+      axis,
+      shown,
+      [f"{v:.2g}" for v in grid.columns],
+      [f"{v:g}" for v in grid.index],
+      norm=norm,
+      cmap="viridis_r",
+    )
     for i, j in np.argwhere(diverged.to_numpy()):
       axis.text(j, i, "×", ha="center", va="center", color="red", fontsize=9)
     axis.set(xlabel="learning rate", ylabel="β")

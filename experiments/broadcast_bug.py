@@ -30,17 +30,18 @@ from momentum_jax import problems
 from momentum_jax import study as st
 
 SCHEMA = {
-    "learning_rate": st.Setting(st.number(positive=True)),
-    "beta": st.Setting(st.number(minimum=0, maximum=0.999)),
-    "steps": st.Setting(st.integer(minimum=1)),
+  "learning_rate": st.Setting(st.number(positive=True)),
+  "beta": st.Setting(st.number(minimum=0, maximum=0.999)),
+  "steps": st.Setting(st.integer(minimum=1)),
 }
 
 
 def optimizers(config) -> dict[str, optax.GradientTransformation]:
   """Name -> GD and heavy-ball momentum at the study's learning rate and β."""
-  return {"gd": mj.sgd(config["learning_rate"]),
-          "momentum (heavy ball)": mj.momentum(config["learning_rate"], config["beta"],
-                                               ema=False)}
+  return {
+    "gd": mj.sgd(config["learning_rate"]),
+    "momentum (heavy ball)": mj.momentum(config["learning_rate"], config["beta"], ema=False),
+  }
 
 
 def broadcast_bug(problem: problems.Problem, tx: optax.GradientTransformation, steps: int):
@@ -63,15 +64,28 @@ def run(study: st.Study, out_dir: str) -> pd.DataFrame:
   rows = []
   for name, tx in optimizers(config).items():
     w, b, loss = broadcast_bug(problem, tx, config["steps"])
-    rows.append({"optimizer": name, "w": w, "b": b, "final_loss": loss,
-                 "mean_y": float(np.mean(problem.data.y_train))})
+    rows.append(
+      {
+        "optimizer": name,
+        "w": w,
+        "b": b,
+        "final_loss": loss,
+        "mean_y": float(np.mean(problem.data.y_train)),
+      }
+    )
   bugs = pd.DataFrame(rows)
   write_tables(out_dir, {"broadcast_bug.csv": bugs})
-  write_summary(out_dir, [
+  write_summary(
+    out_dir,
+    [
       "Broadcast loss of the published 100-sample version (y (100, 1) vs predictions (100,)):",
-      "", markdown_table(["optimizer", "w", "b", "mean(y)"],
-                         [[r.optimizer, f"{r.w:.4f}", f"{r.b:.4f}", f"{r.mean_y:.4f}"]
-                          for r in bugs.itertuples()])])
+      "",
+      markdown_table(
+        ["optimizer", "w", "b", "mean(y)"],
+        [[r.optimizer, f"{r.w:.4f}", f"{r.b:.4f}", f"{r.mean_y:.4f}"] for r in bugs.itertuples()],
+      ),
+    ],
+  )
   return bugs
 
 

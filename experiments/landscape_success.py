@@ -31,19 +31,23 @@ from momentum_jax.data import LANDSCAPES, get_landscape, reach_fraction
 def _factors(path: str, value) -> list[float]:
   factors = st.list_of(st.number(positive=True))(path, value)
   if 1.0 not in factors:
-    raise ConfigError(path, f"must hold 1 (the summary's table is at the landscape's own "
-                      f"learning rate), got {value!r}")
+    raise ConfigError(
+      path,
+      f"must hold 1 (the summary's table is at the landscape's own learning rate), got {value!r}",
+    )
   return factors
 
 
-SETTINGS = {"learning_rate": st.Setting(st.number(positive=True)),
-            "steps": st.Setting(st.integer(minimum=1))}
+SETTINGS = {
+  "learning_rate": st.Setting(st.number(positive=True)),
+  "steps": st.Setting(st.integer(minimum=1)),
+}
 SCHEMA = {
-    "landscapes": st.Setting(st.mapping_of(st.one_of(LANDSCAPES), st.record(SETTINGS))),
-    "betas": st.Setting(st.list_of(st.number(minimum=0, maximum=0.999))),
-    "learning_rate_factors": st.Setting(_factors),
-    "starts_per_side": st.Setting(st.integer(minimum=1)),
-    "tolerance": st.Setting(st.number(positive=True)),
+  "landscapes": st.Setting(st.mapping_of(st.one_of(LANDSCAPES), st.record(SETTINGS))),
+  "betas": st.Setting(st.list_of(st.number(minimum=0, maximum=0.999))),
+  "learning_rate_factors": st.Setting(_factors),
+  "starts_per_side": st.Setting(st.integer(minimum=1)),
+  "tolerance": st.Setting(st.number(positive=True)),
 }
 
 
@@ -69,15 +73,23 @@ def run(study: st.Study, out_dir: str) -> dict[str, np.ndarray]:
   """Each landscape's fractions ``[betas, learning rates]``; the summary and the figure."""
   os.makedirs(out_dir, exist_ok=True)
   config = study.settings
-  fractions = {name: success_fraction(get_landscape(name), settings, config)
-               for name, settings in config["landscapes"].items()}
+  fractions = {
+    name: success_fraction(get_landscape(name), settings, config)
+    for name, settings in config["landscapes"].items()
+  }
   one = config["learning_rate_factors"].index(1.0)
-  write_summary(out_dir, [
+  write_summary(
+    out_dir,
+    [
       "Fraction of starting points reaching a global minimum, at the landscape's "
-      "learning rate (factor 1):", "",
-      markdown_table(["landscape", *(f"β={b:g}" for b in config["betas"])],
-                     [[name, *(f"{f:.2f}" for f in fraction[:, one])]
-                      for name, fraction in fractions.items()])])
+      "learning rate (factor 1):",
+      "",
+      markdown_table(
+        ["landscape", *(f"β={b:g}" for b in config["betas"])],
+        [[name, *(f"{f:.2f}" for f in fraction[:, one])] for name, fraction in fractions.items()],
+      ),
+    ],
+  )
   plot(config, fractions, out_dir)
   return fractions
 
@@ -87,9 +99,16 @@ def plot(config, fractions, out_dir: str) -> str:
   fig, axes = panels(len(fractions), 4.6, 4.2, columns=3)
   for axis, (name, fraction) in zip(axes, fractions.items()):
     lr = config["landscapes"][name]["learning_rate"]
-    image = grid_image(axis, fraction, [f"{f * lr:.3g}" for f in config["learning_rate_factors"]],
-                       [f"{b:g}" for b in config["betas"]], ".2f", vmin=0, vmax=1,
-                       cmap="viridis")
+    image = grid_image(
+      axis,
+      fraction,
+      [f"{f * lr:.3g}" for f in config["learning_rate_factors"]],
+      [f"{b:g}" for b in config["betas"]],
+      ".2f",
+      vmin=0,
+      vmax=1,
+      cmap="viridis",
+    )
     axis.set(xlabel="learning rate", ylabel="β (heavy ball; 0 is GD)")
     axis.set_title(name, fontsize=10)
   fig.colorbar(image, ax=axes.tolist(), label="fraction of starts reaching a global minimum")

@@ -28,13 +28,15 @@ from momentum_jax.data import LANDSCAPES, get_landscape, run_on_landscape
 from momentum_jax.report.plots import draw_paths
 
 _BETA = st.number(minimum=0, maximum=0.999)
-SETTINGS = {"learning_rate": st.Setting(st.number(positive=True)),
-            "adaptive_learning_rate": st.Setting(st.number(positive=True)),
-            "steps": st.Setting(st.integer(minimum=1))}
+SETTINGS = {
+  "learning_rate": st.Setting(st.number(positive=True)),
+  "adaptive_learning_rate": st.Setting(st.number(positive=True)),
+  "steps": st.Setting(st.integer(minimum=1)),
+}
 SCHEMA = {
-    "landscapes": st.Setting(st.mapping_of(st.one_of(LANDSCAPES), st.record(SETTINGS))),
-    "betas": st.Setting(st.list_of(_BETA)),
-    "nesterov_beta": st.Setting(_BETA),
+  "landscapes": st.Setting(st.mapping_of(st.one_of(LANDSCAPES), st.record(SETTINGS))),
+  "betas": st.Setting(st.list_of(_BETA)),
+  "nesterov_beta": st.Setting(_BETA),
 }
 
 
@@ -57,19 +59,36 @@ def run(study: st.Study, out_dir: str) -> pd.DataFrame:
   rows, paths = [], {}
   for name, settings in config["landscapes"].items():
     landscape = get_landscape(name)
-    paths[name] = {label: np.asarray(run_on_landscape(landscape, tx, steps=settings["steps"]))
-                   for label, tx in contenders(config, settings).items()}
-    rows += [{"landscape": name, "optimizer": label, "steps": settings["steps"],
-              "final_x": path[-1, 0], "final_y": path[-1, 1],
-              "final_value": float(landscape.value(path[-1])),
-              "distance_to_global_minimum": float(landscape.distance_to_global_minimum(path[-1]))}
-             for label, path in paths[name].items()]
+    paths[name] = {
+      label: np.asarray(run_on_landscape(landscape, tx, steps=settings["steps"]))
+      for label, tx in contenders(config, settings).items()
+    }
+    rows += [
+      {
+        "landscape": name,
+        "optimizer": label,
+        "steps": settings["steps"],
+        "final_x": path[-1, 0],
+        "final_y": path[-1, 1],
+        "final_value": float(landscape.value(path[-1])),
+        "distance_to_global_minimum": float(landscape.distance_to_global_minimum(path[-1])),
+      }
+      for label, path in paths[name].items()
+    ]
   table = pd.DataFrame(rows)
   write_tables(out_dir, {"results.csv": table})
-  write_summary(out_dir, [
-      markdown_table(["landscape", "optimizer", "distance to the global minimum", "final value"],
-                     [[r.landscape, r.optimizer, f"{r.distance_to_global_minimum:.3g}",
-                       f"{r.final_value:.4g}"] for r in table.itertuples()])])
+  write_summary(
+    out_dir,
+    [
+      markdown_table(
+        ["landscape", "optimizer", "distance to the global minimum", "final value"],
+        [
+          [r.landscape, r.optimizer, f"{r.distance_to_global_minimum:.3g}", f"{r.final_value:.4g}"]
+          for r in table.itertuples()
+        ],
+      )
+    ],
+  )
   plot(config, paths, out_dir)
   return table
 
@@ -80,8 +99,7 @@ def plot(config, paths, out_dir: str) -> str:
   for axis, (name, found) in zip(axes, paths.items()):
     draw_paths(axis, get_landscape(name), found)
     lr = config["landscapes"][name]["learning_rate"]
-    axis.set_title(f"{name} ({len(next(iter(found.values()))) - 1} steps, lr={lr:g})",
-                   fontsize=10)
+    axis.set_title(f"{name} ({len(next(iter(found.values()))) - 1} steps, lr={lr:g})", fontsize=10)
   return write_figure(fig, out_dir, "trajectories.png")
 
 

@@ -30,15 +30,20 @@ class MedianStopping(Rows):
 
   def observe(self, batch, scores):
     logs = np.asarray(scores.logged["train_loss"]).shape[1]
-    values = np.stack([metric_at(scores.logged, self.context.metric, at)
-                       for at in range(logs)], axis=1)  # [rows, logs]
+    values = np.stack(
+      [metric_at(scores.logged, self.context.metric, at) for at in range(logs)], axis=1
+    )  # [rows, logs]
     values = -values if self.context.maximize else values  # lower is better from here on
     seeds = self.context.seeds_per_setting
     per_setting = values.reshape(-1, seeds, logs).mean(axis=1)  # [settings, logs]
     best = np.nanmin(np.where(np.isnan(per_setting), np.inf, per_setting), axis=1)
     running = np.nanmean(per_setting, axis=1)
-    worse = np.array([best[i] > np.nanmedian(np.delete(running, i)) if len(running) > 1
-                      else False for i in range(len(best))])
+    worse = np.array(
+      [
+        best[i] > np.nanmedian(np.delete(running, i)) if len(running) > 1 else False
+        for i in range(len(best))
+      ]
+    )
     worse |= scores.diverged.reshape(-1, seeds).any(axis=1)
     stopping = np.repeat(worse, seeds)
     return Stop(scores.rows[stopping]) if stopping.any() else Continue()

@@ -24,8 +24,15 @@ import numpy as np
 import pandas as pd
 
 from experiments import _cli
-from experiments._common import (band, markdown_table, panels, run_sweep, write_figure,
-                                 write_summary, write_tables)
+from experiments._common import (
+  band,
+  markdown_table,
+  panels,
+  run_sweep,
+  write_figure,
+  write_summary,
+  write_tables,
+)
 from momentum_jax import study as st
 from momentum_jax import sweep
 from momentum_jax.results import aggregate_over_seeds
@@ -61,33 +68,54 @@ def run(study: st.Study, out_dir: str) -> pd.DataFrame:
   summary, curves = result.summary, result.curves
   chosen = []
   for row in best.itertuples():
-    ids = summary[(summary.optimizer == row.optimizer)
-                  & np.isclose(summary.learning_rate, row.learning_rate)].config_id
-    chosen.append(curves[curves.config_id.isin(ids)].assign(
-        label=f"{row.optimizer} lr={row.learning_rate:.3g}"))
+    ids = summary[
+      (summary.optimizer == row.optimizer) & np.isclose(summary.learning_rate, row.learning_rate)
+    ].config_id
+    chosen.append(
+      curves[curves.config_id.isin(ids)].assign(label=f"{row.optimizer} lr={row.learning_rate:.3g}")
+    )
   plot(pd.concat(chosen), out_dir, f"{config.problem}: each optimizer at its best learning rate")
   write_tables(out_dir, {"best.csv": best})
   early = config.train.logged_steps[len(config.train.logged_steps) // 4]
   rows = []
   for picked in chosen:
     accuracy = picked.groupby("step").val_accuracy
-    rows.append([picked.label.iloc[0], f"{accuracy.mean()[early]:.3f}",
-                 f"{accuracy.mean().iloc[-1]:.3f} ± {accuracy.std(ddof=0).iloc[-1]:.3f}",
-                 f"{picked.groupby('step').train_loss.mean().iloc[-1]:.4f}"])
-  write_summary(out_dir, [
+    rows.append(
+      [
+        picked.label.iloc[0],
+        f"{accuracy.mean()[early]:.3f}",
+        f"{accuracy.mean().iloc[-1]:.3f} ± {accuracy.std(ddof=0).iloc[-1]:.3f}",
+        f"{picked.groupby('step').train_loss.mean().iloc[-1]:.4f}",
+      ]
+    )
+  write_summary(
+    out_dir,
+    [
       f"{config.problem}, {config.train.steps} steps, batch {config.train.batch_size}, "
-      f"{len(config.seeds)} seeds", "",
-      markdown_table(["optimizer, best lr", f"val accuracy at step {early}",
-                       "final val accuracy (mean ± std)", "final train loss"], rows)])
+      f"{len(config.seeds)} seeds",
+      "",
+      markdown_table(
+        [
+          "optimizer, best lr",
+          f"val accuracy at step {early}",
+          "final val accuracy (mean ± std)",
+          "final train loss",
+        ],
+        rows,
+      ),
+    ],
+  )
   return best
 
 
 def cifar_shorthand(parser: argparse.ArgumentParser):
   """``--cifar FOLDER``: the override that switches the problem to CIFAR-10 read from FOLDER."""
-  parser.add_argument("--cifar", default=None,
-                      help="CIFAR-10 python-format folder (else the digits CNN)")
-  return lambda args: ([f"problem={json.dumps({'name': 'cifar10_cnn', 'path': args.cifar})}"]
-                       if args.cifar else [])
+  parser.add_argument(
+    "--cifar", default=None, help="CIFAR-10 python-format folder (else the digits CNN)"
+  )
+  return lambda args: (
+    [f"problem={json.dumps({'name': 'cifar10_cnn', 'path': args.cifar})}"] if args.cifar else []
+  )
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -36,5 +36,9 @@ def make_problem(hidden=64, seed=0, stream=None):
   """The MLP on scikit-learn's digits (split by ``seed``), or on a ``data.Stream`` of them."""
   digits = stream if stream is not None else data.load_digits(seed=seed)
   return problems.Problem(
-      "digits_own_mlp", digits, lambda rngs: MLP(64, hidden, 10, rngs=rngs),
-      loss=smoothed_cross_entropy, metrics=top2_accuracy)
+    "digits_own_mlp",
+    digits,
+    lambda rngs: MLP(64, hidden, 10, rngs=rngs),
+    loss=smoothed_cross_entropy,
+    metrics=top2_accuracy,
+  )

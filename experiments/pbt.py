@@ -32,8 +32,10 @@ def configs(config: dict, seed: int) -> dict[str, dict]:
   """The PBT config and its quasi-random counterpart (the same points) for one search seed."""
   pbt = copy.deepcopy(config)
   pbt.update(seeds=[seed], search={**config["search"], "seed": seed})
-  plain = {**copy.deepcopy(pbt), "search": {"method": "quasirandom", "seed": seed,
-                                            "samples": config["search"]["population"]}}
+  plain = {
+    **copy.deepcopy(pbt),
+    "search": {"method": "quasirandom", "seed": seed, "samples": config["search"]["population"]},
+  }
   return {"pbt": pbt, "quasirandom": plain}
 
 
@@ -45,16 +47,20 @@ def run(study: st.Study, out_dir: str) -> pd.DataFrame:
     for method, each in configs(config, seed).items():
       result = sweep.run(each, quiet=True)
       best = result.summary.sort_values("val_loss").iloc[0]
-      rows.append({"search seed": seed, "search": method,
-                   "best val_accuracy": result.summary["val_accuracy"].max(),
-                   "best val_loss": result.summary["val_loss"].min(),
-                   "median val_loss": result.summary["val_loss"].median(),
-                   "its learning_rate": best.get("final_learning_rate", best["learning_rate"]),
-                   "its beta": best.get("final_beta", best["beta"]),
-                   "exploits": sum(len(e) for e in result.manifest["search"].get(
-                       "exploits", {}).values()),
-                   "config_steps": len(result.summary) * config["train"]["steps"],
-                   "seconds": sum(result.manifest["timings"].values())})
+      rows.append(
+        {
+          "search seed": seed,
+          "search": method,
+          "best val_accuracy": result.summary["val_accuracy"].max(),
+          "best val_loss": result.summary["val_loss"].min(),
+          "median val_loss": result.summary["val_loss"].median(),
+          "its learning_rate": best.get("final_learning_rate", best["learning_rate"]),
+          "its beta": best.get("final_beta", best["beta"]),
+          "exploits": sum(len(e) for e in result.manifest["search"].get("exploits", {}).values()),
+          "config_steps": len(result.summary) * config["train"]["steps"],
+          "seconds": sum(result.manifest["timings"].values()),
+        }
+      )
       curves[(seed, method)] = result.curves
   table = pd.DataFrame(rows)
   os.makedirs(out_dir, exist_ok=True)
@@ -62,13 +68,20 @@ def run(study: st.Study, out_dir: str) -> pd.DataFrame:
     table.to_csv(path, index=False)
   measured = ["best val_accuracy", "best val_loss", "median val_loss"]
   means = table.groupby("search", sort=False)[measured].mean()
-  lines = ["| search seed | search | best val accuracy | best val loss | median val loss "
-           "| its lr | its beta | exploits | config-steps |", "|" + "---|" * 9]
-  lines += [f"| {r[0]} | {r[1]} | {r[2]:.4f} | {r[3]:.4f} | {r[4]:.4f} | {r[5]:.3g} "
-            f"| {r[6]:.3g} | {r[7]} | {r[8]} |" for r in table.itertuples(index=False)]
+  lines = [
+    "| search seed | search | best val accuracy | best val loss | median val loss "
+    "| its lr | its beta | exploits | config-steps |",
+    "|" + "---|" * 9,
+  ]
+  lines += [
+    f"| {r[0]} | {r[1]} | {r[2]:.4f} | {r[3]:.4f} | {r[4]:.4f} | {r[5]:.3g} "
+    f"| {r[6]:.3g} | {r[7]} | {r[8]} |"
+    for r in table.itertuples(index=False)
+  ]
   lines += ["", "Mean over search seeds:", ""]
-  lines += [f"- {m}: " + ", ".join(f"{k} {v:.4f}" for k, v in r.items())
-            for m, r in means.iterrows()]
+  lines += [
+    f"- {m}: " + ", ".join(f"{k} {v:.4f}" for k, v in r.items()) for m, r in means.iterrows()
+  ]
   atomic_write_text(os.path.join(out_dir, "summary.md"), "\n".join(lines) + "\n")
   figure(curves[(0, "pbt")], curves[(0, "quasirandom")], out_dir)
   return table
@@ -77,17 +90,28 @@ def run(study: st.Study, out_dir: str) -> pd.DataFrame:
 def figure(pbt: pd.DataFrame, plain: pd.DataFrame, out_dir: str) -> str:
   """Search seed 0: each member's validation loss and learning rate against the step."""
   from matplotlib.figure import Figure
+
   fig = Figure(figsize=(11, 4), layout="constrained")
   loss, rate = fig.subplots(1, 2)
   for frame, style, label in ((plain, ":", "quasirandom"), (pbt, "-", "PBT")):
     for index, (_, curve) in enumerate(frame.groupby("config_id")):
-      loss.plot(curve.step, curve.val_loss, style, color="tab:grey" if style == ":" else
-                "tab:blue", lw=0.8, label=label if not index else None)
+      loss.plot(
+        curve.step,
+        curve.val_loss,
+        style,
+        color="tab:grey" if style == ":" else "tab:blue",
+        lw=0.8,
+        label=label if not index else None,
+      )
   for _, curve in pbt.groupby("config_id"):
     rate.step(curve.step, curve.learning_rate, where="pre", color="tab:blue", lw=0.8)
   loss.set(xlabel="step", ylabel="validation loss", yscale="log", title="Members' curves")
-  rate.set(xlabel="step", ylabel="learning rate (PBT)", yscale="log",
-           title="Each member's learning rate, as exploits change it")
+  rate.set(
+    xlabel="step",
+    ylabel="learning rate (PBT)",
+    yscale="log",
+    title="Each member's learning rate, as exploits change it",
+  )
   loss.legend()
   return save_figure(fig, os.path.join(out_dir, "pbt.png"))
 

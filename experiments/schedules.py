@@ -24,8 +24,14 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from experiments import _cli
-from experiments._common import (markdown_table, panels, run_sweep, write_figure, write_summary,
-                                 write_tables)
+from experiments._common import (
+  markdown_table,
+  panels,
+  run_sweep,
+  write_figure,
+  write_summary,
+  write_tables,
+)
 import momentum_jax as mj
 from momentum_jax import study as st
 from momentum_jax import sweep
@@ -33,10 +39,10 @@ from momentum_jax.results import aggregate_over_seeds
 
 SCHEMA: dict[str, st.Setting] = {}  # the study is its runs
 TEXTBOOK = {
-    "step decay (0.1, ×0.5 every 10)": mj.step_decay(0.1, 0.5, 10),
-    "cosine (0.1 → 0.001 over 50)": mj.cosine_annealing(0.1, 50, 0.001),
-    "polynomial (0.1 over 50, power 2)": mj.polynomial_decay(0.1, 50, 2.0),
-    "exponential (0.1, ×0.95 per step)": mj.exponential_decay(0.1, 0.95),
+  "step decay (0.1, ×0.5 every 10)": mj.step_decay(0.1, 0.5, 10),
+  "cosine (0.1 → 0.001 over 50)": mj.cosine_annealing(0.1, 50, 0.001),
+  "polynomial (0.1 over 50, power 2)": mj.polynomial_decay(0.1, 50, 2.0),
+  "exponential (0.1, ×0.95 per step)": mj.exponential_decay(0.1, 0.95),
 }
 
 
@@ -55,8 +61,9 @@ def best_per_schedule(summary: pd.DataFrame) -> pd.DataFrame:
   """Per optimizer group: the learning rate with the best mean final accuracy, and its spread."""
   pooled = aggregate_over_seeds(summary)
   best = pooled.loc[pooled.groupby("optimizer").val_accuracy_mean.idxmax()]
-  return best[["optimizer", "learning_rate", "val_accuracy_mean", "val_accuracy_std",
-               "seeds", "diverged"]].reset_index(drop=True)
+  return best[
+    ["optimizer", "learning_rate", "val_accuracy_mean", "val_accuracy_std", "seeds", "diverged"]
+  ].reset_index(drop=True)
 
 
 def accuracy_figure(tables: dict[str, pd.DataFrame]) -> Figure:
@@ -65,10 +72,15 @@ def accuracy_figure(tables: dict[str, pd.DataFrame]) -> Figure:
   for axis, (name, table) in zip(axes, tables.items()):
     positions = np.arange(len(table))
     axis.barh(positions, table.val_accuracy_mean, xerr=table.val_accuracy_std, color="tab:blue")
-    axis.set_yticks(positions, [f"{o}  lr={lr:.3g}" for o, lr in
-                                zip(table.optimizer, table.learning_rate)], fontsize=7)
-    axis.set(xlim=(max(0.0, table.val_accuracy_mean.min() - 0.05), 1.0),
-             xlabel="final validation accuracy (mean ± std over seeds)")
+    axis.set_yticks(
+      positions,
+      [f"{o}  lr={lr:.3g}" for o, lr in zip(table.optimizer, table.learning_rate)],
+      fontsize=7,
+    )
+    axis.set(
+      xlim=(max(0.0, table.val_accuracy_mean.min() - 0.05), 1.0),
+      xlabel="final validation accuracy (mean ± std over seeds)",
+    )
     axis.set_title(f"{name}: each schedule at its best initial learning rate", fontsize=10)
   return fig
 
@@ -77,20 +89,37 @@ def run(study: st.Study, out_dir: str) -> dict[str, pd.DataFrame]:
   """The schedules' figure and first values, then each run's sweep and its best per group."""
   os.makedirs(out_dir, exist_ok=True)
   write_figure(schedule_figure(), out_dir, "schedules.png")
-  lines = ["## The textbook schedules, first ten values", "", markdown_table(
+  lines = [
+    "## The textbook schedules, first ten values",
+    "",
+    markdown_table(
       ["schedule", *range(10)],
-      [[label, *(f"{float(v):.4g}" for v in jax.vmap(schedule)(jnp.arange(10)))]
-       for label, schedule in TEXTBOOK.items()])]
+      [
+        [label, *(f"{float(v):.4g}" for v in jax.vmap(schedule)(jnp.arange(10)))]
+        for label, schedule in TEXTBOOK.items()
+      ],
+    ),
+  ]
   tables = {}
   for name, config in study.runs.items():
     tables[name] = table = best_per_schedule(run_sweep(config, os.path.join(out_dir, name)).summary)
     write_tables(out_dir, {f"{name}_best.csv": table})
-    lines += ["", f"## {name} ({config.train.steps} steps, {len(config.seeds)} seeds)", "",
-              markdown_table(["optimizer (schedule)", "best initial lr",
-                               "final val accuracy, mean ± std"],
-                              [[r.optimizer, f"{r.learning_rate:.3g}",
-                                f"{r.val_accuracy_mean:.4f} ± {r.val_accuracy_std:.4f}"]
-                               for r in table.itertuples()])]
+    lines += [
+      "",
+      f"## {name} ({config.train.steps} steps, {len(config.seeds)} seeds)",
+      "",
+      markdown_table(
+        ["optimizer (schedule)", "best initial lr", "final val accuracy, mean ± std"],
+        [
+          [
+            r.optimizer,
+            f"{r.learning_rate:.3g}",
+            f"{r.val_accuracy_mean:.4f} ± {r.val_accuracy_std:.4f}",
+          ]
+          for r in table.itertuples()
+        ],
+      ),
+    ]
   if tables:
     write_figure(accuracy_figure(tables), out_dir, "accuracy_by_schedule.png")
   write_summary(out_dir, lines)

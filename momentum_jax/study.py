@@ -81,26 +81,33 @@ class Study:
   def sweep(self) -> SweepConfig:
     """The one run of a single-sweep study."""
     if len(self.runs) != 1:
-      raise ValueError(f"study {self.name} has {len(self.runs)} runs "
-                       f"({', '.join(self.runs) or 'none'}), not one")
+      raise ValueError(
+        f"study {self.name} has {len(self.runs)} runs ({', '.join(self.runs) or 'none'}), not one"
+      )
     return next(iter(self.runs.values()))
 
 
 # --------------------------------------------------------------------------- checks
 
 
-def number(minimum: float | None = None, maximum: float | None = None,
-           positive: bool = False) -> Callable[[str, Any], float]:
+def number(
+  minimum: float | None = None, maximum: float | None = None, positive: bool = False
+) -> Callable[[str, Any], float]:
   """A check: a real number (not a bool) within the bounds; ``positive``: > 0."""
+
   def check(path: str, value: Any) -> float:
     ok = isinstance(value, (int, float)) and not isinstance(value, bool)
     ok = ok and (minimum is None or value >= minimum) and (maximum is None or value <= maximum)
     if not ok or (positive and value <= 0):
-      bounds = [f">= {minimum:g}" if minimum is not None else "",
-                f"<= {maximum:g}" if maximum is not None else "", "> 0" if positive else ""]
+      bounds = [
+        f">= {minimum:g}" if minimum is not None else "",
+        f"<= {maximum:g}" if maximum is not None else "",
+        "> 0" if positive else "",
+      ]
       shown = " and ".join(b for b in bounds if b)
       raise ConfigError(path, f"expected a number{' ' + shown if shown else ''}, got {value!r}")
     return float(value)
+
   return check
 
 
@@ -113,6 +120,7 @@ def integer(minimum: int | None = None) -> Callable[[str, Any], int]:
     if isinstance(value, bool) or not isinstance(value, int):
       raise ConfigError(path, f"expected an integer, got {value!r}")
     return value
+
   return check
 
 
@@ -131,10 +139,12 @@ def one_of(choices: Iterable[str]) -> Callable[[str, Any], str]:
 
 def list_of(item: Callable[[str, Any], Any], min_length: int = 1) -> Callable[[str, Any], list]:
   """A check: a list of at least ``min_length`` items, each checked at ``path[i]``."""
+
   def check(path: str, value: Any) -> list:
     if not isinstance(value, list) or len(value) < min_length:
       raise ConfigError(path, f"expected a list of at least {min_length}, got {value!r}")
     return [item(f"{path}[{i}]", v) for i, v in enumerate(value)]
+
   return check
 
 
@@ -143,14 +153,17 @@ def record(fields: Mapping[str, Setting]) -> Callable[[str, Any], dict]:
   return lambda path, value: check_section(path, value, fields)
 
 
-def mapping_of(key: Callable[[str, Any], Any], value: Callable[[str, Any], Any]
-               ) -> Callable[[str, Any], dict]:
+def mapping_of(
+  key: Callable[[str, Any], Any], value: Callable[[str, Any], Any]
+) -> Callable[[str, Any], dict]:
   """A check: a non-empty mapping, each key and its value checked at ``path.key``."""
+
   def check(path: str, raw: Any) -> dict:
     raw = as_mapping(path, raw)
     if not raw:
       raise ConfigError(path, "expected at least one entry")
     return {key(f"{path}.{k}", k): value(f"{path}.{k}", v) for k, v in raw.items()}
+
   return check
 
 
@@ -165,12 +178,13 @@ def problem(path: str, value: Any) -> Callable[[], problems.Problem]:
   try:
     name, options, source = parse_problem(value)
   except ConfigError as error:
-    raise ConfigError(path + error.path[len("problem"):], _message(error)) from None
+    raise ConfigError(path + error.path[len("problem") :], _message(error)) from None
   return functools.partial(make_problem, name, options, source)
 
 
-def check_section(path: str, raw: Any, fields: Mapping[str, Setting],
-                  extra: Iterable[str] = ()) -> dict[str, Any]:
+def check_section(
+  path: str, raw: Any, fields: Mapping[str, Setting], extra: Iterable[str] = ()
+) -> dict[str, Any]:
   """``raw`` checked against ``fields``: no unknown key (but ``extra``), defaults filled in."""
   raw = as_mapping(path, {} if raw is None else raw)
   check_keys(path, raw, (*fields, *extra))
@@ -265,11 +279,10 @@ def _with_run_files(raw: dict[str, Any], folder: str | None) -> dict[str, Any]:
 
 def _message(error: ConfigError) -> str:
   """The error's message without its path."""
-  return str(error)[len(error.path) + 2:] if error.path else str(error)
+  return str(error)[len(error.path) + 2 :] if error.path else str(error)
 
 
-def _run_config(name: str, base: Mapping[str, Any], overlay: Any, default_name: str
-                ) -> SweepConfig:
+def _run_config(name: str, base: Mapping[str, Any], overlay: Any, default_name: str) -> SweepConfig:
   where = f"study.{RUNS}.{name}"
   overlay = as_mapping(where, {} if overlay is None else overlay)
   merged = merge({"name": default_name, **base}, overlay)
@@ -283,8 +296,12 @@ def _run_config(name: str, base: Mapping[str, Any], overlay: Any, default_name: 
     raise ConfigError(error.path, f"{message} (in run {name})") from None
 
 
-def load_study(source: _Source, schema: Mapping[str, Setting] | None = None,
-               overlays: Iterable[_Source] = (), overrides: Iterable[str] = ()) -> Study:
+def load_study(
+  source: _Source,
+  schema: Mapping[str, Setting] | None = None,
+  overlays: Iterable[_Source] = (),
+  overrides: Iterable[str] = (),
+) -> Study:
   """Reads a study, merges its overlays and overrides onto it, and validates it.
 
   Args:
@@ -310,8 +327,11 @@ def load_study(source: _Source, schema: Mapping[str, Setting] | None = None,
     raw = merge(raw, _with_run_files(layer, where))
   for text in overrides:
     raw = merge(raw, parse_override(text))
-  name = "study" if isinstance(source, Mapping) else os.path.splitext(
-      os.path.basename(os.fspath(source)))[0]
+  name = (
+    "study"
+    if isinstance(source, Mapping)
+    else os.path.splitext(os.path.basename(os.fspath(source)))[0]
+  )
   section = as_mapping("study", raw.get("study") or {})
   settings = check_section("study", section, schema or {}, extra=(RUNS,))
   base = {k: v for k, v in raw.items() if k != "study"}
@@ -319,7 +339,8 @@ def load_study(source: _Source, schema: Mapping[str, Setting] | None = None,
   if runs is None:
     runs = {MAIN_RUN: {}} if base else {}
   runs = as_mapping(f"study.{RUNS}", runs)
-  configs = {str(run): _run_config(str(run), base, overlay,
-                                   name if run == MAIN_RUN else f"{name}_{run}")
-             for run, overlay in runs.items()}
+  configs = {
+    str(run): _run_config(str(run), base, overlay, name if run == MAIN_RUN else f"{name}_{run}")
+    for run, overlay in runs.items()
+  }
   return Study(name=name, settings=settings, runs=configs, raw=raw)

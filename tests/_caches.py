@@ -8,11 +8,10 @@ from momentum_jax.sweep import _program_cache
 
 # K = 4 configurations, a few steps: compiles in well under a second.
 TINY = {
-    "problem": {"name": "linear_regression"},
-    "optimizer": {"name": "momentum", "ema": False, "learning_rate": [0.01, 0.1],
-                  "beta": [0.0, 0.9]},
-    "train": {"steps": 10, "log_every": 5},
-    "seeds": 1,
+  "problem": {"name": "linear_regression"},
+  "optimizer": {"name": "momentum", "ema": False, "learning_rate": [0.01, 0.1], "beta": [0.0, 0.9]},
+  "train": {"steps": 10, "log_every": 5},
+  "seeds": 1,
 }
 
 

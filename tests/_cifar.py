@@ -18,8 +18,12 @@ TRAIN_FILES = [f"data_batch_{i}" for i in range(1, 6)]
 
 def write_batch(file: pathlib.Path, data: np.ndarray, labels) -> None:
   """Writes one batch file as the official files are written."""
-  batch = {b"batch_label": b"fake batch", b"labels": list(labels),
-           b"data": data, b"filenames": [b"x.png"] * len(labels)}
+  batch = {
+    b"batch_label": b"fake batch",
+    b"labels": list(labels),
+    b"data": data,
+    b"filenames": [b"x.png"] * len(labels),
+  }
   with open(file, "wb") as handle:
     pickle.dump(batch, handle, protocol=2)  # as the official files
 
@@ -53,6 +57,9 @@ def write_fake_cifar(folder: pathlib.Path, rows: int = 4, meta: bool = True):
   write_batch(folder / "test_batch", test_data, test_labels)
   if meta:
     with open(folder / "batches.meta", "wb") as handle:
-      pickle.dump({b"label_names": [f"class{k}".encode() for k in range(10)],
-                   b"num_vis": 3072}, handle, protocol=2)
+      pickle.dump(
+        {b"label_names": [f"class{k}".encode() for k in range(10)], b"num_vis": 3072},
+        handle,
+        protocol=2,
+      )
   return np.concatenate(train_data), train_labels, test_data, test_labels

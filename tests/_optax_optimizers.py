@@ -25,11 +25,11 @@ CONTRIB_TEST = _OPTAX / "contrib" / "_common_test.py"
 
 # name -> why a config cannot name it alone (docs/sweeps.md says the same).
 NOT_BY_NAME = {
-    "optax.contrib.sophia": "needs the extra argument obj_fn, which optax.lbfgs's line search "
-                            "refuses beside its value_fn",
-    "optax.contrib.mechanize": "wraps another optimizer",
-    "optax.contrib.schedule_free": "wraps another optimizer",
-    "optax.contrib.reduce_on_plateau": "scales another optimizer's updates",
+  "optax.contrib.sophia": "needs the extra argument obj_fn, which optax.lbfgs's line search "
+  "refuses beside its value_fn",
+  "optax.contrib.mechanize": "wraps another optimizer",
+  "optax.contrib.schedule_free": "wraps another optimizer",
+  "optax.contrib.reduce_on_plateau": "scales another optimizer's updates",
 }
 
 
@@ -66,9 +66,14 @@ def aliases() -> list[str]:
   """``optax.<alias>`` for every optimizer of optax's alias module and of its alias tests."""
   module = sys.modules[optax.adam.__module__]
   defined = lambda f: getattr(getattr(f, "func", f), "__module__", None) == module.__name__
-  own = {name for name, f in vars(module).items()
-         if (inspect.isfunction(f) or isinstance(f, functools.partial)) and defined(f)
-         and not name.startswith("_") and getattr(optax, name, None) is f}
+  own = {
+    name
+    for name, f in vars(module).items()
+    if (inspect.isfunction(f) or isinstance(f, functools.partial))
+    and defined(f)
+    and not name.startswith("_")
+    and getattr(optax, name, None) is f
+  }
   return sorted(f"optax.{name}" for name in own | _tested_names(ALIAS_TEST, "opt_name"))
 
 

@@ -17,8 +17,8 @@ def least_squares(seed: int, dtype=jnp.float32):
   x = jnp.asarray(rng.normal(size=(32, 5)), dtype)
   y = jnp.asarray(rng.normal(size=(32, 3)), dtype)
   params = {
-      "w": jnp.asarray(rng.normal(size=(5, 3)), dtype),
-      "b": jnp.asarray(rng.normal(size=(3,)), dtype),
+    "w": jnp.asarray(rng.normal(size=(5, 3)), dtype),
+    "b": jnp.asarray(rng.normal(size=(3,)), dtype),
   }
 
   def loss_fn(p):

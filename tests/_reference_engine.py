@@ -36,12 +36,11 @@ def _loss(problem, outputs, targets):
   return jnp.mean((outputs - targets) ** 2)
 
 
-
 def build_train(
-    problem: Problem,
-    make_optimizer: OptimizerFactory,
-    config: TrainConfig,
-    on_log: Callable[[jax.Array], None] | None = None,
+  problem: Problem,
+  make_optimizer: OptimizerFactory,
+  config: TrainConfig,
+  on_log: Callable[[jax.Array], None] | None = None,
 ) -> Callable[[Mapping[str, jax.Array], jax.Array], TrainResult]:
   """The whole run as one scan: ``train(hyperparameters, key) -> (metrics, params, rest, diverged_at)``."""
   data = problem.data
@@ -66,8 +65,9 @@ def build_train(
     if config.batch_size is None:
       return data.x_train, data.y_train, order
     epoch, within = jnp.divmod(step, per_epoch)
-    order = jax.lax.cond(within == 0, lambda: epoch_order(data_key, epoch, data.num_train),
-                         lambda: order)
+    order = jax.lax.cond(
+      within == 0, lambda: epoch_order(data_key, epoch, data.num_train), lambda: order
+    )
     index = _epoch_batch(order, within, config.batch_size)
     return data.x_train[index], data.y_train[index], order
 
@@ -117,19 +117,18 @@ def build_train(
       first_loss = jnp.where(step_index == 0, loss, first_loss)
       floor = problem.loss_floor
       # (With floor 0, as for every data loss, this is loss > factor · first_loss.)
-      bad = ~jnp.isfinite(loss) | ((first_loss > floor) & (
-          loss - floor > config.divergence_factor * (first_loss - floor)))
+      bad = ~jnp.isfinite(loss) | (
+        (first_loss > floor) & (loss - floor > config.divergence_factor * (first_loss - floor))
+      )
       diverged_at = jnp.where((diverged_at < 0) & bad, step_index, diverged_at)
       # A diverged run stops moving: its overflowing arithmetic can then
       # neither slow the batch down nor spread (under vmap each run is
       # independent anyway).
-      state = jax.tree.map(
-          lambda new, old: jnp.where(diverged_at >= 0, old, new), new_state, state)
+      state = jax.tree.map(lambda new, old: jnp.where(diverged_at >= 0, old, new), new_state, state)
       return (state, first_loss, diverged_at, order), loss
 
     def segment(carry, first_step):
-      carry, losses = jax.lax.scan(
-          step, carry, first_step + jnp.arange(config.log_every))
+      carry, losses = jax.lax.scan(step, carry, first_step + jnp.arange(config.log_every))
       params, rest, opt_state = carry[0]
       norms = optim.grad_norms(opt_state)
       metrics = {"train_loss": jnp.mean(losses), "grad_norm": norms.global_norm}
@@ -156,12 +155,18 @@ def program(train, width, mesh, seed=None):
 
   def one(hyperparameters_and_seed):
     hyperparameters, own_seed = hyperparameters_and_seed
-    metrics, _, _, diverged_at = train(hyperparameters,
-                                       jax.random.key(own_seed if seed is None else seed))
+    metrics, _, _, diverged_at = train(
+      hyperparameters, jax.random.key(own_seed if seed is None else seed)
+    )
     return metrics, diverged_at
 
   def shard(hyperparameters, seeds):
     return jax.lax.map(one, (hyperparameters, seeds), batch_size=width if width > 1 else None)
 
-  return jax.shard_map(shard, mesh=mesh, in_specs=PartitionSpec("config"),
-                       out_specs=PartitionSpec("config"), check_vma=False)
+  return jax.shard_map(
+    shard,
+    mesh=mesh,
+    in_specs=PartitionSpec("config"),
+    out_specs=PartitionSpec("config"),
+    check_vma=False,
+  )

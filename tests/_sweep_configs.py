@@ -5,36 +5,49 @@ import copy
 # Heavy-ball momentum on the literature's regression: 3 learning rates x 3
 # betas x 2 seeds = 18 configurations, 40 full-batch steps, logged twice.
 REGRESSION = {
-    "problem": {"name": "linear_regression"},
-    "optimizer": {"name": "momentum", "ema": False,
-                  "learning_rate": {"logspace": [0.003, 0.3, 3]},
-                  "beta": {"linspace": [0.0, 0.9, 3]}},
-    "train": {"steps": 40, "log_every": 20},
-    "seeds": 2,
+  "problem": {"name": "linear_regression"},
+  "optimizer": {
+    "name": "momentum",
+    "ema": False,
+    "learning_rate": {"logspace": [0.003, 0.3, 3]},
+    "beta": {"linspace": [0.0, 0.9, 3]},
+  },
+  "train": {"steps": 40, "log_every": 20},
+  "seeds": 2,
 }
 
 # Two groups on the regression: 9 heavy-ball momentum settings and 3 of Adam, x 2 seeds.
 TWO_GROUPS = {
-    "problem": {"name": "linear_regression"},
-    "optimizers": [
-        {"name": "momentum", "ema": False, "learning_rate": {"logspace": [0.003, 0.3, 3]},
-         "beta": {"linspace": [0.0, 0.9, 3]}},
-        {"name": "adam", "learning_rate": [0.01, 0.1, 1.0]},
-    ],
-    "train": {"steps": 40, "log_every": 20},
-    "seeds": 2,
+  "problem": {"name": "linear_regression"},
+  "optimizers": [
+    {
+      "name": "momentum",
+      "ema": False,
+      "learning_rate": {"logspace": [0.003, 0.3, 3]},
+      "beta": {"linspace": [0.0, 0.9, 3]},
+    },
+    {"name": "adam", "learning_rate": [0.01, 0.1, 1.0]},
+  ],
+  "train": {"steps": 40, "log_every": 20},
+  "seeds": 2,
 }  # 18 + 6 configurations
 
 # Heavy-ball momentum on the regression: 9 learning rates (the largest
 # diverge) x 2 seeds, 90 full-batch steps logged every 10; rungs at 10, 30, 90.
 HALVING = {
-    "problem": {"name": "linear_regression"},
-    "optimizer": {"name": "momentum", "ema": False,
-                  "learning_rate": {"logspace": [0.001, 10.0, 9]}, "beta": 0.9},
-    "train": {"steps": 90, "log_every": 10},
-    "seeds": 2,
-    "search": {"method": "grid", "scheduler": {
-        "name": "successive_halving", "eta": 3, "min_steps": 10, "metric": "final_loss"}},
+  "problem": {"name": "linear_regression"},
+  "optimizer": {
+    "name": "momentum",
+    "ema": False,
+    "learning_rate": {"logspace": [0.001, 10.0, 9]},
+    "beta": 0.9,
+  },
+  "train": {"steps": 90, "log_every": 10},
+  "seeds": 2,
+  "search": {
+    "method": "grid",
+    "scheduler": {"name": "successive_halving", "eta": 3, "min_steps": 10, "metric": "final_loss"},
+  },
 }
 
 

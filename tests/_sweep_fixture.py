@@ -30,8 +30,13 @@ DIVERGED_AT_STEP = 30
 
 
 def final_loss(optimizer: str, learning_rate: float, second: float, seed: int) -> float:
-  return (0.1 + (math.log10(learning_rate) + 2) ** 2 + second + 0.01 * seed
-          + (0.5 if optimizer == "rmsprop" else 0.0))
+  return (
+    0.1
+    + (math.log10(learning_rate) + 2) ** 2
+    + second
+    + 0.01 * seed
+    + (0.5 if optimizer == "rmsprop" else 0.0)
+  )
 
 
 def val_accuracy(learning_rate: float, second: float, seed: int) -> float:
@@ -50,16 +55,25 @@ def _curve(optimizer, learning_rate, second, seed) -> np.ndarray:
 def make_result(classification: bool = False) -> SweepResult:
   """The 24-run sweep; ``classification`` adds ``val_loss`` and ``val_accuracy``."""
   summary_rows, curve_rows = [], []
-  runs = [(optimizer, lr, second, seed)
-          for optimizer, (_, values) in SECOND.items()
-          for lr, second, seed in itertools.product(LEARNING_RATES, values, SEEDS)]
+  runs = [
+    (optimizer, lr, second, seed)
+    for optimizer, (_, values) in SECOND.items()
+    for lr, second, seed in itertools.product(LEARNING_RATES, values, SEEDS)
+  ]
   for config_id, (optimizer, lr, second, seed) in enumerate(runs):
     name = SECOND[optimizer][0]
     curve = _curve(optimizer, lr, second, seed)
     diverged = (optimizer, lr, second, seed) in DIVERGED
-    row = {"config_id": config_id, "optimizer": optimizer, "learning_rate": lr,
-           "beta": np.nan, "decay": np.nan, "seed": seed,
-           "final_loss": curve[-1], "best_loss": curve.min()}
+    row = {
+      "config_id": config_id,
+      "optimizer": optimizer,
+      "learning_rate": lr,
+      "beta": np.nan,
+      "decay": np.nan,
+      "seed": seed,
+      "final_loss": curve[-1],
+      "best_loss": curve.min(),
+    }
     row[name] = second
     if classification:
       row["val_loss"] = np.nan if diverged else 1.1 * curve[-1]
@@ -68,19 +82,26 @@ def make_result(classification: bool = False) -> SweepResult:
     row["diverged_at_step"] = DIVERGED_AT_STEP if diverged else pd.NA
     summary_rows.append(row)
     for step, loss in zip(STEPS, curve):
-      curve_rows.append({"config_id": config_id, "optimizer": optimizer, "step": int(step),
-                         "train_loss": loss, "grad_norm": 2 * loss})
+      curve_rows.append(
+        {
+          "config_id": config_id,
+          "optimizer": optimizer,
+          "step": int(step),
+          "train_loss": loss,
+          "grad_norm": 2 * loss,
+        }
+      )
   summary = pd.DataFrame(summary_rows)
   summary["diverged_at_step"] = summary["diverged_at_step"].astype("Int64")
   problem = "digits_mlp" if classification else "linear_regression"
   manifest = {  # as a sweep writes it (momentum_jax.results.Manifest), in part
-      "config": {"problem": {"name": problem}, "train": {"steps": 50, "log_every": 10}},
-      "problem": problem,
-      "steps": 50,
-      "versions": {"jax": "0.7.0", "momentum_jax": "0.1.0"},
-      "devices": ["cpu:0"],
-      "timings": {"compile_seconds": 1.5, "run_seconds": 12.25},
-      "compilations": 2,
-      "chunk_size": {"momentum": 12, "rmsprop": 12},
+    "config": {"problem": {"name": problem}, "train": {"steps": 50, "log_every": 10}},
+    "problem": problem,
+    "steps": 50,
+    "versions": {"jax": "0.7.0", "momentum_jax": "0.1.0"},
+    "devices": ["cpu:0"],
+    "timings": {"compile_seconds": 1.5, "run_seconds": 12.25},
+    "compilations": 2,
+    "chunk_size": {"momentum": 12, "rmsprop": 12},
   }
   return SweepResult(summary, pd.DataFrame(curve_rows), manifest)

@@ -55,8 +55,9 @@ def carried(relative: np.ndarray | float, start: np.ndarray, path: np.ndarray) -
   return np.cumsum(delta.reshape((-1,) + (1,) * (path.ndim - 1)) * moves(start, path), axis=0)
 
 
-def float32_drift_bound(start: np.ndarray, path: np.ndarray,
-                        relative: np.ndarray | float = 0.0) -> np.ndarray:
+def float32_drift_bound(
+  start: np.ndarray, path: np.ndarray, relative: np.ndarray | float = 0.0
+) -> np.ndarray:
   """How far a float32 run of a trajectory may lie from its exact run, per step and element.
 
   ``Σ_{s≤t} U32·|w_s| + (UPDATE_ROUNDINGS·U32 + relative_s)·|Δw_s|``, from the
@@ -133,8 +134,9 @@ def momentum_rounding_bound(learning_rate: float, beta: float, gradients: np.nda
   return np.stack(bounds)
 
 
-def amplification(states, steps: int, *, b1: float | None = None, b2: float | None = None,
-                  centered: bool = False) -> np.ndarray | float:
+def amplification(
+  states, steps: int, *, b1: float | None = None, b2: float | None = None, centered: bool = False
+) -> np.ndarray | float:
   """What an update amplifies beyond its plain roundings, per step (relative).
 
   Adam's bias corrections are float32 (:func:`adam_bias_correction_error`,
@@ -148,8 +150,10 @@ def amplification(states, steps: int, *, b1: float | None = None, b2: float | No
     relative = adam_bias_correction_error(b1, b2, steps)
   if centered:
     nu, mu = optax.tree.get(states, "nu"), optax.tree.get(states, "mu")
-    worst = [(0.5 * cancellation(np.abs(_wide(n)), np.abs(_wide(m))**2)).reshape(steps, -1)
-             .max(axis=1) for n, m in zip(jax.tree.leaves(nu), jax.tree.leaves(mu))]
+    worst = [
+      (0.5 * cancellation(np.abs(_wide(n)), np.abs(_wide(m)) ** 2)).reshape(steps, -1).max(axis=1)
+      for n, m in zip(jax.tree.leaves(nu), jax.tree.leaves(mu))
+    ]
     relative = relative + np.max(worst, axis=0)
   return relative
 
@@ -159,8 +163,16 @@ def _wide(x) -> np.ndarray:
   return x.astype(np.complex128 if np.iscomplexobj(x) else np.float64)
 
 
-def run_and_bound(tx: optax.GradientTransformation, grad_fn, params, steps: int, *,
-                  centered: bool = False, relative: np.ndarray | float = 0.0, **betas: float):
+def run_and_bound(
+  tx: optax.GradientTransformation,
+  grad_fn,
+  params,
+  steps: int,
+  *,
+  centered: bool = False,
+  relative: np.ndarray | float = 0.0,
+  **betas: float,
+):
   """A run of ``tx`` fed ``grad_fn(params)`` (the params after each step, stacked) and, per
   leaf, its :func:`float32_drift_bound` with what the update amplifies
   (:func:`amplification`; ``betas``: Adam's ``b1`` and ``b2``) and ``relative``.
@@ -176,10 +188,12 @@ def run_and_bound(tx: optax.GradientTransformation, grad_fn, params, steps: int,
     p = optax.apply_updates(p, updates)
     return (p, state), (p, state)
 
-  _, (path, states) = jax.jit(
-      lambda p: jax.lax.scan(step, (p, tx.init(p)), None, length=steps))(params)
-  relative = relative + amplification(jax.tree.map(np.asarray, states), steps,
-                                      centered=centered, **betas)
+  _, (path, states) = jax.jit(lambda p: jax.lax.scan(step, (p, tx.init(p)), None, length=steps))(
+    params
+  )
+  relative = relative + amplification(
+    jax.tree.map(np.asarray, states), steps, centered=centered, **betas
+  )
   bound = {k: float32_drift_bound(_wide(params[k]), _wide(path[k]), relative) for k in path}
   return path, bound
 
@@ -190,7 +204,8 @@ def assert_within(actual, expected, bound) -> None:
     error = np.abs(_wide(actual[k]) - _wide(expected[k]))
     worst = np.unravel_index(np.argmax(error - bound[k]), error.shape)
     assert np.all(error <= bound[k]), (
-        f"leaf {k!r} at {worst}: |error| {error[worst]:.3g} above the bound {bound[k][worst]:.3g}")
+      f"leaf {k!r} at {worst}: |error| {error[worst]:.3g} above the bound {bound[k][worst]:.3g}"
+    )
 
 
 # Roundings of a schedule's float32 formula, counted on the longest (cosine
@@ -221,12 +236,14 @@ def schedule_bound(exact, scale: float, amplification=0.0) -> np.ndarray:
   (:func:`power_amplification`) relative to the ``exact`` values. Two float32
   evaluations (vmapped and alone, ours and optax's) lie twice this apart.
   """
-  return U32 * (SCHEDULE_ROUNDINGS * scale
-                + np.asarray(amplification) * np.abs(np.asarray(exact, np.float64)))
+  return U32 * (
+    SCHEDULE_ROUNDINGS * scale + np.asarray(amplification) * np.abs(np.asarray(exact, np.float64))
+  )
 
 
-def update_rounding_bound(exact: np.ndarray, magnitude: np.ndarray,
-                          relative: np.ndarray | float = 0.0) -> np.ndarray:
+def update_rounding_bound(
+  exact: np.ndarray, magnitude: np.ndarray, relative: np.ndarray | float = 0.0
+) -> np.ndarray:
   """How far a float32 sequence of updates fed given gradients (not applied) may lie from its
   exact values, per step and element.
 

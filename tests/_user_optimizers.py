@@ -39,8 +39,10 @@ def not_a_problem(dataset="uniform"):
 
 def sgd_reduced_on_plateau(learning_rate):
   """SGD whose steps are halved when the loss stops falling (optax's reduce_on_plateau)."""
-  return optax.chain(optax.sgd(learning_rate), optax.contrib.reduce_on_plateau(
-      factor=0.5, patience=2, accumulation_size=5))
+  return optax.chain(
+    optax.sgd(learning_rate),
+    optax.contrib.reduce_on_plateau(factor=0.5, patience=2, accumulation_size=5),
+  )
 
 
 def half_params(opt_state, params):

@@ -23,6 +23,7 @@ _FULL, _FIRST, _LAST = 1, 2, 4
 def records(path: str | Path):
   """Each ``Record`` of a ``.wandb`` file, in order."""
   from wandb.proto import wandb_internal_pb2
+
   data = Path(path).read_bytes()
   if data[:4] != b":W&B":
     raise ValueError(f"{path}: not a W&B run file (starts {data[:4]!r})")
@@ -31,8 +32,8 @@ def records(path: str | Path):
     if _BLOCK - at % _BLOCK < _HEADER:  # a block's tail too short for a header is padding
       at += _BLOCK - at % _BLOCK
       continue
-    crc, length, kind = struct.unpack("<IHB", data[at:at + _HEADER])
-    body = data[at + _HEADER:at + _HEADER + length]
+    crc, length, kind = struct.unpack("<IHB", data[at : at + _HEADER])
+    body = data[at + _HEADER : at + _HEADER + length]
     at += _HEADER + length
     if kind == 0 and length == 0:  # zeros written ahead of a record that never came
       continue
@@ -53,11 +54,19 @@ def run_contents(path: str | Path) -> dict:
     if kind == "run":
       run = record.run
       found.update(name=run.display_name, group=run.run_group, job_type=run.job_type)
-      found["config"].update({item.key: json.loads(item.value_json)
-                              for item in run.config.update if item.key != "_wandb"})
+      found["config"].update(
+        {
+          item.key: json.loads(item.value_json)
+          for item in run.config.update
+          if item.key != "_wandb"
+        }
+      )
     elif kind == "history":
-      items = {"/".join(item.nested_key) or item.key: json.loads(item.value_json)
-               for item in record.history.item}
+      items = {
+        "/".join(item.nested_key) or item.key: json.loads(item.value_json)
+        for item in record.history.item
+      }
       found["history"][int(items.pop("_step"))] = {
-          k: v for k, v in items.items() if not k.startswith("_")}
+        k: v for k, v in items.items() if not k.startswith("_")
+      }
   return found

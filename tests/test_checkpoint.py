@@ -25,11 +25,15 @@ from momentum_jax.train import TrainConfig, train
 REGRESSION = TWO_GROUPS
 # Long enough per chunk (~0.1-0.5 s) for a kill to land between chunks.
 DIGITS = {
-    "problem": {"name": "digits_mlp", "hidden": [32]},
-    "optimizer": {"name": "momentum", "ema": False,
-                  "learning_rate": {"logspace": [0.003, 0.3, 8]}, "beta": [0.0, 0.5, 0.9]},
-    "train": {"steps": 300, "batch_size": 32, "log_every": 50},
-    "seeds": 1,
+  "problem": {"name": "digits_mlp", "hidden": [32]},
+  "optimizer": {
+    "name": "momentum",
+    "ema": False,
+    "learning_rate": {"logspace": [0.003, 0.3, 8]},
+    "beta": [0.0, 0.5, 0.9],
+  },
+  "train": {"steps": 300, "batch_size": 32, "log_every": 50},
+  "seeds": 1,
 }  # 24 configurations
 
 
@@ -88,8 +92,9 @@ def test_a_different_config_is_refused_unless_overwrite(tmp_path, capsys):
   sweep.run(REGRESSION, tmp_path, quiet=True).save(tmp_path)
   other = json.loads(json.dumps(REGRESSION))
   other["train"]["steps"] = 60
-  with pytest.raises(sweep.OutputDirError, match="holds a sweep of a different config.*"
-                     "--overwrite"):
+  with pytest.raises(
+    sweep.OutputDirError, match="holds a sweep of a different config.*--overwrite"
+  ):
     sweep.run(other, tmp_path, quiet=True)
   assert json.loads((tmp_path / "manifest.json").read_text())["steps"] == 40  # untouched
 
@@ -114,8 +119,7 @@ def test_a_finished_sweep_without_its_chunks_still_guards_its_folder(tmp_path):
   other = dict(REGRESSION, seeds=1)
   with pytest.raises(sweep.OutputDirError, match="different config"):
     sweep.run(other, tmp_path, quiet=True)
-  assert sweep.run(REGRESSION, tmp_path, quiet=True).manifest["checkpoint"][
-      "configs_trained"] == 24
+  assert sweep.run(REGRESSION, tmp_path, quiet=True).manifest["checkpoint"]["configs_trained"] == 24
 
 
 def test_other_package_versions_are_refused(tmp_path):
@@ -138,14 +142,25 @@ def test_resuming_at_another_width_is_refused(tmp_path):
 def test_the_chunk_metrics_round_trip_nested_dicts(tmp_path):
   state = {"fingerprint": "f", "config": {}, "versions": {}}
   checkpoint = _checkpoint.Checkpoint.open(tmp_path, state, overwrite=False)
-  metrics = {"train_loss": np.arange(6.0).reshape(3, 2),
-             "grad_norms": {"layers": {0: {"kernel": np.ones((3, 2), np.float32)}}}}
+  metrics = {
+    "train_loss": np.arange(6.0).reshape(3, 2),
+    "grad_norms": {"layers": {0: {"kernel": np.ones((3, 2), np.float32)}}},
+  }
   rows = np.array([2, 0, 1])
   batch = Batch(rows, {"learning_rate": np.array([0.1, 0.2, 0.3])}, np.zeros(3, np.int64), 0)
-  checkpoint.save_batch(0, batch, {"next": 3}, {
-      "rows": rows, "metrics": metrics, "diverged_at_step": np.array([-1, 5, -1], np.int32),
-      "stopped_at_step": np.full(3, 2), "values": dict(batch.values),
-      "history": {"copied_from": np.full((3, 2), -1)}})
+  checkpoint.save_batch(
+    0,
+    batch,
+    {"next": 3},
+    {
+      "rows": rows,
+      "metrics": metrics,
+      "diverged_at_step": np.array([-1, 5, -1], np.int32),
+      "stopped_at_step": np.full(3, 2),
+      "values": dict(batch.values),
+      "history": {"copied_from": np.full((3, 2), -1)},
+    },
+  )
   ((saved, state, ended),) = checkpoint.batches(0)
   assert (saved.record(), state) == (batch.record(), {"next": 3})
   np.testing.assert_array_equal(ended["metrics"]["train_loss"], metrics["train_loss"])
@@ -158,10 +173,12 @@ def test_the_chunk_metrics_round_trip_nested_dicts(tmp_path):
 
 
 def test_a_sweep_logging_per_layer_gradient_norms_checkpoints_and_tabulates_them(tmp_path):
-  config = {"problem": {"name": "digits_mlp", "hidden": [8]},
-            "optimizer": {"name": "sgd", "learning_rate": [0.01, 0.1]},
-            "train": {"steps": 4, "batch_size": 16, "log_every": 2, "grad_norms": True},
-            "seeds": 1}
+  config = {
+    "problem": {"name": "digits_mlp", "hidden": [8]},
+    "optimizer": {"name": "sgd", "learning_rate": [0.01, 0.1]},
+    "train": {"steps": 4, "batch_size": 16, "log_every": 2, "grad_norms": True},
+    "seeds": 1,
+  }
   saved = sweep.run(config, tmp_path, quiet=True)
   _same_results(sweep.run(config, quiet=True), saved)
   with np.load(_chunk_files(tmp_path)[0]) as chunk:
@@ -171,9 +188,13 @@ def test_a_sweep_logging_per_layer_gradient_norms_checkpoints_and_tabulates_them
   assert columns == [f"grad_norm/layers/{i}/{leaf}" for i in (0, 1) for leaf in ("bias", "kernel")]
   saved.save(tmp_path)
   _same_results(saved, results.load_results(tmp_path))
-  alone = train(problems.get_problem("digits_mlp", hidden=[8]), mj.sgd, {"learning_rate": 0.1},
-                jax.random.key(0), TrainConfig(steps=4, batch_size=16, log_every=2,
-                                               grad_norms=True))
+  alone = train(
+    problems.get_problem("digits_mlp", hidden=[8]),
+    mj.sgd,
+    {"learning_rate": 0.1},
+    jax.random.key(0),
+    TrainConfig(steps=4, batch_size=16, log_every=2, grad_norms=True),
+  )
   swept = saved.curves[saved.curves.config_id == 1]  # learning rate 0.1
   for path, norms in mj.named_norms(alone.metrics["grad_norms"]).items():
     np.testing.assert_allclose(swept[f"grad_norm/{path}"], norms, rtol=1e-5)
@@ -189,10 +210,23 @@ def _kill_the_command_once(tmp_path, flags: list[str], ready, what: str, sweep_c
   config.write_text(json.dumps(sweep_config))
   out = tmp_path / "out"
   process = subprocess.Popen(
-      [sys.executable, "-m", "momentum_jax", "sweep", str(config), "--out", str(out),
-       "--width", "2", *flags, "--quiet"],
-      env=dict(os.environ, JAX_NUM_CPU_DEVICES="2", JAX_PLATFORMS="cpu"),
-      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    [
+      sys.executable,
+      "-m",
+      "momentum_jax",
+      "sweep",
+      str(config),
+      "--out",
+      str(out),
+      "--width",
+      "2",
+      *flags,
+      "--quiet",
+    ],
+    env=dict(os.environ, JAX_NUM_CPU_DEVICES="2", JAX_PLATFORMS="cpu"),
+    stdout=subprocess.DEVNULL,
+    stderr=subprocess.DEVNULL,
+  )
   deadline = time.monotonic() + 240
   try:
     while not ready(out):
@@ -236,15 +270,15 @@ def test_a_sweep_killed_inside_a_chunk_resumes_from_its_saved_state(tmp_path, wh
   # One chunk of 24 at width 2, 300 steps in segments of 50 (six logs of 50:
   # one log each), its state saved after every segment.
   whole = whole_digits
-  out = _kill_the_command_once(tmp_path, ["--checkpoint-every", "1e-9"], _saved_states,
-                               "saving a state")
+  out = _kill_the_command_once(
+    tmp_path, ["--checkpoint-every", "1e-9"], _saved_states, "saving a state"
+  )
   assert not _chunk_files(out), "killed too late: the chunk had finished"
   resumed = sweep.run(DIGITS, out, quiet=True)
   (chunk,) = resumed.manifest["checkpoint"]["chunks_resumed_mid_training"]
   assert chunk["configs"] == 24 and 0 < chunk["from_step"] < 300
   assert not _saved_states(out)  # a finished chunk's state is deleted
   _same_results(whole, resumed)
-
 
 
 def test_two_processes_write_their_own_shares_and_one_merges(tmp_path):
@@ -277,13 +311,16 @@ def test_resuming_with_other_data_or_another_model_is_refused(tmp_path):
       if hidden is None:
         return nnx.Linear(3, 1, rngs=rngs)
       return nnx.Sequential(nnx.Linear(3, hidden, rngs=rngs), nnx.Linear(hidden, 1, rngs=rngs))
+
     problem = problems.Problem("toy", data.Dataset("toy", x, targets[:, None]), make_model)
-    return {"problem": problem, "optimizer": {"name": "sgd", "learning_rate": [0.01, 0.1]},
-            "train": {"steps": 20, "log_every": 10}}
+    return {
+      "problem": problem,
+      "optimizer": {"name": "sgd", "learning_rate": [0.01, 0.1]},
+      "train": {"steps": 20, "log_every": 10},
+    }
 
   first = sweep.run(config(y), tmp_path, quiet=True)
-  assert first.manifest["problem_record"]["parameter_shapes"] == {
-      "kernel": [3, 1], "bias": [1]}
+  assert first.manifest["problem_record"]["parameter_shapes"] == {"kernel": [3, 1], "bias": [1]}
   again = sweep.run(config(y), tmp_path, quiet=True)
   assert again.manifest["checkpoint"]["configs_trained"] == 0  # the same problem: resumed
   with pytest.raises(sweep.OutputDirError, match="different config"):
@@ -293,8 +330,13 @@ def test_resuming_with_other_data_or_another_model_is_refused(tmp_path):
 
 
 # DIGITS under Hyperband (rungs of 50 steps and more): brackets trained one after the other.
-HYPERBAND_DIGITS = {**DIGITS, "search": {"method": "grid", "scheduler": {
-    "name": "hyperband", "eta": 3, "min_steps": 50, "metric": "val_loss"}}}
+HYPERBAND_DIGITS = {
+  **DIGITS,
+  "search": {
+    "method": "grid",
+    "scheduler": {"name": "hyperband", "eta": 3, "min_steps": 50, "metric": "val_loss"},
+  },
+}
 
 
 def _saved_in_a_later_bracket(out):
@@ -312,18 +354,23 @@ def _saved_in_a_later_bracket(out):
   return False
 
 
-def test_a_hyperband_sweep_killed_in_a_later_bracket_resumes_to_the_uninterrupted_results(
-    tmp_path):
-  out = _kill_the_command_once(tmp_path, ["--checkpoint-every", "1e-9"],
-                               _saved_in_a_later_bracket, "saving a later bracket's state",
-                               HYPERBAND_DIGITS)
+def test_a_hyperband_sweep_killed_in_a_later_bracket_resumes_to_the_uninterrupted_results(tmp_path):
+  out = _kill_the_command_once(
+    tmp_path,
+    ["--checkpoint-every", "1e-9"],
+    _saved_in_a_later_bracket,
+    "saving a later bracket's state",
+    HYPERBAND_DIGITS,
+  )
   resumed = sweep.run(HYPERBAND_DIGITS, out, quiet=True)
   (mid,) = resumed.manifest["checkpoint"]["chunks_resumed_mid_training"]
   assert mid["batch"] >= 1 and mid["from_step"] > 0
   whole = sweep.run(HYPERBAND_DIGITS, quiet=True, width=2)
   _same_results(whole, resumed)
-  sizes = lambda result: [[b["sizes"] for b in brackets]  # noqa: E731
-                          for brackets in result.manifest["scheduler"]["groups"].values()]
+  sizes = lambda result: [
+    [b["sizes"] for b in brackets]  # noqa: E731
+    for brackets in result.manifest["scheduler"]["groups"].values()
+  ]
   assert sizes(resumed) == sizes(whole)
 
 
@@ -332,10 +379,25 @@ def test_ctrl_c_stops_the_command_without_a_traceback_and_the_sweep_resumes(tmp_
   config.write_text(json.dumps(DIGITS))
   out = tmp_path / "out"
   process = subprocess.Popen(
-      [sys.executable, "-m", "momentum_jax", "sweep", str(config), "--out", str(out),
-       "--width", "2", "--checkpoint-every", "1e-9", "--quiet"],
-      env=dict(os.environ, JAX_NUM_CPU_DEVICES="2", JAX_PLATFORMS="cpu"),
-      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    [
+      sys.executable,
+      "-m",
+      "momentum_jax",
+      "sweep",
+      str(config),
+      "--out",
+      str(out),
+      "--width",
+      "2",
+      "--checkpoint-every",
+      "1e-9",
+      "--quiet",
+    ],
+    env=dict(os.environ, JAX_NUM_CPU_DEVICES="2", JAX_PLATFORMS="cpu"),
+    stdout=subprocess.DEVNULL,
+    stderr=subprocess.PIPE,
+    text=True,
+  )
   deadline = time.monotonic() + 240
   while not _saved_states(out):
     assert process.poll() is None, "the sweep ended before saving a state"

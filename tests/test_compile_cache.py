@@ -32,7 +32,8 @@ def _hits(result) -> list[bool]:
 
 
 def test_a_second_run_comes_from_the_cache_other_values_hit_and_another_width_misses(
-    fresh, tmp_path):
+  fresh, tmp_path
+):
   folder = tmp_path / "xla"
   fresh.setenv(_compile_cache.ENV_VAR, str(folder))
   first = sweep.run(TINY, quiet=True, width=2)
@@ -46,8 +47,10 @@ def test_a_second_run_comes_from_the_cache_other_values_hit_and_another_width_mi
   again = sweep.run(TINY, quiet=False, width=2)  # with the progress bar: the same program
   assert _hits(again) == [True]
   assert again.summary.equals(first.summary)  # the same executable, the same numbers
-  other_values = {**TINY, "optimizer": {**TINY["optimizer"], "learning_rate": [0.02, 0.2],
-                                        "beta": [0.5, 0.99]}}
+  other_values = {
+    **TINY,
+    "optimizer": {**TINY["optimizer"], "learning_rate": [0.02, 0.2], "beta": [0.5, 0.99]},
+  }
   assert _hits(sweep.run(other_values, quiet=True, width=2)) == [True]
   assert _hits(sweep.run(TINY, quiet=True, width=4)) == [False]  # another program
 
@@ -112,11 +115,15 @@ def test_a_program_with_host_callbacks_is_said_not_to_be_cacheable(fresh, tmp_pa
 
 
 def test_two_groups_compile_side_by_side_and_their_hits_are_counted_in_their_threads(
-    fresh, tmp_path):
+  fresh, tmp_path
+):
   import threading
+
   fresh.setenv(_compile_cache.ENV_VAR, str(tmp_path / "xla"))
-  two = {**{k: v for k, v in TINY.items() if k != "optimizer"},
-         "optimizers": [TINY["optimizer"], {"name": "sgd", "learning_rate": [0.01, 0.1]}]}
+  two = {
+    **{k: v for k, v in TINY.items() if k != "optimizer"},
+    "optimizers": [TINY["optimizer"], {"name": "sgd", "learning_rate": [0.01, 0.1]}],
+  }
   threads = []
   compile_ = _compile_cache.compile
 

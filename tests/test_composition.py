@@ -23,9 +23,13 @@ def test_chain_with_global_norm_clipping_equals_clipping_by_hand():
   # rounding of the exact path, plus the clipping factor's own (a sum of 18
   # squares, its root, the division and the product: 21 roundings) scaling
   # every update; twice that apart.
-  bound = {k: 2 * _tolerances.float32_drift_bound(
-      np.asarray(params[k], np.float64), np.asarray(path[k], np.float64), 21 * _tolerances.U32)
-      for k in params}
+  bound = {
+    k: 2
+    * _tolerances.float32_drift_bound(
+      np.asarray(params[k], np.float64), np.asarray(path[k], np.float64), 21 * _tolerances.U32
+    )
+    for k in params
+  }
 
   tx = mj.momentum(0.1, 0.9)
   state, p = tx.init(params), params
@@ -35,8 +39,9 @@ def test_chain_with_global_norm_clipping_equals_clipping_by_hand():
     g = jax.tree.map(lambda x: x * jnp.minimum(1.0, 1.0 / norm), g)
     updates, state = tx.update(g, state)
     p = optax.apply_updates(p, updates)
-    _tolerances.assert_within(jax.tree.map(lambda x: x[k], path), p,
-                              {leaf: b[k] for leaf, b in bound.items()})
+    _tolerances.assert_within(
+      jax.tree.map(lambda x: x[k], path), p, {leaf: b[k] for leaf, b in bound.items()}
+    )
   # Clipping really happened: the first gradient is larger than the threshold.
   assert optax.tree.norm(jax.grad(loss_fn)(params)) > 1.0
 
@@ -50,21 +55,25 @@ def test_clipping_is_reexported_from_optax():
 def test_inject_hyperparams(ema):
   loss_fn, params = least_squares(1)
   injected = optax.inject_hyperparams(mj.momentum, static_args=("ema",))(
-      learning_rate=0.05, beta=0.9, ema=ema)
+    learning_rate=0.05, beta=0.9, ema=ema
+  )
   # Hyperparameters read from the state or folded in as constants: two float32
   # programs, each within its rounding bound of the exact path.
   direct, bound = _tolerances.run_and_bound(
-      mj.momentum(0.05, 0.9, ema=ema), jax.grad(loss_fn), params, 30)
-  _tolerances.assert_within(trajectory(injected, loss_fn, params, 30), direct,
-                            {k: 2 * b for k, b in bound.items()})
+    mj.momentum(0.05, 0.9, ema=ema), jax.grad(loss_fn), params, 30
+  )
+  _tolerances.assert_within(
+    trajectory(injected, loss_fn, params, 30), direct, {k: 2 * b for k, b in bound.items()}
+  )
   # The hyperparameters can be changed in the state between steps, as with optax.
   state = injected.init(params)
   state.hyperparams["beta"] = jnp.asarray(0.0)
   g = jax.grad(loss_fn)(params)
   updates, _ = injected.update(g, state, params)
   # With β = 0 both sides round the product of g and float32 0.05 once.
-  chex.assert_trees_all_close(updates, jax.tree.map(lambda x: -0.05 * x, g),
-                              rtol=_tolerances.U32, atol=0)
+  chex.assert_trees_all_close(
+    updates, jax.tree.map(lambda x: -0.05 * x, g), rtol=_tolerances.U32, atol=0
+  )
 
 
 def test_multi_steps_accumulates_then_steps():
@@ -81,7 +90,7 @@ def test_multi_steps_accumulates_then_steps():
     updates, state = multi.update(g, state, p)
     p = optax.apply_updates(p, updates)
     if (k + 1) % every == 0:
-      mean = jax.tree.map(lambda *xs: sum(xs) / every, *grads[k + 1 - every:k + 1])
+      mean = jax.tree.map(lambda *xs: sum(xs) / every, *grads[k + 1 - every : k + 1])
       inner_updates, inner_state = inner.update(mean, inner_state, q)
       q = optax.apply_updates(q, inner_updates)
       ours.append(p)
@@ -95,8 +104,17 @@ def test_multi_steps_accumulates_then_steps():
   path = {k: np.stack([np.asarray(x[k], np.float64) for x in by_hand]) for k in params}
   relative = 16 * _tolerances.U32 + _tolerances.adam_bias_correction_error(0.9, 0.999, len(ours))
   for step, (mine, theirs) in enumerate(zip(ours, by_hand)):
-    _tolerances.assert_within(mine, theirs, {k: 2 * _tolerances.float32_drift_bound(
-        np.asarray(params[k], np.float64), path[k], relative)[step] for k in params})
+    _tolerances.assert_within(
+      mine,
+      theirs,
+      {
+        k: 2
+        * _tolerances.float32_drift_bound(np.asarray(params[k], np.float64), path[k], relative)[
+          step
+        ]
+        for k in params
+      },
+    )
   assert not np.allclose(p["w"], params["w"])
 
 
@@ -144,5 +162,6 @@ def test_flax_nnx_optimizer_trains_with_an_mj_optimizer():
   # residuals' rounding (3 roundings of values up to 5: 15·U32).
   root = np.sqrt(float(jnp.mean((model(x) - y) ** 2))) + 15 * _tolerances.U32
   np.testing.assert_allclose(model.linear.bias[...][0], 2.0, rtol=0, atol=root)
-  np.testing.assert_allclose(model.linear.kernel[...][0, 0], 3.0, rtol=0,
-                             atol=root / np.sqrt(float(jnp.mean(x**2))))
+  np.testing.assert_allclose(
+    model.linear.kernel[...][0, 0], 3.0, rtol=0, atol=root / np.sqrt(float(jnp.mean(x**2)))
+  )

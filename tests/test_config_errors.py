@@ -55,78 +55,129 @@ def _with(**sections: str) -> str:
 
 
 BILLION_LAUGHS = "a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
-    f"{b}: &{b} [{', '.join([f'*{a}'] * 10)}]\n" for a, b in zip("abcdefgh", "bcdefghi"))
+  f"{b}: &{b} [{', '.join([f'*{a}'] * 10)}]\n" for a, b in zip("abcdefgh", "bcdefghi")
+)
 
 # (config text, what the one line must say): each of these ran silently,
 # wrongly, or ended in a traceback or a message that did not say where.
 CASES = {
-    "batch_norm a string": (
-        _with(problem='{name: digits_mlp, hidden: [8], batch_norm: "false"}'),
-        "problem.batch_norm: expected true or false, got 'false'"),
-    "beta false": (_with(optimizer="{name: momentum, learning_rate: 0.1, beta: false}"),
-                   "optimizer.beta: expected a number"),
-    "adam eps true": (_with(optimizer="{name: adam, learning_rate: 0.1, eps: true}"),
-                      "optimizer.eps: expected a number"),
-    "weight_decay true": (_with(optimizer="{name: adamw, learning_rate: 0.1, weight_decay: true}"),
-                          "optimizer.weight_decay: expected a number"),
-    "decay_rate true": (_with(optimizer="{name: sgd, learning_rate: 0.1, schedule: {name: "
-                              "exponential_decay, decay_rate: true, decay_steps: 5}}"),
-                        "optimizer.schedule.decay_rate: expected a number"),
-    "start booleans": (_with(problem="{name: plateau, start: [true, false]}"),
-                       "problem.start: start must be two finite numbers"),
-    "grad_norms maybe": (_with(train="{steps: 10, log_every: 5, grad_norms: maybe}"),
-                         "train.grad_norms: expected true or false, got 'maybe'"),
-    "learning_rate true": (_with(optimizer="{name: sgd, learning_rate: true}"),
-                           "optimizer.learning_rate: expected a number"),
-    "steps true": (_with(train="{steps: true}"), "train.steps: expected an integer, got True"),
-    "a list where a name goes": (_with(problem="{name: [digits_mlp]}"),
-                                 "problem.name: expected a problem's name"),
-    "a mapping where a name goes": (_with(optimizer="{name: {momentum: 1}, learning_rate: 0.1}"),
-                                    "optimizer.name: expected an optimizer's name"),
-    "divergence_factor big": (_with(train="{steps: 10, log_every: 5, divergence_factor: big}"),
-                              "train.divergence_factor: expected a number, got 'big'"),
-    "linspace count inf": (_with(optimizer="{name: sgd, learning_rate: {linspace: [0.1, 1, .inf]}}"),
-                           "optimizer.learning_rate.linspace[2]: expected an integer, got inf"),
-    "linspace count nan": (_with(optimizer="{name: sgd, learning_rate: {linspace: [0.1, 1, .nan]}}"),
-                           "optimizer.learning_rate.linspace[2]: expected an integer, got nan"),
-    "linspace count 0": (_with(optimizer="{name: sgd, learning_rate: {linspace: [0.1, 1, 0]}}"),
-                         "optimizer.learning_rate.linspace[2]: must be >= 1, got 0"),
-    "hidden -5": (_with(problem="{name: digits_mlp, hidden: -5}"),
-                  "problem.hidden: expected a list, got -5"),
-    "beta as 1e-1 passes to tracing": (_with(optimizer="{name: momentum, learning_rate: 0.1, "
-                                             "beta: '1e-1'}"),
-                                       "optimizer.beta: expected a number"),
-    "misspelt key": (_with(optimizer="{name: adam, learning_rate: 0.1, beta1: 0.9}"),
-                     "optimizer.beta1: adam takes no 'beta1'; did you mean 'b1'?"),
-    "a long value": (_with(seeds='"' + "x" * 100_000 + '"'), "seeds: expected an integer, got 'xxx"),
-    "a long string value": (_with(train="{steps: " + "9" * 5000 + "x}"),
-                            "train.steps: expected an integer"),
-    # Sizes, before anything is allocated.
-    "seeds a billion": (_with(seeds="1000000000"), "seeds: must be <= 10000, got 1000000000"),
-    "a billion-value linspace": (
-        _with(optimizer="{name: sgd, learning_rate: {linspace: [0.1, 1, 1000000000]}}"),
-        "optimizer.learning_rate: the sweep has 1,000,000,000 configurations"),
-    "a billion samples": (
-        _with(optimizer="{name: sgd, learning_rate: {loguniform: [0.01, 1]}}",
-              search="{method: random, samples: 1000000000}"),
-        "search.samples: the sweep has 1,000,000,000 configurations"),
-    "48 GiB of parameters": (_with(problem="{name: digits_mlp, hidden: [100000000]}"),
-                             "problem: one configuration needs about"),
-    # The file itself.
-    "a date": (_with(name="2024-05-01"), "line 4, column 7: a date (quote it if it is text)"),
-    "a duplicate key": (BASE + "train: {steps: 20}\n", "line 4, column 1: duplicate key 'train' "
-                        "(first on line 3)"),
-    "binary": (_with(name="!!binary aGVsbG8="), "binary data (!!binary) is not allowed"),
-    "a python tag": (_with(name="!!python/object/apply:os.system [echo hi]"),
-                     "the tag '!!python/object/apply:os.system'"),
-    "a recursive anchor": (_with(problem="{name: digits_mlp, hidden: &h [64, *h]}"),
-                           "an anchor that contains itself"),
-    "a billion laughs": (BASE + BILLION_LAUGHS, "aliases expand to more than"),
-    "nesting deeper than the recursion limit": (
-        _with(name="[" * 5000 + "]" * 5000), f"nested deeper than {_yaml.MAX_DEPTH} levels"),
-    "not UTF-8": (BASE.encode() + b"name: caf\xe9\n", "is not UTF-8 text (byte 0xe9"),
-    "not a mapping": ("- 1\n- 2\n", "expected a mapping of keys to values"),
-    "not YAML": ("problem: [unclosed\n", "(not valid YAML)"),
+  "batch_norm a string": (
+    _with(problem='{name: digits_mlp, hidden: [8], batch_norm: "false"}'),
+    "problem.batch_norm: expected true or false, got 'false'",
+  ),
+  "beta false": (
+    _with(optimizer="{name: momentum, learning_rate: 0.1, beta: false}"),
+    "optimizer.beta: expected a number",
+  ),
+  "adam eps true": (
+    _with(optimizer="{name: adam, learning_rate: 0.1, eps: true}"),
+    "optimizer.eps: expected a number",
+  ),
+  "weight_decay true": (
+    _with(optimizer="{name: adamw, learning_rate: 0.1, weight_decay: true}"),
+    "optimizer.weight_decay: expected a number",
+  ),
+  "decay_rate true": (
+    _with(
+      optimizer="{name: sgd, learning_rate: 0.1, schedule: {name: "
+      "exponential_decay, decay_rate: true, decay_steps: 5}}"
+    ),
+    "optimizer.schedule.decay_rate: expected a number",
+  ),
+  "start booleans": (
+    _with(problem="{name: plateau, start: [true, false]}"),
+    "problem.start: start must be two finite numbers",
+  ),
+  "grad_norms maybe": (
+    _with(train="{steps: 10, log_every: 5, grad_norms: maybe}"),
+    "train.grad_norms: expected true or false, got 'maybe'",
+  ),
+  "learning_rate true": (
+    _with(optimizer="{name: sgd, learning_rate: true}"),
+    "optimizer.learning_rate: expected a number",
+  ),
+  "steps true": (_with(train="{steps: true}"), "train.steps: expected an integer, got True"),
+  "a list where a name goes": (
+    _with(problem="{name: [digits_mlp]}"),
+    "problem.name: expected a problem's name",
+  ),
+  "a mapping where a name goes": (
+    _with(optimizer="{name: {momentum: 1}, learning_rate: 0.1}"),
+    "optimizer.name: expected an optimizer's name",
+  ),
+  "divergence_factor big": (
+    _with(train="{steps: 10, log_every: 5, divergence_factor: big}"),
+    "train.divergence_factor: expected a number, got 'big'",
+  ),
+  "linspace count inf": (
+    _with(optimizer="{name: sgd, learning_rate: {linspace: [0.1, 1, .inf]}}"),
+    "optimizer.learning_rate.linspace[2]: expected an integer, got inf",
+  ),
+  "linspace count nan": (
+    _with(optimizer="{name: sgd, learning_rate: {linspace: [0.1, 1, .nan]}}"),
+    "optimizer.learning_rate.linspace[2]: expected an integer, got nan",
+  ),
+  "linspace count 0": (
+    _with(optimizer="{name: sgd, learning_rate: {linspace: [0.1, 1, 0]}}"),
+    "optimizer.learning_rate.linspace[2]: must be >= 1, got 0",
+  ),
+  "hidden -5": (
+    _with(problem="{name: digits_mlp, hidden: -5}"),
+    "problem.hidden: expected a list, got -5",
+  ),
+  "beta as 1e-1 passes to tracing": (
+    _with(optimizer="{name: momentum, learning_rate: 0.1, beta: '1e-1'}"),
+    "optimizer.beta: expected a number",
+  ),
+  "misspelt key": (
+    _with(optimizer="{name: adam, learning_rate: 0.1, beta1: 0.9}"),
+    "optimizer.beta1: adam takes no 'beta1'; did you mean 'b1'?",
+  ),
+  "a long value": (_with(seeds='"' + "x" * 100_000 + '"'), "seeds: expected an integer, got 'xxx"),
+  "a long string value": (
+    _with(train="{steps: " + "9" * 5000 + "x}"),
+    "train.steps: expected an integer",
+  ),
+  # Sizes, before anything is allocated.
+  "seeds a billion": (_with(seeds="1000000000"), "seeds: must be <= 10000, got 1000000000"),
+  "a billion-value linspace": (
+    _with(optimizer="{name: sgd, learning_rate: {linspace: [0.1, 1, 1000000000]}}"),
+    "optimizer.learning_rate: the sweep has 1,000,000,000 configurations",
+  ),
+  "a billion samples": (
+    _with(
+      optimizer="{name: sgd, learning_rate: {loguniform: [0.01, 1]}}",
+      search="{method: random, samples: 1000000000}",
+    ),
+    "search.samples: the sweep has 1,000,000,000 configurations",
+  ),
+  "48 GiB of parameters": (
+    _with(problem="{name: digits_mlp, hidden: [100000000]}"),
+    "problem: one configuration needs about",
+  ),
+  # The file itself.
+  "a date": (_with(name="2024-05-01"), "line 4, column 7: a date (quote it if it is text)"),
+  "a duplicate key": (
+    BASE + "train: {steps: 20}\n",
+    "line 4, column 1: duplicate key 'train' (first on line 3)",
+  ),
+  "binary": (_with(name="!!binary aGVsbG8="), "binary data (!!binary) is not allowed"),
+  "a python tag": (
+    _with(name="!!python/object/apply:os.system [echo hi]"),
+    "the tag '!!python/object/apply:os.system'",
+  ),
+  "a recursive anchor": (
+    _with(problem="{name: digits_mlp, hidden: &h [64, *h]}"),
+    "an anchor that contains itself",
+  ),
+  "a billion laughs": (BASE + BILLION_LAUGHS, "aliases expand to more than"),
+  "nesting deeper than the recursion limit": (
+    _with(name="[" * 5000 + "]" * 5000),
+    f"nested deeper than {_yaml.MAX_DEPTH} levels",
+  ),
+  "not UTF-8": (BASE.encode() + b"name: caf\xe9\n", "is not UTF-8 text (byte 0xe9"),
+  "not a mapping": ("- 1\n- 2\n", "expected a mapping of keys to values"),
+  "not YAML": ("problem: [unclosed\n", "(not valid YAML)"),
 }
 
 
@@ -167,13 +218,22 @@ def test_schema_prints_the_json_schema(capsys):
   code, out, _ = _run(capsys, "schema")
   schema = json.loads(out)
   assert code == 0 and schema["type"] == "object" and "train" in schema["required"]
-  assert set(schema["properties"]) >= {"problem", "optimizer", "optimizers", "train", "search",
-                                       "seeds", "chunk_size", "name"}
+  assert set(schema["properties"]) >= {
+    "problem",
+    "optimizer",
+    "optimizers",
+    "train",
+    "search",
+    "seeds",
+    "chunk_size",
+    "name",
+  }
 
 
 def test_the_docs_schema_is_the_schema():
   """docs/sweep-config.schema.json is `momentum-jax schema`'s output: regenerate it when this fails."""
   from momentum_jax.sweep import _schema
+
   with open(os.path.join(os.path.dirname(__file__), "..", "docs", "sweep-config.schema.json")) as f:
     assert json.load(f) == _schema.json_schema()
 
@@ -182,11 +242,13 @@ def test_the_train_section_has_train_configs_fields():
   import dataclasses
   from momentum_jax.sweep import _schema
   from momentum_jax.train import TrainConfig
+
   fields = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
   section = {name: f.default for name, f in _schema.TrainSection.model_fields.items()}
   assert section.keys() == fields.keys()
   assert {k: v for k, v in section.items() if k != "steps"} == {
-      k: v for k, v in fields.items() if k != "steps"}
+    k: v for k, v in fields.items() if k != "steps"
+  }
 
 
 # ------------------------------------------------------------------ the output folder
@@ -204,16 +266,24 @@ def _folder_cases(tmp_path):
   chunks_file.mkdir()
   (chunks_file / "chunks").write_text("")
   return {
-      "an existing file": (a_file, "a_file: not a folder"),
-      "/dev/null": (os.devnull, "/dev/null: not a folder"),
-      "manifest.json a folder": (manifest_folder, "manifest.json: a folder where a sweep keeps"),
-      "manifest.json not JSON": (bad_manifest, "manifest.json: not valid JSON"),
-      "chunks a file": (chunks_file, "chunks: a file where a sweep keeps its folder"),
+    "an existing file": (a_file, "a_file: not a folder"),
+    "/dev/null": (os.devnull, "/dev/null: not a folder"),
+    "manifest.json a folder": (manifest_folder, "manifest.json: a folder where a sweep keeps"),
+    "manifest.json not JSON": (bad_manifest, "manifest.json: not valid JSON"),
+    "chunks a file": (chunks_file, "chunks: a file where a sweep keeps its folder"),
   }
 
 
-@pytest.mark.parametrize("case", ["an existing file", "/dev/null", "manifest.json a folder",
-                                  "manifest.json not JSON", "chunks a file"])
+@pytest.mark.parametrize(
+  "case",
+  [
+    "an existing file",
+    "/dev/null",
+    "manifest.json a folder",
+    "manifest.json not JSON",
+    "chunks a file",
+  ],
+)
 def test_output_folder_faults_are_named(tmp_path, capsys, case):
   out, says = _folder_cases(tmp_path)[case]
   _refused(capsys, ["sweep", _write(tmp_path, BASE), "--out", out, "--quiet"], says)
@@ -224,8 +294,11 @@ def test_output_folder_faults_are_named(tmp_path, capsys, case):
 def test_a_read_only_output_folder_is_named(tmp_path, capsys):
   out = tmp_path / "read_only"
   out.mkdir(mode=0o500)
-  _refused(capsys, ["sweep", _write(tmp_path, BASE), "--out", out, "--quiet"],
-           "read_only: cannot write there")
+  _refused(
+    capsys,
+    ["sweep", _write(tmp_path, BASE), "--out", out, "--quiet"],
+    "read_only: cannot write there",
+  )
 
 
 def test_a_folder_that_refuses_writes_is_named(tmp_path, capsys, monkeypatch):
@@ -234,13 +307,19 @@ def test_a_folder_that_refuses_writes_is_named(tmp_path, capsys, monkeypatch):
 
   def refused(**kwargs):
     raise PermissionError(errno.EACCES, os.strerror(errno.EACCES))
+
   monkeypatch.setattr(_checkpoint.tempfile, "TemporaryFile", refused)
-  _refused(capsys, ["sweep", _write(tmp_path, BASE), "--out", tmp_path / "out", "--quiet"],
-           "out: cannot write there (Permission denied); choose another output folder")
+  _refused(
+    capsys,
+    ["sweep", _write(tmp_path, BASE), "--out", tmp_path / "out", "--quiet"],
+    "out: cannot write there (Permission denied); choose another output folder",
+  )
 
 
 def test_a_full_disk_is_named_and_keeps_the_finished_chunks(tmp_path, capsys, monkeypatch):
-  config = _write(tmp_path, BASE.replace("learning_rate: 0.1", "learning_rate: [0.1, 0.2, 0.3, 0.4]"))
+  config = _write(
+    tmp_path, BASE.replace("learning_rate: 0.1", "learning_rate: [0.1, 0.2, 0.3, 0.4]")
+  )
   out, chunked = tmp_path / "o", ["--quiet", "--chunk-size", "2", "--width", "1"]
   assert _run(capsys, "sweep", config, "--out", out, *chunked)[0] == 0  # chunks of 2 (2 devices)
   chunks = {p.name: p.read_bytes() for p in (out / "chunks").iterdir()}
@@ -249,9 +328,11 @@ def test_a_full_disk_is_named_and_keeps_the_finished_chunks(tmp_path, capsys, mo
 
   def full(path, data):
     raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+
   monkeypatch.setattr(_files, "atomic_write_bytes", full)
-  line = _refused(capsys, ["sweep", config, "--out", out, *chunked],
-                  "No space left on device; free some space")
+  line = _refused(
+    capsys, ["sweep", config, "--out", out, *chunked], "No space left on device; free some space"
+  )
   assert str(out) in line
   left = {p.name: p.read_bytes() for p in (out / "chunks").iterdir()}
   assert all(left[name] == data for name, data in chunks.items() if name in left)
@@ -266,11 +347,13 @@ def test_the_docs_say_configs_are_code():
 
 def test_an_import_path_runs_the_named_code(tmp_path, capsys, monkeypatch):
   """As docs/sweeps.md says: resolving ``package.module:function`` imports (runs) that module."""
-  (tmp_path / "side_effect.py").write_text(textwrap.dedent("""\
+  (tmp_path / "side_effect.py").write_text(
+    textwrap.dedent("""\
       import pathlib
       pathlib.Path("imported").write_text("ran")
       optimizer = None
-      """))
+      """)
+  )
   monkeypatch.chdir(tmp_path)
   monkeypatch.syspath_prepend(str(tmp_path))
   path = _write(tmp_path, _with(optimizer="{name: 'side_effect:optimizer', learning_rate: 0.1}"))

@@ -26,8 +26,9 @@ def _fixed_init_problem() -> problems.Problem:
   So a plain optax loop starts where every run of the sweep starts.
   """
   data = problems.linear_regression("uniform").data
-  return problems.Problem("regression_fixed_init", data,
-                          lambda rngs: models.LinearRegression(1, rngs=nnx.Rngs(0)))
+  return problems.Problem(
+    "regression_fixed_init", data, lambda rngs: models.LinearRegression(1, rngs=nnx.Rngs(0))
+  )
 
 
 def _plain_final_loss(problem: problems.Problem, tx: optax.GradientTransformation) -> float:
@@ -41,27 +42,38 @@ def _plain_final_loss(problem: problems.Problem, tx: optax.GradientTransformatio
     updates, state = tx.update(grads, state, params)
     params = optax.apply_updates(params, updates)
     losses.append(float(loss))
-  return float(np.mean(losses[-TRAIN["log_every"]:]))
+  return float(np.mean(losses[-TRAIN["log_every"] :]))
 
 
 def _config(optimizer, problem=None, **rest):
-  return {"problem": problem or {"name": "linear_regression"}, "optimizer": optimizer,
-          "train": TRAIN, **rest}
+  return {
+    "problem": problem or {"name": "linear_regression"},
+    "optimizer": optimizer,
+    "train": TRAIN,
+    **rest,
+  }
 
 
 def test_optax_adamw_swept_equals_plain_optax_loops():
   problem = _fixed_init_problem()
-  config = _config({"name": "optax.adamw", "learning_rate": [0.01, 0.1],
-                    "weight_decay": [0.0, 0.5]}, problem={"name": problem})
+  config = _config(
+    {"name": "optax.adamw", "learning_rate": [0.01, 0.1], "weight_decay": [0.0, 0.5]},
+    problem={"name": problem},
+  )
   result = sweep.run(config, quiet=True)
   summary = result.summary
   assert set(summary.optimizer) == {"optax.adamw"}
   assert results.swept_hyperparameters(summary) == ["learning_rate", "weight_decay"]
   assert sorted(zip(summary.learning_rate, summary.weight_decay)) == [
-      (0.01, 0.0), (0.01, 0.5), (0.1, 0.0), (0.1, 0.5)]
+    (0.01, 0.0),
+    (0.01, 0.5),
+    (0.1, 0.0),
+    (0.1, 0.5),
+  ]
   for row in summary.itertuples():
-    plain = _plain_final_loss(problem, optax.adamw(row.learning_rate,
-                                                   weight_decay=row.weight_decay))
+    plain = _plain_final_loss(
+      problem, optax.adamw(row.learning_rate, weight_decay=row.weight_decay)
+    )
     np.testing.assert_allclose(row.final_loss, plain, rtol=1e-5)
   # The manifest names the Problem object and the alias; it is JSON.
   recorded = result.manifest["config"]
@@ -72,15 +84,20 @@ def test_optax_adamw_swept_equals_plain_optax_loops():
 
 def test_a_schedule_with_warm_up_drives_an_optax_alias():
   problem = _fixed_init_problem()
-  config = _config({"name": "optax.adamw", "learning_rate": 0.1, "weight_decay": 0.01,
-                    "schedule": {"name": "cosine_annealing", "t_max": 40,
-                                 "warmup_steps": [5, 10]}}, problem=problem)
+  config = _config(
+    {
+      "name": "optax.adamw",
+      "learning_rate": 0.1,
+      "weight_decay": 0.01,
+      "schedule": {"name": "cosine_annealing", "t_max": 40, "warmup_steps": [5, 10]},
+    },
+    problem=problem,
+  )
   result = sweep.run(config, quiet=True)
   assert set(result.summary.optimizer) == {"optax.adamw(schedule=cosine_annealing)"}
   finals = []
   for warmup in result.summary["schedule.warmup_steps"]:
-    schedule = mj.join([mj.linear_warmup(0.0, 0.1, warmup), mj.cosine_annealing(0.1, 40)],
-                       [warmup])
+    schedule = mj.join([mj.linear_warmup(0.0, 0.1, warmup), mj.cosine_annealing(0.1, 40)], [warmup])
     finals.append(_plain_final_loss(problem, optax.adamw(schedule, weight_decay=0.01)))
   np.testing.assert_allclose(result.summary.final_loss, finals, rtol=1e-5)
   assert finals[0] != finals[1]
@@ -88,17 +105,19 @@ def test_a_schedule_with_warm_up_drives_an_optax_alias():
 
 def test_import_paths_and_callables_name_optimizers_and_problems():
   config = {
-      "problem": {"name": "_user_optimizers:small_regression", "dataset": "uniform"},
-      "optimizers": [
-          {"name": "_user_optimizers:scaled_sgd", "learning_rate": 0.1, "scale": [0.5, 1.0]},
-          # A value it branches on, given once: a static option, in the label.
-          {"name": _user_optimizers.branching, "learning_rate": [0.05, 0.1], "beta": 0.9},
-      ],
-      "train": TRAIN,
+    "problem": {"name": "_user_optimizers:small_regression", "dataset": "uniform"},
+    "optimizers": [
+      {"name": "_user_optimizers:scaled_sgd", "learning_rate": 0.1, "scale": [0.5, 1.0]},
+      # A value it branches on, given once: a static option, in the label.
+      {"name": _user_optimizers.branching, "learning_rate": [0.05, 0.1], "beta": 0.9},
+    ],
+    "train": TRAIN,
   }
   parsed = sweep.load_config(config)
   assert [o.label for o in parsed.optimizers] == [
-      "_user_optimizers:scaled_sgd", "_user_optimizers:branching(beta=0.9)"]
+    "_user_optimizers:scaled_sgd",
+    "_user_optimizers:branching(beta=0.9)",
+  ]
   assert parsed.optimizers[1].factory is _user_optimizers.branching
   assert parsed.optimizers[1].static == {"beta": 0.9}
   assert parsed.problem == "_user_optimizers:small_regression"
@@ -107,8 +126,9 @@ def test_import_paths_and_callables_name_optimizers_and_problems():
   assert result.manifest["problem"] == "linear_regression_uniform"
   # scale 0.5 at learning rate 0.1 is plain gradient descent at 0.05
   scaled = summary[(summary.optimizer == "_user_optimizers:scaled_sgd") & (summary.scale == 0.5)]
-  reference = sweep.run(_config({"name": "sgd", "learning_rate": 0.05},
-                                problem=config["problem"]), quiet=True).summary
+  reference = sweep.run(
+    _config({"name": "sgd", "learning_rate": 0.05}, problem=config["problem"]), quiet=True
+  ).summary
   np.testing.assert_allclose(scaled.final_loss, reference.final_loss, rtol=1e-6)
   assert not summary.diverged.any()
   # An importable function is recorded by its import path, as YAML would name it.
@@ -119,16 +139,23 @@ def test_import_paths_and_callables_name_optimizers_and_problems():
 
 def test_python_objects_are_recorded_by_name():
   factory = lambda learning_rate: optax.sgd(learning_rate)
-  config = sweep.load_config({
+  config = sweep.load_config(
+    {
       "problem": {"name": _user_optimizers.small_regression},  # a callable problem builder
-      "optimizers": [{"name": factory, "learning_rate": 0.1},
-                     {"name": optax.lion, "learning_rate": 0.1},
-                     {"name": mj.momentum, "learning_rate": 0.1}],
-      "train": TRAIN})
+      "optimizers": [
+        {"name": factory, "learning_rate": 0.1},
+        {"name": optax.lion, "learning_rate": 0.1},
+        {"name": mj.momentum, "learning_rate": 0.1},
+      ],
+      "train": TRAIN,
+    }
+  )
   names = [o["name"] for o in config.raw["optimizers"]]
   assert names == [
-      f"python:{__name__}:test_python_objects_are_recorded_by_name.<locals>.<lambda>",
-      "optax.lion", "momentum"]
+    f"python:{__name__}:test_python_objects_are_recorded_by_name.<locals>.<lambda>",
+    "optax.lion",
+    "momentum",
+  ]
   assert [o.label for o in config.optimizers][1:] == ["optax.lion", "momentum"]
   assert config.raw["problem"] == {"name": "_user_optimizers:small_regression"}
   assert json.loads(json.dumps(config.raw)) == config.raw
@@ -150,59 +177,124 @@ def _with_optimizer(**optimizer):
 
 
 @pytest.mark.parametrize(
-    "config, path, fragment",
-    [
-        (_with_optimizer(name="optax.adamww"), "optimizer.name",
-         "optax has no 'adamww'; did you mean 'optax.adamw'?"),
-        (_with_optimizer(name="optax.adamw", betaa=0.9), "optimizer.betaa",
-         "optax.adamw takes no 'betaa'; did you mean 'b1'?"),
-        (_with_optimizer(name="optax.sgd", beta=0.9), "optimizer.beta",
-         "optax.sgd takes no 'beta'; did you mean 'momentum'?"),
-        (_with_optimizer(name="optax.adamw", nesterov="yes"), "optimizer.nesterov",
-         "true or false"),
-        (_config({"name": "optax.lion", "b1": 0.9}), "optimizer.learning_rate", "required"),
-        (_config({"name": "optax.polyak_sgd",
-                  "schedule": {"name": "cosine_annealing", "t_max": 10}}),
-         "optimizer.schedule", "takes no learning_rate"),
-        (_with_optimizer(name="lion"), "optimizer.name", "did you mean 'optax.lion'?"),
-        (_with_optimizer(name="nadamw"), "optimizer.name", "did you mean 'adamw' or 'optax.nadamw'?"),
-        (_with_optimizer(name="optax.contrib"), "optimizer.name", "is not callable"),
-        (_with_optimizer(name="_user_optimizers:NOT_CALLABLE"), "optimizer.name",
-         "_user_optimizers:NOT_CALLABLE is not callable (it is a int)"),
-        (_with_optimizer(name="_user_optimizers:scaled_sgdd"), "optimizer.name",
-         "did you mean '_user_optimizers:scaled_sgd'?"),
-        (_with_optimizer(name="_user_optimizers.scaled_sgd"), "optimizer.name",
-         "did you mean '_user_optimizers:scaled_sgd'?"),
-        (_with_optimizer(name="_no_such_module:opt"), "optimizer.name",
-         "no module named '_no_such_module'"),
-        (_with_optimizer(name="momentum_jax.optm:adam"), "optimizer.name",
-         "did you mean 'momentum_jax.optim'?"),
-        (_with_optimizer(name="_user_optimizers:scaled_sgd", scal=0.5), "optimizer.scal",
-         "_user_optimizers:scaled_sgd takes no 'scal'; did you mean 'scale'?"),
-        (_with_optimizer(name="_user_optimizers:not_a_transformation"), "optimizer.name",
-         "returned a value of type dict, not an optax.GradientTransformation"),
-        (_with_optimizer(name="_user_optimizers:branching", beta=[0.3, 0.9]), "optimizer.beta",
-         "_user_optimizers:branching cannot take a traced value; give it one value"),
-        ({**_config(None), "optimizer": None, "optimizers": [
-            {"name": "sgd", "learning_rate": 0.1},
-            {"name": _user_optimizers.branching, "learning_rate": 0.1,
-             "beta": {"linspace": [0, 0.9, 3]}}]}, "optimizers[1].beta",
-         "cannot take a traced value"),
-        (_config({"name": "sgd", "learning_rate": 0.1},
-                 problem={"name": "_user_optimizers:small_regresion"}), "problem.name",
-         "did you mean '_user_optimizers:small_regression'?"),
-        (_config({"name": "sgd", "learning_rate": 0.1},
-                 problem={"name": "_user_optimizers:small_regression", "datasett": "uniform"}),
-         "problem.datasett", "did you mean 'dataset'?"),
-        (_config({"name": "sgd", "learning_rate": 0.1},
-                 problem={"name": "_user_optimizers:NOT_CALLABLE"}), "problem.name",
-         "is not callable"),
-        (_config({"name": "sgd", "learning_rate": 0.1},
-                 problem={"name": _fixed_init_problem(), "seed": 1}), "problem.seed",
-         "a Problem object takes no options"),
-        (_config({"name": "sgd", "learning_rate": 0.1}, problem={"name": "linear_regresion"}),
-         "problem.name", "or 'package.module:function' returning a Problem"),
-    ],
+  "config, path, fragment",
+  [
+    (
+      _with_optimizer(name="optax.adamww"),
+      "optimizer.name",
+      "optax has no 'adamww'; did you mean 'optax.adamw'?",
+    ),
+    (
+      _with_optimizer(name="optax.adamw", betaa=0.9),
+      "optimizer.betaa",
+      "optax.adamw takes no 'betaa'; did you mean 'b1'?",
+    ),
+    (
+      _with_optimizer(name="optax.sgd", beta=0.9),
+      "optimizer.beta",
+      "optax.sgd takes no 'beta'; did you mean 'momentum'?",
+    ),
+    (_with_optimizer(name="optax.adamw", nesterov="yes"), "optimizer.nesterov", "true or false"),
+    (_config({"name": "optax.lion", "b1": 0.9}), "optimizer.learning_rate", "required"),
+    (
+      _config({"name": "optax.polyak_sgd", "schedule": {"name": "cosine_annealing", "t_max": 10}}),
+      "optimizer.schedule",
+      "takes no learning_rate",
+    ),
+    (_with_optimizer(name="lion"), "optimizer.name", "did you mean 'optax.lion'?"),
+    (_with_optimizer(name="nadamw"), "optimizer.name", "did you mean 'adamw' or 'optax.nadamw'?"),
+    (_with_optimizer(name="optax.contrib"), "optimizer.name", "is not callable"),
+    (
+      _with_optimizer(name="_user_optimizers:NOT_CALLABLE"),
+      "optimizer.name",
+      "_user_optimizers:NOT_CALLABLE is not callable (it is a int)",
+    ),
+    (
+      _with_optimizer(name="_user_optimizers:scaled_sgdd"),
+      "optimizer.name",
+      "did you mean '_user_optimizers:scaled_sgd'?",
+    ),
+    (
+      _with_optimizer(name="_user_optimizers.scaled_sgd"),
+      "optimizer.name",
+      "did you mean '_user_optimizers:scaled_sgd'?",
+    ),
+    (
+      _with_optimizer(name="_no_such_module:opt"),
+      "optimizer.name",
+      "no module named '_no_such_module'",
+    ),
+    (
+      _with_optimizer(name="momentum_jax.optm:adam"),
+      "optimizer.name",
+      "did you mean 'momentum_jax.optim'?",
+    ),
+    (
+      _with_optimizer(name="_user_optimizers:scaled_sgd", scal=0.5),
+      "optimizer.scal",
+      "_user_optimizers:scaled_sgd takes no 'scal'; did you mean 'scale'?",
+    ),
+    (
+      _with_optimizer(name="_user_optimizers:not_a_transformation"),
+      "optimizer.name",
+      "returned a value of type dict, not an optax.GradientTransformation",
+    ),
+    (
+      _with_optimizer(name="_user_optimizers:branching", beta=[0.3, 0.9]),
+      "optimizer.beta",
+      "_user_optimizers:branching cannot take a traced value; give it one value",
+    ),
+    (
+      {
+        **_config(None),
+        "optimizer": None,
+        "optimizers": [
+          {"name": "sgd", "learning_rate": 0.1},
+          {
+            "name": _user_optimizers.branching,
+            "learning_rate": 0.1,
+            "beta": {"linspace": [0, 0.9, 3]},
+          },
+        ],
+      },
+      "optimizers[1].beta",
+      "cannot take a traced value",
+    ),
+    (
+      _config(
+        {"name": "sgd", "learning_rate": 0.1}, problem={"name": "_user_optimizers:small_regresion"}
+      ),
+      "problem.name",
+      "did you mean '_user_optimizers:small_regression'?",
+    ),
+    (
+      _config(
+        {"name": "sgd", "learning_rate": 0.1},
+        problem={"name": "_user_optimizers:small_regression", "datasett": "uniform"},
+      ),
+      "problem.datasett",
+      "did you mean 'dataset'?",
+    ),
+    (
+      _config(
+        {"name": "sgd", "learning_rate": 0.1}, problem={"name": "_user_optimizers:NOT_CALLABLE"}
+      ),
+      "problem.name",
+      "is not callable",
+    ),
+    (
+      _config(
+        {"name": "sgd", "learning_rate": 0.1}, problem={"name": _fixed_init_problem(), "seed": 1}
+      ),
+      "problem.seed",
+      "a Problem object takes no options",
+    ),
+    (
+      _config({"name": "sgd", "learning_rate": 0.1}, problem={"name": "linear_regresion"}),
+      "problem.name",
+      "or 'package.module:function' returning a Problem",
+    ),
+  ],
 )
 def test_bad_names_are_config_errors_naming_the_field(config, path, fragment):
   if "optimizers" in config and config["optimizer"] is None:
@@ -214,21 +306,31 @@ def test_bad_names_are_config_errors_naming_the_field(config, path, fragment):
 
 
 def test_a_problem_builder_that_returns_no_problem_is_refused_before_compiling():
-  config = sweep.load_config(_config({"name": "sgd", "learning_rate": 0.1},
-                                     problem={"name": "_user_optimizers:not_a_problem"}))
-  with pytest.raises(sweep.ConfigError, match=r"^problem.name: _user_optimizers:not_a_problem "
-                     r"returned a value of type str, not a momentum_jax.problems.Problem"):
+  config = sweep.load_config(
+    _config(
+      {"name": "sgd", "learning_rate": 0.1}, problem={"name": "_user_optimizers:not_a_problem"}
+    )
+  )
+  with pytest.raises(
+    sweep.ConfigError,
+    match=r"^problem.name: _user_optimizers:not_a_problem "
+    r"returned a value of type str, not a momentum_jax.problems.Problem",
+  ):
     sweep.run(config, quiet=True)
-  bad_option = sweep.load_config(_config(
+  bad_option = sweep.load_config(
+    _config(
       {"name": "sgd", "learning_rate": 0.1},
-      problem={"name": "_user_optimizers:small_regression", "dataset": "normall"}))
+      problem={"name": "_user_optimizers:small_regression", "dataset": "normall"},
+    )
+  )
   with pytest.raises(sweep.ConfigError, match=r"^problem\.dataset: dataset must be one of"):
     sweep.build_problem(bad_option)
 
 
 def test_a_module_in_the_current_directory_is_found(tmp_path, monkeypatch):
   (tmp_path / "_opts_here.py").write_text(
-      "import optax\n\ndef opt(learning_rate):\n  return optax.sgd(learning_rate)\n")
+    "import optax\n\ndef opt(learning_rate):\n  return optax.sgd(learning_rate)\n"
+  )
   monkeypatch.chdir(tmp_path)
   # As the `momentum-jax` command starts: the current directory not on the path.
   monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", str(tmp_path))])
@@ -240,13 +342,17 @@ def test_a_module_in_the_current_directory_is_found(tmp_path, monkeypatch):
 
 def test_cli_reports_a_bad_import_path_in_one_line_with_status_2(tmp_path, capsys):
   config = tmp_path / "bad.yaml"
-  config.write_text("problem: {name: linear_regression}\n"
-                    "optimizer: {name: optax.adamww, learning_rate: 0.1}\n"
-                    "train: {steps: 10}\n")
+  config.write_text(
+    "problem: {name: linear_regression}\n"
+    "optimizer: {name: optax.adamww, learning_rate: 0.1}\n"
+    "train: {steps: 10}\n"
+  )
   assert cli.main(["sweep", str(config), "--quiet"]) == 2
   err = capsys.readouterr().err
-  assert err == ("momentum-jax sweep: error: optimizer.name: optax has no 'adamww'; "
-                 "did you mean 'optax.adamw'?\n")
+  assert err == (
+    "momentum-jax sweep: error: optimizer.name: optax has no 'adamww'; "
+    "did you mean 'optax.adamw'?\n"
+  )
 
 
 # The optimizers that must sweep every float hyperparameter traced: ours, and
@@ -260,8 +366,11 @@ SWEEPABLE = [*sweep.OPTIMIZERS, *_optax_optimizers.by_name()]
 def test_every_float_hyperparameter_can_be_swept(name):
   factory, _ = sweep._optimizers.resolve_optimizer("name", name)
   parameters, _ = sweep._optimizers.keyword_parameters(factory)
-  swept = {key: [p.default, p.default / 2] for key, p in parameters.items()
-           if isinstance(p.default, float) and p.default > 0}
+  swept = {
+    key: [p.default, p.default / 2]
+    for key, p in parameters.items()
+    if isinstance(p.default, float) and p.default > 0
+  }
   if "learning_rate" in parameters:  # (optax.polyak_sgd takes a max_learning_rate)
     swept["learning_rate"] = [0.01, 0.1]
   if name == "optax.sgd":

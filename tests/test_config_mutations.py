@@ -28,8 +28,12 @@ ROOT = os.path.join(os.path.dirname(__file__), "..")
 
 
 def _is_sweep(raw) -> bool:
-  return isinstance(raw, dict) and "problem" in raw and "train" in raw and (
-      "optimizer" in raw or "optimizers" in raw)
+  return (
+    isinstance(raw, dict)
+    and "problem" in raw
+    and "train" in raw
+    and ("optimizer" in raw or "optimizers" in raw)
+  )
 
 
 def _sources() -> dict[str, dict]:
@@ -56,18 +60,61 @@ def _sources() -> dict[str, dict]:
 SOURCES = _sources()
 
 # What people put where something else goes.
-ODD_VALUES = [True, False, "false", "true", "no", "1e-3", "", None, [], {}, [1, 2], [[1]],
-              {"linspace": [0, 1, 1e12]}, {"linspace": [0, 1, 0]}, {"logspace": [-1, 1, 3]},
-              {"uniform": [1, 0]}, {"unifrom": [0, 1]}, 1e308, -1e308, -1, 0, 0.5, 10**12,
-              float("nan"), float("inf"), "x" * 1000, [True, False], {"name": "x"},
-              "2024-05-01", 3, 1.5, [0.1, "0.2"]]
+ODD_VALUES = [
+  True,
+  False,
+  "false",
+  "true",
+  "no",
+  "1e-3",
+  "",
+  None,
+  [],
+  {},
+  [1, 2],
+  [[1]],
+  {"linspace": [0, 1, 1e12]},
+  {"linspace": [0, 1, 0]},
+  {"logspace": [-1, 1, 3]},
+  {"uniform": [1, 0]},
+  {"unifrom": [0, 1]},
+  1e308,
+  -1e308,
+  -1,
+  0,
+  0.5,
+  10**12,
+  float("nan"),
+  float("inf"),
+  "x" * 1000,
+  [True, False],
+  {"name": "x"},
+  "2024-05-01",
+  3,
+  1.5,
+  [0.1, "0.2"],
+]
 NEAR_MISSES = ["nmae", "learning_rte", "bta", "stpes", "seed", "hiden", "method", "b1", "lr"]
 # Text written into the YAML file, at its end or in place of a line.
-ODD_YAML = ["name: 2024-05-01", "seeds: 1e9", "seeds: 1_000", "seeds: !!binary aGk=",
-            "name: &n [1, *n]", "name: !!python/name:os.system", "seeds: 0x10", "seeds: 010",
-            "name: [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[x" +
-            "]" * 71, "seeds: .inf", "seeds: 2\nseeds: 3", "\tseeds: 2", "seeds: [1, 1]",
-            "chunk_size: auto", "chunk_size: 0", "name: no", "name: 12"]
+ODD_YAML = [
+  "name: 2024-05-01",
+  "seeds: 1e9",
+  "seeds: 1_000",
+  "seeds: !!binary aGk=",
+  "name: &n [1, *n]",
+  "name: !!python/name:os.system",
+  "seeds: 0x10",
+  "seeds: 010",
+  "name: [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[x" + "]" * 71,
+  "seeds: .inf",
+  "seeds: 2\nseeds: 3",
+  "\tseeds: 2",
+  "seeds: [1, 1]",
+  "chunk_size: auto",
+  "chunk_size: 0",
+  "name: no",
+  "name: 12",
+]
 
 
 def _paths(value, prefix=()):
@@ -136,8 +183,12 @@ def _finite(value) -> bool:
   return not isinstance(value, float) or math.isfinite(value)
 
 
-@settings(max_examples=150, deadline=None, derandomize=True,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@settings(
+  max_examples=150,
+  deadline=None,
+  derandomize=True,
+  suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 @given(mutated())
 def test_a_mutated_config_is_a_named_error_or_the_same_sweep_again(case):
   text, done = case

@@ -35,7 +35,7 @@ def parabola(dtype):
 def rosenbrock(dtype):
   a = 1.0 + 1j if jnp.issubdtype(dtype, jnp.complexfloating) else 1.0
   start, minimum = jnp.zeros(2, dtype), jnp.array([a, a**2], dtype)
-  return start, minimum, lambda w: _tree.abs_sq(a - w[0]) + 100 * _tree.abs_sq(w[1] - w[0]**2)
+  return start, minimum, lambda w: _tree.abs_sq(a - w[0]) + 100 * _tree.abs_sq(w[1] - w[0] ** 2)
 
 
 TARGETS = {"parabola": parabola, "rosenbrock": rosenbrock}
@@ -95,8 +95,11 @@ def test_converges(name, target, dtype):
   assert jax.tree.map(lambda x: x.dtype, state) == jax.tree.map(lambda x: x.dtype, init_state)
   tolerance = TOLERANCE[target].get(dtype_name, 3e-2)
   np.testing.assert_allclose(
-      np.asarray(params, np.complex128), np.asarray(minimum, np.complex128),
-      rtol=tolerance, atol=tolerance)
+    np.asarray(params, np.complex128),
+    np.asarray(minimum, np.complex128),
+    rtol=tolerance,
+    atol=tolerance,
+  )
 
 
 @pytest.mark.parametrize("name", sorted(STALLS_IN_BFLOAT16))

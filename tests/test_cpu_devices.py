@@ -24,11 +24,19 @@ _SCRIPT = textwrap.dedent("""
 
 
 def _run(case: str, **env: str) -> list:
-  clean = {k: v for k, v in os.environ.items()
-           if k not in ("JAX_NUM_CPU_DEVICES", "XLA_FLAGS", "MOMENTUM_JAX_CPU_DEVICES")}
-  out = subprocess.run([sys.executable, "-c", _SCRIPT, case],
-                       env={**clean, "JAX_PLATFORMS": "cpu", **env},
-                       capture_output=True, text=True, check=True, timeout=120)
+  clean = {
+    k: v
+    for k, v in os.environ.items()
+    if k not in ("JAX_NUM_CPU_DEVICES", "XLA_FLAGS", "MOMENTUM_JAX_CPU_DEVICES")
+  }
+  out = subprocess.run(
+    [sys.executable, "-c", _SCRIPT, case],
+    env={**clean, "JAX_PLATFORMS": "cpu", **env},
+    capture_output=True,
+    text=True,
+    check=True,
+    timeout=120,
+  )
   return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -36,16 +44,25 @@ def test_import_gives_a_device_per_core_and_imports_the_rest_on_first_use():
   devices, loaded, attributes, same = _run("fresh")
   assert devices == len(os.sched_getaffinity(0))
   assert loaded == []  # nothing heavy at import
-  assert attributes == ["run", "momentum_jax.problems", "momentum_jax.data",
-                        "momentum_jax.models", "momentum_jax.train", "momentum_jax.results"]
+  assert attributes == [
+    "run",
+    "momentum_jax.problems",
+    "momentum_jax.data",
+    "momentum_jax.models",
+    "momentum_jax.train",
+    "momentum_jax.results",
+  ]
   assert same  # sweep.use_cpu_cores is the function the import calls
 
 
-@pytest.mark.parametrize("case, env, expected", [
+@pytest.mark.parametrize(
+  "case, env, expected",
+  [
     ("fresh", {"MOMENTUM_JAX_CPU_DEVICES": "1"}, 1),  # JAX's default kept
     ("late", {}, 1),  # JAX had started: nothing changes, nothing raises
     ("fresh", {"JAX_NUM_CPU_DEVICES": "3"}, 3),  # the user's count is kept
-])
+  ],
+)
 def test_import_keeps_a_count_chosen_otherwise(case, env, expected):
   assert _run(case, **env)[0] == expected
 
@@ -53,14 +70,33 @@ def test_import_keeps_a_count_chosen_otherwise(case, env, expected):
 def test_the_command_keeps_one_device_when_asked(tmp_path):
   # MOMENTUM_JAX_CPU_DEVICES=1 holds for the command as for the import.
   config = tmp_path / "tiny.json"
-  config.write_text(json.dumps({
-      "problem": {"name": "linear_regression"},
-      "optimizer": {"name": "sgd", "learning_rate": [0.01, 0.1]},
-      "train": {"steps": 2, "log_every": 1}, "seeds": 1}))
+  config.write_text(
+    json.dumps(
+      {
+        "problem": {"name": "linear_regression"},
+        "optimizer": {"name": "sgd", "learning_rate": [0.01, 0.1]},
+        "train": {"steps": 2, "log_every": 1},
+        "seeds": 1,
+      }
+    )
+  )
   clean = {k: v for k, v in os.environ.items() if k not in ("JAX_NUM_CPU_DEVICES", "XLA_FLAGS")}
-  subprocess.run([sys.executable, "-m", "momentum_jax", "sweep", str(config), "--out",
-                  str(tmp_path / "out"), "--quiet"], capture_output=True, text=True, check=True,
-                 timeout=300, env={**clean, "JAX_PLATFORMS": "cpu",
-                                   "MOMENTUM_JAX_CPU_DEVICES": "1"})
+  subprocess.run(
+    [
+      sys.executable,
+      "-m",
+      "momentum_jax",
+      "sweep",
+      str(config),
+      "--out",
+      str(tmp_path / "out"),
+      "--quiet",
+    ],
+    capture_output=True,
+    text=True,
+    check=True,
+    timeout=300,
+    env={**clean, "JAX_PLATFORMS": "cpu", "MOMENTUM_JAX_CPU_DEVICES": "1"},
+  )
   manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
   assert len(manifest["devices"]) == 1

@@ -35,13 +35,16 @@ CONFIGURATIONS = {"momentum": 6, "rmsprop": 6}
 
 def _storage(out_dir):
   return optuna.storages.JournalStorage(
-      optuna.storages.journal.JournalFileBackend(str(Path(out_dir) / JOURNAL_FILE)))
+    optuna.storages.journal.JournalFileBackend(str(Path(out_dir) / JOURNAL_FILE))
+  )
 
 
 def _studies(out_dir) -> dict[str, optuna.Study]:
   storage = _storage(out_dir)
-  return {s.study_name: optuna.load_study(study_name=s.study_name, storage=storage)
-          for s in optuna.get_all_study_summaries(storage)}
+  return {
+    s.study_name: optuna.load_study(study_name=s.study_name, storage=storage)
+    for s in optuna.get_all_study_summaries(storage)
+  }
 
 
 def _with_halving(result, stopped_lr=0.001, at=30):
@@ -69,11 +72,14 @@ def test_every_group_is_a_study_and_every_configuration_a_trial(tmp_path):
     for trial in study.trials:
       rows = summary[summary["config_id"].isin(trial.user_attrs["config_ids"])]
       assert trial.user_attrs["seeds"] == [0, 1] and (rows["optimizer"] == name).all()
-      assert trial.params == {"learning_rate": rows["learning_rate"].iloc[0],
-                              second: rows[second].iloc[0]}
+      assert trial.params == {
+        "learning_rate": rows["learning_rate"].iloc[0],
+        second: rows[second].iloc[0],
+      }
       # A list or logspace: the values the group took, as a category.
       assert trial.distributions["learning_rate"] == optuna.distributions.CategoricalDistribution(
-          (0.001, 0.01, 0.1))
+        (0.001, 0.01, 0.1)
+      )
       if rows["diverged"].any():
         expected = "FAIL"
       elif (rows["stopped_at_step"] < 50).all():
@@ -112,42 +118,65 @@ def test_accuracies_are_maximized_and_the_best_trial_is_the_reports_best(tmp_pat
 def test_a_searched_range_is_its_distribution_stretched_to_a_point_rounded_past_an_end(tmp_path):
   result = make_result()
   below = math.nextafter(0.1, 0.0)  # as if the sampler's exp() had rounded 0.1 up an ulp
-  search = {"method": "random", "groups": {
-      "momentum": {"ranges": {"learning_rate": {"loguniform": [0.001, below]}}}}}
-  result = results.SweepResult(result.summary, result.curves,
-                               {**result.manifest.to_dict(), "search": search})
+  search = {
+    "method": "random",
+    "groups": {"momentum": {"ranges": {"learning_rate": {"loguniform": [0.001, below]}}}},
+  }
+  result = results.SweepResult(
+    result.summary, result.curves, {**result.manifest.to_dict(), "search": search}
+  )
   report.save(result, tmp_path, figures=False)
   studies = _studies(tmp_path)
   for trial in studies["momentum"].trials:
     assert trial.distributions["learning_rate"] == optuna.distributions.FloatDistribution(
-        0.001, 0.1, log=True)
+      0.001, 0.1, log=True
+    )
   # A group without a recorded range: the values it took.
   assert studies["rmsprop"].trials[0].distributions["learning_rate"] == (
-      optuna.distributions.CategoricalDistribution((0.001, 0.01, 0.1)))
+    optuna.distributions.CategoricalDistribution((0.001, 0.01, 0.1))
+  )
 
 
 def test_a_searchs_own_studies_are_kept_and_saving_again_replaces_only_the_record(tmp_path):
   search = optuna.create_study(study_name="momentum", storage=_storage(tmp_path))
-  search.add_trial(optuna.trial.create_trial(
+  search.add_trial(
+    optuna.trial.create_trial(
       params={"learning_rate": 0.5},
       distributions={"learning_rate": optuna.distributions.FloatDistribution(0.1, 1.0)},
-      value=1.0))
+      value=1.0,
+    )
+  )
   result = make_result()
   report.save(result, tmp_path, figures=False)
   report.save(result, tmp_path, figures=False)  # a resumed or extended sweep saves again
   studies = _studies(tmp_path)
   assert sorted(studies) == ["momentum", "momentum (record)", "rmsprop"]
-  assert len(studies["momentum"].trials) == 1 and "momentum_jax" not in studies["momentum"].user_attrs
+  assert (
+    len(studies["momentum"].trials) == 1 and "momentum_jax" not in studies["momentum"].user_attrs
+  )
   assert len(studies["momentum (record)"].trials) == CONFIGURATIONS["momentum"]
 
 
 def test_an_optuna_search_with_halving_keeps_its_studies_and_its_record_agrees(tmp_path):
   label = "momentum(ema=false)"
-  config = {**with_changes(REGRESSION, optimizer__learning_rate={"loguniform": [0.003, 0.3]},
-                           optimizer__beta=[0.0, 0.9], train__steps=60, train__log_every=20),
-            "search": {"method": "optuna", "sampler": "tpe", "trials": 6, "batch": 6, "seed": 0,
-                       "metric": "final_loss",
-                       "scheduler": {"name": "successive_halving", "eta": 2, "min_steps": 20}}}
+  config = {
+    **with_changes(
+      REGRESSION,
+      optimizer__learning_rate={"loguniform": [0.003, 0.3]},
+      optimizer__beta=[0.0, 0.9],
+      train__steps=60,
+      train__log_every=20,
+    ),
+    "search": {
+      "method": "optuna",
+      "sampler": "tpe",
+      "trials": 6,
+      "batch": 6,
+      "seed": 0,
+      "metric": "final_loss",
+      "scheduler": {"name": "successive_halving", "eta": 2, "min_steps": 20},
+    },
+  }
   result = sweep.run(config, tmp_path, quiet=True)
   report.save(result, tmp_path, figures=False)
   studies = _studies(tmp_path)
@@ -159,7 +188,8 @@ def test_an_optuna_search_with_halving_keeps_its_studies_and_its_record_agrees(t
     mine = by_number[trial.number]
     assert mine.params == trial.params and mine.state == trial.state
     assert mine.distributions["learning_rate"] == optuna.distributions.FloatDistribution(
-        0.003, 0.3, log=True)
+      0.003, 0.3, log=True
+    )
     if trial.state.name == "COMPLETE":
       # Both the mean of the same two float32 values, summed in either order.
       assert math.isclose(mine.value, trial.value, rel_tol=4e-16)
@@ -167,7 +197,8 @@ def test_an_optuna_search_with_halving_keeps_its_studies_and_its_record_agrees(t
 
 
 def test_without_plotly_or_optuna_the_other_files_are_written_and_the_log_says_why(
-    tmp_path, monkeypatch, caplog):
+  tmp_path, monkeypatch, caplog
+):
   monkeypatch.setitem(sys.modules, "plotly", None)
   monkeypatch.setitem(sys.modules, "optuna", None)
   with caplog.at_level(logging.INFO, logger="momentum_jax.report._save"):
@@ -215,14 +246,22 @@ def browser():
   """Headless Chromium through selenium (its chromedriver found on PATH, never downloaded)."""
   found = _chromium()
   if found is None:
-    pytest.skip("no Chromium with its chromedriver on PATH (Debian: apt-get install chromium "
-                "chromium-driver; .ci/run installs them)")
+    pytest.skip(
+      "no Chromium with its chromedriver on PATH (Debian: apt-get install chromium "
+      "chromium-driver; .ci/run installs them)"
+    )
   from selenium import webdriver
   from selenium.webdriver.chrome.service import Service
+
   options = webdriver.ChromeOptions()
   options.binary_location = found[0]
-  for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage",
-                   "--window-size=1280,2400", "--enable-unsafe-swiftshader"):
+  for argument in (
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-dev-shm-usage",
+    "--window-size=1280,2400",
+    "--enable-unsafe-swiftshader",
+  ):
     options.add_argument(argument)
   options.set_capability("goog:loggingPrefs", {"performance": "ALL"})  # the requests made
   driver = webdriver.Chrome(service=Service(found[1]), options=options)
@@ -233,13 +272,17 @@ def browser():
 def _requested(driver) -> set[str]:
   """The URLs the browser requested since the last call (Chrome's network log)."""
   events = [json.loads(entry["message"])["message"] for entry in driver.get_log("performance")]
-  return {e["params"]["request"]["url"] for e in events
-          if e["method"] == "Network.requestWillBeSent"
-          and not e["params"]["request"]["url"].startswith("data:")}
+  return {
+    e["params"]["request"]["url"]
+    for e in events
+    if e["method"] == "Network.requestWillBeSent"
+    and not e["params"]["request"]["url"].startswith("data:")
+  }
 
 
 def _wait(driver, condition, timeout=60):
   from selenium.webdriver.support.ui import WebDriverWait
+
   return WebDriverWait(driver, timeout, poll_frequency=0.2).until(condition)
 
 
@@ -253,16 +296,19 @@ return label ? label.textContent : null;
 """
 
 
-def test_report_html_in_chromium_shows_every_configuration_and_the_ranked_values(
-    tmp_path, browser):
+def test_report_html_in_chromium_shows_every_configuration_and_the_ranked_values(tmp_path, browser):
   result = make_result()
   report.save(result, tmp_path, figures=False)
   ranked = results.rank_configurations(result.summary)
   browser.get_log("performance")  # what earlier pages asked for
   browser.get((tmp_path / _html.HTML_FILE).as_uri())
-  _wait(browser, lambda d: d.execute_script(
+  _wait(
+    browser,
+    lambda d: d.execute_script(
       "return document.querySelectorAll('.js-plotly-plot .main-svg').length > 0 && "
-      "document.querySelectorAll('#curves .scatterlayer .trace').length"))
+      "document.querySelectorAll('#curves .scatterlayer .trace').length"
+    ),
+  )
   shown = browser.execute_script("""return {
       configurations: document.getElementById('configurations').textContent,
       rows: document.querySelectorAll('#ranking-table tbody tr').length,
@@ -299,9 +345,12 @@ def dashboard(tmp_path):
   """``momentum-jax dashboard DIR --port N`` on the fixture's saved result: its URL."""
   report.save(make_result(), tmp_path, figures=False)
   port = _free_port()
-  server = subprocess.Popen([sys.executable, "-m", "momentum_jax", "dashboard", str(tmp_path),
-                             "--port", str(port)], stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+  server = subprocess.Popen(
+    [sys.executable, "-m", "momentum_jax", "dashboard", str(tmp_path), "--port", str(port)],
+    stdout=subprocess.PIPE,
+    stderr=subprocess.STDOUT,
+    text=True,
+  )
   url = f"http://127.0.0.1:{port}"
   deadline = time.monotonic() + 120  # imports jax first: seconds on a loaded machine
   while True:
@@ -319,19 +368,25 @@ def dashboard(tmp_path):
 
 
 def test_the_dashboard_in_chromium_shows_the_studies_trials_and_best_value(
-    tmp_path, browser, dashboard):
+  tmp_path, browser, dashboard
+):
   result = make_result()
   storage = _storage(tmp_path)
   for name, count in CONFIGURATIONS.items():
     study_id = storage.get_study_id_from_name(name)
     browser.get(f"{dashboard}/dashboard/studies/{study_id}/trials")
-    text = _wait(browser, lambda d: re.search(r"(\d+) Trials", d.find_element("tag name",
-                                                                           "body").text))
+    text = _wait(
+      browser, lambda d: re.search(r"(\d+) Trials", d.find_element("tag name", "body").text)
+    )
     browser.save_screenshot(str(tmp_path / f"dashboard_{name}_trials.png"))
     assert int(text.group(1)) == count
     browser.get(f"{dashboard}/dashboard/studies/{study_id}")
-    best = _wait(browser, lambda d: re.search(r"Best Trial \(number=(\d+)\)\s+([-+0-9.e]+)",
-                                              d.find_element("tag name", "body").text))
+    best = _wait(
+      browser,
+      lambda d: re.search(
+        r"Best Trial \(number=(\d+)\)\s+([-+0-9.e]+)", d.find_element("tag name", "body").text
+      ),
+    )
     browser.save_screenshot(str(tmp_path / f"dashboard_{name}.png"))
     ranked = report.best_table(result.summary[result.summary["optimizer"] == name], n=1)
     # The dashboard prints the stored double in full: the report's mean, to the last ulp.

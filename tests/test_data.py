@@ -28,8 +28,14 @@ from momentum_jax.data import _dataset
 
 
 def test_dataset_converts_to_jax_and_reports_shapes():
-  ds = Dataset("toy", np.zeros((5, 2, 3)), np.arange(5, dtype=np.int32),
-               np.ones((2, 2, 3)), np.zeros(2, np.int32), num_classes=5)
+  ds = Dataset(
+    "toy",
+    np.zeros((5, 2, 3)),
+    np.arange(5, dtype=np.int32),
+    np.ones((2, 2, 3)),
+    np.zeros(2, np.int32),
+    num_classes=5,
+  )
   assert isinstance(ds.x_train, jax.Array) and isinstance(ds.y_val, jax.Array)
   assert ds.num_train == 5 and ds.num_val == 2
   assert ds.input_shape == (2, 3)
@@ -56,12 +62,15 @@ def test_dataset_checks_read_cpu_arrays_with_numpy():
 @pytest.mark.parametrize("field", ["x_train", "y_train", "x_val", "y_val"])
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
 def test_dataset_rejects_non_finite_values_naming_the_array(field, bad, checks_on):
-  arrays = {"x_train": np.zeros((4, 3)), "y_train": np.zeros(4),
-            "x_val": np.zeros((2, 3)), "y_val": np.zeros(2)}
+  arrays = {
+    "x_train": np.zeros((4, 3)),
+    "y_train": np.zeros(4),
+    "x_val": np.zeros((2, 3)),
+    "y_val": np.zeros(2),
+  }
   arrays[field].flat[1] = bad
   counts = "1 NaN and 0 inf" if np.isnan(bad) else "0 NaN and 1 inf"
-  with pytest.raises(ValueError,
-                     match=f"Dataset 'toy': {field} contains {counts} values"):
+  with pytest.raises(ValueError, match=f"Dataset 'toy': {field} contains {counts} values"):
     Dataset("toy", **arrays)
 
 
@@ -71,8 +80,7 @@ def test_dataset_rejects_inconsistent_shapes():
   with pytest.raises(ValueError, match="x_val was given without y_val"):
     Dataset("toy", np.zeros((4, 2)), np.zeros(4), x_val=np.zeros((1, 2)))
   with pytest.raises(ValueError, match=r"x_val examples have shape \(3,\)"):
-    Dataset("toy", np.zeros((4, 2)), np.zeros(4), np.zeros((1, 3)),
-            np.zeros(1))
+    Dataset("toy", np.zeros((4, 2)), np.zeros(4), np.zeros((1, 3)), np.zeros(1))
 
 
 def test_dataset_checks_class_labels(checks_on):
@@ -103,12 +111,11 @@ def ols(ds: Dataset):
 
 
 @pytest.mark.parametrize(
-    "make, n, slope, intercept, noise",
-    [(regression_normal, 1000, 3.0, 2.0, 0.5),
-     (regression_uniform, 100, 3.0, 2.0, 1.0)])
+  "make, n, slope, intercept, noise",
+  [(regression_normal, 1000, 3.0, 2.0, 0.5), (regression_uniform, 100, 3.0, 2.0, 1.0)],
+)
 @pytest.mark.parametrize("num_samples", [None, 20000])
-def test_regression_shapes_and_true_coefficients(make, n, slope, intercept,
-                                                 noise, num_samples):
+def test_regression_shapes_and_true_coefficients(make, n, slope, intercept, noise, num_samples):
   # The default sizes of the literature, then a large one that resolves the
   # coefficients of the noisy uniform set to ±0.05.
   ds = make() if num_samples is None else make(num_samples)
@@ -166,8 +173,9 @@ def test_regression_rejects_bad_arguments():
 
 
 @pytest.mark.parametrize(
-    "load, num_train, num_val, features, classes",
-    [(load_digits, 1437, 360, 64, 10), (load_breast_cancer, 455, 114, 30, 2)])
+  "load, num_train, num_val, features, classes",
+  [(load_digits, 1437, 360, 64, 10), (load_breast_cancer, 455, 114, 30, 2)],
+)
 def test_sklearn_shapes_and_dtypes(load, num_train, num_val, features, classes):
   ds = load()
   assert ds.x_train.shape == (num_train, features)
@@ -185,8 +193,7 @@ def test_sklearn_split_is_deterministic_per_seed(load):
   assert not np.array_equal(a.y_train, c.y_train)
 
 
-@pytest.mark.parametrize("load, val_fraction",
-                         [(load_digits, 0.2), (load_breast_cancer, 0.3)])
+@pytest.mark.parametrize("load, val_fraction", [(load_digits, 0.2), (load_breast_cancer, 0.3)])
 def test_sklearn_split_is_stratified(load, val_fraction):
   ds = load(val_fraction=val_fraction, seed=5)
   y_val = np.asarray(ds.y_val)
@@ -195,17 +202,21 @@ def test_sklearn_split_is_stratified(load, val_fraction):
   counts_val = np.bincount(y_val, minlength=ds.num_classes)
   # A random split misses the proportions by ~√(n_k·f·(1 − f)) ≈ 3 to 5.
   assert np.all(np.abs(counts_val - val_fraction * counts_all) <= 1), (
-      counts_val, val_fraction * counts_all)
+    counts_val,
+    val_fraction * counts_all,
+  )
 
 
 def raw_split(bunch, val_fraction=0.2, seed=0):
-  return train_test_split(bunch.data, bunch.target, test_size=val_fraction,
-                          random_state=seed, stratify=bunch.target)
+  return train_test_split(
+    bunch.data, bunch.target, test_size=val_fraction, random_state=seed, stratify=bunch.target
+  )
 
 
-@pytest.mark.parametrize("load, bunch",
-                         [(load_digits, sk_datasets.load_digits),
-                          (load_breast_cancer, sk_datasets.load_breast_cancer)])
+@pytest.mark.parametrize(
+  "load, bunch",
+  [(load_digits, sk_datasets.load_digits), (load_breast_cancer, sk_datasets.load_breast_cancer)],
+)
 def test_sklearn_standardises_with_training_statistics_only(load, bunch):
   ds = load(seed=0)
   raw_train, raw_val, y_train, y_val = raw_split(bunch())
@@ -233,15 +244,12 @@ def test_digits_constant_pixels_become_zero_not_nan():
 
 def test_digits_images_are_standardised_globally():
   ds = load_digits(image=True)
-  assert ds.x_train.shape == (1437, 8, 8, 1) and ds.x_val.shape == (360, 8, 8,
-                                                                    1)
+  assert ds.x_train.shape == (1437, 8, 8, 1) and ds.x_val.shape == (360, 8, 8, 1)
   assert ds.input_shape == (8, 8, 1)
   raw_train, raw_val, _, _ = raw_split(sk_datasets.load_digits())
   mean, std = raw_train.mean(), raw_train.std()
-  np.testing.assert_allclose(ds.x_train, ((raw_train - mean) / std).reshape(
-      -1, 8, 8, 1), atol=1e-5)
-  np.testing.assert_allclose(ds.x_val, ((raw_val - mean) / std).reshape(
-      -1, 8, 8, 1), atol=1e-5)
+  np.testing.assert_allclose(ds.x_train, ((raw_train - mean) / std).reshape(-1, 8, 8, 1), atol=1e-5)
+  np.testing.assert_allclose(ds.x_val, ((raw_val - mean) / std).reshape(-1, 8, 8, 1), atol=1e-5)
   # Row-major 8×8: pixel (row 2, column 5) is feature 2·8 + 5 of the flat set.
   flat = load_digits()
   order = np.argsort(np.asarray(flat.x_train[:, 21]))
@@ -250,24 +258,26 @@ def test_digits_images_are_standardised_globally():
 
 @pytest.mark.parametrize("val_fraction", [0.0, 1.0, 1.5, -0.1])
 def test_sklearn_rejects_bad_val_fraction(val_fraction):
-  with pytest.raises(ValueError,
-                     match=rf"val_fraction must be in \(0, 1\), got {val_fraction}"):
+  with pytest.raises(ValueError, match=rf"val_fraction must be in \(0, 1\), got {val_fraction}"):
     load_digits(val_fraction=val_fraction)
 
 
 # --- CIFAR-10 ----------------------------------------------------------------------
 
+
 def channel_major_to_hwc(data: np.ndarray) -> np.ndarray:
   """Gathers pixel (i, j, c) from index c·1024 + 32·i + j of each row."""
-  index = (np.arange(3)[None, None, :] * PLANE
-           + np.arange(32)[:, None, None] * 32
-           + np.arange(32)[None, :, None])
+  index = (
+    np.arange(3)[None, None, :] * PLANE
+    + np.arange(32)[:, None, None] * 32
+    + np.arange(32)[None, :, None]
+  )
   return data[:, index]
 
 
 def expected_standardised(data: np.ndarray, train: np.ndarray) -> np.ndarray:
   """(u/255 − mean_c)/std_c, with each channel's stats from its plane of ``train``."""
-  planes = [train[:, c * PLANE:(c + 1) * PLANE] / 255.0 for c in range(3)]
+  planes = [train[:, c * PLANE : (c + 1) * PLANE] / 255.0 for c in range(3)]
   mean = np.array([p.mean() for p in planes])
   std = np.array([p.std() for p in planes])
   return (channel_major_to_hwc(data) / 255.0 - mean) / std
@@ -278,39 +288,32 @@ def test_cifar_pixel_layout_labels_and_standardisation(tmp_path):
   train, train_labels, test, test_labels = write_fake_cifar(folder)
   # A known pixel: image 6 (the third of data_batch_2), row 3, column 5 has
   # (R, G, B) = (10, 200, 77); its transpose (5, 3) differs.
-  train[6, [0 * PLANE + 3 * 32 + 5, 1 * PLANE + 3 * 32 + 5,
-            2 * PLANE + 3 * 32 + 5]] = [10, 200, 77]
-  train[6, [5 * 32 + 3, PLANE + 5 * 32 + 3, 2 * PLANE + 5 * 32 + 3]] = [250, 1,
-                                                                        3]
+  train[6, [0 * PLANE + 3 * 32 + 5, 1 * PLANE + 3 * 32 + 5, 2 * PLANE + 3 * 32 + 5]] = [10, 200, 77]
+  train[6, [5 * 32 + 3, PLANE + 5 * 32 + 3, 2 * PLANE + 5 * 32 + 3]] = [250, 1, 3]
   write_batch(folder / "data_batch_2", train[4:8], train_labels[4:8])
 
   ds = load_cifar10(folder)
-  assert ds.x_train.shape == (20, 32, 32, 3) and ds.x_val.shape == (4, 32, 32,
-                                                                    3)
+  assert ds.x_train.shape == (20, 32, 32, 3) and ds.x_val.shape == (4, 32, 32, 3)
   assert ds.x_train.dtype == np.float32 and ds.y_train.dtype == np.int32
   assert ds.num_classes == 10
   assert ds.class_names == tuple(f"class{k}" for k in range(10))
   np.testing.assert_array_equal(ds.y_train, train_labels)  # batch 1 … 5 order
   np.testing.assert_array_equal(ds.y_val, test_labels)
 
-  planes = [train[:, c * PLANE:(c + 1) * PLANE] / 255.0 for c in range(3)]
+  planes = [train[:, c * PLANE : (c + 1) * PLANE] / 255.0 for c in range(3)]
   mean = np.array([p.mean() for p in planes])
   std = np.array([p.std() for p in planes])
-  np.testing.assert_allclose(ds.x_train[6, 3, 5],
-                             (np.array([10, 200, 77]) / 255.0 - mean) / std,
-                             rtol=1e-5)
-  np.testing.assert_allclose(ds.x_train[6, 5, 3],
-                             (np.array([250, 1, 3]) / 255.0 - mean) / std,
-                             rtol=1e-5)
-  np.testing.assert_allclose(ds.x_train, expected_standardised(train, train),
-                             atol=1e-5)
-  np.testing.assert_allclose(ds.x_val, expected_standardised(test, train),
-                             atol=1e-5)
+  np.testing.assert_allclose(
+    ds.x_train[6, 3, 5], (np.array([10, 200, 77]) / 255.0 - mean) / std, rtol=1e-5
+  )
+  np.testing.assert_allclose(
+    ds.x_train[6, 5, 3], (np.array([250, 1, 3]) / 255.0 - mean) / std, rtol=1e-5
+  )
+  np.testing.assert_allclose(ds.x_train, expected_standardised(train, train), atol=1e-5)
+  np.testing.assert_allclose(ds.x_val, expected_standardised(test, train), atol=1e-5)
   # Training statistics only: training channels are centred, validation not.
-  np.testing.assert_allclose(np.asarray(ds.x_train).mean(axis=(0, 1, 2)), 0.0,
-                             atol=1e-5)
-  np.testing.assert_allclose(np.asarray(ds.x_train).std(axis=(0, 1, 2)), 1.0,
-                             atol=1e-4)
+  np.testing.assert_allclose(np.asarray(ds.x_train).mean(axis=(0, 1, 2)), 0.0, atol=1e-5)
+  np.testing.assert_allclose(np.asarray(ds.x_train).std(axis=(0, 1, 2)), 1.0, atol=1e-4)
   assert np.all(np.asarray(ds.x_val).mean(axis=(0, 1, 2)) > 0.5)
 
 
@@ -334,8 +337,9 @@ def test_cifar_missing_folder_error_says_where_and_how(tmp_path, monkeypatch):
   assert str(missing) in message and "does not exist" in message
   assert CIFAR10_ENV_VAR in message and "path=" in message
   monkeypatch.setenv(CIFAR10_ENV_VAR, str(missing))
-  with pytest.raises(CIFAR10NotFoundError,
-                     match=f"from the environment variable {CIFAR10_ENV_VAR}"):
+  with pytest.raises(
+    CIFAR10NotFoundError, match=f"from the environment variable {CIFAR10_ENV_VAR}"
+  ):
     load_cifar10()
   monkeypatch.delenv(CIFAR10_ENV_VAR)
   with pytest.raises(CIFAR10NotFoundError, match=f"{CIFAR10_ENV_VAR} is not set"):
@@ -350,8 +354,10 @@ def test_cifar_missing_batch_error_lists_expected_and_missing(tmp_path):
     load_cifar10(tmp_path)  # through the parent folder
   message = str(info.value)
   assert str(folder) in message
-  assert ("expected data_batch_1, data_batch_2, data_batch_3, data_batch_4, "
-          "data_batch_5, test_batch; missing data_batch_3.") in message
+  assert (
+    "expected data_batch_1, data_batch_2, data_batch_3, data_batch_4, "
+    "data_batch_5, test_batch; missing data_batch_3."
+  ) in message
   # An empty folder: everything is missing, and it says it looked for the
   # subfolder too.
   (tmp_path / "empty").mkdir()
@@ -379,7 +385,6 @@ def test_cifar_rejects_malformed_and_malicious_files(tmp_path):
   marker = tmp_path / "executed"
 
   class Payload:
-
     def __reduce__(self):
       return (pathlib.Path.touch, (marker,))
 
@@ -392,20 +397,28 @@ def test_cifar_rejects_malformed_and_malicious_files(tmp_path):
 
 # CIFAR10NotFoundError is a FileNotFoundError: sweep.run must still report it
 # as a ConfigError at the problem's field.
-@pytest.mark.parametrize("remove, says", [
+@pytest.mark.parametrize(
+  "remove, says",
+  [
     ("folder", "does not exist"),
     ("data_batch_3", "missing data_batch_3"),
-])
+  ],
+)
 def test_sweep_names_the_problem_field_for_a_missing_or_incomplete_cifar_folder(
-    tmp_path, remove, says):
+  tmp_path, remove, says
+):
   from momentum_jax import sweep
+
   folder = tmp_path / "cifar-10-batches-py"
   if remove != "folder":
     write_fake_cifar(folder, rows=2)
     (folder / remove).unlink()
-  config = {"problem": {"name": "cifar10_cnn", "path": str(folder)},
-            "optimizer": {"name": "sgd", "learning_rate": 0.1},
-            "train": {"steps": 1, "log_every": 1, "batch_size": 2}, "seeds": 1}
+  config = {
+    "problem": {"name": "cifar10_cnn", "path": str(folder)},
+    "optimizer": {"name": "sgd", "learning_rate": 0.1},
+    "train": {"steps": 1, "log_every": 1, "batch_size": 2},
+    "seeds": 1,
+  }
   with pytest.raises(sweep.ConfigError, match=f"^problem: .*{says}") as info:
     sweep.run(config, tmp_path / "sweep", quiet=True)
   assert info.value.path == "problem" and str(folder) in str(info.value)

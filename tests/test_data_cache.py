@@ -22,14 +22,22 @@ def test_a_second_load_reads_the_cache_and_imports_no_sklearn(tmp_path, monkeypa
   monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
   first = load_digits(image=True, seed=3)  # from scikit-learn, kept
   env = {**os.environ, "JAX_PLATFORMS": "cpu"}
-  out = subprocess.run([sys.executable, "-c", _SCRIPT], env=env, check=True,
-                       capture_output=True, text=True, timeout=120).stdout
+  out = subprocess.run(
+    [sys.executable, "-c", _SCRIPT],
+    env=env,
+    check=True,
+    capture_output=True,
+    text=True,
+    timeout=120,
+  ).stdout
   imported, total, y_val = json.loads(out)
   assert not imported
   assert total == float(first.x_train.sum()) and y_val == np.asarray(first.y_val).tolist()
   version = _sklearn.importlib.metadata.version("scikit-learn")
   assert sorted(p.name for p in (tmp_path / "momentum_jax" / "data").iterdir()) == [
-      f"digits-sklearn{version}.npz", f"digits-split-0.2-3-sklearn{version}.npz"]
+    f"digits-sklearn{version}.npz",
+    f"digits-split-0.2-3-sklearn{version}.npz",
+  ]
 
 
 def test_a_damaged_cache_file_is_loaded_again_and_replaced(tmp_path, monkeypatch):

@@ -30,14 +30,19 @@ def test_every_public_name_has_an_api_entry():
 def test_the_coverage_check_finds_a_missing_name():
   documented = _documented()
   documented.discard("momentum_jax.optim.nesterov")
-  assert momentum_docs.missing_entries(documented) == ["momentum_jax.nesterov",
-                                                       "momentum_jax.optim.nesterov"]
+  assert momentum_docs.missing_entries(documented) == [
+    "momentum_jax.nesterov",
+    "momentum_jax.optim.nesterov",
+  ]
 
 
 def test_every_api_entry_names_a_public_name():
   """An entry whose name went away would fail the build (autosummary: no such object)."""
-  public = {f"{module}.{name}" for module in momentum_docs.API_MODULES
-            for name in momentum_docs.public_names(module)}
+  public = {
+    f"{module}.{name}"
+    for module in momentum_docs.API_MODULES
+    for name in momentum_docs.public_names(module)
+  }
   assert sorted(_documented() - public) == []
 
 
@@ -49,6 +54,7 @@ def test_a_module_without_all_is_refused(monkeypatch):
 
 def test_the_config_reference_lists_every_key():
   from momentum_jax.sweep import _schema
+
   page = momentum_docs.config_reference_markdown()
   schema = _schema.json_schema()
   sections = [schema, *(s for name, s in schema["$defs"].items() if not name.startswith("_"))]
@@ -60,22 +66,47 @@ def test_the_config_reference_lists_every_key():
 
 def test_the_cli_reference_lists_every_option():
   from momentum_jax import cli
+
   page = momentum_docs.cli_reference_markdown()
   for command in ("sweep", "check", "schema", "plot", "report", "demo"):
     assert f"## `momentum-jax {command}`" in page
-  for option in ("--chunk-size", "--width", "--checkpoint-every SECONDS", "--coordinator HOST:PORT"):
+  for option in (
+    "--chunk-size",
+    "--width",
+    "--checkpoint-every SECONDS",
+    "--coordinator HOST:PORT",
+  ):
     assert f"`{option}`" in page, option
   assert cli.build_parser().prog == "momentum-jax"
 
 
-@pytest.mark.skipif(importlib.util.find_spec("myst_nb") is None
-                    or importlib.util.find_spec("sphinx_book_theme") is None,
-                    reason="needs the docs extra: pip install '.[docs]'")
+@pytest.mark.skipif(
+  importlib.util.find_spec("myst_nb") is None
+  or importlib.util.find_spec("sphinx_book_theme") is None,
+  reason="needs the docs extra: pip install '.[docs]'",
+)
 def test_the_site_builds_without_warnings(tmp_path):
   build = subprocess.run(
-      [sys.executable, "-m", "sphinx", "-W", "-q", "-b", "html", "-D", "nb_execution_mode=off",
-       "-d", str(tmp_path / "doctrees"), str(ROOT / "docs"), str(tmp_path / "html")],
-      capture_output=True, text=True, cwd=ROOT, timeout=600)
+    [
+      sys.executable,
+      "-m",
+      "sphinx",
+      "-W",
+      "-q",
+      "-b",
+      "html",
+      "-D",
+      "nb_execution_mode=off",
+      "-d",
+      str(tmp_path / "doctrees"),
+      str(ROOT / "docs"),
+      str(tmp_path / "html"),
+    ],
+    capture_output=True,
+    text=True,
+    cwd=ROOT,
+    timeout=600,
+  )
   assert build.returncode == 0, build.stderr[-4000:]
   assert (tmp_path / "html" / "reference" / "config.html").exists()
   api = (tmp_path / "html" / "reference" / "api.html").read_text(encoding="utf-8")
@@ -85,12 +116,16 @@ def test_the_site_builds_without_warnings(tmp_path):
 def test_every_config_key_is_described():
   """The schema describes each key (from the Attributes of its section or spec): add one there."""
   from momentum_jax.sweep import _schema
+
   schema = _schema.json_schema()
   sections = {"SweepSchema": schema, **schema["$defs"]}
-  undescribed = [f"{title}.{key}" for title, section in sections.items()
-                 if not title.startswith("_")
-                 for key, field in section.get("properties", {}).items()
-                 if not field.get("description")]
+  undescribed = [
+    f"{title}.{key}"
+    for title, section in sections.items()
+    if not title.startswith("_")
+    for key, field in section.get("properties", {}).items()
+    if not field.get("description")
+  ]
   assert undescribed == []
 
 

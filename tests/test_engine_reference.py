@@ -40,10 +40,12 @@ from _tolerances import U64
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "fixtures"))
 import make_engine_reference as reference  # noqa: E402
 
-REGENERATE = ("to compare bit for bit here, make the reference on this machine with the engine "
-              "it stands for: in a worktree of `git log -1 --format=%h -- "
-              "tests/fixtures/engine_reference`, run `PYTHONPATH=. python "
-              "tests/fixtures/make_engine_reference.py` and copy its engine_reference/ here")
+REGENERATE = (
+  "to compare bit for bit here, make the reference on this machine with the engine "
+  "it stands for: in a worktree of `git log -1 --format=%h -- "
+  "tests/fixtures/engine_reference`, run `PYTHONPATH=. python "
+  "tests/fixtures/make_engine_reference.py` and copy its engine_reference/ here"
+)
 # Summary columns that training decides; every other one is a key or a setting.
 OUTCOME_PREFIXES = ("final_", "best_", "val_", "start_")
 OUTCOMES = ("diverged", "diverged_at_step", "stopped_at_step", "lineage")
@@ -62,8 +64,11 @@ SETTINGS_RTOL = 2400 * U64
 def _read(name: str) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
   folder = reference.OUTPUT / name
   record = json.loads((folder / "search.json").read_text(encoding="utf-8"))
-  return (pd.read_parquet(folder / "summary.parquet"),
-          pd.read_parquet(folder / "curves.parquet"), record)
+  return (
+    pd.read_parquet(folder / "summary.parquet"),
+    pd.read_parquet(folder / "curves.parquet"),
+    record,
+  )
 
 
 def _signature_differences() -> list[str]:
@@ -75,9 +80,13 @@ def _signature_differences() -> list[str]:
     if not isinstance(tree, dict):
       return {prefix: tree}
     return {k: v for key, value in tree.items() for k, v in flat(value, f"{prefix}{key}.").items()}
+
   ours, theirs = flat(ours), flat(theirs)
-  return [f"{key.rstrip('.')}: {theirs.get(key)!r} -> {ours.get(key)!r}"
-          for key in sorted(set(ours) | set(theirs)) if ours.get(key) != theirs.get(key)]
+  return [
+    f"{key.rstrip('.')}: {theirs.get(key)!r} -> {ours.get(key)!r}"
+    for key in sorted(set(ours) | set(theirs))
+    if ours.get(key) != theirs.get(key)
+  ]
 
 
 def _live(name: str) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
@@ -113,8 +122,9 @@ def _first_difference(live_table: pd.DataFrame, reference_table: pd.DataFrame) -
 
 def assert_records_identical(live_record: dict, reference_record: dict) -> None:
   """Equal as JSON text: every float's shortest repr, so every bit (NaN equal to NaN)."""
-  assert (json.dumps(live_record, indent=1, sort_keys=True)
-          == json.dumps(reference_record, indent=1, sort_keys=True))
+  assert json.dumps(live_record, indent=1, sort_keys=True) == json.dumps(
+    reference_record, indent=1, sort_keys=True
+  )
 
 
 def _is_outcome(column: str) -> bool:
@@ -142,9 +152,14 @@ def planned(record: dict) -> dict:
   search.pop("exploits", None)
   for group in search["groups"].values():
     if "trials" in group:
-      group["trials"] = [{"number": t["number"], "slot": t["slot"],
-                          **({"params": t["params"]} if t["number"] < search["batch"] else {})}
-                         for t in group["trials"]]
+      group["trials"] = [
+        {
+          "number": t["number"],
+          "slot": t["slot"],
+          **({"params": t["params"]} if t["number"] < search["batch"] else {}),
+        }
+        for t in group["trials"]
+      ]
   return record
 
 
@@ -162,7 +177,8 @@ def assert_close_tree(live_tree, reference_tree, rtol: float, path: str = "") ->
     assert isinstance(live_tree, (int, float)), path
     close = math.isclose(live_tree, reference_tree, rel_tol=rtol)
     assert close or math.isnan(live_tree) and math.isnan(reference_tree), (
-        f"{path}: {live_tree!r} != {reference_tree!r}")
+      f"{path}: {live_tree!r} != {reference_tree!r}"
+    )
   else:
     assert live_tree == reference_tree, f"{path}: {live_tree!r} != {reference_tree!r}"
 
@@ -173,8 +189,13 @@ def assert_same_plan(live_case, reference_case) -> None:
   for table, ref_table in ((summary, ref_summary), (curves, ref_curves)):
     assert list(table.columns) == list(ref_table.columns)
     assert table.dtypes.to_dict() == ref_table.dtypes.to_dict()
-  pd.testing.assert_frame_equal(settings(summary, record), settings(ref_summary, ref_record),
-                                check_exact=False, rtol=SETTINGS_RTOL, atol=0)
+  pd.testing.assert_frame_equal(
+    settings(summary, record),
+    settings(ref_summary, ref_record),
+    check_exact=False,
+    rtol=SETTINGS_RTOL,
+    atol=0,
+  )
   if ref_record["search"]["scheduler"] is None:  # else the rows stop where rankings said
     pd.testing.assert_frame_equal(curves[CURVE_KEYS], ref_curves[CURVE_KEYS], check_exact=True)
   assert_close_tree(planned(record), planned(ref_record), SETTINGS_RTOL)
@@ -188,8 +209,10 @@ def test_results_equal_the_reference(name):
   assert_same_plan(live, recorded)
   differences = _signature_differences()
   if differences:
-    pytest.skip(f"{name}: its plan equals the reference's; its numbers are not compared, the "
-                f"reference was made on another machine ({'; '.join(differences)}): {REGENERATE}")
+    pytest.skip(
+      f"{name}: its plan equals the reference's; its numbers are not compared, the "
+      f"reference was made on another machine ({'; '.join(differences)}): {REGENERATE}"
+    )
   (summary, curves, record), (ref_summary, ref_curves, ref_record) = live, recorded
   assert_identical(summary, ref_summary)
   assert_identical(curves, ref_curves)

@@ -26,6 +26,7 @@ def test_regression_momentum_tiny(tmp_path):
 
 def test_broadcast_bug_tiny(tmp_path):
   from experiments import broadcast_bug
+
   broadcast_bug.run(_cli.load("broadcast_bug", broadcast_bug.SCHEMA, quick=True), str(tmp_path))
   for name in ("broadcast_bug.csv", "summary.md"):
     assert (tmp_path / name).stat().st_size > 0
@@ -36,6 +37,7 @@ def test_broadcast_bug_tiny(tmp_path):
 
 def test_landscapes_tiny(tmp_path):
   from experiments import landscapes
+
   study = _cli.load("landscapes", landscapes.SCHEMA, quick=True)
   table = landscapes.run(study, str(tmp_path))
   names = study.settings["landscapes"]
@@ -52,6 +54,7 @@ def test_landscapes_tiny(tmp_path):
 
 def test_landscape_success_tiny(tmp_path):
   from experiments import landscape_success
+
   study = _cli.load("landscape_success", landscape_success.SCHEMA, quick=True)
   fractions = landscape_success.run(study, str(tmp_path))
   assert set(fractions) == set(study.settings["landscapes"])
@@ -63,6 +66,7 @@ def test_landscape_success_tiny(tmp_path):
 
 def test_beta_quick(tmp_path):
   from experiments import beta
+
   tables = beta.run(_cli.load("beta", beta.SCHEMA, quick=True), str(tmp_path))
   summary = (tmp_path / "summary.md").read_text()
   assert "| 0.1 | 0.01 | 1.111 |" in summary  # beta 0.1: 1% two steps back
@@ -70,18 +74,24 @@ def test_beta_quick(tmp_path):
   assert set(tables) == {"regression", "digits"}
   regression = tables["regression"]
   assert set(regression.optimizer) == {"momentum(ema=false)", "momentum(ema=true)"}
-  for name in ("past_gradient_weights.png", "regression_final_loss.png",
-               "digits_steps_to_target.png", "regression/summary.csv"):
+  for name in (
+    "past_gradient_weights.png",
+    "regression_final_loss.png",
+    "digits_steps_to_target.png",
+    "regression/summary.csv",
+  ):
     assert (tmp_path / name).stat().st_size > 0
 
 
 def test_vanishing_gradients_tiny(tmp_path):
   from experiments import vanishing_gradients
+
   kept = ("sigmoid, naive init", "sigmoid, naive + BatchNorm")
   full = _cli.load("vanishing_gradients", vanishing_gradients.SCHEMA)
   dropped = {"study": {"runs": {name: None for name in full.runs if name not in kept}}}
-  study = _cli.load("vanishing_gradients", vanishing_gradients.SCHEMA, quick=True,
-                    overlays=[dropped])
+  study = _cli.load(
+    "vanishing_gradients", vanishing_gradients.SCHEMA, quick=True, overlays=[dropped]
+  )
   assert list(study.runs) == list(kept)
   assert {c.train.steps for c in study.runs.values()} == {20}
   table = vanishing_gradients.run(study, str(tmp_path))
@@ -93,21 +103,28 @@ def test_vanishing_gradients_tiny(tmp_path):
 
 def test_vanishing_gradients_clipping_variant_is_clipped_momentum():
   from experiments import vanishing_gradients
+
   study = _cli.load("vanishing_gradients", vanishing_gradients.SCHEMA)
   (clipped,) = study.runs["sigmoid, naive + clipping (norm 1)"].optimizers
   assert clipped.factory is vanishing_gradients.clipped_momentum
   assert {k: v.tolist() for k, v in clipped.grid.items()} == {
-      "learning_rate": [0.05], "beta": [0.9], "max_norm": [1.0]}
+    "learning_rate": [0.05],
+    "beta": [0.9],
+    "max_norm": [1.0],
+  }
   assert clipped.static == {"ema": False}
 
 
 def test_schedules_quick(tmp_path):
   from experiments import schedules
+
   study = _cli.load("schedules", schedules.SCHEMA, quick=True, overrides=["study.runs.cnn=null"])
   tables = schedules.run(study, str(tmp_path))
   table = tables["digits"]
-  assert list(table.optimizer) == ["momentum(ema=false)",
-                                   "momentum(ema=false, schedule=cosine_annealing)"]
+  assert list(table.optimizer) == [
+    "momentum(ema=false)",
+    "momentum(ema=false, schedule=cosine_annealing)",
+  ]
   assert ((table.val_accuracy_mean > 0.1) & (table.val_accuracy_mean <= 1)).all()
   summary = (tmp_path / "summary.md").read_text()
   assert "| step decay (0.1, ×0.5 every 10) | 0.1 |" in summary
@@ -117,6 +134,7 @@ def test_schedules_quick(tmp_path):
 
 def test_batch_size_tiny(tmp_path):
   from experiments import batch_size
+
   table = batch_size.run(_cli.load("batch_size", batch_size.SCHEMA, quick=True), str(tmp_path))
   assert list(table.steps) == [2 * (1437 // 128), 2]
   assert (table.final_val_accuracy > 0.1).all()
@@ -126,6 +144,7 @@ def test_batch_size_tiny(tmp_path):
 
 def test_optimizers_images_tiny(tmp_path):
   from experiments import optimizers_images
+
   study = _cli.load("optimizers_images", optimizers_images.SCHEMA, quick=True)
   best = optimizers_images.run(study, str(tmp_path))
   assert sorted(best.optimizer) == ["adam", "sgd"]
@@ -137,6 +156,7 @@ def test_optimizers_images_tiny(tmp_path):
 def test_optimizers_images_on_cifar10_files(tmp_path, monkeypatch, capsys):
   from experiments import optimizers_images
   from momentum_jax import problems
+
   batch_size = _cli.load("optimizers_images", optimizers_images.SCHEMA).sweep.train.batch_size
   # Just enough rows for one batch of the config's size over the five files.
   rows = -(-batch_size // 5)
@@ -152,9 +172,19 @@ def test_optimizers_images_on_cifar10_files(tmp_path, monkeypatch, capsys):
   monkeypatch.setattr(problems, "get_problem", recording_get_problem)
   # The command line, narrowed to one optimizer (4 learning rates), one seed and one step.
   out = tmp_path / "out"
-  optimizers_images.main([
-      "--out", str(out), "--cifar", str(folder), "--quick", "--set", "train={steps: 1, log_every: 1}",
-      "--set", "optimizers=[{name: sgd, learning_rate: {logspace: [0.01, 1.0, 4]}}]"])
+  optimizers_images.main(
+    [
+      "--out",
+      str(out),
+      "--cifar",
+      str(folder),
+      "--quick",
+      "--set",
+      "train={steps: 1, log_every: 1}",
+      "--set",
+      "optimizers=[{name: sgd, learning_rate: {logspace: [0.01, 1.0, 4]}}]",
+    ]
+  )
 
   assert [p.name for p in loaded] == ["cifar10_cnn"]
   data = loaded[0].data
@@ -182,13 +212,21 @@ def test_optimizers_images_on_cifar10_files(tmp_path, monkeypatch, capsys):
   assert report in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("arguments, message", [
+@pytest.mark.parametrize(
+  "arguments, message",
+  [
     (["--set", "study.seeds=0"], "study.seeds: expected an integer >= 1, got 0"),
-    (["--set", "study.setups=[{name: a, dataset: normall, learning_rate: 0.1, beta: 0.9, "
-      "steps: 1}]"], "study.setups[0].dataset: unknown name 'normall'; did you mean 'normal'?"),
+    (
+      [
+        "--set",
+        "study.setups=[{name: a, dataset: normall, learning_rate: 0.1, beta: 0.9, steps: 1}]",
+      ],
+      "study.setups[0].dataset: unknown name 'normall'; did you mean 'normal'?",
+    ),
     (["--set", "study.seedz=2"], "study.seedz: unknown key; did you mean 'seeds'?"),
     (["--set", "seeds"], "--set: expected KEY.PATH=VALUE"),
-])
+  ],
+)
 def test_a_bad_study_exits_2_naming_the_path(tmp_path, capsys, arguments, message):
   with pytest.raises(SystemExit) as exited:
     regression_momentum.main(["--out", str(tmp_path), *arguments])
@@ -201,6 +239,7 @@ def test_a_bad_study_exits_2_naming_the_path(tmp_path, capsys, arguments, messag
 
 def test_an_overlay_error_names_the_run_and_key(tmp_path, capsys):
   from experiments import schedules
+
   with pytest.raises(SystemExit) as exited:
     schedules.main(["--out", str(tmp_path), "--quick", "--set", "study.runs.digits.train.steps=-3"])
   assert exited.value.code == 2
@@ -209,6 +248,7 @@ def test_an_overlay_error_names_the_run_and_key(tmp_path, capsys):
 
 def test_pbt_quick(tmp_path):
   from experiments import pbt
+
   table = pbt.run(_cli.load("pbt", pbt.SCHEMA, quick=True), str(tmp_path)).set_index("search")
   assert table.loc["pbt", "exploits"] >= 1  # a quarter of 4 members, after step 20 of 40
   assert table.loc["quasirandom", "exploits"] == 0

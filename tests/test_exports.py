@@ -24,14 +24,14 @@ from momentum_jax.report import exports
 from _wandb_records import run_contents
 
 CONFIG = {
-    "name": "tiny",
-    "problem": {"name": "linear_regression"},
-    "optimizers": [
-        {"name": "momentum", "ema": False, "learning_rate": [0.01, 3.0], "beta": 0.9},
-        {"name": "adam", "learning_rate": 0.1},
-    ],
-    "train": {"steps": 20, "log_every": 5},
-    "seeds": 2,
+  "name": "tiny",
+  "problem": {"name": "linear_regression"},
+  "optimizers": [
+    {"name": "momentum", "ema": False, "learning_rate": [0.01, 3.0], "beta": 0.9},
+    {"name": "adam", "learning_rate": 0.1},
+  ],
+  "train": {"steps": 20, "log_every": 5},
+  "seeds": 2,
 }
 METRICS = ("train_loss", "grad_norm")
 
@@ -85,13 +85,15 @@ def _curve(curves, config_id, metric):
 def test_tensorboard_holds_every_scalar_and_an_hparams_session(where, request):
   from tensorboard.backend.event_processing import event_accumulator
   from tensorboard.plugins.hparams import api_pb2, plugin_data_pb2
+
   out = request.getfixturevalue(where)
   summary, curves = _expected(out)
   groups = {}
   for config_id, row in summary.iterrows():
     events = event_accumulator.EventAccumulator(
-        str(out / "tensorboard" / f"config_{config_id:04d}"),
-        size_guidance={event_accumulator.SCALARS: 0})
+      str(out / "tensorboard" / f"config_{config_id:04d}"),
+      size_guidance={event_accumulator.SCALARS: 0},
+    )
     events.Reload()
     assert sorted(events.Tags()["scalars"]) == sorted(METRICS)
     for metric in METRICS:
@@ -101,13 +103,18 @@ def test_tensorboard_holds_every_scalar_and_an_hparams_session(where, request):
       # TensorBoard keeps a scalar as float32; the metrics were float32 before the
       # tables widened them, so the round trip is exact.
       np.testing.assert_array_equal([e.value for e in read], values.astype(np.float32))
-    sessions = {tag: plugin_data_pb2.HParamsPluginData.FromString(content)
-                for tag, content in events.PluginTagToContent("hparams").items()}
+    sessions = {
+      tag: plugin_data_pb2.HParamsPluginData.FromString(content)
+      for tag, content in events.PluginTagToContent("hparams").items()
+    }
     start = sessions["_hparams_/session_start_info"].session_start_info
     end = sessions["_hparams_/session_end_info"].session_end_info
     hparams = {k: v.string_value or v.number_value for k, v in start.hparams.items()}
-    expected = {"optimizer": row["optimizer"], "learning_rate": row["learning_rate"],
-                **({} if np.isnan(row["beta"]) else {"beta": row["beta"]})}
+    expected = {
+      "optimizer": row["optimizer"],
+      "learning_rate": row["learning_rate"],
+      **({} if np.isnan(row["beta"]) else {"beta": row["beta"]}),
+    }
     assert hparams == expected
     assert end.status == (api_pb2.STATUS_FAILURE if row["diverged"] else api_pb2.STATUS_SUCCESS)
     groups[config_id] = start.group_name
@@ -126,15 +133,25 @@ def _hparams_session_groups(logdir):
   from tensorboard.backend import application
   from tensorboard.backend.event_processing import data_ingester
   from werkzeug.test import Client
+
   board = program.TensorBoard(plugins=default.get_plugins())
   board.configure(argv=[None, "--logdir", str(logdir), "--load_fast", "false"])
   ingester = data_ingester.LocalDataIngester(board.flags)
   ingester.start()  # reads the logdir in a thread: ask until the sessions are there
-  app = application.TensorBoardWSGIApp(board.flags, board.plugin_loaders, ingester.data_provider,
-                                       board.assets_zip_provider,
-                                       ingester.deprecated_multiplexer)
-  request = {"experimentName": "", "allowedStatuses": ["STATUS_SUCCESS", "STATUS_FAILURE"],
-             "colParams": [], "startIndex": 0, "sliceSize": 100}
+  app = application.TensorBoardWSGIApp(
+    board.flags,
+    board.plugin_loaders,
+    ingester.data_provider,
+    board.assets_zip_provider,
+    ingester.deprecated_multiplexer,
+  )
+  request = {
+    "experimentName": "",
+    "allowedStatuses": ["STATUS_SUCCESS", "STATUS_FAILURE"],
+    "colParams": [],
+    "startIndex": 0,
+    "sliceSize": 100,
+  }
   for _ in range(100):
     answer = Client(app).post("/data/plugin/hparams/session_groups", json=request)
     if groups := json.loads(answer.data)["sessionGroups"]:
@@ -156,13 +173,15 @@ def test_tensorboard_hparams_view_groups_each_settings_seeds(swept):
     # The view shows the mean over seeds of each session's last train_loss (float32
     # values averaged in float64: one rounding in the sum, none in the halving).
     (shown,) = [m["value"] for m in group["metricValues"] if m["name"]["tag"] == "train_loss"]
-    assert shown == pytest.approx(rows["final_loss"].astype(np.float32).astype(float).mean(),
-                                  rel=2 ** -52)
+    assert shown == pytest.approx(
+      rows["final_loss"].astype(np.float32).astype(float).mean(), rel=2**-52
+    )
 
 
 @pytest.mark.parametrize("where", ["swept", "exported"])
 def test_mlflow_holds_a_parent_run_with_a_nested_run_per_configuration(where, request):
   from mlflow import MlflowClient
+
   out = request.getfixturevalue(where)
   summary, curves = _expected(out)
   store = {"swept": "mlflow.db", "exported": "given.db"}[where]
@@ -170,12 +189,12 @@ def test_mlflow_holds_a_parent_run_with_a_nested_run_per_configuration(where, re
   experiment = client.get_experiment_by_name("tiny")
   # A local store's artifacts are in the sweep's folder (MLflow's default: the working folder).
   assert experiment.artifact_location == (out / "mlartifacts").as_uri()
-  (parent,) = client.search_runs([experiment.experiment_id],
-                                 "attributes.run_name = 'tiny'")
+  (parent,) = client.search_runs([experiment.experiment_id], "attributes.run_name = 'tiny'")
   artifacts = {a.path for a in client.list_artifacts(parent.info.run_id)}
   assert {"summary.md", "summary.csv"} <= artifacts and any(a.endswith(".png") for a in artifacts)
-  nested = client.search_runs([experiment.experiment_id],
-                              f"tags.mlflow.parentRunId = '{parent.info.run_id}'")
+  nested = client.search_runs(
+    [experiment.experiment_id], f"tags.mlflow.parentRunId = '{parent.info.run_id}'"
+  )
   assert sorted(r.info.run_name for r in nested) == [f"config_{i:04d}" for i in summary.index]
   for run in nested:
     config_id = int(run.info.run_name.removeprefix("config_"))
@@ -184,7 +203,8 @@ def test_mlflow_holds_a_parent_run_with_a_nested_run_per_configuration(where, re
     assert params.pop("optimizer") == row["optimizer"] and int(params.pop("seed")) == row["seed"]
     # Parameters are strings: Python's float repr reads back to the same float64.
     assert {k: float(v) for k, v in params.items()} == {
-        k: row[k] for k in ("learning_rate", "beta") if not np.isnan(row[k])}
+      k: row[k] for k in ("learning_rate", "beta") if not np.isnan(row[k])
+    }
     assert run.info.status == ("FAILED" if row["diverged"] else "FINISHED")
     for metric in METRICS:
       steps, values = _curve(curves, config_id, metric)
@@ -203,8 +223,11 @@ def test_wandb_offline_runs_hold_config_and_metrics_per_step(where, request):
     config_id = int(run["name"].removeprefix("config_"))
     row = summary.loc[config_id]
     assert run["group"] == "tiny" and run["job_type"] == row["optimizer"]
-    assert run["config"] == {"optimizer": row["optimizer"], "seed": row["seed"], **{
-        k: row[k] for k in ("learning_rate", "beta") if not np.isnan(row[k])}}
+    assert run["config"] == {
+      "optimizer": row["optimizer"],
+      "seed": row["seed"],
+      **{k: row[k] for k in ("learning_rate", "beta") if not np.isnan(row[k])},
+    }
     steps, _ = _curve(curves, config_id, METRICS[0])
     assert sorted(run["history"]) == steps.tolist()
     for metric in METRICS:
@@ -233,28 +256,33 @@ def test_export_to_an_unknown_tracker_is_refused(swept, capsys):
 
 def test_log_to_an_unknown_tracker_is_refused_before_training(tmp_path, capsys):
   config = tmp_path / "tiny.yaml"
-  config.write_text("problem: {name: linear_regression}\noptimizer: {name: sgd, "
-                    "learning_rate: 1e-3}\ntrain: {steps: 4, log_every: 2}\n")
-  code, err = _main(capsys, "sweep", config, "--out", tmp_path / "out", "--log-to",
-                    "mlflow,tensorbord")
+  config.write_text(
+    "problem: {name: linear_regression}\noptimizer: {name: sgd, "
+    "learning_rate: 1e-3}\ntrain: {steps: 4, log_every: 2}\n"
+  )
+  code, err = _main(
+    capsys, "sweep", config, "--out", tmp_path / "out", "--log-to", "mlflow,tensorbord"
+  )
   assert code == 2 and "unknown tracker 'tensorbord'" in err and "'tensorboard'" in err
   assert not (tmp_path / "out" / "summary.csv").exists()
 
 
-@pytest.mark.parametrize("to,module", [("mlflow", "mlflow"), ("wandb", "wandb"),
-                                       ("tensorboard", "tensorboardX")])
+@pytest.mark.parametrize(
+  "to,module", [("mlflow", "mlflow"), ("wandb", "wandb"), ("tensorboard", "tensorboardX")]
+)
 def test_a_missing_extra_is_named(swept, to, module, capsys, monkeypatch):
   monkeypatch.setitem(sys.modules, module, None)  # as if not installed
   code, err = _main(capsys, "export", swept, "--to", to)
   assert code == 2 and f"pip install 'momentum_jax[{to}]'" in err
 
 
-def test_log_to_without_its_extra_stops_the_sweep_before_training(tmp_path, capsys,
-                                                                  monkeypatch):
+def test_log_to_without_its_extra_stops_the_sweep_before_training(tmp_path, capsys, monkeypatch):
   monkeypatch.setitem(sys.modules, "wandb", None)  # as if not installed
   config = tmp_path / "tiny.yaml"
-  config.write_text("problem: {name: linear_regression}\noptimizer: {name: sgd, "
-                    "learning_rate: 1e-3}\ntrain: {steps: 4, log_every: 2}\n")
+  config.write_text(
+    "problem: {name: linear_regression}\noptimizer: {name: sgd, "
+    "learning_rate: 1e-3}\ntrain: {steps: 4, log_every: 2}\n"
+  )
   code, err = _main(capsys, "sweep", config, "--out", tmp_path / "out", "--log-to", "wandb")
   assert code == 2 and "pip install 'momentum_jax[wandb]'" in err
   assert not (tmp_path / "out" / "summary.csv").exists()

@@ -12,14 +12,22 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_the_dry_run_runs_every_step_and_writes_one_small_file_into_out(tmp_path):
   env = {**os.environ, "OUT": str(tmp_path), "JAX_PLATFORMS": "cpu"}
-  subprocess.run([sys.executable, "benchmarks/gpu.py", "--dry-run"], cwd=ROOT, env=env,
-                 check=True, capture_output=True, text=True, timeout=600)
+  subprocess.run(
+    [sys.executable, "benchmarks/gpu.py", "--dry-run"],
+    cwd=ROOT,
+    env=env,
+    check=True,
+    capture_output=True,
+    text=True,
+    timeout=600,
+  )
   (results,) = tmp_path.iterdir()
   assert results.name == "gpu_results.md" and results.stat().st_size < 16 * 2**20
   text = results.read_text()
   steps = re.findall(r"^## (\w+): (.*), [\d.]+ s$", text, re.M)
-  assert steps == [(name, "exit status 0")
-                   for name in ("tests", "sweeps", "sweep_loops", "widths", "update")]
+  assert steps == [
+    (name, "exit status 0") for name in ("tests", "sweeps", "sweep_loops", "widths", "update")
+  ]
   for sweep in ("digits_mlp", "digits_cnn", "regression"):
     assert f"## {sweep}: K = 2 configurations" in text
   # torch is no dependency: its rows are there when it is installed (as on the GPU machine).

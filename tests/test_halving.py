@@ -40,7 +40,8 @@ def test_survivors_are_the_best_third_by_the_mean_over_seeds():
   rows = SuccessiveHalving(3, 10).survivors(values.reshape(-1), diverged.reshape(-1), seeds=2)
   np.testing.assert_array_equal(rows, [2, 3, 6, 7])  # settings 1 and 3: 7 // 3 = 2 of them
   best = SuccessiveHalving(3, 10, maximize=True).survivors(
-      values.reshape(-1), diverged.reshape(-1), seeds=2)
+    values.reshape(-1), diverged.reshape(-1), seeds=2
+  )
   np.testing.assert_array_equal(best, [0, 1, 12, 13])  # settings 0 and 6: the highest means
 
 
@@ -63,7 +64,10 @@ def test_hyperband_brackets_are_li_et_al_s():
   assert brackets[-1][1].rungs(810) == [810]
   # Not a power of eta: s_max = floor(log_3(100 / 10)) = 2.
   assert [(n, h.min_steps) for n, h in Hyperband(3, 10).brackets(100)] == [
-      (9, 10), (5, 30), (3, 90)]
+    (9, 10),
+    (5, 30),
+    (3, 90),
+  ]
 
 
 def test_hyperband_shares_the_settings_out_in_proportion():
@@ -79,19 +83,34 @@ def test_hyperband_shares_the_settings_out_in_proportion():
 # --------------------------------------------------------------------------- config
 
 
-@pytest.mark.parametrize("scheduler, path, fragment", [
-    ({"name": "succesive_halving", "min_steps": 10}, "search.scheduler.name",
-     "did you mean 'successive_halving'"),
+@pytest.mark.parametrize(
+  "scheduler, path, fragment",
+  [
+    (
+      {"name": "succesive_halving", "min_steps": 10},
+      "search.scheduler.name",
+      "did you mean 'successive_halving'",
+    ),
     ({"name": "hyperband", "eta": 1, "min_steps": 10}, "search.scheduler.eta", ">= 2"),
     ({"name": "hyperband", "eta": 2.5, "min_steps": 10}, "search.scheduler.eta", "integer"),
     ({"name": "hyperband"}, "search.scheduler.min_steps", "required"),
-    ({"name": "hyperband", "min_steps": 15}, "search.scheduler.min_steps",
-     "multiple of train.log_every (10)"),
-    ({"name": "hyperband", "min_steps": 100}, "search.scheduler.min_steps",
-     "at most train.steps (90)"),
-    ({"name": "hyperband", "min_steps": 10, "etaa": 3}, "search.scheduler.etaa",
-     "did you mean 'eta'"),
-])
+    (
+      {"name": "hyperband", "min_steps": 15},
+      "search.scheduler.min_steps",
+      "multiple of train.log_every (10)",
+    ),
+    (
+      {"name": "hyperband", "min_steps": 100},
+      "search.scheduler.min_steps",
+      "at most train.steps (90)",
+    ),
+    (
+      {"name": "hyperband", "min_steps": 10, "etaa": 3},
+      "search.scheduler.etaa",
+      "did you mean 'eta'",
+    ),
+  ],
+)
 def test_bad_schedulers_name_their_path(scheduler, path, fragment):
   with pytest.raises(sweep.ConfigError) as error:
     sweep.load_config(_with(HALVING, search__scheduler=scheduler))
@@ -104,8 +123,9 @@ def test_an_unknown_metric_is_refused_with_the_problem_s_metrics():
     sweep.run(_with(HALVING, search__scheduler__metric="val_accuracy"), quiet=True)
   assert error.value.path == "search.scheduler.metric"
   assert "(one of final_loss, best_loss)" in str(error.value)
-  digits = _with(HALVING, problem={"name": "digits_mlp", "hidden": [4]},
-                 search__scheduler__metric="val_acuracy")
+  digits = _with(
+    HALVING, problem={"name": "digits_mlp", "hidden": [4]}, search__scheduler__metric="val_acuracy"
+  )
   with pytest.raises(sweep.ConfigError, match="did you mean 'val_accuracy'"):
     sweep.run(digits, quiet=True)
 
@@ -144,8 +164,9 @@ def test_a_diverged_configuration_stops_at_the_first_rung_after_it(halved):
   summary = halved.summary
   gone = summary[summary["diverged"]]
   assert len(gone)  # learning rate 10 diverges
-  first_rung_after = np.array([next(r for r in (10, 30, 90) if r > step)
-                               for step in gone["diverged_at_step"]])
+  first_rung_after = np.array(
+    [next(r for r in (10, 30, 90) if r > step) for step in gone["diverged_at_step"]]
+  )
   assert np.all(gone["stopped_at_step"].to_numpy() <= first_rung_after)
   assert not summary[summary["stopped_at_step"] == 90]["diverged"].any()
 
@@ -162,13 +183,17 @@ def test_the_survivors_curves_equal_the_plain_sweep_s_bit_for_bit(halved, plain)
   ends = halved.curves.groupby("config_id")["step"].max()
   np.testing.assert_array_equal(ends.to_numpy(), halved.summary["stopped_at_step"].to_numpy())
   last = ours.groupby("config_id").tail(1).set_index("config_id")
-  np.testing.assert_array_equal(halved.summary["final_loss"].to_numpy(),
-                                last["train_loss"].to_numpy())
+  np.testing.assert_array_equal(
+    halved.summary["final_loss"].to_numpy(), last["train_loss"].to_numpy()
+  )
   winners = halved.summary[halved.summary["stopped_at_step"] == 90]
   pd.testing.assert_frame_equal(
-      winners[["config_id", "final_loss", "best_loss"]].reset_index(drop=True),
-      plain.summary.loc[winners.index, ["config_id", "final_loss", "best_loss"]]
-      .reset_index(drop=True), check_exact=True)
+    winners[["config_id", "final_loss", "best_loss"]].reset_index(drop=True),
+    plain.summary.loc[winners.index, ["config_id", "final_loss", "best_loss"]].reset_index(
+      drop=True
+    ),
+    check_exact=True,
+  )
 
 
 def test_survivors_fewer_than_the_width_train_narrower_and_differ_by_rounding_only():
@@ -176,11 +201,17 @@ def test_survivors_fewer_than_the_width_train_narrower_and_differ_by_rounding_on
   # at width 3, alone in their batch: from then on XLA rounds the batched
   # MLP's reductions otherwise (measured: 2.2e-6 relative at most, a
   # gradient norm); before, bit for bit.
-  config = {**HALVING, "problem": {"name": "digits_mlp", "hidden": [16]},
-            "optimizer": {**HALVING["optimizer"], "learning_rate": {"logspace": [0.003, 3, 9]}},
-            "train": {"steps": 30, "batch_size": 32, "log_every": 10}, "seeds": 1,
-            "search": {"method": "grid", "scheduler": {
-                "name": "successive_halving", "eta": 3, "min_steps": 10, "metric": "val_loss"}}}
+  config = {
+    **HALVING,
+    "problem": {"name": "digits_mlp", "hidden": [16]},
+    "optimizer": {**HALVING["optimizer"], "learning_rate": {"logspace": [0.003, 3, 9]}},
+    "train": {"steps": 30, "batch_size": 32, "log_every": 10},
+    "seeds": 1,
+    "search": {
+      "method": "grid",
+      "scheduler": {"name": "successive_halving", "eta": 3, "min_steps": 10, "metric": "val_loss"},
+    },
+  }
   halved = sweep.run(config, quiet=True, width=4)
   plain = sweep.run(_plain(config), quiet=True, width=4)
   ((bracket,),) = halved.manifest["scheduler"]["groups"].values()
@@ -240,6 +271,7 @@ def test_a_scheduled_sweep_is_written_kept_and_read_back(tmp_path):
 
 def test_the_report_ranks_those_that_trained_longest_first(halved):
   from momentum_jax import report
+
   ranked = report.best_configurations(halved.summary)
   steps = ranked["stopped_at_step"].to_numpy()
   assert steps[0] == 90 and np.all(np.diff(steps[ranked["diverged"].to_numpy() == 0]) <= 0)
@@ -249,7 +281,11 @@ def test_the_report_ranks_those_that_trained_longest_first(halved):
 def test_a_group_larger_than_the_devices_hold_is_refused(monkeypatch):
   # A scheduled group trains as one chunk: with room for one configuration a device, 18 are refused.
   from momentum_jax.sweep import _devices
+
   monkeypatch.setattr(_devices, "memory_budget", lambda device: 1)
-  with pytest.raises(sweep.ConfigError, match=r"search\.scheduler: .*18 configurations are "
-                     r"ranked together, in one chunk.*sample fewer, or drop the scheduler"):
+  with pytest.raises(
+    sweep.ConfigError,
+    match=r"search\.scheduler: .*18 configurations are "
+    r"ranked together, in one chunk.*sample fewer, or drop the scheduler",
+  ):
     sweep.run(HALVING, quiet=True)

@@ -23,11 +23,11 @@ from momentum_jax.sweep._config import KeepSpec
 # model state a kept model must carry). With chunks of 2 rows, a setting's
 # 3 seeds straddle two chunks: its rank is known only after the second.
 DIGITS = {
-    "problem": {"name": "digits_mlp", "hidden": [16], "batch_norm": True},
-    "optimizer": {"name": "momentum", "learning_rate": [0.01, 0.03, 0.1, 0.3], "beta": 0.9},
-    "train": {"steps": 40, "batch_size": 32, "log_every": 20},
-    "seeds": 3,
-    "keep": {"models": 2},
+  "problem": {"name": "digits_mlp", "hidden": [16], "batch_norm": True},
+  "optimizer": {"name": "momentum", "learning_rate": [0.01, 0.03, 0.1, 0.3], "beta": 0.9},
+  "train": {"steps": 40, "batch_size": 32, "log_every": 20},
+  "seeds": 3,
+  "keep": {"models": 2},
 }
 WIDTH = 1  # results are bit-identical whatever the chunk size at one width
 
@@ -59,8 +59,9 @@ def _same_models(a: list, b: list) -> None:
 def test_the_kept_are_the_report_s_best_by_the_mean_over_seeds(kept):
   result, _ = kept
   best = report.best_configurations(result.summary, n=2)
-  assert [m.hyperparameters["learning_rate"] for m in result.models] == \
-      best["learning_rate"].tolist()
+  assert [m.hyperparameters["learning_rate"] for m in result.models] == best[
+    "learning_rate"
+  ].tolist()
   for model, (_, row) in zip(result.models, best.iterrows()):
     assert model.metric == "val_accuracy"  # the report's default ranking
     assert model.mean == row["val_accuracy_mean"]
@@ -83,8 +84,11 @@ def test_the_running_top_k_ranks_by_the_mean_and_holds_only_what_may_be_kept():
   # chunks), no training: setting 0 has the best single run but the worst
   # mean; setting 3 the best mean of its healthy seeds but a diverged one.
   accuracy = np.array([0.99, 0.1, 0.1, 0.8, 0.8, 0.8, 0.7, 0.7, 0.7, 0.9, 0.9, np.nan])
-  metrics = {"train_loss": np.ones((12, 2)), "grad_norm": np.ones((12, 2)),
-             "val_accuracy": np.stack([accuracy] * 2, 1)}
+  metrics = {
+    "train_loss": np.ones((12, 2)),
+    "grad_norm": np.ones((12, 2)),
+    "val_accuracy": np.stack([accuracy] * 2, 1),
+  }
   diverged = np.where(np.arange(12) == 11, 5, -1)
   keeper = _keep.Keeper(KeepSpec(models=2), "val_accuracy", [12], seeds=3, steps=20)
   pulled = []
@@ -96,17 +100,31 @@ def test_the_running_top_k_ranks_by_the_mean_and_holds_only_what_may_be_kept():
   held = []
   for first in range(0, 12, 2):
     rows = np.arange(first, first + 2)
-    keeper.offer(0, rows, {k: v[rows] for k, v in metrics.items()}, diverged[rows],
-                 lambda positions: pull(rows[positions]))
+    keeper.offer(
+      0,
+      rows,
+      {k: v[rows] for k, v in metrics.items()},
+      diverged[rows],
+      lambda positions: pull(rows[positions]),
+    )
     keeper.prune()
     held.append(sorted(row for _, row in keeper.held))
   assert pulled == list(range(10))  # not 10 and 11: a setting that lost a seed ranks last
   assert held[4] == [3, 4, 5, 6, 7, 8, 9]  # settings 1 and 2 beat 0; 3 is not complete
   assert held[5] == [3, 4, 5, 6, 7, 8]
   result = results.tables(
-      [results.GroupOutcome("momentum", {"learning_rate": np.repeat([1.0, 2, 3, 4], 3)},
-                            np.tile([0, 1, 2], 4), metrics, diverged)],
-      np.array([10, 20]), {})
+    [
+      results.GroupOutcome(
+        "momentum",
+        {"learning_rate": np.repeat([1.0, 2, 3, 4], 3)},
+        np.tile([0, 1, 2], 4),
+        metrics,
+        diverged,
+      )
+    ],
+    np.array([10, 20]),
+    {},
+  )
   kept = keeper.finish(result).models
   assert [m.hyperparameters["learning_rate"] for m in kept] == [2.0, 3.0]
   assert [[int(s["params.w"][0]) for s in m.states] for m in kept] == [[3, 4, 5], [6, 7, 8]]
@@ -128,7 +146,7 @@ def test_a_reloaded_model_scores_the_summary_s_validation_metrics(kept):
   result, out = kept
   problem = problems.digits_mlp(hidden=[16], batch_norm=True)
   x, y = problem.data.x_val, problem.data.y_val
-  u = 2.0 ** -24  # float32's unit roundoff
+  u = 2.0**-24  # float32's unit roundoff
   for model in result.models:
     for run in model.runs:
       loaded = results.load_model(out, rank=model.rank, seed=run["seed"])
@@ -149,7 +167,8 @@ def test_a_reloaded_model_scores_the_summary_s_validation_metrics(kept):
       # 1-Lipschitz in each logit, both ways), plus the mean's own rounding.
       loss = float(problem.loss(loaded, x, y))
       assert abs(loss - run["metrics"]["val_loss"]) <= (
-          2 * np.max(slack) + len(y) * u * abs(loss)), (model.rank, run["seed"])
+        2 * np.max(slack) + len(y) * u * abs(loss)
+      ), (model.rank, run["seed"])
   first = results.load_model(out)  # rank 0, its first seed
   second = results.load_model(out, rank=0, seed=result.models[0].runs[1]["seed"])
   assert not np.array_equal(first.layers[0].kernel[...], second.layers[0].kernel[...])
@@ -161,12 +180,15 @@ def test_a_reloaded_model_scores_the_summary_s_validation_metrics(kept):
 # Schedule-free AdamW: its validation metrics are measured at the average x,
 # not at the iterate y the gradients are taken at (train.evaluation_params).
 SCHEDULE_FREE = {
-    "problem": {"name": "digits_mlp", "hidden": [16]},
-    "optimizer": {"name": "optax.contrib.schedule_free_adamw", "learning_rate": [0.01, 0.03],
-                  "warmup_steps": 5},
-    "train": {"steps": 30, "batch_size": 64, "log_every": 15},
-    "seeds": 1,
-    "keep": {"models": 1, "metric": "val_loss"},
+  "problem": {"name": "digits_mlp", "hidden": [16]},
+  "optimizer": {
+    "name": "optax.contrib.schedule_free_adamw",
+    "learning_rate": [0.01, 0.03],
+    "warmup_steps": 5,
+  },
+  "train": {"steps": 30, "batch_size": 64, "log_every": 15},
+  "seeds": 1,
+  "keep": {"models": 1, "metric": "val_loss"},
 }
 
 
@@ -186,12 +208,13 @@ def _abs_mlp(arrays: dict, x: np.ndarray) -> np.ndarray:
 
 
 def _load_arrays(model: nnx.Module) -> dict:
-  return {k: np.asarray(v, np.float64)
-          for k, v in _models.flat_arrays(*nnx.split(model, nnx.Param, ...)[1:]).items()}
+  return {
+    k: np.asarray(v, np.float64)
+    for k, v in _models.flat_arrays(*nnx.split(model, nnx.Param, ...)[1:]).items()
+  }
 
 
-def test_a_schedule_free_model_is_kept_at_the_parameters_it_was_evaluated_at(tmp_path,
-                                                                             monkeypatch):
+def test_a_schedule_free_model_is_kept_at_the_parameters_it_was_evaluated_at(tmp_path, monkeypatch):
   result = sweep.run(SCHEDULE_FREE, tmp_path, quiet=True, width=WIDTH)
   result.save(tmp_path)
   (model,) = result.models
@@ -200,7 +223,7 @@ def test_a_schedule_free_model_is_kept_at_the_parameters_it_was_evaluated_at(tmp
   x, y = problem.data.x_val, problem.data.y_val
   loaded = results.load_model(tmp_path)
   expected = model.runs[0]["metrics"]["val_loss"]
-  u, b1 = 2.0 ** -24, 0.9  # float32's unit roundoff; schedule_free_adamw's b1
+  u, b1 = 2.0**-24, 0.9  # float32's unit roundoff; schedule_free_adamw's b1
   # The sweep's program and the keeper's each compute x = (y - (1 - b1) z) / b1
   # (optax.contrib.schedule_free_eval_params), maybe fused otherwise: each
   # within 2u(|y| + |(1 - b1) z|) / b1 + u|x| of the exact value, and
@@ -232,8 +255,11 @@ def test_a_schedule_free_model_is_kept_at_the_parameters_it_was_evaluated_at(tmp
 
 def test_an_optimizer_s_eval_params_are_what_is_kept(monkeypatch):
   config = copy.deepcopy(SCHEDULE_FREE)
-  config["optimizer"] = {"name": "optax.sgd", "learning_rate": [0.1],
-                         "eval_params": "_user_optimizers:half_params"}
+  config["optimizer"] = {
+    "name": "optax.sgd",
+    "learning_rate": [0.1],
+    "eval_params": "_user_optimizers:half_params",
+  }
   (model,) = sweep.run(config, quiet=True, width=WIDTH).models
   (raw,) = _raw_iterates(config, monkeypatch)
   # The same training program both times, and halving is exact in float32.
@@ -246,61 +272,86 @@ def test_the_manifest_and_summary_md_name_the_kept_runs(kept):
   result, out = kept
   written = json.loads((out / "manifest.json").read_text())["models"]
   by_id = result.summary.set_index("config_id")
-  expected = [{"rank": m.rank, "config_id": r["config_id"], "seed": r["seed"],
-               "path": f"models/rank_{m.rank}/seed_{r['seed']}", "metric": "val_accuracy",
-               "value": by_id.loc[r["config_id"], "val_accuracy"], "mean": m.mean}
-              for m in result.models for r in m.runs]
+  expected = [
+    {
+      "rank": m.rank,
+      "config_id": r["config_id"],
+      "seed": r["seed"],
+      "path": f"models/rank_{m.rank}/seed_{r['seed']}",
+      "metric": "val_accuracy",
+      "value": by_id.loc[r["config_id"], "val_accuracy"],
+      "mean": m.mean,
+    }
+    for m in result.models
+    for r in m.runs
+  ]
   assert written == expected and len(written) == 2 * 3  # 2 settings x 3 seeds
   for entry in written:  # each path is the folder load_model reads
     assert (out / entry["path"]).is_dir()
   assert results.load_results(out).manifest.models == written
   report_text = (out / "summary.md").read_text()
-  section = report_text[report_text.index("## Kept models"):]
+  section = report_text[report_text.index("## Kept models") :]
   assert "The 2 best configurations by the mean of val_accuracy over seeds" in section
   lines = [line for line in section.splitlines() if line.startswith("| ")]
-  assert lines[0] == ("| rank | config_id | seed | val_accuracy | val_accuracy mean "
-                      "| folder |")
-  assert [line.split(" | ")[1:3] for line in lines[1:]] == \
-      [[str(e["config_id"]), str(e["seed"])] for e in written]
+  assert lines[0] == ("| rank | config_id | seed | val_accuracy | val_accuracy mean | folder |")
+  assert [line.split(" | ")[1:3] for line in lines[1:]] == [
+    [str(e["config_id"]), str(e["seed"])] for e in written
+  ]
   assert all(f"`{e['path']}/`" in line for e, line in zip(written, lines[1:]))
 
 
 def test_more_models_asked_than_configurations_keeps_them_all(tmp_path):
-  config = {"problem": {"name": "linear_regression"},
-            "optimizer": {"name": "momentum", "ema": False, "learning_rate": [0.01, 0.1],
-                          "beta": 0.9},
-            "train": {"steps": 20, "log_every": 10}, "seeds": 2,
-            "keep": {"models": 5}}
+  config = {
+    "problem": {"name": "linear_regression"},
+    "optimizer": {"name": "momentum", "ema": False, "learning_rate": [0.01, 0.1], "beta": 0.9},
+    "train": {"steps": 20, "log_every": 10},
+    "seeds": 2,
+    "keep": {"models": 5},
+  }
   result = sweep.run(config, tmp_path, quiet=True)
   report.save(result, tmp_path, figures=False)
   assert [m.rank for m in result.models] == [0, 1]  # 5 asked, 2 configurations
   best = report.best_configurations(result.summary, by="final_loss")
-  assert [m.hyperparameters["learning_rate"] for m in result.models] == \
-      best["learning_rate"].tolist()
-  assert sorted((e["rank"], e["seed"]) for e in result.manifest.models) == \
-      [(0, 0), (0, 1), (1, 0), (1, 1)]
-  assert "The 2 best configurations by the mean of final_loss" in \
-      (tmp_path / "summary.md").read_text()
+  assert [m.hyperparameters["learning_rate"] for m in result.models] == best[
+    "learning_rate"
+  ].tolist()
+  assert sorted((e["rank"], e["seed"]) for e in result.manifest.models) == [
+    (0, 0),
+    (0, 1),
+    (1, 0),
+    (1, 1),
+  ]
+  assert (
+    "The 2 best configurations by the mean of final_loss" in (tmp_path / "summary.md").read_text()
+  )
   with pytest.raises(FileNotFoundError, match=r"kept 2 model\(s\) \(ranks 0 to 1\)"):
     results.load_model(tmp_path, rank=2)
 
 
 def test_a_sweep_whose_every_run_diverged_keeps_none_and_says_so(tmp_path, capsys):
-  config = {"problem": {"name": "linear_regression"},
-            "optimizer": {"name": "momentum", "ema": False, "learning_rate": 10.0, "beta": 0.9},
-            "train": {"steps": 20, "log_every": 10}, "seeds": 2, "keep": {"models": 1}}
+  config = {
+    "problem": {"name": "linear_regression"},
+    "optimizer": {"name": "momentum", "ema": False, "learning_rate": 10.0, "beta": 0.9},
+    "train": {"steps": 20, "log_every": 10},
+    "seeds": 2,
+    "keep": {"models": 1},
+  }
   (tmp_path / "diverges.yaml").write_text(yaml.safe_dump(config))
-  assert cli.main(["sweep", str(tmp_path / "diverges.yaml"), "--out", str(tmp_path),
-                   "--quiet"]) == 0
-  assert "kept no models: no configuration finished without diverging" in \
-      capsys.readouterr().out
+  assert (
+    cli.main(["sweep", str(tmp_path / "diverges.yaml"), "--out", str(tmp_path), "--quiet"]) == 0
+  )
+  assert "kept no models: no configuration finished without diverging" in capsys.readouterr().out
   result = results.load_results(tmp_path)
   assert result.summary["diverged"].all()
   assert result.manifest.models == []
-  assert "## Kept models\n\nNone: no configuration finished without diverging." in \
-      (tmp_path / "summary.md").read_text()
-  with pytest.raises(FileNotFoundError, match="kept no models, since none of its configurations "
-                     "finished without diverging"):
+  assert (
+    "## Kept models\n\nNone: no configuration finished without diverging."
+    in (tmp_path / "summary.md").read_text()
+  )
+  with pytest.raises(
+    FileNotFoundError,
+    match="kept no models, since none of its configurations finished without diverging",
+  ):
     results.load_model(tmp_path)
 
 
@@ -326,8 +377,7 @@ class _Killed(Exception):
   pass
 
 
-def test_a_sweep_killed_mid_run_keeps_the_same_models_on_resume(tmp_path, monkeypatch,
-                                                                 one_chunk):
+def test_a_sweep_killed_mid_run_keeps_the_same_models_on_resume(tmp_path, monkeypatch, one_chunk):
   save, calls = _checkpoint.Checkpoint.save_batch, []
 
   def dies_at_the_last_chunk(self, *args, **kwargs):
@@ -368,8 +418,10 @@ def test_with_successive_halving_only_finished_members_are_kept(tmp_path):
   assert model.mean == best["final_loss_mean"].iloc[0]
   report.save(result, tmp_path, figures=False)
   assert [e["config_id"] for e in result.manifest.models] == finished["config_id"].tolist()
-  assert "The best configuration by the mean of final_loss over seeds" in \
-      (tmp_path / "summary.md").read_text()
+  assert (
+    "The best configuration by the mean of final_loss over seeds"
+    in (tmp_path / "summary.md").read_text()
+  )
   # Its weights are those held, array for array.
   loaded = results.load_model(tmp_path, seed=1)
   arrays = _models.flat_arrays(*nnx.split(loaded, nnx.Param, ...)[1:])
@@ -393,7 +445,6 @@ def test_a_sweep_without_keep_keeps_nothing(tmp_path):
     results.load_model(tmp_path)
 
 
-
 REGRESSION = {**TWO_GROUPS, "keep": {"models": 3}}
 
 
@@ -407,8 +458,9 @@ def test_two_processes_keep_one_process_s_models_and_the_command_says_where(tmp_
   assert f"best configurations' trained models (every seed) in {out / 'models'}/" in outputs[0][0]
   single = sweep.run(REGRESSION, quiet=True, width=3)
   for model in single.models:
-    assert json.loads((out / "models" / f"rank_{model.rank}" / "model.json").read_text()) == \
-        json.loads(json.dumps(model.describe()))
+    assert json.loads(
+      (out / "models" / f"rank_{model.rank}" / "model.json").read_text()
+    ) == json.loads(json.dumps(model.describe()))
     for run, state in zip(model.runs, model.states):
       loaded = results.load_model(out, rank=model.rank, seed=run["seed"])
       arrays = _models.flat_arrays(*nnx.split(loaded, nnx.Param, ...)[1:])
@@ -416,7 +468,9 @@ def test_two_processes_keep_one_process_s_models_and_the_command_says_where(tmp_
         np.testing.assert_array_equal(arrays[name], state[name], err_msg=name)
 
 
-@pytest.mark.parametrize("keep, path, fragment", [
+@pytest.mark.parametrize(
+  "keep, path, fragment",
+  [
     ({"models": "three"}, "keep.models", "expected an integer, got 'three'"),
     ({"models": 0}, "keep.models", "must be >= 1, got 0"),
     ({"models": "3"}, "keep.models", "expected an integer, got '3'"),  # quoted in YAML
@@ -426,7 +480,8 @@ def test_two_processes_keep_one_process_s_models_and_the_command_says_where(tmp_
     ({"model": 3}, "keep.model", "did you mean 'models'"),
     ({"models": 2, "metric": 3}, "keep.metric", "expected a string, got 3"),
     ([2], "keep", "expected a mapping"),
-])
+  ],
+)
 def test_bad_keep_values_name_their_path(keep, path, fragment):
   config = copy.deepcopy(HALVING)
   config["keep"] = keep
@@ -441,21 +496,33 @@ def test_an_unknown_metric_is_refused_before_anything_compiles():
   with pytest.raises(sweep.ConfigError, match=r"^keep.metric: .*did you mean 'val_accuracy'"):
     sweep.run(config, quiet=True)
   config["keep"] = {"models": 3, "metric": "nonexistent"}
-  with pytest.raises(sweep.ConfigError,  # sweep.check (the command's check) too
-                     match=r"^keep.metric: digits_mlp logs no 'nonexistent' \(one of "):
+  with pytest.raises(
+    sweep.ConfigError,  # sweep.check (the command's check) too
+    match=r"^keep.metric: digits_mlp logs no 'nonexistent' \(one of ",
+  ):
     sweep.check(config)
 
 
 def test_with_pbt_the_best_members_are_kept_as_they_ended(tmp_path):
   config = {
-      "problem": {"name": "rosenbrock", "start_spread": 0.1},
-      "optimizer": {"name": "momentum", "ema": False,
-                    "learning_rate": {"loguniform": [1e-4, 1e-3]}, "beta": [0.9]},
-      "train": {"steps": 60, "log_every": 10},
-      "seeds": 2,
-      "search": {"method": "pbt", "population": 8, "interval": 20, "fraction": 0.25,
-                 "perturb": [1.0, 2.0], "seed": 3},
-      "keep": {"models": 2, "metric": "val_distance_to_minimum"},
+    "problem": {"name": "rosenbrock", "start_spread": 0.1},
+    "optimizer": {
+      "name": "momentum",
+      "ema": False,
+      "learning_rate": {"loguniform": [1e-4, 1e-3]},
+      "beta": [0.9],
+    },
+    "train": {"steps": 60, "log_every": 10},
+    "seeds": 2,
+    "search": {
+      "method": "pbt",
+      "population": 8,
+      "interval": 20,
+      "fraction": 0.25,
+      "perturb": [1.0, 2.0],
+      "seed": 3,
+    },
+    "keep": {"models": 2, "metric": "val_distance_to_minimum"},
   }
   result = sweep.run(config, tmp_path, quiet=True, width=2)
   result.save(tmp_path)

@@ -66,8 +66,13 @@ def distance_to(points: np.ndarray, trajectory: np.ndarray) -> np.ndarray:
 
 
 def test_registry_holds_the_five_landscapes():
-  assert set(LANDSCAPES) == {"tilted_double_well", "saddle", "plateau",
-                             "narrow_valley", "rosenbrock"}
+  assert set(LANDSCAPES) == {
+    "tilted_double_well",
+    "saddle",
+    "plateau",
+    "narrow_valley",
+    "rosenbrock",
+  }
   for name, landscape in LANDSCAPES.items():
     assert get_landscape(name) is landscape
     assert landscape.name == name
@@ -89,21 +94,24 @@ def test_gradient_matches_central_differences(name):
   landscape = LANDSCAPES[name]
   (x0, x1), (y0, y1) = landscape.window
   rng = np.random.default_rng(0)
-  points = np.concatenate([
+  points = np.concatenate(
+    [
       landscape.start[None],
       rng.uniform([x0, y0], [x1, y1], size=(5, 2)),
-  ])
+    ]
+  )
   h = 1e-6
   with jax.enable_x64(True):
     for point in points:
       point = jnp.asarray(point, jnp.float64)
       grad = np.asarray(landscape.grad(point))
-      numeric = np.array([
-          (landscape.value(point + h * e) - landscape.value(point - h * e))
-          / (2 * h) for e in jnp.eye(2, dtype=jnp.float64)
-      ])
-      np.testing.assert_allclose(grad, numeric, rtol=1e-6,
-                                 atol=1e-6 * (1 + np.abs(grad).max()))
+      numeric = np.array(
+        [
+          (landscape.value(point + h * e) - landscape.value(point - h * e)) / (2 * h)
+          for e in jnp.eye(2, dtype=jnp.float64)
+        ]
+      )
+      np.testing.assert_allclose(grad, numeric, rtol=1e-6, atol=1e-6 * (1 + np.abs(grad).max()))
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -130,8 +138,7 @@ def test_minima_are_stationary_with_positive_definite_hessian(name):
 def test_window_contains_start_and_minima(name):
   landscape = LANDSCAPES[name]
   (x0, x1), (y0, y1) = landscape.window
-  points = np.concatenate([landscape.start[None], landscape.minima,
-                           landscape.saddle_points])
+  points = np.concatenate([landscape.start[None], landscape.minima, landscape.saddle_points])
   assert np.all((x0 < points[:, 0]) & (points[:, 0] < x1))
   assert np.all((y0 < points[:, 1]) & (points[:, 1] < y1))
 
@@ -148,8 +155,7 @@ def test_points_have_shape_m_by_2_and_are_read_only():
 def test_fn_works_on_grids_and_under_vmap_and_jit():
   landscape = LANDSCAPES["tilted_double_well"]
   (x0, x1), (y0, y1) = landscape.window
-  grid = jnp.stack(jnp.meshgrid(jnp.linspace(x0, x1, 7),
-                                jnp.linspace(y0, y1, 5)), axis=-1)
+  grid = jnp.stack(jnp.meshgrid(jnp.linspace(x0, x1, 7), jnp.linspace(y0, y1, 5)), axis=-1)
   values = landscape.value(grid)
   assert values.shape == (5, 7)
   flat = grid.reshape(-1, 2)
@@ -158,22 +164,19 @@ def test_fn_works_on_grids_and_under_vmap_and_jit():
   # of (x² + 1)² + |x| + y² (a rounding of x² − 1 is doubled by the square).
   x, y = np.asarray(flat, np.float64).T
   bound = 2 * 10 * _tolerances.U32 * ((x**2 + 1) ** 2 + np.abs(x) + y**2)
-  _tolerances.assert_within({"": jax.vmap(landscape.fn)(flat)}, {"": values.ravel()},
-                            {"": bound})
-  _tolerances.assert_within({"": jax.jit(landscape.fn)(flat[3])}, {"": values.ravel()[3]},
-                            {"": bound[3]})
+  _tolerances.assert_within({"": jax.vmap(landscape.fn)(flat)}, {"": values.ravel()}, {"": bound})
+  _tolerances.assert_within(
+    {"": jax.jit(landscape.fn)(flat[3])}, {"": values.ravel()[3]}, {"": bound[3]}
+  )
 
 
 def test_double_well_minima_solve_the_cubic():
   # ∂f/∂x = 4x³ − 4x + 1/2: the listed points are its outer roots.
   landscape = LANDSCAPES["tilted_double_well"]
   roots = np.sort(np.roots([4.0, 0.0, -4.0, 0.5]).real)
-  np.testing.assert_allclose(landscape.global_minima[0], [roots[0], 0.0],
-                             atol=1e-12)
-  np.testing.assert_allclose(landscape.local_minima[0], [roots[2], 0.0],
-                             atol=1e-12)
-  np.testing.assert_allclose(landscape.saddle_points[0], [roots[1], 0.0],
-                             atol=1e-12)
+  np.testing.assert_allclose(landscape.global_minima[0], [roots[0], 0.0], atol=1e-12)
+  np.testing.assert_allclose(landscape.local_minima[0], [roots[2], 0.0], atol=1e-12)
+  np.testing.assert_allclose(landscape.saddle_points[0], [roots[1], 0.0], atol=1e-12)
 
 
 def test_landscape_validates_its_points():
@@ -184,8 +187,7 @@ def test_landscape_validates_its_points():
   with pytest.raises(ValueError, match="start must have shape"):
     Landscape("bad", fn, [[0.0, 0.0]], [], window, (0.5, 0.5, 0.5), "")
   with pytest.raises(ValueError, match="min < max"):
-    Landscape("bad", fn, [[0.0, 0.0]], [], ((1.0, 0.0), (0.0, 1.0)),
-              (0.5, 0.5), "")
+    Landscape("bad", fn, [[0.0, 0.0]], [], ((1.0, 0.0), (0.0, 1.0)), (0.5, 0.5), "")
 
 
 def test_distance_to_global_minimum_is_to_the_nearest_one():
@@ -201,12 +203,20 @@ def test_distance_to_global_minimum_is_to_the_nearest_one():
   # difference, its square and the root (half a rounding: ≤ 3 more).
   rounding = _tolerances.cancellation(local[0], well.global_minima[0][0]) + 3 * _tolerances.U32
   assert float(well.distance_to_global_minimum(local)) == pytest.approx(
-      np.linalg.norm(local - well.global_minima[0]), rel=rounding)
+    np.linalg.norm(local - well.global_minima[0]), rel=rounding
+  )
 
 
 def test_start_grid_cuts_the_window_evenly():
-  landscape = Landscape("box", lambda xy: xy[0] ** 2 + xy[1] ** 2, [[0.0, 0.0]], [],
-                        ((0.0, 4.0), (-3.0, 3.0)), (1.0, 1.0), "")
+  landscape = Landscape(
+    "box",
+    lambda xy: xy[0] ** 2 + xy[1] ** 2,
+    [[0.0, 0.0]],
+    [],
+    ((0.0, 4.0), (-3.0, 3.0)),
+    (1.0, 1.0),
+    "",
+  )
   np.testing.assert_array_equal(landscape.start_grid(1), [[2.0, 0.0]])  # the centre
   grid = landscape.start_grid(3)  # x at 1, 2, 3; y at -1.5, 0, 1.5; x fastest
   assert grid.dtype == np.float32 and grid.shape == (9, 2)
@@ -220,17 +230,20 @@ def test_start_grid_cuts_the_window_evenly():
 def test_reach_fraction_matches_gradient_descent_on_a_bowl():
   # f = |xy|²: GD multiplies the point by (1 − 2·lr) each step, so a start at
   # radius r ends at r·|1 − 2·lr|**steps.
-  bowl = Landscape("bowl", lambda xy: jnp.sum(xy ** 2), [[0.0, 0.0]], [],
-                   ((-5.0, 5.0), (-5.0, 5.0)), (1.0, 1.0), "")
+  bowl = Landscape(
+    "bowl", lambda xy: jnp.sum(xy**2), [[0.0, 0.0]], [], ((-5.0, 5.0), (-5.0, 5.0)), (1.0, 1.0), ""
+  )
   starts = np.array([[r, 0.0] for r in np.arange(1.0, 11.0)])
   lr, steps, tolerance = 0.1, 10, 0.5
   expected = np.mean(np.arange(1.0, 11.0) * (1 - 2 * lr) ** steps < tolerance)
   assert 0 < expected < 1
   # A count over 10 starts, divided once in float32.
   assert float(mj.data.reach_fraction(bowl, mj.sgd(lr), starts, steps, tolerance)) == (
-      pytest.approx(expected, rel=_tolerances.U32))
-  fractions = jax.vmap(lambda rate: mj.data.reach_fraction(bowl, mj.sgd(rate), starts, steps,
-                                                           tolerance))(jnp.array([0.0, 0.5]))
+    pytest.approx(expected, rel=_tolerances.U32)
+  )
+  fractions = jax.vmap(
+    lambda rate: mj.data.reach_fraction(bowl, mj.sgd(rate), starts, steps, tolerance)
+  )(jnp.array([0.0, 0.5]))
   # No step; one step to the minimum. 0/10 and 10/10 are exact.
   np.testing.assert_array_equal(fractions, [0.0, 1.0])
 
@@ -255,14 +268,16 @@ def test_run_on_landscape_equals_a_python_loop():
   # that apart. (Seen: 0.07 of it.)
   path = np.asarray(trajectory, np.float64)
   np.testing.assert_array_equal(path[0], expected[0])  # the start, as given
-  _tolerances.assert_within({"xy": np.stack(expected[1:])}, {"xy": path[1:]},
-                            {"xy": 2 * _tolerances.float32_drift_bound(path[0], path[1:])})
+  _tolerances.assert_within(
+    {"xy": np.stack(expected[1:])},
+    {"xy": path[1:]},
+    {"xy": 2 * _tolerances.float32_drift_bound(path[0], path[1:])},
+  )
 
 
 def test_run_on_landscape_vmaps_over_hyperparameters():
   lrs = jnp.array([0.1, 0.5])
-  batched = jax.vmap(
-      lambda lr: run_on_landscape("saddle", heavy_ball(lr), None, 20))(lrs)
+  batched = jax.vmap(lambda lr: run_on_landscape("saddle", heavy_ball(lr), None, 20))(lrs)
   assert batched.shape == (2, 21, 2)
   for k, lr in enumerate([0.1, 0.5]):
     single = run_on_landscape("saddle", heavy_ball(lr), None, 20)
@@ -270,8 +285,11 @@ def test_run_on_landscape_vmaps_over_hyperparameters():
     # of the exact path. Leaving the saddle grows an early error as it grows y;
     # in 20 steps that stays inside the bound (0.44 of it, against float64).
     path = np.asarray(single, np.float64)
-    _tolerances.assert_within({"xy": batched[k][1:]}, {"xy": path[1:]},
-                              {"xy": 2 * _tolerances.float32_drift_bound(path[0], path[1:])})
+    _tolerances.assert_within(
+      {"xy": batched[k][1:]},
+      {"xy": path[1:]},
+      {"xy": 2 * _tolerances.float32_drift_bound(path[0], path[1:])},
+    )
 
 
 def test_run_on_landscape_rejects_bad_arguments():
@@ -293,8 +311,7 @@ def test_double_well_gd_stays_in_the_shallow_well_momentum_crosses():
   steps = 500
 
   def final_points(make_tx):
-    paths = jax.vmap(
-        lambda lr: run_on_landscape(landscape, make_tx(lr), None, steps))(lrs)
+    paths = jax.vmap(lambda lr: run_on_landscape(landscape, make_tx(lr), None, steps))(lrs)
     return np.asarray(paths[:, -1])
 
   gd = final_points(mj.sgd)
@@ -319,7 +336,8 @@ def test_saddle_gd_stalls_momentum_escapes():
   # is 0.075 from the minimum (0, 1).
   assert distance_to(saddle, gd[n]) < 0.05
   assert np.linalg.norm(landscape.grad(gd[n])) < 1e-2 * np.linalg.norm(
-      landscape.grad(landscape.start))
+    landscape.grad(landscape.start)
+  )
   assert distance_to(saddle, gd_fast[n]) < 0.1
   assert distance_to(landscape.global_minima, momentum[n]) < 0.1
   # A stall, not a trap: the saddle is strict and GD leaves it in the end
@@ -372,10 +390,8 @@ def test_narrow_valley_gd_zigzags_momentum_damps():
   lr = 0.99 * 2.0 / curvature  # 0.0198: GD's steep factor is 1 − lr·L = −0.98
   steps = 200
   gd = np.asarray(run_on_landscape(landscape, mj.sgd(lr), None, steps))
-  momentum = np.asarray(run_on_landscape(landscape, heavy_ball(lr), None,
-                                         steps))
-  ema = np.asarray(run_on_landscape(landscape, mj.momentum(lr, BETA), None,
-                                    steps))
+  momentum = np.asarray(run_on_landscape(landscape, heavy_ball(lr), None, steps))
+  ema = np.asarray(run_on_landscape(landscape, mj.momentum(lr, BETA), None, steps))
   y0 = landscape.start[1]
 
   def amplitude(path):  # largest |y| over the last 20 steps
@@ -393,8 +409,9 @@ def test_narrow_valley_gd_zigzags_momentum_damps():
   # step carried on (first order) over t steps.
   per_step = (5 * lr * curvature + 1) / abs(1 - lr * curvature) * _tolerances.U32
   closed = np.abs(1 - lr * curvature) ** np.arange(steps + 1) * abs(y0)
-  np.testing.assert_array_less(np.abs(np.abs(y) - closed),
-                               np.arange(1, steps + 2) * per_step * closed)
+  np.testing.assert_array_less(
+    np.abs(np.abs(y) - closed), np.arange(1, steps + 2) * per_step * closed
+  )
   # Measured: amplitude GD 0.0258, heavy ball 8.6e-5; total variation of y
   # GD 97.3, heavy ball 24.9, EMA 5.7; distance to the minimum GD 0.18,
   # heavy ball 4.4e-5.

@@ -17,6 +17,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "momentum_jax"
 MAX_MODULE_LINES = 400
 MAX_FUNCTION_LINES = 60
 
+
 def _modules() -> list[str]:
   return sorted(str(p.relative_to(PACKAGE)) for p in PACKAGE.rglob("*.py"))
 
@@ -25,12 +26,18 @@ def code_lines(function: ast.FunctionDef | ast.AsyncFunctionDef, source: list[st
   """Lines of code in ``function``: its lines less docstring, blank and comment-only lines."""
   skipped = set()
   body = function.body
-  if (body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant)
-      and isinstance(body[0].value.value, str)):
+  if (
+    body
+    and isinstance(body[0], ast.Expr)
+    and isinstance(body[0].value, ast.Constant)
+    and isinstance(body[0].value.value, str)
+  ):
     skipped.update(range(body[0].lineno, body[0].end_lineno + 1))
-  return sum(1 for number in range(function.lineno, function.end_lineno + 1)
-             if number not in skipped
-             and (text := source[number - 1].strip()) and not text.startswith("#"))
+  return sum(
+    1
+    for number in range(function.lineno, function.end_lineno + 1)
+    if number not in skipped and (text := source[number - 1].strip()) and not text.startswith("#")
+  )
 
 
 def test_code_lines_counts_as_the_docstring_says():
@@ -58,8 +65,10 @@ def test_module_is_at_most_400_lines(module):
 def test_functions_are_at_most_60_lines_of_code(module):
   text = (PACKAGE / module).read_text(encoding="utf-8")
   source = text.splitlines()
-  long = [f"{node.name} (line {node.lineno}): {count} lines of code"
-          for node in ast.walk(ast.parse(text))
-          if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
-          and (count := code_lines(node, source)) > MAX_FUNCTION_LINES]
+  long = [
+    f"{node.name} (line {node.lineno}): {count} lines of code"
+    for node in ast.walk(ast.parse(text))
+    if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+    and (count := code_lines(node, source)) > MAX_FUNCTION_LINES
+  ]
   assert not long, f"{module}: " + "; ".join(long)

@@ -31,13 +31,11 @@ def _normal(shape, seed=0):
 
 
 def _mlp(rng=0, **options):
-  return MLP(IN_FEATURES, [WIDTH, WIDTH], CLASSES, rngs=nnx.Rngs(rng),
-             **options)
+  return MLP(IN_FEATURES, [WIDTH, WIDTH], CLASSES, rngs=nnx.Rngs(rng), **options)
 
 
 def _digits_cnn(seed=0, **options):
-  return CNN(DIGITS, CLASSES, channels=(4, 8), dense=16, rngs=nnx.Rngs(seed),
-             **options)
+  return CNN(DIGITS, CLASSES, channels=(4, 8), dense=16, rngs=nnx.Rngs(seed), **options)
 
 
 def _flat_params(model):
@@ -59,13 +57,13 @@ def test_linear_regression_output_matches_targets_shape():
 
 
 @pytest.mark.parametrize(
-    "options",
-    [
-        dict(),
-        dict(activation="sigmoid", batch_norm=True),
-        dict(activation="tanh", residual=True, init="naive"),
-    ],
-    ids=["plain", "batch_norm", "residual"],
+  "options",
+  [
+    dict(),
+    dict(activation="sigmoid", batch_norm=True),
+    dict(activation="tanh", residual=True, init="naive"),
+  ],
+  ids=["plain", "batch_norm", "residual"],
 )
 def test_mlp_returns_logits(options):
   build = lambda: _mlp(**options)
@@ -78,18 +76,16 @@ def test_mlp_without_hidden_layers_is_a_linear_classifier():
 
 
 @pytest.mark.parametrize(
-    "build, input_shape, output_shape",
-    [
-        (lambda: CNN(rngs=nnx.Rngs(0)), (2, 32, 32, 3), (2, 10)),
-        (lambda: CNN(batch_norm=True, rngs=nnx.Rngs(0)), (2, 32, 32, 3),
-         (2, 10)),
-        (lambda: CNN(DIGITS, rngs=nnx.Rngs(0)), (2, *DIGITS), (2, 10)),
-        (lambda: _digits_cnn(batch_norm=True), (2, *DIGITS), (2, CLASSES)),
-        # Three stages pool 8x8 down to 1x1.
-        (lambda: CNN(DIGITS, 3, channels=(4, 8, 8), rngs=nnx.Rngs(0)),
-         (2, *DIGITS), (2, 3)),
-    ],
-    ids=["cifar", "cifar_batch_norm", "digits", "digits_small", "to_1x1"],
+  "build, input_shape, output_shape",
+  [
+    (lambda: CNN(rngs=nnx.Rngs(0)), (2, 32, 32, 3), (2, 10)),
+    (lambda: CNN(batch_norm=True, rngs=nnx.Rngs(0)), (2, 32, 32, 3), (2, 10)),
+    (lambda: CNN(DIGITS, rngs=nnx.Rngs(0)), (2, *DIGITS), (2, 10)),
+    (lambda: _digits_cnn(batch_norm=True), (2, *DIGITS), (2, CLASSES)),
+    # Three stages pool 8x8 down to 1x1.
+    (lambda: CNN(DIGITS, 3, channels=(4, 8, 8), rngs=nnx.Rngs(0)), (2, *DIGITS), (2, 3)),
+  ],
+  ids=["cifar", "cifar_batch_norm", "digits", "digits_small", "to_1x1"],
 )
 def test_cnn_returns_logits(build, input_shape, output_shape):
   assert _output_shape(build, input_shape) == output_shape
@@ -118,13 +114,13 @@ FAN_IN, FAN_OUT = 64, 256
 
 
 @pytest.mark.parametrize(
-    "init, expected_std",
-    [
-        ("he_normal", math.sqrt(2 / FAN_IN)),
-        ("lecun_normal", math.sqrt(1 / FAN_IN)),
-        ("xavier_uniform", math.sqrt(2 / (FAN_IN + FAN_OUT))),
-        ("naive", 0.01),
-    ],
+  "init, expected_std",
+  [
+    ("he_normal", math.sqrt(2 / FAN_IN)),
+    ("lecun_normal", math.sqrt(1 / FAN_IN)),
+    ("xavier_uniform", math.sqrt(2 / (FAN_IN + FAN_OUT))),
+    ("naive", 0.01),
+  ],
 )
 def test_init_gives_the_closed_form_std(init, expected_std):
   model = MLP(FAN_IN, [], FAN_OUT, init=init, rngs=nnx.Rngs(0))
@@ -148,8 +144,7 @@ MOMENTUM = 0.99
 
 
 def _bn_mlp():
-  return MLP(IN_FEATURES, [WIDTH], CLASSES, activation="tanh", batch_norm=True,
-             rngs=nnx.Rngs(0))
+  return MLP(IN_FEATURES, [WIDTH], CLASSES, activation="tanh", batch_norm=True, rngs=nnx.Rngs(0))
 
 
 def _by_hand(model, x, mean, var):
@@ -168,11 +163,8 @@ def test_batch_norm_train_mode_uses_and_records_batch_statistics():
   expected = _by_hand(model, x, batch_mean, batch_var)
   np.testing.assert_allclose(model(x), expected, rtol=1e-5, atol=1e-5)
   norm = model.norms[0]
-  np.testing.assert_allclose(norm.mean[...], (1 - MOMENTUM) * batch_mean,
-                             rtol=1e-5, atol=1e-6)
-  np.testing.assert_allclose(
-      norm.var[...], MOMENTUM + (1 - MOMENTUM) * batch_var, rtol=1e-5
-  )
+  np.testing.assert_allclose(norm.mean[...], (1 - MOMENTUM) * batch_mean, rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(norm.var[...], MOMENTUM + (1 - MOMENTUM) * batch_var, rtol=1e-5)
 
 
 def _check_eval_mode(model, eval_model, x):
@@ -239,18 +231,16 @@ def _loss_and_grad(graphdef, params, rest, x, y):
 def _assert_batched_equals_single(batched, singles):
   for i, single in enumerate(singles):
     jax.tree.map(
-        lambda a, b, i=i: np.testing.assert_allclose(
-            a[i], b, rtol=1e-5, atol=1e-6
-        ),
-        batched, single,
+      lambda a, b, i=i: np.testing.assert_allclose(a[i], b, rtol=1e-5, atol=1e-6),
+      batched,
+      single,
     )
 
 
 def test_vmap_init_and_grad_over_seeds_equals_each_seed_alone():
   # The vanishing-gradient study's cures: BatchNorm and residuals on a naive
   # sigmoid MLP, BatchNorm in training mode.
-  options = dict(activation="sigmoid", init="naive", batch_norm=True,
-                 residual=True)
+  options = dict(activation="sigmoid", init="naive", batch_norm=True, residual=True)
   graphdef = nnx.graphdef(nnx.eval_shape(lambda: _mlp(**options)))
   x = 1.0 + _normal((16, IN_FEATURES), seed=1)
   y = jnp.arange(16) % CLASSES
@@ -280,14 +270,12 @@ def test_vmap_init_and_grad_over_seeds_equals_each_seed_alone():
 
 
 @pytest.mark.parametrize(
-    "name, options",
-    [
-        ("linear", dict(in_features=IN_FEATURES)),
-        ("mlp", dict(in_features=IN_FEATURES, hidden=[WIDTH],
-                     out_features=CLASSES, batch_norm=True)),
-        ("cnn", dict(in_shape=DIGITS, num_classes=CLASSES, channels=(4, 8),
-                     dense=16)),
-    ],
+  "name, options",
+  [
+    ("linear", dict(in_features=IN_FEATURES)),
+    ("mlp", dict(in_features=IN_FEATURES, hidden=[WIDTH], out_features=CLASSES, batch_norm=True)),
+    ("cnn", dict(in_shape=DIGITS, num_classes=CLASSES, channels=(4, 8), dense=16)),
+  ],
 )
 def test_same_seed_same_params(name, options):
   model = create_model(name, rngs=nnx.Rngs(7), **options)
@@ -305,39 +293,63 @@ def test_same_seed_same_params(name, options):
 
 
 @pytest.mark.parametrize(
-    "make, error, message",
-    [
-        (lambda r: MLP(4, [8], 2, activation="rleu", rngs=r), ValueError,
-         r"activation must be one of 'relu', 'sigmoid', 'tanh', got 'rleu'; "
-         r"did you mean 'relu'\?"),
-        (lambda r: MLP(4, [8], 2, init="xavier", rngs=r), ValueError,
-         r"init must be one of .*did you mean 'xavier_uniform'\?"),
-        (lambda r: MLP(4, [8, 16], 2, residual=True, rngs=r), ValueError,
-         r"residual=True needs equal hidden widths.*hidden=\[8, 8\]"),
-        (lambda r: MLP(4, 8, 2, rngs=r), ValueError,
-         r"hidden must be a sequence of positive ints"),
-        (lambda r: MLP(4, [8, 0], 2, rngs=r), ValueError,
-         r"hidden must hold positive ints"),
-        (lambda r: MLP(0, [8], 2, rngs=r), ValueError,
-         r"in_features must be a positive int, got 0"),
-        (lambda r: CNN((8, 8, 1), channels=(4, 4, 4, 4), rngs=r), ValueError,
-         r"8x8 image allows at most 3; pass at most 3 channel counts"),
-        (lambda r: CNN((8, 8), rngs=r), ValueError,
-         r"in_shape must be \(height, width, channels\)"),
-        (lambda r: create_model("mpl", rngs=r), ValueError,
-         r"name must be one of 'linear', 'mlp', 'cnn', got 'mpl'; "
-         r"did you mean 'mlp'\?"),
-        (lambda r: create_model("mlp", in_features=2, hiden=[4],
-                                out_features=2, rngs=r), TypeError,
-         r"unknown option 'hiden' for model 'mlp'; did you mean 'hidden'\?"),
-        (lambda r: create_model("mlp", in_features=2, rngs=r), TypeError,
-         r"model 'mlp' needs option\(s\) hidden, out_features"),
-    ],
-    ids=[
-        "activation", "init", "residual_widths", "hidden_not_sequence",
-        "hidden_zero", "in_features", "cnn_too_small", "cnn_in_shape",
-        "model_name", "unknown_option", "missing_option",
-    ],
+  "make, error, message",
+  [
+    (
+      lambda r: MLP(4, [8], 2, activation="rleu", rngs=r),
+      ValueError,
+      r"activation must be one of 'relu', 'sigmoid', 'tanh', got 'rleu'; "
+      r"did you mean 'relu'\?",
+    ),
+    (
+      lambda r: MLP(4, [8], 2, init="xavier", rngs=r),
+      ValueError,
+      r"init must be one of .*did you mean 'xavier_uniform'\?",
+    ),
+    (
+      lambda r: MLP(4, [8, 16], 2, residual=True, rngs=r),
+      ValueError,
+      r"residual=True needs equal hidden widths.*hidden=\[8, 8\]",
+    ),
+    (lambda r: MLP(4, 8, 2, rngs=r), ValueError, r"hidden must be a sequence of positive ints"),
+    (lambda r: MLP(4, [8, 0], 2, rngs=r), ValueError, r"hidden must hold positive ints"),
+    (lambda r: MLP(0, [8], 2, rngs=r), ValueError, r"in_features must be a positive int, got 0"),
+    (
+      lambda r: CNN((8, 8, 1), channels=(4, 4, 4, 4), rngs=r),
+      ValueError,
+      r"8x8 image allows at most 3; pass at most 3 channel counts",
+    ),
+    (lambda r: CNN((8, 8), rngs=r), ValueError, r"in_shape must be \(height, width, channels\)"),
+    (
+      lambda r: create_model("mpl", rngs=r),
+      ValueError,
+      r"name must be one of 'linear', 'mlp', 'cnn', got 'mpl'; "
+      r"did you mean 'mlp'\?",
+    ),
+    (
+      lambda r: create_model("mlp", in_features=2, hiden=[4], out_features=2, rngs=r),
+      TypeError,
+      r"unknown option 'hiden' for model 'mlp'; did you mean 'hidden'\?",
+    ),
+    (
+      lambda r: create_model("mlp", in_features=2, rngs=r),
+      TypeError,
+      r"model 'mlp' needs option\(s\) hidden, out_features",
+    ),
+  ],
+  ids=[
+    "activation",
+    "init",
+    "residual_widths",
+    "hidden_not_sequence",
+    "hidden_zero",
+    "in_features",
+    "cnn_too_small",
+    "cnn_in_shape",
+    "model_name",
+    "unknown_option",
+    "missing_option",
+  ],
 )
 def test_bad_arguments_say_what_to_do(make, error, message):
   with pytest.raises(error, match=message):
@@ -345,16 +357,17 @@ def test_bad_arguments_say_what_to_do(make, error, message):
 
 
 @pytest.mark.parametrize(
-    "build, input_shape, message",
-    [
-        (_mlp, (3, 5),
-         r"MLP expects inputs of shape \(batch, 8\), got \(3, 5\)"),
-        (_digits_cnn, (3, 8, 8),
-         r"CNN expects inputs of shape \(batch, 8, 8, 1\), got \(3, 8, 8\)"),
-        (lambda: LinearRegression(2, rngs=nnx.Rngs(0)), (3,),
-         r"LinearRegression expects inputs of shape \(batch, 2\), got \(3,\)"),
-    ],
-    ids=["mlp", "cnn", "linear"],
+  "build, input_shape, message",
+  [
+    (_mlp, (3, 5), r"MLP expects inputs of shape \(batch, 8\), got \(3, 5\)"),
+    (_digits_cnn, (3, 8, 8), r"CNN expects inputs of shape \(batch, 8, 8, 1\), got \(3, 8, 8\)"),
+    (
+      lambda: LinearRegression(2, rngs=nnx.Rngs(0)),
+      (3,),
+      r"LinearRegression expects inputs of shape \(batch, 2\), got \(3,\)",
+    ),
+  ],
+  ids=["mlp", "cnn", "linear"],
 )
 def test_wrong_input_shape_names_the_expected_one(build, input_shape, message):
   with pytest.raises(ValueError, match=message):
@@ -368,6 +381,7 @@ def test_layer_kernel_paths_rejects_other_modules():
 
 def test_a_problems_abstract_model_is_traced_once_and_handed_out_fresh():
   from momentum_jax import data, problems
+
   built = []
 
   def make_model(rngs):
@@ -378,7 +392,6 @@ def test_a_problems_abstract_model_is_traced_once_and_handed_out_fresh():
   problem = problems.Problem("toy", toy, make_model)
   first, second = problem.abstract_model(), problem.abstract_model()
   assert len(built) == 1 and first is not second
-  assert first.kernel.value.shape == (3, 2) and isinstance(first.kernel.value,
-                                                             jax.ShapeDtypeStruct)
+  assert first.kernel.value.shape == (3, 2) and isinstance(first.kernel.value, jax.ShapeDtypeStruct)
   first.kernel.value = None  # a caller's change stays its own
   assert problem.abstract_model().kernel.value.shape == (3, 2)

@@ -24,7 +24,8 @@ def test_records_norms_and_passes_updates_through():
   for key, value in expected.items():
     np.testing.assert_allclose(norms.leaf_norms[key], value, rtol=1e-6)
   np.testing.assert_allclose(
-      norms.global_norm, np.sqrt(sum(v**2 for v in expected.values())), rtol=1e-6)
+    norms.global_norm, np.sqrt(sum(v**2 for v in expected.values())), rtol=1e-6
+  )
   jax.tree.map(lambda u, g: np.testing.assert_allclose(u, -0.1 * g, rtol=1e-6), updates, grads)
   assert float(optax.tree.get(state, "global_norm")) == float(norms.global_norm)
 
@@ -70,4 +71,7 @@ def test_grad_norms_requires_exactly_one_recorder():
 def test_named_norms_uses_readable_paths():
   leaf_norms = {"layers": [{"kernel": 1.0, "bias": 2.0}], "head": {"kernel": 3.0}}
   assert mj.named_norms(leaf_norms) == {
-      "head/kernel": 3.0, "layers/0/bias": 2.0, "layers/0/kernel": 1.0}
+    "head/kernel": 3.0,
+    "layers/0/bias": 2.0,
+    "layers/0/kernel": 1.0,
+  }

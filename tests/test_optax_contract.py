@@ -39,8 +39,11 @@ def _hand_loop(problem, tx, seed, steps, batch_size=None, eval_params=None):
   init_key, data_key = run_keys(jax.random.key(seed))
   model = problem.make_model(nnx.Rngs(init_key))
   graphdef, params, rest = nnx.split(model, nnx.Param, ...)
-  eval_graphdef = nnx.graphdef(nnx.view(model, use_running_average=True)) if any(
-      isinstance(n, nnx.BatchNorm) for _, n in nnx.iter_graph(model)) else graphdef
+  eval_graphdef = (
+    nnx.graphdef(nnx.view(model, use_running_average=True))
+    if any(isinstance(n, nnx.BatchNorm) for _, n in nnx.iter_graph(model))
+    else graphdef
+  )
   data = problem.data
 
   def loss(p, rest, x, y):
@@ -53,14 +56,16 @@ def _hand_loop(problem, tx, seed, steps, batch_size=None, eval_params=None):
   @jax.jit
   def step(params, rest, state, x, y):
     (value, new_rest), grad = jax.value_and_grad(loss, has_aux=True)(params, rest, x, y)
-    updates, state = tx.update(grad, state, params, value=value, grad=grad,
-                               value_fn=lambda p: loss(p, rest, x, y)[0])
+    updates, state = tx.update(
+      grad, state, params, value=value, grad=grad, value_fn=lambda p: loss(p, rest, x, y)[0]
+    )
     params = optax.apply_updates(params, updates)
     if data.x_val is None:
       return params, new_rest, state, value, jnp.zeros([])
     evaluated = params if eval_params is None else eval_params(state, params)
-    val = problem.loss(nnx.merge(eval_graphdef, evaluated, new_rest, copy=True),
-                       data.x_val, data.y_val)
+    val = problem.loss(
+      nnx.merge(eval_graphdef, evaluated, new_rest, copy=True), data.x_val, data.y_val
+    )
     return params, new_rest, state, value, val
 
   train_losses, val_losses = [], []
@@ -85,9 +90,12 @@ def _compare(logged, train_losses, val_losses):
 
 
 def _sweep(problem, optimizer, steps, batch_size=None, seeds=1):
-  config = {"problem": {"name": problem} if isinstance(problem, str) else problem,
-            "optimizer": optimizer, "seeds": seeds,
-            "train": {"steps": steps, "log_every": 1, "batch_size": batch_size}}
+  config = {
+    "problem": {"name": problem} if isinstance(problem, str) else problem,
+    "optimizer": optimizer,
+    "seeds": seeds,
+    "train": {"steps": steps, "log_every": 1, "batch_size": batch_size},
+  }
   return sweep.run(config, quiet=True, width=2)
 
 
@@ -132,12 +140,17 @@ def digits():
 
 def test_reduce_on_plateau_by_import_path_equals_its_hand_loop(regression):
   steps, batch_size = 60, 50
-  result = _sweep("linear_regression", {
-      "name": "_user_optimizers:sgd_reduced_on_plateau", "learning_rate": [0.1, 0.3]},
-      steps, batch_size)
+  result = _sweep(
+    "linear_regression",
+    {"name": "_user_optimizers:sgd_reduced_on_plateau", "learning_rate": [0.1, 0.3]},
+    steps,
+    batch_size,
+  )
   for (learning_rate, seed), logged in _per_config(result, "learning_rate").items():
-    tx = optax.chain(optax.sgd(learning_rate), optax.contrib.reduce_on_plateau(
-        factor=0.5, patience=2, accumulation_size=5))
+    tx = optax.chain(
+      optax.sgd(learning_rate),
+      optax.contrib.reduce_on_plateau(factor=0.5, patience=2, accumulation_size=5),
+    )
     train_losses, val_losses = _hand_loop(regression, tx, seed, steps, batch_size)
     error = _compare(logged, train_losses, val_losses)
     assert error <= _bound(steps), (learning_rate, error)
@@ -148,26 +161,35 @@ def test_reduce_on_plateau_by_import_path_equals_its_hand_loop(regression):
 
 def test_polyak_sgd_equals_its_hand_loop(regression):
   steps, batch_size = 30, 100
-  result = _sweep("linear_regression", {
-      "name": "optax.polyak_sgd", "max_learning_rate": [0.1, 1.0]}, steps, batch_size)
+  result = _sweep(
+    "linear_regression",
+    {"name": "optax.polyak_sgd", "max_learning_rate": [0.1, 1.0]},
+    steps,
+    batch_size,
+  )
   for (rate, seed), logged in _per_config(result, "max_learning_rate").items():
     train_losses, val_losses = _hand_loop(
-        regression, optax.polyak_sgd(max_learning_rate=rate), seed, steps, batch_size)
+      regression, optax.polyak_sgd(max_learning_rate=rate), seed, steps, batch_size
+    )
     error = _compare(logged, train_losses, val_losses)
     assert error <= _bound(steps), (rate, error)
     assert train_losses[-1] < 0.5 * train_losses[0]  # it trained
 
 
-@pytest.mark.parametrize("problem, options, steps", [
+@pytest.mark.parametrize(
+  "problem, options, steps",
+  [
     ("linear_regression", {}, 10),
     ("rosenbrock", {"start": [-1.2, 1.0], "start_spread": 0.3}, 25),
     # BatchNorm: the line search's evaluations must not move its statistics.
     ("digits_mlp", {"hidden": [16], "batch_norm": True}, 10),
-])
+  ],
+)
 def test_lbfgs_full_batch_equals_its_hand_loop(problem, options, steps):
   built = problems.get_problem(problem, **options)
-  result = _sweep({"name": problem, **options}, {"name": "optax.lbfgs", "memory_size": 5},
-                  steps, seeds=2)
+  result = _sweep(
+    {"name": problem, **options}, {"name": "optax.lbfgs", "memory_size": 5}, steps, seeds=2
+  )
   for (_, seed), logged in _per_config(result).items():
     train_losses, val_losses = _hand_loop(built, optax.lbfgs(memory_size=5), seed, steps)
     error = _compare(logged, train_losses, val_losses)
@@ -177,13 +199,17 @@ def test_lbfgs_full_batch_equals_its_hand_loop(problem, options, steps):
 
 def test_schedule_free_adamw_is_evaluated_at_its_eval_params(digits):
   steps, batch_size = 30, 64
-  result = _sweep(DIGITS, {
-      "name": "optax.contrib.schedule_free_adamw", "learning_rate": [0.01, 0.03],
-      "warmup_steps": 5}, steps, batch_size)
+  result = _sweep(
+    DIGITS,
+    {"name": "optax.contrib.schedule_free_adamw", "learning_rate": [0.01, 0.03], "warmup_steps": 5},
+    steps,
+    batch_size,
+  )
   for (learning_rate, seed), logged in _per_config(result, "learning_rate").items():
     tx = optax.contrib.schedule_free_adamw(learning_rate, warmup_steps=5)
-    train_losses, evaluated = _hand_loop(digits, tx, seed, steps, batch_size,
-                                         optax.contrib.schedule_free_eval_params)
+    train_losses, evaluated = _hand_loop(
+      digits, tx, seed, steps, batch_size, optax.contrib.schedule_free_eval_params
+    )
     _, raw = _hand_loop(digits, tx, seed, steps, batch_size)
     assert _compare(logged, train_losses, evaluated) <= _bound(steps)  # train loss: y's
     assert _max_relative_error(logged.val_loss.to_numpy(), raw) > 100 * _bound(steps)
@@ -191,20 +217,29 @@ def test_schedule_free_adamw_is_evaluated_at_its_eval_params(digits):
 
 def test_an_optimizer_names_its_eval_params_by_import_path(digits):
   steps = 10
-  result = _sweep(DIGITS, {"name": "optax.sgd", "learning_rate": 0.1,
-                           "eval_params": "_user_optimizers:half_params"}, steps, 64)
+  result = _sweep(
+    DIGITS,
+    {"name": "optax.sgd", "learning_rate": 0.1, "eval_params": "_user_optimizers:half_params"},
+    steps,
+    64,
+  )
   logged = _per_config(result)[(None, 0)]
-  train_losses, halved = _hand_loop(digits, optax.sgd(0.1), 0, steps, 64,
-                                    _user_optimizers.half_params)
+  train_losses, halved = _hand_loop(
+    digits, optax.sgd(0.1), 0, steps, 64, _user_optimizers.half_params
+  )
   assert _compare(logged, train_losses, halved) <= _bound(steps)
   assert result.manifest["config"]["optimizer"]["eval_params"] == "_user_optimizers:half_params"
 
 
 def test_eval_params_in_a_dict_config_and_build_train(digits):
   half = _user_optimizers.half_params
-  config = sweep.load_config({"problem": DIGITS, "train": {"steps": 10},
-                              "optimizer": {"name": "sgd", "learning_rate": 0.1,
-                                            "eval_params": half}})
+  config = sweep.load_config(
+    {
+      "problem": DIGITS,
+      "train": {"steps": 10},
+      "optimizer": {"name": "sgd", "learning_rate": 0.1, "eval_params": half},
+    }
+  )
   assert config.optimizers[0].eval_params is half
   assert config.raw["optimizer"]["eval_params"] == "_user_optimizers:half_params"
   settings = TrainConfig(steps=5, log_every=5, batch_size=64)
@@ -215,18 +250,24 @@ def test_eval_params_in_a_dict_config_and_build_train(digits):
   assert not np.allclose(halved.metrics["val_loss"], plain.metrics["val_loss"])
 
 
-@pytest.mark.parametrize("value, fragment", [
+@pytest.mark.parametrize(
+  "value, fragment",
+  [
     ("_user_optimizers.half_params", "expected 'package.module:function'"),
     ("_user_optimizers:half_param", "did you mean"),
     ("_user_optimizers:NOT_CALLABLE", "expected 'package.module:function'"),
     (3, "expected 'package.module:function'"),
-])
+  ],
+)
 def test_a_bad_eval_params_is_a_config_error_naming_it(value, fragment):
   with pytest.raises(sweep.ConfigError) as error:
-    sweep.load_config({"problem": {"name": "linear_regression"},
-                       "optimizer": {"name": "sgd", "learning_rate": 0.1,
-                                     "eval_params": value},
-                       "train": {"steps": 5}})
+    sweep.load_config(
+      {
+        "problem": {"name": "linear_regression"},
+        "optimizer": {"name": "sgd", "learning_rate": 0.1, "eval_params": value},
+        "train": {"steps": 5},
+      }
+    )
   assert error.value.path == "optimizer.eval_params"
   assert fragment in str(error.value)
 
@@ -257,26 +298,36 @@ def _trained_together(names, problem):
   for name in names:
     factory, _ = sweep._optimizers.resolve_optimizer("name", name)
     parameters, _ = sweep._optimizers.keyword_parameters(factory)
-    given = {k: p.default for k, p in parameters.items()
-             if isinstance(p.default, float) and p.default > 0}
+    given = {
+      k: p.default for k, p in parameters.items() if isinstance(p.default, float) and p.default > 0
+    }
     if "learning_rate" in parameters:
       given["learning_rate"] = 0.1
     given.update(_optax_optimizers.tested_arguments(name))
     given.update(_ON_THE_REGRESSION.get(name, {}))
-    config = sweep.load_config({"problem": {"name": "linear_regression"},
-                                "optimizer": {"name": name, **given},
-                                "train": {"steps": 40, "log_every": 20}})
+    config = sweep.load_config(
+      {
+        "problem": {"name": "linear_regression"},
+        "optimizer": {"name": name, **given},
+        "train": {"steps": 40, "log_every": 20},
+      }
+    )
     spec = config.optimizers[0]
     floats = {k for k, v in given.items() if isinstance(v, float)}
     assert floats <= set(spec.grid), name  # every float traced
-    trains[name] = jax.vmap(build_train(
-        problem, sweep.make_optimizer_factory(spec, problem, settings), settings))
-    values[name] = {k: np.array([given[k], given[k] / 2 if k in floats else given[k]],
-                                np.float32) for k in spec.grid}
+    trains[name] = jax.vmap(
+      build_train(problem, sweep.make_optimizer_factory(spec, problem, settings), settings)
+    )
+    values[name] = {
+      k: np.array([given[k], given[k] / 2 if k in floats else given[k]], np.float32)
+      for k in spec.grid
+    }
   keys = jax.random.split(jax.random.key(0), 2)
-  losses = jax.jit(lambda values: {
+  losses = jax.jit(
+    lambda values: {
       name: train(values[name], keys).metrics["train_loss"] for name, train in trains.items()
-  })(values)
+    }
+  )(values)
   return {name: np.asarray(loss) for name, loss in losses.items()}
 
 
@@ -284,28 +335,31 @@ def _trained_together(names, problem):
 @pytest.mark.filterwarnings("ignore:.*optimistic_adam_v2")  # optax.optimistic_adam, deprecated
 @pytest.mark.parametrize("family", ["aliases", "contrib"])
 def test_every_optax_optimizer_trains_by_name_with_traced_hyperparameters(family, regression):
-  names = [n for n in getattr(_optax_optimizers, family)() if n not in
-           _optax_optimizers.NOT_BY_NAME]
+  names = [
+    n for n in getattr(_optax_optimizers, family)() if n not in _optax_optimizers.NOT_BY_NAME
+  ]
   if family == "contrib":  # sophia, given its obj_fn by a user's function
     names.append("_user_optimizers:sophia")
   assert len(names) > 15  # optax's tests were read
   losses = _trained_together(names, regression)
   assert all(np.all(np.isfinite(loss)) for loss in losses.values())
-  untrained = {name: loss.tolist() for name, loss in losses.items()
-               if not np.all(loss[:, -1] < loss[:, 0])}
+  untrained = {
+    name: loss.tolist() for name, loss in losses.items() if not np.all(loss[:, -1] < loss[:, 0])
+  }
   assert not untrained  # each configuration of each optimizer trained
 
 
 def test_the_docs_list_every_optimizer_a_config_cannot_name_alone():
   page = (pathlib.Path(__file__).parents[1] / "docs" / "sweeps.md").read_text(encoding="utf-8")
-  section = page[page.index("## Any optax optimizer"):]
-  section = section[:section.index("\n## ")]
+  section = page[page.index("## Any optax optimizer") :]
+  section = section[: section.index("\n## ")]
   for name in _optax_optimizers.NOT_BY_NAME:
     assert f"`{name}`" in section, name
 
 
 def test_schedule_free_is_found_inside_a_chain_and_two_are_refused():
   from momentum_jax.train import evaluation_params
+
   run = types.SimpleNamespace(eval_params=None)
   params = {"w": jnp.array([1.0, -2.0])}
   inner = optax.chain(optax.clip(1.0), optax.contrib.schedule_free_adamw(0.1, b1=0.5))

@@ -21,52 +21,61 @@ LR, BETA, WD = 0.05, 0.9, 0.1
 
 # name -> (momentum_jax optimizer, the optax optimizer its docstring says it equals)
 EQUIVALENT = {
-    "sgd": (mj.sgd(LR), optax.sgd(LR)),
-    "momentum_heavy_ball": (
-        mj.momentum(LR, BETA, ema=False), optax.sgd(LR, momentum=BETA)),
-    "momentum_ema": (
-        mj.momentum(LR, BETA),
-        optax.chain(optax.ema(BETA, debias=False), optax.scale_by_learning_rate(LR))),
-    "nesterov": (mj.nesterov(LR, BETA), optax.sgd(LR, momentum=BETA, nesterov=True)),
-    # The EMA form is the heavy-ball form at learning rate lr * (1 - beta).
-    "nesterov_ema": (
-        mj.nesterov(LR, BETA, ema=True),
-        optax.sgd(LR * (1 - BETA), momentum=BETA, nesterov=True)),
-    "rmsprop": (mj.rmsprop(0.01), optax.rmsprop(0.01)),
-    "rmsprop_no_buffer": (mj.rmsprop(0.01, momentum=None), optax.rmsprop(0.01)),
-    "rmsprop_centered": (
-        mj.rmsprop(0.01, centered=True), optax.rmsprop(0.01, centered=True)),
-    "rmsprop_eps_outside": (
-        mj.rmsprop(0.01, eps=1e-3, eps_in_sqrt=False),
-        optax.rmsprop(0.01, eps=1e-3, eps_in_sqrt=False)),
-    "rmsprop_momentum": (
-        mj.rmsprop(0.01, decay=0.8, momentum=0.5, centered=True, initial_scale=0.1),
-        optax.rmsprop(0.01, decay=0.8, momentum=0.5, centered=True, initial_scale=0.1)),
-    "adam": (mj.adam(0.01), optax.adam(0.01)),
-    "adam_low_b1": (
-        mj.adam(0.03, b1=0.5, b2=0.99, eps=1e-6, eps_root=1e-8),
-        optax.adam(0.03, b1=0.5, b2=0.99, eps=1e-6, eps_root=1e-8)),
-    "momentum_schedule": (
-        mj.momentum(mj.cosine_annealing(0.1, 40), BETA, ema=False),
-        optax.sgd(optax.cosine_decay_schedule(0.1, 40), momentum=BETA)),
+  "sgd": (mj.sgd(LR), optax.sgd(LR)),
+  "momentum_heavy_ball": (mj.momentum(LR, BETA, ema=False), optax.sgd(LR, momentum=BETA)),
+  "momentum_ema": (
+    mj.momentum(LR, BETA),
+    optax.chain(optax.ema(BETA, debias=False), optax.scale_by_learning_rate(LR)),
+  ),
+  "nesterov": (mj.nesterov(LR, BETA), optax.sgd(LR, momentum=BETA, nesterov=True)),
+  # The EMA form is the heavy-ball form at learning rate lr * (1 - beta).
+  "nesterov_ema": (
+    mj.nesterov(LR, BETA, ema=True),
+    optax.sgd(LR * (1 - BETA), momentum=BETA, nesterov=True),
+  ),
+  "rmsprop": (mj.rmsprop(0.01), optax.rmsprop(0.01)),
+  "rmsprop_no_buffer": (mj.rmsprop(0.01, momentum=None), optax.rmsprop(0.01)),
+  "rmsprop_centered": (mj.rmsprop(0.01, centered=True), optax.rmsprop(0.01, centered=True)),
+  "rmsprop_eps_outside": (
+    mj.rmsprop(0.01, eps=1e-3, eps_in_sqrt=False),
+    optax.rmsprop(0.01, eps=1e-3, eps_in_sqrt=False),
+  ),
+  "rmsprop_momentum": (
+    mj.rmsprop(0.01, decay=0.8, momentum=0.5, centered=True, initial_scale=0.1),
+    optax.rmsprop(0.01, decay=0.8, momentum=0.5, centered=True, initial_scale=0.1),
+  ),
+  "adam": (mj.adam(0.01), optax.adam(0.01)),
+  "adam_low_b1": (
+    mj.adam(0.03, b1=0.5, b2=0.99, eps=1e-6, eps_root=1e-8),
+    optax.adam(0.03, b1=0.5, b2=0.99, eps=1e-6, eps_root=1e-8),
+  ),
+  "momentum_schedule": (
+    mj.momentum(mj.cosine_annealing(0.1, 40), BETA, ema=False),
+    optax.sgd(optax.cosine_decay_schedule(0.1, 40), momentum=BETA),
+  ),
 }
 # Variants of the arguments users bring from optax; each optimizer's weight
 # decay is compared in test_registry_optimizer_equals_its_optax_twin. Each is
 # bit-identical to optax (test_bit_identical_to_optax_when_each_step_is_jitted),
 # which says more than test_equals_optax_every_step's tolerance.
 KNOBS = {
-    "momentum_heavy_ball_bfloat16_velocity": (
-        mj.momentum(LR, BETA, ema=False, accumulator_dtype=jnp.bfloat16),
-        optax.sgd(LR, momentum=BETA, accumulator_dtype=jnp.bfloat16)),
-    "adam_bfloat16_mu": (
-        mj.adam(0.01, mu_dtype=jnp.bfloat16), optax.adam(0.01, mu_dtype=jnp.bfloat16)),
-    "adamw_optax_default": (
-        mj.adamw(0.01, weight_decay=1e-4), optax.adamw(0.01)),
-    "adamw_all": (
-        mj.adamw(0.03, b1=0.5, b2=0.99, eps=1e-6, weight_decay=WD, eps_root=1e-8,
-                 mu_dtype=jnp.bfloat16),
-        optax.adamw(0.03, b1=0.5, b2=0.99, eps=1e-6, weight_decay=WD, eps_root=1e-8,
-                    mu_dtype=jnp.bfloat16)),
+  "momentum_heavy_ball_bfloat16_velocity": (
+    mj.momentum(LR, BETA, ema=False, accumulator_dtype=jnp.bfloat16),
+    optax.sgd(LR, momentum=BETA, accumulator_dtype=jnp.bfloat16),
+  ),
+  "adam_bfloat16_mu": (
+    mj.adam(0.01, mu_dtype=jnp.bfloat16),
+    optax.adam(0.01, mu_dtype=jnp.bfloat16),
+  ),
+  "adamw_optax_default": (mj.adamw(0.01, weight_decay=1e-4), optax.adamw(0.01)),
+  "adamw_all": (
+    mj.adamw(
+      0.03, b1=0.5, b2=0.99, eps=1e-6, weight_decay=WD, eps_root=1e-8, mu_dtype=jnp.bfloat16
+    ),
+    optax.adamw(
+      0.03, b1=0.5, b2=0.99, eps=1e-6, weight_decay=WD, eps_root=1e-8, mu_dtype=jnp.bfloat16
+    ),
+  ),
 }
 # Equal in exact arithmetic but computed in another order: nesterov_ema scales
 # the learning rate, and rmsprop_momentum applies the learning rate after the
@@ -113,7 +122,9 @@ def test_adagrad_matches_optax_where_eps_is_negligible():
   # accumulator starts at 0.1 by default, torch's and ours at 0.
   loss_fn, params = least_squares(0)
   path = trajectory(mj.adagrad(0.1, eps=1e-10), loss_fn, params, steps=60)
-  reference = trajectory(optax.adagrad(0.1, initial_accumulator_value=0.0, eps=1e-20), loss_fn, params, steps=60)
+  reference = trajectory(
+    optax.adagrad(0.1, initial_accumulator_value=0.0, eps=1e-20), loss_fn, params, steps=60
+  )
   chex.assert_trees_all_close(path, reference, rtol=1e-5, atol=1e-6)
 
 
@@ -138,8 +149,7 @@ def test_beta_zero_is_plain_gradient_descent():
   loss_fn, params = least_squares(4)
   for ema in (True, False):
     path = trajectory(mj.momentum(0.1, 0.0, ema=ema), loss_fn, params, steps=30)
-    chex.assert_trees_all_close(
-        path, trajectory(mj.sgd(0.1), loss_fn, params, steps=30), rtol=1e-6)
+    chex.assert_trees_all_close(path, trajectory(mj.sgd(0.1), loss_fn, params, steps=30), rtol=1e-6)
 
 
 def test_literature_weights_of_past_gradients():
@@ -191,8 +201,11 @@ def test_registry_optimizer_equals_its_optax_twin(name):
     with jax.enable_x64(True):
       loss_fn, params = least_squares(6, jnp.float64)
       chex.assert_trees_all_close(
-          trajectory(ours, loss_fn, params, 60), trajectory(theirs, loss_fn, params, 60),
-          rtol=1e-10, atol=1e-11)
+        trajectory(ours, loss_fn, params, 60),
+        trajectory(theirs, loss_fn, params, 60),
+        rtol=1e-10,
+        atol=1e-11,
+      )
   else:
     loss_fn, params = least_squares(6)
     _bit_identical_paths(ours, theirs, loss_fn, params)
@@ -201,8 +214,10 @@ def test_registry_optimizer_equals_its_optax_twin(name):
 def complex_least_squares(seed):
   """A least-squares problem in complex parameters, and the conjugated gradient."""
   rng = np.random.default_rng(seed)
+
   def normal(*shape):
     return jnp.asarray(rng.normal(size=shape) + 1j * rng.normal(size=shape), jnp.complex64)
+
   x, y = normal(32, 5), normal(32, 3)
   params = {"w": normal(5, 3), "b": normal(3)}
 
@@ -239,21 +254,28 @@ def test_complex_parameters_as_optax(name):
   # that apart; a complex operation rounds its real and imaginary parts, so
   # UPDATE_ROUNDINGS once more per update.
   ours, bound = _tolerances.run_and_bound(
-      entry.factory(**config), grad_fn, params, 60,
-      centered=getattr(entry.factory, "keywords", {}).get("centered", False),
-      relative=_tolerances.UPDATE_ROUNDINGS * _tolerances.U32,
-      **{b: config[b] for b in ("b1", "b2") if b in config})
+    entry.factory(**config),
+    grad_fn,
+    params,
+    60,
+    centered=getattr(entry.factory, "keywords", {}).get("centered", False),
+    relative=_tolerances.UPDATE_ROUNDINGS * _tolerances.U32,
+    **{b: config[b] for b in ("b1", "b2") if b in config},
+  )
   theirs = _complex_path(entry.optax_twin(**config), grad_fn, params)
   moved = np.abs(np.asarray(theirs["w"][-1] - params["w"])).max()
   assert moved > 1e-1
   _tolerances.assert_within(ours, theirs, {k: 2 * b for k, b in bound.items()})
 
 
-@pytest.mark.parametrize("tx, key, expected", [
+@pytest.mark.parametrize(
+  "tx, key, expected",
+  [
     (mj.adam(0.1, b2=0.5), "nu", 12.5),
     (mj.rmsprop(0.1, decay=0.5), "nu", 12.5),
     (mj.adagrad(0.1), "sum_of_squares", 25.0),
-])
+  ],
+)
 def test_complex_second_moments_are_real_abs_squares(tx, key, expected):
   # g = 3 + 4i: |g|² = 25, where g² = −7 + 24i.
   params = jnp.zeros(1, jnp.complex64)

@@ -19,11 +19,16 @@ from momentum_jax import problems, sweep
 from momentum_jax.train import TrainConfig, build_train
 
 SWEPT = {
-    "problem": {"name": "linear_regression"},
-    "optimizer": {"name": "adagrad", "learning_rate": 0.5, "weight_decay": [0.0, 0.5],
-                  "lr_decay": {"linspace": [0.0, 0.5, 2]}, "maximize": False},
-    "train": {"steps": 20, "log_every": 10},
-    "seeds": 1,
+  "problem": {"name": "linear_regression"},
+  "optimizer": {
+    "name": "adagrad",
+    "learning_rate": 0.5,
+    "weight_decay": [0.0, 0.5],
+    "lr_decay": {"linspace": [0.0, 0.5, 2]},
+    "maximize": False,
+  },
+  "train": {"steps": 20, "log_every": 10},
+  "seeds": 1,
 }
 
 
@@ -32,11 +37,15 @@ def test_weight_decay_and_lr_decay_are_swept_by_the_engine():
   summary = result.summary
   assert len(summary) == 4
   # Each configuration alone: one program, the hyperparameters its arguments.
-  alone = jax.jit(build_train(problems.get_problem("linear_regression"), mj.adagrad,
-                              TrainConfig(steps=20, log_every=10)))
+  alone = jax.jit(
+    build_train(
+      problems.get_problem("linear_regression"), mj.adagrad, TrainConfig(steps=20, log_every=10)
+    )
+  )
   for row in summary.itertuples():
-    hyperparameters = {k: jnp.float32(getattr(row, k))
-                       for k in ("learning_rate", "weight_decay", "lr_decay")}
+    hyperparameters = {
+      k: jnp.float32(getattr(row, k)) for k in ("learning_rate", "weight_decay", "lr_decay")
+    }
     result = alone(hyperparameters, jax.random.key(row.seed))
     np.testing.assert_allclose(row.final_loss, result.metrics["train_loss"][-1], rtol=1e-5)
   # Each swept value changes the run.
@@ -52,17 +61,23 @@ def test_negative_values_are_refused_by_the_sweep_config_by_name(argument):
 
 # name -> (factory, the argument naming the state's dtype, the state's field it sets)
 STATE_DTYPES = {
-    "momentum": (OPTIMIZERS["momentum_heavy_ball"].factory, "accumulator_dtype", "velocity"),
-    "nesterov": (mj.nesterov, "accumulator_dtype", "velocity"),
-    "adam": (mj.adam, "mu_dtype", "mu"),
-    "adamw": (mj.adamw, "mu_dtype", "mu"),
+  "momentum": (OPTIMIZERS["momentum_heavy_ball"].factory, "accumulator_dtype", "velocity"),
+  "nesterov": (mj.nesterov, "accumulator_dtype", "velocity"),
+  "adam": (mj.adam, "mu_dtype", "mu"),
+  "adamw": (mj.adamw, "mu_dtype", "mu"),
 }
 
 
-@pytest.mark.parametrize("name, params_dtype, state_dtype", [
+@pytest.mark.parametrize(
+  "name, params_dtype, state_dtype",
+  [
     *((name, jnp.bfloat16, jnp.float32) for name in sorted(STATE_DTYPES)),
-    ("momentum", jnp.float32, jnp.bfloat16), ("adam", jnp.float32, jnp.bfloat16),
-    ("nesterov", jnp.bfloat16, None), ("adamw", jnp.bfloat16, None)])
+    ("momentum", jnp.float32, jnp.bfloat16),
+    ("adam", jnp.float32, jnp.bfloat16),
+    ("nesterov", jnp.bfloat16, None),
+    ("adamw", jnp.bfloat16, None),
+  ],
+)
 def test_state_dtype(name, params_dtype, state_dtype):
   factory, argument, field = STATE_DTYPES[name]
   loss_fn, params = least_squares(0, params_dtype)
@@ -78,15 +93,19 @@ def test_state_dtype(name, params_dtype, state_dtype):
   assert {x.dtype for x in jax.tree.leaves(updates)} == {jnp.dtype(params_dtype)}
   if name.startswith("adam"):  # The second moment keeps the parameters' dtype, as optax's.
     assert {x.dtype for x in jax.tree.leaves(optax.tree.get(state, "nu"))} == {
-        jnp.dtype(params_dtype)}
+      jnp.dtype(params_dtype)
+    }
 
 
 def test_float32_state_carries_bfloat16_parameters_closer_to_float32():
   # What the state dtype is for: a float32 velocity keeps the small gradients
   # that a bfloat16 one rounds away.
   finals = {}
-  for params_dtype, accumulator in [(jnp.float32, None), (jnp.bfloat16, None),
-                                    (jnp.bfloat16, jnp.float32)]:
+  for params_dtype, accumulator in [
+    (jnp.float32, None),
+    (jnp.bfloat16, None),
+    (jnp.bfloat16, jnp.float32),
+  ]:
     loss_fn, params = least_squares(0, params_dtype)
     tx = mj.momentum(0.05, 0.95, ema=False, accumulator_dtype=accumulator)
     state = tx.init(params)
@@ -104,13 +123,17 @@ def test_float32_state_carries_bfloat16_parameters_closer_to_float32():
 def test_weight_decay_needs_the_parameters():
   tx = mj.adam(0.1, weight_decay=0.1)
   g = jnp.ones(2)
-  with pytest.raises(ValueError, match=r"weight_decay needs the parameters: call "
-                     r"tx.update\(grads, state, params\)"):
+  with pytest.raises(
+    ValueError,
+    match=r"weight_decay needs the parameters: call "
+    r"tx.update\(grads, state, params\)",
+  ):
     tx.update(g, tx.init(g))
   # A concrete 0 adds nothing and needs none.
   plain = mj.adam(0.1, weight_decay=0.0)
-  np.testing.assert_array_equal(plain.update(g, plain.init(g))[0], mj.adam(0.1).update(
-      g, mj.adam(0.1).init(g))[0])
+  np.testing.assert_array_equal(
+    plain.update(g, plain.init(g))[0], mj.adam(0.1).update(g, mj.adam(0.1).init(g))[0]
+  )
 
 
 def test_adamw_decays_even_when_maximizing():

@@ -22,9 +22,10 @@ LR = [0.003, 0.3]
 BETAS = [0.0, 0.5, 0.9]
 # 6 trials of heavy-ball momentum on the regression, asked 4 at a time (the
 # last batch short), each with 2 seeds: 12 rows, chunks of 8.
-OPTUNA = {**with_changes(REGRESSION, optimizer__learning_rate={"loguniform": LR},
-                         optimizer__beta=BETAS),
-          "search": {"method": "optuna", "sampler": "tpe", "trials": 6, "batch": 4, "seed": 0}}
+OPTUNA = {
+  **with_changes(REGRESSION, optimizer__learning_rate={"loguniform": LR}, optimizer__beta=BETAS),
+  "search": {"method": "optuna", "sampler": "tpe", "trials": 6, "batch": 4, "seed": 0},
+}
 WIDTH = 8  # pinned: the plain sweep compared with it trains at the same width
 
 
@@ -62,12 +63,16 @@ def test_each_trial_is_told_the_mean_over_its_seeds_of_the_summary_metric(search
   result, _ = searched
   search = result.manifest["search"]
   assert (search["sampler"], search["metric"], search["direction"]) == (
-      "tpe", "final_loss", "minimize")  # the regression logs no validation loss
+    "tpe",
+    "final_loss",
+    "minimize",
+  )  # the regression logs no validation loss
   trials = _trials(result)
   assert [t["state"] for t in trials] == ["COMPLETE"] * 6
   means = _by_trial(result.summary)["final_loss"].mean()
-  np.testing.assert_allclose([t["value"] for t in trials], means.loc[[t["number"] for t in trials]],
-                             rtol=1e-12)
+  np.testing.assert_allclose(
+    [t["value"] for t in trials], means.loc[[t["number"] for t in trials]], rtol=1e-12
+  )
   summary = result.summary
   assert len(summary) == 12 and summary["trial"].tolist() == np.repeat(np.arange(6), 2).tolist()
   for trial in trials:
@@ -98,7 +103,8 @@ def test_a_trials_curves_equal_a_plain_sweep_of_its_values_bit_for_bit(searched)
   plain = _run(REGRESSION, optimizer__learning_rate=tried, optimizer__beta=BETAS)
   keys = ["learning_rate", "beta", "seed"]
   ids = result.summary[["config_id", *keys]].merge(
-      plain.summary[["config_id", *keys]], on=keys, suffixes=("", "_plain"))
+    plain.summary[["config_id", *keys]], on=keys, suffixes=("", "_plain")
+  )
   assert len(ids) == 12
   for row in ids.itertuples():
     ours = result.curves[result.curves["config_id"] == row.config_id]
@@ -118,6 +124,7 @@ def test_the_same_seed_asks_the_same_trials():
   def asked(seed):
     study = optuna.create_study(sampler=_optuna.make_sampler("qmc", seed, 0))
     return [study.ask(space).params for _ in range(6)]
+
   assert asked(3) == [t["params"] for t in run]
   assert asked(4) != asked(3)
 
@@ -132,8 +139,9 @@ def test_cmaes_asks_what_a_plain_optuna_loop_of_the_same_batches_asks():
   told = {t["number"]: t["value"] for t in run}
   asked = []
   for first, size in ((0, 4), (4, 2)):  # the sweep's batches, each its own seeded sampler
-    batch = optuna.load_study(study_name=name, storage=storage,
-                              sampler=_optuna.make_sampler("cmaes", 2, first))
+    batch = optuna.load_study(
+      study_name=name, storage=storage, sampler=_optuna.make_sampler("cmaes", 2, first)
+    )
     trials = [batch.ask(space) for _ in range(size)]
     asked += [trial.params for trial in trials]
     for trial in trials:
@@ -148,17 +156,20 @@ class _Stop(Exception):
 
 def _journal_study(out_dir):
   storage = optuna.storages.JournalStorage(
-      optuna.storages.journal.JournalFileBackend(str(out_dir / JOURNAL_FILE)))
+    optuna.storages.journal.JournalFileBackend(str(out_dir / JOURNAL_FILE))
+  )
   return optuna.load_study(study_name=LABEL, storage=storage)
 
 
 def test_a_stopped_search_resumes_its_study_without_training_a_saved_batch_again(
-    tmp_path, monkeypatch, searched):
+  tmp_path, monkeypatch, searched
+):
   monkeypatch.setattr(plots, "write_figures", lambda result, out_dir: None)
   asked, told = OptunaSearch.ask, OptunaSearch.tell
 
   def stop(*args):
     raise _Stop()
+
   # Stopped once the first batch was saved, before its trials were told.
   monkeypatch.setattr(OptunaSearch, "tell", lambda *args: stop())
   with pytest.raises(_Stop):
@@ -170,7 +181,8 @@ def test_a_stopped_search_resumes_its_study_without_training_a_saved_batch_again
   with pytest.raises(_Stop):
     _run(OPTUNA, tmp_path)
   assert [t.state.name for t in _journal_study(tmp_path).trials] == (
-      ["COMPLETE"] * 4 + ["RUNNING"] * 2)
+    ["COMPLETE"] * 4 + ["RUNNING"] * 2
+  )
   monkeypatch.setattr(OptunaSearch, "ask", asked)
   result = _run(OPTUNA, tmp_path)
   # The first batch was told from its saved rows, not trained again.
@@ -189,21 +201,35 @@ def test_a_stopped_search_resumes_its_study_without_training_a_saved_batch_again
 
 
 def test_a_trial_whose_seeds_diverge_is_told_failed():
-  result = _run(OPTUNA, optimizer__learning_rate={"loguniform": [50.0, 100.0]},
-                search__trials=2, search__batch=2)
+  result = _run(
+    OPTUNA,
+    optimizer__learning_rate={"loguniform": [50.0, 100.0]},
+    search__trials=2,
+    search__batch=2,
+  )
   assert result.summary["diverged"].all()
   assert [(t["state"], t["value"]) for t in _trials(result)] == [("FAIL", None)] * 2
 
 
 def test_ranges_and_lists_are_optunas_distributions_and_single_values_stay_fixed():
-  config = sweep.load_config(with_changes(OPTUNA, optimizer__beta=0.9, optimizer__schedule={
-      "name": "step_decay", "decay_rate": {"uniform": [0.5, 0.9]}, "step_size": [10, 20]}))
+  config = sweep.load_config(
+    with_changes(
+      OPTUNA,
+      optimizer__beta=0.9,
+      optimizer__schedule={
+        "name": "step_decay",
+        "decay_rate": {"uniform": [0.5, 0.9]},
+        "step_size": [10, 20],
+      },
+    )
+  )
   (spec,) = config.optimizers
   assert config.num_configs == 6 * 2
   assert _optuna.distributions(spec) == {
-      "schedule.step_size": optuna.distributions.CategoricalDistribution((10.0, 20.0)),
-      "learning_rate": optuna.distributions.FloatDistribution(*LR, log=True),
-      "schedule.decay_rate": optuna.distributions.FloatDistribution(0.5, 0.9)}
+    "schedule.step_size": optuna.distributions.CategoricalDistribution((10.0, 20.0)),
+    "learning_rate": optuna.distributions.FloatDistribution(*LR, log=True),
+    "schedule.decay_rate": optuna.distributions.FloatDistribution(0.5, 0.9),
+  }
   (group,) = _plan.groups(config)
   assert group.values["beta"].tolist() == [0.9] * 12
 
@@ -218,19 +244,24 @@ def test_without_optuna_the_method_is_a_config_error_naming_the_extra(tmp_path, 
   assert cli.main(["sweep", str(path), "--quiet"]) == 2
 
 
-@pytest.mark.parametrize("changes, path, fragment", [
+@pytest.mark.parametrize(
+  "changes, path, fragment",
+  [
     ({"search__trials": 0}, "search.trials", ">= 1"),
     ({"search__batch": 0}, "search.batch", ">= 1"),
     ({"search__batch": 7}, "search.batch", "at most search.trials (6)"),
     ({"search__sampler": "bayes"}, "search.sampler", "tpe, gp, cmaes, qmc"),
     ({"search__trails": 6}, "search.trails", "did you mean 'trials'"),
     ({"search__samples": 6}, "search.samples", "optuna takes no 'samples'"),
-    ({"search__scheduler": {"name": "hyperband", "min_steps": 25}}, "search.scheduler.min_steps",
-     "multiple of train.log_every"),
+    (
+      {"search__scheduler": {"name": "hyperband", "min_steps": 25}},
+      "search.scheduler.min_steps",
+      "multiple of train.log_every",
+    ),
     ({"search__seed": -1}, "search.seed", ">= 0"),
-    ({"optimizer__learning_rate": 0.1, "optimizer__beta": 0.9}, "optimizer",
-     "nothing to search"),
-])
+    ({"optimizer__learning_rate": 0.1, "optimizer__beta": 0.9}, "optimizer", "nothing to search"),
+  ],
+)
 def test_bad_optuna_searches_name_their_path(changes, path, fragment):
   with pytest.raises(sweep.ConfigError) as error:
     sweep.load_config(with_changes(OPTUNA, **changes))

@@ -25,11 +25,11 @@ from momentum_jax.train import train as train_one
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 SHORT = {"steps": 20, "log_every": 10}  # the page's sweeps, shortened to two logs
 
+
 def _blocks(language: str) -> list[str]:
   """The code blocks in ``language`` of docs/own_model.md, in order."""
   text = (ROOT / "docs" / "own_model.md").read_text(encoding="utf-8")
-  return [code for lang, code in re.findall(r"```(\w+)\n(.*?)```", text, re.S)
-          if lang == language]
+  return [code for lang, code in re.findall(r"```(\w+)\n(.*?)```", text, re.S) if lang == language]
 
 
 def _shortened_run(monkeypatch, **train):
@@ -74,14 +74,16 @@ def test_the_pages_python_sweep(python_sweep):
   assert set(summary.optimizer) == {"optax.adamw"}
   assert len(summary) == 3 * 3 * 2
   assert {"val_loss", "val_accuracy", "val_top2_accuracy", "start_top2_accuracy"} <= set(
-      summary.columns)
+    summary.columns
+  )
   assert summary.val_top2_accuracy.between(0, 1).all()
   assert (summary.val_top2_accuracy >= summary.val_accuracy).all()
   assert not summary.diverged.any()
 
 
 def test_the_pages_yaml_sweep_through_the_command_is_the_python_sweep(
-    python_sweep, tmp_path, monkeypatch, capsys):
+  python_sweep, tmp_path, monkeypatch, capsys
+):
   config = yaml.safe_load((ROOT / "configs/own_model.yaml").read_text(encoding="utf-8"))
   assert config["problem"]["name"] == "experiments.own_model:make_problem"
   config["train"].update(SHORT)
@@ -94,8 +96,15 @@ def test_the_pages_yaml_sweep_through_the_command_is_the_python_sweep(
   assert results.swept_hyperparameters(summary) == ["learning_rate", "weight_decay"]
   assert {"val_top2_accuracy", "start_top2_accuracy"} <= set(summary.columns)
   expected = python_sweep.summary
-  for column in ("learning_rate", "weight_decay", "seed", "final_loss", "val_loss",
-                 "val_top2_accuracy", "start_top2_accuracy"):
+  for column in (
+    "learning_rate",
+    "weight_decay",
+    "seed",
+    "final_loss",
+    "val_loss",
+    "val_top2_accuracy",
+    "start_top2_accuracy",
+  ):
     np.testing.assert_allclose(summary[column], expected[column], rtol=1e-12, err_msg=column)
 
 
@@ -124,17 +133,23 @@ def _arrays(seed: int = 0):
 
 
 def _small_problem(dataset) -> problems.Problem:
-  return problems.Problem("small", dataset, lambda rngs: own_model.MLP(5, 8, 3, rngs=rngs),
-                          loss=own_model.smoothed_cross_entropy, metrics=own_model.top2_accuracy)
+  return problems.Problem(
+    "small",
+    dataset,
+    lambda rngs: own_model.MLP(5, 8, 3, rngs=rngs),
+    loss=own_model.smoothed_cross_entropy,
+    metrics=own_model.top2_accuracy,
+  )
 
 
 def _small_config(problem, seed, **train):
-  return {"problem": problem,
-          "optimizer": {"name": "optax.adamw", "learning_rate": [0.01, 0.1],
-                        "weight_decay": [0.0, 0.1]},
-          # 6 logs: 6 segments of 4 steps, over epochs of 6 steps (40 // 6).
-          "train": {"steps": 24, "log_every": 4, **train},
-          "seeds": [seed]}
+  return {
+    "problem": problem,
+    "optimizer": {"name": "optax.adamw", "learning_rate": [0.01, 0.1], "weight_decay": [0.0, 0.1]},
+    # 6 logs: 6 segments of 4 steps, over epochs of 6 steps (40 // 6).
+    "train": {"steps": 24, "log_every": 4, **train},
+    "seeds": [seed],
+  }
 
 
 SEED = 3
@@ -152,10 +167,16 @@ def dataset_sweep():
 
 def test_sweep_logs_the_metric_of_the_final_model(dataset_sweep):
   problem, result = dataset_sweep
-  row = result.summary[(result.summary.learning_rate == 0.1)
-                       & (result.summary.weight_decay == 0.1)].iloc[0]
-  alone = train_one(problem, optax.adamw, {"learning_rate": 0.1, "weight_decay": 0.1},
-                    jax.random.key(SEED), TrainConfig(batch_size=BATCH, steps=24, log_every=4))
+  row = result.summary[
+    (result.summary.learning_rate == 0.1) & (result.summary.weight_decay == 0.1)
+  ].iloc[0]
+  alone = train_one(
+    problem,
+    optax.adamw,
+    {"learning_rate": 0.1, "weight_decay": 0.1},
+    jax.random.key(SEED),
+    TrainConfig(batch_size=BATCH, steps=24, log_every=4),
+  )
   graphdef = nnx.graphdef(nnx.eval_shape(lambda: problem.make_model(nnx.Rngs(0))))
 
   x_val, y_val = problem.data.x_val, problem.data.y_val
@@ -164,9 +185,11 @@ def test_sweep_logs_the_metric_of_the_final_model(dataset_sweep):
   def measured(params, rest):
     final = nnx.merge(graphdef, params, rest)
     initial = problem.make_model(nnx.Rngs(run_keys(jax.random.key(SEED))[0]))
-    return (own_model.top2_accuracy(final, x_val, y_val)["top2_accuracy"],
-            own_model.smoothed_cross_entropy(final, x_val, y_val),
-            own_model.top2_accuracy(initial, x_val, y_val)["top2_accuracy"])
+    return (
+      own_model.top2_accuracy(final, x_val, y_val)["top2_accuracy"],
+      own_model.smoothed_cross_entropy(final, x_val, y_val),
+      own_model.top2_accuracy(initial, x_val, y_val)["top2_accuracy"],
+    )
 
   top2, loss, start = map(float, measured(alone.params, alone.rest))
   assert float(alone.metrics["val_top2_accuracy"][-1]) == top2
@@ -186,11 +209,17 @@ def test_stream_of_the_on_device_batches_gives_the_dataset_sweep_bit_for_bit(dat
   def on_device_batches(epoch):
     order = np.asarray(epoch_order(data_key, epoch, NUM_TRAIN))
     for i in range(per_epoch):
-      rows = order[i * BATCH:(i + 1) * BATCH]
+      rows = order[i * BATCH : (i + 1) * BATCH]
       yield x[rows], y[rows]
 
-  stream = data.Stream(on_device_batches, batch_size=BATCH, steps_per_epoch=per_epoch,
-                       x_val=x_val, y_val=y_val, num_classes=3)
+  stream = data.Stream(
+    on_device_batches,
+    batch_size=BATCH,
+    steps_per_epoch=per_epoch,
+    x_val=x_val,
+    y_val=y_val,
+    num_classes=3,
+  )
   streamed = sweep.run(_small_config(_small_problem(stream), SEED), width=2, quiet=True)
   pd.testing.assert_frame_equal(streamed.summary, on_device.summary, check_exact=True)
   pd.testing.assert_frame_equal(streamed.curves, on_device.curves, check_exact=True)
@@ -201,15 +230,18 @@ def _stream(batches, **options) -> data.Stream:
 
 
 def _rows(x, y, count):
-  return [(x[i * BATCH:(i + 1) * BATCH], y[i * BATCH:(i + 1) * BATCH]) for i in range(count)]
+  return [(x[i * BATCH : (i + 1) * BATCH], y[i * BATCH : (i + 1) * BATCH]) for i in range(count)]
 
 
 def test_stream_epoch_with_too_few_batches_names_the_epoch_and_batch():
   x, y, _, _ = _arrays()
   stream = _stream(lambda epoch: _rows(x, y, 3 if epoch == 0 else 1), steps_per_epoch=3)
   assert stream.take(0, 3)[0].shape == (3, BATCH, 5)
-  with pytest.raises(ValueError, match=r"epoch 1, batch 1: the epoch ended after 1 batches; "
-                                       r"steps_per_epoch is 3"):
+  with pytest.raises(
+    ValueError,
+    match=r"epoch 1, batch 1: the epoch ended after 1 batches; "
+    r"steps_per_epoch is 3",
+  ):
     stream.take(2, 3)  # the last batch of epoch 0, then two of epoch 1
 
 
@@ -221,22 +253,34 @@ def test_stream_batch_of_another_shape_is_refused():
     return good if epoch == 0 else [good[0], (good[1][0][:, :4], good[1][1])]
 
   stream = _stream(batches)
-  with pytest.raises(ValueError, match=r"epoch 1, batch 1: x \(6, 4\) float32, .* differ from "
-                                       r"the first batch's x \(6, 5\) float32"):
+  with pytest.raises(
+    ValueError,
+    match=r"epoch 1, batch 1: x \(6, 4\) float32, .* differ from "
+    r"the first batch's x \(6, 5\) float32",
+  ):
     stream.take(0, 4)
-  short_rows = _stream(lambda epoch: [(x[:BATCH - 1], y[:BATCH - 1])] * 2)
-  with pytest.raises(ValueError, match=r"epoch 0, batch 0: x has shape \(5, 5\) and y \(5,\); "
-                                       r"both need batch_size=6 rows"):
+  short_rows = _stream(lambda epoch: [(x[: BATCH - 1], y[: BATCH - 1])] * 2)
+  with pytest.raises(
+    ValueError,
+    match=r"epoch 0, batch 0: x has shape \(5, 5\) and y \(5,\); "
+    r"both need batch_size=6 rows",
+  ):
     short_rows.take(0, 1)
 
 
 def test_stream_whose_first_batch_is_wrong_is_a_config_error_at_problem_data():
   x, y, _, _ = _arrays()
-  stream = _stream(lambda epoch: [(x[:BATCH - 1], y[:BATCH - 1])] * 2, num_classes=3)
+  stream = _stream(lambda epoch: [(x[: BATCH - 1], y[: BATCH - 1])] * 2, num_classes=3)
   problem = problems.Problem("linear", stream, lambda rngs: nnx.Linear(5, 3, rngs=rngs))
   with pytest.raises(sweep.ConfigError, match=r"epoch 0, batch 0: x has shape \(5, 5\)") as error:
-    sweep.run({"problem": problem, "optimizer": {"name": "sgd", "learning_rate": 0.1},
-               "train": {"steps": 2, "log_every": 1}}, quiet=True)
+    sweep.run(
+      {
+        "problem": problem,
+        "optimizer": {"name": "sgd", "learning_rate": 0.1},
+        "train": {"steps": 2, "log_every": 1},
+      },
+      quiet=True,
+    )
   assert error.value.path == "problem.data"
 
 
@@ -254,8 +298,10 @@ def test_stream_segments_in_a_row_read_each_batch_once():
   read.clear()
   segments = [stream.take(first, 4) for first in range(0, 16, 4)]  # epochs of 6 steps
   assert read == [(e, i) for e in range(3) for i in range(6) if 6 * e + i < 16]
-  np.testing.assert_array_equal(np.concatenate([xs for xs, _ in segments]),
-                                np.stack([b[0] for e in range(3) for b in _rows(x + e, y, 6)])[:16])
+  np.testing.assert_array_equal(
+    np.concatenate([xs for xs, _ in segments]),
+    np.stack([b[0] for e in range(3) for b in _rows(x + e, y, 6)])[:16],
+  )
   read.clear()
   xs, _ = stream.take(8, 4)  # not where the last call stopped: epoch 1 opened again
   assert read == [(1, i) for i in range(6)]
@@ -281,7 +327,7 @@ def _memmap_batches(tmp_path):
   def batches(epoch):
     order = np.random.default_rng(epoch).permutation(len(x_file))
     for i in range(len(x_file) // BATCH):
-      rows = np.sort(order[i * BATCH:(i + 1) * BATCH])
+      rows = np.sort(order[i * BATCH : (i + 1) * BATCH])
       yield x_file[rows], y_file[rows]
 
   return batches, x_file
@@ -301,12 +347,18 @@ def memmap_sweep(tmp_path_factory):
   """A linear model swept on a memmap stream with a validation split: 16 steps, 2+ epochs."""
   batches, _ = _memmap_batches(tmp_path_factory.mktemp("memmap"))
   _, _, x_val, y_val = _arrays()
-  stream = _stream(batches, steps_per_epoch=NUM_TRAIN // BATCH, x_val=x_val, y_val=y_val,
-                   num_classes=3)
+  stream = _stream(
+    batches, steps_per_epoch=NUM_TRAIN // BATCH, x_val=x_val, y_val=y_val, num_classes=3
+  )
   problem = problems.Problem("linear", stream, lambda rngs: nnx.Linear(5, 3, rngs=rngs))
-  return sweep.run({"problem": problem,
-                    "optimizer": {"name": "sgd", "learning_rate": [0.1, 0.3]},
-                    "train": {"steps": 16, "log_every": 2}}, quiet=True)
+  return sweep.run(
+    {
+      "problem": problem,
+      "optimizer": {"name": "sgd", "learning_rate": [0.1, 0.3]},
+      "train": {"steps": 16, "log_every": 2},
+    },
+    quiet=True,
+  )
 
 
 def test_stream_with_validation_data_logs_val_loss(memmap_sweep):
@@ -322,18 +374,23 @@ def test_stream_over_a_memmap_sweeps(memmap_sweep):
 
 
 BAD_PROBLEMS = [
-    ("vector_loss", "problem.loss", r"must return a float scalar .* got an array of shape \(2,\)"),
-    ("mismatched_loss", "problem.loss", r"failed on the model's output for a batch of x \(2, 5\)"),
-    ("list_metrics", "problem.metrics", r"must return a dict of name -> scalar, got list"),
-    ("vector_metrics", "problem.metrics",
-     r"must return a dict of name -> scalar, got \{'mean_logit': an array of shape \(3,\)"),
+  ("vector_loss", "problem.loss", r"must return a float scalar .* got an array of shape \(2,\)"),
+  ("mismatched_loss", "problem.loss", r"failed on the model's output for a batch of x \(2, 5\)"),
+  ("list_metrics", "problem.metrics", r"must return a dict of name -> scalar, got list"),
+  (
+    "vector_metrics",
+    "problem.metrics",
+    r"must return a dict of name -> scalar, got \{'mean_logit': an array of shape \(3,\)",
+  ),
 ]
 
 
 def _bad_config(name: str) -> dict:
-  return {"problem": {"name": f"_bad_problems:{name}"},
-          "optimizer": {"name": "optax.adamw", "learning_rate": [0.01, 0.1]},
-          "train": {"steps": 4, "log_every": 2}}
+  return {
+    "problem": {"name": f"_bad_problems:{name}"},
+    "optimizer": {"name": "optax.adamw", "learning_rate": [0.01, 0.1]},
+    "train": {"steps": 4, "log_every": 2},
+  }
 
 
 @pytest.mark.parametrize("name, path, message", BAD_PROBLEMS)

@@ -23,13 +23,24 @@ from momentum_jax.sweep._space import Range
 # 1 or 2: with this seed two copies keep their source's learning rate (and
 # then train exactly as it does), two double it.
 PBT = {
-    "problem": {"name": "linear_regression"},
-    "optimizer": {"name": "momentum", "ema": False,
-                  "learning_rate": {"loguniform": [0.001, 0.5]}, "beta": [0.9]},
-    "train": {"steps": 60, "log_every": 10},
-    "seeds": 2,
-    "search": {"method": "pbt", "population": 8, "interval": 20, "fraction": 0.25,
-               "perturb": [1.0, 2.0], "seed": 3, "metric": "final_loss"},
+  "problem": {"name": "linear_regression"},
+  "optimizer": {
+    "name": "momentum",
+    "ema": False,
+    "learning_rate": {"loguniform": [0.001, 0.5]},
+    "beta": [0.9],
+  },
+  "train": {"steps": 60, "log_every": 10},
+  "seeds": 2,
+  "search": {
+    "method": "pbt",
+    "population": 8,
+    "interval": 20,
+    "fraction": 0.25,
+    "perturb": [1.0, 2.0],
+    "seed": 3,
+    "metric": "final_loss",
+  },
 }
 WIDTH = 2
 SEEDS = 2
@@ -47,8 +58,9 @@ def test_the_worst_member_copies_the_best():
   sources = pbt.sources(values, np.zeros(8, bool), 1, generator(0, 0))
   np.testing.assert_array_equal(sources, [0, 1, 2, 3, 4, 5, 6, 5])
   best = PopulationBasedTraining(fraction=0.125, maximize=True)
-  np.testing.assert_array_equal(best.sources(values, np.zeros(8, bool), 1, generator(0, 0)),
-                                [0, 1, 2, 3, 4, 7, 6, 7])
+  np.testing.assert_array_equal(
+    best.sources(values, np.zeros(8, bool), 1, generator(0, 0)), [0, 1, 2, 3, 4, 7, 6, 7]
+  )
 
 
 def test_the_bottom_quarter_copies_the_top_quarter_by_the_mean_over_seeds():
@@ -64,27 +76,37 @@ def test_the_bottom_quarter_copies_the_top_quarter_by_the_mean_over_seeds():
     assert set(sources[[1, 7]]) <= {5, 3}
     np.testing.assert_array_equal(np.delete(sources, [1, 7]), [0, 2, 3, 4, 5, 6])
   # Both top members are drawn, over a few seeds.
-  drawn = {tuple(pbt.sources(rows.reshape(-1), diverged.reshape(-1), 2, generator(s, 0))[[1, 7]])
-           for s in range(20)}
+  drawn = {
+    tuple(pbt.sources(rows.reshape(-1), diverged.reshape(-1), 2, generator(s, 0))[[1, 7]])
+    for s in range(20)
+  }
   assert {d[0] for d in drawn} == {5, 3}
 
 
 def test_nothing_is_copied_from_a_diverged_member_nor_with_fraction_zero():
   values = np.arange(4.0)
   everything_diverged = np.ones(4, bool)
-  assert np.array_equal(PopulationBasedTraining(0.5).sources(
-      values, everything_diverged, 1, generator(0, 0)), np.arange(4))
-  assert np.array_equal(PopulationBasedTraining(0.0).sources(
-      values, np.zeros(4, bool), 1, generator(0, 0)), np.arange(4))
+  assert np.array_equal(
+    PopulationBasedTraining(0.5).sources(values, everything_diverged, 1, generator(0, 0)),
+    np.arange(4),
+  )
+  assert np.array_equal(
+    PopulationBasedTraining(0.0).sources(values, np.zeros(4, bool), 1, generator(0, 0)),
+    np.arange(4),
+  )
   # NaN ranks last: replaced, never a source.
   sources = PopulationBasedTraining(0.25).sources(
-      np.array([np.nan, 2.0, 1.0, 3.0]), np.zeros(4, bool), 1, generator(0, 0))
+    np.array([np.nan, 2.0, 1.0, 3.0]), np.zeros(4, bool), 1, generator(0, 0)
+  )
   np.testing.assert_array_equal(sources, [2, 1, 2, 3])
 
 
 def test_a_copied_range_value_is_multiplied_by_a_factor_then_clipped_the_rest_copied():
   pbt = PopulationBasedTraining(0.5, perturb=(0.5, 2.0))
-  values = {"learning_rate": np.array([0.4, 0.01, 0.003, 0.2]), "beta": np.array([0.1, 0.2, 0.3, 0.4])}
+  values = {
+    "learning_rate": np.array([0.4, 0.01, 0.003, 0.2]),
+    "beta": np.array([0.1, 0.2, 0.3, 0.4]),
+  }
   sources = np.array([0, 1, 0, 1])
   new = pbt.explore(values, sources, {"learning_rate": RANGE}, generator(0, 0))
   np.testing.assert_array_equal(new["beta"], [0.1, 0.2, 0.1, 0.2])  # no range: copied
@@ -92,7 +114,8 @@ def test_a_copied_range_value_is_multiplied_by_a_factor_then_clipped_the_rest_co
   assert new["learning_rate"][2] in (0.2, 0.5)  # 0.4 x 0.5, or 0.4 x 2 clipped to 0.5
   assert new["learning_rate"][3] in (0.005, 0.02)
   always_up = PopulationBasedTraining(0.5, perturb=(2.0,)).explore(
-      values, sources, {"learning_rate": RANGE}, generator(0, 0))
+    values, sources, {"learning_rate": RANGE}, generator(0, 0)
+  )
   np.testing.assert_array_equal(always_up["learning_rate"], [0.4, 0.01, 0.5, 0.02])
 
 
@@ -105,7 +128,9 @@ def test_exploits_come_every_interval_before_the_last_step():
 # --------------------------------------------------------------------------- config
 
 
-@pytest.mark.parametrize("changes, path, fragment", [
+@pytest.mark.parametrize(
+  "changes, path, fragment",
+  [
     ({"population": 1}, "search.population", ">= 2"),
     ({"population": None}, "search.population", "required"),
     ({"interval": 15}, "search.interval", "multiple of train.log_every (10)"),
@@ -116,11 +141,15 @@ def test_exploits_come_every_interval_before_the_last_step():
     ({"perturb": []}, "search.perturb", "must not be empty"),
     ({"perturb": [1.2, -0.8]}, "search.perturb[1]", "must be > 0"),
     ({"seed": -1}, "search.seed", ">= 0"),
-    ({"scheduler": {"name": "hyperband", "min_steps": 10}}, "search.scheduler",
-     "method pbt takes no 'scheduler'"),
+    (
+      {"scheduler": {"name": "hyperband", "min_steps": 10}},
+      "search.scheduler",
+      "method pbt takes no 'scheduler'",
+    ),
     ({"samples": 8}, "search.samples", "method pbt takes no 'samples'"),
     ({"intervall": 20}, "search.intervall", "did you mean 'interval'"),
-])
+  ],
+)
 def test_bad_pbt_configs_name_their_path(changes, path, fragment):
   search = {k: v for k, v in {**PBT["search"], **changes}.items() if v is not None}
   with pytest.raises(sweep.ConfigError) as error:
@@ -132,11 +161,11 @@ def test_bad_pbt_configs_name_their_path(changes, path, fragment):
 def test_the_metric_defaults_to_a_loss_the_problem_logs_and_others_are_refused():
   from momentum_jax import problems
   from momentum_jax.sweep._searches import Searches
+
   search = {k: v for k, v in PBT["search"].items() if k != "metric"}
   config = sweep.load_config(_with(PBT, search=search))
   # The regression has no validation split: its members rank by final_loss.
-  assert Searches(config, problems.get_problem("linear_regression")).metric == (
-      "final_loss")
+  assert Searches(config, problems.get_problem("linear_regression")).metric == ("final_loss")
   assert Searches(config, problems.get_problem("digits_mlp")).metric == "val_loss"
   with pytest.raises(sweep.ConfigError) as error:
     sweep.run(_with(PBT, search={**search, "metric": "val_loss"}), quiet=True)
@@ -149,8 +178,10 @@ def test_the_metric_defaults_to_a_loss_the_problem_logs_and_others_are_refused()
 
 def _quasirandom(config: dict) -> dict:
   search = config["search"]
-  return _with(config, search={"method": "quasirandom", "samples": search["population"],
-                               "seed": search["seed"]})
+  return _with(
+    config,
+    search={"method": "quasirandom", "samples": search["population"], "seed": search["seed"]},
+  )
 
 
 @pytest.fixture(scope="module")
@@ -166,12 +197,12 @@ def plain():
 
 def test_with_fraction_zero_pbt_is_the_quasirandom_sweep_bit_for_bit(plain):
   ours = sweep.run(_with(PBT, search__fraction=0), quiet=True, width=WIDTH)
-  pd.testing.assert_frame_equal(ours.summary[plain.summary.columns], plain.summary,
-                                check_exact=True)
+  pd.testing.assert_frame_equal(
+    ours.summary[plain.summary.columns], plain.summary, check_exact=True
+  )
   pd.testing.assert_frame_equal(ours.curves[plain.curves.columns], plain.curves, check_exact=True)
   assert (ours.summary["lineage"] == "[]").all()
-  np.testing.assert_array_equal(ours.summary["final_learning_rate"],
-                                plain.summary["learning_rate"])
+  np.testing.assert_array_equal(ours.summary["final_learning_rate"], plain.summary["learning_rate"])
   np.testing.assert_array_equal(ours.summary["member"], np.arange(16) // SEEDS)
   assert ours.manifest["search"]["exploits"] == {"momentum(ema=false)": []}
   assert ours.manifest["compilations"] == 1
@@ -184,8 +215,11 @@ def test_a_copy_continues_exactly_as_its_source(population, plain):
   curves = result.curves.set_index(["config_id", "step"])
   events = result.manifest["search"]["exploits"]["momentum(ema=false)"]
   assert len(events) == 2 * 2  # a quarter of 8, at steps 20 and 40
-  unchanged = [e for e in events if e["values"]["learning_rate"]
-               == curves.loc[(e["source"] * SEEDS, e["step"]), "learning_rate"]]
+  unchanged = [
+    e
+    for e in events
+    if e["values"]["learning_rate"] == curves.loc[(e["source"] * SEEDS, e["step"]), "learning_rate"]
+  ]
   assert len(unchanged) == 2
   for event in unchanged:
     for seed in range(SEEDS):
@@ -197,8 +231,9 @@ def test_a_copy_continues_exactly_as_its_source(population, plain):
       assert next_log["learning_rate"] == source["learning_rate"]
   # Before its first copy a member's curve is its own: the quasirandom sweep's.
   first = result.curves["step"] <= 20
-  np.testing.assert_array_equal(result.curves[first]["train_loss"],
-                                plain.curves[first]["train_loss"])
+  np.testing.assert_array_equal(
+    result.curves[first]["train_loss"], plain.curves[first]["train_loss"]
+  )
 
 
 def test_a_replaced_member_takes_its_source_s_values_times_a_factor_clipped(population):
@@ -267,12 +302,15 @@ def test_the_report_ranks_members_by_their_final_metric(population):
 
 def test_the_figures_plot_the_members_settings_not_their_final_values(population):
   from momentum_jax.report import plots
+
   plan = plots.plan_figures(population)
   # One swept setting (beta is a list of one): no heatmap of lr against final lr.
   assert plan.hyperparameters == ("learning_rate",) and plan.heatmaps == {}
   assert not any("final_" in name for name in plan.files)
   assert results.swept_hyperparameters(population.summary) == [
-      "learning_rate", "final_learning_rate"]
+    "learning_rate",
+    "final_learning_rate",
+  ]
 
 
 def test_the_exploits_over_three_devices_equal_one_device_bit_for_bit(tmp_path, population):
@@ -287,21 +325,31 @@ def test_the_exploits_over_three_devices_equal_one_device_bit_for_bit(tmp_path, 
       result.curves.to_parquet(f"{sys.argv[3]}/curves.parquet")
       print(len(jax.devices()), len(result.manifest["search"]["exploits"]))
   """)
-  env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=3",
-             JAX_PLATFORMS="cpu")
-  out = subprocess.run([sys.executable, "-c", script, json.dumps(PBT), str(WIDTH), str(tmp_path)],
-                       env=env, capture_output=True, text=True, check=True, timeout=300)
+  env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=3", JAX_PLATFORMS="cpu")
+  out = subprocess.run(
+    [sys.executable, "-c", script, json.dumps(PBT), str(WIDTH), str(tmp_path)],
+    env=env,
+    capture_output=True,
+    text=True,
+    check=True,
+    timeout=300,
+  )
   devices, exploits = map(int, out.stdout.split()[-2:])
   single = population  # PBT at WIDTH on this process's one device
   assert devices == 3 and exploits == len(single.manifest["search"]["exploits"]) > 0
   for name, frame in (("summary", single.summary), ("curves", single.curves)):
-    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / f"{name}.parquet"), frame,
-                                  check_exact=True)
+    pd.testing.assert_frame_equal(
+      pd.read_parquet(tmp_path / f"{name}.parquet"), frame, check_exact=True
+    )
 
 
 def test_a_population_larger_than_the_devices_hold_is_refused(monkeypatch):
   from momentum_jax.sweep import _devices
+
   monkeypatch.setattr(_devices, "memory_budget", lambda device: 1)
-  with pytest.raises(sweep.ConfigError, match=r"search\.population: .*16 configurations are "
-                     r"ranked together, in one chunk.*a smaller population"):
+  with pytest.raises(
+    sweep.ConfigError,
+    match=r"search\.population: .*16 configurations are "
+    r"ranked together, in one chunk.*a smaller population",
+  ):
     sweep.run(PBT, quiet=True)

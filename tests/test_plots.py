@@ -27,14 +27,21 @@ def classification():
 
 
 def _seed_mean(optimizer, learning_rate, second):
-  healthy = [fixture.final_loss(optimizer, learning_rate, second, seed) for seed in fixture.SEEDS
-             if (optimizer, learning_rate, second, seed) not in fixture.DIVERGED]
+  healthy = [
+    fixture.final_loss(optimizer, learning_rate, second, seed)
+    for seed in fixture.SEEDS
+    if (optimizer, learning_rate, second, seed) not in fixture.DIVERGED
+  ]
   return np.mean(healthy) if healthy else np.nan
 
 
 def _legend_texts(fig):
-  return [text.get_text() for legend in [*fig.legends, *(ax.get_legend() for ax in fig.axes)]
-          if legend is not None for text in legend.get_texts()]
+  return [
+    text.get_text()
+    for legend in [*fig.legends, *(ax.get_legend() for ax in fig.axes)]
+    if legend is not None
+    for text in legend.get_texts()
+  ]
 
 
 @pytest.mark.parametrize("optimizer", ["momentum", "rmsprop"])
@@ -44,8 +51,9 @@ def test_heatmap_cells_are_seed_means(regression, optimizer):
   assert len(fig.axes) == 2  # the heatmap and its colourbar
   ax = fig.axes[0]
   (image,) = ax.images
-  expected = np.array([[_seed_mean(optimizer, lr, v) for lr in fixture.LEARNING_RATES]
-                       for v in values])
+  expected = np.array(
+    [[_seed_mean(optimizer, lr, v) for lr in fixture.LEARNING_RATES] for v in values]
+  )
   cells = image.get_array()
   np.testing.assert_allclose(cells.filled(np.nan), expected, rtol=1e-12)
   # Only the cell where every seed diverged is empty.
@@ -85,8 +93,7 @@ def test_heatmap_leaves_settings_without_runs_blank(regression):
   assert _legend_texts(fig) == ["some seeds diverged (mean of the others)", "not run"]
 
 
-def test_heatmap_of_accuracy_is_linear_and_takes_the_best_of_other_hyperparameters(
-    classification):
+def test_heatmap_of_accuracy_is_linear_and_takes_the_best_of_other_hyperparameters(classification):
   summary = classification.summary.copy()
   summary["b2"] = np.where(summary["seed"] == 0, 0.99, 0.999)
   fig = plots.plot_heatmap(summary, value="val_accuracy", optimizer="momentum")
@@ -94,15 +101,26 @@ def test_heatmap_of_accuracy_is_linear_and_takes_the_best_of_other_hyperparamete
   assert not isinstance(ax.images[0].norm, LogNorm)
   assert ax.get_title() == "momentum: val_accuracy, mean over seeds\n(best over b2)"
   # With b2 tied to the seed, each cell is one run: the better of the two seeds.
-  expected = [[max(fixture.val_accuracy(lr, beta, seed) for seed in fixture.SEEDS
-                   if ("momentum", lr, beta, seed) not in fixture.DIVERGED)
-               for lr in fixture.LEARNING_RATES] for beta in (0.0, 0.9)]
+  expected = [
+    [
+      max(
+        fixture.val_accuracy(lr, beta, seed)
+        for seed in fixture.SEEDS
+        if ("momentum", lr, beta, seed) not in fixture.DIVERGED
+      )
+      for lr in fixture.LEARNING_RATES
+    ]
+    for beta in (0.0, 0.9)
+  ]
   np.testing.assert_allclose(ax.images[0].get_array(), expected)
 
 
 def test_heatmap_rejects_bad_arguments(regression):
-  with pytest.raises(ValueError, match=r"optimizer must be one of \['momentum', 'rmsprop'\] "
-                                       "when the summary holds several, got None"):
+  with pytest.raises(
+    ValueError,
+    match=r"optimizer must be one of \['momentum', 'rmsprop'\] "
+    "when the summary holds several, got None",
+  ):
     plots.plot_heatmap(regression.summary)
   with pytest.raises(ValueError, match="optimizer must be one of.*got 'adam'"):
     plots.plot_heatmap(regression.summary, optimizer="adam")
@@ -121,8 +139,11 @@ def test_best_curves_show_the_best_runs(regression):
   assert ax.get_yscale() == "log"
   assert ax.get_xlabel() == "step" and ax.get_ylabel() == "train loss"
   assert ax.get_title() == "The 3 best runs by final_loss"
-  assert _legend_texts(fig) == ["momentum lr=0.01 β=0 seed=0", "momentum lr=0.01 β=0 seed=1",
-                                "momentum lr=0.01 β=0.9 seed=0"]
+  assert _legend_texts(fig) == [
+    "momentum lr=0.01 β=0 seed=0",
+    "momentum lr=0.01 β=0 seed=1",
+    "momentum lr=0.01 β=0.9 seed=0",
+  ]
   np.testing.assert_array_equal(ax.lines[0].get_xdata(), fixture.STEPS)
   assert ax.lines[0].get_ydata()[-1] == pytest.approx(0.1)
 
@@ -144,8 +165,9 @@ def test_best_vs_learning_rate(regression):
   assert sorted(lines) == ["momentum", "rmsprop"]
   for optimizer, line in lines.items():
     _, values = fixture.SECOND[optimizer]
-    expected = [np.nanmin([_seed_mean(optimizer, lr, v) for v in values])
-                for lr in fixture.LEARNING_RATES]
+    expected = [
+      np.nanmin([_seed_mean(optimizer, lr, v) for v in values]) for lr in fixture.LEARNING_RATES
+    ]
     np.testing.assert_array_equal(line.get_xdata(), fixture.LEARNING_RATES)
     np.testing.assert_allclose(line.get_ydata(), expected)
   assert _legend_texts(fig) == ["momentum", "rmsprop"]
@@ -170,8 +192,13 @@ def test_write_figures_from_a_result_folder(tmp_path, regression):
   results.write_results(regression, tmp_path)
   paths = plots.write_figures(tmp_path)
   assert sorted(path.name for path in paths) == [
-      "best_curves.png", "best_vs_beta.png", "best_vs_decay.png", "best_vs_learning_rate.png",
-      "heatmap_momentum.png", "heatmap_rmsprop.png"]
+    "best_curves.png",
+    "best_vs_beta.png",
+    "best_vs_decay.png",
+    "best_vs_learning_rate.png",
+    "heatmap_momentum.png",
+    "heatmap_rmsprop.png",
+  ]
   for path in paths:
     assert path.parent == tmp_path
     image = matplotlib.image.imread(path)
@@ -186,7 +213,10 @@ def test_write_figures_skips_degenerate_plots_and_says_why(tmp_path, regression,
   with caplog.at_level(logging.INFO, logger="momentum_jax.report.plots"):
     paths = plots.write_figures(result, tmp_path / "figures")
   assert sorted(path.name for path in paths) == [
-      "best_curves.png", "best_vs_beta.png", "best_vs_decay.png"]
+    "best_curves.png",
+    "best_vs_beta.png",
+    "best_vs_decay.png",
+  ]
   assert "no heatmap for momentum" in caplog.text and "no heatmap for rmsprop" in caplog.text
 
   # Only the learning rate swept: no second axis for a heatmap.
@@ -200,15 +230,17 @@ def test_write_figures_skips_degenerate_plots_and_says_why(tmp_path, regression,
 
   everything_lost = summary.assign(diverged=True)
   with caplog.at_level(logging.INFO, logger="momentum_jax.report.plots"):
-    paths = plots.write_figures(SweepResult(everything_lost.head(1), regression.curves, {}),
-                                tmp_path / "lost")
+    paths = plots.write_figures(
+      SweepResult(everything_lost.head(1), regression.curves, {}), tmp_path / "lost"
+    )
   assert paths == []
   assert "no best_curves.png: every run diverged" in caplog.text
   assert "no hyperparameter takes more than one value" in caplog.text
 
 
-def test_write_figures_heatmap_uses_the_most_swept_hyperparameter(tmp_path, monkeypatch,
-                                                                   regression):
+def test_write_figures_heatmap_uses_the_most_swept_hyperparameter(
+  tmp_path, monkeypatch, regression
+):
   rmsprop = regression.summary[regression.summary["optimizer"] == "rmsprop"].copy()
   rmsprop["b2"] = np.resize([0.9, 0.99, 0.999], len(rmsprop))  # 3 values against decay's 2
   rmsprop["optimizer"] = "rmsprop(centered=true)"  # the engine labels groups by static options
@@ -247,13 +279,16 @@ def test_plan_of_a_grid_sweep(regression):
   plan = plots.plan_figures(regression)
   summary = regression.summary
   assert plan.value == results.ranking_metric(summary)
-  assert plan.files[:len(_expected_files(regression))] == _expected_files(regression)
+  assert plan.files[: len(_expected_files(regression))] == _expected_files(regression)
   # Two full 2-D grids: their heatmaps show every configuration, so no search figures.
   assert plan.files == _expected_files(regression) and plan.report == ()
-  assert any("heatmaps and best_vs_<hyperparameter> figures show every configuration" in reason
-             for reason in plan.skipped)
+  assert any(
+    "heatmaps and best_vs_<hyperparameter> figures show every configuration" in reason
+    for reason in plan.skipped
+  )
   assert {name: axes[2] for name, axes in plan.heatmaps.items()} == {
-      f"heatmap_{optimizer}.png": second for optimizer, (second, _) in fixture.SECOND.items()}
+    f"heatmap_{optimizer}.png": second for optimizer, (second, _) in fixture.SECOND.items()
+  }
   pd.testing.assert_frame_equal(plan.best, results.best_configs(summary, n=5))
   assert list(plan.labels) == list(plan.best["config_id"])
   assert plan.landscape is None and "paths.png" not in plan.files
@@ -262,9 +297,13 @@ def test_plan_of_a_grid_sweep(regression):
 
 def test_plan_of_a_landscape_sweep_finds_the_landscape_in_the_problem_record(regression):
   from momentum_jax.data import get_landscape
+
   curves = regression.curves.assign(val_x=0.5, val_y=-0.5)
-  manifest = {**regression.manifest, "problem": "my_problem",
-              "problem_record": {"name": "my_problem", "landscape": "saddle"}}
+  manifest = {
+    **regression.manifest,
+    "problem": "my_problem",
+    "problem_record": {"name": "my_problem", "landscape": "saddle"},
+  }
   plan = plots.plan_figures(SweepResult(regression.summary, curves, manifest))
   assert plan.landscape is get_landscape("saddle")
   assert plan.files[-1] == "paths.png"
@@ -275,7 +314,8 @@ def test_plan_of_a_landscape_sweep_finds_the_landscape_in_the_problem_record(reg
   no_path = SweepResult(regression.summary, regression.curves, manifest)
   plan = plots.plan_figures(no_path)
   assert "paths.png" not in plan.files and "no paths.png: the curves have no val_x" in " ".join(
-      plan.skipped)
+    plan.skipped
+  )
 
 
 def test_plan_of_a_quasirandom_sweep(regression):
@@ -287,7 +327,7 @@ def test_plan_of_a_quasirandom_sweep(regression):
   summary = summary.drop(columns=["decay"])
   result = SweepResult(summary.reset_index(drop=True), regression.curves, {})
   plan = plots.plan_figures(result)
-  assert plan.files[:len(_expected_files(result))] == _expected_files(result)
+  assert plan.files[: len(_expected_files(result))] == _expected_files(result)
   assert plan.heatmaps == {"heatmap_momentum.png": ("momentum", "learning_rate", "beta")}
   assert plan.hyperparameters == ("learning_rate", "beta")
   finished = (~summary["diverged"]).sum()
@@ -307,6 +347,7 @@ def test_write_figures_draws_the_plan(tmp_path, regression):
 def test_draw_landscape_draws_the_contours_the_minima_and_the_window():
   from matplotlib.figure import Figure
   from momentum_jax.data import get_landscape
+
   landscape = get_landscape("tilted_double_well")
   ax = Figure().add_subplot()
   plots.draw_landscape(ax, landscape)
@@ -321,9 +362,12 @@ def test_draw_landscape_draws_the_contours_the_minima_and_the_window():
 def test_draw_paths_draws_each_path_over_the_landscape_with_a_legend():
   from matplotlib.figure import Figure
   from momentum_jax.data import get_landscape
+
   landscape = get_landscape("saddle")
-  paths = {"gd": np.array([[1.0, 0.1], [0.9, 0.2], [0.8, 0.4]]),
-           "momentum": np.array([[1.0, 0.1], [0.5, 0.9]])}
+  paths = {
+    "gd": np.array([[1.0, 0.1], [0.9, 0.2], [0.8, 0.4]]),
+    "momentum": np.array([[1.0, 0.1], [0.5, 0.9]]),
+  }
   ax = Figure().add_subplot()
   plots.draw_paths(ax, landscape, paths)
   assert [line.get_label() for line in ax.lines] == ["gd", "momentum"]

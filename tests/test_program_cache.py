@@ -48,20 +48,33 @@ def test_a_second_run_reads_its_program_back_untraced_with_the_same_results(kept
   assert _status(again) == ["read"] and again.manifest["programs"][0]["cache_hit"] is True
   assert again.summary.equals(first.summary)
   assert again.curves.equals(first.curves)
-  other_values = {**TINY, "optimizer": {**TINY["optimizer"], "learning_rate": [0.02, 0.2],
-                                        "beta": [0.5, 0.99]}}
+  other_values = {
+    **TINY,
+    "optimizer": {**TINY["optimizer"], "learning_rate": [0.02, 0.2], "beta": [0.5, 0.99]},
+  }
   assert _status(sweep.run(other_values, quiet=True, width=2)) == ["read"]
 
 
-@pytest.mark.parametrize("change", [
+@pytest.mark.parametrize(
+  "change",
+  [
     {"width": 4},
     {"config": {"train": {"steps": 20, "log_every": 5}}},
-    {"config": {"optimizer": {"name": "momentum", "ema": True, "learning_rate": [0.01, 0.1],
-                              "beta": [0.0, 0.9]}}},
+    {
+      "config": {
+        "optimizer": {
+          "name": "momentum",
+          "ema": True,
+          "learning_rate": [0.01, 0.1],
+          "beta": [0.0, 0.9],
+        }
+      }
+    },
     {"config": {"optimizer": {"name": "momentum", "ema": False, "learning_rate": [0.01, 0.1]}}},
     {"config": {"problem": {"name": "linear_regression", "dataset": "normal"}}},
     {"config": {"seeds": 2}},
-])
+  ],
+)
 def test_what_shapes_the_program_misses(kept, change):
   assert _status(sweep.run(TINY, quiet=True, width=2)) == ["written"]
   config = {**TINY, **change.get("config", {})}
@@ -75,12 +88,14 @@ def test_the_key_sees_jax_config_the_source_and_xla_flags(kept, monkeypatch):
   from momentum_jax.train import setup
   from jax.sharding import Mesh
   import numpy as np
+
   config = _config.load_config(TINY)
   problem = _problem_config.checked_problem(config)
   identity = _program_cache.sweep_identity(config, problem_record(problem))
   (group,) = _plan.groups(config)
-  run = setup(problem, _plan.make_optimizer_factory(group.spec, problem, config.train),
-              config.train)
+  run = setup(
+    problem, _plan.make_optimizer_factory(group.spec, problem, config.train), config.train
+  )
   mesh = Mesh(np.array(jax.devices()), ("config",))
   segments = _execute.Segments(1, config.train)
 
@@ -108,12 +123,15 @@ def test_the_key_sees_jax_config_the_source_and_xla_flags(kept, monkeypatch):
 def test_code_the_key_cannot_see_is_not_kept(kept, monkeypatch):
   own_problem = {**TINY, "problem": {"name": "_user_optimizers:small_regression"}}
   assert _status(sweep.run(own_problem, quiet=True, width=2)) == [
-      "not kept: the problem is built by code outside momentum_jax"]
-  own_optimizer = {**TINY, "optimizer": {"name": "_user_optimizers:scaled_sgd",
-                                         "learning_rate": [0.01, 0.1]}}
+    "not kept: the problem is built by code outside momentum_jax"
+  ]
+  own_optimizer = {
+    **TINY,
+    "optimizer": {"name": "_user_optimizers:scaled_sgd", "learning_rate": [0.01, 0.1]},
+  }
   assert _status(sweep.run(own_optimizer, quiet=True, width=2)) == [
-      "not kept: the optimizer _user_optimizers:scaled_sgd is code outside momentum_jax "
-      "and optax"]
+    "not kept: the optimizer _user_optimizers:scaled_sgd is code outside momentum_jax and optax"
+  ]
   assert not kept.exists() or not any(kept.iterdir())
   optax_optimizer = {**TINY, "optimizer": {"name": "optax.sgd", "learning_rate": [0.01, 0.1]}}
   assert _status(sweep.run(optax_optimizer, quiet=True, width=2)) == ["written"]
@@ -123,14 +141,18 @@ def test_code_the_key_cannot_see_is_not_kept(kept, monkeypatch):
     assert _status(sweep.run(partial, quiet=True, width=2)) == ["written"]
   monkeypatch.setenv(_program_cache.ENV_VAR, "off")
   assert _status(sweep.run(TINY, quiet=True, width=2)) == [
-      f"not kept: {_program_cache.ENV_VAR}=off"]
+    f"not kept: {_program_cache.ENV_VAR}=off"
+  ]
 
 
 def test_an_entry_that_does_not_load_is_discarded_and_compiled_again(kept):
   first = sweep.run(TINY, quiet=True, width=2)
   (entry,) = kept.iterdir()
-  entry.write_bytes(pickle.dumps({"format": _program_cache.FORMAT, "executable": b"junk",
-                                  "in_tree": None, "out_tree": None}))
+  entry.write_bytes(
+    pickle.dumps(
+      {"format": _program_cache.FORMAT, "executable": b"junk", "in_tree": None, "out_tree": None}
+    )
+  )
   with pytest.warns(RuntimeWarning, match="discarding the kept program"):
     again = sweep.run(TINY, quiet=True, width=2)
   assert _status(again) == ["written"] and again.summary.equals(first.summary)
@@ -167,6 +189,7 @@ def test_scheduled_and_pbt_groups_read_their_programs_back_with_the_same_results
 
   from test_halving import HALVING
   from test_pbt import PBT
+
   for config in (HALVING, PBT):
     first = sweep.run(copy.deepcopy(config), quiet=True, width=2)
     assert set(_status(first)) == {"written"}
@@ -179,12 +202,14 @@ def test_the_command_says_how_many_programs_it_read(kept, tmp_path, capsys):
   import yaml
 
   from momentum_jax import cli
+
   config = tmp_path / "tiny.yaml"
   config.write_text(yaml.safe_dump(TINY))
   printed = []
   for out in ("first", "second"):
-    assert cli.main(["sweep", str(config), "--out", str(tmp_path / out), "--quiet",
-                     "--width", "2"]) == 0
+    assert (
+      cli.main(["sweep", str(config), "--out", str(tmp_path / out), "--quiet", "--width", "2"]) == 0
+    )
     printed.append(capsys.readouterr().out)
   assert "compiled 1 program(s) in" in printed[0] and "read from the cache" not in printed[0]
   assert "(1 read from the cache)" in printed[1]
@@ -196,6 +221,7 @@ class _Killed(Exception):
 
 def test_a_chunk_killed_mid_way_resumes_on_its_kept_program(kept, tmp_path, monkeypatch):
   from momentum_jax.sweep._batch_state import BatchState
+
   config = {**TINY, "train": {"steps": 40, "log_every": 5}}  # segments of 5 steps
   whole = sweep.run(config, quiet=True, width=2)
   save = BatchState.maybe_save

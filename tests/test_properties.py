@@ -67,8 +67,11 @@ def _exact(factory, hyperparameters, gradients, params=None, centered=False):
     g = jnp.asarray(np.asarray(gradients, np.float64))
     w = None if params is None else jnp.asarray(np.asarray(params, np.float64))
     exact, states = jax.tree.map(np.asarray, _updates_and_states(factory, wide, g, w))
-    magnitude = exact if centered else np.asarray(_updates(
-        factory, wide, jnp.abs(g), None if w is None else jnp.abs(w)))
+    magnitude = (
+      exact
+      if centered
+      else np.asarray(_updates(factory, wide, jnp.abs(g), None if w is None else jnp.abs(w)))
+    )
   relative = _tolerances.amplification(states, len(exact), centered=centered, **betas)
   return exact, _tolerances.update_rounding_bound(exact, magnitude, relative)
 
@@ -84,13 +87,19 @@ def test_momentum_with_beta_zero_is_sgd(lr, seed, ema):
   factory = mj.momentum if ema else HEAVY_BALL
   # With β = 0 the velocity is g exactly: each side rounds lr·g once.
   np.testing.assert_allclose(
-      _updates(factory, {"learning_rate": lr, "beta": 0.0}, g),
-      _updates(mj.sgd, {"learning_rate": lr}, g), rtol=_tolerances.U32, atol=0)
+    _updates(factory, {"learning_rate": lr, "beta": 0.0}, g),
+    _updates(mj.sgd, {"learning_rate": lr}, g),
+    rtol=_tolerances.U32,
+    atol=0,
+  )
 
 
 # (ema, nesterov) -> the factory; built once, as _updates compiles once per factory object.
-MOMENTUM_FORMS = {(ema, nesterov): functools.partial(mj.momentum, ema=ema, nesterov=nesterov)
-                  for ema in (True, False) for nesterov in (True, False)}
+MOMENTUM_FORMS = {
+  (ema, nesterov): functools.partial(mj.momentum, ema=ema, nesterov=nesterov)
+  for ema in (True, False)
+  for nesterov in (True, False)
+}
 
 
 @SETTINGS
@@ -98,20 +107,21 @@ MOMENTUM_FORMS = {(ema, nesterov): functools.partial(mj.momentum, ema=ema, neste
 def test_ema_form_is_heavy_ball_at_learning_rate_times_one_minus_beta(lr, beta, seed, nesterov):
   g = _gradients(seed)
   ema = _updates(MOMENTUM_FORMS[True, nesterov], {"learning_rate": lr, "beta": beta}, g)
-  heavy = _updates(MOMENTUM_FORMS[False, nesterov],
-                   {"learning_rate": lr * (1 - beta), "beta": beta}, g)
+  heavy = _updates(
+    MOMENTUM_FORMS[False, nesterov], {"learning_rate": lr * (1 - beta), "beta": beta}, g
+  )
   # The same sums, rounded in another order: each side within its rounding
   # bound; and the EMA form's 1 − β, from β rounded to float32, carries that
   # rounding magnified by (1 + β)/(1 − β) (the heavy-ball rate is rounded once).
   heavy = np.asarray(heavy, np.float64)
-  bound = (2 * _tolerances.momentum_rounding_bound(lr * (1 - beta), beta, g)
-           + _tolerances.cancellation(1.0, beta) * np.abs(heavy))
+  bound = 2 * _tolerances.momentum_rounding_bound(
+    lr * (1 - beta), beta, g
+  ) + _tolerances.cancellation(1.0, beta) * np.abs(heavy)
   np.testing.assert_array_less(np.abs(np.asarray(ema, np.float64) - heavy), bound)
 
 
 @SETTINGS
-@given(lr=learning_rates, b1=unit, b2=st.floats(0.5, 0.999), seed=seeds,
-       scale=st.floats(1e-2, 1e3))
+@given(lr=learning_rates, b1=unit, b2=st.floats(0.5, 0.999), seed=seeds, scale=st.floats(1e-2, 1e3))
 def test_adam_is_invariant_to_rescaling_the_gradients(lr, b1, b2, seed, scale):
   # Up to eps: with eps far below the gradients' size, m/sqrt(v) does not see the scale.
   g = _gradients(seed)
@@ -127,10 +137,12 @@ def test_adam_is_invariant_to_rescaling_the_gradients(lr, b1, b2, seed, scale):
   for t, g_t in enumerate(g64, start=1):
     v = b2 * v + (1 - b2) * g_t**2
     v_hat.append(v / (1 - b2**t))
-  eps_and_input = (1e-12 * abs(1 - 1 / scale) / np.sqrt(np.stack(v_hat)) + 2 * _tolerances.U32)
+  eps_and_input = 1e-12 * abs(1 - 1 / scale) / np.sqrt(np.stack(v_hat)) + 2 * _tolerances.U32
   _tolerances.assert_within(
-      {"": _updates(mj.adam, hyperparameters, scaled)}, {"": _updates(mj.adam, hyperparameters, g)},
-      {"": bound_scaled + bound + eps_and_input * np.abs(exact)})
+    {"": _updates(mj.adam, hyperparameters, scaled)},
+    {"": _updates(mj.adam, hyperparameters, g)},
+    {"": bound_scaled + bound + eps_and_input * np.abs(exact)},
+  )
 
 
 def _config(name, lr):
@@ -166,7 +178,8 @@ def test_weight_decay_zero_is_the_optimizer_without_it(name, lr, seed):
   # The same exact updates, computed by two programs: twice the rounding bound.
   _, bound = _exact(_without_weight_decay(name), config, g, w, centered=_centered(name))
   _tolerances.assert_within(
-      {"": decayed}, {"": _updates(_without_weight_decay(name), config, g, w)}, {"": 2 * bound})
+    {"": decayed}, {"": _updates(_without_weight_decay(name), config, g, w)}, {"": 2 * bound}
+  )
 
 
 def _centered(name):
@@ -180,8 +193,10 @@ def test_maximize_on_minus_g_is_the_optimizer_on_g(name, lr, seed):
   # The same exact updates (negating is exact), by two programs: twice the rounding bound.
   _, bound = _exact(OPTIMIZERS[name].factory, _config(name, lr), g, w, centered=_centered(name))
   _tolerances.assert_within(
-      {"": _updates(MAXIMIZING[name], _config(name, lr), -g, w)},
-      {"": _updates(OPTIMIZERS[name].factory, _config(name, lr), g, w)}, {"": 2 * bound})
+    {"": _updates(MAXIMIZING[name], _config(name, lr), -g, w)},
+    {"": _updates(OPTIMIZERS[name].factory, _config(name, lr), g, w)},
+    {"": 2 * bound},
+  )
 
 
 @SETTINGS
@@ -192,9 +207,11 @@ def test_sgd_weight_decay_is_the_gradient_of_an_l2_penalty(lr, wd, seed):
   # Both sides in float32, lr and wd rounded alike: wd·w, the sum and × lr
   # round up to 3 times each, relative to lr·(|g| + wd·|w|).
   np.testing.assert_array_less(
-      np.abs(_updates(mj.sgd, {"learning_rate": lr, "weight_decay": wd}, g, w)
-             - (-lr * (g + wd * w))),
-      6 * _tolerances.U32 * lr * (np.abs(g) + wd * np.abs(w)) + np.finfo(np.float32).tiny)
+    np.abs(
+      _updates(mj.sgd, {"learning_rate": lr, "weight_decay": wd}, g, w) - (-lr * (g + wd * w))
+    ),
+    6 * _tolerances.U32 * lr * (np.abs(g) + wd * np.abs(w)) + np.finfo(np.float32).tiny,
+  )
 
 
 @SETTINGS
@@ -209,8 +226,10 @@ def test_adamw_is_adam_minus_learning_rate_times_decay_times_w(lr, wd, b1, seed)
   # Each run within its rounding bound of the exact updates, which differ by
   # lr·wd·w exactly; its float32 product and difference round 3 times.
   _tolerances.assert_within(
-      {"": _updates(mj.adamw, adamw, g, w)}, {"": _updates(mj.adam, adam, g, w) - lr * wd * w},
-      {"": bound + bound_adam + 3 * _tolerances.U32 * np.abs(exact)})
+    {"": _updates(mj.adamw, adamw, g, w)},
+    {"": _updates(mj.adam, adam, g, w) - lr * wd * w},
+    {"": bound + bound_adam + 3 * _tolerances.U32 * np.abs(exact)},
+  )
 
 
 @SETTINGS
@@ -223,15 +242,19 @@ def test_adagrad_lr_decay_divides_step_t_by_one_plus_t_minus_one_times_it(lr, lr
   _, bound_plain = _exact(mj.adagrad, {"learning_rate": lr}, g)
   # Each float32 run within its rounding bound; the division here is float64.
   _tolerances.assert_within(
-      {"": _updates(mj.adagrad, decayed, g)},
-      {"": np.asarray(_updates(mj.adagrad, {"learning_rate": lr}, g), np.float64)
-           / (1 + (t - 1) * lr_decay)},
-      {"": bound + bound_plain / (1 + (t - 1) * lr_decay)})
+    {"": _updates(mj.adagrad, decayed, g)},
+    {
+      "": np.asarray(_updates(mj.adagrad, {"learning_rate": lr}, g), np.float64)
+      / (1 + (t - 1) * lr_decay)
+    },
+    {"": bound + bound_plain / (1 + (t - 1) * lr_decay)},
+  )
 
 
 @SETTINGS
-@given(lr=learning_rates, b1=unit, b2=st.floats(0.5, 0.999), seed=seeds,
-       spread=st.floats(0.1, 10.0))
+@given(
+  lr=learning_rates, b1=unit, b2=st.floats(0.5, 0.999), seed=seeds, spread=st.floats(0.1, 10.0)
+)
 def test_amsgrad_steps_are_never_longer_than_adams(lr, b1, b2, seed, spread):
   # Same first moment, a denominator √(max v)/(1 − b2**t) ≥ √v̂: shorter steps,
   # and at step 1 (max v = v) the same.
@@ -267,8 +290,7 @@ def _values(schedule):
 
 def _rounding(values, scale, base=1.0, exponent=0.0):
   """``_tolerances.schedule_bound`` about the float32 ``values`` (first order)."""
-  return _tolerances.schedule_bound(
-      values, scale, _tolerances.power_amplification(base, exponent))
+  return _tolerances.schedule_bound(values, scale, _tolerances.power_amplification(base, exponent))
 
 
 # Each float32 value lies within its rounding bound of the exact one: exact
@@ -278,10 +300,11 @@ def _rounding(values, scale, base=1.0, exponent=0.0):
 @given(init=st.floats(1e-4, 1.0), rate=st.floats(0.05, 0.999), size=st.integers(1, 50))
 def test_step_and_exponential_decay_fall_within_bounds(init, rate, size):
   t = np.arange(400.0)
-  for schedule, exponent in ((mj.step_decay(init, rate, size), np.floor(t / size)),
-                             (mj.exponential_decay(init, rate, size), t / size),
-                             (mj.exponential_decay(init, rate, size, staircase=True),
-                              np.floor(t / size))):
+  for schedule, exponent in (
+    (mj.step_decay(init, rate, size), np.floor(t / size)),
+    (mj.exponential_decay(init, rate, size), t / size),
+    (mj.exponential_decay(init, rate, size, staircase=True), np.floor(t / size)),
+  ):
     values = _values(schedule)
     bound = _rounding(values, init, rate, exponent)
     assert np.all(np.diff(values) <= bound[1:] + bound[:-1])
@@ -289,22 +312,30 @@ def test_step_and_exponential_decay_fall_within_bounds(init, rate, size):
 
 
 @SETTINGS
-@given(init=st.floats(1e-4, 1.0), fraction=st.floats(0.0, 1.0), t_max=st.integers(1, 300),
-       power=st.floats(0.1, 4.0))
+@given(
+  init=st.floats(1e-4, 1.0),
+  fraction=st.floats(0.0, 1.0),
+  t_max=st.integers(1, 300),
+  power=st.floats(0.1, 4.0),
+)
 def test_cosine_and_polynomial_decay_stay_in_min_init_and_never_rise(init, fraction, t_max, power):
   low = init * fraction
   # The polynomial's base (T − t)/T rounds twice (a division may be a reciprocal's product).
   remaining = 1 - np.minimum(np.arange(400.0), t_max) / t_max
   for schedule, amplification in (
-      (mj.cosine_annealing(init, t_max, low), 0.0),
-      (mj.polynomial_decay(init, t_max, power, end_value=low),
-       2 * _tolerances.power_amplification(remaining, power))):
+    (mj.cosine_annealing(init, t_max, low), 0.0),
+    (
+      mj.polynomial_decay(init, t_max, power, end_value=low),
+      2 * _tolerances.power_amplification(remaining, power),
+    ),
+  ):
     values = _values(schedule)
     bound = _tolerances.schedule_bound(values, init, amplification)
     assert np.all(values >= low - bound) and np.all(values <= init + bound)
     assert np.all(np.diff(values) <= bound[1:] + bound[:-1])
-    _tolerances.assert_within({"": values[t_max:]}, {"": np.full(400 - t_max, low)},
-                              {"": bound[t_max:]})
+    _tolerances.assert_within(
+      {"": values[t_max:]}, {"": np.full(400 - t_max, low)}, {"": bound[t_max:]}
+    )
 
 
 @SETTINGS
@@ -313,6 +344,7 @@ def test_warmup_rises_to_its_peak_and_holds(start, peak, warmup):
   values = _values(mj.linear_warmup(start, peak, warmup))
   bound = _tolerances.schedule_bound(values, peak)
   assert np.all(np.diff(values) >= -(bound[1:] + bound[:-1]))
-  _tolerances.assert_within({"": values[warmup:]}, {"": np.full(400 - warmup, peak)},
-                            {"": bound[warmup:]})
+  _tolerances.assert_within(
+    {"": values[warmup:]}, {"": np.full(400 - warmup, peak)}, {"": bound[warmup:]}
+  )
   _tolerances.assert_within({"": values[:1]}, {"": np.array([start])}, {"": bound[:1]})

@@ -43,7 +43,10 @@ def test_write_then_load_gives_equal_frames(tmp_path, classification):
   result.summary["schedule.t_max"] = np.nan
   paths = results.write_results(result, tmp_path / "new" / "folder")
   assert {name: path.name for name, path in paths.items()} == {
-      "summary": "summary.csv", "curves": "curves.parquet", "manifest": "manifest.json"}
+    "summary": "summary.csv",
+    "curves": "curves.parquet",
+    "manifest": "manifest.json",
+  }
   loaded = results.load_results(tmp_path / "new" / "folder")
   _assert_same(loaded, result)
   assert loaded.summary["diverged_at_step"].dtype == "Int64"
@@ -61,7 +64,8 @@ def test_round_trip_keeps_dtypes_when_nothing_diverged(tmp_path, regression):
 
 def test_optimizer_names_that_look_missing_stay_names(tmp_path, regression):
   regression.summary["optimizer"] = regression.summary["optimizer"].replace(
-      {"momentum": "NA", "rmsprop": "nan"})
+    {"momentum": "NA", "rmsprop": "nan"}
+  )
   results.write_results(regression, tmp_path)
   loaded = results.load_results(tmp_path)
   assert loaded.summary["optimizer"].tolist() == regression.summary["optimizer"].tolist()
@@ -150,23 +154,38 @@ def test_failed_write_results_keeps_previous_result(tmp_path, monkeypatch, regre
 
 def test_hyperparameter_columns(classification):
   assert results.hyperparameter_columns(classification.summary) == [
-      "learning_rate", "beta", "decay"]
+    "learning_rate",
+    "beta",
+    "decay",
+  ]
   only_momentum = classification.summary[classification.summary["optimizer"] == "momentum"]
   assert results.swept_hyperparameters(only_momentum) == ["learning_rate", "beta"]
   assert results.swept_hyperparameters(only_momentum[only_momentum["beta"] == 0.9]) == [
-      "learning_rate"]
+    "learning_rate"
+  ]
 
 
 def _keys(frame):
-  return [(row.optimizer, row.learning_rate, row.beta if row.optimizer == "momentum"
-           else row.decay, row.seed) for row in frame.itertuples()]
+  return [
+    (
+      row.optimizer,
+      row.learning_rate,
+      row.beta if row.optimizer == "momentum" else row.decay,
+      row.seed,
+    )
+    for row in frame.itertuples()
+  ]
 
 
 def test_best_configs_ranks_by_final_loss_without_validation(regression):
   best = results.best_configs(regression.summary, n=5)
-  assert _keys(best) == [("momentum", 0.01, 0.0, 0), ("momentum", 0.01, 0.0, 1),
-                         ("momentum", 0.01, 0.9, 0), ("momentum", 0.01, 0.9, 1),
-                         ("momentum", 0.001, 0.0, 0)]
+  assert _keys(best) == [
+    ("momentum", 0.01, 0.0, 0),
+    ("momentum", 0.01, 0.0, 1),
+    ("momentum", 0.01, 0.9, 0),
+    ("momentum", 0.01, 0.9, 1),
+    ("momentum", 0.001, 0.0, 0),
+  ]
   np.testing.assert_allclose(best["final_loss"], [0.1, 0.11, 1.0, 1.01, 1.1])
 
 
@@ -174,8 +193,11 @@ def test_best_configs_ranks_by_validation_accuracy_when_present(classification):
   best = results.best_configs(classification.summary, n=3)
   # val_accuracy peaks at lr=0.1 and second=0; the momentum β=0.9 run at lr=0.1
   # that diverged has NaN accuracy and must not appear.
-  assert _keys(best) == [("momentum", 0.1, 0.0, 1), ("momentum", 0.1, 0.0, 0),
-                         ("rmsprop", 0.1, 0.9, 1)]
+  assert _keys(best) == [
+    ("momentum", 0.1, 0.0, 1),
+    ("momentum", 0.1, 0.0, 0),
+    ("rmsprop", 0.1, 0.9, 1),
+  ]
 
 
 def test_best_configs_excludes_diverged_runs(regression):
@@ -198,15 +220,27 @@ def test_aggregate_over_seeds_matches_hand_means(classification):
   pooled = results.aggregate_over_seeds(classification.summary)
   assert len(pooled) == 12
   assert list(pooled.columns) == [
-      "optimizer", "learning_rate", "beta", "decay", "seeds", "diverged",
-      "final_loss_mean", "final_loss_std", "best_loss_mean", "best_loss_std",
-      "val_loss_mean", "val_loss_std", "val_accuracy_mean", "val_accuracy_std"]
+    "optimizer",
+    "learning_rate",
+    "beta",
+    "decay",
+    "seeds",
+    "diverged",
+    "final_loss_mean",
+    "final_loss_std",
+    "best_loss_mean",
+    "best_loss_std",
+    "val_loss_mean",
+    "val_loss_std",
+    "val_accuracy_mean",
+    "val_accuracy_std",
+  ]
   by_setting = pooled.set_index(["optimizer", "learning_rate", "beta", "decay"])
 
   healthy = by_setting.loc[("momentum", 0.01, 0.0, np.nan)]
   assert (healthy["seeds"], healthy["diverged"]) == (2, 0)
   assert healthy["final_loss_mean"] == pytest.approx((0.1 + 0.11) / 2)
-  assert healthy["final_loss_std"] == pytest.approx(math.sqrt(2 * 0.005 ** 2))
+  assert healthy["final_loss_std"] == pytest.approx(math.sqrt(2 * 0.005**2))
   assert healthy["val_accuracy_mean"] == pytest.approx((0.8 + 0.801) / 2)
 
   # One seed diverged: the other seed's values, no spread, and the count.
@@ -232,12 +266,13 @@ def test_report_lists_the_run_and_the_best_configuration(regression):
   assert "- **steps**: 50" in text
   assert "compile 1.5 s" in text and "run 12.2 s" in text
   assert "2 compilations" in text and "chunk sizes momentum 12, rmsprop 12" in text
-  assert ("## Best 3 configurations (by the mean of final_loss over seeds, lower is better)"
-          in text)
+  assert "## Best 3 configurations (by the mean of final_loss over seeds, lower is better)" in text
   lines = text.splitlines()
   header = next(line for line in lines if line.startswith("| rank"))
-  assert header == ("| rank | optimizer | learning_rate | beta | final_loss_mean | final_loss_std "
-                    "| count | diverged | best_loss_mean |")
+  assert header == (
+    "| rank | optimizer | learning_rate | beta | final_loss_mean | final_loss_std "
+    "| count | diverged | best_loss_mean |"
+  )
   first = next(line for line in lines if line.startswith("| 1 |"))
   assert first == "| 1 | momentum | 0.01 | 0 | 0.105 | 0.007071 | 2 | 0 | 0.105 |"
   assert "| momentum | 1 | 12 |" in lines
@@ -246,17 +281,21 @@ def test_report_lists_the_run_and_the_best_configuration(regression):
 
 def test_report_ranks_by_accuracy_and_marks_missing_hyperparameters(classification):
   classification.manifest = dataclasses.replace(
-      classification.manifest, problem="digits_cnn", chunk_size={"rmsprop": 6, "momentum": 12})
+    classification.manifest, problem="digits_cnn", chunk_size={"rmsprop": 6, "momentum": 12}
+  )
   text = report.format_report(classification, n=3)
   assert "- **problem**: digits_cnn" in text
   assert "chunk sizes momentum 12, rmsprop 6" in text
   assert "(by the mean of val_accuracy over seeds, higher is better)" in text
   lines = text.splitlines()
-  assert ("| rank | optimizer | learning_rate | beta | decay | val_accuracy_mean "
-          "| val_accuracy_std | count | diverged | final_loss_mean | best_loss_mean "
-          "| val_loss_mean |") in lines
-  assert ("| 2 | rmsprop | 0.1 | — | 0.9 | 0.8555 | 0.0007071 | 2 | 0 | 2.505 | 2.505 | 2.756 |"
-          in lines)
+  assert (
+    "| rank | optimizer | learning_rate | beta | decay | val_accuracy_mean "
+    "| val_accuracy_std | count | diverged | final_loss_mean | best_loss_mean "
+    "| val_loss_mean |"
+  ) in lines
+  assert (
+    "| 2 | rmsprop | 0.1 | — | 0.9 | 0.8555 | 0.0007071 | 2 | 0 | 2.505 | 2.505 | 2.756 |" in lines
+  )
 
 
 # --------------------------------------------------------------------------- manifest
@@ -281,9 +320,14 @@ def test_the_manifest_is_a_typed_record_read_and_written_without_loss(tmp_path, 
 def test_steps_to_target_finds_the_first_step_of_a_geometric_loss():
   # loss = q**step: first reaches the target at ceil(log(target) / log(q)).
   steps = np.arange(0, 100, 2)
-  curves = pd.concat([pd.DataFrame({"config_id": i, "step": steps, "train_loss": q ** steps,
-                                    "val_accuracy": 1 - q ** steps})
-                      for i, q in enumerate([0.5, 0.9, 0.999])])
+  curves = pd.concat(
+    [
+      pd.DataFrame(
+        {"config_id": i, "step": steps, "train_loss": q**steps, "val_accuracy": 1 - q**steps}
+      )
+      for i, q in enumerate([0.5, 0.9, 0.999])
+    ]
+  )
   reached = results.steps_to_target(curves, "train_loss", 1e-3)
   expected = [math.ceil(math.log(1e-3) / math.log(q) / 2) * 2 for q in (0.5, 0.9)]
   assert reached.to_dict() == {0: expected[0], 1: expected[1]}  # q = 0.999 never does
@@ -296,9 +340,19 @@ def test_stability_edge_of_heavy_ball_on_a_quadratic():
   # Heavy ball on curvature L is stable iff lr·L < 2(1 + beta); steps to a target
   # shrink with lr until the edge.
   curvature, rates = 4.0, np.round(np.arange(0.05, 1.2, 0.05), 2)
-  rows = [{"optimizer": "momentum", "beta": beta, "learning_rate": lr, "seed": seed,
-           "diverged": lr * curvature >= 2 * (1 + beta), "steps": 10 / lr + seed}
-          for beta in (0.0, 0.5, 0.9) for lr in rates for seed in (0, 1)]
+  rows = [
+    {
+      "optimizer": "momentum",
+      "beta": beta,
+      "learning_rate": lr,
+      "seed": seed,
+      "diverged": lr * curvature >= 2 * (1 + beta),
+      "steps": 10 / lr + seed,
+    }
+    for beta in (0.0, 0.5, 0.9)
+    for lr in rates
+    for seed in (0, 1)
+  ]
   edge = results.stability_edge(pd.DataFrame(rows), ["optimizer", "beta"], "steps")
   assert list(edge.columns) == ["optimizer", "beta", "largest_stable", "best", "at_best"]
   for row in edge.itertuples():
@@ -308,8 +362,9 @@ def test_stability_edge_of_heavy_ball_on_a_quadratic():
 
 
 def test_stability_edge_is_nan_where_every_value_diverged():
-  summary = pd.DataFrame({"optimizer": "sgd", "learning_rate": [1.0, 2.0], "diverged": True,
-                          "val_accuracy": [0.5, 0.6]})
+  summary = pd.DataFrame(
+    {"optimizer": "sgd", "learning_rate": [1.0, 2.0], "diverged": True, "val_accuracy": [0.5, 0.6]}
+  )
   (row,) = results.stability_edge(summary, ["optimizer"], "val_accuracy").itertuples()
   assert np.isnan(row.largest_stable) and np.isnan(row.best) and np.isnan(row.at_best)
   summary["diverged"] = False  # accuracies: the best is the highest
@@ -320,6 +375,7 @@ def test_stability_edge_is_nan_where_every_value_diverged():
 def test_a_problem_is_built_again_from_the_manifests_record():
   # load_model's path: the manifest's problem_builder, its options as JSON gives them back.
   from momentum_jax import problems
+
   built = problems.rebuild("digits_mlp", {"hidden": [8], "activation": "tanh"})
   assert built.name == "digits_mlp"
   by_path = problems.rebuild("momentum_jax.problems:linear_regression", {"dataset": "uniform"})

@@ -23,26 +23,46 @@ from momentum_jax.sweep.strategies._optuna_study import JOURNAL_FILE
 
 WIDTH = 2
 LABEL = "momentum(ema=false)"
-RANDOM = with_changes(HALVING, optimizer__learning_rate={"loguniform": [0.001, 1.0]},
-                      search={"method": "quasirandom", "samples": 6, "seed": 1})
+RANDOM = with_changes(
+  HALVING,
+  optimizer__learning_rate={"loguniform": [0.001, 1.0]},
+  search={"method": "quasirandom", "samples": 6, "seed": 1},
+)
 OPTUNA = with_changes(RANDOM, search={"method": "optuna", "trials": 6, "batch": 3, "seed": 0})
 HALVING_RULE = {"name": "successive_halving", "eta": 3, "min_steps": 10}
-PBT = {"problem": {"name": "linear_regression"},
-       "optimizer": {"name": "momentum", "ema": False,
-                     "learning_rate": {"loguniform": [0.001, 0.5]}, "beta": 0.9},
-       "train": {"steps": 60, "log_every": 10}, "seeds": 2,
-       "search": {"method": "pbt", "population": 6, "interval": 20, "fraction": 0.34,
-                  "perturb": [0.5, 2.0], "seed": 3, "metric": "final_loss"}}
+PBT = {
+  "problem": {"name": "linear_regression"},
+  "optimizer": {
+    "name": "momentum",
+    "ema": False,
+    "learning_rate": {"loguniform": [0.001, 0.5]},
+    "beta": 0.9,
+  },
+  "train": {"steps": 60, "log_every": 10},
+  "seeds": 2,
+  "search": {
+    "method": "pbt",
+    "population": 6,
+    "interval": 20,
+    "fraction": 0.34,
+    "perturb": [0.5, 2.0],
+    "seed": 3,
+    "metric": "final_loss",
+  },
+}
 
 # name: (config, the batch to die in, the step of the first save it dies after)
 CASES = {
-    "quasirandom": (with_changes(RANDOM, train__log_every=10), 0, 30),
-    "halving": (HALVING, 0, 50),  # rungs at 10, 30, 90: dies between the second and third
-    "hyperband": (with_changes(HALVING, search__scheduler={**HALVING_RULE,
-                                                           "name": "hyperband"}), 1, 40),
-    "pbt": (PBT, 0, 30),  # exploits after 20 and 40: dies between them
-    "optuna": (OPTUNA, 1, 40),  # in the second batch of trials
-    "optuna_halving": (with_changes(OPTUNA, search__scheduler=HALVING_RULE), 1, 50),
+  "quasirandom": (with_changes(RANDOM, train__log_every=10), 0, 30),
+  "halving": (HALVING, 0, 50),  # rungs at 10, 30, 90: dies between the second and third
+  "hyperband": (
+    with_changes(HALVING, search__scheduler={**HALVING_RULE, "name": "hyperband"}),
+    1,
+    40,
+  ),
+  "pbt": (PBT, 0, 30),  # exploits after 20 and 40: dies between them
+  "optuna": (OPTUNA, 1, 40),  # in the second batch of trials
+  "optuna_halving": (with_changes(OPTUNA, search__scheduler=HALVING_RULE), 1, 50),
 }
 
 
@@ -56,7 +76,8 @@ def _run(config, out=None, **kwargs):
 
 @pytest.mark.parametrize("name", CASES)
 def test_a_search_killed_inside_a_batch_resumes_to_the_uninterrupted_results(
-    name, tmp_path, monkeypatch):
+  name, tmp_path, monkeypatch
+):
   config, batch, at = CASES[name]
   whole = _run(config, tmp_path / "whole")
   save, saved = BatchState.maybe_save, []
@@ -81,9 +102,14 @@ def test_a_search_killed_inside_a_batch_resumes_to_the_uninterrupted_results(
   for key in ("search", "scheduler"):
     assert resumed.manifest[key] == whole.manifest[key], key
   if name.startswith("optuna"):  # the same trials, their numbers and intermediate values
+
     def trials(folder):
       storage = optuna.storages.JournalStorage(
-          optuna.storages.journal.JournalFileBackend(str(folder / JOURNAL_FILE)))
-      return [(t.number, t.state.name, t.params, t.value, t.intermediate_values)
-              for t in optuna.load_study(study_name=LABEL, storage=storage).trials]
+        optuna.storages.journal.JournalFileBackend(str(folder / JOURNAL_FILE))
+      )
+      return [
+        (t.number, t.state.name, t.params, t.value, t.intermediate_values)
+        for t in optuna.load_study(study_name=LABEL, storage=storage).trials
+      ]
+
     assert trials(out) == trials(tmp_path / "whole")

@@ -37,29 +37,48 @@ def _power(base, exponent):
 # for the textbook parameters of each. The polynomials' base ``(T − t)/T``
 # rounds twice (a division may be a reciprocal's product), hence 2×.
 TEXTBOOK = {
-    "step": (mj.step_decay(0.1, 0.5, 10), lambda t: 0.1 * 0.5 ** np.floor(t / 10), 0.1,
-             _power(lambda t: 0.5, lambda t: np.floor(t / 10))),
-    "cosine": (
-        mj.cosine_annealing(0.1, t_max=50, lr_min=0.001),
-        lambda t: 0.001 + 0.5 * (0.1 - 0.001) * (1 + np.cos(np.pi * np.minimum(t, 50) / 50)),
-        0.1, lambda t: 0.0),
-    "polynomial": (
-        mj.polynomial_decay(0.1, total_steps=50, power=2.0),
-        lambda t: 0.1 * (1 - np.minimum(t, 50) / 50) ** 2, 0.1,
-        lambda t: 2 * _power(lambda t: 1 - np.minimum(t, 50) / 50, lambda t: 2.0)(t)),
-    "exponential": (mj.exponential_decay(0.1, 0.95), lambda t: 0.1 * 0.95**t, 0.1,
-                    _power(lambda t: 0.95, lambda t: t)),
-    "exponential_staircase": (
-        mj.exponential_decay(0.1, 0.9, decay_steps=4, staircase=True),
-        lambda t: 0.1 * 0.9 ** np.floor(t / 4), 0.1,
-        _power(lambda t: 0.9, lambda t: np.floor(t / 4))),
-    "polynomial_to_end_value": (
-        mj.polynomial_decay(0.1, total_steps=30, power=0.5, end_value=0.02),
-        lambda t: 0.02 + 0.08 * (1 - np.minimum(t, 30) / 30) ** 0.5, 0.1,
-        lambda t: 2 * _power(lambda t: 1 - np.minimum(t, 30) / 30, lambda t: 0.5)(t)),
-    "warmup": (
-        mj.linear_warmup(0.01, 0.1, 20), lambda t: 0.01 + 0.09 * np.minimum(t, 20) / 20, 0.1,
-        lambda t: 0.0),
+  "step": (
+    mj.step_decay(0.1, 0.5, 10),
+    lambda t: 0.1 * 0.5 ** np.floor(t / 10),
+    0.1,
+    _power(lambda t: 0.5, lambda t: np.floor(t / 10)),
+  ),
+  "cosine": (
+    mj.cosine_annealing(0.1, t_max=50, lr_min=0.001),
+    lambda t: 0.001 + 0.5 * (0.1 - 0.001) * (1 + np.cos(np.pi * np.minimum(t, 50) / 50)),
+    0.1,
+    lambda t: 0.0,
+  ),
+  "polynomial": (
+    mj.polynomial_decay(0.1, total_steps=50, power=2.0),
+    lambda t: 0.1 * (1 - np.minimum(t, 50) / 50) ** 2,
+    0.1,
+    lambda t: 2 * _power(lambda t: 1 - np.minimum(t, 50) / 50, lambda t: 2.0)(t),
+  ),
+  "exponential": (
+    mj.exponential_decay(0.1, 0.95),
+    lambda t: 0.1 * 0.95**t,
+    0.1,
+    _power(lambda t: 0.95, lambda t: t),
+  ),
+  "exponential_staircase": (
+    mj.exponential_decay(0.1, 0.9, decay_steps=4, staircase=True),
+    lambda t: 0.1 * 0.9 ** np.floor(t / 4),
+    0.1,
+    _power(lambda t: 0.9, lambda t: np.floor(t / 4)),
+  ),
+  "polynomial_to_end_value": (
+    mj.polynomial_decay(0.1, total_steps=30, power=0.5, end_value=0.02),
+    lambda t: 0.02 + 0.08 * (1 - np.minimum(t, 30) / 30) ** 0.5,
+    0.1,
+    lambda t: 2 * _power(lambda t: 1 - np.minimum(t, 30) / 30, lambda t: 0.5)(t),
+  ),
+  "warmup": (
+    mj.linear_warmup(0.01, 0.1, 20),
+    lambda t: 0.01 + 0.09 * np.minimum(t, 20) / 20,
+    0.1,
+    lambda t: 0.0,
+  ),
 }
 
 
@@ -94,22 +113,32 @@ def test_cosine_midpoint_is_the_mean():
 # Each equal to an optax schedule with the matching parameters, and each
 # bounded like its textbook twin above (optax's formulas round as many times).
 OPTAX = {
-    "step": (mj.step_decay(0.1, 0.5, 10),
-             optax.exponential_decay(0.1, transition_steps=10, decay_rate=0.5, staircase=True),
-             "step"),
-    "cosine": (mj.cosine_annealing(0.1, 50, lr_min=0.001),
-               optax.cosine_decay_schedule(0.1, 50, alpha=0.001 / 0.1), "cosine"),
-    "polynomial": (mj.polynomial_decay(0.1, 50, power=2.0, end_value=0.01),
-                   optax.polynomial_schedule(0.1, 0.01, power=2.0, transition_steps=50),
-                   "polynomial"),
-    "exponential": (mj.exponential_decay(0.1, 0.95, decay_steps=3),
-                    optax.exponential_decay(0.1, transition_steps=3, decay_rate=0.95),
-                    "exponential"),
-    "warmup": (mj.linear_warmup(0.0, 0.1, 20), optax.linear_schedule(0.0, 0.1, 20), "warmup"),
-    "warmup_then_cosine": (
-        mj.join([mj.linear_warmup(0.0, 0.1, 10), mj.cosine_annealing(0.1, 90)], [10]),
-        optax.warmup_cosine_decay_schedule(0.0, 0.1, warmup_steps=10, decay_steps=100),
-        "cosine"),
+  "step": (
+    mj.step_decay(0.1, 0.5, 10),
+    optax.exponential_decay(0.1, transition_steps=10, decay_rate=0.5, staircase=True),
+    "step",
+  ),
+  "cosine": (
+    mj.cosine_annealing(0.1, 50, lr_min=0.001),
+    optax.cosine_decay_schedule(0.1, 50, alpha=0.001 / 0.1),
+    "cosine",
+  ),
+  "polynomial": (
+    mj.polynomial_decay(0.1, 50, power=2.0, end_value=0.01),
+    optax.polynomial_schedule(0.1, 0.01, power=2.0, transition_steps=50),
+    "polynomial",
+  ),
+  "exponential": (
+    mj.exponential_decay(0.1, 0.95, decay_steps=3),
+    optax.exponential_decay(0.1, transition_steps=3, decay_rate=0.95),
+    "exponential",
+  ),
+  "warmup": (mj.linear_warmup(0.0, 0.1, 20), optax.linear_schedule(0.0, 0.1, 20), "warmup"),
+  "warmup_then_cosine": (
+    mj.join([mj.linear_warmup(0.0, 0.1, 10), mj.cosine_annealing(0.1, 90)], [10]),
+    optax.warmup_cosine_decay_schedule(0.0, 0.1, warmup_steps=10, decay_steps=100),
+    "cosine",
+  ),
 }
 
 
@@ -127,18 +156,19 @@ def test_equals_optax_schedule(name):
 
 def test_join_restarts_the_count_at_each_boundary():
   joined = mj.join([lambda t: 0.0 * t + 1.0, lambda t: t * 1.0, lambda t: -t * 1.0], [5, 8])
-  np.testing.assert_allclose(_values(joined, np.arange(12)),
-                             [1, 1, 1, 1, 1, 0, 1, 2, 0, -1, -2, -3])
+  np.testing.assert_allclose(
+    _values(joined, np.arange(12)), [1, 1, 1, 1, 1, 0, 1, 2, 0, -1, -2, -3]
+  )
 
 
 @pytest.mark.parametrize(
-    "schedules, boundaries, message",
-    [
-        ([], [], "at least one schedule"),
-        ([mj.linear_warmup(0, 1, 5)], [5], "one boundary fewer than schedules"),
-        ([mj.linear_warmup(0, 1, 5)] * 3, [10, 5], r"boundaries must increase"),
-        ([mj.linear_warmup(0, 1, 5)] * 2, [-1], r"boundaries\[0\] must be >= 0"),
-    ],
+  "schedules, boundaries, message",
+  [
+    ([], [], "at least one schedule"),
+    ([mj.linear_warmup(0, 1, 5)], [5], "one boundary fewer than schedules"),
+    ([mj.linear_warmup(0, 1, 5)] * 3, [10, 5], r"boundaries must increase"),
+    ([mj.linear_warmup(0, 1, 5)] * 2, [-1], r"boundaries\[0\] must be >= 0"),
+  ],
 )
 def test_join_refuses_bad_arguments(schedules, boundaries, message):
   with pytest.raises(ValueError, match=message):
@@ -159,7 +189,8 @@ def test_per_epoch_counts_in_epochs():
   schedule = mj.per_epoch(mj.step_decay(0.1, 0.5, 2), steps_per_epoch=5)
   values = _values(schedule, np.arange(25))
   # 0.1 rounded to float32, times a power of 2: one rounding.
-  np.testing.assert_allclose(values, 0.1 * 0.5 ** np.floor(np.arange(25) // 5 / 2),
-                             rtol=_tolerances.U32)
+  np.testing.assert_allclose(
+    values, 0.1 * 0.5 ** np.floor(np.arange(25) // 5 / 2), rtol=_tolerances.U32
+  )
   with pytest.raises(ValueError, match="steps_per_epoch must be > 0"):
     mj.per_epoch(schedule, 0)

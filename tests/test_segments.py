@@ -19,11 +19,15 @@ from momentum_jax.train import compiler_options
 # Heavy-ball momentum on the digits MLP, minibatches of 32 (several epochs'
 # permutations), 6 configurations x 2 seeds; a BatchNorm variant too.
 DIGITS = {
-    "problem": {"name": "digits_mlp", "hidden": [16]},
-    "optimizer": {"name": "momentum", "ema": False, "learning_rate": [0.01, 0.1, 0.3],
-                  "beta": [0.0, 0.9]},
-    "train": {"steps": 120, "batch_size": 32, "log_every": 10},
-    "seeds": 2,
+  "problem": {"name": "digits_mlp", "hidden": [16]},
+  "optimizer": {
+    "name": "momentum",
+    "ema": False,
+    "learning_rate": [0.01, 0.1, 0.3],
+    "beta": [0.0, 0.9],
+  },
+  "train": {"steps": 120, "batch_size": 32, "log_every": 10},
+  "seeds": 2,
 }
 
 
@@ -33,7 +37,8 @@ def _reference(config: dict, width: int) -> tuple[dict, np.ndarray]:
   problem = sweep.build_problem(loaded)
   (group,) = _plan.groups(loaded)
   train = _reference_engine.build_train(
-      problem, functools.partial(mj.momentum, ema=False), loaded.train)
+    problem, functools.partial(mj.momentum, ema=False), loaded.train
+  )
   program = _reference_engine.program(train, width, Mesh(np.array(jax.devices()), ("config",)))
   hyperparameters = {n: v.astype(np.float32) for n, v in group.values.items()}
   seeds = group.seeds.astype(np.uint32)
@@ -52,12 +57,14 @@ def test_the_segmented_engine_equals_the_engine_before_segments(batch_norm):
   curves = result.curves.sort_values(["config_id", "step"])
   logs = config["train"]["steps"] // config["train"]["log_every"]
   for name in ("train_loss", "grad_norm", "val_accuracy"):  # bit for bit
-    np.testing.assert_array_equal(curves[name].to_numpy().reshape(-1, logs), metrics[name],
-                                  err_msg=name)
+    np.testing.assert_array_equal(
+      curves[name].to_numpy().reshape(-1, logs), metrics[name], err_msg=name
+    )
   # The validation loss is now the loss's own batch mean over the split:
   # the same sum, reduced in another order.
-  np.testing.assert_allclose(curves["val_loss"].to_numpy().reshape(-1, logs),
-                             metrics["val_loss"], rtol=2e-6)
+  np.testing.assert_allclose(
+    curves["val_loss"].to_numpy().reshape(-1, logs), metrics["val_loss"], rtol=2e-6
+  )
   np.testing.assert_array_equal(result.summary.diverged_at_step.fillna(-1), diverged)
 
 
@@ -79,8 +86,9 @@ def test_the_state_is_donated_to_each_segment():
   loaded = sweep.load_config(DIGITS)
   problem = sweep.build_problem(loaded)
   (group,) = _plan.groups(loaded)
-  run = mj.train.setup(problem, _plan.make_optimizer_factory(group.spec, problem, loaded.train),
-                       loaded.train)
+  run = mj.train.setup(
+    problem, _plan.make_optimizer_factory(group.spec, problem, loaded.train), loaded.train
+  )
   mesh = Mesh(np.array(jax.devices()), ("config",))
   program = _execute.compile_program(run, group, 4, mesh, 12, _execute.Segments(2, loaded.train))
   carry = _execute.zeros(program.carry)

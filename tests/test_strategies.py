@@ -18,24 +18,42 @@ from momentum_jax.sweep.strategies.halving import SuccessiveHalving
 
 WIDTH = 2
 LABEL = "momentum(ema=false)"
-MEDIAN = with_changes(HALVING, train={"steps": 100, "log_every": 10}, search={
+MEDIAN = with_changes(
+  HALVING,
+  train={"steps": 100, "log_every": 10},
+  search={
     "method": "experiments.median_stopping:MedianStopping",
-    "options": {"min_steps": 20, "every": 20}})
+    "options": {"min_steps": 20, "every": 20},
+  },
+)
 
 
 def _context(settings=9, seeds=2, steps=90, options=None, **changes):
-  return dataclasses.replace(strategies.Context(
-      label="g", index=0, first=0, values={"lr": np.repeat(np.arange(settings, dtype=float), seeds)},
-      seeds=np.tile(np.arange(seeds), settings), seeds_per_setting=seeds, steps=steps,
-      log_every=10, metric="final_loss", maximize=False, ranges={},
-      options=options or SchedulerSpec("successive_halving", 3, 10)), **changes)
+  return dataclasses.replace(
+    strategies.Context(
+      label="g",
+      index=0,
+      first=0,
+      values={"lr": np.repeat(np.arange(settings, dtype=float), seeds)},
+      seeds=np.tile(np.arange(seeds), settings),
+      seeds_per_setting=seeds,
+      steps=steps,
+      log_every=10,
+      metric="final_loss",
+      maximize=False,
+      ranges={},
+      options=options or SchedulerSpec("successive_halving", 3, 10),
+    ),
+    **changes,
+  )
 
 
 def _scores(rows, step, loss, diverged=None):
   logs = step // 10
   logged = {"train_loss": np.repeat(np.asarray(loss, float)[:, None], logs, axis=1)}
-  return strategies.Scores(step, rows, logged,
-                           np.zeros(len(rows), bool) if diverged is None else diverged)
+  return strategies.Scores(
+    step, rows, logged, np.zeros(len(rows), bool) if diverged is None else diverged
+  )
 
 
 def test_successive_halving_alone_stops_what_its_rule_says_and_resumes_from_its_state():
@@ -85,12 +103,21 @@ def test_the_median_stopping_rule_from_yaml_stops_what_the_rule_says(tmp_path):
   assert set(late["config_id"]) >= set(finished["config_id"])
 
 
-@pytest.mark.parametrize("method, message", [
-    ("experiments.median_stopping:MedianStoping", r"search\.method: .*did you mean '.*:MedianStopping'"),
-    ("numpy:ndarray", r"search\.method: numpy:ndarray is .*not a subclass of "
-                      r"momentum_jax\.sweep\.strategies\.Strategy"),
+@pytest.mark.parametrize(
+  "method, message",
+  [
+    (
+      "experiments.median_stopping:MedianStoping",
+      r"search\.method: .*did you mean '.*:MedianStopping'",
+    ),
+    (
+      "numpy:ndarray",
+      r"search\.method: numpy:ndarray is .*not a subclass of "
+      r"momentum_jax\.sweep\.strategies\.Strategy",
+    ),
     ("no_such_package_anywhere:Thing", r"search\.method: .*no_such_package_anywhere"),
-])
+  ],
+)
 def test_a_bad_strategy_path_is_refused_naming_search_method(method, message):
   with pytest.raises(sweep.ConfigError, match=message):
     sweep.load_config(with_changes(MEDIAN, search={"method": method}))
@@ -98,8 +125,11 @@ def test_a_bad_strategy_path_is_refused_naming_search_method(method, message):
 
 def test_a_range_under_a_strategy_of_your_own_is_refused_saying_why():
   config = with_changes(MEDIAN, optimizer__learning_rate={"loguniform": [0.001, 1.0]})
-  with pytest.raises(sweep.ConfigError, match=r"optimizer\.learning_rate: search\.method "
-                     r"experiments\.median_stopping:MedianStopping decides over the grid's rows"):
+  with pytest.raises(
+    sweep.ConfigError,
+    match=r"optimizer\.learning_rate: search\.method "
+    r"experiments\.median_stopping:MedianStopping decides over the grid's rows",
+  ):
     sweep.load_config(config)
 
 
@@ -159,20 +189,31 @@ class _OpaqueState(strategies.Rows):
     return {"rng": np.random.default_rng(0)}  # not JSON: a saved sweep could not resume
 
 
-@pytest.mark.parametrize("strategy, message", [
+@pytest.mark.parametrize(
+  "strategy, message",
+  [
     (_OpaqueState, r"_OpaqueState\.state\(\) must be JSON-able \(saved to resume the sweep\)"),
     (_Confused, r"_Confused\.observe returned 'stop them all': a Continue, Stop or Exploit"),
     (_Twice, r"_Twice\.ask: rows \[0, 1, 2, 3, 4, 5, 6, 7, 8, 9\] were trained already"),
     (_Unsorted, r"_Unsorted\.ask: rows must be distinct, ascending"),
-    (_OffSegment, r"_OffSegment\.boundaries returned \[15\], not multiples of 20 steps.*"
-                  r"intervals\(\)"),
-    (_StrayExploit, r"_StrayExploit\.observe: Exploit\.sources must give, for each of the 18 "
-                    r"rows still training"),
-])
-def test_a_strategy_answering_wrong_is_told_what_it_may_answer(strategy, message, monkeypatch,
-                                                               tmp_path):
+    (
+      _OffSegment,
+      r"_OffSegment\.boundaries returned \[15\], not multiples of 20 steps.*"
+      r"intervals\(\)",
+    ),
+    (
+      _StrayExploit,
+      r"_StrayExploit\.observe: Exploit\.sources must give, for each of the 18 "
+      r"rows still training",
+    ),
+  ],
+)
+def test_a_strategy_answering_wrong_is_told_what_it_may_answer(
+  strategy, message, monkeypatch, tmp_path
+):
   import sys
   import types
+
   module = types.ModuleType("odd_strategies")
   setattr(module, strategy.__name__, strategy)
   monkeypatch.setitem(sys.modules, "odd_strategies", module)
@@ -182,12 +223,21 @@ def test_a_strategy_answering_wrong_is_told_what_it_may_answer(strategy, message
 
 
 def test_successive_halving_over_optuna_reports_each_rung_and_prunes_the_stopped(tmp_path):
-  config = with_changes(HALVING, optimizer__learning_rate={"loguniform": [0.001, 1.0]}, search={
-      "method": "optuna", "trials": 6, "batch": 3, "seed": 0,
-      "scheduler": {"name": "successive_halving", "eta": 3, "min_steps": 10}})
+  config = with_changes(
+    HALVING,
+    optimizer__learning_rate={"loguniform": [0.001, 1.0]},
+    search={
+      "method": "optuna",
+      "trials": 6,
+      "batch": 3,
+      "seed": 0,
+      "scheduler": {"name": "successive_halving", "eta": 3, "min_steps": 10},
+    },
+  )
   result = sweep.run(config, tmp_path, quiet=True, width=WIDTH)
   storage = optuna.storages.JournalStorage(
-      optuna.storages.journal.JournalFileBackend(str(tmp_path / JOURNAL_FILE)))
+    optuna.storages.journal.JournalFileBackend(str(tmp_path / JOURNAL_FILE))
+  )
   trials = optuna.load_study(study_name=LABEL, storage=storage).trials
   summary = result.summary
   for trial in trials:
@@ -195,8 +245,9 @@ def test_successive_halving_over_optuna_reports_each_rung_and_prunes_the_stopped
     stopped = int(rows["stopped_at_step"].iloc[0])
     assert trial.state.name == ("COMPLETE" if stopped == 90 else "PRUNED")
     for step, value in trial.intermediate_values.items():  # the rung's mean over the seeds
-      curve = result.curves[result.curves["config_id"].isin(rows["config_id"])
-                            & (result.curves["step"] == step)]
+      curve = result.curves[
+        result.curves["config_id"].isin(rows["config_id"]) & (result.curves["step"] == step)
+      ]
       assert value == pytest.approx(curve["train_loss"].mean(), rel=1e-15)
     assert sorted(trial.intermediate_values) == [r for r in (10, 30) if r <= stopped]
   assert sum(t.state.name == "COMPLETE" for t in trials) == 2  # one per batch of 3
@@ -204,9 +255,12 @@ def test_successive_halving_over_optuna_reports_each_rung_and_prunes_the_stopped
 
 def test_the_docs_show_the_median_stopping_rule_as_it_runs():
   from pathlib import Path
+
   root = Path(__file__).resolve().parent.parent
   code = (root / "experiments" / "median_stopping.py").read_text()
   page = (root / "docs" / "choosing_a_search.md").read_text()
-  section = page[page.index("## Write your own search"):]
-  shown = section[section.index("```python\n") + 10:section.index("```\n", section.index("```python"))]
-  assert shown == code[code.index("import numpy"):]
+  section = page[page.index("## Write your own search") :]
+  shown = section[
+    section.index("```python\n") + 10 : section.index("```\n", section.index("```python"))
+  ]
+  assert shown == code[code.index("import numpy") :]

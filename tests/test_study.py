@@ -9,13 +9,16 @@ from momentum_jax import study
 from momentum_jax.sweep import ConfigError
 
 SCHEMA = {
-    "seeds": study.Setting(study.integer(minimum=1), default=3),
-    "target": study.Setting(study.number(minimum=0, maximum=1)),
-    "betas": study.Setting(study.list_of(study.number(minimum=0, maximum=0.999)), default=[0.9]),
+  "seeds": study.Setting(study.integer(minimum=1), default=3),
+  "target": study.Setting(study.number(minimum=0, maximum=1)),
+  "betas": study.Setting(study.list_of(study.number(minimum=0, maximum=0.999)), default=[0.9]),
 }
-SWEEP = {"problem": {"name": "linear_regression"},
-         "optimizer": {"name": "momentum", "learning_rate": [0.01, 0.1], "beta": 0.9},
-         "train": {"steps": 20, "log_every": 10}, "seeds": 2}
+SWEEP = {
+  "problem": {"name": "linear_regression"},
+  "optimizer": {"name": "momentum", "learning_rate": [0.01, 0.1], "beta": 0.9},
+  "train": {"steps": 20, "log_every": 10},
+  "seeds": 2,
+}
 
 
 def _write(path, content) -> str:
@@ -26,18 +29,24 @@ def _write(path, content) -> str:
 def test_merge_merges_mappings_replaces_the_rest_and_removes_nulls():
   base = {"train": {"steps": 400, "log_every": 40}, "optimizers": [{"name": "adam"}], "seeds": 2}
   overlay = {"train": {"steps": 20}, "optimizers": [{"name": "sgd"}], "seeds": None, "name": "x"}
-  assert study.merge(base, overlay) == {"train": {"steps": 20, "log_every": 40},
-                                        "optimizers": [{"name": "sgd"}], "name": "x"}
+  assert study.merge(base, overlay) == {
+    "train": {"steps": 20, "log_every": 40},
+    "optimizers": [{"name": "sgd"}],
+    "name": "x",
+  }
   assert base["train"] == {"steps": 400, "log_every": 40} and base["seeds"] == 2  # unchanged
 
 
-@pytest.mark.parametrize("text, expected", [
+@pytest.mark.parametrize(
+  "text, expected",
+  [
     ("study.seeds=1", {"study": {"seeds": 1}}),
     ("train={steps: 5, log_every: 5}", {"train": {"steps": 5, "log_every": 5}}),
     ("study.runs.cnn=null", {"study": {"runs": {"cnn": None}}}),
     ("name=a=b", {"name": "a=b"}),
     ("problem.path=/data/cifar", {"problem": {"path": "/data/cifar"}}),
-])
+  ],
+)
 def test_parse_override_reads_the_value_as_yaml(text, expected):
   assert study.parse_override(text) == expected
 
@@ -56,21 +65,25 @@ def test_the_study_section_is_checked_with_defaults_filled_in():
     found.sweep
 
 
-@pytest.mark.parametrize("section, message", [
+@pytest.mark.parametrize(
+  "section, message",
+  [
     ({}, r"^study.target: required$"),
     ({"target": 2}, r"^study.target: expected a number >= 0 and <= 1, got 2$"),
     ({"target": 0.5, "seeds": True}, r"^study.seeds: expected an integer >= 1, got True$"),
     ({"target": 0.5, "betas": [0.5, 1.5]}, r"^study.betas\[1\]: expected a number"),
     ({"target": 0.5, "seedz": 1}, r"^study.seedz: unknown key; did you mean 'seeds'\?"),
-])
+  ],
+)
 def test_a_bad_study_section_names_the_path(section, message):
   with pytest.raises(ConfigError, match=message):
     study.load_study({"study": section}, SCHEMA)
 
 
 def test_the_sweep_keys_are_the_one_run_validated_by_the_sweep_loader(tmp_path):
-  found = study.load_study(_write(tmp_path / "regress.yaml", {**SWEEP, "study": {"target": 0.1}}),
-                           SCHEMA)
+  found = study.load_study(
+    _write(tmp_path / "regress.yaml", {**SWEEP, "study": {"target": 0.1}}), SCHEMA
+  )
   assert list(found.runs) == ["main"] and found.sweep.name == "regress"
   assert found.sweep.optimizers[0].grid["learning_rate"].tolist() == [0.01, 0.1]
   bad = {**SWEEP, "optimizer": {**SWEEP["optimizer"], "betaa": 0.9}}
@@ -80,8 +93,13 @@ def test_the_sweep_keys_are_the_one_run_validated_by_the_sweep_loader(tmp_path):
 
 def test_runs_are_overlays_on_the_base_or_sweep_files(tmp_path):
   _write(tmp_path / "other.yaml", {**SWEEP, "name": "other", "seeds": 1})
-  path = _write(tmp_path / "both.yaml", {**SWEEP, "study": {"target": 0.1, "runs": {
-      "short": {"train": {"steps": 10}}, "file": "other.yaml"}}})
+  path = _write(
+    tmp_path / "both.yaml",
+    {
+      **SWEEP,
+      "study": {"target": 0.1, "runs": {"short": {"train": {"steps": 10}}, "file": "other.yaml"}},
+    },
+  )
   found = study.load_study(path, SCHEMA)
   assert list(found.runs) == ["short", "file"]
   assert found.runs["short"].name == "both_short"
@@ -90,10 +108,13 @@ def test_runs_are_overlays_on_the_base_or_sweep_files(tmp_path):
 
 
 def test_overlays_and_overrides_apply_before_validation(tmp_path):
-  source = _write(tmp_path / "s.yaml", {**SWEEP, "study": {"target": 0.1, "runs": {
-      "a": {}, "b": {"train": {"steps": 40}}}}})
-  quick = _write(tmp_path / "quick.yaml", {"seeds": 1, "study": {"runs": {"b": {
-      "train": {"steps": 10}}}}})
+  source = _write(
+    tmp_path / "s.yaml",
+    {**SWEEP, "study": {"target": 0.1, "runs": {"a": {}, "b": {"train": {"steps": 40}}}}},
+  )
+  quick = _write(
+    tmp_path / "quick.yaml", {"seeds": 1, "study": {"runs": {"b": {"train": {"steps": 10}}}}}
+  )
   found = study.load_study(source, SCHEMA, [quick], ["study.runs.a=null", "study.seeds=7"])
   assert list(found.runs) == ["b"] and found.runs["b"].train.steps == 10
   assert found.runs["b"].seeds == (0,) and found.settings["seeds"] == 7
@@ -117,11 +138,15 @@ def test_a_missing_run_file_and_bad_yaml_are_named(tmp_path):
 
 def test_a_problem_setting_is_checked_now_and_built_later():
   schema = {"problem": study.Setting(study.problem)}
-  build = study.load_study({"study": {"problem": {"name": "linear_regression",
-                                                  "dataset": "uniform"}}}, schema)
+  build = study.load_study(
+    {"study": {"problem": {"name": "linear_regression", "dataset": "uniform"}}}, schema
+  )
   assert build.settings["problem"]().name == "linear_regression_uniform"
-  with pytest.raises(ConfigError, match=r"^study.problem.name: unknown name 'digits_mpl'; "
-                                        "did you mean 'digits_mlp'"):
+  with pytest.raises(
+    ConfigError,
+    match=r"^study.problem.name: unknown name 'digits_mpl'; "
+    "did you mean 'digits_mlp'",
+  ):
     study.load_study({"study": {"problem": {"name": "digits_mpl"}}}, schema)
   with pytest.raises(ConfigError, match=r"^study.problem.hiden: unknown key"):
     study.load_study({"study": {"problem": {"name": "digits_mlp", "hiden": [3]}}}, schema)
@@ -134,13 +159,21 @@ def test_a_mapping_overlay_removes_runs_given_as_null():
 
 
 def test_a_mapping_of_names_checks_each_key_at_its_path():
-  schema = {"landscapes": study.Setting(study.mapping_of(
-      study.one_of(("saddle", "plateau")), study.record({"steps": study.Setting(
-          study.integer(minimum=1))})))}
+  schema = {
+    "landscapes": study.Setting(
+      study.mapping_of(
+        study.one_of(("saddle", "plateau")),
+        study.record({"steps": study.Setting(study.integer(minimum=1))}),
+      )
+    )
+  }
   found = study.load_study({"study": {"landscapes": {"saddle": {"steps": 3}}}}, schema)
   assert found.settings["landscapes"] == {"saddle": {"steps": 3}}
-  with pytest.raises(ConfigError, match=r"^study.landscapes.sadle: unknown name 'sadle'; "
-                                        "did you mean 'saddle'"):
+  with pytest.raises(
+    ConfigError,
+    match=r"^study.landscapes.sadle: unknown name 'sadle'; "
+    "did you mean 'saddle'",
+  ):
     study.load_study({"study": {"landscapes": {"sadle": {"steps": 3}}}}, schema)
   with pytest.raises(ConfigError, match=r"^study.landscapes.plateau.steps: required$"):
     study.load_study({"study": {"landscapes": {"plateau": {}}}}, schema)

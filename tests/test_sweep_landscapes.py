@@ -18,11 +18,15 @@ from momentum_jax.train import TrainConfig, build_train
 
 def _config(name, steps=40, log_every=1, seeds=1, **options):
   return {
-      "problem": {"name": name, **options},
-      "optimizer": {"name": "momentum", "ema": False, "learning_rate": [1e-3, 2e-3],
-                    "beta": [0.0, 0.9]},
-      "train": {"steps": steps, "log_every": log_every},
-      "seeds": seeds,
+    "problem": {"name": name, **options},
+    "optimizer": {
+      "name": "momentum",
+      "ema": False,
+      "learning_rate": [1e-3, 2e-3],
+      "beta": [0.0, 0.9],
+    },
+    "train": {"steps": steps, "log_every": log_every},
+    "seeds": seeds,
   }
 
 
@@ -33,17 +37,20 @@ def test_every_landscape_is_a_problem_by_name(name):
   assert problem.name == name
   # The floor is the value at the global minima (closed form in the landscape).
   assert problem.loss_floor == pytest.approx(
-      min(float(landscape.value(m)) for m in landscape.global_minima), abs=1e-6)
+    min(float(landscape.value(m)) for m in landscape.global_minima), abs=1e-6
+  )
   model = problem.make_model(nnx.Rngs(0))
   np.testing.assert_array_equal(np.asarray(model.xy[...]), landscape.start.astype(np.float32))
   x, y = problem.data.x_val, problem.data.y_val  # placeholders: a landscape has no data
   assert float(problem.loss(model, x, y)) == pytest.approx(
-      float(landscape.value(landscape.start)), rel=1e-6)
+    float(landscape.value(landscape.start)), rel=1e-6
+  )
   where = problem.metrics(model, x, y)
   np.testing.assert_allclose([where["x"], where["y"]], landscape.start, rtol=1e-6)
   distance = float(where["distance_to_minimum"])
   assert distance == pytest.approx(
-      np.min(np.linalg.norm(landscape.global_minima - landscape.start, axis=1)), rel=1e-5)
+    np.min(np.linalg.norm(landscape.global_minima - landscape.start, axis=1)), rel=1e-5
+  )
 
 
 def test_a_landscape_sweep_follows_run_on_landscape():
@@ -54,22 +61,25 @@ def test_a_landscape_sweep_follows_run_on_landscape():
   assert set(results.swept_hyperparameters(summary)) == {"learning_rate", "beta"}
   landscape = get_landscape("rosenbrock")
   for _, row in summary.iterrows():
-    path = np.asarray(run_on_landscape(
-        landscape, mj.momentum(row.learning_rate, row.beta, ema=False), steps=steps))
+    path = np.asarray(
+      run_on_landscape(landscape, mj.momentum(row.learning_rate, row.beta, ema=False), steps=steps)
+    )
     logged = curves[curves.config_id == row.config_id].sort_values("step")
     np.testing.assert_array_equal(logged.step, np.arange(1, steps + 1))
-    np.testing.assert_allclose(logged[["val_x", "val_y"]].to_numpy(), path[1:], rtol=1e-5,
-                               atol=1e-6)
+    np.testing.assert_allclose(
+      logged[["val_x", "val_y"]].to_numpy(), path[1:], rtol=1e-5, atol=1e-6
+    )
     np.testing.assert_allclose([row.start_x, row.start_y], path[0], rtol=1e-6)
     np.testing.assert_allclose([row.val_x, row.val_y], path[-1], rtol=1e-5, atol=1e-6)
     assert row.val_distance_to_minimum == pytest.approx(
-        np.linalg.norm(path[-1] - landscape.global_minima[0]), rel=1e-4, abs=1e-6)
+      np.linalg.norm(path[-1] - landscape.global_minima[0]), rel=1e-4, abs=1e-6
+    )
     # The loss logged at step t is the value at the point before step t's update;
     # the validation loss, the value after it.
-    np.testing.assert_allclose(logged.train_loss, np.asarray(landscape.value(path[:-1])),
-                               rtol=1e-4)
-    np.testing.assert_allclose(logged.val_loss, np.asarray(landscape.value(path[1:])),
-                               rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(logged.train_loss, np.asarray(landscape.value(path[:-1])), rtol=1e-4)
+    np.testing.assert_allclose(
+      logged.val_loss, np.asarray(landscape.value(path[1:])), rtol=1e-4, atol=1e-6
+    )
   assert not summary.diverged.any()
 
 
@@ -88,8 +98,9 @@ def test_seeds_start_around_the_start_with_a_spread():
 
 def test_negative_losses_are_not_divergence_but_blowing_up_is():
   # Near the double well's global minimum every loss is negative (floor -0.515).
-  calm = sweep.run(_config("tilted_double_well", steps=50, log_every=10, start=[-1.0, 0.1]),
-                   quiet=True).summary
+  calm = sweep.run(
+    _config("tilted_double_well", steps=50, log_every=10, start=[-1.0, 0.1]), quiet=True
+  ).summary
   assert (calm.final_loss < 0).all() and not calm.diverged.any()
   assert (calm.val_distance_to_minimum < calm.start_distance_to_minimum).all()
   # The narrow valley's curvature is 100: lr 0.03 > 2/100 makes y grow 2x a step.
@@ -110,8 +121,9 @@ def test_the_divergence_threshold_is_measured_from_the_floor():
   # well until it is 3x as far above the floor as at the start.
   ascent = lambda learning_rate: optax.scale(learning_rate)
   config = TrainConfig(steps=50, log_every=1, divergence_factor=3.0)
-  result = build_train(problem, ascent, config)({"learning_rate": np.float32(0.05)},
-                                                jax.random.key(0))
+  result = build_train(problem, ascent, config)(
+    {"learning_rate": np.float32(0.05)}, jax.random.key(0)
+  )
   at = int(result.diverged_at_step)
   losses = np.asarray(result.metrics["train_loss"])
   assert 0 < at < 50
@@ -124,19 +136,28 @@ def test_a_landscape_refuses_a_batch_size_and_bad_options():
   config["train"]["batch_size"] = 2
   with pytest.raises(sweep.ConfigError, match=r"train.batch_size: must be at most the 1 training"):
     sweep.run(config, quiet=True)
-  with pytest.raises(ValueError, match=r"batch_size must be at most the 1 training examples of plateau"):
-    build_train(problems.get_problem("plateau"), mj.sgd, TrainConfig(steps=2, batch_size=2, log_every=1))
+  with pytest.raises(
+    ValueError, match=r"batch_size must be at most the 1 training examples of plateau"
+  ):
+    build_train(
+      problems.get_problem("plateau"), mj.sgd, TrainConfig(steps=2, batch_size=2, log_every=1)
+    )
   with pytest.raises(sweep.ConfigError, match=r"problem\.start: start must be two finite numbers"):
     sweep.run(_config("plateau", start=[1.0, 2.0, 3.0]), quiet=True)
-  with pytest.raises(sweep.ConfigError, match=r"problem\.start_spread: start_spread must be a finite number"):
+  with pytest.raises(
+    sweep.ConfigError, match=r"problem\.start_spread: start_spread must be a finite number"
+  ):
     sweep.run(_config("plateau", start_spread=-1.0), quiet=True)
   with pytest.raises(sweep.ConfigError, match=r"problem"):
     sweep.run(_config("plateau", hidden=[3]), quiet=True)
 
 
 def test_landscape_results_round_trip_and_draw_the_paths(tmp_path):
-  result = sweep.run(_config("tilted_double_well", steps=60, log_every=10, seeds=2,
-                             start_spread=0.2), tmp_path / "run", quiet=True)
+  result = sweep.run(
+    _config("tilted_double_well", steps=60, log_every=10, seeds=2, start_spread=0.2),
+    tmp_path / "run",
+    quiet=True,
+  )
   written = report.save(result, tmp_path / "run")
   assert (tmp_path / "run" / "paths.png") in written["figures"]
   loaded = results.load_results(tmp_path / "run")
@@ -148,5 +169,6 @@ def test_landscape_results_round_trip_and_draw_the_paths(tmp_path):
   pooled = results.aggregate_over_seeds(result.summary)
   assert "val_distance_to_minimum_mean" in pooled.columns and len(pooled) == 4
   with pytest.raises(ValueError, match="curves must be a column"):
-    plots.plot_landscape_paths(result.curves.drop(columns=["val_x"]), result.summary,
-                               get_landscape("tilted_double_well"))
+    plots.plot_landscape_paths(
+      result.curves.drop(columns=["val_x"]), result.summary, get_landscape("tilted_double_well")
+    )

@@ -54,8 +54,9 @@ def _problem(maximize=False, dtype=jnp.float32):
   sign = -1.0 if maximize else 1.0
 
   def loss_fn(params):
-    return sign * (0.5 * jnp.mean((a @ params["x"] - b) ** 2)
-                   + 0.5 * jnp.mean((p @ params["W"] - q) ** 2))
+    return sign * (
+      0.5 * jnp.mean((a @ params["x"] - b) ** 2) + 0.5 * jnp.mean((p @ params["W"] - q) ** 2)
+    )
 
   params = {k: jnp.asarray(DATA[f"problem__{k}0"], dtype) for k in ("x", "W")}
   return loss_fn, params
@@ -83,10 +84,10 @@ def _assert_paths_close(ours, theirs, atol=ATOL, rtol=RTOL) -> None:
     if bad.any():
       step = int(np.argmax(bad))
       raise AssertionError(
-          f"leaf {leaf!r} first leaves tolerance at step {step + 1} of {STEPS} "
-          f"(max |error| there {error[step].max():.3g}, over the run {error.max():.3g}; "
-          f"rtol={rtol}, atol={np.max(leaf_atol):.3g}):\n"
-          f"ours   {ours[leaf][step].ravel()}\ntorch  {theirs[leaf][step].ravel()}"
+        f"leaf {leaf!r} first leaves tolerance at step {step + 1} of {STEPS} "
+        f"(max |error| there {error[step].max():.3g}, over the run {error.max():.3g}; "
+        f"rtol={rtol}, atol={np.max(leaf_atol):.3g}):\n"
+        f"ours   {ours[leaf][step].ravel()}\ntorch  {theirs[leaf][step].ravel()}"
       )
 
 
@@ -98,7 +99,8 @@ def _max_error(ours, theirs) -> float:
 # pairs with the recorded torch configuration, built from the stored
 # hyperparameters by the registry's replay.
 OPTIMIZERS: dict[str, Callable[[dict], optax.GradientTransformation]] = {
-    case: entry.replay for entry in REGISTRY.values() for case in entry.torch}
+  case: entry.replay for entry in REGISTRY.values() for case in entry.torch
+}
 
 # Recorded only to be told apart (test_torch_dampening_is_not_the_ema_form).
 NOT_EQUIVALENT = {"sgd_dampened"}
@@ -116,8 +118,9 @@ def _exact_run(tx_of_case, case) -> tuple[dict[str, np.ndarray], list]:
       p = optax.apply_updates(p, updates)
       return (p, state), (p, state)
 
-    _, (path, states) = jax.jit(
-        lambda p: jax.lax.scan(step, (p, tx.init(p)), None, length=STEPS))(params)
+    _, (path, states) = jax.jit(lambda p: jax.lax.scan(step, (p, tx.init(p)), None, length=STEPS))(
+      params
+    )
     return {k: np.asarray(v) for k, v in path.items()}, jax.tree.map(np.asarray, states)
 
 
@@ -136,8 +139,11 @@ def _schedule_error(h) -> np.ndarray | float:
   exact = _exact_learning_rates(h)
   if exact is None:
     return 0.0
-  schedule = (mj.cosine_annealing(h["lr"], h["t_max"], h["lr_min"]) if "t_max" in h
-              else mj.step_decay(h["lr"], h["gamma"], h["step_size"]))
+  schedule = (
+    mj.cosine_annealing(h["lr"], h["t_max"], h["lr_min"])
+    if "t_max" in h
+    else mj.step_decay(h["lr"], h["gamma"], h["step_size"])
+  )
   ours = np.asarray(jax.vmap(schedule)(jnp.arange(STEPS, dtype=jnp.int32)), np.float64)
   return np.abs(ours / exact - 1)
 
@@ -156,8 +162,9 @@ def _amplified(case, states) -> np.ndarray | float:
     relative = _tolerances.adam_bias_correction_error(h["b1"], h["b2"], STEPS)
   if h.get("centered"):
     nu, mu = optax.tree.get(states, "nu"), optax.tree.get(states, "mu")
-    worst = [(0.5 * _tolerances.cancellation(nu[k], mu[k] ** 2)).reshape(STEPS, -1).max(axis=1)
-             for k in nu]
+    worst = [
+      (0.5 * _tolerances.cancellation(nu[k], mu[k] ** 2)).reshape(STEPS, -1).max(axis=1) for k in nu
+    ]
     relative = relative + np.max(worst, axis=0)
   return relative
 
@@ -180,9 +187,9 @@ def _bounds(name: str, exact) -> tuple[dict, dict]:
   formula, rounding = {}, {}
   for k in path:
     float64 = 2 * _tolerances.in_float64(
-        _tolerances.float32_drift_bound(start[k], path[k], amplified))
-    formula[k] = (case["float32_drift"] + float64
-                  + _tolerances.carried(schedule, start[k], path[k]))
+      _tolerances.float32_drift_bound(start[k], path[k], amplified)
+    )
+    formula[k] = case["float32_drift"] + float64 + _tolerances.carried(schedule, start[k], path[k])
     rounding[k] = _tolerances.float32_drift_bound(start[k], path[k], amplified + schedule)
   return formula, rounding
 
@@ -211,10 +218,11 @@ def test_optimizer_matches_torch_every_step(name):
 
 
 @pytest.mark.xfail(
-    strict=True,
-    reason="float32 bias correction 1 - b2**t with b2 = 0.999 rounded to float32 "
-    "(as optax): ~6e-6 relative per update, 1.3e-5 over the run; see "
-    "_tolerances.bias_correction_error. Drop this marker if the correction is made exact.")
+  strict=True,
+  reason="float32 bias correction 1 - b2**t with b2 = 0.999 rounded to float32 "
+  "(as optax): ~6e-6 relative per update, 1.3e-5 over the run; see "
+  "_tolerances.bias_correction_error. Drop this marker if the correction is made exact.",
+)
 def test_adam_matches_torch_at_the_plain_tolerance():
   theirs = _torch_path("adam")
   ours = _jax_path(OPTIMIZERS["adam"](OPTIMIZER_CASES["adam"]["hyper"]))
@@ -225,7 +233,8 @@ def test_adam_matches_torch_at_the_plain_tolerance():
 
 
 @pytest.mark.parametrize(
-    "name", ["rmsprop", "rmsprop_centered", "rmsprop_momentum", "rmsprop_centered_momentum"])
+  "name", ["rmsprop", "rmsprop_centered", "rmsprop_momentum", "rmsprop_centered_momentum"]
+)
 def test_eps_inside_the_root_is_not_torch_rmsprop(name):
   # torch divides by √E[g²] + eps; the default eps_in_sqrt=True by √(E[g²] + eps).
   theirs = _torch_path(name)
@@ -245,8 +254,8 @@ def test_torch_dampening_is_not_the_ema_form():
   start = {k: DATA[f"problem__{k}0"] for k in ("x", "W")}
   for k in theirs:
     np.testing.assert_allclose(
-        theirs[k][0] - start[k], (ours[k][0] - start[k]) / (1 - hyper["beta"]),
-        rtol=1e-5, atol=1e-6)
+      theirs[k][0] - start[k], (ours[k][0] - start[k]) / (1 - hyper["beta"]), rtol=1e-5, atol=1e-6
+    )
 
 
 def test_optax_rmsprop_momentum_differs_from_torch_under_a_schedule():
@@ -256,27 +265,48 @@ def test_optax_rmsprop_momentum_differs_from_torch_under_a_schedule():
   # (optax's float32 run is held to ours in float64 as ours is: the same
   # formula in exact arithmetic, rounded within the same bound.)
   constant = OPTIMIZER_CASES["rmsprop_momentum"]["hyper"]
-  ours = _jax_path(optax.rmsprop(
-      constant["lr"], constant["decay"], constant["eps"], eps_in_sqrt=False,
-      momentum=constant["momentum"]))
-  formula, rounding = _bounds("rmsprop_momentum", _exact_run(
-      OPTIMIZERS["rmsprop_momentum"], OPTIMIZER_CASES["rmsprop_momentum"]))
-  _assert_paths_close(ours, _torch_path("rmsprop_momentum"),
-                      atol={k: formula[k] + rounding[k] for k in formula}, rtol=0)
+  ours = _jax_path(
+    optax.rmsprop(
+      constant["lr"],
+      constant["decay"],
+      constant["eps"],
+      eps_in_sqrt=False,
+      momentum=constant["momentum"],
+    )
+  )
+  formula, rounding = _bounds(
+    "rmsprop_momentum",
+    _exact_run(OPTIMIZERS["rmsprop_momentum"], OPTIMIZER_CASES["rmsprop_momentum"]),
+  )
+  _assert_paths_close(
+    ours,
+    _torch_path("rmsprop_momentum"),
+    atol={k: formula[k] + rounding[k] for k in formula},
+    rtol=0,
+  )
 
   h = OPTIMIZER_CASES["rmsprop_momentum_cosine"]["hyper"]
   schedule = mj.cosine_annealing(h["lr"], h["t_max"], h["lr_min"])
-  ours = _jax_path(optax.rmsprop(
-      schedule, h["decay"], h["eps"], eps_in_sqrt=False, momentum=h["momentum"]))
+  ours = _jax_path(
+    optax.rmsprop(schedule, h["decay"], h["eps"], eps_in_sqrt=False, momentum=h["momentum"])
+  )
   assert _max_error(ours, _torch_path("rmsprop_momentum_cosine")) > 1e-3
 
 
 _OFF = {"weight_decay": 0.0, "amsgrad": False, "lr_decay": 0.0}
 
 
-@pytest.mark.parametrize("name", [
-    "sgd_weight_decay", "rmsprop_weight_decay", "adagrad_lr_decay", "adam_weight_decay",
-    "adam_amsgrad", "adamw"])
+@pytest.mark.parametrize(
+  "name",
+  [
+    "sgd_weight_decay",
+    "rmsprop_weight_decay",
+    "adagrad_lr_decay",
+    "adam_weight_decay",
+    "adam_amsgrad",
+    "adamw",
+  ],
+)
 def test_each_new_argument_changes_the_path(name):
   # Without it, the replay leaves torch's path: the cases exercise the argument.
   hyper = OPTIMIZER_CASES[name]["hyper"]
@@ -306,12 +336,11 @@ def test_optax_amsgrad_is_not_torch_amsgrad():
 # torch.optim.lr_scheduler class -> the momentum_jax schedule its docstring
 # names, from the base learning rate and the scheduler's kwargs.
 SCHEDULES: dict[str, Callable[[float, dict], mj.Schedule]] = {
-    "StepLR": lambda lr, kw: mj.step_decay(lr, kw["gamma"], kw["step_size"]),
-    "CosineAnnealingLR": lambda lr, kw: mj.cosine_annealing(lr, kw["T_max"], kw["eta_min"]),
-    "PolynomialLR": lambda lr, kw: mj.polynomial_decay(lr, kw["total_iters"], kw["power"]),
-    "ExponentialLR": lambda lr, kw: mj.exponential_decay(lr, kw["gamma"]),
-    "LinearLR": lambda lr, kw: mj.linear_warmup(
-        kw["start_factor"] * lr, lr, kw["total_iters"]),
+  "StepLR": lambda lr, kw: mj.step_decay(lr, kw["gamma"], kw["step_size"]),
+  "CosineAnnealingLR": lambda lr, kw: mj.cosine_annealing(lr, kw["T_max"], kw["eta_min"]),
+  "PolynomialLR": lambda lr, kw: mj.polynomial_decay(lr, kw["total_iters"], kw["power"]),
+  "ExponentialLR": lambda lr, kw: mj.exponential_decay(lr, kw["gamma"]),
+  "LinearLR": lambda lr, kw: mj.linear_warmup(kw["start_factor"] * lr, lr, kw["total_iters"]),
 }
 
 
@@ -340,8 +369,9 @@ def test_schedule_matches_torch_every_step(name):
   np.testing.assert_allclose(ours, theirs, rtol=RTOL, atol=ATOL, err_msg=name)
 
 
-@pytest.mark.parametrize("name", sorted(
-    n for n, c in SCHEDULE_CASES.items() if c["torch"]["name"] == "CosineAnnealingLR"))
+@pytest.mark.parametrize(
+  "name", sorted(n for n, c in SCHEDULE_CASES.items() if c["torch"]["name"] == "CosineAnnealingLR")
+)
 def test_cosine_holds_at_lr_min_where_torch_climbs_back(name):
   ours, theirs, torch_config = _schedule_values(name)
   t_max, lr_min = torch_config["kwargs"]["T_max"], torch_config["kwargs"]["eta_min"]
@@ -351,6 +381,6 @@ def test_cosine_holds_at_lr_min_where_torch_climbs_back(name):
   # torch follows the cosine on: lr_min + ½(lr − lr_min)(1 + cos(π t / T_max)).
   t = np.arange(t_max + 1, len(theirs))
   np.testing.assert_allclose(
-      theirs[t_max + 1:], lr_min + 0.5 * (base - lr_min) * (1 + np.cos(np.pi * t / t_max)),
-      rtol=1e-9)
-  assert (theirs[t_max + 1:] > lr_min).all()
+    theirs[t_max + 1 :], lr_min + 0.5 * (base - lr_min) * (1 + np.cos(np.pi * t / t_max)), rtol=1e-9
+  )
+  assert (theirs[t_max + 1 :] > lr_min).all()

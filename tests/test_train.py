@@ -30,21 +30,22 @@ def digits():
 
 # Every optimizer at a sensible setting for the 1000-sample regression.
 REGRESSION_SETTINGS = {
-    "sgd": (mj.sgd, {"learning_rate": 0.1}),
-    "momentum_ema": (mj.momentum, {"learning_rate": 0.1, "beta": 0.9}),
-    "momentum_heavy_ball": (HEAVY_BALL, {"learning_rate": 0.01, "beta": 0.9}),
-    "nesterov": (mj.nesterov, {"learning_rate": 0.01, "beta": 0.9}),
-    "rmsprop": (mj.rmsprop, {"learning_rate": 0.01}),
-    "adagrad": (mj.adagrad, {"learning_rate": 0.5}),
-    "adam": (mj.adam, {"learning_rate": 0.05}),
+  "sgd": (mj.sgd, {"learning_rate": 0.1}),
+  "momentum_ema": (mj.momentum, {"learning_rate": 0.1, "beta": 0.9}),
+  "momentum_heavy_ball": (HEAVY_BALL, {"learning_rate": 0.01, "beta": 0.9}),
+  "nesterov": (mj.nesterov, {"learning_rate": 0.01, "beta": 0.9}),
+  "rmsprop": (mj.rmsprop, {"learning_rate": 0.01}),
+  "adagrad": (mj.adagrad, {"learning_rate": 0.5}),
+  "adam": (mj.adam, {"learning_rate": 0.05}),
 }
 
 
 @pytest.mark.parametrize("name", sorted(REGRESSION_SETTINGS))
 def test_linear_regression_recovers_slope_and_intercept(regression, name):
   factory, hyperparameters = REGRESSION_SETTINGS[name]
-  result = train(regression, factory, hyperparameters, jax.random.key(0),
-                 TrainConfig(steps=600, log_every=100))
+  result = train(
+    regression, factory, hyperparameters, jax.random.key(0), TrainConfig(steps=600, log_every=100)
+  )
   layer = result.params["layers"][0]
   np.testing.assert_allclose(layer["kernel"][...][0, 0], 3.0, atol=0.05)
   np.testing.assert_allclose(layer["bias"][...][0], 2.0, atol=0.05)
@@ -54,15 +55,25 @@ def test_linear_regression_recovers_slope_and_intercept(regression, name):
 
 def test_digits_mlp_reaches_95_percent_with_adam():
   problem = problems.get_problem("digits_mlp")
-  result = train(problem, mj.adam, {"learning_rate": 1e-3}, jax.random.key(0),
-                 TrainConfig(steps=300, batch_size=128, log_every=100))
+  result = train(
+    problem,
+    mj.adam,
+    {"learning_rate": 1e-3},
+    jax.random.key(0),
+    TrainConfig(steps=300, batch_size=128, log_every=100),
+  )
   assert float(result.metrics["val_accuracy"][-1]) >= 0.95
 
 
 def test_cnn_learns_digits():
   problem = problems.get_problem("digits_cnn")
-  result = train(problem, mj.adam, {"learning_rate": 3e-3}, jax.random.key(1),
-                 TrainConfig(steps=200, batch_size=64, log_every=100))
+  result = train(
+    problem,
+    mj.adam,
+    {"learning_rate": 3e-3},
+    jax.random.key(1),
+    TrainConfig(steps=200, batch_size=64, log_every=100),
+  )
   accuracy = np.asarray(result.metrics["val_accuracy"])
   assert accuracy[-1] >= 0.9, accuracy
 
@@ -88,7 +99,8 @@ def test_vmap_over_hyperparameters_and_seeds_equals_single_runs(digits):
   for k in range(3):
     alone = single(jax.tree.map(lambda v: v[k], batch), keys[k])
     chex.assert_trees_all_close(
-        jax.tree.map(lambda v: v[k], batched.metrics), alone.metrics, rtol=1e-5, atol=1e-6)
+      jax.tree.map(lambda v: v[k], batched.metrics), alone.metrics, rtol=1e-5, atol=1e-6
+    )
 
 
 def test_minibatches_cover_each_epoch_without_repeats():
@@ -117,7 +129,8 @@ def test_training_steps_on_the_minibatches_minibatch_indices_draws():
   def step(params, index):
     x, y = data.x_train[index], data.y_train[index]
     loss, grads = jax.value_and_grad(
-        lambda p: problem.loss(nnx.merge(graphdef, p, rest, copy=True), x, y))(params)
+      lambda p: problem.loss(nnx.merge(graphdef, p, rest, copy=True), x, y)
+    )(params)
     return jax.tree.map(lambda w, g: w - 0.1 * g, params, grads), loss
 
   losses = []
@@ -132,8 +145,13 @@ def test_training_steps_on_the_minibatches_minibatch_indices_draws():
 def test_sgd_minibatch_and_full_batch_all_learn(batch_size):
   problem = problems.get_problem("breast_cancer")
   steps = 200
-  result = train(problem, mj.sgd, {"learning_rate": 0.05 if batch_size else 0.5},
-                 jax.random.key(0), TrainConfig(steps=steps, batch_size=batch_size, log_every=50))
+  result = train(
+    problem,
+    mj.sgd,
+    {"learning_rate": 0.05 if batch_size else 0.5},
+    jax.random.key(0),
+    TrainConfig(steps=steps, batch_size=batch_size, log_every=50),
+  )
   losses = np.asarray(result.metrics["train_loss"])
   assert losses[-1] < 0.5 * losses[0]
   assert float(result.metrics["val_accuracy"][-1]) > 0.9
@@ -162,10 +180,15 @@ def test_per_layer_gradient_norms_are_logged(digits):
   norms = result.metrics["grad_norms"]
   assert norms["layers"][0]["kernel"].shape == (2,)
   leaves = jnp.stack([n for n in jax.tree.leaves(norms)])
-  np.testing.assert_allclose(jnp.sqrt(jnp.sum(leaves**2, axis=0)), result.metrics["grad_norm"],
-                             rtol=1e-5)
+  np.testing.assert_allclose(
+    jnp.sqrt(jnp.sum(leaves**2, axis=0)), result.metrics["grad_norm"], rtol=1e-5
+  )
   assert sorted(mj.named_norms(norms)) == [
-      "layers/0/bias", "layers/0/kernel", "layers/1/bias", "layers/1/kernel"]
+    "layers/0/bias",
+    "layers/0/kernel",
+    "layers/1/bias",
+    "layers/1/kernel",
+  ]
 
 
 def test_bad_configuration_is_refused(digits):
@@ -190,10 +213,10 @@ def test_a_diverging_configuration_is_flagged_frozen_and_isolated(regression):
   assert 0 < diverged[1] < 20
   # The others are untouched: finite, and bit-identical to a batch without it.
   assert np.isfinite(np.asarray(batched.metrics["train_loss"][0])).all()
-  without = jax.jit(jax.vmap(run))(
-      jax.tree.map(lambda v: v[::2], batch), keys[::2])
-  jax.tree.map(lambda a, b: np.testing.assert_array_equal(a[::2], b),
-               batched.metrics, without.metrics)
+  without = jax.jit(jax.vmap(run))(jax.tree.map(lambda v: v[::2], batch), keys[::2])
+  jax.tree.map(
+    lambda a, b: np.testing.assert_array_equal(a[::2], b), batched.metrics, without.metrics
+  )
 
 
 def test_a_diverged_run_keeps_its_parameters_and_model_state(regression):
@@ -201,8 +224,12 @@ def test_a_diverged_run_keeps_its_parameters_and_model_state(regression):
   # parameters (bit for bit), though its optimizer state goes on.
   batch = {"learning_rate": jnp.array([5.0]), "beta": jnp.array([0.9])}
   keys = jax.random.split(jax.random.key(0), 1)
-  short, long = (jax.jit(jax.vmap(build_train(regression, HEAVY_BALL, TrainConfig(
-      steps=steps, log_every=20))))(batch, keys) for steps in (40, 60))
+  short, long = (
+    jax.jit(jax.vmap(build_train(regression, HEAVY_BALL, TrainConfig(steps=steps, log_every=20))))(
+      batch, keys
+    )
+    for steps in (40, 60)
+  )
   assert 0 < int(short.diverged_at_step[0]) < 20
   jax.tree.map(np.testing.assert_array_equal, short.params, long.params)
   jax.tree.map(np.testing.assert_array_equal, short.rest, long.rest)

@@ -72,10 +72,7 @@ def log10_ratio(**options) -> float:
       return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
 
     grads = dict(nnx.to_flat_state(jax.grad(loss_fn)(params)))
-    return jnp.log10(
-        jnp.linalg.norm(grads[first][...])
-        / jnp.linalg.norm(grads[last_hidden][...])
-    )
+    return jnp.log10(jnp.linalg.norm(grads[first][...]) / jnp.linalg.norm(grads[last_hidden][...]))
 
   logs = []
   for seed, model in enumerate(models):
@@ -95,14 +92,14 @@ def test_naive_sigmoid_gradients_vanish():
 
 
 @pytest.mark.parametrize(
-    "options",
-    [
-        dict(activation="relu", init="he_normal"),
-        dict(activation="tanh", init="xavier_uniform"),
-        dict(NAIVE_SIGMOID, batch_norm=True),
-        dict(NAIVE_SIGMOID, residual=True),
-    ],
-    ids=["relu_he", "tanh_xavier", "batch_norm", "residual"],
+  "options",
+  [
+    dict(activation="relu", init="he_normal"),
+    dict(activation="tanh", init="xavier_uniform"),
+    dict(NAIVE_SIGMOID, batch_norm=True),
+    dict(NAIVE_SIGMOID, residual=True),
+  ],
+  ids=["relu_he", "tanh_xavier", "batch_norm", "residual"],
 )
 def test_cure_closes_most_of_the_gap(options):
   vanishing = log10_ratio(**NAIVE_SIGMOID)

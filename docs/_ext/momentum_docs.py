@@ -22,10 +22,16 @@ from pathlib import Path
 
 # The modules whose every public name the API reference documents.
 API_MODULES = (
-    "momentum_jax", "momentum_jax.optim", "momentum_jax.sweep",
-    "momentum_jax.sweep.strategies", "momentum_jax.results", "momentum_jax.report",
-    "momentum_jax.train", "momentum_jax.problems", "momentum_jax.models",
-    "momentum_jax.data",
+  "momentum_jax",
+  "momentum_jax.optim",
+  "momentum_jax.sweep",
+  "momentum_jax.sweep.strategies",
+  "momentum_jax.results",
+  "momentum_jax.report",
+  "momentum_jax.train",
+  "momentum_jax.problems",
+  "momentum_jax.models",
+  "momentum_jax.data",
 )
 # ``momentum_jax`` re-exports the optimizers: an entry under the module it
 # re-exports covers its name (the page says so).
@@ -38,8 +44,10 @@ def public_names(module_name: str) -> list[str]:
   module = importlib.import_module(module_name)
   names = getattr(module, "__all__", None)
   if names is None:
-    raise AttributeError(f"{module_name} has no __all__: list its public names there, "
-                         "so the API reference can be checked against them")
+    raise AttributeError(
+      f"{module_name} has no __all__: list its public names there, "
+      "so the API reference can be checked against them"
+    )
   return sorted(names)
 
 
@@ -62,8 +70,11 @@ def autosummary_entries(text: str) -> set[str]:
   """
   entries = set()
   for block in re.findall(r"\.\. autosummary::\n(.*?)```", text, re.S):
-    entries.update(line.strip() for line in block.splitlines()
-                   if line.strip() and not line.strip().startswith(":"))
+    entries.update(
+      line.strip()
+      for line in block.splitlines()
+      if line.strip() and not line.strip().startswith(":")
+    )
   return entries
 
 
@@ -77,10 +88,12 @@ def _drop_builtin_docstrings(app, what, name, obj, options, lines) -> None:
 
 def _check_api_coverage(app, env) -> None:
   from sphinx.util import logging
+
   documented = set(env.get_domain("py").objects)
   for name in missing_entries(documented):
-    logging.getLogger(__name__).warning("API reference: the public name %s has no entry; add it to "
-                   "docs/reference/api.md", name)
+    logging.getLogger(__name__).warning(
+      "API reference: the public name %s has no entry; add it to docs/reference/api.md", name
+    )
 
 
 # --- the config reference ---------------------------------------------------------------
@@ -108,14 +121,19 @@ def _type(schema: dict) -> str:
 
 
 def _bounds(schema: dict, low: str, high: str, unit: str = "") -> str:
-  parts = [f"≥ {schema[low]}" if low in schema else "", f"≤ {schema[high]}" if high in schema else ""]
+  parts = [
+    f"≥ {schema[low]}" if low in schema else "",
+    f"≤ {schema[high]}" if high in schema else "",
+  ]
   text = ", ".join(part for part in parts if part)
   return f" ({text}{unit})" if text else ""
 
 
 def _exclusive(schema: dict) -> str:
-  parts = [f"> {schema['exclusiveMinimum']}" if "exclusiveMinimum" in schema else "",
-           f"< {schema['exclusiveMaximum']}" if "exclusiveMaximum" in schema else ""]
+  parts = [
+    f"> {schema['exclusiveMinimum']}" if "exclusiveMinimum" in schema else "",
+    f"< {schema['exclusiveMaximum']}" if "exclusiveMaximum" in schema else "",
+  ]
   text = ", ".join(part for part in parts if part)
   return f" ({text})" if text else ""
 
@@ -132,8 +150,9 @@ def _section(title: str, schema: dict) -> list[str]:
   lines += ["| key | type | default | description |", "|---|---|---|---|"]
   for key, field in schema.get("properties", {}).items():
     default = "required" if key in required else f"`{json.dumps(field.get('default'))}`"
-    lines.append(f"| `{key}` | {_cell(_type(field))} | {default} | "
-                 f"{_cell(field.get('description', ''))} |")
+    lines.append(
+      f"| `{key}` | {_cell(_type(field))} | {default} | {_cell(field.get('description', ''))} |"
+    )
   extra = schema.get("additionalProperties")
   if isinstance(extra, dict):
     lines.append(f"| *other keys* | | | {_cell(extra.get('description', ''))} |")
@@ -143,6 +162,7 @@ def _section(title: str, schema: dict) -> list[str]:
 def config_reference_markdown() -> str:
   """The config reference: the top level, then each section the schema defines."""
   from momentum_jax.sweep import _schema
+
   schema = _schema.json_schema()
   lines = _section("SweepSchema", schema)
   for name, section in schema["$defs"].items():
@@ -156,7 +176,9 @@ def config_reference_markdown() -> str:
 
 def _options(parser: argparse.ArgumentParser) -> list[str]:
   lines = ["| argument | default | description |", "|---|---|---|"]
-  for action in parser._actions:  # argparse keeps them nowhere public; sphinx-argparse reads them too
+  for (
+    action
+  ) in parser._actions:  # argparse keeps them nowhere public; sphinx-argparse reads them too
     if isinstance(action, (argparse._HelpAction, argparse._SubParsersAction)):
       continue
     name = ", ".join(action.option_strings) or action.dest
@@ -170,14 +192,24 @@ def _options(parser: argparse.ArgumentParser) -> list[str]:
 def cli_reference_markdown() -> str:
   """Each ``momentum-jax`` command: its usage, its help and its arguments."""
   from momentum_jax import cli
+
   parser = cli.build_parser()
-  commands = next(action for action in parser._actions
-                  if isinstance(action, argparse._SubParsersAction))
+  commands = next(
+    action for action in parser._actions if isinstance(action, argparse._SubParsersAction)
+  )
   helps = {choice.dest: choice.help for choice in commands._choices_actions}
   lines = [_cell(parser.description), ""]
   for name, command in commands.choices.items():
-    lines += [f"## `momentum-jax {name}`", "", _cell(helps.get(name, "")), "",
-              "```text", command.format_usage().strip(), "```", ""]
+    lines += [
+      f"## `momentum-jax {name}`",
+      "",
+      _cell(helps.get(name, "")),
+      "",
+      "```text",
+      command.format_usage().strip(),
+      "```",
+      "",
+    ]
     lines += [*_options(command), ""]
   return "\n".join(lines)
 
@@ -191,8 +223,9 @@ def _directive(make):
   class Generated(Directive):
     def run(self):
       container = nodes.container()
-      self.state.nested_parse(StringList(make().splitlines()), self.content_offset, container,
-                              match_titles=True)
+      self.state.nested_parse(
+        StringList(make().splitlines()), self.content_offset, container, match_titles=True
+      )
       return container.children
 
   return Generated

@@ -26,8 +26,19 @@ from momentum_jax.data._sklearn import load_breast_cancer
 from momentum_jax.data._sklearn import load_digits
 
 __all__ = [
-    "CIFAR10NotFoundError", "CIFAR10_ENV_VAR", "Dataset", "LANDSCAPES",
-    "Landscape", "get_landscape", "least_squares", "load_breast_cancer", "load_cifar10",
-    "load_digits", "reach_fraction", "regression_normal", "regression_uniform",
-    "run_on_landscape", "Stream",
+  "CIFAR10NotFoundError",
+  "CIFAR10_ENV_VAR",
+  "Dataset",
+  "LANDSCAPES",
+  "Landscape",
+  "get_landscape",
+  "least_squares",
+  "load_breast_cancer",
+  "load_cifar10",
+  "load_digits",
+  "reach_fraction",
+  "regression_normal",
+  "regression_uniform",
+  "run_on_landscape",
+  "Stream",
 ]

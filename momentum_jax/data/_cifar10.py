@@ -44,8 +44,18 @@ FOLDER_NAME = "cifar-10-batches-py"
 TRAIN_FILES = tuple(f"data_batch_{i}" for i in range(1, 6))
 TEST_FILE = "test_batch"
 META_FILE = "batches.meta"
-CLASS_NAMES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog",
-               "horse", "ship", "truck")
+CLASS_NAMES = (
+  "airplane",
+  "automobile",
+  "bird",
+  "cat",
+  "deer",
+  "dog",
+  "frog",
+  "horse",
+  "ship",
+  "truck",
+)
 _URL = "https://www.cs.toronto.edu/~kriz/cifar.html"
 _IMAGE_SIZE = 32
 _NUM_PIXELS = 3 * _IMAGE_SIZE * _IMAGE_SIZE
@@ -57,34 +67,36 @@ class CIFAR10NotFoundError(FileNotFoundError):
 
 def _how_to_fix() -> str:
   return (
-      f"Download cifar-10-python.tar.gz from {_URL}, extract it "
-      "(tar -xzf cifar-10-python.tar.gz), then pass "
-      f"load_cifar10(path='/path/to/{FOLDER_NAME}') or set the environment "
-      f"variable {CIFAR10_ENV_VAR}=/path/to/{FOLDER_NAME} (the folder that "
-      f"contains {FOLDER_NAME}/ works too). momentum_jax never downloads it.")
+    f"Download cifar-10-python.tar.gz from {_URL}, extract it "
+    "(tar -xzf cifar-10-python.tar.gz), then pass "
+    f"load_cifar10(path='/path/to/{FOLDER_NAME}') or set the environment "
+    f"variable {CIFAR10_ENV_VAR}=/path/to/{FOLDER_NAME} (the folder that "
+    f"contains {FOLDER_NAME}/ works too). momentum_jax never downloads it."
+  )
 
 
-def _resolve_folder(
-    path: str | os.PathLike[str] | None, required: tuple[str, ...]
-) -> pathlib.Path:
+def _resolve_folder(path: str | os.PathLike[str] | None, required: tuple[str, ...]) -> pathlib.Path:
   """The folder holding the batch files, or a CIFAR10NotFoundError saying why not."""
   if path is None:
     path = os.environ.get(CIFAR10_ENV_VAR)
     if not path:
       raise CIFAR10NotFoundError(
-          f"No CIFAR-10 folder given: path is None and the environment "
-          f"variable {CIFAR10_ENV_VAR} is not set. {_how_to_fix()}")
+        f"No CIFAR-10 folder given: path is None and the environment "
+        f"variable {CIFAR10_ENV_VAR} is not set. {_how_to_fix()}"
+      )
     source = f" (from the environment variable {CIFAR10_ENV_VAR})"
   else:
     source = ""
   folder = pathlib.Path(path).expanduser().resolve()
   if not folder.exists():
     raise CIFAR10NotFoundError(
-        f"The CIFAR-10 folder {folder}{source} does not exist. {_how_to_fix()}")
+      f"The CIFAR-10 folder {folder}{source} does not exist. {_how_to_fix()}"
+    )
   if not folder.is_dir():
     raise CIFAR10NotFoundError(
-        f"The CIFAR-10 path {folder}{source} is a file, not a folder; if it "
-        f"is the archive, extract it first. {_how_to_fix()}")
+      f"The CIFAR-10 path {folder}{source} is a file, not a folder; if it "
+      f"is the archive, extract it first. {_how_to_fix()}"
+    )
   nested = folder / FOLDER_NAME
   known = (*TRAIN_FILES, TEST_FILE, META_FILE)
   note = ""
@@ -96,9 +108,10 @@ def _resolve_folder(
     if not note and len(missing) == len(required):
       note = f" (it has no {FOLDER_NAME}/ subfolder either)"
     raise CIFAR10NotFoundError(
-        f"CIFAR-10 files are missing in the folder {folder}{source}{note}: "
-        f"expected {', '.join(required)}; missing {', '.join(missing)}. "
-        f"{_how_to_fix()}")
+      f"CIFAR-10 files are missing in the folder {folder}{source}{note}: "
+      f"expected {', '.join(required)}; missing {', '.join(missing)}. "
+      f"{_how_to_fix()}"
+    )
   return folder
 
 
@@ -108,13 +121,13 @@ class _ArrayUnpickler(pickle.Unpickler):
   # What a NumPy array needs, under the names NumPy 1 (the official files),
   # NumPy 2 and Python 3's protocol-2 bytes encoding write.
   _ALLOWED = {
-      ("numpy", "ndarray"): np.ndarray,
-      ("numpy", "dtype"): np.dtype,
-      ("numpy.core.multiarray", "_reconstruct"): _multiarray._reconstruct,
-      ("numpy._core.multiarray", "_reconstruct"): _multiarray._reconstruct,
-      ("numpy.core.multiarray", "scalar"): _multiarray.scalar,
-      ("numpy._core.multiarray", "scalar"): _multiarray.scalar,
-      ("_codecs", "encode"): codecs.encode,
+    ("numpy", "ndarray"): np.ndarray,
+    ("numpy", "dtype"): np.dtype,
+    ("numpy.core.multiarray", "_reconstruct"): _multiarray._reconstruct,
+    ("numpy._core.multiarray", "_reconstruct"): _multiarray._reconstruct,
+    ("numpy.core.multiarray", "scalar"): _multiarray.scalar,
+    ("numpy._core.multiarray", "scalar"): _multiarray.scalar,
+    ("_codecs", "encode"): codecs.encode,
   }
 
   def find_class(self, module: str, name: str) -> Any:
@@ -122,8 +135,8 @@ class _ArrayUnpickler(pickle.Unpickler):
       return self._ALLOWED[(module, name)]
     except KeyError:
       raise pickle.UnpicklingError(
-          f"refusing to load {module}.{name}: a CIFAR-10 batch holds only "
-          "arrays, lists and bytes") from None
+        f"refusing to load {module}.{name}: a CIFAR-10 batch holds only arrays, lists and bytes"
+      ) from None
 
 
 def _get(batch: dict[Any, Any], key: str) -> Any:
@@ -139,14 +152,23 @@ def _read_pickle(file: pathlib.Path) -> dict[Any, Any]:
     with open(file, "rb") as handle:
       # encoding="bytes": the official files were written by Python 2.
       content = _ArrayUnpickler(handle, encoding="bytes").load()
-  except (pickle.UnpicklingError, EOFError, ValueError, TypeError,
-          AttributeError, IndexError) as error:
+  except (
+    pickle.UnpicklingError,
+    EOFError,
+    ValueError,
+    TypeError,
+    AttributeError,
+    IndexError,
+  ) as error:
     raise ValueError(
-        f"{file} is not a CIFAR-10 python-format batch ({error}); replace it "
-        f"with the file from {_URL}") from error
+      f"{file} is not a CIFAR-10 python-format batch ({error}); replace it "
+      f"with the file from {_URL}"
+    ) from error
   if not isinstance(content, dict):
-    raise ValueError(f"{file} holds a {type(content).__name__}, but a CIFAR-10 "
-                     "batch is a dict with keys b'data' and b'labels'")
+    raise ValueError(
+      f"{file} holds a {type(content).__name__}, but a CIFAR-10 "
+      "batch is a dict with keys b'data' and b'labels'"
+    )
   return content
 
 
@@ -156,19 +178,19 @@ def _read_batch(file: pathlib.Path) -> tuple[np.ndarray, np.ndarray]:
   try:
     data, labels = _get(batch, "data"), _get(batch, "labels")
   except KeyError as error:
-    raise ValueError(f"{file} has no key b'{error.args[0]}'; a CIFAR-10 batch "
-                     "has keys b'data' and b'labels'") from None
+    raise ValueError(
+      f"{file} has no key b'{error.args[0]}'; a CIFAR-10 batch has keys b'data' and b'labels'"
+    ) from None
   data = np.asarray(data)
   labels = np.asarray(labels)
   if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != _NUM_PIXELS:
-    raise ValueError(f"{file}: b'data' must be uint8 of shape (n, "
-                     f"{_NUM_PIXELS}), got {data.dtype} {data.shape}")
+    raise ValueError(
+      f"{file}: b'data' must be uint8 of shape (n, {_NUM_PIXELS}), got {data.dtype} {data.shape}"
+    )
   if labels.shape != (data.shape[0],):
-    raise ValueError(f"{file}: {data.shape[0]} images but labels of shape "
-                     f"{labels.shape}")
+    raise ValueError(f"{file}: {data.shape[0]} images but labels of shape {labels.shape}")
   if labels.size and (labels.min() < 0 or labels.max() >= len(CLASS_NAMES)):
-    raise ValueError(f"{file}: labels must lie in 0..9, got "
-                     f"{labels.min()}..{labels.max()}")
+    raise ValueError(f"{file}: labels must lie in 0..9, got {labels.min()}..{labels.max()}")
   # Row = [R plane | G plane | B plane], each plane 32×32 row-major: split the
   # planes off, then move the channel axis last.
   images = data.reshape(-1, 3, _IMAGE_SIZE, _IMAGE_SIZE).transpose(0, 2, 3, 1)
@@ -177,8 +199,10 @@ def _read_batch(file: pathlib.Path) -> tuple[np.ndarray, np.ndarray]:
 
 def _read_split(folder: pathlib.Path, names: tuple[str, ...]):
   parts = [_read_batch(folder / name) for name in names]
-  return (np.concatenate([images for images, _ in parts]),
-          np.concatenate([labels for _, labels in parts]))
+  return (
+    np.concatenate([images for images, _ in parts]),
+    np.concatenate([labels for _, labels in parts]),
+  )
 
 
 def _class_names(folder: pathlib.Path) -> tuple[str, ...]:
@@ -188,8 +212,9 @@ def _class_names(folder: pathlib.Path) -> tuple[str, ...]:
   try:
     names = _get(_read_pickle(file), "label_names")
   except KeyError:
-    raise ValueError(f"{file} has no key b'label_names'; delete the file to "
-                     "use the official class names") from None
+    raise ValueError(
+      f"{file} has no key b'label_names'; delete the file to use the official class names"
+    ) from None
   return tuple(n.decode() if isinstance(n, bytes) else str(n) for n in names)
 
 
@@ -218,9 +243,7 @@ def _standardise(images: np.ndarray, mean: np.ndarray, std: np.ndarray):
   return out
 
 
-def load_cifar10(
-    path: str | os.PathLike[str] | None = None, val: str | None = "test"
-) -> Dataset:
+def load_cifar10(path: str | os.PathLike[str] | None = None, val: str | None = "test") -> Dataset:
   r"""CIFAR-10 from its official python-format files, standardised per channel.
 
   Pixels are scaled to [0, 1] and then standardised per colour channel,
@@ -256,11 +279,11 @@ def load_cifar10(
     x_val, y_val = _read_split(folder, (TEST_FILE,))
     x_val = _standardise(x_val, mean, std)
   return Dataset(
-      name="cifar10",
-      x_train=_standardise(x_train, mean, std),
-      y_train=y_train,
-      x_val=x_val,
-      y_val=y_val,
-      num_classes=len(CLASS_NAMES),
-      class_names=_class_names(folder),
+    name="cifar10",
+    x_train=_standardise(x_train, mean, std),
+    y_train=y_train,
+    x_val=x_val,
+    y_val=y_val,
+    num_classes=len(CLASS_NAMES),
+    class_names=_class_names(folder),
   )

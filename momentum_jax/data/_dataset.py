@@ -95,26 +95,33 @@ class Dataset:
 
   def _validate(self) -> None:
     if (self.x_val is None) != (self.y_val is None):
-      given, missing = ("x_val", "y_val") if self.y_val is None else (
-          "y_val", "x_val")
+      given, missing = ("x_val", "y_val") if self.y_val is None else ("y_val", "x_val")
       self._fail(f"{given} was given without {missing}; pass both or neither")
     if self.x_train.ndim < 1 or self.y_train.ndim < 1:
-      self._fail("x_train and y_train need a leading example axis, got shapes "
-                 f"{self.x_train.shape} and {self.y_train.shape}")
+      self._fail(
+        "x_train and y_train need a leading example axis, got shapes "
+        f"{self.x_train.shape} and {self.y_train.shape}"
+      )
     splits = [("train", self.x_train, self.y_train)]
     if self.x_val is not None:
       splits.append(("val", self.x_val, self.y_val))
     for split, x, y in splits:
       if x.shape[0] != y.shape[0]:
-        self._fail(f"x_{split} has {x.shape[0]} rows but y_{split} has "
-                   f"{y.shape[0]}; every input needs exactly one target")
+        self._fail(
+          f"x_{split} has {x.shape[0]} rows but y_{split} has "
+          f"{y.shape[0]}; every input needs exactly one target"
+        )
     if self.x_val is not None:
       if self.x_val.shape[1:] != self.x_train.shape[1:]:
-        self._fail(f"x_val examples have shape {self.x_val.shape[1:]} but "
-                   f"x_train examples have {self.x_train.shape[1:]}")
+        self._fail(
+          f"x_val examples have shape {self.x_val.shape[1:]} but "
+          f"x_train examples have {self.x_train.shape[1:]}"
+        )
       if self.y_val.shape[1:] != self.y_train.shape[1:]:
-        self._fail(f"y_val examples have shape {self.y_val.shape[1:]} but "
-                   f"y_train examples have {self.y_train.shape[1:]}")
+        self._fail(
+          f"y_val examples have shape {self.y_val.shape[1:]} but "
+          f"y_train examples have {self.y_train.shape[1:]}"
+        )
     for field in ("x_train", "y_train", "x_val", "y_val"):
       self._check_finite(field)
     if self.num_classes is not None:
@@ -129,28 +136,32 @@ class Dataset:
     num_inf = int(xp.sum(xp.isinf(array)))
     if num_nan or num_inf:
       self._fail(
-          f"{field} contains {num_nan} NaN and {num_inf} inf values (of "
-          f"{array.size}); remove or impute them before building a Dataset")
+        f"{field} contains {num_nan} NaN and {num_inf} inf values (of "
+        f"{array.size}); remove or impute them before building a Dataset"
+      )
 
   def _check_labels(self) -> None:
-    if isinstance(self.num_classes, bool) or not isinstance(
-        self.num_classes, (int, np.integer)) or self.num_classes < 2:
-      self._fail(f"num_classes must be an integer >= 2 (or None for "
-                 f"regression), got {self.num_classes!r}")
-    if self.class_names is not None and len(
-        self.class_names) != self.num_classes:
-      self._fail(f"class_names has {len(self.class_names)} names for "
-                 f"{self.num_classes} classes")
+    if (
+      isinstance(self.num_classes, bool)
+      or not isinstance(self.num_classes, (int, np.integer))
+      or self.num_classes < 2
+    ):
+      self._fail(
+        f"num_classes must be an integer >= 2 (or None for regression), got {self.num_classes!r}"
+      )
+    if self.class_names is not None and len(self.class_names) != self.num_classes:
+      self._fail(f"class_names has {len(self.class_names)} names for {self.num_classes} classes")
     for field in ("y_train", "y_val"):
       labels = getattr(self, field)
       if labels is None:
         continue
       if not jnp.issubdtype(labels.dtype, jnp.integer):
-        self._fail(f"{field} holds {labels.dtype} values, but class labels "
-                   "must be integers; convert them with .astype(int32)")
+        self._fail(
+          f"{field} holds {labels.dtype} values, but class labels "
+          "must be integers; convert them with .astype(int32)"
+        )
       if labels.ndim != 1:
-        self._fail(f"{field} must have shape (n,) for classification, got "
-                   f"{labels.shape}")
+        self._fail(f"{field} must have shape (n,) for classification, got {labels.shape}")
       if labels.size:
         xp, labels = _namespace(labels)
         low, high = int(xp.min(labels)), int(xp.max(labels))

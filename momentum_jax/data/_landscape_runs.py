@@ -11,10 +11,10 @@ from momentum_jax.data._landscapes import Landscape, get_landscape
 
 
 def run_on_landscape(
-    landscape: Landscape | str,
-    tx: optax.GradientTransformation,
-    start: jax.typing.ArrayLike | None = None,
-    steps: int = 100,
+  landscape: Landscape | str,
+  tx: optax.GradientTransformation,
+  start: jax.typing.ArrayLike | None = None,
+  steps: int = 100,
 ) -> jax.Array:
   r"""Runs the optimizer ``tx`` on ``landscape`` for ``steps`` full-gradient steps.
 
@@ -46,8 +46,7 @@ def run_on_landscape(
   """
   if isinstance(landscape, str):
     landscape = get_landscape(landscape)
-  if isinstance(steps, bool) or not isinstance(
-      steps, (int, np.integer)) or steps < 0:
+  if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 0:
     raise ValueError(f"steps must be an integer >= 0, got {steps!r}")
   if start is None:
     start = landscape.start
@@ -69,9 +68,13 @@ def run_on_landscape(
   return jax.jit(run)(start)
 
 
-def reach_fraction(landscape: Landscape | str, tx: optax.GradientTransformation,
-                   starts: jax.typing.ArrayLike, steps: int = 100,
-                   tolerance: float = 0.1) -> jax.Array:
+def reach_fraction(
+  landscape: Landscape | str,
+  tx: optax.GradientTransformation,
+  starts: jax.typing.ArrayLike,
+  steps: int = 100,
+  tolerance: float = 0.1,
+) -> jax.Array:
   """The fraction of ``starts`` from which ``tx`` ends within ``tolerance`` of a global minimum.
 
   Each start is run for ``steps`` steps (:func:`run_on_landscape`, vmapped

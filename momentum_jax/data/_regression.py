@@ -20,21 +20,22 @@ from momentum_jax.data._dataset import Dataset
 
 
 def _rng(num_samples: int, seed: int) -> np.random.Generator:
-  if isinstance(num_samples, bool) or not isinstance(
-      num_samples, (int, np.integer)) or num_samples < 1:
-    raise ValueError(
-        f"num_samples must be a positive integer, got {num_samples!r}")
-  if isinstance(seed, bool) or not isinstance(
-      seed, (int, np.integer)) or seed < 0:
+  if (
+    isinstance(num_samples, bool)
+    or not isinstance(num_samples, (int, np.integer))
+    or num_samples < 1
+  ):
+    raise ValueError(f"num_samples must be a positive integer, got {num_samples!r}")
+  if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
     raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
   return np.random.default_rng(seed)
 
 
 def _dataset(name: str, x: np.ndarray, y: np.ndarray) -> Dataset:
   return Dataset(
-      name=name,
-      x_train=x.astype(np.float32).reshape(-1, 1),
-      y_train=y.astype(np.float32),
+    name=name,
+    x_train=x.astype(np.float32).reshape(-1, 1),
+    y_train=y.astype(np.float32),
   )
 
 

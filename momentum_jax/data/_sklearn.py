@@ -32,11 +32,13 @@ from momentum_jax.data._dataset import Dataset
 
 
 def _check_args(val_fraction: float, seed: int) -> None:
-  if not isinstance(val_fraction, (int, float, np.floating)) or isinstance(
-      val_fraction, bool) or not 0.0 < val_fraction < 1.0:
+  if (
+    not isinstance(val_fraction, (int, float, np.floating))
+    or isinstance(val_fraction, bool)
+    or not 0.0 < val_fraction < 1.0
+  ):
     raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction!r}")
-  if isinstance(seed, bool) or not isinstance(
-      seed, (int, np.integer)) or seed < 0:
+  if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
     raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
 
 
@@ -66,14 +68,19 @@ def _cached(name: str, make: Callable[[], dict[str, np.ndarray]]) -> dict[str, n
 
 def _shipped(name: str) -> dict[str, np.ndarray]:
   """``data``, ``target`` and ``target_names`` of ``sklearn.datasets.load_<name>()``."""
+
   def load():
     # Imported on use: scikit-learn takes about two seconds to import, and the
     # other loaders and the landscapes need none of it.
     from sklearn import datasets
 
     bunch = getattr(datasets, f"load_{name}")()
-    return {"data": bunch.data, "target": bunch.target,
-            "target_names": np.asarray(bunch.target_names).astype(str)}
+    return {
+      "data": bunch.data,
+      "target": bunch.target,
+      "target_names": np.asarray(bunch.target_names).astype(str),
+    }
+
   return _cached(name, load)
 
 
@@ -82,45 +89,51 @@ def _split(name: str, x: np.ndarray, y: np.ndarray, val_fraction: float, seed: i
 
   The split depends on ``y`` alone, so its row indices are what is cached.
   """
+
   def split():
     from sklearn.model_selection import train_test_split
 
-    train, val = train_test_split(np.arange(len(y)), test_size=val_fraction,
-                                  random_state=seed, stratify=y)
+    train, val = train_test_split(
+      np.arange(len(y)), test_size=val_fraction, random_state=seed, stratify=y
+    )
     return {"train": train, "val": val}
+
   rows = _cached(f"{name}-split-{float(val_fraction)!r}-{int(seed)}", split)
   return x[rows["train"]], x[rows["val"]], y[rows["train"]], y[rows["val"]]
 
 
 def _standardise(
-    x_train: np.ndarray, x_val: np.ndarray, axis: int | tuple[int, ...] | None
+  x_train: np.ndarray, x_val: np.ndarray, axis: int | tuple[int, ...] | None
 ) -> tuple[np.ndarray, np.ndarray]:
   """Standardises both parts with the training part's mean and std along ``axis``."""
   mean = x_train.mean(axis=axis, keepdims=True)
   std = x_train.std(axis=axis, keepdims=True)
   # Exactly constant features only: a small but real spread is information.
   std = np.where(std > 0.0, std, 1.0)
-  return ((x_train - mean) / std).astype(np.float32), (
-      (x_val - mean) / std).astype(np.float32)
+  return ((x_train - mean) / std).astype(np.float32), ((x_val - mean) / std).astype(np.float32)
 
 
-def _classification(name: str, bunch: dict[str, np.ndarray], x_train: np.ndarray,
-                    x_val: np.ndarray, y_train: np.ndarray, y_val: np.ndarray) -> Dataset:
+def _classification(
+  name: str,
+  bunch: dict[str, np.ndarray],
+  x_train: np.ndarray,
+  x_val: np.ndarray,
+  y_train: np.ndarray,
+  y_val: np.ndarray,
+) -> Dataset:
   """The :class:`Dataset` of a split scikit-learn set: int32 labels, its class names."""
   return Dataset(
-      name=name,
-      x_train=x_train,
-      y_train=y_train.astype(np.int32),
-      x_val=x_val,
-      y_val=y_val.astype(np.int32),
-      num_classes=len(bunch["target_names"]),
-      class_names=tuple(str(target) for target in bunch["target_names"]),
+    name=name,
+    x_train=x_train,
+    y_train=y_train.astype(np.int32),
+    x_val=x_val,
+    y_val=y_val.astype(np.int32),
+    num_classes=len(bunch["target_names"]),
+    class_names=tuple(str(target) for target in bunch["target_names"]),
   )
 
 
-def load_digits(
-    val_fraction: float = 0.2, seed: int = 0, image: bool = False
-) -> Dataset:
+def load_digits(val_fraction: float = 0.2, seed: int = 0, image: bool = False) -> Dataset:
   r"""The 8×8 handwritten digits (1797 images, 10 classes, pixels 0..16).
 
   Flat (default): ``x`` has shape ``(n, 64)``, each of the 64 pixels
@@ -153,7 +166,8 @@ def load_digits(
   _check_args(val_fraction, seed)
   bunch = _shipped("digits")
   x_train, x_val, y_train, y_val = _split(
-      "digits", bunch["data"], bunch["target"], val_fraction, seed)
+    "digits", bunch["data"], bunch["target"], val_fraction, seed
+  )
   if image:
     x_train, x_val = _standardise(x_train, x_val, axis=None)
     x_train = x_train.reshape(-1, 8, 8, 1)
@@ -182,6 +196,7 @@ def load_breast_cancer(val_fraction: float = 0.2, seed: int = 0) -> Dataset:
   _check_args(val_fraction, seed)
   bunch = _shipped("breast_cancer")
   x_train, x_val, y_train, y_val = _split(
-      "breast_cancer", bunch["data"], bunch["target"], val_fraction, seed)
+    "breast_cancer", bunch["data"], bunch["target"], val_fraction, seed
+  )
   x_train, x_val = _standardise(x_train, x_val, axis=0)
   return _classification("breast_cancer", bunch, x_train, x_val, y_train, y_val)

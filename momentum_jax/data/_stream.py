@@ -62,8 +62,9 @@ class Stream:
 
   def __post_init__(self):
     if not callable(self.batches):
-      raise ValueError(f"Stream: batches must be a function epoch -> iterable of (x, y), "
-                       f"got {self.batches!r}")
+      raise ValueError(
+        f"Stream: batches must be a function epoch -> iterable of (x, y), got {self.batches!r}"
+      )
     for field in ("batch_size", "steps_per_epoch"):
       value = getattr(self, field)
       if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
@@ -77,6 +78,7 @@ class Stream:
     if self.x_val is not None:
       # The split lives on the device; a Dataset checks it as it checks its own.
       from momentum_jax.data._dataset import Dataset
+
       checked = Dataset(self.name, self.x_val, self.y_val, num_classes=self.num_classes)
       object.__setattr__(self, "x_val", checked.x_train)
       object.__setattr__(self, "y_val", checked.y_train)
@@ -97,8 +99,9 @@ class Stream:
   def _check(self, epoch: int, index: int, batch: Any) -> tuple[np.ndarray, np.ndarray]:
     where = f"Stream {self.name!r}, epoch {epoch}, batch {index}"
     if batch is None:
-      raise ValueError(f"{where}: the epoch ended after {index} batches; steps_per_epoch is "
-                       f"{self.steps_per_epoch}")
+      raise ValueError(
+        f"{where}: the epoch ended after {index} batches; steps_per_epoch is {self.steps_per_epoch}"
+      )
     try:
       x, y = batch
     except (TypeError, ValueError):
@@ -111,15 +114,23 @@ class Stream:
     elif y.dtype == np.int64:
       y = y.astype(np.int32)
     if x.shape[:1] != (self.batch_size,) or y.shape[:1] != (self.batch_size,):
-      raise ValueError(f"{where}: x has shape {x.shape} and y {y.shape}; both need "
-                       f"batch_size={self.batch_size} rows")
+      raise ValueError(
+        f"{where}: x has shape {x.shape} and y {y.shape}; both need "
+        f"batch_size={self.batch_size} rows"
+      )
     if index or epoch:  # the example itself fixes the shapes
       want_x, want_y = self.example
-      if (x.shape, x.dtype, y.shape, y.dtype) != (want_x.shape, want_x.dtype, want_y.shape,
-                                                  want_y.dtype):
-        raise ValueError(f"{where}: x {x.shape} {x.dtype}, y {y.shape} {y.dtype} differ from "
-                         f"the first batch's x {want_x.shape} {want_x.dtype}, y "
-                         f"{want_y.shape} {want_y.dtype}")
+      if (x.shape, x.dtype, y.shape, y.dtype) != (
+        want_x.shape,
+        want_x.dtype,
+        want_y.shape,
+        want_y.dtype,
+      ):
+        raise ValueError(
+          f"{where}: x {x.shape} {x.dtype}, y {y.shape} {y.dtype} differ from "
+          f"the first batch's x {want_x.shape} {want_x.dtype}, y "
+          f"{want_y.shape} {want_y.dtype}"
+        )
     return x, y
 
   def take(self, first_step: int, count: int) -> tuple[np.ndarray, np.ndarray]:

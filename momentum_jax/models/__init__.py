@@ -55,6 +55,13 @@ from momentum_jax.models._paths import layer_kernel_paths
 from momentum_jax.models._point import LandscapePoint
 
 __all__ = [
-    "ACTIVATIONS", "CNN", "INITIALIZERS", "LandscapePoint", "LinearRegression", "MLP", "MODELS",
-    "create_model", "layer_kernel_paths",
+  "ACTIVATIONS",
+  "CNN",
+  "INITIALIZERS",
+  "LandscapePoint",
+  "LinearRegression",
+  "MLP",
+  "MODELS",
+  "create_model",
+  "layer_kernel_paths",
 ]

@@ -60,20 +60,19 @@ class CNN(nnx.Module):
   """
 
   def __init__(
-      self,
-      in_shape: Sequence[int] = (32, 32, 3),
-      num_classes: int = 10,
-      *,
-      channels: Sequence[int] = (32, 64),
-      dense: int = 128,
-      batch_norm: bool = False,
-      rngs: nnx.Rngs,
+    self,
+    in_shape: Sequence[int] = (32, 32, 3),
+    num_classes: int = 10,
+    *,
+    channels: Sequence[int] = (32, 64),
+    dense: int = 128,
+    batch_norm: bool = False,
+    rngs: nnx.Rngs,
   ):
     in_shape = check_positive_ints("in_shape", in_shape)
     if len(in_shape) != 3:
       raise ValueError(
-          "in_shape must be (height, width, channels), e.g. (32, 32, 3) or "
-          f"(8, 8, 1), got {in_shape}"
+        f"in_shape must be (height, width, channels), e.g. (32, 32, 3) or (8, 8, 1), got {in_shape}"
       )
     check_positive_int("num_classes", num_classes)
     channels = check_positive_ints("channels", channels)
@@ -83,29 +82,29 @@ class CNN(nnx.Module):
     max_stages = smallest.bit_length() - 1
     if len(channels) > max_stages:
       raise ValueError(
-          f"channels={list(channels)} asks for {len(channels)} conv stages, "
-          f"but each halves the image and a {height}x{width} image allows at "
-          f"most {max_stages}; pass at most {max_stages} channel counts or "
-          "larger images"
+        f"channels={list(channels)} asks for {len(channels)} conv stages, "
+        f"but each halves the image and a {height}x{width} image allows at "
+        f"most {max_stages}; pass at most {max_stages} channel counts or "
+        "larger images"
       )
     self.in_shape = in_shape
     convs = [
-        nnx.Conv(c_in, c_out, kernel_size=(3, 3), padding="SAME", rngs=rngs)
-        for c_in, c_out in zip((in_channels, *channels[:-1]), channels)
+      nnx.Conv(c_in, c_out, kernel_size=(3, 3), padding="SAME", rngs=rngs)
+      for c_in, c_out in zip((in_channels, *channels[:-1]), channels)
     ]
     flat = (
-        _pooled_side(height, len(channels))
-        * _pooled_side(width, len(channels))
-        * (channels[-1] if channels else in_channels)
+      _pooled_side(height, len(channels))
+      * _pooled_side(width, len(channels))
+      * (channels[-1] if channels else in_channels)
     )
-    self.layers = nnx.List([
+    self.layers = nnx.List(
+      [
         *convs,
         nnx.Linear(flat, dense, rngs=rngs),
         nnx.Linear(dense, num_classes, rngs=rngs),
-    ])
-    self.norms = nnx.List(
-        [nnx.BatchNorm(c, rngs=rngs) for c in channels] if batch_norm else []
+      ]
     )
+    self.norms = nnx.List([nnx.BatchNorm(c, rngs=rngs) for c in channels] if batch_norm else [])
 
   def __call__(self, x: jax.Array) -> jax.Array:
     check_input_shape("CNN", x, self.in_shape)

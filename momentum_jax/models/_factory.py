@@ -13,9 +13,9 @@ from momentum_jax.models._linear import LinearRegression
 from momentum_jax.models._mlp import MLP
 
 MODELS: dict[str, type[nnx.Module]] = {
-    "linear": LinearRegression,
-    "mlp": MLP,
-    "cnn": CNN,
+  "linear": LinearRegression,
+  "mlp": MLP,
+  "cnn": CNN,
 }
 
 
@@ -45,30 +45,25 @@ def create_model(name: str, *, rngs: nnx.Rngs, **options: Any) -> nnx.Module:
   """
   if name not in MODELS:
     allowed = ", ".join(repr(n) for n in MODELS)
-    raise ValueError(
-        f"name must be one of {allowed}, got {name!r}"
-        f"{did_you_mean(name, MODELS)}"
-    )
+    raise ValueError(f"name must be one of {allowed}, got {name!r}{did_you_mean(name, MODELS)}")
   model_class = MODELS[name]
   parameters = {
-      p.name: p
-      for p in inspect.signature(model_class.__init__).parameters.values()
-      if p.name not in ("self", "rngs")
+    p.name: p
+    for p in inspect.signature(model_class.__init__).parameters.values()
+    if p.name not in ("self", "rngs")
   }
   unknown = sorted(set(options) - set(parameters))
   if unknown:
     raise TypeError(
-        f"unknown option {unknown[0]!r} for model {name!r}"
-        f"{did_you_mean(unknown[0], parameters)} (valid options: "
-        f"{', '.join(parameters)})"
+      f"unknown option {unknown[0]!r} for model {name!r}"
+      f"{did_you_mean(unknown[0], parameters)} (valid options: "
+      f"{', '.join(parameters)})"
     )
   missing = [
-      n for n, p in parameters.items()
-      if p.default is inspect.Parameter.empty and n not in options
+    n for n, p in parameters.items() if p.default is inspect.Parameter.empty and n not in options
   ]
   if missing:
     raise TypeError(
-        f"model {name!r} needs option(s) {', '.join(missing)}; valid options: "
-        f"{', '.join(parameters)}"
+      f"model {name!r} needs option(s) {', '.join(missing)}; valid options: {', '.join(parameters)}"
     )
   return model_class(**options, rngs=rngs)

@@ -19,9 +19,9 @@ from momentum_jax.models._checks import check_positive_int
 from momentum_jax.models._checks import check_positive_ints
 
 ACTIVATIONS = {
-    "relu": jax.nn.relu,
-    "sigmoid": jax.nn.sigmoid,
-    "tanh": jax.numpy.tanh,
+  "relu": jax.nn.relu,
+  "sigmoid": jax.nn.sigmoid,
+  "tanh": jax.numpy.tanh,
 }
 
 NAIVE_STDDEV = 0.01
@@ -29,10 +29,10 @@ NAIVE_STDDEV = 0.01
 # He and LeCun use jax's truncated normal, which is rescaled so that the
 # standard deviation after truncation is the nominal one.
 INITIALIZERS = {
-    "xavier_uniform": nnx.initializers.xavier_uniform(),
-    "he_normal": nnx.initializers.he_normal(),
-    "lecun_normal": nnx.initializers.lecun_normal(),
-    "naive": nnx.initializers.normal(stddev=NAIVE_STDDEV),
+  "xavier_uniform": nnx.initializers.xavier_uniform(),
+  "he_normal": nnx.initializers.he_normal(),
+  "lecun_normal": nnx.initializers.lecun_normal(),
+  "naive": nnx.initializers.normal(stddev=NAIVE_STDDEV),
 }
 
 
@@ -104,16 +104,16 @@ class MLP(nnx.Module):
   """
 
   def __init__(
-      self,
-      in_features: int,
-      hidden: Sequence[int],
-      out_features: int,
-      *,
-      activation: str = "relu",
-      batch_norm: bool = False,
-      residual: bool = False,
-      init: str = "he_normal",
-      rngs: nnx.Rngs,
+    self,
+    in_features: int,
+    hidden: Sequence[int],
+    out_features: int,
+    *,
+    activation: str = "relu",
+    batch_norm: bool = False,
+    residual: bool = False,
+    init: str = "he_normal",
+    rngs: nnx.Rngs,
   ):
     check_positive_int("in_features", in_features)
     hidden = check_positive_ints("hidden", hidden)
@@ -122,28 +122,28 @@ class MLP(nnx.Module):
     check_choice("init", init, INITIALIZERS)
     if residual and len(set(hidden)) > 1:
       raise ValueError(
-          "residual=True needs equal hidden widths, because each skip adds a "
-          f"layer's input to its output; got hidden={list(hidden)}. Use e.g. "
-          f"hidden={[hidden[0]] * len(hidden)} or residual=False"
+        "residual=True needs equal hidden widths, because each skip adds a "
+        f"layer's input to its output; got hidden={list(hidden)}. Use e.g. "
+        f"hidden={[hidden[0]] * len(hidden)} or residual=False"
       )
     self.in_features = in_features
     self.activation = activation
     self.residual = residual
     widths = (in_features, *hidden, out_features)
-    self.layers = nnx.List([
+    self.layers = nnx.List(
+      [
         nnx.Linear(
-            fan_in,
-            fan_out,
-            kernel_init=INITIALIZERS[init],
-            bias_init=nnx.initializers.zeros_init(),
-            rngs=rngs,
+          fan_in,
+          fan_out,
+          kernel_init=INITIALIZERS[init],
+          bias_init=nnx.initializers.zeros_init(),
+          rngs=rngs,
         )
         for fan_in, fan_out in zip(widths[:-1], widths[1:])
-    ])
+      ]
+    )
     self.norms = nnx.List(
-        [nnx.BatchNorm(width, rngs=rngs) for width in hidden]
-        if batch_norm
-        else []
+      [nnx.BatchNorm(width, rngs=rngs) for width in hidden] if batch_norm else []
     )
 
   def __call__(self, x: jax.Array) -> jax.Array:

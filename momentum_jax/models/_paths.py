@@ -39,9 +39,9 @@ def layer_kernel_paths(model: nnx.Module) -> list[Path]:
   layers = getattr(model, "layers", None)
   if not isinstance(layers, nnx.List):
     raise TypeError(
-        "layer_kernel_paths needs a model that keeps its layers in an "
-        f"nnx.List named 'layers', as the models in momentum_jax.models do; "
-        f"got {type(model).__name__}"
+      "layer_kernel_paths needs a model that keeps its layers in an "
+      f"nnx.List named 'layers', as the models in momentum_jax.models do; "
+      f"got {type(model).__name__}"
     )
   params = {path for path, _ in nnx.to_flat_state(nnx.state(model, nnx.Param))}
   paths = [("layers", i, "kernel") for i in range(len(layers))]

@@ -37,15 +37,19 @@ class LandscapePoint(nnx.Module):
     Array(25., dtype=float32)
   """
 
-  def __init__(self, fn: Callable[[jax.Array], jax.Array], start, spread: float = 0.0, *,
-               rngs: nnx.Rngs):
+  def __init__(
+    self, fn: Callable[[jax.Array], jax.Array], start, spread: float = 0.0, *, rngs: nnx.Rngs
+  ):
     if not callable(fn):
       raise ValueError(f"fn must be a function of a point (2,), got {fn!r}")
     start_ = np.asarray(start, dtype=np.float64)
     if start_.shape != (2,) or not np.all(np.isfinite(start_)):
       raise ValueError(f"start must be two finite numbers (x, y), got {start!r}")
-    if isinstance(spread, bool) or not isinstance(spread, (int, float)) or not (
-        np.isfinite(spread) and spread >= 0):
+    if (
+      isinstance(spread, bool)
+      or not isinstance(spread, (int, float))
+      or not (np.isfinite(spread) and spread >= 0)
+    ):
       raise ValueError(f"spread must be a finite number >= 0, got {spread!r}")
     xy = jnp.asarray(start_, jnp.float32)
     if spread > 0:

@@ -30,12 +30,12 @@ class RmsState(NamedTuple):
 
 
 def scale_by_rms(
-    decay: jax.typing.ArrayLike = 0.9,
-    eps: jax.typing.ArrayLike = 1e-8,
-    *,
-    eps_in_sqrt: bool = True,
-    centered: bool = False,
-    initial_scale: jax.typing.ArrayLike = 0.0,
+  decay: jax.typing.ArrayLike = 0.9,
+  eps: jax.typing.ArrayLike = 1e-8,
+  *,
+  eps_in_sqrt: bool = True,
+  centered: bool = False,
+  initial_scale: jax.typing.ArrayLike = 0.0,
 ) -> optax.GradientTransformation:
   r"""Divides gradients by the root of an EMA of their squares (RMSProp's scaling).
 
@@ -74,8 +74,8 @@ def scale_by_rms(
 
   def init_fn(params):
     return RmsState(
-        nu=_tree.real_full_like(params, initial_scale),
-        mu=optax.tree.zeros_like(params) if centered else None,
+      nu=_tree.real_full_like(params, initial_scale),
+      mu=optax.tree.zeros_like(params) if centered else None,
     )
 
   def update_fn(updates, state, params=None):
@@ -110,9 +110,9 @@ class AdagradState(NamedTuple):
 
 
 def scale_by_adagrad(
-    eps: jax.typing.ArrayLike = 1e-10,
-    *,
-    initial_accumulator_value: jax.typing.ArrayLike = 0.0,
+  eps: jax.typing.ArrayLike = 1e-10,
+  *,
+  initial_accumulator_value: jax.typing.ArrayLike = 0.0,
 ) -> optax.GradientTransformation:
   r"""Divides gradients by the root of the sum of all past squared gradients.
 
@@ -144,9 +144,7 @@ def scale_by_adagrad(
   _checks.check_non_negative("initial_accumulator_value", initial_accumulator_value)
 
   def init_fn(params):
-    return AdagradState(
-        sum_of_squares=_tree.real_full_like(params, initial_accumulator_value)
-    )
+    return AdagradState(sum_of_squares=_tree.real_full_like(params, initial_accumulator_value))
 
   def update_fn(updates, state, params=None):
     del params
@@ -156,9 +154,7 @@ def scale_by_adagrad(
       update = g / (jnp.sqrt(new_total) + eps)
       return update.astype(g.dtype), new_total.astype(total.dtype)
 
-    new_updates, totals = _tree.map_multi(
-        leaf, 2, updates, state.sum_of_squares
-    )
+    new_updates, totals = _tree.map_multi(leaf, 2, updates, state.sum_of_squares)
     return new_updates, AdagradState(sum_of_squares=totals)
 
   return optax.GradientTransformation(init_fn, update_fn)
@@ -181,13 +177,13 @@ class AdamState(NamedTuple):
 
 
 def scale_by_adam(
-    b1: jax.typing.ArrayLike = 0.9,
-    b2: jax.typing.ArrayLike = 0.999,
-    eps: jax.typing.ArrayLike = 1e-8,
-    *,
-    eps_root: jax.typing.ArrayLike = 0.0,
-    amsgrad: bool = False,
-    mu_dtype: jax.typing.DTypeLike | None = None,
+  b1: jax.typing.ArrayLike = 0.9,
+  b2: jax.typing.ArrayLike = 0.999,
+  eps: jax.typing.ArrayLike = 1e-8,
+  *,
+  eps_root: jax.typing.ArrayLike = 0.0,
+  amsgrad: bool = False,
+  mu_dtype: jax.typing.DTypeLike | None = None,
 ) -> optax.GradientTransformation:
   r"""Scales gradients by Adam's bias-corrected moment estimates.
 
@@ -234,10 +230,10 @@ def scale_by_adam(
   def init_fn(params):
     nu = _tree.real_full_like(params, 0.0)
     return AdamState(
-        count=jnp.zeros([], jnp.int32),
-        mu=optax.tree.zeros_like(params, dtype=mu_dtype),
-        nu=nu,
-        nu_max=nu if amsgrad else None,
+      count=jnp.zeros([], jnp.int32),
+      mu=optax.tree.zeros_like(params, dtype=mu_dtype),
+      nu=nu,
+      nu_max=nu if amsgrad else None,
     )
 
   def update_fn(updates, state, params=None):
@@ -260,13 +256,10 @@ def scale_by_adam(
       mu_hat = new_mu / correction1.astype(new_mu.dtype)
       nu_hat = second / correction2.astype(second.dtype)
       update = mu_hat / (jnp.sqrt(nu_hat + eps_root) + eps)
-      return (update.astype(g.dtype), new_mu.astype(mu.dtype), new_nu.astype(nu.dtype),
-              new_nu_max)
+      return (update.astype(g.dtype), new_mu.astype(mu.dtype), new_nu.astype(nu.dtype), new_nu_max)
 
     nu_maxes = state.nu_max if amsgrad else jax.tree.map(lambda _: None, updates)
-    new_updates, mu, nu, nu_max = _tree.map_multi(
-        leaf, 4, updates, state.mu, state.nu, nu_maxes)
-    return new_updates, AdamState(
-        count=count, mu=mu, nu=nu, nu_max=nu_max if amsgrad else None)
+    new_updates, mu, nu, nu_max = _tree.map_multi(leaf, 4, updates, state.mu, state.nu, nu_maxes)
+    return new_updates, AdamState(count=count, mu=mu, nu=nu, nu_max=nu_max if amsgrad else None)
 
   return optax.GradientTransformation(init_fn, update_fn)

@@ -13,21 +13,26 @@ import optax
 
 from momentum_jax.optim import _adaptive, _checks, _momentum, _weight_decay
 from momentum_jax.optim._aliases import (
-    DType, ScalarOrSchedule, _gradient, _learning_rate, _with_weight_decay_args)
+  DType,
+  ScalarOrSchedule,
+  _gradient,
+  _learning_rate,
+  _with_weight_decay_args,
+)
 
 
 @_with_weight_decay_args
 def rmsprop(
-    learning_rate: ScalarOrSchedule,
-    decay: jax.typing.ArrayLike = 0.9,
-    eps: jax.typing.ArrayLike = 1e-8,
-    *,
-    eps_in_sqrt: bool = True,
-    centered: bool = False,
-    momentum: jax.typing.ArrayLike | None = 0.0,
-    initial_scale: jax.typing.ArrayLike = 0.0,
-    weight_decay: jax.typing.ArrayLike = 0.0,
-    maximize: bool = False,
+  learning_rate: ScalarOrSchedule,
+  decay: jax.typing.ArrayLike = 0.9,
+  eps: jax.typing.ArrayLike = 1e-8,
+  *,
+  eps_in_sqrt: bool = True,
+  centered: bool = False,
+  momentum: jax.typing.ArrayLike | None = 0.0,
+  initial_scale: jax.typing.ArrayLike = 0.0,
+  weight_decay: jax.typing.ArrayLike = 0.0,
+  maximize: bool = False,
 ) -> optax.GradientTransformation:
   r"""RMSProp: gradients divided by the root of an EMA of their squares.
 
@@ -73,30 +78,33 @@ def rmsprop(
     Array([-0.031623], dtype=float32)
   """
   rms = _adaptive.scale_by_rms(
-      decay, eps, eps_in_sqrt=eps_in_sqrt, centered=centered,
-      initial_scale=initial_scale,
+    decay,
+    eps,
+    eps_in_sqrt=eps_in_sqrt,
+    centered=centered,
+    initial_scale=initial_scale,
   )
   gradient = _gradient(weight_decay, maximize)
   if momentum is None:
     return optax.chain(gradient, rms, _learning_rate(learning_rate))
   _checks.check_unit_interval("momentum", momentum)
   return optax.chain(
-      gradient,
-      rms,
-      _momentum.scale_by_momentum(momentum, ema=False),
-      _learning_rate(learning_rate),
+    gradient,
+    rms,
+    _momentum.scale_by_momentum(momentum, ema=False),
+    _learning_rate(learning_rate),
   )
 
 
 @_with_weight_decay_args
 def adagrad(
-    learning_rate: ScalarOrSchedule,
-    eps: jax.typing.ArrayLike = 1e-10,
-    *,
-    initial_accumulator_value: jax.typing.ArrayLike = 0.0,
-    lr_decay: jax.typing.ArrayLike = 0.0,
-    weight_decay: jax.typing.ArrayLike = 0.0,
-    maximize: bool = False,
+  learning_rate: ScalarOrSchedule,
+  eps: jax.typing.ArrayLike = 1e-10,
+  *,
+  initial_accumulator_value: jax.typing.ArrayLike = 0.0,
+  lr_decay: jax.typing.ArrayLike = 0.0,
+  weight_decay: jax.typing.ArrayLike = 0.0,
+  maximize: bool = False,
 ) -> optax.GradientTransformation:
   r"""AdaGrad: gradients divided by the root of the sum of all past squares.
 
@@ -141,26 +149,24 @@ def adagrad(
     return rate / (1 + count * lr_decay)
 
   return optax.chain(
-      _gradient(weight_decay, maximize),
-      _adaptive.scale_by_adagrad(
-          eps, initial_accumulator_value=initial_accumulator_value
-      ),
-      optax.scale_by_learning_rate(decayed_learning_rate),
+    _gradient(weight_decay, maximize),
+    _adaptive.scale_by_adagrad(eps, initial_accumulator_value=initial_accumulator_value),
+    optax.scale_by_learning_rate(decayed_learning_rate),
   )
 
 
 @_with_weight_decay_args
 def adam(
-    learning_rate: ScalarOrSchedule,
-    b1: jax.typing.ArrayLike = 0.9,
-    b2: jax.typing.ArrayLike = 0.999,
-    eps: jax.typing.ArrayLike = 1e-8,
-    *,
-    eps_root: jax.typing.ArrayLike = 0.0,
-    weight_decay: jax.typing.ArrayLike = 0.0,
-    amsgrad: bool = False,
-    maximize: bool = False,
-    mu_dtype: DType = None,
+  learning_rate: ScalarOrSchedule,
+  b1: jax.typing.ArrayLike = 0.9,
+  b2: jax.typing.ArrayLike = 0.999,
+  eps: jax.typing.ArrayLike = 1e-8,
+  *,
+  eps_root: jax.typing.ArrayLike = 0.0,
+  weight_decay: jax.typing.ArrayLike = 0.0,
+  amsgrad: bool = False,
+  maximize: bool = False,
+  mu_dtype: DType = None,
 ) -> optax.GradientTransformation:
   r"""Adam: momentum on the gradients, RMSProp's scaling, both bias-corrected.
 
@@ -207,24 +213,23 @@ def adam(
     Array([-0.001,  0.001], dtype=float32)
   """
   return optax.chain(
-      _gradient(weight_decay, maximize),
-      _adaptive.scale_by_adam(
-          b1, b2, eps, eps_root=eps_root, amsgrad=amsgrad, mu_dtype=mu_dtype),
-      _learning_rate(learning_rate),
+    _gradient(weight_decay, maximize),
+    _adaptive.scale_by_adam(b1, b2, eps, eps_root=eps_root, amsgrad=amsgrad, mu_dtype=mu_dtype),
+    _learning_rate(learning_rate),
   )
 
 
 def adamw(
-    learning_rate: ScalarOrSchedule,
-    b1: jax.typing.ArrayLike = 0.9,
-    b2: jax.typing.ArrayLike = 0.999,
-    eps: jax.typing.ArrayLike = 1e-8,
-    weight_decay: jax.typing.ArrayLike = 1e-2,
-    *,
-    eps_root: jax.typing.ArrayLike = 0.0,
-    amsgrad: bool = False,
-    maximize: bool = False,
-    mu_dtype: DType = None,
+  learning_rate: ScalarOrSchedule,
+  b1: jax.typing.ArrayLike = 0.9,
+  b2: jax.typing.ArrayLike = 0.999,
+  eps: jax.typing.ArrayLike = 1e-8,
+  weight_decay: jax.typing.ArrayLike = 1e-2,
+  *,
+  eps_root: jax.typing.ArrayLike = 0.0,
+  amsgrad: bool = False,
+  maximize: bool = False,
+  mu_dtype: DType = None,
 ) -> optax.GradientTransformation:
   r"""AdamW: Adam with decoupled weight decay.
 
@@ -271,9 +276,8 @@ def adamw(
     -0.2
   """
   return optax.chain(
-      _gradient(0.0, maximize),
-      _adaptive.scale_by_adam(
-          b1, b2, eps, eps_root=eps_root, amsgrad=amsgrad, mu_dtype=mu_dtype),
-      _weight_decay.add_decayed_weights(weight_decay),
-      _learning_rate(learning_rate),
+    _gradient(0.0, maximize),
+    _adaptive.scale_by_adam(b1, b2, eps, eps_root=eps_root, amsgrad=amsgrad, mu_dtype=mu_dtype),
+    _weight_decay.add_decayed_weights(weight_decay),
+    _learning_rate(learning_rate),
   )

@@ -50,10 +50,10 @@ def _with_weight_decay_args(alias):
 
 @_with_weight_decay_args
 def sgd(
-    learning_rate: ScalarOrSchedule,
-    *,
-    weight_decay: jax.typing.ArrayLike = 0.0,
-    maximize: bool = False,
+  learning_rate: ScalarOrSchedule,
+  *,
+  weight_decay: jax.typing.ArrayLike = 0.0,
+  maximize: bool = False,
 ) -> optax.GradientTransformation:
   r"""Plain gradient descent: ``w ← w − learning_rate · g``.
 
@@ -84,14 +84,14 @@ def sgd(
 
 @_with_weight_decay_args
 def momentum(
-    learning_rate: ScalarOrSchedule,
-    beta: jax.typing.ArrayLike = 0.9,
-    *,
-    ema: bool = True,
-    nesterov: bool = False,
-    weight_decay: jax.typing.ArrayLike = 0.0,
-    maximize: bool = False,
-    accumulator_dtype: DType = None,
+  learning_rate: ScalarOrSchedule,
+  beta: jax.typing.ArrayLike = 0.9,
+  *,
+  ema: bool = True,
+  nesterov: bool = False,
+  weight_decay: jax.typing.ArrayLike = 0.0,
+  maximize: bool = False,
+  accumulator_dtype: DType = None,
 ) -> optax.GradientTransformation:
   r"""Gradient descent with momentum, in the EMA (default) or heavy-ball form.
 
@@ -142,22 +142,23 @@ def momentum(
     Array([ 0.8897, -1.7794], dtype=float32)
   """
   return optax.chain(
-      _gradient(weight_decay, maximize),
-      _momentum.scale_by_momentum(
-          beta, ema=ema, nesterov=nesterov, accumulator_dtype=accumulator_dtype),
-      _learning_rate(learning_rate),
+    _gradient(weight_decay, maximize),
+    _momentum.scale_by_momentum(
+      beta, ema=ema, nesterov=nesterov, accumulator_dtype=accumulator_dtype
+    ),
+    _learning_rate(learning_rate),
   )
 
 
 @_with_weight_decay_args
 def nesterov(
-    learning_rate: ScalarOrSchedule,
-    beta: jax.typing.ArrayLike = 0.9,
-    *,
-    ema: bool = False,
-    weight_decay: jax.typing.ArrayLike = 0.0,
-    maximize: bool = False,
-    accumulator_dtype: DType = None,
+  learning_rate: ScalarOrSchedule,
+  beta: jax.typing.ArrayLike = 0.9,
+  *,
+  ema: bool = False,
+  weight_decay: jax.typing.ArrayLike = 0.0,
+  maximize: bool = False,
+  accumulator_dtype: DType = None,
 ) -> optax.GradientTransformation:
   r"""Nesterov's accelerated gradient: ``momentum(..., nesterov=True)``.
 
@@ -186,5 +187,11 @@ def nesterov(
     Array([-0.19], dtype=float32)
   """
   return momentum(
-      learning_rate, beta, ema=ema, nesterov=True, weight_decay=weight_decay,
-      maximize=maximize, accumulator_dtype=accumulator_dtype)
+    learning_rate,
+    beta,
+    ema=ema,
+    nesterov=True,
+    weight_decay=weight_decay,
+    maximize=maximize,
+    accumulator_dtype=accumulator_dtype,
+  )

@@ -22,9 +22,7 @@ def concrete_value(value: Any) -> np.ndarray | None:
   try:
     return np.asarray(value, dtype=np.float64)
   except (TypeError, ValueError) as error:
-    raise TypeError(
-        f"expected a number or an array of numbers, got {value!r}"
-    ) from error
+    raise TypeError(f"expected a number or an array of numbers, got {value!r}") from error
 
 
 def _fail(name: str, allowed: str, value: np.ndarray) -> None:
@@ -33,13 +31,13 @@ def _fail(name: str, allowed: str, value: np.ndarray) -> None:
 
 
 def check_range(
-    name: str,
-    value: Any,
-    *,
-    low: float | None = None,
-    high: float | None = None,
-    low_inclusive: bool = True,
-    high_inclusive: bool = False,
+  name: str,
+  value: Any,
+  *,
+  low: float | None = None,
+  high: float | None = None,
+  low_inclusive: bool = True,
+  high_inclusive: bool = False,
 ) -> None:
   """Raises ``ValueError`` naming ``name`` if a concrete ``value`` is out of range.
 
@@ -61,10 +59,7 @@ def check_range(
   elif low is None:
     allowed = f"{'<=' if high_inclusive else '<'} {high:g}"
   else:
-    allowed = (
-        f"in {'[' if low_inclusive else '('}{low:g}, {high:g}"
-        f"{']' if high_inclusive else ')'}"
-    )
+    allowed = f"in {'[' if low_inclusive else '('}{low:g}, {high:g}{']' if high_inclusive else ')'}"
   _fail(name, allowed, array)
 
 

@@ -9,8 +9,12 @@ import numpy as np
 import optax
 
 
-def minimize(loss_fn: Callable[[optax.Params], jax.Array], params: optax.Params,
-             tx: optax.GradientTransformation, steps: int) -> tuple[optax.Params, jax.Array]:
+def minimize(
+  loss_fn: Callable[[optax.Params], jax.Array],
+  params: optax.Params,
+  tx: optax.GradientTransformation,
+  steps: int,
+) -> tuple[optax.Params, jax.Array]:
   """Takes ``steps`` steps of ``tx`` on ``loss_fn``, as one jitted ``jax.lax.scan``.
 
   Each step evaluates the loss and its gradient at the current parameters,

@@ -19,11 +19,11 @@ class MomentumState(NamedTuple):
 
 
 def scale_by_momentum(
-    beta: jax.typing.ArrayLike = 0.9,
-    *,
-    ema: bool = True,
-    nesterov: bool = False,
-    accumulator_dtype: jax.typing.DTypeLike | None = None,
+  beta: jax.typing.ArrayLike = 0.9,
+  *,
+  ema: bool = True,
+  nesterov: bool = False,
+  accumulator_dtype: jax.typing.DTypeLike | None = None,
 ) -> optax.GradientTransformation:
   r"""Accumulates gradients into a velocity, in the EMA or the heavy-ball form.
 
@@ -106,7 +106,6 @@ def scale_by_momentum(
     return new_updates, MomentumState(velocity=velocity)
 
   return optax.GradientTransformation(init_fn, update_fn)
-
 
 
 def impulse_response(tx: optax.GradientTransformation, steps: int = 40) -> np.ndarray:

@@ -59,8 +59,8 @@ def record_grad_norms() -> optax.GradientTransformation:
 
   def init_fn(params):
     return GradNormState(
-        global_norm=jnp.zeros([], jnp.float32),
-        leaf_norms=jax.tree.map(lambda _: jnp.zeros([], jnp.float32), params),
+      global_norm=jnp.zeros([], jnp.float32),
+      leaf_norms=jax.tree.map(lambda _: jnp.zeros([], jnp.float32), params),
     )
 
   def update_fn(updates, state, params=None):
@@ -80,16 +80,13 @@ def grad_norms(opt_state: optax.OptState) -> GradNormState:
     ValueError: if the state holds none or more than one.
   """
   found = [
-      s
-      for s in jax.tree.leaves(
-          opt_state, is_leaf=lambda s: isinstance(s, GradNormState)
-      )
-      if isinstance(s, GradNormState)
+    s
+    for s in jax.tree.leaves(opt_state, is_leaf=lambda s: isinstance(s, GradNormState))
+    if isinstance(s, GradNormState)
   ]
   if len(found) != 1:
     raise ValueError(
-        "expected exactly one record_grad_norms() in the optimizer chain, "
-        f"found {len(found)}"
+      f"expected exactly one record_grad_norms() in the optimizer chain, found {len(found)}"
     )
   return found[0]
 
@@ -97,9 +94,7 @@ def grad_norms(opt_state: optax.OptState) -> GradNormState:
 def named_norms(leaf_norms: Any) -> dict[str, jax.Array]:
   """Flattens per-leaf norms to ``{"path/to/leaf": norm}``, e.g. for a table."""
   flat, _ = jax.tree_util.tree_flatten_with_path(leaf_norms)
-  return {
-      "/".join(str(_key_name(k)) for k in path): value for path, value in flat
-  }
+  return {"/".join(str(_key_name(k)) for k in path): value for path, value in flat}
 
 
 def _key_name(key: Any) -> Any:

@@ -38,9 +38,9 @@ def _as_float(step: jax.typing.ArrayLike) -> jax.Array:
 
 
 def step_decay(
-    init_value: jax.typing.ArrayLike,
-    decay_rate: jax.typing.ArrayLike,
-    step_size: jax.typing.ArrayLike,
+  init_value: jax.typing.ArrayLike,
+  decay_rate: jax.typing.ArrayLike,
+  step_size: jax.typing.ArrayLike,
 ) -> Schedule:
   r"""Multiplies the value by ``decay_rate`` every ``step_size`` steps.
 
@@ -74,9 +74,9 @@ def step_decay(
 
 
 def cosine_annealing(
-    init_value: jax.typing.ArrayLike,
-    t_max: jax.typing.ArrayLike,
-    lr_min: jax.typing.ArrayLike = 0.0,
+  init_value: jax.typing.ArrayLike,
+  t_max: jax.typing.ArrayLike,
+  lr_min: jax.typing.ArrayLike = 0.0,
 ) -> Schedule:
   r"""Half a cosine from ``init_value`` down to ``lr_min`` over ``t_max`` steps.
 
@@ -111,10 +111,10 @@ def cosine_annealing(
 
 
 def polynomial_decay(
-    init_value: jax.typing.ArrayLike,
-    total_steps: jax.typing.ArrayLike,
-    power: jax.typing.ArrayLike = 1.0,
-    end_value: jax.typing.ArrayLike = 0.0,
+  init_value: jax.typing.ArrayLike,
+  total_steps: jax.typing.ArrayLike,
+  power: jax.typing.ArrayLike = 1.0,
+  end_value: jax.typing.ArrayLike = 0.0,
 ) -> Schedule:
   r"""Polynomial decay from ``init_value`` to ``end_value`` over ``total_steps``.
 
@@ -152,10 +152,10 @@ def polynomial_decay(
 
 
 def exponential_decay(
-    init_value: jax.typing.ArrayLike,
-    decay_rate: jax.typing.ArrayLike,
-    decay_steps: jax.typing.ArrayLike = 1,
-    staircase: bool = False,
+  init_value: jax.typing.ArrayLike,
+  decay_rate: jax.typing.ArrayLike,
+  decay_steps: jax.typing.ArrayLike = 1,
+  staircase: bool = False,
 ) -> Schedule:
   r"""Exponential decay: ``init_value · decay_rate ** (step / decay_steps)``.
 
@@ -191,9 +191,9 @@ def exponential_decay(
 
 
 def linear_warmup(
-    init_value: jax.typing.ArrayLike,
-    peak_value: jax.typing.ArrayLike,
-    warmup_steps: jax.typing.ArrayLike,
+  init_value: jax.typing.ArrayLike,
+  peak_value: jax.typing.ArrayLike,
+  warmup_steps: jax.typing.ArrayLike,
 ) -> Schedule:
   r"""Rises linearly from ``init_value`` to ``peak_value`` over ``warmup_steps``, then holds.
 
@@ -249,8 +249,8 @@ def join(schedules: Sequence[Schedule], boundaries: Sequence[jax.typing.ArrayLik
     raise ValueError("join needs at least one schedule, got none")
   if len(boundaries) != len(schedules) - 1:
     raise ValueError(
-        f"join needs one boundary fewer than schedules: got {len(schedules)} "
-        f"schedules and {len(boundaries)} boundaries"
+      f"join needs one boundary fewer than schedules: got {len(schedules)} "
+      f"schedules and {len(boundaries)} boundaries"
     )
   for index, boundary in enumerate(boundaries):
     _checks.check_non_negative(f"boundaries[{index}]", boundary)
@@ -259,8 +259,8 @@ def join(schedules: Sequence[Schedule], boundaries: Sequence[jax.typing.ArrayLik
     low, high = concrete[index - 1], concrete[index]
     if low is not None and high is not None and not (high > low).all():
       raise ValueError(
-          f"boundaries must increase, got boundaries[{index - 1}]={low.tolist()} "
-          f"and boundaries[{index}]={high.tolist()}"
+        f"boundaries must increase, got boundaries[{index - 1}]={low.tolist()} "
+        f"and boundaries[{index}]={high.tolist()}"
       )
   return optax.join_schedules(schedules, boundaries)
 

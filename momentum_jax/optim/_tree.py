@@ -9,7 +9,7 @@ import jax.numpy as jnp
 
 
 def map_multi(
-    fn: Callable[..., tuple[Any, ...]], num_outputs: int, tree: Any, *rest: Any
+  fn: Callable[..., tuple[Any, ...]], num_outputs: int, tree: Any, *rest: Any
 ) -> tuple[Any, ...]:
   """Maps ``fn`` over the leaves of ``tree`` (and ``rest``), returning one tree per output.
 
@@ -41,6 +41,7 @@ def real_full_like(tree: Any, fill_value: Any) -> Any:
   A second moment ``E[|g|²]`` is real even for complex parameters; keeping it
   real halves its memory and keeps the square root real.
   """
+
   def leaf(x):
     dtype = jnp.finfo(x.dtype).dtype if jnp.iscomplexobj(x) else x.dtype
     return jnp.full_like(x, fill_value, dtype=dtype)

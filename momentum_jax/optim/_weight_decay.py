@@ -7,14 +7,13 @@ import optax
 
 from momentum_jax.optim import _checks
 
-_NEEDS_PARAMS = (
-    "weight_decay needs the parameters: call tx.update(grads, state, params)")
+_NEEDS_PARAMS = "weight_decay needs the parameters: call tx.update(grads, state, params)"
 
 
 def add_decayed_weights(
-    weight_decay: jax.typing.ArrayLike = 0.0,
-    *,
-    maximize: bool = False,
+  weight_decay: jax.typing.ArrayLike = 0.0,
+  *,
+  maximize: bool = False,
 ) -> optax.GradientTransformation:
   r"""Adds ``weight_decay · w`` to the updates, after negating them to maximize.
 
@@ -66,8 +65,7 @@ def add_decayed_weights(
       raise ValueError(_NEEDS_PARAMS)
     # g + s·w, as optax writes it; the cast keeps bfloat16 updates bfloat16
     # when weight_decay arrives as a float32 array (as in a sweep).
-    updates = jax.tree.map(
-        lambda g, w: (g + weight_decay * w).astype(g.dtype), updates, params)
+    updates = jax.tree.map(lambda g, w: (g + weight_decay * w).astype(g.dtype), updates, params)
     return updates, state
 
   return optax.GradientTransformation(init_fn, update_fn)

@@ -14,11 +14,29 @@ say where the point is.
 """
 
 from momentum_jax.problems._builtin import (
-    PROBLEMS, breast_cancer, cifar10_cnn, digits_cnn, digits_mlp, get_problem, landscape,
-    linear_regression, rebuild)
-from momentum_jax.problems._problem import (
-    Loss, Metrics, Problem, cross_entropy, mean_squared_error)  # noqa: F401  (Loss, Metrics: the types)
+  PROBLEMS,
+  breast_cancer,
+  cifar10_cnn,
+  digits_cnn,
+  digits_mlp,
+  get_problem,
+  landscape,
+  linear_regression,
+  rebuild,
+)
+from momentum_jax.problems._problem import Loss, Metrics, Problem, cross_entropy, mean_squared_error  # noqa: F401  (Loss, Metrics: the types)
 
-__all__ = ["PROBLEMS", "Problem", "breast_cancer", "cifar10_cnn", "cross_entropy", "digits_cnn",
-           "digits_mlp", "get_problem", "landscape", "linear_regression", "mean_squared_error",
-           "rebuild"]
+__all__ = [
+  "PROBLEMS",
+  "Problem",
+  "breast_cancer",
+  "cifar10_cnn",
+  "cross_entropy",
+  "digits_cnn",
+  "digits_mlp",
+  "get_problem",
+  "landscape",
+  "linear_regression",
+  "mean_squared_error",
+  "rebuild",
+]

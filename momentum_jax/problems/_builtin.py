@@ -33,8 +33,8 @@ def linear_regression(dataset: str = "normal", seed: int = 0) -> Problem:
   _check_choice("dataset", dataset, loaders)
   dataset_ = loaders[dataset](seed=seed)
   return Problem(
-      f"linear_regression_{dataset}", dataset_,
-      lambda rngs: models.LinearRegression(1, rngs=rngs))
+    f"linear_regression_{dataset}", dataset_, lambda rngs: models.LinearRegression(1, rngs=rngs)
+  )
 
 
 def _checked(problem: Problem) -> Problem:
@@ -52,45 +52,73 @@ def _checked(problem: Problem) -> Problem:
 def _mlp_problem(name, dataset_, hidden, activation, batch_norm, residual, init):
   def make_model(rngs):
     return models.MLP(
-        dataset_.input_shape[0], hidden, dataset_.num_classes,
-        activation=activation, batch_norm=batch_norm, residual=residual,
-        init=init, rngs=rngs)
+      dataset_.input_shape[0],
+      hidden,
+      dataset_.num_classes,
+      activation=activation,
+      batch_norm=batch_norm,
+      residual=residual,
+      init=init,
+      rngs=rngs,
+    )
+
   return _checked(Problem(name, dataset_, make_model))
 
 
-def digits_mlp(hidden=(128, 128), activation="relu", batch_norm=False,
-               residual=False, init="he_normal", seed=0) -> Problem:
+def digits_mlp(
+  hidden=(128, 128), activation="relu", batch_norm=False, residual=False, init="he_normal", seed=0
+) -> Problem:
   """An MLP on scikit-learn's 8x8 digits (64 features, 10 classes)."""
-  return _mlp_problem("digits_mlp", data_lib.load_digits(seed=seed), tuple(hidden),
-                      activation, batch_norm, residual, init)
+  return _mlp_problem(
+    "digits_mlp",
+    data_lib.load_digits(seed=seed),
+    tuple(hidden),
+    activation,
+    batch_norm,
+    residual,
+    init,
+  )
 
 
-def breast_cancer(hidden=(32,), activation="relu", batch_norm=False,
-                  residual=False, init="he_normal", seed=0) -> Problem:
+def breast_cancer(
+  hidden=(32,), activation="relu", batch_norm=False, residual=False, init="he_normal", seed=0
+) -> Problem:
   """An MLP on scikit-learn's breast-cancer set (30 features, 2 classes)."""
-  return _mlp_problem("breast_cancer", data_lib.load_breast_cancer(seed=seed),
-                      tuple(hidden), activation, batch_norm, residual, init)
+  return _mlp_problem(
+    "breast_cancer",
+    data_lib.load_breast_cancer(seed=seed),
+    tuple(hidden),
+    activation,
+    batch_norm,
+    residual,
+    init,
+  )
 
 
 def _cnn_problem(name, dataset_, channels, dense, batch_norm):
   def make_model(rngs):
-    return models.CNN(dataset_.input_shape, dataset_.num_classes,
-                      channels=tuple(channels), dense=dense,
-                      batch_norm=batch_norm, rngs=rngs)
+    return models.CNN(
+      dataset_.input_shape,
+      dataset_.num_classes,
+      channels=tuple(channels),
+      dense=dense,
+      batch_norm=batch_norm,
+      rngs=rngs,
+    )
+
   return _checked(Problem(name, dataset_, make_model))
 
 
 def digits_cnn(channels=(16, 32), dense=64, batch_norm=False, seed=0) -> Problem:
   """The small CNN on the 8x8 digits as images (the default image problem)."""
-  return _cnn_problem("digits_cnn", data_lib.load_digits(seed=seed, image=True),
-                      channels, dense, batch_norm)
+  return _cnn_problem(
+    "digits_cnn", data_lib.load_digits(seed=seed, image=True), channels, dense, batch_norm
+  )
 
 
-def cifar10_cnn(path: str | None = None, channels=(32, 64), dense=128,
-                batch_norm=False) -> Problem:
+def cifar10_cnn(path: str | None = None, channels=(32, 64), dense=128, batch_norm=False) -> Problem:
   """The CNN on CIFAR-10 read from a local folder (never downloaded)."""
-  return _cnn_problem("cifar10_cnn", data_lib.load_cifar10(path), channels, dense,
-                      batch_norm)
+  return _cnn_problem("cifar10_cnn", data_lib.load_cifar10(path), channels, dense, batch_norm)
 
 
 def landscape(name: str, start=None, start_spread: float = 0.0) -> Problem:
@@ -124,22 +152,27 @@ def landscape(name: str, start=None, start_spread: float = 0.0) -> Problem:
     start = land.start
   try:  # true/false and "1" would pass as numbers
     numbers = not isinstance(start, (list, tuple)) or not any(
-        isinstance(v, (bool, str)) for v in start)
+      isinstance(v, (bool, str)) for v in start
+    )
     point = np.asarray(start, dtype=np.float64) if numbers else None
   except (TypeError, ValueError):
     point = None
   if point is None or point.shape != (2,) or not np.all(np.isfinite(point)):
     raise ValueError(f"start must be two finite numbers [x, y], got {start!r}")
   start = tuple(float(v) for v in point)
-  if isinstance(start_spread, bool) or not isinstance(start_spread, (int, float)) or not (
-      np.isfinite(start_spread) and start_spread >= 0):
+  if (
+    isinstance(start_spread, bool)
+    or not isinstance(start_spread, (int, float))
+    or not (np.isfinite(start_spread) and start_spread >= 0)
+  ):
     raise ValueError(f"start_spread must be a finite number >= 0, got {start_spread!r}")
 
   def make_model(rngs):
     return models.LandscapePoint(land.fn, start, start_spread, rngs=rngs)
 
-  floor = float(np.min(np.asarray(jax.jit(jax.vmap(land.fn))(
-      jnp.asarray(land.global_minima, jnp.float32)))))
+  floor = float(
+    np.min(np.asarray(jax.jit(jax.vmap(land.fn))(jnp.asarray(land.global_minima, jnp.float32))))
+  )
   minima = jnp.asarray(land.global_minima, jnp.float32)
 
   def value(model, x, y):
@@ -153,15 +186,27 @@ def landscape(name: str, start=None, start_spread: float = 0.0) -> Problem:
     """
     del x, y
     xy = model.xy[...]
-    return {"x": xy[0], "y": xy[1],
-            "distance_to_minimum": jnp.min(jnp.linalg.norm(minima - xy, axis=-1))}
+    return {
+      "x": xy[0],
+      "y": xy[1],
+      "distance_to_minimum": jnp.min(jnp.linalg.norm(minima - xy, axis=-1)),
+    }
 
   # One placeholder example in each split: the value is evaluated (val_loss)
   # and the point logged (val_x, …) like any problem's validation metrics.
   zero_x, zero_y = np.zeros((1, 2), np.float32), np.zeros(1, np.float32)
   placeholder = data_lib.Dataset(land.name, zero_x, zero_y, zero_x, zero_y)
-  return _checked(Problem(land.name, placeholder, make_model, loss=value, metrics=where,
-                          loss_floor=floor, landscape=land))
+  return _checked(
+    Problem(
+      land.name,
+      placeholder,
+      make_model,
+      loss=value,
+      metrics=where,
+      loss_floor=floor,
+      landscape=land,
+    )
+  )
 
 
 def _landscape_by_name(name: str) -> Callable[..., Problem]:
@@ -174,12 +219,12 @@ def _landscape_by_name(name: str) -> Callable[..., Problem]:
 
 
 PROBLEMS: dict[str, Callable[..., Problem]] = {
-    "linear_regression": linear_regression,
-    "digits_mlp": digits_mlp,
-    "digits_cnn": digits_cnn,
-    "breast_cancer": breast_cancer,
-    "cifar10_cnn": cifar10_cnn,
-    **{name: _landscape_by_name(name) for name in data_lib.LANDSCAPES},
+  "linear_regression": linear_regression,
+  "digits_mlp": digits_mlp,
+  "digits_cnn": digits_cnn,
+  "breast_cancer": breast_cancer,
+  "cifar10_cnn": cifar10_cnn,
+  **{name: _landscape_by_name(name) for name in data_lib.LANDSCAPES},
 }
 
 
@@ -187,8 +232,7 @@ def _check_choice(name: str, value: Any, choices) -> None:
   if value not in choices:
     close = difflib.get_close_matches(str(value), list(choices), n=1)
     hint = f"; did you mean {close[0]!r}?" if close else ""
-    raise ValueError(
-        f"{name} must be one of {', '.join(map(repr, choices))}, got {value!r}{hint}")
+    raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}, got {value!r}{hint}")
 
 
 def get_problem(name: str, **options: Any) -> Problem:
@@ -220,8 +264,9 @@ def rebuild(name: str, options: Mapping[str, Any]) -> Problem:
     for part in qualname.split("."):
       builder = getattr(builder, part)
   except (ImportError, AttributeError) as error:
-    raise ValueError(f"the problem's builder {name} cannot be imported again ({error}); "
-                     "pass the problem itself") from None
+    raise ValueError(
+      f"the problem's builder {name} cannot be imported again ({error}); pass the problem itself"
+    ) from None
   problem = builder(**options)
   if not isinstance(problem, Problem):
     raise ValueError(f"{name} returned a {type(problem).__name__}, not a Problem")

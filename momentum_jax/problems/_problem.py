@@ -76,8 +76,10 @@ class Problem:
 
   def __post_init__(self):
     if not isinstance(self.data, (data_lib.Dataset, data_lib.Stream)):
-      raise ValueError(f"problem {self.name!r}: data must be a momentum_jax.data.Dataset or "
-                       f"Stream, got {type(self.data).__name__}")
+      raise ValueError(
+        f"problem {self.name!r}: data must be a momentum_jax.data.Dataset or "
+        f"Stream, got {type(self.data).__name__}"
+      )
     for field in ("make_model", "loss", "metrics"):
       value = getattr(self, field)
       if value is not None and not callable(value):
@@ -125,28 +127,41 @@ class Problem:
     try:
       loss = jax.eval_shape(lambda x, y: self.loss(model(), x, y), x, y)
     except Exception as error:  # the user's code: any error is theirs to read
-      raise ValueError(f"loss: {_name(self.loss)} failed on the model's output for a batch "
-                       f"of x {x.shape} {x.dtype}, y {y.shape} {y.dtype}: "
-                       f"{type(error).__name__}: {error}") from None
-    if not (isinstance(loss, jax.ShapeDtypeStruct) and loss.shape == ()
-            and jnp.issubdtype(loss.dtype, jnp.floating)):
-      raise ValueError(f"loss: {_name(self.loss)} must return a float scalar (the batch's "
-                       f"mean loss), got {_describe(loss)}")
+      raise ValueError(
+        f"loss: {_name(self.loss)} failed on the model's output for a batch "
+        f"of x {x.shape} {x.dtype}, y {y.shape} {y.dtype}: "
+        f"{type(error).__name__}: {error}"
+      ) from None
+    if not (
+      isinstance(loss, jax.ShapeDtypeStruct)
+      and loss.shape == ()
+      and jnp.issubdtype(loss.dtype, jnp.floating)
+    ):
+      raise ValueError(
+        f"loss: {_name(self.loss)} must return a float scalar (the batch's "
+        f"mean loss), got {_describe(loss)}"
+      )
     if self.metrics is None:
       return {}
     if self.data.x_val is None:
-      raise ValueError("metrics: they are evaluated on the validation split, and the data "
-                       "has none (give x_val and y_val)")
+      raise ValueError(
+        "metrics: they are evaluated on the validation split, and the data "
+        "has none (give x_val and y_val)"
+      )
     try:
       metrics = jax.eval_shape(lambda x, y: self.metrics(model(), x, y), x, y)
     except Exception as error:
-      raise ValueError(f"metrics: {_name(self.metrics)} failed on a batch: "
-                       f"{type(error).__name__}: {error}") from None
+      raise ValueError(
+        f"metrics: {_name(self.metrics)} failed on a batch: {type(error).__name__}: {error}"
+      ) from None
     if not isinstance(metrics, dict) or not all(
-        isinstance(k, str) and isinstance(v, jax.ShapeDtypeStruct) and v.shape == ()
-        for k, v in metrics.items()):
-      raise ValueError(f"metrics: {_name(self.metrics)} must return a dict of name -> "
-                       f"scalar, got {_describe(metrics)}")
+      isinstance(k, str) and isinstance(v, jax.ShapeDtypeStruct) and v.shape == ()
+      for k, v in metrics.items()
+    ):
+      raise ValueError(
+        f"metrics: {_name(self.metrics)} must return a dict of name -> "
+        f"scalar, got {_describe(metrics)}"
+      )
     return metrics
 
 

@@ -11,9 +11,26 @@ never loads the config or the user's code again.
 
 from momentum_jax.report._dashboard import serve_dashboard
 from momentum_jax.report._markdown import (
-    BOUNDARY_FRACTION, best_configurations, best_table, boundary_warnings, divergence_warnings,
-    format_report, markdown_table, warnings)
+  BOUNDARY_FRACTION,
+  best_configurations,
+  best_table,
+  boundary_warnings,
+  divergence_warnings,
+  format_report,
+  markdown_table,
+  warnings,
+)
 from momentum_jax.report._save import save
 
-__all__ = ["BOUNDARY_FRACTION", "best_configurations", "best_table", "boundary_warnings",
-           "divergence_warnings", "format_report", "markdown_table", "save", "serve_dashboard", "warnings"]
+__all__ = [
+  "BOUNDARY_FRACTION",
+  "best_configurations",
+  "best_table",
+  "boundary_warnings",
+  "divergence_warnings",
+  "format_report",
+  "markdown_table",
+  "save",
+  "serve_dashboard",
+  "warnings",
+]

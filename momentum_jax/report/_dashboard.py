@@ -27,11 +27,12 @@ def serve_dashboard(out_dir: str | os.PathLike, port: int = 8080) -> None:
     import optuna_dashboard
   except ModuleNotFoundError as error:
     raise ModuleNotFoundError(
-        "the dashboard needs optuna-dashboard: pip install 'momentum_jax[dashboard]'",
-        name=error.name) from None
+      "the dashboard needs optuna-dashboard: pip install 'momentum_jax[dashboard]'", name=error.name
+    ) from None
   import optuna
   from optuna.storages.journal import JournalFileBackend
   from momentum_jax.report import _journal  # Optuna and the sweep's modules only when asked
+
   path = Path(out_dir) / _journal.JOURNAL_FILE
   if not path.is_file():
     _journal.write_journal(results.load_results(out_dir), out_dir)

@@ -79,26 +79,33 @@ def _groups(summary: pd.DataFrame) -> dict[str, pd.DataFrame]:
 
 def _labelled(groups: Mapping[str, pd.DataFrame], swept: Mapping[str, list[str]]):
   """Per optimizer: the hyperparameters its legend labels show (those swept, else all)."""
-  return {optimizer: tuple(swept[optimizer] or results.hyperparameter_columns(own))
-          for optimizer, own in groups.items()}
+  return {
+    optimizer: tuple(swept[optimizer] or results.hyperparameter_columns(own))
+    for optimizer, own in groups.items()
+  }
 
 
-def legend_labels(best: pd.DataFrame, summary: pd.DataFrame,
-                  shown: Mapping[str, tuple[str, ...]] | None = None) -> dict[int, str]:
+def legend_labels(
+  best: pd.DataFrame, summary: pd.DataFrame, shown: Mapping[str, tuple[str, ...]] | None = None
+) -> dict[int, str]:
   """``config_id`` -> ``"momentum lr=0.01 β=0.9"``: its optimizer's hyperparameters (``shown``).
 
   ``shown`` defaults to each optimizer's swept hyperparameters (all if none is swept).
   """
   if shown is None:
     groups = _groups(summary)
-    shown = _labelled(groups, {o: results.swept_hyperparameters(g, finals=False)
-                               for o, g in groups.items()})
+    shown = _labelled(
+      groups, {o: results.swept_hyperparameters(g, finals=False) for o, g in groups.items()}
+    )
   seeds = summary["seed"].nunique() > 1
   labels = {}
   for _, row in best.iterrows():
     parts = [row["optimizer"]]
-    parts += [f"{SHORT_NAMES.get(name, name)}={row[name]:.3g}"
-              for name in shown[row["optimizer"]] if pd.notna(row[name])]
+    parts += [
+      f"{SHORT_NAMES.get(name, name)}={row[name]:.3g}"
+      for name in shown[row["optimizer"]]
+      if pd.notna(row[name])
+    ]
     if seeds:
       parts.append(f"seed={row['seed']}")
     labels[row["config_id"]] = " ".join(parts)
@@ -115,8 +122,10 @@ def _heatmaps(groups: Mapping[str, pd.DataFrame], swept_by_optimizer, skipped: l
     swept = swept_by_optimizer[optimizer]
     others = [name for name in swept if name != "learning_rate"]
     if "learning_rate" not in swept or not others:
-      skipped.append(f"no heatmap for {optimizer}: it needs learning_rate and another "
-                     f"hyperparameter with more than one value, and sweeps {swept or 'none'}")
+      skipped.append(
+        f"no heatmap for {optimizer}: it needs learning_rate and another "
+        f"hyperparameter with more than one value, and sweeps {swept or 'none'}"
+      )
       continue
     # max keeps the first of equals, so ties go to the summary's column order.
     y = "beta" if "beta" in others else max(others, key=lambda name: own[name].nunique())
@@ -146,8 +155,9 @@ def plan_figures(result: SweepResult) -> FigurePlan:
   # Population-based training's final values are outcomes: no figure's axis.
   swept = tuple(results.swept_hyperparameters(summary, finals=False))
   groups = _groups(summary)
-  swept_by_optimizer = {o: results.swept_hyperparameters(own, finals=False)
-                        for o, own in groups.items()}
+  swept_by_optimizer = {
+    o: results.swept_hyperparameters(own, finals=False) for o, own in groups.items()
+  }
   heatmaps = _heatmaps(groups, swept_by_optimizer, skipped)
   best = results.best_configs(summary, n=BEST_RUNS)
   landscape = _landscape(result, skipped)
@@ -159,12 +169,20 @@ def plan_figures(result: SweepResult) -> FigurePlan:
     if landscape is not None:
       titles["paths.png"] = f"{landscape.name}: {best_title(best, value)}"
   if not swept:
-    skipped.append("no best_vs_<hyperparameter> figures: no hyperparameter takes more than "
-                   "one value")
-  report, reasons = _report_figures.plan(summary, value, swept_by_optimizer,
-                                         [optimizer for optimizer, _, _ in heatmaps.values()])
-  return FigurePlan(value=value, heatmaps=heatmaps, hyperparameters=swept, best=best,
-                    labels=legend_labels(best, summary, _labelled(groups, swept_by_optimizer)),
-                    titles=titles,
-                    report=tuple(report), landscape=landscape,
-                    skipped=tuple(skipped + reasons))
+    skipped.append(
+      "no best_vs_<hyperparameter> figures: no hyperparameter takes more than one value"
+    )
+  report, reasons = _report_figures.plan(
+    summary, value, swept_by_optimizer, [optimizer for optimizer, _, _ in heatmaps.values()]
+  )
+  return FigurePlan(
+    value=value,
+    heatmaps=heatmaps,
+    hyperparameters=swept,
+    best=best,
+    labels=legend_labels(best, summary, _labelled(groups, swept_by_optimizer)),
+    titles=titles,
+    report=tuple(report),
+    landscape=landscape,
+    skipped=tuple(skipped + reasons),
+  )

@@ -36,8 +36,9 @@ def _in_log_scale(values: np.ndarray) -> bool:
 
 def _metric_norm(values: np.ndarray, value: str) -> Normalize:
   positive_loss = not results.higher_is_better(value) and values.min() > 0
-  return LogNorm(values.min(), values.max()) if positive_loss else Normalize(
-      values.min(), values.max())
+  return (
+    LogNorm(values.min(), values.max()) if positive_loss else Normalize(values.min(), values.max())
+  )
 
 
 def _to_unit(values: np.ndarray) -> tuple[np.ndarray, bool]:
@@ -63,8 +64,9 @@ def plot_parallel_coordinates(summary: pd.DataFrame, value: str | None = None) -
   names = results.swept_hyperparameters(summary, finals=False)
   rows = _configurations(summary, value)
   if not names or rows.empty:
-    raise ValueError("parallel coordinates need a swept hyperparameter and a configuration "
-                     "that did not diverge")
+    raise ValueError(
+      "parallel coordinates need a swept hyperparameter and a configuration that did not diverge"
+    )
   metric = rows[f"{value}_mean"].to_numpy(dtype=float)
   order = np.argsort(metric if results.higher_is_better(value) else -metric, kind="stable")
   columns = [*names, f"{value}_mean"]
@@ -83,8 +85,9 @@ def plot_parallel_coordinates(summary: pd.DataFrame, value: str | None = None) -
     ax.axvline(position, color="0.3", linewidth=0.8)
     values = rows[column].to_numpy(dtype=float)
     for y, shown, va in ((0, np.nanmin(values), "top"), (1, np.nanmax(values), "bottom")):
-      ax.text(position, y + (-0.02 if y == 0 else 0.02), f"{shown:.3g}", ha="center", va=va,
-              fontsize=8)
+      ax.text(
+        position, y + (-0.02 if y == 0 else 0.02), f"{shown:.3g}", ha="center", va=va, fontsize=8
+      )
   ax.set_xticks(positions, [c + (" (log)" if log else "") for c, log in zip(columns, logs)])
   ax.set_yticks([])
   ax.set_ylim(-0.1, 1.1)
@@ -130,13 +133,16 @@ def plot_importance(summary: pd.DataFrame, value: str | None = None) -> Figure:
   """
   from sklearn.ensemble import RandomForestRegressor  # ~1 s to import: only when drawn
   from sklearn.inspection import permutation_importance
+
   value = results.ranking_metric(summary) if value is None else value
   names = results.swept_hyperparameters(summary, finals=False)
   rows = _configurations(summary, value)
   if not names or len(rows) < MIN_CONFIGS_FOR_IMPORTANCE:
-    raise ValueError(f"importance needs a swept hyperparameter and at least "
-                     f"{MIN_CONFIGS_FOR_IMPORTANCE} configurations that did not diverge, "
-                     f"got {len(names)} and {len(rows)}")
+    raise ValueError(
+      f"importance needs a swept hyperparameter and at least "
+      f"{MIN_CONFIGS_FOR_IMPORTANCE} configurations that did not diverge, "
+      f"got {len(names)} and {len(rows)}"
+    )
   features, labels = _features(rows, names)
   target = rows[f"{value}_mean"].to_numpy(dtype=float)
   logged = not results.higher_is_better(value) and target.min() > 0
@@ -145,24 +151,28 @@ def plot_importance(summary: pd.DataFrame, value: str | None = None) -> Figure:
   # stable as with 200 and 10 (checked on the quickstart's sweep) at 0.4 s
   # instead of 1.4 s of a command that takes seconds.
   forest = RandomForestRegressor(n_estimators=100, random_state=_FOREST_SEED).fit(features, target)
-  found = permutation_importance(forest, features, target, n_repeats=5,
-                                 random_state=_FOREST_SEED)
+  found = permutation_importance(forest, features, target, n_repeats=5, random_state=_FOREST_SEED)
   order = np.argsort(found.importances_mean)
 
   fig = Figure(figsize=(6.4, max(3.0, 0.5 * len(labels) + 1.8)), layout="constrained")
   ax = fig.add_subplot()
-  ax.barh(np.arange(len(labels)), found.importances_mean[order],
-          xerr=found.importances_std[order], color="tab:blue")
+  ax.barh(
+    np.arange(len(labels)),
+    found.importances_mean[order],
+    xerr=found.importances_std[order],
+    color="tab:blue",
+  )
   ax.set_yticks(np.arange(len(labels)), [labels[i] for i in order])
   ax.set_xlabel("drop in the forest's R² when the column is shuffled")
   target_name = f"log10 {value}" if logged else value
-  ax.set_title(f"Permutation importance for {target_name}\n(random forest on {len(rows)} "
-               "configurations, mean over seeds)")
+  ax.set_title(
+    f"Permutation importance for {target_name}\n(random forest on {len(rows)} "
+    "configurations, mean over seeds)"
+  )
   return fig
 
 
-DRAW = {"parallel_coordinates.png": plot_parallel_coordinates,
-        "importance.png": plot_importance}
+DRAW = {"parallel_coordinates.png": plot_parallel_coordinates, "importance.png": plot_importance}
 
 
 def _is_full_grid(rows: pd.DataFrame, names: Sequence[str]) -> bool:
@@ -171,8 +181,9 @@ def _is_full_grid(rows: pd.DataFrame, names: Sequence[str]) -> bool:
   return len(combinations) == int(np.prod([combinations[n].nunique() for n in names]))
 
 
-def beyond_heatmaps(summary: pd.DataFrame, swept_by_optimizer: Mapping[str, Sequence[str]],
-                    heatmapped: Sequence[str]) -> list[str]:
+def beyond_heatmaps(
+  summary: pd.DataFrame, swept_by_optimizer: Mapping[str, Sequence[str]], heatmapped: Sequence[str]
+) -> list[str]:
   """The optimizers whose sweep the heatmaps and ``best_vs_<name>.png`` figures do not show whole.
 
   One swept hyperparameter is a curve of ``best_vs_<name>.png``; two on a
@@ -184,14 +195,19 @@ def beyond_heatmaps(summary: pd.DataFrame, swept_by_optimizer: Mapping[str, Sequ
   beyond = []
   for optimizer, names in swept_by_optimizer.items():
     rows = summary[summary["optimizer"] == optimizer]
-    if len(names) > 2 or (len(names) == 2 and (
-        optimizer not in heatmapped or not _is_full_grid(rows, names))):
+    if len(names) > 2 or (
+      len(names) == 2 and (optimizer not in heatmapped or not _is_full_grid(rows, names))
+    ):
       beyond.append(optimizer)
   return beyond
 
 
-def plan(summary: pd.DataFrame, value: str, swept_by_optimizer: Mapping[str, Sequence[str]],
-         heatmapped: Sequence[str]) -> tuple[list[str], list[str]]:
+def plan(
+  summary: pd.DataFrame,
+  value: str,
+  swept_by_optimizer: Mapping[str, Sequence[str]],
+  heatmapped: Sequence[str],
+) -> tuple[list[str], list[str]]:
   """Which of ``parallel_coordinates.png`` and ``importance.png`` to draw, and why not the others.
 
   Both are drawn only for a sweep that the heatmaps and ``best_vs_<name>.png``
@@ -213,9 +229,11 @@ def plan(summary: pd.DataFrame, value: str, swept_by_optimizer: Mapping[str, Seq
   """
   beyond = beyond_heatmaps(summary, swept_by_optimizer, heatmapped)
   if not beyond:
-    return [], ["no parallel_coordinates.png or importance.png: the heatmaps and "
-                "best_vs_<hyperparameter> figures show every configuration (no optimizer "
-                "sweeps three hyperparameters or more, or two off a full grid)"]
+    return [], [
+      "no parallel_coordinates.png or importance.png: the heatmaps and "
+      "best_vs_<hyperparameter> figures show every configuration (no optimizer "
+      "sweeps three hyperparameters or more, or two off a full grid)"
+    ]
   drawn, reasons = [], []
   count = len(_configurations(summary, value))
   if not count:  # an optimizer of ``beyond`` sweeps two hyperparameters or more
@@ -223,9 +241,11 @@ def plan(summary: pd.DataFrame, value: str, swept_by_optimizer: Mapping[str, Seq
   else:
     drawn.append("parallel_coordinates.png")
   if count < MIN_CONFIGS_FOR_IMPORTANCE:
-    reasons.append("no importance.png: a random forest needs at "
-                   f"least {MIN_CONFIGS_FOR_IMPORTANCE} configurations that did not diverge, "
-                   f"got {count}")
+    reasons.append(
+      "no importance.png: a random forest needs at "
+      f"least {MIN_CONFIGS_FOR_IMPORTANCE} configurations that did not diverge, "
+      f"got {count}"
+    )
   else:
     drawn.append("importance.png")
   return drawn, reasons

@@ -11,15 +11,26 @@ from matplotlib.patches import Patch, Rectangle
 
 from momentum_jax import results
 from momentum_jax.report._plot_checks import (
-    DIVERGED_COLOUR, best_per_setting, check_column, check_metric, log_scaled, one_optimizer,
-    tick_labels)
+  DIVERGED_COLOUR,
+  best_per_setting,
+  check_column,
+  check_metric,
+  log_scaled,
+  one_optimizer,
+  tick_labels,
+)
 
 # Cells beyond which the numbers are left out (they would not fit).
 _MAX_ANNOTATED_CELLS = 150
 
 
-def plot_heatmap(summary: pd.DataFrame, x: str = "learning_rate", y: str = "beta",
-                 value: str = "final_loss", optimizer: str | None = None) -> Figure:
+def plot_heatmap(
+  summary: pd.DataFrame,
+  x: str = "learning_rate",
+  y: str = "beta",
+  value: str = "final_loss",
+  optimizer: str | None = None,
+) -> Figure:
   """A heatmap of ``value`` over two hyperparameters of one optimizer.
 
   Each cell is the mean over seeds; if other hyperparameters of the optimizer
@@ -52,19 +63,19 @@ def plot_heatmap(summary: pd.DataFrame, x: str = "learning_rate", y: str = "beta
   optimizer = one_optimizer(summary, optimizer)
   rows = summary[(summary["optimizer"] == optimizer) & summary[x].notna() & summary[y].notna()]
   if rows.empty:
-    raise ValueError(f"{optimizer} has no run with both {x} and {y}; "
-                     f"pick hyperparameters it has")
+    raise ValueError(f"{optimizer} has no run with both {x} and {y}; pick hyperparameters it has")
   xs, ys, grid, all_diverged, some_diverged = _cells(rows, x, y, value)
-  others = [name for name in results.swept_hyperparameters(rows, finals=False)
-            if name not in (x, y)]
+  others = [
+    name for name in results.swept_hyperparameters(rows, finals=False) if name not in (x, y)
+  ]
 
-  fig = Figure(figsize=(max(6.4, 0.8 * len(xs) + 3), max(4.8, 0.5 * len(ys) + 3)),
-               layout="constrained")
+  fig = Figure(
+    figsize=(max(6.4, 0.8 * len(xs) + 3), max(4.8, 0.5 * len(ys) + 3)), layout="constrained"
+  )
   ax = fig.add_subplot()
   norm = LogNorm() if log_scaled(grid, value) else Normalize()
   cmap = matplotlib.colormaps["viridis"].with_extremes(bad="white")
-  image = ax.imshow(np.ma.masked_invalid(grid), origin="lower", aspect="auto", cmap=cmap,
-                    norm=norm)
+  image = ax.imshow(np.ma.masked_invalid(grid), origin="lower", aspect="auto", cmap=cmap, norm=norm)
   scale = " (log scale)" if isinstance(norm, LogNorm) else ""
   fig.colorbar(image, ax=ax, label=f"{value}, mean over seeds{scale}")
   ax.set_xticks(range(len(xs)), tick_labels(xs))
@@ -77,6 +88,7 @@ def plot_heatmap(summary: pd.DataFrame, x: str = "learning_rate", y: str = "beta
   _annotate(ax, grid, cmap, norm, some_diverged)
   _mark_diverged(fig, ax, grid, all_diverged, some_diverged)
   return fig
+
 
 def _cells(rows: pd.DataFrame, x: str, y: str, value: str):
   """``(xs, ys, grid, all_diverged, some_diverged)``: each cell's best mean over seeds."""
@@ -100,19 +112,38 @@ def _annotate(ax, grid: np.ndarray, cmap, norm, some_diverged: np.ndarray) -> No
         dark = 0.299 * red + 0.587 * green + 0.114 * blue < 0.5
         # A hatched cell's number needs a backdrop to stay legible.
         backdrop = dict(facecolor="white", linewidth=0) if some_diverged[j, i] else None
-        ax.text(i, j, f"{cell:.3g}", ha="center", va="center", fontsize=8,
-                color="white" if dark and backdrop is None else "black", bbox=backdrop)
+        ax.text(
+          i,
+          j,
+          f"{cell:.3g}",
+          ha="center",
+          va="center",
+          fontsize=8,
+          color="white" if dark and backdrop is None else "black",
+          bbox=backdrop,
+        )
 
 
-def _mark_diverged(fig: Figure, ax, grid: np.ndarray, all_diverged: np.ndarray,
-                   some_diverged: np.ndarray) -> None:
+def _mark_diverged(
+  fig: Figure, ax, grid: np.ndarray, all_diverged: np.ndarray, some_diverged: np.ndarray
+) -> None:
   """Hatches the cells where runs diverged, and says what the marks mean below the axes."""
   handles = []
   for marked, patch in (
-      (all_diverged, dict(facecolor=DIVERGED_COLOUR, edgecolor="white", hatch="xx",
-                          label="diverged (every seed)")),
-      (some_diverged, dict(facecolor="none", edgecolor="black", hatch="//",
-                           label="some seeds diverged (mean of the others)"))):
+    (
+      all_diverged,
+      dict(facecolor=DIVERGED_COLOUR, edgecolor="white", hatch="xx", label="diverged (every seed)"),
+    ),
+    (
+      some_diverged,
+      dict(
+        facecolor="none",
+        edgecolor="black",
+        hatch="//",
+        label="some seeds diverged (mean of the others)",
+      ),
+    ),
+  ):
     for j, i in np.argwhere(marked):
       ax.add_patch(Rectangle((i - 0.5, j - 0.5), 1, 1, linewidth=0, **patch))
     if marked.any():

@@ -57,6 +57,7 @@ def curve_metric(metric: str) -> str:
 def _distributions(result: SweepResult, label: str, rows: pd.DataFrame) -> dict[str, Any]:
   """A group's swept hyperparameters as Optuna distributions, in table order."""
   from optuna import distributions as d
+
   found = {}
   for name in results.swept_hyperparameters(rows, finals=False):
     searched = _searched_range(result.manifest, label, name)
@@ -66,9 +67,11 @@ def _distributions(result: SweepResult, label: str, rows: pd.DataFrame) -> dict[
     else:
       # A point drawn in log scale may round an ulp past an end: Optuna refuses a param
       # outside its distribution, so the ends stretch to the points.
-      found[name] = d.FloatDistribution(min(searched.low, taken.min()),
-                                        max(searched.high, taken.max()),
-                                        log=searched.kind == "loguniform")
+      found[name] = d.FloatDistribution(
+        min(searched.low, taken.min()),
+        max(searched.high, taken.max()),
+        log=searched.kind == "loguniform",
+      )
   return found
 
 
@@ -92,26 +95,44 @@ def _trial(result: SweepResult, seeds: pd.DataFrame, distributions: dict[str, An
   """One configuration (its seeds' rows) as a finished Optuna trial."""
   import optuna
   from optuna.trial import TrialState
+
   config_ids = [int(c) for c in seeds["config_id"]]
   first = seeds.iloc[0]
   params = {name: float(first[name]) for name in distributions}
   diverged = bool(seeds["diverged"].astype(bool).any())
-  stopped = ("stopped_at_step" in seeds.columns and result.manifest.steps is not None
-             and pd.notna(first["stopped_at_step"])
-             and int(first["stopped_at_step"]) < result.manifest.steps)
+  stopped = (
+    "stopped_at_step" in seeds.columns
+    and result.manifest.steps is not None
+    and pd.notna(first["stopped_at_step"])
+    and int(first["stopped_at_step"]) < result.manifest.steps
+  )
   value = float(seeds[metric].astype("float64").mean())
-  state = (TrialState.FAIL if diverged or not np.isfinite(value)
-           else TrialState.PRUNED if stopped else TrialState.COMPLETE)
+  state = (
+    TrialState.FAIL
+    if diverged or not np.isfinite(value)
+    else TrialState.PRUNED
+    if stopped
+    else TrialState.COMPLETE
+  )
   attrs: dict[str, Any] = {"config_ids": config_ids, "seeds": [int(s) for s in seeds["seed"]]}
   for column in ("trial", "member"):
     if column in seeds.columns:
       attrs[column] = int(first[column])
-  attrs.update({f"final_{name}": float(first[f"final_{name}"]) for name in distributions
-                if f"final_{name}" in seeds.columns})  # PBT: the values a member ended with
+  attrs.update(
+    {
+      f"final_{name}": float(first[f"final_{name}"])
+      for name in distributions
+      if f"final_{name}" in seeds.columns
+    }
+  )  # PBT: the values a member ended with
   return optuna.trial.create_trial(
-      state=state, value=value if state == TrialState.COMPLETE else None, params=params,
-      distributions=distributions, user_attrs=attrs,
-      intermediate_values=mean_curve(result.curves, seeds, curve_metric(metric)))
+    state=state,
+    value=value if state == TrialState.COMPLETE else None,
+    params=params,
+    distributions=distributions,
+    user_attrs=attrs,
+    intermediate_values=mean_curve(result.curves, seeds, curve_metric(metric)),
+  )
 
 
 def _configurations(rows: pd.DataFrame) -> list[pd.DataFrame]:
@@ -124,6 +145,7 @@ def _configurations(rows: pd.DataFrame) -> list[pd.DataFrame]:
 def _clear_records(storage) -> set[str]:
   """Deletes the journal's record studies; returns the names of the studies left (the search's)."""
   import optuna
+
   kept = set()
   for summary in optuna.get_all_study_summaries(storage, include_best_trial=False):
     if summary.user_attrs.get(RECORD_ATTR) == "record":
@@ -144,6 +166,7 @@ def write_journal(result: SweepResult, out_dir: str | os.PathLike) -> Path:
   """
   import optuna
   from optuna.storages.journal import JournalFileBackend
+
   path = Path(out_dir) / JOURNAL_FILE
   storage = optuna.storages.JournalStorage(JournalFileBackend(str(path)))
   metric = results.ranking_metric(result.summary)
@@ -155,15 +178,17 @@ def write_journal(result: SweepResult, out_dir: str | os.PathLike) -> Path:
     for label, rows in result.summary.groupby("optimizer", sort=False):
       distributions = _distributions(result, label, rows)
       study = optuna.create_study(
-          storage=storage, direction=direction,
-          study_name=label + RECORD_SUFFIX if label in taken else label)
+        storage=storage,
+        direction=direction,
+        study_name=label + RECORD_SUFFIX if label in taken else label,
+      )
       study.set_user_attr(RECORD_ATTR, "record")
       study.set_user_attr("metric", metric)
       if result.manifest.name:
         study.set_user_attr("sweep", result.manifest.name)
-      study.add_trials([_trial(result, seeds, distributions, metric)
-                        for seeds in _configurations(rows)])
+      study.add_trials(
+        [_trial(result, seeds, distributions, metric) for seeds in _configurations(rows)]
+      )
   finally:
     optuna.logging.set_verbosity(before)
   return path
-

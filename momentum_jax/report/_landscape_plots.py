@@ -27,11 +27,25 @@ def draw_landscape(ax, landscape) -> None:
   xs, ys = np.meshgrid(np.linspace(x0, x1, 200), np.linspace(y0, y1, 200))
   values = np.asarray(landscape.value(np.stack([xs, ys], axis=-1)))
   ax.contour(xs, ys, values, levels=30, cmap="Greys", linewidths=0.6)
-  ax.scatter(*landscape.global_minima.T, marker="*", s=150, color="gold", edgecolor="black",
-             zorder=5, label="global minimum")
+  ax.scatter(
+    *landscape.global_minima.T,
+    marker="*",
+    s=150,
+    color="gold",
+    edgecolor="black",
+    zorder=5,
+    label="global minimum",
+  )
   if len(landscape.local_minima):
-    ax.scatter(*landscape.local_minima.T, marker="o", s=60, facecolor="none", edgecolor="red",
-               zorder=5, label="local minimum")
+    ax.scatter(
+      *landscape.local_minima.T,
+      marker="o",
+      s=60,
+      facecolor="none",
+      edgecolor="red",
+      zorder=5,
+      label="local minimum",
+    )
   ax.set_xlim(x0, x1)
   ax.set_ylim(y0, y1)
   ax.set_xlabel("x")
@@ -57,8 +71,9 @@ def draw_paths(ax, landscape, paths) -> None:
   ax.legend(fontsize=7, loc="best")
 
 
-def draw_landscape_paths(curves: pd.DataFrame, best: pd.DataFrame, labels: dict[int, str],
-                         landscape, title: str) -> Figure:
+def draw_landscape_paths(
+  curves: pd.DataFrame, best: pd.DataFrame, labels: dict[int, str], landscape, title: str
+) -> Figure:
   """The paths of the ``best`` rows' runs (labelled by config id) over ``landscape``."""
   fig = Figure(figsize=(7, 5.6), layout="constrained")
   ax = fig.add_subplot()

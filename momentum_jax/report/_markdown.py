@@ -59,8 +59,9 @@ _FINAL_PREFIX = "final_"  # pbt's final hyperparameters
 # --------------------------------------------------------------------------- ranking
 
 
-def best_configurations(summary: pd.DataFrame, n: int | None = None, by: str | None = None
-                        ) -> pd.DataFrame:
+def best_configurations(
+  summary: pd.DataFrame, n: int | None = None, by: str | None = None
+) -> pd.DataFrame:
   """Configurations ranked by the mean of ``by`` over their seeds, best first.
 
   See :func:`momentum_jax.results.rank_configurations` (the ranking a sweep's
@@ -80,12 +81,14 @@ def best_table(summary: pd.DataFrame, n: int = 5, by: str | None = None) -> pd.D
   by = results.ranking_metric(summary) if by is None else by
   best = best_configurations(summary, n=n, by=by)
   used = [c for c in results.swept_hyperparameters(summary) if best[c].notna().any()]
-  others = [f"{m}_mean" for m in results.metric_columns(summary)
-            if m != by and not m.startswith("start_")]
+  others = [
+    f"{m}_mean" for m in results.metric_columns(summary) if m != by and not m.startswith("start_")
+  ]
   stopped = ["stopped_at_step"] if "stopped_at_step" in best.columns else []
   trial = ["trial"] if "trial" in best.columns else []  # Optuna's trial number
-  return best[["optimizer", *trial, *used, f"{by}_mean", f"{by}_std", "count", "diverged", *stopped,
-               *others]]
+  return best[
+    ["optimizer", *trial, *used, f"{by}_mean", f"{by}_std", "count", "diverged", *stopped, *others]
+  ]
 
 
 # --------------------------------------------------------------------------- warnings
@@ -97,7 +100,7 @@ def _searched_range(manifest: Manifest, label: str, name: str) -> _Range | None:
   written = ((groups.get(label) or {}).get("ranges") or {}).get(name)
   if not isinstance(written, Mapping) or len(written) != 1:
     return None
-  (kind, (low, high)), = written.items()
+  ((kind, (low, high)),) = written.items()
   return _Range(kind, float(low), float(high))
 
 
@@ -120,8 +123,13 @@ def _boundary_side(value: float, values: pd.Series, searched) -> str | None:
   """``"lower"``/``"upper"`` if ``value`` is on that boundary of what was searched, else None."""
   if searched is not None:
     position = searched.position(value)
-    return ("lower" if position <= BOUNDARY_FRACTION else
-            "upper" if position >= 1 - BOUNDARY_FRACTION else None)
+    return (
+      "lower"
+      if position <= BOUNDARY_FRACTION
+      else "upper"
+      if position >= 1 - BOUNDARY_FRACTION
+      else None
+    )
   if value == values.min():
     return "lower"
   return "upper" if value == values.max() else None
@@ -168,13 +176,16 @@ def boundary_warnings(result: SweepResult, by: str | None = None) -> list[str]:
       if side is None:
         continue
       low, high = (searched.low, searched.high) if searched else (values.min(), values.max())
-      if _at_its_limit(result.manifest, label, setting, float(low if side == "lower" else high),
-                       side):
+      if _at_its_limit(
+        result.manifest, label, setting, float(low if side == "lower" else high), side
+      ):
         continue
       kind = f"{searched.kind} range" if searched else "grid"
-      found.append(f"{label}: the best configuration has {name} = {value:.4g}, on the {side} "
-                   f"boundary of the searched {kind} [{low:.4g}, {high:.4g}]: widen the range "
-                   f"where {name} allows it")
+      found.append(
+        f"{label}: the best configuration has {name} = {value:.4g}, on the {side} "
+        f"boundary of the searched {kind} [{low:.4g}, {high:.4g}]: widen the range "
+        f"where {name} allows it"
+      )
   return found
 
 
@@ -184,8 +195,10 @@ def divergence_warnings(summary: pd.DataFrame) -> list[str]:
   counts = summary.groupby("optimizer", sort=False)["diverged"].agg(["sum", "size"])
   for label, row in counts.iterrows():
     if row["sum"] > row["size"] / 2:
-      found.append(f"{label}: {int(row['sum'])} of {int(row['size'])} runs diverged (more than "
-                   "half): narrow the search to where it trains (smaller learning rates)")
+      found.append(
+        f"{label}: {int(row['sum'])} of {int(row['size'])} runs diverged (more than "
+        "half): narrow the search to where it trains (smaller learning rates)"
+      )
   return found
 
 
@@ -235,10 +248,13 @@ def _overview(result: SweepResult) -> list[str]:
   lines = []
   if problem is not None:
     lines.append(f"- **problem**: {problem}")
-  lines.append("- **optimizers**: " + ", ".join(f"{name} ({count})"
-                                                for name, count in counts.items()))
-  lines.append(f"- **configurations**: K = {len(summary)}, seeds "
-               + ", ".join(str(s) for s in sorted(summary["seed"].unique())))
+  lines.append(
+    "- **optimizers**: " + ", ".join(f"{name} ({count})" for name, count in counts.items())
+  )
+  lines.append(
+    f"- **configurations**: K = {len(summary)}, seeds "
+    + ", ".join(str(s) for s in sorted(summary["seed"].unique()))
+  )
   search = manifest.config.get("search")
   if isinstance(search, dict):
     lines.append("- **search**: " + ", ".join(f"{k} {v}" for k, v in search.items()))
@@ -246,13 +262,17 @@ def _overview(result: SweepResult) -> list[str]:
     lines.append(f"- **steps**: {manifest.steps}")
   if manifest.devices:
     lines.append(f"- **devices**: {', '.join(map(str, manifest.devices))}")
-  run_facts = [f"{name.removesuffix('_seconds')} {seconds:.3g} s"
-               for name, seconds in sorted(manifest.timings.items())]
+  run_facts = [
+    f"{name.removesuffix('_seconds')} {seconds:.3g} s"
+    for name, seconds in sorted(manifest.timings.items())
+  ]
   if manifest.compilations is not None:
     run_facts.append(f"{manifest.compilations} compilations")
   if manifest.chunk_size:  # one per optimizer group
-    run_facts.append("chunk sizes " + ", ".join(
-        f"{name} {size}" for name, size in sorted(manifest.chunk_size.items())))
+    run_facts.append(
+      "chunk sizes "
+      + ", ".join(f"{name} {size}" for name, size in sorted(manifest.chunk_size.items()))
+    )
   if run_facts:
     lines.append("- **timings**: " + ", ".join(run_facts))
   return lines
@@ -267,14 +287,19 @@ def _kept_models(manifest: Manifest) -> list[str]:
   metric = manifest.models[0]["metric"]
   ranks = len({entry["rank"] for entry in manifest.models})
   return [
-      "## Kept models",
-      f"{'The best configuration' if ranks == 1 else f'The {ranks} best configurations'} "
-      f"by the mean of {metric} over seeds, every seed, "
-      "under `models/` (rank 0 is the best; load one with "
-      "`momentum_jax.results.load_model(DIR, rank=0, seed=None)`):",
-      markdown_table(["rank", "config_id", "seed", metric, f"{metric} mean", "folder"],
-                     [[e["rank"], e["config_id"], e["seed"], e["value"], e["mean"],
-                       f"`{e['path']}/`"] for e in manifest.models])]
+    "## Kept models",
+    f"{'The best configuration' if ranks == 1 else f'The {ranks} best configurations'} "
+    f"by the mean of {metric} over seeds, every seed, "
+    "under `models/` (rank 0 is the best; load one with "
+    "`momentum_jax.results.load_model(DIR, rank=0, seed=None)`):",
+    markdown_table(
+      ["rank", "config_id", "seed", metric, f"{metric} mean", "folder"],
+      [
+        [e["rank"], e["config_id"], e["seed"], e["value"], e["mean"], f"`{e['path']}/`"]
+        for e in manifest.models
+      ],
+    ),
+  ]
 
 
 def format_report(result: SweepResult, n: int = 5) -> str:
@@ -301,20 +326,19 @@ def format_report(result: SweepResult, n: int = 5) -> str:
   direction = "higher" if results.higher_is_better(metric) else "lower"
   found = warnings(result, by=metric)
   diverged = summary.groupby("optimizer", sort=True)["diverged"].agg(["sum", "size"])
-  divergence_rows = [[name, int(row["sum"]), int(row["size"])]
-                     for name, row in diverged.iterrows()]
+  divergence_rows = [[name, int(row["sum"]), int(row["size"])] for name, row in diverged.iterrows()]
   sections = [
-      "# Sweep report",
-      "\n".join(_overview(result)),
-      f"## Best {len(table)} configurations (by the mean of {metric} over seeds, {direction} "
-      "is better)",
-      markdown_table(["rank", *table.columns], rows) if rows
-      else "No configuration finished without diverging.",
-      "## Warnings",
-      "\n".join(f"- {w}" for w in found) if found else "None.",
-      "## Diverged runs",
-      markdown_table(["optimizer", "diverged", "runs"], divergence_rows),
-      *_kept_models(result.manifest),
+    "# Sweep report",
+    "\n".join(_overview(result)),
+    f"## Best {len(table)} configurations (by the mean of {metric} over seeds, {direction} "
+    "is better)",
+    markdown_table(["rank", *table.columns], rows)
+    if rows
+    else "No configuration finished without diverging.",
+    "## Warnings",
+    "\n".join(f"- {w}" for w in found) if found else "None.",
+    "## Diverged runs",
+    markdown_table(["optimizer", "diverged", "runs"], divergence_rows),
+    *_kept_models(result.manifest),
   ]
   return "\n\n".join(sections) + "\n"
-

@@ -12,8 +12,9 @@ DIVERGED_COLOUR = "0.6"
 
 def check_column(summary: pd.DataFrame, name: str, argument: str) -> None:
   if name not in summary.columns:
-    raise ValueError(f"{argument} must be a column of the summary "
-                     f"({', '.join(summary.columns)}), got {name!r}")
+    raise ValueError(
+      f"{argument} must be a column of the summary ({', '.join(summary.columns)}), got {name!r}"
+    )
 
 
 def check_metric(summary: pd.DataFrame, value: str) -> None:
@@ -37,8 +38,9 @@ def best_per_setting(summary: pd.DataFrame, keys: list[str], value: str) -> pd.D
   """
   pooled = results.aggregate_over_seeds(summary).rename(columns={f"{value}_mean": value})
   # Best first, then the first row of each setting is its best; NaN sorts last.
-  ranked = pooled.sort_values(value, ascending=not results.higher_is_better(value),
-                              na_position="last", kind="stable")
+  ranked = pooled.sort_values(
+    value, ascending=not results.higher_is_better(value), na_position="last", kind="stable"
+  )
   best = ranked.drop_duplicates(keys).sort_values(keys).reset_index(drop=True)
   best["all_diverged"] = best[value].isna() & (best["diverged"] == best["seeds"])
   best["some_diverged"] = best[value].notna() & (best["diverged"] > 0)
@@ -50,9 +52,11 @@ def one_optimizer(summary: pd.DataFrame, optimizer: str | None) -> str:
   if optimizer is None and len(names) == 1:
     return names[0]
   if optimizer not in names:
-    raise ValueError(f"optimizer must be one of {names}"
-                     + (" when the summary holds several" if optimizer is None else "")
-                     + f", got {optimizer!r}")
+    raise ValueError(
+      f"optimizer must be one of {names}"
+      + (" when the summary holds several" if optimizer is None else "")
+      + f", got {optimizer!r}"
+    )
   return optimizer
 
 

@@ -14,8 +14,7 @@ from momentum_jax.runtime.files import atomic_write_text
 logger = logging.getLogger(__name__)
 
 
-def save(result: SweepResult, out_dir: str | os.PathLike, figures: bool = True
-         ) -> dict[str, Any]:
+def save(result: SweepResult, out_dir: str | os.PathLike, figures: bool = True) -> dict[str, Any]:
   """Writes ``result`` (:meth:`SweepResult.save`), its reports and its figures.
 
   The reports: ``summary.md``; ``report.html``, the interactive page
@@ -44,11 +43,13 @@ def save(result: SweepResult, out_dir: str | os.PathLike, figures: bool = True
   # Imported here, as the figures' matplotlib: loading a result needs none of them.
   from momentum_jax.report._html import write_html
   from momentum_jax.report._journal import write_journal
+
   paths["html"] = _optional(write_html, result, out_dir, "report.html", "plotly")
   paths["journal"] = _optional(write_journal, result, out_dir, "optuna.journal", "optuna")
   paths["figures"] = []
   if figures:
     from momentum_jax.report import plots  # matplotlib only when figures are drawn
+
     paths["figures"] = plots.write_figures(result, out_dir)
   return paths
 
@@ -60,6 +61,5 @@ def _optional(write, result: SweepResult, out_dir, name: str, package: str) -> P
   except ModuleNotFoundError as error:
     if error.name != package and not (error.name or "").startswith(package + "."):
       raise
-    logger.info("no %s: %s is not installed (pip install 'momentum_jax[dashboard]')",
-                name, package)
+    logger.info("no %s: %s is not installed (pip install 'momentum_jax[dashboard]')", name, package)
     return None

@@ -30,15 +30,24 @@ from momentum_jax.runtime import files as _files
 from momentum_jax.report import _figures as _report_figures
 from momentum_jax.report._figure_plan import FigurePlan, plan_figures  # noqa: F401  (re-exported)
 from momentum_jax.report._landscape_plots import (  # noqa: F401  (re-exported)
-    draw_landscape, draw_landscape_paths, draw_paths)
+  draw_landscape,
+  draw_landscape_paths,
+  draw_paths,
+)
 from momentum_jax.results import SweepResult
 from momentum_jax.report._heatmap import plot_heatmap  # noqa: F401  (part of this module)
 from momentum_jax.report._plot_checks import (
-    best_per_setting as _best_per_setting, check_column as _check_column, check_metric as _check_metric, log_scaled as _log_scaled, spans_decades as _spans_decades)
+  best_per_setting as _best_per_setting,
+  check_column as _check_column,
+  check_metric as _check_metric,
+  log_scaled as _log_scaled,
+  spans_decades as _spans_decades,
+)
 
 logger = logging.getLogger(__name__)
 
 DPI = 120
+
 
 def plot_best_curves(curves: pd.DataFrame, summary: pd.DataFrame, n: int = 5) -> Figure:
   """Training-loss curves of the ``n`` best runs (see ``best_configs``).
@@ -60,12 +69,17 @@ def plot_best_curves(curves: pd.DataFrame, summary: pd.DataFrame, n: int = 5) ->
   best = results.best_configs(summary, n=n)
   if best.empty:
     raise ValueError("every run diverged: there are no curves worth plotting")
-  return _draw_best_curves(curves, best, _plan.legend_labels(best, summary),
-                           _plan.best_title(best, results.ranking_metric(summary)))
+  return _draw_best_curves(
+    curves,
+    best,
+    _plan.legend_labels(best, summary),
+    _plan.best_title(best, results.ranking_metric(summary)),
+  )
 
 
-def _draw_best_curves(curves: pd.DataFrame, best: pd.DataFrame, labels: dict[int, str],
-                      title: str) -> Figure:
+def _draw_best_curves(
+  curves: pd.DataFrame, best: pd.DataFrame, labels: dict[int, str], title: str
+) -> Figure:
   fig = Figure(figsize=(7.5, 4.8), layout="constrained")
   ax = fig.add_subplot()
   shown = curves[curves["config_id"].isin(best["config_id"])]
@@ -81,8 +95,9 @@ def _draw_best_curves(curves: pd.DataFrame, best: pd.DataFrame, labels: dict[int
   return fig
 
 
-def plot_best_vs_hyperparameter(summary: pd.DataFrame, hyperparameter: str,
-                                value: str = "final_loss") -> Figure:
+def plot_best_vs_hyperparameter(
+  summary: pd.DataFrame, hyperparameter: str, value: str = "final_loss"
+) -> Figure:
   """Per optimizer, the best ``value`` reached at each value of one hyperparameter.
 
   At each value of ``hyperparameter`` the runs are pooled over seeds and the
@@ -116,8 +131,15 @@ def plot_best_vs_hyperparameter(summary: pd.DataFrame, hyperparameter: str,
     (line,) = ax.plot(best[hyperparameter], best[value], marker="o", label=optimizer)
     lost = best[best["all_diverged"]]
     # Blended transform: data x, axes y, so the marks sit on the top edge at any scale.
-    ax.plot(lost[hyperparameter], np.ones(len(lost)), linestyle="none", marker="x",
-            color=line.get_color(), transform=ax.get_xaxis_transform(), clip_on=False)
+    ax.plot(
+      lost[hyperparameter],
+      np.ones(len(lost)),
+      linestyle="none",
+      marker="x",
+      color=line.get_color(),
+      transform=ax.get_xaxis_transform(),
+      clip_on=False,
+    )
     any_diverged |= bool(len(lost))
   if _spans_decades(rows[hyperparameter].to_numpy(dtype=float)):
     ax.set_xscale("log")
@@ -125,18 +147,21 @@ def plot_best_vs_hyperparameter(summary: pd.DataFrame, hyperparameter: str,
     ax.set_yscale("log")
   ax.set_xlabel(hyperparameter)
   ax.set_ylabel(f"best {value}, mean over seeds")
-  ax.set_title(f"Best {value} at each {hyperparameter}\n"
-               "(mean over seeds, best over the other hyperparameters)")
+  ax.set_title(
+    f"Best {value} at each {hyperparameter}\n(mean over seeds, best over the other hyperparameters)"
+  )
   handles, _ = ax.get_legend_handles_labels()
   if any_diverged:
-    handles.append(Line2D([], [], linestyle="none", marker="x", color="0.3",
-                          label="every run diverged"))
+    handles.append(
+      Line2D([], [], linestyle="none", marker="x", color="0.3", label="every run diverged")
+    )
   ax.legend(handles=handles, fontsize=8)
   return fig
 
 
-def plot_landscape_paths(curves: pd.DataFrame, summary: pd.DataFrame, landscape,
-                         n: int = 5) -> Figure:
+def plot_landscape_paths(
+  curves: pd.DataFrame, summary: pd.DataFrame, landscape, n: int = 5
+) -> Figure:
   """The paths of the ``n`` best runs of a landscape sweep, on the landscape's contours.
 
   A path runs from the start (``start_x``, ``start_y`` in the summary; a
@@ -159,8 +184,9 @@ def plot_landscape_paths(curves: pd.DataFrame, summary: pd.DataFrame, landscape,
   if best.empty:
     raise ValueError("every run diverged: there are no paths worth plotting")
   title = _plan.best_title(best, results.ranking_metric(summary))
-  return draw_landscape_paths(curves, best, _plan.legend_labels(best, summary), landscape,
-                               f"{landscape.name}: {title}")
+  return draw_landscape_paths(
+    curves, best, _plan.legend_labels(best, summary), landscape, f"{landscape.name}: {title}"
+  )
 
 
 def save_figure(fig: Figure, path: str | os.PathLike) -> Path:
@@ -185,16 +211,18 @@ def draw(plan: FigurePlan, name: str, result: SweepResult) -> Figure:
   if name == "best_curves.png":
     return _draw_best_curves(result.curves, plan.best, plan.labels, plan.titles[name])
   if name == "paths.png":
-    return draw_landscape_paths(result.curves, plan.best, plan.labels, plan.landscape,
-                                 plan.titles[name])
+    return draw_landscape_paths(
+      result.curves, plan.best, plan.labels, plan.landscape, plan.titles[name]
+    )
   for hyperparameter in plan.hyperparameters:
     if name == f"best_vs_{_plan.file_stem(hyperparameter)}.png":
       return plot_best_vs_hyperparameter(summary, hyperparameter, plan.value)
   return _report_figures.DRAW[name](summary, plan.value)
 
 
-def write_figures(result_or_dir: SweepResult | str | os.PathLike,
-                  out_dir: str | os.PathLike | None = None) -> list[Path]:
+def write_figures(
+  result_or_dir: SweepResult | str | os.PathLike, out_dir: str | os.PathLike | None = None
+) -> list[Path]:
   """Writes a sweep's standard figures as PNG files (dpi 120, each atomically).
 
   The figures are those of :func:`plan_figures`; each skipped one is logged
@@ -213,8 +241,10 @@ def write_figures(result_or_dir: SweepResult | str | os.PathLike,
   """
   if isinstance(result_or_dir, SweepResult):
     if out_dir is None:
-      raise ValueError("out_dir is required when result_or_dir is a SweepResult "
-                       "(only a result folder doubles as the figure folder)")
+      raise ValueError(
+        "out_dir is required when result_or_dir is a SweepResult "
+        "(only a result folder doubles as the figure folder)"
+      )
     result = result_or_dir
   else:
     result = results.load_results(result_or_dir)

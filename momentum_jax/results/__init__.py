@@ -11,17 +11,57 @@ writes tables; the tuning report and the figures are
 from momentum_jax.results._manifest import Manifest
 from momentum_jax.results._models import KeptModel, load_model, write_models
 from momentum_jax.results._analysis import (
-    aggregate_over_seeds, rank_configurations, setting_columns, stability_edge, steps_to_target)
+  aggregate_over_seeds,
+  rank_configurations,
+  setting_columns,
+  stability_edge,
+  steps_to_target,
+)
 from momentum_jax.results._result import (
-    CURVES_FILE, MANIFEST_FILE, REPORT_FILE, SUMMARY_FILE, SweepResult, best_configs,
-    higher_is_better, hyperparameter_columns, load_results, ranking_metric, result_paths,
-    swept_hyperparameters, tables, write_results)
+  CURVES_FILE,
+  MANIFEST_FILE,
+  REPORT_FILE,
+  SUMMARY_FILE,
+  SweepResult,
+  best_configs,
+  higher_is_better,
+  hyperparameter_columns,
+  load_results,
+  ranking_metric,
+  result_paths,
+  swept_hyperparameters,
+  tables,
+  write_results,
+)
 from momentum_jax.results._tables import METRICS, GroupOutcome, frames, is_metric, metric_columns
 
 __all__ = [
-    "CURVES_FILE", "MANIFEST_FILE", "METRICS", "REPORT_FILE", "SUMMARY_FILE", "GroupOutcome",
-    "KeptModel", "Manifest", "SweepResult", "aggregate_over_seeds", "best_configs", "frames",
-    "higher_is_better", "hyperparameter_columns", "is_metric", "load_model", "load_results",
-    "metric_columns", "rank_configurations", "ranking_metric", "result_paths",
-    "setting_columns", "stability_edge", "steps_to_target", "swept_hyperparameters", "tables",
-    "write_models", "write_results"]
+  "CURVES_FILE",
+  "MANIFEST_FILE",
+  "METRICS",
+  "REPORT_FILE",
+  "SUMMARY_FILE",
+  "GroupOutcome",
+  "KeptModel",
+  "Manifest",
+  "SweepResult",
+  "aggregate_over_seeds",
+  "best_configs",
+  "frames",
+  "higher_is_better",
+  "hyperparameter_columns",
+  "is_metric",
+  "load_model",
+  "load_results",
+  "metric_columns",
+  "rank_configurations",
+  "ranking_metric",
+  "result_paths",
+  "setting_columns",
+  "stability_edge",
+  "steps_to_target",
+  "swept_hyperparameters",
+  "tables",
+  "write_models",
+  "write_results",
+]

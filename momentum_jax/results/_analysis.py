@@ -11,16 +11,18 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from momentum_jax.results._result import (
-    higher_is_better, hyperparameter_columns, ranking_metric)
+from momentum_jax.results._result import higher_is_better, hyperparameter_columns, ranking_metric
 from momentum_jax.results._tables import metric_columns
 
 
 def setting_columns(summary: pd.DataFrame) -> list[str]:
   """The columns whose values make one configuration (:func:`aggregate_over_seeds` pools its seeds)."""
-  return ["optimizer", *(["trial"] if "trial" in summary.columns else []),
-          *hyperparameter_columns(summary),
-          *(["stopped_at_step"] if "stopped_at_step" in summary.columns else [])]
+  return [
+    "optimizer",
+    *(["trial"] if "trial" in summary.columns else []),
+    *hyperparameter_columns(summary),
+    *(["stopped_at_step"] if "stopped_at_step" in summary.columns else []),
+  ]
 
 
 def aggregate_over_seeds(summary: pd.DataFrame) -> pd.DataFrame:
@@ -51,15 +53,17 @@ def aggregate_over_seeds(summary: pd.DataFrame) -> pd.DataFrame:
   values = summary[metrics].astype("float64")
   values.loc[diverged.to_numpy(), :] = np.nan
   grouped = pd.concat([summary[keys], values, diverged], axis=1).groupby(
-      keys, dropna=False, sort=True)
+    keys, dropna=False, sort=True
+  )
   counts = grouped.agg(seeds=("diverged", "size"), diverged=("diverged", "sum"))
   stats = grouped[metrics].agg(["mean", "std"])
   stats.columns = [f"{metric}_{statistic}" for metric, statistic in stats.columns]
   return pd.concat([counts, stats], axis=1).reset_index()
 
 
-def steps_to_target(curves: pd.DataFrame, metric: str, target: float,
-                    by: str = "config_id") -> pd.Series:
+def steps_to_target(
+  curves: pd.DataFrame, metric: str, target: float, by: str = "config_id"
+) -> pd.Series:
   """Per run, the first logged step at which ``metric`` reaches ``target``.
 
   Reaching means at least the target for a metric where higher is better
@@ -80,8 +84,9 @@ def steps_to_target(curves: pd.DataFrame, metric: str, target: float,
   return hit.groupby(by).step.min()
 
 
-def stability_edge(summary: pd.DataFrame, by: list[str], value: str,
-                   hyperparameter: str = "learning_rate") -> pd.DataFrame:
+def stability_edge(
+  summary: pd.DataFrame, by: list[str], value: str, hyperparameter: str = "learning_rate"
+) -> pd.DataFrame:
   """Per setting of ``by``: the largest ``hyperparameter`` no seed diverged at, and the best.
 
   Seeds are pooled per value of ``hyperparameter``: a value is stable if none
@@ -102,18 +107,26 @@ def stability_edge(summary: pd.DataFrame, by: list[str], value: str,
   """
   rows = []
   for key, group in summary.groupby(by):
-    per_value = group.groupby(hyperparameter).agg(diverged=("diverged", "any"),
-                                                  value=(value, "mean"))
+    per_value = group.groupby(hyperparameter).agg(
+      diverged=("diverged", "any"), value=(value, "mean")
+    )
     stable = per_value[~per_value.diverged].value
     higher = higher_is_better(value)
     best = (stable.idxmax() if higher else stable.idxmin()) if stable.notna().any() else np.nan
-    rows.append({**dict(zip(by, key)), "largest_stable": stable.index.max() if len(stable)
-                 else np.nan, "best": best, "at_best": stable.max() if higher else stable.min()})
+    rows.append(
+      {
+        **dict(zip(by, key)),
+        "largest_stable": stable.index.max() if len(stable) else np.nan,
+        "best": best,
+        "at_best": stable.max() if higher else stable.min(),
+      }
+    )
   return pd.DataFrame(rows)
 
 
-def rank_configurations(summary: pd.DataFrame, n: int | None = None, by: str | None = None
-                          ) -> pd.DataFrame:
+def rank_configurations(
+  summary: pd.DataFrame, n: int | None = None, by: str | None = None
+) -> pd.DataFrame:
   """Configurations ranked by the mean of ``by`` over their seeds, best first: the report's ranking.
 
   Args:
@@ -142,9 +155,11 @@ def rank_configurations(summary: pd.DataFrame, n: int | None = None, by: str | N
   pooled["count"] = pooled["seeds"] - pooled["diverged"]
   pooled = pooled[pooled["count"] > 0].assign(_lost=lambda f: f["diverged"] > 0)
   stopped = ["stopped_at_step"] if "stopped_at_step" in pooled.columns else []
-  ranked = pooled.sort_values(["_lost", *stopped, f"{by}_mean"],
-                              ascending=[True, *[False] * len(stopped),
-                                         not higher_is_better(by)],
-                              na_position="last", kind="stable").drop(columns="_lost")
+  ranked = pooled.sort_values(
+    ["_lost", *stopped, f"{by}_mean"],
+    ascending=[True, *[False] * len(stopped), not higher_is_better(by)],
+    na_position="last",
+    kind="stable",
+  ).drop(columns="_lost")
   ranked = ranked.reset_index(drop=True)
   return ranked if n is None else ranked.head(n)

@@ -67,9 +67,14 @@ class KeptModel:
 
   def describe(self) -> dict[str, Any]:
     """What ``model.json`` holds: everything but the arrays."""
-    return {"rank": self.rank, "optimizer": self.optimizer,
-            "hyperparameters": self.hyperparameters, "metric": self.metric,
-            "mean": self.mean, "runs": self.runs}
+    return {
+      "rank": self.rank,
+      "optimizer": self.optimizer,
+      "hyperparameters": self.hyperparameters,
+      "metric": self.metric,
+      "mean": self.mean,
+      "runs": self.runs,
+    }
 
 
 def run_folder(rank: int, seed: int) -> str:
@@ -85,10 +90,19 @@ def manifest_record(models: list[KeptModel]) -> list[dict[str, Any]]:
   ``metric`` ranked by, the run's ``value`` of it and the configuration's
   ``mean`` over its seeds (what it was ranked by).
   """
-  return [{"rank": model.rank, "config_id": run["config_id"], "seed": run["seed"],
-           "path": f"{MODELS_DIR}/{run_folder(model.rank, run['seed'])}", "metric": model.metric,
-           "value": run["metrics"].get(model.metric), "mean": model.mean}
-          for model in models for run in model.runs]
+  return [
+    {
+      "rank": model.rank,
+      "config_id": run["config_id"],
+      "seed": run["seed"],
+      "path": f"{MODELS_DIR}/{run_folder(model.rank, run['seed'])}",
+      "metric": model.metric,
+      "value": run["metrics"].get(model.metric),
+      "mean": model.mean,
+    }
+    for model in models
+    for run in model.runs
+  ]
 
 
 def _name(part: str, path: tuple) -> str:
@@ -102,6 +116,7 @@ def flat_arrays(params: Any, rest: Any) -> dict[str, Any]:
   """
   import jax
   from flax import nnx
+
   flat = {}
   for part, state in zip(_PARTS, (params, rest)):
     for path, variable in nnx.to_flat_state(state):
@@ -132,8 +147,10 @@ def write_models(models: list[KeptModel], out_dir: str | os.PathLike) -> Path:
         for run, state in zip(model.runs, model.states):
           checkpointer.save(fresh / run_folder(model.rank, run["seed"]), state)
         checkpointer.wait_until_finished()
-        atomic_write_text(fresh / f"rank_{model.rank}" / MODEL_FILE, json.dumps(
-            model.describe(), indent=2, default=json_default) + "\n")
+        atomic_write_text(
+          fresh / f"rank_{model.rank}" / MODEL_FILE,
+          json.dumps(model.describe(), indent=2, default=json_default) + "\n",
+        )
     old = folder.with_name(f".{MODELS_DIR}.{token}.old")
     if folder.exists():
       folder.rename(old)
@@ -148,8 +165,10 @@ def _checkpointer():
   """An Orbax checkpointer of this process alone: one process writes (or reads) the models."""
   import jax
   import orbax.checkpoint as ocp  # only a sweep that keeps models needs it
-  alone = ocp.options.MultiprocessingOptions(primary_host=jax.process_index(),
-                                             active_processes={jax.process_index()})
+
+  alone = ocp.options.MultiprocessingOptions(
+    primary_host=jax.process_index(), active_processes={jax.process_index()}
+  )
   return ocp.StandardCheckpointer(multiprocessing_options=alone)
 
 
@@ -165,21 +184,28 @@ def read_model(out_dir: str | os.PathLike, rank: int = 0) -> dict[str, Any]:
     kept = len(list(folder.glob(f"rank_*/{MODEL_FILE}")))
     if kept:
       raise FileNotFoundError(
-          f"{path} not found: the sweep in {out_dir} kept {kept} model(s) (ranks 0 to "
-          f"{kept - 1}); keep more with 'keep: {{models: K}}' in its config")
+        f"{path} not found: the sweep in {out_dir} kept {kept} model(s) (ranks 0 to "
+        f"{kept - 1}); keep more with 'keep: {{models: K}}' in its config"
+      )
     if folder.is_dir():  # it kept, but nothing qualified
       raise FileNotFoundError(
-          f"{path} not found: the sweep in {out_dir} kept no models, since none of its "
-          "configurations finished without diverging (see its summary.md); change the "
-          "ranges searched and run it again")
+        f"{path} not found: the sweep in {out_dir} kept no models, since none of its "
+        "configurations finished without diverging (see its summary.md); change the "
+        "ranges searched and run it again"
+      )
     raise FileNotFoundError(
-        f"{path} not found: the sweep in {out_dir} kept no models; add 'keep: {{models: K}}' "
-        "to its config and run it again")
+      f"{path} not found: the sweep in {out_dir} kept no models; add 'keep: {{models: K}}' "
+      "to its config and run it again"
+    )
   return json.loads(path.read_text(encoding="utf-8"))
 
 
-def load_model(out_dir: str | os.PathLike, rank: int = 0, seed: int | None = None,
-               problem: "problems.Problem | None" = None) -> "nnx.Module":
+def load_model(
+  out_dir: str | os.PathLike,
+  rank: int = 0,
+  seed: int | None = None,
+  problem: "problems.Problem | None" = None,
+) -> "nnx.Module":
   """The kept model of rank ``rank`` (0: the best), trained with ``seed``, in evaluation mode.
 
   The module is the problem's own, built by its ``make_model``, with the
@@ -203,6 +229,7 @@ def load_model(out_dir: str | os.PathLike, rank: int = 0, seed: int | None = Non
   from flax import nnx
 
   from momentum_jax.train._state import _eval_mode
+
   described = read_model(out_dir, rank)
   seeds = [run["seed"] for run in described["runs"]]
   seed = seeds[0] if seed is None else seed
@@ -228,16 +255,21 @@ def load_model(out_dir: str | os.PathLike, rank: int = 0, seed: int | None = Non
 def _manifest_problem(out_dir: str | os.PathLike) -> "problems.Problem":
   """The problem of the sweep in ``out_dir``, built again as its manifest records it."""
   from momentum_jax import problems  # imports jax: reading tables needs it not
+
   manifest = Path(out_dir) / "manifest.json"
   if not manifest.is_file():
-    raise FileNotFoundError(f"{manifest} not found: load_model reads the sweep's problem from "
-                            "it (write the result with result.save(out_dir))")
+    raise FileNotFoundError(
+      f"{manifest} not found: load_model reads the sweep's problem from "
+      "it (write the result with result.save(out_dir))"
+    )
   written = json.loads(manifest.read_text(encoding="utf-8"))
   builder = written.get("problem_builder")
   if builder is None:
-    raise ValueError(f"the sweep in {out_dir} was given its problem as a Python object "
-                     f"({written.get('problem')}) or its manifest does not say how it was "
-                     "built; pass it: load_model(out_dir, problem=...)")
+    raise ValueError(
+      f"the sweep in {out_dir} was given its problem as a Python object "
+      f"({written.get('problem')}) or its manifest does not say how it was "
+      "built; pass it: load_model(out_dir, problem=...)"
+    )
   try:
     return problems.rebuild(builder["name"], builder["options"])
   except ValueError as error:

@@ -69,8 +69,15 @@ CURVES_FILE = "curves.parquet"
 MANIFEST_FILE = "manifest.json"
 REPORT_FILE = "summary.md"  # momentum_jax.report.save writes it: not needed to load a result
 
-_SUMMARY_REQUIRED = ("config_id", "optimizer", "seed", "final_loss", "best_loss",
-                     "diverged", "diverged_at_step")
+_SUMMARY_REQUIRED = (
+  "config_id",
+  "optimizer",
+  "seed",
+  "final_loss",
+  "best_loss",
+  "diverged",
+  "diverged_at_step",
+)
 _CURVES_REQUIRED = ("config_id", "optimizer", "step", "train_loss", "grad_norm")
 
 
@@ -111,6 +118,7 @@ class SweepResult:
       models ``models`` (the folder :func:`write_models` fills).
     """
     import jax  # the process index; jax is imported by any sweep anyway
+
     if jax.process_index() != 0:
       return {}
     paths = write_results(self, out_dir)
@@ -125,15 +133,19 @@ class SweepResult:
 def result_paths(out_dir: str | os.PathLike) -> dict[str, Path]:
   """The files a sweep result consists of, keyed ``summary``, ``curves``, ``manifest``."""
   out_dir = Path(out_dir)
-  return {"summary": out_dir / SUMMARY_FILE, "curves": out_dir / CURVES_FILE,
-          "manifest": out_dir / MANIFEST_FILE}
+  return {
+    "summary": out_dir / SUMMARY_FILE,
+    "curves": out_dir / CURVES_FILE,
+    "manifest": out_dir / MANIFEST_FILE,
+  }
 
 
 def _check_columns(frame: pd.DataFrame, name: str, required: tuple[str, ...]) -> None:
   missing = [column for column in required if column not in frame.columns]
   if missing:
-    raise ValueError(f"{name} lacks the columns {missing}; it needs {list(required)}, "
-                     f"has {list(frame.columns)}")
+    raise ValueError(
+      f"{name} lacks the columns {missing}; it needs {list(required)}, has {list(frame.columns)}"
+    )
 
 
 def write_results(result: SweepResult, out_dir: str | os.PathLike) -> dict[str, Path]:
@@ -164,8 +176,9 @@ def write_results(result: SweepResult, out_dir: str | os.PathLike) -> dict[str, 
   summary_text = result.summary.to_csv(index=False)
   curves_buffer = io.BytesIO()
   result.curves.to_parquet(curves_buffer, engine="pyarrow", index=False)
-  manifest_text = json.dumps(result.manifest.to_dict(), indent=2, sort_keys=True,
-                             default=json_default) + "\n"
+  manifest_text = (
+    json.dumps(result.manifest.to_dict(), indent=2, sort_keys=True, default=json_default) + "\n"
+  )
 
   paths = result_paths(out_dir)
   Path(out_dir).mkdir(parents=True, exist_ok=True)
@@ -178,14 +191,21 @@ def write_results(result: SweepResult, out_dir: str | os.PathLike) -> dict[str, 
 def _summary_dtypes(summary: pd.DataFrame) -> pd.DataFrame:
   # CSV keeps no dtypes: restore the contract's (an all-NaN or all-NA column
   # would otherwise come back as float64 or object).
-  dtypes = {"config_id": "int64", "optimizer": "str", "seed": "int64", "diverged": "bool",
-            "diverged_at_step": "Int64", "stopped_at_step": "Int64", "trial": "int64",
-            "member": "int64", "lineage": "str"}
+  dtypes = {
+    "config_id": "int64",
+    "optimizer": "str",
+    "seed": "int64",
+    "diverged": "bool",
+    "diverged_at_step": "Int64",
+    "stopped_at_step": "Int64",
+    "trial": "int64",
+    "member": "int64",
+    "lineage": "str",
+  }
   for optional in ("stopped_at_step", "trial", "member", "lineage"):  # a scheduler's, …
     if optional not in summary.columns:
       del dtypes[optional]
-  dtypes.update({column: "float64" for column in summary.columns
-                 if column not in dtypes})
+  dtypes.update({column: "float64" for column in summary.columns if column not in dtypes})
   return summary.astype(dtypes)
 
 
@@ -209,11 +229,13 @@ def load_results(out_dir: str | os.PathLike) -> SweepResult:
   missing = [path.name for path in paths.values() if not path.is_file()]
   if missing:
     raise FileNotFoundError(
-        f"{out_dir} is not a complete sweep result: {', '.join(missing)} missing "
-        f"(a result is {SUMMARY_FILE}, {CURVES_FILE} and {MANIFEST_FILE})")
+      f"{out_dir} is not a complete sweep result: {', '.join(missing)} missing "
+      f"(a result is {SUMMARY_FILE}, {CURVES_FILE} and {MANIFEST_FILE})"
+    )
   # Only empty fields are missing values: an optimizer named "nan" or "NA" stays a name.
-  summary = pd.read_csv(paths["summary"], keep_default_na=False, na_values=[""],
-                        dtype={"optimizer": "str"})
+  summary = pd.read_csv(
+    paths["summary"], keep_default_na=False, na_values=[""], dtype={"optimizer": "str"}
+  )
   curves = pd.read_parquet(paths["curves"], engine="pyarrow")
   manifest = json.loads(paths["manifest"].read_text(encoding="utf-8"))
   return SweepResult(_summary_dtypes(summary), curves, manifest)
@@ -222,16 +244,26 @@ def load_results(out_dir: str | os.PathLike) -> SweepResult:
 # --------------------------------------------------------------------------- tables
 
 
-def tables(groups: list[GroupOutcome], logged_steps: np.ndarray, manifest
-           ) -> SweepResult:
+def tables(groups: list[GroupOutcome], logged_steps: np.ndarray, manifest) -> SweepResult:
   """The summary and curves of a sweep's groups (see the module docstring for the columns)."""
   return SweepResult(*frames(groups, logged_steps), manifest)
 
 
 # Every other summary column that is no metric is a hyperparameter.
 _NOT_HYPERPARAMETERS = frozenset(
-    ("config_id", "optimizer", "trial", "member", "seed", "diverged", "diverged_at_step",
-     "stopped_at_step", "lineage", *METRICS))
+  (
+    "config_id",
+    "optimizer",
+    "trial",
+    "member",
+    "seed",
+    "diverged",
+    "diverged_at_step",
+    "stopped_at_step",
+    "lineage",
+    *METRICS,
+  )
+)
 
 
 def hyperparameter_columns(summary: pd.DataFrame) -> list[str]:
@@ -240,8 +272,11 @@ def hyperparameter_columns(summary: pd.DataFrame) -> list[str]:
   Every column that is not ``config_id``, ``optimizer``, ``seed``, a metric or
   a divergence flag is a hyperparameter.
   """
-  return [column for column in summary.columns
-          if column not in _NOT_HYPERPARAMETERS and not is_metric(column)]
+  return [
+    column
+    for column in summary.columns
+    if column not in _NOT_HYPERPARAMETERS and not is_metric(column)
+  ]
 
 
 def swept_hyperparameters(summary: pd.DataFrame, finals: bool = True) -> list[str]:
@@ -252,10 +287,14 @@ def swept_hyperparameters(summary: pd.DataFrame, finals: bool = True) -> list[st
   than a setting; the figures plot them against nothing).
   """
   pbt = not finals and "lineage" in summary.columns
-  return [column for column in hyperparameter_columns(summary)
-          if summary[column].nunique(dropna=True) > 1
-          and not (pbt and column.startswith("final_")
-                   and column.removeprefix("final_") in summary.columns)]
+  return [
+    column
+    for column in hyperparameter_columns(summary)
+    if summary[column].nunique(dropna=True) > 1
+    and not (
+      pbt and column.startswith("final_") and column.removeprefix("final_") in summary.columns
+    )
+  ]
 
 
 def ranking_metric(summary: pd.DataFrame) -> str:
@@ -295,9 +334,11 @@ def best_configs(summary: pd.DataFrame, n: int = 5, by: str | None = None) -> pd
     raise ValueError(f"n must be a positive integer, got {n!r}")
   by = ranking_metric(summary) if by is None else by
   if by not in summary.columns:
-    raise ValueError(f"by must be a column of the summary ({', '.join(summary.columns)}), "
-                     f"got {by!r}")
+    raise ValueError(
+      f"by must be a column of the summary ({', '.join(summary.columns)}), got {by!r}"
+    )
   healthy = summary[~summary["diverged"].astype(bool)]
-  ranked = healthy.sort_values([by, "config_id"], ascending=[not higher_is_better(by), True],
-                               na_position="last", kind="stable")
+  ranked = healthy.sort_values(
+    [by, "config_id"], ascending=[not higher_is_better(by), True], na_position="last", kind="stable"
+  )
   return ranked.head(n).reset_index(drop=True)

@@ -18,6 +18,7 @@ import pandas as pd
 # them; a problem's own metrics follow (see metric_columns).
 METRICS = ("final_loss", "best_loss", "val_loss", "val_accuracy")
 
+
 def is_metric(column: str) -> bool:
   """Whether a summary column is an outcome: one of :data:`METRICS`, ``val_…`` or ``start_…``."""
   return column in METRICS or column.startswith(("val_", "start_"))
@@ -62,11 +63,16 @@ class GroupOutcome:
   pbt: dict[str, Any] | None = None
 
 
-def _lineage(copied_from: np.ndarray, first: int, seeds: int, logged_steps: np.ndarray
-             ) -> list[str]:
+def _lineage(
+  copied_from: np.ndarray, first: int, seeds: int, logged_steps: np.ndarray
+) -> list[str]:
   """Each row's ``[[step, source member], ...]`` as JSON, members numbered from ``first // seeds``."""
-  return [json.dumps([[int(logged_steps[at]), (first + int(row[at])) // seeds]
-                      for at in np.flatnonzero(row >= 0)]) for row in copied_from]
+  return [
+    json.dumps(
+      [[int(logged_steps[at]), (first + int(row[at])) // seeds] for at in np.flatnonzero(row >= 0)]
+    )
+    for row in copied_from
+  ]
 
 
 def _flat_paths(tree: Any, prefix: str = "") -> dict[str, np.ndarray]:
@@ -78,43 +84,68 @@ def _flat_paths(tree: Any, prefix: str = "") -> dict[str, np.ndarray]:
   return flat
 
 
-def _group_curves(group: GroupOutcome, ids: np.ndarray, logged: list[str],
-                  logged_steps: np.ndarray, stopped: np.ndarray) -> pd.DataFrame:
+def _group_curves(
+  group: GroupOutcome,
+  ids: np.ndarray,
+  logged: list[str],
+  logged_steps: np.ndarray,
+  stopped: np.ndarray,
+) -> pd.DataFrame:
   """One group's curves: a row per run and logged step, up to the step it stopped at."""
   metrics = group.metrics
-  curve = {"config_id": np.repeat(ids, len(logged_steps)), "optimizer": group.label,
-           "step": np.tile(logged_steps, len(ids))}
+  curve = {
+    "config_id": np.repeat(ids, len(logged_steps)),
+    "optimizer": group.label,
+    "step": np.tile(logged_steps, len(ids)),
+  }
   for name in ("train_loss", "grad_norm", *logged):
     curve[name] = metrics[name].reshape(-1).astype(np.float64)
   if "grad_norms" in metrics:  # train.grad_norms: a column per kernel and bias
     for path, norms in _flat_paths(metrics["grad_norms"]).items():
       curve[f"grad_norm/{path}"] = np.asarray(norms).reshape(-1).astype(np.float64)
   if group.pbt is not None:  # the hyperparameters in force at each logged step
-    curve.update({name: np.asarray(values).reshape(-1).astype(np.float64)
-                  for name, values in group.pbt["hyperparameters"].items()})
+    curve.update(
+      {
+        name: np.asarray(values).reshape(-1).astype(np.float64)
+        for name, values in group.pbt["hyperparameters"].items()
+      }
+    )
   # A stopped run's curves end where it stopped.
   ran = curve["step"] <= np.repeat(stopped, len(logged_steps))
   return pd.DataFrame(curve)[ran].reset_index(drop=True)
 
 
-def _group_summary(group: GroupOutcome, ids: np.ndarray, logged_steps: np.ndarray,
-                   stopped: np.ndarray, scheduled: bool) -> pd.DataFrame:
+def _group_summary(
+  group: GroupOutcome,
+  ids: np.ndarray,
+  logged_steps: np.ndarray,
+  stopped: np.ndarray,
+  scheduled: bool,
+) -> pd.DataFrame:
   """One group's rows of the summary: its values, seeds, final metrics and fates."""
   k, metrics, diverged_at = len(group.seeds), group.metrics, group.diverged_at_step
   last = (np.arange(k), np.searchsorted(logged_steps, stopped))  # each run's last log
   losses = metrics["train_loss"]
-  row = {"config_id": ids, "optimizer": group.label,
-         **({} if group.trial is None else {"trial": np.asarray(group.trial, np.int64)}),
-         **group.values, "seed": group.seeds,
-         "final_loss": losses[last].astype(np.float64)}
+  row = {
+    "config_id": ids,
+    "optimizer": group.label,
+    **({} if group.trial is None else {"trial": np.asarray(group.trial, np.int64)}),
+    **group.values,
+    "seed": group.seeds,
+    "final_loss": losses[last].astype(np.float64),
+  }
   with np.errstate(invalid="ignore"):
     row["best_loss"] = np.where(
-        np.all(np.isnan(losses), axis=1), np.nan,
-        np.nanmin(np.where(np.isnan(losses), np.inf, losses), axis=1)).astype(np.float64)
-  row.update({name: metrics[name][last].astype(np.float64)
-              for name in metrics if name.startswith("val_")})
-  row.update({name: value.astype(np.float64) for name, value in metrics.items()
-              if name.startswith("start_")})
+      np.all(np.isnan(losses), axis=1),
+      np.nan,
+      np.nanmin(np.where(np.isnan(losses), np.inf, losses), axis=1),
+    ).astype(np.float64)
+  row.update(
+    {name: metrics[name][last].astype(np.float64) for name in metrics if name.startswith("val_")}
+  )
+  row.update(
+    {name: value.astype(np.float64) for name, value in metrics.items() if name.startswith("start_")}
+  )
   row["diverged"] = diverged_at >= 0
   row["diverged_at_step"] = pd.array(np.where(diverged_at >= 0, diverged_at, 0), dtype="Int64")
   if scheduled:
@@ -122,8 +153,12 @@ def _group_summary(group: GroupOutcome, ids: np.ndarray, logged_steps: np.ndarra
   if group.pbt is not None:
     seeds = len(np.unique(group.seeds))
     row["member"] = ids // seeds
-    row.update({f"final_{name}": values[:, -1].astype(np.float64)
-                for name, values in group.pbt["hyperparameters"].items()})
+    row.update(
+      {
+        f"final_{name}": values[:, -1].astype(np.float64)
+        for name, values in group.pbt["hyperparameters"].items()
+      }
+    )
     row["lineage"] = _lineage(group.pbt["copied_from"], int(ids[0]), seeds, logged_steps)
   summary = pd.DataFrame(row)
   summary.loc[~summary["diverged"], "diverged_at_step"] = pd.NA
@@ -132,19 +167,36 @@ def _group_summary(group: GroupOutcome, ids: np.ndarray, logged_steps: np.ndarra
 
 def _ordered(summary: pd.DataFrame, scheduled: bool, pbt: bool) -> pd.DataFrame:
   """The summary's columns in their order: ids, hyperparameters, seed, metrics, fates."""
-  front = ["config_id", "optimizer", *(["trial"] if "trial" in summary.columns else []),
-           *(["member"] if pbt else [])]
-  hyper = [c for c in summary.columns if c not in front and c not in (
-      "seed", "diverged", "diverged_at_step", "stopped_at_step", "lineage") and not is_metric(c)]
-  hyper = ([c for c in hyper if not c.startswith("final_")]
-           + [c for c in hyper if c.startswith("final_")])  # pbt's final values last
-  rest = ["seed", *metric_columns(summary), "diverged", "diverged_at_step",
-          *(["stopped_at_step"] if scheduled else []), *(["lineage"] if pbt else [])]
+  front = [
+    "config_id",
+    "optimizer",
+    *(["trial"] if "trial" in summary.columns else []),
+    *(["member"] if pbt else []),
+  ]
+  hyper = [
+    c
+    for c in summary.columns
+    if c not in front
+    and c not in ("seed", "diverged", "diverged_at_step", "stopped_at_step", "lineage")
+    and not is_metric(c)
+  ]
+  hyper = [c for c in hyper if not c.startswith("final_")] + [
+    c for c in hyper if c.startswith("final_")
+  ]  # pbt's final values last
+  rest = [
+    "seed",
+    *metric_columns(summary),
+    "diverged",
+    "diverged_at_step",
+    *(["stopped_at_step"] if scheduled else []),
+    *(["lineage"] if pbt else []),
+  ]
   return summary[front + hyper + rest]
 
 
-def frames(groups: list[GroupOutcome], logged_steps: np.ndarray
-           ) -> tuple[pd.DataFrame, pd.DataFrame]:
+def frames(
+  groups: list[GroupOutcome], logged_steps: np.ndarray
+) -> tuple[pd.DataFrame, pd.DataFrame]:
   """The ``(summary, curves)`` of a sweep's groups (see :mod:`momentum_jax.results`)."""
   summaries, curves = [], []
   next_id = 0
@@ -154,8 +206,11 @@ def frames(groups: list[GroupOutcome], logged_steps: np.ndarray
     k = len(group.seeds)
     ids = np.arange(next_id, next_id + k)
     next_id += k
-    stopped = (np.full(k, logged_steps[-1]) if group.stopped_at_step is None
-               else np.asarray(group.stopped_at_step))
+    stopped = (
+      np.full(k, logged_steps[-1])
+      if group.stopped_at_step is None
+      else np.asarray(group.stopped_at_step)
+    )
     summaries.append(_group_summary(group, ids, logged_steps, stopped, scheduled))
     logged = [name for name in group.metrics if name.startswith("val_")]
     curves.append(_group_curves(group, ids, logged, logged_steps, stopped))

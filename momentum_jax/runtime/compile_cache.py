@@ -64,6 +64,7 @@ _listening = False
 # where this JAX has none, and then momentum_jax.sweep._program_cache keeps nothing.
 try:
   from jax._src import config as _jax_config
+
   cache_switch = getattr(_jax_config, "enable_compilation_cache", None)
 except ImportError:  # pragma: no cover -- a JAX whose private layout moved
   cache_switch = None
@@ -110,10 +111,12 @@ def _choose_folder() -> Path | None:
   folder = Path(value).expanduser() if value else cache_home() / "xla"
   reason = private_folder(folder)
   if reason is not None:
-    warnings.warn(f"not using the compilation cache {folder}: {reason}. A cached program is "
-                  "code this process would run; make the folder private (chmod 700) or set "
-                  f"{ENV_VAR} to a private folder, or to 'off'. Compiling without it.",
-                  stacklevel=4)
+    warnings.warn(
+      f"not using the compilation cache {folder}: {reason}. A cached program is "
+      "code this process would run; make the folder private (chmod 700) or set "
+      f"{ENV_VAR} to a private folder, or to 'off'. Compiling without it.",
+      stacklevel=4,
+    )
     return None
   return folder
 
@@ -162,8 +165,9 @@ def _listen() -> None:
   _listening = True
 
 
-def compile(lowered: jax.stages.Lowered, options: dict[str, Any] | None = None,
-            persistent: bool = True) -> tuple[jax.stages.Compiled, dict[str, Any]]:
+def compile(
+  lowered: jax.stages.Lowered, options: dict[str, Any] | None = None, persistent: bool = True
+) -> tuple[jax.stages.Compiled, dict[str, Any]]:
   """``lowered.compile(options)`` through the cache (enabled on first use).
 
   Options this XLA does not know are dropped, with a warning, and named in
@@ -197,16 +201,20 @@ def compile(lowered: jax.stages.Lowered, options: dict[str, Any] | None = None,
         options.pop(name)
         if name not in _warned:
           _warned.add(name)
-          warnings.warn(f"this XLA does not know the compile option {name!r}: compiling "
-                        "without it", RuntimeWarning, stacklevel=2)
+          warnings.warn(
+            f"this XLA does not know the compile option {name!r}: compiling without it",
+            RuntimeWarning,
+            stacklevel=2,
+          )
       unknown += refused
-  info: dict[str, Any] = {"xla_seconds": time.perf_counter() - start,
-                          "cache_hit": getattr(_hits, "count", 0) > before}
+  info: dict[str, Any] = {
+    "xla_seconds": time.perf_counter() - start,
+    "cache_hit": getattr(_hits, "count", 0) > before,
+  }
   if unknown:
     info["unknown_options"] = unknown
   # (A private attribute: where it is missing, the note is left out.)
-  callbacks = getattr(getattr(lowered, "_lowering", None), "compile_args", {}).get(
-      "host_callbacks")
+  callbacks = getattr(getattr(lowered, "_lowering", None), "compile_args", {}).get("host_callbacks")
   if callbacks:
     info["cacheable"] = False
   return compiled, info

@@ -53,8 +53,10 @@ def use_cpu_cores() -> bool:
   Returns:
     Whether it set the number of CPU devices.
   """
-  if (jax.config.jax_num_cpu_devices >= 0
-      or "xla_force_host_platform_device_count" in os.environ.get("XLA_FLAGS", "")):
+  if (
+    jax.config.jax_num_cpu_devices >= 0
+    or "xla_force_host_platform_device_count" in os.environ.get("XLA_FLAGS", "")
+  ):
     return False
   try:
     jax.config.update("jax_num_cpu_devices", cpu_cores())
@@ -73,7 +75,10 @@ def default_cpu_devices() -> bool:
   if value == "1":
     return False
   if value:
-    warnings.warn(f"{ENV_VAR}={value!r} is not understood: set it to 1 to keep JAX's one CPU "
-                  "device, or choose a count with JAX_NUM_CPU_DEVICES; using one device per "
-                  "core", stacklevel=2)
+    warnings.warn(
+      f"{ENV_VAR}={value!r} is not understood: set it to 1 to keep JAX's one CPU "
+      "device, or choose a count with JAX_NUM_CPU_DEVICES; using one device per "
+      "core",
+      stacklevel=2,
+    )
   return use_cpu_cores()

@@ -30,7 +30,21 @@ from momentum_jax.sweep._grid import grid_values
 from momentum_jax.sweep._plan import make_optimizer_factory
 
 __all__ = [
-    "ConfigError", "OPTIMIZERS", "OptimizerSpec", "OutputDirError", "SCHEDULES", "ScheduleSpec",
-    "SearchSpec", "SweepConfig", "build_problem", "bytes_per_config", "check", "choose_chunk_size", "grid_values",
-    "load_config", "make_optimizer_factory", "run", "use_cpu_cores",
+  "ConfigError",
+  "OPTIMIZERS",
+  "OptimizerSpec",
+  "OutputDirError",
+  "SCHEDULES",
+  "ScheduleSpec",
+  "SearchSpec",
+  "SweepConfig",
+  "build_problem",
+  "bytes_per_config",
+  "check",
+  "choose_chunk_size",
+  "grid_values",
+  "load_config",
+  "make_optimizer_factory",
+  "run",
+  "use_cpu_cores",
 ]

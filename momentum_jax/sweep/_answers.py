@@ -22,8 +22,7 @@ def _name(strategy: Any, method: str) -> str:
   return f"{type(strategy).__name__}.{method}"
 
 
-def check_batch(strategy: Any, batch: Any, rows: int, names: list[str], ended: np.ndarray
-                ) -> None:
+def check_batch(strategy: Any, batch: Any, rows: int, names: list[str], ended: np.ndarray) -> None:
   """A batch of distinct rows of the group, ascending, none trained before, with a value
   of every hyperparameter and a seed per row."""
   where = _name(strategy, "ask")
@@ -33,18 +32,22 @@ def check_batch(strategy: Any, batch: Any, rows: int, names: list[str], ended: n
   if asked.ndim != 1 or not len(asked) or not np.issubdtype(asked.dtype, np.integer):
     raise ValueError(f"{where}: rows must be a non-empty 1-D array of row numbers, got {asked!r}")
   if np.any(np.diff(asked) <= 0) or asked[0] < 0 or asked[-1] >= rows:
-    raise ValueError(f"{where}: rows must be distinct, ascending and in [0, {rows}), got "
-                     f"{asked.tolist()[:10]}")
+    raise ValueError(
+      f"{where}: rows must be distinct, ascending and in [0, {rows}), got {asked.tolist()[:10]}"
+    )
   again = asked[ended[asked]]
   if len(again):
     raise ValueError(f"{where}: rows {again.tolist()[:10]} were trained already")
   if sorted(batch.values) != sorted(names):
-    raise ValueError(f"{where}: values must name the group's hyperparameters {sorted(names)}, "
-                     f"got {sorted(batch.values)}")
+    raise ValueError(
+      f"{where}: values must name the group's hyperparameters {sorted(names)}, "
+      f"got {sorted(batch.values)}"
+    )
   for name, value in [*batch.values.items(), ("seeds", batch.seeds)]:
     if np.shape(value) != asked.shape:
-      raise ValueError(f"{where}: {name} has shape {np.shape(value)}, one per row "
-                       f"{asked.shape} wanted")
+      raise ValueError(
+        f"{where}: {name} has shape {np.shape(value)}, one per row {asked.shape} wanted"
+      )
   _json(f"{where}: the batch's tag", batch.tag)
 
 
@@ -66,13 +69,16 @@ def check_boundaries(strategy: Any, boundaries: list[int], steps: int, segment: 
   where = _name(strategy, "boundaries")
   found = [int(b) for b in boundaries]
   if not found or found[-1] != steps or any(b <= a for a, b in zip(found, found[1:])):
-    raise ValueError(f"{where} returned {found}: ascending steps ending at train.steps "
-                     f"({steps}) wanted")
+    raise ValueError(
+      f"{where} returned {found}: ascending steps ending at train.steps ({steps}) wanted"
+    )
   off = [b for b in found if b % segment]
   if off:
-    raise ValueError(f"{where} returned {off}, not multiples of {segment} steps (a segment): "
-                     "say the steps between your boundaries in intervals() so that segments "
-                     "are cut to divide them")
+    raise ValueError(
+      f"{where} returned {off}, not multiples of {segment} steps (a segment): "
+      "say the steps between your boundaries in intervals() so that segments "
+      "are cut to divide them"
+    )
 
 
 def check_exploit(strategy: Any, decision: Exploit, live: np.ndarray, names: list[str]) -> None:
@@ -80,9 +86,14 @@ def check_exploit(strategy: Any, decision: Exploit, live: np.ndarray, names: lis
   where = _name(strategy, "observe")
   sources = np.asarray(decision.sources)
   if sources.shape != live.shape or not np.isin(sources, live).all():
-    raise ValueError(f"{where}: Exploit.sources must give, for each of the {len(live)} rows "
-                     "still training (scores.rows), a row still training")
+    raise ValueError(
+      f"{where}: Exploit.sources must give, for each of the {len(live)} rows "
+      "still training (scores.rows), a row still training"
+    )
   if sorted(decision.values) != sorted(names) or any(
-      np.shape(v) != live.shape for v in decision.values.values()):
-    raise ValueError(f"{where}: Exploit.values must give each of {sorted(names)} a value per "
-                     f"row still training ({len(live)})")
+    np.shape(v) != live.shape for v in decision.values.values()
+  ):
+    raise ValueError(
+      f"{where}: Exploit.values must give each of {sorted(names)} a value per "
+      f"row still training ({len(live)})"
+    )

@@ -99,16 +99,19 @@ class BatchState:
   def _open(self):
     if self._manager is None:
       import orbax.checkpoint as ocp  # only a sweep that saves or resumes state needs it
-      self._manager = ocp.CheckpointManager(self.folder / "carry", options=(
-          ocp.CheckpointManagerOptions(max_to_keep=1, create=True,
-                                       enable_async_checkpointing=False)))
+
+      self._manager = ocp.CheckpointManager(
+        self.folder / "carry",
+        options=(
+          ocp.CheckpointManagerOptions(max_to_keep=1, create=True, enable_async_checkpointing=False)
+        ),
+      )
     return self._manager
 
   def saver(self, position: LoopPosition, strategy: Strategy) -> _Saver:
     return _Saver(self, position, strategy)
 
-  def maybe_save(self, position: LoopPosition, strategy: Strategy, carry: Any, step: int
-                 ) -> bool:
+  def maybe_save(self, position: LoopPosition, strategy: Strategy, carry: Any, step: int) -> bool:
     """Saves ``position`` at ``step`` with ``carry`` if ``every`` seconds have passed."""
     if self.every is None:
       return False
@@ -118,12 +121,14 @@ class BatchState:
     if not due:
       return False
     import orbax.checkpoint as ocp
+
     manager = self._open()
     number = max(self._saves, (manager.latest_step() or 0)) + 1
     if jax.process_index() == 0:
       self.folder.mkdir(parents=True, exist_ok=True)
-      _files.atomic_write_bytes(self.folder / f"loop-{number}.npz",
-                                _position_bytes(position, checked_state(strategy), step))
+      _files.atomic_write_bytes(
+        self.folder / f"loop-{number}.npz", _position_bytes(position, checked_state(strategy), step)
+      )
     manager.save(number, args=ocp.args.StandardSave(carry), force=True)
     if jax.process_index() == 0:  # the position of an older carry is no longer wanted
       for old in self.folder.glob("loop-*.npz"):
@@ -142,6 +147,7 @@ class BatchState:
     if number is None or not (self.folder / f"loop-{number}.npz").is_file():
       return None
     import orbax.checkpoint as ocp
+
     with np.load(self.folder / f"loop-{number}.npz") as saved:
       arrays = {name: saved[name] for name in saved.files}
     meta = json.loads(str(arrays["position"]))
@@ -150,10 +156,17 @@ class BatchState:
     self._saves = number
     stopped = unpack("stopped:", arrays)
     return LoopPosition(
-        Batch.from_record(meta["batch"]), np.asarray(meta["live"], np.int64),
-        unpack("values:", arrays), meta["step"], key, carry,
-        [stopped] if stopped else [], unpack("history:", arrays), meta["strategy"],
-        widths=list(meta["widths"]))
+      Batch.from_record(meta["batch"]),
+      np.asarray(meta["live"], np.int64),
+      unpack("values:", arrays),
+      meta["step"],
+      key,
+      carry,
+      [stopped] if stopped else [],
+      unpack("history:", arrays),
+      meta["strategy"],
+      widths=list(meta["widths"]),
+    )
 
   def clear(self) -> None:
     """Forgets the state: the batch is finished and saved with its rows."""
@@ -166,15 +179,19 @@ class BatchState:
 
 
 def _position_bytes(position: LoopPosition, strategy_state: dict[str, Any], step: int) -> bytes:
-  meta = {"batch": position.batch.record(), "live": position.live.tolist(), "step": step,
-          "key": list(position.key), "strategy": _files.jsonable(strategy_state),
-          "widths": list(position.widths)}
+  meta = {
+    "batch": position.batch.record(),
+    "live": position.live.tolist(),
+    "step": step,
+    "key": list(position.key),
+    "strategy": _files.jsonable(strategy_state),
+    "widths": list(position.widths),
+  }
   arrays = {"position": np.array(json.dumps(meta))}
   arrays.update(pack("values:", position.values))
   arrays.update(pack("history:", position.history))
   if position.stopped:
-    arrays.update(pack("stopped:", jax.tree.map(lambda *xs: np.concatenate(xs),
-                                                *position.stopped)))
+    arrays.update(pack("stopped:", jax.tree.map(lambda *xs: np.concatenate(xs), *position.stopped)))
   buffer = io.BytesIO()
   np.savez(buffer, **arrays)
   return buffer.getvalue()

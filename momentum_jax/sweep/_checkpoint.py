@@ -60,8 +60,13 @@ STATE_DIR = "state"  # unfinished batches' state (see momentum_jax.sweep._batch_
 STATE_FILE = "sweep.json"
 FORMAT = 1
 # Result files of a finished sweep that --overwrite removes along with the chunks.
-_RESULT_FILES = (results.SUMMARY_FILE, results.CURVES_FILE, results.MANIFEST_FILE,
-                 results.REPORT_FILE, *OWN_FILES)
+_RESULT_FILES = (
+  results.SUMMARY_FILE,
+  results.CURVES_FILE,
+  results.MANIFEST_FILE,
+  results.REPORT_FILE,
+  *OWN_FILES,
+)
 _CHUNK_NAME = re.compile(r"g(\d+)-(\d+)-p(\d+)\.npz")
 
 
@@ -82,14 +87,17 @@ def check_output_folder(out_dir: Path) -> None:
     with tempfile.TemporaryFile(dir=out_dir):
       pass
   except OSError as error:
-    raise OutputDirError(f"{out_dir}: cannot write there ({error.strerror or error}); "
-                         "choose another output folder") from None
+    raise OutputDirError(
+      f"{out_dir}: cannot write there ({error.strerror or error}); choose another output folder"
+    ) from None
   for name, folder in ((CHUNKS_DIR, True), (STATE_DIR, True), (results.MANIFEST_FILE, False)):
     path = out_dir / name
     if path.exists() and path.is_dir() != folder:
-      raise OutputDirError(f"{path}: a {'file' if folder else 'folder'} where a sweep keeps its "
-                           f"{'folder' if folder else 'manifest file'}: this is not a sweep's "
-                           "output folder; choose another (or remove it)")
+      raise OutputDirError(
+        f"{path}: a {'file' if folder else 'folder'} where a sweep keeps its "
+        f"{'folder' if folder else 'manifest file'}: this is not a sweep's "
+        "output folder; choose another (or remove it)"
+      )
 
 
 class Checkpoint:
@@ -125,12 +133,22 @@ class Checkpoint:
       self._write_state()
 
   def _write_state(self) -> None:
-    _files.atomic_write_text(self.folder / STATE_FILE, json.dumps(
-        self.state, indent=2, sort_keys=True, default=_files.json_default))
+    _files.atomic_write_text(
+      self.folder / STATE_FILE,
+      json.dumps(self.state, indent=2, sort_keys=True, default=_files.json_default),
+    )
 
   @classmethod
-  def open(cls, out_dir: str | Path, state: dict[str, Any], *, overwrite: bool,
-           write: bool = True, appends: bool = True, reseeds: bool = True) -> "Checkpoint":
+  def open(
+    cls,
+    out_dir: str | Path,
+    state: dict[str, Any],
+    *,
+    overwrite: bool,
+    write: bool = True,
+    appends: bool = True,
+    reseeds: bool = True,
+  ) -> "Checkpoint":
     """Opens (or starts) the checkpoint of the sweep described by ``state``.
 
     Args:
@@ -156,27 +174,37 @@ class Checkpoint:
     folder = out_dir / CHUNKS_DIR
     recorded = recorded_sweep(out_dir, folder / STATE_FILE, state["versions"])
     problem = None if recorded is None else mismatch(recorded, state)
-    extended = None if problem is None or recorded.get("finished_without_chunks") else (
-        extension(recorded, state))
+    extended = (
+      None
+      if problem is None or recorded.get("finished_without_chunks")
+      else (extension(recorded, state))
+    )
     if extended is not None and not appends and "samples" in extended:
       raise OutputDirError(
-          f"{out_dir} holds this sweep with fewer points ({extended}), and its groups cross "
-          "the points with lists: new points would move the trained ones; run the larger "
-          "search in another folder, or pass --overwrite to train it all again")
+        f"{out_dir} holds this sweep with fewer points ({extended}), and its groups cross "
+        "the points with lists: new points would move the trained ones; run the larger "
+        "search in another folder, or pass --overwrite to train it all again"
+      )
     if extended is not None and not reseeds and "seeds" in extended:
       raise OutputDirError(
-          f"{out_dir} holds this sweep with fewer seeds ({extended}): more seeds move every "
-          "configuration's rows, which a search that ranks or asks as it trains, or keep:, "
-          "cannot take up; run it in another folder, or pass --overwrite to train it all again")
+        f"{out_dir} holds this sweep with fewer seeds ({extended}): more seeds move every "
+        "configuration's rows, which a search that ranks or asks as it trains, or keep:, "
+        "cannot take up; run it in another folder, or pass --overwrite to train it all again"
+      )
     if extended is not None:  # the same sweep, asked for more: keep what it trained
-      recorded = {**recorded, "fingerprint": state["fingerprint"], "config": state["config"],
-                  "problem": state.get("problem"),
-                  "extended": [*recorded.get("extended", []), extended]}
+      recorded = {
+        **recorded,
+        "fingerprint": state["fingerprint"],
+        "config": state["config"],
+        "problem": state.get("problem"),
+        "extended": [*recorded.get("extended", []), extended],
+      }
       return cls._opened(folder, recorded, resumed=True, write=write)
     if problem is not None and not overwrite:
       raise OutputDirError(
-          f"{out_dir} holds a sweep of {problem}; pass --overwrite (overwrite=True) to "
-          f"replace it, or choose another output folder")
+        f"{out_dir} holds a sweep of {problem}; pass --overwrite (overwrite=True) to "
+        f"replace it, or choose another output folder"
+      )
     if problem is not None or recorded is None or recorded.get("finished_without_chunks"):
       if write and problem is not None:
         _clear(out_dir, folder)
@@ -187,8 +215,7 @@ class Checkpoint:
     return cls(folder, recorded, resumed=True)
 
   @classmethod
-  def _opened(cls, folder: Path, state: dict[str, Any], resumed: bool, write: bool
-              ) -> "Checkpoint":
+  def _opened(cls, folder: Path, state: dict[str, Any], resumed: bool, write: bool) -> "Checkpoint":
     """The checkpoint of ``state``, written to ``folder`` (process 0)."""
     checkpoint = cls(folder, state, resumed=resumed)
     if write:
@@ -208,8 +235,9 @@ class Checkpoint:
     indices = [np.load(path)["index"] for path in self._files(group)]
     return np.unique(np.concatenate(indices)) if indices else np.zeros(0, np.int64)
 
-  def save_batch(self, group: int, batch: Any, strategy_state: Mapping[str, Any],
-                 ended: Mapping[str, Any]) -> Path | None:
+  def save_batch(
+    self, group: int, batch: Any, strategy_state: Mapping[str, Any], ended: Mapping[str, Any]
+  ) -> Path | None:
     """Writes a finished batch of ``group`` atomically, with its strategy's state (process 0).
 
     The file holds what :meth:`save` writes (the rows, where they diverged,
@@ -218,6 +246,7 @@ class Checkpoint:
     the batch (JSON) and the strategy's state at the batch's end (JSON).
     """
     import jax  # the process index; jax is imported by any sweep anyway
+
     if jax.process_index() != 0:
       return None
     buffer = io.BytesIO()
@@ -234,13 +263,16 @@ class Checkpoint:
       OutputDirError: for a chunk file written by another version of the engine.
     """
     from momentum_jax.sweep.strategies import Batch
+
     found = []
     for path in self._files(group):
       with np.load(path) as chunk:
         arrays = {name: chunk[name] for name in chunk.files}
       if "batch" not in arrays:
-        raise OutputDirError(f"{path} was written by an earlier momentum_jax, which this one "
-                             "cannot resume; pass --overwrite to train the sweep again")
+        raise OutputDirError(
+          f"{path} was written by an earlier momentum_jax, which this one "
+          "cannot resume; pass --overwrite to train the sweep again"
+        )
       batch = Batch.from_record(json.loads(str(arrays["batch"])))
       state = json.loads(str(arrays["strategy"]))
       saved_with = int(arrays.get("seeds_per_setting", self.seeds_per_setting or 0))
@@ -248,10 +280,15 @@ class Checkpoint:
         # Saved before seeds were added: its rows renumbered, its strategy's state void.
         batch = dataclasses.replace(batch, rows=self._renumbered(batch.rows, saved_with))
         arrays["index"], state = self._renumbered(arrays["index"], saved_with), None
-      ended = {"rows": arrays["index"], "diverged_at_step": arrays["diverged_at_step"],
-               "stopped_at_step": arrays["stopped_at_step"],
-               "metrics": unpack(METRIC_PREFIX, arrays), "values": unpack("values:", arrays),
-               "history": unpack("history:", arrays), "widths": arrays["widths"]}
+      ended = {
+        "rows": arrays["index"],
+        "diverged_at_step": arrays["diverged_at_step"],
+        "stopped_at_step": arrays["stopped_at_step"],
+        "metrics": unpack(METRIC_PREFIX, arrays),
+        "values": unpack("values:", arrays),
+        "history": unpack("history:", arrays),
+        "widths": arrays["widths"],
+      }
       found.append((batch, state, ended))
     return sorted(found, key=lambda saved: saved[0].number)
 
@@ -260,8 +297,9 @@ class Checkpoint:
     rows = np.asarray(rows, np.int64)
     return rows // saved_with * self.seeds_per_setting + rows % saved_with
 
-  def load(self, group: int, num_configs: int, missing_ok: bool = False
-           ) -> tuple[dict[str, Any], np.ndarray]:
+  def load(
+    self, group: int, num_configs: int, missing_ok: bool = False
+  ) -> tuple[dict[str, Any], np.ndarray]:
     """Merges ``group``'s chunk files into ``(metrics, diverged_at_step)``, in index order.
 
     ``missing_ok``: rows in no chunk file are left zero, not refused (a
@@ -278,8 +316,10 @@ class Checkpoint:
       with np.load(path) as chunk:
         index = chunk["index"]
         if index.size and (index.min() < 0 or index.max() >= num_configs):
-          raise OutputDirError(f"{path} holds configurations outside group {group}'s "
-                               f"{num_configs}: was the config changed by hand?")
+          raise OutputDirError(
+            f"{path} holds configurations outside group {group}'s "
+            f"{num_configs}: was the config changed by hand?"
+          )
         if diverged is None:
           diverged = np.zeros(num_configs, chunk["diverged_at_step"].dtype)
         diverged[index] = chunk["diverged_at_step"]
@@ -293,9 +333,10 @@ class Checkpoint:
     if not seen.all() and not missing_ok:
       missing = np.flatnonzero(~seen)
       raise OutputDirError(
-          f"{len(missing)} configuration(s) of group {group} missing from {self.folder} "
-          f"(first: {missing[:5].tolist()}); on several hosts the output folder must be on a "
-          "file system every host sees")
+        f"{len(missing)} configuration(s) of group {group} missing from {self.folder} "
+        f"(first: {missing[:5].tolist()}); on several hosts the output folder must be on a "
+        "file system every host sees"
+      )
     return traverse_util.unflatten_dict(merged), diverged
 
 

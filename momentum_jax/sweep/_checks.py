@@ -12,8 +12,9 @@ def check_keys(path: str, raw: Mapping[str, Any], allowed) -> None:
   for key in raw:
     if key not in allowed:
       raise ConfigError(
-          f"{path}.{key}" if path else str(key),
-          f"unknown key{suggest(key, allowed)} (allowed: {', '.join(map(str, allowed))})")
+        f"{path}.{key}" if path else str(key),
+        f"unknown key{suggest(key, allowed)} (allowed: {', '.join(map(str, allowed))})",
+      )
 
 
 def check_name(path: str, name: Any, choices, other: str = "") -> str:
@@ -42,13 +43,20 @@ def as_mapping(path: str, raw: Any) -> Mapping[str, Any]:
 def check_run_arguments(chunk_size, width, checkpoint_every) -> None:
   """``sweep.run``'s own arguments, each named in its error."""
   if chunk_size is not None and (
-      isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1):
+    isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1
+  ):
     raise ConfigError("chunk_size", f"expected a positive integer, got {chunk_size!r}")
-  if width is not None and width != "measure" and (
-      isinstance(width, bool) or not isinstance(width, int) or width < 1):
+  if (
+    width is not None
+    and width != "measure"
+    and (isinstance(width, bool) or not isinstance(width, int) or width < 1)
+  ):
     raise ConfigError("width", f"expected a positive integer or 'measure', got {width!r}")
   if checkpoint_every is not None and (
-      isinstance(checkpoint_every, bool) or not isinstance(checkpoint_every, (int, float))
-      or not checkpoint_every > 0):
-    raise ConfigError("checkpoint_every",
-                      f"expected a number of seconds > 0 or None, got {checkpoint_every!r}")
+    isinstance(checkpoint_every, bool)
+    or not isinstance(checkpoint_every, (int, float))
+    or not checkpoint_every > 0
+  ):
+    raise ConfigError(
+      "checkpoint_every", f"expected a number of seconds > 0 or None, got {checkpoint_every!r}"
+    )

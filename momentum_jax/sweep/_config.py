@@ -32,19 +32,42 @@ from momentum_jax.sweep._errors import ConfigError
 from momentum_jax.sweep._grid import spec_size, spec_values
 from momentum_jax.sweep._imports import import_object, recorded_name
 from momentum_jax.sweep._options import (
-    NUMERIC, range_error, split_options, typed_options, with_range_ends)
+  NUMERIC,
+  range_error,
+  split_options,
+  typed_options,
+  with_range_ends,
+)
 from momentum_jax.sweep._optimizers import (
-    OPTIMIZERS, check_factory, keyword_parameters, known_name, resolve_optimizer)
+  OPTIMIZERS,
+  check_factory,
+  keyword_parameters,
+  known_name,
+  resolve_optimizer,
+)
 from momentum_jax.sweep._problem_config import (  # noqa: F401  (build_problem re-exported)
-    build_problem, parse_problem as _parse_problem)
+  build_problem,
+  parse_problem as _parse_problem,
+)
 from momentum_jax.sweep._schema import SCHEDULES, OptimizerSection, ScheduleSection, SweepSchema
 from momentum_jax.sweep._specs import (  # noqa: F401  (re-exported: the config's types)
-    KeepSpec, OptimizerSpec, ScheduleSpec, SweepConfig)
+  KeepSpec,
+  OptimizerSpec,
+  ScheduleSpec,
+  SweepConfig,
+)
 from momentum_jax.sweep._search import (  # noqa: F401  (re-exported)
-    SCHEDULERS, SchedulerSpec, SearchSpec, check_search as _check_search, check_searched,
-    scheduler_metric, scheduler_metrics, search_points, search_record)
-from momentum_jax.sweep._space import (
-    Range, as_range)
+  SCHEDULERS,
+  SchedulerSpec,
+  SearchSpec,
+  check_search as _check_search,
+  check_searched,
+  scheduler_metric,
+  scheduler_metrics,
+  search_points,
+  search_record,
+)
+from momentum_jax.sweep._space import Range, as_range
 from momentum_jax.sweep._validation import validate
 from momentum_jax.sweep._yaml import read_yaml
 
@@ -82,10 +105,17 @@ def _type_schedule(path: str, section: ScheduleSection, search: SearchSpec):
       raise ConfigError(f"{path}.{key}", f"required by {section.name}")
   typed = typed_options(path, section.name, {**parameters, "warmup_steps": _WARMUP}, False, given)
   grid, ranges, static = split_options(path, typed, search)
-  spec = ScheduleSpec(name=section.name, unit=section.unit, static=static,
-                      warmup="warmup_steps" in grid or "warmup_steps" in ranges)
-  return (spec, {SCHEDULE_PREFIX + k: v for k, v in grid.items()},
-          {SCHEDULE_PREFIX + k: as_range(r) for k, r in ranges.items()})
+  spec = ScheduleSpec(
+    name=section.name,
+    unit=section.unit,
+    static=static,
+    warmup="warmup_steps" in grid or "warmup_steps" in ranges,
+  )
+  return (
+    spec,
+    {SCHEDULE_PREFIX + k: v for k, v in grid.items()},
+    {SCHEDULE_PREFIX + k: as_range(r) for k, r in ranges.items()},
+  )
 
 
 def _type_optimizer(path: str, section: OptimizerSection, search: SearchSpec) -> _Written:
@@ -95,23 +125,37 @@ def _type_optimizer(path: str, section: OptimizerSection, search: SearchSpec) ->
   learning_rate = parameters.get("learning_rate")
   if section.schedule is not None and learning_rate is None and not takes_any:
     raise ConfigError(f"{path}.schedule", f"{name} takes no learning_rate for a schedule to drive")
-  if "learning_rate" not in given and (section.schedule is not None or (
-      learning_rate is not None and learning_rate.default is inspect.Parameter.empty)):
+  if "learning_rate" not in given and (
+    section.schedule is not None
+    or (learning_rate is not None and learning_rate.default is inspect.Parameter.empty)
+  ):
     raise ConfigError(f"{path}.learning_rate", f"required ({NUMERIC})")
   typed = typed_options(path, name, parameters, takes_any, given)
   grid, ranges, static = split_options(path, typed, search)
   if "learning_rate" in given and "learning_rate" not in grid and "learning_rate" not in ranges:
-    raise ConfigError(f"{path}.learning_rate", f"expected {NUMERIC}, got {given['learning_rate']!r}")
+    raise ConfigError(
+      f"{path}.learning_rate", f"expected {NUMERIC}, got {given['learning_rate']!r}"
+    )
   ranges = {k: as_range(r) for k, r in ranges.items()}
   schedule = None
   if section.schedule is not None:
-    spec, schedule_grid, schedule_ranges = _type_schedule(f"{path}.schedule", section.schedule,
-                                                          search)
+    spec, schedule_grid, schedule_ranges = _type_schedule(
+      f"{path}.schedule", section.schedule, search
+    )
     grid.update(schedule_grid)
     ranges.update(schedule_ranges)
     schedule = spec
-  return _Written(path, name, factory, grid, ranges, static, schedule, given,
-                  _eval_params(f"{path}.eval_params", section.eval_params))
+  return _Written(
+    path,
+    name,
+    factory,
+    grid,
+    ranges,
+    static,
+    schedule,
+    given,
+    _eval_params(f"{path}.eval_params", section.eval_params),
+  )
 
 
 def _eval_params(path: str, written: Any) -> Callable[[Any, Any], Any] | None:
@@ -120,8 +164,11 @@ def _eval_params(path: str, written: Any) -> Callable[[Any, Any], Any] | None:
     return written
   function = import_object(path, written) if ":" in written else None
   if not callable(function):
-    raise ConfigError(path, "expected 'package.module:function' naming a function "
-                      f"(opt_state, params) -> params, got {written!r}")
+    raise ConfigError(
+      path,
+      "expected 'package.module:function' naming a function "
+      f"(opt_state, params) -> params, got {written!r}",
+    )
   return function
 
 
@@ -136,14 +183,20 @@ def _check_values(written: _Written, grid: Mapping[str, np.ndarray]) -> None:
     _call_checked(path, written.factory, own, written.static)
   if written.schedule is not None:
     schedule = written.schedule
-    values = {n[len(SCHEDULE_PREFIX):]: v for n, v in checked.items()
-              if n.startswith(SCHEDULE_PREFIX)}
+    values = {
+      n[len(SCHEDULE_PREFIX) :]: v for n, v in checked.items() if n.startswith(SCHEDULE_PREFIX)
+    }
     warmup = values.pop("warmup_steps", None)
-    _call_checked(f"{path}.schedule", lambda **kw: SCHEDULES[schedule.name](1.0, **kw),
-                  values, schedule.static)
+    _call_checked(
+      f"{path}.schedule", lambda **kw: SCHEDULES[schedule.name](1.0, **kw), values, schedule.static
+    )
     if warmup is not None:
-      _call_checked(f"{path}.schedule", lambda **kw: optim.linear_warmup(0.0, 1.0, **kw),
-                    {"warmup_steps": warmup}, {})
+      _call_checked(
+        f"{path}.schedule",
+        lambda **kw: optim.linear_warmup(0.0, 1.0, **kw),
+        {"warmup_steps": warmup},
+        {},
+      )
 
 
 def _call_checked(path: str, function: Callable[..., Any], values, static) -> None:
@@ -163,16 +216,25 @@ def _parse_optimizer(written: _Written, search: SearchSpec) -> OptimizerSpec:
   samples, checked = search_points(written.ranges, search)
   own = {n: v for n, v in checked.items() if not n.startswith(SCHEDULE_PREFIX)}
   own_grid = {n: v for n, v in values.items() if not n.startswith(SCHEDULE_PREFIX)}
-  swept, static = check_factory(path, name, factory, {**own_grid, **own}, written.static,
-                                written.given)
+  swept, static = check_factory(
+    path, name, factory, {**own_grid, **own}, written.static, written.given
+  )
   # An argument the factory needs concrete, given one value, became static.
   grid = {n: v for n, v in values.items() if n in swept or n.startswith(SCHEDULE_PREFIX)}
   kept = {n for n in checked if n in swept or n.startswith(SCHEDULE_PREFIX)}
   samples = {n: v for n, v in samples.items() if n in kept}
   ranges = {n: r for n, r in written.ranges.items() if n in kept}
-  return OptimizerSpec(name=name, static=static, grid=grid, schedule=written.schedule,
-                       factory=factory, ranges=ranges, samples=samples, trials=search.trials,
-                       eval_params=written.eval_params)
+  return OptimizerSpec(
+    name=name,
+    static=static,
+    grid=grid,
+    schedule=written.schedule,
+    factory=factory,
+    ranges=ranges,
+    samples=samples,
+    trials=search.trials,
+    eval_params=written.eval_params,
+  )
 
 
 def _seeds(seeds: int | list[int]) -> tuple[int, ...]:
@@ -206,8 +268,9 @@ def _read(source: str | os.PathLike | Mapping[str, Any]) -> tuple[Any, str, str]
   return read_yaml(name), os.path.splitext(os.path.basename(name))[0], name
 
 
-def load_config(source: str | os.PathLike | Mapping[str, Any], *, force: bool = False
-                ) -> SweepConfig:
+def load_config(
+  source: str | os.PathLike | Mapping[str, Any], *, force: bool = False
+) -> SweepConfig:
   """Reads and validates a sweep configuration from a YAML file or a dict.
 
   An optimizer's ``name`` is one of :data:`OPTIMIZERS`, ``optax.<alias>``,
@@ -241,12 +304,17 @@ def load_config(source: str | os.PathLike | Mapping[str, Any], *, force: bool = 
       raise
     raise ConfigError(where, str(error)) from None
   if (schema.optimizer is None) == (schema.optimizers is None):
-    raise ConfigError("optimizer", "give exactly one of 'optimizer' (a mapping) or "
-                      "'optimizers' (a list of mappings)")
+    raise ConfigError(
+      "optimizer",
+      "give exactly one of 'optimizer' (a mapping) or 'optimizers' (a list of mappings)",
+    )
   search = SearchSpec() if schema.search is None else schema.search.spec()
   problem, problem_options, problem_source = _parse_problem(schema.problem)
-  sections = ([("optimizer", schema.optimizer)] if schema.optimizer is not None else
-              [(f"optimizers[{i}]", o) for i, o in enumerate(schema.optimizers)])
+  sections = (
+    [("optimizer", schema.optimizer)]
+    if schema.optimizer is not None
+    else [(f"optimizers[{i}]", o) for i, o in enumerate(schema.optimizers)]
+  )
   written = [_type_optimizer(path, section, search) for path, section in sections]
   train = schema.train.config()
   seeds = _seeds(schema.seeds)
@@ -256,21 +324,22 @@ def load_config(source: str | os.PathLike | Mapping[str, Any], *, force: bool = 
   labels = [o.label for o in optimizers]
   for index, label in enumerate(labels):
     if label in labels[:index]:
-      raise ConfigError(f"optimizers[{index}]",
-                        f"repeats optimizers[{labels.index(label)}] ({label}); merge their "
-                        "grids into one entry")
+      raise ConfigError(
+        f"optimizers[{index}]",
+        f"repeats optimizers[{labels.index(label)}] ({label}); merge their grids into one entry",
+      )
   check_searched(search, optimizers)
   _check_search(search, train)
   return SweepConfig(
-      name=default_name if schema.name is None else schema.name,
-      problem=problem,
-      problem_options=problem_options,
-      optimizers=optimizers,
-      train=train,
-      seeds=seeds,
-      chunk_size=None if schema.chunk_size in (None, "auto") else schema.chunk_size,
-      raw=_recorded(raw),
-      problem_source=problem_source,
-      search=search,
-      keep=None if schema.keep is None else KeepSpec(schema.keep.models, schema.keep.metric),
+    name=default_name if schema.name is None else schema.name,
+    problem=problem,
+    problem_options=problem_options,
+    optimizers=optimizers,
+    train=train,
+    seeds=seeds,
+    chunk_size=None if schema.chunk_size in (None, "auto") else schema.chunk_size,
+    raw=_recorded(raw),
+    problem_source=problem_source,
+    search=search,
+    keep=None if schema.keep is None else KeepSpec(schema.keep.models, schema.keep.metric),
   )

@@ -73,8 +73,9 @@ def bytes_per_config(problem: problems.Problem, train: TrainConfig) -> int:
   Only the ``width`` configurations a device trains at once need it.
   """
   input_size = math.prod(problem.data.input_shape)
-  examples = max(_examples_per_step(problem, train),
-                 min(train.eval_batch_size, problem.data.num_val))
+  examples = max(
+    _examples_per_step(problem, train), min(train.eval_batch_size, problem.data.num_val)
+  )
   return 4 * (8 * _num_params(problem) + 32 * examples * input_size)
 
 
@@ -100,8 +101,9 @@ def flops_per_step(problem: problems.Problem, train: TrainConfig) -> int:
   return 6 * _num_params(problem) * _examples_per_step(problem, train)
 
 
-def training_seconds(problem: problems.Problem, train: TrainConfig, configurations: int,
-                     devices: int, platform: str) -> float | None:
+def training_seconds(
+  problem: problems.Problem, train: TrainConfig, configurations: int, devices: int, platform: str
+) -> float | None:
   """The seconds ``configurations`` are expected to train on ``devices`` CPU devices (None elsewhere).
 
   Their steps' FLOPs (:func:`flops_per_step`) at
@@ -116,8 +118,14 @@ def training_seconds(problem: problems.Problem, train: TrainConfig, configuratio
   return work / (CPU_TRAINING_FLOPS_PER_CORE_SECOND * cores)
 
 
-def model_width(platform: str, num_configs: int, flops: int, cores: int = 1,
-                fit: int | None = None, num_devices: int = 1) -> tuple[int, str]:
+def model_width(
+  platform: str,
+  num_configs: int,
+  flops: int,
+  cores: int = 1,
+  fit: int | None = None,
+  num_devices: int = 1,
+) -> tuple[int, str]:
   """Configurations to ``vmap`` at once on one device, and why.
 
   The width depends on the group and on the devices (their kind, memory,
@@ -144,8 +152,11 @@ def model_width(platform: str, num_configs: int, flops: int, cores: int = 1,
   """
   share = math.ceil(num_configs / num_devices)
   limit = share if fit is None else max(1, min(share, fit))
-  whole = ("every configuration of the group at once" if num_devices == 1 else
-           f"the group split evenly over {num_devices} devices")
+  whole = (
+    "every configuration of the group at once"
+    if num_devices == 1
+    else f"the group split evenly over {num_devices} devices"
+  )
   memory = "" if limit == share else f", at most {limit} in memory"
   if platform != "cpu":
     # Unmeasured here (no accelerator at hand): a guess at the work that
@@ -153,8 +164,10 @@ def model_width(platform: str, num_configs: int, flops: int, cores: int = 1,
     needed = math.ceil(ACCELERATOR_FLOPS_PER_STEP / max(flops, 1))
     if needed >= limit:
       return limit, f"accelerator: {whole}{memory}"
-    return needed, (f"accelerator, ~{flops:.2g} FLOPs per step: enough configurations for "
-                    f"~{ACCELERATOR_FLOPS_PER_STEP:.0e} FLOPs per batched step")
+    return needed, (
+      f"accelerator, ~{flops:.2g} FLOPs per step: enough configurations for "
+      f"~{ACCELERATOR_FLOPS_PER_STEP:.0e} FLOPs per batched step"
+    )
   # Batching configurations does not raise the arithmetic intensity (each has
   # its own weights): it makes each operation big enough to share the
   # per-operation cost and to split over the device's cores.
@@ -163,10 +176,13 @@ def model_width(platform: str, num_configs: int, flops: int, cores: int = 1,
   if needed >= limit:
     return limit, f"{cpu}: {whole}{memory}"
   # The nearest width that divides the group needs no padding.
-  width = next((w for w in range(needed, min(2 * needed, limit) + 1) if num_configs % w == 0),
-               needed)
-  return width, (f"{cpu}: enough configurations for ~{CPU_FLOPS_PER_CORE_STEP:.0e} FLOPs "
-                 "per core and batched step")
+  width = next(
+    (w for w in range(needed, min(2 * needed, limit) + 1) if num_configs % w == 0), needed
+  )
+  return width, (
+    f"{cpu}: enough configurations for ~{CPU_FLOPS_PER_CORE_STEP:.0e} FLOPs "
+    "per core and batched step"
+  )
 
 
 def _cores_per_device() -> int:
@@ -174,8 +190,13 @@ def _cores_per_device() -> int:
   return max(1, _cpu_cores() // len(jax.local_devices(backend="cpu")))
 
 
-def choose_chunk_size(num_configs: int, num_devices: int, width: int,
-                      requested: int | None = None, fit: int | None = None) -> int:
+def choose_chunk_size(
+  num_configs: int,
+  num_devices: int,
+  width: int,
+  requested: int | None = None,
+  fit: int | None = None,
+) -> int:
   """Configurations per chunk: whole batches of ``width`` on every device.
 
   A chunk is what the compiled segments train from the first step to the
@@ -202,9 +223,15 @@ def choose_chunk_size(num_configs: int, num_devices: int, width: int,
   return max(1, math.ceil(per_device / width)) * width * num_devices
 
 
-def choose_widths(width: int | str | None, problem: problems.Problem, groups: list,
-                  train: TrainConfig, mesh: Mesh, fit: int,
-                  probe: Callable[[Any, int], float]) -> tuple[dict[str, int], dict]:
+def choose_widths(
+  width: int | str | None,
+  problem: problems.Problem,
+  groups: list,
+  train: TrainConfig,
+  mesh: Mesh,
+  fit: int,
+  probe: Callable[[Any, int], float],
+) -> tuple[dict[str, int], dict]:
   """The width of each group, and the manifest's ``execution`` entry that says why.
 
   ``execution`` holds the strategy (``"model"``, ``"measured"`` or
@@ -216,13 +243,13 @@ def choose_widths(width: int | str | None, problem: problems.Problem, groups: li
   platform = mesh.devices.flat[0].platform
   num_devices = mesh.devices.size
   cores = _cores_per_device() if platform == "cpu" else 1
-  execution: dict[str, Any] = {"flops_per_step_estimate": flops, "candidates": {},
-                               "reason": {}}
+  execution: dict[str, Any] = {"flops_per_step_estimate": flops, "candidates": {}, "reason": {}}
   if width == "measure":
     first = len(groups[0].seeds)
     modelled, _ = model_width(platform, first, flops, cores, fit, num_devices)
-    candidates = sorted({1, modelled,
-                         min(math.ceil(first / num_devices), fit, MAX_CHUNK_PER_DEVICE)})
+    candidates = sorted(
+      {1, modelled, min(math.ceil(first / num_devices), fit, MAX_CHUNK_PER_DEVICE)}
+    )
     # Seconds per configuration-step of a short training (probe) at each width.
     timings = {str(w): probe(groups[0], w) for w in candidates}
     measured = int(min(timings, key=timings.get))
@@ -236,15 +263,18 @@ def choose_widths(width: int | str | None, problem: problems.Problem, groups: li
     if width == "measure":
       widths[label] = min(measured, k)
       execution["reason"][label] = (
-          f"the fastest candidate on {groups[0].spec.label}, in seconds per "
-          f"configuration-step over {PROBE_STEPS} steps")
+        f"the fastest candidate on {groups[0].spec.label}, in seconds per "
+        f"configuration-step over {PROBE_STEPS} steps"
+      )
     elif width is None:
       widths[label], execution["reason"][label] = model_width(
-          platform, k, flops, cores, fit, num_devices)
+        platform, k, flops, cores, fit, num_devices
+      )
     else:
       widths[label] = min(width, k)
       execution["reason"][label] = "the caller's width" + (
-          f", cut to the group's {k} configurations" if width > k else "")
+        f", cut to the group's {k} configurations" if width > k else ""
+      )
   # Every process must compile the same programs, whatever its own timings or cores.
   agreed = multihost_utils.broadcast_one_to_all(np.array(list(widths.values()), np.int32))
   return dict(zip(widths, (int(w) for w in np.asarray(agreed)))), execution
@@ -254,7 +284,9 @@ def memory(problem: problems.Problem, train: TrainConfig, mesh: Mesh) -> dict[st
   """The memory budget of a device and how many configurations it trains, and holds, in it."""
   budget = memory_budget(mesh.devices.flat[0])
   per_config = bytes_per_config(problem, train)
-  return {"bytes_per_config_estimate": per_config, "budget_bytes_per_device": budget,
-          "configs_in_budget": max(1, budget // per_config),
-          "configs_held_per_device": max(
-              1, budget // state_bytes_per_config(problem, train))}
+  return {
+    "bytes_per_config_estimate": per_config,
+    "budget_bytes_per_device": budget,
+    "configs_in_budget": max(1, budget // per_config),
+    "configs_held_per_device": max(1, budget // state_bytes_per_config(problem, train)),
+  }

@@ -39,7 +39,16 @@ from momentum_jax import results
 from momentum_jax.runtime import files as _files
 from momentum_jax.sweep import _fingerprint, _program_cache, _setup
 from momentum_jax.sweep import (
-    _checkpoint, _devices, _execute, _keep, _loop, _plan, _record, _sizes, _train_groups)
+  _checkpoint,
+  _devices,
+  _execute,
+  _keep,
+  _loop,
+  _plan,
+  _record,
+  _sizes,
+  _train_groups,
+)
 from momentum_jax.sweep._checks import check_run_arguments
 from momentum_jax.sweep._config import SweepConfig, load_config
 from momentum_jax.sweep._errors import ConfigError
@@ -62,16 +71,20 @@ def _prepare(config: SweepConfig, force: bool):
   for group in groups:
     together = searches.rows_at_once(group, None)
     if together is not None and together > held:
-      raise ConfigError(searches.path, f"{group.label}'s {together} configurations are "
-                        f"ranked together, in one chunk, and the devices hold about {held}: "
-                        f"{searches.advice}")
+      raise ConfigError(
+        searches.path,
+        f"{group.label}'s {together} configurations are "
+        f"ranked together, in one chunk, and the devices hold about {held}: "
+        f"{searches.advice}",
+      )
   if not force:
     _sizes.check_memory(memory["bytes_per_config_estimate"], memory["budget_bytes_per_device"])
   return problem, searches, groups, mesh, memory
 
 
-def check(config: SweepConfig | str | os.PathLike | Mapping[str, Any], *,
-          force: bool = False) -> SweepConfig:
+def check(
+  config: SweepConfig | str | os.PathLike | Mapping[str, Any], *, force: bool = False
+) -> SweepConfig:
   """Checks a config as :func:`run` does before it compiles, and trains nothing.
 
   The config is validated (its optimizers traced abstractly), its problem
@@ -90,16 +103,16 @@ def check(config: SweepConfig | str | os.PathLike | Mapping[str, Any], *,
 
 
 def run(
-    config: SweepConfig | str | os.PathLike | Mapping[str, Any],
-    out_dir: str | os.PathLike | None = None,
-    *,
-    chunk_size: int | None = None,
-    width: int | str | None = None,
-    quiet: bool = False,
-    overwrite: bool = False,
-    checkpoint_every: float | None = CHECKPOINT_EVERY,
-    force: bool = False,
-    on_rows: Callable[[results.SweepResult], None] | None = None,
+  config: SweepConfig | str | os.PathLike | Mapping[str, Any],
+  out_dir: str | os.PathLike | None = None,
+  *,
+  chunk_size: int | None = None,
+  width: int | str | None = None,
+  quiet: bool = False,
+  overwrite: bool = False,
+  checkpoint_every: float | None = CHECKPOINT_EVERY,
+  force: bool = False,
+  on_rows: Callable[[results.SweepResult], None] | None = None,
 ) -> results.SweepResult:
   """Runs a sweep and returns its results; ``result.save(out_dir)`` writes them.
 
@@ -197,8 +210,9 @@ class _Sweep:
   keeper: _keep.Keeper | None
 
 
-def _plan_sweep(config: SweepConfig, out_dir, chunk_size, width, overwrite: bool,
-                force: bool) -> _Sweep:
+def _plan_sweep(
+  config: SweepConfig, out_dir, chunk_size, width, overwrite: bool, force: bool
+) -> _Sweep:
   """Checks the config against the problem and devices, opens the output folder, builds the
   strategies, and chooses the widths, segments and chunk sizes."""
   problem, searches, groups, mesh, memory = _prepare(config, force)
@@ -207,53 +221,132 @@ def _plan_sweep(config: SweepConfig, out_dir, chunk_size, width, overwrite: bool
   checkpoint = None
   if out_dir is not None:
     checkpoint = _setup.open_checkpoint(
-        out_dir, raw_config, record, _checkpoint.versions(), overwrite, len(config.seeds),
-        _plan.points_last(groups), searches.reseeds and config.keep is None)
+      out_dir,
+      raw_config,
+      record,
+      _checkpoint.versions(),
+      overwrite,
+      len(config.seeds),
+      _plan.points_last(groups),
+      searches.reseeds and config.keep is None,
+    )
   strategies = searches.strategies(groups, out_dir, checkpoint is None or not checkpoint.resumed)
   start = time.perf_counter()
   ranked = [_setup.ranked_together(g, searches.rows_at_once(g, None)) for g in groups]
-  widths, execution = _setup.widths(width, checkpoint, problem, ranked, config.train, mesh,
-                              memory["configs_in_budget"], out_dir, identity)
+  widths, execution = _setup.widths(
+    width,
+    checkpoint,
+    problem,
+    ranked,
+    config.train,
+    mesh,
+    memory["configs_in_budget"],
+    out_dir,
+    identity,
+  )
   probe_seconds = time.perf_counter() - start if execution["candidates"] else 0.0
   segments = _execute.Segments(searches.segment_logs(strategies), config.train)
-  sizes = {g.label: _devices.choose_chunk_size(
-      len(g.seeds), mesh.devices.size, widths[g.label],
-      searches.rows_at_once(g, chunk_size or config.chunk_size),
-      memory["configs_held_per_device"]) for g in groups}
+  sizes = _chunk_sizes(groups, searches, widths, mesh, memory, chunk_size or config.chunk_size)
   keeper = _keeper(config, problem, groups, checkpoint)
-  return _Sweep(config, problem, searches, groups, mesh, memory, record, raw_config, identity,
-                checkpoint, strategies, widths, execution, probe_seconds, segments, sizes,
-                keeper)
+  return _Sweep(
+    config,
+    problem,
+    searches,
+    groups,
+    mesh,
+    memory,
+    record,
+    raw_config,
+    identity,
+    checkpoint,
+    strategies,
+    widths,
+    execution,
+    probe_seconds,
+    segments,
+    sizes,
+    keeper,
+  )
+
+
+def _chunk_sizes(groups, searches, widths, mesh, memory, chunk_size) -> dict[str, int]:
+  """Each group's chunk: the rows its strategy trains together (else ``chunk_size``, else as
+  the memory allows), rounded up to whole batches of its width on every device."""
+  return {
+    g.label: _devices.choose_chunk_size(
+      len(g.seeds),
+      mesh.devices.size,
+      widths[g.label],
+      searches.rows_at_once(g, chunk_size),
+      memory["configs_held_per_device"],
+    )
+    for g in groups
+  }
 
 
 def _keeper(config: SweepConfig, problem, groups, checkpoint) -> _keep.Keeper | None:
   """The running top K of ``keep:`` (None without it)."""
   if config.keep is None:
     return None
-  return _keep.Keeper(config.keep, _keep.keep_metric(config.keep, problem),
-                      [len(g.seeds) for g in groups], len(config.seeds), config.train.steps,
-                      checkpoint, [_plan.group_setup(g.spec, problem, config.train)
-                                   for g in groups])
+  return _keep.Keeper(
+    config.keep,
+    _keep.keep_metric(config.keep, problem),
+    [len(g.seeds) for g in groups],
+    len(config.seeds),
+    config.train.steps,
+    checkpoint,
+    [_plan.group_setup(g.spec, problem, config.train) for g in groups],
+  )
 
 
 def _tabled(plan: _Sweep, trained, checkpoint_every) -> results.SweepResult:
   """The result: each group's outcome tabled with its strategy's columns, the manifest with
   each strategy's part, the kept models."""
-  plan.execution.update(width=plan.widths,
-                        shared_seed={g.label: g.shared_seed for g in plan.groups},
-                        logs_per_segment=plan.segments.logs)
+  plan.execution.update(
+    width=plan.widths,
+    shared_seed={g.label: g.shared_seed for g in plan.groups},
+    logs_per_segment=plan.segments.logs,
+  )
   parts = {"search": plan.searches.record(), "scheduler": None}
   columns = []
   for strategy, outcome in zip(plan.strategies, trained.outcomes):
-    columns.append(strategy.columns({"stopped_at_step": outcome.outcome.stopped_at_step,
-                                     "history": outcome.outcome.metrics.pop(_loop.HISTORY)}))
+    columns.append(
+      strategy.columns(
+        {
+          "stopped_at_step": outcome.outcome.stopped_at_step,
+          "history": outcome.outcome.metrics.pop(_loop.HISTORY),
+        }
+      )
+    )
     parts = strategy.record(parts)
-  manifest = _record.manifest(plan.config, plan.problem, plan.record, plan.raw_config,
-                              plan.groups, trained, plan.execution, plan.memory, plan.sizes,
-                              plan.probe_seconds, plan.checkpoint, checkpoint_every, parts)
+  manifest = _record.manifest(
+    plan.config,
+    plan.problem,
+    plan.record,
+    plan.raw_config,
+    plan.groups,
+    trained,
+    plan.execution,
+    plan.memory,
+    plan.sizes,
+    plan.probe_seconds,
+    plan.checkpoint,
+    checkpoint_every,
+    parts,
+  )
   result = results.tables(
-      [results.GroupOutcome(g.label, done.values, g.seeds, dict(done.outcome.metrics),
-                            done.outcome.diverged_at_step, **column)
-       for g, done, column in zip(plan.groups, trained.outcomes, columns)],
-      plan.config.train.logged_steps, manifest)
+    [
+      results.GroupOutcome(
+        g.label,
+        done.values,
+        g.seeds,
+        dict(done.outcome.metrics),
+        done.outcome.diverged_at_step,
+        **column,
+      )
+      for g, done, column in zip(plan.groups, trained.outcomes, columns)
+    ],
+    plan.config.train.logged_steps,
+    manifest,
+  )
   return result if plan.keeper is None else plan.keeper.finish(result)

@@ -49,27 +49,31 @@ def global_array(host: np.ndarray, sharding: NamedSharding) -> jax.Array:
   return jax.make_array_from_callback(host.shape, sharding, lambda index: host[index])
 
 
-def chunk_inputs(group: Group, indices: np.ndarray, size: int, mesh: Mesh
-                 ) -> tuple[dict[str, jax.Array], jax.Array]:
+def chunk_inputs(
+  group: Group, indices: np.ndarray, size: int, mesh: Mesh
+) -> tuple[dict[str, jax.Array], jax.Array]:
   """The hyperparameters and seeds of the configurations ``indices`` of ``group``.
 
   Padded to ``size`` with copies of the last one, whose results are dropped.
   """
   sharding = NamedSharding(mesh, CONFIG)
   index = np.concatenate([indices, np.repeat(indices[-1:], size - len(indices))])
-  hyperparameters = {n: global_array(v[index].astype(np.float32), sharding)
-                     for n, v in group.values.items()}
+  hyperparameters = {
+    n: global_array(v[index].astype(np.float32), sharding) for n, v in group.values.items()
+  }
   return hyperparameters, global_array(group.seeds[index].astype(np.uint32), sharding)
 
 
-def row_inputs(values: dict[str, np.ndarray], seeds: np.ndarray, size: int, mesh: Mesh
-               ) -> tuple[dict[str, jax.Array], jax.Array]:
+def row_inputs(
+  values: dict[str, np.ndarray], seeds: np.ndarray, size: int, mesh: Mesh
+) -> tuple[dict[str, jax.Array], jax.Array]:
   """Rows' hyperparameters and seeds as a program's inputs, padded to ``size`` with copies of
   the last row (whose results are dropped)."""
   sharding = NamedSharding(mesh, CONFIG)
   index = np.concatenate([np.arange(len(seeds)), np.full(size - len(seeds), len(seeds) - 1)])
-  hyperparameters = {n: global_array(np.asarray(v)[index].astype(np.float32), sharding)
-                     for n, v in values.items()}
+  hyperparameters = {
+    n: global_array(np.asarray(v)[index].astype(np.float32), sharding) for n, v in values.items()
+  }
   return hyperparameters, global_array(np.asarray(seeds)[index].astype(np.uint32), sharding)
 
 
@@ -109,15 +113,18 @@ def _one(run: Setup, segments: Segments, seed: int | None) -> Callable:
   def one(carry, hyperparameters, own_seed, first_step, batches):
     state, logged = carry
     init_key, data_key = train_lib.run_keys(jax.random.key(own_seed if seed is None else seed))
-    state = jax.lax.cond(first_step == 0,
-                         lambda: train_lib.init_state(run, hyperparameters, init_key),
-                         lambda: state)
-    state, metrics = train_lib.train_segment(run, hyperparameters, state, data_key, first_step,
-                                             segments.logs, batches or None)
+    state = jax.lax.cond(
+      first_step == 0, lambda: train_lib.init_state(run, hyperparameters, init_key), lambda: state
+    )
+    state, metrics = train_lib.train_segment(
+      run, hyperparameters, state, data_key, first_step, segments.logs, batches or None
+    )
     at = first_step // log_every
     logged = jax.tree.map(
-        lambda buffer, new: jax.lax.dynamic_update_slice_in_dim(buffer, new, at, axis=0),
-        logged, metrics)
+      lambda buffer, new: jax.lax.dynamic_update_slice_in_dim(buffer, new, at, axis=0),
+      logged,
+      metrics,
+    )
     return state, logged
 
   return one
@@ -130,31 +137,35 @@ def abstract_carry(run: Setup, segments: Segments, names, batches) -> Any:
   def shapes(hyperparameters, batches):
     init_key, data_key = train_lib.run_keys(jax.random.key(0))
     state = train_lib.init_state(run, hyperparameters, init_key)
-    _, metrics = train_lib.train_segment(run, hyperparameters, state, data_key, jnp.int32(0),
-                                         segments.logs, batches or None)
+    _, metrics = train_lib.train_segment(
+      run, hyperparameters, state, data_key, jnp.int32(0), segments.logs, batches or None
+    )
     return state, metrics
 
   state, metrics = jax.eval_shape(shapes, hyperparameters, batches)
   total = run.config.num_logs
   return state, jax.tree.map(
-      lambda m: jax.ShapeDtypeStruct((total, *m.shape[1:]), m.dtype), metrics)
+    lambda m: jax.ShapeDtypeStruct((total, *m.shape[1:]), m.dtype), metrics
+  )
 
 
 def _global_abstract(per_config: Any, size: int, sharding: NamedSharding) -> Any:
   return jax.tree.map(
-      lambda s: jax.ShapeDtypeStruct((size, *s.shape), s.dtype, sharding=sharding), per_config)
+    lambda s: jax.ShapeDtypeStruct((size, *s.shape), s.dtype, sharding=sharding), per_config
+  )
 
 
 def zeros(abstract: Any) -> Any:
   """Global arrays of zeros shaped like ``abstract`` (the carry before step 0: never read)."""
+
   def zero(struct):
     if jax.dtypes.issubdtype(struct.dtype, jax.dtypes.prng_key):
       data = jax.random.key_data(jax.random.key(0))  # a model's RNG state (dropout)
       raw = np.zeros((*struct.shape, *data.shape), data.dtype)
       spec = PartitionSpec(*struct.sharding.spec, *([None] * data.ndim))
-      return jax.random.wrap_key_data(
-          global_array(raw, NamedSharding(struct.sharding.mesh, spec)))
+      return jax.random.wrap_key_data(global_array(raw, NamedSharding(struct.sharding.mesh, spec)))
     return global_array(np.zeros(struct.shape, struct.dtype), struct.sharding)
+
   return jax.tree.map(zero, abstract)
 
 
@@ -180,8 +191,9 @@ class Program:
     return tuple(self.replicated(b) for b in self.stream.take(first_step, self.segments.steps))
 
 
-def build_program(run: Setup, group: Group, width: int, mesh: Mesh, size: int,
-                  segments: Segments) -> tuple[Callable, tuple]:
+def build_program(
+  run: Setup, group: Group, width: int, mesh: Mesh, size: int, segments: Segments
+) -> tuple[Callable, tuple]:
   """``group``'s segment program for chunks of ``size``, and its inputs' abstract values.
 
   The program is ``(carry, hyperparameters, seeds, first_step, batches) ->
@@ -191,40 +203,51 @@ def build_program(run: Setup, group: Group, width: int, mesh: Mesh, size: int,
   batch_shapes = ()
   if stream is not None:
     x, y = stream.example
-    batch_shapes = tuple(jax.ShapeDtypeStruct((segments.steps, *a.shape), a.dtype)
-                         for a in (x, y))
+    batch_shapes = tuple(jax.ShapeDtypeStruct((segments.steps, *a.shape), a.dtype) for a in (x, y))
   one = _one(run, segments, group.shared_seed)
 
   def shard(carry, hyperparameters, seeds, first_step, batches):
     def each(args):
       return one(*args, first_step, batches)
+
     # batch_size=1 would vmap over one configuration; None maps them unbatched.
-    return jax.lax.map(each, (carry, hyperparameters, seeds),
-                       batch_size=width if width > 1 else None)
+    return jax.lax.map(
+      each, (carry, hyperparameters, seeds), batch_size=width if width > 1 else None
+    )
 
   # check_vma=False: the scans start from constants that know nothing of the
   # mesh, and nothing in it communicates across devices, so the check of
   # which values vary over "config" would only reject correct code.
-  program = jax.shard_map(shard, mesh=mesh, in_specs=(CONFIG, CONFIG, CONFIG, REPLICATED,
-                                                      REPLICATED),
-                          out_specs=CONFIG, check_vma=False)
+  program = jax.shard_map(
+    shard,
+    mesh=mesh,
+    in_specs=(CONFIG, CONFIG, CONFIG, REPLICATED, REPLICATED),
+    out_specs=CONFIG,
+    check_vma=False,
+  )
   sharded = NamedSharding(mesh, CONFIG)
   replicated = NamedSharding(mesh, REPLICATED)
-  carry = _global_abstract(abstract_carry(run, segments, group.values, batch_shapes), size,
-                           sharded)
+  carry = _global_abstract(abstract_carry(run, segments, group.values, batch_shapes), size, sharded)
   abstract = (
-      carry,
-      {n: jax.ShapeDtypeStruct((size,), jnp.float32, sharding=sharded) for n in group.values},
-      jax.ShapeDtypeStruct((size,), jnp.uint32, sharding=sharded),
-      jax.ShapeDtypeStruct((), jnp.int32, sharding=replicated),
-      tuple(jax.ShapeDtypeStruct(b.shape, b.dtype, sharding=replicated) for b in batch_shapes),
+    carry,
+    {n: jax.ShapeDtypeStruct((size,), jnp.float32, sharding=sharded) for n in group.values},
+    jax.ShapeDtypeStruct((size,), jnp.uint32, sharding=sharded),
+    jax.ShapeDtypeStruct((), jnp.int32, sharding=replicated),
+    tuple(jax.ShapeDtypeStruct(b.shape, b.dtype, sharding=replicated) for b in batch_shapes),
   )
   return program, abstract
 
 
-def compile_program(run: Setup, group: Group, width: int, mesh: Mesh, size: int,
-                    segments: Segments, executor: Executor | None = None,
-                    identity: dict[str, Any] | str | None = None) -> Program | Future:
+def compile_program(
+  run: Setup,
+  group: Group,
+  width: int,
+  mesh: Mesh,
+  size: int,
+  segments: Segments,
+  executor: Executor | None = None,
+  identity: dict[str, Any] | str | None = None,
+) -> Program | Future:
   """Compiles :func:`build_program`, the carry donated (it stays on the devices, in place).
 
   With ``identity`` (:func:`momentum_jax.sweep._program_cache.sweep_identity`'s),
@@ -237,18 +260,28 @@ def compile_program(run: Setup, group: Group, width: int, mesh: Mesh, size: int,
   the next group's program can be traced, or compiled, meanwhile).
   """
   platform = mesh.devices.flat[0].platform
-  options, reason = chosen_compiler_options(platform, _devices.training_seconds(
-      run.problem, segments.config, len(group.seeds), mesh.devices.size, platform))
+  options, reason = chosen_compiler_options(
+    platform,
+    _devices.training_seconds(
+      run.problem, segments.config, len(group.seeds), mesh.devices.size, platform
+    ),
+  )
   chosen = {"compiler_options": options, "compiler_options_reason": reason}
   stream = run.problem.data if run.problem.is_stream else None
   start = time.perf_counter()
   key, not_kept = _program_cache.key(identity, run, group, width, size, segments, mesh, options)
   if key is not None and (kept := _program_cache.load(key, mesh)) is not None:
     compiled, seconds = kept
-    program = Program(compiled, _kept_carry(compiled, mesh), segments, mesh, size, stream,
-                      time.perf_counter() - start,
-                      {"xla_seconds": seconds, "cache_hit": True, "program_cache": "read",
-                       **chosen})
+    program = Program(
+      compiled,
+      _kept_carry(compiled, mesh),
+      segments,
+      mesh,
+      size,
+      stream,
+      time.perf_counter() - start,
+      {"xla_seconds": seconds, "cache_hit": True, "program_cache": "read", **chosen},
+    )
     if executor is None:
       return program
     done = Future()
@@ -265,8 +298,9 @@ def compile_program(run: Setup, group: Group, width: int, mesh: Mesh, size: int,
       record["program_cache"] = "written" if not_stored is None else f"not kept: {not_stored}"
     else:
       record["program_cache"] = f"not kept: {not_kept}"
-    return Program(compiled, abstract[0], segments, mesh, size, stream,
-                   time.perf_counter() - start, record)
+    return Program(
+      compiled, abstract[0], segments, mesh, size, stream, time.perf_counter() - start, record
+    )
 
   return finish() if executor is None else executor.submit(finish)
 
@@ -274,12 +308,18 @@ def compile_program(run: Setup, group: Group, width: int, mesh: Mesh, size: int,
 def _kept_carry(compiled: jax.stages.Compiled, mesh: Mesh) -> Any:
   """The global abstract carry of a program read back: its first input, split over the configurations."""
   sharding = NamedSharding(mesh, CONFIG)
-  return jax.tree.map(lambda info: jax.ShapeDtypeStruct(info.shape, info.dtype, sharding=sharding),
-                      compiled.args_info[0][0])
+  return jax.tree.map(
+    lambda info: jax.ShapeDtypeStruct(info.shape, info.dtype, sharding=sharding),
+    compiled.args_info[0][0],
+  )
 
 
-def train_chunk(program: Program, inputs: tuple, state: Any = None,
-                on_segment: Callable[[int], None] | None = None) -> Any:
+def train_chunk(
+  program: Program,
+  inputs: tuple,
+  state: Any = None,
+  on_segment: Callable[[int], None] | None = None,
+) -> Any:
   """Trains one chunk through every segment; returns the final carry.
 
   Resumes from ``state``'s saved carry when it holds one, and saves the
@@ -287,13 +327,18 @@ def train_chunk(program: Program, inputs: tuple, state: Any = None,
   """
   restored = state.restore(program.carry) if state is not None else None
   carry, step = restored if restored is not None else (zeros(program.carry), 0)
-  return train_steps(program, carry, inputs, step, program.segments.config.steps, state,
-                     on_segment)
+  return train_steps(program, carry, inputs, step, program.segments.config.steps, state, on_segment)
 
 
-def train_steps(program: Program, carry: Any, inputs: tuple, step: int, stop: int,
-                state: Any = None,
-                on_segment: Callable[[int], None] | None = None) -> Any:
+def train_steps(
+  program: Program,
+  carry: Any,
+  inputs: tuple,
+  step: int,
+  stop: int,
+  state: Any = None,
+  on_segment: Callable[[int], None] | None = None,
+) -> Any:
   """Trains a chunk's carry from ``step`` to ``stop``, segment by segment; returns the carry.
 
   ``stop - step`` is a multiple of the segment's steps. Saves the carry to

@@ -32,11 +32,11 @@ def fingerprint(raw_config: Mapping[str, Any]) -> str:
   return hashlib.sha256(text.encode()).hexdigest()
 
 
-
-
 def _name_of(function: Any) -> str:
   """A function's import path as the manifest records it: ``module:qualname``."""
-  return f"{getattr(function, '__module__', '?')}:{getattr(function, '__qualname__', repr(function))}"
+  return (
+    f"{getattr(function, '__module__', '?')}:{getattr(function, '__qualname__', repr(function))}"
+  )
 
 
 def _digest(*arrays: Any) -> str:
@@ -60,17 +60,26 @@ def problem_record(problem: problems.Problem) -> dict[str, Any]:
   """
   data = problem.data
   if problem.is_stream:
-    described = {"stream": _name_of(data.batches), "batch_size": int(data.batch_size),
-                 "steps_per_epoch": int(data.steps_per_epoch),
-                 "validation": _digest(data.x_val, data.y_val)}
+    described = {
+      "stream": _name_of(data.batches),
+      "batch_size": int(data.batch_size),
+      "steps_per_epoch": int(data.steps_per_epoch),
+      "validation": _digest(data.x_val, data.y_val),
+    }
   else:
     described = {"dataset": _digest(data.x_train, data.y_train, data.x_val, data.y_val)}
   model = problem.abstract_model()
-  shapes = {"/".join(map(str, path)): list(leaf.shape) for path, leaf in
-            nnx.to_flat_state(nnx.state(model, nnx.Param))}
-  record = {"name": problem.name, "data": described, "loss": _name_of(problem.loss),
-            "metrics": None if problem.metrics is None else _name_of(problem.metrics),
-            "parameter_shapes": shapes}
+  shapes = {
+    "/".join(map(str, path)): list(leaf.shape)
+    for path, leaf in nnx.to_flat_state(nnx.state(model, nnx.Param))
+  }
+  record = {
+    "name": problem.name,
+    "data": described,
+    "loss": _name_of(problem.loss),
+    "metrics": None if problem.metrics is None else _name_of(problem.metrics),
+    "parameter_shapes": shapes,
+  }
   if problem.landscape is not None:
     record["landscape"] = problem.landscape.name
   return record

@@ -23,8 +23,10 @@ _FLOAT32_TINY = float(np.finfo(np.float32).smallest_normal)
 def _in_float32(value: float) -> float:
   # The values train as float32: 1e308 would be inf there, 1e-320 zero.
   if abs(value) > _FLOAT32_MAX or 0 < abs(value) < _FLOAT32_TINY:
-    raise ValueError(f"must be 0 or of magnitude {_FLOAT32_TINY:.3g} to {_FLOAT32_MAX:.3g} "
-                     f"(the values train as float32), got {value!r}")
+    raise ValueError(
+      f"must be 0 or of magnitude {_FLOAT32_TINY:.3g} to {_FLOAT32_MAX:.3g} "
+      f"(the values train as float32), got {value!r}"
+    )
   return value
 
 
@@ -36,15 +38,18 @@ GRID_KINDS = ("linspace", "logspace")
 
 def written_as(*names: str) -> pydantic.BeforeValidator:
   """Refuses a value that is not a list of ``len(names)`` items, saying ``[name, ...]``."""
+
   def check(value: Any) -> Any:
     if not isinstance(value, (list, tuple)) or len(value) != len(names):
       raise PydanticCustomError("expected", f"expected [{', '.join(names)}]")
     return value
+
   return pydantic.BeforeValidator(check)
 
 
-_Linear = Annotated[tuple[Finite, Finite, Count], pydantic.Strict(False),
-                    written_as("start", "stop", "count")]
+_Linear = Annotated[
+  tuple[Finite, Finite, Count], pydantic.Strict(False), written_as("start", "stop", "count")
+]
 
 
 class Linspace(Section):
@@ -62,8 +67,10 @@ class Logspace(Section):
   @classmethod
   def _positive(cls, value):
     if value[0] <= 0 or value[1] <= 0:
-      raise ValueError(f"start and stop must be > 0 (they are the end values, not exponents), "
-                       f"got {value[0]!r} and {value[1]!r}")
+      raise ValueError(
+        f"start and stop must be > 0 (they are the end values, not exponents), "
+        f"got {value[0]!r} and {value[1]!r}"
+      )
     return value
 
 
@@ -77,8 +84,9 @@ def spec_kind(value: Any, kinds=GRID_KINDS) -> str | None:
 
 
 GRID_EXPECTED = "a number, a list, {linspace: [a, b, n]} or {logspace: [a, b, n]}"
-GridSpec = either(GRID_EXPECTED, spec_kind, number=Finite, list=Values, linspace=Linspace,
-                  logspace=Logspace)
+GridSpec = either(
+  GRID_EXPECTED, spec_kind, number=Finite, list=Values, linspace=Linspace, logspace=Logspace
+)
 
 
 def spec_size(spec: Any) -> int:
@@ -110,8 +118,11 @@ def grid_values(path: str, spec: Any) -> np.ndarray:
   return spec_values(validate(GridSpec, spec, path))
 
 
-def product(grid: Mapping[str, np.ndarray], seeds: tuple[int, ...],
-            samples: Mapping[str, np.ndarray] | None = None):
+def product(
+  grid: Mapping[str, np.ndarray],
+  seeds: tuple[int, ...],
+  samples: Mapping[str, np.ndarray] | None = None,
+):
   """The configurations of a group: the grid times its sampled points times the seeds.
 
   Flat arrays of length K = (product of the grid's lengths) x N x len(seeds),

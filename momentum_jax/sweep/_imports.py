@@ -39,8 +39,9 @@ def _public(namespace: Any) -> list[str]:
   return [n for n in dir(namespace) if not n.startswith("_")]
 
 
-def get_attribute(path: str, namespace: Any, owner: str, names: Iterable[str],
-                  separator: str = ".") -> Any:
+def get_attribute(
+  path: str, namespace: Any, owner: str, names: Iterable[str], separator: str = "."
+) -> Any:
   """``namespace.a.b`` for ``names = ["a", "b"]``, or a :class:`ConfigError` with the closest name.
 
   ``owner`` is how the config wrote ``namespace`` (``"optax"``, a module's
@@ -69,10 +70,14 @@ def _import_module(path: str, module_name: str):
       sys.path.append(os.getcwd())
       return _import_module(path, module_name)
     parent, _, child = missing.rpartition(".")
-    siblings = ([m.name for m in pkgutil.iter_modules(sys.modules[parent].__path__)]
-                if parent in sys.modules and hasattr(sys.modules[parent], "__path__") else [])
-    raise ConfigError(path, f"no module named {missing!r}"
-                      f"{suggest(child, siblings, parent + '.')}") from None
+    siblings = (
+      [m.name for m in pkgutil.iter_modules(sys.modules[parent].__path__)]
+      if parent in sys.modules and hasattr(sys.modules[parent], "__path__")
+      else []
+    )
+    raise ConfigError(
+      path, f"no module named {missing!r}{suggest(child, siblings, parent + '.')}"
+    ) from None
   except ImportError as error:
     raise ConfigError(path, f"importing {module_name!r} failed: {error}") from None
 

@@ -98,14 +98,17 @@ def puller(run: Setup, carry: Any, mesh) -> Callable[[np.ndarray], list[dict[str
   devices into one replicated array (every process gets them all) and
   copied to the host: only those rows move.
   """
+
   def pull(positions: np.ndarray) -> list[dict[str, np.ndarray]]:
     replicated = NamedSharding(mesh, PartitionSpec())
     # Cached by function, ``run`` (one per group) and shapes: compiled once per group.
     take = jax.jit(_take, static_argnums=0, out_shardings=replicated)
     index = global_array(np.asarray(positions, np.int32), replicated)
     flat = flat_arrays(*jax.device_get(take(run, carry[0], index)))
-    return [{name: np.asarray(value[i]) for name, value in flat.items()}
-            for i in range(len(positions))]
+    return [
+      {name: np.asarray(value[i]) for name, value in flat.items()} for i in range(len(positions))
+    ]
+
   return pull
 
 
@@ -125,8 +128,16 @@ class Keeper:
       pull compiles once per group.
   """
 
-  def __init__(self, spec: KeepSpec, metric: str, sizes: list[int], seeds: int, steps: int,
-               checkpoint=None, setups: Sequence[Setup] = ()):
+  def __init__(
+    self,
+    spec: KeepSpec,
+    metric: str,
+    sizes: list[int],
+    seeds: int,
+    steps: int,
+    checkpoint=None,
+    setups: Sequence[Setup] = (),
+  ):
     self.models, self.metric, self.seeds, self.steps = spec.models, metric, seeds, steps
     self.setups = list(setups)
     self.maximize = results.higher_is_better(metric)
@@ -152,8 +163,9 @@ class Keeper:
       metrics, diverged = checkpoint.load(group, size, missing_ok=True)
       if "stopped_at_step" in metrics:  # a scheduler's: only those that trained to the end
         finished = finished[metrics["stopped_at_step"][finished] == self.steps]
-      picked = {name: metrics[name][finished] for name in ("train_loss", self.metric)
-                if name in metrics}
+      picked = {
+        name: metrics[name][finished] for name in ("train_loss", self.metric) if name in metrics
+      }
       self._record(group, finished, picked, diverged[finished])
     if self.write:
       self.folder.mkdir(parents=True, exist_ok=True)
@@ -174,8 +186,14 @@ class Keeper:
     self.lost[group][rows] = np.asarray(diverged) >= 0
     self.done[group][rows] = True
 
-  def offer(self, group: int, rows: np.ndarray, metrics: dict, diverged: np.ndarray,
-            pull: Callable[[np.ndarray], list[dict[str, np.ndarray]]]) -> None:
+  def offer(
+    self,
+    group: int,
+    rows: np.ndarray,
+    metrics: dict,
+    diverged: np.ndarray,
+    pull: Callable[[np.ndarray], list[dict[str, np.ndarray]]],
+  ) -> None:
     """A chunk's rows of ``group``, trained to the end: holds those that may be kept.
 
     ``metrics`` and ``diverged`` are the rows' (host arrays, in the order of
@@ -196,8 +214,9 @@ class Keeper:
         np.savez(buffer, **state)
         _files.atomic_write_bytes(self._path(group, int(row)), buffer.getvalue())
 
-  def offer_carry(self, group: int, rows: np.ndarray, metrics: dict, diverged: np.ndarray,
-                  carry: Any, mesh) -> None:
+  def offer_carry(
+    self, group: int, rows: np.ndarray, metrics: dict, diverged: np.ndarray, carry: Any, mesh
+  ) -> None:
     """:meth:`offer` of rows held at positions ``0 … len(rows) - 1`` of a device ``carry``.
 
     What is kept of each is :func:`momentum_jax.train.kept_state` under the
@@ -243,11 +262,13 @@ class Keeper:
       lost_k, nan_k, bad_k = flat[1][kth], flat[2][kth], flat[3][kth]
       # pandas and numpy may sum a mean's seeds in another order: each mean
       # of S float64 values is then off by at most S ulps of the largest.
-      tolerance = 4 * self.seeds * np.finfo(np.float64).eps * (
-          np.abs(bad_k) + np.abs(flat[3][ranked]))
+      tolerance = (
+        4 * self.seeds * np.finfo(np.float64).eps * (np.abs(bad_k) + np.abs(flat[3][ranked]))
+      )
       same = (flat[1][ranked] == lost_k) & (flat[2][ranked] == nan_k)
-      before = (flat[1][ranked] < lost_k) | ((flat[1][ranked] == lost_k)
-                                             & (flat[2][ranked] < nan_k))
+      before = (flat[1][ranked] < lost_k) | (
+        (flat[1][ranked] == lost_k) & (flat[2][ranked] < nan_k)
+      )
       keep[ranked] = before | (same & (nan_k | (flat[3][ranked] <= bad_k + tolerance)))
     return complete, np.split(keep & flat[0], cuts)
 
@@ -259,8 +280,11 @@ class Keeper:
     runs (:func:`momentum_jax._models.manifest_record`).
     """
     models = self._best(result.summary)
-    return dataclasses.replace(result, models=models, manifest=dataclasses.replace(
-        result.manifest, models=manifest_record(models)))
+    return dataclasses.replace(
+      result,
+      models=models,
+      manifest=dataclasses.replace(result.manifest, models=manifest_record(models)),
+    )
 
   def _best(self, summary: pd.DataFrame) -> list[KeptModel]:
     """The K best configurations of ``summary``, with their held states."""
@@ -279,21 +303,33 @@ class Keeper:
       runs = matched[matched["_rank"] == rank].sort_values("config_id")
       states = [self._state(int(config_id)) for config_id in runs["config_id"]]
       first = runs.iloc[0]
-      kept.append(KeptModel(
-          rank=int(rank), optimizer=str(first["optimizer"]),
+      kept.append(
+        KeptModel(
+          rank=int(rank),
+          optimizer=str(first["optimizer"]),
           hyperparameters={c: float(first[c]) for c in hyper if pd.notna(first[c])},
-          metric=self.metric, mean=float(best[f"{self.metric}_mean"]),
-          runs=[{"config_id": int(run["config_id"]), "seed": int(run["seed"]),
-                 "diverged": bool(run["diverged"]),
-                 "metrics": {m: float(run[m]) for m in metrics}}
-                for _, run in runs.iterrows()],
-          states=states))
+          metric=self.metric,
+          mean=float(best[f"{self.metric}_mean"]),
+          runs=[
+            {
+              "config_id": int(run["config_id"]),
+              "seed": int(run["seed"]),
+              "diverged": bool(run["diverged"]),
+              "metrics": {m: float(run[m]) for m in metrics},
+            }
+            for _, run in runs.iterrows()
+          ],
+          states=states,
+        )
+      )
     return kept
 
   def _state(self, config_id: int) -> dict[str, np.ndarray]:
     group = int(np.searchsorted(self.offsets, config_id, side="right")) - 1
     row = config_id - int(self.offsets[group])
     if (group, row) not in self.held:
-      raise RuntimeError(f"internal error: configuration {config_id} is among the kept but "
-                         "its trained state was not held")
+      raise RuntimeError(
+        f"internal error: configuration {config_id} is among the kept but "
+        "its trained state was not held"
+      )
     return self.held[group, row]

@@ -28,19 +28,32 @@ def optimizer_limits(config: SweepConfig) -> dict[str, dict[str, list[float | No
 
 
 def _limits(spec: OptimizerSpec) -> dict[str, list[float | None]]:
-  ends = {name: (float(np.min(values)), float(np.max(values)))
-          for name, values in spec.grid.items() if not name.startswith(SCHEDULE_PREFIX)}
-  ends.update({name: (r.low, r.high) for name, r in spec.ranges.items()
-               if not name.startswith(SCHEDULE_PREFIX)})
+  ends = {
+    name: (float(np.min(values)), float(np.max(values)))
+    for name, values in spec.grid.items()
+    if not name.startswith(SCHEDULE_PREFIX)
+  }
+  ends.update(
+    {
+      name: (r.low, r.high)
+      for name, r in spec.ranges.items()
+      if not name.startswith(SCHEDULE_PREFIX)
+    }
+  )
   # The other hyperparameters at their lower ends: values the config's checks accepted.
   others = {name: low for name, (low, _) in ends.items()}
-  return {name: [low if _refuses(spec, others, name, low, -1) else None,
-                 high if _refuses(spec, others, name, high, +1) else None]
-          for name, (low, high) in ends.items()}
+  return {
+    name: [
+      low if _refuses(spec, others, name, low, -1) else None,
+      high if _refuses(spec, others, name, high, +1) else None,
+    ]
+    for name, (low, high) in ends.items()
+  }
 
 
-def _refuses(spec: OptimizerSpec, others: dict[str, Any], name: str, end: float,
-             direction: int) -> bool:
+def _refuses(
+  spec: OptimizerSpec, others: dict[str, Any], name: str, end: float, direction: int
+) -> bool:
   """Whether the factory raises ``ValueError`` for ``name`` a relative step of 1e-6 past ``end``."""
   beyond = end + direction * max(abs(end), 1.0) * 1e-6
   try:

@@ -32,8 +32,7 @@ import numpy as np
 from momentum_jax.sweep import _answers, _execute, _programs
 from momentum_jax.sweep._batch_state import BatchState, LoopPosition
 from momentum_jax.sweep._plan import Group
-from momentum_jax.sweep.strategies import (
-    Batch, Continue, Exploit, Outcome, Scores, Stop, Strategy)
+from momentum_jax.sweep.strategies import Batch, Continue, Exploit, Outcome, Scores, Stop, Strategy
 
 HISTORY = "history"
 
@@ -87,17 +86,23 @@ def _host(carry: Any, rows: int) -> tuple[dict, dict, np.ndarray]:
   return _execute.host_rows((logged, state.start, state.diverged_at), rows)
 
 
-def _ended(logged: dict, start: dict, diverged_at: np.ndarray, positions: np.ndarray,
-           at: int, step: int) -> dict[str, Any]:
+def _ended(
+  logged: dict, start: dict, diverged_at: np.ndarray, positions: np.ndarray, at: int, step: int
+) -> dict[str, Any]:
   """The rows at ``positions`` as they end after log ``at`` (later logs NaN), at ``step``."""
+
   def cut(values):
     values = np.array(values[positions])
-    values[:, at + 1:] = np.nan
+    values[:, at + 1 :] = np.nan
     return values
+
   metrics = jax.tree.map(cut, dict(logged))
   metrics.update({f"start_{name}": value[positions] for name, value in start.items()})
-  return {"metrics": metrics, "diverged_at_step": diverged_at[positions],
-          "stopped_at_step": np.full(len(positions), step, np.int64)}
+  return {
+    "metrics": metrics,
+    "diverged_at_step": diverged_at[positions],
+    "stopped_at_step": np.full(len(positions), step, np.int64),
+  }
 
 
 def _merged(pieces: list[dict[str, Any]], rows: np.ndarray) -> dict[str, Any]:
@@ -111,8 +116,10 @@ def _merged(pieces: list[dict[str, Any]], rows: np.ndarray) -> dict[str, Any]:
 
 def _history(batch: Batch, logs: int) -> dict[str, Any]:
   n = len(batch.rows)
-  return {"hyperparameters": {name: np.zeros((n, logs)) for name in batch.values},
-          "copied_from": np.full((n, logs), -1, np.int64)}
+  return {
+    "hyperparameters": {name: np.zeros((n, logs)) for name in batch.values},
+    "copied_from": np.full((n, logs), -1, np.int64),
+  }
 
 
 def train_group(strategy: Strategy, job: GroupJob) -> GroupTrained:
@@ -130,8 +137,14 @@ def train_group(strategy: Strategy, job: GroupJob) -> GroupTrained:
       _answers.check_batch(strategy, batch, len(ended), list(job.group.values), ended)
       position = _start(batch, job)
     elif position.step:
-      resumed.append({"batch": position.batch.number, "first": int(position.batch.rows[0]),
-                      "configs": len(position.live), "from_step": position.step})
+      resumed.append(
+        {
+          "batch": position.batch.number,
+          "first": int(position.batch.rows[0]),
+          "configs": len(position.live),
+          "from_step": position.step,
+        }
+      )
     begin, waited = time.perf_counter(), job.programs.waited
     done, used = _train_batch(strategy, job, position)
     # Training only: not the wait for a narrower program compiled after a stop.
@@ -145,10 +158,13 @@ def train_group(strategy: Strategy, job: GroupJob) -> GroupTrained:
     position = None
   if not pieces:
     raise RuntimeError(f"internal error: {job.group.label} trained no batch")
-  merged = _merged([{k: v for k, v in p.items() if k != "widths"} for p in pieces],
-                   np.concatenate([p["rows"] for p in pieces]))
-  outcome = Outcome(merged["rows"], merged["metrics"], merged["diverged_at_step"],
-                    merged["stopped_at_step"])
+  merged = _merged(
+    [{k: v for k, v in p.items() if k != "widths"} for p in pieces],
+    np.concatenate([p["rows"] for p in pieces]),
+  )
+  outcome = Outcome(
+    merged["rows"], merged["metrics"], merged["diverged_at_step"], merged["stopped_at_step"]
+  )
   values = {name: merged["values"][name] for name in job.group.values}  # the config's order
   outcome.metrics[HISTORY] = merged[HISTORY]
   return GroupTrained(outcome, values, seconds, resumed, trained)
@@ -157,9 +173,16 @@ def train_group(strategy: Strategy, job: GroupJob) -> GroupTrained:
 def _start(batch: Batch, job: GroupJob) -> LoopPosition:
   key = job.programs.fresh_key(len(batch.rows))
   carry = _execute.zeros(job.programs.get(key).carry)
-  return LoopPosition(batch, batch.rows, {n: np.asarray(v, np.float64)
-                                          for n, v in batch.values.items()},
-                      0, key, carry, [], _history(batch, job.steps // job.log_every))
+  return LoopPosition(
+    batch,
+    batch.rows,
+    {n: np.asarray(v, np.float64) for n, v in batch.values.items()},
+    0,
+    key,
+    carry,
+    [],
+    _history(batch, job.steps // job.log_every),
+  )
 
 
 def _inputs(position: LoopPosition, program: _execute.Program):
@@ -168,24 +191,33 @@ def _inputs(position: LoopPosition, program: _execute.Program):
   return _execute.row_inputs(position.values, seeds, program.size, program.mesh)
 
 
-def _train_batch(strategy: Strategy, job: GroupJob, position: LoopPosition
-                 ) -> tuple[dict[str, Any], list[int]]:
+def _train_batch(
+  strategy: Strategy, job: GroupJob, position: LoopPosition
+) -> tuple[dict[str, Any], list[int]]:
   """Trains ``position``'s batch to its end; the rows' ended record and the widths used."""
   batch, used = position.batch, position.widths
   in_batch = lambda rows: np.searchsorted(batch.rows, rows)
   boundaries = strategy.boundaries(batch)
-  _answers.check_boundaries(strategy, boundaries, job.steps,
-                            job.programs.get(position.key).segments.steps)
+  _answers.check_boundaries(
+    strategy, boundaries, job.steps, job.programs.get(position.key).segments.steps
+  )
   for boundary in [b for b in boundaries if b > position.step]:
     program = job.programs.get(position.key)
     history = position.history["hyperparameters"]  # written first: a save may come mid-way
     for name, value in position.values.items():
-      history[name][in_batch(position.live), position.step // job.log_every:
-                    boundary // job.log_every] = value[:, None]
+      history[name][
+        in_batch(position.live), position.step // job.log_every : boundary // job.log_every
+      ] = value[:, None]
     saver = None if job.state is None else job.state.saver(position, strategy)
-    position.carry = _execute.train_steps(program, position.carry, _inputs(position, program),
-                                          position.step, boundary, saver,
-                                          job.advancer(len(position.live)))
+    position.carry = _execute.train_steps(
+      program,
+      position.carry,
+      _inputs(position, program),
+      position.step,
+      boundary,
+      saver,
+      job.advancer(len(position.live)),
+    )
     position.spent += len(position.live) * (boundary - position.step)
     used.append(position.key[1])  # once trained to the boundary (a save may come before)
     position.step = boundary
@@ -193,7 +225,7 @@ def _train_batch(strategy: Strategy, job: GroupJob, position: LoopPosition
       break
     at = boundary // job.log_every - 1
     logged, start, diverged_at = _host(position.carry, len(position.live))
-    so_far = jax.tree.map(lambda x, at=at: x[:, :at + 1], logged)
+    so_far = jax.tree.map(lambda x, at=at: x[:, : at + 1], logged)
     scores = Scores(boundary, position.live, so_far, diverged_at >= 0)
     decision = strategy.observe(batch, scores)
     if isinstance(decision, Stop):
@@ -213,15 +245,16 @@ def _train_batch(strategy: Strategy, job: GroupJob, position: LoopPosition
       _answers.check_exploit(strategy, decision, position.live, list(position.values))
       _exploit(position, decision, job.programs.get(position.key), at, in_batch)
     elif not isinstance(decision, Continue):
-      raise ValueError(f"{type(strategy).__name__}.observe returned {decision!r}: a Continue, "
-                      "Stop or Exploit")
+      raise ValueError(
+        f"{type(strategy).__name__}.observe returned {decision!r}: a Continue, Stop or Exploit"
+      )
   return _ended_batch(job, position), used
 
 
 def _exploit(position: LoopPosition, decision: Exploit, program, at: int, in_batch) -> None:
   sources = np.asarray(decision.sources, np.int64)
   index = np.arange(program.size)
-  index[:len(position.live)] = np.searchsorted(position.live, sources)
+  index[: len(position.live)] = np.searchsorted(position.live, sources)
   moved = sources != position.live
   if moved.any():
     position.carry = _programs.copy_rows(position.carry, index, program)
@@ -235,20 +268,28 @@ def _ended_batch(job: GroupJob, position: LoopPosition) -> dict[str, Any]:
   batch, pieces = position.batch, list(position.stopped)
   if len(position.live):
     program = job.programs.get(position.key)
-    metrics, diverged = _execute.host_rows(_execute.chunk_outputs(position.carry),
-                                           len(position.live))
+    metrics, diverged = _execute.host_rows(
+      _execute.chunk_outputs(position.carry), len(position.live)
+    )
     if job.keep is not None:
       job.keep(position.live, metrics, diverged, position.carry, program.mesh)
-    pieces.append({"rows": position.live, "metrics": metrics, "diverged_at_step": diverged,
-                   "stopped_at_step": np.full(len(position.live), job.steps, np.int64)})
+    pieces.append(
+      {
+        "rows": position.live,
+        "metrics": metrics,
+        "diverged_at_step": diverged,
+        "stopped_at_step": np.full(len(position.live), job.steps, np.int64),
+      }
+    )
   ended = _merged(pieces, batch.rows)
   ended["values"] = {n: np.asarray(v, np.float64) for n, v in batch.values.items()}
   ended[HISTORY] = position.history
   return ended
 
 
-def _finish(strategy: Strategy, job: GroupJob, batch: Batch, ended: dict[str, Any],
-            widths: tuple[int, ...]) -> None:
+def _finish(
+  strategy: Strategy, job: GroupJob, batch: Batch, ended: dict[str, Any], widths: tuple[int, ...]
+) -> None:
   """Saves the batch's rows with the strategy's state, forgets its device state, tells it."""
   ended["widths"] = np.asarray(widths, np.int64)
   if job.checkpoint is not None:
@@ -263,8 +304,13 @@ def _finish(strategy: Strategy, job: GroupJob, batch: Batch, ended: dict[str, An
 
 
 def _outcome(ended: dict[str, Any]) -> Outcome:
-  return Outcome(ended["rows"], ended["metrics"], ended["diverged_at_step"],
-                 ended["stopped_at_step"], tuple(int(w) for w in ended.get("widths", ())))
+  return Outcome(
+    ended["rows"],
+    ended["metrics"],
+    ended["diverged_at_step"],
+    ended["stopped_at_step"],
+    tuple(int(w) for w in ended.get("widths", ())),
+  )
 
 
 def _resume(strategy: Strategy, job: GroupJob, pieces: list) -> LoopPosition | None:

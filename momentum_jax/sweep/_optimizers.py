@@ -22,28 +22,34 @@ from momentum_jax.sweep._errors import ConfigError
 from momentum_jax.sweep._imports import closest, get_attribute, import_object, python_name
 
 OPTIMIZERS: dict[str, Callable[..., Any]] = {
-    "sgd": optim.sgd,
-    "momentum": optim.momentum,
-    "nesterov": optim.nesterov,
-    "rmsprop": optim.rmsprop,
-    "adagrad": optim.adagrad,
-    "adam": optim.adam,
-    "adamw": optim.adamw,
+  "sgd": optim.sgd,
+  "momentum": optim.momentum,
+  "nesterov": optim.nesterov,
+  "rmsprop": optim.rmsprop,
+  "adagrad": optim.adagrad,
+  "adam": optim.adam,
+  "adamw": optim.adamw,
 }
 OPTAX_PREFIX = "optax."
 
 # torch's and the literature's names for arguments that optax names otherwise.
 _SYNONYMS = {
-    "lr": ("learning_rate",), "beta": ("b1", "momentum", "decay"), "beta1": ("b1",),
-    "beta2": ("b2",), "betas": ("b1",), "momentum": ("beta", "b1"), "epsilon": ("eps",),
-    "alpha": ("decay",), "wd": ("weight_decay",),
+  "lr": ("learning_rate",),
+  "beta": ("b1", "momentum", "decay"),
+  "beta1": ("b1",),
+  "beta2": ("b2",),
+  "betas": ("b1",),
+  "momentum": ("beta", "b1"),
+  "epsilon": ("eps",),
+  "alpha": ("decay",),
+  "wd": ("weight_decay",),
 }
 # A matrix and a vector: enough for the transforms that treat them apart (muon, adafactor).
 _TRIAL_PARAMS = {"w": np.zeros((3, 2), np.float32), "b": np.zeros(2, np.float32)}
 _CONCRETIZATION_ERRORS = (
-    jax.errors.ConcretizationTypeError,  # includes TracerBoolConversionError
-    jax.errors.TracerIntegerConversionError,
-    jax.errors.TracerArrayConversionError,
+  jax.errors.ConcretizationTypeError,  # includes TracerBoolConversionError
+  jax.errors.TracerIntegerConversionError,
+  jax.errors.TracerArrayConversionError,
 )
 
 
@@ -67,8 +73,11 @@ def _unknown_name(path: str, name: str) -> ConfigError:
     hints.append(OPTAX_PREFIX + name)
   hints = [repr(h) for h in hints if h is not None]
   hint = f"; did you mean {' or '.join(hints)}?" if hints else ""
-  return ConfigError(path, f"unknown name {name!r}{hint} (one of {', '.join(OPTIMIZERS)}, "
-                     "'optax.<alias>' or 'package.module:function')")
+  return ConfigError(
+    path,
+    f"unknown name {name!r}{hint} (one of {', '.join(OPTIMIZERS)}, "
+    "'optax.<alias>' or 'package.module:function')",
+  )
 
 
 def resolve_optimizer(path: str, name: Any) -> tuple[Callable[..., Any], str]:
@@ -80,21 +89,27 @@ def resolve_optimizer(path: str, name: Any) -> tuple[Callable[..., Any], str]:
   if callable(name):
     return name, known_name(name) or python_name(name)
   if name is None:
-    raise ConfigError(path, f"a name is required: one of {', '.join(OPTIMIZERS)}, "
-                      "'optax.<alias>', 'package.module:function' or a callable")
+    raise ConfigError(
+      path,
+      f"a name is required: one of {', '.join(OPTIMIZERS)}, "
+      "'optax.<alias>', 'package.module:function' or a callable",
+    )
   if not isinstance(name, str):
     raise ConfigError(path, f"expected a name or a callable, got {name!r}")
   if name in OPTIMIZERS:
     return OPTIMIZERS[name], name
   if name.startswith(OPTAX_PREFIX):
-    factory = get_attribute(path, optax, "optax", name[len(OPTAX_PREFIX):].split("."))
+    factory = get_attribute(path, optax, "optax", name[len(OPTAX_PREFIX) :].split("."))
   elif ":" in name:
     factory = import_object(path, name)
   else:
     raise _unknown_name(path, name)
   if not callable(factory):
-    raise ConfigError(path, f"{name} is not callable (it is a {type(factory).__name__}); name a "
-                      "function that returns an optax.GradientTransformation")
+    raise ConfigError(
+      path,
+      f"{name} is not callable (it is a {type(factory).__name__}); name a "
+      "function that returns an optax.GradientTransformation",
+    )
   return factory, name
 
 
@@ -104,8 +119,9 @@ def keyword_parameters(factory: Callable[..., Any]) -> tuple[dict[str, inspect.P
     parameters = inspect.signature(factory).parameters
   except (TypeError, ValueError):  # no signature to read: the trial call decides
     return {}, True
-  keywords = {n: p for n, p in parameters.items()
-              if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+  keywords = {
+    n: p for n, p in parameters.items() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+  }
   return keywords, any(p.kind is p.VAR_KEYWORD for p in parameters.values())
 
 
@@ -119,8 +135,9 @@ def check_arguments(path: str, owner: str, given, allowed) -> None:
     if hint is None and (synonym := closest(key, _SYNONYMS)) is not None:
       hint = next((a for a in _SYNONYMS[synonym] if a in allowed), None)
     hint = f"; did you mean {hint!r}?" if hint is not None else ""
-    raise ConfigError(f"{path}.{key}", f"{owner} takes no {key!r}{hint} "
-                      f"(it takes {', '.join(allowed)})")
+    raise ConfigError(
+      f"{path}.{key}", f"{owner} takes no {key!r}{hint} (it takes {', '.join(allowed)})"
+    )
 
 
 def _trial_error(factory, traced, fixed: Mapping[str, Any]) -> Exception | None:
@@ -130,25 +147,29 @@ def _trial_error(factory, traced, fixed: Mapping[str, Any]) -> Exception | None:
   batches them, and the step is lowered, not only traced: ``jax.random.key``
   of a float tracer fails there alone (lowering costs what tracing does).
   """
+
   def step(hyperparameters):
     transformation = optax.with_extra_args_support(factory(**hyperparameters, **fixed))
     params = jax.tree.map(jnp.asarray, _TRIAL_PARAMS)
     state = transformation.init(params)
     # The params stand in for the gradients; optax's extra arguments as the step passes them.
     value_fn = lambda p: sum(jnp.sum(jnp.square(leaf)) for leaf in jax.tree.leaves(p))
-    return transformation.update(params, state, params, value=value_fn(params), grad=params,
-                                 value_fn=value_fn)
+    return transformation.update(
+      params, state, params, value=value_fn(params), grad=params, value_fn=value_fn
+    )
 
   try:
     jax.jit(jax.vmap(step, axis_size=2)).lower(
-        {n: jax.ShapeDtypeStruct((2,), jnp.float32) for n in traced})
+      {n: jax.ShapeDtypeStruct((2,), jnp.float32) for n in traced}
+    )
   except Exception as error:  # pylint: disable=broad-except
     return error
   return None
 
 
-def _concretization_error(factory, traced: Mapping[str, Any], fixed: Mapping[str, Any]
-                          ) -> Exception | None:
+def _concretization_error(
+  factory, traced: Mapping[str, Any], fixed: Mapping[str, Any]
+) -> Exception | None:
   """The error of a step of ``factory`` with the values ``traced`` traced, if it needs them concrete.
 
   A concretization error says so; any other counts when the same step passes
@@ -171,9 +192,14 @@ def _as_written(given: Any, value: float) -> Any:
   return float(value)
 
 
-def check_factory(path: str, name: str, factory: Callable[..., Any],
-                  grid: Mapping[str, np.ndarray], static: Mapping[str, Any],
-                  given: Mapping[str, Any]) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+def check_factory(
+  path: str,
+  name: str,
+  factory: Callable[..., Any],
+  grid: Mapping[str, np.ndarray],
+  static: Mapping[str, Any],
+  given: Mapping[str, Any],
+) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
   """Checks a factory on the grid's first values, then with them traced.
 
   An argument the factory cannot take traced is refused if swept; given
@@ -192,22 +218,38 @@ def check_factory(path: str, name: str, factory: Callable[..., Any],
   except (TypeError, ValueError) as error:
     raise ConfigError(path, f"{name}: {error}") from None
   if not isinstance(transformation, optax.GradientTransformation):
-    raise ConfigError(f"{path}.name", f"{name} returned a value of type "
-                      f"{type(transformation).__name__}, not an optax.GradientTransformation")
+    raise ConfigError(
+      f"{path}.name",
+      f"{name} returned a value of type "
+      f"{type(transformation).__name__}, not an optax.GradientTransformation",
+    )
   grid, static = dict(grid), dict(static)
   if _concretization_error(factory, first, static) is None:
     return grid, static
-  concrete = [n for n in grid if _concretization_error(
-      factory, {n: first[n]}, {**static, **{m: first[m] for m in grid if m != n}}) is not None]
+  concrete = [
+    n
+    for n in grid
+    if _concretization_error(
+      factory, {n: first[n]}, {**static, **{m: first[m] for m in grid if m != n}}
+    )
+    is not None
+  ]
   for argument in concrete:
     if len(grid[argument]) > 1:
-      raise ConfigError(f"{path}.{argument}",
-                        f"{name} cannot take a traced value; give it one value")
+      raise ConfigError(
+        f"{path}.{argument}", f"{name} cannot take a traced value; give it one value"
+      )
     value = given[argument]
-    static[argument] = value[0] if isinstance(value, (list, tuple)) else (
-        value if isinstance(value, (int, float)) else first[argument])
+    static[argument] = (
+      value[0]
+      if isinstance(value, (list, tuple))
+      else (value if isinstance(value, (int, float)) else first[argument])
+    )
     del grid[argument]
   if (error := _concretization_error(factory, {n: first[n] for n in grid}, static)) is not None:
-    raise ConfigError(path, f"{name} cannot take {', '.join(grid)} traced together; give them "
-                      f"one value each ({str(error).splitlines()[0]})")
+    raise ConfigError(
+      path,
+      f"{name} cannot take {', '.join(grid)} traced together; give them "
+      f"one value each ({str(error).splitlines()[0]})",
+    )
   return grid, static

@@ -15,9 +15,11 @@ from momentum_jax.sweep._search import SearchSpec
 from momentum_jax.sweep._space import RANGE_KINDS, Hyperparameter, LogUniform, Range, Uniform
 from momentum_jax.sweep._validation import arguments_adapter, validate
 
-RANGE_NEEDS_SEARCH = ("a range is sampled, and the sweep's search is a grid: add "
-                       "'search: {method: quasirandom, samples: N, seed: 0}' (or method: "
-                       "random) at the top level, or give a list, linspace or logspace")
+RANGE_NEEDS_SEARCH = (
+  "a range is sampled, and the sweep's search is a grid: add "
+  "'search: {method: quasirandom, samples: N, seed: 0}' (or method: "
+  "random) at the top level, or give a list, linspace or logspace"
+)
 NUMERIC = "a number, a list, linspace, logspace, uniform or loguniform"
 
 
@@ -36,8 +38,13 @@ def numeric_spec(path: str, value: Any) -> Any:
   return validate(Hyperparameter, value, path)
 
 
-def typed_options(path: str, owner: str, parameters: Mapping[str, inspect.Parameter], takes_any: bool,
-           given: Mapping[str, Any]) -> dict[str, Any]:
+def typed_options(
+  path: str,
+  owner: str,
+  parameters: Mapping[str, inspect.Parameter],
+  takes_any: bool,
+  given: Mapping[str, Any],
+) -> dict[str, Any]:
   """``given``, the arguments of a function of ``parameters``, checked and typed.
 
   A name it does not take is refused with the closest (unless it takes
@@ -58,9 +65,13 @@ def split_options(path: str, typed: Mapping[str, Any], search: SearchSpec):
       static[key] = value
     elif isinstance(spec, (Uniform, LogUniform)):
       if not search.samples_ranges:
-        raise ConfigError(f"{path}.{key}", RANGE_NEEDS_SEARCH if search.strategy is None else
-                          f"search.method {search.method} decides over the grid's rows, and "
-                          "a range has none: give a list, linspace or logspace")
+        raise ConfigError(
+          f"{path}.{key}",
+          RANGE_NEEDS_SEARCH
+          if search.strategy is None
+          else f"search.method {search.method} decides over the grid's rows, and "
+          "a range has none: give a list, linspace or logspace",
+        )
       ranges[key] = spec
     else:
       grid[key] = spec

@@ -81,27 +81,42 @@ class PBTSection(Section):
   population: Annotated[int, pydantic.Field(ge=2)]
   interval: Annotated[int, pydantic.Field(ge=1)]
   fraction: Annotated[float, pydantic.Field(ge=0, le=0.5)] = 0.25
-  perturb: Annotated[list[Annotated[Finite, pydantic.Field(gt=0)]], pydantic.Strict(False),
-                     pydantic.Field(min_length=1)] = [0.8, 1.25]
+  perturb: Annotated[
+    list[Annotated[Finite, pydantic.Field(gt=0)]],
+    pydantic.Strict(False),
+    pydantic.Field(min_length=1),
+  ] = [0.8, 1.25]
   seed: Annotated[int, pydantic.Field(ge=0)] = 0
   metric: str | None = None
 
   def pbt_spec(self) -> PBTSpec:
     """The spec; a fraction that replaces no member of the population is refused."""
     if self.fraction > 0 and int(self.fraction * self.population) == 0:
-      raise ConfigError("search.fraction", f"{self.fraction} of a population of "
-                        f"{self.population} is no member: no exploit would ever replace one "
-                        "(raise it, or use 0)")
-    return PBTSpec(population=self.population, interval=self.interval,
-                   fraction=float(self.fraction), perturb=tuple(map(float, self.perturb)),
-                   seed=self.seed, metric=self.metric)
+      raise ConfigError(
+        "search.fraction",
+        f"{self.fraction} of a population of "
+        f"{self.population} is no member: no exploit would ever replace one "
+        "(raise it, or use 0)",
+      )
+    return PBTSpec(
+      population=self.population,
+      interval=self.interval,
+      fraction=float(self.fraction),
+      perturb=tuple(map(float, self.perturb)),
+      seed=self.seed,
+      metric=self.metric,
+    )
 
 
 def check_pbt(spec: PBTSpec, steps: int, log_every: int) -> None:
   """``search.interval`` against the training: a multiple of ``log_every``, below ``steps``."""
   if spec.interval % log_every:
-    raise ConfigError("search.interval", f"must be a multiple of train.log_every ({log_every}): "
-                      f"members are ranked at a logged step; got {spec.interval}")
+    raise ConfigError(
+      "search.interval",
+      f"must be a multiple of train.log_every ({log_every}): "
+      f"members are ranked at a logged step; got {spec.interval}",
+    )
   if spec.interval >= steps:
-    raise ConfigError("search.interval", f"must be below train.steps ({steps}), "
-                      f"got {spec.interval}")
+    raise ConfigError(
+      "search.interval", f"must be below train.steps ({steps}), got {spec.interval}"
+    )

@@ -72,12 +72,15 @@ def groups(config: SweepConfig) -> list[Group]:
 def points_last(groups: list[Group]) -> bool:
   """Whether more sampled points (or trials) would only add rows after a group's others: no
   group crosses its points with a list of more than one value (the grid varies slowest)."""
-  return all(math.prod(len(v) for v in g.spec.grid.values()) == 1 or g.spec.trials is not None
-             for g in groups)
+  return all(
+    math.prod(len(v) for v in g.spec.grid.values()) == 1 or g.spec.trials is not None
+    for g in groups
+  )
 
 
-def trial_rows(spec: OptimizerSpec, seeds: tuple[int, ...]
-               ) -> tuple[dict[str, np.ndarray], np.ndarray]:
+def trial_rows(
+  spec: OptimizerSpec, seeds: tuple[int, ...]
+) -> tuple[dict[str, np.ndarray], np.ndarray]:
   """The rows of a group whose points are asked while it trains: ``trials × seeds``, trial ``t`` at rows ``t·S … t·S + S - 1``.
 
   Known before training, their searched values are not: each holds its
@@ -97,21 +100,27 @@ def make_optimizer_factory(spec: OptimizerSpec, problem: problems.Problem, train
   Hyperparameters named ``schedule.<arg>`` go to the schedule, whose
   ``init_value`` is the learning rate; the rest go to the optimizer.
   """
+
   def make_optimizer(**hyperparameters):
     own = {k: v for k, v in hyperparameters.items() if not k.startswith(SCHEDULE_PREFIX)}
     if spec.schedule is not None:
-      arguments = {k[len(SCHEDULE_PREFIX):]: v for k, v in hyperparameters.items()
-                   if k.startswith(SCHEDULE_PREFIX)}
+      arguments = {
+        k[len(SCHEDULE_PREFIX) :]: v
+        for k, v in hyperparameters.items()
+        if k.startswith(SCHEDULE_PREFIX)
+      }
       warmup_steps = arguments.pop("warmup_steps", None)
       peak = own["learning_rate"]
       schedule = SCHEDULES[spec.schedule.name](peak, **arguments, **spec.schedule.static)
       if spec.schedule.unit == "epoch":
         schedule = optim.per_epoch(schedule, steps_per_epoch(problem, train.batch_size))
       if warmup_steps is not None:
-        schedule = optim.join([optim.linear_warmup(0.0, peak, warmup_steps), schedule],
-                              [warmup_steps])
+        schedule = optim.join(
+          [optim.linear_warmup(0.0, peak, warmup_steps), schedule], [warmup_steps]
+        )
       own["learning_rate"] = schedule
     return spec.factory(**own, **spec.static)
+
   return make_optimizer
 
 
@@ -138,11 +147,12 @@ def logs_per_segment(num_logs: int, segments: int | None = None) -> int:
 
 def chunks(todo: np.ndarray, size: int) -> list[np.ndarray]:
   """The configurations ``todo`` cut into chunks of at most ``size``."""
-  return [todo[i:i + size] for i in range(0, len(todo), size)]
+  return [todo[i : i + size] for i in range(0, len(todo), size)]
 
 
-def merge(rows: list[tuple[np.ndarray, Any, np.ndarray]], num_configs: int
-           ) -> tuple[dict[str, Any], np.ndarray]:
+def merge(
+  rows: list[tuple[np.ndarray, Any, np.ndarray]], num_configs: int
+) -> tuple[dict[str, Any], np.ndarray]:
   """Puts chunks' ``(indices, metrics, diverged)`` back in configuration order."""
   indices = np.concatenate([r[0] for r in rows])
   order = np.argsort(indices)

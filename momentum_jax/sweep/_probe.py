@@ -15,9 +15,13 @@ from momentum_jax.sweep._plan import Group
 from momentum_jax.train import Setup, TrainConfig
 
 
-def probe_seconds(run_for: Callable[[TrainConfig], Setup], train: TrainConfig, mesh: Mesh,
-                  steps: int, identity: dict[str, Any] | str | None = None
-                  ) -> Callable[[Group, int], float]:
+def probe_seconds(
+  run_for: Callable[[TrainConfig], Setup],
+  train: TrainConfig,
+  mesh: Mesh,
+  steps: int,
+  identity: dict[str, Any] | str | None = None,
+) -> Callable[[Group, int], float]:
   """``probe(group, width)``: seconds per configuration-step of a short training at ``width``.
 
   Each candidate trains one batch of ``width`` configurations per device for
@@ -25,14 +29,14 @@ def probe_seconds(run_for: Callable[[TrainConfig], Setup], train: TrainConfig, m
   other work on the machine), compiling one program per width
   (``identity``: see :func:`compile_program`).
   """
-  short = dataclasses.replace(train, steps=min(train.steps, steps),
-                              log_every=min(train.steps, steps))
+  short = dataclasses.replace(
+    train, steps=min(train.steps, steps), log_every=min(train.steps, steps)
+  )
 
   def probe(group: Group, width: int) -> float:
     size = width * mesh.devices.size
     run = run_for(short, group)
-    program = compile_program(run, group, width, mesh, size, Segments(1, short),
-                              identity=identity)
+    program = compile_program(run, group, width, mesh, size, Segments(1, short), identity=identity)
     inputs = chunk_inputs(group, np.arange(min(size, len(group.seeds))), size, mesh)
     seconds = []
     for _ in range(2):

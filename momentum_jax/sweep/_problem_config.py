@@ -31,19 +31,24 @@ def parse_problem(section: Any):
   name, options = section.name, section.arguments
   if isinstance(name, problems.Problem):
     if options:
-      raise ConfigError(f"problem.{next(iter(options))}",
-                        "a Problem object takes no options: build it with them")
+      raise ConfigError(
+        f"problem.{next(iter(options))}", "a Problem object takes no options: build it with them"
+      )
     return name.name, {}, name
   if callable(name):
     source, name = name, python_name(name)
   elif ":" in name:
     source = import_object("problem.name", name)
     if not callable(source):
-      raise ConfigError("problem.name", f"{name} is not callable (it is a "
-                        f"{type(source).__name__}); name a function that returns a Problem")
+      raise ConfigError(
+        "problem.name",
+        f"{name} is not callable (it is a "
+        f"{type(source).__name__}); name a function that returns a Problem",
+      )
   else:
-    name = check_name("problem.name", name, problems.PROBLEMS,
-                      "'package.module:function' returning a Problem")
+    name = check_name(
+      "problem.name", name, problems.PROBLEMS, "'package.module:function' returning a Problem"
+    )
     parameters = dict(inspect.signature(problems.PROBLEMS[name]).parameters)
     check_keys("problem", options, tuple(parameters))
     return name, _typed_options(parameters, options), None
@@ -81,11 +86,13 @@ def make_problem(name: str, options, source) -> problems.Problem:
   except (TypeError, ValueError, FileNotFoundError) as error:
     # The builders' messages start with the option's name where one is at fault.
     option = str(error).split(" ", 1)[0]
-    raise ConfigError(f"problem.{option}" if option in options else "problem",
-                      str(error)) from None
+    raise ConfigError(f"problem.{option}" if option in options else "problem", str(error)) from None
   if not isinstance(problem, problems.Problem):
-    raise ConfigError("problem.name", f"{name} returned a value of type "
-                      f"{type(problem).__name__}, not a momentum_jax.problems.Problem")
+    raise ConfigError(
+      "problem.name",
+      f"{name} returned a value of type "
+      f"{type(problem).__name__}, not a momentum_jax.problems.Problem",
+    )
   return problem
 
 

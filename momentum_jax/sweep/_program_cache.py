@@ -115,8 +115,13 @@ def sweep_identity(config, record: dict[str, Any]) -> dict[str, Any] | str:
   functions = [record["loss"]] + ([] if record["metrics"] is None else [record["metrics"]])
   if any(f.split(".")[0].split(":")[0] not in _OWN_MODULES for f in functions):
     return "the problem's loss or metrics are code outside momentum_jax"
-  return {"problem": config.problem, "options": config.problem_options,
-          "data": record["data"], "loss": record["loss"], "metrics": record["metrics"]}
+  return {
+    "problem": config.problem,
+    "options": config.problem_options,
+    "data": record["data"],
+    "loss": record["loss"],
+    "metrics": record["metrics"],
+  }
 
 
 def _optimizer_identity(spec) -> dict[str, Any] | str:
@@ -124,8 +129,11 @@ def _optimizer_identity(spec) -> dict[str, Any] | str:
     return f"the optimizer {spec.name} is code outside momentum_jax and optax"
   schedule = None
   if spec.schedule is not None:
-    schedule = {"name": spec.schedule.name, "unit": spec.schedule.unit,
-                "static": dict(spec.schedule.static)}
+    schedule = {
+      "name": spec.schedule.name,
+      "unit": spec.schedule.unit,
+      "static": dict(spec.schedule.static),
+    }
   static = dict(spec.static)
   if not _plain(static) or not _plain(schedule):
     return f"the optimizer {spec.name}'s options are not plain data"
@@ -137,8 +145,13 @@ def _optimizer_identity(spec) -> dict[str, Any] | str:
     eval_params = f"{function.__module__}:{function.__qualname__}"
   # The config's name too: partials of one function (optax.nadam, optax.adam) differ by it.
   factory = _unwrapped(spec.factory)
-  return {"name": spec.name, "factory": f"{factory.__module__}:{factory.__qualname__}",
-          "static": static, "schedule": schedule, "eval_params": eval_params}
+  return {
+    "name": spec.name,
+    "factory": f"{factory.__module__}:{factory.__qualname__}",
+    "static": static,
+    "schedule": schedule,
+    "eval_params": eval_params,
+  }
 
 
 @functools.cache
@@ -170,9 +183,12 @@ def _host_cpu() -> str:
   try:
     with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as info:
       first = info.read().split("\n\n", 1)[0]
-    wanted = [line for line in first.splitlines()
-              if line.split(":")[0].strip() in ("vendor_id", "model name", "flags", "Features",
-                                                "CPU implementer", "CPU part")]
+    wanted = [
+      line
+      for line in first.splitlines()
+      if line.split(":")[0].strip()
+      in ("vendor_id", "model name", "flags", "Features", "CPU implementer", "CPU part")
+    ]
     if wanted:
       return hashlib.blake2b("\n".join(wanted).encode(), digest_size=16).hexdigest()
   except OSError:
@@ -182,18 +198,32 @@ def _host_cpu() -> str:
 
 @functools.cache
 def _versions() -> dict[str, str]:
-  return {**versions("chex", "ml_dtypes"), "momentum_jax_source": _source_digest(),
-          "host_cpu": _host_cpu()}
+  return {
+    **versions("chex", "ml_dtypes"),
+    "momentum_jax_source": _source_digest(),
+    "host_cpu": _host_cpu(),
+  }
 
 
 def _jax_config() -> dict[str, str]:
   """JAX's settings as this thread sees them, but for where its cache lives."""
-  return {name: repr(value) for name, value in jax.config.values.items()
-          if "compilation_cache" not in name and "persistent_cache" not in name}
+  return {
+    name: repr(value)
+    for name, value in jax.config.values.items()
+    if "compilation_cache" not in name and "persistent_cache" not in name
+  }
 
 
-def key(identity: dict[str, Any] | str | None, run, group, width: int, size: int, segments,
-        mesh, options: dict[str, Any]) -> tuple[str | None, str | None]:
+def key(
+  identity: dict[str, Any] | str | None,
+  run,
+  group,
+  width: int,
+  size: int,
+  segments,
+  mesh,
+  options: dict[str, Any],
+) -> tuple[str | None, str | None]:
   """``(key, None)`` for a program kept here, or ``(None, why not)``.
 
   ``identity`` is :func:`sweep_identity`'s (``None``: a caller that gave
@@ -219,15 +249,24 @@ def key(identity: dict[str, Any] | str | None, run, group, width: int, size: int
   if run.problem.is_stream:  # the batches are inputs: their shapes shape the program
     stream = [(list(a.shape), str(a.dtype)) for a in run.problem.data.example]
   description = {
-      "format": FORMAT, "problem": identity, "optimizer": optimizer,
-      "hyperparameters": sorted(group.values), "shared_seed": group.shared_seed,
-      "train": repr(run.config), "segment_logs": segments.logs,
-      "segment_train": repr(segments.config), "width": width,
-      "size": size, "devices": devices, "mesh_axes": list(mesh.axis_names),
-      "platform_version": mesh.devices.flat[0].client.platform_version,
-      "options": {k: repr(v) for k, v in sorted(options.items())},
-      "xla_flags": os.environ.get("XLA_FLAGS", ""), "versions": _versions(),
-      "jax_config": _jax_config(), "stream": stream,
+    "format": FORMAT,
+    "problem": identity,
+    "optimizer": optimizer,
+    "hyperparameters": sorted(group.values),
+    "shared_seed": group.shared_seed,
+    "train": repr(run.config),
+    "segment_logs": segments.logs,
+    "segment_train": repr(segments.config),
+    "width": width,
+    "size": size,
+    "devices": devices,
+    "mesh_axes": list(mesh.axis_names),
+    "platform_version": mesh.devices.flat[0].client.platform_version,
+    "options": {k: repr(v) for k, v in sorted(options.items())},
+    "xla_flags": os.environ.get("XLA_FLAGS", ""),
+    "versions": _versions(),
+    "jax_config": _jax_config(),
+    "stream": stream,
   }
   text = json.dumps(description, sort_keys=True, default=repr)
   return hashlib.blake2b(text.encode(), digest_size=20).hexdigest(), None
@@ -248,9 +287,12 @@ def _choose() -> tuple[Path | None, str | None]:
   path = Path(cache) / FOLDER
   reason = _compile_cache.private_folder(path)
   if reason is not None:
-    warnings.warn(f"not keeping compiled programs in {path}: {reason}. A kept program is "
-                  "code this process would run; make the folder private (chmod 700). "
-                  "Compiling through JAX's cache alone.", stacklevel=4)
+    warnings.warn(
+      f"not keeping compiled programs in {path}: {reason}. A kept program is "
+      "code this process would run; make the folder private (chmod 700). "
+      "Compiling through JAX's cache alone.",
+      stacklevel=4,
+    )
     return None, f"{path} was refused: {reason}"
   return path, None
 
@@ -271,8 +313,11 @@ def load(program_key: str, mesh) -> tuple[jax.stages.Compiled, float] | None:
   except FileNotFoundError:
     return None
   except OSError as error:
-    warnings.warn(f"cannot read the kept program {path} ({error}); compiling it again",
-                  RuntimeWarning, stacklevel=3)
+    warnings.warn(
+      f"cannot read the kept program {path} ({error}); compiling it again",
+      RuntimeWarning,
+      stacklevel=3,
+    )
     return None
   try:
     entry = pickle.loads(blob)
@@ -280,12 +325,19 @@ def load(program_key: str, mesh) -> tuple[jax.stages.Compiled, float] | None:
       raise ValueError(f"format {entry.get('format')}, not {FORMAT}")
     devices = list(mesh.devices.flat)
     compiled = serialize_executable.deserialize_and_load(
-        entry["executable"], entry["in_tree"], entry["out_tree"], backend=devices[0].client,
-        execution_devices=devices)
+      entry["executable"],
+      entry["in_tree"],
+      entry["out_tree"],
+      backend=devices[0].client,
+      execution_devices=devices,
+    )
   except Exception as error:  # noqa: BLE001 -- whatever broke it, compiling again mends it
-    warnings.warn(f"discarding the kept program {path}, which does not load "
-                  f"({type(error).__name__}: {error}); compiling it again", RuntimeWarning,
-                  stacklevel=3)
+    warnings.warn(
+      f"discarding the kept program {path}, which does not load "
+      f"({type(error).__name__}: {error}); compiling it again",
+      RuntimeWarning,
+      stacklevel=3,
+    )
     path.unlink(missing_ok=True)
     return None
   return compiled, time.perf_counter() - start
@@ -300,8 +352,10 @@ def store(program_key: str, compiled: jax.stages.Compiled) -> str | None:
     executable, in_tree, out_tree = serialize_executable.serialize(compiled)
   except (ValueError, NotImplementedError) as error:
     return f"the executable does not serialize ({error})"
-  data = pickle.dumps({"format": FORMAT, "executable": executable, "in_tree": in_tree,
-                       "out_tree": out_tree}, protocol=pickle.HIGHEST_PROTOCOL)
+  data = pickle.dumps(
+    {"format": FORMAT, "executable": executable, "in_tree": in_tree, "out_tree": out_tree},
+    protocol=pickle.HIGHEST_PROTOCOL,
+  )
   try:
     _files.atomic_write_bytes(where / f"{program_key}.pkl", data)
   except OSError as error:  # a full disk, say: the sweep goes on without keeping it

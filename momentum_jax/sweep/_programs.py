@@ -44,8 +44,7 @@ class Programs:
     devices: Devices a chunk is split over.
   """
 
-  def __init__(self, compile_for: Callable[[int, int], _execute.Program], width: int,
-               devices: int):
+  def __init__(self, compile_for: Callable[[int, int], _execute.Program], width: int, devices: int):
     self._compile_for = compile_for
     self._width = width
     self._devices = devices
@@ -73,8 +72,9 @@ class Programs:
     one planned or compiled at the group's width that holds it (a plain sweep's short last
     chunk), else its own."""
     own = self.own_key(rows)
-    known = [key for key in [*self.compiled, *self._pending]
-             if key[1] == self._width and key[0] >= rows]
+    known = [
+      key for key in [*self.compiled, *self._pending] if key[1] == self._width and key[0] >= rows
+    ]
     return own if own in known or not known else min(known)
 
   def planned_keys(self, planned: Iterable[list[int]]) -> list[tuple[int, int]]:
@@ -93,8 +93,9 @@ class Programs:
     """Starts compiling these programs in threads (see :meth:`planned_keys`)."""
     if not keys:
       return
-    pool = concurrent.futures.ThreadPoolExecutor(min(len(keys), os.cpu_count() or 1),
-                                                 "momentum-jax-compile")
+    pool = concurrent.futures.ThreadPoolExecutor(
+      min(len(keys), os.cpu_count() or 1), "momentum-jax-compile"
+    )
     self._pending.update({key: pool.submit(self._compile_for, *key) for key in keys})
     pool.shutdown(wait=False)
 
@@ -128,8 +129,10 @@ def repack(carry: Any, rows: np.ndarray, program: _execute.Program) -> Any:
 
 def _copy_state(carry: Any, index: jax.Array) -> Any:
   state, logged = carry
-  moved = jax.tree.map(lambda x: x[index], (state.params, state.rest, state.opt_state,
-                                            state.first_loss, state.diverged_at))
+  moved = jax.tree.map(
+    lambda x: x[index],
+    (state.params, state.rest, state.opt_state, state.first_loss, state.diverged_at),
+  )
   return TrainState(*moved, state.start), logged
 
 

@@ -23,8 +23,10 @@ class Progress:
   def start(self) -> None:
     """Shows the bar: after the compilations, so that its rate and ETA are the training's."""
     from tqdm.auto import tqdm  # imported late: only a sweep needs it
-    self.bar = tqdm(total=self.total, disable=self.quiet, unit=" config-steps",
-                    unit_scale=True, desc="sweep")
+
+    self.bar = tqdm(
+      total=self.total, disable=self.quiet, unit=" config-steps", unit_scale=True, desc="sweep"
+    )
 
   def describe(self, text: str) -> None:
     self.bar.set_description(text)

@@ -21,8 +21,9 @@ from momentum_jax.sweep._fingerprint import fingerprint
 COMPUTING_PACKAGES = ("momentum_jax", "jax", "jaxlib", "optax", "flax", "numpy")
 
 
-def recorded_sweep(out_dir: Path, state_file: Path, versions: Mapping[str, str]
-                   ) -> dict[str, Any] | None:
+def recorded_sweep(
+  out_dir: Path, state_file: Path, versions: Mapping[str, str]
+) -> dict[str, Any] | None:
   """The sweep ``out_dir`` records (None: none): its chunks' state, or a finished sweep's
   manifest when its chunks were deleted.
 
@@ -31,17 +32,24 @@ def recorded_sweep(out_dir: Path, state_file: Path, versions: Mapping[str, str]
   """
   recorded = read_state(state_file)
   if recorded is not None and not isinstance(recorded, dict):
-    raise OutputDirError(f"{state_file}: not a sweep's record; remove it, or choose another "
-                         "output folder")
+    raise OutputDirError(
+      f"{state_file}: not a sweep's record; remove it, or choose another output folder"
+    )
   if recorded is None and (out_dir / results.MANIFEST_FILE).exists():
     manifest = read_state(out_dir / results.MANIFEST_FILE)
     if not isinstance(manifest, dict):
-      raise OutputDirError(f"{out_dir / results.MANIFEST_FILE}: not a sweep's manifest; "
-                           "remove it, or choose another output folder")
-    recorded = {"fingerprint": fingerprint({**manifest.get("config", {}),
-                                            "problem": manifest.get("problem_record")}),
-                "config": manifest.get("config"), "versions": dict(versions),
-                "finished_without_chunks": True}
+      raise OutputDirError(
+        f"{out_dir / results.MANIFEST_FILE}: not a sweep's manifest; "
+        "remove it, or choose another output folder"
+      )
+    recorded = {
+      "fingerprint": fingerprint(
+        {**manifest.get("config", {}), "problem": manifest.get("problem_record")}
+      ),
+      "config": manifest.get("config"),
+      "versions": dict(versions),
+      "finished_without_chunks": True,
+    }
   return recorded
 
 
@@ -59,8 +67,10 @@ def _seed_list(seeds: Any) -> list | None:
 def _raised(before: Mapping[str, Any], after: Mapping[str, Any]) -> list[str] | None:
   """The ``search:`` keys raised from ``before`` to ``after`` (None: one lowered or not a count)."""
   changed = [k for k in _EXTENSIBLE if before.get(k) != after.get(k)]
-  if any(not isinstance(after.get(k), int) or not isinstance(before.get(k), int)
-         or after[k] < before[k] for k in changed):
+  if any(
+    not isinstance(after.get(k), int) or not isinstance(before.get(k), int) or after[k] < before[k]
+    for k in changed
+  ):
     return None
   return changed
 
@@ -76,14 +86,19 @@ def extension(recorded: Mapping[str, Any], state: Mapping[str, Any]) -> str | No
     return None
   changed = _raised(before, after)
   seeds_before, seeds_after = _seed_list(old.get("seeds", 1)), _seed_list(new.get("seeds", 1))
-  more_seeds = (seeds_before is not None and seeds_after is not None
-                and seeds_after != seeds_before and seeds_after[:len(seeds_before)] == seeds_before)
+  more_seeds = (
+    seeds_before is not None
+    and seeds_after is not None
+    and seeds_after != seeds_before
+    and seeds_after[: len(seeds_before)] == seeds_before
+  )
   if changed is None or not (changed or more_seeds):
     return None
 
   def without(config, problem):
     search = {k: v for k, v in (config.get("search") or {}).items() if k not in _EXTENSIBLE}
     return fingerprint({**config, "search": search, "seeds": None, "problem": problem})
+
   if without(old, recorded.get("problem")) != without(new, state.get("problem")):
     return None
   if mismatch({**recorded, "fingerprint": state["fingerprint"]}, state) is not None:
@@ -98,8 +113,9 @@ def read_state(path: Path) -> Any:
   except FileNotFoundError:
     return None
   except (json.JSONDecodeError, UnicodeDecodeError) as error:  # only a hand edit gets here
-    raise OutputDirError(f"{path}: not valid JSON ({error}); remove it, or choose another "
-                         "output folder") from None
+    raise OutputDirError(
+      f"{path}: not valid JSON ({error}); remove it, or choose another output folder"
+    ) from None
 
 
 def mismatch(recorded: Mapping[str, Any], state: Mapping[str, Any]) -> str | None:
@@ -108,8 +124,11 @@ def mismatch(recorded: Mapping[str, Any], state: Mapping[str, Any]) -> str | Non
     name = (recorded.get("config") or {}).get("name")
     return f"a different config{f' ({name!r})' if name else ''}"
   old = recorded.get("versions", {})
-  changed = [f"{p} {old.get(p)} -> {state['versions'].get(p)}" for p in COMPUTING_PACKAGES
-             if old.get(p) != state["versions"].get(p)]
+  changed = [
+    f"{p} {old.get(p)} -> {state['versions'].get(p)}"
+    for p in COMPUTING_PACKAGES
+    if old.get(p) != state["versions"].get(p)
+  ]
   if changed:
     return f"this config computed with other package versions ({', '.join(changed)})"
   return None

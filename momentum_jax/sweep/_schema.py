@@ -33,10 +33,10 @@ from momentum_jax.train import TrainConfig
 # Seeds a config may name: each is a full run of every configuration.
 MAX_SEEDS = 10_000
 SCHEDULES: dict[str, Callable[..., Any]] = {
-    "step_decay": optim.step_decay,
-    "cosine_annealing": optim.cosine_annealing,
-    "polynomial_decay": optim.polynomial_decay,
-    "exponential_decay": optim.exponential_decay,
+  "step_decay": optim.step_decay,
+  "cosine_annealing": optim.cosine_annealing,
+  "polynomial_decay": optim.polynomial_decay,
+  "exponential_decay": optim.exponential_decay,
 }
 _Object = SkipJsonSchema[pydantic.InstanceOf[problems.Problem]]
 _Function = SkipJsonSchema[Callable[..., Any]]
@@ -53,12 +53,18 @@ def _name_kind(value: Any) -> str | None:
 class _WithArguments(Section):
   """A section that names a function and takes its arguments: typed from its signature later."""
 
-  model_config = {**Section.model_config, "extra": "allow",
-                  "json_schema_extra": {"additionalProperties": {
-                      "description": "the named function's keyword arguments, typed from its "
-                                     "signature: a bool default takes true/false, a number "
-                                     "a number (or, for a hyperparameter, a list, linspace, "
-                                     "logspace, uniform or loguniform)"}}}
+  model_config = {
+    **Section.model_config,
+    "extra": "allow",
+    "json_schema_extra": {
+      "additionalProperties": {
+        "description": "the named function's keyword arguments, typed from its "
+        "signature: a bool default takes true/false, a number "
+        "a number (or, for a hyperparameter, a list, linspace, "
+        "logspace, uniform or loguniform)"
+      }
+    },
+  }
 
   @pydantic.model_validator(mode="before")
   @classmethod
@@ -81,8 +87,9 @@ class ProblemSection(_WithArguments):
       :class:`~momentum_jax.problems.Problem`; the other keys are its arguments.
   """
 
-  name: either("a problem's name: a string", _name_kind, text=str, object=_Object,
-               function=_Function)
+  name: either(
+    "a problem's name: a string", _name_kind, text=str, object=_Object, function=_Function
+  )
 
 
 class ScheduleSection(_WithArguments):
@@ -99,8 +106,15 @@ class OptimizerSection(_WithArguments):
   schedule: ScheduleSection | None = None
   # ``(opt_state, params) -> params``: where validation is measured (schedule-free's own is
   # found by its state); resolved and checked by the config, not passed to the factory.
-  eval_params: either("'package.module:function' naming a function (opt_state, params) -> "
-                      "params", _name_kind, text=str, function=_Function) | None = None
+  eval_params: (
+    either(
+      "'package.module:function' naming a function (opt_state, params) -> params",
+      _name_kind,
+      text=str,
+      function=_Function,
+    )
+    | None
+  ) = None
 
 
 _Positive = Annotated[int, pydantic.Field(ge=1)]
@@ -134,8 +148,10 @@ class KeepSection(Section):
   @classmethod
   def _known_keys(cls, value: Any) -> Any:
     if isinstance(value, int) and not isinstance(value, bool):  # keep: 3, as one may write it
-      raise ValueError(f"expected a mapping such as {{models: {value}}} (the models of the "
-                       f"{value} best configurations), got {value}")
+      raise ValueError(
+        f"expected a mapping such as {{models: {value}}} (the models of the "
+        f"{value} best configurations), got {value}"
+      )
     return super()._known_keys(value)
 
 
@@ -150,14 +166,22 @@ def _seeds_kind(value: Any) -> str | None:
 
 
 Seeds = either(
-    "a count or a list of seeds", _seeds_kind,
-    count=Annotated[int, pydantic.Field(ge=1, le=MAX_SEEDS)],
-    list=Annotated[list[Annotated[int, pydantic.Field(ge=0)]], pydantic.Strict(False),
-                   pydantic.Field(min_length=1, max_length=MAX_SEEDS),
-                   pydantic.AfterValidator(_distinct)])
-ChunkSize = either("a positive integer or 'auto'",
-                   lambda value: "auto" if value == "auto" else number_kind(value),
-                   auto=Literal["auto"], number=Annotated[int, pydantic.Field(ge=1)])
+  "a count or a list of seeds",
+  _seeds_kind,
+  count=Annotated[int, pydantic.Field(ge=1, le=MAX_SEEDS)],
+  list=Annotated[
+    list[Annotated[int, pydantic.Field(ge=0)]],
+    pydantic.Strict(False),
+    pydantic.Field(min_length=1, max_length=MAX_SEEDS),
+    pydantic.AfterValidator(_distinct),
+  ],
+)
+ChunkSize = either(
+  "a positive integer or 'auto'",
+  lambda value: "auto" if value == "auto" else number_kind(value),
+  auto=Literal["auto"],
+  number=Annotated[int, pydantic.Field(ge=1)],
+)
 
 
 def _problem_kind(value: Any) -> str | None:
@@ -181,11 +205,11 @@ class SweepSchema(Section):
   """
 
   name: str | None = None
-  problem: either("a mapping with a name", _problem_kind, section=ProblemSection,
-                  object=_Object)
+  problem: either("a mapping with a name", _problem_kind, section=ProblemSection, object=_Object)
   optimizer: OptimizerSection | None = None
-  optimizers: Annotated[list[OptimizerSection], pydantic.Strict(False),
-                        pydantic.Field(min_length=1)] | None = None
+  optimizers: (
+    Annotated[list[OptimizerSection], pydantic.Strict(False), pydantic.Field(min_length=1)] | None
+  ) = None
   train: TrainSection
   search: SearchSection | None = None
   seeds: Seeds = 1
@@ -196,12 +220,18 @@ class SweepSchema(Section):
 # Where each section's keys are described: the ``Attributes:`` of its own docstring, then of
 # the validated spec it becomes (the first that names a key wins), so a key is described once.
 _DESCRIBED_BY = {
-    "SweepSchema": (SweepSchema, SweepConfig), "ProblemSection": (ProblemSection,),
-    "OptimizerSection": (OptimizerSpec,), "ScheduleSection": (ScheduleSpec,),
-    "TrainSection": (TrainConfig,), "KeepSection": (KeepSpec,),
-    "SchedulerSection": (SchedulerSpec,), "GridSearch": (SearchSpec,),
-    "SampledSearch": (SearchSpec,), "OptunaSearch": (SearchSpec,),
-    "PBTSearch": (PBTSpec, SearchSpec), "CustomSearch": (SearchSpec,),
+  "SweepSchema": (SweepSchema, SweepConfig),
+  "ProblemSection": (ProblemSection,),
+  "OptimizerSection": (OptimizerSpec,),
+  "ScheduleSection": (ScheduleSpec,),
+  "TrainSection": (TrainConfig,),
+  "KeepSection": (KeepSpec,),
+  "SchedulerSection": (SchedulerSpec,),
+  "GridSearch": (SearchSpec,),
+  "SampledSearch": (SearchSpec,),
+  "OptunaSearch": (SearchSpec,),
+  "PBTSearch": (PBTSpec, SearchSpec),
+  "CustomSearch": (SearchSpec,),
 }
 
 
@@ -216,14 +246,15 @@ def attribute_docs(cls: type) -> dict[str, str]:
   doc = inspect.cleandoc(cls.__doc__ or "")
   found: dict[str, list[str]] = {}
   block = re.search(r"^Attributes:\n((?:(?:  .*)?\n?)+)", doc, re.M)
-  for line in (block.group(1).splitlines() if block else []):
+  for line in block.group(1).splitlines() if block else []:
     entry = re.match(r"  (\w+): (.*)", line)
     if entry:
       found[entry.group(1)] = [entry.group(2)]
     elif line.startswith("    ") and found:
       found[next(reversed(found))].append(line.strip())
-  return {name: re.sub(r":\w+:`~?([^`]+)`", r"``\1``", " ".join(text))
-          for name, text in found.items()}
+  return {
+    name: re.sub(r":\w+:`~?([^`]+)`", r"``\1``", " ".join(text)) for name, text in found.items()
+  }
 
 
 def _describe_keys(section: dict[str, Any], described_by: tuple[type, ...]) -> None:
@@ -247,5 +278,3 @@ def json_schema() -> dict[str, Any]:
   schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
   schema["title"] = "momentum_jax sweep config"
   return schema
-
-

@@ -125,11 +125,15 @@ def check_scheduler(scheduler: SchedulerSpec | None, train: TrainConfig) -> None
     return
   path = "search.scheduler.min_steps"
   if scheduler.min_steps % train.log_every:
-    raise ConfigError(path, f"must be a multiple of train.log_every ({train.log_every}): "
-                      f"a configuration is ranked at a logged step; got {scheduler.min_steps}")
+    raise ConfigError(
+      path,
+      f"must be a multiple of train.log_every ({train.log_every}): "
+      f"a configuration is ranked at a logged step; got {scheduler.min_steps}",
+    )
   if scheduler.min_steps > train.steps:
-    raise ConfigError(path, f"must be at most train.steps ({train.steps}), "
-                      f"got {scheduler.min_steps}")
+    raise ConfigError(
+      path, f"must be at most train.steps ({train.steps}), got {scheduler.min_steps}"
+    )
 
 
 def scheduler_metrics(problem: problems.Problem) -> tuple[str, ...]:
@@ -137,8 +141,13 @@ def scheduler_metrics(problem: problems.Problem) -> tuple[str, ...]:
   if problem.data.x_val is None:
     return ("final_loss", "best_loss")
   own = (f"val_{name}" for name in problem.metric_names()) if problem.metrics else ()
-  return ("final_loss", "best_loss", "val_loss",
-          *(("val_accuracy",) if problem.is_classification else ()), *own)
+  return (
+    "final_loss",
+    "best_loss",
+    "val_loss",
+    *(("val_accuracy",) if problem.is_classification else ()),
+    *own,
+  )
 
 
 def loss_metric(problem: problems.Problem) -> str:
@@ -170,13 +179,15 @@ def check_metric(path: str, metric: str, problem: problems.Problem) -> str:
   """
   known = scheduler_metrics(problem)
   if metric not in known:
-    raise ConfigError(path, f"{problem.name} logs no {metric!r}{suggest(metric, known)} "
-                      f"(one of {', '.join(known)})")
+    raise ConfigError(
+      path, f"{problem.name} logs no {metric!r}{suggest(metric, known)} (one of {', '.join(known)})"
+    )
   return metric
 
 
-def search_points(ranges: Mapping[str, Range], search: SearchSpec
-                  ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+def search_points(
+  ranges: Mapping[str, Range], search: SearchSpec
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
   """A group's drawn points, and the values its factory is checked with.
 
   ``(samples, checked)``: the points of ``ranges`` drawn by a random or
@@ -204,13 +215,19 @@ def check_searched(search: SearchSpec, optimizers) -> None:
     for index, spec in enumerate(optimizers):
       if not spec.ranges and all(len(v) == 1 for v in spec.grid.values()):
         path = "optimizer" if len(optimizers) == 1 else f"optimizers[{index}]"
-        raise ConfigError(path, f"optuna has nothing to search in {spec.label}: give a "
-                          "hyperparameter a range ({loguniform: [lo, hi]}, {uniform: [lo, "
-                          "hi]}) or a list of values")
+        raise ConfigError(
+          path,
+          f"optuna has nothing to search in {spec.label}: give a "
+          "hyperparameter a range ({loguniform: [lo, hi]}, {uniform: [lo, "
+          "hi]}) or a list of values",
+        )
   elif search.samples_ranges and not any(o.ranges for o in optimizers):
-    raise ConfigError("search.method", f"{search.method} samples ranges, and no hyperparameter "
-                      "is one: give one {uniform: [lo, hi]} or {loguniform: [lo, hi]}, or drop "
-                      "'search' for a grid")
+    raise ConfigError(
+      "search.method",
+      f"{search.method} samples ranges, and no hyperparameter "
+      "is one: give one {uniform: [lo, hi]} or {loguniform: [lo, hi]}, or drop "
+      "'search' for a grid",
+    )
 
 
 def search_record(config: SweepConfig) -> dict[str, Any]:
@@ -223,11 +240,24 @@ def search_record(config: SweepConfig) -> dict[str, Any]:
   :meth:`momentum_jax.sweep.strategies._optuna_study.OptunaSearch.record`).
   """
   search = config.search
-  optuna = ({"sampler": search.sampler, "trials": search.trials, "batch": search.batch}
-            if search.method == "optuna" else {})
-  return {"method": search.method, "samples": search.samples, "seed": search.seed, **optuna,
-          "scheduler": None if search.scheduler is None else search.scheduler.record(),
-          **({} if search.pbt is None else {"pbt": search.pbt.record()}),
-          "groups": {o.label: {"ranges": {n: r.record() for n, r in o.ranges.items()},
-                               "points": {n: v.tolist() for n, v in o.samples.items()}}
-                     for o in config.optimizers if o.ranges}}
+  optuna = (
+    {"sampler": search.sampler, "trials": search.trials, "batch": search.batch}
+    if search.method == "optuna"
+    else {}
+  )
+  return {
+    "method": search.method,
+    "samples": search.samples,
+    "seed": search.seed,
+    **optuna,
+    "scheduler": None if search.scheduler is None else search.scheduler.record(),
+    **({} if search.pbt is None else {"pbt": search.pbt.record()}),
+    "groups": {
+      o.label: {
+        "ranges": {n: r.record() for n, r in o.ranges.items()},
+        "points": {n: v.tolist() for n, v in o.samples.items()},
+      }
+      for o in config.optimizers
+      if o.ranges
+    },
+  }

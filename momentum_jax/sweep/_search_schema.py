@@ -17,8 +17,15 @@ from momentum_jax.sweep._errors import ConfigError
 from momentum_jax.sweep._imports import import_object
 from momentum_jax.sweep._pbt import PBTSection
 from momentum_jax.sweep._search import (
-    DEFAULT_BATCH, OPTUNA_EXTRA, OPTUNA_SAMPLERS, SCHEDULERS, Positive, SchedulerSpec,
-    SearchSpec, Seed)
+  DEFAULT_BATCH,
+  OPTUNA_EXTRA,
+  OPTUNA_SAMPLERS,
+  SCHEDULERS,
+  Positive,
+  SchedulerSpec,
+  SearchSpec,
+  Seed,
+)
 from momentum_jax.sweep._validation import Section, choice, either
 
 
@@ -63,8 +70,12 @@ class SampledSearch(_Method):
   scheduler: SchedulerSection | None = None
 
   def spec(self) -> SearchSpec:
-    return SearchSpec(method=self.method, samples=self.samples, seed=self.seed,
-                      scheduler=self.scheduler and self.scheduler.spec())
+    return SearchSpec(
+      method=self.method,
+      samples=self.samples,
+      seed=self.seed,
+      scheduler=self.scheduler and self.scheduler.spec(),
+    )
 
 
 class OptunaSearch(_Method):
@@ -83,19 +94,30 @@ class OptunaSearch(_Method):
     try:
       importlib.import_module("optuna")
     except ImportError:
-      raise ConfigError("search.method", f"method optuna needs Optuna, an optional extra: "
-                        f"{OPTUNA_EXTRA}") from None
+      raise ConfigError(
+        "search.method", f"method optuna needs Optuna, an optional extra: {OPTUNA_EXTRA}"
+      ) from None
     needed = OPTUNA_SAMPLERS[self.sampler]
     if needed is not None and not _importable(needed):
-      raise ConfigError("search.sampler", f"Optuna's {self.sampler} sampler needs {needed}: "
-                        f"pip install {needed}")
+      raise ConfigError(
+        "search.sampler", f"Optuna's {self.sampler} sampler needs {needed}: pip install {needed}"
+      )
     batch = min(DEFAULT_BATCH, self.trials) if self.batch is None else self.batch
     if batch > self.trials:
-      raise ConfigError("search.batch", f"must be at most search.trials ({self.trials}): a "
-                        f"batch is trials asked at once; got {batch}")
-    return SearchSpec(method="optuna", seed=self.seed, sampler=self.sampler, trials=self.trials,
-                      batch=batch, metric=self.metric,
-                      scheduler=self.scheduler and self.scheduler.spec())
+      raise ConfigError(
+        "search.batch",
+        f"must be at most search.trials ({self.trials}): a "
+        f"batch is trials asked at once; got {batch}",
+      )
+    return SearchSpec(
+      method="optuna",
+      seed=self.seed,
+      sampler=self.sampler,
+      trials=self.trials,
+      batch=batch,
+      metric=self.metric,
+      scheduler=self.scheduler and self.scheduler.spec(),
+    )
 
 
 class PBTSearch(_Method, PBTSection):
@@ -123,17 +145,29 @@ class CustomSearch(_Method):
 
   def spec(self) -> SearchSpec:
     from momentum_jax.sweep.strategies import Strategy
+
     found = import_object("search.method", self.method)
     if not (isinstance(found, type) and issubclass(found, Strategy)):
-      raise ConfigError("search.method", f"{self.method} is {found!r}, not a subclass of "
-                        "momentum_jax.sweep.strategies.Strategy")
-    return SearchSpec(method=self.method, strategy=found, options=dict(self.options),
-                      metric=self.options.get("metric"),
-                      scheduler=self.scheduler and self.scheduler.spec())
+      raise ConfigError(
+        "search.method",
+        f"{self.method} is {found!r}, not a subclass of momentum_jax.sweep.strategies.Strategy",
+      )
+    return SearchSpec(
+      method=self.method,
+      strategy=found,
+      options=dict(self.options),
+      metric=self.options.get("metric"),
+      scheduler=self.scheduler and self.scheduler.spec(),
+    )
 
 
-_METHODS = {"grid": GridSearch, "random": SampledSearch, "quasirandom": SampledSearch,
-            "optuna": OptunaSearch, "pbt": PBTSearch}
+_METHODS = {
+  "grid": GridSearch,
+  "random": SampledSearch,
+  "quasirandom": SampledSearch,
+  "optuna": OptunaSearch,
+  "pbt": PBTSearch,
+}
 
 
 def _method(value: Any) -> str | None:
@@ -157,11 +191,19 @@ class _UnknownMethod(Section):
     return value
 
 
-SearchSection = either("a mapping with a method (" + ", ".join(_METHODS)
-                       + ", or package.module:Class, a strategy of your own)", _method,
-                       grid=GridSearch, random=SampledSearch, quasirandom=SampledSearch,
-                       optuna=OptunaSearch, pbt=PBTSearch, custom=CustomSearch,
-                       unknown=_UnknownMethod)
+SearchSection = either(
+  "a mapping with a method ("
+  + ", ".join(_METHODS)
+  + ", or package.module:Class, a strategy of your own)",
+  _method,
+  grid=GridSearch,
+  random=SampledSearch,
+  quasirandom=SampledSearch,
+  optuna=OptunaSearch,
+  pbt=PBTSearch,
+  custom=CustomSearch,
+  unknown=_UnknownMethod,
+)
 
 
 def _importable(module: str) -> bool:

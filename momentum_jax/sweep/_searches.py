@@ -33,19 +33,26 @@ class Searches:
     self.config, search = config, config.search
     self.method = strategies.method(search)
     self.scheduler = search.scheduler
-    self.scheduler_metric = (None if self.scheduler is None
-                             else scheduler_metric(self.scheduler, problem))
+    self.scheduler_metric = (
+      None if self.scheduler is None else scheduler_metric(self.scheduler, problem)
+    )
     own = self.method.metric(search)
-    self.metric = (check_metric(self.method.metric_path, own, problem) if own is not None
-                   else self.scheduler_metric or loss_metric(problem))
+    self.metric = (
+      check_metric(self.method.metric_path, own, problem)
+      if own is not None
+      else self.scheduler_metric or loss_metric(problem)
+    )
     self.options = self.method.options(search)
     self.path, self.advice = self.method.held
     self.reseeds = self.method.reseeds and self.scheduler is None
     if self.method.one_process:
       import jax
+
       if jax.process_count() > 1:
-        raise ConfigError("search.method", f"{search.method} runs on one process; this sweep "
-                          f"has {jax.process_count()}")
+        raise ConfigError(
+          "search.method",
+          f"{search.method} runs on one process; this sweep has {jax.process_count()}",
+        )
 
   def rows_at_once(self, group: _plan.Group, chunk: int | None) -> int | None:
     """Rows of ``group`` trained together (``None``: free, the engine's chunk size)."""
@@ -55,19 +62,31 @@ class Searches:
       return rows  # a scheduler ranks a grid's whole group together
     return chunk if together is None else together
 
-  def _context(self, group: _plan.Group, index: int, first: int, metric: str, options: Any,
-               out_dir) -> strategies.Context:
+  def _context(
+    self, group: _plan.Group, index: int, first: int, metric: str, options: Any, out_dir
+  ) -> strategies.Context:
     spec = group.spec
     return strategies.Context(
-        label=group.label, index=index, first=first, values=group.values, seeds=group.seeds,
-        seeds_per_setting=len(self.config.seeds), steps=self.config.train.steps,
-        log_every=self.config.train.log_every, metric=metric,
-        maximize=results.higher_is_better(metric), ranges=spec.ranges, options=options,
-        seed=self.config.search.seed or 0, group_spec=spec,
-        out_dir=out_dir)
+      label=group.label,
+      index=index,
+      first=first,
+      values=group.values,
+      seeds=group.seeds,
+      seeds_per_setting=len(self.config.seeds),
+      steps=self.config.train.steps,
+      log_every=self.config.train.log_every,
+      metric=metric,
+      maximize=results.higher_is_better(metric),
+      ranges=spec.ranges,
+      options=options,
+      seed=self.config.search.seed or 0,
+      group_spec=spec,
+      out_dir=out_dir,
+    )
 
-  def strategies(self, groups: list[_plan.Group], out_dir, fresh: bool
-                 ) -> list[strategies.Strategy]:
+  def strategies(
+    self, groups: list[_plan.Group], out_dir, fresh: bool
+  ) -> list[strategies.Strategy]:
     """One strategy per group; ``fresh``: the output folder holds no earlier run of this sweep."""
     shared = {"fresh": fresh}
     found, first = [], 0
@@ -76,8 +95,9 @@ class Searches:
       strategy = self.method.build(context, shared)
       if self.scheduler is not None:
         strategy = strategies.scheduled(
-            self._context(group, index, first, self.scheduler_metric, self.scheduler, out_dir),
-            strategy)
+          self._context(group, index, first, self.scheduler_metric, self.scheduler, out_dir),
+          strategy,
+        )
       found.append(strategy)
       first += len(group.seeds)
     return found

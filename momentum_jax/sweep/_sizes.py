@@ -30,8 +30,9 @@ def _factors(group: Any, search: SearchSpec, seeds: int) -> list[tuple[str, int]
   if search.trials is not None:
     factors.append(("search.trials", search.trials))
   elif group.ranges:
-    factors.append(("search.population" if search.pbt is not None else "search.samples",
-                    search.samples))
+    factors.append(
+      ("search.population" if search.pbt is not None else "search.samples", search.samples)
+    )
   factors.append(("seeds", seeds))
   return factors
 
@@ -57,9 +58,12 @@ def check_config_sizes(groups: Sequence[Any], search: SearchSpec, seeds: int) ->
   count, factors = worst
   path = max(factors, key=lambda factor: factor[1])[0]
   shown = " x ".join(f"{size:,} ({where})" for where, size in factors if size > 1)
-  raise ConfigError(path, f"the sweep has {total:,} configurations ({shown} in "
-                    f"{'this group' if len(groups) > 1 else 'all'}), more than {MAX_CONFIGS:,}; "
-                    f"ask for fewer, or {_FORCE}")
+  raise ConfigError(
+    path,
+    f"the sweep has {total:,} configurations ({shown} in "
+    f"{'this group' if len(groups) > 1 else 'all'}), more than {MAX_CONFIGS:,}; "
+    f"ask for fewer, or {_FORCE}",
+  )
 
 
 def check_memory(per_config: int, budget: int) -> None:
@@ -72,7 +76,10 @@ def check_memory(per_config: int, budget: int) -> None:
       (:func:`momentum_jax.sweep._devices.memory_budget`).
   """
   if per_config > budget:
-    raise ConfigError("problem", f"one configuration needs about {per_config / 2**30:.1f} GiB "
-                      f"(parameters, gradients, optimizer state and activations), more than "
-                      f"the {budget / 2**30:.1f} GiB a device may use; make the model or "
-                      f"batch smaller, or {_FORCE}")
+    raise ConfigError(
+      "problem",
+      f"one configuration needs about {per_config / 2**30:.1f} GiB "
+      f"(parameters, gradients, optimizer state and activations), more than "
+      f"the {budget / 2**30:.1f} GiB a device may use; make the model or "
+      f"batch smaller, or {_FORCE}",
+    )

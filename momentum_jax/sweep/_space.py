@@ -23,7 +23,14 @@ import numpy as np
 import pydantic
 
 from momentum_jax.sweep._grid import (
-    GRID_KINDS, Finite, Linspace, Logspace, Values, spec_kind, written_as)
+  GRID_KINDS,
+  Finite,
+  Linspace,
+  Logspace,
+  Values,
+  spec_kind,
+  written_as,
+)
 from momentum_jax.sweep._validation import Section, either, validate
 
 RANGE_KINDS = ("uniform", "loguniform")
@@ -55,6 +62,7 @@ class Range:
   def scale(self, unit: np.ndarray) -> np.ndarray:
     """Maps points of ``[0, 1)`` onto the range, in log scale for ``loguniform``."""
     from scipy.stats import qmc  # ~2 s to import scipy.stats: only when points are drawn
+
     if self.log:
       return np.exp(qmc.scale(unit[:, None], np.log(self.low), np.log(self.high))[:, 0])
     return qmc.scale(unit[:, None], self.low, self.high)[:, 0]
@@ -99,19 +107,31 @@ class LogUniform(Section):
   @classmethod
   def _positive(cls, ends):
     if ends[0] <= 0:
-      raise ValueError(f"low must be > 0 for a log scale, got {list(ends)!r} (use uniform "
-                       "for a range that reaches 0)")
+      raise ValueError(
+        f"low must be > 0 for a log scale, got {list(ends)!r} (use uniform "
+        "for a range that reaches 0)"
+      )
     return ends
 
 
 NUMERIC_EXPECTED = "a number, a list, linspace, logspace, uniform or loguniform"
-RangeSpec = either("{uniform: [low, high]} or {loguniform: [low, high]}",
-                   lambda value: spec_kind(value, RANGE_KINDS), uniform=Uniform,
-                   loguniform=LogUniform)
+RangeSpec = either(
+  "{uniform: [low, high]} or {loguniform: [low, high]}",
+  lambda value: spec_kind(value, RANGE_KINDS),
+  uniform=Uniform,
+  loguniform=LogUniform,
+)
 # What an optimizer's numeric hyperparameter takes: grid values, or (searched) a range.
-Hyperparameter = either(NUMERIC_EXPECTED, lambda value: spec_kind(value, GRID_KINDS + RANGE_KINDS),
-                        number=Finite, list=Values, linspace=Linspace, logspace=Logspace,
-                        uniform=Uniform, loguniform=LogUniform)
+Hyperparameter = either(
+  NUMERIC_EXPECTED,
+  lambda value: spec_kind(value, GRID_KINDS + RANGE_KINDS),
+  number=Finite,
+  list=Values,
+  linspace=Linspace,
+  logspace=Logspace,
+  uniform=Uniform,
+  loguniform=LogUniform,
+)
 
 
 def as_range(spec: Uniform | LogUniform) -> Range:
@@ -140,14 +160,16 @@ def unit_points(method: str, dimensions: int, samples: int, seed: int) -> np.nda
   """
   if method == "quasirandom":
     from scipy.stats import qmc  # ~2 s to import scipy.stats: only when points are drawn
+
     return qmc.Halton(dimensions, scramble=True, seed=seed).random(samples)
   if method == "random":
     return np.random.default_rng(seed).random((samples, dimensions))
   raise ValueError(f"method must be one of {SAMPLING_METHODS}, got {method!r}")
 
 
-def sample(ranges: Mapping[str, Range], method: str, samples: int, seed: int
-           ) -> dict[str, np.ndarray]:
+def sample(
+  ranges: Mapping[str, Range], method: str, samples: int, seed: int
+) -> dict[str, np.ndarray]:
   """The ranges sampled jointly: name -> ``samples`` values (float64), point ``i`` at index ``i``.
 
   Dimension ``j`` of :func:`unit_points` is the ``j``-th range, in the

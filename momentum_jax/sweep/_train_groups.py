@@ -38,39 +38,55 @@ class Trained:
 def _programs_for(problem, group, width, mesh, segments, identity) -> _programs.Programs:
   run_setup = _plan.group_setup(group.spec, problem, segments.config)
   return _programs.Programs(
-      lambda size, w: _execute.compile_program(run_setup, group, w, mesh, size, segments,
-                                               identity=identity),
-      width, mesh.devices.size)
+    lambda size, w: _execute.compile_program(
+      run_setup, group, w, mesh, size, segments, identity=identity
+    ),
+    width,
+    mesh.devices.size,
+  )
 
 
 def _unfinished(plan) -> list[bool]:
   """Whether each group has anything left to train (a resumed sweep's may not)."""
   checkpoint = plan.checkpoint
-  return [checkpoint is None or len(checkpoint.finished(i)) < len(g.seeds)
-          for i, g in enumerate(plan.groups)]
+  return [
+    checkpoint is None or len(checkpoint.finished(i)) < len(g.seeds)
+    for i, g in enumerate(plan.groups)
+  ]
 
 
 def _compile_ahead(plan, unfinished: list[bool]) -> list[_programs.Programs]:
   """Each group's programs, the planned ones compiling in threads (one alone compiles where
   it is traced, when first needed)."""
-  programs = [_programs_for(plan.problem, g, plan.widths[g.label], plan.mesh, plan.segments,
-                            plan.identity) for g in plan.groups]
-  planned = [group_programs.planned_keys(strategy.planned(plan.sizes[group.label])) if todo
-             else [] for group, strategy, todo, group_programs
-             in zip(plan.groups, plan.strategies, unfinished, programs)]
+  programs = [
+    _programs_for(plan.problem, g, plan.widths[g.label], plan.mesh, plan.segments, plan.identity)
+    for g in plan.groups
+  ]
+  planned = [
+    group_programs.planned_keys(strategy.planned(plan.sizes[group.label])) if todo else []
+    for group, strategy, todo, group_programs in zip(
+      plan.groups, plan.strategies, unfinished, programs
+    )
+  ]
   if sum(map(len, planned)) > 1:
     for group_programs, keys in zip(programs, planned):
       group_programs.prefetch(keys)
   return programs
 
 
-def _batch_tables(on_rows, group: _plan.Group, first_id: int, logged_steps: np.ndarray,
-                  ended: dict[str, Any]) -> None:
+def _batch_tables(
+  on_rows, group: _plan.Group, first_id: int, logged_steps: np.ndarray, ended: dict[str, Any]
+) -> None:
   """``on_rows`` given a batch's ended rows as a result's tables, ids as the whole sweep's."""
   rows = ended["rows"]
   outcome = results.GroupOutcome(
-      group.label, {name: ended["values"][name] for name in group.values}, group.seeds[rows],
-      dict(ended["metrics"]), ended["diverged_at_step"], ended["stopped_at_step"])
+    group.label,
+    {name: ended["values"][name] for name in group.values},
+    group.seeds[rows],
+    dict(ended["metrics"]),
+    ended["diverged_at_step"],
+    ended["stopped_at_step"],
+  )
   batch = results.tables([outcome], logged_steps, {})
   ids = first_id + np.asarray(rows)
   for frame in (batch.summary, batch.curves):
@@ -78,20 +94,28 @@ def _batch_tables(on_rows, group: _plan.Group, first_id: int, logged_steps: np.n
   on_rows(batch)
 
 
-def _job(plan, index: int, programs, progress, local_share: float, out_dir,
-         checkpoint_every, on_rows=None) -> _loop.GroupJob:
+def _job(
+  plan, index: int, programs, progress, local_share: float, out_dir, checkpoint_every, on_rows=None
+) -> _loop.GroupJob:
   group, keeper, train = plan.groups[index], plan.keeper, plan.segments.config
   first_id = sum(len(g.seeds) for g in plan.groups[:index])
   return _loop.GroupJob(
-      group, index, programs, plan.sizes[group.label], train.steps, train.log_every,
-      plan.checkpoint,
-      None if plan.checkpoint is None else BatchState(out_dir, index, checkpoint_every),
-      lambda rows: progress.advancer(rows * local_share),
-      None if keeper is None else functools.partial(keeper.offer_carry, index),
-      None if keeper is None else keeper.prune,
-      lambda spent: progress.finish_chunk(round(spent * local_share)),
-      None if on_rows is None else functools.partial(
-          _batch_tables, on_rows, group, first_id, train.logged_steps))
+    group,
+    index,
+    programs,
+    plan.sizes[group.label],
+    train.steps,
+    train.log_every,
+    plan.checkpoint,
+    None if plan.checkpoint is None else BatchState(out_dir, index, checkpoint_every),
+    lambda rows: progress.advancer(rows * local_share),
+    None if keeper is None else functools.partial(keeper.offer_carry, index),
+    None if keeper is None else keeper.prune,
+    lambda spent: progress.finish_chunk(round(spent * local_share)),
+    None
+    if on_rows is None
+    else functools.partial(_batch_tables, on_rows, group, first_id, train.logged_steps),
+  )
 
 
 def _named(plan, programs: list[_programs.Programs]) -> dict[str, _execute.Program]:
@@ -120,12 +144,15 @@ def train(plan, quiet: bool, out_dir, checkpoint_every, on_rows=None) -> Trained
   for index, (group, strategy) in enumerate(zip(plan.groups, plan.strategies)):
     if unfinished[index]:
       progress.describe(f"sweep {group.label}")
-    done = _loop.train_group(strategy, _job(plan, index, programs[index], progress,
-                                            local_share, out_dir, checkpoint_every, on_rows))
+    done = _loop.train_group(
+      strategy,
+      _job(plan, index, programs[index], progress, local_share, out_dir, checkpoint_every, on_rows),
+    )
     outcomes.append(done)
     run_seconds += done.seconds
     resumed += [{"group": group.label, **r} for r in done.resumed_from]
     trained += done.trained_rows
   progress.close()
-  return Trained(outcomes, _named(plan, programs), run_seconds, resumed,
-                 sum(p.waited for p in programs), trained)
+  return Trained(
+    outcomes, _named(plan, programs), run_seconds, resumed, sum(p.waited for p in programs), trained
+  )

@@ -76,21 +76,31 @@ class Section(BaseModel):
 def either(expected: str, pick: Callable[[Any], str | None], **forms: Any) -> Any:
   """A value of one of ``forms`` (name -> type), chosen by ``pick(value)``; none: ``expected``."""
   members = tuple(Annotated[kind, Tag(_FORM + name)] for name, kind in forms.items())
-  return Annotated[Union[members], Discriminator(  # noqa: UP007  (of a tuple)
+  return Annotated[
+    Union[members],  # noqa: UP007  (of a tuple)
+    Discriminator(
       lambda value: None if (name := pick(value)) is None else _FORM + name,
-      custom_error_type="expected", custom_error_message=f"expected {expected}")]
+      custom_error_type="expected",
+      custom_error_message=f"expected {expected}",
+    ),
+  ]
 
 
 def choice(*names: str) -> Any:
   """A string, one of ``names``; another is refused with the closest one."""
+
   def check(value: str) -> str:
     if value not in names:
-      raise PydanticCustomError("unknown_name", "unknown name {name}{hint} (one of {names})",
-                                {"name": repr(value), "hint": suggest(value, names),
-                                 "names": ", ".join(names)})
+      raise PydanticCustomError(
+        "unknown_name",
+        "unknown name {name}{hint} (one of {names})",
+        {"name": repr(value), "hint": suggest(value, names), "names": ", ".join(names)},
+      )
     return value
-  return Annotated[str, pydantic.AfterValidator(check),
-                   WithJsonSchema({"type": "string", "enum": list(names)})]
+
+  return Annotated[
+    str, pydantic.AfterValidator(check), WithJsonSchema({"type": "string", "enum": list(names)})
+  ]
 
 
 def number_kind(value: Any) -> str | None:
@@ -100,18 +110,27 @@ def number_kind(value: Any) -> str | None:
 # ------------------------------------------------------------------ errors in our words
 
 _EXPECTED = {
-    "bool_type": "expected true or false", "int_type": "expected an integer",
-    "int_from_float": "expected an integer", "float_type": "expected a number",
-    "string_type": "expected a string", "list_type": "expected a list",
-    "tuple_type": "expected a list", "dict_type": "expected a mapping of keys to values",
-    "model_type": "expected a mapping of keys to values",
-    "dataclass_type": "expected a mapping of keys to values",
-    "model_attributes_type": "expected a mapping of keys to values",
-    "callable_type": "expected a callable", "is_instance_of": "expected {class_}",
-    "finite_number": "must be a finite number", "greater_than": "must be > {gt}",
-    "greater_than_equal": "must be >= {ge}", "less_than": "must be < {lt}",
-    "less_than_equal": "must be <= {le}", "too_short": "expected at least {min_length} items",
-    "too_long": "expected at most {max_length} items", "literal_error": "expected {expected}",
+  "bool_type": "expected true or false",
+  "int_type": "expected an integer",
+  "int_from_float": "expected an integer",
+  "float_type": "expected a number",
+  "string_type": "expected a string",
+  "list_type": "expected a list",
+  "tuple_type": "expected a list",
+  "dict_type": "expected a mapping of keys to values",
+  "model_type": "expected a mapping of keys to values",
+  "dataclass_type": "expected a mapping of keys to values",
+  "model_attributes_type": "expected a mapping of keys to values",
+  "callable_type": "expected a callable",
+  "is_instance_of": "expected {class_}",
+  "finite_number": "must be a finite number",
+  "greater_than": "must be > {gt}",
+  "greater_than_equal": "must be >= {ge}",
+  "less_than": "must be < {lt}",
+  "less_than_equal": "must be <= {le}",
+  "too_short": "expected at least {min_length} items",
+  "too_long": "expected at most {max_length} items",
+  "literal_error": "expected {expected}",
 }
 # Errors whose message is whole: nothing more is said of the value.
 _WHOLE = {"missing", "unknown_key", "unknown_name", "value_error"}
@@ -165,9 +184,10 @@ def validate(kind: Any, value: Any, path: str = "") -> Any:
 
 # ------------------------------------------------------------------ a function's arguments
 
+
 def _listed(default: tuple | list) -> Any:
   kinds = {type(v) for v in default}
-  item = (kinds.pop() if kinds in ({int}, {float}, {str}) else Any)
+  item = kinds.pop() if kinds in ({int}, {float}, {str}) else Any
   return Annotated[list[item], pydantic.Strict(False)]  # YAML gives a list, Python a tuple too
 
 
@@ -196,6 +216,7 @@ def default_type(parameter: inspect.Parameter, numeric: Any) -> Any:
 def arguments_adapter(parameters: Mapping[str, inspect.Parameter], numeric: Any) -> TypeAdapter:
   """Validates the keyword arguments of a function whose ``parameters`` are given."""
   from typing_extensions import TypedDict  # pydantic needs its own on Python < 3.12
+
   fields = {name: default_type(p, numeric) for name, p in parameters.items()}
   arguments = TypedDict("Arguments", fields, total=False)  # type: ignore[misc]
   arguments.__pydantic_config__ = ConfigDict(strict=True, extra="allow")

@@ -32,10 +32,14 @@ MAX_NODES = 100_000
 
 _TAG = "tag:yaml.org,2002:"
 _CORE_SCALARS = (
-    ("bool", r"^(?:true|True|TRUE|false|False|FALSE)$", "tTfF"),
-    ("int", r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$", "-+0123456789"),
-    ("float", r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?"
-              r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$", "-+0123456789."),
+  ("bool", r"^(?:true|True|TRUE|false|False|FALSE)$", "tTfF"),
+  ("int", r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$", "-+0123456789"),
+  (
+    "float",
+    r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?"
+    r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$",
+    "-+0123456789.",
+  ),
 )
 
 
@@ -50,9 +54,13 @@ class ConfigLoader(yaml.SafeLoader):
   """``yaml.SafeLoader`` with YAML 1.2 core scalars and the refusals of this module."""
 
   yaml_implicit_resolvers = {
-      first: [(tag, regexp) for tag, regexp in resolvers
-              if tag not in {_TAG + name for name, _, _ in _CORE_SCALARS}]
-      for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+    first: [
+      (tag, regexp)
+      for tag, regexp in resolvers
+      if tag not in {_TAG + name for name, _, _ in _CORE_SCALARS}
+    ]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+  }
 
   def __init__(self, stream):
     super().__init__(stream)
@@ -79,8 +87,10 @@ class ConfigLoader(yaml.SafeLoader):
         if not isinstance(key, ScalarNode) or key.tag == _TAG + "merge":
           continue
         if (key.tag, key.value) in seen:
-          raise _Refused(f"duplicate key {key.value!r} (first on line "
-                         f"{seen[key.tag, key.value].line + 1})", key.start_mark)
+          raise _Refused(
+            f"duplicate key {key.value!r} (first on line {seen[key.tag, key.value].line + 1})",
+            key.start_mark,
+          )
         seen[key.tag, key.value] = key.start_mark
     return super().construct_mapping(node, deep=deep)
 
@@ -91,11 +101,15 @@ class ConfigLoader(yaml.SafeLoader):
     return int(text, 10)  # YAML 1.2: "010" is ten
 
   def refuse(self, node):
-    kind = {_TAG + "timestamp": "a date (quote it if it is text)",
-            _TAG + "binary": "binary data (!!binary)"}.get(node.tag)
+    kind = {
+      _TAG + "timestamp": "a date (quote it if it is text)",
+      _TAG + "binary": "binary data (!!binary)",
+    }.get(node.tag)
     if kind is None:
-      kind = f"the tag {node.tag.replace(_TAG, '!!')!r} (a config holds mappings, lists, text, numbers, " \
-             "true/false and null)"
+      kind = (
+        f"the tag {node.tag.replace(_TAG, '!!')!r} (a config holds mappings, lists, text, numbers, "
+        "true/false and null)"
+      )
     raise _Refused(f"{kind} is not allowed here", node.start_mark)
 
 
@@ -144,8 +158,11 @@ def read_yaml(path: str | os.PathLike) -> Any:
     with open(name, "rb") as file:
       text = file.read().decode("utf-8")
   except UnicodeDecodeError as error:
-    raise ConfigError(name, f"is not UTF-8 text (byte {error.object[error.start]:#04x} at "
-                      f"offset {error.start}); save it as UTF-8") from None
+    raise ConfigError(
+      name,
+      f"is not UTF-8 text (byte {error.object[error.start]:#04x} at "
+      f"offset {error.start}); save it as UTF-8",
+    ) from None
   except PermissionError as error:
     raise ConfigError(name, f"cannot be read: {error.strerror}") from None
   try:
@@ -154,7 +171,8 @@ def read_yaml(path: str | os.PathLike) -> Any:
     mark = error.problem_mark or error.context_mark
     where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
     what = error.problem or error.context or "not valid YAML"
-    raise ConfigError(name, f"{where}{what}" + (
-        "" if isinstance(error, _Refused) else " (not valid YAML)")) from None
+    raise ConfigError(
+      name, f"{where}{what}" + ("" if isinstance(error, _Refused) else " (not valid YAML)")
+    ) from None
   except yaml.YAMLError as error:
     raise ConfigError(name, f"is not valid YAML: {error}") from None

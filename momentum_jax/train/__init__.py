@@ -25,19 +25,57 @@ The modules, bottom to top: ``_config`` (:class:`TrainConfig`), ``_state``
 """
 
 from momentum_jax.train._batches import (
-    draw_batch, epoch_order, first_order, minibatch_indices, run_keys)
+  draw_batch,
+  epoch_order,
+  first_order,
+  minibatch_indices,
+  run_keys,
+)
 from momentum_jax.train._config import (
-    CPU_COMPILER_OPTIONS, TrainConfig, batch_size_error, chosen_compiler_options,
-    compiler_options, steps_per_epoch)
+  CPU_COMPILER_OPTIONS,
+  TrainConfig,
+  batch_size_error,
+  chosen_compiler_options,
+  compiler_options,
+  steps_per_epoch,
+)
 from momentum_jax.train._evaluate import evaluate, evaluation_params, kept_state
 from momentum_jax.train._loop import build_train, train, train_segment
 from momentum_jax.train._state import (
-    EvalParams, OptimizerFactory, Setup, TrainResult, TrainState, setup)
+  EvalParams,
+  OptimizerFactory,
+  Setup,
+  TrainResult,
+  TrainState,
+  setup,
+)
 from momentum_jax.train._step import diverged, init_state, train_step
 
 __all__ = [
-    "CPU_COMPILER_OPTIONS", "EvalParams", "OptimizerFactory", "Setup", "TrainConfig",
-    "TrainResult", "TrainState", "batch_size_error", "build_train", "chosen_compiler_options",
-    "compiler_options", "diverged", "draw_batch", "epoch_order", "evaluate",
-    "evaluation_params", "first_order", "init_state", "kept_state", "minibatch_indices",
-    "run_keys", "setup", "steps_per_epoch", "train", "train_segment", "train_step"]
+  "CPU_COMPILER_OPTIONS",
+  "EvalParams",
+  "OptimizerFactory",
+  "Setup",
+  "TrainConfig",
+  "TrainResult",
+  "TrainState",
+  "batch_size_error",
+  "build_train",
+  "chosen_compiler_options",
+  "compiler_options",
+  "diverged",
+  "draw_batch",
+  "epoch_order",
+  "evaluate",
+  "evaluation_params",
+  "first_order",
+  "init_state",
+  "kept_state",
+  "minibatch_indices",
+  "run_keys",
+  "setup",
+  "steps_per_epoch",
+  "train",
+  "train_segment",
+  "train_step",
+]

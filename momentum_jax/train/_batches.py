@@ -15,7 +15,7 @@ def run_keys(key: jax.Array) -> tuple[jax.Array, jax.Array]:
 
 
 def minibatch_indices(
-    data_key: jax.Array, step: jax.Array, num_train: int, batch_size: int
+  data_key: jax.Array, step: jax.Array, num_train: int, batch_size: int
 ) -> jax.Array:
   """The example indices of step ``step``'s minibatch, drawn on device.
 
@@ -43,8 +43,9 @@ def first_order(run: Setup, data_key: jax.Array, first_step: jax.Array) -> jax.A
   return epoch_order(data_key, first_step // run.per_epoch, run.problem.data.num_train)
 
 
-def draw_batch(run: Setup, data_key: jax.Array, step: jax.Array, order: jax.Array
-               ) -> tuple[jax.Array, jax.Array, jax.Array]:
+def draw_batch(
+  run: Setup, data_key: jax.Array, step: jax.Array, order: jax.Array
+) -> tuple[jax.Array, jax.Array, jax.Array]:
   """Step ``step``'s on-device minibatch (as :func:`minibatch_indices` draws it), and the order.
 
   The epoch's permutation is drawn at its first step and carried through the
@@ -56,7 +57,8 @@ def draw_batch(run: Setup, data_key: jax.Array, step: jax.Array, order: jax.Arra
   if run.config.batch_size is None:
     return data.x_train, data.y_train, order
   epoch, within = jnp.divmod(step, run.per_epoch)
-  order = jax.lax.cond(within == 0, lambda: epoch_order(data_key, epoch, data.num_train),
-                       lambda: order)
+  order = jax.lax.cond(
+    within == 0, lambda: epoch_order(data_key, epoch, data.num_train), lambda: order
+  )
   index = _epoch_batch(order, within, run.config.batch_size)
   return data.x_train[index], data.y_train[index], order

@@ -56,8 +56,9 @@ def compiler_options(platform: str) -> dict[str, Any]:
   return {name: value for name, value in CPU_COMPILER_OPTIONS.items() if name not in flags}
 
 
-def chosen_compiler_options(platform: str, training_seconds: float | None
-                            ) -> tuple[dict[str, Any], str]:
+def chosen_compiler_options(
+  platform: str, training_seconds: float | None
+) -> tuple[dict[str, Any], str]:
   """The options a program expected to train ``training_seconds`` is compiled with, and why.
 
   On a CPU, :func:`compiler_options` (fast to compile) where compilation
@@ -67,12 +68,15 @@ def chosen_compiler_options(platform: str, training_seconds: float | None
   if platform != "cpu":
     return {}, f"{platform}: XLA's defaults"
   if training_seconds is not None and training_seconds >= FAST_COMPILE_BELOW_SECONDS:
-    return {}, (f"~{training_seconds:.0f} s of training expected, at least "
-                f"{FAST_COMPILE_BELOW_SECONDS:.0f} s: XLA's defaults, whose code trains faster")
+    return {}, (
+      f"~{training_seconds:.0f} s of training expected, at least "
+      f"{FAST_COMPILE_BELOW_SECONDS:.0f} s: XLA's defaults, whose code trains faster"
+    )
   expected = "" if training_seconds is None else f"~{training_seconds:.2g} s of training expected, "
   return compiler_options(platform), (
-      f"{expected}below {FAST_COMPILE_BELOW_SECONDS:.0f} s: compilation dominates, the "
-      "fast-compiling options")
+    f"{expected}below {FAST_COMPILE_BELOW_SECONDS:.0f} s: compilation dominates, the "
+    "fast-compiling options"
+  )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -111,17 +115,20 @@ class TrainConfig:
       if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
         raise ValueError(f"{name} must be a positive integer, got {value!r}")
     if self.batch_size is not None and (
-        isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int)
-        or self.batch_size <= 0):
+      isinstance(self.batch_size, bool)
+      or not isinstance(self.batch_size, int)
+      or self.batch_size <= 0
+    ):
       raise ValueError(
-          f"batch_size must be a positive integer or None (full batch), got {self.batch_size!r}")
+        f"batch_size must be a positive integer or None (full batch), got {self.batch_size!r}"
+      )
     if not self.divergence_factor > 1:
-      raise ValueError(
-          f"divergence_factor must be > 1, got {self.divergence_factor!r}")
+      raise ValueError(f"divergence_factor must be > 1, got {self.divergence_factor!r}")
     if self.steps % self.log_every:
       raise ValueError(
-          f"steps must be a multiple of log_every, got steps={self.steps} and "
-          f"log_every={self.log_every}")
+        f"steps must be a multiple of log_every, got steps={self.steps} and "
+        f"log_every={self.log_every}"
+      )
 
   @property
   def num_logs(self) -> int:
@@ -142,11 +149,15 @@ def batch_size_error(problem: Problem, batch_size: int | None) -> str | None:
   if batch_size is None:
     return None
   if problem.is_stream:
-    return (f"must be left out for {problem.name}: its data is a Stream, whose batches have "
-            f"batch_size={problem.data.batch_size} rows; got {batch_size}")
+    return (
+      f"must be left out for {problem.name}: its data is a Stream, whose batches have "
+      f"batch_size={problem.data.batch_size} rows; got {batch_size}"
+    )
   if batch_size > problem.data.num_train:
-    return (f"must be at most the {problem.data.num_train} training examples of "
-            f"{problem.name}, got {batch_size}")
+    return (
+      f"must be at most the {problem.data.num_train} training examples of "
+      f"{problem.name}, got {batch_size}"
+    )
   return None
 
 

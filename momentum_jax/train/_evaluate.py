@@ -22,20 +22,20 @@ def _batched_mean(function: Callable, x: jax.Array, y: jax.Array, size: int):
   if count <= size:
     return function(x, y)
   whole, remainder = divmod(count, size)
-  cut = lambda a: a[:whole * size].reshape(whole, size, *a.shape[1:])
-  means = jax.tree.map(lambda m: jnp.mean(m, axis=0),
-                       jax.lax.map(lambda xy: function(*xy), (cut(x), cut(y))))
+  cut = lambda a: a[: whole * size].reshape(whole, size, *a.shape[1:])
+  means = jax.tree.map(
+    lambda m: jnp.mean(m, axis=0), jax.lax.map(lambda xy: function(*xy), (cut(x), cut(y)))
+  )
   if not remainder:
     return means
-  last = function(x[whole * size:], y[whole * size:])
+  last = function(x[whole * size :], y[whole * size :])
   return jax.tree.map(lambda m, r: (m * (whole * size) + r * remainder) / count, means, last)
 
 
 def _problem_metrics(run: Setup, params, rest) -> dict[str, jax.Array]:
   data, size = run.problem.data, run.config.eval_batch_size
   model = nnx.merge(run.eval_graphdef, params, rest, copy=True)
-  return _batched_mean(lambda x, y: run.problem.metrics(model, x, y), data.x_val, data.y_val,
-                       size)
+  return _batched_mean(lambda x, y: run.problem.metrics(model, x, y), data.x_val, data.y_val, size)
 
 
 def _is_schedule_free(node: Any) -> bool:
@@ -55,13 +55,16 @@ def evaluation_params(run: Setup, opt_state: Any, params: Any) -> Any:
   own = opt_state[1]  # optax.chain's state: (record_grad_norms's, the optimizer's)
   if run.eval_params is not None:
     return run.eval_params(own, params)
-  found = [node for node in jax.tree.leaves(own, is_leaf=_is_schedule_free)
-           if _is_schedule_free(node)]
+  found = [
+    node for node in jax.tree.leaves(own, is_leaf=_is_schedule_free) if _is_schedule_free(node)
+  ]
   if not found:
     return params
   if len(found) > 1:
-    raise ValueError(f"{len(found)} schedule-free states in one optimizer: name the parameters "
-                     "to evaluate with eval_params")
+    raise ValueError(
+      f"{len(found)} schedule-free states in one optimizer: name the parameters "
+      "to evaluate with eval_params"
+    )
   return optax.contrib.schedule_free_eval_params(found[0], params)
 
 

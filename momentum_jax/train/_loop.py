@@ -14,19 +14,25 @@ from momentum_jax.train._batches import draw_batch, first_order, run_keys
 from momentum_jax.train._config import TrainConfig, compiler_options
 from momentum_jax.train._evaluate import evaluate, evaluation_params
 from momentum_jax.train._state import (
-    EvalParams, OptimizerFactory, Setup, TrainResult, TrainState, setup)
+  EvalParams,
+  OptimizerFactory,
+  Setup,
+  TrainResult,
+  TrainState,
+  setup,
+)
 from momentum_jax.train._step import init_state, train_step
 
 
 def train_segment(
-    run: Setup,
-    hyperparameters: Mapping[str, jax.Array],
-    state: TrainState,
-    data_key: jax.Array,
-    first_step: jax.Array,
-    num_logs: int,
-    batches: tuple[jax.Array, jax.Array] | None = None,
-    on_log: Callable[[jax.Array], None] | None = None,
+  run: Setup,
+  hyperparameters: Mapping[str, jax.Array],
+  state: TrainState,
+  data_key: jax.Array,
+  first_step: jax.Array,
+  num_logs: int,
+  batches: tuple[jax.Array, jax.Array] | None = None,
+  on_log: Callable[[jax.Array], None] | None = None,
 ) -> tuple[TrainState, dict[str, jax.Array]]:
   """``num_logs × log_every`` steps from ``first_step``, and the metrics logged on the way.
 
@@ -69,8 +75,7 @@ def train_segment(
     metrics = {"train_loss": jnp.mean(losses), "grad_norm": norms.global_norm}
     if config.grad_norms:  # plain dicts: paths read layers/0/kernel (see mj.named_norms)
       metrics["grad_norms"] = nnx.to_pure_dict(norms.leaf_norms)
-    metrics.update(evaluate(run, evaluation_params(run, state.opt_state, state.params),
-                            state.rest))
+    metrics.update(evaluate(run, evaluation_params(run, state.opt_state, state.params), state.rest))
     if on_log is not None:
       jax.debug.callback(on_log, inputs[0][-1] + 1)
     return carry, metrics
@@ -79,16 +84,17 @@ def train_segment(
   if batches is not None:
     inputs += tuple(b.reshape(num_logs, config.log_every, *b.shape[1:]) for b in batches)
   (state, _), metrics = jax.lax.scan(
-      interval, (state, first_order(run, data_key, first_step)), inputs)
+    interval, (state, first_order(run, data_key, first_step)), inputs
+  )
   return state, metrics
 
 
 def build_train(
-    problem: Problem,
-    make_optimizer: OptimizerFactory,
-    config: TrainConfig,
-    on_log: Callable[[jax.Array], None] | None = None,
-    eval_params: EvalParams | None = None,
+  problem: Problem,
+  make_optimizer: OptimizerFactory,
+  config: TrainConfig,
+  on_log: Callable[[jax.Array], None] | None = None,
+  eval_params: EvalParams | None = None,
 ) -> Callable[[Mapping[str, jax.Array], jax.Array], TrainResult]:
   """Returns the pure function ``train(hyperparameters, key) -> TrainResult``: a whole run.
 
@@ -111,33 +117,39 @@ def build_train(
   """
   run = setup(problem, make_optimizer, config, eval_params)
   if problem.is_stream:
-    raise ValueError(f"{problem.name}: a Stream's batches come from the host; sweep it with "
-                     "momentum_jax.sweep.run (build_train draws batches on the device)")
+    raise ValueError(
+      f"{problem.name}: a Stream's batches come from the host; sweep it with "
+      "momentum_jax.sweep.run (build_train draws batches on the device)"
+    )
 
   def train(hyperparameters: Mapping[str, jax.Array], key: jax.Array) -> TrainResult:
     init_key, data_key = run_keys(key)
     state = init_state(run, hyperparameters, init_key)
-    state, metrics = train_segment(run, hyperparameters, state, data_key, jnp.int32(0),
-                                   config.num_logs, on_log=on_log)
+    state, metrics = train_segment(
+      run, hyperparameters, state, data_key, jnp.int32(0), config.num_logs, on_log=on_log
+    )
     metrics.update({f"start_{name}": value for name, value in state.start.items()})
-    return TrainResult(metrics=metrics, params=state.params, rest=state.rest,
-                       diverged_at_step=state.diverged_at)
+    return TrainResult(
+      metrics=metrics, params=state.params, rest=state.rest, diverged_at_step=state.diverged_at
+    )
 
   return train
 
 
 def train(
-    problem: Problem,
-    make_optimizer: OptimizerFactory,
-    hyperparameters: Mapping[str, Any],
-    key: jax.Array,
-    config: TrainConfig,
-    eval_params: EvalParams | None = None,
+  problem: Problem,
+  make_optimizer: OptimizerFactory,
+  hyperparameters: Mapping[str, Any],
+  key: jax.Array,
+  config: TrainConfig,
+  eval_params: EvalParams | None = None,
 ) -> TrainResult:
   """Builds, jits and runs one training; see :func:`build_train`.
 
   Compiled with :func:`compiler_options`, as the sweep engine compiles.
   """
-  run = jax.jit(build_train(problem, make_optimizer, config, eval_params=eval_params),
-                compiler_options=compiler_options(jax.default_backend()))
+  run = jax.jit(
+    build_train(problem, make_optimizer, config, eval_params=eval_params),
+    compiler_options=compiler_options(jax.default_backend()),
+  )
   return run({k: jnp.asarray(v, jnp.float32) for k, v in hyperparameters.items()}, key)

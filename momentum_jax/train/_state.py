@@ -24,8 +24,7 @@ def _split(model: nnx.Module):
 
 def _eval_mode(model: nnx.Module) -> nnx.Module:
   """A view of ``model`` whose BatchNorms use their running statistics."""
-  has_batch_norm = any(
-      isinstance(node, nnx.BatchNorm) for _, node in nnx.iter_graph(model))
+  has_batch_norm = any(isinstance(node, nnx.BatchNorm) for _, node in nnx.iter_graph(model))
   return nnx.view(model, use_running_average=True) if has_batch_norm else model
 
 
@@ -82,8 +81,7 @@ class Setup:
   per_epoch: int
   eval_params: EvalParams | None = None
 
-  def optimizer(self, hyperparameters: Mapping[str, Any]
-                ) -> optax.GradientTransformationExtraArgs:
+  def optimizer(self, hyperparameters: Mapping[str, Any]) -> optax.GradientTransformationExtraArgs:
     """The run's optimizer, prefixed with :func:`momentum_jax.record_grad_norms` (for logging).
 
     ``optax.chain`` passes optax's extra arguments (``value``, ``grad``,
@@ -92,8 +90,12 @@ class Setup:
     return optax.chain(optim.record_grad_norms(), self.make_optimizer(**hyperparameters))
 
 
-def setup(problem: Problem, make_optimizer: OptimizerFactory, config: TrainConfig,
-          eval_params: EvalParams | None = None) -> Setup:
+def setup(
+  problem: Problem,
+  make_optimizer: OptimizerFactory,
+  config: TrainConfig,
+  eval_params: EvalParams | None = None,
+) -> Setup:
   """Checks the batch size and reads the model's structure (no weights computed).
 
   ``eval_params``: see :func:`evaluation_params`.
@@ -105,6 +107,12 @@ def setup(problem: Problem, make_optimizer: OptimizerFactory, config: TrainConfi
   if (error := batch_size_error(problem, config.batch_size)) is not None:
     raise ValueError(f"batch_size {error}")
   template = problem.abstract_model()
-  return Setup(problem, config, make_optimizer, nnx.graphdef(template),
-               nnx.graphdef(_eval_mode(template)), steps_per_epoch(problem, config.batch_size),
-               eval_params)
+  return Setup(
+    problem,
+    config,
+    make_optimizer,
+    nnx.graphdef(template),
+    nnx.graphdef(_eval_mode(template)),
+    steps_per_epoch(problem, config.batch_size),
+    eval_params,
+  )

@@ -13,8 +13,7 @@ from momentum_jax.train._evaluate import _problem_metrics
 from momentum_jax.train._state import Setup, TrainState, _split
 
 
-def init_state(run: Setup, hyperparameters: Mapping[str, Any], init_key: jax.Array
-               ) -> TrainState:
+def init_state(run: Setup, hyperparameters: Mapping[str, Any], init_key: jax.Array) -> TrainState:
   """The model built from ``init_key``, its optimizer's state, and the problem's metrics of it."""
   _, params, rest = _split(run.problem.make_model(nnx.Rngs(init_key)))
   opt_state = run.optimizer(hyperparameters).init(params)
@@ -34,12 +33,19 @@ def diverged(loss: jax.Array, first_loss: jax.Array, floor: float, factor: float
 
   (With floor 0, as for every data loss, this is ``loss > factor · first_loss``.)
   """
-  return ~jnp.isfinite(loss) | ((first_loss > floor) & (
-      loss - floor > factor * (first_loss - floor)))
+  return ~jnp.isfinite(loss) | (
+    (first_loss > floor) & (loss - floor > factor * (first_loss - floor))
+  )
 
 
-def train_step(run: Setup, tx: optax.GradientTransformation, state: TrainState,
-               x: jax.Array, y: jax.Array, step: jax.Array) -> tuple[TrainState, jax.Array]:
+def train_step(
+  run: Setup,
+  tx: optax.GradientTransformation,
+  state: TrainState,
+  x: jax.Array,
+  y: jax.Array,
+  step: jax.Array,
+) -> tuple[TrainState, jax.Array]:
   """One optimizer update on the batch ``(x, y)``; a diverged run stays where it was.
 
   ``tx`` is given optax's extra arguments (transforms that take none ignore
@@ -50,11 +56,13 @@ def train_step(run: Setup, tx: optax.GradientTransformation, state: TrainState,
   computes changes no state.
   """
   params, rest, opt_state, first_loss, diverged_at, start = state
-  (loss, new_rest), grads = jax.value_and_grad(
-      lambda p: _loss(run, p, rest, x, y), has_aux=True)(params)
+  (loss, new_rest), grads = jax.value_and_grad(lambda p: _loss(run, p, rest, x, y), has_aux=True)(
+    params
+  )
   value_fn = lambda p: _loss(run, p, rest, x, y)[0]
   updates, opt_state = optax.with_extra_args_support(tx).update(
-      grads, opt_state, params, value=loss, grad=grads, value_fn=value_fn)
+    grads, opt_state, params, value=loss, grad=grads, value_fn=value_fn
+  )
   first_loss = jnp.where(step == 0, loss, first_loss)
   bad = diverged(loss, first_loss, run.problem.loss_floor, run.config.divergence_factor)
   diverged_at = jnp.where((diverged_at < 0) & bad, step, diverged_at)
@@ -64,7 +72,6 @@ def train_step(run: Setup, tx: optax.GradientTransformation, state: TrainState,
   # what it holds is never applied again, and a select over it is work for
   # every run of the batch at every step.
   frozen = diverged_at >= 0
-  params = jax.tree.map(lambda p, u: jnp.where(frozen, p, p + u).astype(p.dtype), params,
-                        updates)
+  params = jax.tree.map(lambda p, u: jnp.where(frozen, p, p + u).astype(p.dtype), params, updates)
   rest = jax.tree.map(lambda old, new: jnp.where(frozen, old, new), rest, new_rest)
   return TrainState(params, rest, opt_state, first_loss, diverged_at, start), loss

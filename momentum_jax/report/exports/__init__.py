@@ -20,8 +20,7 @@ import difflib
 import os
 from typing import Sequence
 
-from momentum_jax.report.exports._common import (
-    Configuration, MissingExtraError, configurations)
+from momentum_jax.report.exports._common import Configuration, MissingExtraError, configurations
 from momentum_jax.report.exports._mlflow import MLflow
 from momentum_jax.report.exports._tensorboard import TensorBoard
 from momentum_jax.report.exports._wandb import WandB
@@ -29,8 +28,18 @@ from momentum_jax.results import SweepResult, load_results
 
 TRACKERS = {"tensorboard": TensorBoard, "mlflow": MLflow, "wandb": WandB}
 
-__all__ = ["TRACKERS", "Configuration", "LiveLog", "MLflow", "MissingExtraError", "TensorBoard",
-           "WandB", "configurations", "export", "tracker_names"]
+__all__ = [
+  "TRACKERS",
+  "Configuration",
+  "LiveLog",
+  "MLflow",
+  "MissingExtraError",
+  "TensorBoard",
+  "WandB",
+  "configurations",
+  "export",
+  "tracker_names",
+]
 
 
 def tracker_names(text: str | Sequence[str]) -> list[str]:
@@ -53,11 +62,12 @@ def tracker_names(text: str | Sequence[str]) -> list[str]:
 
 def _open(names: list[str], out_dir, sweep_name: str, uri: str | None) -> list:
   if uri is not None and "mlflow" not in names:
-    raise ValueError("--uri is MLflow's tracking URI: TensorBoard writes under "
-                     f"{os.path.join(out_dir, 'tensorboard')}, W&B under "
-                     f"{os.path.join(out_dir, 'wandb')}")
-  return [TRACKERS[name](out_dir, sweep_name, uri if name == "mlflow" else None)
-          for name in names]
+    raise ValueError(
+      "--uri is MLflow's tracking URI: TensorBoard writes under "
+      f"{os.path.join(out_dir, 'tensorboard')}, W&B under "
+      f"{os.path.join(out_dir, 'wandb')}"
+    )
+  return [TRACKERS[name](out_dir, sweep_name, uri if name == "mlflow" else None) for name in names]
 
 
 def export(out_dir: str | os.PathLike, to: str, uri: str | None = None) -> str:
@@ -95,8 +105,13 @@ class LiveLog:
     uri: MLflow's tracking URI (default ``out_dir/mlflow.db``).
   """
 
-  def __init__(self, names: str | Sequence[str], out_dir: str | os.PathLike, sweep_name: str,
-               uri: str | None = None):
+  def __init__(
+    self,
+    names: str | Sequence[str],
+    out_dir: str | os.PathLike,
+    sweep_name: str,
+    uri: str | None = None,
+  ):
     self.trackers = _open(tracker_names(names), out_dir, sweep_name, uri)
 
   def __call__(self, batch: SweepResult) -> None:

@@ -33,8 +33,9 @@ def require(module: str, extra: str, tracker: str) -> ModuleType:
     if error.name is None or error.name.split(".")[0] != module.split(".")[0]:
       raise  # the package is there but something it needs is not: its own error says what
     raise MissingExtraError(
-        f"exporting to {tracker} needs the {module.split('.')[0]} package, which is not "
-        f"installed: pip install 'momentum_jax[{extra}]'") from None
+      f"exporting to {tracker} needs the {module.split('.')[0]} package, which is not "
+      f"installed: pip install 'momentum_jax[{extra}]'"
+    ) from None
 
 
 @dataclasses.dataclass
@@ -67,8 +68,9 @@ class Configuration:
   @property
   def setting(self) -> str:
     """Its optimizer and hyperparameters without the seed: what its seeds share."""
-    return " ".join([self.optimizer, *(f"{name}={value!r}"
-                                       for name, value in self.hyperparameters.items())])
+    return " ".join(
+      [self.optimizer, *(f"{name}={value!r}" for name, value in self.hyperparameters.items())]
+    )
 
   @property
   def params(self) -> dict[str, str | float | int]:
@@ -85,7 +87,11 @@ def configurations(result: SweepResult) -> Iterator[Configuration]:
   for row in summary.sort_values("config_id").to_dict("records"):
     curve = by_config.get(row["config_id"], curves.iloc[:0])
     yield Configuration(
-        int(row["config_id"]), str(row["optimizer"]),
-        {name: float(row[name]) for name in hyper if not np.isnan(row[name])},
-        int(row["seed"]), bool(row["diverged"]), curve["step"].to_numpy(np.int64),
-        {name: curve[name].to_numpy(np.float64) for name in logged})
+      int(row["config_id"]),
+      str(row["optimizer"]),
+      {name: float(row[name]) for name in hyper if not np.isnan(row[name])},
+      int(row["seed"]),
+      bool(row["diverged"]),
+      curve["step"].to_numpy(np.int64),
+      {name: curve[name].to_numpy(np.float64) for name in logged},
+    )

@@ -46,9 +46,10 @@ class MLflow:
       self.experiment = experiment.experiment_id
     else:
       self.experiment = self.client.create_experiment(
-          sweep_name, artifact_location=_artifact_location(uri, out_dir))
+        sweep_name, artifact_location=_artifact_location(uri, out_dir)
+      )
     self.parent = self.client.create_run(
-        self.experiment, run_name=sweep_name, tags={"momentum_jax.out_dir": str(out_dir)}
+      self.experiment, run_name=sweep_name, tags={"momentum_jax.out_dir": str(out_dir)}
     ).info.run_id
 
   def log(self, result: SweepResult) -> None:
@@ -57,15 +58,22 @@ class MLflow:
     now = int(time.time() * 1000)
     for config in configurations(result):
       run = self.client.create_run(
-          self.experiment, run_name=config.run_name,
-          tags={"mlflow.parentRunId": self.parent, "diverged": str(config.diverged).lower(),
-                "setting": config.setting}).info.run_id
+        self.experiment,
+        run_name=config.run_name,
+        tags={
+          "mlflow.parentRunId": self.parent,
+          "diverged": str(config.diverged).lower(),
+          "setting": config.setting,
+        },
+      ).info.run_id
       self.client.log_batch(run, params=[Param(k, str(v)) for k, v in config.params.items()])
-      metrics = [Metric(name, float(value), now, int(step))
-                 for name, values in config.metrics.items()
-                 for step, value in zip(config.steps, values)]
+      metrics = [
+        Metric(name, float(value), now, int(step))
+        for name, values in config.metrics.items()
+        for step, value in zip(config.steps, values)
+      ]
       for first in range(0, len(metrics), _METRICS_PER_CALL):
-        self.client.log_batch(run, metrics=metrics[first:first + _METRICS_PER_CALL])
+        self.client.log_batch(run, metrics=metrics[first : first + _METRICS_PER_CALL])
       self.client.set_terminated(run, status="FAILED" if config.diverged else "FINISHED")
 
   def close(self, out_dir: str | os.PathLike) -> None:
@@ -78,5 +86,4 @@ class MLflow:
     self.client.set_terminated(self.parent)
 
   def where(self) -> str:
-    return (f"MLflow run {self.parent} at {self.uri}: "
-            f"mlflow ui --backend-store-uri {self.uri}")
+    return f"MLflow run {self.parent} at {self.uri}: mlflow ui --backend-store-uri {self.uri}"

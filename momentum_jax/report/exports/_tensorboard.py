@@ -38,8 +38,11 @@ class TensorBoard:
       folder = self.root / config.run_name
       if folder.exists():  # a second export would show every curve twice
         raise FileExistsError(
-            errno.EEXIST, f"already holds configuration {config.config_id}'s TensorBoard run; "
-            "remove the folder or export to another one", str(folder))
+          errno.EEXIST,
+          f"already holds configuration {config.config_id}'s TensorBoard run; "
+          "remove the folder or export to another one",
+          str(folder),
+        )
       with self._tbx.SummaryWriter(str(folder)) as writer:
         writer.file_writer.add_summary(self._session_start(config))
         for name, values in config.metrics.items():
@@ -55,13 +58,16 @@ class TensorBoard:
 
   def _summary(self, tag: str, **data):
     from tensorboardX.proto import plugin_hparams_pb2, summary_pb2
+
     content = plugin_hparams_pb2.HParamsPluginData(version=0, **data).SerializeToString()
     metadata = summary_pb2.SummaryMetadata(
-        plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name=_PLUGIN, content=content))
+      plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name=_PLUGIN, content=content)
+    )
     return summary_pb2.Summary(value=[summary_pb2.Summary.Value(tag=tag, metadata=metadata)])
 
   def _session_start(self, config: Configuration):
     from tensorboardX.proto import plugin_hparams_pb2
+
     start = plugin_hparams_pb2.SessionStartInfo(group_name=config.setting)
     start.hparams["optimizer"].string_value = config.optimizer
     for name, value in config.hyperparameters.items():
@@ -70,5 +76,6 @@ class TensorBoard:
 
   def _session_end(self, config: Configuration):
     from tensorboardX.proto import api_pb2, plugin_hparams_pb2
+
     status = api_pb2.Status.Value("STATUS_FAILURE" if config.diverged else "STATUS_SUCCESS")
     return self._summary(_END, session_end_info=plugin_hparams_pb2.SessionEndInfo(status=status))

@@ -25,8 +25,10 @@ class WandB:
 
   def __init__(self, out_dir: str | os.PathLike, sweep_name: str, uri: str | None = None):
     if uri is not None:
-      raise ValueError("--uri: W&B reads its server from WANDB_BASE_URL (with "
-                       "WANDB_MODE=online); give --uri for MLflow only")
+      raise ValueError(
+        "--uri: W&B reads its server from WANDB_BASE_URL (with "
+        "WANDB_MODE=online); give --uri for MLflow only"
+      )
     self._wandb = require("wandb", "wandb", self.label)
     self.dir = Path(out_dir).resolve()
     self.group = sweep_name
@@ -35,17 +37,26 @@ class WandB:
   def log(self, result: SweepResult) -> None:
     """Logs each configuration of ``result`` as one finished run."""
     # Quiet, and without the system monitor: a run here is a few hundred logged values.
-    settings = self._wandb.Settings(silent=True, console="off", save_code=False,
-                                    x_disable_stats=True, x_disable_machine_info=True)
+    settings = self._wandb.Settings(
+      silent=True, console="off", save_code=False, x_disable_stats=True, x_disable_machine_info=True
+    )
     self.dir.mkdir(parents=True, exist_ok=True)
     for config in configurations(result):
       run = self._wandb.init(
-          project=os.environ.get("WANDB_PROJECT", "momentum_jax"), group=self.group,
-          job_type=config.optimizer, name=config.run_name, dir=self.dir, mode=self.mode,
-          config=config.params, reinit="create_new", settings=settings)
+        project=os.environ.get("WANDB_PROJECT", "momentum_jax"),
+        group=self.group,
+        job_type=config.optimizer,
+        name=config.run_name,
+        dir=self.dir,
+        mode=self.mode,
+        config=config.params,
+        reinit="create_new",
+        settings=settings,
+      )
       for at, step in enumerate(config.steps):
-        run.log({name: float(values[at]) for name, values in config.metrics.items()},
-                step=int(step))
+        run.log(
+          {name: float(values[at]) for name, values in config.metrics.items()}, step=int(step)
+        )
       run.summary["diverged"] = config.diverged
       run.finish()
 
@@ -54,6 +65,7 @@ class WandB:
 
   def where(self) -> str:
     if self.mode == "offline":
-      return (f"W&B offline runs in {self.dir / 'wandb'}/: "
-              f"wandb sync {self.dir / 'wandb'}/offline-run-*")
+      return (
+        f"W&B offline runs in {self.dir / 'wandb'}/: wandb sync {self.dir / 'wandb'}/offline-run-*"
+      )
     return f"W&B runs in the group {self.group!r} ({self.mode})"

@@ -19,7 +19,16 @@ from typing import Any, Callable, Mapping
 import numpy as np
 
 from momentum_jax.sweep.strategies._base import (
-    Batch, Continue, Decision, Exploit, Outcome, Scores, Stop, Strategy, metric_at)
+  Batch,
+  Continue,
+  Decision,
+  Exploit,
+  Outcome,
+  Scores,
+  Stop,
+  Strategy,
+  metric_at,
+)
 from momentum_jax.sweep.strategies.rows import Rows
 
 
@@ -70,12 +79,14 @@ def _rows(context: Context, shared: dict[str, Any]) -> Strategy:
 
 def _pbt(context: Context, shared: dict[str, Any]) -> Strategy:
   from momentum_jax.sweep.strategies.pbt import PopulationBased
+
   return PopulationBased(context)
 
 
 def _optuna(context: Context, shared: dict[str, Any]) -> Strategy:
   from momentum_jax.sweep.strategies import _optuna_study as _optuna
   from momentum_jax.sweep.strategies.optuna import OptunaSearch
+
   if "optuna_storage" not in shared:  # opened once per sweep (a fresh one clears the journal)
     shared["optuna_storage"] = _optuna.storage(context.out_dir, shared["fresh"])
   return OptunaSearch(context, shared["optuna_storage"])
@@ -113,15 +124,23 @@ _WHOLE = lambda spec, rows, seeds: rows  # noqa: E731  (ranked together)
 
 # search.method -> its Method.
 METHODS: dict[str, Method] = {
-    "grid": Method(_rows, reseeds=True), "random": Method(_rows, reseeds=True),
-    "quasirandom": Method(_rows, reseeds=True),
-    "optuna": Method(_optuna, metric=lambda spec: spec.metric,
-                     together=lambda spec, rows, seeds: min(rows, spec.batch * seeds),
-                     held=("search.batch", "ask fewer trials at once"), one_process=True),
-    "pbt": Method(_pbt, options=lambda spec: spec.pbt, metric=lambda spec: spec.pbt.metric,
-                  together=_WHOLE,
-                  held=("search.population", "a smaller population, or fewer seeds or list "
-                        "values")),
+  "grid": Method(_rows, reseeds=True),
+  "random": Method(_rows, reseeds=True),
+  "quasirandom": Method(_rows, reseeds=True),
+  "optuna": Method(
+    _optuna,
+    metric=lambda spec: spec.metric,
+    together=lambda spec, rows, seeds: min(rows, spec.batch * seeds),
+    held=("search.batch", "ask fewer trials at once"),
+    one_process=True,
+  ),
+  "pbt": Method(
+    _pbt,
+    options=lambda spec: spec.pbt,
+    metric=lambda spec: spec.pbt.metric,
+    together=_WHOLE,
+    held=("search.population", "a smaller population, or fewer seeds or list values"),
+  ),
 }
 
 # Files of the output folder a strategy keeps (removed with the sweep by --overwrite).
@@ -132,16 +151,38 @@ def method(spec) -> Method:
   """The search spec's method: a registered one, or a user's ``Strategy`` class (its path)."""
   if spec.strategy is None:
     return METHODS[spec.method]
-  return Method(lambda context, shared: spec.strategy(context), options=lambda s: s.options,
-                metric=lambda s: s.metric, metric_path="search.options.metric",
-                together=_WHOLE, held=("search.method", "fewer seeds or list values"))
+  return Method(
+    lambda context, shared: spec.strategy(context),
+    options=lambda s: s.options,
+    metric=lambda s: s.metric,
+    metric_path="search.options.metric",
+    together=_WHOLE,
+    held=("search.method", "fewer seeds or list values"),
+  )
 
 
 def scheduled(context: Context, proposer: Strategy) -> Strategy:
   """``proposer`` under the scheduler ``context.options`` (successive halving, Hyperband)."""
   from momentum_jax.sweep.strategies.halving import Scheduler
+
   return Scheduler(context, proposer)
 
 
-__all__ = ["METHODS", "Method", "OWN_FILES", "method", "Batch", "Context", "Continue", "Decision", "Exploit", "Outcome", "Rows",
-           "Scores", "Stop", "Strategy", "metric_at", "scheduled"]
+__all__ = [
+  "METHODS",
+  "Method",
+  "OWN_FILES",
+  "method",
+  "Batch",
+  "Context",
+  "Continue",
+  "Decision",
+  "Exploit",
+  "Outcome",
+  "Rows",
+  "Scores",
+  "Stop",
+  "Strategy",
+  "metric_at",
+  "scheduled",
+]

@@ -57,15 +57,23 @@ class Batch:
 
   def record(self) -> dict[str, Any]:
     """The batch as JSON (what a saved sweep holds to resume it)."""
-    return {"rows": self.rows.tolist(), "seeds": self.seeds.tolist(),
-            "values": {n: np.asarray(v, np.float64).tolist() for n, v in self.values.items()},
-            "number": self.number, "tag": self.tag}
+    return {
+      "rows": self.rows.tolist(),
+      "seeds": self.seeds.tolist(),
+      "values": {n: np.asarray(v, np.float64).tolist() for n, v in self.values.items()},
+      "number": self.number,
+      "tag": self.tag,
+    }
 
   @classmethod
   def from_record(cls, record: Mapping[str, Any]) -> Batch:
-    return cls(np.asarray(record["rows"], np.int64),
-               {n: np.asarray(v, np.float64) for n, v in record["values"].items()},
-               np.asarray(record["seeds"], np.int64), record["number"], record["tag"])
+    return cls(
+      np.asarray(record["rows"], np.int64),
+      {n: np.asarray(v, np.float64) for n, v in record["values"].items()},
+      np.asarray(record["seeds"], np.int64),
+      record["number"],
+      record["tag"],
+    )
 
 
 def metric_at(logged: Mapping[str, np.ndarray], metric: str, at: int) -> np.ndarray:
@@ -77,7 +85,7 @@ def metric_at(logged: Mapping[str, np.ndarray], metric: str, at: int) -> np.ndar
   if metric == "final_loss":
     return np.asarray(logged["train_loss"])[:, at]
   if metric == "best_loss":
-    losses = np.asarray(logged["train_loss"])[:, :at + 1]
+    losses = np.asarray(logged["train_loss"])[:, : at + 1]
     return np.min(np.where(np.isnan(losses), np.inf, losses), axis=1)
   return np.asarray(logged[metric])[:, at]
 

@@ -53,19 +53,26 @@ import numpy as np
 # The studies' journal in the output folder (one of strategies.OWN_FILES).
 JOURNAL_FILE = "optuna.journal"
 
+
 def distributions(spec) -> dict[str, Any]:
   """An optimizer group's searched hyperparameters as Optuna distributions, in config order."""
   from optuna import distributions as d
-  found = {name: d.CategoricalDistribution(tuple(float(x) for x in values))
-           for name, values in spec.grid.items() if len(values) > 1}
-  found.update({name: d.FloatDistribution(r.low, r.high, log=r.log)
-                for name, r in spec.ranges.items()})
+
+  found = {
+    name: d.CategoricalDistribution(tuple(float(x) for x in values))
+    for name, values in spec.grid.items()
+    if len(values) > 1
+  }
+  found.update(
+    {name: d.FloatDistribution(r.low, r.high, log=r.log) for name, r in spec.ranges.items()}
+  )
   return found
 
 
 def make_sampler(name: str, seed: int, first_trial: int):
   """The sampler of the batch whose first trial is ``first_trial`` (see the module docstring)."""
   import optuna
+
   if name == "qmc":
     with warnings.catch_warnings():  # experimental since Optuna 3.0, and as documented
       warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
@@ -84,9 +91,11 @@ def make_sampler(name: str, seed: int, first_trial: int):
 def storage(out_dir, fresh: bool):
   """``DIR/optuna.journal`` (removed first when ``fresh``), or memory without a folder."""
   import optuna
+
   if out_dir is None:
     return optuna.storages.InMemoryStorage()
   from optuna.storages.journal import JournalFileBackend
+
   path = Path(out_dir) / JOURNAL_FILE
   if fresh:
     path.unlink(missing_ok=True)
@@ -97,6 +106,7 @@ def storage(out_dir, fresh: bool):
 def quiet():
   """Optuna's INFO lines (one per trial) silenced: the sweep has its progress bar."""
   import optuna
+
   before = optuna.logging.get_verbosity()
   optuna.logging.set_verbosity(optuna.logging.WARNING)
   try:
@@ -107,8 +117,13 @@ def quiet():
 
 def trial_record(trial) -> dict[str, Any]:
   complete = trial.state.name == "COMPLETE"
-  record = {"number": trial.number, "slot": trial.user_attrs.get("slot"), "params": trial.params,
-            "state": trial.state.name, "value": trial.value if complete else None}
+  record = {
+    "number": trial.number,
+    "slot": trial.user_attrs.get("slot"),
+    "params": trial.params,
+    "state": trial.state.name,
+    "value": trial.value if complete else None,
+  }
   if "retry_of" in trial.user_attrs:
     record["retry_of"] = trial.user_attrs["retry_of"]
   return record

@@ -76,7 +76,7 @@ class SuccessiveHalving:
       score = -values.mean(axis=1) if self.maximize else values.mean(axis=1)
     score = np.where(np.isnan(score), np.inf, score)
     best = np.argsort(np.where(out, np.inf, score), kind="stable")
-    kept = np.sort([s for s in best[:max(1, len(score) // self.eta)] if not out[s]])
+    kept = np.sort([s for s in best[: max(1, len(score) // self.eta)] if not out[s]])
     return (np.asarray(kept, np.int64)[:, None] * seeds + np.arange(seeds)).reshape(-1)
 
   def planned(self, settings: int, total_steps: int) -> list[tuple[int, int]]:
@@ -114,12 +114,17 @@ class Hyperband:
     s_max = 0
     while self.min_steps * self.eta ** (s_max + 1) <= total_steps:
       s_max += 1
-    return [(-(-(s_max + 1) * self.eta ** s // (s + 1)),
-             SuccessiveHalving(self.eta, self.min_steps * self.eta ** (s_max - s), self.maximize))
-            for s in range(s_max, -1, -1)]
+    return [
+      (
+        -(-(s_max + 1) * self.eta**s // (s + 1)),
+        SuccessiveHalving(self.eta, self.min_steps * self.eta ** (s_max - s), self.maximize),
+      )
+      for s in range(s_max, -1, -1)
+    ]
 
-  def split(self, settings: int, total_steps: int, seed: int = 0
-            ) -> list[tuple[np.ndarray, SuccessiveHalving]]:
+  def split(
+    self, settings: int, total_steps: int, seed: int = 0
+  ) -> list[tuple[np.ndarray, SuccessiveHalving]]:
     """A group's settings shared out among the brackets, in proportion to their ``n_s``.
 
     Exactly ``n_s`` each when ``settings`` is their sum. Which setting goes
@@ -134,7 +139,7 @@ class Hyperband:
     share = wanted / wanted.sum() * settings
     counts = np.floor(share).astype(np.int64)
     # Largest remainders first, ties to the earlier (more aggressive) bracket.
-    for index in np.argsort(-(share - counts), kind="stable")[:settings - counts.sum()]:
+    for index in np.argsort(-(share - counts), kind="stable")[: settings - counts.sum()]:
       counts[index] += 1
     order = np.random.default_rng(seed).permutation(settings)
     cuts = np.split(order, np.cumsum(counts)[:-1])
@@ -165,7 +170,8 @@ class Scheduler(Strategy):
     if not self.hyperband:
       return [(np.arange(settings), SuccessiveHalving(self.eta, self.min_steps, maximize))]
     return Hyperband(self.eta, self.min_steps, maximize).split(
-        settings, self.context.steps, self.context.seed)
+      settings, self.context.steps, self.context.seed
+    )
 
   def _halving(self, batch: Batch) -> SuccessiveHalving:
     return SuccessiveHalving(self.eta, batch.tag["min_steps"], self.context.maximize)
@@ -182,11 +188,18 @@ class Scheduler(Strategy):
       seeds = self.context.seeds_per_setting
       for settings, halving in self._halvings(len(batch.rows) // seeds):
         at = (settings[:, None] * seeds + np.arange(seeds)).reshape(-1)
-        self._queue.append({"rows": batch.rows[at].tolist(),
-                            "values": {n: v[at].tolist() for n, v in batch.values.items()},
-                            "seeds": batch.seeds[at].tolist(),
-                            "tag": {"proposed": batch.number, "proposer_tag": batch.tag,
-                                    "min_steps": halving.min_steps}})
+        self._queue.append(
+          {
+            "rows": batch.rows[at].tolist(),
+            "values": {n: v[at].tolist() for n, v in batch.values.items()},
+            "seeds": batch.seeds[at].tolist(),
+            "tag": {
+              "proposed": batch.number,
+              "proposer_tag": batch.tag,
+              "min_steps": halving.min_steps,
+            },
+          }
+        )
     bracket = self._queue.pop(0)
     self._number += 1
     return Batch.from_record({**bracket, "number": self._number - 1})
@@ -196,15 +209,15 @@ class Scheduler(Strategy):
 
   def observe(self, batch: Batch, scores: Scores):
     self.proposer.observe(self._proposed(batch), scores)
-    going = self._halving(batch).survivors(scores.metric(self.context.metric), scores.diverged,
-                                           self.context.seeds_per_setting)
+    going = self._halving(batch).survivors(
+      scores.metric(self.context.metric), scores.diverged, self.context.seeds_per_setting
+    )
     stopping = np.setdiff1d(np.arange(len(scores.rows)), going)
     return Stop(scores.rows[stopping]) if len(stopping) else Continue()
 
   def _proposed(self, batch: Batch) -> Batch:
     """The bracket as its proposer's batch (its number and tag)."""
-    return dataclasses.replace(batch, number=batch.tag["proposed"],
-                               tag=batch.tag["proposer_tag"])
+    return dataclasses.replace(batch, number=batch.tag["proposed"], tag=batch.tag["proposer_tag"])
 
   def tell(self, batch: Batch, outcome: Outcome) -> None:
     rungs = self.boundaries(batch)
@@ -212,13 +225,18 @@ class Scheduler(Strategy):
     # Rows trained to each rung: those that stopped there or later; 0 past the last reached.
     sizes = [int(np.sum(stopped >= rung)) for rung in rungs]
     spent = sum(n * (rung - start) for n, rung, start in zip(sizes, rungs, [0, *rungs[:-1]]))
-    self._brackets.append({"rungs": rungs, "sizes": sizes, "widths": list(outcome.widths),
-                           "config_steps": spent})
+    self._brackets.append(
+      {"rungs": rungs, "sizes": sizes, "widths": list(outcome.widths), "config_steps": spent}
+    )
     self.proposer.tell(self._proposed(batch), outcome)
 
   def state(self) -> dict[str, Any]:
-    return {"queue": self._queue, "brackets": self._brackets, "number": self._number,
-            "proposer": self.proposer.state()}
+    return {
+      "queue": self._queue,
+      "brackets": self._brackets,
+      "number": self._number,
+      "proposer": self.proposer.state(),
+    }
 
   def restore(self, state: Mapping[str, Any]) -> None:
     self._queue, self._brackets = list(state["queue"]), list(state["brackets"])
@@ -230,18 +248,19 @@ class Scheduler(Strategy):
     planned = []
     for batch in self.proposer.planned(capacity):
       for settings, halving in self._halvings(batch[0] // seeds):
-        planned.append([n * seeds for _, n in halving.planned(len(settings),
-                                                              self.context.steps)])
+        planned.append([n * seeds for _, n in halving.planned(len(settings), self.context.steps)])
     return planned
 
   def planned_config_steps(self) -> int:
     total = 0
     for sizes, (_, halving) in zip(
-        self.planned(len(self.context.seeds)),
-        self._halvings(len(self.context.seeds) // self.context.seeds_per_setting)):
+      self.planned(len(self.context.seeds)),
+      self._halvings(len(self.context.seeds) // self.context.seeds_per_setting),
+    ):
       rungs = halving.rungs(self.context.steps)
-      total += sum(rows * (rung - start) for rows, rung, start in zip(sizes, rungs,
-                                                                      [0, *rungs[:-1]]))
+      total += sum(
+        rows * (rung - start) for rows, rung, start in zip(sizes, rungs, [0, *rungs[:-1]])
+      )
     return total
 
   def intervals(self) -> list[int]:
@@ -258,8 +277,12 @@ class Scheduler(Strategy):
     manifest = self.proposer.record(manifest)
     spec = self.context.options
     scheduler = manifest.get("scheduler") or {
-        **spec.record(), "metric": self.context.metric, "groups": {}, "config_steps": 0,
-        "config_steps_full": 0}
+      **spec.record(),
+      "metric": self.context.metric,
+      "groups": {},
+      "config_steps": 0,
+      "config_steps_full": 0,
+    }
     scheduler["groups"][self.context.label] = self._brackets
     scheduler["config_steps"] += sum(b["config_steps"] for b in self._brackets)
     scheduler["config_steps_full"] += len(self.context.seeds) * self.context.steps

@@ -37,20 +37,28 @@ class OptunaSearch(Strategy):
 
   def __init__(self, context, storage):
     import optuna
+
     self.context, self.spec, self.storage = context, context.options, storage
     self.seeds = context.seeds_per_setting
     self.distributions = _optuna.distributions(context.group_spec)
     with _optuna.quiet():
-      optuna.create_study(storage=storage, study_name=context.label, load_if_exists=True,
-                          direction="maximize" if context.maximize else "minimize")
+      optuna.create_study(
+        storage=storage,
+        study_name=context.label,
+        load_if_exists=True,
+        direction="maximize" if context.maximize else "minimize",
+      )
     self._next = 0  # the next slot to ask
     self._batches = 0
 
   def _study(self, first_slot: int = 0):
     import optuna
-    return optuna.load_study(study_name=self.context.label, storage=self.storage,
-                             sampler=_optuna.make_sampler(self.spec.sampler, self.spec.seed,
-                                                          first_slot))
+
+    return optuna.load_study(
+      study_name=self.context.label,
+      storage=self.storage,
+      sampler=_optuna.make_sampler(self.spec.sampler, self.spec.seed, first_slot),
+    )
 
   def rows_at_once(self, chunk: int) -> int:
     return self.spec.batch * self.seeds
@@ -63,13 +71,16 @@ class OptunaSearch(Strategy):
 
   def ask(self, capacity: int) -> Batch | None:
     from optuna.trial import TrialState
+
     total = len(self.context.seeds) // self.seeds
     if self._next >= total:
       return None
     slots = list(range(self._next, min(total, self._next + max(1, capacity // self.seeds))))
     study = self._study(slots[0])
-    running = {t.user_attrs.get("slot"): t for t in study.get_trials(
-        deepcopy=False, states=(TrialState.RUNNING,))}
+    running = {
+      t.user_attrs.get("slot"): t
+      for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+    }
     numbers, params = {}, {}
     with _optuna.quiet():
       for slot in slots:
@@ -84,11 +95,16 @@ class OptunaSearch(Strategy):
     values = {n: np.asarray(v, np.float64)[rows].copy() for n, v in self.context.values.items()}
     for position, slot in enumerate(slots):
       for name, value in params[slot].items():
-        values[name][position * self.seeds:(position + 1) * self.seeds] = float(value)
+        values[name][position * self.seeds : (position + 1) * self.seeds] = float(value)
     self._next = slots[-1] + 1
     self._batches += 1
-    return Batch(rows, values, self.context.seeds[rows], self._batches - 1,
-                 {"trials": {str(s): n for s, n in numbers.items()}})
+    return Batch(
+      rows,
+      values,
+      self.context.seeds[rows],
+      self._batches - 1,
+      {"trials": {str(s): n for s, n in numbers.items()}},
+    )
 
   def observe(self, batch: Batch, scores: Scores):
     """Reports each trial's value at this step (the mean over its seeds): its intermediate value."""
@@ -105,6 +121,7 @@ class OptunaSearch(Strategy):
   def tell(self, batch: Batch, outcome: Outcome) -> None:
     """Tells each trial its value, ``FAIL`` or ``PRUNED`` (a trial told already is left)."""
     from optuna.trial import TrialState
+
     study = self._study()
     told = {t.number for t in study.get_trials(deepcopy=False) if t.state.is_finished()}
     values = np.asarray(outcome.metric(self.context.metric), np.float64)
@@ -141,13 +158,18 @@ class OptunaSearch(Strategy):
   def record(self, manifest: dict[str, Any]) -> dict[str, Any]:
     """The manifest's ``search`` with the sampler's metric and direction, and this group's
     trials: ``number``, ``slot``, ``params``, ``state``, ``value``."""
-    search = {**manifest["search"], "metric": self.context.metric,
-              "direction": "maximize" if self.context.maximize else "minimize",
-              "storage": None if self.context.out_dir is None else _optuna.JOURNAL_FILE}
+    search = {
+      **manifest["search"],
+      "metric": self.context.metric,
+      "direction": "maximize" if self.context.maximize else "minimize",
+      "storage": None if self.context.out_dir is None else _optuna.JOURNAL_FILE,
+    }
     groups = dict(search.get("groups", {}))
     groups[self.context.label] = {
-        **groups.get(self.context.label, {}), "study": self.context.label,
-        "distributions": {n: repr(d) for n, d in self.distributions.items()},
-        "trials": [_optuna.trial_record(t) for t in self._study().get_trials(deepcopy=False)]}
+      **groups.get(self.context.label, {}),
+      "study": self.context.label,
+      "distributions": {n: repr(d) for n, d in self.distributions.items()},
+      "trials": [_optuna.trial_record(t) for t in self._study().get_trials(deepcopy=False)],
+    }
     search["groups"] = groups
     return {**manifest, "search": search}

@@ -67,8 +67,9 @@ class PopulationBasedTraining:
     score = np.where(np.isnan(score) | out, np.inf, score)
     return np.argsort(score, kind="stable")
 
-  def sources(self, values: np.ndarray, diverged: np.ndarray, seeds: int,
-              rng: np.random.Generator) -> np.ndarray:
+  def sources(
+    self, values: np.ndarray, diverged: np.ndarray, seeds: int, rng: np.random.Generator
+  ) -> np.ndarray:
     """Which member each member takes its state from after an exploit: itself, if it stays.
 
     The ``q = floor(fraction · members)`` last of :meth:`ranking` each copy
@@ -87,12 +88,17 @@ class PopulationBasedTraining:
     top = np.array([m for m in order[:count] if not out[m]], np.int64)
     if not count or not len(top):
       return sources
-    for member in np.sort(order[members - count:]):
+    for member in np.sort(order[members - count :]):
       sources[member] = top[rng.integers(len(top))]
     return sources
 
-  def explore(self, values: Mapping[str, np.ndarray], sources: np.ndarray,
-              ranges: Mapping[str, Range], rng: np.random.Generator) -> dict[str, np.ndarray]:
+  def explore(
+    self,
+    values: Mapping[str, np.ndarray],
+    sources: np.ndarray,
+    ranges: Mapping[str, Range],
+    rng: np.random.Generator,
+  ) -> dict[str, np.ndarray]:
     """Each member's hyperparameters after an exploit.
 
     A member that copied another (``sources[m] != m``) takes its values; each
@@ -156,28 +162,35 @@ class PopulationBased(Strategy):
 
   def observe(self, batch: Batch, scores: Scores):
     seeds = self.context.seeds_per_setting
-    sources = self.rule.sources(scores.metric(self.context.metric), scores.diverged, seeds,
-                                self.rng)
+    sources = self.rule.sources(
+      scores.metric(self.context.metric), scores.diverged, seeds, self.rng
+    )
     replaced = sources != np.arange(len(sources))
     if not replaced.any():
       return Continue()
     ranges = {n: r for n, r in self.context.ranges.items() if n in self._values}
-    new = self.rule.explore({n: v[::seeds] for n, v in self._values.items()}, sources, ranges,
-                            self.rng)
+    new = self.rule.explore(
+      {n: v[::seeds] for n, v in self._values.items()}, sources, ranges, self.rng
+    )
     self._values = {name: np.repeat(v, seeds) for name, v in new.items()}
     source_rows = (sources[:, None] * seeds + np.arange(seeds)).reshape(-1)
     return Exploit(scores.rows[source_rows], dict(self._values))
 
   def state(self) -> dict[str, Any]:
-    return {"asked": self._asked, "rng": self.rng.bit_generator.state,
-            "values": None if self._values is None else
-            {n: v.tolist() for n, v in self._values.items()}}
+    return {
+      "asked": self._asked,
+      "rng": self.rng.bit_generator.state,
+      "values": None if self._values is None else {n: v.tolist() for n, v in self._values.items()},
+    }
 
   def restore(self, state: Mapping[str, Any]) -> None:
     self._asked = bool(state["asked"])
     self.rng.bit_generator.state = state["rng"]
-    self._values = None if state["values"] is None else {
-        n: np.asarray(v, np.float64) for n, v in state["values"].items()}
+    self._values = (
+      None
+      if state["values"] is None
+      else {n: np.asarray(v, np.float64) for n, v in state["values"].items()}
+    )
 
   def columns(self, outcomes: Mapping[str, Any]) -> dict[str, Any]:
     self._history = outcomes["history"]
@@ -197,9 +210,14 @@ class PopulationBased(Strategy):
     found = []
     for at in range(copied.shape[1]):
       for row in np.flatnonzero(copied[::seeds, at] >= 0) * seeds:
-        found.append({"step": int((at + 1) * every), "member": (first + int(row)) // seeds,
-                      "source": (first + int(copied[row, at])) // seeds,
-                      "values": {n: float(v[row, at + 1]) for n, v in in_force.items()}})
+        found.append(
+          {
+            "step": int((at + 1) * every),
+            "member": (first + int(row)) // seeds,
+            "source": (first + int(copied[row, at])) // seeds,
+            "values": {n: float(v[row, at + 1]) for n, v in in_force.items()},
+          }
+        )
     search = dict(manifest["search"])
     search.setdefault("exploits", {})[self.context.label] = found
     return {**manifest, "search": search}

@@ -33,8 +33,12 @@ class Rows(Strategy):
       return None
     self._asked[rows] = True
     self._batches += 1
-    return Batch(rows, {n: v[rows] for n, v in self.context.values.items()},
-                 self.context.seeds[rows], self._batches - 1)
+    return Batch(
+      rows,
+      {n: v[rows] for n, v in self.context.values.items()},
+      self.context.seeds[rows],
+      self._batches - 1,
+    )
 
   def tell(self, batch: Batch, outcome) -> None:
     self._asked[batch.rows] = True
