@@ -329,49 +329,77 @@ def test_resuming_with_other_data_or_another_model_is_refused(tmp_path):
     sweep.run(config(y, hidden=4), tmp_path, quiet=True)
 
 
-# DIGITS under Hyperband (rungs of 50 steps and more): brackets trained one after the other.
-HYPERBAND_DIGITS = {
-  **DIGITS,
-  "search": {
-    "method": "grid",
-    "scheduler": {"name": "hyperband", "eta": 3, "min_steps": 50, "metric": "val_loss"},
-  },
+def _saved_state(batch: int, step: int):
+  """``ready(out)``: a state saved in that batch or a later one, at that step or later, its
+  carry committed by Orbax (the folder of its number)."""
+
+  def ready(out):
+    for path in (out / "state").glob("g*/loop-*.npz"):
+      if not (path.parent / "carry" / path.stem.removeprefix("loop-")).is_dir():
+        continue
+      try:
+        with np.load(path) as saved:
+          position = json.loads(str(saved["position"]))
+      except (OSError, ValueError, KeyError):  # removed as it was read
+        continue
+      if (position["batch"]["number"], position["step"]) >= (batch, step):
+        return True
+    return False
+
+  return ready
+
+
+# DIGITS (300 steps, logged every 50) under three searches that decide as they train, each
+# killed where only a state saved mid-batch can resume it: Hyperband in its second bracket,
+# PBT between its exploits (after 100 and 200), successive halving over Optuna in its second
+# batch of trials (eta 3: one survivor of each batch of 4, at width 1 on one device or two).
+KILLED_SEARCHES = {
+  "hyperband": (
+    {
+      "method": "grid",
+      "scheduler": {"name": "hyperband", "eta": 3, "min_steps": 50, "metric": "val_loss"},
+    },
+    _saved_state(1, 1),
+  ),
+  "pbt": (
+    {"method": "pbt", "population": 8, "interval": 100, "fraction": 0.25, "seed": 1},
+    _saved_state(0, 150),
+  ),
+  "optuna_halving": (
+    {
+      "method": "optuna",
+      "trials": 8,
+      "batch": 4,
+      "seed": 0,
+      "scheduler": {"name": "successive_halving", "eta": 3, "min_steps": 100},
+    },
+    _saved_state(1, 1),
+  ),
 }
 
 
-def _saved_in_a_later_bracket(out):
-  """A state saved in the second bracket or later (the first bracket is saved whole), its
-  carry committed by Orbax (the folder of its number)."""
-  for path in (out / "state").glob("g*/loop-*.npz"):
-    if not (path.parent / "carry" / path.stem.removeprefix("loop-")).is_dir():
-      continue
-    try:
-      with np.load(path) as saved:
-        if json.loads(str(saved["position"]))["batch"]["number"] >= 1:
-          return True
-    except (OSError, ValueError, KeyError):  # removed as it was read
-      continue
-  return False
-
-
-def test_a_hyperband_sweep_killed_in_a_later_bracket_resumes_to_the_uninterrupted_results(tmp_path):
+@pytest.mark.parametrize("name", KILLED_SEARCHES)
+def test_a_search_sigkilled_mid_batch_resumes_to_the_uninterrupted_results(name, tmp_path):
+  search, ready = KILLED_SEARCHES[name]
+  optimizer = DIGITS["optimizer"]
+  if name != "hyperband":  # searched ranges
+    optimizer = {**optimizer, "learning_rate": {"loguniform": [0.003, 0.3]}}
+  config = {**DIGITS, "optimizer": optimizer, "search": search}
   out = _kill_the_command_once(
-    tmp_path,
-    ["--checkpoint-every", "1e-9"],
-    _saved_in_a_later_bracket,
-    "saving a later bracket's state",
-    HYPERBAND_DIGITS,
+    tmp_path, ["--checkpoint-every", "1e-9"], ready, f"saving {name}'s state mid-batch", config
   )
-  resumed = sweep.run(HYPERBAND_DIGITS, out, quiet=True)
+  resumed = sweep.run(config, out, quiet=True)
   (mid,) = resumed.manifest["checkpoint"]["chunks_resumed_mid_training"]
-  assert mid["batch"] >= 1 and mid["from_step"] > 0
-  whole = sweep.run(HYPERBAND_DIGITS, quiet=True, width=2)
+  assert mid["from_step"] > 0
+  whole = sweep.run(config, quiet=True, width=2)
   _same_results(whole, resumed)
-  sizes = lambda result: [
-    [b["sizes"] for b in brackets]  # noqa: E731
-    for brackets in result.manifest["scheduler"]["groups"].values()
-  ]
-  assert sizes(resumed) == sizes(whole)
+  for key in ("scheduler", "search"):
+    drop = ("widths", "storage")  # the devices' widths; the in-memory run has no journal
+    clean = lambda record: json.loads(  # noqa: E731
+      json.dumps(record, default=str),
+      object_hook=lambda d: {k: v for k, v in d.items() if k not in drop},
+    )
+    assert clean(resumed.manifest[key]) == clean(whole.manifest[key]), key
 
 
 def test_ctrl_c_stops_the_command_without_a_traceback_and_the_sweep_resumes(tmp_path):
