@@ -51,6 +51,29 @@ HALVING = {
 }
 
 
+# Heavy-ball momentum on Rosenbrock from points spread about the start: a population of 8
+# (a loguniform learning rate) x 2 seeds, 60 steps logged every 10, exploits after 20 and 40.
+ROSENBROCK_PBT = {
+  "problem": {"name": "rosenbrock", "start_spread": 0.1},
+  "optimizer": {
+    "name": "momentum",
+    "ema": False,
+    "learning_rate": {"loguniform": [1e-4, 1e-3]},
+    "beta": [0.9],
+  },
+  "train": {"steps": 60, "log_every": 10},
+  "seeds": 2,
+  "search": {
+    "method": "pbt",
+    "population": 8,
+    "interval": 20,
+    "fraction": 0.25,
+    "perturb": [1.0, 2.0],
+    "seed": 3,
+  },
+}
+
+
 def with_changes(config: dict, **changes) -> dict:
   """A copy of ``config`` with ``a__b=value`` setting ``config[a][b]``."""
   config = copy.deepcopy(config)

@@ -200,33 +200,28 @@ def test_a_sweep_logging_per_layer_gradient_norms_checkpoints_and_tabulates_them
     np.testing.assert_allclose(swept[f"grad_norm/{path}"], norms, rtol=1e-5)
 
 
+def _start_the_command(tmp_path, flags: list[str], sweep_config, **pipes):
+  """The command sweeping ``sweep_config`` into ``tmp_path/out`` on 2 CPU devices at width 2:
+  ``(process, out)``."""
+  config = tmp_path / "digits.yaml"
+  config.write_text(json.dumps(sweep_config))
+  out = tmp_path / "out"
+  command = [sys.executable, "-m", "momentum_jax", "sweep", str(config), "--out", str(out)]
+  process = subprocess.Popen(
+    [*command, "--width", "2", *flags, "--quiet"],
+    env=dict(os.environ, JAX_NUM_CPU_DEVICES="2", JAX_PLATFORMS="cpu"),
+    **{"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL, **pipes},
+  )
+  return process, out
+
+
 def _kill_the_command_once(tmp_path, flags: list[str], ready, what: str, sweep_config=DIGITS):
   """Runs DIGITS (or ``sweep_config``) through the command on 2 CPU devices and SIGKILLs it
   once ``ready(out)``.
 
   Returns the output folder.
   """
-  config = tmp_path / "digits.yaml"
-  config.write_text(json.dumps(sweep_config))
-  out = tmp_path / "out"
-  process = subprocess.Popen(
-    [
-      sys.executable,
-      "-m",
-      "momentum_jax",
-      "sweep",
-      str(config),
-      "--out",
-      str(out),
-      "--width",
-      "2",
-      *flags,
-      "--quiet",
-    ],
-    env=dict(os.environ, JAX_NUM_CPU_DEVICES="2", JAX_PLATFORMS="cpu"),
-    stdout=subprocess.DEVNULL,
-    stderr=subprocess.DEVNULL,
-  )
+  process, out = _start_the_command(tmp_path, flags, sweep_config)
   deadline = time.monotonic() + 240
   try:
     while not ready(out):
@@ -403,28 +398,8 @@ def test_a_search_sigkilled_mid_batch_resumes_to_the_uninterrupted_results(name,
 
 
 def test_ctrl_c_stops_the_command_without_a_traceback_and_the_sweep_resumes(tmp_path):
-  config = tmp_path / "digits.yaml"
-  config.write_text(json.dumps(DIGITS))
-  out = tmp_path / "out"
-  process = subprocess.Popen(
-    [
-      sys.executable,
-      "-m",
-      "momentum_jax",
-      "sweep",
-      str(config),
-      "--out",
-      str(out),
-      "--width",
-      "2",
-      "--checkpoint-every",
-      "1e-9",
-      "--quiet",
-    ],
-    env=dict(os.environ, JAX_NUM_CPU_DEVICES="2", JAX_PLATFORMS="cpu"),
-    stdout=subprocess.DEVNULL,
-    stderr=subprocess.PIPE,
-    text=True,
+  process, out = _start_the_command(
+    tmp_path, ["--checkpoint-every", "1e-9"], DIGITS, stderr=subprocess.PIPE, text=True
   )
   deadline = time.monotonic() + 240
   while not _saved_states(out):

@@ -12,7 +12,7 @@ import yaml
 from flax import nnx
 
 from _sweep_configs import HALVING as _SHARED_HALVING
-from _sweep_configs import TWO_GROUPS
+from _sweep_configs import ROSENBROCK_PBT, TWO_GROUPS
 from _two_hosts import sweep_on_two_hosts
 from momentum_jax import cli, problems, report, results, sweep
 from momentum_jax.results import _models
@@ -504,26 +504,7 @@ def test_an_unknown_metric_is_refused_before_anything_compiles():
 
 
 def test_with_pbt_the_best_members_are_kept_as_they_ended(tmp_path):
-  config = {
-    "problem": {"name": "rosenbrock", "start_spread": 0.1},
-    "optimizer": {
-      "name": "momentum",
-      "ema": False,
-      "learning_rate": {"loguniform": [1e-4, 1e-3]},
-      "beta": [0.9],
-    },
-    "train": {"steps": 60, "log_every": 10},
-    "seeds": 2,
-    "search": {
-      "method": "pbt",
-      "population": 8,
-      "interval": 20,
-      "fraction": 0.25,
-      "perturb": [1.0, 2.0],
-      "seed": 3,
-    },
-    "keep": {"models": 2, "metric": "val_distance_to_minimum"},
-  }
+  config = {**ROSENBROCK_PBT, "keep": {"models": 2, "metric": "val_distance_to_minimum"}}
   result = sweep.run(config, tmp_path, quiet=True, width=2)
   result.save(tmp_path)
   best = report.best_configurations(result.summary, n=2, by="val_distance_to_minimum")
