@@ -56,12 +56,8 @@ def chunk_inputs(
 
   Padded to ``size`` with copies of the last one, whose results are dropped.
   """
-  sharding = NamedSharding(mesh, CONFIG)
-  index = np.concatenate([indices, np.repeat(indices[-1:], size - len(indices))])
-  hyperparameters = {
-    n: global_array(v[index].astype(np.float32), sharding) for n, v in group.values.items()
-  }
-  return hyperparameters, global_array(group.seeds[index].astype(np.uint32), sharding)
+  values = {n: v[indices] for n, v in group.values.items()}
+  return row_inputs(values, group.seeds[indices], size, mesh)
 
 
 def row_inputs(
