@@ -12,36 +12,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from _sweep_configs import REGRESSION_PBT
 from _sweep_configs import with_changes as _with
 from momentum_jax import report, results, sweep
 from momentum_jax.sweep.strategies.pbt import PopulationBasedTraining, exploit_steps, generator
 from momentum_jax.sweep._space import Range
 
-# Heavy-ball momentum on the regression: 8 members (a loguniform learning
-# rate; beta from a list of one value, copied unchanged) x 2 seeds, 60
-# full-batch steps logged every 10, exploits after steps 20 and 40. Factor
-# 1 or 2: with this seed two copies keep their source's learning rate (and
-# then train exactly as it does), two double it.
-PBT = {
-  "problem": {"name": "linear_regression"},
-  "optimizer": {
-    "name": "momentum",
-    "ema": False,
-    "learning_rate": {"loguniform": [0.001, 0.5]},
-    "beta": [0.9],
-  },
-  "train": {"steps": 60, "log_every": 10},
-  "seeds": 2,
-  "search": {
-    "method": "pbt",
-    "population": 8,
-    "interval": 20,
-    "fraction": 0.25,
-    "perturb": [1.0, 2.0],
-    "seed": 3,
-    "metric": "final_loss",
-  },
-}
+PBT = REGRESSION_PBT  # (tests/_sweep_configs.py)
 WIDTH = 2
 SEEDS = 2
 RANGE = Range("loguniform", 0.001, 0.5)

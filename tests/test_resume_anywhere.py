@@ -16,7 +16,7 @@ import optuna
 import pandas as pd
 import pytest
 
-from _sweep_configs import HALVING, with_changes
+from _sweep_configs import HALVING, REGRESSION_PBT, with_changes
 from momentum_jax import sweep
 from momentum_jax.sweep._batch_state import BatchState
 from momentum_jax.sweep.strategies._optuna_study import JOURNAL_FILE
@@ -30,26 +30,13 @@ RANDOM = with_changes(
 )
 OPTUNA = with_changes(RANDOM, search={"method": "optuna", "trials": 6, "batch": 3, "seed": 0})
 HALVING_RULE = {"name": "successive_halving", "eta": 3, "min_steps": 10}
-PBT = {
-  "problem": {"name": "linear_regression"},
-  "optimizer": {
-    "name": "momentum",
-    "ema": False,
-    "learning_rate": {"loguniform": [0.001, 0.5]},
-    "beta": 0.9,
-  },
-  "train": {"steps": 60, "log_every": 10},
-  "seeds": 2,
-  "search": {
-    "method": "pbt",
-    "population": 6,
-    "interval": 20,
-    "fraction": 0.34,
-    "perturb": [0.5, 2.0],
-    "seed": 3,
-    "metric": "final_loss",
-  },
-}
+PBT = with_changes(
+  REGRESSION_PBT,
+  optimizer__beta=0.9,
+  search__population=6,
+  search__fraction=0.34,
+  search__perturb=[0.5, 2.0],
+)
 
 # name: (config, the batch to die in, the step of the first save it dies after)
 CASES = {
