@@ -93,7 +93,9 @@ class Trainable:
     hyperparameters, key = _abstract(names), jax.random.key(0)
     new, metrics = _traced(
       "train",
-      lambda: jax.eval_shape(lambda s, h, k: self.train(s, h, k, steps), state, hyperparameters, key),
+      lambda: jax.eval_shape(
+        lambda s, h, k: self.train(s, h, k, steps), state, hyperparameters, key
+      ),
     )
     if jax.tree.structure(new) != jax.tree.structure(state) or jax.tree.map(
       _shape, new
