@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from quadratic_trainable import init, quadratic
+from quadratic_trainable import init
 from momentum_jax import cli, results, sweep
 from momentum_jax import train as train_lib
 from momentum_jax.sweep._batch_state import BatchState
