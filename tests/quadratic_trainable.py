@@ -65,5 +65,20 @@ def shape_from_value():
   )
 
 
+_calls = []
+
+
+def impure():
+  """Its step size grows with every trace: a global counter read inside ``train``."""
+
+  def drifting(state, hyperparameters, key, steps):
+    _calls.append(1)
+    return train(
+      state, {"learning_rate": hyperparameters["learning_rate"] * len(_calls)}, key, steps
+    )
+
+  return problems.Trainable("impure", init, drifting)
+
+
 def not_a_trainable():
   return 42

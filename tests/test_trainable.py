@@ -246,6 +246,10 @@ BAD = {
     {"problem": {"name": "quadratic_trainable:shape_from_value"}},
     "problem.init: depends on a hyperparameter's value",
   ),
+  "not pure": (
+    {"problem": {"name": "quadratic_trainable:impure"}},
+    "problem.train: traced twice, it gave two different programs: it is not pure",
+  ),
   "not a Trainable": (
     {"problem": {"name": "quadratic_trainable:not_a_trainable"}},
     "problem.name: quadratic_trainable:not_a_trainable returned a value of type int",

@@ -87,7 +87,8 @@ class Trainable:
       ValueError: starting with the field at fault (``init``, ``train``,
         ``evaluate``, ``model``): a function that fails traced, metrics that
         are not a dict of float scalars (or ``(steps,)`` arrays), no
-        ``loss``, or a state whose shapes ``train`` changes.
+        ``loss``, a state whose shapes ``train`` changes, or ``init`` or
+        ``train`` not pure (traced twice, two programs).
     """
     state = _traced("init", lambda: self.abstract_state(names))
     hyperparameters, key = _abstract(names), jax.random.key(0)
@@ -103,6 +104,7 @@ class Trainable:
       raise ValueError(
         "train: must return a state shaped as init's (the same pytree, shapes and dtypes)"
       )
+    _check_pure(self, names, steps)
     _check_metrics("train", metrics, ((), (steps,)))
     if "loss" not in metrics:
       raise ValueError(
@@ -121,6 +123,31 @@ class Trainable:
     then ``val_<name>`` for each of ``evaluate``'s (traced with hyperparameters ``names``)."""
     _, evaluated = self.logged(names, steps)
     return ("final_loss", "best_loss", *(f"val_{name}" for name in evaluated))
+
+
+def _check_pure(trainable: Trainable, names: tuple[str, ...], steps: int) -> None:
+  """``init`` and ``train`` traced twice give one program each.
+
+  The engine traces a function once and runs what it traced: one that reads
+  a Python random number or a global it changes would train every run (and
+  a resumed sweep) with whatever its one trace saw. Traced twice, such a
+  function gives two programs; that is what this catches (not every impurity).
+  """
+  hyperparameters, key = _abstract(names), jax.random.key(0)
+  state = trainable.abstract_state(names)
+  traced = {
+    "init": lambda: jax.make_jaxpr(trainable.init)(hyperparameters, key),
+    "train": lambda: jax.make_jaxpr(lambda s, h, k: trainable.train(s, h, k, steps))(
+      state, hyperparameters, key
+    ),
+  }
+  for field, trace in traced.items():
+    if str(trace()) != str(trace()):
+      raise ValueError(
+        f"{field}: traced twice, it gave two different programs: it is not pure (a Python or "
+        "numpy random number, a global it changes?); the engine traces it once and runs that "
+        "program for every run, so draw randomness from the key it is given"
+      )
 
 
 def _abstract(names: tuple[str, ...]) -> dict[str, jax.ShapeDtypeStruct]:
