@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import copy
 import json
+import os
+from pathlib import Path
 
 import jax
 import numpy as np
@@ -17,6 +19,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from _two_hosts import sweep_on_two_hosts
 from quadratic_trainable import init
 from momentum_jax import cli, results, sweep
 from momentum_jax import train as train_lib
@@ -278,3 +281,21 @@ def test_bad_input_is_one_line_naming_the_key(case, tmp_path, capsys):
   err = capsys.readouterr().err.strip()
   assert code == 2 and len(err.splitlines()) == 1 and "Traceback" not in err, err
   assert says in err, err
+
+
+def test_two_hosts_train_what_one_does(tmp_path, monkeypatch):
+  """Sharded over two processes of 2 CPU devices each, at one width: bit for bit one process's."""
+  config = copy.deepcopy(CONFIG)
+  config["hyperparameters"]["learning_rate"] = [0.05, 0.1, 0.2, 0.5]
+  config["keep"] = {"models": 2, "metric": "val_distance"}
+  tests = str(Path(__file__).parent)
+  monkeypatch.setenv("PYTHONPATH", os.pathsep.join([tests, os.environ.get("PYTHONPATH", "")]))
+  out, _ = sweep_on_two_hosts(config, tmp_path, "--width", "1")
+  single = sweep.run(config, quiet=True, width=1)
+  pd.testing.assert_frame_equal(
+    pd.read_parquet(out / "curves.parquet"), single.curves, check_exact=True, check_dtype=False
+  )
+  for model in single.models:
+    for run, state in zip(model.runs, model.states):
+      loaded = results.load_model(out, rank=model.rank, seed=run["seed"])
+      np.testing.assert_array_equal(loaded["w"], state["model['w']"])
