@@ -20,10 +20,11 @@ import pytest
 import yaml
 
 from _two_hosts import sweep_on_two_hosts
-from quadratic_trainable import init
+from quadratic_trainable import init, quadratic
 from momentum_jax import cli, results, sweep
 from momentum_jax import train as train_lib
 from momentum_jax.sweep._batch_state import BatchState
+from momentum_jax.train._flops import flops
 
 U = 2.0**-24  # float32's unit roundoff
 STEPS, LOG_EVERY = 20, 5
@@ -303,3 +304,28 @@ def test_two_hosts_train_what_one_does(tmp_path, monkeypatch):
     for run, state in zip(model.runs, model.states):
       loaded = results.load_model(out, rank=model.rank, seed=run["seed"])
       np.testing.assert_array_equal(loaded["w"], state["model['w']"])
+
+
+def test_a_trainable_step_is_counted_with_its_loops():
+  """The planning's FLOPs count a scan's body once per iteration (XLA's cost analysis, once)."""
+  matrix = jax.ShapeDtypeStruct((3, 3), np.float32)
+  product = 2 * 3 * 3 * 3  # a 3x3 matrix product: 27 multiply-adds
+
+  def nested(x):
+    inner = lambda c, _: (c @ c, None)
+    outer = lambda c, _: (jax.lax.scan(inner, c, None, length=4)[0], None)
+    return jax.lax.scan(outer, x, None, length=3)[0]
+
+  assert flops(nested, matrix) == 12 * product
+
+  def branches(x):
+    return jax.lax.cond(x[0, 0] > 0, lambda: x @ x @ x, lambda: x + 1.0)
+
+  # The costlier branch, and a few scalar operations (the element read, the comparison) choosing it.
+  assert 2 * product <= flops(branches, matrix) <= 2 * product + 8
+  run = train_lib.TrainableRun(
+    quadratic(), train_lib.TrainConfig(steps=10, log_every=10), ("learning_rate",)
+  )
+  # One step of the quadratic: lr·w, w − lr·w, w·w, its sum and its half, the step count:
+  # a handful of 3-vectors, not 0 or the 10 steps a log interval scans.
+  assert 5 <= run.flops_per_step() <= 40

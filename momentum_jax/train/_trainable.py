@@ -19,6 +19,7 @@ import jax.numpy as jnp
 
 from momentum_jax.problems import Trainable
 from momentum_jax.train._config import TrainConfig
+from momentum_jax.train._flops import flops
 
 
 class TrainableState(NamedTuple):
@@ -93,27 +94,29 @@ class TrainableRun:
     """Bytes of one run's state."""
     return sum(x.size * x.dtype.itemsize for x in jax.tree.leaves(self.abstract_state()))
 
-  def _step_cost(self) -> dict[str, float]:
-    """XLA's cost analysis of one ``train`` step (lowered, not compiled), computed once."""
-    kept = self.__dict__.get("_cost")
-    if kept is None:
-      state = self.abstract_state()
-      hyperparameters = {n: jax.ShapeDtypeStruct((), jnp.float32) for n in self.names}
-      lowered = jax.jit(lambda s, h, k: self.problem.train(s, h, k, 1)).lower(
-        state, hyperparameters, jax.random.key(0)
-      )
-      kept = dict(lowered.cost_analysis() or {})
-      object.__setattr__(self, "_cost", kept)  # (frozen: a cache, not a field)
-    return kept
+  def _step(self) -> tuple[Any, ...]:
+    return (
+      lambda s, h, k: self.problem.train(s, h, k, 1),
+      self.abstract_state(),
+      {n: jax.ShapeDtypeStruct((), jnp.float32) for n in self.names},
+      jax.random.key(0),
+    )
 
   def flops_per_step(self) -> int:
-    """XLA's count of one ``train`` step's FLOPs; two per state element where it counts none."""
-    counted = self._step_cost().get("flops") or 0
-    return int(counted) if counted > 0 else 2 * self.state_bytes() // 4
+    """One ``train`` step's FLOPs, counted from its jaxpr with loops by their trip counts
+    (:mod:`momentum_jax.train._flops`: XLA's cost analysis counts a loop's body once)."""
+    kept = self.__dict__.get("_flops")
+    if kept is None:
+      kept = max(1, int(flops(*self._step())))
+      object.__setattr__(self, "_flops", kept)  # (frozen: a cache, not a field)
+    return kept
 
   def bytes_per_step(self) -> int:
-    """XLA's count of the bytes one ``train`` step touches (0 where it counts none)."""
-    return int(self._step_cost().get("bytes accessed") or 0)
+    """XLA's count of the bytes one ``train`` step touches, lowered, not compiled (0 where it
+    counts none): a working-memory estimate."""
+    function, *args = self._step()
+    cost = jax.jit(function).lower(*args).cost_analysis() or {}
+    return int(cost.get("bytes accessed") or 0)
 
   def init(self, hyperparameters: Mapping[str, jax.Array], init_key: jax.Array) -> TrainableState:
     """The Trainable's initial state from ``init_key``, and its evaluation."""
