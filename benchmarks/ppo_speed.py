@@ -13,7 +13,8 @@ trained, in this one process, as:
   (one CPU device per core, as ``import momentum_jax`` sets up);
 * (c) ``engine``: ``momentum_jax.sweep.run`` of the same grid through
   ``trainable: experiments.ppo_cartpole:trainable``, and (c') with successive
-  halving on ``val_return`` (``eta`` 4: 64, then 16, then 4 agents). When
+  halving on ``val_return`` as ``configs/ppo_cartpole.yaml`` (``eta`` 4: 64 agents to
+  30 updates, 16 to 120, 4 to 200). When
   ``momentum_jax.problems.Trainable`` or the sweep's ``trainable`` key is missing
   it prints "engine: not available" and the rest still runs.
 
@@ -23,7 +24,8 @@ turn into another trajectory, so their returns agree in distribution, not bit fo
 bit. For each: compile and training seconds, agent-steps (environment steps) per
 second of training and of the wall time (compilation included), and the return
 reached (episodes completed in the last ``--log-every`` updates: the best agent's,
-and the median agent's). Run from the repository root::
+and the median agent's); then (b)'s mean return for each value of each
+hyperparameter. Run from the repository root::
 
   PYTHONPATH=. python benchmarks/ppo_speed.py            # 64 agents, 200 updates
   PYTHONPATH=. python benchmarks/ppo_speed.py --quick    # 8 agents, 20 updates
@@ -145,12 +147,19 @@ def _line(name, agent_steps, compile_s, train_s, wall_s, returns, note=""):
   )
 
 
+def _by_value(grid: dict, returns) -> None:
+  """The mean return of the agents with each value of each hyperparameter."""
+  for name, values in grid.items():
+    means = {v: np.mean(returns[np.asarray(values) == v]) for v in sorted(set(values))}
+    print(f"{name}: " + ", ".join(f"{v:.3g} -> {m:.1f}" for v, m in means.items()))
+
+
 def _parse():
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--quick", action="store_true", help="8 agents, 20 updates")
   parser.add_argument("--updates", type=int, default=200)
-  parser.add_argument("--log-every", type=int, default=20)
-  parser.add_argument("--min-steps", type=int, default=50, help="halving's first rung")
+  parser.add_argument("--log-every", type=int, default=10)
+  parser.add_argument("--min-steps", type=int, default=30, help="halving's first rung")
   parser.add_argument("--rates", type=int, default=4, help="learning rates, logspace 1e-4..1e-2")
   parser.add_argument("--b1s", type=int, default=4, help="the first N of 0, 0.5, 0.9, 0.99")
   parser.add_argument("--clips", type=int, default=4, help="the first N of 0.1 .. 0.4")
@@ -186,8 +195,8 @@ def main() -> None:
   print(
     _line("(a) loop", agent_steps, compile_a, train_a, compile_a + train_a, returns), flush=True
   )
-  compile_b, train_b, returns = vmapped(run, grid, key)
-  print(_line("(b) vmap", agent_steps, compile_b, train_b, compile_b + train_b, returns,
+  compile_b, train_b, returns_b = vmapped(run, grid, key)
+  print(_line("(b) vmap", agent_steps, compile_b, train_b, compile_b + train_b, returns_b,
               f"{train_a / train_b:.1f}x (a)'s training"), flush=True)  # fmt: skip
   if devices > 1 and agents % devices == 0:
     compile_s, train_s, returns = vmapped(run, grid, key, devices)
@@ -203,6 +212,8 @@ def main() -> None:
     if halving:
       note += f"; {steps / agent_steps:.2f} of the grid's agent-steps; agents run to the end"
     print(_line(name, steps, compile_s, train_s, wall_s, returns, note), flush=True)
+  print("\n(b)'s mean return by value:")
+  _by_value(grid, returns_b)
 
 
 if __name__ == "__main__":

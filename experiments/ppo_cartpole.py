@@ -136,7 +136,7 @@ def init(hyperparameters, key, settings: Settings = Settings()) -> State:
   """A fresh agent: networks (small last layers, as in PPO's reference code), reset envs."""
   missing = [name for name in HYPERPARAMETERS if name not in hyperparameters]
   if missing:
-    raise KeyError(
+    raise ValueError(
       f"hyperparameters: ppo_cartpole needs {', '.join(HYPERPARAMETERS)}; missing "
       f"{', '.join(missing)} (give each a value or a range under hyperparameters:)"
     )

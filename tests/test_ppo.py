@@ -115,7 +115,7 @@ def test_state_shapes_do_not_depend_on_hyperparameter_values():
 
 
 def test_a_missing_hyperparameter_is_named():
-  with pytest.raises(KeyError, match="missing clip_eps"):
+  with pytest.raises(ValueError, match="missing clip_eps"):
     ppo_cartpole.init({"learning_rate": 1e-3, "b1": 0.9}, KEY)
 
 
