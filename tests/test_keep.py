@@ -15,6 +15,7 @@ from _sweep_configs import HALVING as _SHARED_HALVING
 from _sweep_configs import ROSENBROCK_PBT, TWO_GROUPS
 from _two_hosts import sweep_on_two_hosts
 from momentum_jax import cli, problems, report, results, sweep
+from momentum_jax import train as train_lib
 from momentum_jax.results import _models
 from momentum_jax.sweep import _checkpoint, _keep
 from momentum_jax.sweep._config import KeepSpec
@@ -195,7 +196,7 @@ SCHEDULE_FREE = {
 def _raw_iterates(config: dict, monkeypatch) -> list:
   """``config`` swept again, keeping the parameters as the optimizer left them (the old way)."""
   with monkeypatch.context() as patched:
-    patched.setattr(_keep, "kept_state", lambda run, state: (state.params, state.rest))
+    patched.setattr(train_lib.Setup, "kept", lambda run, state: (state.params, state.rest))
     return sweep.run(config, quiet=True, width=WIDTH).models
 
 

@@ -11,6 +11,11 @@ cross-entropy, and report accuracy. A 2-D landscape (:func:`landscape`, or
 its name: ``saddle``, ``rosenbrock``, ...) is a problem too: its model is a
 point of the plane, its loss the landscape's value there, and its metrics
 say where the point is.
+
+A :class:`Trainable` is any other JAX training (reinforcement learning, a
+hand-written step): pure ``init`` and ``train`` functions, and optionally
+``evaluate``, whose hyperparameters a sweep batches as it batches a
+Problem's optimizers.
 """
 
 from momentum_jax.problems._builtin import (
@@ -24,11 +29,13 @@ from momentum_jax.problems._builtin import (
   linear_regression,
   rebuild,
 )
+from momentum_jax.problems._trainable import Trainable
 from momentum_jax.problems._problem import Loss, Metrics, Problem, cross_entropy, mean_squared_error  # noqa: F401  (Loss, Metrics: the types)
 
 __all__ = [
   "PROBLEMS",
   "Problem",
+  "Trainable",
   "breast_cancer",
   "cifar10_cnn",
   "cross_entropy",

@@ -19,6 +19,7 @@ import numpy as np
 from momentum_jax import data as data_lib
 from momentum_jax import models
 from momentum_jax.problems._problem import Problem
+from momentum_jax.problems._trainable import Trainable
 
 
 def linear_regression(dataset: str = "normal", seed: int = 0) -> Problem:
@@ -245,7 +246,7 @@ def get_problem(name: str, **options: Any) -> Problem:
   return PROBLEMS[name](**options)
 
 
-def rebuild(name: str, options: Mapping[str, Any]) -> Problem:
+def rebuild(name: str, options: Mapping[str, Any]) -> Problem | Trainable:
   """The problem a finished sweep built: by its built-in ``name`` or ``package.module:function``.
 
   For reading a sweep back (a manifest's ``problem_builder``, see
@@ -254,7 +255,8 @@ def rebuild(name: str, options: Mapping[str, Any]) -> Problem:
 
   Raises:
     ValueError: for an unknown name, a builder that cannot be imported
-      again, or one that returns no :class:`Problem`.
+      again, or one that returns neither a :class:`Problem` nor a
+      :class:`~momentum_jax.problems.Trainable`.
   """
   if ":" not in name:
     return get_problem(name, **options)
@@ -268,6 +270,6 @@ def rebuild(name: str, options: Mapping[str, Any]) -> Problem:
       f"the problem's builder {name} cannot be imported again ({error}); pass the problem itself"
     ) from None
   problem = builder(**options)
-  if not isinstance(problem, Problem):
-    raise ValueError(f"{name} returned a {type(problem).__name__}, not a Problem")
+  if not isinstance(problem, (Problem, Trainable)):
+    raise ValueError(f"{name} returned a {type(problem).__name__}, not a Problem or Trainable")
   return problem

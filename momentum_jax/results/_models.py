@@ -127,6 +127,19 @@ def flat_arrays(params: Any, rest: Any) -> dict[str, Any]:
   return flat
 
 
+def flat_tree(tree: Any) -> dict[str, Any]:
+  """A Trainable's kept pytree as ``{"model<path>": array}``, paths as ``jax.tree_util.keystr``
+  writes them (``model['actor'][0]``); a random key as its key data."""
+  import jax
+
+  flat = {}
+  for path, value in jax.tree_util.tree_flatten_with_path(tree)[0]:
+    if jax.dtypes.issubdtype(value.dtype, jax.dtypes.prng_key):
+      value = jax.random.key_data(value)
+    flat["model" + jax.tree_util.keystr(path)] = value
+  return flat
+
+
 def write_models(models: list[KeptModel], out_dir: str | os.PathLike) -> Path:
   """Writes ``models`` under ``out_dir/models/``, replacing what was there.
 
@@ -204,13 +217,14 @@ def load_model(
   out_dir: str | os.PathLike,
   rank: int = 0,
   seed: int | None = None,
-  problem: "problems.Problem | None" = None,
-) -> "nnx.Module":
+  problem: "problems.Problem | problems.Trainable | None" = None,
+) -> "nnx.Module | Any":
   """The kept model of rank ``rank`` (0: the best), trained with ``seed``, in evaluation mode.
 
   The module is the problem's own, built by its ``make_model``, with the
   trained parameters and model state; BatchNorm layers use their running
-  statistics.
+  statistics. For a :class:`~momentum_jax.problems.Trainable`, the pytree
+  its ``model(state)`` returns (default: its whole state), as numpy arrays.
 
   Args:
     out_dir: The sweep's output folder (its ``manifest.json`` and ``models/``).
@@ -237,10 +251,12 @@ def load_model(
     raise ValueError(f"rank {rank} was kept with the seeds {seeds}, not {seed!r}")
   if problem is None:
     problem = _manifest_problem(out_dir)
-  model = problem.make_model(nnx.Rngs(0))
   path = Path(out_dir).resolve() / MODELS_DIR / run_folder(rank, seed)
   with _checkpointer() as checkpointer:
     arrays = checkpointer.restore(path)
+  if not hasattr(problem, "make_model"):  # a Trainable: its model(state), as a pytree
+    return _trainable_model(problem, tuple(described["hyperparameters"]), arrays)
+  model = problem.make_model(nnx.Rngs(0))
   _, params, rest = nnx.split(model, nnx.Param, ...)
   for part, state in zip(_PARTS, (params, rest)):
     for path_, variable in nnx.to_flat_state(state):
@@ -250,6 +266,22 @@ def load_model(
       variable[...] = value
   nnx.update(model, params, rest)
   return _eval_mode(model)
+
+
+def _trainable_model(trainable: "problems.Trainable", names: tuple[str, ...], arrays) -> Any:
+  """The kept pytree of ``trainable`` from its flat ``arrays`` (:func:`flat_tree`'s names)."""
+  import jax
+
+  state = trainable.abstract_state(names)
+  abstract = state if trainable.model is None else jax.eval_shape(trainable.model, state)
+  leaves, structure = jax.tree_util.tree_flatten_with_path(abstract)
+  values = []
+  for path, leaf in leaves:
+    value = np.asarray(arrays["model" + jax.tree_util.keystr(path)])
+    if jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key):
+      value = jax.random.wrap_key_data(value)
+    values.append(value)
+  return jax.tree_util.tree_unflatten(structure, values)
 
 
 def _manifest_problem(out_dir: str | os.PathLike) -> "problems.Problem":

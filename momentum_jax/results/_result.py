@@ -54,6 +54,7 @@ import io
 import json
 import os
 from pathlib import Path
+from typing import Sequence
 
 
 import numpy as np
@@ -78,7 +79,8 @@ _SUMMARY_REQUIRED = (
   "diverged",
   "diverged_at_step",
 )
-_CURVES_REQUIRED = ("config_id", "optimizer", "step", "train_loss", "grad_norm")
+# grad_norm too for a Problem's sweep (a Trainable logs its own metrics, no gradient norm).
+_CURVES_REQUIRED = ("config_id", "optimizer", "step", "train_loss")
 
 
 @dataclasses.dataclass
@@ -297,14 +299,27 @@ def swept_hyperparameters(summary: pd.DataFrame, finals: bool = True) -> list[st
   ]
 
 
-def ranking_metric(summary: pd.DataFrame) -> str:
-  """The metric configurations are ranked by: ``val_accuracy`` if present, else ``final_loss``."""
-  return "val_accuracy" if "val_accuracy" in summary.columns else "final_loss"
+def ranking_metric(summary: pd.DataFrame | Sequence[str]) -> str:
+  """The metric configurations are ranked by: ``val_accuracy`` if present, else a Trainable's
+  first evaluated return or reward (``val_return``, …), else ``final_loss``.
+
+  ``summary``: the summary, or the names of the metrics a sweep logs.
+  """
+  columns = list(getattr(summary, "columns", summary))
+  if "val_accuracy" in columns:
+    return "val_accuracy"
+  rewarded = [c for c in columns if c.startswith("val_") and ("return" in c or "reward" in c)]
+  return rewarded[0] if rewarded else "final_loss"
+
+
+# Names of metrics where more is better: accuracies, and a Trainable's returns and rewards.
+_HIGHER_IS_BETTER = ("accuracy", "return", "reward")
 
 
 def higher_is_better(metric: str) -> bool:
-  """Whether a larger value of ``metric`` is better (accuracies) or worse (losses, norms)."""
-  return "accuracy" in metric
+  """Whether a larger value of ``metric`` is better (accuracies, returns, rewards) or worse
+  (losses, norms, anything else)."""
+  return any(word in metric for word in _HIGHER_IS_BETTER)
 
 
 def best_configs(summary: pd.DataFrame, n: int = 5, by: str | None = None) -> pd.DataFrame:

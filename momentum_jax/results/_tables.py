@@ -98,7 +98,7 @@ def _group_curves(
     "optimizer": group.label,
     "step": np.tile(logged_steps, len(ids)),
   }
-  for name in ("train_loss", "grad_norm", *logged):
+  for name in ("train_loss", *(["grad_norm"] if "grad_norm" in metrics else []), *logged):
     curve[name] = metrics[name].reshape(-1).astype(np.float64)
   if "grad_norms" in metrics:  # train.grad_norms: a column per kernel and bias
     for path, norms in _flat_paths(metrics["grad_norms"]).items():
@@ -212,7 +212,12 @@ def frames(
       else np.asarray(group.stopped_at_step)
     )
     summaries.append(_group_summary(group, ids, logged_steps, stopped, scheduled))
-    logged = [name for name in group.metrics if name.startswith("val_")]
+    # A Trainable's other training metrics (train_<name>) are curves only, as grad_norm.
+    logged = [
+      name
+      for name in group.metrics
+      if name.startswith("val_") or (name.startswith("train_") and name != "train_loss")
+    ]
     curves.append(_group_curves(group, ids, logged, logged_steps, stopped))
   summary = _ordered(pd.concat(summaries, ignore_index=True), scheduled, pbt)
   return summary, pd.concat(curves, ignore_index=True)

@@ -55,6 +55,7 @@ from momentum_jax.sweep._specs import (  # noqa: F401  (re-exported: the config'
   OptimizerSpec,
   ScheduleSpec,
   SweepConfig,
+  trainable_hyperparameters,
 )
 from momentum_jax.sweep._search import (  # noqa: F401  (re-exported)
   SCHEDULERS,
@@ -158,6 +159,26 @@ def _type_optimizer(path: str, section: OptimizerSection, search: SearchSpec) ->
   )
 
 
+def _type_hyperparameters(name: str, given: Mapping[str, Any], search: SearchSpec) -> _Written:
+  """``hyperparameters:``, a Trainable's: each a number, list, space or range, typed as a float."""
+  path = "hyperparameters"
+  if not given:
+    raise ConfigError(path, f"name at least one hyperparameter to sweep ({NUMERIC})")
+  parameters = {n: inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, default=0.0) for n in given}
+  grid, ranges, static = split_options(
+    path, typed_options(path, name, parameters, False, given), search
+  )
+  if static:
+    key = next(iter(static))
+    raise ConfigError(
+      f"{path}.{key}",
+      f"expected {NUMERIC}, got {static[key]!r} (a Trainable's fixed options go to its "
+      "factory, under problem:)",
+    )
+  ranges = {k: as_range(r) for k, r in ranges.items()}
+  return _Written(path, name, trainable_hyperparameters, grid, ranges, {}, None, given)
+
+
 def _eval_params(path: str, written: Any) -> Callable[[Any, Any], Any] | None:
   """``optimizer.eval_params``: a callable, or the function ``package.module:function`` names."""
   if written is None or callable(written):
@@ -216,9 +237,12 @@ def _parse_optimizer(written: _Written, search: SearchSpec) -> OptimizerSpec:
   samples, checked = search_points(written.ranges, search)
   own = {n: v for n, v in checked.items() if not n.startswith(SCHEDULE_PREFIX)}
   own_grid = {n: v for n, v in values.items() if not n.startswith(SCHEDULE_PREFIX)}
-  swept, static = check_factory(
-    path, name, factory, {**own_grid, **own}, written.static, written.given
-  )
+  if factory is trainable_hyperparameters:  # a Trainable's: checked when it is built
+    swept, static = set(own_grid) | set(own), {}
+  else:
+    swept, static = check_factory(
+      path, name, factory, {**own_grid, **own}, written.static, written.given
+    )
   # An argument the factory needs concrete, given one value, became static.
   grid = {n: v for n, v in values.items() if n in swept or n.startswith(SCHEDULE_PREFIX)}
   kept = {n for n in checked if n in swept or n.startswith(SCHEDULE_PREFIX)}
@@ -237,6 +261,21 @@ def _parse_optimizer(written: _Written, search: SearchSpec) -> OptimizerSpec:
   )
 
 
+def _check_groups(schema: SweepSchema) -> None:
+  """Exactly one of ``optimizer``, ``optimizers`` (a Problem's) or ``hyperparameters`` (a
+  Trainable's)."""
+  given = [
+    k for k in ("optimizer", "optimizers", "hyperparameters") if getattr(schema, k) is not None
+  ]
+  if len(given) != 1:
+    raise ConfigError(
+      given[-1] if given else "optimizer",
+      "give exactly one of 'optimizer' (a mapping) or 'optimizers' (a list of mappings) for a "
+      "Problem, or 'hyperparameters' (a mapping) for a Trainable"
+      + (f"; got {' and '.join(given)}" if given else ""),
+    )
+
+
 def _seeds(seeds: int | list[int]) -> tuple[int, ...]:
   return tuple(range(seeds)) if isinstance(seeds, int) else tuple(seeds)
 
@@ -249,7 +288,7 @@ def _recorded(value: Any) -> Any:
   has one, else ``python:module:qualname``
   (:func:`~momentum_jax.sweep._imports.recorded_name`).
   """
-  if isinstance(value, problems.Problem):
+  if isinstance(value, (problems.Problem, problems.Trainable)):
     return f"problem:{value.name}"
   if callable(value):
     return known_name(value) or recorded_name(value)
@@ -303,19 +342,18 @@ def load_config(
     if error.path or not where:
       raise
     raise ConfigError(where, str(error)) from None
-  if (schema.optimizer is None) == (schema.optimizers is None):
-    raise ConfigError(
-      "optimizer",
-      "give exactly one of 'optimizer' (a mapping) or 'optimizers' (a list of mappings)",
-    )
+  _check_groups(schema)
   search = SearchSpec() if schema.search is None else schema.search.spec()
   problem, problem_options, problem_source = _parse_problem(schema.problem)
-  sections = (
-    [("optimizer", schema.optimizer)]
-    if schema.optimizer is not None
-    else [(f"optimizers[{i}]", o) for i, o in enumerate(schema.optimizers)]
-  )
-  written = [_type_optimizer(path, section, search) for path, section in sections]
+  if schema.hyperparameters is not None:
+    written = [_type_hyperparameters(problem, schema.hyperparameters, search)]
+  else:
+    sections = (
+      [("optimizer", schema.optimizer)]
+      if schema.optimizer is not None
+      else [(f"optimizers[{i}]", o) for i, o in enumerate(schema.optimizers)]
+    )
+    written = [_type_optimizer(path, section, search) for path, section in sections]
   train = schema.train.config()
   seeds = _seeds(schema.seeds)
   if not force:

@@ -20,7 +20,7 @@ from jax.sharding import Mesh
 
 from momentum_jax import problems
 from momentum_jax.runtime.cpu import cpu_cores as _cpu_cores
-from momentum_jax.train import TrainConfig
+from momentum_jax.train import TrainableRun, TrainConfig
 
 MAX_CHUNK_PER_DEVICE = 256
 # On a CPU a batched training step should do about this many FLOPs per core,
@@ -72,6 +72,9 @@ def bytes_per_config(problem: problems.Problem, train: TrainConfig) -> int:
   per input value of a batch (a CNN's feature maps are ~16 times its input).
   Only the ``width`` configurations a device trains at once need it.
   """
+  if isinstance(problem, TrainableRun):
+    # Its state ~8 times over (the update's temporaries), or what XLA counts a step touching.
+    return max(8 * problem.state_bytes(), problem.bytes_per_step())
   input_size = math.prod(problem.data.input_shape)
   examples = max(
     _examples_per_step(problem, train), min(train.eval_batch_size, problem.data.num_val)
@@ -86,6 +89,8 @@ def state_bytes_per_config(problem: problems.Problem, train: TrainConfig) -> int
   segment's input and output, before donation frees one), and the logged
   metrics (at most 8 a log, besides per-layer gradient norms).
   """
+  if isinstance(problem, TrainableRun):  # the state twice, and its metrics' buffer
+    return 2 * problem.state_bytes() + 4 * 16 * train.num_logs
   leaves = len(jax.tree.leaves(nnx.state(problem.abstract_model(), nnx.Param)))
   per_log = 8 + (leaves if train.grad_norms else 0)
   return 4 * (8 * _num_params(problem) + per_log * train.num_logs)
@@ -98,6 +103,8 @@ def flops_per_step(problem: problems.Problem, train: TrainConfig) -> int:
   backward pass twice that. A convolution reuses its weights at every
   position, so for a CNN this undercounts.
   """
+  if isinstance(problem, TrainableRun):
+    return problem.flops_per_step()
   return 6 * _num_params(problem) * _examples_per_step(problem, train)
 
 

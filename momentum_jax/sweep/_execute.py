@@ -38,7 +38,10 @@ from momentum_jax.sweep import _program_cache
 from momentum_jax import train as train_lib
 from momentum_jax.sweep import _devices
 from momentum_jax.sweep._plan import Group
-from momentum_jax.train import Setup, TrainConfig, chosen_compiler_options
+from momentum_jax.train import Setup, TrainableRun, TrainConfig, chosen_compiler_options
+
+# The run's protocol (see momentum_jax.train._trainable): a Problem's or a Trainable's.
+Run = Setup | TrainableRun
 
 CONFIG = PartitionSpec("config")
 REPLICATED = PartitionSpec()
@@ -98,7 +101,7 @@ class Segments:
     return self.config.num_logs // self.logs
 
 
-def _one(run: Setup, segments: Segments, seed: int | None) -> Callable:
+def _one(run: Run, segments: Segments, seed: int | None) -> Callable:
   """One configuration's segment: ``(carry, hyperparameters, seed, first_step, batches) -> carry``.
 
   With ``seed`` (every configuration has this one), the key is a constant
@@ -110,10 +113,10 @@ def _one(run: Setup, segments: Segments, seed: int | None) -> Callable:
     state, logged = carry
     init_key, data_key = train_lib.run_keys(jax.random.key(own_seed if seed is None else seed))
     state = jax.lax.cond(
-      first_step == 0, lambda: train_lib.init_state(run, hyperparameters, init_key), lambda: state
+      first_step == 0, lambda: run.init(hyperparameters, init_key), lambda: state
     )
-    state, metrics = train_lib.train_segment(
-      run, hyperparameters, state, data_key, first_step, segments.logs, batches or None
+    state, metrics = run.segment(
+      hyperparameters, state, data_key, first_step, segments.logs, batches or None
     )
     at = first_step // log_every
     logged = jax.tree.map(
@@ -126,15 +129,15 @@ def _one(run: Setup, segments: Segments, seed: int | None) -> Callable:
   return one
 
 
-def abstract_carry(run: Setup, segments: Segments, names, batches) -> Any:
+def abstract_carry(run: Run, segments: Segments, names, batches) -> Any:
   """The shapes of one configuration's carry: its state, and room for every logged metric."""
   hyperparameters = {n: jax.ShapeDtypeStruct((), jnp.float32) for n in names}
 
   def shapes(hyperparameters, batches):
     init_key, data_key = train_lib.run_keys(jax.random.key(0))
-    state = train_lib.init_state(run, hyperparameters, init_key)
-    _, metrics = train_lib.train_segment(
-      run, hyperparameters, state, data_key, jnp.int32(0), segments.logs, batches or None
+    state = run.init(hyperparameters, init_key)
+    _, metrics = run.segment(
+      hyperparameters, state, data_key, jnp.int32(0), segments.logs, batches or None
     )
     return state, metrics
 
@@ -188,14 +191,14 @@ class Program:
 
 
 def build_program(
-  run: Setup, group: Group, width: int, mesh: Mesh, size: int, segments: Segments
+  run: Run, group: Group, width: int, mesh: Mesh, size: int, segments: Segments
 ) -> tuple[Callable, tuple]:
   """``group``'s segment program for chunks of ``size``, and its inputs' abstract values.
 
   The program is ``(carry, hyperparameters, seeds, first_step, batches) ->
   carry``; see the module docstring.
   """
-  stream = run.problem.data if run.problem.is_stream else None
+  stream = run.stream
   batch_shapes = ()
   if stream is not None:
     x, y = stream.example
@@ -235,7 +238,7 @@ def build_program(
 
 
 def compile_program(
-  run: Setup,
+  run: Run,
   group: Group,
   width: int,
   mesh: Mesh,
@@ -259,11 +262,15 @@ def compile_program(
   options, reason = chosen_compiler_options(
     platform,
     _devices.training_seconds(
-      run.problem, segments.config, len(group.seeds), mesh.devices.size, platform
+      run if isinstance(run, TrainableRun) else run.problem,
+      segments.config,
+      len(group.seeds),
+      mesh.devices.size,
+      platform,
     ),
   )
   chosen = {"compiler_options": options, "compiler_options_reason": reason}
-  stream = run.problem.data if run.problem.is_stream else None
+  stream = run.stream
   start = time.perf_counter()
   key, not_kept = _program_cache.key(identity, run, group, width, size, segments, mesh, options)
   if key is not None and (kept := _program_cache.load(key, mesh)) is not None:

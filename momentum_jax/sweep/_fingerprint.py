@@ -14,11 +14,13 @@ import hashlib
 import json
 from typing import Any, Mapping
 
+import jax
 import numpy as np
 from flax import nnx
 
 from momentum_jax import problems
 from momentum_jax.runtime import files as _files
+from momentum_jax.train import TrainableRun
 
 
 def fingerprint(raw_config: Mapping[str, Any]) -> str:
@@ -49,15 +51,18 @@ def _digest(*arrays: Any) -> str:
   return digest.hexdigest()
 
 
-def problem_record(problem: problems.Problem) -> dict[str, Any]:
+def problem_record(problem: problems.Problem | TrainableRun) -> dict[str, Any]:
   """What identifies a problem for a checkpoint: data, functions and parameter shapes.
 
   The data by a hash of its arrays (a stream by its function and sizes, and
   its validation split's hash), the loss and metrics by their import paths,
   and the model by its parameters' shapes: resuming a sweep with another
   problem is refused. A problem on a 2-D landscape records the landscape's
-  name too, for the figures (``paths.png``).
+  name too, for the figures (``paths.png``). A Trainable is recorded by its
+  functions' import paths and its state's shapes.
   """
+  if isinstance(problem, TrainableRun):
+    return _trainable_record(problem)
   data = problem.data
   if problem.is_stream:
     described = {
@@ -83,3 +88,19 @@ def problem_record(problem: problems.Problem) -> dict[str, Any]:
   if problem.landscape is not None:
     record["landscape"] = problem.landscape.name
   return record
+
+
+def _trainable_record(run: TrainableRun) -> dict[str, Any]:
+  trainable = run.problem
+  shapes = {
+    jax.tree_util.keystr(path): [list(leaf.shape), str(leaf.dtype)]
+    for path, leaf in jax.tree_util.tree_flatten_with_path(run.abstract_state())[0]
+  }
+  return {
+    "name": trainable.name,
+    "trainable": {
+      field: None if getattr(trainable, field) is None else _name_of(getattr(trainable, field))
+      for field in ("init", "train", "evaluate", "model")
+    },
+    "state_shapes": shapes,
+  }

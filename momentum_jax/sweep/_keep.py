@@ -42,7 +42,6 @@ report ranks first.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import io
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -53,13 +52,13 @@ import pandas as pd
 from jax.sharding import NamedSharding, PartitionSpec
 
 from momentum_jax import problems, results
-from momentum_jax.results._models import KeptModel, flat_arrays, manifest_record
+from momentum_jax.results._models import KeptModel, flat_arrays, flat_tree, manifest_record
 from momentum_jax.runtime import files as _files
 from momentum_jax.sweep._config import KeepSpec
 from momentum_jax.sweep._execute import global_array
 from momentum_jax.sweep.strategies import metric_at as rung_values
 from momentum_jax.sweep._search import check_metric, scheduler_metrics
-from momentum_jax.train import Setup, kept_state
+from momentum_jax.train import Setup
 
 KEPT_DIR = "kept"  # under the checkpoint's chunks/ folder
 
@@ -72,7 +71,7 @@ def keep_metric(spec: KeepSpec, problem: problems.Problem) -> str:
     ConfigError: at ``keep.metric`` if the problem does not log it.
   """
   if spec.metric is None:
-    return "val_accuracy" if "val_accuracy" in scheduler_metrics(problem) else "final_loss"
+    return results.ranking_metric(scheduler_metrics(problem))
   return check_metric("keep.metric", spec.metric, problem)
 
 
@@ -80,17 +79,17 @@ def _key_data(x: jax.Array) -> jax.Array:
   return jax.random.key_data(x) if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key) else x
 
 
-def _take(run: Setup, state: Any, index: jax.Array) -> Any:
+def _take(run, state: Any, index: jax.Array) -> Any:
   """The kept state of the batched ``state``'s rows ``index`` (a random key as its data).
 
   The rows are taken first: only theirs is evaluated (and XLA drops the
   optimizer state that the evaluation parameters do not read).
   """
   rows = jax.tree.map(lambda x: x[index], state)
-  return jax.tree.map(_key_data, jax.vmap(functools.partial(kept_state, run))(rows))
+  return jax.tree.map(_key_data, jax.vmap(run.kept)(rows))
 
 
-def puller(run: Setup, carry: Any, mesh) -> Callable[[np.ndarray], list[dict[str, np.ndarray]]]:
+def puller(run, carry: Any, mesh) -> Callable[[np.ndarray], list[dict[str, np.ndarray]]]:
   """``pull(positions)``: the kept state of the carry's rows ``positions``, one flat dict each.
 
   ``run`` is the group's :class:`~momentum_jax.train.Setup` (its optimizer
@@ -104,7 +103,9 @@ def puller(run: Setup, carry: Any, mesh) -> Callable[[np.ndarray], list[dict[str
     # Cached by function, ``run`` (one per group) and shapes: compiled once per group.
     take = jax.jit(_take, static_argnums=0, out_shardings=replicated)
     index = global_array(np.asarray(positions, np.int32), replicated)
-    flat = flat_arrays(*jax.device_get(take(run, carry[0], index)))
+    kept = jax.device_get(take(run, carry[0], index))
+    # A Problem's model is named as its module's fields are, a Trainable's by its tree's paths.
+    flat = flat_arrays(*kept) if isinstance(run, Setup) else flat_tree(kept)
     return [
       {name: np.asarray(value[i]) for name, value in flat.items()} for i in range(len(positions))
     ]

@@ -21,7 +21,7 @@ import numpy as np
 from momentum_jax import optim, problems
 from momentum_jax.sweep._config import SCHEDULE_PREFIX, SCHEDULES, OptimizerSpec, SweepConfig
 from momentum_jax.sweep._grid import product
-from momentum_jax.train import Setup, TrainConfig, setup, steps_per_epoch
+from momentum_jax.train import Setup, TrainableRun, TrainConfig, setup, steps_per_epoch
 
 # Segments a chunk's training is cut into, about: enough to checkpoint a long
 # chunk every few seconds of it, few enough that the host's work between
@@ -124,8 +124,13 @@ def make_optimizer_factory(spec: OptimizerSpec, problem: problems.Problem, train
   return make_optimizer
 
 
-def group_setup(spec: OptimizerSpec, problem: problems.Problem, train: TrainConfig) -> Setup:
-  """What the step functions of ``spec``'s group share: its optimizer and where it is evaluated."""
+def group_setup(
+  spec: OptimizerSpec, problem: problems.Problem | TrainableRun, train: TrainConfig
+) -> Setup | TrainableRun:
+  """What the step functions of ``spec``'s group share: its optimizer and where it is evaluated;
+  for a Trainable (given as its :class:`~momentum_jax.train.TrainableRun`), that run at ``train``."""
+  if isinstance(problem, TrainableRun):
+    return dataclasses.replace(problem, config=train)
   return setup(problem, make_optimizer_factory(spec, problem, train), train, spec.eval_params)
 
 

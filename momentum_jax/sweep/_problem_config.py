@@ -6,13 +6,18 @@ import inspect
 from typing import TYPE_CHECKING, Any
 
 from momentum_jax import problems
+from momentum_jax.train import TrainableRun
 from momentum_jax.train._config import batch_size_error
 from momentum_jax.sweep._checks import check_keys, check_name
 from momentum_jax.sweep._errors import ConfigError
 from momentum_jax.sweep._imports import import_object, python_name
 from momentum_jax.sweep._optimizers import check_arguments, keyword_parameters
 from momentum_jax.sweep._schema import ProblemSection
+from momentum_jax.sweep._specs import trainable_hyperparameters
 from momentum_jax.sweep._validation import arguments_adapter, validate
+
+# What a config may give as its problem, built: a Problem or a Trainable.
+_OBJECTS = (problems.Problem, problems.Trainable)
 
 if TYPE_CHECKING:
   from momentum_jax.sweep._config import SweepConfig
@@ -24,15 +29,16 @@ def parse_problem(section: Any):
   The options are typed from the signature of the function that builds the
   problem (a bool default takes true or false, a tuple default a list).
   """
-  if isinstance(section, problems.Problem):
+  if isinstance(section, _OBJECTS):
     return section.name, {}, section
   if not isinstance(section, ProblemSection):  # as written (a study's setting)
     section = validate(ProblemSection, section, "problem")
   name, options = section.name, section.arguments
-  if isinstance(name, problems.Problem):
+  if isinstance(name, _OBJECTS):
     if options:
       raise ConfigError(
-        f"problem.{next(iter(options))}", "a Problem object takes no options: build it with them"
+        f"problem.{next(iter(options))}",
+        f"a {type(name).__name__} object takes no options: build it with them",
       )
     return name.name, {}, name
   if callable(name):
@@ -43,7 +49,7 @@ def parse_problem(section: Any):
       raise ConfigError(
         "problem.name",
         f"{name} is not callable (it is a "
-        f"{type(source).__name__}); name a function that returns a Problem",
+        f"{type(source).__name__}); name a function that returns a Problem or a Trainable",
       )
   else:
     name = check_name(
@@ -74,9 +80,9 @@ def build_problem(config: "SweepConfig") -> problems.Problem:
   return make_problem(config.problem, config.problem_options, config.problem_source)
 
 
-def make_problem(name: str, options, source) -> problems.Problem:
+def make_problem(name: str, options, source) -> problems.Problem | problems.Trainable:
   """The problem :func:`parse_problem` described as ``(name, options, source)``; see :func:`build_problem`."""
-  if isinstance(source, problems.Problem):
+  if isinstance(source, _OBJECTS):
     return source
   try:
     if source is None:
@@ -87,11 +93,11 @@ def make_problem(name: str, options, source) -> problems.Problem:
     # The builders' messages start with the option's name where one is at fault.
     option = str(error).split(" ", 1)[0]
     raise ConfigError(f"problem.{option}" if option in options else "problem", str(error)) from None
-  if not isinstance(problem, problems.Problem):
+  if not isinstance(problem, _OBJECTS):
     raise ConfigError(
       "problem.name",
       f"{name} returned a value of type "
-      f"{type(problem).__name__}, not a momentum_jax.problems.Problem",
+      f"{type(problem).__name__}, not a momentum_jax.problems.Problem or Trainable",
     )
   return problem
 
@@ -102,14 +108,32 @@ def problem_builder(config: "SweepConfig") -> dict[str, Any] | None:
   :func:`momentum_jax.problems.rebuild` builds it again from this record
   (``load_model`` does), without parsing the config again.
   """
-  if isinstance(config.problem_source, problems.Problem):
+  if isinstance(config.problem_source, _OBJECTS):
     return None
   return {"name": config.problem, "options": dict(config.problem_options)}
 
 
-def checked_problem(config: "SweepConfig") -> problems.Problem:
-  """The config's problem, its batch size, loss and metrics checked before anything compiles."""
+def checked_problem(config: "SweepConfig") -> problems.Problem | TrainableRun:
+  """The config's problem, its batch size, loss and metrics checked before anything compiles.
+
+  A Trainable comes back as the :class:`~momentum_jax.train.TrainableRun` the
+  engine plans and trains it by, its functions traced and checked.
+  """
   problem = build_problem(config)
+  trainable = isinstance(problem, problems.Trainable)
+  if trainable != any(o.factory is trainable_hyperparameters for o in config.optimizers):
+    raise ConfigError(
+      "hyperparameters" if not trainable else "optimizer",
+      f"{problem.name} is a {type(problem).__name__}: "
+      + (
+        "give its hyperparameters under 'hyperparameters:', not optimizers (it builds its own)"
+        if trainable
+        else "sweep its optimizers under 'optimizer:' or 'optimizers:' ('hyperparameters:' "
+        "is for a Trainable)"
+      ),
+    )
+  if trainable:
+    return _checked_trainable(problem, config)
   if (error := batch_size_error(problem, config.train.batch_size)) is not None:
     raise ConfigError("train.batch_size", error)
   if problem.is_stream:
@@ -123,3 +147,16 @@ def checked_problem(config: "SweepConfig") -> problems.Problem:
     field, message = str(error).split(": ", 1)
     raise ConfigError(f"problem.{field}", message) from None
   return problem
+
+
+def _checked_trainable(trainable: problems.Trainable, config: "SweepConfig") -> TrainableRun:
+  spec = config.optimizers[0]
+  run = TrainableRun(trainable, config.train, (*spec.grid, *spec.ranges))
+  if config.train.batch_size is not None:
+    raise ConfigError("train.batch_size", "a Trainable draws its own batches: leave it out")
+  try:
+    run.logged()
+  except ValueError as error:  # "init: …", "train: …", "evaluate: …" or "model: …"
+    field, message = str(error).split(": ", 1)
+    raise ConfigError(f"problem.{field}", message) from None
+  return run

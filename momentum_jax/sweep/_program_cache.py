@@ -246,8 +246,8 @@ def key(
     return None, optimizer
   devices = [(d.id, d.platform, d.device_kind, d.process_index) for d in mesh.devices.flat]
   stream = None
-  if run.problem.is_stream:  # the batches are inputs: their shapes shape the program
-    stream = [(list(a.shape), str(a.dtype)) for a in run.problem.data.example]
+  if run.stream is not None:  # the batches are inputs: their shapes shape the program
+    stream = [(list(a.shape), str(a.dtype)) for a in run.stream.example]
   description = {
     "format": FORMAT,
     "problem": identity,

@@ -32,7 +32,6 @@ import jax
 import numpy as np
 
 from momentum_jax.sweep import _execute
-from momentum_jax.train import TrainState
 
 
 class Programs:
@@ -129,18 +128,17 @@ def repack(carry: Any, rows: np.ndarray, program: _execute.Program) -> Any:
 
 def _copy_state(carry: Any, index: jax.Array) -> Any:
   state, logged = carry
-  moved = jax.tree.map(
-    lambda x: x[index],
-    (state.params, state.rest, state.opt_state, state.first_loss, state.diverged_at),
-  )
-  return TrainState(*moved, state.start), logged
+  # Every field of the run's state moves but ``start``, the row's own initial metrics.
+  moved = jax.tree.map(lambda x: x[index], state._replace(start=None))
+  return moved._replace(start=state.start), logged
 
 
 def copy_rows(carry: Any, index: np.ndarray, program: _execute.Program) -> Any:
   """The carry with row ``r``'s training state taken from row ``index[r]`` (an exploit).
 
-  The training state moves: parameters, model state, optimizer state, first
-  loss and divergence flag (a diverged row that copies a healthy one is
+  The training state moves (a Problem's parameters, model state, optimizer
+  state, first loss and divergence flag; a Trainable's state and divergence
+  flag) (a diverged row that copies a healthy one is
   healthy again); the logged buffer and the metrics of the initial model
   stay each row's own. Jitted with the program's carry shardings as its
   output's (the carry donated): across devices and hosts XLA's collectives

@@ -38,14 +38,16 @@ SCHEDULES: dict[str, Callable[..., Any]] = {
   "polynomial_decay": optim.polynomial_decay,
   "exponential_decay": optim.exponential_decay,
 }
-_Object = SkipJsonSchema[pydantic.InstanceOf[problems.Problem]]
+_Object = SkipJsonSchema[
+  pydantic.InstanceOf[problems.Problem] | pydantic.InstanceOf[problems.Trainable]
+]
 _Function = SkipJsonSchema[Callable[..., Any]]
 
 
 def _name_kind(value: Any) -> str | None:
   if isinstance(value, str):
     return "text"
-  if isinstance(value, problems.Problem):
+  if isinstance(value, (problems.Problem, problems.Trainable)):
     return "object"
   return "function" if callable(value) else None
 
@@ -84,7 +86,8 @@ class ProblemSection(_WithArguments):
     name: A built-in problem (``linear_regression``, ``digits_mlp``,
       ``digits_cnn``, ``breast_cancer``, ``cifar10_cnn``, a 2-D landscape's
       name) or ``package.module:function``, a function returning a
-      :class:`~momentum_jax.problems.Problem`; the other keys are its arguments.
+      :class:`~momentum_jax.problems.Problem` or a
+      :class:`~momentum_jax.problems.Trainable`; the other keys are its arguments.
   """
 
   name: either(
@@ -185,7 +188,7 @@ ChunkSize = either(
 
 
 def _problem_kind(value: Any) -> str | None:
-  return "object" if isinstance(value, problems.Problem) else "section"
+  return "object" if isinstance(value, (problems.Problem, problems.Trainable)) else "section"
 
 
 class SweepSchema(Section):
@@ -197,6 +200,10 @@ class SweepSchema(Section):
       (or ``optimizers:``, a list of them).
     optimizers: Several optimizer groups, each trained by its own compiled
       program (or ``optimizer:`` for one).
+    hyperparameters: For a :class:`~momentum_jax.problems.Trainable` (in
+      place of the optimizers): each hyperparameter its ``init`` and ``train``
+      read, a number, list, linspace, logspace or (with a search that samples)
+      range; one group, one compiled program.
     seeds: A count N (seeds 0 to N-1) or a list of distinct seeds; every
       configuration is trained once with each.
     chunk_size: Configurations trained together, from the first step to the
@@ -210,6 +217,8 @@ class SweepSchema(Section):
   optimizers: (
     Annotated[list[OptimizerSection], pydantic.Strict(False), pydantic.Field(min_length=1)] | None
   ) = None
+  # A Trainable's hyperparameters (in place of the optimizers): typed by the config.
+  hyperparameters: dict[str, Any] | None = None
   train: TrainSection
   search: SearchSection | None = None
   seeds: Seeds = 1

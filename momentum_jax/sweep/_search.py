@@ -17,12 +17,12 @@ from typing import TYPE_CHECKING, Annotated, Any, Mapping
 import numpy as np
 import pydantic
 
-from momentum_jax import problems
+from momentum_jax import problems, results
 from momentum_jax.sweep._errors import ConfigError
 from momentum_jax.sweep._imports import suggest
 from momentum_jax.sweep._pbt import PBTSpec, check_pbt
 from momentum_jax.sweep._space import Range, sample
-from momentum_jax.train import TrainConfig
+from momentum_jax.train import TrainableRun, TrainConfig
 
 if TYPE_CHECKING:
   from momentum_jax.sweep._config import SweepConfig
@@ -136,8 +136,10 @@ def check_scheduler(scheduler: SchedulerSpec | None, train: TrainConfig) -> None
     )
 
 
-def scheduler_metrics(problem: problems.Problem) -> tuple[str, ...]:
+def scheduler_metrics(problem: problems.Problem | TrainableRun) -> tuple[str, ...]:
   """The metrics a scheduler may rank ``problem``'s configurations by."""
+  if isinstance(problem, TrainableRun):
+    return problem.metric_names()
   if problem.data.x_val is None:
     return ("final_loss", "best_loss")
   own = (f"val_{name}" for name in problem.metric_names()) if problem.metrics else ()
@@ -167,7 +169,7 @@ def scheduler_metric(scheduler: SchedulerSpec, problem: problems.Problem) -> str
   """
   known = scheduler_metrics(problem)
   if scheduler.metric is None:
-    return "val_accuracy" if "val_accuracy" in known else "final_loss"
+    return results.ranking_metric(known)
   return check_metric("search.scheduler.metric", scheduler.metric, problem)
 
 

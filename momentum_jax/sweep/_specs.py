@@ -37,6 +37,11 @@ class ScheduleSpec:
   warmup: bool = False
 
 
+def trainable_hyperparameters(**hyperparameters: Any) -> dict[str, Any]:
+  """The factory of a Trainable's group: no optimizer, its hyperparameters go to the Trainable."""
+  return hyperparameters
+
+
 @dataclasses.dataclass(frozen=True)
 class OptimizerSpec:
   """One optimizer group of a sweep: trained as one vmapped program.

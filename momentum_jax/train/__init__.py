@@ -21,7 +21,9 @@ here depends on the device: the same code runs on CPU, GPU and TPU.
 
 The modules, bottom to top: ``_config`` (:class:`TrainConfig`), ``_state``
 (the state, the result, the :class:`Setup`), ``_batches``, ``_evaluate``,
-``_step``, ``_loop`` (:func:`train_segment`, :func:`build_train`).
+``_step``, ``_loop`` (:func:`train_segment`, :func:`build_train`), and
+``_trainable`` (:class:`TrainableRun`: a :class:`~momentum_jax.problems.Trainable`
+run by the same engine, through the same protocol as :class:`Setup`).
 """
 
 from momentum_jax.train._batches import (
@@ -50,6 +52,7 @@ from momentum_jax.train._state import (
   setup,
 )
 from momentum_jax.train._step import diverged, init_state, train_step
+from momentum_jax.train._trainable import TrainableRun, TrainableState
 
 __all__ = [
   "CPU_COMPILER_OPTIONS",
@@ -59,6 +62,8 @@ __all__ = [
   "TrainConfig",
   "TrainResult",
   "TrainState",
+  "TrainableRun",
+  "TrainableState",
   "batch_size_error",
   "build_train",
   "chosen_compiler_options",

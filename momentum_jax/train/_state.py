@@ -81,6 +81,31 @@ class Setup:
   per_epoch: int
   eval_params: EvalParams | None = None
 
+  # The run's protocol, shared with TrainableRun (see momentum_jax.train._trainable): what the
+  # sweep engine calls. Imported in the methods: the step and loop modules import this one.
+  @property
+  def stream(self) -> Any:
+    """The problem's :class:`~momentum_jax.data.Stream` (batches from the host), or None."""
+    return self.problem.data if self.problem.is_stream else None
+
+  def init(self, hyperparameters: Mapping[str, Any], init_key: jax.Array) -> "TrainState":
+    """:func:`~momentum_jax.train.init_state`."""
+    from momentum_jax.train._step import init_state
+
+    return init_state(self, hyperparameters, init_key)
+
+  def segment(self, hyperparameters, state, data_key, first_step, num_logs, batches=None):
+    """:func:`~momentum_jax.train.train_segment`: ``(state, metrics per log)``."""
+    from momentum_jax.train._loop import train_segment
+
+    return train_segment(self, hyperparameters, state, data_key, first_step, num_logs, batches)
+
+  def kept(self, state: "TrainState") -> tuple[Any, Any]:
+    """:func:`~momentum_jax.train.kept_state`: what ``keep:`` saves."""
+    from momentum_jax.train._evaluate import kept_state
+
+    return kept_state(self, state)
+
   def optimizer(self, hyperparameters: Mapping[str, Any]) -> optax.GradientTransformationExtraArgs:
     """The run's optimizer, prefixed with :func:`momentum_jax.record_grad_norms` (for logging).
 

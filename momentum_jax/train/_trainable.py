@@ -1,0 +1,165 @@
+"""A :class:`~momentum_jax.problems.Trainable` as the engine runs it: the run's protocol.
+
+The sweep engine knows a run only through what :class:`Setup` (a Problem
+with its optimizer) and :class:`TrainableRun` both provide: ``init``,
+``segment`` (a few log intervals of training, with the metrics logged on
+the way), ``kept`` (what ``keep:`` saves), ``stream`` (host batches, or
+None) and ``problem``; and a state with ``start`` and ``diverged_at``
+fields (the metrics of the initial run, and where it diverged). A Problem is
+one adapter onto it, a Trainable the other.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Mapping, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from momentum_jax.problems import Trainable
+from momentum_jax.train._config import TrainConfig
+
+
+class TrainableState(NamedTuple):
+  """What a Trainable's run carries: its own state, where it diverged, its initial metrics.
+
+  Attributes:
+    state: The Trainable's state.
+    diverged_at: The step at which its loss first was non-finite, or -1.
+    start: ``evaluate`` of the initial state, as ``{"val_<name>": scalar}``.
+  """
+
+  state: Any
+  diverged_at: jax.Array
+  start: dict[str, jax.Array]
+
+
+def _evaluated(trainable: Trainable, state: Any) -> dict[str, jax.Array]:
+  if trainable.evaluate is None:
+    return {}
+  return {f"val_{name}": jnp.asarray(value) for name, value in trainable.evaluate(state).items()}
+
+
+def _interval_mean(value: jax.Array) -> jax.Array:
+  # A metric per step is logged as its mean over the interval, as train_loss is for a Problem.
+  return jnp.mean(value) if value.ndim else value
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class TrainableRun:
+  """The engine's view of a :class:`~momentum_jax.problems.Trainable` (see the module docstring).
+
+  Attributes:
+    problem: The Trainable.
+    config: The training's steps and log interval (``batch_size`` and the
+      evaluation settings are the Trainable's own business).
+    names: The hyperparameters swept (what the planning's estimates trace
+      ``init`` and ``train`` with).
+  """
+
+  problem: Trainable
+  config: TrainConfig
+  names: tuple[str, ...] = ()
+  stream = None  # a Trainable makes its own data
+  is_stream = False
+
+  @property
+  def name(self) -> str:
+    return self.problem.name
+
+  def logged(self) -> tuple[dict, dict]:
+    """The Trainable's checked metrics (:meth:`~momentum_jax.problems.Trainable.logged`), once.
+
+    Raises:
+      ValueError: starting with the Trainable's field at fault.
+    """
+    kept = self.__dict__.get("_logged")
+    if kept is None:
+      kept = self.problem.logged(self.names, self.config.log_every)
+      object.__setattr__(self, "_logged", kept)  # (frozen: a cache, not a field)
+    return kept
+
+  def metric_names(self) -> tuple[str, ...]:
+    """The summary's metrics a search or ``keep`` may rank by (see
+    :meth:`~momentum_jax.problems.Trainable.metric_names`)."""
+    return ("final_loss", "best_loss", *(f"val_{name}" for name in self.logged()[1]))
+
+  def abstract_state(self) -> Any:
+    """The Trainable's state's shapes for these hyperparameter ``names``."""
+    return self.problem.abstract_state(self.names)
+
+  def state_bytes(self) -> int:
+    """Bytes of one run's state."""
+    return sum(x.size * x.dtype.itemsize for x in jax.tree.leaves(self.abstract_state()))
+
+  def _step_cost(self) -> dict[str, float]:
+    """XLA's cost analysis of one ``train`` step (lowered, not compiled), computed once."""
+    kept = self.__dict__.get("_cost")
+    if kept is None:
+      state = self.abstract_state()
+      hyperparameters = {n: jax.ShapeDtypeStruct((), jnp.float32) for n in self.names}
+      lowered = jax.jit(lambda s, h, k: self.problem.train(s, h, k, 1)).lower(
+        state, hyperparameters, jax.random.key(0)
+      )
+      kept = dict(lowered.cost_analysis() or {})
+      object.__setattr__(self, "_cost", kept)  # (frozen: a cache, not a field)
+    return kept
+
+  def flops_per_step(self) -> int:
+    """XLA's count of one ``train`` step's FLOPs; two per state element where it counts none."""
+    counted = self._step_cost().get("flops") or 0
+    return int(counted) if counted > 0 else 2 * self.state_bytes() // 4
+
+  def bytes_per_step(self) -> int:
+    """XLA's count of the bytes one ``train`` step touches (0 where it counts none)."""
+    return int(self._step_cost().get("bytes accessed") or 0)
+
+  def init(self, hyperparameters: Mapping[str, jax.Array], init_key: jax.Array) -> TrainableState:
+    """The Trainable's initial state from ``init_key``, and its evaluation."""
+    state = self.problem.init(hyperparameters, init_key)
+    return TrainableState(state, jnp.int32(-1), _evaluated(self.problem, state))
+
+  def segment(
+    self,
+    hyperparameters: Mapping[str, jax.Array],
+    state: TrainableState,
+    data_key: jax.Array,
+    first_step: jax.Array,
+    num_logs: int,
+    batches: Any = None,
+  ) -> tuple[TrainableState, dict[str, jax.Array]]:
+    """``num_logs`` log intervals from ``first_step``, and the metrics logged after each.
+
+    Each interval is one call of the Trainable's ``train`` with ``steps =
+    log_every`` and ``key = fold_in(data_key, its first step)``. A run whose
+    loss is non-finite in an interval is marked diverged at that interval's
+    first such step, and keeps the state it had before it.
+    """
+    del batches  # a Trainable has no host stream
+    log_every = self.config.log_every
+
+    def interval(state: TrainableState, step: jax.Array):
+      key = jax.random.fold_in(data_key, step)
+      new, metrics = self.problem.train(state.state, hyperparameters, key, log_every)
+      loss = jnp.asarray(metrics["loss"])
+      bad = ~jnp.isfinite(loss)
+      first_bad = step + (jnp.argmax(bad) if loss.ndim else log_every - 1)
+      diverged_at = jnp.where((state.diverged_at < 0) & jnp.any(bad), first_bad, state.diverged_at)
+      # A diverged run stays where it was: its non-finite state cannot spread to its metrics.
+      frozen = diverged_at >= 0
+      new = jax.tree.map(lambda old, now: jnp.where(frozen, old, now), state.state, new)
+      logged = {
+        "train_loss": _interval_mean(loss),
+        **{f"train_{n}": _interval_mean(jnp.asarray(v)) for n, v in metrics.items() if n != "loss"},
+        **_evaluated(self.problem, new),
+      }
+      return TrainableState(new, diverged_at, state.start), logged
+
+    steps = first_step + log_every * jnp.arange(num_logs)
+    return jax.lax.scan(interval, state, steps)
+
+  def kept(self, state: TrainableState) -> Any:
+    """What ``keep:`` saves of a trained run: the Trainable's ``model(state)``, or its state."""
+    model = self.problem.model
+    return state.state if model is None else model(state.state)
