@@ -12,11 +12,12 @@ trained, in this one process, as:
 * (b') ``sharded vmap``: the same split over every device with ``jax.shard_map``
   (one CPU device per core, as ``import momentum_jax`` sets up);
 * (c) ``engine``: ``momentum_jax.sweep.run`` of the same grid through
-  ``trainable: experiments.ppo_cartpole:trainable``, and (c') with successive
+  ``problem: experiments.ppo_cartpole:trainable``, and (c') with successive
   halving on ``val_return`` as ``configs/ppo_cartpole.yaml`` (``eta`` 4: 64 agents to
   30 updates, 16 to 120, 4 to 200). When
   ``momentum_jax.problems.Trainable`` or the sweep's ``trainable`` key is missing
-  it prints "engine: not available" and the rest still runs.
+  (the config's ``hyperparameters`` key) is missing it prints "engine: not
+  available" and the rest still runs.
 
 Every agent starts from the same key (they differ by their hyperparameters). (a),
 (b) and (b') are the same runs up to float32 rounding, which a sampled action can
@@ -106,7 +107,7 @@ def engine(args, grid: dict, halving: bool):
     return None
   config = {
     "name": "ppo_speed",
-    "trainable": {
+    "problem": {
       "name": "experiments.ppo_cartpole:trainable",
       "num_envs": args.num_envs,
       "num_steps": args.num_steps,
@@ -125,7 +126,7 @@ def engine(args, grid: dict, halving: bool):
   try:
     result = sweep.run(config, quiet=True)
   except sweep.ConfigError as error:
-    if str(error).startswith("trainable"):
+    if str(error).startswith("hyperparameters: unknown key"):  # an engine without Trainable
       return None
     raise
   wall = time.perf_counter() - start

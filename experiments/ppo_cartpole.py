@@ -12,7 +12,7 @@ of the clipped objective, the clipped value loss and an entropy bonus, stepped b
 ``optax.adam(learning_rate, b1=b1)`` after clipping the gradient's global norm.
 
 ``trainable(num_envs=8, ...)`` is the factory a config names
-(``trainable: {name: experiments.ppo_cartpole:trainable, num_envs: 8}``, see
+(``problem: {name: experiments.ppo_cartpole:trainable, num_envs: 8}``, see
 ``configs/ppo_cartpole.yaml``); ``train_one(hyperparameters, key, updates)`` is one agent's
 whole run, jitted: the loop of ``benchmarks/ppo_speed.py``. gymnax comes with the ``rl``
 extra (``pip install 'momentum_jax[rl]'``); this module imports without it.
@@ -51,14 +51,14 @@ class Settings:
     for field in dataclasses.fields(self):
       value = getattr(self, field.name)
       if field.type == "int" and (not isinstance(value, int) or isinstance(value, bool)):
-        raise TypeError(f"trainable.{field.name}: expected a whole number, got {value!r}")
+        raise TypeError(f"{field.name} must be a whole number, got {value!r}")
       if field.type == "int" and value < 1:
-        raise ValueError(f"trainable.{field.name}: expected at least 1, got {value}")
+        raise ValueError(f"{field.name} must be at least 1, got {value}")
       if field.type == "float" and (not isinstance(value, int | float) or isinstance(value, bool)):
-        raise TypeError(f"trainable.{field.name}: expected a number, got {value!r}")
+        raise TypeError(f"{field.name} must be a number, got {value!r}")
     if (self.num_envs * self.num_steps) % self.minibatches:
       raise ValueError(
-        f"trainable.minibatches: {self.minibatches} does not divide a rollout of num_envs x "
+        f"minibatches ({self.minibatches}) must divide a rollout of num_envs x "
         f"num_steps = {self.num_envs * self.num_steps} transitions; choose a divisor"
       )
 
@@ -319,7 +319,7 @@ def trainable(**settings):
     if name not in names:
       close = difflib.get_close_matches(name, names, n=1)
       hint = f"did you mean {close[0]!r}?" if close else f"it takes {', '.join(names)}"
-      raise TypeError(f"trainable.{name}: ppo_cartpole takes no {name!r}; {hint}")
+      raise TypeError(f"{name} is not an option of ppo_cartpole; {hint}")
   _cartpole()  # the missing extra is reported when the config is read, not when it trains
   fixed = Settings(**settings)
   return problems.Trainable(

@@ -10,14 +10,16 @@ from __future__ import annotations
 import functools
 import importlib.util
 import sys
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+import yaml
 
 from experiments import ppo_cartpole
-from momentum_jax import problems
+from momentum_jax import problems, sweep
 from momentum_jax.train import compiler_options
 
 pytest.importorskip("gymnax", reason="the rl extra (gymnax) is not installed")
@@ -32,6 +34,7 @@ HYPERPARAMETERS = {
 }
 WIDTH = 4
 KEY = jax.random.key(0)
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def _program(train_one):
@@ -122,14 +125,14 @@ def test_a_missing_hyperparameter_is_named():
 @pytest.mark.parametrize(
   "settings, message",
   [
-    ({"num_envz": 8}, "trainable.num_envz: .* did you mean 'num_envs'"),
-    ({"num_envs": "8"}, "trainable.num_envs: expected a whole number, got '8'"),
-    ({"num_steps": 0}, "trainable.num_steps: expected at least 1"),
-    ({"num_steps": 10, "minibatches": 3}, "trainable.minibatches: 3 does not divide .* 80"),
-    ({"gamma": "0.99"}, "trainable.gamma: expected a number"),
+    ({"num_envz": 8}, "^num_envz is not an option .* did you mean 'num_envs'"),
+    ({"num_envs": "8"}, "^num_envs must be a whole number, got '8'"),
+    ({"num_steps": 0}, "^num_steps must be at least 1"),
+    ({"num_steps": 10, "minibatches": 3}, r"^minibatches \(3\) must divide .* 80"),
+    ({"gamma": "0.99"}, "^gamma must be a number"),
   ],
 )
-def test_bad_settings_name_their_path(settings, message):
+def test_bad_options_start_with_their_name(settings, message):
   with pytest.raises((TypeError, ValueError), match=message):
     ppo_cartpole.trainable(**settings)
 
@@ -144,12 +147,26 @@ def test_imports_without_gymnax_and_names_the_extra_when_used(monkeypatch):
     module.trainable(num_envs=4)
 
 
-@pytest.mark.skipif(
-  not hasattr(problems, "Trainable"), reason="momentum_jax.problems.Trainable not merged yet"
-)
-def test_the_factory_builds_a_trainable_of_these_functions():
+def test_the_factory_builds_a_trainable_the_engine_accepts():
   trainable = ppo_cartpole.trainable(num_envs=4, num_steps=16)
   assert isinstance(trainable, problems.Trainable)
-  state = jax.eval_shape(trainable.init, _setting(0), KEY)
+  # The engine's own checks (traced, not compiled): pure, shapes kept, scalar metrics.
+  names = tuple(HYPERPARAMETERS)
+  metrics, evaluated = trainable.logged(names, LOG_EVERY)
+  assert set(metrics) == {"loss", "value_loss", "entropy", "episode_return"}
+  assert "val_return" in trainable.metric_names(names, LOG_EVERY)
+  state = trainable.abstract_state(names)
   assert state.obs.shape == (4, 4)
   assert jax.eval_shape(trainable.model, state) == state.params
+
+
+def test_the_config_is_valid():
+  config = sweep.check(ROOT / "configs" / "ppo_cartpole.yaml")
+  assert config.problem_options == {"num_envs": 8, "num_steps": 64}
+
+
+def test_a_bad_option_in_a_config_is_named_by_its_path():
+  config = yaml.safe_load((ROOT / "configs" / "ppo_cartpole.yaml").read_text())
+  config["problem"]["num_envs"] = "eight"
+  with pytest.raises(sweep.ConfigError, match="^problem.num_envs: num_envs must be a whole"):
+    sweep.check(config)
