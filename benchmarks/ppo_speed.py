@@ -11,6 +11,9 @@ trained, in this one process, as:
   one device;
 * (b') ``sharded vmap``: the same split over every device with ``jax.shard_map``
   (one CPU device per core, as ``import momentum_jax`` sets up);
+* (b'') ``vmap, engine's options``: (b) compiled with the options the engine
+  compiles a short training with on a CPU (``train.CPU_COMPILER_OPTIONS``: LLVM at
+  level 2, XLA's elemental emitters), to tell their cost from the engine's own;
 * (c) ``engine``: ``momentum_jax.sweep.run`` of the same grid through
   ``problem: experiments.ppo_cartpole:trainable``, and (c') with successive
   halving on ``val_return`` as ``configs/ppo_cartpole.yaml`` (``eta`` 4: 64 agents to
@@ -46,7 +49,7 @@ import numpy as np
 from jax.sharding import NamedSharding, PartitionSpec
 
 from experiments import ppo_cartpole
-from momentum_jax import problems, sweep
+from momentum_jax import problems, sweep, train
 
 
 def _grid(args) -> dict:
@@ -66,9 +69,9 @@ def _row(grid: dict, k: int) -> dict:
   return {name: jnp.float32(values[k]) for name, values in grid.items()}
 
 
-def _compiled(function, *inputs):
+def _compiled(function, *inputs, options=None):
   start = time.perf_counter()
-  compiled = jax.jit(function).lower(*inputs).compile()
+  compiled = jax.jit(function, compiler_options=options).lower(*inputs).compile()
   return compiled, time.perf_counter() - start
 
 
@@ -81,8 +84,9 @@ def loop(run, grid: dict, key):
   return compile_s, time.perf_counter() - start, returns
 
 
-def vmapped(run, grid: dict, key, devices: int = 1):
-  """(b), (b'): every agent in one program, over ``devices`` devices by shard_map."""
+def vmapped(run, grid: dict, key, devices: int = 1, options=None):
+  """(b), (b'), (b''): every agent in one program, over ``devices`` devices by shard_map,
+  compiled with XLA's ``options`` (its defaults by default)."""
   batched = jax.vmap(run, in_axes=(0, None))
   columns = {name: jnp.asarray(values, jnp.float32) for name, values in grid.items()}
   if devices > 1:
@@ -95,7 +99,7 @@ def vmapped(run, grid: dict, key, devices: int = 1):
     )
     columns = jax.device_put(columns, NamedSharding(mesh, spec))
     key = jax.device_put(key, NamedSharding(mesh, PartitionSpec()))
-  compiled, compile_s = _compiled(batched, columns, key)
+  compiled, compile_s = _compiled(batched, columns, key, options=options)
   start = time.perf_counter()
   evaluation = jax.block_until_ready(compiled(columns, key)[2])
   return compile_s, time.perf_counter() - start, np.asarray(evaluation["return"])
@@ -137,7 +141,12 @@ def engine(args, grid: dict, halving: bool):
     config_steps = result.manifest["scheduler"]["config_steps"]
   agent_steps = config_steps * args.num_envs * args.num_steps
   returns = summary["val_return"].values
-  return agent_steps, timings["compile_seconds"], timings["run_seconds"], wall, returns
+  (width,) = result.manifest["execution"]["width"].values()
+  options = {
+    p["compiler_options_reason"].split(":")[-1].strip() for p in result.manifest["programs"]
+  }
+  how = f"width {width}, {len(result.manifest['programs'])} program(s), {'; '.join(options)}"
+  return agent_steps, timings["compile_seconds"], timings["run_seconds"], wall, returns, how
 
 
 def _line(name, agent_steps, compile_s, train_s, wall_s, returns, note=""):
@@ -203,13 +212,17 @@ def main() -> None:
     compile_s, train_s, returns = vmapped(run, grid, key, devices)
     print(_line("(b') sharded vmap", agent_steps, compile_s, train_s, compile_s + train_s, returns,
                 f"{train_a / train_s:.1f}x (a)'s training"), flush=True)  # fmt: skip
+  compile_s, train_s, returns = vmapped(run, grid, key, options=train.CPU_COMPILER_OPTIONS)
+  print(_line("(b'') vmap, engine's options", agent_steps, compile_s, train_s,
+              compile_s + train_s, returns, f"{train_a / train_s:.1f}x (a)'s training"),
+        flush=True)  # fmt: skip
   for name, halving in (("(c) engine", False), ("(c') engine, halving", True)):
     timed = engine(args, grid, halving)
     if timed is None:
       print(f"| {name} | engine: not available (momentum_jax cannot sweep a Trainable) |")
       break
-    steps, compile_s, train_s, wall_s, returns = timed
-    note = f"{(compile_a + train_a) / wall_s:.1f}x (a)'s wall"
+    steps, compile_s, train_s, wall_s, returns, how = timed
+    note = f"{(compile_a + train_a) / wall_s:.1f}x (a)'s wall; {how}"
     if halving:
       note += f"; {steps / agent_steps:.2f} of the grid's agent-steps; agents run to the end"
     print(_line(name, steps, compile_s, train_s, wall_s, returns, note), flush=True)

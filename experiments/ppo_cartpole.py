@@ -293,10 +293,11 @@ def train_one(
 ):
   """One agent trained ``updates`` PPO updates from ``key``: ``(state, metrics, evaluation)``.
 
-  As a sweep trains a run: ``init`` takes ``key``, then ``train`` runs once per interval of
-  ``log_every`` updates (all of them by default) with the key folded with the interval's
-  first update; ``evaluation`` is ``evaluate`` after the last interval, ``metrics`` per
-  update. ``jax.jit(jax.vmap(train_one))`` trains many agents in one program.
+  Segmented as a sweep segments a run: ``init`` from ``key``, then ``train`` once per
+  interval of ``log_every`` updates (all of them by default) with ``key`` folded with the
+  interval's first update (the engine folds a key of its own, apart from init's);
+  ``evaluation`` is ``evaluate`` after the last interval, ``metrics`` per update.
+  ``jax.jit(jax.vmap(train_one))`` trains many agents in one program.
   """
   log_every = log_every or updates
   if updates % log_every:
