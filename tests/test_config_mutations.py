@@ -32,7 +32,7 @@ def _is_sweep(raw) -> bool:
     isinstance(raw, dict)
     and "problem" in raw
     and "train" in raw
-    and ("optimizer" in raw or "optimizers" in raw)
+    and ("optimizer" in raw or "optimizers" in raw or "hyperparameters" in raw)
   )
 
 

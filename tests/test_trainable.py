@@ -237,6 +237,10 @@ BAD = {
     {"train": {"steps": 10, "batch_size": 8}},
     "train.batch_size: a Trainable draws",
   ),
+  "gradient norms": (
+    {"train": {"steps": 10, "grad_norms": True}},
+    "train.grad_norms: a Trainable logs its own metrics",
+  ),
   "no loss": (
     {"problem": {"name": "quadratic_trainable:no_loss"}},
     "problem.train: its metrics must hold 'loss'",

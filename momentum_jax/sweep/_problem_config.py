@@ -149,11 +149,22 @@ def checked_problem(config: "SweepConfig") -> problems.Problem | TrainableRun:
   return problem
 
 
+# The training settings of a Problem's step, which a Trainable's own train decides.
+_NOT_FOR_A_TRAINABLE = {
+  "batch_size": "a Trainable draws its own batches",
+  "grad_norms": "a Trainable logs its own metrics (no gradient norms of ours)",
+  "eval_batch_size": "a Trainable's evaluate measures as it chooses",
+  "divergence_factor": "a Trainable diverges where its loss is not finite",
+}
+
+
 def _checked_trainable(trainable: problems.Trainable, config: "SweepConfig") -> TrainableRun:
   spec = config.optimizers[0]
   run = TrainableRun(trainable, config.train, (*spec.grid, *spec.ranges))
-  if config.train.batch_size is not None:
-    raise ConfigError("train.batch_size", "a Trainable draws its own batches: leave it out")
+  written = config.raw.get("train", {})
+  for key, why in _NOT_FOR_A_TRAINABLE.items():
+    if key in written:
+      raise ConfigError(f"train.{key}", f"{why}: leave it out for a Trainable")
   try:
     run.logged()
   except ValueError as error:  # "init: …", "train: …", "evaluate: …" or "model: …"
