@@ -176,7 +176,8 @@ def run(
       their curves up to that step (``stopped_at_step``): what a tracker
       shows of a batch as it trains. Given, the loop pulls the logged
       metrics from the devices at each boundary (nothing otherwise). Called
-      on every process (the pull gathers from every process).
+      on every process: with several, give it on each (the pull gathers
+      from all of them).
 
   Returns:
     A :class:`momentum_jax.results.SweepResult`.
