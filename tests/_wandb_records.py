@@ -25,6 +25,8 @@ def records(path: str | Path):
   from wandb.proto import wandb_internal_pb2
 
   data = Path(path).read_bytes()
+  if len(data) < _HEADER:  # a running run's file, its header not written yet
+    return
   if data[:4] != b":W&B":
     raise ValueError(f"{path}: not a W&B run file (starts {data[:4]!r})")
   at, pieces = _HEADER, []
