@@ -25,6 +25,8 @@ def records(path: str | Path):
   from wandb.proto import wandb_internal_pb2
 
   data = Path(path).read_bytes()
+  if len(data) < _HEADER:  # a running run's file, its header not written yet
+    return
   if data[:4] != b":W&B":
     raise ValueError(f"{path}: not a W&B run file (starts {data[:4]!r})")
   at, pieces = _HEADER, []
@@ -33,6 +35,8 @@ def records(path: str | Path):
       at += _BLOCK - at % _BLOCK
       continue
     crc, length, kind = struct.unpack("<IHB", data[at : at + _HEADER])
+    if at + _HEADER + length > len(data):  # a running run's file: its last piece half written
+      break
     body = data[at + _HEADER : at + _HEADER + length]
     at += _HEADER + length
     if kind == 0 and length == 0:  # zeros written ahead of a record that never came
@@ -47,7 +51,8 @@ def records(path: str | Path):
 
 
 def run_contents(path: str | Path) -> dict:
-  """A run file's ``name``, ``group``, ``job_type``, ``config`` and ``history`` (step -> values)."""
+  """A run file's ``name``, ``group``, ``job_type``, ``config`` and ``history`` (step -> values;
+  a step logged twice raises)."""
   found = {"config": {}, "history": {}}
   for record in records(path):
     kind = record.WhichOneof("record_type")
@@ -66,7 +71,8 @@ def run_contents(path: str | Path) -> dict:
         "/".join(item.nested_key) or item.key: json.loads(item.value_json)
         for item in record.history.item
       }
-      found["history"][int(items.pop("_step"))] = {
-        k: v for k, v in items.items() if not k.startswith("_")
-      }
+      step = int(items.pop("_step"))
+      if step in found["history"]:
+        raise ValueError(f"{path}: step {step} logged twice")
+      found["history"][step] = {k: v for k, v in items.items() if not k.startswith("_")}
   return found

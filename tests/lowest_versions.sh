@@ -6,11 +6,14 @@
 # Every `name>=X` of the dependencies and of the `test` extra becomes
 # `name==X`, installed from wheels into a fresh virtual environment
 # (LOWEST_VENV, kept; by default a temporary folder, removed afterwards) with the Python that runs
-# `python3`; pip picks the other packages those need. Then the tests that
-# check numbers and the config layer run there (FAST_TESTS below; a few
-# minutes on 2 cores), or PYTEST_ARGS if given. A bound this fails on is a
-# bound to raise: the suite must have run at least once on what a fresh
-# install may get.
+# `python3`; pip picks the other packages those need. The `test` extra holds
+# every optional extra's packages (the trackers, the dashboard, selenium), so
+# those are at their lowest too. Then the tests that check numbers and the
+# config layer run there (FAST_TESTS below), and those of the extras
+# (EXTRA_TESTS: the trackers read back, report.html and the dashboard in
+# Chromium); a few minutes on 2 cores; or PYTEST_ARGS if given. A bound this
+# fails on is a bound to raise: the suite must have run at least once on what
+# a fresh install may get.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,6 +23,7 @@ FAST_TESTS=(
   tests/test_search_space.py tests/test_config_imports.py tests/test_train.py
   tests/test_results.py tests/test_checkpoint.py
 )
+EXTRA_TESTS=(tests/test_exports.py tests/test_dashboard.py)
 
 venv="${LOWEST_VENV:-}"
 if [[ -z "$venv" ]]; then
@@ -41,9 +45,9 @@ python3 -m venv "$venv"
 # shellcheck disable=SC2086  # one argument per pin
 "$venv/bin/python" -m pip install -q --only-binary=:all: $pins
 "$venv/bin/python" -m pip install -q --no-deps .
-"$venv/bin/python" -m pip list 2>/dev/null | grep -iE "^(jax|jaxlib|optax|flax|chex|numpy|scipy|pandas|pyarrow|orbax-checkpoint|ml.dtypes|scikit-learn|matplotlib|pyyaml|tqdm|pytest|pytest-xdist|hypothesis|optuna|cmaes) "
+"$venv/bin/python" -m pip list 2>/dev/null | grep -iE "^(jax|jaxlib|optax|flax|chex|numpy|scipy|pandas|pyarrow|orbax-checkpoint|ml.dtypes|scikit-learn|matplotlib|pyyaml|tqdm|pytest|pytest-xdist|hypothesis|optuna|cmaes|tensorboardX|tensorboard|mlflow-skinny|sqlalchemy|alembic|wandb|plotly|optuna-dashboard|selenium) "
 if [[ $# -gt 0 ]]; then
   "$venv/bin/python" -m pytest -q -p no:cacheprovider "$@"
 else
-  "$venv/bin/python" -m pytest -q -p no:cacheprovider "${FAST_TESTS[@]}"
+  "$venv/bin/python" -m pytest -q -p no:cacheprovider "${FAST_TESTS[@]}" "${EXTRA_TESTS[@]}"
 fi

@@ -14,6 +14,7 @@ import glob
 import json
 import shutil
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -21,6 +22,7 @@ import pytest
 from momentum_jax import cli, report, results, sweep
 from momentum_jax.report import exports
 
+from _sweep_configs import HALVING
 from _wandb_records import run_contents
 
 CONFIG = {
@@ -37,25 +39,35 @@ METRICS = ("train_loss", "grad_norm")
 
 
 @pytest.fixture(scope="module")
-def swept(tmp_path_factory):
-  """The sweep's folder, logged live to every tracker as its batches ended."""
+def live_run(tmp_path_factory):
+  """The sweep's folder, logged live to every tracker, and what each tracker held at each
+  segment boundary before the batch ended (its 4 logs make 4 segments: 3 boundaries inside
+  each of its 2 batches), read back by the tracker's own library."""
   out = tmp_path_factory.mktemp("sweep")
   live = exports.LiveLog("tensorboard,mlflow,wandb", out, "tiny")
-  batches, logged_before = [], []
+  batches, segments = [], []
 
-  def on_rows(batch):  # what TensorBoard held when each batch ended, then the batch logged
-    logged_before.append(sorted(p.name for p in out.glob("tensorboard/config_*")))
+  def on_segment(rows):  # what each tracker holds once the segment's rows are logged
+    live.segment(rows)
+    segments.append((rows.curves, _held_at_boundary(out, rows.curves)))
+
+  def on_rows(batch):
     batches.append(batch)
     live(batch)
 
-  result = sweep.run(CONFIG, out, quiet=True, on_rows=on_rows)
+  # W&B writes a running run's file every 15 s by default: at once here, to read it back.
+  with pytest.MonkeyPatch.context() as patch:
+    patch.setenv("WANDB_X_TRANSACTION_LOG_FLUSH_INTERVAL", "0.05")
+    result = sweep.run(CONFIG, out, quiet=True, on_rows=on_rows, on_segment=on_segment)
   report.save(result, out)  # the tables, summary.md and the figures MLflow attaches
   live.close(out)
   assert len(batches) == 2 and result.summary["diverged"].sum() == 2  # what the tests cover
-  # Live: the first batch's configurations were in TensorBoard before the second ended.
-  first = [f"config_{i:04d}" for i in batches[0].summary["config_id"]]
-  assert logged_before == [[], first] and len(first) == 4
-  return out
+  return out, batches, segments
+
+
+@pytest.fixture(scope="module")
+def swept(live_run):
+  return live_run[0]
 
 
 @pytest.fixture(scope="module")
@@ -69,6 +81,69 @@ def exported(swept, tmp_path_factory):
   for to in exports.TRACKERS:
     exports.export(out, to, f"sqlite:///{out / 'given.db'}" if to == "mlflow" else None)
   return out
+
+
+def _tensorboard_curves(folder):
+  from tensorboard.backend.event_processing import event_accumulator
+
+  events = event_accumulator.EventAccumulator(
+    str(folder), size_guidance={event_accumulator.SCALARS: 0}
+  )
+  events.Reload()
+  return {m: [(e.step, e.value) for e in events.Scalars(m)] for m in events.Tags()["scalars"]}
+
+
+def _mlflow_curves(client, out, name):
+  experiment = client.get_experiment_by_name("tiny")
+  (run,) = client.search_runs([experiment.experiment_id], f"attributes.run_name = '{name}'")
+  return {
+    metric: [(m.step, m.value) for m in client.get_metric_history(run.info.run_id, metric)]
+    for metric in run.data.metrics
+  }
+
+
+def _wandb_curves(out, names, last_step, patience=20.0):
+  """Each named run's history once its file holds ``last_step`` (W&B writes it every 0.05 s
+  here: read again until it does, for ``patience`` seconds at most)."""
+  deadline = time.perf_counter() + patience
+  while True:
+    found = {}
+    for path in glob.glob(str(out / "wandb/offline-run-*/run-*.wandb")):
+      contents = run_contents(path)
+      if contents.get("name") in names:
+        history = contents["history"]
+        found[contents["name"]] = {
+          metric: [(step, history[step][metric]) for step in sorted(history)] for metric in METRICS
+        }
+    done = all(found.get(n, {}).get(METRICS[0], [(None,)])[-1][0] == last_step for n in names)
+    if done or time.perf_counter() > deadline:
+      return found
+    time.sleep(0.05)
+
+
+def _held_at_boundary(out, curves):
+  """What each tracker holds now of the configurations in ``curves``: ``{tracker: {name:
+  {metric: [(step, value), ...]}}}``."""
+  from mlflow import MlflowClient
+
+  names = [f"config_{i:04d}" for i in sorted(set(curves["config_id"]))]
+  client = MlflowClient(tracking_uri=f"sqlite:///{out / 'mlflow.db'}")
+  held = {
+    "tensorboard": {n: _tensorboard_curves(out / "tensorboard" / n) for n in names},
+    "mlflow": {n: _mlflow_curves(client, out, n) for n in names},
+  }
+  if _wandb_writes_running_runs():
+    held["wandb"] = _wandb_curves(out, names, int(curves["step"].max()))
+  return held
+
+
+def _wandb_writes_running_runs():
+  """Whether W&B writes a running offline run's file as it goes: from wandb 0.31 on, every
+  ``x_transaction_log_flush_interval`` seconds; before, only when the run ends (what the
+  W&B server gets live is sent as it is logged, in every version)."""
+  import wandb
+
+  return "x_transaction_log_flush_interval" in wandb.Settings.model_fields
 
 
 def _expected(out):
@@ -234,6 +309,94 @@ def test_wandb_offline_runs_hold_config_and_metrics_per_step(where, request):
       steps, values = _curve(curves, config_id, metric)
       # JSON's shortest float repr reads back to the same float64.
       np.testing.assert_array_equal([run["history"][s][metric] for s in steps], values)
+
+
+def test_trackers_hold_each_segment_before_its_batch_ends(live_run):
+  out, batches, segments = live_run
+  # 3 boundaries inside each batch; at each, its rows' curves up to the boundary.
+  assert [curves["step"].max() for curves, _ in segments] == [5, 10, 15] * 2
+  ids = [sorted(b.summary["config_id"]) for b in batches]
+  assert [sorted(set(curves["config_id"])) for curves, _ in segments] == [ids[0]] * 3 + [ids[1]] * 3
+  final = _expected(out)[1].set_index(["config_id", "step"])
+  for curves, held in segments:
+    # What a boundary saw is what the finished sweep's curves hold at those steps.
+    np.testing.assert_array_equal(
+      curves.set_index(["config_id", "step"])[list(METRICS)],
+      final.loc[curves.set_index(["config_id", "step"]).index, list(METRICS)],
+    )
+    live_files = {"wandb"} if _wandb_writes_running_runs() else set()
+    assert set(held) == {"tensorboard", "mlflow"} | live_files
+    for tracker, runs in held.items():
+      assert sorted(runs) == [f"config_{i:04d}" for i in sorted(set(curves["config_id"]))]
+      for name, read in runs.items():
+        for metric in METRICS:
+          steps, values = _curve(curves, int(name.removeprefix("config_")), metric)
+          assert [step for step, _ in read[metric]] == steps.tolist(), (tracker, name, metric)
+          if tracker == "tensorboard":  # float32 there: exact for float32 metrics (see above)
+            values = values.astype(np.float32)
+          np.testing.assert_array_equal([value for _, value in read[metric]], values)
+
+
+def test_a_halving_sweep_live_in_tensorboard_shows_each_rungs_survivors(tmp_path):
+  """Successive halving stops rows at rungs 10 and 30 (boundaries of the strategy, between
+  segments of one log): each boundary shows the rows still training, up to it."""
+  out = tmp_path / "halving"
+  live = exports.LiveLog("tensorboard", out, "halving")
+  held = []
+
+  def on_segment(rows):
+    live.segment(rows)
+    folders = {i: out / "tensorboard" / f"config_{i:04d}" for i in set(rows.curves["config_id"])}
+    held.append((rows.curves, {i: _tensorboard_curves(f) for i, f in folders.items()}))
+
+  result = sweep.run(HALVING, out, quiet=True, on_rows=live, on_segment=on_segment)
+  summary, curves = result.summary, result.curves
+  assert [c["step"].max() for c, _ in held] == list(range(10, 90, 10))
+  for boundary, (so_far, read) in zip(range(10, 90, 10), held):
+    # The rows training at a boundary: those stopped at it or later (at a rung, before the cut).
+    training = summary.loc[summary["stopped_at_step"] >= boundary, "config_id"]
+    assert sorted(read) == sorted(training)
+    for config_id, metrics in read.items():
+      for metric in METRICS:
+        steps, values = _curve(so_far, config_id, metric)
+        assert [step for step, _ in metrics[metric]] == steps.tolist() and steps[-1] == boundary
+        np.testing.assert_array_equal([v for _, v in metrics[metric]], values.astype(np.float32))
+  assert {len(read) for _, read in held} == {18, 6, 2}  # what the test covers
+  for config_id in summary["config_id"]:  # the whole run, each step once, to where it stopped
+    final = _tensorboard_curves(out / "tensorboard" / f"config_{config_id:04d}")
+    for metric in METRICS:
+      steps, values = _curve(curves, config_id, metric)
+      assert [step for step, _ in final[metric]] == steps.tolist()
+      np.testing.assert_array_equal([v for _, v in final[metric]], values.astype(np.float32))
+
+
+class _Killed(Exception):
+  pass
+
+
+def test_a_resumed_live_sweep_replaces_what_the_killed_one_logged_to_tensorboard(tmp_path):
+  out = tmp_path / "tiny"
+  first = exports.LiveLog("tensorboard", out, "tiny")
+
+  def killed_at_step_10(rows):
+    first.segment(rows)
+    if rows.curves["step"].max() == 10:  # the state of step 5 saved, that of 10 not yet
+      raise _Killed
+
+  with pytest.raises(_Killed):
+    sweep.run(CONFIG, out, quiet=True, checkpoint_every=1e-9, on_segment=killed_at_step_10)
+  logged = _tensorboard_curves(out / "tensorboard" / "config_0000")
+  assert [step for step, _ in logged["train_loss"]] == [5, 10]
+  again = exports.LiveLog("tensorboard", out, "tiny")
+  result = sweep.run(CONFIG, out, quiet=True, on_rows=again, on_segment=again.segment)
+  resumed = result.manifest["checkpoint"]["chunks_resumed_mid_training"]
+  assert [r["from_step"] for r in resumed] == [5]  # what the test covers
+  for config_id in result.summary["config_id"]:  # each step once: the killed run's hidden
+    final = _tensorboard_curves(out / "tensorboard" / f"config_{config_id:04d}")
+    for metric in METRICS:
+      steps, values = _curve(result.curves, config_id, metric)
+      assert [step for step, _ in final[metric]] == steps.tolist()
+      np.testing.assert_array_equal([v for _, v in final[metric]], values.astype(np.float32))
 
 
 def _main(capsys, *argv):

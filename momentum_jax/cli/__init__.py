@@ -66,6 +66,14 @@ def _live_log(args, out: str, name: str, first: bool):
   return LiveLog(args.log_to, out, name, args.uri)
 
 
+def _segment_hook(args, live):
+  """``on_segment`` for ``--log-to``: the live log's on process 0, and one doing nothing on
+  the others, which must pull the logged metrics with it (the pull gathers from all)."""
+  if args.log_to is None:
+    return None
+  return (lambda rows: None) if live is None else live.segment
+
+
 def _sweep(args) -> None:
   from momentum_jax import report, sweep  # imports jax: keep --help fast
   from momentum_jax.runtime import cpu as _cpu
@@ -99,6 +107,7 @@ def _sweep(args) -> None:
     checkpoint_every=args.checkpoint_every,
     force=args.force,
     on_rows=live,
+    on_segment=_segment_hook(args, live),
   )
   written = report.save(result, out, figures=False)  # tables and reports (process 0 writes them)
   if not first:

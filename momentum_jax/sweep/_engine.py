@@ -113,6 +113,7 @@ def run(
   checkpoint_every: float | None = CHECKPOINT_EVERY,
   force: bool = False,
   on_rows: Callable[[results.SweepResult], None] | None = None,
+  on_segment: Callable[[results.SweepResult], None] | None = None,
 ) -> results.SweepResult:
   """Runs a sweep and returns its results; ``result.save(out_dir)`` writes them.
 
@@ -170,6 +171,13 @@ def run(
       rows, config ids as in the whole result, no manifest): what a tracker
       logs while the sweep runs. Rows a resumed sweep reads back are not
       passed again. Called on every process.
+    on_segment: Called at each segment boundary before a batch's last step
+      with the batch's rows still training, as ``on_rows`` gets them but
+      their curves up to that step (``stopped_at_step``): what a tracker
+      shows of a batch as it trains. Given, the loop pulls the logged
+      metrics from the devices at each boundary (nothing otherwise). Called
+      on every process: with several, give it on each (the pull gathers
+      from all of them).
 
   Returns:
     A :class:`momentum_jax.results.SweepResult`.
@@ -183,7 +191,7 @@ def run(
     config = load_config(config, force=force)
   check_run_arguments(chunk_size, width, checkpoint_every)
   plan = _plan_sweep(config, out_dir, chunk_size, width, overwrite, force)
-  trained = _train_groups.train(plan, quiet, out_dir, checkpoint_every, on_rows)
+  trained = _train_groups.train(plan, quiet, out_dir, checkpoint_every, (on_rows, on_segment))
   return _tabled(plan, trained, checkpoint_every)
 
 

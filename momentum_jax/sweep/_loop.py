@@ -67,6 +67,8 @@ class GroupJob:
   after_save: Callable[[], None] | None = None  # once each batch is saved (the keeper's prune)
   on_batch: Callable[[int], None] | None = None  # the configuration-steps a batch trained
   on_saved: Callable[[dict], None] | None = None  # each batch's ended rows, once saved
+  # The rows still training, as they are at each segment boundary before the batch's last.
+  on_segment: Callable[[dict], None] | None = None
 
 
 @dataclasses.dataclass
@@ -208,14 +210,13 @@ def _train_batch(
       history[name][
         in_batch(position.live), position.step // job.log_every : boundary // job.log_every
       ] = value[:, None]
-    saver = None if job.state is None else job.state.saver(position, strategy)
     position.carry = _execute.train_steps(
       program,
       position.carry,
       _inputs(position, program),
       position.step,
       boundary,
-      saver,
+      _saver(job, position, strategy),
       job.advancer(len(position.live)),
     )
     position.spent += len(position.live) * (boundary - position.step)
@@ -223,6 +224,8 @@ def _train_batch(
     position.step = boundary
     if boundary >= job.steps:
       break
+    if job.on_segment is not None:
+      _segment_rows(job, position, position.carry, boundary)
     at = boundary // job.log_every - 1
     logged, start, diverged_at = _host(position.carry, len(position.live))
     so_far = jax.tree.map(lambda x, at=at: x[:, : at + 1], logged)
@@ -249,6 +252,38 @@ def _train_batch(
         f"{type(strategy).__name__}.observe returned {decision!r}: a Continue, Stop or Exploit"
       )
   return _ended_batch(job, position), used
+
+
+def _saver(job: GroupJob, position: LoopPosition, strategy: Strategy):
+  """``train_steps``' state: the batch's saver, watched for ``job.on_segment`` if given."""
+  saver = None if job.state is None else job.state.saver(position, strategy)
+  if job.on_segment is None:
+    return saver
+  return _Watched(saver, lambda carry, step: _segment_rows(job, position, carry, step))
+
+
+class _Watched:
+  """``train_steps``' state with ``on_segment``: it hands this the carry at each segment
+  boundary before its ``stop``, here given to ``seen`` and then to the batch's saver."""
+
+  def __init__(self, saver, seen: Callable[[Any, int], None]):
+    self.saver, self.seen = saver, seen
+
+  def maybe_save(self, carry: Any, step: int) -> None:
+    self.seen(carry, step)
+    if self.saver is not None:
+      self.saver.maybe_save(carry, step)
+
+
+def _segment_rows(job: GroupJob, position: LoopPosition, carry: Any, step: int) -> None:
+  """``job.on_segment`` given the rows still training as they are at ``step``: their logs so
+  far (the later ones NaN) pulled from the devices, and their values as asked."""
+  logged, start, diverged_at = _host(carry, len(position.live))
+  rows = np.arange(len(position.live))
+  so_far = _ended(logged, start, diverged_at, rows, step // job.log_every - 1, step)
+  index = np.searchsorted(position.batch.rows, position.live)
+  values = {n: np.asarray(v, np.float64)[index] for n, v in position.batch.values.items()}
+  job.on_segment({"rows": position.live, "values": values, **so_far})
 
 
 def _exploit(position: LoopPosition, decision: Exploit, program, at: int, in_batch) -> None:

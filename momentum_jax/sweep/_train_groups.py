@@ -75,9 +75,10 @@ def _compile_ahead(plan, unfinished: list[bool]) -> list[_programs.Programs]:
 
 
 def _batch_tables(
-  on_rows, group: _plan.Group, first_id: int, logged_steps: np.ndarray, ended: dict[str, Any]
+  hook, group: _plan.Group, first_id: int, logged_steps: np.ndarray, ended: dict[str, Any]
 ) -> None:
-  """``on_rows`` given a batch's ended rows as a result's tables, ids as the whole sweep's."""
+  """``hook`` given rows as a result's tables, ids as the whole sweep's: a batch's ended rows
+  (``on_rows``), or those still training at a segment boundary (``on_segment``)."""
   rows = ended["rows"]
   outcome = results.GroupOutcome(
     group.label,
@@ -91,14 +92,20 @@ def _batch_tables(
   ids = first_id + np.asarray(rows)
   for frame in (batch.summary, batch.curves):
     frame["config_id"] = ids[frame["config_id"].to_numpy()]
-  on_rows(batch)
+  hook(batch)
 
 
 def _job(
-  plan, index: int, programs, progress, local_share: float, out_dir, checkpoint_every, on_rows=None
+  plan, index: int, programs, progress, local_share: float, out_dir, checkpoint_every, hooks
 ) -> _loop.GroupJob:
   group, keeper, train = plan.groups[index], plan.keeper, plan.segments.config
   first_id = sum(len(g.seeds) for g in plan.groups[:index])
+  tabled = [
+    None
+    if hook is None
+    else functools.partial(_batch_tables, hook, group, first_id, train.logged_steps)
+    for hook in hooks
+  ]
   return _loop.GroupJob(
     group,
     index,
@@ -112,9 +119,7 @@ def _job(
     None if keeper is None else functools.partial(keeper.offer_carry, index),
     None if keeper is None else keeper.prune,
     lambda spent: progress.finish_chunk(round(spent * local_share)),
-    None
-    if on_rows is None
-    else functools.partial(_batch_tables, on_rows, group, first_id, train.logged_steps),
+    *tabled,
   )
 
 
@@ -129,10 +134,10 @@ def _named(plan, programs: list[_programs.Programs]) -> dict[str, _execute.Progr
   return compiled
 
 
-def train(plan, quiet: bool, out_dir, checkpoint_every, on_rows=None) -> Trained:
+def train(plan, quiet: bool, out_dir, checkpoint_every, hooks=(None, None)) -> Trained:
   """Trains every group of ``plan`` (the engine's) by the one segment loop; their outcomes.
 
-  ``on_rows`` (:func:`~momentum_jax.sweep.run`'s) is given each batch's rows once saved.
+  ``hooks``: :func:`~momentum_jax.sweep.run`'s ``(on_rows, on_segment)``.
   """
   local_share = len(jax.local_devices()) / plan.mesh.devices.size
   unfinished = _unfinished(plan)
@@ -146,7 +151,7 @@ def train(plan, quiet: bool, out_dir, checkpoint_every, on_rows=None) -> Trained
       progress.describe(f"sweep {group.label}")
     done = _loop.train_group(
       strategy,
-      _job(plan, index, programs[index], progress, local_share, out_dir, checkpoint_every, on_rows),
+      _job(plan, index, programs[index], progress, local_share, out_dir, checkpoint_every, hooks),
     )
     outcomes.append(done)
     run_seconds += done.seconds

@@ -2,16 +2,20 @@
 
 :func:`export` writes a finished sweep's folder to a tracker
 (``momentum-jax export DIR --to tensorboard|mlflow|wandb``); :class:`LiveLog`
-logs a running sweep's configurations as their batches end
-(``momentum-jax sweep CONFIG --log-to tensorboard,mlflow``), through
-:func:`momentum_jax.sweep.run`'s ``on_rows``. Each tracker is an optional
+logs a running sweep's configurations as they train
+(``momentum-jax sweep CONFIG --log-to tensorboard,mlflow``): their curves so
+far at each segment boundary, through :func:`momentum_jax.sweep.run`'s
+``on_segment``, and the rest as their batch ends, through its ``on_rows``;
+each step once. Each tracker is an optional
 extra of the package (``pip install 'momentum_jax[tensorboard]'``, ``[mlflow]``,
 ``[wandb]``); without it, a :class:`MissingExtraError` names the extra.
 
-A tracker is a class taking ``(out_dir, sweep_name, uri)`` with ``log(result)``
-(every configuration of a :class:`~momentum_jax.results.SweepResult`, logged
-once), ``close(out_dir)`` (what belongs to the whole sweep: MLflow's figures)
-and ``where()`` (a line saying where to look): see each module.
+A tracker is a :class:`~momentum_jax.report.exports._common.Tracker` taking
+``(out_dir, sweep_name, uri, live)``, with ``log(result, ended)`` (the new steps of
+every configuration of a :class:`~momentum_jax.results.SweepResult`; their
+runs ended if ``ended``), ``close(out_dir)`` (what belongs to the whole sweep:
+MLflow's figures) and ``where()`` (a line saying where to look): see each
+module.
 """
 
 from __future__ import annotations
@@ -60,14 +64,16 @@ def tracker_names(text: str | Sequence[str]) -> list[str]:
   return found
 
 
-def _open(names: list[str], out_dir, sweep_name: str, uri: str | None) -> list:
+def _open(names: list[str], out_dir, sweep_name: str, uri: str | None, live=False) -> list:
   if uri is not None and "mlflow" not in names:
     raise ValueError(
       "--uri is MLflow's tracking URI: TensorBoard writes under "
       f"{os.path.join(out_dir, 'tensorboard')}, W&B under "
       f"{os.path.join(out_dir, 'wandb')}"
     )
-  return [TRACKERS[name](out_dir, sweep_name, uri if name == "mlflow" else None) for name in names]
+  return [
+    TRACKERS[name](out_dir, sweep_name, uri if name == "mlflow" else None, live) for name in names
+  ]
 
 
 def export(out_dir: str | os.PathLike, to: str, uri: str | None = None) -> str:
@@ -93,10 +99,14 @@ def export(out_dir: str | os.PathLike, to: str, uri: str | None = None) -> str:
 
 
 class LiveLog:
-  """Logs a running sweep's configurations to trackers as their batches end.
+  """Logs a running sweep's configurations to trackers as they train.
 
-  Pass it as :func:`momentum_jax.sweep.run`'s ``on_rows``; call :meth:`close`
-  once the sweep's figures are written (MLflow attaches them).
+  Pass it as :func:`momentum_jax.sweep.run`'s ``on_rows`` and its
+  :meth:`segment` as ``on_segment``; call :meth:`close` once the sweep's
+  figures are written (MLflow attaches them). A resumed sweep's unfinished
+  batch logs again from its first step: TensorBoard replaces the steps the
+  killed run wrote; MLflow and W&B start new runs (the killed run's stay
+  unfinished).
 
   Args:
     names: Tracker names (see :func:`tracker_names`).
@@ -112,11 +122,17 @@ class LiveLog:
     sweep_name: str,
     uri: str | None = None,
   ):
-    self.trackers = _open(tracker_names(names), out_dir, sweep_name, uri)
+    self.trackers = _open(tracker_names(names), out_dir, sweep_name, uri, live=True)
 
   def __call__(self, batch: SweepResult) -> None:
+    """A batch's ended rows: their steps not yet logged, and their runs ended."""
     for tracker in self.trackers:
       tracker.log(batch)
+
+  def segment(self, rows: SweepResult) -> None:
+    """A batch's rows still training, their curves so far: the new steps logged."""
+    for tracker in self.trackers:
+      tracker.log(rows, ended=False)
 
   def close(self, out_dir: str | os.PathLike) -> list[str]:
     """Ends every tracker's sweep; a line for each saying where to look."""

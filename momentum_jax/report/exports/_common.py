@@ -78,6 +78,49 @@ class Configuration:
     return {"optimizer": self.optimizer, **self.hyperparameters, "seed": self.seed}
 
 
+class Tracker:
+  """What every tracker shares: its runs logged step by step, each step once.
+
+  :meth:`log` starts a configuration's run the first time it sees it, writes
+  the steps it has not written yet, and ends the run once its rows have
+  ended; a live sweep calls it at each segment boundary with ``ended=False``
+  (the curves so far) and once more as the batch ends. A tracker defines
+  ``_start(config)`` (its run, returned), ``_write(run, config)`` (the given
+  steps), ``_flush(run)`` (what a reader should see now) and ``_end(run,
+  config)``.
+
+  Args:
+    live: Whether a running sweep logs to it: a resumed sweep's unfinished
+      batch then logs again runs the killed sweep began.
+  """
+
+  def __init__(self, live: bool = False):
+    self.live = live
+    self._runs: dict[int, object] = {}  # the configurations' runs still open
+    self._logged: dict[int, int] = {}  # each configuration's last step written
+
+  def log(self, result: SweepResult, ended: bool = True) -> None:
+    """Writes each configuration's steps of ``result`` that are new; ends its run if ``ended``."""
+    for config in configurations(result):
+      run = self._runs.pop(config.config_id, None)
+      if run is None:
+        run = self._start(config)
+      new = config.steps > self._logged.get(config.config_id, -1)
+      if new.any():
+        steps = config.steps[new]
+        self._write(run, dataclasses.replace(config, steps=steps, metrics=_cut(config, new)))
+        self._logged[config.config_id] = int(steps[-1])
+      if ended:
+        self._end(run, config)
+      else:
+        self._flush(run)
+        self._runs[config.config_id] = run
+
+
+def _cut(config: Configuration, kept: np.ndarray) -> dict[str, np.ndarray]:
+  return {name: values[kept] for name, values in config.metrics.items()}
+
+
 def configurations(result: SweepResult) -> Iterator[Configuration]:
   """Each configuration of ``result``, in ``config_id`` order, with its curve."""
   summary, curves = result.summary, result.curves

@@ -17,8 +17,8 @@ import time
 from pathlib import Path
 from urllib.parse import urlparse
 
-from momentum_jax.report.exports._common import configurations, require
-from momentum_jax.results import REPORT_FILE, SUMMARY_FILE, SweepResult
+from momentum_jax.report.exports._common import Configuration, Tracker, require
+from momentum_jax.results import REPORT_FILE, SUMMARY_FILE
 
 _METRICS_PER_CALL = 1000  # MLflow's limit on the metrics of one log_batch
 
@@ -31,12 +31,18 @@ def _artifact_location(uri: str | None, out_dir: Path) -> str | None:
   return None
 
 
-class MLflow:
-  """Logs configurations as nested runs of one parent run, at ``uri`` or ``out_dir/mlflow.db``."""
+class MLflow(Tracker):
+  """Logs configurations as nested runs of one parent run, at ``uri`` or ``out_dir/mlflow.db``.
+
+  A live sweep's runs are ``RUNNING`` while their batch trains, their metric
+  history growing at each segment boundary."""
 
   label = "MLflow"
 
-  def __init__(self, out_dir: str | os.PathLike, sweep_name: str, uri: str | None = None):
+  def __init__(
+    self, out_dir: str | os.PathLike, sweep_name: str, uri: str | None = None, live: bool = False
+  ):
+    super().__init__(live)
     self._entities = require("mlflow.entities", "mlflow", self.label)
     out_dir = Path(out_dir).resolve()
     self.uri = uri or f"sqlite:///{out_dir / 'mlflow.db'}"
@@ -52,29 +58,32 @@ class MLflow:
       self.experiment, run_name=sweep_name, tags={"momentum_jax.out_dir": str(out_dir)}
     ).info.run_id
 
-  def log(self, result: SweepResult) -> None:
-    """Logs each configuration of ``result`` as a finished run nested in the sweep's."""
-    Metric, Param = self._entities.Metric, self._entities.Param
+  def _start(self, config: Configuration) -> str:
+    run = self.client.create_run(
+      self.experiment,
+      run_name=config.run_name,
+      tags={"mlflow.parentRunId": self.parent, "setting": config.setting},
+    ).info.run_id
+    params = [self._entities.Param(k, str(v)) for k, v in config.params.items()]
+    self.client.log_batch(run, params=params)
+    return run
+
+  def _write(self, run: str, config: Configuration) -> None:
     now = int(time.time() * 1000)
-    for config in configurations(result):
-      run = self.client.create_run(
-        self.experiment,
-        run_name=config.run_name,
-        tags={
-          "mlflow.parentRunId": self.parent,
-          "diverged": str(config.diverged).lower(),
-          "setting": config.setting,
-        },
-      ).info.run_id
-      self.client.log_batch(run, params=[Param(k, str(v)) for k, v in config.params.items()])
-      metrics = [
-        Metric(name, float(value), now, int(step))
-        for name, values in config.metrics.items()
-        for step, value in zip(config.steps, values)
-      ]
-      for first in range(0, len(metrics), _METRICS_PER_CALL):
-        self.client.log_batch(run, metrics=metrics[first : first + _METRICS_PER_CALL])
-      self.client.set_terminated(run, status="FAILED" if config.diverged else "FINISHED")
+    metrics = [
+      self._entities.Metric(name, float(value), now, int(step))
+      for name, values in config.metrics.items()
+      for step, value in zip(config.steps, values)
+    ]
+    for first in range(0, len(metrics), _METRICS_PER_CALL):
+      self.client.log_batch(run, metrics=metrics[first : first + _METRICS_PER_CALL])
+
+  def _flush(self, run: str) -> None:
+    """Nothing to do: each batch of metrics is in the store once logged."""
+
+  def _end(self, run: str, config: Configuration) -> None:
+    self.client.set_tag(run, "diverged", str(config.diverged).lower())
+    self.client.set_terminated(run, status="FAILED" if config.diverged else "FINISHED")
 
   def close(self, out_dir: str | os.PathLike) -> None:
     """Attaches the sweep's figures and report to the parent run and ends it."""
