@@ -20,9 +20,15 @@ test whose tolerance is such a sum holds on every instruction set
 
 from __future__ import annotations
 
+import dataclasses
+
 import jax
 import numpy as np
 import optax
+import pandas as pd
+from flax import nnx
+
+from momentum_jax.train import build_train
 
 # Unit roundoff: half an ulp of 1, the largest relative error of one rounding.
 U32 = 2.0**-24
@@ -259,3 +265,136 @@ def update_rounding_bound(
   t = np.arange(len(exact)).reshape((-1,) + (1,) * (exact.ndim - 1))
   relative = np.asarray(relative, np.float64).reshape((-1,) + (1,) * (exact.ndim - 1))
   return (2 * t + UPDATE_ROUNDINGS) * U32 * magnitude + relative * exact
+
+
+# --- trained networks compared across programs ------------------------------
+#
+# Two programs that train the same network (vmapped at another width and
+# alone, one chunk and another, the engine and ``train.train``) round
+# differently, and a rounding made at one step reaches the logged metrics
+# through every later step: through a network's training no closed form
+# bounds that. It is measured instead. A perturbation of relative size
+# ``PERTURBATION`` (2**12 ulps: far above the few ulps a step by which two
+# programs differ, so the difference is the response and not their rounding;
+# small enough that the response is linear in it) of
+#
+# * the initial weights: an error made at the start, carried through every
+#   step; each step's roundings perturb the state by at most
+#   ``UPDATE_ROUNDINGS`` ulps, and in a stable training an error made later
+#   reaches the end through fewer steps, so ``steps × UPDATE_ROUNDINGS`` times
+#   this response (per ulp) bounds them all;
+# * the learning rate: every update off by the same relative amount, the form
+#   an update's own roundings take (``UPDATE_ROUNDINGS`` ulps each, this
+#   response already summed over the steps);
+#
+# plus the metric's own evaluation: a mean of ``n`` terms, which a float32 sum
+# in any order gets within ``(n − 1)·U32`` of their sum (Higham, Accuracy and
+# Stability of Numerical Algorithms, §4.2; the terms of a loss are positive,
+# so relative to the mean), each term within ``UPDATE_ROUNDINGS`` ulps. Each
+# program lies within that of the exact run: two programs, twice.
+PERTURBATION = 2.0**-12
+
+
+def _scaled_initial_weights(problem, scale: float):
+  """``problem`` whose models start with every parameter multiplied by ``scale``."""
+
+  def make_model(rngs):
+    model = problem.make_model(rngs)
+    nnx.update(model, jax.tree.map(lambda p: p * scale, nnx.state(model, nnx.Param)))
+    return model
+
+  return dataclasses.replace(problem, make_model=make_model)
+
+
+def _summands(problem, config, params) -> dict[str, int]:
+  """How many terms each logged metric's float32 sums add (``params``: the parameter count).
+
+  ``train_loss``: a batch's losses, then the mean of ``log_every`` of them;
+  ``val_loss``: the validation split's; ``grad_norm``: a gradient's batch,
+  then the squares of every parameter's (its root halving their error).
+  """
+  batch = config.batch_size or problem.data.num_train
+  return {
+    "train_loss": batch + config.log_every,
+    "val_loss": problem.data.num_val,
+    "grad_norm": batch + params // 2,
+  }
+
+
+def training_bound(problem, make_optimizer, config, hyperparameters, keys) -> tuple[dict, dict]:
+  """The logged metrics of these trainings, and how far two float32 programs' may lie apart.
+
+  The trainings are ``build_train(problem, make_optimizer, config)`` at each
+  row of ``hyperparameters`` (arrays, a ``learning_rate`` among them) and
+  ``keys``, as one vmapped program. Returns, per metric of ``train_loss``,
+  ``grad_norm``, ``val_loss`` (those logged), shaped ``(rows, logs)``, its
+  values and the bound
+  ``2·U32·(UPDATE_ROUNDINGS·(steps·r_weights + r_rate) + (n + UPDATE_ROUNDINGS)·|metric|)``,
+  where ``steps`` is the steps taken at each log, ``r_*`` the responses
+  per ulp to a :data:`PERTURBATION` of the initial weights and of the
+  learning rate, and ``n`` the terms the metric sums (the comment above
+  says why).
+  """
+  hyperparameters = {k: np.asarray(v, np.float32) for k, v in hyperparameters.items()}
+
+  def logged(problem, rate_scale):
+    run = jax.jit(jax.vmap(build_train(problem, make_optimizer, config)))
+    scaled = dict(hyperparameters)
+    scaled["learning_rate"] = scaled["learning_rate"] * np.float32(rate_scale)
+    result = run(scaled, keys)
+    names = ("train_loss", "grad_norm", "val_loss")
+    metrics = {k: np.asarray(result.metrics[k], np.float64) for k in names if k in result.metrics}
+    return metrics, sum(p[0].size for p in jax.tree.leaves(result.params))
+
+  base, params = logged(problem, 1)
+  weights, _ = logged(_scaled_initial_weights(problem, 1 + PERTURBATION), 1)
+  rate, _ = logged(problem, 1 + PERTURBATION)
+  steps = config.log_every * np.arange(1, config.num_logs + 1)
+  per_ulp = 1 / PERTURBATION  # a response per ulp, in units of U32
+  summands = _summands(problem, config, params)
+  return base, {
+    k: 2
+    * U32
+    * (
+      UPDATE_ROUNDINGS
+      * per_ulp
+      * (steps * np.abs(weights[k] - base[k]) + np.abs(rate[k] - base[k]))
+      + (summands[k] + UPDATE_ROUNDINGS) * np.abs(base[k])
+    )
+    for k in base
+  }
+
+
+def summary_bound(problem, make_optimizer, config, summary, names) -> dict[str, np.ndarray]:
+  """:func:`training_bound` of each row of a sweep's ``summary`` (its columns ``names``, the
+  hyperparameters, and its ``seed``), per summary column, one value a row.
+
+  ``final_loss`` is the last ``train_loss``, ``val_loss`` the last, and
+  ``best_loss`` the least: two runs' least values lie apart by at most the
+  bound at either's least log, so the largest bound among the logs whose
+  loss is within twice its bound of the least.
+  """
+  hyperparameters = {name: summary[name].to_numpy() for name in names}
+  keys = jax.vmap(jax.random.key)(summary.seed.to_numpy())
+  metrics, bound = training_bound(problem, make_optimizer, config, hyperparameters, keys)
+  losses, loss_bound = metrics["train_loss"], bound["train_loss"]
+  near_least = losses <= losses.min(axis=1, keepdims=True) + 2 * loss_bound
+  columns = {
+    "final_loss": loss_bound[:, -1],
+    "best_loss": np.where(near_least, loss_bound, 0).max(axis=1),
+  }
+  if "val_loss" in summary:
+    columns["val_loss"] = bound["val_loss"][:, -1]
+  return columns
+
+
+def assert_summaries_within(actual, expected, bound) -> None:
+  """Two sweeps' summaries: the columns of ``bound`` within it row by row, the others equal."""
+  for column, limit in bound.items():
+    error = np.abs(actual[column].to_numpy(np.float64) - expected[column].to_numpy(np.float64))
+    worst = int(np.argmax(error - limit))
+    assert np.all(error <= limit), (
+      f"{column} of row {worst}: |error| {error[worst]:.3g} above the bound {limit[worst]:.3g}"
+    )
+  others = [c for c in expected.columns if c not in bound]
+  pd.testing.assert_frame_equal(actual[others], expected[others], check_exact=True)

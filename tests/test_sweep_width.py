@@ -16,6 +16,7 @@ import pytest
 from jax.sharding import Mesh
 
 from _sweep_configs import REGRESSION  # K = 18
+from _tolerances import assert_summaries_within, summary_bound
 import momentum_jax as mj
 from momentum_jax import cli, problems, sweep
 from momentum_jax.sweep import _devices, _execute, _plan
@@ -27,6 +28,7 @@ DIGITS = {
   "train": {"steps": 20, "batch_size": 32, "log_every": 10},
   "seeds": 1,
 }  # K = 4
+HEAVY_BALL = functools.partial(mj.momentum, ema=False)
 
 
 @pytest.mark.parametrize(
@@ -36,8 +38,17 @@ def test_results_do_not_depend_on_the_width(config, full):
   runs = {w: sweep.run(config, quiet=True, width=w) for w in (1, 2, full)}
   for w, result in runs.items():
     assert result.manifest["execution"]["width"] == {"momentum(ema=false)": w}
+  # Another width is another program: XLA rounds the batched reductions
+  # otherwise. The losses lie within the rounding's measured reach
+  # (_tolerances.summary_bound); the rest (settings, divergence, accuracy)
+  # is equal.
+  loaded = sweep.load_config(config)
+  problem = problems.get_problem(loaded.problem, **loaded.problem_options)
+  bound = summary_bound(
+    problem, HEAVY_BALL, loaded.train, runs[1].summary, ["learning_rate", "beta"]
+  )
   for w in (2, full):
-    pd.testing.assert_frame_equal(runs[1].summary, runs[w].summary, check_exact=False, rtol=1e-5)
+    assert_summaries_within(runs[w].summary, runs[1].summary, bound)
 
 
 def test_the_model_chooses_and_the_manifest_says_how():
@@ -109,11 +120,15 @@ def test_a_seed_shared_by_the_group_is_a_constant_and_changes_nothing(config):
   assert result.manifest["execution"]["shared_seed"] == {"momentum(ema=false)": 0}
   loaded = sweep.load_config(config)
   problem = problems.get_problem(loaded.problem, **loaded.problem_options)
-  alone = jax.jit(build_train(problem, functools.partial(mj.momentum, ema=False), loaded.train))
-  for row in result.summary.itertuples():
+  alone = jax.jit(build_train(problem, HEAVY_BALL, loaded.train))
+  # The group's program and the one alone round otherwise: within the
+  # rounding's measured reach (_tolerances.summary_bound).
+  names = ["learning_rate", "beta"]
+  bound = summary_bound(problem, HEAVY_BALL, loaded.train, result.summary, names)["final_loss"]
+  for row, limit in zip(result.summary.itertuples(), bound):
     hyperparameters = {"learning_rate": np.float32(row.learning_rate), "beta": np.float32(row.beta)}
     expected = alone(hyperparameters, jax.random.key(0)).metrics["train_loss"][-1]
-    np.testing.assert_allclose(row.final_loss, expected, rtol=1e-5)
+    assert abs(row.final_loss - float(expected)) <= limit, (row, expected, limit)
 
 
 def test_the_cli_passes_the_width_on(tmp_path, capsys):
