@@ -20,13 +20,11 @@ test whose tolerance is such a sum holds on every instruction set
 
 from __future__ import annotations
 
-import dataclasses
-
 import jax
+import jax.numpy as jnp
 import numpy as np
 import optax
 import pandas as pd
-from flax import nnx
 
 from momentum_jax.train import build_train
 
@@ -278,8 +276,8 @@ def update_rounding_bound(
 # programs differ, so the difference is the response and not their rounding;
 # small enough that the response is linear in it) of
 #
-# * the initial weights: an error made at the start, carried through every
-#   step; each step's roundings perturb the state by at most
+# * the initial weights (shifted by the first update: :func:`_shifted_start`):
+#   an error made at the start, carried through every step; each step's roundings perturb the state by at most
 #   ``UPDATE_ROUNDINGS`` ulps, and in a stable training an error made later
 #   reaches the end through fewer steps, so ``steps × UPDATE_ROUNDINGS`` times
 #   this response (per ulp) bounds them all;
@@ -295,15 +293,27 @@ def update_rounding_bound(
 PERTURBATION = 2.0**-12
 
 
-def _scaled_initial_weights(problem, scale: float):
-  """``problem`` whose models start with every parameter multiplied by ``scale``."""
+def _shifted_start(make_optimizer):
+  """``make_optimizer`` taking one more hyperparameter, ``start_shift``: its first update
+  moves every weight by ``start_shift·w₀`` more, a perturbation of the initial weights
+  (carried one step later). As a hyperparameter, the runs perturbed and not are one program.
+  """
 
-  def make_model(rngs):
-    model = problem.make_model(rngs)
-    nnx.update(model, jax.tree.map(lambda p: p * scale, nnx.state(model, nnx.Param)))
-    return model
+  def shift_first(start_shift) -> optax.GradientTransformation:
+    def update(updates, count, params):
+      first = (count == 0).astype(start_shift.dtype) * start_shift
+      return jax.tree.map(lambda u, p: u + first * p, updates, params), count + 1
 
-  return dataclasses.replace(problem, make_model=make_model)
+    return optax.GradientTransformation(lambda _: jnp.zeros([], jnp.int32), update)
+
+  return lambda start_shift, **rest: optax.chain(make_optimizer(**rest), shift_first(start_shift))
+
+
+def sum_bound(value, terms: int) -> np.ndarray:
+  """How far two float32 programs' means of ``terms`` positive terms (computed alike,
+  each within ``UPDATE_ROUNDINGS`` ulps) may lie apart: ``2·(terms + UPDATE_ROUNDINGS)·U32·|value|``.
+  """
+  return 2 * (terms + UPDATE_ROUNDINGS) * U32 * np.abs(np.asarray(value, np.float64))
 
 
 def _summands(problem, config, params) -> dict[str, int]:
@@ -326,41 +336,32 @@ def training_bound(problem, make_optimizer, config, hyperparameters, keys) -> tu
 
   The trainings are ``build_train(problem, make_optimizer, config)`` at each
   row of ``hyperparameters`` (arrays, a ``learning_rate`` among them) and
-  ``keys``, as one vmapped program. Returns, per metric of ``train_loss``,
-  ``grad_norm``, ``val_loss`` (those logged), shaped ``(rows, logs)``, its
-  values and the bound
+  ``keys``, perturbed and not, in one vmapped program. Returns, per metric
+  of ``train_loss``, ``grad_norm``, ``val_loss`` (those logged), shaped
+  ``(rows, logs)``, its values and the bound
   ``2·U32·(UPDATE_ROUNDINGS·(steps·r_weights + r_rate) + (n + UPDATE_ROUNDINGS)·|metric|)``,
   where ``steps`` is the steps taken at each log, ``r_*`` the responses
   per ulp to a :data:`PERTURBATION` of the initial weights and of the
   learning rate, and ``n`` the terms the metric sums (the comment above
   says why).
   """
-  hyperparameters = {k: np.asarray(v, np.float32) for k, v in hyperparameters.items()}
-
-  def logged(problem, rate_scale):
-    run = jax.jit(jax.vmap(build_train(problem, make_optimizer, config)))
-    scaled = dict(hyperparameters)
-    scaled["learning_rate"] = scaled["learning_rate"] * np.float32(rate_scale)
-    result = run(scaled, keys)
-    names = ("train_loss", "grad_norm", "val_loss")
-    metrics = {k: np.asarray(result.metrics[k], np.float64) for k in names if k in result.metrics}
-    return metrics, sum(p[0].size for p in jax.tree.leaves(result.params))
-
-  base, params = logged(problem, 1)
-  weights, _ = logged(_scaled_initial_weights(problem, 1 + PERTURBATION), 1)
-  rate, _ = logged(problem, 1 + PERTURBATION)
+  rows = len(hyperparameters["learning_rate"])
+  runs = {k: np.tile(np.asarray(v, np.float32), 3) for k, v in hyperparameters.items()}
+  runs["learning_rate"][2 * rows :] *= np.float32(1 + PERTURBATION)
+  runs["start_shift"] = np.repeat(np.float32([0, PERTURBATION, 0]), rows)
+  train = jax.jit(jax.vmap(build_train(problem, _shifted_start(make_optimizer), config)))
+  result = train(runs, jnp.concatenate([keys] * 3))
+  names = [k for k in ("train_loss", "grad_norm", "val_loss") if k in result.metrics]
+  logged = {k: np.asarray(result.metrics[k], np.float64).reshape(3, rows, -1) for k in names}
+  base, weights, rate = ({k: v[i] for k, v in logged.items()} for i in range(3))
+  params = sum(p[0].size for p in jax.tree.leaves(result.params))
   steps = config.log_every * np.arange(1, config.num_logs + 1)
   per_ulp = 1 / PERTURBATION  # a response per ulp, in units of U32
   summands = _summands(problem, config, params)
   return base, {
-    k: 2
-    * U32
-    * (
-      UPDATE_ROUNDINGS
-      * per_ulp
-      * (steps * np.abs(weights[k] - base[k]) + np.abs(rate[k] - base[k]))
-      + (summands[k] + UPDATE_ROUNDINGS) * np.abs(base[k])
-    )
+    k: 2 * U32 * UPDATE_ROUNDINGS * per_ulp * (steps * np.abs(weights[k] - base[k]))
+    + 2 * U32 * UPDATE_ROUNDINGS * per_ulp * np.abs(rate[k] - base[k])
+    + sum_bound(base[k], summands[k])
     for k in base
   }
 
