@@ -20,11 +20,15 @@ test whose tolerance is such a sum holds on every instruction set
 
 from __future__ import annotations
 
+import collections
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 import pandas as pd
+
+import momentum_jax as mj
 
 from momentum_jax.train import build_train
 
@@ -320,15 +324,16 @@ def _summands(problem, config, params) -> dict[str, int]:
   """How many terms each logged metric's float32 sums add (``params``: the parameter count).
 
   ``train_loss``: a batch's losses, then the mean of ``log_every`` of them;
-  ``val_loss``: the validation split's; ``grad_norm``: a gradient's batch,
-  then the squares of every parameter's (its root halving their error).
+  ``val_loss``: the validation split's; ``grad_norm`` and a leaf's
+  ``grad_norm/<path>``: a gradient's batch, then the squares of (at most)
+  every parameter's (the root halving their error).
   """
   batch = config.batch_size or problem.data.num_train
-  return {
-    "train_loss": batch + config.log_every,
-    "val_loss": problem.data.num_val,
-    "grad_norm": batch + params // 2,
-  }
+  norm = batch + params // 2
+  return collections.defaultdict(
+    lambda: norm,
+    {"train_loss": batch + config.log_every, "val_loss": problem.data.num_val},
+  )
 
 
 def training_bound(problem, make_optimizer, config, hyperparameters, keys) -> tuple[dict, dict]:
@@ -337,7 +342,8 @@ def training_bound(problem, make_optimizer, config, hyperparameters, keys) -> tu
   The trainings are ``build_train(problem, make_optimizer, config)`` at each
   row of ``hyperparameters`` (arrays, a ``learning_rate`` among them) and
   ``keys``, perturbed and not, in one vmapped program. Returns, per metric
-  of ``train_loss``, ``grad_norm``, ``val_loss`` (those logged), shaped
+  of ``train_loss``, ``grad_norm``, ``val_loss`` and (with ``config.grad_norms``)
+  each leaf's ``grad_norm/<path>``, shaped
   ``(rows, logs)``, its values and the bound
   ``2·U32·(UPDATE_ROUNDINGS·(steps·r_weights + r_rate) + (n + UPDATE_ROUNDINGS)·|metric|)``,
   where ``steps`` is the steps taken at each log, ``r_*`` the responses
@@ -352,7 +358,11 @@ def training_bound(problem, make_optimizer, config, hyperparameters, keys) -> tu
   train = jax.jit(jax.vmap(build_train(problem, _shifted_start(make_optimizer), config)))
   result = train(runs, jnp.concatenate([keys] * 3))
   names = [k for k in ("train_loss", "grad_norm", "val_loss") if k in result.metrics]
-  logged = {k: np.asarray(result.metrics[k], np.float64).reshape(3, rows, -1) for k in names}
+  metrics = {k: result.metrics[k] for k in names}
+  if config.grad_norms:
+    norms = mj.named_norms(result.metrics["grad_norms"])
+    metrics.update({f"grad_norm/{path}": norm for path, norm in norms.items()})
+  logged = {k: np.asarray(v, np.float64).reshape(3, rows, -1) for k, v in metrics.items()}
   base, weights, rate = ({k: v[i] for k, v in logged.items()} for i in range(3))
   params = sum(p[0].size for p in jax.tree.leaves(result.params))
   steps = config.log_every * np.arange(1, config.num_logs + 1)
