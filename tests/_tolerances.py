@@ -30,7 +30,7 @@ import pandas as pd
 
 import momentum_jax as mj
 
-from momentum_jax.train import build_train
+from momentum_jax.train import build_train, compiler_options
 
 # Unit roundoff: half an ulp of 1, the largest relative error of one rounding.
 U32 = 2.0**-24
@@ -355,7 +355,10 @@ def training_bound(problem, make_optimizer, config, hyperparameters, keys) -> tu
   runs = {k: np.tile(np.asarray(v, np.float32), 3) for k, v in hyperparameters.items()}
   runs["learning_rate"][2 * rows :] *= np.float32(1 + PERTURBATION)
   runs["start_shift"] = np.repeat(np.float32([0, PERTURBATION, 0]), rows)
-  train = jax.jit(jax.vmap(build_train(problem, _shifted_start(make_optimizer), config)))
+  train = jax.jit(
+    jax.vmap(build_train(problem, _shifted_start(make_optimizer), config)),
+    compiler_options=compiler_options(jax.default_backend()),  # as the engine: faster to compile
+  )
   result = train(runs, jnp.concatenate([keys] * 3))
   names = [k for k in ("train_loss", "grad_norm", "val_loss") if k in result.metrics]
   metrics = {k: result.metrics[k] for k in names}
