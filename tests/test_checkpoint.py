@@ -15,7 +15,8 @@ import pandas as pd
 import pytest
 
 from _sweep_configs import TWO_GROUPS
-from _tolerances import assert_within, training_bound
+from _tolerances import assert_within
+from _training_bounds import training_bound
 from _two_hosts import sweep_on_two_hosts
 import momentum_jax as mj
 from momentum_jax import cli, problems, results, sweep

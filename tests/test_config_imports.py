@@ -13,7 +13,7 @@ import pytest
 from flax import nnx
 
 import _optax_optimizers
-from _tolerances import summary_bound, training_bound
+from _training_bounds import summary_bound, training_bound
 import _user_optimizers
 import momentum_jax as mj
 from momentum_jax import cli, models, problems, results, sweep
@@ -72,7 +72,7 @@ def test_optax_adamw_swept_equals_plain_optax_loops():
     (0.1, 0.5),
   ]
   # The engine's program and a plain loop: within the rounding's measured
-  # reach (_tolerances.summary_bound).
+  # reach (_training_bounds.summary_bound).
   adamw = lambda learning_rate, weight_decay: optax.adamw(learning_rate, weight_decay=weight_decay)
   train = sweep.load_config(config).train
   names = ["learning_rate", "weight_decay"]
@@ -114,7 +114,7 @@ def test_a_schedule_with_warm_up_drives_an_optax_alias():
     )
     finals.append(_plain_final_loss(problem, adamw(0.1)))
     # The engine's program and a plain loop: within the rounding's measured
-    # reach (_tolerances.training_bound).
+    # reach (_training_bounds.training_bound).
     _, bound = training_bound(
       problem, adamw, train, {"learning_rate": [0.1]}, jax.random.key(0)[None]
     )

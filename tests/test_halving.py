@@ -12,7 +12,8 @@ import pytest
 
 from _sweep_configs import HALVING
 from _sweep_configs import with_changes as _with
-from _tolerances import assert_within, training_bound
+from _tolerances import assert_within
+from _training_bounds import training_bound
 import momentum_jax as mj
 from momentum_jax import results, sweep
 from momentum_jax.sweep.strategies.halving import Hyperband, SuccessiveHalving
@@ -204,7 +205,7 @@ def test_survivors_fewer_than_the_width_train_narrower_and_differ_by_rounding_on
   # 9 settings at width 4: 12 rows (3 batches of 4), then the 3 survivors
   # at width 3, alone in their batch: from then on XLA rounds the batched
   # MLP's reductions otherwise, within the rounding's measured reach
-  # (_tolerances.training_bound; the accuracy equal); before, bit for bit.
+  # (_training_bounds.training_bound; the accuracy equal); before, bit for bit.
   config = {
     **HALVING,
     "problem": {"name": "digits_mlp", "hidden": [16]},

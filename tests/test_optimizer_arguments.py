@@ -15,7 +15,7 @@ import pytest
 import momentum_jax as mj
 from _optimizers import OPTIMIZERS
 from _problems import least_squares
-from _tolerances import summary_bound
+from _training_bounds import summary_bound
 from momentum_jax import problems, sweep
 from momentum_jax.train import TrainConfig, build_train
 
@@ -41,7 +41,7 @@ def test_weight_decay_and_lr_decay_are_swept_by_the_engine():
   problem, config = problems.get_problem("linear_regression"), TrainConfig(steps=20, log_every=10)
   alone = jax.jit(build_train(problem, mj.adagrad, config))
   # The engine's program and this one round otherwise: within the rounding's
-  # measured reach (_tolerances.summary_bound).
+  # measured reach (_training_bounds.summary_bound).
   names = ("learning_rate", "weight_decay", "lr_decay")
   bound = summary_bound(problem, mj.adagrad, config, summary, names)["final_loss"]
   for row, limit in zip(summary.itertuples(), bound):

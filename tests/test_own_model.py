@@ -17,7 +17,7 @@ import pytest
 import yaml
 from flax import nnx
 
-from _tolerances import sum_bound, training_bound
+from _training_bounds import sum_bound, training_bound
 from experiments import own_model
 from momentum_jax import cli, data, problems, results, sweep
 from momentum_jax.train import TrainConfig, epoch_order, run_keys
@@ -195,10 +195,10 @@ def test_sweep_logs_the_metric_of_the_final_model(dataset_sweep):
   top2, loss, start = map(float, measured(alone.params, alone.rest))
   assert float(alone.metrics["val_top2_accuracy"][-1]) == top2
   # The same weights evaluated by another program: the split's mean summed
-  # otherwise (_tolerances.sum_bound).
+  # otherwise (_training_bounds.sum_bound).
   assert abs(float(alone.metrics["val_loss"][-1]) - loss) <= sum_bound(loss, problem.data.num_val)
   # The sweep trains at width 2, the run alone unbatched: within the
-  # rounding's measured reach (_tolerances.training_bound).
+  # rounding's measured reach (_training_bounds.training_bound).
   _, bound = training_bound(
     problem,
     optax.adamw,

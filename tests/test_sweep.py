@@ -17,7 +17,7 @@ import pytest
 
 from _sweep_configs import REGRESSION  # K = 18
 from _sweep_configs import with_changes as _with
-from _tolerances import summary_bound
+from _training_bounds import summary_bound
 import momentum_jax as mj
 from momentum_jax import cli, problems, sweep
 from momentum_jax.train import TrainConfig, build_train, train
@@ -144,7 +144,7 @@ def test_each_configuration_equals_its_sequential_run():
   factory = functools.partial(mj.momentum, ema=False)
   config = TrainConfig(steps=40, log_every=20)
   # The engine's program and train's round otherwise: within the rounding's
-  # measured reach (_tolerances.summary_bound).
+  # measured reach (_training_bounds.summary_bound).
   bound = summary_bound(problem, factory, config, result.summary, ["learning_rate", "beta"])
   for row, limit in zip(result.summary.itertuples(), bound["final_loss"]):
     alone = train(
@@ -198,7 +198,7 @@ def test_schedule_parameters_are_swept():
     jax.random.key(0),
     config,
   )
-  # Two programs: within the rounding's measured reach (_tolerances.summary_bound).
+  # Two programs: within the rounding's measured reach (_training_bounds.summary_bound).
   (limit,) = summary_bound(
     problem, factory, config, result.summary.iloc[-1:], ["learning_rate", "beta"]
   )["final_loss"]

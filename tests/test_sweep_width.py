@@ -16,7 +16,7 @@ import pytest
 from jax.sharding import Mesh
 
 from _sweep_configs import REGRESSION  # K = 18
-from _tolerances import assert_summaries_within, summary_bound
+from _training_bounds import assert_summaries_within, summary_bound
 import momentum_jax as mj
 from momentum_jax import cli, problems, sweep
 from momentum_jax.sweep import _devices, _execute, _plan
@@ -40,7 +40,7 @@ def test_results_do_not_depend_on_the_width(config, full):
     assert result.manifest["execution"]["width"] == {"momentum(ema=false)": w}
   # Another width is another program: XLA rounds the batched reductions
   # otherwise. The losses lie within the rounding's measured reach
-  # (_tolerances.summary_bound); the rest (settings, divergence, accuracy)
+  # (_training_bounds.summary_bound); the rest (settings, divergence, accuracy)
   # is equal.
   loaded = sweep.load_config(config)
   problem = problems.get_problem(loaded.problem, **loaded.problem_options)
@@ -122,7 +122,7 @@ def test_a_seed_shared_by_the_group_is_a_constant_and_changes_nothing(config):
   problem = problems.get_problem(loaded.problem, **loaded.problem_options)
   alone = jax.jit(build_train(problem, HEAVY_BALL, loaded.train))
   # The group's program and the one alone round otherwise: within the
-  # rounding's measured reach (_tolerances.summary_bound).
+  # rounding's measured reach (_training_bounds.summary_bound).
   names = ["learning_rate", "beta"]
   bound = summary_bound(problem, HEAVY_BALL, loaded.train, result.summary, names)["final_loss"]
   for row, limit in zip(result.summary.itertuples(), bound):

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from _tolerances import assert_within, sum_bound, training_bound
+from _tolerances import assert_within
+from _training_bounds import sum_bound, training_bound
 import momentum_jax as mj
 from momentum_jax import problems
 from momentum_jax.train import TrainConfig, build_train, minibatch_indices, train
@@ -98,7 +99,7 @@ def test_vmap_over_hyperparameters_and_seeds_equals_single_runs(digits):
   batched = jax.jit(jax.vmap(run))(batch, keys)
   single = jax.jit(run)
   # Vmapped and alone are two programs: the losses and norms within the
-  # rounding's measured reach (_tolerances.training_bound), the accuracy equal.
+  # rounding's measured reach (_training_bounds.training_bound), the accuracy equal.
   _, bound = training_bound(digits, HEAVY_BALL, config, batch, keys)
   for k in range(3):
     alone = single(jax.tree.map(lambda v: v[k], batch), keys[k])
@@ -143,7 +144,7 @@ def test_training_steps_on_the_minibatches_minibatch_indices_draws():
     losses.append(float(loss))
   assert data.num_train // 64 == 7
   # train's program and this loop's round otherwise: within the rounding's
-  # measured reach (_tolerances.training_bound).
+  # measured reach (_training_bounds.training_bound).
   _, bound = training_bound(problem, mj.sgd, config, {"learning_rate": [0.1]}, key[None])
   assert_within(
     {"train_loss": run.metrics["train_loss"]},
@@ -180,7 +181,7 @@ def test_batch_norm_statistics_are_trained_and_used_in_eval_mode():
   model.eval()
   val_loss = problem.loss(model, problem.data.x_val, problem.data.y_val)
   # The same weights, evaluated by another program: the mean of the
-  # validation split's losses summed otherwise (_tolerances.sum_bound).
+  # validation split's losses summed otherwise (_training_bounds.sum_bound).
   error = abs(float(result.metrics["val_loss"][-1]) - float(val_loss))
   assert error <= sum_bound(val_loss, problem.data.num_val)
   model.train()
@@ -195,7 +196,7 @@ def test_per_layer_gradient_norms_are_logged(digits):
   assert norms["layers"][0]["kernel"].shape == (2,)
   leaves = jnp.stack([n for n in jax.tree.leaves(norms)])
   # The squares of every parameter's gradient summed in another order (the
-  # root halves their error): _tolerances.sum_bound.
+  # root halves their error): _training_bounds.sum_bound.
   parameters = sum(p.size for p in jax.tree.leaves(result.params))
   assert np.all(
     np.abs(jnp.sqrt(jnp.sum(leaves**2, axis=0)) - result.metrics["grad_norm"])
