@@ -31,28 +31,53 @@ DIGITS = {
 HEAVY_BALL = functools.partial(mj.momentum, ema=False)
 
 
+@pytest.fixture(scope="module")
+def swept():
+  """``swept(config, width=None)``: ``sweep.run``'s results, each sweep run once in this
+  module (several tests read the same ones)."""
+  results = {}
+
+  def get(config, width=None):
+    key = (json.dumps(config, sort_keys=True), width)
+    if key not in results:
+      results[key] = sweep.run(config, quiet=True, width=width)
+    return results[key]
+
+  return get
+
+
+@pytest.fixture(scope="module")
+def bound_of(swept):
+  """``bound_of(config)``: how far two programs' summaries of ``config`` may lie apart
+  (_training_bounds.summary_bound: the rounding's measured reach), computed once."""
+
+  @functools.cache
+  def of(config_json):
+    config = json.loads(config_json)
+    loaded = sweep.load_config(config)
+    problem = problems.get_problem(loaded.problem, **loaded.problem_options)
+    summary = swept(config).summary
+    return summary_bound(problem, HEAVY_BALL, loaded.train, summary, ["learning_rate", "beta"])
+
+  return lambda config: of(json.dumps(config, sort_keys=True))
+
+
 @pytest.mark.parametrize(
   "config, full", [(REGRESSION, 18), (DIGITS, 4)], ids=["regression", "digits"]
 )
-def test_results_do_not_depend_on_the_width(config, full):
-  runs = {w: sweep.run(config, quiet=True, width=w) for w in (1, 2, full)}
+def test_results_do_not_depend_on_the_width(config, full, swept, bound_of):
+  runs = {1: swept(config, 1), 2: swept(config, 2), full: swept(config)}  # the model's: all
   for w, result in runs.items():
     assert result.manifest["execution"]["width"] == {"momentum(ema=false)": w}
   # Another width is another program: XLA rounds the batched reductions
-  # otherwise. The losses lie within the rounding's measured reach
-  # (_training_bounds.summary_bound); the rest (settings, divergence, accuracy)
-  # is equal.
-  loaded = sweep.load_config(config)
-  problem = problems.get_problem(loaded.problem, **loaded.problem_options)
-  bound = summary_bound(
-    problem, HEAVY_BALL, loaded.train, runs[1].summary, ["learning_rate", "beta"]
-  )
-  for w in (2, full):
-    assert_summaries_within(runs[w].summary, runs[1].summary, bound)
+  # otherwise. The losses lie within the rounding's measured reach; the rest
+  # (settings, divergence, accuracy) is equal.
+  for w in (1, 2):
+    assert_summaries_within(runs[w].summary, runs[full].summary, bound_of(config))
 
 
-def test_the_model_chooses_and_the_manifest_says_how():
-  result = sweep.run(REGRESSION, quiet=True)
+def test_the_model_chooses_and_the_manifest_says_how(swept):
+  result = swept(REGRESSION)
   execution = result.manifest["execution"]
   assert execution["strategy"] == "model"
   # 12000 FLOPs a step: far too little to fill the CPU, so the whole group
@@ -115,17 +140,15 @@ def test_measuring_times_the_candidates_and_counts_their_compilations_apart():
 @pytest.mark.parametrize(
   "config", [dict(REGRESSION, seeds=1), DIGITS], ids=["regression", "digits"]
 )
-def test_a_seed_shared_by_the_group_is_a_constant_and_changes_nothing(config):
-  result = sweep.run(config, quiet=True)
+def test_a_seed_shared_by_the_group_is_a_constant_and_changes_nothing(config, swept, bound_of):
+  result = swept(config)
   assert result.manifest["execution"]["shared_seed"] == {"momentum(ema=false)": 0}
   loaded = sweep.load_config(config)
   problem = problems.get_problem(loaded.problem, **loaded.problem_options)
   alone = jax.jit(build_train(problem, HEAVY_BALL, loaded.train))
   # The group's program and the one alone round otherwise: within the
   # rounding's measured reach (_training_bounds.summary_bound).
-  names = ["learning_rate", "beta"]
-  bound = summary_bound(problem, HEAVY_BALL, loaded.train, result.summary, names)["final_loss"]
-  for row, limit in zip(result.summary.itertuples(), bound):
+  for row, limit in zip(result.summary.itertuples(), bound_of(config)["final_loss"]):
     hyperparameters = {"learning_rate": np.float32(row.learning_rate), "beta": np.float32(row.beta)}
     expected = alone(hyperparameters, jax.random.key(0)).metrics["train_loss"][-1]
     assert abs(row.final_loss - float(expected)) <= limit, (row, expected, limit)
