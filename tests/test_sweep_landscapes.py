@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import optax
 import pandas as pd
 import pytest
 from flax import nnx
 
+import _tolerances
 import momentum_jax as mj
 from momentum_jax import problems, report, results, sweep
 from momentum_jax.report import plots
@@ -53,6 +55,28 @@ def test_every_landscape_is_a_problem_by_name(name):
   )
 
 
+def _path_bound(landscape, tx, steps):
+  """How far a float32 descent's points may lie from the exact ones: 0 at the start."""
+  start = {"xy": jnp.asarray(landscape.start, jnp.float32)}
+  grad = jax.grad(landscape.value)
+  _, bound = _tolerances.run_and_bound(tx, lambda p: {"xy": grad(p["xy"])}, start, steps)
+  return np.concatenate([np.zeros((1, 2)), bound["xy"]])
+
+
+def _rounded(value):
+  """A float32 formula's own rounding: ``UPDATE_ROUNDINGS`` ulps of its value."""
+  return _tolerances.UPDATE_ROUNDINGS * _tolerances.U32 * np.abs(value)
+
+
+def _value_bound(landscape, path, where):
+  """How far two programs' values at ``path`` may lie apart, their points ``where`` apart:
+  the gradient times the distance (first order), and each one's rounding of the formula
+  (as its point off by ``UPDATE_ROUNDINGS`` ulps, and its value)."""
+  gradient = np.abs(np.asarray(jax.vmap(jax.grad(landscape.value))(path), np.float64))
+  off = where + 2 * _rounded(path)
+  return np.sum(gradient * off, axis=1) + 2 * _rounded(landscape.value(path))
+
+
 def test_a_landscape_sweep_follows_run_on_landscape():
   """Every configuration's logged path is the optimizer's own descent, step by step."""
   steps = 40
@@ -61,25 +85,29 @@ def test_a_landscape_sweep_follows_run_on_landscape():
   assert set(results.swept_hyperparameters(summary)) == {"learning_rate", "beta"}
   landscape = get_landscape("rosenbrock")
   for _, row in summary.iterrows():
-    path = np.asarray(
-      run_on_landscape(landscape, mj.momentum(row.learning_rate, row.beta, ema=False), steps=steps)
-    )
+    tx = mj.momentum(row.learning_rate, row.beta, ema=False)
+    path = np.asarray(run_on_landscape(landscape, tx, steps=steps))
     logged = curves[curves.config_id == row.config_id].sort_values("step")
     np.testing.assert_array_equal(logged.step, np.arange(1, steps + 1))
-    np.testing.assert_allclose(
-      logged[["val_x", "val_y"]].to_numpy(), path[1:], rtol=1e-5, atol=1e-6
-    )
-    np.testing.assert_allclose([row.start_x, row.start_y], path[0], rtol=1e-6)
-    np.testing.assert_allclose([row.val_x, row.val_y], path[-1], rtol=1e-5, atol=1e-6)
-    assert row.val_distance_to_minimum == pytest.approx(
-      np.linalg.norm(path[-1] - landscape.global_minima[0]), rel=1e-4, abs=1e-6
+    # Two float32 programs: each point within its rounding bound of the exact
+    # descent (_tolerances.run_and_bound), twice the bound apart.
+    where = 2 * _path_bound(landscape, tx, steps)
+    np.testing.assert_array_equal([row.start_x, row.start_y], path[0])
+    within = _tolerances.assert_within
+    within({"xy": logged[["val_x", "val_y"]].to_numpy()}, {"xy": path[1:]}, {"xy": where[1:]})
+    within({"xy": np.array([row.val_x, row.val_y])}, {"xy": path[-1]}, {"xy": where[-1]})
+    distance = np.linalg.norm(path[-1] - landscape.global_minima[0])
+    assert abs(row.val_distance_to_minimum - distance) <= np.linalg.norm(where[-1]) + _rounded(
+      distance
     )
     # The loss logged at step t is the value at the point before step t's update;
     # the validation loss, the value after it.
-    np.testing.assert_allclose(logged.train_loss, np.asarray(landscape.value(path[:-1])), rtol=1e-4)
-    np.testing.assert_allclose(
-      logged.val_loss, np.asarray(landscape.value(path[1:])), rtol=1e-4, atol=1e-6
+    values = _value_bound(landscape, path, where)
+    exact = np.asarray(landscape.value(path))
+    within(
+      {"train_loss": logged.train_loss}, {"train_loss": exact[:-1]}, {"train_loss": values[:-1]}
     )
+    within({"val_loss": logged.val_loss}, {"val_loss": exact[1:]}, {"val_loss": values[1:]})
   assert not summary.diverged.any()
 
 

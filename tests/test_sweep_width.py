@@ -16,6 +16,7 @@ import pytest
 from jax.sharding import Mesh
 
 from _sweep_configs import REGRESSION  # K = 18
+from _training_bounds import assert_summaries_within, summary_bound
 import momentum_jax as mj
 from momentum_jax import cli, problems, sweep
 from momentum_jax.sweep import _devices, _execute, _plan
@@ -27,21 +28,56 @@ DIGITS = {
   "train": {"steps": 20, "batch_size": 32, "log_every": 10},
   "seeds": 1,
 }  # K = 4
+HEAVY_BALL = functools.partial(mj.momentum, ema=False)
+
+
+@pytest.fixture(scope="module")
+def swept():
+  """``swept(config, width=None)``: ``sweep.run``'s results, each sweep run once in this
+  module (several tests read the same ones)."""
+  results = {}
+
+  def get(config, width=None):
+    key = (json.dumps(config, sort_keys=True), width)
+    if key not in results:
+      results[key] = sweep.run(config, quiet=True, width=width)
+    return results[key]
+
+  return get
+
+
+@pytest.fixture(scope="module")
+def bound_of(swept):
+  """``bound_of(config)``: how far two programs' summaries of ``config`` may lie apart
+  (_training_bounds.summary_bound: the rounding's measured reach), computed once."""
+
+  @functools.cache
+  def of(config_json):
+    config = json.loads(config_json)
+    loaded = sweep.load_config(config)
+    problem = problems.get_problem(loaded.problem, **loaded.problem_options)
+    summary = swept(config).summary
+    return summary_bound(problem, HEAVY_BALL, loaded.train, summary, ["learning_rate", "beta"])
+
+  return lambda config: of(json.dumps(config, sort_keys=True))
 
 
 @pytest.mark.parametrize(
   "config, full", [(REGRESSION, 18), (DIGITS, 4)], ids=["regression", "digits"]
 )
-def test_results_do_not_depend_on_the_width(config, full):
-  runs = {w: sweep.run(config, quiet=True, width=w) for w in (1, 2, full)}
+def test_results_do_not_depend_on_the_width(config, full, swept, bound_of):
+  runs = {1: swept(config, 1), 2: swept(config, 2), full: swept(config)}  # the model's: all
   for w, result in runs.items():
     assert result.manifest["execution"]["width"] == {"momentum(ema=false)": w}
-  for w in (2, full):
-    pd.testing.assert_frame_equal(runs[1].summary, runs[w].summary, check_exact=False, rtol=1e-5)
+  # Another width is another program: XLA rounds the batched reductions
+  # otherwise. The losses lie within the rounding's measured reach; the rest
+  # (settings, divergence, accuracy) is equal.
+  for w in (1, 2):
+    assert_summaries_within(runs[w].summary, runs[full].summary, bound_of(config))
 
 
-def test_the_model_chooses_and_the_manifest_says_how():
-  result = sweep.run(REGRESSION, quiet=True)
+def test_the_model_chooses_and_the_manifest_says_how(swept):
+  result = swept(REGRESSION)
   execution = result.manifest["execution"]
   assert execution["strategy"] == "model"
   # 12000 FLOPs a step: far too little to fill the CPU, so the whole group
@@ -104,16 +140,18 @@ def test_measuring_times_the_candidates_and_counts_their_compilations_apart():
 @pytest.mark.parametrize(
   "config", [dict(REGRESSION, seeds=1), DIGITS], ids=["regression", "digits"]
 )
-def test_a_seed_shared_by_the_group_is_a_constant_and_changes_nothing(config):
-  result = sweep.run(config, quiet=True)
+def test_a_seed_shared_by_the_group_is_a_constant_and_changes_nothing(config, swept, bound_of):
+  result = swept(config)
   assert result.manifest["execution"]["shared_seed"] == {"momentum(ema=false)": 0}
   loaded = sweep.load_config(config)
   problem = problems.get_problem(loaded.problem, **loaded.problem_options)
-  alone = jax.jit(build_train(problem, functools.partial(mj.momentum, ema=False), loaded.train))
-  for row in result.summary.itertuples():
+  alone = jax.jit(build_train(problem, HEAVY_BALL, loaded.train))
+  # The group's program and the one alone round otherwise: within the
+  # rounding's measured reach (_training_bounds.summary_bound).
+  for row, limit in zip(result.summary.itertuples(), bound_of(config)["final_loss"]):
     hyperparameters = {"learning_rate": np.float32(row.learning_rate), "beta": np.float32(row.beta)}
     expected = alone(hyperparameters, jax.random.key(0)).metrics["train_loss"][-1]
-    np.testing.assert_allclose(row.final_loss, expected, rtol=1e-5)
+    assert abs(row.final_loss - float(expected)) <= limit, (row, expected, limit)
 
 
 def test_the_cli_passes_the_width_on(tmp_path, capsys):
