@@ -246,6 +246,7 @@ def compile_program(
   segments: Segments,
   executor: Executor | None = None,
   identity: dict[str, Any] | str | None = None,
+  share: float = 1.0,
 ) -> Program | Future:
   """Compiles :func:`build_program`, the carry donated (it stays on the devices, in place).
 
@@ -256,19 +257,24 @@ def compile_program(
   (:func:`momentum_jax.runtime.compile_cache.compile`). With ``executor`` the
   program is traced and lowered here and compiled there: the result is a
   future of the :class:`Program` (XLA compiles without Python's lock, so
-  the next group's program can be traced, or compiled, meanwhile).
+  the next group's program can be traced, or compiled, meanwhile). ``share``:
+  the part of the group's training this program is expected to do (a
+  search's narrower programs split it); its compile options are chosen by
+  that part.
   """
   platform = mesh.devices.flat[0].platform
-  options, reason = chosen_compiler_options(
+  expected = _devices.training_seconds(
+    run if isinstance(run, TrainableRun) else run.problem,
+    segments.config,
+    len(group.seeds),
+    mesh.devices.size,
     platform,
-    _devices.training_seconds(
-      run if isinstance(run, TrainableRun) else run.problem,
-      segments.config,
-      len(group.seeds),
-      mesh.devices.size,
-      platform,
-    ),
   )
+  options, reason = chosen_compiler_options(
+    platform, None if expected is None else expected * share
+  )
+  if share < 1 and expected is not None:
+    reason = f"{share:.2g} of the group's ~{expected:.2g} s in this program: {reason}"
   chosen = {"compiler_options": options, "compiler_options_reason": reason}
   stream = run.stream
   start = time.perf_counter()

@@ -38,18 +38,24 @@ class Programs:
   """A group's programs by ``(size, width)``.
 
   Args:
-    compile_for: ``(size, width) -> Program``.
+    compile_for: ``(size, width, share) -> Program``, ``share`` the part of
+      the group's training the program is expected to do (:attr:`share`).
     width: The group's width.
     devices: Devices a chunk is split over.
   """
 
-  def __init__(self, compile_for: Callable[[int, int], _execute.Program], width: int, devices: int):
+  def __init__(
+    self, compile_for: Callable[[int, int, float], _execute.Program], width: int, devices: int
+  ):
     self._compile_for = compile_for
     self._width = width
     self._devices = devices
     self.compiled: dict[tuple[int, int], _execute.Program] = {}
     self._pending: dict[tuple[int, int], concurrent.futures.Future] = {}
     self.waited = 0.0  # seconds the training waited for a compilation
+    # The share of the group's training each program is expected to do (1 / the programs
+    # planned): what its compile options are chosen by.
+    self.share = 1.0
 
   def width(self, rows: int) -> int:
     """The group's width, cut to an even share of ``rows`` per device."""
@@ -95,14 +101,14 @@ class Programs:
     pool = concurrent.futures.ThreadPoolExecutor(
       min(len(keys), os.cpu_count() or 1), "momentum-jax-compile"
     )
-    self._pending.update({key: pool.submit(self._compile_for, *key) for key in keys})
+    self._pending.update({key: pool.submit(self._compile_for, *key, self.share) for key in keys})
     pool.shutdown(wait=False)
 
   def get(self, key: tuple[int, int]) -> _execute.Program:
     if key not in self.compiled:
       begin = time.perf_counter()
       pending = self._pending.pop(key, None)
-      self.compiled[key] = pending.result() if pending else self._compile_for(*key)
+      self.compiled[key] = pending.result() if pending else self._compile_for(*key, self.share)
       self.waited += time.perf_counter() - begin
     return self.compiled[key]
 

@@ -38,8 +38,8 @@ class Trained:
 def _programs_for(problem, group, width, mesh, segments, identity) -> _programs.Programs:
   run_setup = _plan.group_setup(group.spec, problem, segments.config)
   return _programs.Programs(
-    lambda size, w: _execute.compile_program(
-      run_setup, group, w, mesh, size, segments, identity=identity
+    lambda size, w, share: _execute.compile_program(
+      run_setup, group, w, mesh, size, segments, identity=identity, share=share
     ),
     width,
     mesh.devices.size,
@@ -68,6 +68,8 @@ def _compile_ahead(plan, unfinished: list[bool]) -> list[_programs.Programs]:
       plan.groups, plan.strategies, unfinished, programs
     )
   ]
+  for group_programs, keys in zip(programs, planned):
+    group_programs.share = 1 / max(1, len(keys))
   if sum(map(len, planned)) > 1:
     for group_programs, keys in zip(programs, planned):
       group_programs.prefetch(keys)
