@@ -147,6 +147,10 @@ def test_every_search_sweeps_a_trainable(name, tmp_path, monkeypatch):
   if name == "halving":  # eta 3 over 3 rates: only the best by val_distance (lr 1/2) goes on
     finished = summary[summary["stopped_at_step"] == STEPS]
     assert set(finished["learning_rate"]) == {0.5}
+    # Its programs (all rows, then the survivors) split the group's training between them.
+    programs = whole.manifest["programs"]
+    assert len(programs) == 2, programs
+    assert all(p["compiler_options_reason"].startswith("0.5 of the group's") for p in programs)
   if name == "pbt":  # the worst member copied the best's state at the first exploit
     copied = summary[summary["lineage"] != "[]"]
     assert len(copied) == 2 and json.loads(copied["lineage"].iloc[0])[0][0] == 10
