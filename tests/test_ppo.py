@@ -8,6 +8,7 @@ their hyperparameters), with the engine's CPU compiler options.
 from __future__ import annotations
 
 import functools
+import re
 import importlib.util
 import sys
 from pathlib import Path
@@ -170,3 +171,17 @@ def test_a_bad_option_in_a_config_is_named_by_its_path():
   config["problem"]["num_envs"] = "eight"
   with pytest.raises(sweep.ConfigError, match="^problem.num_envs: num_envs must be a whole"):
     sweep.check(config)
+
+
+@pytest.mark.parametrize("page", ["README.md", "docs/any_training.md"])
+def test_the_pages_show_the_config(page):
+  """The PPO sweep the README and the docs show is configs/ppo_cartpole.yaml's."""
+  config = yaml.safe_load((ROOT / "configs" / "ppo_cartpole.yaml").read_text())
+  blocks = [
+    yaml.safe_load(block)
+    for block in re.findall(r"```yaml\n(.*?)```", (ROOT / page).read_text(), re.S)
+  ]
+  shown = [b for b in blocks if isinstance(b, dict) and "ppo_cartpole" in str(b.get("problem"))]
+  assert shown, f"{page} shows no PPO config"
+  for key in ("problem", "hyperparameters", "train", "search"):
+    assert shown[0][key] == config[key], key
