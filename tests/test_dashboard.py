@@ -375,8 +375,14 @@ def test_the_dashboard_in_chromium_shows_the_studies_trials_and_best_value(
   for name, count in CONFIGURATIONS.items():
     study_id = storage.get_study_id_from_name(name)
     browser.get(f"{dashboard}/dashboard/studies/{study_id}/trials")
+    # "0 Trials" is the page loading the study (it had the previous one's page before).
     text = _wait(
-      browser, lambda d: re.search(r"(\d+) Trials", d.find_element("tag name", "body").text)
+      browser,
+      lambda d: (
+        (m := re.search(r"(\d+) Trials", d.find_element("tag name", "body").text))
+        and int(m.group(1)) > 0
+        and m
+      ),
     )
     browser.save_screenshot(str(tmp_path / f"dashboard_{name}_trials.png"))
     assert int(text.group(1)) == count
