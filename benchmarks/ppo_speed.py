@@ -105,8 +105,9 @@ def vmapped(run, grid: dict, key, devices: int = 1, options=None):
   return compile_s, time.perf_counter() - start, np.asarray(evaluation["return"])
 
 
-def engine(args, grid: dict, halving: bool):
-  """(c), (c'): the sweep engine; None where it cannot train a Trainable yet."""
+def engine(args, grid: dict, halving: bool, width: int | None = None):
+  """(c), (c'): the sweep engine (at ``width``, else its own choice); None where it cannot
+  train a Trainable yet."""
   if not hasattr(problems, "Trainable"):
     return None
   config = {
@@ -128,7 +129,7 @@ def engine(args, grid: dict, halving: bool):
     }  # fmt: skip
   start = time.perf_counter()
   try:
-    result = sweep.run(config, quiet=True)
+    result = sweep.run(config, quiet=True, width=width)
   except sweep.ConfigError as error:
     if str(error).startswith("hyperparameters: unknown key"):  # an engine without Trainable
       return None
@@ -175,6 +176,13 @@ def _parse():
   parser.add_argument("--clips", type=int, default=4, help="the first N of 0.1 .. 0.4")
   parser.add_argument("--num-envs", type=int, default=8)
   parser.add_argument("--num-steps", type=int, default=64)
+  parser.add_argument(
+    "--engine-widths",
+    type=int,
+    nargs="*",
+    default=[],
+    help="also run (c) and (c') at these widths (the engine's own choice always runs)",
+  )
   args = parser.parse_args()
   if args.quick:
     args.updates, args.log_every, args.min_steps = 20, 5, 5
@@ -216,8 +224,13 @@ def main() -> None:
   print(_line("(b'') vmap, engine's options", agent_steps, compile_s, train_s,
               compile_s + train_s, returns, f"{train_a / train_s:.1f}x (a)'s training"),
         flush=True)  # fmt: skip
-  for name, halving in (("(c) engine", False), ("(c') engine, halving", True)):
-    timed = engine(args, grid, halving)
+  variants = [
+    (f"{name}{'' if width is None else f', width {width}'}", halving, width)
+    for width in (None, *args.engine_widths)
+    for name, halving in (("(c) engine", False), ("(c') engine, halving", True))
+  ]
+  for name, halving, width in variants:
+    timed = engine(args, grid, halving, width)
     if timed is None:
       print(f"| {name} | engine: not available (momentum_jax cannot sweep a Trainable) |")
       break
