@@ -80,18 +80,19 @@ KNOBS = {
 # Equal in exact arithmetic but computed in another order: nesterov_ema scales
 # the learning rate, and rmsprop_momentum applies the learning rate after the
 # buffer (torch) rather than before it (optax). The rest use the same
-# expressions as optax, which XLA compiles to the same code: equal to the last
-# bit (test_bit_identical_to_optax_when_each_step_is_jitted), 1e-6 here leaves
-# room for a fusion made otherwise inside the scan. nesterov_ema is held at
-# twice one float32 run's rounding bound (_tolerances.float32_drift_bound;
-# it parts by ~2e-7, a quarter of that). RMSProp with momentum amplifies
-# rounding past that first-order bound: centered, its E[g²] − E[g]² cancels
-# (30x here) and its normalised steps feed an error back (the two part by
-# ~5e-5 in float32 in 60 steps, as two runs of optax itself would under any
-# reordering, and by up to 6e-13 in float64, 60x the first-order float64
-# bound). It is compared in float64, at 1e-10: above that by 100x, and 1e7
-# below what a formula difference makes (eps inside or outside the root
-# parts the runs by > 1e-3, test_eps_inside_the_root_is_not_torch_rmsprop).
+# expressions in the same operand order as optax, which XLA compiles to the
+# same code, inside the scan as per step
+# (test_bit_identical_to_optax_when_each_step_is_jitted): equal to the last
+# bit, on SSE4_2, AVX2 and AVX-512 alike. nesterov_ema is held at twice one
+# float32 run's rounding bound (_tolerances.float32_drift_bound; it parts by
+# ~2e-7, a quarter of that). RMSProp with momentum amplifies rounding past
+# that first-order bound: centered, its E[g²] − E[g]² cancels (30x here) and
+# its normalised steps feed an error back (the two part by ~5e-5 in float32
+# in 60 steps, as two runs of optax itself would under any reordering, and by
+# up to 6e-13 in float64, 60x the first-order float64 bound). It is compared
+# in float64, at 1e-10: above that by 100x, and 1e7 below what a formula
+# difference makes (eps inside or outside the root parts the runs by > 1e-3,
+# test_eps_inside_the_root_is_not_torch_rmsprop).
 REORDERED = {"nesterov_ema": jnp.float32, "rmsprop_momentum": jnp.float64}
 
 
@@ -112,8 +113,10 @@ def test_equals_optax_every_step(name, seed):
       bound = 2 * _tolerances.float32_drift_bound(np.asarray(params[k], np.float64), theirs)
       assert (np.abs(np.asarray(path[k], np.float64) - theirs) <= bound).all(), k
     return
-  tolerance = 1e-10 if name in REORDERED else 1e-6
-  chex.assert_trees_all_close(path, reference, rtol=tolerance, atol=tolerance / 10)
+  if name in REORDERED:
+    chex.assert_trees_all_close(path, reference, rtol=1e-10, atol=1e-11)
+  else:
+    chex.assert_trees_all_equal(path, reference)
 
 
 def test_adagrad_matches_optax_where_eps_is_negligible():
@@ -121,11 +124,23 @@ def test_adagrad_matches_optax_where_eps_is_negligible():
   # (g / (sqrt(G) + eps)); with eps -> 0 both are g / sqrt(G). optax's
   # accumulator starts at 0.1 by default, torch's and ours at 0.
   loss_fn, params = least_squares(0)
-  path = trajectory(mj.adagrad(0.1, eps=1e-10), loss_fn, params, steps=60)
+  grad_fn = jax.grad(loss_fn)
+  path, bound = _tolerances.run_and_bound(mj.adagrad(0.1, eps=1e-10), grad_fn, params, 60)
   reference = trajectory(
     optax.adagrad(0.1, initial_accumulator_value=0.0, eps=1e-20), loss_fn, params, steps=60
   )
-  chex.assert_trees_all_close(path, reference, rtol=1e-5, atol=1e-6)
+  # Each float32 run lies within its rounding bound of the exact path: twice
+  # that apart. Besides, each update is g / sqrt(G) to a relative eps / sqrt(G)
+  # (ours) and eps / 2G (optax's); G holds the first gradient's square, so per
+  # update that is at most eps / |g₁| + eps / 2g₁², carried along the path.
+  first = np.min(
+    [np.abs(np.asarray(g, np.float64)).min() for g in jax.tree.leaves(grad_fn(params))]
+  )
+  placement = 1e-10 / first + 1e-20 / (2 * first**2)
+  start = {k: np.asarray(v, np.float64) for k, v in params.items()}
+  ours = {k: np.asarray(v, np.float64) for k, v in path.items()}
+  bound = {k: 2 * b + _tolerances.carried(placement, start[k], ours[k]) for k, b in bound.items()}
+  _tolerances.assert_within(path, reference, bound)
 
 
 def test_adagrad_eps_sits_outside_the_root():
@@ -133,8 +148,11 @@ def test_adagrad_eps_sits_outside_the_root():
   ours, _ = mj.adagrad(1.0, eps=1e-4).update(g, mj.adagrad(1.0, eps=1e-4).init(g))
   reference = optax.adagrad(1.0, initial_accumulator_value=0.0, eps=1e-4)
   theirs, _ = reference.update(g, reference.init(g))
-  np.testing.assert_allclose(ours, -1e-3 / (1e-3 + 1e-4), rtol=1e-6)
-  np.testing.assert_allclose(theirs, -1e-3 / np.sqrt(1e-6 + 1e-4), rtol=1e-6)
+  # g and eps rounded to float32, g², the root, the sum, the division: each
+  # side passes through fewer than UPDATE_ROUNDINGS roundings of U32.
+  rtol = _tolerances.UPDATE_ROUNDINGS * _tolerances.U32
+  np.testing.assert_allclose(ours, -1e-3 / (1e-3 + 1e-4), rtol=rtol)
+  np.testing.assert_allclose(theirs, -1e-3 / np.sqrt(1e-6 + 1e-4), rtol=rtol)
   assert not np.allclose(ours, theirs, rtol=1e-2)
 
 
@@ -142,14 +160,23 @@ def test_ema_momentum_is_heavy_ball_at_scaled_learning_rate():
   loss_fn, params = least_squares(3)
   ema = trajectory(mj.momentum(0.2, 0.7), loss_fn, params, steps=50)
   heavy = trajectory(mj.momentum(0.2 * 0.3, 0.7, ema=False), loss_fn, params, steps=50)
-  chex.assert_trees_all_close(ema, heavy, rtol=1e-5, atol=1e-6)
+  # Equal in exact arithmetic (v_ema = (1 − β)·v_heavy); the float32 runs
+  # round (1 − β)·g and lr·(1 − β) apart, roundings UPDATE_ROUNDINGS counts,
+  # so each lies within its rounding bound of the exact path: twice that apart.
+  start = {k: np.asarray(v, np.float64) for k, v in params.items()}
+  bound = {
+    k: 2 * _tolerances.float32_drift_bound(start[k], np.asarray(heavy[k], np.float64))
+    for k in heavy
+  }
+  _tolerances.assert_within(ema, heavy, bound)
 
 
 def test_beta_zero_is_plain_gradient_descent():
   loss_fn, params = least_squares(4)
   for ema in (True, False):
     path = trajectory(mj.momentum(0.1, 0.0, ema=ema), loss_fn, params, steps=30)
-    chex.assert_trees_all_close(path, trajectory(mj.sgd(0.1), loss_fn, params, steps=30), rtol=1e-6)
+    # Exact: 0·v = 0, (1 − 0)·g = g, so both runs compute lr·g on the same values.
+    chex.assert_trees_all_equal(path, trajectory(mj.sgd(0.1), loss_fn, params, steps=30))
 
 
 def test_literature_weights_of_past_gradients():
@@ -163,8 +190,14 @@ def test_literature_weights_of_past_gradients():
     for g in (1.0, 0.0, 0.0):
       update, state = tx.update(jnp.array([g]), state)
       velocities.append(float(update[0]))
-    np.testing.assert_allclose(velocities, [(1 - beta) * beta**k for k in range(3)], rtol=1e-6)
-    np.testing.assert_allclose(velocities[2] / velocities[0], beta**2, rtol=1e-5)
+    # In float32: beta rounded (k·U32 in beta**k, beta/(1 − beta)·U32 in
+    # 1 − beta), the subtraction and the k products round once each.
+    k = np.arange(3)
+    rtol = (2 * k + 1 + beta / (1 - beta)) * _tolerances.U32
+    error = np.abs(np.array(velocities) / ((1 - beta) * beta**k) - 1)
+    assert (error <= rtol).all(), (error, rtol)
+    # The ratio is beta**2 in float32 (2·U32) times the two products' roundings.
+    np.testing.assert_allclose(velocities[2] / velocities[0], beta**2, rtol=4 * _tolerances.U32)
 
 
 def _bit_identical_paths(ours, theirs, loss_fn, params, steps=30):
@@ -198,14 +231,21 @@ def test_registry_optimizer_equals_its_optax_twin(name):
   entry = OPTIMIZERS[name]
   ours, theirs = entry.factory(**entry.config), entry.optax_twin(**entry.config)
   if name in REGISTRY_REORDERED:
+    # Each float64 run within its rounding bound of the exact path (in
+    # float64, U64 per rounding), twice that apart.
     with jax.enable_x64(True):
       loss_fn, params = least_squares(6, jnp.float64)
-      chex.assert_trees_all_close(
-        trajectory(ours, loss_fn, params, 60),
-        trajectory(theirs, loss_fn, params, 60),
-        rtol=1e-10,
-        atol=1e-11,
+      path, bound = _tolerances.run_and_bound(
+        ours,
+        jax.grad(loss_fn),
+        params,
+        60,
+        centered=getattr(entry.factory, "keywords", {}).get("centered", False),
       )
+      reference = trajectory(theirs, loss_fn, params, 60)
+    _tolerances.assert_within(
+      path, reference, {k: 2 * _tolerances.in_float64(b) for k, b in bound.items()}
+    )
   else:
     loss_fn, params = least_squares(6)
     _bit_identical_paths(ours, theirs, loss_fn, params)
@@ -282,7 +322,8 @@ def test_complex_second_moments_are_real_abs_squares(tx, key, expected):
   _, state = tx.update(jnp.array([3.0 + 4.0j]), tx.init(params), params)
   moment = optax.tree.get(state, key)
   assert moment.dtype == jnp.float32
-  np.testing.assert_allclose(moment, [expected], rtol=1e-6)
+  # Exact: 3² + 4² = 25 and its products with 0.5 are representable.
+  np.testing.assert_array_equal(moment, [expected])
 
 
 def test_adamw_default_weight_decay_is_torchs():
