@@ -13,6 +13,7 @@ from sklearn import datasets as sk_datasets
 from sklearn.model_selection import train_test_split
 
 from _cifar import PLANE, write_batch, write_fake_cifar
+from _tolerances import U32, U64
 from momentum_jax.data import CIFAR10_ENV_VAR
 from momentum_jax.data import CIFAR10NotFoundError
 from momentum_jax.data import Dataset
@@ -207,6 +208,41 @@ def test_sklearn_split_is_stratified(load, val_fraction):
   )
 
 
+def standardised_bound(expected, mean, std, terms: int, roundings: int) -> np.ndarray:
+  """How far float32 standardised values may lie from the float64 formula ``expected``.
+
+  The data are nonnegative, so ``|x|/std ≤ a = |expected| + |mean|/std`` and
+  the mean of ``|x|`` is the mean. The float32 arithmetic rounds
+  ``roundings`` times, each by ``U32·a`` at most (a cast of the float64
+  value: once). The float64 statistics, summed over ``terms`` values in
+  another order by each side, are off by ``(terms + 3)·U64`` relative at
+  most (Higham §4.2, positive terms; the squares, the division and the
+  root): the mean moves the value by that times ``mean/std ≤ a``, the std
+  by that times ``|expected| ≤ a``; two programs, twice.
+  """
+  a = np.abs(expected) + np.abs(mean) / std
+  return (roundings * U32 + 4 * (terms + 3) * U64) * a
+
+
+def assert_standardised(actual, expected, bound) -> None:
+  """``|actual − expected| ≤ bound`` element by element, naming the worst."""
+  error = np.abs(np.asarray(actual, np.float64) - expected)
+  worst = np.unravel_index(np.argmax(error - bound), error.shape)
+  assert (error <= bound).all(), f"at {worst}: |error| {error[worst]:.3g} > {bound[worst]:.3g}"
+
+
+def assert_centred_and_scaled(x, bound, axis, constant=None) -> None:
+  """Training values of mean 0 and std 1, up to each value's ``bound`` (their mean, their
+  largest: the std moves by no more than the values do), plus a float64 sum's rounding."""
+  x = np.asarray(x, np.float64)
+  terms = x.size // np.asarray(bound.mean(axis=axis)).size
+  slack = terms * U64 * np.abs(x).mean(axis=axis)
+  assert (np.abs(x.mean(axis=axis)) <= bound.mean(axis=axis) + slack).all()
+  keep = slice(None) if constant is None else ~constant  # constant features stay 0
+  spread = np.abs(x.std(axis=axis) - 1)[keep]
+  assert (spread <= (bound.max(axis=axis) + 2 * slack)[keep]).all(), spread.max()
+
+
 def raw_split(bunch, val_fraction=0.2, seed=0):
   return train_test_split(
     bunch.data, bunch.target, test_size=val_fraction, random_state=seed, stratify=bunch.target
@@ -224,11 +260,12 @@ def test_sklearn_standardises_with_training_statistics_only(load, bunch):
   mean, std = raw_train.mean(axis=0), raw_train.std(axis=0)
   constant = std == 0
   std = np.where(constant, 1.0, std)
-  np.testing.assert_allclose(ds.x_train, (raw_train - mean) / std, atol=1e-5)
-  np.testing.assert_allclose(ds.x_val, (raw_val - mean) / std, atol=1e-5)
-  x_train = np.asarray(ds.x_train, np.float64)
-  np.testing.assert_allclose(x_train.mean(axis=0), 0.0, atol=1e-5)
-  np.testing.assert_allclose(x_train.std(axis=0)[~constant], 1.0, atol=1e-4)
+  # The loader computes the same float64 formula and casts it to float32.
+  for raw, x in ((raw_train, ds.x_train), (raw_val, ds.x_val)):
+    bound = standardised_bound((raw - mean) / std, mean, std, len(raw_train), 1)
+    assert_standardised(x, (raw - mean) / std, bound)
+  bound = standardised_bound((raw_train - mean) / std, mean, std, len(raw_train), 1)
+  assert_centred_and_scaled(ds.x_train, bound, 0, constant)
   # The validation part is not re-centred on its own statistics.
   assert np.abs(np.asarray(ds.x_val).mean(axis=0)).max() > 0.05
 
@@ -248,8 +285,10 @@ def test_digits_images_are_standardised_globally():
   assert ds.input_shape == (8, 8, 1)
   raw_train, raw_val, _, _ = raw_split(sk_datasets.load_digits())
   mean, std = raw_train.mean(), raw_train.std()
-  np.testing.assert_allclose(ds.x_train, ((raw_train - mean) / std).reshape(-1, 8, 8, 1), atol=1e-5)
-  np.testing.assert_allclose(ds.x_val, ((raw_val - mean) / std).reshape(-1, 8, 8, 1), atol=1e-5)
+  # The same float64 formula over all pixels, cast to float32.
+  for raw, x in ((raw_train, ds.x_train), (raw_val, ds.x_val)):
+    expected = ((raw - mean) / std).reshape(-1, 8, 8, 1)
+    assert_standardised(x, expected, standardised_bound(expected, mean, std, raw_train.size, 1))
   # Row-major 8×8: pixel (row 2, column 5) is feature 2·8 + 5 of the flat set.
   flat = load_digits()
   order = np.argsort(np.asarray(flat.x_train[:, 21]))
@@ -303,17 +342,19 @@ def test_cifar_pixel_layout_labels_and_standardisation(tmp_path):
   planes = [train[:, c * PLANE : (c + 1) * PLANE] / 255.0 for c in range(3)]
   mean = np.array([p.mean() for p in planes])
   std = np.array([p.std() for p in planes])
-  np.testing.assert_allclose(
-    ds.x_train[6, 3, 5], (np.array([10, 200, 77]) / 255.0 - mean) / std, rtol=1e-5
-  )
-  np.testing.assert_allclose(
-    ds.x_train[6, 5, 3], (np.array([250, 1, 3]) / 255.0 - mean) / std, rtol=1e-5
-  )
-  np.testing.assert_allclose(ds.x_train, expected_standardised(train, train), atol=1e-5)
-  np.testing.assert_allclose(ds.x_val, expected_standardised(test, train), atol=1e-5)
+  # u·float32(1/(255·std)) + float32(−mean/std): four float32 roundings.
+  terms = train.shape[0] * PLANE
+  for pixel, (i, j) in (([10, 200, 77], (3, 5)), ([250, 1, 3], (5, 3))):
+    expected = (np.array(pixel) / 255.0 - mean) / std
+    bound = standardised_bound(expected, mean, std, terms, 4)
+    assert_standardised(ds.x_train[6, i, j], expected, bound)
+  for data, x in ((train, ds.x_train), (test, ds.x_val)):
+    expected = expected_standardised(data, train)
+    assert_standardised(x, expected, standardised_bound(expected, mean, std, terms, 4))
   # Training statistics only: training channels are centred, validation not.
-  np.testing.assert_allclose(np.asarray(ds.x_train).mean(axis=(0, 1, 2)), 0.0, atol=1e-5)
-  np.testing.assert_allclose(np.asarray(ds.x_train).std(axis=(0, 1, 2)), 1.0, atol=1e-4)
+  expected = expected_standardised(train, train)
+  bound = standardised_bound(expected, mean, std, terms, 4)
+  assert_centred_and_scaled(ds.x_train, bound, (0, 1, 2))
   assert np.all(np.asarray(ds.x_val).mean(axis=(0, 1, 2)) > 0.5)
 
 
