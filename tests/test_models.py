@@ -11,6 +11,7 @@ import optax
 import pytest
 from flax import nnx
 
+from _tolerances import U32
 from momentum_jax.models import CNN
 from momentum_jax.models import MLP
 from momentum_jax.models import LinearRegression
@@ -155,23 +156,72 @@ def _by_hand(model, x, mean, var):
   return jnp.tanh(z) @ last.kernel[...] + last.bias[...]
 
 
+def _by_hand_bound(model, x, stats=None):
+  """How far a float32 evaluation of :func:`_by_hand` may lie from exact, per output, with
+  its batch statistics' bounds (``stats``: given ones, exact).
+
+  Higham-style, each sum of n terms off by n·U32 of its terms' sizes: the
+  first layer's; the mean's and E[z²]'s over the batch, whose difference
+  (flax's variance; the two-pass one rounds less) adds twice the mean's
+  error times |mean|; the normalisation (difference, + eps, root, division:
+  6·U32 relative) with the statistics' errors over σ and ½·Δvar/var; scale
+  and shift; tanh (1-Lipschitz, 2 ulps); the last layer's sums.
+  """
+  f64 = lambda a: np.asarray(a, np.float64)  # noqa: E731
+  first, last = model.layers
+  k1, b1, k2, b2 = (f64(a[...]) for a in (first.kernel, first.bias, last.kernel, last.bias))
+  gamma, beta = f64(model.norms[0].scale[...]), f64(model.norms[0].bias[...])
+  x, n = f64(x), len(x)
+  z = x @ k1 + b1
+  e_z = (x.shape[1] + 1) * U32 * (np.abs(x) @ np.abs(k1) + np.abs(b1))
+  if stats is None:
+    m, v = z.mean(0), z.var(0)
+    e_m = e_z.mean(0) + n * U32 * np.abs(z).mean(0)
+    e_v = 2 * (np.abs(z) * e_z).mean(0) + 2 * np.abs(m) * e_m
+    e_v = e_v + (n + 3) * U32 * ((z**2).mean(0) + m**2)
+  else:
+    (m, v), e_m, e_v = map(f64, stats), 0.0, 0.0
+  normed = (z - m) / np.sqrt(v + EPSILON)
+  e_normed = (e_z + e_m) / np.sqrt(v + EPSILON) + np.abs(normed) * (
+    e_v / (2 * (v + EPSILON)) + 6 * U32
+  )
+  h = np.tanh(gamma * normed + beta)
+  e_h = np.abs(gamma) * e_normed + 2 * U32 * (np.abs(gamma * normed) + np.abs(beta) + 2 * np.abs(h))
+  e_out = e_h @ np.abs(k2) + (len(k2) + 1) * U32 * (np.abs(h) @ np.abs(k2) + np.abs(b2))
+  return e_out, e_m, e_v
+
+
+def _assert_within(actual, expected, bound) -> None:
+  error = np.abs(np.asarray(actual, np.float64) - np.asarray(expected, np.float64))
+  assert (error <= bound).all(), f"|error| up to {(error / bound).max():.3g}x the bound"
+
+
 def test_batch_norm_train_mode_uses_and_records_batch_statistics():
   model = _bn_mlp()
   x = 3.0 + _normal((32, IN_FEATURES))
   z = model.layers[0](x)
   batch_mean, batch_var = z.mean(axis=0), z.var(axis=0)
   expected = _by_hand(model, x, batch_mean, batch_var)
-  np.testing.assert_allclose(model(x), expected, rtol=1e-5, atol=1e-5)
-  norm = model.norms[0]
-  np.testing.assert_allclose(norm.mean[...], (1 - MOMENTUM) * batch_mean, rtol=1e-5, atol=1e-6)
-  np.testing.assert_allclose(norm.var[...], MOMENTUM + (1 - MOMENTUM) * batch_var, rtol=1e-5)
+  # Each side (flax's, the hand formula's) within its bound of exact: twice
+  # that apart; the running statistics add the momentum's roundings (its
+  # float32 value, the product, the sum) on either side.
+  e_out, e_m, e_v = _by_hand_bound(model, x)
+  _assert_within(model(x), expected, 2 * e_out)
+  norm, rate = model.norms[0], 1 - MOMENTUM
+  m, v = np.asarray(batch_mean, np.float64), np.asarray(batch_var, np.float64)
+  _assert_within(norm.mean[...], rate * m, rate * (2 * e_m + 4 * U32 * np.abs(m)))
+  _assert_within(
+    norm.var[...], MOMENTUM + rate * v, 2 * rate * e_v + 6 * U32 * (MOMENTUM + rate * np.abs(v))
+  )
 
 
 def _check_eval_mode(model, eval_model, x):
   before = jax.tree.map(np.array, nnx.state(model, nnx.BatchStat))
   norm = model.norms[0]
   expected = _by_hand(model, x, norm.mean[...], norm.var[...])
-  np.testing.assert_allclose(eval_model(x), expected, rtol=1e-5, atol=1e-5)
+  # Both sides use the stored statistics: twice one side's bound apart.
+  bound, _, _ = _by_hand_bound(model, x, (norm.mean[...], norm.var[...]))
+  _assert_within(eval_model(x), expected, 2 * bound)
   after = nnx.state(model, nnx.BatchStat)
   jax.tree.map(np.testing.assert_array_equal, after, before)
 
