@@ -115,7 +115,8 @@ def _wandb_curves(out, names, last_step, patience=20.0):
         found[contents["name"]] = {
           metric: [(step, history[step][metric]) for step in sorted(history)] for metric in METRICS
         }
-    done = all(found.get(n, {}).get(METRICS[0], [(None,)])[-1][0] == last_step for n in names)
+    # A run's file may exist with no step yet (just opened): not done, read again.
+    done = all((found.get(n, {}).get(METRICS[0]) or [(None,)])[-1][0] == last_step for n in names)
     if done or time.perf_counter() > deadline:
       return found
     time.sleep(0.05)

@@ -57,7 +57,7 @@ class Trainable:
     ...     return w - hp["learning_rate"] * w, 0.5 * jnp.sum(w**2)
     ...   return jax.lax.scan(step, w, None, length=steps)[0], {"loss": 0.5 * jnp.sum(w**2)}
     >>> quadratic = Trainable("quadratic", init, train)
-    >>> quadratic.metric_names()
+    >>> quadratic.metric_names(("learning_rate",))
     ('final_loss', 'best_loss')
   """
 
