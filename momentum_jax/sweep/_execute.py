@@ -347,11 +347,14 @@ def train_steps(
   stop: int,
   state: Any = None,
   on_segment: Callable[[int], None] | None = None,
+  at_boundary: Callable[[Any, int], None] | None = None,
 ) -> Any:
   """Trains a chunk's carry from ``step`` to ``stop``, segment by segment; returns the carry.
 
   ``stop - step`` is a multiple of the segment's steps. Saves the carry to
-  ``state`` when due. ``on_segment(steps)``, when given, is called on the
+  ``state`` when due. ``at_boundary(carry, step)``, when given, is handed the
+  carry at each segment boundary before ``stop`` (a live log), before it is
+  saved. ``on_segment(steps)``, when given, is called on the
   host once each segment has trained (the progress bar): the loop then
   waits for each segment before dispatching the next, after reading the
   next one's batches, so the device idles only for the Python between two
@@ -364,6 +367,8 @@ def train_steps(
     step += program.segments.steps
     if step < stop:
       batches = program.batches(step)  # read while the segment trains
+      if at_boundary is not None:
+        at_boundary(carry, step)
       if state is not None:
         state.maybe_save(carry, step)
     if on_segment is not None:

@@ -216,18 +216,20 @@ def _train_batch(
       _inputs(position, program),
       position.step,
       boundary,
-      _saver(job, position, strategy),
+      None if job.state is None else job.state.saver(position, strategy),
       job.advancer(len(position.live)),
+      _live(job, position),
     )
     position.spent += len(position.live) * (boundary - position.step)
     used.append(position.key[1])  # once trained to the boundary (a save may come before)
     position.step = boundary
     if boundary >= job.steps:
       break
+    pulled = _host(position.carry, len(position.live))  # once, for the hook and the strategy
     if job.on_segment is not None:
-      _segment_rows(job, position, position.carry, boundary)
+      _segment_rows(job, position, pulled, boundary)
     at = boundary // job.log_every - 1
-    logged, start, diverged_at = _host(position.carry, len(position.live))
+    logged, start, diverged_at = pulled
     so_far = jax.tree.map(lambda x, at=at: x[:, : at + 1], logged)
     scores = Scores(boundary, position.live, so_far, diverged_at >= 0)
     decision = strategy.observe(batch, scores)
@@ -254,31 +256,19 @@ def _train_batch(
   return _ended_batch(job, position), used
 
 
-def _saver(job: GroupJob, position: LoopPosition, strategy: Strategy):
-  """``train_steps``' state: the batch's saver, watched for ``job.on_segment`` if given."""
-  saver = None if job.state is None else job.state.saver(position, strategy)
+def _live(job: GroupJob, position: LoopPosition) -> Callable[[Any, int], None] | None:
+  """``train_steps``' ``at_boundary`` for ``job.on_segment`` (None without it): the rows still
+  training, pulled from the devices at each segment boundary inside the batch's training."""
   if job.on_segment is None:
-    return saver
-  return _Watched(saver, lambda carry, step: _segment_rows(job, position, carry, step))
+    return None
+  return lambda carry, step: _segment_rows(job, position, _host(carry, len(position.live)), step)
 
 
-class _Watched:
-  """``train_steps``' state with ``on_segment``: it hands this the carry at each segment
-  boundary before its ``stop``, here given to ``seen`` and then to the batch's saver."""
-
-  def __init__(self, saver, seen: Callable[[Any, int], None]):
-    self.saver, self.seen = saver, seen
-
-  def maybe_save(self, carry: Any, step: int) -> None:
-    self.seen(carry, step)
-    if self.saver is not None:
-      self.saver.maybe_save(carry, step)
-
-
-def _segment_rows(job: GroupJob, position: LoopPosition, carry: Any, step: int) -> None:
+def _segment_rows(job: GroupJob, position: LoopPosition, pulled: tuple, step: int) -> None:
   """``job.on_segment`` given the rows still training as they are at ``step``: their logs so
-  far (the later ones NaN) pulled from the devices, and their values as asked."""
-  logged, start, diverged_at = _host(carry, len(position.live))
+  far (the later ones NaN), ``pulled`` from the devices (:func:`_host`), and their values as
+  asked."""
+  logged, start, diverged_at = pulled
   rows = np.arange(len(position.live))
   so_far = _ended(logged, start, diverged_at, rows, step // job.log_every - 1, step)
   index = np.searchsorted(position.batch.rows, position.live)
