@@ -88,15 +88,19 @@ class Trainable:
         ``evaluate``, ``model``): a function that fails traced, metrics that
         are not a dict of float scalars (or ``(steps,)`` arrays), no
         ``loss``, a state whose shapes ``train`` changes, or ``init`` or
-        ``train`` not pure (traced twice, two programs).
+        ``train`` not pure (traced twice, two programs). Checked once for
+        each ``(names, steps)``.
     """
-    state = _traced("init", lambda: self.abstract_state(names))
+    kept = self.__dict__.setdefault("_logged", {})
+    if (names, steps) not in kept:  # (frozen: a cache, not a field; its functions are fixed)
+      kept[names, steps] = self._checked(names, steps)
+    return kept[names, steps]
+
+  def _checked(self, names: tuple[str, ...], steps: int) -> tuple[dict, dict]:
     hyperparameters, key = _abstract(names), jax.random.key(0)
-    new, metrics = _traced(
-      "train",
-      lambda: jax.eval_shape(
-        lambda s, h, k: self.train(s, h, k, steps), state, hyperparameters, key
-      ),
+    state = _traced_twice("init", self.init, hyperparameters, key)
+    new, metrics = _traced_twice(
+      "train", lambda s, h, k: self.train(s, h, k, steps), state, hyperparameters, key
     )
     if jax.tree.structure(new) != jax.tree.structure(state) or jax.tree.map(
       _shape, new
@@ -104,7 +108,6 @@ class Trainable:
       raise ValueError(
         "train: must return a state shaped as init's (the same pytree, shapes and dtypes)"
       )
-    _check_pure(self, names, steps)
     _check_metrics("train", metrics, ((), (steps,)))
     if "loss" not in metrics:
       raise ValueError(
@@ -118,36 +121,35 @@ class Trainable:
       _traced("model", lambda: jax.eval_shape(self.model, state))
     return metrics, evaluated
 
-  def metric_names(self, names: tuple[str, ...] = (), steps: int = 1) -> tuple[str, ...]:
+  def metric_names(self, names: tuple[str, ...], steps: int = 1) -> tuple[str, ...]:
     """The summary's metrics a search or ``keep`` may rank by: ``final_loss``, ``best_loss``,
     then ``val_<name>`` for each of ``evaluate``'s (traced with hyperparameters ``names``)."""
     _, evaluated = self.logged(names, steps)
     return ("final_loss", "best_loss", *(f"val_{name}" for name in evaluated))
 
 
-def _check_pure(trainable: Trainable, names: tuple[str, ...], steps: int) -> None:
-  """``init`` and ``train`` traced twice give one program each.
+def _traced_twice(field: str, function: Callable[..., Any], *args: Any) -> Any:
+  """``function(*args)``'s output shapes, traced twice (errors as :func:`_traced` words them).
 
   The engine traces a function once and runs what it traced: one that reads
   a Python random number or a global it changes would train every run (and
   a resumed sweep) with whatever its one trace saw. Traced twice, such a
   function gives two programs; that is what this catches (not every impurity).
   """
-  hyperparameters, key = _abstract(names), jax.random.key(0)
-  state = trainable.abstract_state(names)
-  traced = {
-    "init": lambda: jax.make_jaxpr(trainable.init)(hyperparameters, key),
-    "train": lambda: jax.make_jaxpr(lambda s, h, k: trainable.train(s, h, k, steps))(
-      state, hyperparameters, key
-    ),
-  }
-  for field, trace in traced.items():
-    if str(trace()) != str(trace()):
-      raise ValueError(
-        f"{field}: traced twice, it gave two different programs: it is not pure (a Python or "
-        "numpy random number, a global it changes?); the engine traces it once and runs that "
-        "program for every run, so draw randomness from the key it is given"
-      )
+
+  def twice():
+    # A fresh wrapper each time: JAX would hand back a cached trace of the same function.
+    first, shapes = jax.make_jaxpr(lambda *a: function(*a), return_shape=True)(*args)
+    return str(first) == str(jax.make_jaxpr(lambda *a: function(*a))(*args)), shapes
+
+  same, shapes = _traced(field, twice)
+  if not same:
+    raise ValueError(
+      f"{field}: traced twice, it gave two different programs: it is not pure (a Python or "
+      "numpy random number, a global it changes?); the engine traces it once and runs that "
+      "program for every run, so draw randomness from the key it is given"
+    )
+  return shapes
 
 
 def _abstract(names: tuple[str, ...]) -> dict[str, jax.ShapeDtypeStruct]:

@@ -129,8 +129,8 @@ def group_setup(
 ) -> Setup | TrainableRun:
   """What the step functions of ``spec``'s group share: its optimizer and where it is evaluated;
   for a Trainable (given as its :class:`~momentum_jax.train.TrainableRun`), that run at ``train``."""
-  if isinstance(problem, TrainableRun):
-    return dataclasses.replace(problem, config=train)
+  if isinstance(problem, TrainableRun):  # the same run where the config is (its counts kept)
+    return problem if problem.config == train else dataclasses.replace(problem, config=train)
   return setup(problem, make_optimizer_factory(spec, problem, train), train, spec.eval_params)
 
 

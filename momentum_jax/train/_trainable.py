@@ -70,21 +70,17 @@ class TrainableRun:
     return self.problem.name
 
   def logged(self) -> tuple[dict, dict]:
-    """The Trainable's checked metrics (:meth:`~momentum_jax.problems.Trainable.logged`), once.
+    """The Trainable's checked metrics (:meth:`~momentum_jax.problems.Trainable.logged`).
 
     Raises:
       ValueError: starting with the Trainable's field at fault.
     """
-    kept = self.__dict__.get("_logged")
-    if kept is None:
-      kept = self.problem.logged(self.names, self.config.log_every)
-      object.__setattr__(self, "_logged", kept)  # (frozen: a cache, not a field)
-    return kept
+    return self.problem.logged(self.names, self.config.log_every)
 
   def metric_names(self) -> tuple[str, ...]:
     """The summary's metrics a search or ``keep`` may rank by (see
     :meth:`~momentum_jax.problems.Trainable.metric_names`)."""
-    return ("final_loss", "best_loss", *(f"val_{name}" for name in self.logged()[1]))
+    return self.problem.metric_names(self.names, self.config.log_every)
 
   def abstract_state(self) -> Any:
     """The Trainable's state's shapes for these hyperparameter ``names``."""
