@@ -136,8 +136,15 @@ def flat_tree(tree: Any) -> dict[str, Any]:
   for path, value in jax.tree_util.tree_flatten_with_path(tree)[0]:
     if jax.dtypes.issubdtype(value.dtype, jax.dtypes.prng_key):
       value = jax.random.key_data(value)
-    flat["model" + jax.tree_util.keystr(path)] = value
+    flat[_tree_name(path)] = value
   return flat
+
+
+def _tree_name(path: tuple) -> str:
+  """A kept pytree leaf's name: ``model`` and its path as ``jax.tree_util.keystr`` writes it."""
+  import jax
+
+  return "model" + jax.tree_util.keystr(path)
 
 
 def write_models(models: list[KeptModel], out_dir: str | os.PathLike) -> Path:
@@ -277,7 +284,7 @@ def _trainable_model(trainable: "problems.Trainable", names: tuple[str, ...], ar
   leaves, structure = jax.tree_util.tree_flatten_with_path(abstract)
   values = []
   for path, leaf in leaves:
-    value = np.asarray(arrays["model" + jax.tree_util.keystr(path)])
+    value = np.asarray(arrays[_tree_name(path)])
     if jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key):
       value = jax.random.wrap_key_data(value)
     values.append(value)

@@ -308,12 +308,13 @@ def ranking_metric(summary: pd.DataFrame | Sequence[str]) -> str:
   columns = list(getattr(summary, "columns", summary))
   if "val_accuracy" in columns:
     return "val_accuracy"
-  rewarded = [c for c in columns if c.startswith("val_") and ("return" in c or "reward" in c)]
+  rewarded = [c for c in columns if c.startswith("val_") and any(w in c for w in _REWARDS)]
   return rewarded[0] if rewarded else "final_loss"
 
 
 # Names of metrics where more is better: accuracies, and a Trainable's returns and rewards.
-_HIGHER_IS_BETTER = ("accuracy", "return", "reward")
+_REWARDS = ("return", "reward")
+_HIGHER_IS_BETTER = ("accuracy", *_REWARDS)
 
 
 def higher_is_better(metric: str) -> bool:

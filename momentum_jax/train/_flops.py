@@ -21,8 +21,7 @@ from jax.extend import core as jax_core
 
 
 def _size(var: Any) -> int:
-  shape = getattr(getattr(var, "aval", None), "shape", ())
-  return math.prod(shape) if shape is not None else 1
+  return math.prod(getattr(getattr(var, "aval", None), "shape", ()))
 
 
 def _sub_jaxprs(params: dict[str, Any]) -> list[Any]:
