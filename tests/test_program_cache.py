@@ -12,6 +12,7 @@ import jax
 import pytest
 
 from _caches import TINY, reset_caches
+from _killed import run_killed_after_a_save
 from momentum_jax import sweep
 from momentum_jax.runtime import compile_cache as _compile_cache
 from momentum_jax.sweep import _program_cache
@@ -215,27 +216,15 @@ def test_the_command_says_how_many_programs_it_read(kept, tmp_path, capsys):
   assert "(1 read from the cache)" in printed[1]
 
 
-class _Killed(Exception):
-  pass
-
-
 def test_a_chunk_killed_mid_way_resumes_on_its_kept_program(kept, tmp_path, monkeypatch):
-  from momentum_jax.sweep._batch_state import BatchState
-
   config = {**TINY, "train": {"steps": 40, "log_every": 5}}  # segments of 5 steps
   whole = sweep.run(config, quiet=True, width=2)
-  save = BatchState.maybe_save
-
-  def save_then_die(self, position, strategy, carry, step):
-    if save(self, position, strategy, carry, step) and step >= 10:
-      raise _Killed
-    return False
-
-  monkeypatch.setattr(BatchState, "maybe_save", save_then_die)
   out = tmp_path / "out"
-  with pytest.raises(_Killed):
-    sweep.run(config, out, quiet=True, width=2, checkpoint_every=1e-9)
-  monkeypatch.setattr(BatchState, "maybe_save", save)
+  run_killed_after_a_save(
+    monkeypatch,
+    lambda: sweep.run(config, out, quiet=True, width=2, checkpoint_every=1e-9),
+    lambda position, step: step >= 10,
+  )
   resumed = sweep.run(config, out, quiet=True, width=2)
   assert _status(resumed) == ["read"]
   (chunk,) = resumed.manifest["checkpoint"]["chunks_resumed_mid_training"]

@@ -16,9 +16,9 @@ import optuna
 import pandas as pd
 import pytest
 
+from _killed import run_killed_after_a_save
 from _sweep_configs import HALVING, REGRESSION_PBT, with_changes
 from momentum_jax import sweep
-from momentum_jax.sweep._batch_state import BatchState
 from momentum_jax.sweep.strategies._optuna_study import JOURNAL_FILE
 
 WIDTH = 2
@@ -53,10 +53,6 @@ CASES = {
 }
 
 
-class _Killed(Exception):
-  """Stands for the process dying."""
-
-
 def _run(config, out=None, **kwargs):
   return sweep.run(config, out, quiet=True, width=WIDTH, **kwargs)
 
@@ -67,23 +63,15 @@ def test_a_search_killed_inside_a_batch_resumes_to_the_uninterrupted_results(
 ):
   config, batch, at = CASES[name]
   whole = _run(config, tmp_path / "whole")
-  save, saved = BatchState.maybe_save, []
-
-  def save_then_die(self, position, strategy, carry, step):
-    done = save(self, position, strategy, carry, step)
-    if done and position.batch.number == batch and step >= at:
-      saved.append(step)
-      raise _Killed
-    return done
-
-  monkeypatch.setattr(BatchState, "maybe_save", save_then_die)
   out = tmp_path / "out"
-  with pytest.raises(_Killed):
-    _run(config, out, checkpoint_every=1e-9)
-  monkeypatch.setattr(BatchState, "maybe_save", save)
+  died = run_killed_after_a_save(
+    monkeypatch,
+    lambda: _run(config, out, checkpoint_every=1e-9),
+    lambda position, step: position.batch.number == batch and step >= at,
+  )
   resumed = _run(config, out)
   (mid,) = resumed.manifest["checkpoint"]["chunks_resumed_mid_training"]
-  assert (mid["batch"], mid["from_step"]) == (batch, saved[0])
+  assert (mid["batch"], mid["from_step"]) == (batch, died)
   pd.testing.assert_frame_equal(resumed.summary, whole.summary, check_exact=True)
   pd.testing.assert_frame_equal(resumed.curves, whole.curves, check_exact=True)
   for key in ("search", "scheduler"):

@@ -19,11 +19,11 @@ import pandas as pd
 import pytest
 import yaml
 
+from _killed import run_killed_after_a_save
 from _two_hosts import sweep_on_two_hosts
 from quadratic_trainable import init, quadratic
 from momentum_jax import cli, results, sweep
 from momentum_jax import train as train_lib
-from momentum_jax.sweep._batch_state import BatchState
 from momentum_jax.train._flops import flops
 
 U = 2.0**-24  # float32's unit roundoff
@@ -160,19 +160,11 @@ def test_every_search_sweeps_a_trainable(name, tmp_path, monkeypatch):
       last = (getattr(row, "stopped_at_step", STEPS) or STEPS) // LOG_EVERY - 1
       np.testing.assert_allclose(row.val_distance, expected[last], rtol=_bound("val_distance"))
 
-  save, died = BatchState.maybe_save, []
-
-  def save_then_die(self, position, strategy, carry, step):
-    done = save(self, position, strategy, carry, step)
-    if done and step >= 2 * LOG_EVERY and not died:
-      died.append(step)
-      raise KeyboardInterrupt
-    return done
-
-  monkeypatch.setattr(BatchState, "maybe_save", save_then_die)
-  with pytest.raises(KeyboardInterrupt):
-    sweep.run(config, tmp_path / "out", quiet=True, width=2, checkpoint_every=1e-9)
-  monkeypatch.setattr(BatchState, "maybe_save", save)
+  run_killed_after_a_save(
+    monkeypatch,
+    lambda: sweep.run(config, tmp_path / "out", quiet=True, width=2, checkpoint_every=1e-9),
+    lambda position, step: step >= 2 * LOG_EVERY,
+  )
   resumed = sweep.run(config, tmp_path / "out", quiet=True, width=2)
   assert resumed.manifest["checkpoint"]["chunks_resumed_mid_training"]
   pd.testing.assert_frame_equal(resumed.summary, whole.summary, check_exact=True)
