@@ -7,7 +7,6 @@ import math
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 import pytest
 from flax import nnx
 
@@ -259,61 +258,6 @@ def test_cnn_batch_norm_updates_per_channel_statistics():
   model(1.0 + _normal((2, *DIGITS)))
   assert model.norms[0].mean.shape == (4,)
   assert np.all(np.asarray(model.norms[0].mean[...]) != 0)
-
-
-# ------------------------------------------- split/merge inside jax transforms
-
-
-def _loss_and_grad(graphdef, params, rest, x, y):
-  """A training-mode evaluation on split state: loss, grads, new BatchStats."""
-
-  def loss_fn(params):
-    # copy=True: without it the BatchNorms' statistics belong to the outer
-    # trace and writing them raises TraceContextError.
-    model = nnx.merge(graphdef, params, rest, copy=True)
-    loss = optax.softmax_cross_entropy_with_integer_labels(model(x), y)
-    return loss.mean(), nnx.state(model, nnx.BatchStat)
-
-  (loss, new_rest), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
-  return loss, grads, new_rest
-
-
-def _assert_batched_equals_single(batched, singles):
-  for i, single in enumerate(singles):
-    jax.tree.map(
-      lambda a, b, i=i: np.testing.assert_allclose(a[i], b, rtol=1e-5, atol=1e-6),
-      batched,
-      single,
-    )
-
-
-def test_vmap_init_and_grad_over_seeds_equals_each_seed_alone():
-  # The vanishing-gradient study's cures: BatchNorm and residuals on a naive
-  # sigmoid MLP, BatchNorm in training mode.
-  options = dict(activation="sigmoid", init="naive", batch_norm=True, residual=True)
-  graphdef = nnx.graphdef(nnx.eval_shape(lambda: _mlp(**options)))
-  x = 1.0 + _normal((16, IN_FEATURES), seed=1)
-  y = jnp.arange(16) % CLASSES
-
-  def init_and_grad(key):
-    _, params, rest = nnx.split(_mlp(key, **options), nnx.Param, ...)
-    return params, _loss_and_grad(graphdef, params, rest, x, y)
-
-  keys = jax.random.split(jax.random.key(0), 3)
-  batched = jax.jit(jax.vmap(init_and_grad))(keys)
-  single = jax.jit(_loss_and_grad, static_argnums=0)
-  singles = []
-  for key in keys:
-    _, params, rest = nnx.split(_mlp(key, **options), nnx.Param, ...)
-    singles.append((params, single(graphdef, params, rest, x, y)))
-  _assert_batched_equals_single(batched, singles)
-
-  params, (_, _, new_rest) = batched
-  first_kernels = params["layers"][0]["kernel"][...]
-  assert not np.array_equal(first_kernels[0], first_kernels[1])
-  means = [v[...] for p, v in nnx.to_flat_state(new_rest) if p[-1] == "mean"]
-  assert len(means) == 2
-  assert all(np.all(np.asarray(m) != 0) for m in means)
 
 
 # ------------------------------------------------------------ determinism
