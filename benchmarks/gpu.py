@@ -65,6 +65,7 @@ FAST_TESTS = [
   "tests/test_sweep.py",
   "tests/test_sweep_width.py",
   "tests/test_torch_reference.py",
+  "tests/test_torch_schedules.py",
 ]
 WIDTHS = (8, 32, 128, 512)
 # Widths whose throughput is within this factor of the best count as saturated.

@@ -13,7 +13,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 # persistent cache, as users do, in a fresh folder of this run (never the
 # user's ~/.cache), shared with the processes the tests start: the many tests
 # that train the same small sweeps again read its programs back (measured:
-# test_checkpoint and test_sweep in 131 s against 169 s without). Under xdist
+# the checkpoint tests and test_sweep in 131 s against 169 s without). Under xdist
 # the controller makes the one folder, before it starts the workers (they
 # inherit its environment), and removes it at its exit: the workers share the
 # programs each other compiled. The manifest still counts every program

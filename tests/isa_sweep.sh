@@ -16,9 +16,10 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 
 NUMERIC_TESTS=(
-  tests/test_torch_reference.py tests/test_optax_equivalence.py tests/test_rmsprop_equivalence.py
-  tests/test_convergence.py tests/test_rounding.py tests/test_model_transforms.py
-  tests/test_properties.py tests/test_schedules.py tests/test_landscapes.py
+  tests/test_torch_reference.py tests/test_torch_schedules.py tests/test_optax_equivalence.py
+  tests/test_rmsprop_equivalence.py tests/test_convergence.py tests/test_properties.py
+  tests/test_schedules.py tests/test_landscapes.py tests/test_landscape_failures.py
+  tests/test_rounding.py tests/test_model_transforms.py
   tests/test_composition.py tests/test_optimizer_arguments.py tests/test_hyperparameters.py
   tests/test_monitoring.py tests/test_optim_tools.py tests/test_engine_reference.py
 )

@@ -18,12 +18,16 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 FAST_TESTS=(
-  tests/test_torch_reference.py tests/test_optax_equivalence.py tests/test_schedules.py
-  tests/test_composition.py tests/test_optimizer_arguments.py tests/test_hyperparameters.py
-  tests/test_search_space.py tests/test_config_imports.py tests/test_train.py
-  tests/test_results.py tests/test_checkpoint.py
+  tests/test_torch_reference.py tests/test_torch_schedules.py tests/test_optax_equivalence.py
+  tests/test_schedules.py tests/test_composition.py tests/test_optimizer_arguments.py
+  tests/test_hyperparameters.py tests/test_search_space.py tests/test_config_imports.py
+  tests/test_train.py tests/test_results.py tests/test_checkpoint.py
+  tests/test_checkpoint_killed.py
 )
-EXTRA_TESTS=(tests/test_exports.py tests/test_dashboard.py)
+EXTRA_TESTS=(
+  tests/test_exports.py tests/test_exports_live.py tests/test_dashboard_journal.py
+  tests/test_dashboard_browser.py
+)
 
 venv="${LOWEST_VENV:-}"
 if [[ -z "$venv" ]]; then

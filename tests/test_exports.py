@@ -5,7 +5,7 @@ diverging, two seeds: 6 configurations, so two batches end one after the
 other) is logged live to all three trackers and exported again from its
 folder; each tracker's copy is read back (TensorBoard's event accumulator,
 MlflowClient, W&B's offline run files) and compared with ``curves.parquet``
-and ``summary.csv`` value for value.
+and ``summary.csv`` value for value; and what ``export`` refuses.
 """
 
 from __future__ import annotations
@@ -22,20 +22,8 @@ import pytest
 from momentum_jax import cli, report, results, sweep
 from momentum_jax.report import exports
 
-from _sweep_configs import HALVING
 from _wandb_records import run_contents
-
-CONFIG = {
-  "name": "tiny",
-  "problem": {"name": "linear_regression"},
-  "optimizers": [
-    {"name": "momentum", "ema": False, "learning_rate": [0.01, 3.0], "beta": 0.9},
-    {"name": "adam", "learning_rate": 0.1},
-  ],
-  "train": {"steps": 20, "log_every": 5},
-  "seeds": 2,
-}
-METRICS = ("train_loss", "grad_norm")
+from _trackers import CONFIG, METRICS, _curve, _main, _tensorboard_curves
 
 
 @pytest.fixture(scope="module")
@@ -81,16 +69,6 @@ def exported(swept, tmp_path_factory):
   for to in exports.TRACKERS:
     exports.export(out, to, f"sqlite:///{out / 'given.db'}" if to == "mlflow" else None)
   return out
-
-
-def _tensorboard_curves(folder):
-  from tensorboard.backend.event_processing import event_accumulator
-
-  events = event_accumulator.EventAccumulator(
-    str(folder), size_guidance={event_accumulator.SCALARS: 0}
-  )
-  events.Reload()
-  return {m: [(e.step, e.value) for e in events.Scalars(m)] for m in events.Tags()["scalars"]}
 
 
 def _mlflow_curves(client, out, name):
@@ -150,11 +128,6 @@ def _wandb_writes_running_runs():
 def _expected(out):
   saved = results.load_results(out)
   return saved.summary.set_index("config_id"), saved.curves
-
-
-def _curve(curves, config_id, metric):
-  rows = curves[curves["config_id"] == config_id].sort_values("step")
-  return rows["step"].to_numpy(), rows[metric].to_numpy()
 
 
 @pytest.mark.parametrize("where", ["swept", "exported"])
@@ -338,75 +311,6 @@ def test_trackers_hold_each_segment_before_its_batch_ends(live_run):
           np.testing.assert_array_equal([value for _, value in read[metric]], values)
 
 
-def test_a_halving_sweep_live_in_tensorboard_shows_each_rungs_survivors(tmp_path):
-  """Successive halving stops rows at rungs 10 and 30 (boundaries of the strategy, between
-  segments of one log): each boundary shows the rows still training, up to it."""
-  out = tmp_path / "halving"
-  live = exports.LiveLog("tensorboard", out, "halving")
-  held = []
-
-  def on_segment(rows):
-    live.segment(rows)
-    folders = {i: out / "tensorboard" / f"config_{i:04d}" for i in set(rows.curves["config_id"])}
-    held.append((rows.curves, {i: _tensorboard_curves(f) for i, f in folders.items()}))
-
-  result = sweep.run(HALVING, out, quiet=True, on_rows=live, on_segment=on_segment)
-  summary, curves = result.summary, result.curves
-  assert [c["step"].max() for c, _ in held] == list(range(10, 90, 10))
-  for boundary, (so_far, read) in zip(range(10, 90, 10), held):
-    # The rows training at a boundary: those stopped at it or later (at a rung, before the cut).
-    training = summary.loc[summary["stopped_at_step"] >= boundary, "config_id"]
-    assert sorted(read) == sorted(training)
-    for config_id, metrics in read.items():
-      for metric in METRICS:
-        steps, values = _curve(so_far, config_id, metric)
-        assert [step for step, _ in metrics[metric]] == steps.tolist() and steps[-1] == boundary
-        np.testing.assert_array_equal([v for _, v in metrics[metric]], values.astype(np.float32))
-  assert {len(read) for _, read in held} == {18, 6, 2}  # what the test covers
-  for config_id in summary["config_id"]:  # the whole run, each step once, to where it stopped
-    final = _tensorboard_curves(out / "tensorboard" / f"config_{config_id:04d}")
-    for metric in METRICS:
-      steps, values = _curve(curves, config_id, metric)
-      assert [step for step, _ in final[metric]] == steps.tolist()
-      np.testing.assert_array_equal([v for _, v in final[metric]], values.astype(np.float32))
-
-
-class _Killed(Exception):
-  pass
-
-
-def test_a_resumed_live_sweep_replaces_what_the_killed_one_logged_to_tensorboard(tmp_path):
-  out = tmp_path / "tiny"
-  first = exports.LiveLog("tensorboard", out, "tiny")
-
-  def killed_at_step_10(rows):
-    first.segment(rows)
-    if rows.curves["step"].max() == 10:  # the state of step 5 saved, that of 10 not yet
-      raise _Killed
-
-  with pytest.raises(_Killed):
-    sweep.run(CONFIG, out, quiet=True, checkpoint_every=1e-9, on_segment=killed_at_step_10)
-  logged = _tensorboard_curves(out / "tensorboard" / "config_0000")
-  assert [step for step, _ in logged["train_loss"]] == [5, 10]
-  again = exports.LiveLog("tensorboard", out, "tiny")
-  result = sweep.run(CONFIG, out, quiet=True, on_rows=again, on_segment=again.segment)
-  resumed = result.manifest["checkpoint"]["chunks_resumed_mid_training"]
-  assert [r["from_step"] for r in resumed] == [5]  # what the test covers
-  for config_id in result.summary["config_id"]:  # each step once: the killed run's hidden
-    final = _tensorboard_curves(out / "tensorboard" / f"config_{config_id:04d}")
-    for metric in METRICS:
-      steps, values = _curve(result.curves, config_id, metric)
-      assert [step for step, _ in final[metric]] == steps.tolist()
-      np.testing.assert_array_equal([v for _, v in final[metric]], values.astype(np.float32))
-
-
-def _main(capsys, *argv):
-  code = cli.main([str(a) for a in argv])
-  captured = capsys.readouterr()
-  assert "Traceback" not in captured.err
-  return code, captured.err
-
-
 def test_export_of_a_folder_without_a_sweep_names_it(tmp_path, capsys):
   code, err = _main(capsys, "export", tmp_path, "--to", "tensorboard")
   assert code == 2 and str(tmp_path) in err and "not a complete sweep result" in err
@@ -418,19 +322,6 @@ def test_export_to_an_unknown_tracker_is_refused(swept, capsys):
   assert exit_.value.code == 2 and "invalid choice: 'neptune'" in capsys.readouterr().err
 
 
-def test_log_to_an_unknown_tracker_is_refused_before_training(tmp_path, capsys):
-  config = tmp_path / "tiny.yaml"
-  config.write_text(
-    "problem: {name: linear_regression}\noptimizer: {name: sgd, "
-    "learning_rate: 1e-3}\ntrain: {steps: 4, log_every: 2}\n"
-  )
-  code, err = _main(
-    capsys, "sweep", config, "--out", tmp_path / "out", "--log-to", "mlflow,tensorbord"
-  )
-  assert code == 2 and "unknown tracker 'tensorbord'" in err and "'tensorboard'" in err
-  assert not (tmp_path / "out" / "summary.csv").exists()
-
-
 @pytest.mark.parametrize(
   "to,module", [("mlflow", "mlflow"), ("wandb", "wandb"), ("tensorboard", "tensorboardX")]
 )
@@ -438,18 +329,6 @@ def test_a_missing_extra_is_named(swept, to, module, capsys, monkeypatch):
   monkeypatch.setitem(sys.modules, module, None)  # as if not installed
   code, err = _main(capsys, "export", swept, "--to", to)
   assert code == 2 and f"pip install 'momentum_jax[{to}]'" in err
-
-
-def test_log_to_without_its_extra_stops_the_sweep_before_training(tmp_path, capsys, monkeypatch):
-  monkeypatch.setitem(sys.modules, "wandb", None)  # as if not installed
-  config = tmp_path / "tiny.yaml"
-  config.write_text(
-    "problem: {name: linear_regression}\noptimizer: {name: sgd, "
-    "learning_rate: 1e-3}\ntrain: {steps: 4, log_every: 2}\n"
-  )
-  code, err = _main(capsys, "sweep", config, "--out", tmp_path / "out", "--log-to", "wandb")
-  assert code == 2 and "pip install 'momentum_jax[wandb]'" in err
-  assert not (tmp_path / "out" / "summary.csv").exists()
 
 
 def test_a_second_tensorboard_export_into_the_same_folder_is_refused(swept, capsys):
@@ -460,10 +339,3 @@ def test_a_second_tensorboard_export_into_the_same_folder_is_refused(swept, caps
 def test_uri_goes_to_mlflow_only(swept, capsys):
   code, err = _main(capsys, "export", swept, "--to", "wandb", "--uri", "http://localhost:5000")
   assert code == 2 and "MLflow's tracking URI" in err
-
-
-def test_tracker_names_read_as_users_write_them():
-  assert exports.tracker_names(" TensorBoard, mlflow,mlflow") == ["tensorboard", "mlflow"]
-  assert exports.tracker_names(["wandb"]) == ["wandb"]
-  with pytest.raises(ValueError, match="did you mean 'wandb'"):
-    exports.tracker_names("wandbb")

@@ -6,7 +6,7 @@ a rung, between two exploits, in the middle of an Optuna batch), then once
 more on that folder. The resumed results equal the uninterrupted ones bit
 for bit: the same programs, compiled alike on this machine, train the same
 rows from the same saved state. (The command killed by SIGKILL is
-tests/test_checkpoint.py's; here the death is an exception raised where the
+tests/test_checkpoint_killed.py's; here the death is an exception raised where the
 save returns, which leaves the folder exactly as a kill there would.)
 """
 

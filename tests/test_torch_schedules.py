@@ -1,0 +1,100 @@
+"""momentum_jax's schedules reproduce torch.optim.lr_scheduler step by step.
+
+The docstrings of ``momentum_jax.optim`` name the torch scheduler each schedule
+equals; the fixture (``_torch_fixture``) records torch's learning rate at every
+step, compared here with ours in float32 at a bound derived from the arithmetic.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import momentum_jax as mj
+import _tolerances
+from _torch_fixture import DATA, SCHEDULE_CASES
+
+
+# torch.optim.lr_scheduler class -> the momentum_jax schedule its docstring
+# names, from the base learning rate and the scheduler's kwargs.
+SCHEDULES: dict[str, Callable[[float, dict], mj.Schedule]] = {
+  "StepLR": lambda lr, kw: mj.step_decay(lr, kw["gamma"], kw["step_size"]),
+  "CosineAnnealingLR": lambda lr, kw: mj.cosine_annealing(lr, kw["T_max"], kw["eta_min"]),
+  "PolynomialLR": lambda lr, kw: mj.polynomial_decay(lr, kw["total_iters"], kw["power"]),
+  "ExponentialLR": lambda lr, kw: mj.exponential_decay(lr, kw["gamma"]),
+  "LinearLR": lambda lr, kw: mj.linear_warmup(kw["start_factor"] * lr, lr, kw["total_iters"]),
+}
+
+
+def _schedule_values(name: str) -> tuple[np.ndarray, np.ndarray, dict]:
+  case = SCHEDULE_CASES[name]
+  torch_config = case["torch"]
+  schedule = SCHEDULES[torch_config["name"]](case["lr"], torch_config["kwargs"])
+  # As optax calls it: with the int32 update count.
+  ours = jax.vmap(schedule)(jnp.arange(case["steps"], dtype=jnp.int32))
+  return np.asarray(ours, np.float64), DATA[f"sched__{name}__lr"], torch_config
+
+
+def _schedule_bound(theirs: np.ndarray, case: dict) -> np.ndarray:
+  """How far our float32 schedule may lie from torch's float64 one, per step.
+
+  Ours: ``_tolerances.schedule_bound`` at the initial rate, with what a power
+  amplifies (γ**t, γ**⌊t/s⌋; the polynomial's base (T − t)/T rounds twice).
+  torch's chainable form multiplies one float64 factor a step: a few ``U64``
+  each, ``8·t·U64`` relative after ``t``.
+  """
+  kwargs, name = case["torch"]["kwargs"], case["torch"]["name"]
+  t = np.arange(len(theirs), dtype=np.float64)
+  amplification = 0.0
+  if name == "ExponentialLR":
+    amplification = _tolerances.power_amplification(kwargs["gamma"], t)
+  elif name == "StepLR":
+    amplification = _tolerances.power_amplification(
+      kwargs["gamma"], np.floor(t / kwargs["step_size"])
+    )
+  elif name == "PolynomialLR":
+    remaining = 1 - np.minimum(t, kwargs["total_iters"]) / kwargs["total_iters"]
+    amplification = 2 * _tolerances.power_amplification(remaining, kwargs["power"])
+  ours = _tolerances.schedule_bound(theirs, case["lr"], amplification)
+  return ours + 8 * t * _tolerances.U64 * np.abs(theirs)
+
+
+def test_every_torch_scheduler_is_recorded_with_two_settings_or_more():
+  names = [case["torch"]["name"] for case in SCHEDULE_CASES.values()]
+  assert set(names) == set(SCHEDULES)
+  assert all(names.count(n) >= 2 for n in SCHEDULES)
+
+
+@pytest.mark.parametrize("name", sorted(SCHEDULE_CASES))
+def test_schedule_matches_torch_every_step(name):
+  ours, theirs, torch_config = _schedule_values(name)
+  if torch_config["name"] == "CosineAnnealingLR":
+    # Equal on [0, T_max] only; the hold after it is checked below.
+    last = torch_config["kwargs"]["T_max"]
+    ours, theirs = ours[: last + 1], theirs[: last + 1]
+  bound = _schedule_bound(theirs, SCHEDULE_CASES[name])
+  _tolerances.assert_within({name: ours}, {name: theirs}, {name: bound})
+
+
+@pytest.mark.parametrize(
+  "name", sorted(n for n, c in SCHEDULE_CASES.items() if c["torch"]["name"] == "CosineAnnealingLR")
+)
+def test_cosine_holds_at_lr_min_where_torch_climbs_back(name):
+  ours, theirs, torch_config = _schedule_values(name)
+  t_max, lr_min = torch_config["kwargs"]["T_max"], torch_config["kwargs"]["eta_min"]
+  base = SCHEDULE_CASES[name]["lr"]
+  assert len(ours) > t_max + 5, "the fixture must run past T_max"
+  # Our float32 cosine at its floor: within its rounding bound of lr_min.
+  held = ours[t_max:]
+  bound = _tolerances.schedule_bound(np.full_like(held, lr_min), base)
+  _tolerances.assert_within({"": held}, {"": np.full_like(held, lr_min)}, {"": bound})
+  # torch follows the cosine on: lr_min + ½(lr − lr_min)(1 + cos(π t / T_max)).
+  t = np.arange(t_max + 1, len(theirs))
+  np.testing.assert_allclose(
+    theirs[t_max + 1 :], lr_min + 0.5 * (base - lr_min) * (1 + np.cos(np.pi * t / t_max)), rtol=1e-9
+  )
+  assert (theirs[t_max + 1 :] > lr_min).all()
