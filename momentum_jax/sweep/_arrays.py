@@ -15,11 +15,6 @@ from momentum_jax.runtime import files as _files
 METRIC_PREFIX = "metrics:"
 
 
-def metric_path(name: str) -> tuple:
-  """The key path of a metric's entry (see :data:`METRIC_PREFIX`)."""
-  return tuple(json.loads(name[len(METRIC_PREFIX) :]))
-
-
 def pack(prefix: str, tree: Mapping[str, Any]) -> dict[str, np.ndarray]:
   """A nested dict of arrays as flat ``.npz`` entries named ``prefix`` + its key path as JSON."""
   return {

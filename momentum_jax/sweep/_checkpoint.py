@@ -19,10 +19,10 @@ file; the results are the same as an uninterrupted run's, bit for bit. A
 different configuration (or other package versions) in that folder is refused
 with :class:`OutputDirError` unless ``overwrite`` is set.
 
-Once every chunk is done, one process merges them (:meth:`Checkpoint.load`):
-on several hosts the folder must be on a file system they all see. The chunk
-files stay, so re-running a finished sweep rewrites its tables and figures
-without training again.
+A resumed sweep reads them back once (:meth:`Checkpoint.batches`), on every
+process: on several hosts the folder must be on a file system they all see.
+The chunk files stay, so re-running a finished sweep rewrites its tables and
+figures without training again.
 
 Why not Orbax (installed with Flax): a chunk's payload is a few small
 host arrays of metrics, not device state, and each host must write its own
@@ -44,13 +44,12 @@ from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
-from flax import traverse_util
 
 from momentum_jax import results
 from momentum_jax.runtime import files as _files
 from momentum_jax.runtime.versions import versions  # noqa: F401  (the engine reads them here)
 from momentum_jax.results._models import MODELS_DIR
-from momentum_jax.sweep._arrays import METRIC_PREFIX, batch_arrays, metric_path, unpack
+from momentum_jax.sweep._arrays import METRIC_PREFIX, batch_arrays, unpack
 from momentum_jax.sweep._errors import OutputDirError
 from momentum_jax.sweep._recorded import extension, mismatch, recorded_sweep
 from momentum_jax.sweep.strategies import OWN_FILES
@@ -230,11 +229,6 @@ class Checkpoint:
         found.append(path)
     return found
 
-  def finished(self, group: int) -> np.ndarray:
-    """The sorted indices of ``group``'s configurations already in chunk files."""
-    indices = [np.load(path)["index"] for path in self._files(group)]
-    return np.unique(np.concatenate(indices)) if indices else np.zeros(0, np.int64)
-
   def save_batch(
     self, group: int, batch: Any, strategy_state: Mapping[str, Any], ended: Mapping[str, Any]
   ) -> Path | None:
@@ -296,48 +290,6 @@ class Checkpoint:
     """Rows numbered with ``saved_with`` seeds per setting, numbered with today's."""
     rows = np.asarray(rows, np.int64)
     return rows // saved_with * self.seeds_per_setting + rows % saved_with
-
-  def load(
-    self, group: int, num_configs: int, missing_ok: bool = False
-  ) -> tuple[dict[str, Any], np.ndarray]:
-    """Merges ``group``'s chunk files into ``(metrics, diverged_at_step)``, in index order.
-
-    ``missing_ok``: rows in no chunk file are left zero, not refused (a
-    search reading back the rows finished so far).
-
-    Raises:
-      OutputDirError: if a configuration is missing (on several hosts: the
-        folder is not shared by all of them) or out of range.
-    """
-    merged: dict[tuple, np.ndarray] = {}
-    diverged = None
-    seen = np.zeros(num_configs, bool)
-    for path in self._files(group):
-      with np.load(path) as chunk:
-        index = chunk["index"]
-        if index.size and (index.min() < 0 or index.max() >= num_configs):
-          raise OutputDirError(
-            f"{path} holds configurations outside group {group}'s "
-            f"{num_configs}: was the config changed by hand?"
-          )
-        if diverged is None:
-          diverged = np.zeros(num_configs, chunk["diverged_at_step"].dtype)
-        diverged[index] = chunk["diverged_at_step"]
-        for name in chunk.files:
-          if name.startswith(METRIC_PREFIX):
-            key = metric_path(name)
-            if key not in merged:
-              merged[key] = np.zeros((num_configs, *chunk[name].shape[1:]), chunk[name].dtype)
-            merged[key][index] = chunk[name]
-        seen[index] = True
-    if not seen.all() and not missing_ok:
-      missing = np.flatnonzero(~seen)
-      raise OutputDirError(
-        f"{len(missing)} configuration(s) of group {group} missing from {self.folder} "
-        f"(first: {missing[:5].tolist()}); on several hosts the output folder must be on a "
-        "file system every host sees"
-      )
-    return traverse_util.unflatten_dict(merged), diverged
 
 
 def _clear(out_dir: Path, folder: Path) -> None:

@@ -127,6 +127,9 @@ class Keeper:
     setups: Each group's :class:`~momentum_jax.train.Setup`, which
       :meth:`offer_carry` evaluates its rows with; built once, so that the
       pull compiles once per group.
+    saved: Each group's finished batches, read back from ``checkpoint``
+      (:meth:`~momentum_jax.sweep._checkpoint.Checkpoint.batches`): their rows
+      count as trained.
   """
 
   def __init__(
@@ -138,6 +141,7 @@ class Keeper:
     steps: int,
     checkpoint=None,
     setups: Sequence[Setup] = (),
+    saved: Sequence[list] = (),
   ):
     self.models, self.metric, self.seeds, self.steps = spec.models, metric, seeds, steps
     self.setups = list(setups)
@@ -150,24 +154,23 @@ class Keeper:
     self.folder = None if checkpoint is None else Path(checkpoint.folder) / KEPT_DIR
     self.write = jax.process_index() == 0
     if checkpoint is not None:
-      self._resume(checkpoint, sizes)
+      self._resume(saved, sizes)
 
   def _path(self, group: int, row: int) -> Path:
     return self.folder / f"g{group:03d}-r{row:07d}.npz"
 
-  def _resume(self, checkpoint, sizes: list[int]) -> None:
-    """The finished rows' metrics from the chunk files, the held rows from ``kept/``."""
-    for group, size in enumerate(sizes):
-      finished = checkpoint.finished(group)
-      if not len(finished):
-        continue
-      metrics, diverged = checkpoint.load(group, size, missing_ok=True)
-      if "stopped_at_step" in metrics:  # a scheduler's: only those that trained to the end
-        finished = finished[metrics["stopped_at_step"][finished] == self.steps]
-      picked = {
-        name: metrics[name][finished] for name in ("train_loss", self.metric) if name in metrics
-      }
-      self._record(group, finished, picked, diverged[finished])
+  def _resume(self, saved: Sequence[list], sizes: list[int]) -> None:
+    """The finished rows' metrics from the batches read back, the held rows from ``kept/``.
+
+    Only the rows that trained to the last step count, as :meth:`offer` gets them.
+    """
+    for group, batches in enumerate(saved):
+      for _, _, ended in batches:
+        to_end = np.asarray(ended["stopped_at_step"]) == self.steps
+        if to_end.any():
+          metrics = ended["metrics"]
+          picked = {n: metrics[n][to_end] for n in ("train_loss", self.metric) if n in metrics}
+          self._record(group, ended["rows"][to_end], picked, ended["diverged_at_step"][to_end])
     if self.write:
       self.folder.mkdir(parents=True, exist_ok=True)
       for temporary in self.folder.glob(".*.tmp"):  # what a killed write left

@@ -48,6 +48,8 @@ class GroupJob:
     capacity: Rows a batch may have (the strategy's ``rows_at_once``).
     steps: Training steps; ``log_every`` steps per log.
     checkpoint: The output folder's finished batches, or ``None``.
+    saved: The group's batches it had finished, as read back when the sweep started
+      (:meth:`~momentum_jax.sweep._checkpoint.Checkpoint.batches`).
     state: Where the unfinished batch's state is saved, or ``None``.
     advancer: ``rows -> on_segment`` for the progress bar.
     keep: ``(rows, metrics, diverged, carry, mesh)``, offered the rows that
@@ -61,6 +63,7 @@ class GroupJob:
   steps: int
   log_every: int
   checkpoint: Any = None
+  saved: list = dataclasses.field(default_factory=list)
   state: BatchState | None = None
   advancer: Callable[[int], Any] = lambda rows: None
   keep: Callable[..., None] | None = None
@@ -343,7 +346,7 @@ def _resume(strategy: Strategy, job: GroupJob, pieces: list) -> LoopPosition | N
   strategy as it was, and the unfinished batch's position (None if none)."""
   if job.checkpoint is None:
     return None
-  saved = job.checkpoint.batches(job.index)
+  saved = job.saved
   pieces.extend(ended for _, _, ended in saved)
   if any(state is None for _, state, _ in saved):  # seeds added: renumbered, told anew
     if job.state is not None:

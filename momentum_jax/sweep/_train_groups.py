@@ -47,11 +47,11 @@ def _programs_for(problem, group, width, mesh, segments, identity) -> _programs.
 
 
 def _unfinished(plan) -> list[bool]:
-  """Whether each group has anything left to train (a resumed sweep's may not)."""
-  checkpoint = plan.checkpoint
+  """Whether each group has anything left to train: rows in none of its finished batches
+  (which never share a row; a resumed sweep's may hold them all)."""
   return [
-    checkpoint is None or len(checkpoint.finished(i)) < len(g.seeds)
-    for i, g in enumerate(plan.groups)
+    sum(len(ended["rows"]) for _, _, ended in saved) < len(g.seeds)
+    for g, saved in zip(plan.groups, plan.saved)
   ]
 
 
@@ -116,6 +116,7 @@ def _job(
     train.steps,
     train.log_every,
     plan.checkpoint,
+    plan.saved[index],
     None if plan.checkpoint is None else BatchState(out_dir, index, checkpoint_every),
     lambda rows: progress.advancer(rows * local_share),
     None if keeper is None else functools.partial(keeper.offer_carry, index),
