@@ -162,9 +162,10 @@ def test_the_chunk_metrics_round_trip_nested_dicts(tmp_path):
       "values": dict(batch.values),
       "history": {"copied_from": np.full((3, 2), -1)},
     },
+    (4, 2),
   )
-  ((saved, state, ended),) = checkpoint.batches(0)
-  assert (saved.record(), state) == (batch.record(), {"next": 3})
+  ((saved, state, ended, widths),) = checkpoint.batches(0)
+  assert (saved.record(), state, widths.tolist()) == (batch.record(), {"next": 3}, [4, 2])
   np.testing.assert_array_equal(ended["rows"], rows)
   np.testing.assert_array_equal(ended["metrics"]["train_loss"], metrics["train_loss"])
   kernel = ended["metrics"]["grad_norms"]["layers"][0]["kernel"]  # an int key stays one

@@ -38,6 +38,7 @@ def batch_arrays(
   batch: Any,
   strategy_state: Mapping[str, Any],
   ended: Mapping[str, Any],
+  widths: tuple[int, ...],
   seeds_per_setting: int | None = None,
 ) -> dict[str, np.ndarray]:
   """A finished batch as ``.npz`` entries (see :meth:`Checkpoint.save_batch`)."""
@@ -47,7 +48,7 @@ def batch_arrays(
     "stopped_at_step": np.asarray(ended["stopped_at_step"], np.int64),
     "batch": np.array(json.dumps(batch.record())),
     "strategy": np.array(json.dumps(_files.jsonable(strategy_state))),
-    "widths": np.asarray(ended.get("widths", ()), np.int64),
+    "widths": np.asarray(widths, np.int64),
     "seeds_per_setting": np.asarray(seeds_per_setting or 0, np.int64),
   }
   arrays.update(pack(METRIC_PREFIX, ended["metrics"]))

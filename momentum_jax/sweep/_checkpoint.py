@@ -41,7 +41,7 @@ import re
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, NamedTuple
 
 import numpy as np
 
@@ -67,6 +67,25 @@ _RESULT_FILES = (
   *OWN_FILES,
 )
 _CHUNK_NAME = re.compile(r"g(\d+)-(\d+)-p(\d+)\.npz")
+
+
+class SavedBatch(NamedTuple):
+  """A finished batch as read back (:meth:`Checkpoint.batches`).
+
+  Attributes:
+    batch: The batch its strategy asked for.
+    state: The strategy's state at the batch's end; ``None`` if saved before
+      seeds were added (its rows renumbered).
+    ended: Its rows as the segment loop ended them (``rows``, ``metrics``,
+      ``diverged_at_step``, ``stopped_at_step``, ``values``, ``history``).
+    widths: The widths it trained at, one per segment program (a strategy's
+      :class:`~momentum_jax.sweep.strategies.Outcome` has them).
+  """
+
+  batch: Any
+  state: dict[str, Any] | None
+  ended: dict[str, Any]
+  widths: np.ndarray
 
 
 def check_output_folder(out_dir: Path) -> None:
@@ -230,28 +249,34 @@ class Checkpoint:
     return found
 
   def save_batch(
-    self, group: int, batch: Any, strategy_state: Mapping[str, Any], ended: Mapping[str, Any]
+    self,
+    group: int,
+    batch: Any,
+    strategy_state: Mapping[str, Any],
+    ended: Mapping[str, Any],
+    widths: tuple[int, ...],
   ) -> Path | None:
     """Writes a finished batch of ``group`` atomically, with its strategy's state (process 0).
 
-    The file holds what :meth:`save` writes (the rows, where they diverged,
-    their metrics) and what the segment loop resumes from: where each row
-    stopped, its hyperparameters as asked, the loop's history of exploits,
-    the batch (JSON) and the strategy's state at the batch's end (JSON).
+    The file holds the rows, where they diverged, their metrics, and what
+    the segment loop resumes from: where each row stopped, its
+    hyperparameters as asked, the loop's history of exploits, the widths
+    it trained at, the batch (JSON) and the strategy's state at the
+    batch's end (JSON). :meth:`batches` reads it back.
     """
     import jax  # the process index; jax is imported by any sweep anyway
 
     if jax.process_index() != 0:
       return None
     buffer = io.BytesIO()
-    np.savez(buffer, **batch_arrays(batch, strategy_state, ended, self.seeds_per_setting))
+    np.savez(buffer, **batch_arrays(batch, strategy_state, ended, widths, self.seeds_per_setting))
     name = f"g{group:03d}-{int(np.min(ended['rows'])):07d}-p000.npz"
     return _files.atomic_write_bytes(self.folder / name, buffer.getvalue())
 
-  def batches(self, group: int) -> list[tuple[Any, dict[str, Any], dict[str, Any]]]:
-    """``group``'s finished batches, in the order they trained: ``(batch, strategy state,
-    ended)``, ``ended`` as the segment loop gave it to :meth:`save_batch`. A batch saved
-    before seeds were added comes renumbered, its strategy state ``None``.
+  def batches(self, group: int) -> list[SavedBatch]:
+    """``group``'s finished batches, in the order they trained, as the segment loop gave them
+    to :meth:`save_batch`. A batch saved before seeds were added comes renumbered, its
+    strategy state ``None``.
 
     Raises:
       OutputDirError: for a chunk file written by another version of the engine.
@@ -281,10 +306,9 @@ class Checkpoint:
         "metrics": unpack(METRIC_PREFIX, arrays),
         "values": unpack("values:", arrays),
         "history": unpack("history:", arrays),
-        "widths": arrays["widths"],
       }
-      found.append((batch, state, ended))
-    return sorted(found, key=lambda saved: saved[0].number)
+      found.append(SavedBatch(batch, state, ended, arrays["widths"]))
+    return sorted(found, key=lambda saved: saved.batch.number)
 
   def _renumbered(self, rows: np.ndarray, saved_with: int) -> np.ndarray:
     """Rows numbered with ``saved_with`` seeds per setting, numbered with today's."""

@@ -211,7 +211,7 @@ class _Sweep:
   checkpoint: _checkpoint.Checkpoint | None
   # Each group's finished batches in the output folder (Checkpoint.batches), read once here
   # for the keeper and the loop (empty without a folder).
-  saved: list[list]
+  saved: list[list[_checkpoint.SavedBatch]]
   strategies: list
   widths: dict[str, int]
   execution: dict[str, Any]

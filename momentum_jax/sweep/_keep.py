@@ -165,7 +165,7 @@ class Keeper:
     Only the rows that trained to the last step count, as :meth:`offer` gets them.
     """
     for group, batches in enumerate(saved):
-      for _, _, ended in batches:
+      for ended in (saved.ended for saved in batches):
         to_end = np.asarray(ended["stopped_at_step"]) == self.steps
         if to_end.any():
           metrics = ended["metrics"]

@@ -50,7 +50,7 @@ def _unfinished(plan) -> list[bool]:
   """Whether each group has anything left to train: rows in none of its finished batches
   (which never share a row; a resumed sweep's may hold them all)."""
   return [
-    sum(len(ended["rows"]) for _, _, ended in saved) < len(g.seeds)
+    sum(len(s.ended["rows"]) for s in saved) < len(g.seeds)
     for g, saved in zip(plan.groups, plan.saved)
   ]
 
