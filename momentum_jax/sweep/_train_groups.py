@@ -63,13 +63,11 @@ def _compile_ahead(plan, unfinished: list[bool]) -> list[_programs.Programs]:
     for g in plan.groups
   ]
   planned = [
-    group_programs.planned_keys(strategy.planned(plan.sizes[group.label])) if todo else []
+    group_programs.plan(strategy.planned(plan.sizes[group.label])) if todo else []
     for group, strategy, todo, group_programs in zip(
       plan.groups, plan.strategies, unfinished, programs
     )
   ]
-  for group_programs, keys in zip(programs, planned):
-    group_programs.share = 1 / max(1, len(keys))
   if sum(map(len, planned)) > 1:
     for group_programs, keys in zip(programs, planned):
       group_programs.prefetch(keys)
