@@ -138,16 +138,15 @@ def test_the_chunk_metrics_round_trip_nested_dicts(tmp_path):
       "values": dict(batch.values),
       "history": {"copied_from": np.full((3, 2), -1)},
     },
+    (4, 2),
   )
-  ((saved, state, ended),) = checkpoint.batches(0)
-  assert (saved.record(), state) == (batch.record(), {"next": 3})
+  ((saved, state, ended, widths),) = checkpoint.batches(0)
+  assert (saved.record(), state, widths.tolist()) == (batch.record(), {"next": 3}, [4, 2])
+  np.testing.assert_array_equal(ended["rows"], rows)
   np.testing.assert_array_equal(ended["metrics"]["train_loss"], metrics["train_loss"])
-  loaded, diverged = checkpoint.load(0, 3)
-  np.testing.assert_array_equal(loaded["train_loss"][[2, 0, 1]], metrics["train_loss"])
-  assert loaded["grad_norms"]["layers"][0]["kernel"].dtype == np.float32  # an int key stays one
-  np.testing.assert_array_equal(diverged, [5, -1, -1])
-  with pytest.raises(sweep.OutputDirError, match="1 configuration"):
-    checkpoint.load(0, 4)
+  kernel = ended["metrics"]["grad_norms"]["layers"][0]["kernel"]  # an int key stays one
+  assert kernel.dtype == np.float32
+  np.testing.assert_array_equal(ended["diverged_at_step"], [-1, 5, -1])
 
 
 def test_a_sweep_logging_per_layer_gradient_norms_checkpoints_and_tabulates_them(tmp_path):

@@ -18,7 +18,7 @@ from _two_hosts import sweep_on_two_hosts
 from _keep_configs import HALVING, WIDTH
 from momentum_jax import problems, report, results, sweep
 from momentum_jax import train as train_lib
-from momentum_jax.results import _models
+from momentum_jax.train import _kept
 
 
 # Schedule-free AdamW: its validation metrics are measured at the average x,
@@ -39,7 +39,8 @@ SCHEDULE_FREE = {
 def _raw_iterates(config: dict, monkeypatch) -> list:
   """``config`` swept again, keeping the parameters as the optimizer left them (the old way)."""
   with monkeypatch.context() as patched:
-    patched.setattr(train_lib.Setup, "kept", lambda run, state: (state.params, state.rest))
+    raw = lambda run, state: _kept.flat_arrays(state.params, state.rest)
+    patched.setattr(train_lib.Setup, "kept", raw)
     return sweep.run(config, quiet=True, width=WIDTH).models
 
 
@@ -54,7 +55,7 @@ def _abs_mlp(arrays: dict, x: np.ndarray) -> np.ndarray:
 def _load_arrays(model: nnx.Module) -> dict:
   return {
     k: np.asarray(v, np.float64)
-    for k, v in _models.flat_arrays(*nnx.split(model, nnx.Param, ...)[1:]).items()
+    for k, v in _kept.flat_arrays(*nnx.split(model, nnx.Param, ...)[1:]).items()
   }
 
 
@@ -129,7 +130,7 @@ def test_with_successive_halving_only_finished_members_are_kept(tmp_path):
   )
   # Its weights are those held, array for array.
   loaded = results.load_model(tmp_path, seed=1)
-  arrays = _models.flat_arrays(*nnx.split(loaded, nnx.Param, ...)[1:])
+  arrays = _kept.flat_arrays(*nnx.split(loaded, nnx.Param, ...)[1:])
   assert arrays.keys() == model.states[1].keys()
   for name, value in arrays.items():
     np.testing.assert_array_equal(value, model.states[1][name], err_msg=name)
@@ -169,6 +170,6 @@ def test_two_processes_keep_one_process_s_models_and_the_command_says_where(tmp_
     ) == json.loads(json.dumps(model.describe()))
     for run, state in zip(model.runs, model.states):
       loaded = results.load_model(out, rank=model.rank, seed=run["seed"])
-      arrays = _models.flat_arrays(*nnx.split(loaded, nnx.Param, ...)[1:])
+      arrays = _kept.flat_arrays(*nnx.split(loaded, nnx.Param, ...)[1:])
       for name in state:
         np.testing.assert_array_equal(arrays[name], state[name], err_msg=name)

@@ -12,12 +12,15 @@ save returns, which leaves the folder exactly as a kill there would.)
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import numpy as np
 import optuna
 import pandas as pd
 import pytest
 
 from _killed import run_killed_after_a_save
-from _sweep_configs import HALVING, REGRESSION_PBT, with_changes
+from _sweep_configs import HALVING, REGRESSION, REGRESSION_PBT, with_changes
 from momentum_jax import sweep
 from momentum_jax.sweep.strategies._optuna_study import JOURNAL_FILE
 
@@ -88,3 +91,21 @@ def test_a_search_killed_inside_a_batch_resumes_to_the_uninterrupted_results(
       ]
 
     assert trials(out) == trials(tmp_path / "whole")
+
+
+def test_a_resumed_sweep_reads_each_chunk_file_once(tmp_path, monkeypatch):
+  # The keeper and the loop both start from the finished batches: read once, handed to both.
+  config = with_changes(REGRESSION, keep={"models": 2})
+  whole = _run(config, tmp_path, chunk_size=4)
+  chunks = sorted(p.name for p in (tmp_path / "chunks").glob("g*.npz"))
+  assert len(chunks) == 5  # 18 configurations in chunks of 4
+  load, opened = np.load, []
+
+  def counted(file, *args, **kwargs):
+    opened.append(Path(getattr(file, "name", file)).name)
+    return load(file, *args, **kwargs)
+
+  monkeypatch.setattr(np, "load", counted)
+  again = _run(config, tmp_path, chunk_size=4)
+  assert sorted(name for name in opened if name in chunks) == chunks
+  pd.testing.assert_frame_equal(again.summary, whole.summary, check_exact=True)

@@ -38,7 +38,6 @@ if TYPE_CHECKING:  # imported where used: reading a result's tables needs neithe
 
 MODELS_DIR = "models"
 MODEL_FILE = "model.json"
-_PARTS = ("params", "rest")
 
 
 @dataclasses.dataclass
@@ -54,7 +53,8 @@ class KeptModel:
     runs: Per seed, in configuration order: ``config_id``, ``seed`` and the
       summary's metrics.
     states: Per run, the model's arrays by name (``params.<path>``,
-      ``rest.<path>``), see :func:`flat_arrays`.
+      ``rest.<path>``; a Trainable's ``model<path>``), see
+      :mod:`momentum_jax.train._kept`.
   """
 
   rank: int
@@ -103,48 +103,6 @@ def manifest_record(models: list[KeptModel]) -> list[dict[str, Any]]:
     for model in models
     for run in model.runs
   ]
-
-
-def _name(part: str, path: tuple) -> str:
-  return ".".join((part, *map(str, path)))
-
-
-def flat_arrays(params: Any, rest: Any) -> dict[str, Any]:
-  """A model's ``params`` and ``rest`` (``nnx.State``) as ``{"params.layers.0.kernel": array}``.
-
-  A random key (a Dropout's RNG state) is stored as its key data.
-  """
-  import jax
-  from flax import nnx
-
-  flat = {}
-  for part, state in zip(_PARTS, (params, rest)):
-    for path, variable in nnx.to_flat_state(state):
-      value = variable[...]
-      if jax.dtypes.issubdtype(value.dtype, jax.dtypes.prng_key):
-        value = jax.random.key_data(value)
-      flat[_name(part, path)] = value
-  return flat
-
-
-def flat_tree(tree: Any) -> dict[str, Any]:
-  """A Trainable's kept pytree as ``{"model<path>": array}``, paths as ``jax.tree_util.keystr``
-  writes them (``model['actor'][0]``); a random key as its key data."""
-  import jax
-
-  flat = {}
-  for path, value in jax.tree_util.tree_flatten_with_path(tree)[0]:
-    if jax.dtypes.issubdtype(value.dtype, jax.dtypes.prng_key):
-      value = jax.random.key_data(value)
-    flat[_tree_name(path)] = value
-  return flat
-
-
-def _tree_name(path: tuple) -> str:
-  """A kept pytree leaf's name: ``model`` and its path as ``jax.tree_util.keystr`` writes it."""
-  import jax
-
-  return "model" + jax.tree_util.keystr(path)
 
 
 def write_models(models: list[KeptModel], out_dir: str | os.PathLike) -> Path:
@@ -249,6 +207,7 @@ def load_model(
   import jax
   from flax import nnx
 
+  from momentum_jax.train._kept import PARTS, part_name
   from momentum_jax.train._state import _eval_mode
 
   described = read_model(out_dir, rank)
@@ -265,9 +224,9 @@ def load_model(
     return _trainable_model(problem, tuple(described["hyperparameters"]), arrays)
   model = problem.make_model(nnx.Rngs(0))
   _, params, rest = nnx.split(model, nnx.Param, ...)
-  for part, state in zip(_PARTS, (params, rest)):
+  for part, state in zip(PARTS, (params, rest)):
     for path_, variable in nnx.to_flat_state(state):
-      value = arrays[_name(part, path_)]
+      value = arrays[part_name(part, path_)]
       if jax.dtypes.issubdtype(variable[...].dtype, jax.dtypes.prng_key):
         value = jax.random.wrap_key_data(value)
       variable[...] = value
@@ -276,15 +235,18 @@ def load_model(
 
 
 def _trainable_model(trainable: "problems.Trainable", names: tuple[str, ...], arrays) -> Any:
-  """The kept pytree of ``trainable`` from its flat ``arrays`` (:func:`flat_tree`'s names)."""
+  """The kept pytree of ``trainable`` from its flat ``arrays`` (named by
+  :func:`~momentum_jax.train._kept.tree_name`)."""
   import jax
+
+  from momentum_jax.train._kept import tree_name
 
   state = trainable.abstract_state(names)
   abstract = state if trainable.model is None else jax.eval_shape(trainable.model, state)
   leaves, structure = jax.tree_util.tree_flatten_with_path(abstract)
   values = []
   for path, leaf in leaves:
-    value = np.asarray(arrays[_tree_name(path)])
+    value = np.asarray(arrays[tree_name(path)])
     if jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key):
       value = jax.random.wrap_key_data(value)
     values.append(value)

@@ -15,11 +15,6 @@ from momentum_jax.runtime import files as _files
 METRIC_PREFIX = "metrics:"
 
 
-def metric_path(name: str) -> tuple:
-  """The key path of a metric's entry (see :data:`METRIC_PREFIX`)."""
-  return tuple(json.loads(name[len(METRIC_PREFIX) :]))
-
-
 def pack(prefix: str, tree: Mapping[str, Any]) -> dict[str, np.ndarray]:
   """A nested dict of arrays as flat ``.npz`` entries named ``prefix`` + its key path as JSON."""
   return {
@@ -43,6 +38,7 @@ def batch_arrays(
   batch: Any,
   strategy_state: Mapping[str, Any],
   ended: Mapping[str, Any],
+  widths: tuple[int, ...],
   seeds_per_setting: int | None = None,
 ) -> dict[str, np.ndarray]:
   """A finished batch as ``.npz`` entries (see :meth:`Checkpoint.save_batch`)."""
@@ -52,7 +48,7 @@ def batch_arrays(
     "stopped_at_step": np.asarray(ended["stopped_at_step"], np.int64),
     "batch": np.array(json.dumps(batch.record())),
     "strategy": np.array(json.dumps(_files.jsonable(strategy_state))),
-    "widths": np.asarray(ended.get("widths", ()), np.int64),
+    "widths": np.asarray(widths, np.int64),
     "seeds_per_setting": np.asarray(seeds_per_setting or 0, np.int64),
   }
   arrays.update(pack(METRIC_PREFIX, ended["metrics"]))

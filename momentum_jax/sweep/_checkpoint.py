@@ -19,10 +19,10 @@ file; the results are the same as an uninterrupted run's, bit for bit. A
 different configuration (or other package versions) in that folder is refused
 with :class:`OutputDirError` unless ``overwrite`` is set.
 
-Once every chunk is done, one process merges them (:meth:`Checkpoint.load`):
-on several hosts the folder must be on a file system they all see. The chunk
-files stay, so re-running a finished sweep rewrites its tables and figures
-without training again.
+A resumed sweep reads them back once (:meth:`Checkpoint.batches`), on every
+process: on several hosts the folder must be on a file system they all see.
+The chunk files stay, so re-running a finished sweep rewrites its tables and
+figures without training again.
 
 Why not Orbax (installed with Flax): a chunk's payload is a few small
 host arrays of metrics, not device state, and each host must write its own
@@ -41,16 +41,15 @@ import re
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, NamedTuple
 
 import numpy as np
-from flax import traverse_util
 
 from momentum_jax import results
 from momentum_jax.runtime import files as _files
 from momentum_jax.runtime.versions import versions  # noqa: F401  (the engine reads them here)
 from momentum_jax.results._models import MODELS_DIR
-from momentum_jax.sweep._arrays import METRIC_PREFIX, batch_arrays, metric_path, unpack
+from momentum_jax.sweep._arrays import METRIC_PREFIX, batch_arrays, unpack
 from momentum_jax.sweep._errors import OutputDirError
 from momentum_jax.sweep._recorded import extension, mismatch, recorded_sweep
 from momentum_jax.sweep.strategies import OWN_FILES
@@ -68,6 +67,25 @@ _RESULT_FILES = (
   *OWN_FILES,
 )
 _CHUNK_NAME = re.compile(r"g(\d+)-(\d+)-p(\d+)\.npz")
+
+
+class SavedBatch(NamedTuple):
+  """A finished batch as read back (:meth:`Checkpoint.batches`).
+
+  Attributes:
+    batch: The batch its strategy asked for.
+    state: The strategy's state at the batch's end; ``None`` if saved before
+      seeds were added (its rows renumbered).
+    ended: Its rows as the segment loop ended them (``rows``, ``metrics``,
+      ``diverged_at_step``, ``stopped_at_step``, ``values``, ``history``).
+    widths: The widths it trained at, one per segment program (a strategy's
+      :class:`~momentum_jax.sweep.strategies.Outcome` has them).
+  """
+
+  batch: Any
+  state: dict[str, Any] | None
+  ended: dict[str, Any]
+  widths: np.ndarray
 
 
 def check_output_folder(out_dir: Path) -> None:
@@ -230,34 +248,35 @@ class Checkpoint:
         found.append(path)
     return found
 
-  def finished(self, group: int) -> np.ndarray:
-    """The sorted indices of ``group``'s configurations already in chunk files."""
-    indices = [np.load(path)["index"] for path in self._files(group)]
-    return np.unique(np.concatenate(indices)) if indices else np.zeros(0, np.int64)
-
   def save_batch(
-    self, group: int, batch: Any, strategy_state: Mapping[str, Any], ended: Mapping[str, Any]
+    self,
+    group: int,
+    batch: Any,
+    strategy_state: Mapping[str, Any],
+    ended: Mapping[str, Any],
+    widths: tuple[int, ...],
   ) -> Path | None:
     """Writes a finished batch of ``group`` atomically, with its strategy's state (process 0).
 
-    The file holds what :meth:`save` writes (the rows, where they diverged,
-    their metrics) and what the segment loop resumes from: where each row
-    stopped, its hyperparameters as asked, the loop's history of exploits,
-    the batch (JSON) and the strategy's state at the batch's end (JSON).
+    The file holds the rows, where they diverged, their metrics, and what
+    the segment loop resumes from: where each row stopped, its
+    hyperparameters as asked, the loop's history of exploits, the widths
+    it trained at, the batch (JSON) and the strategy's state at the
+    batch's end (JSON). :meth:`batches` reads it back.
     """
     import jax  # the process index; jax is imported by any sweep anyway
 
     if jax.process_index() != 0:
       return None
     buffer = io.BytesIO()
-    np.savez(buffer, **batch_arrays(batch, strategy_state, ended, self.seeds_per_setting))
+    np.savez(buffer, **batch_arrays(batch, strategy_state, ended, widths, self.seeds_per_setting))
     name = f"g{group:03d}-{int(np.min(ended['rows'])):07d}-p000.npz"
     return _files.atomic_write_bytes(self.folder / name, buffer.getvalue())
 
-  def batches(self, group: int) -> list[tuple[Any, dict[str, Any], dict[str, Any]]]:
-    """``group``'s finished batches, in the order they trained: ``(batch, strategy state,
-    ended)``, ``ended`` as the segment loop gave it to :meth:`save_batch`. A batch saved
-    before seeds were added comes renumbered, its strategy state ``None``.
+  def batches(self, group: int) -> list[SavedBatch]:
+    """``group``'s finished batches, in the order they trained, as the segment loop gave them
+    to :meth:`save_batch`. A batch saved before seeds were added comes renumbered, its
+    strategy state ``None``.
 
     Raises:
       OutputDirError: for a chunk file written by another version of the engine.
@@ -287,57 +306,14 @@ class Checkpoint:
         "metrics": unpack(METRIC_PREFIX, arrays),
         "values": unpack("values:", arrays),
         "history": unpack("history:", arrays),
-        "widths": arrays["widths"],
       }
-      found.append((batch, state, ended))
-    return sorted(found, key=lambda saved: saved[0].number)
+      found.append(SavedBatch(batch, state, ended, arrays["widths"]))
+    return sorted(found, key=lambda saved: saved.batch.number)
 
   def _renumbered(self, rows: np.ndarray, saved_with: int) -> np.ndarray:
     """Rows numbered with ``saved_with`` seeds per setting, numbered with today's."""
     rows = np.asarray(rows, np.int64)
     return rows // saved_with * self.seeds_per_setting + rows % saved_with
-
-  def load(
-    self, group: int, num_configs: int, missing_ok: bool = False
-  ) -> tuple[dict[str, Any], np.ndarray]:
-    """Merges ``group``'s chunk files into ``(metrics, diverged_at_step)``, in index order.
-
-    ``missing_ok``: rows in no chunk file are left zero, not refused (a
-    search reading back the rows finished so far).
-
-    Raises:
-      OutputDirError: if a configuration is missing (on several hosts: the
-        folder is not shared by all of them) or out of range.
-    """
-    merged: dict[tuple, np.ndarray] = {}
-    diverged = None
-    seen = np.zeros(num_configs, bool)
-    for path in self._files(group):
-      with np.load(path) as chunk:
-        index = chunk["index"]
-        if index.size and (index.min() < 0 or index.max() >= num_configs):
-          raise OutputDirError(
-            f"{path} holds configurations outside group {group}'s "
-            f"{num_configs}: was the config changed by hand?"
-          )
-        if diverged is None:
-          diverged = np.zeros(num_configs, chunk["diverged_at_step"].dtype)
-        diverged[index] = chunk["diverged_at_step"]
-        for name in chunk.files:
-          if name.startswith(METRIC_PREFIX):
-            key = metric_path(name)
-            if key not in merged:
-              merged[key] = np.zeros((num_configs, *chunk[name].shape[1:]), chunk[name].dtype)
-            merged[key][index] = chunk[name]
-        seen[index] = True
-    if not seen.all() and not missing_ok:
-      missing = np.flatnonzero(~seen)
-      raise OutputDirError(
-        f"{len(missing)} configuration(s) of group {group} missing from {self.folder} "
-        f"(first: {missing[:5].tolist()}); on several hosts the output folder must be on a "
-        "file system every host sees"
-      )
-    return traverse_util.unflatten_dict(merged), diverged
 
 
 def _clear(out_dir: Path, folder: Path) -> None:

@@ -20,7 +20,8 @@ from jax.sharding import Mesh
 
 from momentum_jax import problems
 from momentum_jax.runtime.cpu import cpu_cores as _cpu_cores
-from momentum_jax.train import TrainableRun, TrainConfig
+from momentum_jax.train import Setup, TrainableRun, TrainConfig
+from momentum_jax.train._flops import examples_per_step, model_flops_per_step, num_params
 
 MAX_CHUNK_PER_DEVICE = 256
 # On a CPU a batched training step should do about this many FLOPs per core,
@@ -53,17 +54,6 @@ def memory_budget(device: jax.Device) -> int:
   return int(ram * 0.25 / len(jax.local_devices(backend="cpu")))
 
 
-def _num_params(problem: problems.Problem) -> int:
-  abstract = problem.abstract_model()
-  return sum(x.size for x in jax.tree.leaves(nnx.state(abstract, nnx.Param)))
-
-
-def _examples_per_step(problem: problems.Problem, train: TrainConfig) -> int:
-  if problem.is_stream:
-    return problem.data.batch_size
-  return train.batch_size or problem.data.num_train
-
-
 def bytes_per_config(problem: problems.Problem, train: TrainConfig) -> int:
   """A deliberately generous estimate of one training configuration's working memory.
 
@@ -77,9 +67,9 @@ def bytes_per_config(problem: problems.Problem, train: TrainConfig) -> int:
     return max(8 * problem.state_bytes(), problem.bytes_per_step())
   input_size = math.prod(problem.data.input_shape)
   examples = max(
-    _examples_per_step(problem, train), min(train.eval_batch_size, problem.data.num_val)
+    examples_per_step(problem, train), min(train.eval_batch_size, problem.data.num_val)
   )
-  return 4 * (8 * _num_params(problem) + 32 * examples * input_size)
+  return 4 * (8 * num_params(problem) + 32 * examples * input_size)
 
 
 def state_bytes_per_config(problem: problems.Problem, train: TrainConfig) -> int:
@@ -93,35 +83,32 @@ def state_bytes_per_config(problem: problems.Problem, train: TrainConfig) -> int
     return 2 * problem.state_bytes() + 4 * 16 * train.num_logs
   leaves = len(jax.tree.leaves(nnx.state(problem.abstract_model(), nnx.Param)))
   per_log = 8 + (leaves if train.grad_norms else 0)
-  return 4 * (8 * _num_params(problem) + per_log * train.num_logs)
+  return 4 * (8 * num_params(problem) + per_log * train.num_logs)
 
 
 def flops_per_step(problem: problems.Problem, train: TrainConfig) -> int:
-  """Estimated FLOPs of one configuration's training step: ``6 · params · examples``.
-
-  A dense layer's forward pass does ``2 · in · out`` FLOPs per example and its
-  backward pass twice that. A convolution reuses its weights at every
-  position, so for a CNN this undercounts.
-  """
+  """Estimated FLOPs of one configuration's training step: a Problem's from its parameter
+  count (:func:`~momentum_jax.train._flops.model_flops_per_step`), a Trainable's (its
+  :class:`~momentum_jax.train.TrainableRun`) counted from its traced step."""
   if isinstance(problem, TrainableRun):
     return problem.flops_per_step()
-  return 6 * _num_params(problem) * _examples_per_step(problem, train)
+  return model_flops_per_step(problem, train)
 
 
 def training_seconds(
-  problem: problems.Problem, train: TrainConfig, configurations: int, devices: int, platform: str
+  run: Setup | TrainableRun, train: TrainConfig, configurations: int, devices: int, platform: str
 ) -> float | None:
   """The seconds ``configurations`` are expected to train on ``devices`` CPU devices (None elsewhere).
 
-  Their steps' FLOPs (:func:`flops_per_step`) at
-  :data:`CPU_TRAINING_FLOPS_PER_CORE_SECOND` a core: an estimate within a
-  factor of 2-3 (a step's fixed costs are left out), enough to tell seconds
-  from minutes.
+  Their steps' FLOPs (the run's ``flops_per_step``, as :func:`flops_per_step`
+  gives them) at :data:`CPU_TRAINING_FLOPS_PER_CORE_SECOND` a core: an
+  estimate within a factor of 2-3 (a step's fixed costs are left out),
+  enough to tell seconds from minutes.
   """
   if platform != "cpu":
     return None
   cores = devices * _cores_per_device()
-  work = flops_per_step(problem, train) * configurations * train.steps
+  work = run.flops_per_step() * configurations * train.steps
   return work / (CPU_TRAINING_FLOPS_PER_CORE_SECOND * cores)
 
 

@@ -209,6 +209,9 @@ class _Sweep:
   raw_config: dict[str, Any]
   identity: Any  # the kept programs' key (:func:`_program_cache.sweep_identity`)
   checkpoint: _checkpoint.Checkpoint | None
+  # Each group's finished batches in the output folder (Checkpoint.batches), read once here
+  # for the keeper and the loop (empty without a folder).
+  saved: list[list[_checkpoint.SavedBatch]]
   strategies: list
   widths: dict[str, int]
   execution: dict[str, Any]
@@ -238,6 +241,7 @@ def _plan_sweep(
       _plan.points_last(groups),
       searches.reseeds and config.keep is None,
     )
+  saved = [[] if checkpoint is None else checkpoint.batches(i) for i in range(len(groups))]
   strategies = searches.strategies(groups, out_dir, checkpoint is None or not checkpoint.resumed)
   start = time.perf_counter()
   ranked = [_setup.ranked_together(g, searches.rows_at_once(g, None)) for g in groups]
@@ -255,7 +259,7 @@ def _plan_sweep(
   probe_seconds = time.perf_counter() - start if execution["candidates"] else 0.0
   segments = _execute.Segments(searches.segment_logs(strategies), config.train)
   sizes = _chunk_sizes(groups, searches, widths, mesh, memory, chunk_size or config.chunk_size)
-  keeper = _keeper(config, problem, groups, checkpoint)
+  keeper = _keeper(config, problem, groups, checkpoint, saved)
   return _Sweep(
     config,
     problem,
@@ -267,6 +271,7 @@ def _plan_sweep(
     raw_config,
     identity,
     checkpoint,
+    saved,
     strategies,
     widths,
     execution,
@@ -292,7 +297,7 @@ def _chunk_sizes(groups, searches, widths, mesh, memory, chunk_size) -> dict[str
   }
 
 
-def _keeper(config: SweepConfig, problem, groups, checkpoint) -> _keep.Keeper | None:
+def _keeper(config: SweepConfig, problem, groups, checkpoint, saved) -> _keep.Keeper | None:
   """The running top K of ``keep:`` (None without it)."""
   if config.keep is None:
     return None
@@ -304,6 +309,7 @@ def _keeper(config: SweepConfig, problem, groups, checkpoint) -> _keep.Keeper | 
     config.train.steps,
     checkpoint,
     [_plan.group_setup(g.spec, problem, config.train) for g in groups],
+    saved,
   )
 
 

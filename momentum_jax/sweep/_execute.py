@@ -264,11 +264,7 @@ def compile_program(
   """
   platform = mesh.devices.flat[0].platform
   expected = _devices.training_seconds(
-    run if isinstance(run, TrainableRun) else run.problem,
-    segments.config,
-    len(group.seeds),
-    mesh.devices.size,
-    platform,
+    run, segments.config, len(group.seeds), mesh.devices.size, platform
   )
   options, reason = chosen_compiler_options(
     platform, None if expected is None else expected * share

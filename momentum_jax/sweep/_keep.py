@@ -52,7 +52,7 @@ import pandas as pd
 from jax.sharding import NamedSharding, PartitionSpec
 
 from momentum_jax import problems, results
-from momentum_jax.results._models import KeptModel, flat_arrays, flat_tree, manifest_record
+from momentum_jax.results._models import KeptModel, manifest_record
 from momentum_jax.runtime import files as _files
 from momentum_jax.sweep._config import KeepSpec
 from momentum_jax.sweep._execute import global_array
@@ -75,25 +75,22 @@ def keep_metric(spec: KeepSpec, problem: problems.Problem) -> str:
   return check_metric("keep.metric", spec.metric, problem)
 
 
-def _key_data(x: jax.Array) -> jax.Array:
-  return jax.random.key_data(x) if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key) else x
-
-
-def _take(run, state: Any, index: jax.Array) -> Any:
-  """The kept state of the batched ``state``'s rows ``index`` (a random key as its data).
+def _take(run, state: Any, index: jax.Array) -> dict[str, jax.Array]:
+  """The kept arrays of the batched ``state``'s rows ``index``, by name (the run's ``kept``).
 
   The rows are taken first: only theirs is evaluated (and XLA drops the
   optimizer state that the evaluation parameters do not read).
   """
   rows = jax.tree.map(lambda x: x[index], state)
-  return jax.tree.map(_key_data, jax.vmap(run.kept)(rows))
+  return jax.vmap(run.kept)(rows)
 
 
 def puller(run, carry: Any, mesh) -> Callable[[np.ndarray], list[dict[str, np.ndarray]]]:
   """``pull(positions)``: the kept state of the carry's rows ``positions``, one flat dict each.
 
   ``run`` is the group's :class:`~momentum_jax.train.Setup` (its optimizer
-  says which parameters are evaluated). The rows are gathered on the
+  says which parameters are evaluated) or :class:`~momentum_jax.train.TrainableRun`:
+  its ``kept`` names the arrays. The rows are gathered on the
   devices into one replicated array (every process gets them all) and
   copied to the host: only those rows move.
   """
@@ -104,10 +101,8 @@ def puller(run, carry: Any, mesh) -> Callable[[np.ndarray], list[dict[str, np.nd
     take = jax.jit(_take, static_argnums=0, out_shardings=replicated)
     index = global_array(np.asarray(positions, np.int32), replicated)
     kept = jax.device_get(take(run, carry[0], index))
-    # A Problem's model is named as its module's fields are, a Trainable's by its tree's paths.
-    flat = flat_arrays(*kept) if isinstance(run, Setup) else flat_tree(kept)
     return [
-      {name: np.asarray(value[i]) for name, value in flat.items()} for i in range(len(positions))
+      {name: np.asarray(value[i]) for name, value in kept.items()} for i in range(len(positions))
     ]
 
   return pull
@@ -127,6 +122,9 @@ class Keeper:
     setups: Each group's :class:`~momentum_jax.train.Setup`, which
       :meth:`offer_carry` evaluates its rows with; built once, so that the
       pull compiles once per group.
+    saved: Each group's finished batches, read back from ``checkpoint``
+      (:meth:`~momentum_jax.sweep._checkpoint.Checkpoint.batches`): their rows
+      count as trained.
   """
 
   def __init__(
@@ -138,6 +136,7 @@ class Keeper:
     steps: int,
     checkpoint=None,
     setups: Sequence[Setup] = (),
+    saved: Sequence[list] = (),
   ):
     self.models, self.metric, self.seeds, self.steps = spec.models, metric, seeds, steps
     self.setups = list(setups)
@@ -150,24 +149,23 @@ class Keeper:
     self.folder = None if checkpoint is None else Path(checkpoint.folder) / KEPT_DIR
     self.write = jax.process_index() == 0
     if checkpoint is not None:
-      self._resume(checkpoint, sizes)
+      self._resume(saved, sizes)
 
   def _path(self, group: int, row: int) -> Path:
     return self.folder / f"g{group:03d}-r{row:07d}.npz"
 
-  def _resume(self, checkpoint, sizes: list[int]) -> None:
-    """The finished rows' metrics from the chunk files, the held rows from ``kept/``."""
-    for group, size in enumerate(sizes):
-      finished = checkpoint.finished(group)
-      if not len(finished):
-        continue
-      metrics, diverged = checkpoint.load(group, size, missing_ok=True)
-      if "stopped_at_step" in metrics:  # a scheduler's: only those that trained to the end
-        finished = finished[metrics["stopped_at_step"][finished] == self.steps]
-      picked = {
-        name: metrics[name][finished] for name in ("train_loss", self.metric) if name in metrics
-      }
-      self._record(group, finished, picked, diverged[finished])
+  def _resume(self, saved: Sequence[list], sizes: list[int]) -> None:
+    """The finished rows' metrics from the batches read back, the held rows from ``kept/``.
+
+    Only the rows that trained to the last step count, as :meth:`offer` gets them.
+    """
+    for group, batches in enumerate(saved):
+      for ended in (saved.ended for saved in batches):
+        to_end = np.asarray(ended["stopped_at_step"]) == self.steps
+        if to_end.any():
+          metrics = ended["metrics"]
+          picked = {n: metrics[n][to_end] for n in ("train_loss", self.metric) if n in metrics}
+          self._record(group, ended["rows"][to_end], picked, ended["diverged_at_step"][to_end])
     if self.write:
       self.folder.mkdir(parents=True, exist_ok=True)
       for temporary in self.folder.glob(".*.tmp"):  # what a killed write left

@@ -48,6 +48,8 @@ class GroupJob:
     capacity: Rows a batch may have (the strategy's ``rows_at_once``).
     steps: Training steps; ``log_every`` steps per log.
     checkpoint: The output folder's finished batches, or ``None``.
+    saved: The group's batches it had finished, as read back when the sweep started
+      (:meth:`~momentum_jax.sweep._checkpoint.Checkpoint.batches`).
     state: Where the unfinished batch's state is saved, or ``None``.
     advancer: ``rows -> on_segment`` for the progress bar.
     keep: ``(rows, metrics, diverged, carry, mesh)``, offered the rows that
@@ -61,6 +63,7 @@ class GroupJob:
   steps: int
   log_every: int
   checkpoint: Any = None
+  saved: list = dataclasses.field(default_factory=list)
   state: BatchState | None = None
   advancer: Callable[[int], Any] = lambda rows: None
   keep: Callable[..., None] | None = None
@@ -160,10 +163,7 @@ def train_group(strategy: Strategy, job: GroupJob) -> GroupTrained:
     position = None
   if not pieces:
     raise RuntimeError(f"internal error: {job.group.label} trained no batch")
-  merged = _merged(
-    [{k: v for k, v in p.items() if k != "widths"} for p in pieces],
-    np.concatenate([p["rows"] for p in pieces]),
-  )
+  merged = _merged(pieces, np.concatenate([p["rows"] for p in pieces]))
   outcome = Outcome(
     merged["rows"], merged["metrics"], merged["diverged_at_step"], merged["stopped_at_step"]
   )
@@ -315,26 +315,26 @@ def _ended_batch(job: GroupJob, position: LoopPosition) -> dict[str, Any]:
 def _finish(
   strategy: Strategy, job: GroupJob, batch: Batch, ended: dict[str, Any], widths: tuple[int, ...]
 ) -> None:
-  """Saves the batch's rows with the strategy's state, forgets its device state, tells it."""
-  ended["widths"] = np.asarray(widths, np.int64)
+  """Saves the batch's rows with the strategy's state and the widths they trained at, forgets
+  its device state, tells it."""
   if job.checkpoint is not None:
-    job.checkpoint.save_batch(job.index, batch, _answers.checked_state(strategy), ended)
+    job.checkpoint.save_batch(job.index, batch, _answers.checked_state(strategy), ended, widths)
   if job.state is not None:
     job.state.clear()
   if job.after_save is not None:
     job.after_save()
   if job.on_saved is not None:
     job.on_saved(ended)
-  strategy.tell(batch, _outcome(ended))
+  strategy.tell(batch, _outcome(ended, widths))
 
 
-def _outcome(ended: dict[str, Any]) -> Outcome:
+def _outcome(ended: dict[str, Any], widths: tuple[int, ...] | np.ndarray) -> Outcome:
   return Outcome(
     ended["rows"],
     ended["metrics"],
     ended["diverged_at_step"],
     ended["stopped_at_step"],
-    tuple(int(w) for w in ended.get("widths", ())),
+    tuple(int(w) for w in widths),
   )
 
 
@@ -343,23 +343,22 @@ def _resume(strategy: Strategy, job: GroupJob, pieces: list) -> LoopPosition | N
   strategy as it was, and the unfinished batch's position (None if none)."""
   if job.checkpoint is None:
     return None
-  saved = job.checkpoint.batches(job.index)
-  pieces.extend(ended for _, _, ended in saved)
-  if any(state is None for _, state, _ in saved):  # seeds added: renumbered, told anew
+  saved = job.saved
+  pieces.extend(s.ended for s in saved)
+  if any(s.state is None for s in saved):  # seeds added: renumbered, told anew
     if job.state is not None:
       job.state.clear()  # an unfinished batch of the old numbering trains again
-    for batch, _, ended in saved:
-      strategy.tell(batch, _outcome(ended))
+    for s in saved:
+      strategy.tell(s.batch, _outcome(s.ended, s.widths))
     return None
   position = None if job.state is None else job.state.restore(job.programs)
   last = saved[-1] if saved else None
-  if position is not None and (last is None or position.batch.number > last[0].number):
+  if position is not None and (last is None or position.batch.number > last.batch.number):
     strategy.restore(position.strategy_state)
     return position
   if job.state is not None:
     job.state.clear()
   if last is not None:
-    batch, state, ended = last
-    strategy.restore(state)
-    strategy.tell(batch, _outcome(ended))
+    strategy.restore(last.state)
+    strategy.tell(last.batch, _outcome(last.ended, last.widths))
   return None

@@ -39,7 +39,7 @@ class Programs:
 
   Args:
     compile_for: ``(size, width, share) -> Program``, ``share`` the part of
-      the group's training the program is expected to do (:attr:`share`).
+      the group's training the program is expected to do (see :meth:`plan`).
     width: The group's width.
     devices: Devices a chunk is split over.
   """
@@ -54,8 +54,8 @@ class Programs:
     self._pending: dict[tuple[int, int], concurrent.futures.Future] = {}
     self.waited = 0.0  # seconds the training waited for a compilation
     # The share of the group's training each program is expected to do (1 / the programs
-    # planned): what its compile options are chosen by.
-    self.share = 1.0
+    # planned, set by plan): what its compile options are chosen by.
+    self._share = 1.0
 
   def width(self, rows: int) -> int:
     """The group's width, cut to an even share of ``rows`` per device."""
@@ -82,33 +82,37 @@ class Programs:
     ]
     return own if own in known or not known else min(known)
 
-  def planned_keys(self, planned: Iterable[list[int]]) -> list[tuple[int, int]]:
-    """The programs of the planned batches not compiled yet, largest first.
+  def plan(self, planned: Iterable[list[int]]) -> list[tuple[int, int]]:
+    """The programs of the planned batches not compiled yet, largest first; each is then
+    expected to do an equal share of the group's training (its compile options are chosen
+    by that share).
 
     ``planned``: per batch, its rows between each two boundaries (the first
     a new batch's, the others what is left after stops).
     """
-    keys = set()
+    wanted = set()
     for sizes in planned:
-      keys.add(self.own_key(sizes[0]))
-      keys.update(self.narrow_key(rows) for rows in sizes[1:])
-    return sorted(keys - set(self.compiled) - set(self._pending), reverse=True)
+      wanted.add(self.own_key(sizes[0]))
+      wanted.update(self.narrow_key(rows) for rows in sizes[1:])
+    keys = sorted(wanted - set(self.compiled) - set(self._pending), reverse=True)
+    self._share = 1 / max(1, len(keys))
+    return keys
 
   def prefetch(self, keys: list[tuple[int, int]]) -> None:
-    """Starts compiling these programs in threads (see :meth:`planned_keys`)."""
+    """Starts compiling these programs in threads (see :meth:`plan`)."""
     if not keys:
       return
     pool = concurrent.futures.ThreadPoolExecutor(
       min(len(keys), os.cpu_count() or 1), "momentum-jax-compile"
     )
-    self._pending.update({key: pool.submit(self._compile_for, *key, self.share) for key in keys})
+    self._pending.update({key: pool.submit(self._compile_for, *key, self._share) for key in keys})
     pool.shutdown(wait=False)
 
   def get(self, key: tuple[int, int]) -> _execute.Program:
     if key not in self.compiled:
       begin = time.perf_counter()
       pending = self._pending.pop(key, None)
-      self.compiled[key] = pending.result() if pending else self._compile_for(*key, self.share)
+      self.compiled[key] = pending.result() if pending else self._compile_for(*key, self._share)
       self.waited += time.perf_counter() - begin
     return self.compiled[key]
 

@@ -47,11 +47,11 @@ def _programs_for(problem, group, width, mesh, segments, identity) -> _programs.
 
 
 def _unfinished(plan) -> list[bool]:
-  """Whether each group has anything left to train (a resumed sweep's may not)."""
-  checkpoint = plan.checkpoint
+  """Whether each group has anything left to train: rows in none of its finished batches
+  (which never share a row; a resumed sweep's may hold them all)."""
   return [
-    checkpoint is None or len(checkpoint.finished(i)) < len(g.seeds)
-    for i, g in enumerate(plan.groups)
+    sum(len(s.ended["rows"]) for s in saved) < len(g.seeds)
+    for g, saved in zip(plan.groups, plan.saved)
   ]
 
 
@@ -63,13 +63,11 @@ def _compile_ahead(plan, unfinished: list[bool]) -> list[_programs.Programs]:
     for g in plan.groups
   ]
   planned = [
-    group_programs.planned_keys(strategy.planned(plan.sizes[group.label])) if todo else []
+    group_programs.plan(strategy.planned(plan.sizes[group.label])) if todo else []
     for group, strategy, todo, group_programs in zip(
       plan.groups, plan.strategies, unfinished, programs
     )
   ]
-  for group_programs, keys in zip(programs, planned):
-    group_programs.share = 1 / max(1, len(keys))
   if sum(map(len, planned)) > 1:
     for group_programs, keys in zip(programs, planned):
       group_programs.prefetch(keys)
@@ -116,6 +114,7 @@ def _job(
     train.steps,
     train.log_every,
     plan.checkpoint,
+    plan.saved[index],
     None if plan.checkpoint is None else BatchState(out_dir, index, checkpoint_every),
     lambda rows: progress.advancer(rows * local_share),
     None if keeper is None else functools.partial(keeper.offer_carry, index),

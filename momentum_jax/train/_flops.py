@@ -9,6 +9,10 @@ minutes. Here a ``scan`` multiplies its body by its length; a ``while`` (trip
 count unknown until it runs) counts its body once, a ``cond`` its costliest
 branch. Matrix products and convolutions count two FLOPs a multiply-add, any
 other operation one per output element: an estimate, not a measurement.
+
+A :class:`~momentum_jax.problems.Problem`'s step is estimated from its
+model's parameter count instead (:func:`model_flops_per_step`), without
+tracing it.
 """
 
 from __future__ import annotations
@@ -17,7 +21,11 @@ import math
 from typing import Any
 
 import jax
+from flax import nnx
 from jax.extend import core as jax_core
+
+from momentum_jax.problems import Problem
+from momentum_jax.train._config import TrainConfig
 
 
 def _size(var: Any) -> int:
@@ -63,3 +71,27 @@ def jaxpr_flops(jaxpr: Any) -> float:
 def flops(function: Any, *args: Any) -> float:
   """The FLOPs of ``function(*args)`` (abstract arguments welcome), traced, not compiled."""
   return jaxpr_flops(jax.make_jaxpr(function)(*args))
+
+
+def num_params(problem: Problem) -> int:
+  """The parameters of ``problem``'s model, counted on its abstract model (nothing allocated)."""
+  abstract = problem.abstract_model()
+  return sum(x.size for x in jax.tree.leaves(nnx.state(abstract, nnx.Param)))
+
+
+def examples_per_step(problem: Problem, config: TrainConfig) -> int:
+  """The examples one training step of ``problem`` takes: a streamed batch, a minibatch, or
+  the whole training set."""
+  if problem.is_stream:
+    return problem.data.batch_size
+  return config.batch_size or problem.data.num_train
+
+
+def model_flops_per_step(problem: Problem, config: TrainConfig) -> int:
+  """Estimated FLOPs of one training step of ``problem``'s model: ``6 · params · examples``.
+
+  A dense layer's forward pass does ``2 · in · out`` FLOPs per example and its
+  backward pass twice that. A convolution reuses its weights at every
+  position, so for a CNN this undercounts.
+  """
+  return 6 * num_params(problem) * examples_per_step(problem, config)

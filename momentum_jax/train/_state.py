@@ -12,6 +12,8 @@ from flax import nnx
 from momentum_jax import optim
 from momentum_jax.problems import Problem
 from momentum_jax.train._config import TrainConfig, batch_size_error, steps_per_epoch
+from momentum_jax.train._flops import model_flops_per_step
+from momentum_jax.train._kept import flat_arrays
 
 OptimizerFactory = Callable[..., optax.GradientTransformation]
 # (opt_state, params) -> the parameters the model is evaluated at.
@@ -100,11 +102,17 @@ class Setup:
 
     return train_segment(self, hyperparameters, state, data_key, first_step, num_logs, batches)
 
-  def kept(self, state: "TrainState") -> tuple[Any, Any]:
-    """:func:`~momentum_jax.train.kept_state`: what ``keep:`` saves."""
+  def kept(self, state: "TrainState") -> dict[str, Any]:
+    """What ``keep:`` saves (:func:`~momentum_jax.train.kept_state`), its arrays by name
+    (:func:`~momentum_jax.train._kept.flat_arrays`)."""
     from momentum_jax.train._evaluate import kept_state
 
-    return kept_state(self, state)
+    return flat_arrays(*kept_state(self, state))
+
+  def flops_per_step(self) -> int:
+    """One training step's estimated FLOPs (:func:`~momentum_jax.train._flops.model_flops_per_step`;
+    a :class:`~momentum_jax.train.TrainableRun` counts its own)."""
+    return model_flops_per_step(self.problem, self.config)
 
   def optimizer(self, hyperparameters: Mapping[str, Any]) -> optax.GradientTransformationExtraArgs:
     """The run's optimizer, prefixed with :func:`momentum_jax.record_grad_norms` (for logging).

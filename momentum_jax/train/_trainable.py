@@ -20,6 +20,7 @@ import jax.numpy as jnp
 from momentum_jax.problems import Trainable
 from momentum_jax.train._config import TrainConfig
 from momentum_jax.train._flops import flops
+from momentum_jax.train._kept import flat_tree
 
 
 class TrainableState(NamedTuple):
@@ -158,7 +159,8 @@ class TrainableRun:
     steps = first_step + log_every * jnp.arange(num_logs)
     return jax.lax.scan(interval, state, steps)
 
-  def kept(self, state: TrainableState) -> Any:
-    """What ``keep:`` saves of a trained run: the Trainable's ``model(state)``, or its state."""
+  def kept(self, state: TrainableState) -> dict[str, Any]:
+    """What ``keep:`` saves of a trained run: the Trainable's ``model(state)``, or its state,
+    its leaves by name (:func:`~momentum_jax.train._kept.flat_tree`)."""
     model = self.problem.model
-    return state.state if model is None else model(state.state)
+    return flat_tree(state.state if model is None else model(state.state))
