@@ -173,3 +173,15 @@ def test_two_processes_keep_one_process_s_models_and_the_command_says_where(tmp_
       arrays = _kept.flat_arrays(*nnx.split(loaded, nnx.Param, ...)[1:])
       for name in state:
         np.testing.assert_array_equal(arrays[name], state[name], err_msg=name)
+
+
+def test_a_halving_sweep_resumed_keeps_only_the_members_that_finished(tmp_path):
+  # Resumed, the keeper reads the finished batches back: a member the
+  # scheduler stopped early is not a candidate there either.
+  first = sweep.run(HALVING, tmp_path, quiet=True, width=2)
+  again = sweep.run(HALVING, tmp_path, quiet=True, width=2)
+  (model,) = again.models  # 3 asked, 1 finished
+  assert [m.describe() for m in again.models] == [m.describe() for m in first.models]
+  for one, other in zip(model.states, first.models[0].states):
+    for name in one:
+      np.testing.assert_array_equal(one[name], other[name], err_msg=name)
