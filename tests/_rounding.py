@@ -29,14 +29,14 @@ differentiates the outputs with respect to those terms. Per operation:
   ``exp(y·ln x)`` carries ``ln x``'s error times ``|y·ln x|`` more;
   ``erf_inv`` near ±1 is far less accurate: :data:`ERF_INV_ULPS` for
   ``|x| ≥ ½``. These are XLA's float32 CPU implementations against their
-  float64 ones, measured on the same float32 inputs (most in 2**19 points
-  over each function's range; the worst relative errors, in ``u``: exp 1.4,
-  sin 1.1, log 2.0, logistic 2.4, rsqrt 2.6, log1p 3.2, tanh 4.1, erf 4.9,
-  expm1 5.7; erf_inv 4.2 below ½ and 97.5 over every float32 in [½, 1),
-  alike under SSE4_2 and AVX-512), each limit about 1.3× the worst and
-  rounded up to a power of two. ``tests/test_rounding.py`` checks them on
-  each run (``isa_sweep.sh``: on each instruction set), erf_inv's over every
-  float32 in [½, 1);
+  float64 ones on the same float32 inputs, the worst relative errors in
+  ``u`` under SSE4_2, AVX2 and AVX-512 (``tests/fixtures/
+  measure_transcendental_ulps.py``): exp 1.4, sin 1.1, log 2.0, logistic
+  2.4, rsqrt 2.6, log1p 3.6, tanh 5.7 (4.1 but under SSE4_2), erf 4.9,
+  expm1 5.7; erf_inv 4.2 below ½ and 97.5 over every float32 in [½, 1).
+  Each limit is at least 1.3× the worst, rounded up to a power of two.
+  ``tests/test_rounding.py`` checks them on each run (``isa_sweep.sh``: on
+  each instruction set), erf_inv's over every float32 in [½, 1);
 * every rounded result may underflow: plus the smallest normal number
   (XLA's CPU code flushes subnormals to zero);
 * the rest (comparisons, selections, ``max``, moves of data, integer and
