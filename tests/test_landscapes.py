@@ -5,6 +5,7 @@ fractions), and run_on_landscape.
 from __future__ import annotations
 
 import fractions
+import functools
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -50,6 +51,18 @@ def test_get_landscape_suggests_the_closest_name():
   assert "did you mean" not in str(info.value)
 
 
+@functools.cache
+def _derivatives(landscape):
+  """jax's gradient of ``landscape``, its Hessian's two columns and its third derivative along
+  a direction ``e``: built once, so each is compiled once (``rounding_bound`` keys on them)."""
+  grad = jax.grad(landscape.fn)
+  columns = tuple(
+    lambda p, e=e: jax.jvp(grad, (p,), (jnp.asarray(e, p.dtype),))[1] for e in np.eye(2)
+  )
+  third = jax.jit(jax.grad(jax.grad(jax.grad(lambda t, p, e: landscape.fn(p + t * e)))))
+  return grad, columns, third
+
+
 def _in_float64(fn, point) -> np.ndarray:
   """How far a float64 evaluation of ``fn`` at ``point`` may lie from its exact value.
 
@@ -73,16 +86,15 @@ def _central_difference_bound(landscape, point, h) -> np.ndarray:
   by ``|∂f/∂e|`` times that (``/h`` after the quotient); the quotient's own
   two roundings; and jax's gradient within its float64 bound.
   """
+  grad_fn, _, third = _derivatives(landscape)
   grad = np.abs(np.asarray(landscape.grad(point)))
   value = _in_float64(landscape.fn, point)
   bound = []
   for axis, e in enumerate(np.eye(2)):
-    along = lambda t: landscape.fn(point + t * e)
-    third = jax.grad(jax.grad(jax.grad(along)))
-    f3 = max(abs(float(third(t))) for t in (-h, 0.0, h))
+    f3 = max(abs(float(third(t, point, e))) for t in (-h, 0.0, h))
     rounding = value / h + grad[axis] * _tolerances.U64 * abs(float(point[axis])) / h
     bound.append(h**2 / 6 * f3 + rounding + 2 * _tolerances.U64 * grad[axis])
-  return np.asarray(bound) + _in_float64(jax.grad(landscape.fn), point)
+  return np.asarray(bound) + _in_float64(grad_fn, point)
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -124,17 +136,14 @@ def _stationary_bound(landscape, point) -> float:
   """How large a float64 gradient at a listed critical point may be: its rounding
   (:func:`_in_float64`) and the Hessian times the point's error."""
   hessian = np.linalg.norm(hessian64(landscape, point), 2)
-  return np.max(_in_float64(jax.grad(landscape.fn), point)) + hessian * LISTED_POINT_ERROR
+  return np.max(_in_float64(_derivatives(landscape)[0], point)) + hessian * LISTED_POINT_ERROR
 
 
 def _definite_margin(landscape, point) -> float:
   """How far float64 Hessian eigenvalues may lie from the exact ones: the Hessian's
   rounding (Frobenius norm of :func:`_in_float64`) and LAPACK's symmetric
   eigensolver, backward stable within a few ``U64·‖H‖`` (Higham, §27: 16 here)."""
-  columns = [
-    _in_float64(lambda p, e=e: jax.jvp(jax.grad(landscape.fn), (p,), (e,))[1], point)
-    for e in np.eye(2, dtype=np.float32)
-  ]
+  columns = [_in_float64(column, point) for column in _derivatives(landscape)[1]]
   rounding = np.linalg.norm(columns)
   return rounding + 16 * _tolerances.U64 * np.linalg.norm(hessian64(landscape, point), 2)
 
