@@ -22,6 +22,7 @@ NUMERIC_TESTS=(
   tests/test_rounding.py tests/test_model_transforms.py
   tests/test_composition.py tests/test_optimizer_arguments.py tests/test_hyperparameters.py
   tests/test_monitoring.py tests/test_optim_tools.py tests/test_engine_reference.py
+  tests/test_demo.py tests/test_sweep_landscapes.py
 )
 
 isas=()

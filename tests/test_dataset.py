@@ -7,6 +7,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+import _tolerances
+
 from momentum_jax.data import Dataset
 from momentum_jax.data import least_squares
 from momentum_jax.data import regression_normal
@@ -155,13 +157,50 @@ def test_regression_is_deterministic_per_seed(make):
   assert not np.array_equal(a.y_train, c.y_train)
 
 
+# LAPACK's least squares (NumPy's lstsq, SVD by Householder bidiagonalisation)
+# is backward stable: the solution of a problem perturbed by ε relative, with
+# ε = c·m·n·U32 (Higham, Accuracy and Stability, Thm 19.4 and §20.3: his
+# "small integer constant" c taken as 4).
+LSTSQ_CONSTANT = 4
+
+
+def _least_squares_bounds(x, y, coef) -> tuple[float, float]:
+  """How far float32 ``least_squares`` may lie from the exact ``coef`` and their mse.
+
+  The coefficients: Golub & Van Loan's Thm 5.3.1, first order,
+  ``‖δc‖ ≤ ε·(2κ/cos θ + κ²·tan θ)·‖c‖`` (κ the design's condition number,
+  ``sin θ = ‖r‖/‖y‖``). The mse ``‖ŕ‖²/m``: the residuals recomputed from the
+  rounded coefficients, ``ŕ = r + A·δc + e`` with ``|e_i| ≤ 3·U32·(|x_i·w| +
+  |b| + |y_i|)`` (a product, two sums), and ``Aᵀr = 0``, so ``‖ŕ‖² − ‖r‖²``
+  is within ``2·Σ|r_i|·|e_i| + (‖e‖ + ‖A‖·‖δc‖)²``; the squares and the
+  mean's sums round ``(m + 1)·U32`` of the mse more.
+  """
+  design = np.stack([x, np.ones_like(x)], axis=1)
+  m, n = design.shape
+  residual = y - design @ coef
+  sin = np.linalg.norm(residual) / np.linalg.norm(y)
+  cos, kappa = np.sqrt(1 - sin**2), np.linalg.cond(design)
+  epsilon = LSTSQ_CONSTANT * m * n * _tolerances.U32
+  coef_error = epsilon * (2 * kappa / cos + kappa**2 * sin / cos) * np.linalg.norm(coef)
+  rounding = 3 * _tolerances.U32 * (np.abs(x * coef[0]) + abs(coef[1]) + np.abs(y))
+  reach = np.linalg.norm(rounding) + np.linalg.norm(design, 2) * coef_error
+  mse = np.mean(residual**2)
+  mse_error = (2 * np.abs(residual) @ rounding + reach**2) / m + (m + 1) * _tolerances.U32 * mse
+  return coef_error, mse_error
+
+
 def test_least_squares_is_the_closed_form_line():
-  # x = 0, 1, 2 and y = 1, 2, 4: w = 3/2, b = 5/6, residuals 1/6, -1/3, 1/6.
-  ds = Dataset("three", np.array([[0.0], [1.0], [2.0]]), np.array([1.0, 2.0, 4.0]))
-  w, b, mse = least_squares(ds)
-  assert (w, b, mse) == pytest.approx((1.5, 5 / 6, 1 / 18), rel=1e-5)
-  exact = Dataset("line", np.linspace(-1, 1, 9)[:, None], 3 * np.linspace(-1, 1, 9) - 2)
-  assert least_squares(exact) == pytest.approx((3.0, -2.0, 0.0), abs=1e-6)
+  # x = 0, 1, 2 and y = 1, 2, 4: w = 3/2, b = 5/6, residuals 1/6, -1/3, 1/6;
+  # and an exact line through 9 points. All exact in float32, the data's dtype.
+  for x, y, coef, mse in (
+    ([0.0, 1.0, 2.0], [1.0, 2.0, 4.0], [1.5, 5 / 6], 1 / 18),
+    (np.linspace(-1, 1, 9), 3 * np.linspace(-1, 1, 9) - 2, [3.0, -2.0], 0.0),
+  ):
+    x, y, coef = np.asarray(x), np.asarray(y), np.asarray(coef)
+    w_, b_, mse_ = least_squares(Dataset("line", x[:, None], y))
+    coef_error, mse_error = _least_squares_bounds(x, y, coef)
+    assert np.linalg.norm([w_ - coef[0], b_ - coef[1]]) <= coef_error, (w_, b_, coef_error)
+    assert abs(mse_ - mse) <= mse_error, (mse_, mse_error)
 
 
 def test_regression_rejects_bad_arguments():

@@ -4,6 +4,8 @@ fractions), and run_on_landscape.
 
 from __future__ import annotations
 
+import fractions
+import functools
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -11,6 +13,7 @@ import pytest
 
 import _tolerances
 from _landscapes import heavy_ball, hessian64
+from _rounding import rounding_bound
 import momentum_jax as mj
 from momentum_jax.data import LANDSCAPES
 from momentum_jax.data import Landscape
@@ -48,6 +51,52 @@ def test_get_landscape_suggests_the_closest_name():
   assert "did you mean" not in str(info.value)
 
 
+@functools.cache
+def _derivatives(landscape):
+  """jax's gradient of ``landscape``, its Hessian's two columns and its third derivative along
+  a direction ``e``: built once, so each is compiled once (``rounding_bound`` keys on them)."""
+  grad = jax.grad(landscape.fn)
+  columns = tuple(
+    lambda p, e=e: jax.jvp(grad, (p,), (jnp.asarray(e, p.dtype),))[1] for e in np.eye(2)
+  )
+  third = jax.jit(jax.grad(jax.grad(jax.grad(lambda t, p, e: landscape.fn(p + t * e)))))
+  return grad, columns, third
+
+
+def _in_float64(fn, point) -> np.ndarray:
+  """How far a float64 evaluation of ``fn`` at ``point`` may lie from its exact value.
+
+  ``_rounding.rounding_bound`` counts the float32 program's roundings, each
+  ``U32`` times a magnitude; the float64 program rounds the same operations
+  by ``U64`` (first order, as ``_tolerances.in_float64``).
+  """
+  _, bound = rounding_bound(fn, np.asarray(point, np.float32))
+  return np.asarray(bound) * (_tolerances.U64 / _tolerances.U32)
+
+
+def _central_difference_bound(landscape, point, h) -> np.ndarray:
+  """How far ``(f(p + h·e) − f(p − h·e))/(2h)`` may lie from ``∂f/∂e`` in float64, per axis.
+
+  Truncation ``h²/6·|f‴|`` along ``e`` somewhere in ``[p − h, p + h]``: the
+  largest of jax's third derivative at ``p − h``, ``p`` and ``p + h`` (exact
+  for our polynomials of degree ≤ 4, whose f‴ is linear; first order in h
+  for the plateau's exponential). Rounding: each value within its float64
+  bound (:func:`_in_float64`), so their difference within twice that,
+  divided by 2h; ``p ± h·e`` rounded by ``U64·|p|``, which moves each value
+  by ``|∂f/∂e|`` times that (``/h`` after the quotient); the quotient's own
+  two roundings; and jax's gradient within its float64 bound.
+  """
+  grad_fn, _, third = _derivatives(landscape)
+  grad = np.abs(np.asarray(landscape.grad(point)))
+  value = _in_float64(landscape.fn, point)
+  bound = []
+  for axis, e in enumerate(np.eye(2)):
+    f3 = max(abs(float(third(t, point, e))) for t in (-h, 0.0, h))
+    rounding = value / h + grad[axis] * _tolerances.U64 * abs(float(point[axis])) / h
+    bound.append(h**2 / 6 * f3 + rounding + 2 * _tolerances.U64 * grad[axis])
+  return np.asarray(bound) + _in_float64(grad_fn, point)
+
+
 @pytest.mark.parametrize("name", NAMES)
 def test_gradient_matches_central_differences(name):
   landscape = LANDSCAPES[name]
@@ -70,27 +119,57 @@ def test_gradient_matches_central_differences(name):
           for e in jnp.eye(2, dtype=jnp.float64)
         ]
       )
-      np.testing.assert_allclose(grad, numeric, rtol=1e-6, atol=1e-6 * (1 + np.abs(grad).max()))
+      bound = _central_difference_bound(landscape, point, h)
+      assert np.all(np.abs(grad - numeric) <= bound), (point, grad - numeric, bound)
+
+
+# The tilted double well's critical points come from Viète's formula in float64
+# (data._landscapes._double_well_critical_x): about 16 roundings (the roots
+# and quotients of p and q, arccos, ⅓, 2π·k/3, the difference, cos, the
+# product; arccos and cos, libm's, within an ulp: counted twice), each U64
+# relative to an angle of at most π/3 + 4π/3 (moved into x by c·|sin| ≤ c =
+# 2/√3) or to |cos| ≤ 1 (times c). The other landscapes' points are exact.
+LISTED_POINT_ERROR = 16 * _tolerances.U64 * (2 / np.sqrt(3)) * (1 + 5 * np.pi / 3)
+
+
+def _stationary_bound(landscape, point) -> float:
+  """How large a float64 gradient at a listed critical point may be: its rounding
+  (:func:`_in_float64`) and the Hessian times the point's error."""
+  hessian = np.linalg.norm(hessian64(landscape, point), 2)
+  return np.max(_in_float64(_derivatives(landscape)[0], point)) + hessian * LISTED_POINT_ERROR
+
+
+def _definite_margin(landscape, point) -> float:
+  """How far float64 Hessian eigenvalues may lie from the exact ones: the Hessian's
+  rounding (Frobenius norm of :func:`_in_float64`) and LAPACK's symmetric
+  eigensolver, backward stable within a few ``U64·‖H‖`` (Higham, §27: 16 here)."""
+  columns = [_in_float64(column, point) for column in _derivatives(landscape)[1]]
+  rounding = np.linalg.norm(columns)
+  return rounding + 16 * _tolerances.U64 * np.linalg.norm(hessian64(landscape, point), 2)
 
 
 @pytest.mark.parametrize("name", NAMES)
 def test_minima_are_stationary_with_positive_definite_hessian(name):
   landscape = LANDSCAPES[name]
   with jax.enable_x64(True):
+    for point in np.concatenate([landscape.minima, landscape.saddle_points]):
+      grad = np.asarray(landscape.grad(jnp.asarray(point, jnp.float64)))
+      assert np.abs(grad).max() <= _stationary_bound(landscape, point), (point, grad)
     for point in landscape.minima:
-      grad = np.asarray(landscape.grad(jnp.asarray(point, jnp.float64)))
-      assert np.abs(grad).max() < 1e-9, (point, grad)
       eigenvalues = np.linalg.eigvalsh(hessian64(landscape, point))
-      assert eigenvalues.min() > 1e-3, (point, eigenvalues)
+      assert eigenvalues.min() > _definite_margin(landscape, point), (point, eigenvalues)
     for point in landscape.saddle_points:
-      grad = np.asarray(landscape.grad(jnp.asarray(point, jnp.float64)))
-      assert np.abs(grad).max() < 1e-9, (point, grad)
       eigenvalues = np.linalg.eigvalsh(hessian64(landscape, point))
-      assert eigenvalues.min() < 0 < eigenvalues.max(), (point, eigenvalues)
-    global_values = [float(landscape.value(p)) for p in landscape.global_minima]
-    np.testing.assert_allclose(global_values, global_values[0], atol=1e-12)
+      margin = _definite_margin(landscape, point)
+      assert eigenvalues.min() < -margin and margin < eigenvalues.max(), (point, eigenvalues)
+    # Global minima share one value: each float64 value within its rounding, and
+    # the points' own error moves a value by ½·‖H‖·error² at a minimum (below U64).
+    values = [float(landscape.value(p)) for p in landscape.global_minima]
+    bounds = [float(_in_float64(landscape.fn, p)) for p in landscape.global_minima]
+    for value, bound in zip(values, bounds):
+      assert abs(value - values[0]) <= bound + bounds[0], (values, bounds)
     for point in landscape.local_minima:
-      assert float(landscape.value(point)) > global_values[0]
+      assert float(landscape.value(point)) > values[0] + bounds[0]
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -130,12 +209,19 @@ def test_fn_works_on_grids_and_under_vmap_and_jit():
 
 
 def test_double_well_minima_solve_the_cubic():
-  # ∂f/∂x = 4x³ − 4x + 1/2: the listed points are its outer roots.
+  # ∂f/∂x = 4x³ − 4x + 1/2: the listed points are its three roots, in order
+  # (global minimum, barrier, local minimum), on y = 0. The cubic and its
+  # derivative evaluated exactly (fractions) at each listed x put the root
+  # −p(x)/p'(x) away (Newton's step; its own error is of the order of that
+  # squared): within Viète's rounding (LISTED_POINT_ERROR) of the listed x.
   landscape = LANDSCAPES["tilted_double_well"]
-  roots = np.sort(np.roots([4.0, 0.0, -4.0, 0.5]).real)
-  np.testing.assert_allclose(landscape.global_minima[0], [roots[0], 0.0], atol=1e-12)
-  np.testing.assert_allclose(landscape.local_minima[0], [roots[2], 0.0], atol=1e-12)
-  np.testing.assert_allclose(landscape.saddle_points[0], [roots[1], 0.0], atol=1e-12)
+  points = [landscape.global_minima[0], landscape.saddle_points[0], landscape.local_minima[0]]
+  assert [y for _, y in points] == [0.0, 0.0, 0.0]
+  xs = [x for x, _ in points]
+  assert xs == sorted(xs)
+  for x in map(fractions.Fraction, xs):
+    step = (4 * x**3 - 4 * x + fractions.Fraction(1, 2)) / (12 * x**2 - 4)
+    assert abs(float(step)) <= LISTED_POINT_ERROR, (float(x), float(step))
 
 
 def test_landscape_validates_its_points():
@@ -179,8 +265,9 @@ def test_start_grid_cuts_the_window_evenly():
   np.testing.assert_array_equal(landscape.start_grid(1), [[2.0, 0.0]])  # the centre
   grid = landscape.start_grid(3)  # x at 1, 2, 3; y at -1.5, 0, 1.5; x fastest
   assert grid.dtype == np.float32 and grid.shape == (9, 2)
-  np.testing.assert_allclose(grid[:3], [[1.0, -1.5], [2.0, -1.5], [3.0, -1.5]])
-  np.testing.assert_allclose(grid[::3, 1], [-1.5, 0.0, 1.5])
+  # linspace's start + i·step with steps 1 and 1.5: exact, as is float32 of them.
+  np.testing.assert_array_equal(grid[:3], [[1.0, -1.5], [2.0, -1.5], [3.0, -1.5]])
+  np.testing.assert_array_equal(grid[::3, 1], [-1.5, 0.0, 1.5])
   for bad in (0, 2.0, True):
     with pytest.raises(ValueError, match="per_side"):
       landscape.start_grid(bad)

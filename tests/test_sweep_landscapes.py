@@ -11,6 +11,8 @@ import pytest
 from flax import nnx
 
 import _tolerances
+from _landscapes import hessian64
+from _rounding import rounding_bound
 import momentum_jax as mj
 from momentum_jax import problems, report, results, sweep
 from momentum_jax.report import plots
@@ -37,22 +39,37 @@ def test_every_landscape_is_a_problem_by_name(name):
   landscape = get_landscape(name)
   problem = problems.get_problem(name)
   assert problem.name == name
-  # The floor is the value at the global minima (closed form in the landscape).
-  assert problem.loss_floor == pytest.approx(
-    min(float(landscape.value(m)) for m in landscape.global_minima), abs=1e-6
+  U32 = _tolerances.U32
+  start32, minima32 = landscape.start.astype(np.float32), landscape.global_minima.astype(np.float32)
+  with jax.enable_x64(True):
+    exact = lambda point: float(landscape.value(jnp.asarray(point, jnp.float64)))
+    floor, at_start = min(map(exact, landscape.global_minima)), exact(landscape.start)
+    slope = np.abs(np.asarray(landscape.grad(jnp.asarray(start32, jnp.float64))))
+    curvature = max(np.linalg.norm(hessian64(landscape, m), 2) for m in minima32)
+  # The floor: float32 values at the global minima rounded to float32, each within
+  # its rounding (_rounding.rounding_bound) of f there, which lies within
+  # ½·‖H‖·(U32·‖m‖)² of f at the minimum itself (flat there to first order).
+  floor_bound = max(float(rounding_bound(landscape.fn, m)[1]) for m in minima32)
+  floor_bound += (
+    0.5 * curvature * (U32 * np.linalg.norm(landscape.global_minima, axis=1).max()) ** 2
   )
+  assert abs(problem.loss_floor - floor) <= floor_bound, (problem.loss_floor, floor, floor_bound)
   model = problem.make_model(nnx.Rngs(0))
-  np.testing.assert_array_equal(np.asarray(model.xy[...]), landscape.start.astype(np.float32))
+  np.testing.assert_array_equal(np.asarray(model.xy[...]), start32)
   x, y = problem.data.x_val, problem.data.y_val  # placeholders: a landscape has no data
-  assert float(problem.loss(model, x, y)) == pytest.approx(
-    float(landscape.value(landscape.start)), rel=1e-6
-  )
+  # The loss at the start: f in float32 at the start rounded to float32 (U32 on
+  # each coordinate, times the slope there).
+  loss_bound = float(rounding_bound(landscape.fn, start32)[1]) + U32 * slope @ np.abs(start32)
+  assert abs(float(problem.loss(model, x, y)) - at_start) <= loss_bound
   where = problem.metrics(model, x, y)
-  np.testing.assert_allclose([where["x"], where["y"]], landscape.start, rtol=1e-6)
-  distance = float(where["distance_to_minimum"])
-  assert distance == pytest.approx(
-    np.min(np.linalg.norm(landscape.global_minima - landscape.start, axis=1)), rel=1e-5
-  )
+  np.testing.assert_array_equal([where["x"], where["y"]], start32)  # the point as stored
+  # The distance: a float32 norm (rounding_bound) between points rounded to float32
+  # (the norm is 1-Lipschitz: U32 of each).
+  norm = lambda xy: jnp.min(jnp.linalg.norm(jnp.asarray(minima32) - xy, axis=-1))
+  distance_bound = float(rounding_bound(norm, start32)[1])
+  distance_bound += U32 * (np.linalg.norm(start32) + np.linalg.norm(minima32, axis=1).max())
+  distance = np.min(np.linalg.norm(landscape.global_minima - landscape.start, axis=1))
+  assert abs(float(where["distance_to_minimum"]) - distance) <= distance_bound
 
 
 def _path_bound(landscape, tx, steps):
