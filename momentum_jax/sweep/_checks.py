@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
+from momentum_jax.results._result import names_a_column
 from momentum_jax.sweep._errors import ConfigError
 from momentum_jax.sweep._imports import suggest
 
@@ -59,4 +60,16 @@ def check_run_arguments(chunk_size, width, checkpoint_every) -> None:
   ):
     raise ConfigError(
       "checkpoint_every", f"expected a number of seconds > 0 or None, got {checkpoint_every!r}"
+    )
+
+
+def check_hyperparameter_name(path: str, name: str) -> None:
+  """A Trainable's hyperparameter: a summary column, so not one the tables already give a
+  meaning (:func:`~momentum_jax.results._result.names_a_column`)."""
+  if names_a_column(name):
+    raise ConfigError(
+      path,
+      f"{name!r} is a column of the results (config_id, optimizer, seed, step, the metrics: "
+      "final_loss, best_loss, train_…, val_…, start_…, diverged…): call it something else, "
+      "and read it by that name in init and train",
     )

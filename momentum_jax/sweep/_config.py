@@ -28,6 +28,7 @@ import numpy as np
 
 from momentum_jax import optim, problems
 from momentum_jax.sweep import _sizes
+from momentum_jax.sweep._checks import check_hyperparameter_name
 from momentum_jax.sweep._errors import ConfigError
 from momentum_jax.sweep._grid import spec_size, spec_values
 from momentum_jax.sweep._imports import import_object, recorded_name
@@ -164,10 +165,15 @@ def _type_hyperparameters(name: str, given: Mapping[str, Any], search: SearchSpe
   path = "hyperparameters"
   if not given:
     raise ConfigError(path, f"name at least one hyperparameter to sweep ({NUMERIC})")
-  parameters = {n: inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, default=0.0) for n in given}
+  # Typed as a float argument is; any name a mapping's key may be (a dash, a dot), not only
+  # a Python identifier.
+  number = inspect.Parameter("hyperparameter", inspect.Parameter.KEYWORD_ONLY, default=0.0)
+  parameters = dict.fromkeys(given, number)
   grid, ranges, static = split_options(
     path, typed_options(path, name, parameters, False, given), search
   )
+  for key in given:
+    check_hyperparameter_name(f"{path}.{key}", key)
   if static:
     key = next(iter(static))
     raise ConfigError(
