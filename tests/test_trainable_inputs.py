@@ -11,12 +11,15 @@ from __future__ import annotations
 import functools
 import operator
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 import yaml
 
 import quadratic_trainable
 from momentum_jax import cli, problems, sweep
+from momentum_jax import train as train_lib
 
 BASE = {
   "problem": {"name": "quadratic_trainable:quadratic"},
@@ -93,3 +96,36 @@ def test_hyperparameter_names_with_dashes_dots_and_spaces_work():
     quiet=True,
   ).summary
   np.testing.assert_array_equal(summary["final_loss"], alone["final_loss"])
+
+
+def _init64(hyperparameters, key):
+  return {"w": jax.random.normal(key, (3,), jnp.float64), "steps": jnp.zeros((), jnp.int32)}
+
+
+def test_a_float64_trainable_sweeps_under_jax_x64():
+  """With ``jax_enable_x64`` on, a float64 state trains in float64 (it failed: the divergence
+  step became int64 in the scan's carry). lr = 1/2 halves ``w`` exactly in binary, so each
+  logged loss is ``½|w₀|²·4^-t`` averaged over the interval: float64 rounding only (a few
+  ulps of the squares and the sum, the mean of 5: ``(3 + 5 + 1)·2^-53``), far below float32's."""
+  config = {**BASE, "hyperparameters": {"learning_rate": [0.5]}}
+  with jax.enable_x64(True):
+    trainable = problems.Trainable("float64", _init64, quadratic_trainable.train)
+    result = sweep.run({**config, "problem": trainable}, quiet=True)
+    w0 = np.asarray(_init64({}, train_lib.run_keys(jax.random.key(0))[0])["w"])
+  losses = 0.5 * np.sum(w0**2) * 0.25 ** np.arange(10)
+  expected = losses.reshape(2, 5).mean(axis=1)
+  curve = result.curves["train_loss"].to_numpy()
+  np.testing.assert_allclose(curve, expected, rtol=9 * 2.0**-53, atol=0)
+  assert np.abs(curve / expected - 1).max() < 2.0**-30  # float32 could not come this close
+
+
+def test_a_problem_sweeps_under_jax_x64_too():
+  """The Problem's step had the same int64 divergence step in its carry."""
+  config = {
+    "problem": {"name": "linear_regression"},
+    "optimizer": {"name": "momentum", "learning_rate": [0.01]},
+    "train": {"steps": 4, "log_every": 2, "batch_size": 8},
+  }
+  with jax.enable_x64(True):
+    summary = sweep.run(config, quiet=True).summary
+  assert np.isfinite(summary["final_loss"]).all()

@@ -144,7 +144,10 @@ class TrainableRun:
       loss = jnp.asarray(metrics["loss"])
       bad = ~jnp.isfinite(loss)
       first_bad = step + (jnp.argmax(bad) if loss.ndim else log_every - 1)
-      diverged_at = jnp.where((state.diverged_at < 0) & jnp.any(bad), first_bad, state.diverged_at)
+      # int32 as the carry holds it, also where jax_enable_x64 makes the step an int64.
+      diverged_at = jnp.where(
+        (state.diverged_at < 0) & jnp.any(bad), first_bad, state.diverged_at
+      ).astype(jnp.int32)
       # A diverged run stays where it was: its non-finite state cannot spread to its metrics.
       frozen = diverged_at >= 0
       new = jax.tree.map(lambda old, now: jnp.where(frozen, old, now), state.state, new)
