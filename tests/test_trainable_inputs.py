@@ -129,3 +129,58 @@ def test_a_problem_sweeps_under_jax_x64_too():
   with jax.enable_x64(True):
     summary = sweep.run(config, quiet=True).summary
   assert np.isfinite(summary["final_loss"]).all()
+
+
+BAD = {
+  "a hyperparameter nothing reads": (
+    {"hyperparameters": {"learning_rate": [0.1], "momentum": [0.0, 0.9]}},
+    "hyperparameters.momentum: neither problem.init nor problem.train reads it",
+  ),
+  "a misspelt name read with a default": (
+    {
+      "problem": {"name": "quadratic_trainable:reads_a_default"},
+      "hyperparameters": {"learnin_rate": [0.1, 0.5]},
+    },
+    "hyperparameters.learnin_rate: neither problem.init nor problem.train reads it",
+  ),
+  "a train that ignores steps": (
+    {"problem": {"name": "quadratic_trainable:ignores_steps"}},
+    "problem.train: traced with steps=1 and steps=5 it gave the same program",
+  ),
+  "a model of nothing": (
+    {"problem": {"name": "quadratic_trainable:keeps_nothing"}},
+    "problem.model: returned no array",
+  ),
+  "text in the state": (
+    {"problem": {"name": "quadratic_trainable:text_in_state"}},
+    "problem.init: returned a str at ['name'], not an array",
+  ),
+}
+
+
+@pytest.mark.parametrize("case", BAD)
+def test_bad_input_is_one_line_naming_the_key(case, tmp_path, capsys):
+  changes, says = BAD[case]
+  err = check_fails({**BASE, **changes}, tmp_path, capsys)
+  assert says in err and "_trainable.py" not in err, err
+
+
+def _edited(scale: float) -> problems.Trainable:
+  """The quadratic, its step scaled: the same functions by name, as after an edit of the code."""
+
+  def train(state, hyperparameters, key, steps):
+    rate = hyperparameters["learning_rate"] * scale
+    return quadratic_trainable.train(state, {"learning_rate": rate}, key, steps)
+
+  return problems.Trainable("edited", quadratic_trainable.init, train)
+
+
+def test_a_sweep_is_not_resumed_with_edited_code(tmp_path):
+  """A sweep's folder with a Trainable whose code changed is refused, saying so: resumed, it
+  mixed the old code's steps with the new's (a finished one returned the old results)."""
+  sweep.run({**BASE, "problem": _edited(1.0)}, tmp_path, quiet=True)
+  with pytest.raises(sweep.OutputDirError, match="Trainable.s code changed") as error:
+    sweep.run({**BASE, "problem": _edited(2.0)}, tmp_path, quiet=True)
+  assert "overwrite" in str(error.value)
+  again = sweep.run({**BASE, "problem": _edited(1.0)}, tmp_path, quiet=True)
+  assert again.manifest["checkpoint"]["configs_resumed"] == 1

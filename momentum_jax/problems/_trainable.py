@@ -6,12 +6,32 @@ See :mod:`momentum_jax.problems` for how it sits beside :class:`~momentum_jax.pr
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable, Mapping
+import hashlib
+import re
+from typing import Any, Callable, Mapping, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 Hyperparameters = Mapping[str, jax.Array]
+
+
+class Traced(NamedTuple):
+  """What tracing a :class:`Trainable`'s functions found (:meth:`Trainable.traced`).
+
+  Attributes:
+    metrics: ``train``'s metrics' shapes.
+    evaluated: ``evaluate``'s metrics' shapes (empty without ``evaluate``).
+    unread: The hyperparameters neither ``init`` nor ``train`` reads.
+    digest: SHA-256 of the traced programs and the arrays they close over:
+      an edit of the code that changes what it computes changes it.
+  """
+
+  metrics: dict
+  evaluated: dict
+  unread: tuple[str, ...]
+  digest: str
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -85,22 +105,35 @@ class Trainable:
 
     Raises:
       ValueError: starting with the field at fault (``init``, ``train``,
-        ``evaluate``, ``model``): a function that fails traced, metrics that
-        are not a dict of float scalars (or ``(steps,)`` arrays), no
-        ``loss``, a state whose shapes ``train`` changes, or ``init`` or
-        ``train`` not pure (traced twice, two programs). Checked once for
-        each ``(names, steps)``.
+        ``evaluate``, ``model``): see :meth:`traced`.
     """
-    kept = self.__dict__.setdefault("_logged", {})
+    return self.traced(names, steps)[:2]
+
+  def traced(self, names: tuple[str, ...], steps: int) -> "Traced":
+    """The functions traced with hyperparameters ``names`` and ``steps`` a log interval, checked.
+
+    Checked once for each ``(names, steps)``.
+
+    Raises:
+      ValueError: starting with the field at fault (``init``, ``train``,
+        ``evaluate``, ``model``): a function that fails traced, a state of
+        something else than arrays, metrics that are not a dict of float
+        scalars (or ``(steps,)`` arrays), no ``loss``, a state whose shapes
+        ``train`` changes, a ``train`` that ignores ``steps``, a ``model``
+        of no array, or ``init`` or ``train`` not pure (traced twice, two
+        programs).
+    """
+    kept = self.__dict__.setdefault("_traced", {})
     if (names, steps) not in kept:  # (frozen: a cache, not a field; its functions are fixed)
       kept[names, steps] = self._checked(names, steps)
     return kept[names, steps]
 
-  def _checked(self, names: tuple[str, ...], steps: int) -> tuple[dict, dict]:
+  def _checked(self, names: tuple[str, ...], steps: int) -> "Traced":
     hyperparameters, key = _abstract(names), jax.random.key(0)
-    state = _traced_twice("init", self.init, hyperparameters, key)
-    new, metrics = _traced_twice(
-      "train", lambda s, h, k: self.train(s, h, k, steps), state, hyperparameters, key
+    # The hyperparameters first: a program's first inputs are theirs, in sorted order.
+    init, state = _traced_twice("init", lambda h, k: self.init(h, k), hyperparameters, key)
+    train, (new, metrics) = _traced_twice(
+      "train", lambda h, s, k: self.train(s, h, k, steps), hyperparameters, state, key
     )
     if jax.tree.structure(new) != jax.tree.structure(state) or jax.tree.map(
       _shape, new
@@ -113,13 +146,24 @@ class Trainable:
       raise ValueError(
         f"train: its metrics must hold 'loss' (the objective trained on), got {sorted(metrics)}"
       )
-    evaluated = {}
+    _check_steps(self.train, train, steps, hyperparameters, state, key)
+    programs, evaluated = [init, train], {}
     if self.evaluate is not None:
-      evaluated = _traced("evaluate", lambda: jax.eval_shape(self.evaluate, state))
+      evaluate, evaluated = _traced("evaluate", lambda: _jaxpr(self.evaluate, state))
       _check_metrics("evaluate", evaluated, ((),))
+      programs.append(evaluate)
     if self.model is not None:
-      _traced("model", lambda: jax.eval_shape(self.model, state))
-    return metrics, evaluated
+      model, kept = _traced("model", lambda: _jaxpr(self.model, state))
+      if not jax.tree.leaves(kept):
+        raise ValueError(
+          "model: returned no array (None, an empty pytree): keep has nothing to save"
+        )
+      programs.append(model)
+    sorted_names = sorted(names)
+    unread = _unread(init, len(names)) & _unread(train, len(names))
+    return Traced(
+      metrics, evaluated, tuple(sorted_names[i] for i in sorted(unread)), _digest(programs)
+    )
 
   def metric_names(self, names: tuple[str, ...], steps: int = 1) -> tuple[str, ...]:
     """The summary's metrics a search or ``keep`` may rank by: ``final_loss``, ``best_loss``,
@@ -128,8 +172,9 @@ class Trainable:
     return ("final_loss", "best_loss", *(f"val_{name}" for name in evaluated))
 
 
-def _traced_twice(field: str, function: Callable[..., Any], *args: Any) -> Any:
-  """``function(*args)``'s output shapes, traced twice (errors as :func:`_traced` words them).
+def _traced_twice(field: str, function: Callable[..., Any], *args: Any) -> tuple[Any, Any]:
+  """``(program, output shapes)`` of ``function(*args)``, traced twice (errors as :func:`_traced`
+  words them); ``function`` a fresh wrapper (JAX would hand back a cached trace of one it saw).
 
   The engine traces a function once and runs what it traced: one that reads
   a Python random number or a global it changes would train every run (and
@@ -138,18 +183,53 @@ def _traced_twice(field: str, function: Callable[..., Any], *args: Any) -> Any:
   """
 
   def twice():
-    # A fresh wrapper each time: JAX would hand back a cached trace of the same function.
-    first, shapes = jax.make_jaxpr(lambda *a: function(*a), return_shape=True)(*args)
-    return str(first) == str(jax.make_jaxpr(lambda *a: function(*a))(*args)), shapes
+    first, shapes = _jaxpr(function, *args)
+    return first, shapes, str(first) == str(_jaxpr(lambda *a: function(*a), *args)[0])
 
-  same, shapes = _traced(field, twice)
+  program, shapes, same = _traced(field, twice)
   if not same:
     raise ValueError(
       f"{field}: traced twice, it gave two different programs: it is not pure (a Python or "
       "numpy random number, a global it changes?); the engine traces it once and runs that "
       "program for every run, so draw randomness from the key it is given"
     )
-  return shapes
+  return program, shapes
+
+
+def _jaxpr(function: Callable[..., Any], *args: Any) -> tuple[Any, Any]:
+  return jax.make_jaxpr(function, return_shape=True)(*args)
+
+
+def _check_steps(train: Callable[..., Any], program: Any, steps: int, *args: Any) -> None:
+  """A ``train`` that trains one step whatever ``steps`` asks logs ``steps`` times too few."""
+  if steps == 1:
+    return
+  one = _traced("train", lambda: _jaxpr(lambda h, s, k: train(s, h, k, 1), *args)[0])
+  if str(one) == str(program):
+    raise ValueError(
+      f"train: traced with steps=1 and steps={steps} it gave the same program: it must train "
+      "`steps` steps (say, lax.scan(step, state, None, length=steps)); the engine calls it "
+      "once per log interval, with steps = train.log_every"
+    )
+
+
+def _unread(program: Any, count: int) -> set[int]:
+  """Which of the program's first ``count`` inputs it never reads."""
+  jaxpr = program.jaxpr
+  read = {id(v) for eqn in jaxpr.eqns for v in eqn.invars} | {id(v) for v in jaxpr.outvars}
+  return {i for i, v in enumerate(jaxpr.invars[:count]) if id(v) not in read}
+
+
+def _digest(programs: list[Any]) -> str:
+  digest = hashlib.sha256()
+  for program in programs:
+    digest.update(str(program.jaxpr).encode())
+    for const in program.consts:  # arrays closed over: a dataset, a table
+      if jnp.issubdtype(getattr(const, "dtype", np.float32), jax.dtypes.prng_key):
+        const = jax.random.key_data(const)
+      host = np.ascontiguousarray(np.asarray(const))
+      digest.update(f"{host.shape}{host.dtype}".encode() + host.tobytes())
+  return digest.hexdigest()
 
 
 def _abstract(names: tuple[str, ...]) -> dict[str, jax.ShapeDtypeStruct]:
@@ -173,8 +253,26 @@ def _traced(field: str, function: Callable[[], Any]) -> Any:
     raise ValueError(
       f"{field}: reads the hyperparameter {error} that the sweep does not give"
     ) from None
+  except TypeError as error:
+    raise ValueError(_type_error(field, error)) from None
   except Exception as error:  # the user's code: any error is theirs to read
     raise ValueError(f"{field}: failed traced: {type(error).__name__}: {error}") from None
+
+
+def _type_error(field: str, error: TypeError) -> str:
+  not_jax = re.search(
+    r"returned a value of type <class '([\w.]+)'>(?: at output component (.+?))?, which is not "
+    "a valid JAX type",
+    str(error),
+  )
+  if not_jax is None:
+    return f"{field}: failed traced: TypeError: {error}"
+  kind, where = not_jax.group(1), not_jax.group(2)
+  return (
+    f"{field}: returned a {kind}{f' at {where}' if where else ''}, not an array: what it "
+    "returns holds arrays only; leave fixed settings out (close over them, or make them "
+    "options of the function under problem:)"
+  )
 
 
 def _check_metrics(field: str, metrics: Any, shapes: tuple[tuple[int, ...], ...]) -> None:

@@ -18,6 +18,7 @@ import jax
 import jax.numpy as jnp
 
 from momentum_jax.problems import Trainable
+from momentum_jax.problems._trainable import Traced
 from momentum_jax.train._config import TrainConfig
 from momentum_jax.train._flops import flops
 
@@ -69,13 +70,13 @@ class TrainableRun:
   def name(self) -> str:
     return self.problem.name
 
-  def logged(self) -> tuple[dict, dict]:
-    """The Trainable's checked metrics (:meth:`~momentum_jax.problems.Trainable.logged`).
+  def traced(self) -> Traced:
+    """The Trainable traced and checked (:meth:`~momentum_jax.problems.Trainable.traced`).
 
     Raises:
       ValueError: starting with the Trainable's field at fault.
     """
-    return self.problem.logged(self.names, self.config.log_every)
+    return self.problem.traced(self.names, self.config.log_every)
 
   def metric_names(self) -> tuple[str, ...]:
     """The summary's metrics a search or ``keep`` may rank by (see
