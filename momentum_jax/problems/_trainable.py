@@ -135,9 +135,8 @@ class Trainable:
     train, (new, metrics) = _traced_twice(
       "train", lambda h, s, k: self.train(s, h, k, steps), hyperparameters, state, key
     )
-    if jax.tree.structure(new) != jax.tree.structure(state) or jax.tree.map(
-      _shape, new
-    ) != jax.tree.map(_shape, state):
+    # Leaf by leaf: a pytree node may compare by identity (a Flax NNX module does).
+    if jax.tree.structure(new) != jax.tree.structure(state) or _shapes(new) != _shapes(state):
       raise ValueError(
         "train: must return a state shaped as init's (the same pytree, shapes and dtypes)"
       )
@@ -236,8 +235,10 @@ def _abstract(names: tuple[str, ...]) -> dict[str, jax.ShapeDtypeStruct]:
   return {name: jax.ShapeDtypeStruct((), jnp.float32) for name in names}
 
 
-def _shape(leaf: Any) -> Any:
-  return (tuple(leaf.shape), str(leaf.dtype)) if hasattr(leaf, "shape") else leaf
+def _shapes(tree: Any) -> list[Any]:
+  return [
+    (tuple(x.shape), str(x.dtype)) if hasattr(x, "shape") else x for x in jax.tree.leaves(tree)
+  ]
 
 
 def _traced(field: str, function: Callable[[], Any]) -> Any:
