@@ -174,6 +174,6 @@ def _checked_trainable(trainable: problems.Trainable, config: "SweepConfig") -> 
     raise ConfigError(
       f"hyperparameters.{unread[0]}",
       "neither problem.init nor problem.train reads it: every value would train the same run; "
-      f"spell it as they read it, or leave it out",
+      "spell it as they read it, or leave it out",
     )
   return run
