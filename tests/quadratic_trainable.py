@@ -111,3 +111,11 @@ def text_in_state():
   return problems.Trainable(
     "text_in_state", lambda h, k: {**init(h, k), "name": "quadratic"}, train
   )
+
+
+def unnamed_metric():
+  def named(state, hyperparameters, key, steps):
+    state, metrics = train(state, hyperparameters, key, steps)
+    return state, {**metrics, "": metrics["norm"]}
+
+  return problems.Trainable("unnamed_metric", init, named)

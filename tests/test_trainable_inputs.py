@@ -10,17 +10,22 @@ from __future__ import annotations
 
 import functools
 import operator
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+import flax.struct
+import hypothesis
+import hypothesis.strategies as st
 import yaml
 from flax import nnx
 
 import quadratic_trainable
 from momentum_jax import cli, problems, sweep
 from momentum_jax import train as train_lib
+from momentum_jax.problems._trainable import named_metrics
 
 BASE = {
   "problem": {"name": "quadratic_trainable:quadratic"},
@@ -152,6 +157,10 @@ BAD = {
     {"problem": {"name": "quadratic_trainable:keeps_nothing"}},
     "problem.model: returned no array",
   ),
+  "a metric without a name": (
+    {"problem": {"name": "quadratic_trainable:unnamed_metric"}},
+    "problem.train: a metric's name must be a non-empty string, got ''",
+  ),
   "text in the state": (
     {"problem": {"name": "quadratic_trainable:text_in_state"}},
     "problem.init: returned a str at ['name'], not an array",
@@ -221,3 +230,88 @@ def test_a_flax_nnx_module_in_the_state_trains_and_is_kept():
   kept = result.models[0].states[0]
   (name,) = [n for n in kept if "kernel" in n]
   np.testing.assert_array_equal(kept[name], np.asarray(w0) * np.float32(0.5**10))
+
+
+class _Metrics(NamedTuple):
+  loss: jax.Array
+  norm: jax.Array
+
+
+@flax.struct.dataclass
+class _StructMetrics:
+  loss: jax.Array
+  norm: jax.Array
+
+
+STRUCTURES = {
+  "a NamedTuple": lambda m, state: _Metrics(m["loss"], m["norm"]),
+  "a flax.struct dataclass": lambda m, state: _StructMetrics(m["loss"], m["norm"]),
+  "nested dicts": lambda m, state: {"loss": m["loss"], "weights": {"norm": m["norm"]}},
+}
+
+
+@pytest.mark.parametrize("structure", STRUCTURES)
+def test_metrics_in_named_structures_are_logged(structure):
+  """Named fields are metric names, a nested dict's ``outer/inner`` (they were refused)."""
+  shaped = STRUCTURES[structure]
+
+  def train(state, hyperparameters, key, steps):
+    state, metrics = quadratic_trainable.train(state, hyperparameters, key, steps)
+    return state, shaped(metrics, state)
+
+  config = {**BASE, "problem": problems.Trainable("shaped", quadratic_trainable.init, train)}
+  curves = sweep.run(config, quiet=True).curves
+  plain = sweep.run({**config, "problem": quadratic_trainable.quadratic(False)}, quiet=True).curves
+  column = "train_weights/norm" if structure == "nested dicts" else "train_norm"
+  # The same arithmetic in another program: XLA may fuse it otherwise, a few float32 ulps.
+  np.testing.assert_allclose(curves[column], plain["train_norm"], rtol=8 * 2.0**-24)
+  np.testing.assert_allclose(curves["train_loss"], plain["train_loss"], rtol=8 * 2.0**-24)
+
+
+def test_integer_and_bool_metrics_are_logged_as_numbers():
+  """An int32 count and a bool flag (per step: the interval's fraction), exact; they were
+  refused as not float."""
+
+  def train(state, hyperparameters, key, steps):
+    state, metrics = quadratic_trainable.train(state, hyperparameters, key, steps)
+    below = metrics["loss"] < 0.5 * metrics["loss"][0]  # the steps past half the first loss
+    return state, {"loss": metrics["loss"], "steps": state["steps"], "below": below}
+
+  def evaluate(state):
+    return {"steps": state["steps"], "done": state["steps"] >= 10}
+
+  trainable = problems.Trainable("counted", quadratic_trainable.init, train, evaluate=evaluate)
+  config = {**BASE, "problem": trainable, "hyperparameters": {"learning_rate": [0.5]}}
+  result = sweep.run(config, quiet=True)
+  curves = result.curves
+  assert list(curves["train_steps"]) == [5, 10] and list(curves["val_steps"]) == [5, 10]
+  assert list(curves["val_done"]) == [0, 1] and result.summary["val_done"].item() == 1
+  # lr = 1/2 quarters the loss each step: within an interval, steps 2 to 5 are below half.
+  assert list(curves["train_below"]) == [np.float32(0.8)] * 2  # the float32 mean of 4 of 5
+
+
+_NAMES = st.text(st.sampled_from("ab_/ .-:"), min_size=1, max_size=4)
+_NESTED = st.recursive(
+  st.floats(allow_nan=False, width=32),
+  lambda inner: st.dictionaries(_NAMES, inner, min_size=1, max_size=3),
+  max_leaves=8,
+)
+
+
+def _paths(tree, prefix=()):
+  if not isinstance(tree, dict):
+    return [(prefix, tree)]
+  return [path for key, value in tree.items() for path in _paths(value, (*prefix, key))]
+
+
+@hypothesis.given(st.dictionaries(_NAMES, _NESTED, min_size=1, max_size=3))
+def test_nested_metrics_are_named_by_their_paths_or_refused(metrics):
+  """Every value under its path joined by ``/``; two paths that join alike are refused, never
+  one silently dropped."""
+  paths = _paths(metrics)
+  names = ["/".join(path) for path, _ in paths]
+  if len(set(names)) < len(names):
+    with pytest.raises(TypeError, match="two metrics are named"):
+      named_metrics(metrics)
+  else:
+    assert named_metrics(metrics) == {"/".join(path): value for path, value in paths}

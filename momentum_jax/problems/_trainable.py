@@ -140,7 +140,7 @@ class Trainable:
       raise ValueError(
         "train: must return a state shaped as init's (the same pytree, shapes and dtypes)"
       )
-    _check_metrics("train", metrics, ((), (steps,)))
+    metrics = _check_metrics("train", metrics, ((), (steps,)))
     if "loss" not in metrics:
       raise ValueError(
         f"train: its metrics must hold 'loss' (the objective trained on), got {sorted(metrics)}"
@@ -149,7 +149,7 @@ class Trainable:
     programs, evaluated = [init, train], {}
     if self.evaluate is not None:
       evaluate, evaluated = _traced("evaluate", lambda: _jaxpr(self.evaluate, state))
-      _check_metrics("evaluate", evaluated, ((),))
+      evaluated = _check_metrics("evaluate", evaluated, ((),))
       programs.append(evaluate)
     if self.model is not None:
       model, kept = _traced("model", lambda: _jaxpr(self.model, state))
@@ -276,17 +276,61 @@ def _type_error(field: str, error: TypeError) -> str:
   )
 
 
-def _check_metrics(field: str, metrics: Any, shapes: tuple[tuple[int, ...], ...]) -> None:
-  allowed = " or ".join(str(s) for s in shapes)
-  if not isinstance(metrics, Mapping) or not all(isinstance(k, str) for k in metrics):
-    raise ValueError(
-      f"{field}: its metrics must be a dict of name -> array, got {type(metrics).__name__}"
+def named_metrics(metrics: Any) -> dict[str, Any]:
+  """``train``'s or ``evaluate``'s metrics as ``{name: value}``.
+
+  A dict, a ``NamedTuple`` or a dataclass (a ``flax.struct.dataclass``) names
+  its values; one nested in another is named ``outer/inner``.
+
+  Raises:
+    TypeError: for metrics of no names, or a name that is not a non-empty
+      string or that comes twice.
+  """
+  if isinstance(metrics, Mapping):
+    items = list(metrics.items())
+  elif hasattr(metrics, "_asdict"):  # a NamedTuple
+    items = list(metrics._asdict().items())
+  elif dataclasses.is_dataclass(metrics) and not isinstance(metrics, type):
+    items = [(f.name, getattr(metrics, f.name)) for f in dataclasses.fields(metrics)]
+  else:
+    raise TypeError(
+      f"its metrics must be a dict (or a NamedTuple, a dataclass) of name -> array, got "
+      f"{type(metrics).__name__}"
     )
+  flat: dict[str, Any] = {}
+  for name, value in items:
+    if not isinstance(name, str) or not name:
+      raise TypeError(f"a metric's name must be a non-empty string, got {name!r}")
+    try:
+      inner = {f"{name}/{k}": v for k, v in named_metrics(value).items()}
+    except TypeError:
+      inner = {name: value}
+    for key, value in inner.items():
+      if key in flat:
+        raise TypeError(f"two metrics are named {key!r}")
+      flat[key] = value
+  return flat
+
+
+def as_logged(value: Any) -> jax.Array:
+  """A metric as it is logged: a float; an integer or a bool as float32 (exact to 2**24)."""
+  value = jnp.asarray(value)
+  return value if jnp.issubdtype(value.dtype, jnp.inexact) else value.astype(jnp.float32)
+
+
+def _check_metrics(field: str, metrics: Any, shapes: tuple[tuple[int, ...], ...]) -> dict:
+  """``metrics`` :func:`named_metrics`, each checked to be a number of one of ``shapes``."""
+  allowed = " or ".join(str(s) for s in shapes)
+  try:
+    metrics = named_metrics(metrics)
+  except TypeError as error:
+    raise ValueError(f"{field}: {error}") from None
   for name, value in metrics.items():
     if not (
       isinstance(value, jax.ShapeDtypeStruct)
       and tuple(value.shape) in shapes
-      and jnp.issubdtype(value.dtype, jnp.floating)
+      and (jnp.issubdtype(value.dtype, jnp.number) or value.dtype == jnp.bool_)
+      and not jnp.issubdtype(value.dtype, jnp.complexfloating)
     ):
       got = (
         f"shape {tuple(value.shape)} dtype {value.dtype}"
@@ -294,5 +338,7 @@ def _check_metrics(field: str, metrics: Any, shapes: tuple[tuple[int, ...], ...]
         else type(value).__name__
       )
       raise ValueError(
-        f"{field}: metric {name!r} must be a float array of shape {allowed}, got {got}"
+        f"{field}: metric {name!r} must be a real number (a float, an integer or a bool) of "
+        f"shape {allowed}, got {got}"
       )
+  return metrics

@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 
 from momentum_jax.problems import Trainable
-from momentum_jax.problems._trainable import Traced
+from momentum_jax.problems._trainable import Traced, as_logged, named_metrics
 from momentum_jax.train._config import TrainConfig
 from momentum_jax.train._flops import flops
 
@@ -40,7 +40,8 @@ class TrainableState(NamedTuple):
 def _evaluated(trainable: Trainable, state: Any) -> dict[str, jax.Array]:
   if trainable.evaluate is None:
     return {}
-  return {f"val_{name}": jnp.asarray(value) for name, value in trainable.evaluate(state).items()}
+  evaluated = named_metrics(trainable.evaluate(state))
+  return {f"val_{name}": as_logged(value) for name, value in evaluated.items()}
 
 
 def _interval_mean(value: jax.Array) -> jax.Array:
@@ -142,7 +143,8 @@ class TrainableRun:
     def interval(state: TrainableState, step: jax.Array):
       key = jax.random.fold_in(data_key, step)
       new, metrics = self.problem.train(state.state, hyperparameters, key, log_every)
-      loss = jnp.asarray(metrics["loss"])
+      metrics = {n: as_logged(v) for n, v in named_metrics(metrics).items()}
+      loss = metrics["loss"]
       bad = ~jnp.isfinite(loss)
       first_bad = step + (jnp.argmax(bad) if loss.ndim else log_every - 1)
       # int32 as the carry holds it, also where jax_enable_x64 makes the step an int64.
@@ -154,7 +156,7 @@ class TrainableRun:
       new = jax.tree.map(lambda old, now: jnp.where(frozen, old, now), state.state, new)
       logged = {
         "train_loss": _interval_mean(loss),
-        **{f"train_{n}": _interval_mean(jnp.asarray(v)) for n, v in metrics.items() if n != "loss"},
+        **{f"train_{n}": _interval_mean(v) for n, v in metrics.items() if n != "loss"},
         **_evaluated(self.problem, new),
       }
       return TrainableState(new, diverged_at, state.start), logged
