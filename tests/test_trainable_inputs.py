@@ -315,3 +315,13 @@ def test_nested_metrics_are_named_by_their_paths_or_refused(metrics):
       named_metrics(metrics)
   else:
     assert named_metrics(metrics) == {"/".join(path): value for path, value in paths}
+
+
+@pytest.mark.parametrize("value", [16777217, 2**30 + 1, -(2**25) - 2])
+def test_an_integer_float32_cannot_hold_is_refused(value):
+  """The values train as float32: 2**24 + 1 would train as 2**24 while the summary said
+  2**24 + 1."""
+  config = {**BASE, "hyperparameters": {"learning_rate": [0.1, value]}}
+  with pytest.raises(sweep.ConfigError, match=r"hyperparameters\.learning_rate\[1\]: .*float32"):
+    sweep.load_config(config)
+  sweep.load_config({**BASE, "hyperparameters": {"learning_rate": [0.1, 2**24, 2**30]}})

@@ -27,6 +27,11 @@ def _in_float32(value: float) -> float:
       f"must be 0 or of magnitude {_FLOAT32_TINY:.3g} to {_FLOAT32_MAX:.3g} "
       f"(the values train as float32), got {value!r}"
     )
+  if value.is_integer() and float(np.float32(value)) != value:  # beyond 2**24, every other
+    raise ValueError(
+      f"must be a whole number float32 holds (the values train as float32), got {value:.0f}, "
+      f"which would train as {float(np.float32(value)):.0f}"
+    )
   return value
 
 
