@@ -325,3 +325,31 @@ def test_an_integer_float32_cannot_hold_is_refused(value):
   with pytest.raises(sweep.ConfigError, match=r"hyperparameters\.learning_rate\[1\]: .*float32"):
     sweep.load_config(config)
   sweep.load_config({**BASE, "hyperparameters": {"learning_rate": [0.1, 2**24, 2**30]}})
+
+
+WRITTEN = {
+  "a bool": ({"use_gae": True}, "hyperparameters.use_gae: expected a number, got true"),
+  "a list of bools": (
+    {"use_gae": [True, False]},
+    "hyperparameters.use_gae[0]: expected a number, got true",
+  ),
+  "a quoted number": (
+    {"learning_rate": "1.0e-3"},
+    "hyperparameters.learning_rate: expected a number, got the text '1.0e-3': write it unquoted",
+  ),
+  "a quoted number in a list": (
+    {"learning_rate": [0.1, "0.2"]},
+    "hyperparameters.learning_rate[1]: expected a number, got the text '0.2'",
+  ),
+  "nothing": (None, "hyperparameters: name at least one hyperparameter"),
+}
+
+
+@pytest.mark.parametrize("case", WRITTEN)
+def test_a_value_written_as_another_type_says_what_to_write(case, tmp_path, capsys):
+  given, says = WRITTEN[case]
+  hyperparameters = None if given is None else {"learning_rate": [0.1], **given}
+  err = check_fails({**BASE, "hyperparameters": hyperparameters}, tmp_path, capsys)
+  assert says in err, err
+  if "bool" in case:  # what to do instead
+    assert "0 or 1" in err and "under problem:" in err, err

@@ -73,3 +73,28 @@ def check_hyperparameter_name(path: str, name: str) -> None:
       "final_loss, best_loss, train_…, val_…, start_…, diverged…): call it something else, "
       "and read it by that name in init and train",
     )
+
+
+def check_written_number(path: str, value: Any) -> None:
+  """A Trainable's hyperparameter as written (a number or a list): a bool or a number in
+  quotes is refused saying what to write instead."""
+  items = enumerate(value) if isinstance(value, list) else [(None, value)]
+  for index, item in items:
+    where = path if index is None else f"{path}[{index}]"
+    if isinstance(item, bool):
+      raise ConfigError(
+        where,
+        f"expected a number, got {str(item).lower()}: a Trainable's hyperparameters train "
+        "as float32 numbers; sweep 0 or 1 and choose with jnp.where or lax.cond, or make "
+        "it an option of the function under problem: (fixed for the sweep)",
+      )
+    if isinstance(item, str) and _numeric(item):
+      raise ConfigError(where, f"expected a number, got the text {item!r}: write it unquoted")
+
+
+def _numeric(text: str) -> bool:
+  try:
+    float(text)
+  except ValueError:
+    return False
+  return True

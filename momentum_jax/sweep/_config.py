@@ -28,7 +28,7 @@ import numpy as np
 
 from momentum_jax import optim, problems
 from momentum_jax.sweep import _sizes
-from momentum_jax.sweep._checks import check_hyperparameter_name
+from momentum_jax.sweep._checks import check_hyperparameter_name, check_written_number
 from momentum_jax.sweep._errors import ConfigError
 from momentum_jax.sweep._grid import spec_size, spec_values
 from momentum_jax.sweep._imports import import_object, recorded_name
@@ -165,6 +165,9 @@ def _type_hyperparameters(name: str, given: Mapping[str, Any], search: SearchSpe
   path = "hyperparameters"
   if not given:
     raise ConfigError(path, f"name at least one hyperparameter to sweep ({NUMERIC})")
+  for key, value in given.items():
+    check_hyperparameter_name(f"{path}.{key}", key)
+    check_written_number(f"{path}.{key}", value)
   # Typed as a float argument is; any name a mapping's key may be (a dash, a dot), not only
   # a Python identifier.
   number = inspect.Parameter("hyperparameter", inspect.Parameter.KEYWORD_ONLY, default=0.0)
@@ -172,8 +175,6 @@ def _type_hyperparameters(name: str, given: Mapping[str, Any], search: SearchSpe
   grid, ranges, static = split_options(
     path, typed_options(path, name, parameters, False, given), search
   )
-  for key in given:
-    check_hyperparameter_name(f"{path}.{key}", key)
   if static:
     key = next(iter(static))
     raise ConfigError(
@@ -348,6 +349,8 @@ def load_config(
     if error.path or not where:
       raise
     raise ConfigError(where, str(error)) from None
+  if isinstance(raw, Mapping) and "hyperparameters" in raw and raw["hyperparameters"] is None:
+    raise ConfigError("hyperparameters", f"name at least one hyperparameter to sweep ({NUMERIC})")
   _check_groups(schema)
   search = SearchSpec() if schema.search is None else schema.search.spec()
   problem, problem_options, problem_source = _parse_problem(schema.problem)
