@@ -46,27 +46,32 @@ class Trainable:
   Attributes:
     name: Short name, used in results tables (the ``optimizer`` column).
     init: ``init(hyperparameters, key) -> state``: the initial state, any
-      pytree of arrays. ``hyperparameters`` maps each swept name to a float32
-      scalar, traced: the state's shapes must not depend on their values.
+      pytree of arrays (a Flax NNX module, an optax state, PRNG keys).
+      ``hyperparameters`` maps each swept name to a float32 scalar, traced:
+      the state's shapes must not depend on their values. Each must be read
+      by ``init`` or ``train``.
     train: ``train(state, hyperparameters, key, steps) -> (state, metrics)``:
       ``steps`` (a Python int) training steps, e.g. a ``lax.scan``. The
       engine calls it once per log interval (``steps`` = ``log_every``) with
       ``key`` folded with the interval's first step, so a run is the same
-      however a sweep is segmented or resumed. ``metrics`` maps names to
-      float arrays of shape ``()`` (the interval's value) or ``(steps,)``
-      (one per step: the interval's mean is logged). It must hold
-      ``loss``, the objective trained on: logged as ``train_loss`` (so
-      ``final_loss``, ``best_loss``), and a non-finite one marks the run
-      diverged (its state then stays as it was). Any other metric is logged
-      as ``train_<name>`` (curves only).
-    evaluate: ``evaluate(state) -> {name: scalar}``, optional: measured after
-      each log interval and logged as ``val_<name>`` (curves and summary),
-      and of the initial state as ``start_val_<name>``. Searches, ``keep``
-      and the report rank by ``final_loss``, ``best_loss`` or one of these.
-      A metric whose name holds ``accuracy``, ``return`` or ``reward`` ranks
-      highest first; any other lowest first.
+      however a sweep is segmented or resumed. ``metrics`` names real
+      numbers (see :func:`named_metrics`: a dict, a NamedTuple, a dataclass)
+      of shape ``()`` (the interval's value) or ``(steps,)`` (one per step:
+      the interval's mean is logged); integers and bools are logged as
+      float32. It must hold ``loss``, the objective trained on: logged as
+      ``train_loss`` (so ``final_loss``, ``best_loss``), and a non-finite
+      one marks the run diverged (its state then stays as it was). Any
+      other metric is logged as ``train_<name>`` (curves only).
+    evaluate: ``evaluate(state) -> {name: scalar}``, optional, named as
+      ``train``'s metrics: measured after each log interval and logged as
+      ``val_<name>`` (curves and summary), and of the initial state as
+      ``start_val_<name>``. Searches, ``keep`` and the report rank by
+      ``final_loss``, ``best_loss`` or one of these. A metric whose name
+      holds ``accuracy``, ``return`` or ``reward`` ranks highest first; any
+      other lowest first.
     model: ``model(state) -> pytree``, optional: what ``keep:`` saves of a
-      trained state (say, a policy's parameters); default the whole state.
+      trained state (say, a policy's parameters), at least one array;
+      default the whole state.
 
   Example:
     >>> import jax, jax.numpy as jnp
