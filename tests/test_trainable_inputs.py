@@ -105,7 +105,8 @@ def test_hyperparameter_names_with_dashes_dots_and_spaces_work():
 
 
 def _init64(hyperparameters, key):
-  return {"w": jax.random.normal(key, (3,), jnp.float64), "steps": jnp.zeros((), jnp.int32)}
+  # JAX's default float: float64 under x64, float32 otherwise.
+  return {"w": jax.random.normal(key, (3,)), "steps": jnp.zeros((), jnp.int32)}
 
 
 def test_a_float64_trainable_sweeps_under_jax_x64():
@@ -353,3 +354,11 @@ def test_a_value_written_as_another_type_says_what_to_write(case, tmp_path, caps
   assert says in err, err
   if "bool" in case:  # what to do instead
     assert "0 or 1" in err and "under problem:" in err, err
+
+
+def test_the_check_is_traced_again_under_x64():
+  """Traced once per (names, steps) and x64 mode: a float64 program is another program."""
+  trainable = problems.Trainable("float64", _init64, quadratic_trainable.train)
+  assert trainable.traced(("learning_rate",), 5).metrics["loss"].dtype == jnp.float32
+  with jax.enable_x64(True):
+    assert trainable.traced(("learning_rate",), 5).metrics["loss"].dtype == jnp.float64

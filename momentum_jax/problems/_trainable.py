@@ -117,7 +117,7 @@ class Trainable:
   def traced(self, names: tuple[str, ...], steps: int) -> "Traced":
     """The functions traced with hyperparameters ``names`` and ``steps`` a log interval, checked.
 
-    Checked once for each ``(names, steps)``.
+    Checked once for each ``(names, steps)`` and x64 mode.
 
     Raises:
       ValueError: starting with the field at fault (``init``, ``train``,
@@ -129,9 +129,10 @@ class Trainable:
         programs).
     """
     kept = self.__dict__.setdefault("_traced", {})
-    if (names, steps) not in kept:  # (frozen: a cache, not a field; its functions are fixed)
-      kept[names, steps] = self._checked(names, steps)
-    return kept[names, steps]
+    key = (names, steps, jax.config.jax_enable_x64)  # x64 traces another program
+    if key not in kept:  # (frozen: a cache, not a field; its functions are fixed)
+      kept[key] = self._checked(names, steps)
+    return kept[key]
 
   def _checked(self, names: tuple[str, ...], steps: int) -> "Traced":
     hyperparameters, key = _abstract(names), jax.random.key(0)
