@@ -119,3 +119,11 @@ def unnamed_metric():
     return state, {**metrics, "": metrics["norm"]}
 
   return problems.Trainable("unnamed_metric", init, named)
+
+
+def returns_the_state_only():
+  return problems.Trainable("state_only", init, lambda s, h, k, n: train(s, h, k, n)[0])
+
+
+def returns_three():
+  return problems.Trainable("three", init, lambda s, h, k, n: (*train(s, h, k, n), 0.0))

@@ -162,6 +162,14 @@ BAD = {
     {"problem": {"name": "quadratic_trainable:unnamed_metric"}},
     "problem.train: a metric's name must be a non-empty string, got ''",
   ),
+  "a train that returns the state only": (
+    {"problem": {"name": "quadratic_trainable:returns_the_state_only"}},
+    "problem.train: must return (state, metrics), got a dict",
+  ),
+  "a train that returns three values": (
+    {"problem": {"name": "quadratic_trainable:returns_three"}},
+    "problem.train: must return (state, metrics), got a tuple of 3",
+  ),
   "text in the state": (
     {"problem": {"name": "quadratic_trainable:text_in_state"}},
     "problem.init: returned a str at ['name'], not an array",

@@ -138,9 +138,14 @@ class Trainable:
     hyperparameters, key = _abstract(names), jax.random.key(0)
     # The hyperparameters first: a program's first inputs are theirs, in sorted order.
     init, state = _traced_twice("init", lambda h, k: self.init(h, k), hyperparameters, key)
-    train, (new, metrics) = _traced_twice(
+    train, returned = _traced_twice(
       "train", lambda h, s, k: self.train(s, h, k, steps), hyperparameters, state, key
     )
+    if not isinstance(returned, (tuple, list)) or len(returned) != 2:
+      kind = type(returned).__name__
+      got = f"a {kind} of {len(returned)}" if isinstance(returned, (tuple, list)) else f"a {kind}"
+      raise ValueError(f"train: must return (state, metrics), got {got}")
+    new, metrics = returned
     # Leaf by leaf: a pytree node may compare by identity (a Flax NNX module does).
     if jax.tree.structure(new) != jax.tree.structure(state) or _shapes(new) != _shapes(state):
       raise ValueError(
