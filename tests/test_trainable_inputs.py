@@ -370,3 +370,22 @@ def test_the_check_is_traced_again_under_x64():
   assert trainable.traced(("learning_rate",), 5).metrics["loss"].dtype == jnp.float32
   with jax.enable_x64(True):
     assert trainable.traced(("learning_rate",), 5).metrics["loss"].dtype == jnp.float64
+
+
+ARRAYS = {
+  "a numpy array": np.array([0.05, 0.1]),
+  "numpy scalars": [np.float32(0.05), np.float64(0.1)],
+  "a jax array": jnp.array([0.05, 0.1]),
+}
+
+
+@pytest.mark.parametrize("kind", ARRAYS)
+def test_numpy_and_jax_values_in_a_python_config_are_numbers(kind):
+  """``np.logspace(...)`` in a dict config is a list of numbers (it was refused)."""
+  config = {**BASE, "hyperparameters": {"learning_rate": ARRAYS[kind]}}
+  swept = sweep.load_config(config).optimizers[0].grid["learning_rate"]
+  np.testing.assert_array_equal(swept, np.asarray(ARRAYS[kind], np.float64))
+  with_seeds = sweep.load_config(
+    {**config, "seeds": np.arange(2), "train": {"steps": np.int64(10)}}
+  )
+  assert with_seeds.seeds == (0, 1) and with_seeds.train.steps == 10

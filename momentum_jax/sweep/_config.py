@@ -70,7 +70,7 @@ from momentum_jax.sweep._search import (  # noqa: F401  (re-exported)
   search_record,
 )
 from momentum_jax.sweep._space import Range, as_range
-from momentum_jax.sweep._validation import validate
+from momentum_jax.sweep._validation import python_numbers, validate
 from momentum_jax.sweep._yaml import read_yaml
 
 SCHEDULE_PREFIX = "schedule."
@@ -309,7 +309,9 @@ def _recorded(value: Any) -> Any:
 def _read(source: str | os.PathLike | Mapping[str, Any]) -> tuple[Any, str, str]:
   """``(raw, default name, where)``: the config's plain data, its name, and what to call the source."""
   if isinstance(source, Mapping):
-    return dict(source), "sweep", ""
+    # The problem's options are its builder's to read (an array may be its data).
+    numbers = {k: v if k == "problem" else python_numbers(v) for k, v in source.items()}
+    return numbers, "sweep", ""
   name = os.fspath(source)
   return read_yaml(name), os.path.splitext(os.path.basename(name))[0], name
 
