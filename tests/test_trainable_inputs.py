@@ -389,3 +389,14 @@ def test_numpy_and_jax_values_in_a_python_config_are_numbers(kind):
     {**config, "seeds": np.arange(2), "train": {"steps": np.int64(10)}}
   )
   assert with_seeds.seeds == (0, 1) and with_seeds.train.steps == 10
+
+
+def test_a_name_that_pbt_gives_its_final_values_is_refused(tmp_path, capsys):
+  """Population-based training writes each hyperparameter's last value as ``final_<name>``."""
+  config = {
+    **BASE,
+    "hyperparameters": {"learning_rate": {"loguniform": [0.01, 0.5]}, "final_learning_rate": 1.0},
+    "search": {"method": "pbt", "population": 4, "interval": 5},
+  }
+  err = check_fails(config, tmp_path, capsys)
+  assert "hyperparameters.final_learning_rate: " in err and "last value" in err, err

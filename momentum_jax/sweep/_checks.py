@@ -63,9 +63,16 @@ def check_run_arguments(chunk_size, width, checkpoint_every) -> None:
     )
 
 
-def check_hyperparameter_name(path: str, name: str) -> None:
+def check_hyperparameter_name(path: str, name: str, pbt_names=()) -> None:
   """A Trainable's hyperparameter: a summary column, so not one the tables already give a
-  meaning (:func:`~momentum_jax.results._result.names_a_column`)."""
+  meaning (:func:`~momentum_jax.results._result.names_a_column`), nor, of ``pbt_names``
+  (population-based training's), the ``final_<name>`` of another."""
+  if name.startswith("final_") and name.removeprefix("final_") in pbt_names:
+    raise ConfigError(
+      path,
+      f"population-based training writes {name.removeprefix('final_')!r}'s last value as "
+      f"{name!r}: call it something else, and read it by that name in init and train",
+    )
   if names_a_column(name):
     raise ConfigError(
       path,

@@ -166,7 +166,7 @@ def _type_hyperparameters(name: str, given: Mapping[str, Any], search: SearchSpe
   if not given:
     raise ConfigError(path, f"name at least one hyperparameter to sweep ({NUMERIC})")
   for key, value in given.items():
-    check_hyperparameter_name(f"{path}.{key}", key)
+    check_hyperparameter_name(f"{path}.{key}", key, given if search.method == "pbt" else ())
     check_written_number(f"{path}.{key}", value)
   # Typed as a float argument is; any name a mapping's key may be (a dash, a dot), not only
   # a Python identifier.
