@@ -122,8 +122,8 @@ class Trainable:
     Raises:
       ValueError: starting with the field at fault (``init``, ``train``,
         ``evaluate``, ``model``): a function that fails traced, a state of
-        something else than arrays, metrics that are not a dict of float
-        scalars (or ``(steps,)`` arrays), no ``loss``, a state whose shapes
+        something else than arrays, metrics that are not named real numbers
+        of shape ``()`` (or ``(steps,)``), no ``loss``, a state whose shapes
         ``train`` changes, a ``train`` that ignores ``steps``, a ``model``
         of no array, or ``init`` or ``train`` not pure (traced twice, two
         programs).
@@ -163,8 +163,8 @@ class Trainable:
       evaluated = _check_metrics("evaluate", evaluated, ((),))
       programs.append(evaluate)
     if self.model is not None:
-      model, kept = _traced("model", lambda: _jaxpr(self.model, state))
-      if not jax.tree.leaves(kept):
+      model, saved = _traced("model", lambda: _jaxpr(self.model, state))
+      if not jax.tree.leaves(saved):
         raise ValueError(
           "model: returned no array (None, an empty pytree): keep has nothing to save"
         )
