@@ -400,3 +400,8 @@ def test_a_name_that_pbt_gives_its_final_values_is_refused(tmp_path, capsys):
   }
   err = check_fails(config, tmp_path, capsys)
   assert "hyperparameters.final_learning_rate: " in err and "last value" in err, err
+
+
+def test_a_problem_written_as_its_name_alone_says_how_to_write_it(tmp_path, capsys):
+  err = check_fails({**BASE, "problem": "quadratic_trainable:quadratic"}, tmp_path, capsys)
+  assert "problem: expected a mapping with a name: {name: quadratic_trainable:quadratic}" in err
