@@ -405,3 +405,12 @@ def test_a_name_that_pbt_gives_its_final_values_is_refused(tmp_path, capsys):
 def test_a_problem_written_as_its_name_alone_says_how_to_write_it(tmp_path, capsys):
   err = check_fails({**BASE, "problem": "quadratic_trainable:quadratic"}, tmp_path, capsys)
   assert "problem: expected a mapping with a name: {name: quadratic_trainable:quadratic}" in err
+
+
+def test_a_trainable_learning_rate_may_be_zero():
+  """The engine does not know what a Trainable's ``learning_rate`` means: 0 (no training, a
+  baseline) is the user's to sweep; it was refused as an optimizer's must be > 0."""
+  config = {**BASE, "hyperparameters": {"learning_rate": [0.0, 0.5]}}
+  summary = sweep.run(config, quiet=True).summary
+  untrained = summary[summary["learning_rate"] == 0.0]
+  np.testing.assert_array_equal(untrained["val_distance"], untrained["start_val_distance"])

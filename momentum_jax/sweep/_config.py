@@ -205,7 +205,9 @@ def _check_values(written: _Written, grid: Mapping[str, np.ndarray]) -> None:
   path = written.path
   checked = with_range_ends(grid, written.ranges)
   own = {n: v for n, v in checked.items() if not n.startswith(SCHEDULE_PREFIX)}
-  if "learning_rate" in own and np.any(own["learning_rate"] <= 0):
+  # An optimizer's; a Trainable's learning_rate means what its code makes of it (0: a baseline).
+  mine = written.factory is not trainable_hyperparameters
+  if mine and "learning_rate" in own and np.any(own["learning_rate"] <= 0):
     raise ConfigError(f"{path}.learning_rate", f"must be > 0, got {own['learning_rate'].tolist()}")
   if written.factory in OPTIMIZERS.values():
     _call_checked(path, written.factory, own, written.static)
