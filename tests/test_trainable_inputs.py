@@ -1,107 +1,30 @@
-"""A Trainable as a stranger brings it: their own training loop, their own YAML, their mistakes.
+"""A Trainable as a stranger brings it: their own training loop and their mistakes in it.
 
 Each bad input is refused before anything compiles with one line naming the
 config path at fault (exit status 2 from the command); each reasonable one
 works. The Trainables are in ``tests/quadratic_trainable.py`` (named by
-import path, as a user's YAML names them) or built here.
+import path, as a user's YAML names them) or built here. How the config is
+written: ``tests/test_trainable_config.py``.
 """
 
 from __future__ import annotations
 
-import functools
-import operator
 from typing import NamedTuple
 
+import flax.struct
+import hypothesis
+import hypothesis.strategies as st
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-import flax.struct
-import hypothesis
-import hypothesis.strategies as st
-import yaml
 from flax import nnx
 
 import quadratic_trainable
-from momentum_jax import cli, problems, sweep
+from _trainable_yaml import BASE, check_fails
+from momentum_jax import problems, sweep
 from momentum_jax import train as train_lib
 from momentum_jax.problems._trainable import named_metrics
-
-BASE = {
-  "problem": {"name": "quadratic_trainable:quadratic"},
-  "hyperparameters": {"learning_rate": [0.1]},
-  "train": {"steps": 10, "log_every": 5},
-}
-
-
-def check_fails(config, tmp_path, capsys) -> str:
-  """The command's one-line error for ``config`` (written as YAML), checked to be one."""
-  path = tmp_path / "sweep.yaml"
-  path.write_text(yaml.safe_dump(config))
-  code = cli.main(["check", str(path)])
-  err = capsys.readouterr().err.strip()
-  assert code == 2 and len(err.splitlines()) == 1 and "Traceback" not in err, err
-  return err
-
-
-# The columns the results give a meaning of their own (and the prefixes of the metrics'): a
-# hyperparameter of one of these names overwrote the column, or crashed the report.
-COLUMNS = [
-  "seed",
-  "config_id",
-  "optimizer",
-  "step",
-  "diverged",
-  "final_loss",
-  "val_distance",
-  "start_val_x",
-  "train_loss",
-  "train_norm",
-  "lineage",
-  "member",
-  "trial",
-  "stopped_at_step",
-]
-
-
-@pytest.mark.parametrize("name", COLUMNS)
-def test_a_hyperparameter_named_as_a_column_is_refused(name, tmp_path, capsys):
-  config = {**BASE, "hyperparameters": {"learning_rate": [0.1], name: [1.0, 2.0]}}
-  err = check_fails(config, tmp_path, capsys)
-  assert f"hyperparameters.{name}: " in err and "call it something else" in err, err
-
-
-def _scaled(names):
-  """The quadratic, its learning rate the product of the hyperparameters ``names``."""
-
-  def train(state, hyperparameters, key, steps):
-    rate = functools.reduce(operator.mul, [hyperparameters[n] for n in names])
-    return quadratic_trainable.train(state, {"learning_rate": rate}, key, steps)
-
-  return problems.Trainable("scaled", quadratic_trainable.init, train)
-
-
-def test_hyperparameter_names_with_dashes_dots_and_spaces_work():
-  names = ["learning-rate", "clip.eps", "my scale"]
-  config = {
-    **BASE,
-    "problem": _scaled(names),
-    "hyperparameters": {"learning-rate": [0.1, 0.2], "clip.eps": [0.5], "my scale": [1.0]},
-  }
-  summary = sweep.run(config, quiet=True).summary
-  assert list(summary[names].itertuples(index=False, name=None)) == [
-    (0.1, 0.5, 1.0),
-    (0.2, 0.5, 1.0),
-  ]
-  alone = sweep.run(
-    {
-      **config,
-      "problem": quadratic_trainable.quadratic(False),
-      "hyperparameters": {"learning_rate": [0.05, 0.1]},
-    },
-    quiet=True,
-  ).summary
-  np.testing.assert_array_equal(summary["final_loss"], alone["final_loss"])
 
 
 def _init64(hyperparameters, key):
@@ -300,6 +223,8 @@ def test_integer_and_bool_metrics_are_logged_as_numbers():
 
 
 _NAMES = st.text(st.sampled_from("ab_/ .-:"), min_size=1, max_size=4)
+
+
 _NESTED = st.recursive(
   st.floats(allow_nan=False, width=32),
   lambda inner: st.dictionaries(_NAMES, inner, min_size=1, max_size=3),
@@ -326,91 +251,9 @@ def test_nested_metrics_are_named_by_their_paths_or_refused(metrics):
     assert named_metrics(metrics) == {"/".join(path): value for path, value in paths}
 
 
-@pytest.mark.parametrize("value", [16777217, 2**30 + 1, -(2**25) - 2])
-def test_an_integer_float32_cannot_hold_is_refused(value):
-  """The values train as float32: 2**24 + 1 would train as 2**24 while the summary said
-  2**24 + 1."""
-  config = {**BASE, "hyperparameters": {"learning_rate": [0.1, value]}}
-  with pytest.raises(sweep.ConfigError, match=r"hyperparameters\.learning_rate\[1\]: .*float32"):
-    sweep.load_config(config)
-  sweep.load_config({**BASE, "hyperparameters": {"learning_rate": [0.1, 2**24, 2**30]}})
-
-
-WRITTEN = {
-  "a bool": ({"use_gae": True}, "hyperparameters.use_gae: expected a number, got true"),
-  "a list of bools": (
-    {"use_gae": [True, False]},
-    "hyperparameters.use_gae[0]: expected a number, got true",
-  ),
-  "a quoted number": (
-    {"learning_rate": "1.0e-3"},
-    "hyperparameters.learning_rate: expected a number, got the text '1.0e-3': write it unquoted",
-  ),
-  "a quoted number in a list": (
-    {"learning_rate": [0.1, "0.2"]},
-    "hyperparameters.learning_rate[1]: expected a number, got the text '0.2'",
-  ),
-  "nothing": (None, "hyperparameters: name at least one hyperparameter"),
-}
-
-
-@pytest.mark.parametrize("case", WRITTEN)
-def test_a_value_written_as_another_type_says_what_to_write(case, tmp_path, capsys):
-  given, says = WRITTEN[case]
-  hyperparameters = None if given is None else {"learning_rate": [0.1], **given}
-  err = check_fails({**BASE, "hyperparameters": hyperparameters}, tmp_path, capsys)
-  assert says in err, err
-  if "bool" in case:  # what to do instead
-    assert "0 or 1" in err and "under problem:" in err, err
-
-
 def test_the_check_is_traced_again_under_x64():
   """Traced once per (names, steps) and x64 mode: a float64 program is another program."""
   trainable = problems.Trainable("float64", _init64, quadratic_trainable.train)
   assert trainable.traced(("learning_rate",), 5).metrics["loss"].dtype == jnp.float32
   with jax.enable_x64(True):
     assert trainable.traced(("learning_rate",), 5).metrics["loss"].dtype == jnp.float64
-
-
-ARRAYS = {
-  "a numpy array": np.array([0.05, 0.1]),
-  "numpy scalars": [np.float32(0.05), np.float64(0.1)],
-  "a jax array": jnp.array([0.05, 0.1]),
-}
-
-
-@pytest.mark.parametrize("kind", ARRAYS)
-def test_numpy_and_jax_values_in_a_python_config_are_numbers(kind):
-  """``np.logspace(...)`` in a dict config is a list of numbers (it was refused)."""
-  config = {**BASE, "hyperparameters": {"learning_rate": ARRAYS[kind]}}
-  swept = sweep.load_config(config).optimizers[0].grid["learning_rate"]
-  np.testing.assert_array_equal(swept, np.asarray(ARRAYS[kind], np.float64))
-  with_seeds = sweep.load_config(
-    {**config, "seeds": np.arange(2), "train": {"steps": np.int64(10)}}
-  )
-  assert with_seeds.seeds == (0, 1) and with_seeds.train.steps == 10
-
-
-def test_a_name_that_pbt_gives_its_final_values_is_refused(tmp_path, capsys):
-  """Population-based training writes each hyperparameter's last value as ``final_<name>``."""
-  config = {
-    **BASE,
-    "hyperparameters": {"learning_rate": {"loguniform": [0.01, 0.5]}, "final_learning_rate": 1.0},
-    "search": {"method": "pbt", "population": 4, "interval": 5},
-  }
-  err = check_fails(config, tmp_path, capsys)
-  assert "hyperparameters.final_learning_rate: " in err and "last value" in err, err
-
-
-def test_a_problem_written_as_its_name_alone_says_how_to_write_it(tmp_path, capsys):
-  err = check_fails({**BASE, "problem": "quadratic_trainable:quadratic"}, tmp_path, capsys)
-  assert "problem: expected a mapping with a name: {name: quadratic_trainable:quadratic}" in err
-
-
-def test_a_trainable_learning_rate_may_be_zero():
-  """The engine does not know what a Trainable's ``learning_rate`` means: 0 (no training, a
-  baseline) is the user's to sweep; it was refused as an optimizer's must be > 0."""
-  config = {**BASE, "hyperparameters": {"learning_rate": [0.0, 0.5]}}
-  summary = sweep.run(config, quiet=True).summary
-  untrained = summary[summary["learning_rate"] == 0.0]
-  np.testing.assert_array_equal(untrained["val_distance"], untrained["start_val_distance"])
