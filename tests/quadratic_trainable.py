@@ -82,3 +82,48 @@ def impure():
 
 def not_a_trainable():
   return 42
+
+
+def ignores_steps():
+  """One step per call whatever ``steps`` asks: its curves' steps would be ``log_every`` times off."""
+
+  def one_step(state, hyperparameters, key, steps):
+    state, metrics = train(state, hyperparameters, key, 1)
+    return state, {"loss": metrics["loss"][0]}
+
+  return problems.Trainable("ignores_steps", init, one_step)
+
+
+def reads_a_default():
+  """Reads its learning rate with a default: a misspelt name in the config would go unread."""
+  return problems.Trainable(
+    "reads_a_default",
+    init,
+    lambda s, h, k, n: train(s, {"learning_rate": h.get("learning_rate", 0.1)}, k, n),
+  )
+
+
+def keeps_nothing():
+  return problems.Trainable("keeps_nothing", init, train, model=lambda state: None)
+
+
+def text_in_state():
+  return problems.Trainable(
+    "text_in_state", lambda h, k: {**init(h, k), "name": "quadratic"}, train
+  )
+
+
+def unnamed_metric():
+  def named(state, hyperparameters, key, steps):
+    state, metrics = train(state, hyperparameters, key, steps)
+    return state, {**metrics, "": metrics["norm"]}
+
+  return problems.Trainable("unnamed_metric", init, named)
+
+
+def returns_the_state_only():
+  return problems.Trainable("state_only", init, lambda s, h, k, n: train(s, h, k, n)[0])
+
+
+def returns_three():
+  return problems.Trainable("three", init, lambda s, h, k, n: (*train(s, h, k, n), 0.0))

@@ -223,7 +223,8 @@ def test_resuming_with_other_data_or_another_model_is_refused(tmp_path):
   assert first.manifest["problem_record"]["parameter_shapes"] == {"kernel": [3, 1], "bias": [1]}
   again = sweep.run(config(y), tmp_path, quiet=True)
   assert again.manifest["checkpoint"]["configs_trained"] == 0  # the same problem: resumed
-  with pytest.raises(sweep.OutputDirError, match="different config"):
+  # The same config, its problem's data or model changed: said so.
+  with pytest.raises(sweep.OutputDirError, match="same config, but its problem changed"):
     sweep.run(config(y + 1.0), tmp_path, quiet=True)
-  with pytest.raises(sweep.OutputDirError, match="different config"):
+  with pytest.raises(sweep.OutputDirError, match="same config, but its problem changed"):
     sweep.run(config(y, hidden=4), tmp_path, quiet=True)

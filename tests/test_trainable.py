@@ -244,7 +244,7 @@ BAD = {
   ),
   "a matrix metric": (
     {"problem": {"name": "quadratic_trainable:matrix_metric"}},
-    "problem.train: metric 'loss' must be a float array of shape () or (10,), got shape (2, 2)",
+    "problem.train: metric 'loss' must be a real number (a float, an integer or a bool) of shape () or (10,), got shape (2, 2)",
   ),
   "a shape from a value": (
     {"problem": {"name": "quadratic_trainable:shape_from_value"}},

@@ -268,6 +268,18 @@ _NOT_HYPERPARAMETERS = frozenset(
 )
 
 
+def names_a_column(name: str) -> bool:
+  """Whether the tables give ``name`` a meaning of their own: a hyperparameter so named would
+  overwrite that column, or be read as a metric (``val_…``, ``start_…``, a Trainable's
+  ``train_…``)."""
+  return (
+    name in _NOT_HYPERPARAMETERS
+    or name in ("step", "grad_norm")
+    or is_metric(name)
+    or name.startswith(("train_", "grad_norm/"))
+  )
+
+
 def hyperparameter_columns(summary: pd.DataFrame) -> list[str]:
   """The summary's hyperparameter columns, in table order.
 

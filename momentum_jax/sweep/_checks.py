@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
+from momentum_jax.results._result import names_a_column
 from momentum_jax.sweep._errors import ConfigError
 from momentum_jax.sweep._imports import suggest
 
@@ -60,3 +61,47 @@ def check_run_arguments(chunk_size, width, checkpoint_every) -> None:
     raise ConfigError(
       "checkpoint_every", f"expected a number of seconds > 0 or None, got {checkpoint_every!r}"
     )
+
+
+def check_hyperparameter_name(path: str, name: str, pbt_names=()) -> None:
+  """A Trainable's hyperparameter: a summary column, so not one the tables already give a
+  meaning (:func:`~momentum_jax.results._result.names_a_column`), nor, of ``pbt_names``
+  (population-based training's), the ``final_<name>`` of another."""
+  if name.startswith("final_") and name.removeprefix("final_") in pbt_names:
+    raise ConfigError(
+      path,
+      f"population-based training writes {name.removeprefix('final_')!r}'s last value as "
+      f"{name!r}: call it something else, and read it by that name in init and train",
+    )
+  if names_a_column(name):
+    raise ConfigError(
+      path,
+      f"{name!r} is a column of the results (config_id, optimizer, seed, step, the metrics: "
+      "final_loss, best_loss, train_…, val_…, start_…, diverged…): call it something else, "
+      "and read it by that name in init and train",
+    )
+
+
+def check_written_number(path: str, value: Any) -> None:
+  """A Trainable's hyperparameter as written (a number or a list): a bool or a number in
+  quotes is refused saying what to write instead."""
+  items = enumerate(value) if isinstance(value, list) else [(None, value)]
+  for index, item in items:
+    where = path if index is None else f"{path}[{index}]"
+    if isinstance(item, bool):
+      raise ConfigError(
+        where,
+        f"expected a number, got {str(item).lower()}: a Trainable's hyperparameters train "
+        "as float32 numbers; sweep 0 or 1 and choose with jnp.where or lax.cond, or make "
+        "it an option of the function under problem: (fixed for the sweep)",
+      )
+    if isinstance(item, str) and _numeric(item):
+      raise ConfigError(where, f"expected a number, got the text {item!r}: write it unquoted")
+
+
+def _numeric(text: str) -> bool:
+  try:
+    float(text)
+  except ValueError:
+    return False
+  return True

@@ -28,6 +28,7 @@ import numpy as np
 
 from momentum_jax import optim, problems
 from momentum_jax.sweep import _sizes
+from momentum_jax.sweep._checks import check_hyperparameter_name, check_written_number
 from momentum_jax.sweep._errors import ConfigError
 from momentum_jax.sweep._grid import spec_size, spec_values
 from momentum_jax.sweep._imports import import_object, recorded_name
@@ -69,7 +70,7 @@ from momentum_jax.sweep._search import (  # noqa: F401  (re-exported)
   search_record,
 )
 from momentum_jax.sweep._space import Range, as_range
-from momentum_jax.sweep._validation import validate
+from momentum_jax.sweep._validation import python_numbers, validate
 from momentum_jax.sweep._yaml import read_yaml
 
 SCHEDULE_PREFIX = "schedule."
@@ -164,7 +165,13 @@ def _type_hyperparameters(name: str, given: Mapping[str, Any], search: SearchSpe
   path = "hyperparameters"
   if not given:
     raise ConfigError(path, f"name at least one hyperparameter to sweep ({NUMERIC})")
-  parameters = {n: inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, default=0.0) for n in given}
+  for key, value in given.items():
+    check_hyperparameter_name(f"{path}.{key}", key, given if search.method == "pbt" else ())
+    check_written_number(f"{path}.{key}", value)
+  # Typed as a float argument is; any name a mapping's key may be (a dash, a dot), not only
+  # a Python identifier.
+  number = inspect.Parameter("hyperparameter", inspect.Parameter.KEYWORD_ONLY, default=0.0)
+  parameters = dict.fromkeys(given, number)
   grid, ranges, static = split_options(
     path, typed_options(path, name, parameters, False, given), search
   )
@@ -198,7 +205,9 @@ def _check_values(written: _Written, grid: Mapping[str, np.ndarray]) -> None:
   path = written.path
   checked = with_range_ends(grid, written.ranges)
   own = {n: v for n, v in checked.items() if not n.startswith(SCHEDULE_PREFIX)}
-  if "learning_rate" in own and np.any(own["learning_rate"] <= 0):
+  # An optimizer's; a Trainable's learning_rate means what its code makes of it (0: a baseline).
+  mine = written.factory is not trainable_hyperparameters
+  if mine and "learning_rate" in own and np.any(own["learning_rate"] <= 0):
     raise ConfigError(f"{path}.learning_rate", f"must be > 0, got {own['learning_rate'].tolist()}")
   if written.factory in OPTIMIZERS.values():
     _call_checked(path, written.factory, own, written.static)
@@ -302,7 +311,9 @@ def _recorded(value: Any) -> Any:
 def _read(source: str | os.PathLike | Mapping[str, Any]) -> tuple[Any, str, str]:
   """``(raw, default name, where)``: the config's plain data, its name, and what to call the source."""
   if isinstance(source, Mapping):
-    return dict(source), "sweep", ""
+    # The problem's options are its builder's to read (an array may be its data).
+    numbers = {k: v if k == "problem" else python_numbers(v) for k, v in source.items()}
+    return numbers, "sweep", ""
   name = os.fspath(source)
   return read_yaml(name), os.path.splitext(os.path.basename(name))[0], name
 
@@ -342,6 +353,8 @@ def load_config(
     if error.path or not where:
       raise
     raise ConfigError(where, str(error)) from None
+  if isinstance(raw, Mapping) and "hyperparameters" in raw and raw["hyperparameters"] is None:
+    raise ConfigError("hyperparameters", f"name at least one hyperparameter to sweep ({NUMERIC})")
   _check_groups(schema)
   search = SearchSpec() if schema.search is None else schema.search.spec()
   problem, problem_options, problem_source = _parse_problem(schema.problem)

@@ -103,4 +103,6 @@ def _trainable_record(run: TrainableRun) -> dict[str, Any]:
       for field in ("init", "train", "evaluate", "model")
     },
     "state_shapes": shapes,
+    # What it computes: an edit of its code is another sweep, not one to resume.
+    "programs": run.traced().digest,
   }

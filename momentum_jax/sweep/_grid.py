@@ -30,7 +30,23 @@ def _in_float32(value: float) -> float:
   return value
 
 
-Finite = Annotated[float, pydantic.Field(allow_inf_nan=False), pydantic.AfterValidator(_in_float32)]
+def _whole_in_float32(value: Any) -> Any:
+  # An integer as written: beyond 2**24 float32 holds every other one, and the run would train
+  # with its neighbour while the summary showed the value written (a float rounds as floats do).
+  if isinstance(value, int) and not isinstance(value, bool) and int(np.float32(value)) != value:
+    raise ValueError(
+      f"must be a whole number float32 holds (the values train as float32), got {value}, "
+      f"which would train as {int(np.float32(value))}"
+    )
+  return value
+
+
+Finite = Annotated[
+  float,
+  pydantic.Field(allow_inf_nan=False),
+  pydantic.AfterValidator(_in_float32),
+  pydantic.BeforeValidator(_whole_in_float32),
+]
 Count = Annotated[int, pydantic.Field(ge=1)]
 Values = Annotated[list[Finite], pydantic.Strict(False), pydantic.Field(min_length=1)]
 GRID_KINDS = ("linspace", "logspace")

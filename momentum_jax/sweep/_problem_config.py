@@ -166,8 +166,14 @@ def _checked_trainable(trainable: problems.Trainable, config: "SweepConfig") -> 
     if key in written:
       raise ConfigError(f"train.{key}", f"{why}: leave it out for a Trainable")
   try:
-    run.logged()
+    unread = run.traced().unread
   except ValueError as error:  # "init: …", "train: …", "evaluate: …" or "model: …"
     field, message = str(error).split(": ", 1)
     raise ConfigError(f"problem.{field}", message) from None
+  if unread:  # a misspelt name (read with a default), or one the code no longer uses
+    raise ConfigError(
+      f"hyperparameters.{unread[0]}",
+      "neither problem.init nor problem.train reads it: every value would train the same run; "
+      "spell it as they read it, or leave it out",
+    )
   return run

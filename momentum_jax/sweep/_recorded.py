@@ -121,8 +121,7 @@ def read_state(path: Path) -> Any:
 def mismatch(recorded: Mapping[str, Any], state: Mapping[str, Any]) -> str | None:
   """Why the recorded sweep is not this one, or None when it is."""
   if recorded.get("fingerprint") != state["fingerprint"]:
-    name = (recorded.get("config") or {}).get("name")
-    return f"a different config{f' ({name!r})' if name else ''}"
+    return _changed(recorded, state)
   old = recorded.get("versions", {})
   changed = [
     f"{p} {old.get(p)} -> {state['versions'].get(p)}"
@@ -132,3 +131,17 @@ def mismatch(recorded: Mapping[str, Any], state: Mapping[str, Any]) -> str | Non
   if changed:
     return f"this config computed with other package versions ({', '.join(changed)})"
   return None
+
+
+def _changed(recorded: Mapping[str, Any], state: Mapping[str, Any]) -> str:
+  """Why the fingerprints differ: another config, or the same one of a problem that changed."""
+  old, new = recorded.get("problem"), state.get("problem")
+  if recorded.get("config") != state.get("config") or not isinstance(old, Mapping):
+    name = (recorded.get("config") or {}).get("name")
+    return f"a different config{f' ({name!r})' if name else ''}"
+  if {**old, "programs": None} == {**new, "programs": None}:
+    return (
+      "the same config, but its Trainable's code changed (what its init, train, evaluate or "
+      "model compute, or the arrays they close over): resumed, its runs would mix the two"
+    )
+  return "the same config, but its problem changed (its data, functions or shapes)"

@@ -20,6 +20,7 @@ from typing import Annotated, Any, Callable, Literal
 
 import pydantic
 from pydantic.json_schema import SkipJsonSchema
+from pydantic_core import PydanticCustomError
 
 from momentum_jax import optim, problems
 from momentum_jax.sweep._errors import ConfigError
@@ -224,6 +225,15 @@ class SweepSchema(Section):
   seeds: Seeds = 1
   chunk_size: ChunkSize | None = None
   keep: KeepSection | None = None
+
+  @pydantic.field_validator("problem", mode="before")
+  @classmethod
+  def _named_alone(cls, value: Any) -> Any:
+    if isinstance(value, str):  # problem: linear_regression, as one may write it
+      raise PydanticCustomError(
+        "expected", "expected a mapping with a name: {example}", {"example": f"{{name: {value}}}"}
+      )
+    return value
 
 
 # Where each section's keys are described: the ``Attributes:`` of its own docstring, then of

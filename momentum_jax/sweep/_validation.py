@@ -17,6 +17,8 @@ import math
 import reprlib
 from typing import Annotated, Any, Callable, Mapping, Union
 
+import jax
+import numpy as np
 import pydantic
 from pydantic import BaseModel, ConfigDict, Discriminator, Tag, TypeAdapter
 from pydantic.json_schema import WithJsonSchema
@@ -35,6 +37,18 @@ _repr.maxstring, _repr.maxother, _repr.maxlist, _repr.maxdict, _repr.maxlevel = 
 def shown(value: Any) -> str:
   """``repr(value)``, shortened: a 100,000-character value is not echoed back whole."""
   return _repr.repr(value)
+
+
+def python_numbers(value: Any) -> Any:
+  """A dict config with its numpy and JAX arrays and scalars as Python's numbers and lists
+  (``np.logspace(-4, -2, 3)`` is a list of three values); anything else as it is."""
+  if isinstance(value, Mapping):
+    return {k: python_numbers(v) for k, v in value.items()}
+  if isinstance(value, (list, tuple)):
+    return type(value)(python_numbers(v) for v in value)
+  if isinstance(value, (np.ndarray, np.generic, jax.Array)):
+    return np.asarray(value).tolist()
+  return value
 
 
 def unknown_key(key: Any, allowed, message: str | None = None) -> PydanticCustomError:

@@ -65,7 +65,8 @@ def train_step(
   )
   first_loss = jnp.where(step == 0, loss, first_loss)
   bad = diverged(loss, first_loss, run.problem.loss_floor, run.config.divergence_factor)
-  diverged_at = jnp.where((diverged_at < 0) & bad, step, diverged_at)
+  # int32 as the carry holds it, also where jax_enable_x64 makes the step an int64.
+  diverged_at = jnp.where((diverged_at < 0) & bad, step, diverged_at).astype(jnp.int32)
   # A diverged run stops moving: its parameters and model state stay where
   # they were, so its overflowing arithmetic cannot spread to its metrics
   # (under vmap each run is independent anyway). Its optimizer state goes on:

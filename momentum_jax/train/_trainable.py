@@ -18,6 +18,7 @@ import jax
 import jax.numpy as jnp
 
 from momentum_jax.problems import Trainable
+from momentum_jax.problems._trainable import Traced, as_logged, named_metrics
 from momentum_jax.train._config import TrainConfig
 from momentum_jax.train._flops import flops
 from momentum_jax.train._kept import flat_tree
@@ -40,7 +41,8 @@ class TrainableState(NamedTuple):
 def _evaluated(trainable: Trainable, state: Any) -> dict[str, jax.Array]:
   if trainable.evaluate is None:
     return {}
-  return {f"val_{name}": jnp.asarray(value) for name, value in trainable.evaluate(state).items()}
+  evaluated = named_metrics(trainable.evaluate(state))
+  return {f"val_{name}": as_logged(value) for name, value in evaluated.items()}
 
 
 def _interval_mean(value: jax.Array) -> jax.Array:
@@ -70,13 +72,13 @@ class TrainableRun:
   def name(self) -> str:
     return self.problem.name
 
-  def logged(self) -> tuple[dict, dict]:
-    """The Trainable's checked metrics (:meth:`~momentum_jax.problems.Trainable.logged`).
+  def traced(self) -> Traced:
+    """The Trainable traced and checked (:meth:`~momentum_jax.problems.Trainable.traced`).
 
     Raises:
       ValueError: starting with the Trainable's field at fault.
     """
-    return self.problem.logged(self.names, self.config.log_every)
+    return self.problem.traced(self.names, self.config.log_every)
 
   def metric_names(self) -> tuple[str, ...]:
     """The summary's metrics a search or ``keep`` may rank by (see
@@ -142,16 +144,20 @@ class TrainableRun:
     def interval(state: TrainableState, step: jax.Array):
       key = jax.random.fold_in(data_key, step)
       new, metrics = self.problem.train(state.state, hyperparameters, key, log_every)
-      loss = jnp.asarray(metrics["loss"])
+      metrics = {n: as_logged(v) for n, v in named_metrics(metrics).items()}
+      loss = metrics["loss"]
       bad = ~jnp.isfinite(loss)
       first_bad = step + (jnp.argmax(bad) if loss.ndim else log_every - 1)
-      diverged_at = jnp.where((state.diverged_at < 0) & jnp.any(bad), first_bad, state.diverged_at)
+      # int32 as the carry holds it, also where jax_enable_x64 makes the step an int64.
+      diverged_at = jnp.where(
+        (state.diverged_at < 0) & jnp.any(bad), first_bad, state.diverged_at
+      ).astype(jnp.int32)
       # A diverged run stays where it was: its non-finite state cannot spread to its metrics.
       frozen = diverged_at >= 0
       new = jax.tree.map(lambda old, now: jnp.where(frozen, old, now), state.state, new)
       logged = {
         "train_loss": _interval_mean(loss),
-        **{f"train_{n}": _interval_mean(jnp.asarray(v)) for n, v in metrics.items() if n != "loss"},
+        **{f"train_{n}": _interval_mean(v) for n, v in metrics.items() if n != "loss"},
         **_evaluated(self.problem, new),
       }
       return TrainableState(new, diverged_at, state.start), logged
