@@ -88,9 +88,18 @@ def test_a_sweep_killed_mid_run_resumes_to_the_uninterrupted_results(tmp_path, w
   _same_results(whole, resumed)
 
 
+def _listed(folder, pattern: str) -> list:
+  """``folder.glob(pattern)`` while the sweep writes and deletes there: a folder removed as it
+  was listed makes it an empty list (the caller polls again)."""
+  try:
+    return list(folder.glob(pattern))
+  except FileNotFoundError:
+    return []
+
+
 def _saved_states(out):
   """The committed Orbax steps under ``out/state/`` (a save in progress is a temporary folder)."""
-  return [p for p in (out / "state").glob("g*/carry/*") if p.name.isdigit()]
+  return [p for p in _listed(out / "state", "g*/carry/*") if p.name.isdigit()]
 
 
 def test_a_sweep_killed_inside_a_chunk_resumes_from_its_saved_state(tmp_path, whole_digits):
@@ -113,7 +122,7 @@ def _saved_state(batch: int, step: int):
   carry committed by Orbax (the folder of its number)."""
 
   def ready(out):
-    for path in (out / "state").glob("g*/loop-*.npz"):
+    for path in _listed(out / "state", "g*/loop-*.npz"):
       if not (path.parent / "carry" / path.stem.removeprefix("loop-")).is_dir():
         continue
       try:
