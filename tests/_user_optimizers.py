@@ -60,3 +60,8 @@ def sophia(learning_rate):
     return tx.update(updates, state, params, obj_fn=value_fn)
 
   return optax.GradientTransformationExtraArgs(tx.init, update)
+
+
+def sgd_with_options(learning_rate, **options):
+  """Gradient descent taking any other argument, as a user's factory may: each is traced."""
+  return optax.sgd(learning_rate + 0.0 * sum(options.values()))

@@ -63,6 +63,12 @@ def check_run_arguments(chunk_size, width, checkpoint_every) -> None:
     )
 
 
+_A_COLUMN = (
+  "a column of the results (config_id, optimizer, seed, step, the metrics: final_loss, "
+  "best_loss, train_…, val_…, start_…, diverged…)"
+)
+
+
 def check_hyperparameter_name(path: str, name: str, pbt_names=()) -> None:
   """A Trainable's hyperparameter: a summary column, so not one the tables already give a
   meaning (:func:`~momentum_jax.results._result.names_a_column`), nor, of ``pbt_names``
@@ -76,9 +82,21 @@ def check_hyperparameter_name(path: str, name: str, pbt_names=()) -> None:
   if names_a_column(name):
     raise ConfigError(
       path,
-      f"{name!r} is a column of the results (config_id, optimizer, seed, step, the metrics: "
-      "final_loss, best_loss, train_…, val_…, start_…, diverged…): call it something else, "
-      "and read it by that name in init and train",
+      f"{name!r} is {_A_COLUMN}: call it something else, and read it by that name in init "
+      "and train",
+    )
+
+
+def check_argument_names(path: str, owner: str, names) -> None:
+  """An optimizer's arguments that are swept or traced: each a summary column, as a
+  Trainable's hyperparameter is (:func:`check_hyperparameter_name`); one the factory takes
+  concrete is not (a static option, in the ``optimizer`` label)."""
+  for name in filter(names_a_column, names):
+    raise ConfigError(
+      f"{path}.{name}",
+      f"{owner}'s argument {name!r} would be written over {_A_COLUMN}: wrap {owner} in a "
+      "function of your own whose argument has another name, and name that function "
+      "(package.module:function)",
     )
 
 

@@ -28,7 +28,7 @@ import numpy as np
 
 from momentum_jax import optim, problems
 from momentum_jax.sweep import _sizes
-from momentum_jax.sweep._checks import check_hyperparameter_name, check_written_number
+from momentum_jax.sweep import _checks
 from momentum_jax.sweep._errors import ConfigError
 from momentum_jax.sweep._grid import spec_size, spec_values
 from momentum_jax.sweep._imports import import_object, recorded_name
@@ -166,8 +166,8 @@ def _type_hyperparameters(name: str, given: Mapping[str, Any], search: SearchSpe
   if not given:
     raise ConfigError(path, f"name at least one hyperparameter to sweep ({NUMERIC})")
   for key, value in given.items():
-    check_hyperparameter_name(f"{path}.{key}", key, given if search.method == "pbt" else ())
-    check_written_number(f"{path}.{key}", value)
+    _checks.check_hyperparameter_name(f"{path}.{key}", key, given if search.method == "pbt" else ())
+    _checks.check_written_number(f"{path}.{key}", value)
   # Typed as a float argument is; any name a mapping's key may be (a dash, a dot), not only
   # a Python identifier.
   number = inspect.Parameter("hyperparameter", inspect.Parameter.KEYWORD_ONLY, default=0.0)
@@ -252,6 +252,7 @@ def _parse_optimizer(written: _Written, search: SearchSpec) -> OptimizerSpec:
     swept, static = check_factory(
       path, name, factory, {**own_grid, **own}, written.static, written.given
     )
+    _checks.check_argument_names(path, name, swept)
   # An argument the factory needs concrete, given one value, became static.
   grid = {n: v for n, v in values.items() if n in swept or n.startswith(SCHEDULE_PREFIX)}
   kept = {n for n in checked if n in swept or n.startswith(SCHEDULE_PREFIX)}

@@ -1,0 +1,67 @@
+"""An optimizer's arguments that the results could not hold, refused by ``check`` as by
+``sweep``: one line naming the key, exit status 2, no traceback."""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+
+from momentum_jax import cli, sweep
+
+TRAIN = "train: {steps: 10, log_every: 5}\nseeds: 1\n"
+
+
+def _check(tmp_path, capsys, optimizer: str) -> tuple[int, str]:
+  path = tmp_path / "sweep.yaml"
+  path.write_text(f"problem: {{name: linear_regression}}\noptimizer: {optimizer}\n{TRAIN}")
+  code = cli.main(["check", str(path)])
+  out, err = capsys.readouterr()
+  assert "Traceback" not in out + err
+  return code, (out + err).strip()
+
+
+def _refused(tmp_path, capsys, optimizer: str, says: str) -> str:
+  code, line = _check(tmp_path, capsys, optimizer)
+  assert code == 2, line
+  assert len(line.splitlines()) == 1 and says in line, line
+  return line
+
+
+# Each a column the summary or the curves already give a meaning: run, the argument's
+# values were written over it (config_id, optimizer, val_loss) or lost under it (final_loss).
+@pytest.mark.parametrize(
+  "argument, written",
+  [
+    ("config_id", "[0.0, 1.0]"),
+    ("optimizer", "[0.0, 1.0]"),
+    ("seed", "[2.0, 3.0]"),
+    ("step", "[0.0, 1.0]"),
+    ("final_loss", "0.5"),
+    ("val_loss", "[0, 1]"),
+    ("train_loss", "[0, 1]"),
+    ("diverged_at_step", "1e-3"),
+  ],
+)
+def test_an_argument_named_as_a_column_is_refused_at_its_key(tmp_path, capsys, argument, written):
+  optimizer = (
+    f"{{name: '_user_optimizers:sgd_with_options', learning_rate: 0.1, {argument}: {written}}}"
+  )
+  line = _refused(tmp_path, capsys, optimizer, f"optimizer.{argument}: ")
+  assert "a column of the results" in line and "wrap _user_optimizers:sgd_with_options" in line
+
+
+def test_an_argument_of_another_name_is_swept(tmp_path, capsys):
+  optimizer = "{name: '_user_optimizers:sgd_with_options', learning_rate: 0.1, seeds_of: [0, 1]}"
+  code, line = _check(tmp_path, capsys, optimizer)
+  assert code == 0 and "2 configurations" in line, line
+
+
+def test_the_refusal_names_the_group_of_a_list(tmp_path, capsys):
+  optimizers = textwrap.dedent("""\
+    [{name: sgd, learning_rate: 0.1},
+     {name: '_user_optimizers:sgd_with_options', learning_rate: 0.1, step: [0.0, 1.0]}]""")
+  path = tmp_path / "sweep.yaml"
+  path.write_text(f"problem: {{name: linear_regression}}\noptimizers: {optimizers}\n{TRAIN}")
+  with pytest.raises(sweep.ConfigError, match=r"^optimizers\[1\]\.step: "):
+    sweep.load_config(path)
