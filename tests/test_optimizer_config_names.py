@@ -65,3 +65,27 @@ def test_the_refusal_names_the_group_of_a_list(tmp_path, capsys):
   path.write_text(f"problem: {{name: linear_regression}}\noptimizers: {optimizers}\n{TRAIN}")
   with pytest.raises(sweep.ConfigError, match=r"^optimizers\[1\]\.step: "):
     sweep.load_config(path)
+
+
+@pytest.mark.parametrize(
+  "argument, values", [("seed", "[0, 1]"), ("seed", "[0, 1, 2]"), ("key", "[0, 1]")]
+)
+def test_noisy_sgds_seed_swept_is_refused_as_a_concrete_integer(tmp_path, capsys, argument, values):
+  # optax.noisy_sgd makes its PRNG key of the seed (or key) in Python: a value per program,
+  # as every integer argument a factory computes with (lookahead's sync_period, say).
+  optimizer = f"{{name: optax.noisy_sgd, learning_rate: 0.1, {argument}: {values}}}"
+  line = _refused(tmp_path, capsys, optimizer, f"optimizer.{argument}: optax.noisy_sgd cannot take")
+  assert "give it one value" in line and "one group per value under optimizers:" in line
+
+
+def test_noisy_sgds_seed_given_once_is_its_option():
+  config = {
+    "problem": {"name": "linear_regression"},
+    "optimizer": {"name": "optax.noisy_sgd", "learning_rate": 0.1, "seed": 3},
+    "train": {"steps": 10, "log_every": 5},
+    "seeds": [0, 1],
+  }
+  summary = sweep.run(config, quiet=True).summary
+  # The runs' seeds in the seed column; the optimizer's in its label.
+  assert summary.seed.tolist() == [0, 1]
+  assert set(summary.optimizer) == {"optax.noisy_sgd(seed=3)"}

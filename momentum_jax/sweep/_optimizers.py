@@ -184,11 +184,11 @@ def _concretization_error(
 
 
 def _as_written(given: Any, value: float) -> Any:
-  """A grid's one value as the config wrote it when that is an int (a rank, a seed), else a float."""
-  if isinstance(given, (list, tuple)) and len(given) == 1:
-    given = given[0]
-  if isinstance(given, int) and not isinstance(given, bool):
-    return given
+  """A grid's first value as the config wrote it when it wrote ints (a rank, a seed), else a
+  float: tried concrete, an int the factory needs (a PRNG seed) passes as it would alone."""
+  written = given if isinstance(given, (list, tuple)) and given else [given]
+  if all(isinstance(v, int) and not isinstance(v, bool) for v in written):
+    return written[0]
   return float(value)
 
 
@@ -237,7 +237,9 @@ def check_factory(
   for argument in concrete:
     if len(grid[argument]) > 1:
       raise ConfigError(
-        f"{path}.{argument}", f"{name} cannot take a traced value; give it one value"
+        f"{path}.{argument}",
+        f"{name} cannot take a traced value; give it one value, or list one group per "
+        "value under optimizers:",
       )
     value = given[argument]
     static[argument] = (
