@@ -7,6 +7,7 @@ import textwrap
 
 import pytest
 
+from _trainable_yaml import BASE, check_fails
 from momentum_jax import cli, sweep
 
 TRAIN = "train: {steps: 10, log_every: 5}\nseeds: 1\n"
@@ -89,3 +90,34 @@ def test_noisy_sgds_seed_given_once_is_its_option():
   # The runs' seeds in the seed column; the optimizer's in its label.
   assert summary.seed.tolist() == [0, 1]
   assert set(summary.optimizer) == {"optax.noisy_sgd(seed=3)"}
+
+
+@pytest.mark.parametrize(
+  "section, path",
+  [
+    ("keep: {models: 1, metric: train_loss}", "keep.metric"),
+    ("keep: {models: 1, metric: grad_norm}", "keep.metric"),
+    ("search: {method: optuna, trials: 2, metric: train_loss}", "search.metric"),
+  ],
+)
+def test_a_curve_named_as_the_metric_is_refused_as_a_curve(tmp_path, capsys, section, path):
+  path_file = tmp_path / "sweep.yaml"
+  path_file.write_text(
+    "problem: {name: linear_regression}\noptimizer: {name: sgd, learning_rate: [0.1, 0.2]}\n"
+    f"{TRAIN}{section}\n"
+  )
+  code = cli.main(["check", str(path_file)])
+  out, err = capsys.readouterr()
+  line = (out + err).strip()
+  assert code == 2 and len(line.splitlines()) == 1 and "Traceback" not in line, line
+  # It is logged, but as a curve: not "logs no", and the metrics that rank are named.
+  assert f"{path}: " in line and "logs no" not in line, line
+  assert "as a curve" in line and "rank by one of final_loss, best_loss" in line, line
+
+
+def test_a_trainables_train_curve_named_as_the_metric_is_refused_as_a_curve(tmp_path, capsys):
+  # quadratic_trainable's train returns a norm besides the loss: the curve train_norm.
+  config = {**BASE, "keep": {"models": 1, "metric": "train_norm"}}
+  line = check_fails(config, tmp_path, capsys)
+  assert "keep.metric: quadratic logs 'train_norm' as a curve" in line, line
+  assert "rank by one of final_loss, best_loss, val_distance" in line, line

@@ -152,6 +152,15 @@ def scheduler_metrics(problem: problems.Problem | TrainableRun) -> tuple[str, ..
   )
 
 
+def logged_curves(problem: problems.Problem | TrainableRun) -> tuple[str, ...]:
+  """The curves ``problem`` logs at each logged step that the summary holds no column of:
+  ``train_loss`` and ``grad_norm``, or a Trainable's ``train_<name>``."""
+  if isinstance(problem, TrainableRun):
+    logged = problem.problem.logged(problem.names, problem.config.log_every)[0]
+    return ("train_loss", *(f"train_{name}" for name in logged if name != "loss"))
+  return ("train_loss", "grad_norm")
+
+
 def loss_metric(problem: problems.Problem) -> str:
   """``val_loss`` where ``problem`` logs it, else ``final_loss``: Optuna's and PBT's default.
 
@@ -180,6 +189,13 @@ def check_metric(path: str, metric: str, problem: problems.Problem) -> str:
     ConfigError: at ``path`` if it does not, listing those it does.
   """
   known = scheduler_metrics(problem)
+  if metric not in known and metric in logged_curves(problem):
+    raise ConfigError(
+      path,
+      f"{problem.name} logs {metric!r} as a curve (a value per logged step), which cannot "
+      f"rank configurations: rank by one of {', '.join(known)} (final_loss is train_loss's "
+      "last logged value, best_loss its least)",
+    )
   if metric not in known:
     raise ConfigError(
       path, f"{problem.name} logs no {metric!r}{suggest(metric, known)} (one of {', '.join(known)})"
