@@ -10,6 +10,9 @@ import pytest
 from _trainable_yaml import BASE, check_fails
 from momentum_jax import cli, sweep
 
+# optax.noisy_sgd's `seed` is the name under test; optax deprecates it for `key`.
+pytestmark = pytest.mark.filterwarnings('ignore:"seed" is deprecated:DeprecationWarning')
+
 TRAIN = "train: {steps: 10, log_every: 5}\nseeds: 1\n"
 
 
