@@ -160,7 +160,8 @@ class Keeper:
     Only the rows that trained to the last step count, as :meth:`offer` gets them.
     """
     for group, batches in enumerate(saved):
-      for ended in (saved.ended for saved in batches):
+      for batch in batches:
+        ended = batch.ended
         to_end = np.asarray(ended["stopped_at_step"]) == self.steps
         if to_end.any():
           metrics = ended["metrics"]
