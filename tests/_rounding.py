@@ -289,6 +289,13 @@ class _Errors:
     return self.values[len(self.shapes) - 1]
 
 
+def by_path(tree, prefix: str = "") -> dict:
+  """A pytree's leaves by ``prefix`` and their ``jax.tree_util.keystr`` path (None leaves left
+  out): the form :func:`_tolerances.assert_within` compares."""
+  leaves = jax.tree_util.tree_flatten_with_path(tree)[0]
+  return {prefix + jax.tree_util.keystr(path): leaf for path, leaf in leaves}
+
+
 def rounding_bound(fn, *args):
   """``fn(*args)`` evaluated in float64, and how far a float32 evaluation may lie from it.
 

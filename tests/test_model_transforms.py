@@ -8,6 +8,7 @@ import optax
 from flax import nnx
 
 import _rounding
+import _tolerances
 from momentum_jax.models import MLP
 
 IN_FEATURES, WIDTH, CLASSES, BATCH = 8, 8, 4, 16
@@ -53,11 +54,8 @@ def _init_and_grad(key):
 
 
 def _assert_within(actual, exact, bound, where):
-  for (path, value), limit, leaf in zip(
-    jax.tree_util.tree_leaves_with_path(exact), jax.tree.leaves(bound), jax.tree.leaves(actual)
-  ):
-    error = np.abs(np.asarray(leaf, np.float64) - value)
-    assert np.all(error <= limit), f"{where}{jax.tree_util.keystr(path)}: |error| {error.max():.3g}"
+  by_path = _rounding.by_path
+  _tolerances.assert_within(by_path(actual, where), by_path(exact, where), by_path(bound, where))
 
 
 def test_vmap_init_and_grad_over_seeds_equals_each_seed_alone():

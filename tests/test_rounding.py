@@ -21,6 +21,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import _rounding
+import _tolerances
 
 SETTINGS = settings(max_examples=25, deadline=None)
 seeds = st.integers(0, 2**31 - 1)
@@ -29,13 +30,9 @@ scales = st.floats(-6.0, 6.0).map(lambda e: np.float32(10.0**e))
 
 def _assert_within(fn, *args):
   """``fn(*args)`` in float32 lies within the bound of its float64 value."""
-  actual = jax.jit(fn)(*args)
   values, bounds = _rounding.rounding_bound(fn, *args)
-  for a, v, b in zip(jax.tree.leaves(actual), jax.tree.leaves(values), jax.tree.leaves(bounds)):
-    error = np.abs(np.asarray(a, np.float64) - v)
-    assert np.all(error <= b), (
-      f"|error| {error.max():.3g} above the bound at {np.argmax(error - b)}"
-    )
+  by_path = _rounding.by_path
+  _tolerances.assert_within(by_path(jax.jit(fn)(*args)), by_path(values), by_path(bounds))
 
 
 def _cancelling(seed, scale, n=4096):
