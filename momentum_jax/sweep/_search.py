@@ -156,7 +156,7 @@ def logged_curves(problem: problems.Problem | TrainableRun) -> tuple[str, ...]:
   """The curves ``problem`` logs at each logged step that the summary holds no column of:
   ``train_loss`` and ``grad_norm``, or a Trainable's ``train_<name>``."""
   if isinstance(problem, TrainableRun):
-    logged = problem.problem.logged(problem.names, problem.config.log_every)[0]
+    logged = problem.traced().metrics
     return ("train_loss", *(f"train_{name}" for name in logged if name != "loss"))
   return ("train_loss", "grad_norm")
 
